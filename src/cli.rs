@@ -1,0 +1,162 @@
+//! Commands: `serve` (default), `demo` and `create-user`.
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::config::Settings;
+use crate::db::{NewUser, Store, Ts};
+use crate::domain::Role;
+use crate::domain::text::Email;
+use crate::startup::{Application, redact};
+
+#[derive(Debug, Parser)]
+#[command(name = "relevo", version, about = "Relevo: consola de administración de conversaciones")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Apply migrations and serve the console (the default).
+    Serve,
+    /// Serve with a demo data set, created when the database is empty.
+    Demo,
+    /// Create a user (password from RELEVO_PASSWORD or a prompt).
+    CreateUser {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long, value_enum)]
+        role: RoleArg,
+        /// A campaign to assign, by name; repeat for several.
+        #[arg(long = "campaign")]
+        campaigns: Vec<String>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum RoleArg {
+    SuperAdmin,
+    Admin,
+    Agent,
+}
+
+impl From<RoleArg> for Role {
+    fn from(role: RoleArg) -> Role {
+        match role {
+            RoleArg::SuperAdmin => Role::SuperAdmin,
+            RoleArg::Admin => Role::Admin,
+            RoleArg::Agent => Role::Agent,
+        }
+    }
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let settings = Settings::from_env()?;
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(settings, false).await,
+        Command::Demo => serve(settings, true).await,
+        Command::CreateUser {
+            email,
+            name,
+            role,
+            campaigns,
+        } => create_user(settings, email, name, role.into(), campaigns).await,
+    }
+}
+
+async fn open(settings: &Settings) -> anyhow::Result<Store> {
+    let store = Store::connect(&settings.database_url)
+        .await
+        .with_context(|| format!("cannot open the database {}", redact(&settings.database_url)))?;
+    store.migrate().await.context("cannot apply the migrations")?;
+    Ok(store)
+}
+
+async fn serve(settings: Settings, demo: bool) -> anyhow::Result<()> {
+    let store = open(&settings).await?;
+    if demo {
+        seed_demo(&store).await?;
+    }
+    let app = Application::build_with_store(settings.clone(), store).await?;
+    let url = format!("http://{}:{}/", settings.bind.ip(), app.port());
+    tracing::info!(%url, backend = app.state().store.backend_name(), "serving");
+    println!("Relevo escucha en {url}");
+    if demo {
+        println!();
+        println!("  Super Administrador: {}  /  {}", crate::demo::SUPER_ADMIN_EMAIL, crate::demo::SUPER_ADMIN_PASSWORD);
+        println!("  Administrador:       {}  /  {}", crate::demo::ADMIN_EMAIL, crate::demo::ADMIN_PASSWORD);
+        println!();
+    }
+    app.run_until_stopped().await?;
+    Ok(())
+}
+
+/// Creates the demo data set if the database has no users yet.
+pub async fn seed_demo(store: &Store) -> anyhow::Result<()> {
+    if !store.is_empty().await? {
+        tracing::info!("database already has data; demo data not added");
+        return Ok(());
+    }
+    let super_hash = crate::auth::password::hash(crate::demo::SUPER_ADMIN_PASSWORD.to_owned()).await?;
+    let admin_hash = crate::auth::password::hash(crate::demo::ADMIN_PASSWORD.to_owned()).await?;
+    let now = chrono::Utc::now();
+    let plan = crate::demo::plan(now, super_hash, admin_hash);
+    let summary = store.insert_demo(&plan, Ts::new(now)).await?;
+    tracing::info!(
+        campaigns = summary.campaigns,
+        agents = summary.agents,
+        conversations = summary.conversations,
+        "demo data created"
+    );
+    Ok(())
+}
+
+async fn create_user(
+    settings: Settings,
+    email: String,
+    name: String,
+    role: Role,
+    campaigns: Vec<String>,
+) -> anyhow::Result<()> {
+    let Some(email) = Email::parse(&email) else {
+        bail!("{email:?} is not a valid e-mail address");
+    };
+    let name = name.trim().to_owned();
+    if name.is_empty() {
+        bail!("the name must not be empty");
+    }
+    let password_hash = if role.may_use_console() {
+        let password = match std::env::var("RELEVO_PASSWORD") {
+            Ok(p) if !p.is_empty() => p,
+            _ => rpassword::prompt_password("Contraseña: ").context("cannot read the password")?,
+        };
+        if password.chars().count() < crate::auth::password::MIN_PASSWORD_CHARS {
+            bail!(
+                "the password must have at least {} characters",
+                crate::auth::password::MIN_PASSWORD_CHARS
+            );
+        }
+        Some(crate::auth::password::hash(password).await?)
+    } else {
+        None
+    };
+    let store = open(&settings).await?;
+    let user = NewUser {
+        email: email.as_str().to_owned(),
+        name,
+        role,
+        password_hash,
+        campaigns,
+    };
+    match store.create_user(&user, Ts::now()).await {
+        Ok(id) => {
+            println!("Created {} {} ({id})", role.as_str(), user.email);
+            Ok(())
+        }
+        Err(e) if e.unique_violation().is_some() => bail!("a user with e-mail {} already exists", user.email),
+        Err(e) => Err(e).context("cannot create the user"),
+    }
+}

@@ -1,0 +1,66 @@
+//! Settings from the environment (see the README's configuration table).
+
+use std::net::SocketAddr;
+
+use anyhow::Context;
+
+/// Runtime configuration.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `sqlite:…` or `postgres:…`.
+    pub database_url: String,
+    /// Address to listen on; port 0 picks a free port (tests).
+    pub bind: SocketAddr,
+    /// Key for signing and encrypting the session cookie (at least 64 bytes
+    /// once decoded); when absent one is generated and kept in the database.
+    pub session_key: Option<String>,
+    /// Marks the session cookie `Secure` (serve over HTTPS).
+    pub secure_cookies: bool,
+    /// Time zone dates are shown in.
+    pub timezone: chrono_tz::Tz,
+}
+
+/// Default database: a SQLite file in the working directory.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite:relevo.db";
+pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
+pub const DEFAULT_TIMEZONE: &str = "America/Mexico_City";
+
+impl Settings {
+    /// Reads `DATABASE_URL`, `RELEVO_BIND`, `RELEVO_SESSION_KEY`,
+    /// `RELEVO_SECURE_COOKIES` and `RELEVO_TIMEZONE`.
+    pub fn from_env() -> anyhow::Result<Settings> {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        let bind = var("RELEVO_BIND").unwrap_or_else(|| DEFAULT_BIND.to_owned());
+        let timezone = var("RELEVO_TIMEZONE").unwrap_or_else(|| DEFAULT_TIMEZONE.to_owned());
+        Ok(Settings {
+            database_url: var("DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned()),
+            bind: bind
+                .parse()
+                .with_context(|| format!("RELEVO_BIND {bind:?} is not an address like 127.0.0.1:8080"))?,
+            session_key: var("RELEVO_SESSION_KEY"),
+            secure_cookies: parse_bool(var("RELEVO_SECURE_COOKIES").as_deref())
+                .context("RELEVO_SECURE_COOKIES must be true or false")?,
+            timezone: timezone
+                .parse()
+                .map_err(|_| anyhow::anyhow!("RELEVO_TIMEZONE {timezone:?} is not an IANA time zone"))?,
+        })
+    }
+}
+
+fn parse_bool(value: Option<&str>) -> anyhow::Result<bool> {
+    match value.map(str::to_ascii_lowercase).as_deref() {
+        None | Some("false" | "0" | "no" | "off") => Ok(false),
+        Some("true" | "1" | "yes" | "on") => Ok(true),
+        Some(other) => anyhow::bail!("unexpected value {other:?}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn booleans_accept_the_usual_spellings() {
+        assert!(super::parse_bool(Some("TRUE")).unwrap());
+        assert!(!super::parse_bool(None).unwrap());
+        assert!(super::parse_bool(Some("maybe")).is_err());
+    }
+}

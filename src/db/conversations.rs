@@ -1,0 +1,414 @@
+//! Reading conversations: the scoped Mensajes list with its filters, counts
+//! and keyset paging, and one conversation with its history.
+
+use uuid::Uuid;
+
+use super::{StoreResult, Ts, with_read};
+use crate::domain::{ActorKind, ChannelKind, Conversation, EventKind, Scope, Status};
+
+/// Rows per Mensajes page.
+pub const PAGE_SIZE: i64 = 50;
+
+/// Which statuses the list shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusFilter {
+    /// The five open statuses (the default view).
+    Open,
+    All,
+    Only(Status),
+}
+
+/// What the search box asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Search {
+    /// Digits only: a folio, or the beginning of a phone number.
+    Number(String),
+    /// Anything else: part of the customer's name or of the channel's code,
+    /// already folded (see [`crate::domain::text::fold`]).
+    Text(String),
+}
+
+/// A position in the list, ordered by (last activity, folio), newest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cursor {
+    /// Rows older than this one (the next page).
+    After(Ts, i64),
+    /// Rows newer than this one (the previous page).
+    Before(Ts, i64),
+}
+
+/// The Mensajes filters, already parsed and valid. Scope is applied on top.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListFilter {
+    pub status: Option<StatusFilter>,
+    pub campaign_id: Option<Uuid>,
+    pub agent_id: Option<Uuid>,
+    pub channel_kind: Option<ChannelKind>,
+    pub started_from: Option<Ts>,
+    pub started_before: Option<Ts>,
+    pub search: Option<Search>,
+}
+
+/// One row of the Mensajes table.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ConversationRow {
+    pub id: Uuid,
+    pub folio: i64,
+    pub campaign_id: Uuid,
+    pub channel_id: Uuid,
+    pub contact_id: Uuid,
+    #[sqlx(try_from = "String")]
+    pub status: Status,
+    pub version: i64,
+    pub agent_id: Option<Uuid>,
+    pub agent_name: Option<String>,
+    pub contact_name: Option<String>,
+    pub contact_external_id: String,
+    #[sqlx(try_from = "String")]
+    pub channel_kind: ChannelKind,
+    pub channel_name: String,
+    pub campaign_name: String,
+    pub started_at: Ts,
+    pub last_activity_at: Ts,
+    pub closed_at: Option<Ts>,
+    pub closer_name: Option<String>,
+    pub category_name: Option<String>,
+    pub subcategory_name: Option<String>,
+    pub closure_comment: Option<String>,
+}
+
+impl ConversationRow {
+    /// The state the transition functions start from.
+    pub fn to_domain(&self) -> Conversation {
+        Conversation {
+            id: self.id,
+            folio: self.folio,
+            campaign_id: self.campaign_id,
+            channel_id: self.channel_id,
+            contact_id: self.contact_id,
+            status: self.status,
+            version: self.version,
+            agent_id: self.agent_id,
+        }
+    }
+}
+
+/// One page of the list.
+#[derive(Debug, Clone, Default)]
+pub struct ListPage {
+    pub rows: Vec<ConversationRow>,
+    /// There are newer rows before this page.
+    pub has_newer: bool,
+    /// There are older rows after this page.
+    pub has_older: bool,
+}
+
+/// One history row, with the names it refers to (kept after deactivation).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct HistoryRow {
+    pub at: Ts,
+    #[sqlx(try_from = "String")]
+    pub kind: EventKind,
+    pub from_status: Option<String>,
+    #[sqlx(try_from = "String")]
+    pub to_status: Status,
+    pub from_agent_name: Option<String>,
+    pub to_agent_name: Option<String>,
+    pub category_name: Option<String>,
+    pub subcategory_name: Option<String>,
+    pub comment: Option<String>,
+    #[sqlx(try_from = "String")]
+    pub actor_kind: ActorKind,
+    pub actor_name: Option<String>,
+}
+
+/// A conversation with its full history, newest first.
+#[derive(Debug, Clone)]
+pub struct ConversationDetail {
+    pub row: ConversationRow,
+    pub history: Vec<HistoryRow>,
+}
+
+/// Columns of [`ConversationRow`]; `c` is the conversation.
+const ROW_SELECT: &str = "select c.id, c.folio, c.campaign_id, c.channel_id, c.contact_id, \
+    c.status, c.version, c.agent_id, a.name as agent_name, \
+    k.name as contact_name, k.external_id as contact_external_id, \
+    h.kind as channel_kind, h.name as channel_name, p.name as campaign_name, \
+    c.started_at, c.last_activity_at, c.closed_at, cb.name as closer_name, \
+    cat.name as category_name, sub.name as subcategory_name, c.closure_comment \
+    from conversations c \
+    join contacts k on k.id = c.contact_id \
+    join channels h on h.id = c.channel_id \
+    join campaigns p on p.id = c.campaign_id \
+    left join users a on a.id = c.agent_id \
+    left join users cb on cb.id = c.closed_by \
+    left join closure_categories cat on cat.id = c.closure_category_id \
+    left join closure_subcategories sub on sub.id = c.closure_subcategory_id ";
+
+const HISTORY_SELECT: &str = "select e.at, e.kind, e.from_status, e.to_status, \
+    fa.name as from_agent_name, ta.name as to_agent_name, \
+    cat.name as category_name, sub.name as subcategory_name, e.comment, \
+    e.actor_kind, ac.name as actor_name \
+    from conversation_events e \
+    left join users fa on fa.id = e.from_agent_id \
+    left join users ta on ta.id = e.to_agent_id \
+    left join users ac on ac.id = e.actor_id \
+    left join closure_categories cat on cat.id = e.category_id \
+    left join closure_subcategories sub on sub.id = e.subcategory_id \
+    where e.conversation_id = $1 order by e.at desc, e.id desc";
+
+/// Escapes `%`, `_` and `\` so user text is matched literally by `like … escape '\'`.
+fn like_literal(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The smallest digit string greater than every string that starts with the
+/// digit string `prefix` ("5519" → "552"), or `None` for all nines.
+fn prefix_end(prefix: &str) -> Option<String> {
+    let mut digits: Vec<u8> = prefix.bytes().collect();
+    while let Some(last) = digits.pop() {
+        if last < b'9' {
+            digits.push(last + 1);
+            return String::from_utf8(digits).ok();
+        }
+    }
+    None
+}
+
+/// Phone prefixes a digit search may mean: as typed, and with Mexico's
+/// country code when the person typed a national number.
+fn phone_prefixes(digits: &str) -> Vec<String> {
+    if digits.len() < 4 {
+        return Vec::new();
+    }
+    let mut prefixes = vec![digits.to_owned()];
+    if !digits.starts_with("52") {
+        prefixes.push(format!("52{digits}"));
+    }
+    prefixes
+}
+
+/// Appends ` and …` conditions for scope and filters to a query builder whose
+/// conversation alias is `c`. Expanded per backend.
+macro_rules! push_conditions {
+    ($qb:expr, $scope:expr, $filter:expr, $with_status:expr) => {{
+        let qb = $qb;
+        let filter: &ListFilter = $filter;
+        if let Scope::Campaigns(ids) = $scope {
+            qb.push(" and c.campaign_id in (");
+            let mut list = qb.separated(", ");
+            for id in ids {
+                list.push_bind(*id);
+            }
+            qb.push(")");
+        }
+        if $with_status {
+            match filter.status.unwrap_or(StatusFilter::Open) {
+                StatusFilter::Open => {
+                    qb.push(" and c.is_open = ");
+                    qb.push_bind(true);
+                }
+                StatusFilter::All => {}
+                StatusFilter::Only(status) => {
+                    qb.push(" and c.status = ");
+                    qb.push_bind(status.as_str());
+                }
+            }
+        }
+        if let Some(id) = filter.campaign_id {
+            qb.push(" and c.campaign_id = ");
+            qb.push_bind(id);
+        }
+        if let Some(id) = filter.agent_id {
+            qb.push(" and c.agent_id = ");
+            qb.push_bind(id);
+        }
+        if let Some(kind) = filter.channel_kind {
+            qb.push(" and c.channel_id in (select id from channels where kind = ");
+            qb.push_bind(kind.as_str());
+            qb.push(")");
+        }
+        if let Some(from) = filter.started_from {
+            qb.push(" and c.started_at >= ");
+            qb.push_bind(from);
+        }
+        if let Some(before) = filter.started_before {
+            qb.push(" and c.started_at < ");
+            qb.push_bind(before);
+        }
+        match &filter.search {
+            None => {}
+            Some(Search::Number(digits)) => {
+                qb.push(" and (");
+                match digits.parse::<i64>() {
+                    Ok(folio) => {
+                        qb.push("c.folio = ");
+                        qb.push_bind(folio);
+                    }
+                    Err(_) => {
+                        qb.push("1 = 0");
+                    }
+                }
+                for prefix in phone_prefixes(digits) {
+                    qb.push(" or c.contact_id in (select id from contacts where external_id >= ");
+                    let end = prefix_end(&prefix);
+                    qb.push_bind(prefix);
+                    if let Some(end) = end {
+                        qb.push(" and external_id < ");
+                        qb.push_bind(end);
+                    }
+                    qb.push(")");
+                }
+                qb.push(")");
+            }
+            Some(Search::Text(text)) => {
+                let pattern = format!("%{}%", like_literal(text));
+                qb.push(" and c.contact_id in (select id from contacts where name_key like ");
+                qb.push_bind(pattern.clone());
+                qb.push(" escape '\\' or external_id like ");
+                qb.push_bind(pattern);
+                qb.push(" escape '\\')");
+            }
+        }
+    }};
+}
+
+impl super::Store {
+    /// One page of the scoped, filtered list, newest activity first.
+    pub async fn list_conversations(
+        &self,
+        scope: &Scope,
+        filter: &ListFilter,
+        cursor: Option<Cursor>,
+    ) -> StoreResult<ListPage> {
+        if matches!(scope, Scope::Campaigns(ids) if ids.is_empty()) {
+            return Ok(ListPage::default());
+        }
+        let backwards = matches!(cursor, Some(Cursor::Before(..)));
+        let mut rows: Vec<ConversationRow> = with_read!(self, |pool| {
+            let mut qb = sqlx::QueryBuilder::new(ROW_SELECT);
+            qb.push(" where 1 = 1");
+            push_conditions!(&mut qb, scope, filter, true);
+            match cursor {
+                None => {}
+                Some(Cursor::After(at, folio)) => {
+                    qb.push(" and (c.last_activity_at, c.folio) < (");
+                    qb.push_bind(at);
+                    qb.push(", ");
+                    qb.push_bind(folio);
+                    qb.push(")");
+                }
+                Some(Cursor::Before(at, folio)) => {
+                    qb.push(" and (c.last_activity_at, c.folio) > (");
+                    qb.push_bind(at);
+                    qb.push(", ");
+                    qb.push_bind(folio);
+                    qb.push(")");
+                }
+            }
+            if backwards {
+                qb.push(" order by c.last_activity_at asc, c.folio asc limit ");
+            } else {
+                qb.push(" order by c.last_activity_at desc, c.folio desc limit ");
+            }
+            qb.push_bind(PAGE_SIZE + 1);
+            qb.build_query_as().fetch_all(pool).await?
+        });
+        let more = rows.len() as i64 > PAGE_SIZE;
+        rows.truncate(PAGE_SIZE as usize);
+        if backwards {
+            rows.reverse();
+        }
+        Ok(ListPage {
+            rows,
+            has_newer: if backwards { more } else { cursor.is_some() },
+            has_older: if backwards { true } else { more },
+        })
+    }
+
+    /// Conversations per status under the same scope and filters (status aside).
+    pub async fn count_by_status(
+        &self,
+        scope: &Scope,
+        filter: &ListFilter,
+    ) -> StoreResult<Vec<(Status, i64)>> {
+        if matches!(scope, Scope::Campaigns(ids) if ids.is_empty()) {
+            return Ok(Vec::new());
+        }
+        let rows: Vec<(String, i64)> = with_read!(self, |pool| {
+            let mut qb =
+                sqlx::QueryBuilder::new("select c.status, count(*) from conversations c where 1 = 1");
+            push_conditions!(&mut qb, scope, filter, false);
+            qb.push(" group by c.status");
+            qb.build_query_as().fetch_all(pool).await?
+        });
+        Ok(rows
+            .into_iter()
+            .filter_map(|(status, n)| Status::parse(&status).map(|s| (s, n)))
+            .collect())
+    }
+
+    /// One conversation by folio, if the scope covers it.
+    pub async fn conversation(
+        &self,
+        scope: &Scope,
+        folio: i64,
+    ) -> StoreResult<Option<ConversationRow>> {
+        let row: Option<ConversationRow> = with_read!(self, |pool| {
+            let mut qb = sqlx::QueryBuilder::new(ROW_SELECT);
+            qb.push(" where c.folio = ");
+            qb.push_bind(folio);
+            qb.build_query_as().fetch_optional(pool).await?
+        });
+        Ok(row.filter(|r| scope.allows(r.campaign_id)))
+    }
+
+    /// One conversation by folio with its history, if the scope covers it.
+    pub async fn conversation_detail(
+        &self,
+        scope: &Scope,
+        folio: i64,
+    ) -> StoreResult<Option<ConversationDetail>> {
+        let Some(row) = self.conversation(scope, folio).await? else {
+            return Ok(None);
+        };
+        let history: Vec<HistoryRow> = with_read!(self, |pool| {
+            sqlx::query_as(HISTORY_SELECT)
+                .bind(row.id)
+                .fetch_all(pool)
+                .await?
+        });
+        Ok(Some(ConversationDetail { row, history }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn like_wildcards_in_user_text_are_matched_literally() {
+        assert_eq!(like_literal(r"50%_a\b"), r"50\%\_a\\b");
+    }
+
+    #[test]
+    fn a_national_number_also_matches_with_the_country_code() {
+        assert_eq!(phone_prefixes("5512"), vec!["5512", "525512"]);
+        assert_eq!(phone_prefixes("5255"), vec!["5255"]);
+        assert!(phone_prefixes("551").is_empty());
+    }
+
+    #[test]
+    fn a_digit_prefix_range_ends_at_the_next_prefix() {
+        assert_eq!(prefix_end("5512").as_deref(), Some("5513"));
+        assert_eq!(prefix_end("5599").as_deref(), Some("56"));
+        assert_eq!(prefix_end("99"), None);
+    }
+}

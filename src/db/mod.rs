@@ -1,0 +1,214 @@
+//! The Store: one code path over SQLite (the embedded default) and PostgreSQL.
+//!
+//! Every public method matches on the backend through [`with_read!`] or
+//! [`with_write!`], so a method that forgets a backend does not compile. SQL
+//! that both dialects accept is written once with `$N` placeholders; the few
+//! dialect-specific statements live next to their backend.
+
+mod conversations;
+mod demo;
+mod directory;
+mod sessions;
+mod ts;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+
+pub use conversations::{
+    ConversationDetail, ConversationRow, Cursor, HistoryRow, ListFilter, ListPage, Search,
+    StatusFilter,
+};
+pub use demo::DemoSummary;
+pub use directory::{CampaignOption, ChannelOption, NewUser, PersonOption, UserRecord};
+pub use sessions::{Principal, ThrottleState};
+pub use ts::Ts;
+
+/// Errors of the persistence layer.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error")]
+    Database(#[from] sqlx::Error),
+    #[error("migration failed")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("unsupported database url (expected sqlite: or postgres:)")]
+    UnsupportedUrl,
+    #[error("{0}")]
+    Conflict(String),
+}
+
+impl StoreError {
+    /// True when the database could not be reached (as opposed to a bad query).
+    pub fn is_unavailable(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Database(
+                sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed
+            )
+        )
+    }
+
+    /// The name of the unique constraint a write violated, if that is what failed.
+    pub fn unique_violation(&self) -> Option<String> {
+        match self {
+            StoreError::Database(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                Some(e.constraint().unwrap_or(e.message()).to_owned())
+            }
+            _ => None,
+        }
+    }
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// SQLite pools: many readers, one writer. Serialising writes in the pool
+/// means a writer waits for the pool, never meets `SQLITE_BUSY` from a lock
+/// upgrade, and every write transaction stays short.
+#[derive(Clone, Debug)]
+pub struct SqlitePools {
+    pub read: SqlitePool,
+    pub write: SqlitePool,
+}
+
+/// The database the application runs on, chosen from `DATABASE_URL` at start.
+#[derive(Clone, Debug)]
+pub enum Store {
+    Sqlite(SqlitePools),
+    Postgres(PgPool),
+}
+
+/// Runs `$body` with `$pool` bound to a pool that may serve reads.
+macro_rules! with_read {
+    ($store:expr, |$pool:ident| $body:expr) => {
+        match $store {
+            $crate::db::Store::Sqlite(pools) => {
+                let $pool = &pools.read;
+                $body
+            }
+            $crate::db::Store::Postgres(pg) => {
+                let $pool = pg;
+                $body
+            }
+        }
+    };
+}
+
+/// Runs `$body` with `$pool` bound to the pool that takes writes.
+macro_rules! with_write {
+    ($store:expr, |$pool:ident| $body:expr) => {
+        match $store {
+            $crate::db::Store::Sqlite(pools) => {
+                let $pool = &pools.write;
+                $body
+            }
+            $crate::db::Store::Postgres(pg) => {
+                let $pool = pg;
+                $body
+            }
+        }
+    };
+}
+
+pub(crate) use {with_read, with_write};
+
+impl Store {
+    /// Connects to `url` (`sqlite:` or `postgres:`), without migrating.
+    pub async fn connect(url: &str) -> StoreResult<Store> {
+        if url.starts_with("sqlite:") {
+            let options = SqliteConnectOptions::from_str(url)?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .foreign_keys(true)
+                .busy_timeout(Duration::from_secs(5));
+            let write = SqlitePoolOptions::new()
+                .max_connections(1)
+                .acquire_timeout(Duration::from_secs(10))
+                .connect_with(options.clone())
+                .await?;
+            let read = SqlitePoolOptions::new()
+                .max_connections(8)
+                .acquire_timeout(Duration::from_secs(5))
+                .connect_with(options.read_only(false))
+                .await?;
+            Ok(Store::Sqlite(SqlitePools { read, write }))
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            let options = PgConnectOptions::from_str(url)?;
+            let pool = PgPoolOptions::new()
+                .max_connections(16)
+                .acquire_timeout(Duration::from_secs(5))
+                .connect_with(options)
+                .await?;
+            Ok(Store::Postgres(pool))
+        } else {
+            Err(StoreError::UnsupportedUrl)
+        }
+    }
+
+    /// Applies the embedded migrations of this backend.
+    pub async fn migrate(&self) -> StoreResult<()> {
+        match self {
+            Store::Sqlite(pools) => SQLITE_MIGRATIONS.run(&pools.write).await?,
+            Store::Postgres(pool) => POSTGRES_MIGRATIONS.run(pool).await?,
+        }
+        Ok(())
+    }
+
+    /// Which backend this is, for logs and the start-up banner.
+    pub fn backend_name(&self) -> &'static str {
+        match self {
+            Store::Sqlite(_) => "sqlite",
+            Store::Postgres(_) => "postgres",
+        }
+    }
+
+    /// A cheap round trip, for `/readyz`.
+    pub async fn ping(&self) -> StoreResult<()> {
+        with_read!(self, |pool| {
+            sqlx::query("select 1").execute(pool).await?;
+        });
+        Ok(())
+    }
+
+    /// Reads a value from `settings`.
+    pub async fn setting(&self, key: &str) -> StoreResult<Option<String>> {
+        let value = with_read!(self, |pool| {
+            sqlx::query_scalar("select value from settings where key = $1")
+                .bind(key)
+                .fetch_optional(pool)
+                .await?
+        });
+        Ok(value)
+    }
+
+    /// Stores `value` under `key` unless a value is already there, and returns
+    /// the value that is stored: so concurrent instances agree on one.
+    pub async fn setting_or_insert(&self, key: &str, value: &str) -> StoreResult<String> {
+        with_write!(self, |pool| {
+            sqlx::query("insert into settings (key, value) values ($1, $2) on conflict (key) do nothing")
+                .bind(key)
+                .bind(value)
+                .execute(pool)
+                .await?;
+        });
+        Ok(self.setting(key).await?.unwrap_or_else(|| value.to_owned()))
+    }
+
+    /// Closes every pool (for tests and shutdown).
+    pub async fn close(&self) {
+        match self {
+            Store::Sqlite(pools) => {
+                pools.read.close().await;
+                pools.write.close().await;
+            }
+            Store::Postgres(pool) => pool.close().await,
+        }
+    }
+}

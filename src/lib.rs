@@ -1,0 +1,14 @@
+//! Relevo: the administration console of an omnichannel customer-conversation
+//! platform. See the README for how to run it and `../shared/spec` for the
+//! product contract.
+
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod demo;
+pub mod domain;
+pub mod error;
+pub mod routes;
+pub mod startup;
+pub mod telemetry;

@@ -1,0 +1,176 @@
+//! `/login` and `/logout`.
+
+use std::net::IpAddr;
+
+use actix_session::Session;
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
+use askama::Template;
+use chrono::Utc;
+use serde::Deserialize;
+
+use super::pages::{render, render_with_status};
+use crate::auth::session::{principal_of, sign_in, sign_out};
+use crate::auth::{csrf, password, throttle};
+use crate::domain::text::{EMAIL_MAX_CHARS, Email};
+use crate::error::AppError;
+use crate::startup::AppState;
+
+/// The one message for any wrong e-mail/password combination.
+pub const GENERIC_FAILURE: &str = "Correo o contraseña incorrectos";
+/// The message for agents, who work in the agent console instead.
+pub const AGENT_REFUSED: &str =
+    "Relevo es la consola de administración: los agentes atienden desde la consola de agentes.";
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginPage {
+    csrf: String,
+    email: String,
+    error: Option<String>,
+    notice: Option<&'static str>,
+}
+
+#[derive(Deserialize)]
+pub struct LoginForm {
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    password: String,
+}
+
+#[derive(Deserialize)]
+pub struct LoginQuery {
+    salida: Option<String>,
+}
+
+/// `GET /login`
+pub async fn show(
+    req: HttpRequest,
+    session: Session,
+    query: web::Query<LoginQuery>,
+) -> Result<HttpResponse, AppError> {
+    if principal_of(&req).await?.is_some() {
+        return Ok(redirect("/mensajes"));
+    }
+    render(&LoginPage {
+        csrf: csrf::token(&session)?,
+        email: String::new(),
+        error: None,
+        notice: query.salida.as_ref().map(|_| "Cerraste sesión."),
+    })
+}
+
+fn redirect(to: &str) -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, to))
+        .finish()
+}
+
+/// The client address used for throttling: the TCP peer. (Behind a proxy
+/// every request would share its address; forwarded headers are not trusted
+/// because anyone can send them.)
+fn client_address(req: &HttpRequest) -> String {
+    req.peer_addr()
+        .map(|a| a.ip())
+        .unwrap_or(IpAddr::from([0, 0, 0, 0]))
+        .to_string()
+}
+
+/// `POST /login`
+pub async fn submit(
+    req: HttpRequest,
+    session: Session,
+    state: web::Data<AppState>,
+    form: web::Form<LoginForm>,
+) -> Result<HttpResponse, AppError> {
+    let form = form.into_inner();
+    let typed_email: String = form.email.trim().chars().take(EMAIL_MAX_CHARS + 1).collect();
+    let fail = |message: String, status| -> Result<HttpResponse, AppError> {
+        render_with_status(
+            &LoginPage {
+                csrf: csrf::token(&session)?,
+                email: typed_email.chars().take(EMAIL_MAX_CHARS).collect(),
+                error: Some(message),
+                notice: None,
+                    },
+            status,
+        )
+    };
+    use actix_web::http::StatusCode;
+    if form.email.trim().is_empty() || form.password.is_empty() {
+        return fail(
+            "Escribe tu correo electrónico y tu contraseña.".into(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        );
+    }
+    let now = Utc::now();
+    // An unparseable e-mail still goes through the same steps (and costs the
+    // same time) as a wrong password, and gets the same answer.
+    let email = Email::parse(&form.email)
+        .map(|e| e.as_str().to_owned())
+        .unwrap_or_else(|| form.email.trim().to_lowercase());
+    let account_key = throttle::account_key(&email);
+    let address_key = throttle::address_key(&client_address(&req));
+    let account_state = state.store.throttle_state(&account_key).await?;
+    let address_state = state.store.throttle_state(&address_key).await?;
+    let locked = throttle::minutes_locked(account_state, now)
+        .max(throttle::minutes_locked(address_state, now));
+    if let Some(minutes) = locked {
+        return fail(locked_message(minutes), StatusCode::TOO_MANY_REQUESTS);
+    }
+    let recent = account_state
+        .map_or(0, |s| s.failures)
+        .max(address_state.map_or(0, |s| s.failures));
+    tokio::time::sleep(throttle::delay_after(recent)).await;
+
+    let account = state.store.login_account(&email).await?;
+    let hash = account.as_ref().and_then(|a| a.password_hash.clone());
+    let verified = password::verify(form.password, hash)
+        .await
+        .map_err(AppError::Unexpected)?;
+    match account {
+        Some(account) if verified && account.active => {
+            if !account.role.may_use_console() {
+                return fail(AGENT_REFUSED.into(), StatusCode::FORBIDDEN);
+            }
+            state.store.clear_login_failures(&account_key).await?;
+            sign_in(&state, &session, account.id).await?;
+            tracing::info!(user = %account.id, "signed in");
+            Ok(redirect("/mensajes"))
+        }
+        _ => {
+            let now = Utc::now();
+            let account_after =
+                throttle::record_failure(&state.store, &account_key, throttle::ACCOUNT_LIMIT, now)
+                    .await?;
+            let address_after =
+                throttle::record_failure(&state.store, &address_key, throttle::ADDRESS_LIMIT, now)
+                    .await?;
+            tracing::info!(failures = account_after.failures, "failed sign-in");
+            let locked = throttle::minutes_locked(Some(account_after), now)
+                .max(throttle::minutes_locked(Some(address_after), now));
+            match locked {
+                Some(minutes) => fail(locked_message(minutes), StatusCode::TOO_MANY_REQUESTS),
+                None => fail(GENERIC_FAILURE.into(), StatusCode::UNAUTHORIZED),
+            }
+        }
+    }
+}
+
+fn locked_message(minutes: i64) -> String {
+    if minutes == 1 {
+        "Demasiados intentos; espera 1 minuto".into()
+    } else {
+        format!("Demasiados intentos; espera {minutes} minutos")
+    }
+}
+
+/// `POST /logout`
+pub async fn logout(
+    session: Session,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    sign_out(&state, &session).await?;
+    Ok(redirect("/login?salida=1"))
+}

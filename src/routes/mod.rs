@@ -1,0 +1,19 @@
+//! HTTP routes, one module per area of the console.
+
+pub mod login;
+pub mod mensajes;
+pub mod pages;
+
+use actix_web::web;
+
+/// The route table.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/", web::get().to(pages::home))
+        .route("/healthz", web::get().to(pages::healthz))
+        .route("/readyz", web::get().to(pages::readyz))
+        .route("/login", web::get().to(login::show))
+        .route("/login", web::post().to(login::submit))
+        .route("/logout", web::post().to(login::logout))
+        .route("/mensajes", web::get().to(mensajes::list))
+        .route("/mensajes/{folio}", web::get().to(mensajes::detail));
+}

@@ -1,0 +1,185 @@
+//! Building and running the HTTP application: state, middleware, routes.
+
+use std::net::TcpListener;
+
+use actix_session::SessionMiddleware;
+use actix_session::config::{CookieContentSecurity, PersistentSession};
+use actix_session::storage::CookieSessionStore;
+use actix_web::cookie::{Key, SameSite, time::Duration as CookieDuration};
+use actix_web::dev::Server;
+use actix_web::middleware::{Compress, DefaultHeaders, from_fn};
+use actix_web::{App, HttpServer, web};
+use anyhow::Context;
+use sha2::{Digest, Sha512};
+use tracing_actix_web::TracingLogger;
+
+use crate::config::Settings;
+use crate::db::Store;
+use crate::routes;
+
+/// Shared by every request.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub timezone: chrono_tz::Tz,
+}
+
+/// A bound, ready-to-run server.
+pub struct Application {
+    port: u16,
+    server: Server,
+    state: AppState,
+}
+
+/// Name of the session cookie.
+pub const SESSION_COOKIE: &str = "relevo_session";
+/// Settings key of the generated session key.
+const SESSION_KEY_SETTING: &str = "session_key";
+
+/// Security headers on every response: no inline script, no framing, no
+/// MIME sniffing, a strict referrer policy.
+fn security_headers() -> DefaultHeaders {
+    DefaultHeaders::new()
+        .add((
+            "Content-Security-Policy",
+            "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+             connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; \
+             form-action 'self'; frame-ancestors 'none'",
+        ))
+        .add(("X-Frame-Options", "DENY"))
+        .add(("X-Content-Type-Options", "nosniff"))
+        .add(("Referrer-Policy", "same-origin"))
+        .add(("Permissions-Policy", "camera=(), microphone=(), geolocation=()"))
+        .add(("Cross-Origin-Opener-Policy", "same-origin"))
+}
+
+/// The session cookie key: from `RELEVO_SESSION_KEY`, or generated once and
+/// kept in the database so sessions survive restarts and are shared by every
+/// instance on the same database.
+async fn session_key(settings: &Settings, store: &Store) -> anyhow::Result<Key> {
+    let secret = match &settings.session_key {
+        Some(secret) => secret.clone(),
+        None => {
+            let generated = format!(
+                "{}{}",
+                crate::auth::random_token(),
+                crate::auth::random_token()
+            );
+            store.setting_or_insert(SESSION_KEY_SETTING, &generated).await?
+        }
+    };
+    // Any length of secret maps to the 64 bytes the cookie key needs.
+    Ok(Key::from(Sha512::digest(secret.as_bytes()).as_slice()))
+}
+
+impl Application {
+    /// Connects to the database, migrates it, and binds the listener.
+    pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+        let store = Store::connect(&settings.database_url)
+            .await
+            .with_context(|| format!("cannot open the database ({})", redact(&settings.database_url)))?;
+        store.migrate().await.context("cannot apply the migrations")?;
+        Application::build_with_store(settings, store).await
+    }
+
+    /// Binds the listener over an already migrated store.
+    pub async fn build_with_store(settings: Settings, store: Store) -> anyhow::Result<Application> {
+        let key = session_key(&settings, &store).await?;
+        let state = AppState {
+            store,
+            timezone: settings.timezone,
+        };
+        let listener = TcpListener::bind(settings.bind)
+            .with_context(|| format!("cannot listen on {}", settings.bind))?;
+        let port = listener.local_addr()?.port();
+        crate::auth::password::warm_up();
+        let server = run(listener, state.clone(), key, settings.secure_cookies)?;
+        Ok(Application {
+            port,
+            server,
+            state,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until the server is stopped (SIGINT/SIGTERM).
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+/// Hides the password of a database URL for messages.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let credentials = &url[scheme + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+fn run(
+    listener: TcpListener,
+    state: AppState,
+    key: Key,
+    secure_cookies: bool,
+) -> anyhow::Result<Server> {
+    let data = web::Data::new(state);
+    let static_dir = std::env::var("RELEVO_STATIC_DIR")
+        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/static").to_owned());
+    let server = HttpServer::new(move || {
+        let sessions = SessionMiddleware::builder(CookieSessionStore::default(), key.clone())
+            .cookie_name(SESSION_COOKIE.to_owned())
+            .cookie_secure(secure_cookies)
+            .cookie_http_only(true)
+            .cookie_same_site(SameSite::Lax)
+            .cookie_content_security(CookieContentSecurity::Private)
+            .session_lifecycle(
+                PersistentSession::default().session_ttl(CookieDuration::hours(12)),
+            )
+            .build();
+        App::new()
+            .app_data(data.clone())
+            .app_data(web::FormConfig::default().limit(64 * 1024))
+            .wrap(from_fn(crate::auth::csrf::guard))
+            .wrap(from_fn(routes::pages::render_errors))
+            .wrap(sessions)
+            .wrap(security_headers())
+            .wrap(Compress::default())
+            .wrap(TracingLogger::default())
+            .configure(routes::configure)
+            .service(
+                actix_files::Files::new("/static", &static_dir)
+                    .use_etag(true)
+                    .use_last_modified(true),
+            )
+            .default_service(web::to(routes::pages::not_found))
+    })
+    .listen(listener)?
+    .shutdown_timeout(30)
+    .run();
+    Ok(server)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn database_passwords_are_hidden_in_messages() {
+        assert_eq!(
+            super::redact("postgres://relevo:s3cret@db:5432/relevo"),
+            "postgres://relevo:***@db:5432/relevo"
+        );
+        assert_eq!(super::redact("sqlite:relevo.db"), "sqlite:relevo.db");
+    }
+}
