@@ -10,7 +10,11 @@ use crate::domain::text::Email;
 use crate::startup::{Application, redact};
 
 #[derive(Debug, Parser)]
-#[command(name = "relevo", version, about = "Relevo: consola de administración de conversaciones")]
+#[command(
+    name = "relevo",
+    version,
+    about = "Relevo: consola de administración de conversaciones"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -70,8 +74,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 async fn open(settings: &Settings) -> anyhow::Result<Store> {
     let store = Store::connect(&settings.database_url)
         .await
-        .with_context(|| format!("cannot open the database {}", redact(&settings.database_url)))?;
-    store.migrate().await.context("cannot apply the migrations")?;
+        .with_context(|| {
+            format!(
+                "cannot open the database {}",
+                redact(&settings.database_url)
+            )
+        })?;
+    store
+        .migrate()
+        .await
+        .context("cannot apply the migrations")?;
     Ok(store)
 }
 
@@ -86,8 +98,16 @@ async fn serve(settings: Settings, demo: bool) -> anyhow::Result<()> {
     println!("Relevo escucha en {url}");
     if demo {
         println!();
-        println!("  Super Administrador: {}  /  {}", crate::demo::SUPER_ADMIN_EMAIL, crate::demo::SUPER_ADMIN_PASSWORD);
-        println!("  Administrador:       {}  /  {}", crate::demo::ADMIN_EMAIL, crate::demo::ADMIN_PASSWORD);
+        println!(
+            "  Super Administrador: {}  /  {}",
+            crate::demo::SUPER_ADMIN_EMAIL,
+            crate::demo::SUPER_ADMIN_PASSWORD
+        );
+        println!(
+            "  Administrador:       {}  /  {}",
+            crate::demo::ADMIN_EMAIL,
+            crate::demo::ADMIN_PASSWORD
+        );
         println!();
     }
     app.run_until_stopped().await?;
@@ -100,7 +120,8 @@ pub async fn seed_demo(store: &Store) -> anyhow::Result<()> {
         tracing::info!("database already has data; demo data not added");
         return Ok(());
     }
-    let super_hash = crate::auth::password::hash(crate::demo::SUPER_ADMIN_PASSWORD.to_owned()).await?;
+    let super_hash =
+        crate::auth::password::hash(crate::demo::SUPER_ADMIN_PASSWORD.to_owned()).await?;
     let admin_hash = crate::auth::password::hash(crate::demo::ADMIN_PASSWORD.to_owned()).await?;
     let now = chrono::Utc::now();
     let plan = crate::demo::plan(now, super_hash, admin_hash);
@@ -156,7 +177,9 @@ async fn create_user(
             println!("Created {} {} ({id})", role.as_str(), user.email);
             Ok(())
         }
-        Err(e) if e.unique_violation().is_some() => bail!("a user with e-mail {} already exists", user.email),
+        Err(e) if e.unique_violation().is_some() => {
+            bail!("a user with e-mail {} already exists", user.email)
+        }
         Err(e) => Err(e).context("cannot create the user"),
     }
 }

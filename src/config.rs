@@ -34,15 +34,15 @@ impl Settings {
         let timezone = var("RELEVO_TIMEZONE").unwrap_or_else(|| DEFAULT_TIMEZONE.to_owned());
         Ok(Settings {
             database_url: var("DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned()),
-            bind: bind
-                .parse()
-                .with_context(|| format!("RELEVO_BIND {bind:?} is not an address like 127.0.0.1:8080"))?,
+            bind: bind.parse().with_context(|| {
+                format!("RELEVO_BIND {bind:?} is not an address like 127.0.0.1:8080")
+            })?,
             session_key: var("RELEVO_SESSION_KEY"),
             secure_cookies: parse_bool(var("RELEVO_SECURE_COOKIES").as_deref())
                 .context("RELEVO_SECURE_COOKIES must be true or false")?,
-            timezone: timezone
-                .parse()
-                .map_err(|_| anyhow::anyhow!("RELEVO_TIMEZONE {timezone:?} is not an IANA time zone"))?,
+            timezone: timezone.parse().map_err(|_| {
+                anyhow::anyhow!("RELEVO_TIMEZONE {timezone:?} is not an IANA time zone")
+            })?,
         })
     }
 }

@@ -109,16 +109,65 @@ impl Rng {
 }
 
 const FIRST_NAMES: &[&str] = &[
-    "María", "José", "Guadalupe", "Juan", "Fernanda", "Luis", "Sofía", "Carlos", "Valeria",
-    "Miguel", "Daniela", "Alejandro", "Ximena", "Jorge", "Regina", "Ricardo", "Camila", "Eduardo",
-    "Renata", "Francisco", "Mariana", "Javier", "Andrea", "Roberto", "Paola", "Héctor", "Lucía",
-    "Arturo", "Itzel", "Raúl",
+    "María",
+    "José",
+    "Guadalupe",
+    "Juan",
+    "Fernanda",
+    "Luis",
+    "Sofía",
+    "Carlos",
+    "Valeria",
+    "Miguel",
+    "Daniela",
+    "Alejandro",
+    "Ximena",
+    "Jorge",
+    "Regina",
+    "Ricardo",
+    "Camila",
+    "Eduardo",
+    "Renata",
+    "Francisco",
+    "Mariana",
+    "Javier",
+    "Andrea",
+    "Roberto",
+    "Paola",
+    "Héctor",
+    "Lucía",
+    "Arturo",
+    "Itzel",
+    "Raúl",
 ];
 
 const LAST_NAMES: &[&str] = &[
-    "Hernández", "García", "Martínez", "López", "González", "Pérez", "Rodríguez", "Sánchez",
-    "Ramírez", "Cruz", "Flores", "Gómez", "Morales", "Vázquez", "Reyes", "Jiménez", "Torres",
-    "Díaz", "Gutiérrez", "Ruiz", "Mendoza", "Aguilar", "Ortiz", "Castillo", "Romero", "Núñez",
+    "Hernández",
+    "García",
+    "Martínez",
+    "López",
+    "González",
+    "Pérez",
+    "Rodríguez",
+    "Sánchez",
+    "Ramírez",
+    "Cruz",
+    "Flores",
+    "Gómez",
+    "Morales",
+    "Vázquez",
+    "Reyes",
+    "Jiménez",
+    "Torres",
+    "Díaz",
+    "Gutiérrez",
+    "Ruiz",
+    "Mendoza",
+    "Aguilar",
+    "Ortiz",
+    "Castillo",
+    "Romero",
+    "Núñez",
 ];
 
 /// Area codes of Mexico City, Guadalajara, Monterrey, Puebla, Mérida, Querétaro.
@@ -127,24 +176,43 @@ const AREA_CODES: &[&str] = &["55", "33", "81", "222", "999", "442"];
 const CAMPAIGNS: &[(&str, &[ChannelKind])] = &[
     (
         "Ventas Hogar",
-        &[ChannelKind::Whatsapp, ChannelKind::Messenger, ChannelKind::Web],
+        &[
+            ChannelKind::Whatsapp,
+            ChannelKind::Messenger,
+            ChannelKind::Web,
+        ],
     ),
     (
         "Soporte Técnico",
-        &[ChannelKind::Whatsapp, ChannelKind::Telegram, ChannelKind::Web],
+        &[
+            ChannelKind::Whatsapp,
+            ChannelKind::Telegram,
+            ChannelKind::Web,
+        ],
     ),
     ("Cobranza", &[ChannelKind::Whatsapp, ChannelKind::Messenger]),
     (
         "Atención a Clientes",
-        &[ChannelKind::Whatsapp, ChannelKind::Instagram, ChannelKind::Messenger],
+        &[
+            ChannelKind::Whatsapp,
+            ChannelKind::Instagram,
+            ChannelKind::Messenger,
+        ],
     ),
-    ("Seguros Auto", &[ChannelKind::Whatsapp, ChannelKind::Telegram]),
+    (
+        "Seguros Auto",
+        &[ChannelKind::Whatsapp, ChannelKind::Telegram],
+    ),
 ];
 
 const CATEGORIES: &[(&str, &[&str])] = &[
     (
         "Cliente no responde",
-        &["Sin respuesta tras 24 h", "Abandonó el flujo del bot", "Número equivocado"],
+        &[
+            "Sin respuesta tras 24 h",
+            "Abandonó el flujo del bot",
+            "Número equivocado",
+        ],
     ),
     (
         "Atendida por otro medio",
@@ -152,8 +220,14 @@ const CATEGORIES: &[(&str, &[&str])] = &[
     ),
     ("Conversación duplicada", &[]),
     ("Spam o abuso", &["Publicidad", "Lenguaje ofensivo"]),
-    ("Fuera de cobertura", &["Zona sin servicio", "Producto no disponible"]),
-    ("Flujo atascado", &["Error del bot", "Transferencia fallida"]),
+    (
+        "Fuera de cobertura",
+        &["Zona sin servicio", "Producto no disponible"],
+    ),
+    (
+        "Flujo atascado",
+        &["Error del bot", "Transferencia fallida"],
+    ),
     ("Prueba interna", &[]),
 ];
 
@@ -349,7 +423,13 @@ pub fn plan(now: DateTime<Utc>, super_admin_hash: String, admin_hash: String) ->
         .take(12)
         .map(|c| {
             let closed = c.events.last().map_or(c.started_at.0, |e| e.at);
-            (c.state.id, c.state.contact_id, c.state.channel_id, c.state.campaign_id, closed)
+            (
+                c.state.id,
+                c.state.contact_id,
+                c.state.channel_id,
+                c.state.campaign_id,
+                closed,
+            )
         })
         .collect();
     for (previous, contact_id, channel_id, campaign_id, closed_at) in cancelled {
@@ -455,7 +535,7 @@ fn build_conversation(
             });
             let comment = *rng.pick(COMMENTS);
             let next = rules::reassign(&state, *rng.pick(admins), candidate, comment, t);
-        apply(&mut state, next);
+            apply(&mut state, next);
         }
     }
     let campaign_categories: Vec<&PlannedCategory> = categories
@@ -480,7 +560,11 @@ fn build_conversation(
             campaign_id,
             active: true,
         });
-        let comment = if rng.below(2) == 0 { *rng.pick(COMMENTS) } else { "" };
+        let comment = if rng.below(2) == 0 {
+            *rng.pick(COMMENTS)
+        } else {
+            ""
+        };
         (category, sub, comment)
     };
     match target {
@@ -492,7 +576,7 @@ fn build_conversation(
                 (Lookup::NotChosen, Lookup::NotChosen, "")
             };
             let next = rules::resolve(&state, agent, category, sub, comment, t);
-        apply(&mut state, next);
+            apply(&mut state, next);
         }
         Status::Cancelled => {
             let t = step(rng);

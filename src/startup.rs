@@ -49,7 +49,10 @@ fn security_headers() -> DefaultHeaders {
         .add(("X-Frame-Options", "DENY"))
         .add(("X-Content-Type-Options", "nosniff"))
         .add(("Referrer-Policy", "same-origin"))
-        .add(("Permissions-Policy", "camera=(), microphone=(), geolocation=()"))
+        .add((
+            "Permissions-Policy",
+            "camera=(), microphone=(), geolocation=()",
+        ))
         .add(("Cross-Origin-Opener-Policy", "same-origin"))
 }
 
@@ -65,7 +68,9 @@ async fn session_key(settings: &Settings, store: &Store) -> anyhow::Result<Key> 
                 crate::auth::random_token(),
                 crate::auth::random_token()
             );
-            store.setting_or_insert(SESSION_KEY_SETTING, &generated).await?
+            store
+                .setting_or_insert(SESSION_KEY_SETTING, &generated)
+                .await?
         }
     };
     // Any length of secret maps to the 64 bytes the cookie key needs.
@@ -77,8 +82,16 @@ impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
         let store = Store::connect(&settings.database_url)
             .await
-            .with_context(|| format!("cannot open the database ({})", redact(&settings.database_url)))?;
-        store.migrate().await.context("cannot apply the migrations")?;
+            .with_context(|| {
+                format!(
+                    "cannot open the database ({})",
+                    redact(&settings.database_url)
+                )
+            })?;
+        store
+            .migrate()
+            .await
+            .context("cannot apply the migrations")?;
         Application::build_with_store(settings, store).await
     }
 
@@ -145,9 +158,7 @@ fn run(
             .cookie_http_only(true)
             .cookie_same_site(SameSite::Lax)
             .cookie_content_security(CookieContentSecurity::Private)
-            .session_lifecycle(
-                PersistentSession::default().session_ttl(CookieDuration::hours(12)),
-            )
+            .session_lifecycle(PersistentSession::default().session_ttl(CookieDuration::hours(12)))
             .build();
         App::new()
             .app_data(data.clone())

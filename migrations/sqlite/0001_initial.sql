@@ -121,7 +121,7 @@ create unique index closure_subcategories_name_key on closure_subcategories (cat
 -- folio is the short number people read and search; id is the stable API id.
 create table conversations (
     folio                  integer primary key autoincrement,
-    id                     blob not null,
+    id                     blob not null constraint conversations_id_key unique,
     campaign_id            blob not null references campaigns (id),
     channel_id             blob not null references channels (id),
     contact_id             blob not null references contacts (id),
@@ -139,7 +139,6 @@ create table conversations (
     closure_comment        text,
     reactivates_id         blob references conversations (id)
 );
-create unique index conversations_id_key on conversations (id);
 -- Keyset paging is (last_activity_at desc, folio desc); each filter gets an index
 -- that ends with that pair so a page is an index range scan.
 create index conversations_activity_idx on conversations (last_activity_at, folio);

@@ -48,7 +48,10 @@ pub async fn guard(
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     if req.method() != Method::POST || req.path().starts_with("/api/") {
-        return next.call(req).await.map(ServiceResponse::map_into_left_body);
+        return next
+            .call(req)
+            .await
+            .map(ServiceResponse::map_into_left_body);
     }
     let expected = req
         .get_session()
@@ -73,10 +76,13 @@ pub async fn guard(
         None => None,
     };
     match provided {
-        Some(token) if matches(&expected, &token) => {
-            next.call(req).await.map(ServiceResponse::map_into_left_body)
-        }
-        _ => Ok(req.error_response(AppError::CsrfRejected).map_into_right_body()),
+        Some(token) if matches(&expected, &token) => next
+            .call(req)
+            .await
+            .map(ServiceResponse::map_into_left_body),
+        _ => Ok(req
+            .error_response(AppError::CsrfRejected)
+            .map_into_right_body()),
     }
 }
 

@@ -36,7 +36,10 @@ fn verify_blocking(password: &str, hash: Option<&str>) -> bool {
     let Ok(parsed) = PasswordHash::new(hash) else {
         return false;
     };
-    hasher().verify_password(password.as_bytes(), &parsed).is_ok() && real
+    hasher()
+        .verify_password(password.as_bytes(), &parsed)
+        .is_ok()
+        && real
 }
 
 /// Hashes a password with Argon2id on a blocking thread.

@@ -53,8 +53,10 @@ pub async fn principal_of(req: &HttpRequest) -> Result<Option<Principal>, AppErr
             Ok(Some(principal))
         }
         None => {
-            // The session ended on the server (logout elsewhere, deactivation):
-            // forget it in the browser too.
+            // The session ended, or its user may no longer sign in
+            // (deactivated, demoted to agent): end it on the server, so a
+            // replayed cookie never revives it, and in the browser.
+            state.store.delete_session(session_id).await?;
             session.purge();
             Ok(None)
         }
@@ -79,7 +81,10 @@ impl FromRequest for CurrentUser {
 /// Starts a fresh session for `user_id`: a new server-side id, a renewed
 /// cookie and a new CSRF token, so nothing from before the login survives.
 pub async fn sign_in(state: &AppState, session: &Session, user_id: Uuid) -> Result<(), AppError> {
-    let session_id = state.store.create_session(user_id, crate::db::Ts::now()).await?;
+    let session_id = state
+        .store
+        .create_session(user_id, crate::db::Ts::now())
+        .await?;
     session.renew();
     session.clear();
     session

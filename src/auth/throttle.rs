@@ -27,7 +27,7 @@ pub fn address_key(address: &str) -> String {
 pub fn minutes_locked(state: Option<ThrottleState>, now: DateTime<Utc>) -> Option<i64> {
     let until = state?.locked_until?.0;
     let left = until - now;
-    (left > Duration::zero()).then(|| (left.num_seconds() + 59) / 60)
+    (left > Duration::zero()).then(|| (left.num_milliseconds() + 59_999) / 60_000)
 }
 
 /// Extra delay before answering an attempt after `failures` recent failures.
@@ -45,7 +45,13 @@ pub async fn record_failure(
 ) -> StoreResult<ThrottleState> {
     let window = Duration::minutes(WINDOW_MINUTES);
     store
-        .record_login_failure(key, Ts::new(now), Ts::new(now - window), limit, Ts::new(now + window))
+        .record_login_failure(
+            key,
+            Ts::new(now),
+            Ts::new(now - window),
+            limit,
+            Ts::new(now + window),
+        )
         .await
 }
 
@@ -61,7 +67,10 @@ mod tests {
             locked_until: Some(Ts::new(now + Duration::seconds(61))),
         };
         assert_eq!(minutes_locked(Some(state), now), Some(2));
-        assert_eq!(minutes_locked(Some(state), now + Duration::minutes(5)), None);
+        assert_eq!(
+            minutes_locked(Some(state), now + Duration::minutes(5)),
+            None
+        );
         assert_eq!(minutes_locked(None, now), None);
     }
 

@@ -343,8 +343,9 @@ impl super::Store {
             return Ok(Vec::new());
         }
         let rows: Vec<(String, i64)> = with_read!(self, |pool| {
-            let mut qb =
-                sqlx::QueryBuilder::new("select c.status, count(*) from conversations c where 1 = 1");
+            let mut qb = sqlx::QueryBuilder::new(
+                "select c.status, count(*) from conversations c where 1 = 1",
+            );
             push_conditions!(&mut qb, scope, filter, false);
             qb.push(" group by c.status");
             qb.build_query_as().fetch_all(pool).await?

@@ -135,7 +135,10 @@ impl super::Store {
                 .await?;
             }
             for conv in &plan.conversations {
-                let last = conv.events.last().map_or(conv.started_at, |e| Ts::new(e.at));
+                let last = conv
+                    .events
+                    .last()
+                    .map_or(conv.started_at, |e| Ts::new(e.at));
                 let closing = conv.events.iter().rev().find(|e| e.closes());
                 sqlx::query(
                     "insert into conversations (id, campaign_id, channel_id, contact_id, status, is_open, version, \

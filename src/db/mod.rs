@@ -192,11 +192,13 @@ impl Store {
     /// the value that is stored: so concurrent instances agree on one.
     pub async fn setting_or_insert(&self, key: &str, value: &str) -> StoreResult<String> {
         with_write!(self, |pool| {
-            sqlx::query("insert into settings (key, value) values ($1, $2) on conflict (key) do nothing")
-                .bind(key)
-                .bind(value)
-                .execute(pool)
-                .await?;
+            sqlx::query(
+                "insert into settings (key, value) values ($1, $2) on conflict (key) do nothing",
+            )
+            .bind(key)
+            .bind(value)
+            .execute(pool)
+            .await?;
         });
         Ok(self.setting(key).await?.unwrap_or_else(|| value.to_owned()))
     }

@@ -84,8 +84,16 @@ mod tests {
 
     #[test]
     fn sqlite_text_sorts_like_time() {
-        let whole = Ts::new(DateTime::parse_from_rfc3339("2026-11-26T14:05:05Z").unwrap().into());
-        let half = Ts::new(DateTime::parse_from_rfc3339("2026-11-26T14:05:05.5Z").unwrap().into());
+        let whole = Ts::new(
+            DateTime::parse_from_rfc3339("2026-11-26T14:05:05Z")
+                .unwrap()
+                .into(),
+        );
+        let half = Ts::new(
+            DateTime::parse_from_rfc3339("2026-11-26T14:05:05.5Z")
+                .unwrap()
+                .into(),
+        );
         assert!(whole.to_sqlite_text() < half.to_sqlite_text());
         assert_eq!(whole.to_sqlite_text(), "2026-11-26T14:05:05.000000Z");
     }

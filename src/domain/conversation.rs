@@ -168,9 +168,9 @@ impl Invalid {
     /// The form field the error belongs to.
     pub fn field(self) -> &'static str {
         match self {
-            Invalid::CategoryMissing | Invalid::CategoryNotInCampaign | Invalid::CategoryInactive => {
-                "categoria"
-            }
+            Invalid::CategoryMissing
+            | Invalid::CategoryNotInCampaign
+            | Invalid::CategoryInactive => "categoria",
             Invalid::SubcategoryNotOfCategory | Invalid::SubcategoryInactive => "subcategoria",
             Invalid::CommentTooLong(_) => "comentario",
             Invalid::AgentMissing
@@ -599,11 +599,19 @@ mod tests {
     }
 
     /// Every transition applied to a conversation in `status`, by name.
-    fn every_transition(status: Status) -> Vec<(&'static str, Result<Transition, TransitionError>)> {
+    fn every_transition(
+        status: Status,
+    ) -> Vec<(&'static str, Result<Transition, TransitionError>)> {
         let c = conversation(status);
         vec![
-            ("cancel", cancel(&c, ADMIN, category(), subcategory(), "", at())),
-            ("reassign", reassign(&c, ADMIN, agent(OTHER_AGENT), "", at())),
+            (
+                "cancel",
+                cancel(&c, ADMIN, category(), subcategory(), "", at()),
+            ),
+            (
+                "reassign",
+                reassign(&c, ADMIN, agent(OTHER_AGENT), "", at()),
+            ),
             ("handoff", handoff(&c, HandoffOutcome::Assign(AGENT), at())),
             ("assign_waiting", assign_waiting(&c, AGENT, at())),
             ("first_reply", first_reply(&c, AGENT, at())),
@@ -618,8 +626,14 @@ mod tests {
     fn each_transition_is_allowed_exactly_from_its_source_statuses() {
         use Status::*;
         let allowed: &[(&str, &[Status])] = &[
-            ("cancel", &[Icr, Assigned, InProgress, OutOfHours, AgentsOffline]),
-            ("reassign", &[Icr, Assigned, InProgress, OutOfHours, AgentsOffline]),
+            (
+                "cancel",
+                &[Icr, Assigned, InProgress, OutOfHours, AgentsOffline],
+            ),
+            (
+                "reassign",
+                &[Icr, Assigned, InProgress, OutOfHours, AgentsOffline],
+            ),
             ("handoff", &[Icr]),
             ("assign_waiting", &[OutOfHours, AgentsOffline]),
             ("first_reply", &[Assigned]),
@@ -630,13 +644,19 @@ mod tests {
                 let sources = allowed.iter().find(|(n, _)| *n == name).unwrap().1;
                 match result {
                     Ok(t) => {
-                        assert!(sources.contains(&status), "{name} from {status} must be refused");
+                        assert!(
+                            sources.contains(&status),
+                            "{name} from {status} must be refused"
+                        );
                         assert_eq!(t.from_status, status);
                         assert_eq!(t.expected_version, 7);
                     }
                     Err(TransitionError::NotAllowedFrom(s)) => {
                         assert_eq!(s, status);
-                        assert!(!sources.contains(&status), "{name} from {status} must be allowed");
+                        assert!(
+                            !sources.contains(&status),
+                            "{name} from {status} must be allowed"
+                        );
                     }
                     Err(other) => panic!("{name} from {status}: unexpected {other:?}"),
                 }
@@ -690,11 +710,19 @@ mod tests {
             (Lookup::NotChosen, Invalid::CategoryMissing),
             (Lookup::Unknown, Invalid::CategoryNotInCampaign),
             (
-                Lookup::Found(CategoryRef { id: CATEGORY, campaign_id: OTHER_CAMPAIGN, active: true }),
+                Lookup::Found(CategoryRef {
+                    id: CATEGORY,
+                    campaign_id: OTHER_CAMPAIGN,
+                    active: true,
+                }),
                 Invalid::CategoryNotInCampaign,
             ),
             (
-                Lookup::Found(CategoryRef { id: CATEGORY, campaign_id: CAMPAIGN, active: false }),
+                Lookup::Found(CategoryRef {
+                    id: CATEGORY,
+                    campaign_id: CAMPAIGN,
+                    active: false,
+                }),
                 Invalid::CategoryInactive,
             ),
         ];
@@ -735,7 +763,14 @@ mod tests {
     fn a_comment_over_the_limit_is_refused_with_the_other_errors() {
         let long = "x".repeat(1001);
         assert_eq!(
-            cancel(&conversation(Status::Icr), ADMIN, Lookup::NotChosen, Lookup::NotChosen, &long, at()),
+            cancel(
+                &conversation(Status::Icr),
+                ADMIN,
+                Lookup::NotChosen,
+                Lookup::NotChosen,
+                &long,
+                at()
+            ),
             Err(TransitionError::Invalid(vec![
                 Invalid::CategoryMissing,
                 Invalid::CommentTooLong(1001)
@@ -747,13 +782,21 @@ mod tests {
     fn a_reassign_needs_an_active_agent_of_the_campaign_other_than_the_current_one() {
         let c = conversation(Status::Assigned);
         let candidate = |role, active, in_campaign| {
-            Lookup::Found(AgentCandidate { id: OTHER_AGENT, role, active, in_campaign })
+            Lookup::Found(AgentCandidate {
+                id: OTHER_AGENT,
+                role,
+                active,
+                in_campaign,
+            })
         };
         let cases = [
             (Lookup::NotChosen, Invalid::AgentMissing),
             (Lookup::Unknown, Invalid::NotAnAgent),
             (candidate(Role::Admin, true, true), Invalid::NotAnAgent),
-            (candidate(Role::Agent, true, false), Invalid::AgentNotInCampaign),
+            (
+                candidate(Role::Agent, true, false),
+                Invalid::AgentNotInCampaign,
+            ),
             (candidate(Role::Agent, false, true), Invalid::AgentInactive),
             (agent(AGENT), Invalid::SameAgent),
         ];
@@ -775,7 +818,14 @@ mod tests {
             Err(TransitionError::NotTheAssignedAgent)
         );
         assert_eq!(
-            resolve(&c, OTHER_AGENT, Lookup::NotChosen, Lookup::NotChosen, "", at()),
+            resolve(
+                &c,
+                OTHER_AGENT,
+                Lookup::NotChosen,
+                Lookup::NotChosen,
+                "",
+                at()
+            ),
             Err(TransitionError::NotTheAssignedAgent)
         );
     }
@@ -803,6 +853,9 @@ mod tests {
         let c = conversation(Status::Icr);
         let t = handoff(&c, HandoffOutcome::Assign(AGENT), at()).unwrap();
         let after = t.applied_to(&c);
-        assert_eq!((after.status, after.version, after.agent_id), (Status::Assigned, 8, Some(AGENT)));
+        assert_eq!(
+            (after.status, after.version, after.agent_id),
+            (Status::Assigned, 8, Some(AGENT))
+        );
     }
 }

@@ -4,7 +4,6 @@
 
 use uuid::Uuid;
 
-
 /// Defines a string-backed enum with its stored value and its Spanish label.
 macro_rules! stored_enum {
     ($(#[$meta:meta])* $name:ident { $($variant:ident => $stored:literal, $label:literal),+ $(,)? }) => {

@@ -85,7 +85,12 @@ pub async fn submit(
     form: web::Form<LoginForm>,
 ) -> Result<HttpResponse, AppError> {
     let form = form.into_inner();
-    let typed_email: String = form.email.trim().chars().take(EMAIL_MAX_CHARS + 1).collect();
+    let typed_email: String = form
+        .email
+        .trim()
+        .chars()
+        .take(EMAIL_MAX_CHARS + 1)
+        .collect();
     let fail = |message: String, status| -> Result<HttpResponse, AppError> {
         render_with_status(
             &LoginPage {
@@ -93,7 +98,7 @@ pub async fn submit(
                 email: typed_email.chars().take(EMAIL_MAX_CHARS).collect(),
                 error: Some(message),
                 notice: None,
-                    },
+            },
             status,
         )
     };

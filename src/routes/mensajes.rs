@@ -85,7 +85,11 @@ impl RawQuery {
 /// Parses the filters; returns them with the Spanish notices of what was ignored.
 pub fn parse_filter(raw: &RawQuery, tz: chrono_tz::Tz) -> (ListFilter, Vec<String>) {
     let mut notices = Vec::new();
-    let mut ignore = |what: &str| notices.push(format!("Se ignoró el filtro de {what}: el valor no es válido."));
+    let mut ignore = |what: &str| {
+        notices.push(format!(
+            "Se ignoró el filtro de {what}: el valor no es válido."
+        ))
+    };
     let status = match raw.estatus.as_str() {
         "" | "abiertas" => Some(StatusFilter::Open),
         "todas" => Some(StatusFilter::All),
@@ -123,9 +127,9 @@ pub fn parse_filter(raw: &RawQuery, tz: chrono_tz::Tz) -> (ListFilter, Vec<Strin
         if value.is_empty() {
             return None;
         }
-        let day = NaiveDate::parse_from_str(value, "%Y-%m-%d").ok().and_then(|d| {
-            if next_day { d.succ_opt() } else { Some(d) }
-        });
+        let day = NaiveDate::parse_from_str(value, "%Y-%m-%d")
+            .ok()
+            .and_then(|d| if next_day { d.succ_opt() } else { Some(d) });
         let at = day
             .and_then(|d| d.and_hms_opt(0, 0, 0))
             .and_then(|midnight| tz.from_local_datetime(&midnight).earliest())
@@ -178,17 +182,25 @@ fn parse_cursor(value: &str) -> Option<(Ts, i64)> {
 }
 
 fn cursor_value(row: &ConversationRow) -> String {
-    format!("{}.{}", row.last_activity_at.0.timestamp_micros(), row.folio)
+    format!(
+        "{}.{}",
+        row.last_activity_at.0.timestamp_micros(),
+        row.folio
+    )
 }
 
 /// `+52 55 1234 5678` for Mexican numbers; other codes as stored.
 pub fn display_phone(external_id: &str) -> String {
-    let digits = external_id.strip_prefix("52").filter(|rest| {
-        rest.len() == 10 && rest.chars().all(|c| c.is_ascii_digit())
-    });
+    let digits = external_id
+        .strip_prefix("52")
+        .filter(|rest| rest.len() == 10 && rest.chars().all(|c| c.is_ascii_digit()));
     match digits {
         Some(rest) => {
-            let area_len = if ["55", "33", "81"].iter().any(|a| rest.starts_with(a)) { 2 } else { 3 };
+            let area_len = if ["55", "33", "81"].iter().any(|a| rest.starts_with(a)) {
+                2
+            } else {
+                3
+            };
             let (area, number) = rest.split_at(area_len);
             let (a, b) = number.split_at(number.len() - 4);
             format!("+52 {area} {a} {b}")
@@ -331,7 +343,11 @@ pub async fn list(
         store.count_by_status(scope, &filter),
     )?;
     let now = Utc::now();
-    let rows: Vec<RowView> = page.rows.iter().map(|r| RowView::new(r, state.timezone, now)).collect();
+    let rows: Vec<RowView> = page
+        .rows
+        .iter()
+        .map(|r| RowView::new(r, state.timezone, now))
+        .collect();
     let count_of = |s: Status| counts.iter().find(|(c, _)| *c == s).map_or(0, |(_, n)| *n);
     let open_total: i64 = Status::OPEN.iter().map(|s| count_of(*s)).sum();
     let all_total: i64 = counts.iter().map(|(_, n)| n).sum();
@@ -361,15 +377,24 @@ pub async fn list(
         badge: "all",
     });
     let newer_href = page.has_newer.then(|| {
-        page.rows
-            .first()
-            .map_or_else(|| raw.href(&[]), |r| raw.href(&[("antes", &cursor_value(r))]))
+        page.rows.first().map_or_else(
+            || raw.href(&[]),
+            |r| raw.href(&[("antes", &cursor_value(r))]),
+        )
     });
     let older_href = page
         .has_older
-        .then(|| page.rows.last().map(|r| raw.href(&[("despues", &cursor_value(r))])))
+        .then(|| {
+            page.rows
+                .last()
+                .map(|r| raw.href(&[("despues", &cursor_value(r))]))
+        })
         .flatten();
-    let filtered = filter != ListFilter { status: filter.status, ..ListFilter::default() };
+    let filtered = filter
+        != ListFilter {
+            status: filter.status,
+            ..ListFilter::default()
+        };
     let results = MensajesResults {
         rows,
         tabs,
@@ -390,10 +415,8 @@ pub async fn list(
     let results_html = results
         .render()
         .map_err(|e| AppError::Unexpected(anyhow::Error::new(e)))?;
-    let (campaigns, agents): (Vec<CampaignOption>, Vec<PersonOption>) = tokio::try_join!(
-        store.campaign_options(scope),
-        store.agent_options(scope)
-    )?;
+    let (campaigns, agents): (Vec<CampaignOption>, Vec<PersonOption>) =
+        tokio::try_join!(store.campaign_options(scope), store.agent_options(scope))?;
     let page = MensajesPage {
         ctx: PageContext::new(&req, &user, "mensajes")?,
         results_html,
@@ -464,10 +487,13 @@ impl HistoryView {
                 ),
             },
         };
-        let closure = row.category_name.as_ref().map(|c| match &row.subcategory_name {
-            Some(s) => format!("{c} › {s}"),
-            None => c.clone(),
-        });
+        let closure = row
+            .category_name
+            .as_ref()
+            .map(|c| match &row.subcategory_name {
+                Some(s) => format!("{c} › {s}"),
+                None => c.clone(),
+            });
         HistoryView {
             at: local_datetime(row.at, tz),
             ago: relative(row.at, now),
@@ -524,7 +550,11 @@ pub async fn detail(
         closed_at: detail.row.closed_at.map(|t| local_datetime(t, tz)),
         closer: detail.row.closer_name.clone(),
         comment: detail.row.closure_comment.clone(),
-        history: detail.history.iter().map(|h| HistoryView::new(h, tz, now)).collect(),
+        history: detail
+            .history
+            .iter()
+            .map(|h| HistoryView::new(h, tz, now))
+            .collect(),
     })
 }
 
@@ -541,10 +571,19 @@ mod tests {
 
     #[test]
     fn digits_search_numbers_and_words_search_names() {
-        assert_eq!(parse_search("+52 55-1234"), Some(Search::Number("52551234".into())));
+        assert_eq!(
+            parse_search("+52 55-1234"),
+            Some(Search::Number("52551234".into()))
+        );
         assert_eq!(parse_search("10482"), Some(Search::Number("10482".into())));
-        assert_eq!(parse_search(" Ana LÓPEZ "), Some(Search::Text("ana lopez".into())));
-        assert_eq!(parse_search("' or 1=1 --"), Some(Search::Text("' or 1=1 --".into())));
+        assert_eq!(
+            parse_search(" Ana LÓPEZ "),
+            Some(Search::Text("ana lopez".into()))
+        );
+        assert_eq!(
+            parse_search("' or 1=1 --"),
+            Some(Search::Text("' or 1=1 --".into()))
+        );
         assert_eq!(parse_search("   "), None);
     }
 

@@ -159,7 +159,8 @@ fn message_for(status: StatusCode) -> String {
     }
 }
 
-/// Middleware: replaces the body of every 4xx/5xx response of the console
+/// Middleware: replaces the body of every error result of the console
+/// (an `AppError`, or an error of actix itself such as an unknown route)
 /// with a Spanish error page (inside the layout when signed in) or, for htmx
 /// requests, with an error fragment. The API keeps its JSON errors.
 pub async fn render_errors(
@@ -170,7 +171,10 @@ pub async fn render_errors(
     // answer with responses, which are rendered below.
     let res = next.call(req).await?.map_into_boxed_body();
     let status = res.status();
-    if !(status.is_client_error() || status.is_server_error())
+    // Only error *results* are rendered here; a page a handler rendered on
+    // purpose with an error status (a form with its messages) is kept.
+    if res.response().error().is_none()
+        || !(status.is_client_error() || status.is_server_error())
         || res.request().path().starts_with("/api/")
     {
         return Ok(res);
@@ -204,7 +208,9 @@ pub async fn render_errors(
     response.insert_header((header::CACHE_CONTROL, "no-store"));
     // Keep what the original response set (session cookie, retry hints).
     for (name, value) in original.headers() {
-        if name == header::SET_COOKIE || name == header::RETRY_AFTER || name.as_str() == "hx-redirect"
+        if name == header::SET_COOKIE
+            || name == header::RETRY_AFTER
+            || name.as_str() == "hx-redirect"
         {
             response.append_header((name.clone(), value.clone()));
         }
@@ -257,8 +263,14 @@ mod tests {
     #[test]
     fn relative_times_read_like_people_say_them() {
         let now = Utc::now();
-        assert_eq!(relative(Ts::new(now - Duration::seconds(12)), now), "hace 12 s");
-        assert_eq!(relative(Ts::new(now - Duration::minutes(3)), now), "hace 3 min");
+        assert_eq!(
+            relative(Ts::new(now - Duration::seconds(12)), now),
+            "hace 12 s"
+        );
+        assert_eq!(
+            relative(Ts::new(now - Duration::minutes(3)), now),
+            "hace 3 min"
+        );
         assert_eq!(relative(Ts::new(now - Duration::hours(5)), now), "hace 5 h");
     }
 
@@ -269,7 +281,10 @@ mod tests {
                 .unwrap()
                 .with_timezone(&Utc),
         );
-        assert_eq!(local_datetime(at, chrono_tz::America::Mexico_City), "26/11/2026 14:05");
+        assert_eq!(
+            local_datetime(at, chrono_tz::America::Mexico_City),
+            "26/11/2026 14:05"
+        );
     }
 
     #[test]

@@ -1,0 +1,412 @@
+//! Test harness: the real application on port 0 against a fresh database of
+//! either backend, seeded with the demo data set, driven over HTTP by a
+//! cookie-keeping client.
+//!
+//! SQLite runs in a temporary file. PostgreSQL runs in a fresh database
+//! created from `TEST_POSTGRES_URL` and dropped afterwards; without that
+//! variable the Postgres half prints that it was skipped, and with `CI=true`
+//! it fails instead.
+
+#![allow(dead_code)]
+
+pub mod webdriver;
+
+use std::sync::Once;
+
+use relevo::config::Settings;
+use relevo::db::{NewUser, Store, Ts};
+use relevo::domain::Role;
+use relevo::startup::Application;
+use reqwest::StatusCode;
+use reqwest::redirect::Policy;
+use uuid::Uuid;
+
+/// Which database a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Declares one test per backend: `mod NAME { fn sqlite(); fn postgres(); }`.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),+ $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    super::$name($crate::common::Backend::Sqlite).await;
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    super::$name($crate::common::Backend::Postgres).await;
+                }
+            }
+        )+
+    };
+}
+
+pub const ADMIN_EMAIL: &str = relevo::demo::ADMIN_EMAIL;
+pub const ADMIN_PASSWORD: &str = relevo::demo::ADMIN_PASSWORD;
+pub const SUPER_EMAIL: &str = relevo::demo::SUPER_ADMIN_EMAIL;
+pub const SUPER_PASSWORD: &str = relevo::demo::SUPER_ADMIN_PASSWORD;
+
+/// A running application with its database.
+pub struct TestApp {
+    pub address: String,
+    pub port: u16,
+    pub store: Store,
+    pub backend: Backend,
+    pub client: reqwest::Client,
+    /// Keeps the SQLite file alive / names the Postgres database to drop.
+    guard: DbGuard,
+}
+
+enum DbGuard {
+    Sqlite(#[allow(dead_code)] tempfile::TempDir),
+    Postgres { admin_url: String, name: String },
+}
+
+impl Drop for DbGuard {
+    fn drop(&mut self) {
+        if let DbGuard::Postgres { admin_url, name } = self {
+            let (admin_url, name) = (admin_url.clone(), name.clone());
+            // Dropping needs async I/O; do it on a runtime of its own so it
+            // works from any test's Drop.
+            let _ = std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("runtime");
+                runtime.block_on(async move {
+                    if let Ok(pool) = sqlx::PgPool::connect(&admin_url).await {
+                        let sql = format!("drop database if exists \"{name}\" with (force)");
+                        let _ = sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&pool).await;
+                        pool.close().await;
+                    }
+                });
+            })
+            .join();
+        }
+    }
+}
+
+fn init_logs() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        if std::env::var("TEST_LOG").is_ok() {
+            relevo::telemetry::init();
+        }
+    });
+}
+
+/// Whether tests must not skip (CI).
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+/// A fresh, migrated, empty database of `backend`, or `None` when Postgres is
+/// not configured outside CI.
+pub async fn fresh_store(backend: Backend) -> Option<(Store, String, DbGuardHandle)> {
+    match backend {
+        Backend::Sqlite => {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let url = format!("sqlite:{}", dir.path().join("relevo.db").display());
+            let store = Store::connect(&url).await.expect("open sqlite");
+            store.migrate().await.expect("migrate sqlite");
+            Some((store, url, DbGuardHandle(DbGuard::Sqlite(dir))))
+        }
+        Backend::Postgres => {
+            let Ok(base) = std::env::var("TEST_POSTGRES_URL") else {
+                if in_ci() {
+                    panic!("TEST_POSTGRES_URL must be set when CI=true");
+                }
+                eprintln!("skipped: the PostgreSQL half needs TEST_POSTGRES_URL");
+                return None;
+            };
+            let name = format!("relevo_test_{}", Uuid::new_v4().simple());
+            let admin = sqlx::PgPool::connect(&base)
+                .await
+                .expect("connect to TEST_POSTGRES_URL");
+            sqlx::query(sqlx::AssertSqlSafe(format!("create database \"{name}\"")))
+                .execute(&admin)
+                .await
+                .expect("create test database");
+            admin.close().await;
+            let url = with_database(&base, &name);
+            let store = Store::connect(&url).await.expect("open postgres");
+            store.migrate().await.expect("migrate postgres");
+            Some((
+                store,
+                url,
+                DbGuardHandle(DbGuard::Postgres {
+                    admin_url: base,
+                    name,
+                }),
+            ))
+        }
+    }
+}
+
+/// Owns the database's lifetime (opaque to tests).
+pub struct DbGuardHandle(DbGuard);
+
+/// `base` with its database name replaced by `name`.
+fn with_database(base: &str, name: &str) -> String {
+    let (without_query, query) = match base.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (base, None),
+    };
+    let scheme_end = without_query.find("://").map_or(0, |i| i + 3);
+    let prefix = match without_query[scheme_end..].find('/') {
+        Some(slash) => &without_query[..scheme_end + slash],
+        None => without_query,
+    };
+    match query {
+        Some(q) => format!("{prefix}/{name}?{q}"),
+        None => format!("{prefix}/{name}"),
+    }
+}
+
+/// Starts the application on a fresh database seeded with the demo data.
+pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
+    spawn_app_with(backend, true).await
+}
+
+/// Starts the application; `seed` adds the demo data set.
+pub async fn spawn_app_with(backend: Backend, seed: bool) -> Option<TestApp> {
+    init_logs();
+    let (store, url, guard) = fresh_store(backend).await?;
+    if seed {
+        relevo::cli::seed_demo(&store)
+            .await
+            .expect("seed demo data");
+    }
+    let settings = Settings {
+        database_url: url,
+        bind: "127.0.0.1:0".parse().expect("address"),
+        session_key: None,
+        secure_cookies: false,
+        timezone: chrono_tz::America::Mexico_City,
+    };
+    let app = Application::build_with_store(settings, store.clone())
+        .await
+        .expect("build application");
+    let port = app.port();
+    tokio::spawn(app.run_until_stopped());
+    Some(TestApp {
+        address: format!("http://127.0.0.1:{port}"),
+        port,
+        store,
+        backend,
+        client: new_client(),
+        guard: guard.0,
+    })
+}
+
+/// A cookie-keeping client that does not follow redirects (tests look at them).
+pub fn new_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(Policy::none())
+        .no_proxy()
+        .build()
+        .expect("http client")
+}
+
+/// The value of the first `name="_csrf"` hidden input in `html`.
+pub fn csrf_in(html: &str) -> String {
+    let marker = "name=\"_csrf\" value=\"";
+    let start = html.find(marker).expect("a CSRF field in the page") + marker.len();
+    let end = html[start..].find('"').expect("end of CSRF value") + start;
+    html[start..end].to_owned()
+}
+
+/// Folios of the table rows in a Mensajes page, in order.
+pub fn folios_in(html: &str) -> Vec<i64> {
+    html.split("<tr id=\"conversacion-")
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next()?.parse().ok())
+        .collect()
+}
+
+/// The `href` of the link with `rel="next"` / `rel="prev"`, unescaped.
+pub fn rel_link(html: &str, rel: &str) -> Option<String> {
+    let marker = format!("rel=\"{rel}\" href=\"");
+    let start = html.find(&marker)? + marker.len();
+    let end = html[start..].find('"')? + start;
+    Some(html[start..end].replace("&amp;", "&").replace("&#38;", "&"))
+}
+
+pub struct Page {
+    pub status: StatusCode,
+    pub body: String,
+    pub location: Option<String>,
+    pub headers: reqwest::header::HeaderMap,
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    /// GET with this app's client.
+    pub async fn get(&self, path: &str) -> Page {
+        self.get_with(&self.client, path).await
+    }
+
+    pub async fn get_with(&self, client: &reqwest::Client, path: &str) -> Page {
+        let response = client.get(self.url(path)).send().await.expect("GET");
+        page(response).await
+    }
+
+    /// POSTs a form (pairs are sent as given; add `_csrf` yourself).
+    pub async fn post_form(&self, path: &str, form: &[(&str, &str)]) -> Page {
+        self.post_form_with(&self.client, path, form).await
+    }
+
+    pub async fn post_form_with(
+        &self,
+        client: &reqwest::Client,
+        path: &str,
+        form: &[(&str, &str)],
+    ) -> Page {
+        let response = client
+            .post(self.url(path))
+            .form(form)
+            .send()
+            .await
+            .expect("POST");
+        page(response).await
+    }
+
+    /// Fills and posts the login form with `client`.
+    pub async fn login_with(&self, client: &reqwest::Client, email: &str, password: &str) -> Page {
+        let form = self.get_with(client, "/login").await;
+        let csrf = csrf_in(&form.body);
+        self.post_form_with(
+            client,
+            "/login",
+            &[("_csrf", &csrf), ("email", email), ("password", password)],
+        )
+        .await
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> Page {
+        self.login_with(&self.client, email, password).await
+    }
+
+    /// Logs in and asserts it worked.
+    pub async fn login_as_admin(&self) {
+        let page = self.login(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+        assert_eq!(
+            page.location.as_deref(),
+            Some("/mensajes"),
+            "admin login failed"
+        );
+    }
+
+    pub async fn login_as_super(&self) {
+        let page = self.login(SUPER_EMAIL, SUPER_PASSWORD).await;
+        assert_eq!(
+            page.location.as_deref(),
+            Some("/mensajes"),
+            "super login failed"
+        );
+    }
+
+    /// Creates a user with a password through the Store.
+    pub async fn create_user(
+        &self,
+        email: &str,
+        role: Role,
+        password: &str,
+        campaigns: &[&str],
+    ) -> Uuid {
+        let hash = relevo::auth::password::hash(password.to_owned())
+            .await
+            .expect("hash");
+        self.store
+            .create_user(
+                &NewUser {
+                    email: email.to_owned(),
+                    name: format!("Usuario {email}"),
+                    role,
+                    password_hash: Some(hash),
+                    campaigns: campaigns.iter().map(|c| (*c).to_owned()).collect(),
+                },
+                Ts::now(),
+            )
+            .await
+            .expect("create user")
+    }
+
+    /// Runs a scalar query on whichever backend this is.
+    pub async fn scalar_i64(&self, sql: &'static str) -> i64 {
+        match &self.store {
+            Store::Sqlite(p) => sqlx::query_scalar(sql)
+                .fetch_one(&p.read)
+                .await
+                .expect("query"),
+            Store::Postgres(p) => sqlx::query_scalar(sql).fetch_one(p).await.expect("query"),
+        }
+    }
+
+    /// Folios matching `sql` (a query selecting one bigint column, binding `$1` to `arg`).
+    pub async fn folios_where(&self, sql: &'static str, arg: &str) -> Vec<i64> {
+        match &self.store {
+            Store::Sqlite(p) => sqlx::query_scalar(sql)
+                .bind(arg)
+                .fetch_all(&p.read)
+                .await
+                .expect("query"),
+            Store::Postgres(p) => sqlx::query_scalar(sql)
+                .bind(arg)
+                .fetch_all(p)
+                .await
+                .expect("query"),
+        }
+    }
+
+    /// Campaign id by name.
+    pub async fn campaign_id(&self, name: &str) -> Uuid {
+        self.store
+            .campaign_id_by_name(name)
+            .await
+            .expect("query")
+            .expect("campaign exists")
+    }
+}
+
+async fn page(response: reqwest::Response) -> Page {
+    let status = response.status();
+    let headers = response.headers().clone();
+    let location = headers
+        .get(reqwest::header::LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let body = response.text().await.expect("body");
+    Page {
+        status,
+        body,
+        location,
+        headers,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_database_name_is_replaced_in_a_url() {
+        assert_eq!(
+            super::with_database("postgres://root@127.0.0.1:5432/test", "x"),
+            "postgres://root@127.0.0.1:5432/x"
+        );
+        assert_eq!(
+            super::with_database("postgres://127.0.0.1/test?sslmode=disable", "x"),
+            "postgres://127.0.0.1/x?sslmode=disable"
+        );
+    }
+}

@@ -1,0 +1,561 @@
+//! The Mensajes table: scope, filters, search, paging, counts and the action
+//! button, over HTTP on both backends, against the demo data set.
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use common::{ADMIN_EMAIL, Backend, TestApp, folios_in, rel_link, spawn_app};
+use reqwest::StatusCode;
+
+on_both_backends!(
+    an_admin_only_ever_sees_rows_of_their_campaigns,
+    filters_can_never_widen_an_admins_scope,
+    a_conversation_outside_scope_answers_404,
+    paging_visits_every_row_exactly_once_in_both_directions,
+    the_default_view_lists_open_conversations_newest_activity_first,
+    status_counts_match_the_database,
+    search_finds_by_folio_phone_and_name,
+    search_text_is_matched_literally_and_shown_escaped,
+    unknown_filter_values_are_ignored_with_a_notice,
+    malformed_and_unknown_folios_answer_404,
+    the_action_button_is_enabled_exactly_on_open_statuses,
+    filters_narrow_the_rows,
+    a_fragment_request_gets_only_the_results,
+    the_detail_shows_the_history_newest_first,
+);
+
+/// The markup of each table row.
+fn rows_in(html: &str) -> Vec<&str> {
+    html.split("<tr id=\"conversacion-")
+        .skip(1)
+        .map(|row| &row[..row.find("</tr>").unwrap_or(row.len())])
+        .collect()
+}
+
+/// Follows "Siguiente" from `start`, returning every folio in order.
+async fn walk_forward(app: &TestApp, start: &str) -> (Vec<i64>, Vec<String>) {
+    let mut folios = Vec::new();
+    let mut pages = vec![start.to_owned()];
+    let mut next = Some(start.to_owned());
+    for _ in 0..100 {
+        let Some(path) = next.take() else { break };
+        let page = app.get(&path).await;
+        assert_eq!(page.status, StatusCode::OK, "{path}");
+        let found = folios_in(&page.body);
+        assert!(found.len() <= 50, "a page has at most 50 rows");
+        folios.extend(found);
+        next = rel_link(&page.body, "next");
+        if let Some(n) = &next {
+            pages.push(n.clone());
+        }
+    }
+    (folios, pages)
+}
+
+const ADMIN_SCOPE: &str = "select c.folio from conversations c \
+    join campaign_members m on m.campaign_id = c.campaign_id \
+    join users u on u.id = m.user_id where u.email = $1 order by c.folio";
+
+async fn an_admin_only_ever_sees_rows_of_their_campaigns(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    app.login_as_admin().await;
+    let (seen, _) = walk_forward(&app, "/mensajes?estatus=todas").await;
+    let expected = app.folios_where(ADMIN_SCOPE, ADMIN_EMAIL).await;
+    let seen_set: BTreeSet<i64> = seen.iter().copied().collect();
+    assert_eq!(seen_set, expected.iter().copied().collect::<BTreeSet<_>>());
+    assert_eq!(seen.len(), expected.len(), "no row shown twice");
+    let total = app.scalar_i64("select count(*) from conversations").await;
+    assert!(
+        (expected.len() as i64) < total,
+        "the demo has rows outside the admin's scope"
+    );
+}
+
+async fn filters_can_never_widen_an_admins_scope(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    app.login_as_admin().await;
+    for campaign in ["Cobranza", "Atención a Clientes", "Seguros Auto"] {
+        let id = app.campaign_id(campaign).await;
+        let page = app
+            .get(&format!("/mensajes?estatus=todas&campana={id}"))
+            .await;
+        assert_eq!(page.status, StatusCode::OK);
+        assert!(
+            folios_in(&page.body).is_empty(),
+            "{campaign} must stay hidden"
+        );
+        assert!(
+            !page.body.contains(&format!("<option value=\"{id}\"")),
+            "{campaign} is not offered"
+        );
+        // Its status counts are all zero.
+        assert!(
+            !page.body.contains("class=\"count\">1"),
+            "no counts leak from {campaign}"
+        );
+    }
+    // Searching a folio of another campaign finds nothing.
+    let foreign = app
+        .folios_where(
+            "select c.folio from conversations c join campaigns p on p.id = c.campaign_id \
+             where p.name = $1 order by c.folio",
+            "Cobranza",
+        )
+        .await;
+    let page = app
+        .get(&format!("/mensajes?estatus=todas&q={}", foreign[0]))
+        .await;
+    assert!(folios_in(&page.body).is_empty());
+}
+
+async fn a_conversation_outside_scope_answers_404(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    app.login_as_admin().await;
+    let foreign = app
+        .folios_where(
+            "select c.folio from conversations c join campaigns p on p.id = c.campaign_id \
+             where p.name = $1 order by c.folio",
+            "Seguros Auto",
+        )
+        .await[0];
+    let own = app.folios_where(ADMIN_SCOPE, ADMIN_EMAIL).await[0];
+    let hidden = app.get(&format!("/mensajes/{foreign}")).await;
+    assert_eq!(hidden.status, StatusCode::NOT_FOUND);
+    assert!(hidden.body.contains("No encontramos esa conversación"));
+    assert!(
+        !hidden.body.contains("Seguros Auto"),
+        "nothing about it is revealed"
+    );
+    let unknown = app.get("/mensajes/999999").await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        app.get(&format!("/mensajes/{own}")).await.status,
+        StatusCode::OK
+    );
+    // The Super Administrador sees both.
+    let other = common::new_client();
+    app.login_with(&other, common::SUPER_EMAIL, common::SUPER_PASSWORD)
+        .await;
+    let seen = app.get_with(&other, &format!("/mensajes/{foreign}")).await;
+    assert_eq!(seen.status, StatusCode::OK);
+}
+
+async fn paging_visits_every_row_exactly_once_in_both_directions(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    app.login_as_super().await;
+    let (forward, pages) = walk_forward(&app, "/mensajes?estatus=todas").await;
+    let total = app.scalar_i64("select count(*) from conversations").await;
+    assert_eq!(forward.len() as i64, total, "every row once");
+    assert_eq!(
+        forward.iter().copied().collect::<BTreeSet<_>>().len(),
+        forward.len(),
+        "no repeats"
+    );
+    let expected = app
+        .folios_where(
+            "select folio from conversations where status <> $1 \
+             order by last_activity_at desc, folio desc",
+            "none",
+        )
+        .await;
+    assert_eq!(
+        forward, expected,
+        "newest activity first, folio breaking ties"
+    );
+    assert!(pages.len() >= 9, "the demo spans several pages");
+    // Walking back with "Anterior" from the last page shows the same pages.
+    let last = app.get(pages.last().unwrap()).await;
+    let mut backward: Vec<Vec<i64>> = vec![folios_in(&last.body)];
+    let mut prev = rel_link(&last.body, "prev");
+    for _ in 0..100 {
+        let Some(path) = prev.take() else { break };
+        let page = app.get(&path).await;
+        backward.push(folios_in(&page.body));
+        prev = rel_link(&page.body, "prev");
+    }
+    backward.reverse();
+    let flattened: Vec<i64> = backward.into_iter().flatten().collect();
+    assert_eq!(flattened, forward);
+}
+
+async fn the_default_view_lists_open_conversations_newest_activity_first(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    app.login_as_admin().await;
+    let (seen, _) = walk_forward(&app, "/mensajes").await;
+    let expected = app
+        .folios_where(
+            "select c.folio from conversations c \
+             join campaign_members m on m.campaign_id = c.campaign_id \
+             join users u on u.id = m.user_id \
+             where u.email = $1 and c.status in ('icr', 'assigned', 'in_progress', 'out_of_hours', 'agents_offline') \
+             order by c.last_activity_at desc, c.folio desc",
+            ADMIN_EMAIL,
+        )
+        .await;
+    assert!(!expected.is_empty());
+    assert_eq!(seen, expected);
+}
+
+/// The number in the status tab whose link selects `status`.
+fn tab_count(html: &str, status: &str) -> i64 {
+    let marker = format!("estatus={status}\"");
+    let start = html
+        .find(&marker)
+        .unwrap_or_else(|| panic!("a tab for {status}"));
+    let rest = &html[start..];
+    let count = rest.find("class=\"count\">").expect("a count") + "class=\"count\">".len();
+    rest[count..]
+        .split('<')
+        .next()
+        .unwrap()
+        .trim()
+        .parse()
+        .expect("a number")
+}
+
+async fn status_counts_match_the_database(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    app.login_as_super().await;
+    let page = app.get("/mensajes").await;
+    for status in [
+        "icr",
+        "assigned",
+        "in_progress",
+        "out_of_hours",
+        "agents_offline",
+        "resolved",
+        "cancelled",
+    ] {
+        let expected = app
+            .folios_where("select folio from conversations where status = $1", status)
+            .await
+            .len() as i64;
+        assert_eq!(tab_count(&page.body, status), expected, "{status}");
+    }
+    let total = app.scalar_i64("select count(*) from conversations").await;
+    assert_eq!(tab_count(&page.body, "todas"), total);
+    let open = app
+        .scalar_i64(
+            "select count(*) from conversations where status not in ('resolved', 'cancelled')",
+        )
+        .await;
+    assert_eq!(tab_count(&page.body, "abiertas"), open);
+}
+
+async fn search_finds_by_folio_phone_and_name(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    app.login_as_super().await;
+    // A conversation whose contact has a Mexican phone and a name.
+    let folio = app
+        .folios_where(
+            "select c.folio from conversations c join contacts k on k.id = c.contact_id \
+             where k.name is not null and k.external_id like $1 order by c.folio",
+            "52%",
+        )
+        .await[0];
+    let page = app.get(&format!("/mensajes/{folio}")).await;
+    assert_eq!(page.status, StatusCode::OK);
+
+    let by_folio = app.get(&format!("/mensajes?estatus=todas&q={folio}")).await;
+    assert_eq!(folios_in(&by_folio.body), vec![folio]);
+
+    let (phone, name): (String, String) = match &app.store {
+        relevo::db::Store::Sqlite(p) => sqlx::query_as(
+            "select k.external_id, k.name from conversations c join contacts k on k.id = c.contact_id where c.folio = $1",
+        )
+        .bind(folio)
+        .fetch_one(&p.read)
+        .await
+        .unwrap(),
+        relevo::db::Store::Postgres(p) => sqlx::query_as(
+            "select k.external_id, k.name from conversations c join contacts k on k.id = c.contact_id where c.folio = $1",
+        )
+        .bind(folio)
+        .fetch_one(p)
+        .await
+        .unwrap(),
+    };
+    // The national number as people type it, with spaces.
+    let national = &phone[2..];
+    let typed = format!("{} {}", &national[..5], &national[5..]);
+    let by_phone = app
+        .get(&format!("/mensajes?estatus=todas&q={}", urlencode(&typed)))
+        .await;
+    assert!(
+        folios_in(&by_phone.body).contains(&folio),
+        "phone search finds {folio}"
+    );
+    // Part of the name, lower-case and without accents.
+    let first = relevo::domain::text::fold(name.split(' ').next().unwrap());
+    let by_name = app
+        .get(&format!("/mensajes?estatus=todas&q={}", urlencode(&first)))
+        .await;
+    let found = folios_in(&by_name.body);
+    assert!(!found.is_empty());
+    let (all, _) = walk_forward(
+        &app,
+        &format!("/mensajes?estatus=todas&q={}", urlencode(&first)),
+    )
+    .await;
+    assert!(all.contains(&folio), "name search finds {folio}");
+}
+
+fn urlencode(text: &str) -> String {
+    serde_urlencoded::to_string([("q", text)]).unwrap()[2..].to_owned()
+}
+
+async fn search_text_is_matched_literally_and_shown_escaped(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    app.login_as_super().await;
+    let html = "<script>alert(1)</script>";
+    let page = app
+        .get(&format!("/mensajes?estatus=todas&q={}", urlencode(html)))
+        .await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(!page.body.contains("<script>alert(1)"));
+    assert!(
+        page.body.contains("&lt;script&gt;alert(1)&lt;/script&gt;")
+            || page.body.contains("&#60;script&#62;")
+    );
+    assert!(folios_in(&page.body).is_empty());
+    for literal in [
+        "' or 1=1 --",
+        "%",
+        "_",
+        "\\",
+        "'; drop table conversations; --",
+    ] {
+        let page = app
+            .get(&format!("/mensajes?estatus=todas&q={}", urlencode(literal)))
+            .await;
+        assert_eq!(page.status, StatusCode::OK, "{literal}");
+        assert!(
+            folios_in(&page.body).is_empty(),
+            "{literal:?} matches literally, so nothing"
+        );
+    }
+    let total = app.scalar_i64("select count(*) from conversations").await;
+    assert!(total > 0, "the table is still there");
+}
+
+async fn unknown_filter_values_are_ignored_with_a_notice(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    app.login_as_admin().await;
+    let default = folios_in(&app.get("/mensajes").await.body);
+    let page = app
+        .get("/mensajes?estatus=borrada&campana=xyz&agente=42&canal=fax&desde=2026-99-99&despues=nope")
+        .await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("Se ignoró el filtro de estatus"));
+    assert!(page.body.contains("Se ignoró el filtro de campaña"));
+    assert!(page.body.contains("Se ignoró el filtro de canal"));
+    assert_eq!(folios_in(&page.body), default, "the default view is shown");
+    // A well-formed id that names nothing just matches nothing.
+    let page = app
+        .get("/mensajes?campana=00000000-0000-0000-0000-000000000000")
+        .await;
+    assert!(folios_in(&page.body).is_empty());
+    assert!(
+        page.body
+            .contains("Ninguna conversación coincide con estos filtros.")
+    );
+    // A malformed query string is no error either.
+    assert_eq!(app.get("/mensajes?%zz=%%").await.status, StatusCode::OK);
+}
+
+async fn malformed_and_unknown_folios_answer_404(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    app.login_as_super().await;
+    for path in [
+        "/mensajes/abc",
+        "/mensajes/0",
+        "/mensajes/-5",
+        "/mensajes/99999999999999999999999",
+        "/mensajes/999999",
+        "/mensajes/10001.5",
+        "/mensajes/%3Cscript%3E",
+    ] {
+        let page = app.get(path).await;
+        assert_eq!(page.status, StatusCode::NOT_FOUND, "{path}");
+        assert!(
+            page.body.contains("No encontramos esa conversación"),
+            "{path}"
+        );
+        assert!(
+            page.body.contains("Volver a Mensajes"),
+            "{path} renders inside the layout"
+        );
+    }
+}
+
+async fn the_action_button_is_enabled_exactly_on_open_statuses(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    app.login_as_super().await;
+    let (_, pages) = walk_forward(&app, "/mensajes?estatus=todas").await;
+    let mut seen_open = 0;
+    let mut seen_final = 0;
+    for path in pages {
+        let page = app.get(&path).await;
+        for row in rows_in(&page.body) {
+            let folio: i64 = row.split('"').next().unwrap().parse().unwrap();
+            let is_final =
+                row.contains("badge badge-resolved") || row.contains("badge badge-cancelled");
+            let enabled = row.contains(&format!("href=\"/mensajes/{folio}/acciones\""));
+            assert!(
+                row.contains("aria-label=\"Cancelar/Reasignar\""),
+                "{folio} has the named button"
+            );
+            if is_final {
+                seen_final += 1;
+                assert!(
+                    !enabled && row.contains("disabled"),
+                    "{folio} is final: disabled"
+                );
+                assert!(row.contains("No disponible: la conversación ya está"));
+            } else {
+                seen_open += 1;
+                assert!(
+                    enabled && !row.contains("disabled"),
+                    "{folio} is open: enabled"
+                );
+            }
+        }
+    }
+    assert!(seen_open > 0 && seen_final > 0);
+}
+
+async fn filters_narrow_the_rows(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    app.login_as_super().await;
+    let cobranza = app.campaign_id("Cobranza").await;
+    let page = app
+        .get(&format!("/mensajes?estatus=todas&campana={cobranza}"))
+        .await;
+    let rows = folios_in(&page.body);
+    assert!(!rows.is_empty());
+    assert_eq!(page.body.matches("<td>Cobranza</td>").count(), rows.len());
+
+    let page = app.get("/mensajes?estatus=todas&canal=telegram").await;
+    let rows = folios_in(&page.body);
+    assert!(!rows.is_empty());
+    assert_eq!(
+        page.body
+            .matches("class=\"channel channel-telegram\"")
+            .count(),
+        rows.len()
+    );
+
+    let page = app.get("/mensajes?estatus=cancelled").await;
+    let rows = folios_in(&page.body);
+    assert!(!rows.is_empty());
+    assert!(
+        rows_in(&page.body)
+            .iter()
+            .all(|row| row.contains("badge badge-cancelled"))
+    );
+
+    let sql = "select id, name from users where role = $1 order by email limit 1";
+    let agent: (uuid::Uuid, String) = match &app.store {
+        relevo::db::Store::Sqlite(p) => sqlx::query_as(sql)
+            .bind("agent")
+            .fetch_one(&p.read)
+            .await
+            .unwrap(),
+        relevo::db::Store::Postgres(p) => sqlx::query_as(sql)
+            .bind("agent")
+            .fetch_one(p)
+            .await
+            .unwrap(),
+    };
+    let page = app
+        .get(&format!("/mensajes?estatus=todas&agente={}", agent.0))
+        .await;
+    let rows = folios_in(&page.body);
+    assert!(!rows.is_empty(), "the agent has conversations");
+    assert_eq!(
+        page.body.matches(&format!("<td>{}</td>", agent.1)).count(),
+        rows.len()
+    );
+
+    // Dates: a range long past matches nothing; a wide range matches all.
+    let page = app
+        .get("/mensajes?estatus=todas&desde=2001-01-01&hasta=2001-12-31")
+        .await;
+    assert!(folios_in(&page.body).is_empty());
+    let all = app.get("/mensajes?estatus=todas").await;
+    let wide = app
+        .get("/mensajes?estatus=todas&desde=2000-01-01&hasta=2099-12-31")
+        .await;
+    assert_eq!(folios_in(&wide.body), folios_in(&all.body));
+}
+
+async fn a_fragment_request_gets_only_the_results(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    app.login_as_admin().await;
+    let response = app
+        .client
+        .get(app.url("/mensajes?estatus=todas"))
+        .header("HX-Request", "true")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let body = response.text().await.unwrap();
+    assert!(body.trim_start().starts_with("<section id=\"results\""));
+    assert!(!body.contains("<html"));
+    assert_eq!(folios_in(&body).len(), 50);
+}
+
+async fn the_detail_shows_the_history_newest_first(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    app.login_as_super().await;
+    let folio = app
+        .folios_where(
+            "select folio from conversations where status = $1 order by folio",
+            "cancelled",
+        )
+        .await[0];
+    let page = app.get(&format!("/mensajes/{folio}")).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains(&format!("Conversación {folio}")));
+    assert!(page.body.contains("Historial"));
+    let cancelled = page
+        .body
+        .find("Canceló la conversación")
+        .expect("the cancel is in the history");
+    let created = page
+        .body
+        .find("Inició la conversación")
+        .expect("the start is in the history");
+    assert!(cancelled < created, "newest first");
+    assert!(page.body.contains("Categoría:"));
+}
