@@ -145,17 +145,27 @@ const ROW_SELECT: &str = "select c.id, c.folio, c.campaign_id, c.channel_id, c.c
     left join closure_categories cat on cat.id = c.closure_category_id \
     left join closure_subcategories sub on sub.id = c.closure_subcategory_id ";
 
-const HISTORY_SELECT: &str = "select e.at, e.kind, e.from_status, e.to_status, \
-    fa.name as from_agent_name, ta.name as to_agent_name, \
-    cat.name as category_name, sub.name as subcategory_name, e.comment, \
-    e.actor_kind, ac.name as actor_name \
-    from conversation_events e \
-    left join users fa on fa.id = e.from_agent_id \
-    left join users ta on ta.id = e.to_agent_id \
-    left join users ac on ac.id = e.actor_id \
-    left join closure_categories cat on cat.id = e.category_id \
-    left join closure_subcategories sub on sub.id = e.subcategory_id \
-    where e.conversation_id = $1 order by e.at desc, e.id desc";
+/// The columns and joins of [`HistoryRow`] for conversation `$1`, newest first.
+macro_rules! history_select {
+    () => {
+        "select e.at, e.kind, e.from_status, e.to_status, \
+        fa.name as from_agent_name, ta.name as to_agent_name, \
+        cat.name as category_name, sub.name as subcategory_name, e.comment, \
+        e.actor_kind, ac.name as actor_name \
+        from conversation_events e \
+        left join users fa on fa.id = e.from_agent_id \
+        left join users ta on ta.id = e.to_agent_id \
+        left join users ac on ac.id = e.actor_id \
+        left join closure_categories cat on cat.id = e.category_id \
+        left join closure_subcategories sub on sub.id = e.subcategory_id \
+        where e.conversation_id = $1 order by e.at desc, e.id desc"
+    };
+}
+
+/// The whole history of conversation `$1`, newest first.
+const HISTORY_SELECT: &str = history_select!();
+/// The latest history row of conversation `$1`.
+pub(super) const LATEST_EVENT_SELECT: &str = concat!(history_select!(), " limit 1");
 
 /// Escapes `%`, `_` and `\` so user text is matched literally by `like … escape '\'`.
 fn like_literal(text: &str) -> String {

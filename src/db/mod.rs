@@ -9,6 +9,7 @@ mod conversations;
 mod demo;
 mod directory;
 mod sessions;
+mod transitions;
 mod ts;
 
 use std::str::FromStr;
@@ -26,6 +27,7 @@ pub use conversations::{
 pub use demo::DemoSummary;
 pub use directory::{CampaignOption, ChannelOption, NewUser, PersonOption, UserRecord};
 pub use sessions::{Principal, ThrottleState};
+pub use transitions::{AgentOption, CategoryOption, Conflict};
 pub use ts::Ts;
 
 /// Errors of the persistence layer.

@@ -1,5 +1,6 @@
 //! HTTP routes, one module per area of the console.
 
+pub mod acciones;
 pub mod login;
 pub mod mensajes;
 pub mod pages;
@@ -15,5 +16,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/login", web::post().to(login::submit))
         .route("/logout", web::post().to(login::logout))
         .route("/mensajes", web::get().to(mensajes::list))
-        .route("/mensajes/{folio}", web::get().to(mensajes::detail));
+        .route("/mensajes/{folio}", web::get().to(mensajes::detail))
+        .route("/mensajes/{folio}/acciones", web::get().to(acciones::show))
+        .route(
+            "/mensajes/{folio}/acciones",
+            web::post().to(acciones::submit),
+        )
+        .route(
+            "/mensajes/{folio}/subcategorias",
+            web::get().to(acciones::subcategories),
+        );
 }

@@ -36,12 +36,16 @@ pub struct PageContext {
     pub role_label: &'static str,
     pub menu: Vec<MenuItem>,
     pub csrf: String,
+    /// A one-time confirmation carried over a redirect (shown as a toast).
+    pub flash: Option<String>,
 }
 
 impl PageContext {
     /// The context for `principal`, with `active` highlighted in the sidebar.
     pub fn new(req: &HttpRequest, principal: &Principal, active: &str) -> Result<Self, AppError> {
-        let csrf = crate::auth::csrf::token(&req.get_session())?;
+        let session = req.get_session();
+        let csrf = crate::auth::csrf::token(&session)?;
+        let flash = session.remove_as::<String>(FLASH_KEY).and_then(Result::ok);
         Ok(PageContext {
             user_name: principal.name.clone(),
             user_initials: principal
@@ -53,6 +57,7 @@ impl PageContext {
             role_label: principal.role.label(),
             menu: menu(principal.role, active),
             csrf,
+            flash,
         })
     }
 }
@@ -77,6 +82,15 @@ fn menu(role: Role, active: &str) -> Vec<MenuItem> {
             active: href.trim_start_matches('/') == active,
         })
         .collect()
+}
+
+const FLASH_KEY: &str = "flash";
+
+/// Keeps `message` for the next page this session renders (after a redirect).
+pub fn set_flash(session: &actix_session::Session, message: &str) {
+    if let Err(e) = session.insert(FLASH_KEY, message) {
+        tracing::warn!(error = %e, "could not keep the flash message");
+    }
 }
 
 /// Renders a template into an HTML response.

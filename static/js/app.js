@@ -45,3 +45,114 @@
     toast("Sin conexión con el servidor. Revisa tu red e inténtalo de nuevo.", "error");
   });
 })();
+
+// The Cancelar/Reasignar dialog: a native <dialog> whose content htmx fetches
+// into #modal-content. Focus moves in, Tab stays inside, Escape closes, and
+// focus returns to the button that opened it.
+(function () {
+  "use strict";
+  var dialog = null;
+  var opener = null;
+
+  function focusable(root) {
+    return Array.prototype.filter.call(
+      root.querySelectorAll('a[href], button:not([disabled]), input:not([disabled]):not([type="hidden"]), select:not([disabled]), textarea:not([disabled]), [tabindex]:not([tabindex="-1"])'),
+      function (el) { return el.offsetParent !== null || el === document.activeElement; }
+    );
+  }
+
+  function firstField() {
+    var invalid = dialog.querySelector('[aria-invalid="true"]');
+    if (invalid) return invalid;
+    var checked = dialog.querySelector('input[name="accion"]:checked');
+    return checked || focusable(dialog)[0];
+  }
+
+  function open(trigger) {
+    dialog = document.getElementById("modal");
+    if (!dialog) return;
+    if (trigger) opener = trigger;
+    if (!dialog.open) dialog.showModal();
+    var target = firstField();
+    if (target) target.focus();
+  }
+
+  function close() {
+    if (dialog && dialog.open) dialog.close();
+  }
+
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    var elt = event.detail.elt;
+    if (elt && elt.classList && elt.classList.contains("action-button")) opener = elt;
+  });
+
+  document.addEventListener("htmx:afterSwap", function (event) {
+    if (event.detail.target && event.detail.target.id === "modal-content") open(null);
+  });
+
+  document.addEventListener("relevo:closeModal", function (event) {
+    close();
+    // The row was re-rendered: focus its new action button, or the folio link.
+    var folio = event.detail && event.detail.folio;
+    var row = folio && document.getElementById("conversacion-" + folio);
+    if (row) {
+      row.classList.add("row-flash");
+      var target = row.querySelector(".action-button, .col-folio a");
+      if (target) target.focus();
+      opener = null;
+    }
+  });
+
+  document.addEventListener("click", function (event) {
+    var closer = event.target.closest && event.target.closest("[data-close-modal]");
+    if (closer) { event.preventDefault(); close(); return; }
+    // A click on the backdrop (outside the dialog's box) closes it too.
+    if (event.target.id === "modal") {
+      var box = event.target.getBoundingClientRect();
+      var inside = event.clientX >= box.left && event.clientX <= box.right &&
+        event.clientY >= box.top && event.clientY <= box.bottom;
+      if (!inside) close();
+    }
+  });
+
+  document.addEventListener("keydown", function (event) {
+    // Space activates the icon links that act as buttons.
+    if (event.key === " " && event.target.matches && event.target.matches('a[role="button"]')) {
+      event.preventDefault();
+      event.target.click();
+      return;
+    }
+    if (!dialog || !dialog.open || event.key !== "Tab") return;
+    var items = focusable(dialog);
+    if (items.length === 0) return;
+    var first = items[0];
+    var last = items[items.length - 1];
+    if (event.shiftKey && (document.activeElement === first || !dialog.contains(document.activeElement))) {
+      event.preventDefault();
+      last.focus();
+    } else if (!event.shiftKey && (document.activeElement === last || !dialog.contains(document.activeElement))) {
+      event.preventDefault();
+      first.focus();
+    }
+  });
+
+  document.addEventListener("close", function (event) {
+    if (event.target.id !== "modal") return;
+    var content = document.getElementById("modal-content");
+    if (content) content.replaceChildren();
+    if (opener && document.body.contains(opener)) opener.focus();
+    opener = null;
+  }, true);
+
+  // Comment counter: characters as people count them (an emoji is one).
+  document.addEventListener("input", function (event) {
+    var area = event.target;
+    if (!area.matches || !area.matches("textarea[data-max-chars]")) return;
+    var max = parseInt(area.getAttribute("data-max-chars"), 10);
+    var count = Array.from(area.value.trim()).length;
+    var field = area.closest(".field");
+    var counter = field && field.querySelector("[data-char-count]");
+    if (counter) counter.textContent = String(count);
+    if (field) field.classList.toggle("is-over", count > max);
+  });
+})();

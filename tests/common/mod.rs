@@ -370,6 +370,62 @@ impl TestApp {
         }
     }
 
+    /// Ids matching `sql` (one uuid column, `$1` bound to `arg`).
+    pub async fn uuids_where(&self, sql: &'static str, arg: &str) -> Vec<Uuid> {
+        match &self.store {
+            Store::Sqlite(p) => sqlx::query_scalar(sql)
+                .bind(arg)
+                .fetch_all(&p.read)
+                .await
+                .expect("query"),
+            Store::Postgres(p) => sqlx::query_scalar(sql)
+                .bind(arg)
+                .fetch_all(p)
+                .await
+                .expect("query"),
+        }
+    }
+
+    /// Runs a statement with one text argument (test set-up only).
+    pub async fn execute(&self, sql: &'static str, arg: &str) {
+        match &self.store {
+            Store::Sqlite(p) => {
+                sqlx::query(sql)
+                    .bind(arg)
+                    .execute(&p.write)
+                    .await
+                    .expect("statement");
+            }
+            Store::Postgres(p) => {
+                sqlx::query(sql)
+                    .bind(arg)
+                    .execute(p)
+                    .await
+                    .expect("statement");
+            }
+        }
+    }
+
+    /// Runs a statement binding one uuid (test set-up only).
+    pub async fn execute_id(&self, sql: &'static str, id: Uuid) {
+        match &self.store {
+            Store::Sqlite(p) => {
+                sqlx::query(sql)
+                    .bind(id)
+                    .execute(&p.write)
+                    .await
+                    .expect("statement");
+            }
+            Store::Postgres(p) => {
+                sqlx::query(sql)
+                    .bind(id)
+                    .execute(p)
+                    .await
+                    .expect("statement");
+            }
+        }
+    }
+
     /// Campaign id by name.
     pub async fn campaign_id(&self, name: &str) -> Uuid {
         self.store

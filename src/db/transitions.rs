@@ -1,0 +1,235 @@
+//! Applying transitions, and the look-ups the transition rules need.
+//!
+//! A transition is applied as a compare-and-set in one transaction: the
+//! conversation row is updated only if its `version` is still the one the
+//! transition was computed from, and the history row is inserted in the same
+//! transaction. Zero rows updated means someone else changed the conversation
+//! first; the caller gets a [`Conflict`] naming that change.
+
+use uuid::Uuid;
+
+use super::conversations::{HistoryRow, LATEST_EVENT_SELECT};
+use super::{StoreResult, Ts, with_read, with_write};
+use crate::domain::{AgentCandidate, CategoryRef, Role, SubcategoryRef, Transition};
+
+/// Someone else changed the conversation after it was loaded.
+#[derive(Debug, Clone)]
+pub struct Conflict {
+    /// The latest history row: who did what, and when.
+    pub latest: Option<HistoryRow>,
+}
+
+/// An active closure category with its active sub-categories.
+#[derive(Debug, Clone)]
+pub struct CategoryOption {
+    pub id: Uuid,
+    pub name: String,
+    pub subcategories: Vec<(Uuid, String)>,
+}
+
+/// An agent a conversation may be reassigned to.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct AgentOption {
+    pub id: Uuid,
+    pub name: String,
+    pub connected: bool,
+}
+
+#[derive(sqlx::FromRow)]
+struct CandidateRow {
+    id: Uuid,
+    #[sqlx(try_from = "String")]
+    role: Role,
+    active: bool,
+    in_campaign: bool,
+}
+
+const UPDATE_CONVERSATION: &str = "update conversations set \
+    status = $3, is_open = $4, version = version + 1, agent_id = $5, last_activity_at = $6, \
+    closed_at = $7, closed_by = $8, closer_kind = $9, \
+    closure_category_id = $10, closure_subcategory_id = $11, closure_comment = $12 \
+    where id = $1 and version = $2";
+
+const INSERT_EVENT: &str = "insert into conversation_events (id, conversation_id, at, kind, \
+    from_status, to_status, from_agent_id, to_agent_id, category_id, subcategory_id, comment, \
+    actor_kind, actor_id) values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)";
+
+impl super::Store {
+    /// Applies `transition` if the conversation is still at
+    /// `transition.expected_version`; otherwise changes nothing and returns
+    /// the change that won.
+    pub async fn apply_transition(&self, t: &Transition) -> StoreResult<Result<(), Conflict>> {
+        let at = Ts::new(t.at);
+        let closes = t.closes();
+        let outcome = with_write!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            let updated = sqlx::query(UPDATE_CONVERSATION)
+                .bind(t.conversation_id)
+                .bind(t.expected_version)
+                .bind(t.to_status.as_str())
+                .bind(t.to_status.is_open())
+                .bind(t.to_agent)
+                .bind(at)
+                .bind(closes.then_some(at))
+                .bind(if closes { t.actor.user_id() } else { None })
+                .bind(closes.then(|| t.actor.kind().as_str()))
+                .bind(if closes { t.category_id } else { None })
+                .bind(if closes { t.subcategory_id } else { None })
+                .bind(if closes { t.comment.as_deref() } else { None })
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if updated == 0 {
+                tx.rollback().await?;
+                Err(())
+            } else {
+                sqlx::query(INSERT_EVENT)
+                    .bind(Uuid::now_v7())
+                    .bind(t.conversation_id)
+                    .bind(at)
+                    .bind(t.kind.as_str())
+                    .bind(t.from_status.as_str())
+                    .bind(t.to_status.as_str())
+                    .bind(t.from_agent)
+                    .bind(t.to_agent)
+                    .bind(t.category_id)
+                    .bind(t.subcategory_id)
+                    .bind(t.comment.as_deref())
+                    .bind(t.actor.kind().as_str())
+                    .bind(t.actor.user_id())
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(())
+            }
+        });
+        match outcome {
+            Ok(()) => Ok(Ok(())),
+            Err(()) => Ok(Err(Conflict {
+                latest: self.latest_event(t.conversation_id).await?,
+            })),
+        }
+    }
+
+    /// The most recent history row of a conversation.
+    pub async fn latest_event(&self, conversation_id: Uuid) -> StoreResult<Option<HistoryRow>> {
+        Ok(with_read!(self, |pool| {
+            sqlx::query_as(LATEST_EVENT_SELECT)
+                .bind(conversation_id)
+                .fetch_optional(pool)
+                .await?
+        }))
+    }
+
+    /// A closure category by id, for the rules to check.
+    pub async fn category_ref(&self, id: Uuid) -> StoreResult<Option<CategoryRef>> {
+        let row: Option<(Uuid, Uuid, bool)> = with_read!(self, |pool| {
+            sqlx::query_as("select id, campaign_id, active from closure_categories where id = $1")
+                .bind(id)
+                .fetch_optional(pool)
+                .await?
+        });
+        Ok(row.map(|(id, campaign_id, active)| CategoryRef {
+            id,
+            campaign_id,
+            active,
+        }))
+    }
+
+    /// A sub-category by id, for the rules to check.
+    pub async fn subcategory_ref(&self, id: Uuid) -> StoreResult<Option<SubcategoryRef>> {
+        let row: Option<(Uuid, Uuid, bool)> = with_read!(self, |pool| {
+            sqlx::query_as(
+                "select id, category_id, active from closure_subcategories where id = $1",
+            )
+            .bind(id)
+            .fetch_optional(pool)
+            .await?
+        });
+        Ok(row.map(|(id, category_id, active)| SubcategoryRef {
+            id,
+            category_id,
+            active,
+        }))
+    }
+
+    /// A user proposed as the new agent of a conversation of `campaign_id`.
+    pub async fn agent_candidate(
+        &self,
+        id: Uuid,
+        campaign_id: Uuid,
+    ) -> StoreResult<Option<AgentCandidate>> {
+        let row: Option<CandidateRow> = with_read!(self, |pool| {
+            sqlx::query_as(
+                "select u.id, u.role, u.active, exists (select 1 from campaign_members m \
+                   where m.user_id = u.id and m.campaign_id = $2) as in_campaign \
+                 from users u where u.id = $1",
+            )
+            .bind(id)
+            .bind(campaign_id)
+            .fetch_optional(pool)
+            .await?
+        });
+        Ok(row.map(|r| AgentCandidate {
+            id: r.id,
+            role: r.role,
+            active: r.active,
+            in_campaign: r.in_campaign,
+        }))
+    }
+
+    /// The active categories of a campaign, each with its active sub-categories,
+    /// in their configured order.
+    pub async fn closure_options(&self, campaign_id: Uuid) -> StoreResult<Vec<CategoryOption>> {
+        let rows: Vec<(Uuid, String, Option<Uuid>, Option<String>)> = with_read!(self, |pool| {
+            sqlx::query_as(
+                "select c.id, c.name, s.id, s.name from closure_categories c \
+                 left join closure_subcategories s on s.category_id = c.id and s.active \
+                 where c.campaign_id = $1 and c.active \
+                 order by c.position, c.name_key, c.id, s.position, s.name_key",
+            )
+            .bind(campaign_id)
+            .fetch_all(pool)
+            .await?
+        });
+        let mut options: Vec<CategoryOption> = Vec::new();
+        for (id, name, sub_id, sub_name) in rows {
+            if options.last().is_none_or(|o| o.id != id) {
+                options.push(CategoryOption {
+                    id,
+                    name,
+                    subcategories: Vec::new(),
+                });
+            }
+            if let (Some(sub_id), Some(sub_name), Some(last)) =
+                (sub_id, sub_name, options.last_mut())
+            {
+                last.subcategories.push((sub_id, sub_name));
+            }
+        }
+        Ok(options)
+    }
+
+    /// Active agents of a campaign other than `except`, connected ones first.
+    pub async fn reassign_options(
+        &self,
+        campaign_id: Uuid,
+        except: Option<Uuid>,
+    ) -> StoreResult<Vec<AgentOption>> {
+        let agents: Vec<AgentOption> = with_read!(self, |pool| {
+            sqlx::query_as(
+                "select u.id, u.name, u.connected from users u \
+                 join campaign_members m on m.user_id = u.id and m.campaign_id = $1 \
+                 where u.role = 'agent' and u.active \
+                 order by u.connected desc, u.name, u.id",
+            )
+            .bind(campaign_id)
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(agents
+            .into_iter()
+            .filter(|a| Some(a.id) != except)
+            .collect())
+    }
+}
