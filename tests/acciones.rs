@@ -251,7 +251,7 @@ async fn a_cancel_with_category_subcategory_and_comment_closes_the_conversation(
         page.body
             .contains("Cliente no responde › Número equivocado")
     );
-    let trigger = page.headers["hx-trigger"].to_str().unwrap();
+    let trigger = page.headers["hx-trigger-after-settle"].to_str().unwrap();
     let trigger: serde_json::Value = serde_json::from_str(trigger).unwrap();
     assert_eq!(
         trigger["relevo:toast"]["message"],
@@ -344,7 +344,7 @@ async fn a_reassign_hands_the_conversation_to_another_agent(backend: Backend) {
     assert!(page.body.contains("badge badge-assigned"));
     assert!(page.body.contains(&format!("<td>{}</td>", fx.agent_name)));
     let trigger: serde_json::Value =
-        serde_json::from_str(page.headers["hx-trigger"].to_str().unwrap()).unwrap();
+        serde_json::from_str(page.headers["hx-trigger-after-settle"].to_str().unwrap()).unwrap();
     assert_eq!(
         trigger["relevo:toast"]["message"],
         format!("Conversación {} reasignada a {}", fx.folio, fx.agent_name)

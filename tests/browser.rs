@@ -1,23 +1,66 @@
-//! End-to-end tests in real headless Chromium through WebDriver.
+//! End-to-end tests in real headless Chromium through WebDriver: login, the
+//! table, the Cancelar/Reasignar modal with the mouse and the keyboard, the
+//! conflict between two sessions, and an automated accessibility check.
 
 mod common;
 
-use common::webdriver::Browser;
-use common::{ADMIN_EMAIL, ADMIN_PASSWORD, Backend, spawn_app};
+use common::webdriver::{Browser, keys};
+use common::{ADMIN_EMAIL, ADMIN_PASSWORD, Backend, TestApp, spawn_app};
+use serde_json::json;
 
-on_both_backends!(the_demo_administrator_logs_in_and_sees_the_table);
+on_both_backends!(
+    the_demo_administrator_logs_in_and_sees_the_table,
+    a_conversation_is_cancelled_through_the_modal,
+    a_conversation_is_reassigned_through_the_modal,
+    the_subcategory_list_follows_the_category,
+    the_modal_works_with_the_keyboard_alone,
+    a_conflict_with_another_session_is_explained_in_the_modal,
+    the_pages_pass_an_automated_accessibility_check,
+);
 
-async fn the_demo_administrator_logs_in_and_sees_the_table(backend: Backend) {
-    let Some(app) = spawn_app(backend).await else {
-        return;
-    };
-    let Some(browser) = Browser::start().await else {
-        return;
-    };
+/// Starts the app and a browser signed in as the demo Administrador.
+async fn signed_in(backend: Backend) -> Option<(TestApp, Browser)> {
+    let app = spawn_app(backend).await?;
+    let browser = Browser::start().await?;
     browser
         .login(&app.address, ADMIN_EMAIL, ADMIN_PASSWORD)
         .await;
     browser.find("table.data-table tbody tr").await;
+    Some((app, browser))
+}
+
+/// An open conversation of the admin's campaigns that has an agent.
+async fn open_folio(app: &TestApp) -> i64 {
+    app.folios_where(
+        "select c.folio from conversations c join campaigns p on p.id = c.campaign_id \
+         where p.name = $1 and c.status in ('assigned', 'in_progress') \
+         order by c.last_activity_at desc, c.folio desc",
+        "Ventas Hogar",
+    )
+    .await[0]
+}
+
+async fn open_modal(browser: &Browser, folio: i64) {
+    let button = browser
+        .find(&format!("#conversacion-{folio} .action-button"))
+        .await;
+    browser.click(&button).await;
+    browser
+        .wait_until("the modal to open", "return document.getElementById('modal').open && !!document.querySelector('#modal-content h2');")
+        .await;
+}
+
+async fn choose_option(browser: &Browser, select: &str, index: usize) -> String {
+    let options = browser.find_all(&format!("{select} option")).await;
+    let option = &options[index];
+    browser.click(option).await;
+    browser.attribute(option, "value").await.unwrap_or_default()
+}
+
+async fn the_demo_administrator_logs_in_and_sees_the_table(backend: Backend) {
+    let Some((_app, browser)) = signed_in(backend).await else {
+        return;
+    };
     assert!(browser.current_url().await.ends_with("/mensajes"));
     let heading = browser.find("main h1").await;
     assert_eq!(browser.text(&heading).await, "Mensajes");
@@ -30,7 +73,7 @@ async fn the_demo_administrator_logs_in_and_sees_the_table(backend: Backend) {
         .await;
     assert_eq!(
         headers,
-        serde_json::json!([
+        json!([
             "ID",
             "Cliente",
             "Canal",
@@ -46,7 +89,6 @@ async fn the_demo_administrator_logs_in_and_sees_the_table(backend: Backend) {
     assert!(!rows.is_empty() && rows.len() <= 50);
     let user = browser.find(".sidebar-user .user-name").await;
     assert_eq!(browser.text(&user).await, "Laura Méndez Soto");
-
     // Filtering by status through the tabs swaps the results in place.
     let tab = browser
         .find("a.status-tab[href*='estatus=cancelled']")
@@ -66,13 +108,324 @@ async fn the_demo_administrator_logs_in_and_sees_the_table(backend: Backend) {
         browser.attribute(&disabled, "aria-label").await.as_deref(),
         Some("Cancelar/Reasignar")
     );
-    // The page loads no script from elsewhere and ran without CSP errors.
+    // The page loads no script from elsewhere.
     let external = browser
+        .execute("return [...document.scripts].filter(s => s.src && !s.src.startsWith(location.origin)).length;", vec![])
+        .await;
+    assert_eq!(external, json!(0));
+    browser.quit().await;
+}
+
+async fn a_conversation_is_cancelled_through_the_modal(backend: Backend) {
+    let Some((app, browser)) = signed_in(backend).await else {
+        return;
+    };
+    let folio = open_folio(&app).await;
+    open_modal(&browser, folio).await;
+    let title = browser
         .execute(
-            "return [...document.scripts].filter(s => s.src && !s.src.startsWith(location.origin)).length;",
+            "return document.getElementById('modal-title').textContent;",
             vec![],
         )
         .await;
-    assert_eq!(external, serde_json::json!(0));
+    assert_eq!(title, json!(format!("Conversación {folio}")));
+    choose_option(&browser, "#accion-categoria", 1).await;
+    let comment = browser.find("#accion-comentario").await;
+    browser
+        .type_into(&comment, "Cliente atendido por teléfono ✓")
+        .await;
+    browser
+        .wait_until(
+            "the counter",
+            "return document.querySelector('[data-char-count]').textContent === '31';",
+        )
+        .await;
+    let confirm = browser.find("#modal button[type=submit]").await;
+    browser.click(&confirm).await;
+    browser
+        .wait_until(
+            "the row to show Cancelada and the modal to close",
+            &format!(
+                "return !document.getElementById('modal').open && \
+                 !!document.querySelector('#conversacion-{folio} .badge-cancelled');"
+            ),
+        )
+        .await;
+    browser
+        .wait_until(
+            "the toast",
+            &format!("return [...document.querySelectorAll('#toasts .toast')].some(t => t.textContent === 'Conversación {folio} cancelada');"),
+        )
+        .await;
+    let status = app
+        .folios_where(
+            "select folio from conversations where status = $1",
+            "cancelled",
+        )
+        .await;
+    assert!(status.contains(&folio));
+    browser.quit().await;
+}
+
+async fn a_conversation_is_reassigned_through_the_modal(backend: Backend) {
+    let Some((app, browser)) = signed_in(backend).await else {
+        return;
+    };
+    let folio = open_folio(&app).await;
+    open_modal(&browser, folio).await;
+    let reassign = browser.find("label[for=accion-reasignar]").await;
+    browser.click(&reassign).await;
+    let agent_select = browser.find("#accion-agente").await;
+    browser
+        .wait_until(
+            "the agent field to show",
+            "return document.getElementById('accion-agente').offsetParent !== null;",
+        )
+        .await;
+    let _ = agent_select;
+    choose_option(&browser, "#accion-agente", 1).await;
+    let confirm = browser.find("#modal button[type=submit]").await;
+    browser.click(&confirm).await;
+    browser
+        .wait_until(
+            "the row to show Asignada",
+            &format!("return !document.getElementById('modal').open && !!document.querySelector('#conversacion-{folio} .badge-assigned');"),
+        )
+        .await;
+    browser
+        .wait_until(
+            "the toast",
+            &format!("return [...document.querySelectorAll('#toasts .toast')].some(t => t.textContent.startsWith('Conversación {folio} reasignada a '));"),
+        )
+        .await;
+    browser.quit().await;
+}
+
+async fn the_subcategory_list_follows_the_category(backend: Backend) {
+    let Some((app, browser)) = signed_in(backend).await else {
+        return;
+    };
+    let folio = open_folio(&app).await;
+    open_modal(&browser, folio).await;
+    let subcategories = |category: &'static str| {
+        format!(
+            "const sel = document.getElementById('accion-categoria'); \
+             const opt = [...sel.options].find(o => o.textContent === '{category}'); \
+             return !!opt;"
+        )
+    };
+    browser
+        .wait_until("the categories", &subcategories("Cliente no responde"))
+        .await;
+    for (category, expected) in [
+        (
+            "Cliente no responde",
+            vec![
+                "Sin subcategoría",
+                "Sin respuesta tras 24 h",
+                "Abandonó el flujo del bot",
+                "Número equivocado",
+            ],
+        ),
+        ("Conversación duplicada", vec!["Sin subcategorías"]),
+        (
+            "Atendida por otro medio",
+            vec![
+                "Sin subcategoría",
+                "Llamada telefónica",
+                "Sucursal",
+                "Correo electrónico",
+            ],
+        ),
+    ] {
+        let option = browser
+            .find(&format!(
+                "#accion-categoria option:nth-child({})",
+                position_of(&browser, category).await
+            ))
+            .await;
+        browser.click(&option).await;
+        let script = format!(
+            "return JSON.stringify([...document.querySelectorAll('#accion-subcategoria option')].map(o => o.textContent)) === '{}';",
+            serde_json::to_string(&expected).unwrap()
+        );
+        browser
+            .wait_until(&format!("the sub-categories of {category}"), &script)
+            .await;
+    }
+    // No page reload happened: the modal is still open.
+    assert_eq!(
+        browser
+            .execute("return document.getElementById('modal').open;", vec![])
+            .await,
+        json!(true)
+    );
+    browser.quit().await;
+}
+
+async fn position_of(browser: &Browser, label: &str) -> usize {
+    let index = browser
+        .execute(
+            "return [...document.querySelectorAll('#accion-categoria option')].findIndex(o => o.textContent === arguments[0]);",
+            vec![json!(label)],
+        )
+        .await;
+    index.as_u64().expect("the category is offered") as usize + 1
+}
+
+async fn the_modal_works_with_the_keyboard_alone(backend: Backend) {
+    let Some((app, browser)) = signed_in(backend).await else {
+        return;
+    };
+    let folio = open_folio(&app).await;
+    // Focus the icon and open it with Enter.
+    browser
+        .execute(
+            "document.querySelector('#conversacion-' + arguments[0] + ' .action-button').focus();",
+            vec![json!(folio)],
+        )
+        .await;
+    browser.send_keys(keys::ENTER).await;
+    browser
+        .wait_until("the modal to open", "return document.getElementById('modal').open && !!document.querySelector('#modal-content h2');")
+        .await;
+    let inside = "return document.getElementById('modal').contains(document.activeElement);";
+    browser.wait_until("focus inside the dialog", inside).await;
+    // Tab and Shift+Tab cycle inside the dialog.
+    for _ in 0..15 {
+        browser.send_keys(keys::TAB).await;
+        assert_eq!(
+            browser.execute(inside, vec![]).await,
+            json!(true),
+            "Tab left the dialog"
+        );
+    }
+    for _ in 0..15 {
+        browser.send_keys(keys::SHIFT_TAB).await;
+        assert_eq!(
+            browser.execute(inside, vec![]).await,
+            json!(true),
+            "Shift+Tab left the dialog"
+        );
+    }
+    // Escape closes it and focus returns to the icon that opened it.
+    browser.send_keys(keys::ESCAPE).await;
+    browser
+        .wait_until(
+            "focus back on the icon",
+            &format!(
+                "return !document.getElementById('modal').open && \
+                 document.activeElement === document.querySelector('#conversacion-{folio} .action-button');"
+            ),
+        )
+        .await;
+    browser.quit().await;
+}
+
+async fn a_conflict_with_another_session_is_explained_in_the_modal(backend: Backend) {
+    let Some((app, browser)) = signed_in(backend).await else {
+        return;
+    };
+    let folio = open_folio(&app).await;
+    open_modal(&browser, folio).await;
+    choose_option(&browser, "#accion-categoria", 1).await;
+    // Meanwhile, the Super Administrador cancels it from another session.
+    let other = common::new_client();
+    app.login_with(&other, common::SUPER_EMAIL, common::SUPER_PASSWORD)
+        .await;
+    let form = app
+        .get_with(&other, &format!("/mensajes/{folio}/acciones"))
+        .await
+        .body;
+    let field = |name: &str| {
+        let marker = format!("name=\"{name}\" value=\"");
+        let start = form.find(&marker).unwrap() + marker.len();
+        form[start..start + form[start..].find('"').unwrap()].to_owned()
+    };
+    let category = browser
+        .execute(
+            "return document.querySelector('#accion-categoria option:nth-child(2)').value;",
+            vec![],
+        )
+        .await;
+    let won = app
+        .post_form_with(
+            &other,
+            &format!("/mensajes/{folio}/acciones"),
+            &[
+                ("_csrf", &field("_csrf")),
+                ("version", &field("version")),
+                ("accion", "cancelar"),
+                ("categoria", category.as_str().unwrap()),
+            ],
+        )
+        .await;
+    assert_eq!(won.status, reqwest::StatusCode::SEE_OTHER);
+    let confirm = browser.find("#modal button[type=submit]").await;
+    browser.click(&confirm).await;
+    browser
+        .wait_until(
+            "the conflict message",
+            "const a = document.querySelector('#modal .alert'); \
+             return !!a && a.textContent.includes('Carlos Ramírez Ortega la canceló hace') && \
+             a.textContent.includes('ya estaba cancelada');",
+        )
+        .await;
+    // The modal shows the current state and offers nothing more to confirm.
+    assert_eq!(
+        browser
+            .execute("return document.getElementById('modal').open;", vec![])
+            .await,
+        json!(true)
+    );
+    assert!(
+        browser
+            .try_find("#modal button[type=submit]")
+            .await
+            .is_none()
+    );
+    assert!(browser.try_find("#modal .badge-cancelled").await.is_some());
+    browser.quit().await;
+}
+
+async fn the_pages_pass_an_automated_accessibility_check(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let Some(browser) = Browser::start().await else {
+        return;
+    };
+    browser.goto(&format!("{}/login", app.address)).await;
+    browser.find("#email").await;
+    assert_eq!(
+        browser.accessibility_violations().await,
+        Vec::<String>::new(),
+        "login"
+    );
+    browser
+        .login(&app.address, ADMIN_EMAIL, ADMIN_PASSWORD)
+        .await;
+    browser.find("table.data-table tbody tr").await;
+    assert_eq!(
+        browser.accessibility_violations().await,
+        Vec::<String>::new(),
+        "mensajes"
+    );
+    let folio = open_folio(&app).await;
+    open_modal(&browser, folio).await;
+    assert_eq!(
+        browser.accessibility_violations().await,
+        Vec::<String>::new(),
+        "modal"
+    );
+    browser
+        .goto(&format!("{}/mensajes/{folio}", app.address))
+        .await;
+    browser.find(".timeline").await;
+    assert_eq!(
+        browser.accessibility_violations().await,
+        Vec::<String>::new(),
+        "detail"
+    );
     browser.quit().await;
 }

@@ -548,7 +548,7 @@ pub async fn submit(
             .insert_header(("HX-Retarget", format!("#conversacion-{}", updated.folio)))
             .insert_header(("HX-Reswap", "outerHTML"))
             .insert_header((
-                "HX-Trigger",
+                "HX-Trigger-After-Settle",
                 HeaderValue::from_str(&trigger).map_err(|e| AppError::unexpected(e.to_string()))?,
             ))
             .body(body));

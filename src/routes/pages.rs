@@ -125,7 +125,8 @@ pub fn local_datetime(at: Ts, tz: chrono_tz::Tz) -> String {
 pub fn relative(at: Ts, now: DateTime<Utc>) -> String {
     let seconds = (now - at.0).num_seconds().max(0);
     match seconds {
-        0..=59 => format!("hace {seconds} s"),
+        0..=4 => "hace un momento".to_owned(),
+        5..=59 => format!("hace {seconds} s"),
         60..=3599 => format!("hace {} min", seconds / 60),
         3600..=86_399 => format!("hace {} h", seconds / 3600),
         _ => format!("hace {} d", seconds / 86_400),

@@ -312,6 +312,54 @@ impl Browser {
         .await
     }
 
+    /// Runs an asynchronous `script` that calls `arguments[arguments.length - 1]`
+    /// with its result.
+    pub async fn execute_async(&self, script: &str, args: Vec<Value>) -> Value {
+        self.call(
+            reqwest::Method::POST,
+            "/execute/async",
+            Some(json!({ "script": script, "args": args })),
+        )
+        .await
+    }
+
+    /// Runs axe-core (vendored in `tests/assets`) against the page and returns
+    /// the WCAG 2 A/AA violations as "rule: target" lines.
+    pub async fn accessibility_violations(&self) -> Vec<String> {
+        const AXE: &str = include_str!("../assets/axe-core-4.14.1.min.js");
+        // Colours are only final once entrance animations have finished.
+        self.wait_until(
+            "animations to finish",
+            "return document.getAnimations().every(a => a.playState !== 'running');",
+        )
+        .await;
+        self.call(
+            reqwest::Method::POST,
+            "/timeouts",
+            Some(json!({ "script": 30_000 })),
+        )
+        .await;
+        self.execute(&format!("{AXE}\nreturn true;"), vec![]).await;
+        let result = self
+            .execute_async(
+                "const done = arguments[arguments.length - 1];
+                 axe.run(document, { runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] } })
+                   .then(r => done(r.violations.flatMap(v => v.nodes.map(n => v.id + ': ' + n.target.join(' ')))))
+                   .catch(e => done(['axe failed: ' + e]));",
+                vec![],
+            )
+            .await;
+        result
+            .as_array()
+            .map(|items| {
+                items
+                    .iter()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// Waits (up to 10 s) until `script` returns `true`.
     pub async fn wait_until(&self, what: &str, script: &str) {
         let deadline = Instant::now() + Duration::from_secs(10);
