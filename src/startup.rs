@@ -98,6 +98,7 @@ impl Application {
     /// Binds the listener over an already migrated store.
     pub async fn build_with_store(settings: Settings, store: Store) -> anyhow::Result<Application> {
         let key = session_key(&settings, &store).await?;
+        store.start_listening();
         let state = AppState {
             store,
             timezone: settings.timezone,

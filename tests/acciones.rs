@@ -22,6 +22,7 @@ on_both_backends!(
     the_subcategory_list_follows_the_category,
     the_form_offers_only_what_the_rules_allow,
     comments_count_characters_and_are_shown_escaped,
+    history_keeps_the_names_of_deactivated_categories,
 );
 
 /// Ids and folios the tests act on (all from the demo data).
@@ -140,7 +141,7 @@ async fn name_of(app: &TestApp, id: Uuid) -> String {
             .fetch_one(&p.read)
             .await
             .unwrap(),
-        relevo::db::Store::Postgres(p) => {
+        relevo::db::Store::Postgres(relevo::db::PgStore { pool: p, .. }) => {
             sqlx::query_scalar(sql).bind(id).fetch_one(p).await.unwrap()
         }
     }
@@ -156,7 +157,7 @@ async fn state_of(app: &TestApp, folio: i64) -> (String, i64, i64) {
             .fetch_one(&p.read)
             .await
             .unwrap(),
-        relevo::db::Store::Postgres(p) => {
+        relevo::db::Store::Postgres(relevo::db::PgStore { pool: p, .. }) => {
             sqlx::query_as(sql).bind(folio).fetch_one(p).await.unwrap()
         }
     }
@@ -283,7 +284,7 @@ async fn a_cancel_with_category_subcategory_and_comment_closes_the_conversation(
                 .fetch_one(&p.read)
                 .await
                 .unwrap(),
-            relevo::db::Store::Postgres(p) => sqlx::query_as(sql)
+            relevo::db::Store::Postgres(relevo::db::PgStore { pool: p, .. }) => sqlx::query_as(sql)
                 .bind(fx.folio)
                 .fetch_one(p)
                 .await
@@ -983,4 +984,47 @@ async fn comments_count_characters_and_are_shown_escaped(backend: Backend) {
     assert!(!detail.body.contains("<script>alert"));
     assert!(detail.body.contains("&lt;script&gt;") || detail.body.contains("&#60;script&#62;"));
     assert!(detail.body.contains(&"😀".repeat(973)));
+}
+
+async fn history_keeps_the_names_of_deactivated_categories(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else { return };
+    app.login_as_admin().await;
+    let fx = fixture(&app).await;
+    let (csrf, version) = open_form(&app, &app.client, fx.folio).await;
+    let page = confirm(
+        &app,
+        &app.client,
+        fx.folio,
+        &[
+            ("_csrf", &csrf),
+            ("version", &version),
+            ("accion", "cancelar"),
+            ("categoria", &fx.category.to_string()),
+            ("subcategoria", &fx.subcategory.to_string()),
+        ],
+    )
+    .await;
+    assert_eq!(page.status, StatusCode::OK);
+    app.execute_id("update closure_subcategories set active = false where id = $1", fx.subcategory).await;
+    app.execute_id("update closure_categories set active = false where id = $1", fx.category).await;
+    let detail = app.get(&format!("/mensajes/{}", fx.folio)).await;
+    assert!(detail.body.contains("Categoría: Cliente no responde › Número equivocado"));
+    // …while a new cancellation can no longer use them.
+    let other = app
+        .folios_where(
+            "select c.folio from conversations c join campaigns p on p.id = c.campaign_id \
+             where p.name = $1 and c.status = 'icr' order by c.folio",
+            "Ventas Hogar",
+        )
+        .await[0];
+    let (csrf, version) = open_form(&app, &app.client, other).await;
+    let refused = confirm(
+        &app,
+        &app.client,
+        other,
+        &[("_csrf", &csrf), ("version", &version), ("accion", "cancelar"), ("categoria", &fx.category.to_string())],
+    )
+    .await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(refused.body.contains("Esa categoría está desactivada"));
 }

@@ -282,7 +282,7 @@ async fn search_finds_by_folio_phone_and_name(backend: Backend) {
         .fetch_one(&p.read)
         .await
         .unwrap(),
-        relevo::db::Store::Postgres(p) => sqlx::query_as(
+        relevo::db::Store::Postgres(relevo::db::PgStore { pool: p, .. }) => sqlx::query_as(
             "select k.external_id, k.name from conversations c join contacts k on k.id = c.contact_id where c.folio = $1",
         )
         .bind(folio)
@@ -486,7 +486,7 @@ async fn filters_narrow_the_rows(backend: Backend) {
             .fetch_one(&p.read)
             .await
             .unwrap(),
-        relevo::db::Store::Postgres(p) => sqlx::query_as(sql)
+        relevo::db::Store::Postgres(relevo::db::PgStore { pool: p, .. }) => sqlx::query_as(sql)
             .bind("agent")
             .fetch_one(p)
             .await

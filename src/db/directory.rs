@@ -3,7 +3,8 @@
 
 use uuid::Uuid;
 
-use super::{StoreError, StoreResult, Ts, with_read, with_write};
+use super::{NotifyInTx, StoreError, StoreResult, Ts, with_read, with_write};
+use crate::live::Event;
 use crate::domain::{ChannelKind, Role, Scope};
 
 /// A campaign as a filter option.
@@ -118,39 +119,63 @@ impl super::Store {
     /// Activates or deactivates a user; a deactivated user's sessions stop
     /// working on their next request.
     pub async fn set_user_active(&self, user_id: Uuid, active: bool, now: Ts) -> StoreResult<()> {
+        let event = Event::AccessChanged {
+            user_id: Some(user_id),
+        };
+        let notification = self.feed().notification(event);
         with_write!(self, |pool| {
+            let mut tx = pool.begin().await?;
             sqlx::query("update users set active = $2, updated_at = $3 where id = $1")
                 .bind(user_id)
                 .bind(active)
                 .bind(now)
-                .execute(pool)
+                .execute(&mut *tx)
                 .await?;
+            tx.notify_change(&notification).await?;
+            tx.commit().await?;
         });
+        self.publish(event);
         Ok(())
     }
 
     /// Changes a user's role.
     pub async fn set_user_role(&self, user_id: Uuid, role: Role, now: Ts) -> StoreResult<()> {
+        let event = Event::AccessChanged {
+            user_id: Some(user_id),
+        };
+        let notification = self.feed().notification(event);
         with_write!(self, |pool| {
+            let mut tx = pool.begin().await?;
             sqlx::query("update users set role = $2, updated_at = $3 where id = $1")
                 .bind(user_id)
                 .bind(role.as_str())
                 .bind(now)
-                .execute(pool)
+                .execute(&mut *tx)
                 .await?;
+            tx.notify_change(&notification).await?;
+            tx.commit().await?;
         });
+        self.publish(event);
         Ok(())
     }
 
     /// Removes a user from a campaign.
     pub async fn unassign_campaign(&self, user_id: Uuid, campaign_id: Uuid) -> StoreResult<()> {
+        let event = Event::AccessChanged {
+            user_id: Some(user_id),
+        };
+        let notification = self.feed().notification(event);
         with_write!(self, |pool| {
+            let mut tx = pool.begin().await?;
             sqlx::query("delete from campaign_members where user_id = $1 and campaign_id = $2")
                 .bind(user_id)
                 .bind(campaign_id)
-                .execute(pool)
+                .execute(&mut *tx)
                 .await?;
+            tx.notify_change(&notification).await?;
+            tx.commit().await?;
         });
+        self.publish(event);
         Ok(())
     }
 

@@ -16,6 +16,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use crate::live::{Event, Feed};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
@@ -77,13 +78,51 @@ static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migratio
 pub struct SqlitePools {
     pub read: SqlitePool,
     pub write: SqlitePool,
+    pub feed: Feed,
+}
+
+/// The PostgreSQL pool and this instance's change feed.
+#[derive(Clone, Debug)]
+pub struct PgStore {
+    pub pool: PgPool,
+    pub feed: Feed,
 }
 
 /// The database the application runs on, chosen from `DATABASE_URL` at start.
+///
+/// Each backend carries the change feed, so the Store itself publishes every
+/// committed change: no write path can forget to.
 #[derive(Clone, Debug)]
 pub enum Store {
     Sqlite(SqlitePools),
-    Postgres(PgPool),
+    Postgres(PgStore),
+}
+
+/// Announces a change inside the transaction that makes it: a no-op on
+/// SQLite (one instance per file), `pg_notify` on PostgreSQL, delivered to
+/// the other instances when (and only if) the transaction commits.
+pub(crate) trait NotifyInTx {
+    fn notify_change(
+        &mut self,
+        payload: &str,
+    ) -> impl std::future::Future<Output = Result<(), sqlx::Error>> + Send;
+}
+
+impl NotifyInTx for sqlx::Transaction<'_, sqlx::Sqlite> {
+    async fn notify_change(&mut self, _payload: &str) -> Result<(), sqlx::Error> {
+        Ok(())
+    }
+}
+
+impl NotifyInTx for sqlx::Transaction<'_, sqlx::Postgres> {
+    async fn notify_change(&mut self, payload: &str) -> Result<(), sqlx::Error> {
+        sqlx::query("select pg_notify($1, $2)")
+            .bind(crate::live::CHANNEL)
+            .bind(payload)
+            .execute(&mut **self)
+            .await?;
+        Ok(())
+    }
 }
 
 /// Runs `$body` with `$pool` bound to a pool that may serve reads.
@@ -95,7 +134,7 @@ macro_rules! with_read {
                 $body
             }
             $crate::db::Store::Postgres(pg) => {
-                let $pool = pg;
+                let $pool = &pg.pool;
                 $body
             }
         }
@@ -111,7 +150,7 @@ macro_rules! with_write {
                 $body
             }
             $crate::db::Store::Postgres(pg) => {
-                let $pool = pg;
+                let $pool = &pg.pool;
                 $body
             }
         }
@@ -140,7 +179,11 @@ impl Store {
                 .acquire_timeout(Duration::from_secs(5))
                 .connect_with(options.read_only(false))
                 .await?;
-            Ok(Store::Sqlite(SqlitePools { read, write }))
+            Ok(Store::Sqlite(SqlitePools {
+                read,
+                write,
+                feed: Feed::new(),
+            }))
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let options = PgConnectOptions::from_str(url)?;
             let pool = PgPoolOptions::new()
@@ -148,7 +191,10 @@ impl Store {
                 .acquire_timeout(Duration::from_secs(5))
                 .connect_with(options)
                 .await?;
-            Ok(Store::Postgres(pool))
+            Ok(Store::Postgres(PgStore {
+                pool,
+                feed: Feed::new(),
+            }))
         } else {
             Err(StoreError::UnsupportedUrl)
         }
@@ -158,9 +204,30 @@ impl Store {
     pub async fn migrate(&self) -> StoreResult<()> {
         match self {
             Store::Sqlite(pools) => SQLITE_MIGRATIONS.run(&pools.write).await?,
-            Store::Postgres(pool) => POSTGRES_MIGRATIONS.run(pool).await?,
+            Store::Postgres(pg) => POSTGRES_MIGRATIONS.run(&pg.pool).await?,
         }
         Ok(())
+    }
+
+    /// This instance's change feed.
+    pub fn feed(&self) -> &Feed {
+        match self {
+            Store::Sqlite(pools) => &pools.feed,
+            Store::Postgres(pg) => &pg.feed,
+        }
+    }
+
+    /// Starts following other instances' changes (PostgreSQL only: an SQLite
+    /// file is served by one instance).
+    pub fn start_listening(&self) {
+        if let Store::Postgres(pg) = self {
+            crate::live::spawn_pg_listener(pg.pool.clone(), pg.feed.clone());
+        }
+    }
+
+    /// Publishes an event that has been committed.
+    pub(crate) fn publish(&self, event: Event) {
+        self.feed().publish(event);
     }
 
     /// Which backend this is, for logs and the start-up banner.
@@ -212,7 +279,7 @@ impl Store {
                 pools.read.close().await;
                 pools.write.close().await;
             }
-            Store::Postgres(pool) => pool.close().await,
+            Store::Postgres(pg) => pg.pool.close().await,
         }
     }
 }

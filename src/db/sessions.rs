@@ -2,7 +2,8 @@
 
 use uuid::Uuid;
 
-use super::{StoreResult, Ts, with_read, with_write};
+use super::{NotifyInTx, StoreResult, Ts, with_read, with_write};
+use crate::live::Event;
 use crate::domain::{Role, Scope};
 
 /// The signed-in user as read on *this* request: role, active flag and
@@ -74,14 +75,27 @@ impl super::Store {
         Ok(id)
     }
 
-    /// Ends a session; its cookie is worthless afterwards.
+    /// Ends a session; its cookie is worthless afterwards, and its live
+    /// streams close.
     pub async fn delete_session(&self, session_id: Uuid) -> StoreResult<()> {
-        with_write!(self, |pool| {
-            sqlx::query("delete from user_sessions where id = $1")
+        let event = Event::AccessChanged { user_id: None };
+        let notification = self.feed().notification(event);
+        let deleted = with_write!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            let deleted = sqlx::query("delete from user_sessions where id = $1")
                 .bind(session_id)
-                .execute(pool)
-                .await?;
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if deleted > 0 {
+                tx.notify_change(&notification).await?;
+            }
+            tx.commit().await?;
+            deleted
         });
+        if deleted > 0 {
+            self.publish(event);
+        }
         Ok(())
     }
 

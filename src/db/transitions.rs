@@ -9,7 +9,8 @@
 use uuid::Uuid;
 
 use super::conversations::{HistoryRow, LATEST_EVENT_SELECT};
-use super::{StoreResult, Ts, with_read, with_write};
+use super::{NotifyInTx, StoreResult, Ts, with_read, with_write};
+use crate::live::{Change, Event};
 use crate::domain::{AgentCandidate, CategoryRef, Role, SubcategoryRef, Transition};
 
 /// Someone else changed the conversation after it was loaded.
@@ -61,6 +62,12 @@ impl super::Store {
     pub async fn apply_transition(&self, t: &Transition) -> StoreResult<Result<(), Conflict>> {
         let at = Ts::new(t.at);
         let closes = t.closes();
+        let event = Event::Changed(Change {
+            conversation_id: t.conversation_id,
+            campaign_id: t.campaign_id,
+            version: t.expected_version + 1,
+        });
+        let notification = self.feed().notification(event);
         let outcome = with_write!(self, |pool| {
             let mut tx = pool.begin().await?;
             let updated = sqlx::query(UPDATE_CONVERSATION)
@@ -99,12 +106,16 @@ impl super::Store {
                     .bind(t.actor.user_id())
                     .execute(&mut *tx)
                     .await?;
+                tx.notify_change(&notification).await?;
                 tx.commit().await?;
                 Ok(())
             }
         });
         match outcome {
-            Ok(()) => Ok(Ok(())),
+            Ok(()) => {
+                self.publish(event);
+                Ok(Ok(()))
+            }
             Err(()) => Ok(Err(Conflict {
                 latest: self.latest_event(t.conversation_id).await?,
             })),

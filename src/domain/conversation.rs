@@ -73,6 +73,7 @@ impl Actor {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Transition {
     pub conversation_id: Uuid,
+    pub campaign_id: Uuid,
     pub expected_version: i64,
     pub kind: EventKind,
     pub from_status: Status,
@@ -246,6 +247,7 @@ fn base(
 ) -> Transition {
     Transition {
         conversation_id: conversation.id,
+        campaign_id: conversation.campaign_id,
         expected_version: conversation.version,
         kind,
         from_status: conversation.status,

@@ -350,7 +350,7 @@ impl TestApp {
                 .fetch_one(&p.read)
                 .await
                 .expect("query"),
-            Store::Postgres(p) => sqlx::query_scalar(sql).fetch_one(p).await.expect("query"),
+            Store::Postgres(relevo::db::PgStore { pool: p, .. }) => sqlx::query_scalar(sql).fetch_one(p).await.expect("query"),
         }
     }
 
@@ -362,7 +362,7 @@ impl TestApp {
                 .fetch_all(&p.read)
                 .await
                 .expect("query"),
-            Store::Postgres(p) => sqlx::query_scalar(sql)
+            Store::Postgres(relevo::db::PgStore { pool: p, .. }) => sqlx::query_scalar(sql)
                 .bind(arg)
                 .fetch_all(p)
                 .await
@@ -378,7 +378,7 @@ impl TestApp {
                 .fetch_all(&p.read)
                 .await
                 .expect("query"),
-            Store::Postgres(p) => sqlx::query_scalar(sql)
+            Store::Postgres(relevo::db::PgStore { pool: p, .. }) => sqlx::query_scalar(sql)
                 .bind(arg)
                 .fetch_all(p)
                 .await
@@ -396,7 +396,7 @@ impl TestApp {
                     .await
                     .expect("statement");
             }
-            Store::Postgres(p) => {
+            Store::Postgres(relevo::db::PgStore { pool: p, .. }) => {
                 sqlx::query(sql)
                     .bind(arg)
                     .execute(p)
@@ -416,7 +416,7 @@ impl TestApp {
                     .await
                     .expect("statement");
             }
-            Store::Postgres(p) => {
+            Store::Postgres(relevo::db::PgStore { pool: p, .. }) => {
                 sqlx::query(sql)
                     .bind(id)
                     .execute(p)

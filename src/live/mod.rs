@@ -1,0 +1,174 @@
+//! The change feed: what the live Mensajes tables follow.
+//!
+//! Every committed change is published by the Store, after commit, to an
+//! in-process `tokio::sync::broadcast`. On PostgreSQL the same transaction
+//! also `NOTIFY`s, and every instance `LISTEN`s on one dedicated connection
+//! and re-broadcasts what other instances committed, so a change made through
+//! any instance reaches every instance's viewers.
+//!
+//! Publishing never waits: a viewer that falls behind loses its place in the
+//! ring buffer and is told to resynchronise instead of slowing writers down.
+
+pub mod sse;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use sqlx::postgres::{PgListener, PgPool};
+use tokio::sync::broadcast;
+use uuid::Uuid;
+
+/// The PostgreSQL notification channel.
+pub const CHANNEL: &str = "relevo_changes";
+/// Events kept for slow viewers before they must resynchronise.
+const CAPACITY: usize = 4096;
+
+/// A conversation changed (a transition, a new conversation, new activity).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Change {
+    pub conversation_id: Uuid,
+    pub campaign_id: Uuid,
+    pub version: i64,
+}
+
+/// What the feed carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Event {
+    Changed(Change),
+    /// A user's rights or sessions changed (`None`: possibly anyone's); live
+    /// streams re-read their viewer's scope before sending anything else.
+    AccessChanged { user_id: Option<Uuid> },
+    /// Changes may have been missed (the LISTEN connection was lost):
+    /// viewers reload what they show.
+    Resync,
+}
+
+/// A notification as sent between instances.
+#[derive(Debug, Serialize, Deserialize)]
+struct Envelope {
+    instance: Uuid,
+    event: Event,
+}
+
+/// The in-process feed, shared by the Store and every live stream.
+#[derive(Clone, Debug)]
+pub struct Feed {
+    tx: broadcast::Sender<(u64, Event)>,
+    instance: Uuid,
+    sequence: Arc<AtomicU64>,
+}
+
+impl Default for Feed {
+    fn default() -> Self {
+        Feed::new()
+    }
+}
+
+impl Feed {
+    pub fn new() -> Feed {
+        let (tx, _) = broadcast::channel(CAPACITY);
+        Feed {
+            tx,
+            instance: Uuid::now_v7(),
+            sequence: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    /// Broadcasts to this instance's subscribers; never blocks. Each event
+    /// gets an increasing sequence number (the SSE event id).
+    pub fn publish(&self, event: Event) {
+        let id = self.sequence.fetch_add(1, Ordering::Relaxed) + 1;
+        // No subscriber is not an error: nobody is watching.
+        let _ = self.tx.send((id, event));
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<(u64, Event)> {
+        self.tx.subscribe()
+    }
+
+    /// The `NOTIFY` payload announcing `event` to other instances.
+    pub fn notification(&self, event: Event) -> String {
+        serde_json::to_string(&Envelope {
+            instance: self.instance,
+            event,
+        })
+        .unwrap_or_default()
+    }
+
+    /// Re-broadcasts a notification from another instance (ours are already
+    /// published locally).
+    fn receive(&self, payload: &str) {
+        match serde_json::from_str::<Envelope>(payload) {
+            Ok(envelope) if envelope.instance != self.instance => self.publish(envelope.event),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "ignoring a malformed change notification"),
+        }
+    }
+}
+
+/// Listens for other instances' changes on PostgreSQL until the pool closes,
+/// reconnecting with back-off; after any gap it asks viewers to resync.
+pub fn spawn_pg_listener(pool: PgPool, feed: Feed) {
+    tokio::spawn(async move {
+        let mut backoff = Duration::from_millis(250);
+        let mut first = true;
+        while !pool.is_closed() {
+            match listen(&pool, &feed, &mut first).await {
+                Ok(()) => backoff = Duration::from_millis(250),
+                Err(e) => {
+                    tracing::warn!(error = %e, retry_in = ?backoff, "change listener disconnected");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(10));
+                }
+            }
+        }
+    });
+}
+
+async fn listen(pool: &PgPool, feed: &Feed, first: &mut bool) -> Result<(), sqlx::Error> {
+    let mut listener = PgListener::connect_with(pool).await?;
+    listener.listen(CHANNEL).await?;
+    if !std::mem::take(first) {
+        feed.publish(Event::Resync);
+    }
+    tracing::info!("listening for changes of other instances");
+    loop {
+        if pool.is_closed() {
+            return Ok(());
+        }
+        // `try_recv` answers `None` when the connection was lost (it then
+        // reconnects by itself): whatever was notified meanwhile is missed.
+        match listener.try_recv().await? {
+            Some(notification) => feed.receive(notification.payload()),
+            None => {
+                tracing::warn!("change listener lost its connection; viewers will resync");
+                feed.publish(Event::Resync);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_instance_ignores_its_own_notifications() {
+        let ours = Feed::new();
+        let theirs = Feed::new();
+        let mut rx = ours.subscribe();
+        let event = Event::AccessChanged { user_id: None };
+        ours.receive(&ours.notification(event));
+        assert!(rx.try_recv().is_err());
+        ours.receive(&theirs.notification(event));
+        assert_eq!(rx.try_recv().unwrap().1, event);
+    }
+
+    #[test]
+    fn publishing_without_viewers_is_fine() {
+        Feed::new().publish(Event::Resync);
+    }
+}

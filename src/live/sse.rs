@@ -1,0 +1,1 @@
+//! Server-Sent Events for the live Mensajes table (filled in below).
