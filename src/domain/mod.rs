@@ -50,6 +50,7 @@ macro_rules! stored_enum {
 }
 
 pub mod conversation;
+pub mod schedule;
 pub mod text;
 
 pub use conversation::{
