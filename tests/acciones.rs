@@ -987,7 +987,9 @@ async fn comments_count_characters_and_are_shown_escaped(backend: Backend) {
 }
 
 async fn history_keeps_the_names_of_deactivated_categories(backend: Backend) {
-    let Some(app) = spawn_app(backend).await else { return };
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
     app.login_as_admin().await;
     let fx = fixture(&app).await;
     let (csrf, version) = open_form(&app, &app.client, fx.folio).await;
@@ -1005,10 +1007,22 @@ async fn history_keeps_the_names_of_deactivated_categories(backend: Backend) {
     )
     .await;
     assert_eq!(page.status, StatusCode::OK);
-    app.execute_id("update closure_subcategories set active = false where id = $1", fx.subcategory).await;
-    app.execute_id("update closure_categories set active = false where id = $1", fx.category).await;
+    app.execute_id(
+        "update closure_subcategories set active = false where id = $1",
+        fx.subcategory,
+    )
+    .await;
+    app.execute_id(
+        "update closure_categories set active = false where id = $1",
+        fx.category,
+    )
+    .await;
     let detail = app.get(&format!("/mensajes/{}", fx.folio)).await;
-    assert!(detail.body.contains("Categoría: Cliente no responde › Número equivocado"));
+    assert!(
+        detail
+            .body
+            .contains("Categoría: Cliente no responde › Número equivocado")
+    );
     // …while a new cancellation can no longer use them.
     let other = app
         .folios_where(
@@ -1022,7 +1036,12 @@ async fn history_keeps_the_names_of_deactivated_categories(backend: Backend) {
         &app,
         &app.client,
         other,
-        &[("_csrf", &csrf), ("version", &version), ("accion", "cancelar"), ("categoria", &fx.category.to_string())],
+        &[
+            ("_csrf", &csrf),
+            ("version", &version),
+            ("accion", "cancelar"),
+            ("categoria", &fx.category.to_string()),
+        ],
     )
     .await;
     assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);

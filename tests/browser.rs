@@ -16,6 +16,7 @@ on_both_backends!(
     the_modal_works_with_the_keyboard_alone,
     a_conflict_with_another_session_is_explained_in_the_modal,
     the_pages_pass_an_automated_accessibility_check,
+    another_sessions_cancel_shows_without_a_reload,
 );
 
 /// Starts the app and a browser signed in as the demo Administrador.
@@ -427,5 +428,127 @@ async fn the_pages_pass_an_automated_accessibility_check(backend: Backend) {
         Vec::<String>::new(),
         "detail"
     );
+    browser.quit().await;
+}
+
+async fn another_sessions_cancel_shows_without_a_reload(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let Some(browser) = Browser::start().await else {
+        return;
+    };
+    browser
+        .login(&app.address, ADMIN_EMAIL, ADMIN_PASSWORD)
+        .await;
+    browser.find("table.data-table tbody tr").await;
+    browser
+        .goto(&format!("{}/mensajes?estatus=todas", app.address))
+        .await;
+    browser
+        .wait_until(
+            "the table to be live",
+            "return document.getElementById('live-indicator').classList.contains('is-live');",
+        )
+        .await;
+    // Mark the page: a reload would lose this.
+    browser
+        .execute("window.__noReload = true; window.scrollTo(0, 200);", vec![])
+        .await;
+    let folio = open_folio(&app).await;
+    // Another session cancels it through the form.
+    let other = common::new_client();
+    app.login_with(&other, common::SUPER_EMAIL, common::SUPER_PASSWORD)
+        .await;
+    let form = app
+        .get_with(&other, &format!("/mensajes/{folio}/acciones"))
+        .await
+        .body;
+    let field = |name: &str| {
+        let marker = format!("name=\"{name}\" value=\"");
+        let start = form.find(&marker).unwrap() + marker.len();
+        form[start..start + form[start..].find('"').unwrap()].to_owned()
+    };
+    let category_marker = "<option value=\"";
+    let first_option = form.find("id=\"accion-categoria\"").unwrap();
+    let rest = &form[first_option..];
+    let option_at = rest[rest.find(category_marker).unwrap() + category_marker.len()..]
+        .find(category_marker)
+        .unwrap();
+    let after = &rest[rest.find(category_marker).unwrap()
+        + category_marker.len()
+        + option_at
+        + category_marker.len()..];
+    let category = after[..after.find('"').unwrap()].to_owned();
+    let done = app
+        .post_form_with(
+            &other,
+            &format!("/mensajes/{folio}/acciones"),
+            &[
+                ("_csrf", &field("_csrf")),
+                ("version", &field("version")),
+                ("accion", "cancelar"),
+                ("categoria", &category),
+            ],
+        )
+        .await;
+    assert_eq!(done.status, reqwest::StatusCode::SEE_OTHER);
+    browser
+        .wait_until(
+            "the row to show Cancelada",
+            &format!("return !!document.querySelector('#conversacion-{folio} .badge-cancelled');"),
+        )
+        .await;
+    assert_eq!(
+        browser
+            .execute(
+                "return window.__noReload === true && window.scrollY > 0;",
+                vec![]
+            )
+            .await,
+        json!(true)
+    );
+    // In the default view (open conversations) a cancelled row leaves.
+    browser.goto(&format!("{}/mensajes", app.address)).await;
+    browser
+        .wait_until(
+            "live again",
+            "return document.getElementById('live-indicator').classList.contains('is-live');",
+        )
+        .await;
+    let next = open_folio(&app).await;
+    let present = format!("return !!document.getElementById('conversacion-{next}');");
+    browser.wait_until("the next open row", &present).await;
+    let form = app
+        .get_with(&other, &format!("/mensajes/{next}/acciones"))
+        .await
+        .body;
+    let csrf = {
+        let marker = "name=\"_csrf\" value=\"";
+        let start = form.find(marker).unwrap() + marker.len();
+        form[start..start + form[start..].find('"').unwrap()].to_owned()
+    };
+    let version = {
+        let marker = "name=\"version\" value=\"";
+        let start = form.find(marker).unwrap() + marker.len();
+        form[start..start + form[start..].find('"').unwrap()].to_owned()
+    };
+    app.post_form_with(
+        &other,
+        &format!("/mensajes/{next}/acciones"),
+        &[
+            ("_csrf", &csrf),
+            ("version", &version),
+            ("accion", "cancelar"),
+            ("categoria", &category),
+        ],
+    )
+    .await;
+    browser
+        .wait_until(
+            "the cancelled row to leave",
+            &format!("return !document.getElementById('conversacion-{next}');"),
+        )
+        .await;
     browser.quit().await;
 }

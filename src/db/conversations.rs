@@ -366,6 +366,31 @@ impl super::Store {
             .collect())
     }
 
+    /// Of the conversations `ids`, those the scope covers that match `filter`
+    /// (status included): what a live table re-renders after changes.
+    pub async fn rows_matching(
+        &self,
+        scope: &Scope,
+        filter: &ListFilter,
+        ids: &[Uuid],
+    ) -> StoreResult<Vec<ConversationRow>> {
+        if ids.is_empty() || matches!(scope, Scope::Campaigns(c) if c.is_empty()) {
+            return Ok(Vec::new());
+        }
+        Ok(with_read!(self, |pool| {
+            let mut qb = sqlx::QueryBuilder::new(ROW_SELECT);
+            qb.push(" where c.id in (");
+            let mut list = qb.separated(", ");
+            for id in ids {
+                list.push_bind(*id);
+            }
+            qb.push(")");
+            push_conditions!(&mut qb, scope, filter, true);
+            qb.push(" order by c.last_activity_at desc, c.folio desc");
+            qb.build_query_as().fetch_all(pool).await?
+        }))
+    }
+
     /// One conversation by folio, if the scope covers it.
     pub async fn conversation(
         &self,

@@ -4,8 +4,8 @@
 use uuid::Uuid;
 
 use super::{NotifyInTx, StoreError, StoreResult, Ts, with_read, with_write};
-use crate::live::Event;
 use crate::domain::{ChannelKind, Role, Scope};
+use crate::live::Event;
 
 /// A campaign as a filter option.
 #[derive(Debug, Clone, sqlx::FromRow)]

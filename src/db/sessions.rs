@@ -3,8 +3,8 @@
 use uuid::Uuid;
 
 use super::{NotifyInTx, StoreResult, Ts, with_read, with_write};
-use crate::live::Event;
 use crate::domain::{Role, Scope};
+use crate::live::Event;
 
 /// The signed-in user as read on *this* request: role, active flag and
 /// campaign assignments are never cached across requests.

@@ -10,8 +10,8 @@ use uuid::Uuid;
 
 use super::conversations::{HistoryRow, LATEST_EVENT_SELECT};
 use super::{NotifyInTx, StoreResult, Ts, with_read, with_write};
-use crate::live::{Change, Event};
 use crate::domain::{AgentCandidate, CategoryRef, Role, SubcategoryRef, Transition};
+use crate::live::{Change, Event};
 
 /// Someone else changed the conversation after it was loaded.
 #[derive(Debug, Clone)]

@@ -40,7 +40,9 @@ pub enum Event {
     Changed(Change),
     /// A user's rights or sessions changed (`None`: possibly anyone's); live
     /// streams re-read their viewer's scope before sending anything else.
-    AccessChanged { user_id: Option<Uuid> },
+    AccessChanged {
+        user_id: Option<Uuid>,
+    },
     /// Changes may have been missed (the LISTEN connection was lost):
     /// viewers reload what they show.
     Resync,

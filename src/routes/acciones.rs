@@ -14,7 +14,7 @@ use chrono::Utc;
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::mensajes::{NOT_FOUND, RowView, parse_folio};
+use super::mensajes::{NOT_FOUND, RowFragment, RowView, parse_folio};
 use super::pages::{PageContext, is_fragment_request, relative, render, render_with_status};
 use crate::auth::{CurrentUser, csrf};
 use crate::db::{AgentOption, CategoryOption, ConversationRow, HistoryRow, Store};
@@ -108,12 +108,6 @@ struct ActionPage {
     volver: String,
     /// The rendered [`ActionForm`] (escaped by its own template).
     form_html: String,
-}
-
-#[derive(Template)]
-#[template(path = "_row.html")]
-struct RowFragment {
-    row: RowView,
 }
 
 #[derive(Template)]

@@ -211,6 +211,8 @@ pub fn display_phone(external_id: &str) -> String {
 
 /// One table row as shown.
 pub struct RowView {
+    /// The conversation's id: what live events name.
+    pub id: String,
     pub folio: i64,
     pub customer_name: String,
     pub customer_detail: String,
@@ -245,6 +247,7 @@ impl RowView {
             text
         });
         RowView {
+            id: row.id.to_string(),
             folio: row.folio,
             customer_name,
             customer_detail,
@@ -272,6 +275,38 @@ pub struct StatusTab {
     pub href: String,
     pub active: bool,
     pub badge: &'static str,
+}
+
+/// The status tabs with their counts, linking to the same filters.
+fn status_tabs(raw: &RawQuery, counts: &[(Status, i64)], current: StatusFilter) -> Vec<StatusTab> {
+    let count_of = |s: Status| counts.iter().find(|(c, _)| *c == s).map_or(0, |(_, n)| *n);
+    let open_total: i64 = Status::OPEN.iter().map(|s| count_of(*s)).sum();
+    let all_total: i64 = counts.iter().map(|(_, n)| n).sum();
+    let mut tabs = vec![StatusTab {
+        value: "abiertas",
+        label: "Abiertas",
+        count: open_total,
+        href: raw.href(&[("estatus", "abiertas")]),
+        active: current == StatusFilter::Open,
+        badge: "open",
+    }];
+    tabs.extend(Status::ALL.iter().map(|s| StatusTab {
+        value: s.as_str(),
+        label: s.label(),
+        count: count_of(*s),
+        href: raw.href(&[("estatus", s.as_str())]),
+        active: current == StatusFilter::Only(*s),
+        badge: s.as_str(),
+    }));
+    tabs.push(StatusTab {
+        value: "todas",
+        label: "Todas",
+        count: all_total,
+        href: raw.href(&[("estatus", "todas")]),
+        active: current == StatusFilter::All,
+        badge: "all",
+    });
+    tabs
 }
 
 /// An option of a filter `<select>`.
@@ -348,34 +383,8 @@ pub async fn list(
         .iter()
         .map(|r| RowView::new(r, state.timezone, now))
         .collect();
-    let count_of = |s: Status| counts.iter().find(|(c, _)| *c == s).map_or(0, |(_, n)| *n);
-    let open_total: i64 = Status::OPEN.iter().map(|s| count_of(*s)).sum();
-    let all_total: i64 = counts.iter().map(|(_, n)| n).sum();
     let current = filter.status.unwrap_or(StatusFilter::Open);
-    let mut tabs = vec![StatusTab {
-        value: "abiertas",
-        label: "Abiertas",
-        count: open_total,
-        href: raw.href(&[("estatus", "abiertas")]),
-        active: current == StatusFilter::Open,
-        badge: "open",
-    }];
-    tabs.extend(Status::ALL.iter().map(|s| StatusTab {
-        value: s.as_str(),
-        label: s.label(),
-        count: count_of(*s),
-        href: raw.href(&[("estatus", s.as_str())]),
-        active: current == StatusFilter::Only(*s),
-        badge: s.as_str(),
-    }));
-    tabs.push(StatusTab {
-        value: "todas",
-        label: "Todas",
-        count: all_total,
-        href: raw.href(&[("estatus", "todas")]),
-        active: current == StatusFilter::All,
-        badge: "all",
-    });
+    let tabs = status_tabs(&raw, &counts, current);
     let newer_href = page.has_newer.then(|| {
         page.rows.first().map_or_else(
             || raw.href(&[]),
@@ -440,6 +449,75 @@ pub async fn list(
         q: raw.q.clone(),
     };
     render(&page)
+}
+
+#[derive(Template)]
+#[template(path = "_status_tabs.html")]
+struct StatusTabs {
+    tabs: Vec<StatusTab>,
+}
+
+#[derive(Template)]
+#[template(path = "_row.html")]
+pub struct RowFragment {
+    pub row: RowView,
+}
+
+/// At most this many conversations per `/mensajes/cambios` request.
+const MAX_CHANGED_IDS: usize = 100;
+
+/// `GET /mensajes/cambios?<filters>&id=…`: after live events, the rows to
+/// re-render (those of `id` that still match the viewer's scope and filters;
+/// the others leave the table) and the new status counts, as JSON of HTML
+/// fragments rendered by the same templates as the page.
+pub async fn changes(
+    req: HttpRequest,
+    user: CurrentUser,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    let raw = RawQuery::from_request(&req);
+    let (filter, _) = parse_filter(&raw, state.timezone);
+    let pairs: Vec<(String, String)> =
+        serde_urlencoded::from_str(req.query_string()).unwrap_or_default();
+    let ids: Vec<Uuid> = pairs
+        .iter()
+        .filter(|(k, _)| k == "id")
+        .filter_map(|(_, v)| Uuid::parse_str(v).ok())
+        .take(MAX_CHANGED_IDS)
+        .collect();
+    let (rows, counts) = tokio::try_join!(
+        state.store.rows_matching(&user.scope, &filter, &ids),
+        state.store.count_by_status(&user.scope, &filter),
+    )?;
+    let now = Utc::now();
+    let mut rendered = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let html = RowFragment {
+            row: RowView::new(row, state.timezone, now),
+        }
+        .render()
+        .map_err(|e| AppError::Unexpected(anyhow::Error::new(e)))?;
+        rendered.push(serde_json::json!({ "id": row.id, "folio": row.folio, "html": html }));
+    }
+    let tabs = StatusTabs {
+        tabs: status_tabs(&raw, &counts, filter.status.unwrap_or(StatusFilter::Open)),
+    }
+    .render()
+    .map_err(|e| AppError::Unexpected(anyhow::Error::new(e)))?;
+    Ok(HttpResponse::Ok()
+        .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
+        .json(serde_json::json!({ "rows": rendered, "tabs": tabs })))
+}
+
+/// `GET /mensajes/eventos`: this tab's live stream (Server-Sent Events).
+pub async fn events(user: CurrentUser, state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/event-stream")
+        .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
+        // Compression would buffer the stream.
+        .insert_header(actix_web::http::header::ContentEncoding::Identity)
+        .insert_header(("X-Accel-Buffering", "no"))
+        .streaming(crate::live::sse::stream(state.store.clone(), &user))
 }
 
 /// A history row as shown.

@@ -16,6 +16,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/login", web::post().to(login::submit))
         .route("/logout", web::post().to(login::logout))
         .route("/mensajes", web::get().to(mensajes::list))
+        .route("/mensajes/eventos", web::get().to(mensajes::events))
+        .route("/mensajes/cambios", web::get().to(mensajes::changes))
         .route("/mensajes/{folio}", web::get().to(mensajes::detail))
         .route("/mensajes/{folio}/acciones", web::get().to(acciones::show))
         .route(

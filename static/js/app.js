@@ -156,3 +156,137 @@
     if (field) field.classList.toggle("is-over", count > max);
   });
 })();
+
+// The live table: one EventSource per tab. Each change names a conversation;
+// changes are batched, then /mensajes/cambios answers, for the current
+// filters, the rows to re-render (the others leave) and the new counts.
+// After a dropped connection the visible page is reloaded in place, so no
+// change stays invisible. Filters, scroll, focus and an open modal survive.
+(function () {
+  "use strict";
+  var indicator = document.getElementById("live-indicator");
+  if (!indicator || !window.EventSource) return;
+  var pending = new Set();
+  var timer = null;
+  var source = null;
+  var down = false;
+
+  function setLive(live) {
+    indicator.classList.toggle("is-live", live);
+    indicator.classList.toggle("is-offline", !live);
+    indicator.textContent = live ? "En vivo" : "Sin conexión: reconectando…";
+  }
+
+  function isFirstPage() {
+    return !/[?&](despues|antes)=/.test(location.search);
+  }
+
+  function resync() {
+    pending.clear();
+    if (window.htmx && document.getElementById("results")) {
+      window.htmx.ajax("GET", location.pathname + location.search, { target: "#results", swap: "outerHTML" });
+    }
+  }
+
+  function flash(row) {
+    row.classList.remove("row-flash");
+    void row.offsetWidth; // restart the animation
+    row.classList.add("row-flash");
+  }
+
+  function replaceRow(old, html) {
+    var holder = document.createElement("tbody");
+    holder.innerHTML = html;
+    var fresh = holder.firstElementChild;
+    if (!fresh) return;
+    // Keep keyboard focus on the equivalent control of the new row.
+    var focused = old.contains(document.activeElement) ? document.activeElement : null;
+    var focusClass = focused && (focused.classList.contains("action-button") ? ".action-button" : ".col-folio a");
+    old.replaceWith(fresh);
+    if (window.htmx) window.htmx.process(fresh);
+    flash(fresh);
+    if (focusClass) {
+      var target = fresh.querySelector(focusClass) || fresh.querySelector(".col-folio a");
+      if (target) target.focus();
+    }
+  }
+
+  function apply(ids, answer) {
+    var tbody = document.getElementById("rows");
+    if (!tbody) return;
+    var matched = {};
+    answer.rows.forEach(function (r) { matched[r.id] = r; });
+    // Newest first: insert in reverse so the newest ends on top.
+    var fresh = [];
+    ids.forEach(function (id) {
+      var row = tbody.querySelector('tr[data-id="' + id + '"]');
+      var m = matched[id];
+      if (row && m) replaceRow(row, m.html);
+      else if (row && !m) {
+        if (row.contains(document.activeElement)) document.getElementById("main").focus();
+        row.remove();
+      } else if (!row && m && isFirstPage()) fresh.push(m);
+    });
+    fresh.reverse().forEach(function (m) {
+      var holder = document.createElement("tbody");
+      holder.innerHTML = m.html;
+      var tr = holder.firstElementChild;
+      if (!tr) return;
+      tbody.insertBefore(tr, tbody.firstElementChild);
+      if (window.htmx) window.htmx.process(tr);
+      flash(tr);
+    });
+    var tabs = document.getElementById("status-tabs");
+    if (tabs && answer.tabs) {
+      tabs.innerHTML = answer.tabs;
+      if (window.htmx) window.htmx.process(tabs);
+    }
+    var empty = document.querySelector("#results .empty-state");
+    if (empty && tbody.children.length > 0) empty.remove();
+  }
+
+  function flush() {
+    timer = null;
+    var ids = Array.from(pending).slice(0, 100);
+    ids.forEach(function (id) { pending.delete(id); });
+    if (ids.length === 0) return;
+    var params = new URLSearchParams(location.search);
+    params.delete("despues");
+    params.delete("antes");
+    ids.forEach(function (id) { params.append("id", id); });
+    fetch("/mensajes/cambios?" + params.toString(), { headers: { "Accept": "application/json" }, credentials: "same-origin" })
+      .then(function (r) {
+        if (r.redirected || !r.ok) throw new Error("changes " + r.status);
+        return r.json();
+      })
+      .then(function (answer) { apply(ids, answer); })
+      .catch(function () { resync(); });
+    if (pending.size > 0) timer = window.setTimeout(flush, 150);
+  }
+
+  function connect() {
+    source = new EventSource(indicator.getAttribute("data-live-stream"));
+    source.addEventListener("hello", function () {
+      setLive(true);
+      if (down) resync();
+      down = false;
+    });
+    source.addEventListener("change", function (event) {
+      try { pending.add(JSON.parse(event.data).id); } catch (e) { return; }
+      if (!timer) timer = window.setTimeout(flush, 120);
+    });
+    source.addEventListener("resync", resync);
+    source.addEventListener("expired", function () { source.close(); location.reload(); });
+    source.onerror = function () {
+      setLive(false);
+      down = true;
+      // A stream that ended for good (e.g. the server answered a page) is
+      // not retried by the browser: try again ourselves.
+      if (source.readyState === EventSource.CLOSED) window.setTimeout(connect, 3000);
+    };
+  }
+
+  // The stream is global to the page; a results swap keeps it.
+  connect();
+  window.addEventListener("beforeunload", function () { if (source) source.close(); });
+})();

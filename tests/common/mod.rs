@@ -56,6 +56,8 @@ pub const SUPER_PASSWORD: &str = relevo::demo::SUPER_ADMIN_PASSWORD;
 /// A running application with its database.
 pub struct TestApp {
     pub address: String,
+    /// The database this instance serves.
+    pub database_url: String,
     pub port: u16,
     pub store: Store,
     pub backend: Backend,
@@ -65,6 +67,7 @@ pub struct TestApp {
 }
 
 enum DbGuard {
+    None,
     Sqlite(#[allow(dead_code)] tempfile::TempDir),
     Postgres { admin_url: String, name: String },
 }
@@ -185,7 +188,7 @@ pub async fn spawn_app_with(backend: Backend, seed: bool) -> Option<TestApp> {
             .expect("seed demo data");
     }
     let settings = Settings {
-        database_url: url,
+        database_url: url.clone(),
         bind: "127.0.0.1:0".parse().expect("address"),
         session_key: None,
         secure_cookies: false,
@@ -198,6 +201,7 @@ pub async fn spawn_app_with(backend: Backend, seed: bool) -> Option<TestApp> {
     tokio::spawn(app.run_until_stopped());
     Some(TestApp {
         address: format!("http://127.0.0.1:{port}"),
+        database_url: url,
         port,
         store,
         backend,
@@ -248,6 +252,19 @@ pub struct Page {
 }
 
 impl TestApp {
+    /// A handle on another running instance (its database is owned elsewhere).
+    pub fn attach(port: u16, store: Store, backend: Backend, database_url: String) -> TestApp {
+        TestApp {
+            address: format!("http://127.0.0.1:{port}"),
+            database_url,
+            port,
+            store,
+            backend,
+            client: new_client(),
+            guard: DbGuard::None,
+        }
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.address)
     }
@@ -350,7 +367,9 @@ impl TestApp {
                 .fetch_one(&p.read)
                 .await
                 .expect("query"),
-            Store::Postgres(relevo::db::PgStore { pool: p, .. }) => sqlx::query_scalar(sql).fetch_one(p).await.expect("query"),
+            Store::Postgres(relevo::db::PgStore { pool: p, .. }) => {
+                sqlx::query_scalar(sql).fetch_one(p).await.expect("query")
+            }
         }
     }
 
@@ -449,6 +468,77 @@ async fn page(response: reqwest::Response) -> Page {
         body,
         location,
         headers,
+    }
+}
+
+/// A raw Server-Sent Events reader, to assert on exactly what a viewer gets.
+pub struct SseReader {
+    response: reqwest::Response,
+    buffer: String,
+}
+
+/// One event of a stream: (event name, data).
+pub type SseEvent = (String, String);
+
+impl SseReader {
+    /// Opens `path` as a stream with `client`'s session.
+    pub async fn open(app: &TestApp, client: &reqwest::Client, path: &str) -> SseReader {
+        let response = client
+            .get(app.url(path))
+            .header("Accept", "text/event-stream")
+            .send()
+            .await
+            .expect("open stream");
+        assert_eq!(response.status(), StatusCode::OK, "stream {path}");
+        assert_eq!(response.headers()["content-type"], "text/event-stream");
+        SseReader {
+            response,
+            buffer: String::new(),
+        }
+    }
+
+    /// The next event (comments skipped), or `None` if none arrives in `wait`.
+    pub async fn next(&mut self, wait: std::time::Duration) -> Option<SseEvent> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            if let Some(end) = self.buffer.find("\n\n") {
+                let frame: String = self.buffer.drain(..end + 2).collect();
+                let mut event = String::from("message");
+                let mut data = String::new();
+                for line in frame.lines() {
+                    if let Some(v) = line.strip_prefix("event: ") {
+                        event = v.to_owned();
+                    } else if let Some(v) = line.strip_prefix("data: ") {
+                        data.push_str(v);
+                    }
+                }
+                if frame.lines().all(|l| l.starts_with(':') || l.is_empty()) {
+                    continue;
+                }
+                return Some((event, data));
+            }
+            let chunk = tokio::time::timeout_at(deadline, self.response.chunk())
+                .await
+                .ok()?
+                .ok()??;
+            self.buffer.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    }
+
+    /// Every event that arrives within `wait`.
+    pub async fn collect(&mut self, wait: std::time::Duration) -> Vec<SseEvent> {
+        let deadline = tokio::time::Instant::now() + wait;
+        let mut events = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
+                return events;
+            }
+            match self.next(left).await {
+                Some(event) => events.push(event),
+                None => return events,
+            }
+        }
     }
 }
 

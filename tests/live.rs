@@ -1,0 +1,283 @@
+//! The live feed as a viewer sees it: the raw event stream, its scope, its
+//! resynchronisation, and changes crossing PostgreSQL instances.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{ADMIN_EMAIL, Backend, SseReader, TestApp, new_client, spawn_app};
+use relevo::domain::conversation::{HandoffOutcome, handoff};
+use relevo::domain::{Role, Scope};
+use reqwest::StatusCode;
+use uuid::Uuid;
+
+on_both_backends!(
+    a_viewer_gets_changes_of_their_campaigns_within_a_second_and_never_others,
+    taking_a_campaign_away_stops_its_events_at_once,
+    a_viewer_who_falls_behind_is_told_to_resync,
+    a_stream_ends_when_its_session_ends,
+    the_changes_endpoint_answers_only_rows_in_scope_and_filter,
+    the_stream_needs_a_session,
+);
+
+/// An ICR conversation of `campaign`: (folio, id).
+async fn icr_in(app: &TestApp, campaign: &'static str, nth: usize) -> (i64, Uuid) {
+    let folio = app
+        .folios_where(
+            "select c.folio from conversations c join campaigns p on p.id = c.campaign_id \
+             where p.name = $1 and c.status = 'icr' order by c.folio",
+            campaign,
+        )
+        .await[nth];
+    let id = app
+        .uuids_where(
+            "select id from conversations where cast(folio as text) = $1",
+            &folio.to_string(),
+        )
+        .await[0];
+    (folio, id)
+}
+
+/// Moves an ICR conversation to Agentes Desconectados through the rules.
+async fn change(app: &TestApp, folio: i64) {
+    let row = app
+        .store
+        .conversation(&Scope::All, folio)
+        .await
+        .unwrap()
+        .unwrap();
+    let t = handoff(
+        &row.to_domain(),
+        HandoffOutcome::AgentsOffline,
+        chrono::Utc::now(),
+    )
+    .unwrap();
+    app.store
+        .apply_transition(&t)
+        .await
+        .unwrap()
+        .expect("no conflict");
+}
+
+fn change_ids(events: &[(String, String)]) -> Vec<Uuid> {
+    events
+        .iter()
+        .filter(|(e, _)| e == "change")
+        .map(|(_, d)| {
+            let v: serde_json::Value = serde_json::from_str(d).unwrap();
+            Uuid::parse_str(v["id"].as_str().unwrap()).unwrap()
+        })
+        .collect()
+}
+
+async fn a_viewer_gets_changes_of_their_campaigns_within_a_second_and_never_others(
+    backend: Backend,
+) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    app.login_as_admin().await;
+    let mut stream = SseReader::open(&app, &app.client, "/mensajes/eventos").await;
+    assert_eq!(
+        stream.next(Duration::from_secs(2)).await.unwrap().0,
+        "hello"
+    );
+    let (theirs_folio, theirs) = icr_in(&app, "Cobranza", 0).await;
+    let (ours_folio, ours) = icr_in(&app, "Ventas Hogar", 0).await;
+    change(&app, theirs_folio).await;
+    let started = std::time::Instant::now();
+    change(&app, ours_folio).await;
+    let (event, data) = stream
+        .next(Duration::from_secs(1))
+        .await
+        .expect("the change within 1 s");
+    assert!(started.elapsed() < Duration::from_secs(1));
+    assert_eq!(
+        event, "change",
+        "the other campaign's change was never sent first"
+    );
+    assert!(data.contains(&ours.to_string()));
+    let rest = stream.collect(Duration::from_millis(500)).await;
+    assert!(
+        !change_ids(&rest).contains(&theirs),
+        "never an event of another campaign"
+    );
+}
+
+async fn taking_a_campaign_away_stops_its_events_at_once(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    app.login_as_admin().await;
+    let mut stream = SseReader::open(&app, &app.client, "/mensajes/eventos").await;
+    stream.next(Duration::from_secs(2)).await;
+    let admin = app.store.user_by_email(ADMIN_EMAIL).await.unwrap().unwrap();
+    let ventas = app.campaign_id("Ventas Hogar").await;
+    app.store.unassign_campaign(admin.id, ventas).await.unwrap();
+    let (folio, id) = icr_in(&app, "Ventas Hogar", 1).await;
+    change(&app, folio).await;
+    let events = stream.collect(Duration::from_millis(800)).await;
+    assert!(
+        events.iter().any(|(e, _)| e == "resync"),
+        "the table reloads for the new scope"
+    );
+    assert!(
+        !change_ids(&events).contains(&id),
+        "no event after the campaign was taken away"
+    );
+    // The other campaign still streams.
+    let (folio, id) = icr_in(&app, "Soporte Técnico", 0).await;
+    change(&app, folio).await;
+    let events = stream.collect(Duration::from_millis(800)).await;
+    assert!(change_ids(&events).contains(&id));
+}
+
+async fn a_viewer_who_falls_behind_is_told_to_resync(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    app.login_as_super().await;
+    let mut slow = SseReader::open(&app, &app.client, "/mensajes/eventos").await;
+    slow.next(Duration::from_secs(2)).await;
+    // Far more events than the feed keeps, published while nobody reads.
+    let campaign = app.campaign_id("Cobranza").await;
+    for version in 0..20_000 {
+        app.store
+            .feed()
+            .publish(relevo::live::Event::Changed(relevo::live::Change {
+                conversation_id: Uuid::nil(),
+                campaign_id: campaign,
+                version,
+            }));
+    }
+    let events = slow.collect(Duration::from_secs(3)).await;
+    assert!(
+        events.iter().any(|(e, _)| e == "resync"),
+        "a lagging viewer resyncs"
+    );
+    assert!(
+        events.len() < 20_000,
+        "it was not sent everything it missed"
+    );
+    // Another viewer opened now is unaffected.
+    let other = new_client();
+    app.login_with(&other, common::SUPER_EMAIL, common::SUPER_PASSWORD)
+        .await;
+    let mut fresh = SseReader::open(&app, &other, "/mensajes/eventos").await;
+    assert_eq!(fresh.next(Duration::from_secs(2)).await.unwrap().0, "hello");
+}
+
+async fn a_stream_ends_when_its_session_ends(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    app.login_as_admin().await;
+    let mut stream = SseReader::open(&app, &app.client, "/mensajes/eventos").await;
+    stream.next(Duration::from_secs(2)).await;
+    let admin = app.store.user_by_email(ADMIN_EMAIL).await.unwrap().unwrap();
+    app.store
+        .set_user_role(admin.id, Role::Agent, relevo::db::Ts::now())
+        .await
+        .unwrap();
+    let events = stream.collect(Duration::from_secs(1)).await;
+    assert_eq!(events.last().map(|e| e.0.as_str()), Some("expired"));
+}
+
+async fn the_changes_endpoint_answers_only_rows_in_scope_and_filter(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    app.login_as_admin().await;
+    let (_, ours) = icr_in(&app, "Ventas Hogar", 0).await;
+    let (_, theirs) = icr_in(&app, "Cobranza", 0).await;
+    let answer: serde_json::Value = app
+        .client
+        .get(app.url(&format!(
+            "/mensajes/cambios?id={ours}&id={theirs}&id=nonsense"
+        )))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let rows = answer["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["id"], ours.to_string());
+    assert!(
+        rows[0]["html"]
+            .as_str()
+            .unwrap()
+            .trim_start()
+            .starts_with("<tr id=\"conversacion-")
+    );
+    assert!(answer["tabs"].as_str().unwrap().contains("Abiertas"));
+    // Under a filter it no longer matches, it is not returned: it leaves the table.
+    let answer: serde_json::Value = app
+        .client
+        .get(app.url(&format!("/mensajes/cambios?estatus=cancelled&id={ours}")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(answer["rows"].as_array().unwrap().is_empty());
+}
+
+async fn the_stream_needs_a_session(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let page = app.get("/mensajes/eventos").await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+    let page = app
+        .get("/mensajes/cambios?id=00000000-0000-0000-0000-000000000000")
+        .await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancel_through_one_instance_reaches_a_viewer_on_another() {
+    let Some(first) = spawn_app(Backend::Postgres).await else {
+        return;
+    };
+    // A second instance on the same database, with its own feed and listener.
+    let url = first.database_url.clone();
+    let second_store = relevo::db::Store::connect(&url).await.unwrap();
+    let settings = relevo::config::Settings {
+        database_url: url.clone(),
+        bind: "127.0.0.1:0".parse().unwrap(),
+        session_key: None,
+        secure_cookies: false,
+        timezone: chrono_tz::America::Mexico_City,
+    };
+    let second_app = relevo::startup::Application::build_with_store(settings, second_store.clone())
+        .await
+        .unwrap();
+    let second_port = second_app.port();
+    tokio::spawn(second_app.run_until_stopped());
+    let second = common::TestApp::attach(second_port, second_store, Backend::Postgres, url);
+    // Sessions are shared through the database (same generated session key).
+    second.login_as_admin().await;
+    let mut stream = SseReader::open(&second, &second.client, "/mensajes/eventos").await;
+    assert_eq!(
+        stream.next(Duration::from_secs(2)).await.unwrap().0,
+        "hello"
+    );
+    // Give the second instance's LISTEN a moment to be in place.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (folio, id) = icr_in(&first, "Ventas Hogar", 0).await;
+    change(&first, folio).await;
+    let mut seen = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    while std::time::Instant::now() < deadline && !change_ids(&seen).contains(&id) {
+        if let Some(event) = stream.next(Duration::from_millis(200)).await {
+            seen.push(event);
+        }
+    }
+    assert!(
+        change_ids(&seen).contains(&id),
+        "the other instance's viewer got it: {seen:?}"
+    );
+}
