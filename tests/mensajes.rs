@@ -23,6 +23,7 @@ on_both_backends!(
     filters_narrow_the_rows,
     a_fragment_request_gets_only_the_results,
     the_detail_shows_the_history_newest_first,
+    a_reactivated_conversation_links_to_the_one_it_restarted,
 );
 
 /// The markup of each table row.
@@ -558,4 +559,34 @@ async fn the_detail_shows_the_history_newest_first(backend: Backend) {
         .expect("the start is in the history");
     assert!(cancelled < created, "newest first");
     assert!(page.body.contains("Categoría:"));
+}
+
+async fn a_reactivated_conversation_links_to_the_one_it_restarted(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    app.login_as_super().await;
+    let pairs = app
+        .folios_where(
+            "select c.folio from conversations c join conversations p on p.id = c.reactivates_id \
+             where p.status <> $1 order by c.folio",
+            "none",
+        )
+        .await;
+    let folio = pairs[0];
+    let previous = app
+        .folios_where(
+            "select p.folio from conversations c join conversations p on p.id = c.reactivates_id \
+             where cast(c.folio as text) = $1",
+            &folio.to_string(),
+        )
+        .await[0];
+    let page = app.get(&format!("/mensajes/{folio}")).await;
+    assert!(page.body.contains(&format!(
+        "<a href=\"/mensajes/{previous}\">reactivada de {previous}</a>"
+    )));
+    let old = app.get(&format!("/mensajes/{previous}")).await;
+    assert!(
+        old.body.contains("badge badge-resolved") || old.body.contains("badge badge-cancelled")
+    );
 }

@@ -75,6 +75,8 @@ pub struct ConversationRow {
     pub category_name: Option<String>,
     pub subcategory_name: Option<String>,
     pub closure_comment: Option<String>,
+    /// The folio of the final conversation this one restarted, if any.
+    pub reactivates_folio: Option<i64>,
 }
 
 impl ConversationRow {
@@ -135,7 +137,8 @@ const ROW_SELECT: &str = "select c.id, c.folio, c.campaign_id, c.channel_id, c.c
     k.name as contact_name, k.external_id as contact_external_id, \
     h.kind as channel_kind, h.name as channel_name, p.name as campaign_name, \
     c.started_at, c.last_activity_at, c.closed_at, cb.name as closer_name, \
-    cat.name as category_name, sub.name as subcategory_name, c.closure_comment \
+    cat.name as category_name, sub.name as subcategory_name, c.closure_comment, \
+    prev.folio as reactivates_folio \
     from conversations c \
     join contacts k on k.id = c.contact_id \
     join channels h on h.id = c.channel_id \
@@ -143,7 +146,8 @@ const ROW_SELECT: &str = "select c.id, c.folio, c.campaign_id, c.channel_id, c.c
     left join users a on a.id = c.agent_id \
     left join users cb on cb.id = c.closed_by \
     left join closure_categories cat on cat.id = c.closure_category_id \
-    left join closure_subcategories sub on sub.id = c.closure_subcategory_id ";
+    left join closure_subcategories sub on sub.id = c.closure_subcategory_id \
+    left join conversations prev on prev.id = c.reactivates_id ";
 
 /// The columns and joins of [`HistoryRow`] for conversation `$1`, newest first.
 macro_rules! history_select {

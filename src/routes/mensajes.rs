@@ -593,6 +593,7 @@ struct ConversationPage {
     closed_at: Option<String>,
     closer: Option<String>,
     comment: Option<String>,
+    reactivates: Option<i64>,
     history: Vec<HistoryView>,
 }
 
@@ -628,6 +629,7 @@ pub async fn detail(
         closed_at: detail.row.closed_at.map(|t| local_datetime(t, tz)),
         closer: detail.row.closer_name.clone(),
         comment: detail.row.closure_comment.clone(),
+        reactivates: detail.row.reactivates_folio,
         history: detail
             .history
             .iter()
