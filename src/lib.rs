@@ -11,5 +11,7 @@ pub mod domain;
 pub mod error;
 pub mod live;
 pub mod routes;
+pub mod routing;
+pub mod service;
 pub mod startup;
 pub mod telemetry;

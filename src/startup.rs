@@ -99,6 +99,7 @@ impl Application {
     pub async fn build_with_store(settings: Settings, store: Store) -> anyhow::Result<Application> {
         let key = session_key(&settings, &store).await?;
         store.start_listening();
+        crate::routing::spawn_scheduler(store.clone());
         let state = AppState {
             store,
             timezone: settings.timezone,

@@ -5,6 +5,7 @@
 //! that both dialects accept is written once with `$N` placeholders; the few
 //! dialect-specific statements live next to their backend.
 
+mod api;
 mod conversations;
 mod demo;
 mod directory;
@@ -21,6 +22,9 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
+pub use api::{
+    ApiConversation, ChannelAuth, InboundMessage, InboundOutcome, MessageRow, token_hash,
+};
 pub use conversations::{
     ConversationDetail, ConversationRow, Cursor, HistoryRow, ListFilter, ListPage, Search,
     StatusFilter,

@@ -1,0 +1,703 @@
+//! What the integration API, the router and the traffic simulator read and
+//! write: tokens (stored only as hex SHA-256), inbound customer messages
+//! (idempotent per channel and `message_id`), agent messages, presence, and
+//! the router's look-ups (schedule, connected agents' load, waiting queue).
+//!
+//! Status changes never happen here: they go through the domain transition
+//! functions and [`Store::apply_transition`](super::Store::apply_transition).
+//! The writes here that touch a conversation (a new conversation, new
+//! activity) publish a change like a transition does.
+
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use super::conversations::ConversationDetail;
+use super::{NotifyInTx, StoreResult, Ts, with_read, with_write};
+use crate::domain::schedule::{DayHours, parse_hhmm};
+use crate::domain::{ChannelKind, Conversation, Scope, Status};
+use crate::live::{Change, Event};
+
+/// Hex SHA-256 of a token: the only form in which tokens are stored.
+pub fn token_hash(token: &str) -> String {
+    Sha256::digest(token.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The channel a channel token belongs to.
+#[derive(Debug, Clone, Copy, sqlx::FromRow)]
+pub struct ChannelAuth {
+    pub id: Uuid,
+    pub campaign_id: Uuid,
+    pub active: bool,
+}
+
+/// A customer message as the API received it, already validated.
+#[derive(Debug, Clone)]
+pub struct InboundMessage {
+    pub message_id: String,
+    /// The customer's address on the channel (phone number, channel code).
+    pub from: String,
+    pub name: Option<String>,
+    /// Kept exactly as received.
+    pub text: String,
+}
+
+/// What a customer message did. A retry of the same `message_id` gets the
+/// outcome of its first delivery back, with `replayed` set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InboundOutcome {
+    pub conversation_id: Uuid,
+    pub folio: i64,
+    /// The message started a new conversation (in ICR).
+    pub started_conversation: bool,
+    /// The final conversation a new one reactivates, if any.
+    pub reactivates_id: Option<Uuid>,
+    /// This delivery was a retry: nothing was written.
+    pub replayed: bool,
+}
+
+/// One message of a conversation.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct MessageRow {
+    pub direction: String,
+    pub message_id: Option<String>,
+    pub agent_id: Option<Uuid>,
+    pub text: String,
+    pub at: Ts,
+}
+
+/// A conversation as the API shows it: the console's detail plus ids.
+#[derive(Debug, Clone)]
+pub struct ApiConversation {
+    pub detail: ConversationDetail,
+    pub reactivates_id: Option<Uuid>,
+    pub closure_category_id: Option<Uuid>,
+    pub closure_subcategory_id: Option<Uuid>,
+    pub messages: Vec<MessageRow>,
+}
+
+/// The transition state of a conversation (what [`Conversation`] needs).
+#[derive(sqlx::FromRow)]
+struct StateRow {
+    id: Uuid,
+    folio: i64,
+    campaign_id: Uuid,
+    channel_id: Uuid,
+    contact_id: Uuid,
+    #[sqlx(try_from = "String")]
+    status: Status,
+    version: i64,
+    agent_id: Option<Uuid>,
+}
+
+impl StateRow {
+    fn into_domain(self) -> Conversation {
+        Conversation {
+            id: self.id,
+            folio: self.folio,
+            campaign_id: self.campaign_id,
+            channel_id: self.channel_id,
+            contact_id: self.contact_id,
+            status: self.status,
+            version: self.version,
+            agent_id: self.agent_id,
+        }
+    }
+}
+
+const STATE_BY_ID: &str = "select id, folio, campaign_id, channel_id, contact_id, status, \
+    version, agent_id from conversations where id = $1";
+
+const LATEST_OF_CONTACT: &str = "select id, folio, campaign_id, channel_id, contact_id, status, \
+    version, agent_id from conversations where contact_id = $1 \
+    order by started_at desc, folio desc limit 1";
+
+const WAITING: &str = "select id, folio, campaign_id, channel_id, contact_id, status, \
+    version, agent_id from conversations \
+    where campaign_id = $1 and status in ('out_of_hours', 'agents_offline') \
+    order by started_at, folio limit $2";
+
+const RECENT_IN_STATUS: &str = "select id, folio, campaign_id, channel_id, contact_id, status, \
+    version, agent_id from conversations where status = $1 \
+    order by last_activity_at desc, folio desc limit $2";
+
+/// A delivery already processed: its first outcome.
+const PROCESSED: &str = "select m.conversation_id, m.started_conversation, c.folio, \
+    c.reactivates_id from inbound_messages m join conversations c on c.id = m.conversation_id \
+    where m.channel_id = $1 and m.message_id = $2";
+
+/// Creates or refreshes the contact. On PostgreSQL the `do update` also locks
+/// the contact's row until commit, so deliveries of one contact are applied
+/// one after the other (never two new conversations for one customer).
+const UPSERT_CONTACT: &str = "insert into contacts (id, channel_id, external_id, name, name_key, \
+    created_at) values ($1, $2, $3, $4, $5, $6) \
+    on conflict (channel_id, external_id) do update set \
+    name = coalesce(excluded.name, contacts.name), \
+    name_key = coalesce(excluded.name_key, contacts.name_key) \
+    returning id";
+
+const INSERT_CONVERSATION: &str = "insert into conversations (id, campaign_id, channel_id, \
+    contact_id, status, is_open, version, agent_id, started_at, last_activity_at, reactivates_id) \
+    values ($1, $2, $3, $4, 'icr', $5, 1, null, $6, $6, $7) returning folio";
+
+const INSERT_CREATED_EVENT: &str = "insert into conversation_events (id, conversation_id, at, \
+    kind, from_status, to_status, from_agent_id, to_agent_id, category_id, subcategory_id, \
+    comment, actor_kind, actor_id) \
+    values ($1, $2, $3, 'created', null, 'icr', null, null, null, null, null, 'customer', null)";
+
+const INSERT_MESSAGE: &str = "insert into messages (id, conversation_id, direction, message_id, \
+    agent_id, text, at) values ($1, $2, $3, $4, $5, $6, $7)";
+
+const TOUCH_ACTIVITY: &str = "update conversations set last_activity_at = $2 where id = $1";
+
+const INSERT_INBOUND: &str = "insert into inbound_messages (channel_id, message_id, \
+    conversation_id, received_at, started_conversation) values ($1, $2, $3, $4, $5) \
+    on conflict (channel_id, message_id) do nothing";
+
+/// How a delivery's transaction ended.
+enum Delivery {
+    /// Written and committed.
+    Applied(InboundOutcome, Change),
+    /// Already processed (possibly by a concurrent retry): nothing written.
+    Seen(Option<(Uuid, bool, i64, Option<Uuid>)>),
+}
+
+impl super::Store {
+    /// Whether the pools were closed (background tasks stop then).
+    pub fn is_closed(&self) -> bool {
+        match self {
+            super::Store::Sqlite(pools) => pools.write.is_closed(),
+            super::Store::Postgres(pg) => pg.pool.is_closed(),
+        }
+    }
+
+    /// Creates an integration token for the campaign named `campaign`
+    /// (case-insensitive) and returns `(token id, plaintext)`; the plaintext
+    /// is not kept. `None` when no campaign has that name.
+    pub async fn create_integration_token(
+        &self,
+        campaign: &str,
+        label: &str,
+        now: Ts,
+    ) -> StoreResult<Option<(Uuid, String)>> {
+        let Some(campaign_id) = self.campaign_id_by_name(campaign).await? else {
+            return Ok(None);
+        };
+        let id = Uuid::now_v7();
+        let token = format!("rlv_{}", crate::auth::random_token());
+        with_write!(self, |pool| {
+            sqlx::query(
+                "insert into integration_tokens (id, name, token_hash, created_at, revoked_at, \
+                 campaign_id) values ($1, $2, $3, $4, null, $5)",
+            )
+            .bind(id)
+            .bind(label)
+            .bind(token_hash(&token))
+            .bind(now)
+            .bind(campaign_id)
+            .execute(pool)
+            .await?;
+        });
+        Ok(Some((id, token)))
+    }
+
+    /// Gives a channel a new token and returns it (the old one stops
+    /// working); `None` for an unknown channel.
+    pub async fn rotate_channel_token(&self, channel_id: Uuid) -> StoreResult<Option<String>> {
+        let token = format!("rlv_ch_{}", crate::auth::random_token());
+        let updated = with_write!(self, |pool| {
+            sqlx::query("update channels set token_hash = $2 where id = $1")
+                .bind(channel_id)
+                .bind(token_hash(&token))
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
+        Ok((updated == 1).then_some(token))
+    }
+
+    /// The campaign an unrevoked integration token acts for.
+    pub async fn integration_token_campaign(&self, token: &str) -> StoreResult<Option<Uuid>> {
+        let campaign: Option<Option<Uuid>> = with_read!(self, |pool| {
+            sqlx::query_scalar(
+                "select campaign_id from integration_tokens \
+                 where token_hash = $1 and revoked_at is null",
+            )
+            .bind(token_hash(token))
+            .fetch_optional(pool)
+            .await?
+        });
+        Ok(campaign.flatten())
+    }
+
+    /// The channel a channel token belongs to.
+    pub async fn channel_by_token(&self, token: &str) -> StoreResult<Option<ChannelAuth>> {
+        Ok(with_read!(self, |pool| {
+            sqlx::query_as("select id, campaign_id, active from channels where token_hash = $1")
+                .bind(token_hash(token))
+                .fetch_optional(pool)
+                .await?
+        }))
+    }
+
+    /// Channels: (id, campaign, kind, active), by campaign and kind.
+    pub async fn channels(&self) -> StoreResult<Vec<(Uuid, Uuid, ChannelKind, bool)>> {
+        let rows: Vec<(Uuid, Uuid, String, bool)> = with_read!(self, |pool| {
+            sqlx::query_as(
+                "select id, campaign_id, kind, active from channels order by campaign_id, kind, id",
+            )
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(rows
+            .into_iter()
+            .filter_map(|(id, campaign, kind, active)| {
+                ChannelKind::parse(&kind).map(|k| (id, campaign, k, active))
+            })
+            .collect())
+    }
+
+    /// A conversation's transition state by its id, if the scope covers it.
+    pub async fn conversation_state(
+        &self,
+        scope: &Scope,
+        id: Uuid,
+    ) -> StoreResult<Option<Conversation>> {
+        let row: Option<StateRow> = with_read!(self, |pool| {
+            sqlx::query_as(STATE_BY_ID)
+                .bind(id)
+                .fetch_optional(pool)
+                .await?
+        });
+        Ok(row
+            .map(StateRow::into_domain)
+            .filter(|c| scope.allows(c.campaign_id)))
+    }
+
+    /// A conversation by id with its history, ids and messages, if the scope covers it.
+    pub async fn api_conversation(
+        &self,
+        scope: &Scope,
+        id: Uuid,
+    ) -> StoreResult<Option<ApiConversation>> {
+        let Some(state) = self.conversation_state(scope, id).await? else {
+            return Ok(None);
+        };
+        let Some(detail) = self.conversation_detail(scope, state.folio).await? else {
+            return Ok(None);
+        };
+        let (ids, messages): ((Option<Uuid>, Option<Uuid>, Option<Uuid>), Vec<MessageRow>) =
+            with_read!(self, |pool| {
+                let ids = sqlx::query_as(
+                    "select reactivates_id, closure_category_id, closure_subcategory_id \
+                     from conversations where id = $1",
+                )
+                .bind(id)
+                .fetch_one(pool)
+                .await?;
+                let messages = sqlx::query_as(
+                    "select direction, message_id, agent_id, text, at from messages \
+                     where conversation_id = $1 order by at, id",
+                )
+                .bind(id)
+                .fetch_all(pool)
+                .await?;
+                (ids, messages)
+            });
+        Ok(Some(ApiConversation {
+            detail,
+            reactivates_id: ids.0,
+            closure_category_id: ids.1,
+            closure_subcategory_id: ids.2,
+            messages,
+        }))
+    }
+
+    /// Records a customer message on `channel`: continues the contact's open
+    /// conversation there (new activity), or starts a new one in ICR linked
+    /// to the contact's latest final conversation. A `message_id` already
+    /// processed on the channel writes nothing and returns the first outcome.
+    pub async fn record_customer_message(
+        &self,
+        channel: &ChannelAuth,
+        message: &InboundMessage,
+        now: Ts,
+    ) -> StoreResult<InboundOutcome> {
+        let name = message.name.as_deref();
+        let name_key = name.map(crate::domain::text::fold);
+        let new_id = Uuid::now_v7();
+        let delivery = with_write!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            let seen: Option<(Uuid, bool, i64, Option<Uuid>)> = sqlx::query_as(PROCESSED)
+                .bind(channel.id)
+                .bind(&message.message_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if seen.is_some() {
+                tx.rollback().await?;
+                Delivery::Seen(seen)
+            } else {
+                let contact_id: Uuid = sqlx::query_scalar(UPSERT_CONTACT)
+                    .bind(Uuid::now_v7())
+                    .bind(channel.id)
+                    .bind(&message.from)
+                    .bind(name)
+                    .bind(name_key.as_deref())
+                    .bind(now)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                // A concurrent delivery of the same message may have committed
+                // while this one waited for the contact's lock.
+                let seen: Option<(Uuid, bool, i64, Option<Uuid>)> = sqlx::query_as(PROCESSED)
+                    .bind(channel.id)
+                    .bind(&message.message_id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                if seen.is_some() {
+                    tx.rollback().await?;
+                    Delivery::Seen(seen)
+                } else {
+                    let latest: Option<StateRow> = sqlx::query_as(LATEST_OF_CONTACT)
+                        .bind(contact_id)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                    let latest = latest.map(StateRow::into_domain);
+                    let (outcome, change) =
+                        if crate::domain::conversation::continues(latest.as_ref()) {
+                            let open = latest.expect("continues() implies a conversation");
+                            sqlx::query(TOUCH_ACTIVITY)
+                                .bind(open.id)
+                                .bind(now)
+                                .execute(&mut *tx)
+                                .await?;
+                            (
+                                InboundOutcome {
+                                    conversation_id: open.id,
+                                    folio: open.folio,
+                                    started_conversation: false,
+                                    reactivates_id: None,
+                                    replayed: false,
+                                },
+                                // Activity is not a transition: the version
+                                // (the compare-and-set key) stays.
+                                Change {
+                                    conversation_id: open.id,
+                                    campaign_id: open.campaign_id,
+                                    version: open.version,
+                                },
+                            )
+                        } else {
+                            let previous = latest.map(|c| c.id);
+                            let folio: i64 = sqlx::query_scalar(INSERT_CONVERSATION)
+                                .bind(new_id)
+                                .bind(channel.campaign_id)
+                                .bind(channel.id)
+                                .bind(contact_id)
+                                .bind(true)
+                                .bind(now)
+                                .bind(previous)
+                                .fetch_one(&mut *tx)
+                                .await?;
+                            sqlx::query(INSERT_CREATED_EVENT)
+                                .bind(Uuid::now_v7())
+                                .bind(new_id)
+                                .bind(now)
+                                .execute(&mut *tx)
+                                .await?;
+                            (
+                                InboundOutcome {
+                                    conversation_id: new_id,
+                                    folio,
+                                    started_conversation: true,
+                                    reactivates_id: previous,
+                                    replayed: false,
+                                },
+                                Change {
+                                    conversation_id: new_id,
+                                    campaign_id: channel.campaign_id,
+                                    version: 1,
+                                },
+                            )
+                        };
+                    sqlx::query(INSERT_MESSAGE)
+                        .bind(Uuid::now_v7())
+                        .bind(outcome.conversation_id)
+                        .bind("inbound")
+                        .bind(&message.message_id)
+                        .bind(None::<Uuid>)
+                        .bind(&message.text)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?;
+                    let claimed = sqlx::query(INSERT_INBOUND)
+                        .bind(channel.id)
+                        .bind(&message.message_id)
+                        .bind(outcome.conversation_id)
+                        .bind(now)
+                        .bind(outcome.started_conversation)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                    if claimed == 0 {
+                        // Another delivery of this message won: undo ours.
+                        tx.rollback().await?;
+                        Delivery::Seen(None)
+                    } else {
+                        let notification = self.feed().notification(Event::Changed(change));
+                        tx.notify_change(&notification).await?;
+                        tx.commit().await?;
+                        Delivery::Applied(outcome, change)
+                    }
+                }
+            }
+        });
+        match delivery {
+            Delivery::Applied(outcome, change) => {
+                self.publish(Event::Changed(change));
+                Ok(outcome)
+            }
+            Delivery::Seen(Some(first)) => Ok(replay(first)),
+            Delivery::Seen(None) => {
+                let first: (Uuid, bool, i64, Option<Uuid>) = with_read!(self, |pool| {
+                    sqlx::query_as(PROCESSED)
+                        .bind(channel.id)
+                        .bind(&message.message_id)
+                        .fetch_one(pool)
+                        .await?
+                });
+                Ok(replay(first))
+            }
+        }
+    }
+
+    /// Records an agent's message and the activity it means. Not a
+    /// transition: the status and version stay.
+    pub async fn record_agent_message(
+        &self,
+        conversation: &Conversation,
+        agent_id: Uuid,
+        text: &str,
+        now: Ts,
+    ) -> StoreResult<()> {
+        let event = Event::Changed(Change {
+            conversation_id: conversation.id,
+            campaign_id: conversation.campaign_id,
+            version: conversation.version,
+        });
+        let notification = self.feed().notification(event);
+        with_write!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            sqlx::query(INSERT_MESSAGE)
+                .bind(Uuid::now_v7())
+                .bind(conversation.id)
+                .bind("outbound")
+                .bind(None::<String>)
+                .bind(agent_id)
+                .bind(text)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(TOUCH_ACTIVITY)
+                .bind(conversation.id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            tx.notify_change(&notification).await?;
+            tx.commit().await?;
+        });
+        self.publish(event);
+        Ok(())
+    }
+
+    /// An agent's active flag and campaigns; `None` if no agent has this id.
+    pub async fn agent_campaigns(&self, agent_id: Uuid) -> StoreResult<Option<(bool, Vec<Uuid>)>> {
+        let active: Option<bool> = with_read!(self, |pool| {
+            sqlx::query_scalar("select active from users where id = $1 and role = 'agent'")
+                .bind(agent_id)
+                .fetch_optional(pool)
+                .await?
+        });
+        let Some(active) = active else {
+            return Ok(None);
+        };
+        let campaigns: Vec<Uuid> = with_read!(self, |pool| {
+            sqlx::query_scalar(
+                "select campaign_id from campaign_members where user_id = $1 order by campaign_id",
+            )
+            .bind(agent_id)
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(Some((active, campaigns)))
+    }
+
+    /// Marks an agent connected or disconnected.
+    pub async fn set_agent_presence(
+        &self,
+        agent_id: Uuid,
+        connected: bool,
+        now: Ts,
+    ) -> StoreResult<()> {
+        with_write!(self, |pool| {
+            sqlx::query(
+                "update users set connected = $2, updated_at = $3 where id = $1 and role = 'agent'",
+            )
+            .bind(agent_id)
+            .bind(connected)
+            .bind(now)
+            .execute(pool)
+            .await?;
+        });
+        Ok(())
+    }
+
+    /// Agents with their connected flag (for the simulator).
+    pub async fn agents_presence(&self) -> StoreResult<Vec<(Uuid, bool)>> {
+        Ok(with_read!(self, |pool| {
+            sqlx::query_as(
+                "select id, connected from users where role = 'agent' and active order by id",
+            )
+            .fetch_all(pool)
+            .await?
+        }))
+    }
+
+    /// A campaign's time zone (as stored) and weekly hours; `None` for an
+    /// unknown campaign. Malformed hours are skipped (the day is closed).
+    pub async fn campaign_hours(
+        &self,
+        campaign_id: Uuid,
+    ) -> StoreResult<Option<(String, Vec<DayHours>)>> {
+        let timezone: Option<String> = with_read!(self, |pool| {
+            sqlx::query_scalar("select timezone from campaigns where id = $1")
+                .bind(campaign_id)
+                .fetch_optional(pool)
+                .await?
+        });
+        let Some(timezone) = timezone else {
+            return Ok(None);
+        };
+        let rows: Vec<(i32, String, String)> = with_read!(self, |pool| {
+            sqlx::query_as(
+                "select weekday, opens_at, closes_at from campaign_schedules \
+                 where campaign_id = $1 order by weekday",
+            )
+            .bind(campaign_id)
+            .fetch_all(pool)
+            .await?
+        });
+        let days = rows
+            .into_iter()
+            .filter_map(|(weekday, opens, closes)| {
+                Some((
+                    u32::try_from(weekday).ok()?,
+                    parse_hhmm(&opens)?,
+                    parse_hhmm(&closes)?,
+                ))
+            })
+            .collect();
+        Ok(Some((timezone, days)))
+    }
+
+    /// The campaign's active, connected agents with their number of open
+    /// conversations (in any campaign): the router's input.
+    pub async fn connected_agent_loads(&self, campaign_id: Uuid) -> StoreResult<Vec<(Uuid, i64)>> {
+        Ok(with_read!(self, |pool| {
+            sqlx::query_as(
+                "select u.id, (select count(*) from conversations c \
+                   where c.agent_id = u.id and c.is_open) as open_count \
+                 from users u join campaign_members m on m.user_id = u.id and m.campaign_id = $1 \
+                 where u.role = 'agent' and u.active and u.connected order by u.id",
+            )
+            .bind(campaign_id)
+            .fetch_all(pool)
+            .await?
+        }))
+    }
+
+    /// A campaign's waiting conversations (Fuera de Horario, Agentes
+    /// Desconectados), oldest first.
+    pub async fn waiting_conversations(
+        &self,
+        campaign_id: Uuid,
+        limit: i64,
+    ) -> StoreResult<Vec<Conversation>> {
+        let rows: Vec<StateRow> = with_read!(self, |pool| {
+            sqlx::query_as(WAITING)
+                .bind(campaign_id)
+                .bind(limit)
+                .fetch_all(pool)
+                .await?
+        });
+        Ok(rows.into_iter().map(StateRow::into_domain).collect())
+    }
+
+    /// The most recently active conversations in `status` (for the simulator).
+    pub async fn recent_in_status(
+        &self,
+        status: Status,
+        limit: i64,
+    ) -> StoreResult<Vec<Conversation>> {
+        let rows: Vec<StateRow> = with_read!(self, |pool| {
+            sqlx::query_as(RECENT_IN_STATUS)
+                .bind(status.as_str())
+                .bind(limit)
+                .fetch_all(pool)
+                .await?
+        });
+        Ok(rows.into_iter().map(StateRow::into_domain).collect())
+    }
+
+    /// Ids of the active campaigns.
+    pub async fn active_campaign_ids(&self) -> StoreResult<Vec<Uuid>> {
+        Ok(with_read!(self, |pool| {
+            sqlx::query_scalar("select id from campaigns where active order by id")
+                .fetch_all(pool)
+                .await?
+        }))
+    }
+
+    /// Recent contacts of a channel: (external id, name), for the simulator.
+    pub async fn recent_contacts(
+        &self,
+        channel_id: Uuid,
+        limit: i64,
+    ) -> StoreResult<Vec<(String, Option<String>)>> {
+        Ok(with_read!(self, |pool| {
+            sqlx::query_as(
+                "select external_id, name from contacts where channel_id = $1 \
+                 order by created_at desc, id limit $2",
+            )
+            .bind(channel_id)
+            .bind(limit)
+            .fetch_all(pool)
+            .await?
+        }))
+    }
+}
+
+/// The outcome a processed delivery had the first time.
+fn replay(
+    (conversation_id, started, folio, reactivates): (Uuid, bool, i64, Option<Uuid>),
+) -> InboundOutcome {
+    InboundOutcome {
+        conversation_id,
+        folio,
+        started_conversation: started,
+        reactivates_id: if started { reactivates } else { None },
+        replayed: true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_token_hash_is_hex_sha256() {
+        assert_eq!(
+            super::token_hash("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+}
