@@ -18,7 +18,33 @@ pub struct Settings {
     pub secure_cookies: bool,
     /// Time zone dates are shown in.
     pub timezone: chrono_tz::Tz,
+    /// Who may read `/metrics`.
+    pub metrics: MetricsAccess,
 }
+
+/// `/metrics` is readable from these client addresses, or by anyone who
+/// presents the bearer token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetricsAccess {
+    pub allow: Vec<std::net::IpAddr>,
+    pub token: Option<String>,
+}
+
+impl Default for MetricsAccess {
+    /// Loopback only, no token.
+    fn default() -> Self {
+        MetricsAccess {
+            allow: vec![
+                std::net::IpAddr::from([127, 0, 0, 1]),
+                std::net::IpAddr::from(std::net::Ipv6Addr::LOCALHOST),
+            ],
+            token: None,
+        }
+    }
+}
+
+/// Shortest accepted `RELEVO_SESSION_KEY`.
+pub const MIN_SESSION_KEY_CHARS: usize = 32;
 
 /// Default database: a SQLite file in the working directory.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite:relevo.db";
@@ -32,12 +58,35 @@ impl Settings {
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
         let bind = var("RELEVO_BIND").unwrap_or_else(|| DEFAULT_BIND.to_owned());
         let timezone = var("RELEVO_TIMEZONE").unwrap_or_else(|| DEFAULT_TIMEZONE.to_owned());
+        let session_key = var("RELEVO_SESSION_KEY");
+        if let Some(key) = &session_key
+            && key.chars().count() < MIN_SESSION_KEY_CHARS
+        {
+            anyhow::bail!(
+                "RELEVO_SESSION_KEY must have at least {MIN_SESSION_KEY_CHARS} characters (or leave it unset to have one generated)"
+            );
+        }
+        let mut metrics = MetricsAccess::default();
+        if let Some(list) = var("RELEVO_METRICS_ALLOW") {
+            metrics.allow = list
+                .split(',')
+                .map(str::trim)
+                .filter(|a| !a.is_empty())
+                .map(|a| {
+                    a.parse().with_context(|| {
+                        format!("RELEVO_METRICS_ALLOW: {a:?} is not an IP address")
+                    })
+                })
+                .collect::<anyhow::Result<_>>()?;
+        }
+        metrics.token = var("RELEVO_METRICS_TOKEN");
         Ok(Settings {
             database_url: var("DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned()),
             bind: bind.parse().with_context(|| {
                 format!("RELEVO_BIND {bind:?} is not an address like 127.0.0.1:8080")
             })?,
-            session_key: var("RELEVO_SESSION_KEY"),
+            session_key,
+            metrics,
             secure_cookies: parse_bool(var("RELEVO_SECURE_COOKIES").as_deref())
                 .context("RELEVO_SECURE_COOKIES must be true or false")?,
             timezone: timezone.parse().map_err(|_| {

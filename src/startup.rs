@@ -22,6 +22,7 @@ use crate::routes;
 pub struct AppState {
     pub store: Store,
     pub timezone: chrono_tz::Tz,
+    pub metrics: crate::config::MetricsAccess,
 }
 
 /// A bound, ready-to-run server.
@@ -103,6 +104,7 @@ impl Application {
         let state = AppState {
             store,
             timezone: settings.timezone,
+            metrics: settings.metrics.clone(),
         };
         let listener = TcpListener::bind(settings.bind)
             .with_context(|| format!("cannot listen on {}", settings.bind))?;
@@ -124,9 +126,51 @@ impl Application {
         &self.state
     }
 
-    /// Serves until the server is stopped (SIGINT/SIGTERM).
+    /// Serves until the server is stopped through its handle (tests).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.server.await
+    }
+
+    /// Serves until SIGTERM or SIGINT, then shuts down gracefully: stop
+    /// accepting, tell live viewers to reconnect elsewhere, finish requests
+    /// in flight (at most 30 s), and return.
+    pub async fn run_until_signalled(self) -> std::io::Result<()> {
+        let handle = self.server.handle();
+        let feed = self.state.store.feed().clone();
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            tracing::info!("shutting down: finishing requests in flight");
+            feed.publish(crate::live::Event::Shutdown);
+            handle.stop(true).await;
+        });
+        self.server.await?;
+        self.state.store.close().await;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+async fn wait_for_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(signal) => signal,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot listen for SIGTERM");
+                    let _ = interrupt.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
     }
 }
 
@@ -170,7 +214,8 @@ fn run(
             .wrap(sessions)
             .wrap(security_headers())
             .wrap(Compress::default())
-            .wrap(TracingLogger::default())
+            .wrap(from_fn(crate::telemetry::observe))
+            .wrap(TracingLogger::<crate::telemetry::RequestSpan>::new())
             .configure(routes::configure)
             .service(
                 actix_files::Files::new("/static", &static_dir)
@@ -180,6 +225,9 @@ fn run(
             .default_service(web::to(routes::pages::not_found))
     })
     .listen(listener)?
+    // Signals are handled by `run_until_signalled`, which first tells live
+    // viewers to move elsewhere.
+    .disable_signals()
     .shutdown_timeout(30)
     .run();
     Ok(server)

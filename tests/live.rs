@@ -251,6 +251,7 @@ async fn a_cancel_through_one_instance_reaches_a_viewer_on_another() {
         session_key: None,
         secure_cookies: false,
         timezone: chrono_tz::America::Mexico_City,
+        metrics: Default::default(),
     };
     let second_app = relevo::startup::Application::build_with_store(settings, second_store.clone())
         .await

@@ -49,14 +49,24 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    /// True when the database could not be reached (as opposed to a bad query).
+    /// True when the database could not be reached or is going away (as
+    /// opposed to a bad query): the request is answered 503 and may be retried.
     pub fn is_unavailable(&self) -> bool {
-        matches!(
-            self,
+        match self {
             StoreError::Database(
-                sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed
-            )
-        )
+                sqlx::Error::Io(_)
+                | sqlx::Error::PoolTimedOut
+                | sqlx::Error::PoolClosed
+                | sqlx::Error::WorkerCrashed
+                | sqlx::Error::Protocol(_),
+            ) => true,
+            // PostgreSQL: connection exceptions (class 08), and the server
+            // shutting down or starting up (57P01, 57P02, 57P03).
+            StoreError::Database(sqlx::Error::Database(e)) => e
+                .code()
+                .is_some_and(|code| code.starts_with("08") || code.starts_with("57P")),
+            _ => false,
+        }
     }
 
     /// The name of the unique constraint a write violated, if that is what failed.
@@ -192,7 +202,9 @@ impl Store {
             let options = PgConnectOptions::from_str(url)?;
             let pool = PgPoolOptions::new()
                 .max_connections(16)
-                .acquire_timeout(Duration::from_secs(5))
+                // While the server is down, fail a request within a few
+                // seconds (503) rather than holding the browser.
+                .acquire_timeout(Duration::from_secs(3))
                 .connect_with(options)
                 .await?;
             Ok(Store::Postgres(PgStore {
@@ -239,6 +251,17 @@ impl Store {
         match self {
             Store::Sqlite(_) => "sqlite",
             Store::Postgres(_) => "postgres",
+        }
+    }
+
+    /// (pool, open connections, idle connections), for `/metrics`.
+    pub fn pool_usage(&self) -> Vec<(&'static str, u32, usize)> {
+        match self {
+            Store::Sqlite(pools) => vec![
+                ("sqlite_read", pools.read.size(), pools.read.num_idle()),
+                ("sqlite_write", pools.write.size(), pools.write.num_idle()),
+            ],
+            Store::Postgres(pg) => vec![("postgres", pg.pool.size(), pg.pool.num_idle())],
         }
     }
 

@@ -114,6 +114,7 @@ impl super::Store {
         match outcome {
             Ok(()) => {
                 self.publish(event);
+                crate::telemetry::METRICS.transition_applied(t.kind.as_str());
                 Ok(Ok(()))
             }
             Err(()) => Ok(Err(Conflict {

@@ -43,9 +43,13 @@ pub enum Event {
     AccessChanged {
         user_id: Option<Uuid>,
     },
-    /// Changes may have been missed (the LISTEN connection was lost):
-    /// viewers reload what they show.
+    /// Changes may have been missed (the LISTEN connection came back after
+    /// a gap): viewers reload what they show.
     Resync,
+    /// The database cannot be reached: tables are not live until `Resync`.
+    Offline,
+    /// This instance is shutting down: viewers reconnect (to another instance).
+    Shutdown,
 }
 
 /// A notification as sent between instances.
@@ -122,6 +126,7 @@ pub fn spawn_pg_listener(pool: PgPool, feed: Feed) {
                 Ok(()) => backoff = Duration::from_millis(250),
                 Err(e) => {
                     tracing::warn!(error = %e, retry_in = ?backoff, "change listener disconnected");
+                    feed.publish(Event::Offline);
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(10));
                 }
@@ -146,6 +151,7 @@ async fn listen(pool: &PgPool, feed: &Feed, first: &mut bool) -> Result<(), sqlx
         match listener.try_recv().await? {
             Some(notification) => feed.receive(notification.payload()),
             None => {
+                // Reconnected by itself: what was notified meanwhile is lost.
                 tracing::warn!("change listener lost its connection; viewers will resync");
                 feed.publish(Event::Resync);
             }

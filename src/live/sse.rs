@@ -5,7 +5,9 @@
 //! the scope is re-read only when an access change concerns the viewer, so a
 //! campaign taken from an Administrador stops their events at once. A viewer
 //! that falls behind, or any gap in the feed, gets `resync`; a session that
-//! ended gets `expired` and the stream closes.
+//! ended gets `expired` and the stream closes; while the database is out of
+//! reach viewers get `offline`; when the instance shuts down they get
+//! `reconnect` and the stream closes so the browser moves elsewhere.
 
 use std::time::Duration;
 
@@ -91,7 +93,13 @@ impl Viewer {
                         }
                     }
                     Ok((id, Event::Resync)) => return Some(frame(Some(id), "resync", "{}")),
+                    Ok((id, Event::Offline)) => return Some(frame(Some(id), "offline", "{}")),
+                    Ok((id, Event::Shutdown)) => {
+                        self.finished = true;
+                        return Some(frame(Some(id), "reconnect", "{}"));
+                    }
                     Err(RecvError::Lagged(missed)) => {
+                        crate::telemetry::METRICS.events_lagged(missed);
                         tracing::debug!(missed, "live viewer fell behind; asking it to resync");
                         return Some(frame(None, "resync", "{}"));
                     }
@@ -103,6 +111,12 @@ impl Viewer {
     }
 }
 
+impl Drop for Viewer {
+    fn drop(&mut self) {
+        crate::telemetry::METRICS.stream_closed();
+    }
+}
+
 /// The stream of frames for `principal`'s tab.
 pub fn stream(
     store: Store,
@@ -111,6 +125,7 @@ pub fn stream(
     let mut keepalive = tokio::time::interval(KEEPALIVE);
     keepalive.set_missed_tick_behavior(MissedTickBehavior::Delay);
     keepalive.reset();
+    crate::telemetry::METRICS.stream_opened();
     let viewer = Viewer {
         rx: store.feed().subscribe(),
         store,

@@ -263,6 +263,33 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     }
 }
 
+/// `GET /metrics`: Prometheus text, for the configured addresses or the token.
+pub async fn metrics(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    let access = &state.metrics;
+    let from_allowed = req
+        .peer_addr()
+        .is_some_and(|a| access.allow.contains(&a.ip()));
+    let with_token = access.token.as_deref().is_some_and(|token| {
+        req.headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .is_some_and(|given| {
+                use subtle::ConstantTimeEq;
+                bool::from(given.as_bytes().ct_eq(token.as_bytes()))
+            })
+    });
+    if !(from_allowed || with_token) {
+        return HttpResponse::Forbidden()
+            .content_type("text/plain; charset=utf-8")
+            .body("forbidden");
+    }
+    let pools = state.store.pool_usage();
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(crate::telemetry::METRICS.render(&pools))
+}
+
 /// `GET /`: the console starts at Mensajes.
 pub async fn home() -> HttpResponse {
     HttpResponse::SeeOther()

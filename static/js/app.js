@@ -275,7 +275,22 @@
       try { pending.add(JSON.parse(event.data).id); } catch (e) { return; }
       if (!timer) timer = window.setTimeout(flush, 120);
     });
-    source.addEventListener("resync", resync);
+    source.addEventListener("resync", function () {
+      setLive(true);
+      resync();
+    });
+    source.addEventListener("offline", function () {
+      setLive(false);
+      down = true;
+    });
+    // The server is going away: reconnect shortly (a load balancer sends us
+    // to another instance), then reload what is shown.
+    source.addEventListener("reconnect", function () {
+      source.close();
+      setLive(false);
+      down = true;
+      window.setTimeout(connect, 500 + Math.random() * 1500);
+    });
     source.addEventListener("expired", function () { source.close(); location.reload(); });
     source.onerror = function () {
       setLive(false);

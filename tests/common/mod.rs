@@ -193,6 +193,7 @@ pub async fn spawn_app_with(backend: Backend, seed: bool) -> Option<TestApp> {
         session_key: None,
         secure_cookies: false,
         timezone: chrono_tz::America::Mexico_City,
+        metrics: Default::default(),
     };
     let app = Application::build_with_store(settings, store.clone())
         .await
