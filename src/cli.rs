@@ -1,4 +1,4 @@
-//! Commands: `serve` (default), `demo` and `create-user`.
+//! Commands: `serve` (default), `demo`, `create-user` and `create-token`.
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand, ValueEnum};
@@ -38,6 +38,15 @@ pub enum Command {
         #[arg(long = "campaign")]
         campaigns: Vec<String>,
     },
+    /// Create an integration token for one campaign and print it once.
+    CreateToken {
+        /// The campaign the token acts for, by name.
+        #[arg(long)]
+        campaign: String,
+        /// A label to recognise the token by.
+        #[arg(long)]
+        name: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -68,6 +77,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             role,
             campaigns,
         } => create_user(settings, email, name, role.into(), campaigns).await,
+        Command::CreateToken { campaign, name } => create_token(settings, campaign, name).await,
     }
 }
 
@@ -109,8 +119,56 @@ async fn serve(settings: Settings, demo: bool) -> anyhow::Result<()> {
             crate::demo::ADMIN_PASSWORD
         );
         println!();
+        print_demo_api(&app.state().store, &url).await?;
+        crate::simulator::spawn(app.state().store.clone(), crate::simulator::rate_from_env());
     }
     app.run_until_stopped().await?;
+    Ok(())
+}
+
+/// The campaign whose tokens `relevo demo` prints.
+const DEMO_API_CAMPAIGN: &str = "Ventas Hogar";
+
+/// Prints a fresh integration token, a fresh token of one channel (rotated
+/// at every start: only its hash is stored, so the old one cannot be shown)
+/// and a `curl` line that creates a conversation through that channel.
+async fn print_demo_api(store: &Store, url: &str) -> anyhow::Result<()> {
+    let Some(campaign_id) = store.campaign_id_by_name(DEMO_API_CAMPAIGN).await? else {
+        return Ok(());
+    };
+    let Some((channel_id, ..)) = store
+        .channels()
+        .await?
+        .into_iter()
+        .find(|c| c.1 == campaign_id && c.3)
+    else {
+        return Ok(());
+    };
+    let Some(channel_token) = store.rotate_channel_token(channel_id).await? else {
+        return Ok(());
+    };
+    let Some((_, token)) = store
+        .create_integration_token(DEMO_API_CAMPAIGN, "demo", Ts::now())
+        .await?
+    else {
+        return Ok(());
+    };
+    println!("  API de integración (campaña {DEMO_API_CAMPAIGN}):");
+    println!("    token de integración: {token}");
+    println!("    canal {channel_id}, token del canal: {channel_token}");
+    println!();
+    println!("  Crear una conversación:");
+    println!(
+        "    curl -s -X POST {url}api/v1/channels/{channel_id}/messages \\\n      \
+         -H 'Authorization: Bearer {channel_token}' -H 'Content-Type: application/json' \\\n      \
+         -d '{{\"message_id\":\"demo-1\",\"from\":\"5215512345678\",\"name\":\"Cliente Demo\",\"text\":\"Hola, necesito un asesor\"}}'"
+    );
+    println!(
+        "  Simulador de tráfico: {} eventos/s ({}=0 lo apaga)",
+        crate::simulator::rate_from_env(),
+        crate::simulator::RATE_VAR
+    );
+    println!();
     Ok(())
 }
 
@@ -133,6 +191,30 @@ pub async fn seed_demo(store: &Store) -> anyhow::Result<()> {
         "demo data created"
     );
     Ok(())
+}
+
+async fn create_token(
+    settings: Settings,
+    campaign: String,
+    name: Option<String>,
+) -> anyhow::Result<()> {
+    let store = open(&settings).await?;
+    let label = name
+        .map(|n| n.trim().to_owned())
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| format!("cli {}", chrono::Utc::now().format("%Y-%m-%d %H:%M")));
+    match store
+        .create_integration_token(&campaign, &label, Ts::now())
+        .await
+        .context("cannot create the token")?
+    {
+        Some((_, token)) => {
+            // The only time the token is shown: only its hash is stored.
+            println!("{token}");
+            Ok(())
+        }
+        None => bail!("no campaign is named {campaign:?}"),
+    }
 }
 
 async fn create_user(

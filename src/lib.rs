@@ -13,5 +13,6 @@ pub mod live;
 pub mod routes;
 pub mod routing;
 pub mod service;
+pub mod simulator;
 pub mod startup;
 pub mod telemetry;

@@ -78,6 +78,9 @@ pub struct ApiConversation {
     pub messages: Vec<MessageRow>,
 }
 
+/// (reactivates_id, closure_category_id, closure_subcategory_id).
+type ClosureIds = (Option<Uuid>, Option<Uuid>, Option<Uuid>);
+
 /// The transition state of a conversation (what [`Conversation`] needs).
 #[derive(sqlx::FromRow)]
 struct StateRow {
@@ -288,24 +291,23 @@ impl super::Store {
         let Some(detail) = self.conversation_detail(scope, state.folio).await? else {
             return Ok(None);
         };
-        let (ids, messages): ((Option<Uuid>, Option<Uuid>, Option<Uuid>), Vec<MessageRow>) =
-            with_read!(self, |pool| {
-                let ids = sqlx::query_as(
-                    "select reactivates_id, closure_category_id, closure_subcategory_id \
+        let (ids, messages): (ClosureIds, Vec<MessageRow>) = with_read!(self, |pool| {
+            let ids = sqlx::query_as(
+                "select reactivates_id, closure_category_id, closure_subcategory_id \
                      from conversations where id = $1",
-                )
-                .bind(id)
-                .fetch_one(pool)
-                .await?;
-                let messages = sqlx::query_as(
-                    "select direction, message_id, agent_id, text, at from messages \
+            )
+            .bind(id)
+            .fetch_one(pool)
+            .await?;
+            let messages = sqlx::query_as(
+                "select direction, message_id, agent_id, text, at from messages \
                      where conversation_id = $1 order by at, id",
-                )
-                .bind(id)
-                .fetch_all(pool)
-                .await?;
-                (ids, messages)
-            });
+            )
+            .bind(id)
+            .fetch_all(pool)
+            .await?;
+            (ids, messages)
+        });
         Ok(Some(ApiConversation {
             detail,
             reactivates_id: ids.0,

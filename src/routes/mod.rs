@@ -1,6 +1,7 @@
 //! HTTP routes, one module per area of the console.
 
 pub mod acciones;
+pub mod api;
 pub mod login;
 pub mod mensajes;
 pub mod pages;
@@ -27,5 +28,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route(
             "/mensajes/{folio}/subcategorias",
             web::get().to(acciones::subcategories),
-        );
+        )
+        .service(api::scope());
 }

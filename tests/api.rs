@@ -1,0 +1,948 @@
+//! The integration API over HTTP on both backends: every call's happy path,
+//! every error code, idempotent deliveries under concurrent retries,
+//! reactivation, and the router's decisions end to end.
+
+mod common;
+
+use std::process::Command;
+
+use common::{Backend, TestApp, fresh_store, spawn_app};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+on_both_backends!(
+    every_call_works_on_its_happy_path,
+    message_texts_with_control_characters_and_emoji_are_kept_faithfully,
+    a_missing_or_wrong_token_answers_401_and_a_foreign_scope_404,
+    malformed_oversized_and_invalid_bodies_are_refused_and_change_nothing,
+    steps_the_status_does_not_allow_answer_409,
+    a_repeated_message_id_is_processed_once_even_under_ten_concurrent_retries,
+    a_message_after_a_cancellation_starts_a_new_conversation_linked_to_it,
+    the_router_sends_hand_offs_out_of_hours_offline_or_to_the_least_busy_agent,
+    connecting_an_agent_assigns_waiting_conversations_oldest_first,
+    create_token_prints_a_token_that_is_stored_only_as_its_hash,
+);
+
+const CAMPAIGN: &str = "Ventas Hogar";
+const OTHER_CAMPAIGN: &str = "Cobranza";
+
+/// Tokens and ids of Ventas Hogar, created through the Store.
+struct Api {
+    campaign: Uuid,
+    /// A channel of the campaign and its (freshly rotated) token.
+    channel: Uuid,
+    channel_token: String,
+    /// Another channel of the same campaign.
+    other_channel: Uuid,
+    token: String,
+    /// The campaign's agents, by id.
+    agents: Vec<Uuid>,
+}
+
+async fn api(app: &TestApp) -> Api {
+    let campaign = app.campaign_id(CAMPAIGN).await;
+    let channels: Vec<Uuid> = app
+        .store
+        .channels()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|c| c.1 == campaign)
+        .map(|c| c.0)
+        .collect();
+    let channel_token = app
+        .store
+        .rotate_channel_token(channels[0])
+        .await
+        .unwrap()
+        .expect("channel exists");
+    let (_, token) = app
+        .store
+        .create_integration_token(CAMPAIGN, "tests", relevo::db::Ts::now())
+        .await
+        .unwrap()
+        .expect("campaign exists");
+    let agents = app
+        .uuids_where(
+            "select m.user_id from campaign_members m join users u on u.id = m.user_id \
+             join campaigns p on p.id = m.campaign_id \
+             where p.name = $1 and u.role = 'agent' order by u.id",
+            CAMPAIGN,
+        )
+        .await;
+    Api {
+        campaign,
+        channel: channels[0],
+        channel_token,
+        other_channel: channels[1],
+        token,
+        agents,
+    }
+}
+
+/// Sends a JSON request; returns the status and the JSON body.
+async fn call(
+    app: &TestApp,
+    method: reqwest::Method,
+    path: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    let mut request = app.client.request(method, app.url(path));
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.expect("request");
+    let status = response.status();
+    let text = response.text().await.expect("body");
+    let value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text:?}"));
+    (status, value)
+}
+
+async fn post(app: &TestApp, path: &str, token: &str, body: Value) -> (StatusCode, Value) {
+    call(app, reqwest::Method::POST, path, Some(token), Some(body)).await
+}
+
+async fn get(app: &TestApp, path: &str, token: &str) -> (StatusCode, Value) {
+    call(app, reqwest::Method::GET, path, Some(token), None).await
+}
+
+/// A customer message on the fixture's channel.
+async fn customer(app: &TestApp, api: &Api, message_id: &str, from: &str) -> (StatusCode, Value) {
+    post(
+        app,
+        &format!("/api/v1/channels/{}/messages", api.channel),
+        &api.channel_token,
+        json!({"message_id": message_id, "from": from, "name": "Cliente Prueba", "text": "Hola"}),
+    )
+    .await
+}
+
+fn id_of(value: &Value, key: &str) -> Uuid {
+    value[key]
+        .as_str()
+        .and_then(|s| Uuid::parse_str(s).ok())
+        .unwrap_or_else(|| panic!("{key} in {value}"))
+}
+
+/// Opens the campaign 24 hours a day, every day.
+async fn always_open(app: &TestApp, campaign: Uuid) {
+    app.execute_id(
+        "delete from campaign_schedules where campaign_id = $1",
+        campaign,
+    )
+    .await;
+    app.execute_id(
+        "insert into campaign_schedules (campaign_id, weekday, opens_at, closes_at) values \
+         ($1, 0, '00:00', '00:00'), ($1, 1, '00:00', '00:00'), ($1, 2, '00:00', '00:00'), \
+         ($1, 3, '00:00', '00:00'), ($1, 4, '00:00', '00:00'), ($1, 5, '00:00', '00:00'), \
+         ($1, 6, '00:00', '00:00')",
+        campaign,
+    )
+    .await;
+}
+
+async fn disconnect_all_agents(app: &TestApp, campaign: Uuid) {
+    app.execute_id(
+        "update users set connected = false where id in \
+         (select user_id from campaign_members where campaign_id = $1)",
+        campaign,
+    )
+    .await;
+}
+
+/// Runs a count query binding one uuid.
+async fn count_for(app: &TestApp, sql: &'static str, id: Uuid) -> i64 {
+    match &app.store {
+        relevo::db::Store::Sqlite(p) => sqlx::query_scalar(sql)
+            .bind(id)
+            .fetch_one(&p.read)
+            .await
+            .expect("query"),
+        relevo::db::Store::Postgres(pg) => sqlx::query_scalar(sql)
+            .bind(id)
+            .fetch_one(&pg.pool)
+            .await
+            .expect("query"),
+    }
+}
+
+async fn open_count(app: &TestApp, agent: Uuid) -> i64 {
+    count_for(
+        app,
+        "select count(*) from conversations where agent_id = $1 and is_open",
+        agent,
+    )
+    .await
+}
+
+/// A new conversation in ICR from a new contact; returns its id.
+async fn new_conversation(app: &TestApp, api: &Api, tag: &str) -> Uuid {
+    let (status, body) = customer(app, api, &format!("m-{tag}"), &format!("from-{tag}")).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    id_of(&body, "conversation_id")
+}
+
+async fn handoff(app: &TestApp, api: &Api, id: Uuid) -> Value {
+    let (status, body) = post(
+        app,
+        &format!("/api/v1/conversations/{id}/handoff"),
+        &api.token,
+        json!({}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body
+}
+
+async fn every_call_works_on_its_happy_path(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let api = api(&app).await;
+    always_open(&app, api.campaign).await;
+    disconnect_all_agents(&app, api.campaign).await;
+    let agent = api.agents[0];
+
+    let (status, body) = post(
+        &app,
+        &format!("/api/v1/agents/{agent}/presence"),
+        &api.token,
+        json!({"connected": true}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["connected"], json!(true));
+
+    let (status, first) = customer(&app, &api, "happy-1", "5215511110000").await;
+    assert_eq!(status, StatusCode::CREATED, "{first}");
+    assert_eq!(first["new_conversation"], json!(true));
+    assert_eq!(first["reactivates_id"], Value::Null);
+    let id = id_of(&first, "conversation_id");
+
+    let (status, second) = customer(&app, &api, "happy-2", "5215511110000").await;
+    assert_eq!(status, StatusCode::OK, "{second}");
+    assert_eq!(
+        id_of(&second, "conversation_id"),
+        id,
+        "continues the open one"
+    );
+    assert_eq!(second["new_conversation"], json!(false));
+
+    let body = handoff(&app, &api, id).await;
+    assert_eq!(body["status"], "assigned");
+    assert_eq!(id_of(&body, "agent_id"), agent, "the only connected agent");
+
+    let path = format!("/api/v1/conversations/{id}/agent-messages");
+    let (status, body) = post(
+        &app,
+        &path,
+        &api.token,
+        json!({"agent_id": agent, "text": "Hola, soy tu asesor"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["status"], "in_progress");
+    let (status, body) = post(
+        &app,
+        &path,
+        &api.token,
+        json!({"agent_id": agent, "text": "¿Algo más?"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["status"], "in_progress");
+
+    let category = app
+        .uuids_where(
+            "select c.id from closure_categories c join campaigns p on p.id = c.campaign_id \
+             where c.name = 'Atendida por otro medio' and p.name = $1",
+            CAMPAIGN,
+        )
+        .await[0];
+    let subcategory = app
+        .uuids_where(
+            "select s.id from closure_subcategories s join closure_categories c on c.id = s.category_id \
+             join campaigns p on p.id = c.campaign_id \
+             where s.name = 'Sucursal' and p.name = $1",
+            CAMPAIGN,
+        )
+        .await[0];
+    let (status, body) = post(
+        &app,
+        &format!("/api/v1/conversations/{id}/resolve"),
+        &api.token,
+        json!({"agent_id": agent, "category_id": category, "subcategory_id": subcategory, "comment": "Resuelto en sucursal"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["status"], "resolved");
+
+    let (status, body) = get(&app, &format!("/api/v1/conversations/{id}"), &api.token).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["status"], "resolved");
+    assert_eq!(body["is_open"], json!(false));
+    assert_eq!(id_of(&body["closure"], "category_id"), category);
+    assert_eq!(id_of(&body["closure"], "subcategory_id"), subcategory);
+    assert_eq!(body["closure"]["comment"], "Resuelto en sucursal");
+    assert_eq!(body["contact"]["external_id"], "5215511110000");
+    let kinds: Vec<&str> = body["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["created", "handoff", "first_reply", "resolved"]);
+    let directions: Vec<&str> = body["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["direction"].as_str().unwrap())
+        .collect();
+    assert_eq!(directions, ["inbound", "inbound", "outbound", "outbound"]);
+
+    // After a resolution the next message starts over, linked to it.
+    let (status, again) = customer(&app, &api, "happy-3", "5215511110000").await;
+    assert_eq!(status, StatusCode::CREATED, "{again}");
+    assert_ne!(id_of(&again, "conversation_id"), id);
+    assert_eq!(id_of(&again, "reactivates_id"), id);
+
+    let (status, body) = post(
+        &app,
+        &format!("/api/v1/agents/{agent}/presence"),
+        &api.token,
+        json!({"connected": false}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        count_for(
+            &app,
+            "select count(*) from users where id = $1 and connected",
+            agent
+        )
+        .await,
+        0
+    );
+}
+
+async fn message_texts_with_control_characters_and_emoji_are_kept_faithfully(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let api = api(&app).await;
+    let text = "línea 1\nlínea 2\r\n\ttab \u{7}\u{1b}[31m <b>&amp;</b> 😀👍🏽🧑‍💻 𝄞";
+    let name = "Ana 🌮 <script>";
+    let (status, body) = post(
+        &app,
+        &format!("/api/v1/channels/{}/messages", api.channel),
+        &api.channel_token,
+        json!({"message_id": "emoji-1", "from": "5215522220000", "name": name, "text": text}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let id = id_of(&body, "conversation_id");
+    let (status, body) = get(&app, &format!("/api/v1/conversations/{id}"), &api.token).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["messages"][0]["text"].as_str(), Some(text));
+    assert_eq!(body["contact"]["name"].as_str(), Some(name));
+}
+
+async fn a_missing_or_wrong_token_answers_401_and_a_foreign_scope_404(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let api = api(&app).await;
+    let messages = format!("/api/v1/channels/{}/messages", api.channel);
+    let body = json!({"message_id": "t-1", "from": "5215533330000", "text": "Hola"});
+    let some_conversation = app
+        .uuids_where(
+            "select c.id from conversations c join campaigns p on p.id = c.campaign_id \
+             where p.name = $1 and c.status = 'icr' order by c.folio",
+            CAMPAIGN,
+        )
+        .await[0];
+    let conversation = format!("/api/v1/conversations/{some_conversation}");
+
+    for (path, method, token) in [
+        (&messages, reqwest::Method::POST, None),
+        (&messages, reqwest::Method::POST, Some("rlv_ch_wrong")),
+        // An integration token is not a channel token.
+        (&messages, reqwest::Method::POST, Some(api.token.as_str())),
+        (&conversation, reqwest::Method::GET, None),
+        (&conversation, reqwest::Method::GET, Some("wrong")),
+        // A channel token is not an integration token.
+        (
+            &conversation,
+            reqwest::Method::GET,
+            Some(api.channel_token.as_str()),
+        ),
+    ] {
+        let (status, error) = call(&app, method.clone(), path, token, Some(body.clone())).await;
+        assert_eq!(
+            status,
+            StatusCode::UNAUTHORIZED,
+            "{method} {path} with {token:?}"
+        );
+        assert_eq!(error["error"], "unauthorized");
+        assert!(error["message"].as_str().is_some_and(|m| !m.is_empty()));
+    }
+
+    // A channel's token used for another channel of the same campaign.
+    let (status, error) = post(
+        &app,
+        &format!("/api/v1/channels/{}/messages", api.other_channel),
+        &api.channel_token,
+        body.clone(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{error}");
+    assert_eq!(error["error"], "not_found");
+
+    // Unknown, or of another campaign than the token's: the same 404.
+    let foreign = app
+        .uuids_where(
+            "select c.id from conversations c join campaigns p on p.id = c.campaign_id \
+             where p.name = $1 and c.status = 'icr' order by c.folio",
+            OTHER_CAMPAIGN,
+        )
+        .await[0];
+    for id in [Uuid::now_v7(), foreign] {
+        let (status, error) = get(&app, &format!("/api/v1/conversations/{id}"), &api.token).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{error}");
+        assert_eq!(error["error"], "not_found");
+        let (status, _) = post(
+            &app,
+            &format!("/api/v1/conversations/{id}/handoff"),
+            &api.token,
+            json!({}),
+        )
+        .await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+    }
+    let status = app
+        .store
+        .conversation_state(&relevo::domain::Scope::All, foreign)
+        .await
+        .unwrap()
+        .unwrap()
+        .status;
+    assert_eq!(
+        status,
+        relevo::domain::Status::Icr,
+        "the foreign one is untouched"
+    );
+
+    // An agent of another campaign.
+    let foreign_agent = app
+        .uuids_where(
+            "select m.user_id from campaign_members m join users u on u.id = m.user_id \
+             join campaigns p on p.id = m.campaign_id where p.name = $1 and u.role = 'agent'",
+            OTHER_CAMPAIGN,
+        )
+        .await[0];
+    let (status, _) = post(
+        &app,
+        &format!("/api/v1/agents/{foreign_agent}/presence"),
+        &api.token,
+        json!({"connected": true}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // A malformed id in the path.
+    let (status, error) = get(&app, "/api/v1/conversations/10482", &api.token).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(error["error"], "invalid_id");
+}
+
+async fn malformed_oversized_and_invalid_bodies_are_refused_and_change_nothing(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let api = api(&app).await;
+    let messages = app.url(&format!("/api/v1/channels/{}/messages", api.channel));
+    let inbound_before = app
+        .scalar_i64("select count(*) from inbound_messages")
+        .await;
+    let conversations_before = app.scalar_i64("select count(*) from conversations").await;
+
+    let raw = |body: String| {
+        app.client
+            .post(&messages)
+            .bearer_auth(&api.channel_token)
+            .header("Content-Type", "application/json")
+            .body(body)
+            .send()
+    };
+    let response = raw(r#"{"message_id": "x", "from": "#.to_owned())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let error: Value = response.json().await.unwrap();
+    assert_eq!(error["error"], "malformed_json");
+
+    let big = json!({"message_id": "big", "from": "5215544440000", "text": "x".repeat(70 * 1024)});
+    let response = raw(big.to_string()).await.unwrap();
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let error: Value = response.json().await.unwrap();
+    assert_eq!(error["error"], "payload_too_large");
+
+    for (body, field) in [
+        (json!({"message_id": "x"}), None),
+        (json!({"message_id": 7, "from": "1", "text": "a"}), None),
+        (
+            json!({"message_id": "x", "from": "  ", "text": "a"}),
+            Some("from"),
+        ),
+        (
+            json!({"message_id": "", "from": "1", "text": "a"}),
+            Some("message_id"),
+        ),
+    ] {
+        let response = raw(body.to_string()).await.unwrap();
+        assert_eq!(
+            response.status(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{body}"
+        );
+        let error: Value = response.json().await.unwrap();
+        assert_eq!(error["error"], "invalid_field", "{body}");
+        if let Some(field) = field {
+            assert_eq!(error["field"], field);
+        }
+    }
+
+    let agent = api.agents[0];
+    let (status, error) = post(
+        &app,
+        &format!("/api/v1/agents/{agent}/presence"),
+        &api.token,
+        json!({"connected": "sí"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{error}");
+
+    // A resolve naming a category of another campaign, and a malformed agent id.
+    let (folio, id, assigned) = {
+        let ids = app
+            .uuids_where(
+                "select c.id from conversations c join campaigns p on p.id = c.campaign_id \
+                 where p.name = $1 and c.status = 'in_progress' order by c.folio",
+                CAMPAIGN,
+            )
+            .await;
+        let state = app
+            .store
+            .conversation_state(&relevo::domain::Scope::All, ids[0])
+            .await
+            .unwrap()
+            .unwrap();
+        (state.folio, ids[0], state.agent_id.unwrap())
+    };
+    let foreign_category = app
+        .uuids_where(
+            "select c.id from closure_categories c join campaigns p on p.id = c.campaign_id \
+             where c.name = 'Cliente no responde' and p.name = $1",
+            OTHER_CAMPAIGN,
+        )
+        .await[0];
+    let resolve = format!("/api/v1/conversations/{id}/resolve");
+    let (status, error) = post(
+        &app,
+        &resolve,
+        &api.token,
+        json!({"agent_id": assigned, "category_id": foreign_category}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{error}");
+    assert_eq!(error["field"], "category_id");
+    let (status, error) = post(&app, &resolve, &api.token, json!({"agent_id": "nadie"})).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{error}");
+    assert_eq!(error["field"], "agent_id");
+
+    let after = app
+        .store
+        .conversation_state(&relevo::domain::Scope::All, id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(after.folio, folio);
+    assert_eq!(after.status, relevo::domain::Status::InProgress);
+    assert_eq!(
+        app.scalar_i64("select count(*) from inbound_messages")
+            .await,
+        inbound_before
+    );
+    assert_eq!(
+        app.scalar_i64("select count(*) from conversations").await,
+        conversations_before
+    );
+}
+
+async fn steps_the_status_does_not_allow_answer_409(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let api = api(&app).await;
+    let in_status = |status: &'static str| {
+        let app = &app;
+        async move {
+            let sql: &'static str = match status {
+                "cancelled" => {
+                    "select c.id from conversations c join campaigns p on p.id = c.campaign_id \
+                     where p.name = $1 and c.status = 'cancelled' order by c.folio"
+                }
+                _ => {
+                    "select c.id from conversations c join campaigns p on p.id = c.campaign_id \
+                     where p.name = $1 and c.status = 'in_progress' order by c.folio"
+                }
+            };
+            let id = app.uuids_where(sql, CAMPAIGN).await[0];
+            app.store
+                .conversation_state(&relevo::domain::Scope::All, id)
+                .await
+                .unwrap()
+                .unwrap()
+        }
+    };
+
+    // An agent reply on a cancelled conversation.
+    let cancelled = in_status("cancelled").await;
+    let (status, error) = post(
+        &app,
+        &format!("/api/v1/conversations/{}/agent-messages", cancelled.id),
+        &api.token,
+        json!({"agent_id": api.agents[0], "text": "¿Sigues ahí?"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{error}");
+    assert_eq!(error["error"], "not_allowed");
+    assert_eq!(error["message"], "La conversación ya estaba cancelada");
+
+    // A resolve by an agent of the campaign who is not the assigned one.
+    let attending = in_status("in_progress").await;
+    let other = *api
+        .agents
+        .iter()
+        .find(|a| Some(**a) != attending.agent_id)
+        .unwrap();
+    let (status, error) = post(
+        &app,
+        &format!("/api/v1/conversations/{}/resolve", attending.id),
+        &api.token,
+        json!({"agent_id": other}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{error}");
+    assert_eq!(error["error"], "not_assigned_agent");
+
+    // A hand-off of a conversation that is no longer in ICR.
+    let (status, error) = post(
+        &app,
+        &format!("/api/v1/conversations/{}/handoff", attending.id),
+        &api.token,
+        json!({}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{error}");
+
+    for before in [cancelled, attending] {
+        let after = app
+            .store
+            .conversation_state(&relevo::domain::Scope::All, before.id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(after, before, "nothing changed");
+    }
+}
+
+async fn a_repeated_message_id_is_processed_once_even_under_ten_concurrent_retries(
+    backend: Backend,
+) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let api = api(&app).await;
+    let url = app.url(&format!("/api/v1/channels/{}/messages", api.channel));
+    let body = json!({"message_id": "wamid.retry-1", "from": "5215566660000", "name": "Reintento", "text": "Hola"});
+    let mut tasks = Vec::new();
+    for _ in 0..10 {
+        let client = app.client.clone();
+        let (url, token, body) = (url.clone(), api.channel_token.clone(), body.clone());
+        tasks.push(tokio::spawn(async move {
+            let response = client
+                .post(url)
+                .bearer_auth(token)
+                .json(&body)
+                .send()
+                .await
+                .expect("request");
+            (response.status(), response.text().await.expect("body"))
+        }));
+    }
+    let mut answers = Vec::new();
+    for task in tasks {
+        answers.push(task.await.expect("task"));
+    }
+    let first = answers[0].clone();
+    assert_eq!(first.0, StatusCode::CREATED, "{}", first.1);
+    for answer in &answers {
+        assert_eq!(answer, &first, "every retry gets the first response");
+    }
+    // And later, sequentially, still the same.
+    let again = post(
+        &app,
+        &format!("/api/v1/channels/{}/messages", api.channel),
+        &api.channel_token,
+        body,
+    )
+    .await;
+    assert_eq!(again.0, first.0);
+    assert_eq!(again.1, serde_json::from_str::<Value>(&first.1).unwrap());
+
+    assert_eq!(
+        count_for(
+            &app,
+            "select count(*) from inbound_messages where channel_id = $1 and message_id = 'wamid.retry-1'",
+            api.channel
+        )
+        .await,
+        1
+    );
+    assert_eq!(
+        app.scalar_i64(
+            "select count(*) from conversations c join contacts k on k.id = c.contact_id \
+             where k.external_id = '5215566660000'"
+        )
+        .await,
+        1
+    );
+    assert_eq!(
+        app.scalar_i64("select count(*) from messages where message_id = 'wamid.retry-1'")
+            .await,
+        1
+    );
+}
+
+async fn a_message_after_a_cancellation_starts_a_new_conversation_linked_to_it(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let api = api(&app).await;
+    // A cancelled conversation that is its contact's latest.
+    let cancelled = app
+        .uuids_where(
+            "select c.id from conversations c join campaigns p on p.id = c.campaign_id \
+             where p.name = $1 and c.status = 'cancelled' and not exists \
+             (select 1 from conversations d where d.contact_id = c.contact_id and d.started_at > c.started_at) \
+             order by c.folio",
+            CAMPAIGN,
+        )
+        .await[0];
+    let path = format!("/api/v1/conversations/{cancelled}");
+    let (_, before) = get(&app, &path, &api.token).await;
+    assert_eq!(before["status"], "cancelled");
+    assert!(before["closure"]["category_id"].is_string());
+    let channel = id_of(&before, "channel_id");
+    let channel_token = app
+        .store
+        .rotate_channel_token(channel)
+        .await
+        .unwrap()
+        .unwrap();
+
+    let (status, body) = post(
+        &app,
+        &format!("/api/v1/channels/{channel}/messages"),
+        &channel_token,
+        json!({"message_id": "after-cancel", "from": before["contact"]["external_id"], "text": "Hola otra vez"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["new_conversation"], json!(true));
+    assert_eq!(id_of(&body, "reactivates_id"), cancelled);
+    let new_id = id_of(&body, "conversation_id");
+    assert_ne!(new_id, cancelled);
+    assert!(body["folio"].as_i64().unwrap() > before["folio"].as_i64().unwrap());
+
+    let (_, created) = get(&app, &format!("/api/v1/conversations/{new_id}"), &api.token).await;
+    assert_eq!(created["status"], "icr");
+    assert_eq!(id_of(&created, "reactivates_id"), cancelled);
+    assert_eq!(created["contact"]["id"], before["contact"]["id"]);
+
+    // The cancelled conversation is exactly as it was: closure, version, history.
+    let (_, after) = get(&app, &path, &api.token).await;
+    assert_eq!(after, before);
+}
+
+async fn the_router_sends_hand_offs_out_of_hours_offline_or_to_the_least_busy_agent(
+    backend: Backend,
+) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let api = api(&app).await;
+
+    // No hours at all: out of hours, whoever is connected.
+    app.execute_id(
+        "delete from campaign_schedules where campaign_id = $1",
+        api.campaign,
+    )
+    .await;
+    let id = new_conversation(&app, &api, "ooh").await;
+    assert_eq!(handoff(&app, &api, id).await["status"], "out_of_hours");
+
+    // Within hours, nobody connected.
+    always_open(&app, api.campaign).await;
+    disconnect_all_agents(&app, api.campaign).await;
+    let id = new_conversation(&app, &api, "offline").await;
+    assert_eq!(handoff(&app, &api, id).await["status"], "agents_offline");
+
+    // Two agents connect (taking the waiting ones); the next goes to the least busy.
+    let (a, b) = (api.agents[0], api.agents[1]);
+    for agent in [a, b] {
+        let (status, body) = post(
+            &app,
+            &format!("/api/v1/agents/{agent}/presence"),
+            &api.token,
+            json!({"connected": true}),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    for round in 0..3 {
+        let (load_a, load_b) = (open_count(&app, a).await, open_count(&app, b).await);
+        let expected = if (load_a, a) < (load_b, b) { a } else { b };
+        let id = new_conversation(&app, &api, &format!("busy-{round}")).await;
+        let body = handoff(&app, &api, id).await;
+        assert_eq!(body["status"], "assigned");
+        assert_eq!(
+            id_of(&body, "agent_id"),
+            expected,
+            "round {round}: loads {load_a} / {load_b}"
+        );
+    }
+}
+
+async fn connecting_an_agent_assigns_waiting_conversations_oldest_first(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let api = api(&app).await;
+    always_open(&app, api.campaign).await;
+    disconnect_all_agents(&app, api.campaign).await;
+    let mut ours = Vec::new();
+    for n in 0..3 {
+        let id = new_conversation(&app, &api, &format!("wait-{n}")).await;
+        assert_eq!(handoff(&app, &api, id).await["status"], "agents_offline");
+        ours.push(id);
+    }
+    let waiting = count_for(
+        &app,
+        "select count(*) from conversations where campaign_id = $1 \
+         and status in ('out_of_hours', 'agents_offline')",
+        api.campaign,
+    )
+    .await;
+    assert!(waiting >= 3);
+
+    let agent = api.agents[2];
+    let (status, body) = post(
+        &app,
+        &format!("/api/v1/agents/{agent}/presence"),
+        &api.token,
+        json!({"connected": true}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["assigned"].as_i64(), Some(waiting));
+    assert_eq!(
+        count_for(
+            &app,
+            "select count(*) from conversations where campaign_id = $1 \
+             and status in ('out_of_hours', 'agents_offline')",
+            api.campaign,
+        )
+        .await,
+        0
+    );
+    for id in &ours {
+        let (_, body) = get(&app, &format!("/api/v1/conversations/{id}"), &api.token).await;
+        assert_eq!(body["status"], "assigned");
+        assert_eq!(id_of(&body, "agent_id"), agent);
+    }
+    // The order of the assignments is the order the conversations started.
+    let folios = app
+        .folios_where(
+            "select c.folio from conversation_events e join conversations c on c.id = e.conversation_id \
+             where e.kind = 'assigned' \
+             and c.campaign_id = (select id from campaigns where name = $1) \
+             and e.actor_kind = 'system' order by e.at, e.id",
+            CAMPAIGN,
+        )
+        .await;
+    assert_eq!(folios.len() as i64, waiting);
+    let mut sorted = folios.clone();
+    sorted.sort();
+    assert_eq!(folios, sorted, "oldest first");
+}
+
+async fn create_token_prints_a_token_that_is_stored_only_as_its_hash(backend: Backend) {
+    let Some((store, url, _guard)) = fresh_store(backend).await else {
+        return;
+    };
+    relevo::cli::seed_demo(&store).await.unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_relevo"))
+        .args([
+            "create-token",
+            "--campaign",
+            "ventas hogar",
+            "--name",
+            "bot",
+        ])
+        .env("DATABASE_URL", &url)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run relevo");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    assert!(token.len() >= 32, "{token:?}");
+    let campaign = store.campaign_id_by_name(CAMPAIGN).await.unwrap().unwrap();
+    assert_eq!(
+        store.integration_token_campaign(&token).await.unwrap(),
+        Some(campaign)
+    );
+    let stored: Vec<String> = match &store {
+        relevo::db::Store::Sqlite(p) => {
+            sqlx::query_scalar("select token_hash from integration_tokens")
+                .fetch_all(&p.read)
+                .await
+                .unwrap()
+        }
+        relevo::db::Store::Postgres(pg) => {
+            sqlx::query_scalar("select token_hash from integration_tokens")
+                .fetch_all(&pg.pool)
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(stored, vec![relevo::db::token_hash(&token)]);
+
+    let out = Command::new(env!("CARGO_BIN_EXE_relevo"))
+        .args(["create-token", "--campaign", "No Existe"])
+        .env("DATABASE_URL", &url)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run relevo");
+    assert!(!out.status.success());
+}
