@@ -24,6 +24,8 @@ pub struct Cli {
 pub enum Command {
     /// Apply migrations and serve the console (the default).
     Serve,
+    #[command(flatten)]
+    Ops(OpsCommand),
     /// Serve with a demo data set, created when the database is empty.
     Demo,
     /// Create a user (password from RELEVO_PASSWORD or a prompt).
@@ -49,6 +51,15 @@ pub enum Command {
     },
 }
 
+/// Operations commands (see `crate::ops`).
+#[derive(Debug, Subcommand)]
+pub enum OpsCommand {
+    /// Write a consistent copy of the SQLite database to PATH (while running).
+    Backup { path: std::path::PathBuf },
+    /// Verify the database: integrity and migrations.
+    Check,
+}
+
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum RoleArg {
     SuperAdmin,
@@ -71,6 +82,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(settings, false).await,
         Command::Demo => serve(settings, true).await,
+        Command::Ops(OpsCommand::Backup { path }) => crate::ops::backup(&settings, &path).await,
+        Command::Ops(OpsCommand::Check) => crate::ops::check(&settings).await,
         Command::CreateUser {
             email,
             name,
@@ -105,24 +118,24 @@ async fn serve(settings: Settings, demo: bool) -> anyhow::Result<()> {
     let app = Application::build_with_store(settings.clone(), store).await?;
     let url = format!("http://{}:{}/", settings.bind.ip(), app.port());
     tracing::info!(%url, backend = app.state().store.backend_name(), "serving");
-    println!("Relevo escucha en {url}");
+    eprintln!("Relevo escucha en {url}");
     if demo {
-        println!();
-        println!(
+        eprintln!();
+        eprintln!(
             "  Super Administrador: {}  /  {}",
             crate::demo::SUPER_ADMIN_EMAIL,
             crate::demo::SUPER_ADMIN_PASSWORD
         );
-        println!(
+        eprintln!(
             "  Administrador:       {}  /  {}",
             crate::demo::ADMIN_EMAIL,
             crate::demo::ADMIN_PASSWORD
         );
-        println!();
+        eprintln!();
         print_demo_api(&app.state().store, &url).await?;
         crate::simulator::spawn(app.state().store.clone(), crate::simulator::rate_from_env());
     }
-    app.run_until_stopped().await?;
+    app.run_until_signalled().await?;
     Ok(())
 }
 

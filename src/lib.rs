@@ -10,6 +10,7 @@ pub mod demo;
 pub mod domain;
 pub mod error;
 pub mod live;
+pub mod ops;
 pub mod routes;
 pub mod routing;
 pub mod service;

@@ -46,6 +46,22 @@ pub enum StoreError {
     UnsupportedUrl,
     #[error("{0}")]
     Conflict(String),
+    #[error(
+        "the database has migrations newer than this binary ({0:?}); upgrade relevo before starting it"
+    )]
+    NewerSchema(Vec<i64>),
+}
+
+/// Which migrations of this binary a database has.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MigrationStatus {
+    pub applied: Vec<i64>,
+    /// Known to this binary, not applied yet.
+    pub pending: Vec<i64>,
+    /// Applied, but unknown to this binary (a newer Relevo migrated it).
+    pub unknown: Vec<i64>,
+    /// Recorded as failed part-way.
+    pub failed: Vec<i64>,
 }
 
 impl StoreError {
@@ -216,8 +232,13 @@ impl Store {
         }
     }
 
-    /// Applies the embedded migrations of this backend.
+    /// Applies the embedded migrations of this backend. Refuses, changing
+    /// nothing, a database that a newer Relevo has migrated.
     pub async fn migrate(&self) -> StoreResult<()> {
+        let status = self.migration_status().await?;
+        if !status.unknown.is_empty() {
+            return Err(StoreError::NewerSchema(status.unknown));
+        }
         match self {
             Store::Sqlite(pools) => SQLITE_MIGRATIONS.run(&pools.write).await?,
             Store::Postgres(pg) => POSTGRES_MIGRATIONS.run(&pg.pool).await?,
@@ -251,6 +272,83 @@ impl Store {
         match self {
             Store::Sqlite(_) => "sqlite",
             Store::Postgres(_) => "postgres",
+        }
+    }
+
+    /// Compares the applied migrations with this binary's.
+    pub async fn migration_status(&self) -> StoreResult<MigrationStatus> {
+        let migrator = match self {
+            Store::Sqlite(_) => &SQLITE_MIGRATIONS,
+            Store::Postgres(_) => &POSTGRES_MIGRATIONS,
+        };
+        let known: Vec<i64> = migrator.iter().map(|m| m.version).collect();
+        let recorded: Result<Vec<(i64, bool)>, sqlx::Error> = with_read!(self, |pool| {
+            sqlx::query_as("select version, success from _sqlx_migrations order by version")
+                .fetch_all(pool)
+                .await
+        });
+        let recorded = match recorded {
+            Ok(rows) => rows,
+            // A database never migrated has no bookkeeping table yet.
+            Err(sqlx::Error::Database(e))
+                if e.message().contains("no such table")
+                    || e.code().as_deref() == Some("42P01") =>
+            {
+                Vec::new()
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let applied: Vec<i64> = recorded
+            .iter()
+            .filter(|(_, ok)| *ok)
+            .map(|(v, _)| *v)
+            .collect();
+        Ok(MigrationStatus {
+            pending: known
+                .iter()
+                .copied()
+                .filter(|v| !applied.contains(v))
+                .collect(),
+            unknown: applied
+                .iter()
+                .copied()
+                .filter(|v| !known.contains(v))
+                .collect(),
+            failed: recorded
+                .iter()
+                .filter(|(_, ok)| !*ok)
+                .map(|(v, _)| *v)
+                .collect(),
+            applied,
+        })
+    }
+
+    /// SQLite's `PRAGMA integrity_check` result (`None` on PostgreSQL).
+    pub async fn integrity_check(&self) -> StoreResult<Option<String>> {
+        match self {
+            Store::Sqlite(pools) => {
+                let lines: Vec<String> = sqlx::query_scalar("pragma integrity_check")
+                    .fetch_all(&pools.read)
+                    .await?;
+                Ok(Some(lines.join("; ")))
+            }
+            Store::Postgres(_) => Ok(None),
+        }
+    }
+
+    /// Writes a consistent copy of the SQLite database to `path`.
+    pub async fn vacuum_into(&self, path: &str) -> StoreResult<()> {
+        match self {
+            Store::Sqlite(pools) => {
+                sqlx::query("vacuum into $1")
+                    .bind(path)
+                    .execute(&pools.read)
+                    .await?;
+                Ok(())
+            }
+            Store::Postgres(_) => Err(StoreError::Conflict(
+                "vacuum into is SQLite only; use pg_dump".into(),
+            )),
         }
     }
 

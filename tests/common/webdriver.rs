@@ -330,7 +330,7 @@ impl Browser {
         // Colours are only final once entrance animations have finished.
         self.wait_until(
             "animations to finish",
-            "return document.getAnimations().every(a => a.playState !== 'running');",
+            "return document.getAnimations().every(a => a.playState !== 'running' || a.effect.getComputedTiming().iterations === Infinity);",
         )
         .await;
         self.call(

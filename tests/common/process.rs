@@ -1,0 +1,105 @@
+//! The real `relevo` binary as a child process, for tests of signals,
+//! crashes and command-line behaviour. The child is killed on drop.
+
+use std::process::{ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use tokio::io::AsyncReadExt;
+use tokio::process::{Child, Command};
+
+pub struct RelevoProcess {
+    pub child: Child,
+    pub port: u16,
+    pub address: String,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// A `relevo` command with a quiet log and the given database.
+pub fn command(database_url: &str) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_relevo"));
+    command
+        .env("DATABASE_URL", database_url)
+        .env("RUST_LOG", "warn")
+        .env("RELEVO_SIMULATOR_RATE", "0")
+        .kill_on_drop(true);
+    command
+}
+
+impl RelevoProcess {
+    /// Starts `relevo serve` and waits (at most 30 s) until `/readyz` answers.
+    pub async fn start(database_url: &str, env: &[(&str, &str)]) -> RelevoProcess {
+        let port = free_port();
+        let mut command = command(database_url);
+        command
+            .arg("serve")
+            .env("RELEVO_BIND", format!("127.0.0.1:{port}"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let child = command.spawn().expect("start relevo");
+        let address = format!("http://127.0.0.1:{port}");
+        let client = reqwest::Client::builder().no_proxy().build().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let ready = client
+                .get(format!("{address}/readyz"))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success());
+            if ready {
+                break;
+            }
+            assert!(Instant::now() < deadline, "relevo did not become ready");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        RelevoProcess {
+            child,
+            port,
+            address,
+        }
+    }
+
+    fn signal(&self, name: &str) {
+        let pid = self.child.id().expect("running child").to_string();
+        let status = std::process::Command::new("kill")
+            .args([name, &pid])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+    }
+
+    pub fn sigterm(&self) {
+        self.signal("-TERM");
+    }
+
+    pub fn sigkill(&self) {
+        self.signal("-KILL");
+    }
+
+    /// Waits (bounded) for the process to exit.
+    pub async fn wait(&mut self, limit: Duration) -> ExitStatus {
+        tokio::time::timeout(limit, self.child.wait())
+            .await
+            .expect("relevo exited in time")
+            .expect("wait")
+    }
+
+    /// Everything the process wrote to stdout so far (after it exited).
+    pub async fn stdout(&mut self) -> String {
+        let mut out = String::new();
+        if let Some(mut stdout) = self.child.stdout.take() {
+            let _ =
+                tokio::time::timeout(Duration::from_secs(5), stdout.read_to_string(&mut out)).await;
+        }
+        out
+    }
+}

@@ -1,0 +1,325 @@
+//! A PostgreSQL outage in the middle of a load of cancels, on a throwaway
+//! cluster this test starts with `pg_ctl` on its own port and data directory
+//! (the shared server is never touched). Every request either succeeded and
+//! is in the database, or failed visibly and left nothing behind; the
+//! service recovers by itself.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{ADMIN_EMAIL, ADMIN_PASSWORD, Backend, SseReader, TestApp};
+use reqwest::StatusCode;
+
+/// A private PostgreSQL cluster, stopped and removed on drop.
+struct Cluster {
+    bin: PathBuf,
+    data: tempfile::TempDir,
+    port: u16,
+}
+
+fn postgres_bin() -> Option<PathBuf> {
+    let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
+        .filter(|p| p.join("pg_ctl").exists() && p.join("initdb").exists())
+        .collect();
+    versions.sort();
+    versions.pop()
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+/// Runs a PostgreSQL tool, as the `postgres` user when we are root (the
+/// server refuses to run as root).
+fn pg_tool(bin: &Path, tool: &str, args: &[&str]) -> std::process::Output {
+    let program = bin.join(tool);
+    let output = if is_root() {
+        Command::new("runuser")
+            .args(["-u", "postgres", "--"])
+            .arg(&program)
+            .args(args)
+            .output()
+    } else {
+        Command::new(&program).args(args).output()
+    };
+    output.unwrap_or_else(|e| panic!("{tool}: {e}"))
+}
+
+impl Cluster {
+    fn start() -> Option<Cluster> {
+        let Some(bin) = postgres_bin() else {
+            if common::in_ci() {
+                panic!("the PostgreSQL server binaries (initdb, pg_ctl) are needed when CI=true");
+            }
+            eprintln!("skipped: no PostgreSQL server binaries for a throwaway cluster");
+            return None;
+        };
+        let data = tempfile::tempdir().expect("data dir");
+        if is_root() {
+            let status = Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(data.path())
+                .status()
+                .expect("chown");
+            assert!(status.success());
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("port");
+        let dir = data.path().join("pg");
+        let out = pg_tool(
+            &bin,
+            "initdb",
+            &[
+                "-D",
+                dir.to_str().unwrap(),
+                "-A",
+                "trust",
+                "-U",
+                "root",
+                "--no-sync",
+                "-E",
+                "UTF8",
+                "--locale",
+                "C.UTF-8",
+            ],
+        );
+        assert!(
+            out.status.success(),
+            "initdb: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let cluster = Cluster { bin, data, port };
+        cluster.up();
+        Some(cluster)
+    }
+
+    fn dir(&self) -> String {
+        self.data.path().join("pg").display().to_string()
+    }
+
+    fn up(&self) {
+        let options = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+            self.port,
+            self.data.path().display()
+        );
+        let log = self.data.path().join("log").display().to_string();
+        let out = pg_tool(
+            &self.bin,
+            "pg_ctl",
+            &[
+                "-D",
+                &self.dir(),
+                "-o",
+                &options,
+                "-l",
+                &log,
+                "-w",
+                "-t",
+                "30",
+                "start",
+            ],
+        );
+        assert!(
+            out.status.success(),
+            "pg_ctl start: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    fn down(&self) {
+        let out = pg_tool(
+            &self.bin,
+            "pg_ctl",
+            &["-D", &self.dir(), "-m", "fast", "-w", "-t", "30", "stop"],
+        );
+        assert!(
+            out.status.success(),
+            "pg_ctl stop: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    fn url(&self) -> String {
+        format!("postgres://root@127.0.0.1:{}/postgres", self.port)
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = pg_tool(
+            &self.bin,
+            "pg_ctl",
+            &["-D", &self.dir(), "-m", "immediate", "-w", "stop"],
+        );
+    }
+}
+
+fn field(html: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = html.find(&marker).unwrap_or_else(|| panic!("no {name}")) + marker.len();
+    html[start..start + html[start..].find('"').unwrap()].to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_service_rides_out_a_postgres_restart_without_half_writes() {
+    if std::env::var("TEST_POSTGRES_URL").is_err() && !common::in_ci() {
+        eprintln!("skipped: PostgreSQL tests need TEST_POSTGRES_URL");
+        return;
+    }
+    let Some(cluster) = Cluster::start() else {
+        return;
+    };
+    let store = relevo::db::Store::connect(&cluster.url())
+        .await
+        .expect("connect");
+    store.migrate().await.expect("migrate");
+    relevo::cli::seed_demo(&store).await.expect("seed");
+    let settings = relevo::config::Settings {
+        database_url: cluster.url(),
+        bind: "127.0.0.1:0".parse().unwrap(),
+        session_key: None,
+        secure_cookies: false,
+        timezone: chrono_tz::America::Mexico_City,
+        metrics: Default::default(),
+    };
+    let server = relevo::startup::Application::build_with_store(settings, store.clone())
+        .await
+        .expect("build");
+    let port = server.port();
+    tokio::spawn(server.run_until_stopped());
+    let app = TestApp::attach(port, store, Backend::Postgres, cluster.url());
+    app.login(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let csrf = field(&app.get("/mensajes").await.body, "_csrf");
+    let mut stream = SseReader::open(&app, &app.client, "/mensajes/eventos").await;
+    assert_eq!(
+        stream.next(Duration::from_secs(2)).await.unwrap().0,
+        "hello"
+    );
+    let work: Vec<(i64, i64, uuid::Uuid)> = match &app.store {
+        relevo::db::Store::Postgres(pg) => sqlx::query_as(
+            "select c.folio, c.version, (select k.id from closure_categories k \
+               where k.campaign_id = c.campaign_id and k.active order by k.position limit 1) \
+             from conversations c join campaigns p on p.id = c.campaign_id \
+             where p.name in ('Ventas Hogar', 'Soporte Técnico') and c.is_open order by c.folio",
+        )
+        .fetch_all(&pg.pool)
+        .await
+        .unwrap(),
+        relevo::db::Store::Sqlite(_) => unreachable!(),
+    };
+    // A steady load of cancels across the outage.
+    let load = {
+        let client = app.client.clone();
+        let address = app.address.clone();
+        let csrf = csrf.clone();
+        tokio::spawn(async move {
+            let mut results = Vec::new();
+            let deadline = Instant::now() + Duration::from_secs(25);
+            for (folio, version, category) in work {
+                if Instant::now() > deadline {
+                    break;
+                }
+                let response = client
+                    .post(format!("{address}/mensajes/{folio}/acciones"))
+                    .header("HX-Request", "true")
+                    .form(&[
+                        ("_csrf", csrf.as_str()),
+                        ("version", &version.to_string()),
+                        ("accion", "cancelar"),
+                        ("categoria", &category.to_string()),
+                    ])
+                    .timeout(Duration::from_secs(10))
+                    .send()
+                    .await;
+                results.push((folio, response.map(|r| r.status()).ok()));
+                tokio::time::sleep(Duration::from_millis(150)).await;
+            }
+            results
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    cluster.down();
+
+    // Down: a clear 503 page, /readyz fails, /healthz stays up, the table is not live.
+    let page = app.get("/mensajes").await;
+    assert_eq!(page.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(page.body.contains("La base de datos no está disponible"));
+    assert_eq!(
+        app.get("/readyz").await.status,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    assert_eq!(app.get("/healthz").await.status, StatusCode::OK);
+    let mut offline = false;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !offline && Instant::now() < deadline {
+        if let Some((event, _)) = stream.next(Duration::from_millis(500)).await {
+            offline = event == "offline";
+        }
+    }
+    assert!(offline, "viewers are told the table is not live");
+
+    cluster.up();
+    // Back: everything recovers by itself within a few seconds.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while app.get("/readyz").await.status != StatusCode::OK {
+        assert!(Instant::now() < deadline, "ready again without a restart");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let mut resynced = false;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !resynced && Instant::now() < deadline {
+        if let Some((event, _)) = stream.next(Duration::from_millis(500)).await {
+            resynced = event == "resync";
+        }
+    }
+    assert!(
+        resynced,
+        "the LISTEN connection is back and viewers resynchronise"
+    );
+    assert_eq!(app.get("/mensajes").await.status, StatusCode::OK);
+
+    let results = load.await.unwrap();
+    let succeeded: Vec<i64> = results
+        .iter()
+        .filter(|(_, s)| *s == Some(StatusCode::OK))
+        .map(|(f, _)| *f)
+        .collect();
+    let failed = results
+        .iter()
+        .filter(|(_, s)| *s != Some(StatusCode::OK))
+        .count();
+    assert!(failed > 0, "some requests met the outage");
+    assert!(!succeeded.is_empty());
+    let cancelled = app
+        .folios_where(
+            "select folio from conversations where status = $1",
+            "cancelled",
+        )
+        .await;
+    for folio in &succeeded {
+        assert!(
+            cancelled.contains(folio),
+            "a successful cancel of {folio} is in the database"
+        );
+    }
+    let half = app
+        .scalar_i64(
+            "select count(*) from conversations c where \
+             (c.status = 'cancelled') <> ((select count(*) from conversation_events e \
+               where e.conversation_id = c.id and e.kind = 'cancelled') = 1)",
+        )
+        .await;
+    assert_eq!(half, 0, "no half-applied transition, no duplicate history");
+    app.store.close().await;
+}
