@@ -17,6 +17,7 @@ on_both_backends!(
     a_conflict_with_another_session_is_explained_in_the_modal,
     the_pages_pass_an_automated_accessibility_check,
     another_sessions_cancel_shows_without_a_reload,
+    a_conversation_created_through_the_api_appears_and_a_dropped_stream_catches_up,
 );
 
 /// Starts the app and a browser signed in as the demo Administrador.
@@ -550,5 +551,94 @@ async fn another_sessions_cancel_shows_without_a_reload(backend: Backend) {
             &format!("return !document.getElementById('conversacion-{next}');"),
         )
         .await;
+    browser.quit().await;
+}
+
+async fn a_conversation_created_through_the_api_appears_and_a_dropped_stream_catches_up(
+    backend: Backend,
+) {
+    let Some((app, browser)) = signed_in(backend).await else {
+        return;
+    };
+    browser
+        .wait_until(
+            "the table to be live",
+            "return document.getElementById('live-indicator').classList.contains('is-live');",
+        )
+        .await;
+    browser.execute("window.__noReload = true;", vec![]).await;
+    // A customer writes on a channel of the admin's campaign.
+    let ventas = app.campaign_id("Ventas Hogar").await;
+    let (channel, ..) = app
+        .store
+        .channels()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|c| c.1 == ventas && c.3)
+        .expect("a channel of Ventas Hogar");
+    let token = app
+        .store
+        .rotate_channel_token(channel)
+        .await
+        .unwrap()
+        .unwrap();
+    let created: serde_json::Value = app
+        .client
+        .post(app.url(&format!("/api/v1/channels/{channel}/messages")))
+        .bearer_auth(&token)
+        .json(&json!({
+            "message_id": "wamid.prueba-navegador-1",
+            "from": "5215599887766",
+            "name": "Renata Prueba Viva",
+            "text": "Hola, necesito ayuda 👋"
+        }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let folio = created["folio"].as_i64().expect("a folio in the response");
+    browser
+        .wait_until(
+            "the new conversation at the top",
+            &format!("return document.querySelector('#rows tr')?.id === 'conversacion-{folio}' && document.querySelector('#rows tr').textContent.includes('Renata Prueba Viva');"),
+        )
+        .await;
+    // The stream drops (this instance says to reconnect); a change made
+    // meanwhile is caught up by the resync after reconnecting.
+    app.store.feed().publish(relevo::live::Event::Shutdown);
+    browser
+        .wait_until(
+            "the indicator to show the drop",
+            "return document.getElementById('live-indicator').classList.contains('is-offline');",
+        )
+        .await;
+    let row = app
+        .store
+        .conversation(&relevo::domain::Scope::All, folio)
+        .await
+        .unwrap()
+        .unwrap();
+    let t = relevo::domain::conversation::handoff(
+        &row.to_domain(),
+        relevo::domain::HandoffOutcome::AgentsOffline,
+        chrono::Utc::now(),
+    )
+    .unwrap();
+    app.store.apply_transition(&t).await.unwrap().unwrap();
+    browser
+        .wait_until(
+            "the missed change after reconnecting",
+            &format!("return document.getElementById('live-indicator').classList.contains('is-live') && !!document.querySelector('#conversacion-{folio} .badge-agents_offline');"),
+        )
+        .await;
+    assert_eq!(
+        browser
+            .execute("return window.__noReload === true;", vec![])
+            .await,
+        json!(true)
+    );
     browser.quit().await;
 }

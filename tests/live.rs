@@ -18,6 +18,7 @@ on_both_backends!(
     a_stream_ends_when_its_session_ends,
     the_changes_endpoint_answers_only_rows_in_scope_and_filter,
     the_stream_needs_a_session,
+    a_stream_closed_by_the_server_says_reconnect_and_a_new_one_starts_fresh,
 );
 
 /// An ICR conversation of `campaign`: (folio, id).
@@ -235,6 +236,34 @@ async fn the_stream_needs_a_session(backend: Backend) {
         .get("/mensajes/cambios?id=00000000-0000-0000-0000-000000000000")
         .await;
     assert_eq!(page.status, StatusCode::SEE_OTHER);
+}
+
+async fn a_stream_closed_by_the_server_says_reconnect_and_a_new_one_starts_fresh(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    app.login_as_admin().await;
+    let mut stream = SseReader::open(&app, &app.client, "/mensajes/eventos").await;
+    assert_eq!(
+        stream.next(Duration::from_secs(2)).await.unwrap().0,
+        "hello"
+    );
+    app.store.feed().publish(relevo::live::Event::Shutdown);
+    assert_eq!(
+        stream.next(Duration::from_secs(2)).await.unwrap().0,
+        "reconnect"
+    );
+    assert!(
+        stream.next(Duration::from_millis(500)).await.is_none(),
+        "the stream ended"
+    );
+    // The browser reconnects; the new stream greets it (the page then resyncs).
+    let mut again = SseReader::open(&app, &app.client, "/mensajes/eventos").await;
+    assert_eq!(again.next(Duration::from_secs(2)).await.unwrap().0, "hello");
+    let (folio, id) = icr_in(&app, "Ventas Hogar", 2).await;
+    change(&app, folio).await;
+    let events = again.collect(Duration::from_millis(800)).await;
+    assert!(change_ids(&events).contains(&id));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
