@@ -166,22 +166,22 @@ async fn print_demo_api(store: &Store, url: &str) -> anyhow::Result<()> {
     else {
         return Ok(());
     };
-    println!("  API de integración (campaña {DEMO_API_CAMPAIGN}):");
-    println!("    token de integración: {token}");
-    println!("    canal {channel_id}, token del canal: {channel_token}");
-    println!();
-    println!("  Crear una conversación:");
-    println!(
+    eprintln!("  API de integración (campaña {DEMO_API_CAMPAIGN}):");
+    eprintln!("    token de integración: {token}");
+    eprintln!("    canal {channel_id}, token del canal: {channel_token}");
+    eprintln!();
+    eprintln!("  Crear una conversación:");
+    eprintln!(
         "    curl -s -X POST {url}api/v1/channels/{channel_id}/messages \\\n      \
          -H 'Authorization: Bearer {channel_token}' -H 'Content-Type: application/json' \\\n      \
          -d '{{\"message_id\":\"demo-1\",\"from\":\"5215512345678\",\"name\":\"Cliente Demo\",\"text\":\"Hola, necesito un asesor\"}}'"
     );
-    println!(
+    eprintln!(
         "  Simulador de tráfico: {} eventos/s ({}=0 lo apaga)",
         crate::simulator::rate_from_env(),
         crate::simulator::RATE_VAR
     );
-    println!();
+    eprintln!();
     Ok(())
 }
 

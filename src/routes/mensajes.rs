@@ -226,6 +226,8 @@ pub struct RowView {
     pub started: String,
     pub last_activity: String,
     pub last_activity_exact: String,
+    /// RFC 3339, so the page can keep "hace 3 min" current.
+    pub last_activity_iso: String,
     pub actionable: bool,
     /// For a closed conversation: "Categoría › Subcategoría", shown on hover.
     pub closure: Option<String>,
@@ -261,6 +263,7 @@ impl RowView {
             started: local_datetime(row.started_at, tz),
             last_activity: relative(row.last_activity_at, now),
             last_activity_exact: local_datetime(row.last_activity_at, tz),
+            last_activity_iso: row.last_activity_at.0.to_rfc3339(),
             actionable: row.status.is_open(),
             closure,
         }

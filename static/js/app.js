@@ -305,3 +305,25 @@
   connect();
   window.addEventListener("beforeunload", function () { if (source) source.close(); });
 })();
+
+// Relative times ("hace 3 min") stay current without a reload; the same
+// wording as the server's `relative()`.
+(function () {
+  "use strict";
+  function relative(iso, now) {
+    var seconds = Math.max(0, Math.floor((now - Date.parse(iso)) / 1000));
+    if (seconds < 5) return "hace un momento";
+    if (seconds < 60) return "hace " + seconds + " s";
+    if (seconds < 3600) return "hace " + Math.floor(seconds / 60) + " min";
+    if (seconds < 86400) return "hace " + Math.floor(seconds / 3600) + " h";
+    return "hace " + Math.floor(seconds / 86400) + " d";
+  }
+  function refresh() {
+    var now = Date.now();
+    document.querySelectorAll("[data-relative-time]").forEach(function (el) {
+      var text = relative(el.getAttribute("data-relative-time"), now);
+      if (el.textContent !== text) el.textContent = text;
+    });
+  }
+  window.setInterval(refresh, 10000);
+})();
