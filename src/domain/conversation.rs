@@ -365,6 +365,45 @@ pub fn cancel(
     })
 }
 
+/// **Cancelación automática**: the system cancels a conversation that an
+/// automatic rule found stale in `in_status`, with the rule's closure.
+///
+/// The same closure rules as an administrator's cancel apply (the rule's
+/// category may have been deactivated since it was written), and the
+/// conversation must still be in the status the rule watches: a conversation
+/// that moved on is not the rule's any more.
+pub fn system_cancel(
+    conversation: &Conversation,
+    in_status: Status,
+    category: Lookup<CategoryRef>,
+    subcategory: Lookup<SubcategoryRef>,
+    comment: &str,
+    at: DateTime<Utc>,
+) -> Result<Transition, TransitionError> {
+    require(conversation, &Status::OPEN)?;
+    require(conversation, &[in_status])?;
+    let mut errors = Vec::new();
+    let (category_id, subcategory_id) =
+        closure(conversation, category, subcategory, true, &mut errors);
+    let comment = comment_or_error(comment, &mut errors);
+    if !errors.is_empty() {
+        return Err(TransitionError::Invalid(errors));
+    }
+    Ok(Transition {
+        category_id,
+        subcategory_id,
+        comment,
+        ..base(
+            conversation,
+            EventKind::Cancelled,
+            Status::Cancelled,
+            conversation.agent_id,
+            Actor::System,
+            at,
+        )
+    })
+}
+
 /// **Reasignar**: an administrator hands an open conversation to another agent.
 pub fn reassign(
     conversation: &Conversation,
@@ -614,6 +653,10 @@ mod tests {
                 "reassign",
                 reassign(&c, ADMIN, agent(OTHER_AGENT), "", at()),
             ),
+            (
+                "system_cancel",
+                system_cancel(&c, status, category(), subcategory(), "", at()),
+            ),
             ("handoff", handoff(&c, HandoffOutcome::Assign(AGENT), at())),
             ("assign_waiting", assign_waiting(&c, AGENT, at())),
             ("first_reply", first_reply(&c, AGENT, at())),
@@ -634,6 +677,10 @@ mod tests {
             ),
             (
                 "reassign",
+                &[Icr, Assigned, InProgress, OutOfHours, AgentsOffline],
+            ),
+            (
+                "system_cancel",
                 &[Icr, Assigned, InProgress, OutOfHours, AgentsOffline],
             ),
             ("handoff", &[Icr]),
@@ -671,6 +718,7 @@ mod tests {
         let expected = [
             ("cancel", Status::Cancelled),
             ("reassign", Status::Assigned),
+            ("system_cancel", Status::Cancelled),
             ("handoff", Status::Assigned),
             ("assign_waiting", Status::Assigned),
             ("first_reply", Status::InProgress),
@@ -703,6 +751,60 @@ mod tests {
         assert_eq!(t.comment.as_deref(), Some("cliente no responde"));
         assert_eq!(t.actor, Actor::Administrator(ADMIN));
         assert_eq!(t.from_agent, Some(AGENT));
+    }
+
+    #[test]
+    fn an_automatic_cancel_is_the_systems_and_only_from_the_watched_status() {
+        let c = conversation(Status::AgentsOffline);
+        let t = system_cancel(
+            &c,
+            Status::AgentsOffline,
+            category(),
+            Lookup::NotChosen,
+            "regla",
+            at(),
+        )
+        .unwrap();
+        assert_eq!(t.actor, Actor::System);
+        assert_eq!(t.actor.user_id(), None);
+        assert_eq!(
+            (t.kind, t.to_status),
+            (EventKind::Cancelled, Status::Cancelled)
+        );
+        assert_eq!(t.category_id, Some(CATEGORY));
+        for &watched in Status::ALL {
+            let result = system_cancel(&c, watched, category(), Lookup::NotChosen, "", at());
+            assert_eq!(
+                result.is_ok(),
+                watched == Status::AgentsOffline,
+                "watching {watched}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_automatic_cancel_keeps_the_closure_rules() {
+        let c = conversation(Status::Icr);
+        let inactive = Lookup::Found(CategoryRef {
+            id: CATEGORY,
+            campaign_id: CAMPAIGN,
+            active: false,
+        });
+        let foreign = Lookup::Found(CategoryRef {
+            id: CATEGORY,
+            campaign_id: OTHER_CAMPAIGN,
+            active: true,
+        });
+        for (lookup, error) in [
+            (Lookup::NotChosen, Invalid::CategoryMissing),
+            (inactive, Invalid::CategoryInactive),
+            (foreign, Invalid::CategoryNotInCampaign),
+        ] {
+            assert_eq!(
+                system_cancel(&c, Status::Icr, lookup, Lookup::NotChosen, "", at()),
+                Err(TransitionError::Invalid(vec![error]))
+            );
+        }
     }
 
     #[test]
