@@ -5,7 +5,11 @@
 //! that both dialects accept is written once with `$N` placeholders; the few
 //! dialect-specific statements live next to their backend.
 
+mod accounts;
+mod admin;
 mod api;
+mod audit;
+mod categories;
 mod conversations;
 mod demo;
 mod directory;
@@ -22,9 +26,15 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
+pub use accounts::{AccountInput, AccountListRow, AccountRow, UserFilter};
+pub use admin::{
+    AdminResult, CampaignRecord, CampaignSummary, ChannelRecord, MemberRow, Refusal, TokenRecord,
+};
 pub use api::{
     ApiConversation, ChannelAuth, InboundMessage, InboundOutcome, MessageRow, token_hash,
 };
+pub use audit::{ADMIN_PAGE_SIZE, AdminPage, AuditEntry, AuditFilter, AuditRow, PageCursor};
+pub use categories::{CategoryAdmin, Direction, SubcategoryAdmin};
 pub use conversations::{
     ConversationDetail, ConversationRow, Cursor, HistoryRow, ListFilter, ListPage, Search,
     StatusFilter,

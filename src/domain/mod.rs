@@ -49,6 +49,7 @@ macro_rules! stored_enum {
     };
 }
 
+pub mod admin;
 pub mod conversation;
 pub mod schedule;
 pub mod text;

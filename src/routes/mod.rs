@@ -1,10 +1,15 @@
 //! HTTP routes, one module per area of the console.
 
 pub mod acciones;
+pub mod admin;
 pub mod api;
+pub mod auditoria;
+pub mod campanas;
+pub mod categorias;
 pub mod login;
 pub mod mensajes;
 pub mod pages;
+pub mod usuarios;
 
 use actix_web::web;
 
@@ -29,5 +34,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             "/mensajes/{folio}/subcategorias",
             web::get().to(acciones::subcategories),
         )
+        .configure(admin::configure)
         .service(api::scope());
 }

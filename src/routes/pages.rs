@@ -64,12 +64,23 @@ impl PageContext {
 
 /// Sidebar entries: (path, label, icon, roles that see it). Mensajes comes
 /// first; an entry is listed only once its page exists.
-const MENU: &[(&str, &str, &str, &[Role])] = &[(
-    "/mensajes",
-    "Mensajes",
-    "messages",
-    &[Role::SuperAdmin, Role::Admin],
-)];
+const MENU: &[(&str, &str, &str, &[Role])] = &[
+    (
+        "/mensajes",
+        "Mensajes",
+        "messages",
+        &[Role::SuperAdmin, Role::Admin],
+    ),
+    ("/campanas", "Campañas", "campaigns", &[Role::SuperAdmin]),
+    ("/usuarios", "Usuarios", "users", &[Role::SuperAdmin]),
+    (
+        "/categorias",
+        "Categorías",
+        "tags",
+        &[Role::SuperAdmin, Role::Admin],
+    ),
+    ("/auditoria", "Auditoría", "audit", &[Role::SuperAdmin]),
+];
 
 /// The sidebar for a role, with `active` (a path without its slash) marked.
 fn menu(role: Role, active: &str) -> Vec<MenuItem> {

@@ -1,0 +1,536 @@
+//! User administration: the Usuarios list, creating and editing users with
+//! their campaigns, passwords, deactivation.
+//!
+//! Writes that change a user's rights (role, active flag, campaigns) announce
+//! an access change for that user inside their transaction and publish it
+//! after commit, so the change reaches the user's next request and their
+//! open live stream. The last active Super Administrador is protected inside
+//! the write transaction, under a lock, so two racing writes cannot both
+//! pass the check.
+
+use uuid::Uuid;
+
+use super::admin::{AdminResult, Refusal, is_unique};
+use super::audit::{ADMIN_PAGE_SIZE, AdminPage, AdminTx, AuditEntry, PageCursor};
+use super::{NotifyInTx, StoreResult, Ts, with_read, with_write};
+use crate::domain::Role;
+use crate::domain::admin::{AuditAction, Name};
+use crate::domain::text::Email;
+use crate::live::Event;
+
+/// The Usuarios filters.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UserFilter {
+    pub role: Option<Role>,
+    pub campaign_id: Option<Uuid>,
+    pub active: Option<bool>,
+}
+
+/// A user as the administration pages show it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct AccountRow {
+    pub id: Uuid,
+    pub name: String,
+    pub email: String,
+    #[sqlx(try_from = "String")]
+    pub role: Role,
+    pub active: bool,
+    pub has_password: bool,
+}
+
+/// A row of the Usuarios list, with the names of the user's campaigns.
+#[derive(Debug, Clone)]
+pub struct AccountListRow {
+    pub account: AccountRow,
+    pub campaigns: Vec<String>,
+}
+
+/// What the user form sets.
+#[derive(Debug, Clone)]
+pub struct AccountInput {
+    pub name: Name,
+    pub email: Email,
+    pub role: Role,
+    /// Ignored for a Super Administrador (who sees every campaign).
+    pub campaigns: Vec<Uuid>,
+}
+
+const ACCOUNT_SELECT: &str = "select u.id, u.name, u.email, u.role, u.active, \
+    (u.password_hash is not null) as has_password from users u where 1 = 1";
+
+/// Whether a user with `role` and `active` counts as an active Super Administrador.
+fn is_active_super(role: &str, active: bool) -> bool {
+    active && role == Role::SuperAdmin.as_str()
+}
+
+impl super::Store {
+    /// One page of users by name, filtered.
+    pub async fn accounts_page(
+        &self,
+        filter: &UserFilter,
+        cursor: Option<PageCursor>,
+    ) -> StoreResult<AdminPage<AccountListRow>> {
+        let rows: Vec<AccountRow> = with_read!(self, |pool| {
+            let mut qb = sqlx::QueryBuilder::new(ACCOUNT_SELECT);
+            if let Some(role) = filter.role {
+                qb.push(" and u.role = ");
+                qb.push_bind(role.as_str());
+            }
+            if let Some(active) = filter.active {
+                qb.push(" and u.active = ");
+                qb.push_bind(active);
+            }
+            if let Some(campaign) = filter.campaign_id {
+                qb.push(
+                    " and u.id in (select m.user_id from campaign_members m where m.campaign_id = ",
+                );
+                qb.push_bind(campaign);
+                qb.push(")");
+            }
+            let (op, order) = match cursor {
+                Some(PageCursor::Before(_)) => (" < ", " order by u.name desc, u.id desc"),
+                _ => (" > ", " order by u.name asc, u.id asc"),
+            };
+            if let Some(PageCursor::After(id) | PageCursor::Before(id)) = cursor {
+                qb.push(" and (u.name, u.id)");
+                qb.push(op);
+                qb.push("((select name from users where id = ");
+                qb.push_bind(id);
+                qb.push("), ");
+                qb.push_bind(id);
+                qb.push(")");
+            }
+            qb.push(order);
+            qb.push(" limit ");
+            qb.push_bind(ADMIN_PAGE_SIZE + 1);
+            qb.build_query_as().fetch_all(pool).await?
+        });
+        let page = AdminPage::from_fetched(rows, cursor);
+        let ids: Vec<Uuid> = page.rows.iter().map(|r| r.id).collect();
+        let memberships: Vec<(Uuid, String)> = if ids.is_empty() {
+            Vec::new()
+        } else {
+            with_read!(self, |pool| {
+                let mut qb = sqlx::QueryBuilder::new(
+                    "select m.user_id, p.name from campaign_members m \
+                     join campaigns p on p.id = m.campaign_id where m.user_id in (",
+                );
+                let mut list = qb.separated(", ");
+                for id in &ids {
+                    list.push_bind(*id);
+                }
+                qb.push(") order by p.name_key");
+                qb.build_query_as().fetch_all(pool).await?
+            })
+        };
+        Ok(AdminPage {
+            rows: page
+                .rows
+                .into_iter()
+                .map(|account| AccountListRow {
+                    campaigns: memberships
+                        .iter()
+                        .filter(|(user, _)| *user == account.id)
+                        .map(|(_, name)| name.clone())
+                        .collect(),
+                    account,
+                })
+                .collect(),
+            has_prev: page.has_prev,
+            has_next: page.has_next,
+        })
+    }
+
+    /// One user with the ids of their campaigns.
+    pub async fn account(&self, id: Uuid) -> StoreResult<Option<(AccountRow, Vec<Uuid>)>> {
+        Ok(with_read!(self, |pool| {
+            let mut qb = sqlx::QueryBuilder::new(ACCOUNT_SELECT);
+            qb.push(" and u.id = ");
+            qb.push_bind(id);
+            let row: Option<AccountRow> = qb.build_query_as().fetch_optional(pool).await?;
+            match row {
+                None => None,
+                Some(row) => {
+                    let campaigns: Vec<Uuid> = sqlx::query_scalar(
+                        "select campaign_id from campaign_members where user_id = $1",
+                    )
+                    .bind(id)
+                    .fetch_all(pool)
+                    .await?;
+                    Some((row, campaigns))
+                }
+            }
+        }))
+    }
+
+    /// Creates a user with their campaigns (and, for administrator roles,
+    /// a password hash).
+    pub async fn create_account(
+        &self,
+        actor: Uuid,
+        input: &AccountInput,
+        password_hash: Option<String>,
+        now: Ts,
+    ) -> AdminResult<Uuid> {
+        let id = Uuid::now_v7();
+        let campaigns = campaigns_for(input);
+        Ok(with_write!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            let mut names = Vec::new();
+            for campaign in &campaigns {
+                let name: Option<String> =
+                    sqlx::query_scalar("select name from campaigns where id = $1")
+                        .bind(*campaign)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                match name {
+                    Some(name) => names.push(name),
+                    None => return Ok(Err(Refusal::Invalid(UNKNOWN_CAMPAIGN.into()))),
+                }
+            }
+            let inserted = sqlx::query(
+                "insert into users (id, email, name, role, active, connected, password_hash, created_at, updated_at) \
+                 values ($1, $2, $3, $4, true, false, $5, $6, $6)",
+            )
+            .bind(id)
+            .bind(input.email.as_str())
+            .bind(input.name.as_str())
+            .bind(input.role.as_str())
+            .bind(&password_hash)
+            .bind(now)
+            .execute(&mut *tx)
+            .await;
+            match inserted {
+                Err(e) if is_unique(&e) => Err(Refusal::Duplicate),
+                Err(e) => return Err(e.into()),
+                Ok(_) => {
+                    for campaign in &campaigns {
+                        sqlx::query(
+                            "insert into campaign_members (campaign_id, user_id, created_at) values ($1, $2, $3)",
+                        )
+                        .bind(*campaign)
+                        .bind(id)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                    let mut summary = format!(
+                        "Usuario «{}» <{}> creado como {}",
+                        input.name.as_str(),
+                        input.email.as_str(),
+                        input.role.label()
+                    );
+                    if !names.is_empty() {
+                        summary.push_str(&format!("; campañas: {}", names.join(", ")));
+                    }
+                    if password_hash.is_some() {
+                        summary.push_str("; con contraseña establecida");
+                    }
+                    let entry = AuditEntry {
+                        actor_id: Some(actor),
+                        action: AuditAction::UserCreate,
+                        object_id: Some(id),
+                        campaign_id: None,
+                        summary,
+                    };
+                    tx.audit(now, &entry).await?;
+                    tx.commit().await?;
+                    Ok(id)
+                }
+            }
+        }))
+    }
+
+    /// Edits a user's name, e-mail, role and campaigns; `Ok(false)` when
+    /// nothing changed. Refuses to demote the last active Super Administrador.
+    pub async fn update_account(
+        &self,
+        actor: Uuid,
+        id: Uuid,
+        input: &AccountInput,
+        now: Ts,
+    ) -> AdminResult<bool> {
+        let event = Event::AccessChanged { user_id: Some(id) };
+        let notification = self.feed().notification(event);
+        let wanted = campaigns_for(input);
+        let outcome: Result<bool, Refusal> = with_write!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            tx.lock_accounts().await?;
+            let current: Option<(String, String, String, bool)> =
+                sqlx::query_as("select name, email, role, active from users where id = $1")
+                    .bind(id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            let Some((old_name, old_email, old_role, active)) = current else {
+                return Ok(Err(Refusal::NotFound));
+            };
+            let had: Vec<(Uuid, String)> = sqlx::query_as(
+                "select p.id, p.name from campaign_members m join campaigns p on p.id = m.campaign_id \
+                 where m.user_id = $1 order by p.name_key",
+            )
+            .bind(id)
+            .fetch_all(&mut *tx)
+            .await?;
+            let mut added = Vec::new();
+            for campaign in wanted.iter().filter(|c| !had.iter().any(|(h, _)| h == *c)) {
+                let name: Option<String> =
+                    sqlx::query_scalar("select name from campaigns where id = $1")
+                        .bind(*campaign)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                match name {
+                    Some(name) => added.push((*campaign, name)),
+                    None => return Ok(Err(Refusal::Invalid(UNKNOWN_CAMPAIGN.into()))),
+                }
+            }
+            let removed: Vec<&(Uuid, String)> =
+                had.iter().filter(|(h, _)| !wanted.contains(h)).collect();
+            if is_active_super(&old_role, active) && input.role != Role::SuperAdmin {
+                let others: i64 = sqlx::query_scalar(
+                    "select count(*) from users where role = 'super_admin' and active and id <> $1",
+                )
+                .bind(id)
+                .fetch_one(&mut *tx)
+                .await?;
+                if others == 0 {
+                    return Ok(Err(Refusal::LastSuperAdmin));
+                }
+            }
+            let mut changes = Vec::new();
+            if old_name != input.name.as_str() {
+                changes.push(format!("nombre «{old_name}» → «{}»", input.name.as_str()));
+            }
+            if old_email != input.email.as_str() {
+                changes.push(format!("correo {old_email} → {}", input.email.as_str()));
+            }
+            let role_changed = old_role != input.role.as_str();
+            if role_changed {
+                let before = Role::parse(&old_role)
+                    .map_or_else(|| old_role.clone(), |r| r.label().to_owned());
+                changes.push(format!("rol {before} → {}", input.role.label()));
+            }
+            if !added.is_empty() {
+                let names: Vec<&str> = added.iter().map(|(_, n)| n.as_str()).collect();
+                changes.push(format!("campañas agregadas: {}", names.join(", ")));
+            }
+            if !removed.is_empty() {
+                let names: Vec<&str> = removed.iter().map(|(_, n)| n.as_str()).collect();
+                changes.push(format!("campañas quitadas: {}", names.join(", ")));
+            }
+            if changes.is_empty() {
+                return Ok(Ok(false));
+            }
+            let updated = sqlx::query(
+                "update users set name = $2, email = $3, role = $4, updated_at = $5, \
+                 password_hash = case when $4 = 'agent' then null else password_hash end \
+                 where id = $1",
+            )
+            .bind(id)
+            .bind(input.name.as_str())
+            .bind(input.email.as_str())
+            .bind(input.role.as_str())
+            .bind(now)
+            .execute(&mut *tx)
+            .await;
+            match updated {
+                Err(e) if is_unique(&e) => Err(Refusal::Duplicate),
+                Err(e) => return Err(e.into()),
+                Ok(_) => {
+                    for (campaign, _) in &added {
+                        sqlx::query(
+                            "insert into campaign_members (campaign_id, user_id, created_at) values ($1, $2, $3)",
+                        )
+                        .bind(*campaign)
+                        .bind(id)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                    for (campaign, _) in &removed {
+                        sqlx::query(
+                            "delete from campaign_members where campaign_id = $1 and user_id = $2",
+                        )
+                        .bind(*campaign)
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                    if role_changed && input.role == Role::Agent {
+                        changes.push(
+                            "su contraseña se eliminó (los agentes no inician sesión aquí)".into(),
+                        );
+                    }
+                    let entry = AuditEntry {
+                        actor_id: Some(actor),
+                        action: AuditAction::UserUpdate,
+                        object_id: Some(id),
+                        campaign_id: None,
+                        summary: format!("Usuario «{old_name}»: {}", changes.join("; ")),
+                    };
+                    tx.audit(now, &entry).await?;
+                    tx.notify_change(&notification).await?;
+                    tx.commit().await?;
+                    Ok(true)
+                }
+            }
+        });
+        if outcome == Ok(true) {
+            self.publish(event);
+        }
+        Ok(outcome)
+    }
+
+    /// Deactivates or reactivates a user; a deactivated user's sessions stop
+    /// working on their next request. Refuses to deactivate the last active
+    /// Super Administrador.
+    pub async fn set_account_active(
+        &self,
+        actor: Uuid,
+        id: Uuid,
+        active: bool,
+        now: Ts,
+    ) -> AdminResult<bool> {
+        let event = Event::AccessChanged { user_id: Some(id) };
+        let notification = self.feed().notification(event);
+        let outcome: Result<bool, Refusal> = with_write!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            tx.lock_accounts().await?;
+            let current: Option<(String, String, bool)> =
+                sqlx::query_as("select name, role, active from users where id = $1")
+                    .bind(id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            let Some((name, role, was)) = current else {
+                return Ok(Err(Refusal::NotFound));
+            };
+            if was == active {
+                return Ok(Ok(false));
+            }
+            if !active && is_active_super(&role, was) {
+                let others: i64 = sqlx::query_scalar(
+                    "select count(*) from users where role = 'super_admin' and active and id <> $1",
+                )
+                .bind(id)
+                .fetch_one(&mut *tx)
+                .await?;
+                if others == 0 {
+                    return Ok(Err(Refusal::LastSuperAdmin));
+                }
+            }
+            sqlx::query("update users set active = $2, updated_at = $3 where id = $1")
+                .bind(id)
+                .bind(active)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            if !active {
+                sqlx::query("delete from user_sessions where user_id = $1")
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            let (action, verb) = if active {
+                (AuditAction::UserReactivate, "reactivado")
+            } else {
+                (
+                    AuditAction::UserDeactivate,
+                    "desactivado; sus sesiones se cerraron",
+                )
+            };
+            let entry = AuditEntry {
+                actor_id: Some(actor),
+                action,
+                object_id: Some(id),
+                campaign_id: None,
+                summary: format!("Usuario «{name}» {verb}"),
+            };
+            tx.audit(now, &entry).await?;
+            tx.notify_change(&notification).await?;
+            tx.commit().await?;
+            Ok(true)
+        });
+        if outcome == Ok(true) {
+            self.publish(event);
+        }
+        Ok(outcome)
+    }
+
+    /// Sets the password (already hashed) of an administrator-role user and
+    /// ends their other sessions. The audit row says that it was set, never
+    /// what it is.
+    pub async fn set_account_password(
+        &self,
+        actor: Uuid,
+        id: Uuid,
+        password_hash: &str,
+        now: Ts,
+    ) -> AdminResult<()> {
+        let event = Event::AccessChanged { user_id: Some(id) };
+        let notification = self.feed().notification(event);
+        let outcome: Result<(), Refusal> = with_write!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            let current: Option<(String, String)> =
+                sqlx::query_as("select name, role from users where id = $1")
+                    .bind(id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            match current {
+                None => Err(Refusal::NotFound),
+                Some((_, role)) if role == Role::Agent.as_str() => Err(Refusal::Invalid(
+                    "Los agentes no inician sesión en Relevo: no necesitan contraseña.".into(),
+                )),
+                Some((name, _)) => {
+                    sqlx::query(
+                        "update users set password_hash = $2, updated_at = $3 where id = $1",
+                    )
+                    .bind(id)
+                    .bind(password_hash)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                    let ended = if id == actor {
+                        0
+                    } else {
+                        sqlx::query("delete from user_sessions where user_id = $1")
+                            .bind(id)
+                            .execute(&mut *tx)
+                            .await?
+                            .rows_affected()
+                    };
+                    let mut summary = format!("Contraseña establecida para «{name}»");
+                    if ended > 0 {
+                        summary.push_str(&format!("; se cerraron sus {ended} sesiones abiertas"));
+                    }
+                    let entry = AuditEntry {
+                        actor_id: Some(actor),
+                        action: AuditAction::UserPassword,
+                        object_id: Some(id),
+                        campaign_id: None,
+                        summary,
+                    };
+                    tx.audit(now, &entry).await?;
+                    tx.notify_change(&notification).await?;
+                    tx.commit().await?;
+                    Ok(())
+                }
+            }
+        });
+        if outcome.is_ok() {
+            self.publish(event);
+        }
+        Ok(outcome)
+    }
+}
+
+const UNKNOWN_CAMPAIGN: &str = "Una de las campañas elegidas no existe.";
+
+/// The campaigns to store for the form's role, without repeats.
+fn campaigns_for(input: &AccountInput) -> Vec<Uuid> {
+    if input.role == Role::SuperAdmin {
+        return Vec::new();
+    }
+    let mut ids = input.campaigns.clone();
+    ids.sort();
+    ids.dedup();
+    ids
+}

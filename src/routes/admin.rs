@@ -1,0 +1,257 @@
+//! What the administration pages (Campañas, Usuarios, Categorías,
+//! Auditoría) share: role checks, form and query fields, keyset pager
+//! links, the confirmation page shown before deactivating, and redirects.
+
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse};
+use askama::Template;
+use uuid::Uuid;
+
+use super::pages::{PageContext, render};
+use crate::auth::CurrentUser;
+use crate::db::{AdminPage, PageCursor};
+use crate::domain::Role;
+use crate::error::AppError;
+
+/// Form or query fields as sent, repeated names included (`campanas=…&campanas=…`).
+#[derive(Debug, Default, Clone, serde::Deserialize)]
+#[serde(transparent)]
+pub struct Fields(pub Vec<(String, String)>);
+
+impl Fields {
+    /// The first value of `name`, trimmed of nothing (empty when absent).
+    pub fn get(&self, name: &str) -> &str {
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map_or("", |(_, v)| v.as_str())
+    }
+
+    /// Every value of `name`.
+    pub fn all(&self, name: &str) -> Vec<&str> {
+        self.0
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+
+    /// Whether the confirmation page was answered.
+    pub fn confirmed(&self) -> bool {
+        self.get("confirmado") == "si"
+    }
+
+    /// The keyset position in `despues` / `antes`, if valid.
+    pub fn cursor(&self) -> Option<PageCursor> {
+        if let Ok(id) = Uuid::parse_str(self.get("despues").trim()) {
+            Some(PageCursor::After(id))
+        } else if let Ok(id) = Uuid::parse_str(self.get("antes").trim()) {
+            Some(PageCursor::Before(id))
+        } else {
+            None
+        }
+    }
+}
+
+/// Campañas, Usuarios and Auditoría are for Super Administradores only.
+pub fn require_super(user: &CurrentUser) -> Result<(), AppError> {
+    if user.role == Role::SuperAdmin {
+        Ok(())
+    } else {
+        Err(AppError::Forbidden)
+    }
+}
+
+/// A path id; malformed ones answer the same 404 as unknown ones.
+pub fn path_id(raw: &str, not_found: &'static str) -> Result<Uuid, AppError> {
+    Uuid::parse_str(raw.trim()).map_err(|_| AppError::NotFound(not_found))
+}
+
+/// A field that should hold an id and holds something else.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Malformed;
+
+/// An optional id from a field: `Ok(None)` when empty.
+pub fn field_id(raw: &str) -> Result<Option<Uuid>, Malformed> {
+    let raw = raw.trim();
+    if raw.is_empty() {
+        Ok(None)
+    } else {
+        Uuid::parse_str(raw).map(Some).map_err(|_| Malformed)
+    }
+}
+
+/// 303 to `location` (after a successful POST).
+pub fn see_other(location: &str) -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, location.to_owned()))
+        .finish()
+}
+
+/// An `<option>`.
+#[derive(Debug, Clone)]
+pub struct Opt {
+    pub value: String,
+    pub label: String,
+    pub selected: bool,
+}
+
+impl Opt {
+    pub fn new(value: impl Into<String>, label: impl Into<String>, selected: bool) -> Opt {
+        Opt {
+            value: value.into(),
+            label: label.into(),
+            selected,
+        }
+    }
+}
+
+/// Anterior / Siguiente links of a keyset-paged list.
+#[derive(Debug, Clone, Default)]
+pub struct Pager {
+    pub prev: Option<String>,
+    pub next: Option<String>,
+}
+
+impl Pager {
+    /// Links for `page` of the list at `base` with the filter `params`.
+    pub fn new<T>(
+        base: &str,
+        params: &[(&str, String)],
+        page: &AdminPage<T>,
+        id_of: impl Fn(&T) -> Uuid,
+    ) -> Pager {
+        let link = |key: &str, id: Uuid| {
+            let mut pairs: Vec<(&str, String)> = params
+                .iter()
+                .filter(|(_, v)| !v.is_empty())
+                .cloned()
+                .collect();
+            pairs.push((key, id.to_string()));
+            format!(
+                "{base}?{}",
+                serde_urlencoded::to_string(&pairs).unwrap_or_default()
+            )
+        };
+        Pager {
+            prev: page
+                .has_prev
+                .then(|| page.rows.first().map(|r| link("antes", id_of(r))))
+                .flatten(),
+            next: page
+                .has_next
+                .then(|| page.rows.last().map(|r| link("despues", id_of(r))))
+                .flatten(),
+        }
+    }
+}
+
+/// The page shown before a deactivation: what will happen, and a button
+/// that posts the same form again with `confirmado=si`.
+#[derive(Template)]
+#[template(path = "confirmar.html")]
+pub struct ConfirmPage {
+    pub ctx: PageContext,
+    pub title: String,
+    pub consequences: Vec<String>,
+    pub action: String,
+    pub button: String,
+    pub back: String,
+}
+
+/// Renders the confirmation page for a POST to `action`.
+pub fn confirm(
+    req: &HttpRequest,
+    user: &CurrentUser,
+    menu: &str,
+    title: String,
+    consequences: Vec<String>,
+    back: String,
+) -> Result<HttpResponse, AppError> {
+    confirm_with(req, user, menu, title, consequences, "Desactivar", back)
+}
+
+/// [`confirm`] with another button label.
+pub fn confirm_with(
+    req: &HttpRequest,
+    user: &CurrentUser,
+    menu: &str,
+    title: String,
+    consequences: Vec<String>,
+    button: &str,
+    back: String,
+) -> Result<HttpResponse, AppError> {
+    render(&ConfirmPage {
+        ctx: PageContext::new(req, user, menu)?,
+        title,
+        consequences,
+        action: req.path().to_owned(),
+        button: button.to_owned(),
+        back,
+    })
+}
+
+/// "hace 3 min"-free absolute time for administration lists.
+pub fn when(at: crate::db::Ts, tz: chrono_tz::Tz) -> String {
+    super::pages::local_datetime(at, tz)
+}
+
+/// The administration routes (Campañas, Usuarios, Categorías, Auditoría).
+/// Literal segments are registered before the `{id}` patterns they overlap.
+pub fn configure(cfg: &mut actix_web::web::ServiceConfig) {
+    use super::{auditoria, campanas, categorias, usuarios};
+    use actix_web::web::{get, post};
+    cfg.route("/campanas", get().to(campanas::list))
+        .route("/campanas", post().to(campanas::create))
+        .route("/campanas/nueva", get().to(campanas::new_form))
+        .route("/campanas/{id}", get().to(campanas::show))
+        .route("/campanas/{id}", post().to(campanas::update))
+        .route("/campanas/{id}/horario", get().to(campanas::schedule))
+        .route("/campanas/{id}/horario", post().to(campanas::save_schedule))
+        .route("/campanas/{id}/canales", get().to(campanas::channels))
+        .route(
+            "/campanas/{id}/canales",
+            post().to(campanas::create_channel),
+        )
+        .route(
+            "/campanas/{id}/canales/{canal}/{accion}",
+            post().to(campanas::channel_action),
+        )
+        .route("/campanas/{id}/tokens", post().to(campanas::create_token))
+        .route(
+            "/campanas/{id}/tokens/{token}/revocar",
+            post().to(campanas::revoke_token),
+        )
+        .route("/campanas/{id}/miembros", get().to(campanas::members))
+        .route("/campanas/{id}/miembros", post().to(campanas::add_member))
+        .route(
+            "/campanas/{id}/miembros/{usuario}/quitar",
+            post().to(campanas::remove_member),
+        )
+        .route("/campanas/{id}/{accion}", post().to(campanas::set_active))
+        .route("/usuarios", get().to(usuarios::list))
+        .route("/usuarios", post().to(usuarios::create))
+        .route("/usuarios/nuevo", get().to(usuarios::new_form))
+        .route("/usuarios/{id}", get().to(usuarios::show))
+        .route("/usuarios/{id}", post().to(usuarios::update))
+        .route(
+            "/usuarios/{id}/contrasena",
+            post().to(usuarios::set_password),
+        )
+        .route("/usuarios/{id}/{accion}", post().to(usuarios::set_active))
+        .route("/categorias", get().to(categorias::show))
+        .route("/categorias/{campana}", post().to(categorias::create))
+        .route(
+            "/categorias/{campana}/categoria/{categoria}/subcategorias",
+            post().to(categorias::create_sub),
+        )
+        .route(
+            "/categorias/{campana}/{tipo}/{id}",
+            post().to(categorias::rename),
+        )
+        .route(
+            "/categorias/{campana}/{tipo}/{id}/{accion}",
+            post().to(categorias::act),
+        )
+        .route("/auditoria", get().to(auditoria::list));
+}
