@@ -99,15 +99,13 @@ async fn half_written(app: &TestApp) -> i64 {
     app.scalar_i64(sql).await
 }
 
-async fn status_of(app: &TestApp, folio: i64) -> String {
+async fn is_cancelled(app: &TestApp, folio: i64) -> bool {
     app.folios_where(
         "select folio from conversations where status = $1",
         "cancelled",
     )
     .await
     .contains(&folio)
-    .then(|| "cancelled".to_owned())
-    .unwrap_or_default()
 }
 
 async fn a_sigterm_lets_an_in_flight_cancel_finish_and_exits_zero(backend: Backend) {
@@ -183,7 +181,7 @@ async fn a_sigterm_lets_an_in_flight_cancel_finish_and_exits_zero(backend: Backe
     assert_eq!(status, StatusCode::OK);
     let exit = process.wait(Duration::from_secs(35)).await;
     assert!(exit.success(), "exit code 0 after SIGTERM, got {exit:?}");
-    assert_eq!(status_of(&app, work.0).await, "cancelled");
+    assert!(is_cancelled(&app, work.0).await);
     assert_eq!(half_written(&app).await, 0);
 }
 
@@ -211,9 +209,8 @@ async fn a_crash_keeps_every_acknowledged_cancel_and_nothing_half_written(backen
         tasks.push(tokio::spawn(async move {
             let mut acknowledged = Vec::new();
             for item in &chunk {
-                match cancel(&app.address, &app.client, &csrf, item).await {
-                    Ok(StatusCode::OK) => acknowledged.push(item.0),
-                    Ok(_) | Err(_) => {}
+                if let Ok(StatusCode::OK) = cancel(&app.address, &app.client, &csrf, item).await {
+                    acknowledged.push(item.0);
                 }
             }
             acknowledged

@@ -1,0 +1,468 @@
+//! The load benchmark of PERFORMANCE.md.
+//!
+//! ```sh
+//! cargo bench --bench load -- --backend sqlite|postgres [--scenario NAME] [--conversations N] [--runs N]
+//! ```
+//!
+//! Builds (or reuses) the data set, copies it so every run starts from the
+//! same state, starts the real server (the release `relevo` binary) against
+//! the copy, logs sessions in through the login form, drives it over HTTP
+//! from this process's own task pool, measures latencies in an HDR
+//! histogram, and prints one table per scenario; the tables are also written
+//! to `BENCHMARKS.md` with the machine, the commit and the date. Every figure
+//! is the median of `--runs` runs (3 by default). Traffic goes to 127.0.0.1
+//! only, and every loop is bounded in count and time.
+
+mod dataset;
+mod scenarios;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use relevo::db::Store;
+use tokio::process::{Child, Command};
+
+/// Command-line options.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub backend: String,
+    pub scenarios: Vec<String>,
+    pub conversations: u64,
+    pub runs: usize,
+    pub seconds: u64,
+    pub clients: usize,
+    pub postgres_url: String,
+    pub output: Option<String>,
+}
+
+pub const ALL_SCENARIOS: &[&str] = &[
+    "raw",
+    "list",
+    "search",
+    "cancel",
+    "contend",
+    "live",
+    "ingest",
+    "footprint",
+];
+
+fn parse_options() -> anyhow::Result<Options> {
+    let mut options = Options {
+        backend: "sqlite".into(),
+        scenarios: Vec::new(),
+        conversations: 1_000_000,
+        runs: 3,
+        seconds: 20,
+        clients: 32,
+        postgres_url: std::env::var("BENCH_POSTGRES_URL")
+            .or_else(|_| std::env::var("TEST_POSTGRES_URL"))
+            .unwrap_or_else(|_| "postgres://root@127.0.0.1:5432/postgres".into()),
+        output: Some("BENCHMARKS.md".into()),
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let mut value = |name: &str| args.next().with_context(|| format!("{name} needs a value"));
+        match arg.as_str() {
+            "--backend" => options.backend = value("--backend")?,
+            "--scenario" => options.scenarios.push(value("--scenario")?),
+            "--conversations" => options.conversations = value("--conversations")?.parse()?,
+            "--runs" => options.runs = value("--runs")?.parse()?,
+            "--seconds" => options.seconds = value("--seconds")?.parse()?,
+            "--clients" => options.clients = value("--clients")?.parse()?,
+            "--no-report" => options.output = None,
+            // `cargo bench` passes this to every bench target.
+            "--bench" => {}
+            other => anyhow::bail!("unknown option {other}"),
+        }
+    }
+    if !matches!(options.backend.as_str(), "sqlite" | "postgres") {
+        anyhow::bail!("--backend must be sqlite or postgres");
+    }
+    if options.scenarios.is_empty() {
+        options.scenarios = ALL_SCENARIOS.iter().map(|s| s.to_string()).collect();
+    }
+    Ok(options)
+}
+
+/// Where the pristine data set and the per-run copy live.
+pub struct Databases {
+    pub pristine: String,
+    pub run: String,
+    options: Options,
+}
+
+fn bench_dir() -> std::path::PathBuf {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench");
+    let _ = std::fs::create_dir_all(&dir);
+    dir
+}
+
+fn pg_with_db(base: &str, db: &str) -> String {
+    let (head, query) = base
+        .split_once('?')
+        .map_or((base, None), |(h, q)| (h, Some(q)));
+    let scheme = head.find("://").map_or(0, |i| i + 3);
+    let prefix = head[scheme..]
+        .find('/')
+        .map_or(head, |s| &head[..scheme + s]);
+    match query {
+        Some(q) => format!("{prefix}/{db}?{q}"),
+        None => format!("{prefix}/{db}"),
+    }
+}
+
+impl Databases {
+    fn new(options: &Options) -> Databases {
+        let n = options.conversations;
+        match options.backend.as_str() {
+            "sqlite" => Databases {
+                pristine: format!(
+                    "sqlite:{}",
+                    bench_dir().join(format!("pristine-{n}.db")).display()
+                ),
+                run: format!(
+                    "sqlite:{}",
+                    bench_dir().join(format!("run-{n}.db")).display()
+                ),
+                options: options.clone(),
+            },
+            _ => Databases {
+                pristine: pg_with_db(&options.postgres_url, &format!("relevo_bench_pristine_{n}")),
+                run: pg_with_db(&options.postgres_url, &format!("relevo_bench_run_{n}")),
+                options: options.clone(),
+            },
+        }
+    }
+
+    fn sqlite_path(url: &str) -> std::path::PathBuf {
+        url.trim_start_matches("sqlite:").into()
+    }
+
+    /// Builds the pristine data set unless it is already there.
+    async fn ensure_pristine(&self) -> anyhow::Result<()> {
+        let plan = dataset::Plan {
+            conversations: self.options.conversations,
+            now: chrono::Utc::now(),
+        };
+        if self.options.backend == "postgres" {
+            let admin = sqlx::PgPool::connect(&self.options.postgres_url).await?;
+            let name = format!("relevo_bench_pristine_{}", plan.conversations);
+            let exists: bool =
+                sqlx::query_scalar("select exists (select 1 from pg_database where datname = $1)")
+                    .bind(&name)
+                    .fetch_one(&admin)
+                    .await?;
+            if !exists {
+                sqlx::query(sqlx::AssertSqlSafe(format!("create database \"{name}\"")))
+                    .execute(&admin)
+                    .await?;
+            }
+            admin.close().await;
+        }
+        let store = Store::connect(&self.pristine).await?;
+        store.migrate().await?;
+        if dataset::matches(&store, &plan).await {
+            println!(
+                "Reusing the data set ({} conversations).",
+                plan.conversations
+            );
+            store.close().await;
+            return Ok(());
+        }
+        let empty = store.is_empty().await?;
+        if !empty {
+            store.close().await;
+            anyhow::bail!(
+                "{} holds other data; remove it to rebuild the benchmark data set",
+                self.pristine
+            );
+        }
+        println!(
+            "Building the data set ({} conversations)…",
+            plan.conversations
+        );
+        let started = Instant::now();
+        let hash = relevo::auth::password::hash(dataset::PASSWORD.to_owned()).await?;
+        dataset::build(&store, &plan, &hash).await?;
+        println!(
+            "Data set built in {:.0} s.",
+            started.elapsed().as_secs_f64()
+        );
+        store.close().await;
+        Ok(())
+    }
+
+    /// A fresh copy of the pristine data set for one run.
+    async fn fresh_run_copy(&self) -> anyhow::Result<()> {
+        match self.options.backend.as_str() {
+            "sqlite" => {
+                let from = Self::sqlite_path(&self.pristine);
+                let to = Self::sqlite_path(&self.run);
+                for suffix in ["", "-wal", "-shm"] {
+                    let _ = std::fs::remove_file(format!("{}{suffix}", to.display()));
+                }
+                std::fs::copy(&from, &to).context("copying the data set")?;
+            }
+            _ => {
+                let admin = sqlx::PgPool::connect(&self.options.postgres_url).await?;
+                let n = self.options.conversations;
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "drop database if exists \"relevo_bench_run_{n}\" with (force)"
+                )))
+                .execute(&admin)
+                .await?;
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "create database \"relevo_bench_run_{n}\" template \"relevo_bench_pristine_{n}\""
+                )))
+                .execute(&admin)
+                .await?;
+                admin.close().await;
+            }
+        }
+        Ok(())
+    }
+
+    /// An empty database, for the start-up time on an empty data set.
+    async fn empty(&self) -> anyhow::Result<String> {
+        match self.options.backend.as_str() {
+            "sqlite" => {
+                let path = bench_dir().join("empty.db");
+                for suffix in ["", "-wal", "-shm"] {
+                    let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+                }
+                Ok(format!("sqlite:{}", path.display()))
+            }
+            _ => {
+                let admin = sqlx::PgPool::connect(&self.options.postgres_url).await?;
+                sqlx::query("drop database if exists relevo_bench_empty with (force)")
+                    .execute(&admin)
+                    .await?;
+                sqlx::query("create database relevo_bench_empty")
+                    .execute(&admin)
+                    .await?;
+                admin.close().await;
+                Ok(pg_with_db(&self.options.postgres_url, "relevo_bench_empty"))
+            }
+        }
+    }
+}
+
+/// The release server as a child process.
+pub struct Server {
+    pub child: Child,
+    pub address: String,
+    pub ready_after: Duration,
+}
+
+impl Server {
+    pub async fn start(database_url: &str) -> anyhow::Result<Server> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let started = Instant::now();
+        let child = Command::new(env!("CARGO_BIN_EXE_relevo"))
+            .arg("serve")
+            .env("DATABASE_URL", database_url)
+            .env("RELEVO_BIND", format!("127.0.0.1:{port}"))
+            .env("RUST_LOG", "warn")
+            .env("RELEVO_SIMULATOR_RATE", "0")
+            .stdout(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()?;
+        let address = format!("http://127.0.0.1:{port}");
+        let client = reqwest::Client::builder().no_proxy().build()?;
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            if client
+                .get(format!("{address}/readyz"))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success())
+            {
+                break;
+            }
+            anyhow::ensure!(Instant::now() < deadline, "the server did not become ready");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        Ok(Server {
+            child,
+            address,
+            ready_after: started.elapsed(),
+        })
+    }
+
+    /// Resident memory of the server process, in MiB.
+    pub fn rss_mib(&self) -> f64 {
+        let Some(pid) = self.child.id() else {
+            return 0.0;
+        };
+        std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .ok()
+            .and_then(|status| {
+                status
+                    .lines()
+                    .find(|l| l.starts_with("VmRSS:"))
+                    .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+            })
+            .map_or(0.0, |kib| kib / 1024.0)
+    }
+
+    pub async fn stop(mut self) {
+        let _ = self.child.kill().await;
+    }
+}
+
+/// One scenario's figures, by name (kept in insertion order).
+pub type Figures = Vec<(String, f64, String)>;
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+    if values.is_empty() {
+        0.0
+    } else {
+        values[values.len() / 2]
+    }
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let memory = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .next()
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kib| kib / 1024.0 / 1024.0);
+    format!(
+        "{cpu}, {cores} cores, {memory:.0} GiB RAM, {}",
+        std::env::consts::OS
+    )
+}
+
+fn commit() -> String {
+    std::process::Command::new("git")
+        .args(["rev-parse", "--short", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default()
+}
+
+fn render(options: &Options, results: &BTreeMap<String, Vec<Figures>>, order: &[String]) -> String {
+    let mut out = format!(
+        "## {} · {} conversations · median of {} run(s)\n\nMachine: {}. Commit: `{}`. Date: {}. \
+         Load: {} clients for {} s per timed scenario, from the benchmark's own task pool.\n\n",
+        options.backend,
+        options.conversations,
+        options.runs,
+        machine(),
+        commit(),
+        chrono::Utc::now().format("%Y-%m-%d %H:%M UTC"),
+        options.clients,
+        options.seconds,
+    );
+    for name in order {
+        let Some(runs) = results.get(name) else {
+            continue;
+        };
+        let Some(first) = runs.first() else { continue };
+        out.push_str(&format!(
+            "### {name}\n\n| measure | value | note |\n|---|---:|---|\n"
+        ));
+        for (i, (label, _, note)) in first.iter().enumerate() {
+            let values: Vec<f64> = runs.iter().filter_map(|r| r.get(i).map(|f| f.1)).collect();
+            let value = median(values);
+            let shown = if value.fract() == 0.0 {
+                format!("{value:.0}")
+            } else {
+                format!("{value:.2}")
+            };
+            out.push_str(&format!("| {label} | {shown} | {note} |\n"));
+        }
+        out.push('\n');
+    }
+    out
+}
+
+fn write_report(section: &str, backend: &str) -> anyhow::Result<()> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("BENCHMARKS.md");
+    let existing = std::fs::read_to_string(&path).unwrap_or_default();
+    let begin = format!("<!-- results:{backend}:begin -->");
+    let end = format!("<!-- results:{backend}:end -->");
+    let block = format!("{begin}\n{section}{end}");
+    let updated = match (existing.find(&begin), existing.find(&end)) {
+        (Some(b), Some(e)) if e > b => {
+            format!("{}{}{}", &existing[..b], block, &existing[e + end.len()..])
+        }
+        _ if existing.is_empty() => format!("# Relevo benchmarks\n\n{block}\n"),
+        _ => format!("{existing}\n{block}\n"),
+    };
+    std::fs::write(path, updated)?;
+    Ok(())
+}
+
+fn main() -> anyhow::Result<()> {
+    let options = parse_options()?;
+    // The load generator gets its own runtime (the server is another process).
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    runtime.block_on(run(options))
+}
+
+async fn run(options: Options) -> anyhow::Result<()> {
+    let databases = Databases::new(&options);
+    databases.ensure_pristine().await?;
+    let mut results: BTreeMap<String, Vec<Figures>> = BTreeMap::new();
+    for run in 0..options.runs {
+        println!(
+            "\nRun {} of {} ({})",
+            run + 1,
+            options.runs,
+            options.backend
+        );
+        let mut raw: Option<Figures> = None;
+        for name in &options.scenarios {
+            databases.fresh_run_copy().await?;
+            let empty = if name == "footprint" {
+                Some(databases.empty().await?)
+            } else {
+                None
+            };
+            let figures = scenarios::run(
+                name,
+                &options,
+                &databases.run,
+                empty.as_deref(),
+                raw.as_ref(),
+            )
+            .await?;
+            for (label, value, note) in &figures {
+                println!("  {name:<10} {label:<40} {value:>12.2} {note}");
+            }
+            if name == "raw" {
+                raw = Some(figures.clone());
+            }
+            results.entry(name.clone()).or_default().push(figures);
+        }
+    }
+    let section = render(&options, &results, &options.scenarios);
+    println!("\n{section}");
+    if options.output.is_some() {
+        write_report(&section, &options.backend)?;
+        println!("Written to BENCHMARKS.md");
+    }
+    Ok(())
+}

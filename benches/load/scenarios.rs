@@ -1,0 +1,816 @@
+//! The scenarios of PERFORMANCE.md.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use hdrhistogram::Histogram;
+use relevo::db::{ListFilter, StatusFilter, Store};
+use relevo::domain::conversation as rules;
+use relevo::domain::{CategoryRef, Lookup, Scope};
+use uuid::Uuid;
+
+use crate::dataset::{self, CAMPAIGNS, K_CAMPAIGN, K_CATEGORY, id};
+use crate::{Figures, Options, Server};
+
+fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds")
+}
+
+fn ms(h: &Histogram<u64>, q: f64) -> f64 {
+    h.value_at_quantile(q) as f64 / 1000.0
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .pool_max_idle_per_host(4)
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("client")
+}
+
+fn field(html: &str, name: &str) -> Option<String> {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = html.find(&marker)? + marker.len();
+    Some(html[start..start + html[start..].find('"')?].to_owned())
+}
+
+/// Logs in through the form; returns the client and the session's CSRF token.
+async fn login(address: &str, email: &str) -> anyhow::Result<(reqwest::Client, String)> {
+    let client = client();
+    let page = client
+        .get(format!("{address}/login"))
+        .send()
+        .await?
+        .text()
+        .await?;
+    let csrf = field(&page, "_csrf").context("login form CSRF")?;
+    let response = client
+        .post(format!("{address}/login"))
+        .form(&[
+            ("_csrf", csrf.as_str()),
+            ("email", email),
+            ("password", dataset::PASSWORD),
+        ])
+        .send()
+        .await?;
+    anyhow::ensure!(
+        response.status().as_u16() == 303,
+        "login of {email} failed: {}",
+        response.status()
+    );
+    let page = client
+        .get(format!("{address}/mensajes"))
+        .send()
+        .await?
+        .text()
+        .await?;
+    let csrf = field(&page, "_csrf").context("page CSRF")?;
+    Ok((client, csrf))
+}
+
+/// Runs `clients` workers until `duration` passes (or a worker runs out of
+/// work), each calling `request(worker, iteration)`; returns the merged
+/// latency histogram (µs), successes, errors and elapsed seconds.
+async fn drive<F, Fut>(
+    clients: usize,
+    duration: Duration,
+    request: F,
+) -> (Histogram<u64>, u64, u64, f64)
+where
+    F: Fn(usize, u64) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Option<bool>> + Send,
+{
+    let request = Arc::new(request);
+    let started = Instant::now();
+    let deadline = started + duration;
+    let mut tasks = Vec::new();
+    for worker in 0..clients {
+        let request = request.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut h = histogram();
+            let (mut ok, mut errors) = (0u64, 0u64);
+            let mut i = 0u64;
+            while Instant::now() < deadline && i < 10_000_000 {
+                let t = Instant::now();
+                match request(worker, i).await {
+                    None => break,
+                    Some(true) => ok += 1,
+                    Some(false) => errors += 1,
+                }
+                let _ = h.record(t.elapsed().as_micros().max(1) as u64);
+                i += 1;
+            }
+            (h, ok, errors)
+        }));
+    }
+    let mut merged = histogram();
+    let (mut ok, mut errors) = (0, 0);
+    for task in tasks {
+        if let Ok((h, o, e)) = task.await {
+            let _ = merged.add(h);
+            ok += o;
+            errors += e;
+        }
+    }
+    (merged, ok, errors, started.elapsed().as_secs_f64())
+}
+
+fn admin0_scope() -> Scope {
+    Scope::Campaigns(
+        dataset::admin_campaigns(0)
+            .into_iter()
+            .map(|c| id(K_CAMPAIGN, c))
+            .collect(),
+    )
+}
+
+/// Open conversations (folio, version, campaign index) in campaigns `campaigns`.
+async fn open_conversations(
+    store: &Store,
+    campaigns: &[u64],
+    limit: usize,
+) -> anyhow::Result<Vec<(i64, i64, u64)>> {
+    let ids: Vec<Uuid> = campaigns.iter().map(|c| id(K_CAMPAIGN, *c)).collect();
+    let scope = Scope::Campaigns(ids);
+    let mut found = Vec::new();
+    let mut cursor = None;
+    while found.len() < limit {
+        let page = store
+            .list_conversations(
+                &scope,
+                &ListFilter {
+                    status: Some(StatusFilter::Open),
+                    ..ListFilter::default()
+                },
+                cursor,
+            )
+            .await?;
+        for row in &page.rows {
+            let campaign = (0..CAMPAIGNS)
+                .find(|c| id(K_CAMPAIGN, *c) == row.campaign_id)
+                .unwrap_or(0);
+            found.push((row.folio, row.version, campaign));
+        }
+        match page.rows.last() {
+            Some(last) if page.has_older => {
+                cursor = Some(relevo::db::Cursor::After(last.last_activity_at, last.folio))
+            }
+            _ => break,
+        }
+    }
+    found.truncate(limit);
+    Ok(found)
+}
+
+fn category_of(campaign: u64) -> Uuid {
+    id(K_CATEGORY, campaign * dataset::CATEGORIES_PER_CAMPAIGN)
+}
+
+pub async fn run(
+    name: &str,
+    options: &Options,
+    url: &str,
+    empty: Option<&str>,
+    raw: Option<&Figures>,
+) -> anyhow::Result<Figures> {
+    let seconds = Duration::from_secs(options.seconds);
+    let clients = options.clients;
+    let raw_value = |label: &str| raw.and_then(|r| r.iter().find(|f| f.0 == label).map(|f| f.1));
+    let percent = |value: f64, label: &str| match raw_value(label) {
+        Some(reference) if reference > 0.0 => format!("{:.0} % of raw", value / reference * 100.0),
+        _ => "run `raw` first for the reference".to_owned(),
+    };
+    match name {
+        "raw" => {
+            let store = Arc::new(Store::connect(url).await?);
+            let scope = admin0_scope();
+            let filter = ListFilter {
+                status: Some(StatusFilter::Open),
+                ..ListFilter::default()
+            };
+            let (h, ok, _, elapsed) = {
+                let store = store.clone();
+                drive(clients, seconds / 2, move |_, _| {
+                    let store = store.clone();
+                    let scope = scope.clone();
+                    let filter = filter.clone();
+                    async move {
+                        let page = store.list_conversations(&scope, &filter, None);
+                        let counts = store.count_by_status(&scope, &filter);
+                        Some(tokio::try_join!(page, counts).is_ok())
+                    }
+                })
+                .await
+            };
+            let list_qps = ok as f64 / elapsed;
+            let work = Arc::new(
+                open_conversations(&store, &(0..CAMPAIGNS).collect::<Vec<_>>(), 200_000).await?,
+            );
+            let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+            let (ch, cok, _, celapsed) = {
+                let store = store.clone();
+                drive(clients, seconds / 2, move |_, _| {
+                    let store = store.clone();
+                    let work = work.clone();
+                    let next = next.clone();
+                    async move {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let (folio, _, campaign) = *work.get(i)?;
+                        let row = store.conversation(&Scope::All, folio).await.ok()??;
+                        let category = Lookup::Found(CategoryRef {
+                            id: category_of(campaign),
+                            campaign_id: row.campaign_id,
+                            active: true,
+                        });
+                        let t = rules::cancel(
+                            &row.to_domain(),
+                            id(dataset::K_USER, 1),
+                            category,
+                            Lookup::NotChosen,
+                            "",
+                            chrono::Utc::now(),
+                        )
+                        .ok()?;
+                        Some(matches!(store.apply_transition(&t).await, Ok(Ok(()))))
+                    }
+                })
+                .await
+            };
+            store.close().await;
+            Ok(vec![
+                (
+                    "list queries/s".into(),
+                    list_qps,
+                    "list page + status counts, admin with 5 of 50 campaigns".into(),
+                ),
+                ("list p50 ms".into(), ms(&h, 0.5), String::new()),
+                ("list p99 ms".into(), ms(&h, 0.99), String::new()),
+                (
+                    "cancel transactions/s".into(),
+                    cok as f64 / celapsed,
+                    "load + rules + compare-and-set + history".into(),
+                ),
+                ("cancel p50 ms".into(), ms(&ch, 0.5), String::new()),
+                ("cancel p99 ms".into(), ms(&ch, 0.99), String::new()),
+            ])
+        }
+        "list" | "search" => {
+            let server = Server::start(url).await?;
+            let mut sessions = Vec::new();
+            for _ in 0..clients {
+                sessions.push(login(&server.address, &dataset::admin_email(0)).await?.0);
+            }
+            let sessions = Arc::new(sessions);
+            let address = server.address.clone();
+            let search = name == "search";
+            let rss_peak = Arc::new(Mutex::new(0.0f64));
+            let sampler = {
+                let rss_peak = rss_peak.clone();
+                let pid = server.child.id();
+                tokio::spawn(async move {
+                    for _ in 0..600 {
+                        if let Some(pid) = pid
+                            && let Ok(status) =
+                                std::fs::read_to_string(format!("/proc/{pid}/status"))
+                            && let Some(kib) = status
+                                .lines()
+                                .find(|l| l.starts_with("VmRSS:"))
+                                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+                        {
+                            let mut peak = rss_peak.lock().unwrap();
+                            *peak = peak.max(kib / 1024.0);
+                        }
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                })
+            };
+            let (h, ok, errors, elapsed) = drive(clients, seconds, move |worker, i| {
+                let client = sessions[worker].clone();
+                let url = if search {
+                    if i % 2 == 0 {
+                        // A phone prefix of the admin's contacts.
+                        format!(
+                            "{address}/mensajes?estatus=todas&q=55{:03}",
+                            (worker as u64 * 37 + i) % 1000
+                        )
+                    } else {
+                        format!(
+                            "{address}/mensajes?estatus=todas&q={}",
+                            10_001 + (i * 7919 + worker as u64) % 1_000_000
+                        )
+                    }
+                } else {
+                    format!("{address}/mensajes")
+                };
+                async move {
+                    Some(
+                        client
+                            .get(url)
+                            .send()
+                            .await
+                            .is_ok_and(|r| r.status().is_success()),
+                    )
+                }
+            })
+            .await;
+            sampler.abort();
+            let rps = ok as f64 / elapsed;
+            let peak = *rss_peak.lock().unwrap();
+            server.stop().await;
+            let mut figures = vec![
+                (
+                    "requests/s".to_owned(),
+                    rps,
+                    if search {
+                        String::new()
+                    } else {
+                        percent(rps, "list queries/s")
+                    },
+                ),
+                ("p50 ms".into(), ms(&h, 0.5), String::new()),
+                ("p99 ms".into(), ms(&h, 0.99), String::new()),
+                ("errors".into(), errors as f64, String::new()),
+            ];
+            if !search {
+                figures.push((
+                    "server RSS under load, MiB".into(),
+                    peak,
+                    "peak of 100 ms samples".into(),
+                ));
+            }
+            Ok(figures)
+        }
+        "cancel" => {
+            let server = Server::start(url).await?;
+            let store = Store::connect(url).await?;
+            let all: Vec<u64> = (0..CAMPAIGNS).collect();
+            let work = open_conversations(&store, &all, 200_000).await?;
+            let before_events: i64 = count(
+                &store,
+                "select count(*) from conversation_events where kind = 'cancelled'",
+            )
+            .await?;
+            let before_rows: i64 = count(
+                &store,
+                "select count(*) from conversations where status = 'cancelled'",
+            )
+            .await?;
+            let mut sessions = Vec::new();
+            for _ in 0..clients {
+                sessions.push(login(&server.address, "bench-super@relevo.bench").await?);
+            }
+            let sessions = Arc::new(sessions);
+            let work = Arc::new(work);
+            let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+            let address = server.address.clone();
+            let (h, ok, errors, elapsed) = drive(clients, seconds, move |worker, _| {
+                let (client, csrf) = sessions[worker].clone();
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let item = work.get(i).copied();
+                let address = address.clone();
+                async move {
+                    let (folio, version, campaign) = item?;
+                    let response = client
+                        .post(format!("{address}/mensajes/{folio}/acciones"))
+                        .header("HX-Request", "true")
+                        .form(&[
+                            ("_csrf", csrf.as_str()),
+                            ("version", &version.to_string()),
+                            ("accion", "cancelar"),
+                            ("categoria", &category_of(campaign).to_string()),
+                        ])
+                        .send()
+                        .await;
+                    Some(response.is_ok_and(|r| r.status().as_u16() == 200))
+                }
+            })
+            .await;
+            server.stop().await;
+            let new_events = count(
+                &store,
+                "select count(*) from conversation_events where kind = 'cancelled'",
+            )
+            .await?
+                - before_events;
+            let new_rows = count(
+                &store,
+                "select count(*) from conversations where status = 'cancelled'",
+            )
+            .await?
+                - before_rows;
+            store.close().await;
+            let rate = ok as f64 / elapsed;
+            let consistent = new_rows == ok as i64 && new_events == ok as i64;
+            Ok(vec![
+                (
+                    "cancels/s".into(),
+                    rate,
+                    percent(rate, "cancel transactions/s"),
+                ),
+                ("p50 ms".into(), ms(&h, 0.5), String::new()),
+                ("p99 ms".into(), ms(&h, 0.99), String::new()),
+                ("errors".into(), errors as f64, String::new()),
+                ("successful responses".into(), ok as f64, String::new()),
+                ("new cancelled rows".into(), new_rows as f64, String::new()),
+                (
+                    "new history rows".into(),
+                    new_events as f64,
+                    if consistent {
+                        "all three equal".into()
+                    } else {
+                        "MISMATCH".into()
+                    },
+                ),
+            ])
+        }
+        "contend" => {
+            let server = Server::start(url).await?;
+            let store = Store::connect(url).await?;
+            let all: Vec<u64> = (0..CAMPAIGNS).collect();
+            let work = open_conversations(&store, &all, 100).await?;
+            let folios: Vec<i64> = work.iter().map(|w| w.0).collect();
+            let history_before = events_of(&store, &folios).await?;
+            let mut sessions = Vec::new();
+            for _ in 0..clients {
+                sessions.push(login(&server.address, "bench-super@relevo.bench").await?);
+            }
+            let wins: Arc<Mutex<HashMap<i64, u32>>> = Arc::default();
+            let conflicts = Arc::new(std::sync::atomic::AtomicU64::new(0));
+            let others = Arc::new(std::sync::atomic::AtomicU64::new(0));
+            let mut tasks = Vec::new();
+            for (worker, (client, csrf)) in sessions.into_iter().enumerate() {
+                let work = work.clone();
+                let address = server.address.clone();
+                let (wins, conflicts, others) = (wins.clone(), conflicts.clone(), others.clone());
+                tasks.push(tokio::spawn(async move {
+                    for (folio, version, campaign) in work {
+                        let form: Vec<(&str, String)> = if worker % 2 == 0 {
+                            vec![
+                                ("accion", "cancelar".into()),
+                                ("categoria", category_of(campaign).to_string()),
+                            ]
+                        } else {
+                            let agent = dataset::agent_id(
+                                campaign,
+                                (worker as u64 + folio as u64) % dataset::AGENTS_PER_CAMPAIGN,
+                            );
+                            vec![
+                                ("accion", "reasignar".into()),
+                                ("agente", agent.to_string()),
+                            ]
+                        };
+                        let mut fields =
+                            vec![("_csrf", csrf.clone()), ("version", version.to_string())];
+                        fields.extend(form);
+                        let status = client
+                            .post(format!("{address}/mensajes/{folio}/acciones"))
+                            .header("HX-Request", "true")
+                            .form(&fields)
+                            .send()
+                            .await
+                            .map(|r| r.status().as_u16());
+                        match status {
+                            Ok(200) => *wins.lock().unwrap().entry(folio).or_default() += 1,
+                            Ok(409) => {
+                                conflicts.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            }
+                            // 422: reassigning to the agent it already has (the
+                            // rules refuse it); a clean refusal, not a winner.
+                            _ => {
+                                others.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            }
+                        }
+                    }
+                }));
+            }
+            for task in tasks {
+                let _ = task.await;
+            }
+            server.stop().await;
+            let history_after = events_of(&store, &folios).await?;
+            store.close().await;
+            let wins = wins.lock().unwrap().clone();
+            let exactly_one = folios.iter().filter(|f| wins.get(f) == Some(&1)).count();
+            let one_new_row = folios
+                .iter()
+                .filter(|f| {
+                    history_after.get(f).copied().unwrap_or(0)
+                        - history_before.get(f).copied().unwrap_or(0)
+                        == 1
+                })
+                .count();
+            Ok(vec![
+                ("conversations".into(), folios.len() as f64, String::new()),
+                (
+                    "with exactly one winner".into(),
+                    exactly_one as f64,
+                    String::new(),
+                ),
+                (
+                    "with exactly one new history row".into(),
+                    one_new_row as f64,
+                    String::new(),
+                ),
+                (
+                    "clean conflicts (409)".into(),
+                    conflicts.load(std::sync::atomic::Ordering::Relaxed) as f64,
+                    String::new(),
+                ),
+                (
+                    "other refusals (422)".into(),
+                    others.load(std::sync::atomic::Ordering::Relaxed) as f64,
+                    "same-agent reassignments".into(),
+                ),
+            ])
+        }
+        "live" => live(options, url).await,
+        "ingest" => {
+            let server = Server::start(url).await?;
+            let address = server.address.clone();
+            let run_id = Uuid::now_v7().simple().to_string();
+            let client = client();
+            let (h, ok, errors, elapsed) = drive(clients, seconds, move |worker, i| {
+                let client = client.clone();
+                let channel =
+                    (worker as u64 * 13 + i) % (CAMPAIGNS * dataset::CHANNELS_PER_CAMPAIGN);
+                let contact = channel
+                    + (CAMPAIGNS * dataset::CHANNELS_PER_CAMPAIGN)
+                        * ((i * 31 + worker as u64) % 1000);
+                let url = format!(
+                    "{address}/api/v1/channels/{}/messages",
+                    id(dataset::K_CHANNEL, channel)
+                );
+                let body = serde_json::json!({
+                    "message_id": format!("{run_id}-{worker}-{i}"),
+                    "from": dataset::contact_phone(contact),
+                    "name": format!("Cliente {contact}"),
+                    "text": "Hola, sigo esperando respuesta",
+                });
+                async move {
+                    let response = client
+                        .post(url)
+                        .bearer_auth(dataset::channel_token(channel))
+                        .json(&body)
+                        .send()
+                        .await;
+                    Some(response.is_ok_and(|r| r.status().is_success()))
+                }
+            })
+            .await;
+            server.stop().await;
+            Ok(vec![
+                ("messages/s".into(), ok as f64 / elapsed, String::new()),
+                ("p50 ms".into(), ms(&h, 0.5), String::new()),
+                ("p99 ms".into(), ms(&h, 0.99), String::new()),
+                ("errors".into(), errors as f64, String::new()),
+            ])
+        }
+        "footprint" => {
+            let empty_url = empty.context("an empty database")?;
+            let empty_server = Server::start(empty_url).await?;
+            let empty_ready = empty_server.ready_after.as_secs_f64() * 1000.0;
+            empty_server.stop().await;
+            let server = Server::start(url).await?;
+            let full_ready = server.ready_after.as_secs_f64() * 1000.0;
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            let idle = server.rss_mib();
+            server.stop().await;
+            Ok(vec![
+                (
+                    "ready on an empty database, ms".into(),
+                    empty_ready,
+                    "process start to first 200 from /readyz (includes migrating)".into(),
+                ),
+                (
+                    "ready on the full data set, ms".into(),
+                    full_ready,
+                    "process start to first 200 from /readyz".into(),
+                ),
+                ("RSS idle, MiB".into(), idle, "2 s after ready".into()),
+            ])
+        }
+        other => anyhow::bail!("unknown scenario {other}"),
+    }
+}
+
+async fn count(store: &Store, sql: &'static str) -> anyhow::Result<i64> {
+    Ok(match store {
+        Store::Sqlite(p) => sqlx::query_scalar(sql).fetch_one(&p.read).await?,
+        Store::Postgres(p) => sqlx::query_scalar(sql).fetch_one(&p.pool).await?,
+    })
+}
+
+async fn events_of(store: &Store, folios: &[i64]) -> anyhow::Result<HashMap<i64, i64>> {
+    let mut map = HashMap::new();
+    for folio in folios {
+        let sql = "select count(*) from conversation_events e join conversations c on c.id = e.conversation_id where c.folio = $1";
+        let n: i64 = match store {
+            Store::Sqlite(p) => {
+                sqlx::query_scalar(sql)
+                    .bind(folio)
+                    .fetch_one(&p.read)
+                    .await?
+            }
+            Store::Postgres(p) => {
+                sqlx::query_scalar(sql)
+                    .bind(folio)
+                    .fetch_one(&p.pool)
+                    .await?
+            }
+        };
+        map.insert(*folio, n);
+    }
+    Ok(map)
+}
+
+/// 1,000 live streams from administrators of varied scopes while 200
+/// transitions per second are applied through the console.
+async fn live(options: &Options, url: &str) -> anyhow::Result<Figures> {
+    const STREAMS: usize = 1000;
+    const RATE: u64 = 200;
+    let server = Server::start(url).await?;
+    let store = Store::connect(url).await?;
+    let all: Vec<u64> = (0..CAMPAIGNS).collect();
+    let duration = Duration::from_secs(options.seconds);
+    let needed = (RATE * options.seconds) as usize + 100;
+    let work = open_conversations(&store, &all, needed).await?;
+    let campaign_of: Arc<HashMap<i64, u64>> = Arc::new(work.iter().map(|w| (w.0, w.2)).collect());
+    let id_to_folio: Arc<HashMap<Uuid, i64>> = {
+        let mut map = HashMap::new();
+        for (folio, ..) in &work {
+            if let Some(row) = store.conversation(&Scope::All, *folio).await? {
+                map.insert(row.id, *folio);
+            }
+        }
+        Arc::new(map)
+    };
+    let sent_at: Arc<Mutex<HashMap<i64, Instant>>> = Arc::default();
+    let latencies = Arc::new(Mutex::new(histogram()));
+    let received_in_scope = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let outside = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let mut admins = Vec::new();
+    for k in 0..dataset::ADMINS {
+        admins.push((k, login(&server.address, &dataset::admin_email(k)).await?.0));
+    }
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut readers = Vec::new();
+    let mut opened = 0usize;
+    for s in 0..STREAMS {
+        let (k, client) = admins[s % admins.len()].clone();
+        let scope: HashSet<u64> = dataset::admin_campaigns(k).into_iter().collect();
+        let response = client
+            .get(format!("{}/mensajes/eventos", server.address))
+            .timeout(duration + Duration::from_secs(60))
+            .send()
+            .await?;
+        if !response.status().is_success() {
+            continue;
+        }
+        opened += 1;
+        let (campaign_of, id_to_folio, sent_at, latencies, received_in_scope, outside, stop) = (
+            campaign_of.clone(),
+            id_to_folio.clone(),
+            sent_at.clone(),
+            latencies.clone(),
+            received_in_scope.clone(),
+            outside.clone(),
+            stop.clone(),
+        );
+        readers.push(tokio::spawn(async move {
+            let mut response = response;
+            let mut buffer = String::new();
+            let mut seen = HashSet::new();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let chunk = match tokio::time::timeout(Duration::from_millis(500), response.chunk())
+                    .await
+                {
+                    Ok(Ok(Some(chunk))) => chunk,
+                    Ok(_) => break,
+                    Err(_) => continue,
+                };
+                buffer.push_str(&String::from_utf8_lossy(&chunk));
+                while let Some(end) = buffer.find("\n\n") {
+                    let frame: String = buffer.drain(..end + 2).collect();
+                    if !frame.contains("event: change") {
+                        continue;
+                    }
+                    let Some(data) = frame.lines().find_map(|l| l.strip_prefix("data: ")) else {
+                        continue;
+                    };
+                    let Ok(value) = serde_json::from_str::<serde_json::Value>(data) else {
+                        continue;
+                    };
+                    let Some(id) = value["id"].as_str().and_then(|s| Uuid::parse_str(s).ok())
+                    else {
+                        continue;
+                    };
+                    let Some(folio) = id_to_folio.get(&id) else {
+                        continue;
+                    };
+                    let campaign = campaign_of[folio];
+                    if !scope.contains(&campaign) {
+                        outside.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    } else if seen.insert(*folio) {
+                        received_in_scope.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        if let Some(sent) = sent_at.lock().unwrap().get(folio) {
+                            let _ = latencies
+                                .lock()
+                                .unwrap()
+                                .record(sent.elapsed().as_micros().max(1) as u64);
+                        }
+                    }
+                }
+            }
+        }));
+    }
+    // Apply RATE transitions per second through the console as the super admin.
+    let (client, csrf) = login(&server.address, "bench-super@relevo.bench").await?;
+    let started = Instant::now();
+    let mut applied: Vec<i64> = Vec::new();
+    let mut in_flight = Vec::new();
+    let interval = Duration::from_micros(1_000_000 / RATE);
+    for (i, (folio, version, campaign)) in work.iter().copied().enumerate() {
+        if started.elapsed() >= duration {
+            break;
+        }
+        let due = started + interval * i as u32;
+        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+            tokio::time::sleep(wait).await;
+        }
+        sent_at.lock().unwrap().insert(folio, Instant::now());
+        let client = client.clone();
+        let csrf = csrf.clone();
+        let address = server.address.clone();
+        in_flight.push(tokio::spawn(async move {
+            let ok = client
+                .post(format!("{address}/mensajes/{folio}/acciones"))
+                .header("HX-Request", "true")
+                .form(&[
+                    ("_csrf", csrf.as_str()),
+                    ("version", &version.to_string()),
+                    ("accion", "cancelar"),
+                    ("categoria", &category_of(campaign).to_string()),
+                ])
+                .send()
+                .await
+                .is_ok_and(|r| r.status().as_u16() == 200);
+            (folio, ok)
+        }));
+    }
+    for task in in_flight {
+        if let Ok((folio, true)) = task.await {
+            applied.push(folio);
+        }
+    }
+    let transitions_per_second = applied.len() as f64 / started.elapsed().as_secs_f64();
+    // Let the last events arrive.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for reader in readers {
+        let _ = tokio::time::timeout(Duration::from_secs(5), reader).await;
+    }
+    let mut expected = 0u64;
+    for folio in &applied {
+        let campaign = campaign_of[folio];
+        for s in 0..opened {
+            let k = s % admins.len();
+            if dataset::admin_campaigns(admins[k].0).contains(&campaign) {
+                expected += 1;
+            }
+        }
+    }
+    let received = received_in_scope.load(std::sync::atomic::Ordering::Relaxed);
+    let h = latencies.lock().unwrap().clone();
+    server.stop().await;
+    store.close().await;
+    Ok(vec![
+        ("streams open".into(), opened as f64, String::new()),
+        (
+            "transitions/s applied".into(),
+            transitions_per_second,
+            String::new(),
+        ),
+        ("deliveries expected".into(), expected as f64, String::new()),
+        (
+            "delivery p50 ms".into(),
+            ms(&h, 0.5),
+            "from sending the POST to receipt".into(),
+        ),
+        ("delivery p99 ms".into(), ms(&h, 0.99), String::new()),
+        (
+            "missed".into(),
+            expected.saturating_sub(received) as f64,
+            String::new(),
+        ),
+        (
+            "outside scope".into(),
+            outside.load(std::sync::atomic::Ordering::Relaxed) as f64,
+            String::new(),
+        ),
+    ])
+}
