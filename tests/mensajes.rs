@@ -225,11 +225,7 @@ fn tab_count(html: &str, status: &str) -> i64 {
         .expect("a number")
 }
 
-async fn status_counts_match_the_database(backend: Backend) {
-    let Some(app) = spawn_app(backend).await else {
-        return;
-    };
-    app.login_as_super().await;
+async fn assert_counts_match(app: &TestApp) {
     let page = app.get("/mensajes").await;
     for status in [
         "icr",
@@ -254,6 +250,35 @@ async fn status_counts_match_the_database(backend: Backend) {
         )
         .await;
     assert_eq!(tab_count(&page.body, "abiertas"), open);
+}
+
+async fn status_counts_match_the_database(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    app.login_as_super().await;
+    assert_counts_match(&app).await;
+    // The counts follow transitions (kept by triggers in the same transaction).
+    let folio = app
+        .folios_where(
+            "select folio from conversations where status = $1 order by folio",
+            "icr",
+        )
+        .await[0];
+    let row = app
+        .store
+        .conversation(&relevo::domain::Scope::All, folio)
+        .await
+        .unwrap()
+        .unwrap();
+    let t = relevo::domain::conversation::handoff(
+        &row.to_domain(),
+        relevo::domain::HandoffOutcome::AgentsOffline,
+        chrono::Utc::now(),
+    )
+    .unwrap();
+    app.store.apply_transition(&t).await.unwrap().unwrap();
+    assert_counts_match(&app).await;
 }
 
 async fn search_finds_by_folio_phone_and_name(backend: Backend) {

@@ -172,7 +172,7 @@ const HISTORY_SELECT: &str = history_select!();
 pub(super) const LATEST_EVENT_SELECT: &str = concat!(history_select!(), " limit 1");
 
 /// Escapes `%`, `_` and `\` so user text is matched literally by `like … escape '\'`.
-fn like_literal(text: &str) -> String {
+pub(super) fn like_literal(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + 2);
     for c in text.chars() {
         if matches!(c, '%' | '_' | '\\') {
@@ -185,7 +185,7 @@ fn like_literal(text: &str) -> String {
 
 /// The smallest digit string greater than every string that starts with the
 /// digit string `prefix` ("5519" → "552"), or `None` for all nines.
-fn prefix_end(prefix: &str) -> Option<String> {
+pub(super) fn prefix_end(prefix: &str) -> Option<String> {
     let mut digits: Vec<u8> = prefix.bytes().collect();
     while let Some(last) = digits.pop() {
         if last < b'9' {
@@ -198,7 +198,7 @@ fn prefix_end(prefix: &str) -> Option<String> {
 
 /// Phone prefixes a digit search may mean: as typed, and with Mexico's
 /// country code when the person typed a national number.
-fn phone_prefixes(digits: &str) -> Vec<String> {
+pub(super) fn phone_prefixes(digits: &str) -> Vec<String> {
     if digits.len() < 4 {
         return Vec::new();
     }
@@ -294,6 +294,9 @@ macro_rules! push_conditions {
     }};
 }
 
+// Reports, the CSV export and bulk selections filter exactly like the table.
+pub(super) use push_conditions;
+
 impl super::Store {
     /// One page of the scoped, filtered list, newest activity first.
     pub async fn list_conversations(
@@ -356,10 +359,23 @@ impl super::Store {
         if matches!(scope, Scope::Campaigns(ids) if ids.is_empty()) {
             return Ok(Vec::new());
         }
+        // Without filters that cut across campaigns, the per-campaign totals
+        // kept by triggers (migration 0006) answer at once; otherwise count.
+        let by_campaign_only = ListFilter {
+            status: filter.status,
+            campaign_id: filter.campaign_id,
+            ..ListFilter::default()
+        } == *filter;
         let rows: Vec<(String, i64)> = with_read!(self, |pool| {
-            let mut qb = sqlx::QueryBuilder::new(
-                "select c.status, count(*) from conversations c where 1 = 1",
-            );
+            let mut qb = if by_campaign_only {
+                sqlx::QueryBuilder::new(
+                    "select c.status, cast(sum(c.total) as bigint) from conversation_counts c where 1 = 1",
+                )
+            } else {
+                sqlx::QueryBuilder::new(
+                    "select c.status, count(*) from conversations c where 1 = 1",
+                )
+            };
             push_conditions!(&mut qb, scope, filter, false);
             qb.push(" group by c.status");
             qb.build_query_as().fetch_all(pool).await?
