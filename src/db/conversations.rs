@@ -131,8 +131,10 @@ pub struct ConversationDetail {
     pub history: Vec<HistoryRow>,
 }
 
-/// Columns of [`ConversationRow`]; `c` is the conversation.
-const ROW_SELECT: &str = "select c.id, c.folio, c.campaign_id, c.channel_id, c.contact_id, \
+/// The select of [`ConversationRow`] as a literal (for `concat!`).
+macro_rules! row_select {
+    () => {
+        "select c.id, c.folio, c.campaign_id, c.channel_id, c.contact_id, \
     c.status, c.version, c.agent_id, a.name as agent_name, \
     k.name as contact_name, k.external_id as contact_external_id, \
     h.kind as channel_kind, h.name as channel_name, p.name as campaign_name, \
@@ -147,7 +149,12 @@ const ROW_SELECT: &str = "select c.id, c.folio, c.campaign_id, c.channel_id, c.c
     left join users cb on cb.id = c.closed_by \
     left join closure_categories cat on cat.id = c.closure_category_id \
     left join closure_subcategories sub on sub.id = c.closure_subcategory_id \
-    left join conversations prev on prev.id = c.reactivates_id ";
+    left join conversations prev on prev.id = c.reactivates_id "
+    };
+}
+
+/// Columns of [`ConversationRow`]; `c` is the conversation.
+const ROW_SELECT: &str = row_select!();
 
 /// The columns and joins of [`HistoryRow`] for conversation `$1`, newest first.
 macro_rules! history_select {
@@ -297,7 +304,75 @@ macro_rules! push_conditions {
 // Reports, the CSV export and bulk selections filter exactly like the table.
 pub(super) use push_conditions;
 
+/// Appends the list's conditions, cursor, order and limit (after `ROW_SELECT`
+/// or an `explain` of it). Expanded per backend.
+macro_rules! push_list_query {
+    ($qb:expr, $scope:expr, $filter:expr, $cursor:expr) => {{
+        let qb = $qb;
+        qb.push(" where 1 = 1");
+        push_conditions!(&mut *qb, $scope, $filter, true);
+        match $cursor {
+            None => {}
+            Some(Cursor::After(at, folio)) => {
+                qb.push(" and (c.last_activity_at, c.folio) < (");
+                qb.push_bind(at);
+                qb.push(", ");
+                qb.push_bind(folio);
+                qb.push(")");
+            }
+            Some(Cursor::Before(at, folio)) => {
+                qb.push(" and (c.last_activity_at, c.folio) > (");
+                qb.push_bind(at);
+                qb.push(", ");
+                qb.push_bind(folio);
+                qb.push(")");
+            }
+        }
+        if matches!($cursor, Some(Cursor::Before(..))) {
+            qb.push(" order by c.last_activity_at asc, c.folio asc limit ");
+        } else {
+            qb.push(" order by c.last_activity_at desc, c.folio desc limit ");
+        }
+        qb.push_bind(PAGE_SIZE + 1);
+    }};
+}
+
 impl super::Store {
+    /// The database's plan for the list query with these filters, one line
+    /// per step (`EXPLAIN QUERY PLAN` on SQLite; `EXPLAIN` with sequential
+    /// scans discouraged on PostgreSQL, so a small table still shows whether
+    /// an index *can* serve the query). For tests that keep indexes honest.
+    pub async fn explain_list(
+        &self,
+        scope: &Scope,
+        filter: &ListFilter,
+        cursor: Option<Cursor>,
+    ) -> StoreResult<Vec<String>> {
+        match self {
+            super::Store::Sqlite(pools) => {
+                let mut qb = sqlx::QueryBuilder::new(concat!("explain query plan ", row_select!()));
+                push_list_query!(&mut qb, scope, filter, cursor);
+                let rows: Vec<(i64, i64, i64, String)> =
+                    qb.build_query_as().fetch_all(&pools.read).await?;
+                Ok(rows.into_iter().map(|r| r.3).collect())
+            }
+            super::Store::Postgres(pg) => {
+                let mut conn = pg.pool.acquire().await?;
+                sqlx::query("set enable_seqscan = off")
+                    .execute(&mut *conn)
+                    .await?;
+                let mut qb = sqlx::QueryBuilder::new(concat!("explain ", row_select!()));
+                push_list_query!(&mut qb, scope, filter, cursor);
+                let lines: Result<Vec<String>, _> =
+                    qb.build_query_scalar().fetch_all(&mut *conn).await;
+                sqlx::query("reset enable_seqscan")
+                    .execute(&mut *conn)
+                    .await?;
+                Ok(lines?)
+            }
+        }
+    }
+
     /// One page of the scoped, filtered list, newest activity first.
     pub async fn list_conversations(
         &self,
@@ -311,31 +386,7 @@ impl super::Store {
         let backwards = matches!(cursor, Some(Cursor::Before(..)));
         let mut rows: Vec<ConversationRow> = with_read!(self, |pool| {
             let mut qb = sqlx::QueryBuilder::new(ROW_SELECT);
-            qb.push(" where 1 = 1");
-            push_conditions!(&mut qb, scope, filter, true);
-            match cursor {
-                None => {}
-                Some(Cursor::After(at, folio)) => {
-                    qb.push(" and (c.last_activity_at, c.folio) < (");
-                    qb.push_bind(at);
-                    qb.push(", ");
-                    qb.push_bind(folio);
-                    qb.push(")");
-                }
-                Some(Cursor::Before(at, folio)) => {
-                    qb.push(" and (c.last_activity_at, c.folio) > (");
-                    qb.push_bind(at);
-                    qb.push(", ");
-                    qb.push_bind(folio);
-                    qb.push(")");
-                }
-            }
-            if backwards {
-                qb.push(" order by c.last_activity_at asc, c.folio asc limit ");
-            } else {
-                qb.push(" order by c.last_activity_at desc, c.folio desc limit ");
-            }
-            qb.push_bind(PAGE_SIZE + 1);
+            push_list_query!(&mut qb, scope, filter, cursor);
             qb.build_query_as().fetch_all(pool).await?
         });
         let more = rows.len() as i64 > PAGE_SIZE;
