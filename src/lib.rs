@@ -3,6 +3,8 @@
 //! product contract.
 
 pub mod auth;
+pub mod autocancel;
+pub mod bulk;
 pub mod cli;
 pub mod config;
 pub mod db;

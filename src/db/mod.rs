@@ -9,10 +9,13 @@ mod accounts;
 mod admin;
 mod api;
 mod audit;
+mod autocancel;
+mod bulk;
 mod categories;
 mod conversations;
 mod demo;
 mod directory;
+mod reports;
 mod sessions;
 mod transitions;
 mod ts;
@@ -34,6 +37,8 @@ pub use api::{
     ApiConversation, ChannelAuth, InboundMessage, InboundOutcome, MessageRow, token_hash,
 };
 pub use audit::{ADMIN_PAGE_SIZE, AdminPage, AuditEntry, AuditFilter, AuditRow, PageCursor};
+pub use autocancel::{AutoCancelRule, NewAutoCancelRule, Stale, StaleConversation};
+pub use bulk::{BulkAction, BulkItem, BulkJob, ItemOutcome, NewBulkJob};
 pub use categories::{CategoryAdmin, Direction, SubcategoryAdmin};
 pub use conversations::{
     ConversationDetail, ConversationRow, Cursor, HistoryRow, ListFilter, ListPage, Search,
@@ -41,6 +46,7 @@ pub use conversations::{
 };
 pub use demo::DemoSummary;
 pub use directory::{CampaignOption, ChannelOption, NewUser, PersonOption, UserRecord};
+pub use reports::{Campaigns, ClosureCount, ExportRow, ExportSource, HourCount, ReportCounts};
 pub use sessions::{Principal, ThrottleState};
 pub use transitions::{AgentOption, CategoryOption, Conflict};
 pub use ts::Ts;

@@ -1,0 +1,386 @@
+//! Cancelación automática: the rules, the conversations each rule finds
+//! stale, and the nudges sent before cancelling.
+//!
+//! "Stale" is measured from a reference instant per conversation: the
+//! customer's last message (or the start, for a conversation without
+//! recorded messages), or the moment it entered its current status (its
+//! latest history row into that status). The same query serves the dry run
+//! and the background pass, so a preview counts exactly what a pass cancels.
+
+use uuid::Uuid;
+
+use super::{NotifyInTx, StoreResult, Ts, with_read, with_write};
+use crate::autocancel::Measure;
+use crate::domain::{Conversation, Scope, Status};
+
+/// A rule with the names it refers to.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct AutoCancelRule {
+    pub id: Uuid,
+    pub campaign_id: Uuid,
+    pub campaign_name: String,
+    pub name: String,
+    #[sqlx(try_from = "String")]
+    pub status: Status,
+    #[sqlx(try_from = "String")]
+    pub measure: Measure,
+    pub window_minutes: i64,
+    pub category_id: Uuid,
+    pub category_name: String,
+    pub category_active: bool,
+    pub subcategory_id: Option<Uuid>,
+    pub subcategory_name: Option<String>,
+    pub comment: Option<String>,
+    pub nudge_text: Option<String>,
+    pub nudge_lead_minutes: Option<i64>,
+    pub active: bool,
+    pub created_at: Ts,
+}
+
+/// A rule to create, already validated.
+#[derive(Debug, Clone)]
+pub struct NewAutoCancelRule {
+    pub campaign_id: Uuid,
+    pub name: String,
+    pub status: Status,
+    pub measure: Measure,
+    pub window_minutes: i64,
+    pub category_id: Uuid,
+    pub subcategory_id: Option<Uuid>,
+    pub comment: Option<String>,
+    pub nudge_text: Option<String>,
+    pub nudge_lead_minutes: Option<i64>,
+    pub created_by: Uuid,
+    pub at: Ts,
+}
+
+/// Which conversations of a rule a query looks for.
+#[derive(Debug, Clone, Copy)]
+pub enum Stale {
+    /// Silent since `cutoff` or earlier; when `nudged_by` is set, only those
+    /// whose nudge for this silence was sent at `nudged_by` or earlier.
+    Cancel { cutoff: Ts, nudged_by: Option<Ts> },
+    /// Silent since `cutoff` or earlier and not nudged for this silence yet.
+    Nudge { cutoff: Ts },
+}
+
+/// A stale conversation and the instant its silence is measured from.
+#[derive(Debug, Clone)]
+pub struct StaleConversation {
+    pub conversation: Conversation,
+    pub since: Ts,
+}
+
+#[derive(sqlx::FromRow)]
+struct StaleRow {
+    id: Uuid,
+    folio: i64,
+    campaign_id: Uuid,
+    channel_id: Uuid,
+    contact_id: Uuid,
+    #[sqlx(try_from = "String")]
+    status: Status,
+    version: i64,
+    agent_id: Option<Uuid>,
+    since: Ts,
+}
+
+const RULE_SELECT: &str = "select r.id, r.campaign_id, p.name as campaign_name, r.name, r.status, \
+    r.measure, r.window_minutes, r.category_id, cat.name as category_name, \
+    cat.active as category_active, r.subcategory_id, sub.name as subcategory_name, r.comment, \
+    r.nudge_text, r.nudge_lead_minutes, r.active, r.created_at \
+    from auto_cancel_rules r \
+    join campaigns p on p.id = r.campaign_id \
+    join closure_categories cat on cat.id = r.category_id \
+    left join closure_subcategories sub on sub.id = r.subcategory_id ";
+
+/// The instant a conversation `c`'s silence is measured from.
+fn reference_sql(measure: Measure) -> &'static str {
+    match measure {
+        Measure::NoCustomerMessage => {
+            "coalesce((select max(m.at) from messages m where m.conversation_id = c.id \
+             and m.direction = 'inbound'), c.started_at)"
+        }
+        Measure::InStatus => {
+            "coalesce((select max(e.at) from conversation_events e where e.conversation_id = c.id \
+             and e.to_status = c.status), c.started_at)"
+        }
+    }
+}
+
+/// Builds the stale-conversation query of `rule` (a macro so it expands per
+/// backend); `count` selects the count only.
+macro_rules! stale_query {
+    ($rule:expr, $which:expr, $count:expr, $limit:expr) => {{
+        let rule: &AutoCancelRule = $rule;
+        let count: bool = $count;
+        let mut qb = sqlx::QueryBuilder::new(if count {
+            "select count(*) from ("
+        } else {
+            "select s.id, s.folio, s.campaign_id, s.channel_id, s.contact_id, s.status, \
+             s.version, s.agent_id, s.since from ("
+        });
+        qb.push(
+            "select c.id, c.folio, c.campaign_id, c.channel_id, c.contact_id, c.status, \
+             c.version, c.agent_id, ",
+        );
+        qb.push(reference_sql(rule.measure));
+        qb.push(" as since from conversations c where c.campaign_id = ");
+        qb.push_bind(rule.campaign_id);
+        qb.push(" and c.status = ");
+        qb.push_bind(rule.status.as_str());
+        qb.push(") s where s.since <= ");
+        match $which {
+            Stale::Cancel { cutoff, nudged_by } => {
+                qb.push_bind(cutoff);
+                if let Some(nudged_by) = nudged_by {
+                    qb.push(
+                        " and exists (select 1 from auto_cancel_nudges n \
+                         where n.conversation_id = s.id and n.since = s.since and n.rule_id = ",
+                    );
+                    qb.push_bind(rule.id);
+                    qb.push(" and n.sent_at <= ");
+                    qb.push_bind(nudged_by);
+                    qb.push(")");
+                }
+            }
+            Stale::Nudge { cutoff } => {
+                qb.push_bind(cutoff);
+                qb.push(
+                    " and not exists (select 1 from auto_cancel_nudges n \
+                     where n.conversation_id = s.id and n.since = s.since and n.rule_id = ",
+                );
+                qb.push_bind(rule.id);
+                qb.push(")");
+            }
+        }
+        if !count {
+            qb.push(" order by s.since, s.folio limit ");
+            qb.push_bind($limit);
+        }
+        qb
+    }};
+}
+
+impl super::Store {
+    /// The rules of the campaigns `scope` covers, by campaign and name.
+    pub async fn auto_cancel_rules(&self, scope: &Scope) -> StoreResult<Vec<AutoCancelRule>> {
+        if matches!(scope, Scope::Campaigns(ids) if ids.is_empty()) {
+            return Ok(Vec::new());
+        }
+        Ok(with_read!(self, |pool| {
+            let mut qb = sqlx::QueryBuilder::new(RULE_SELECT);
+            qb.push(" where 1 = 1");
+            if let Scope::Campaigns(ids) = scope {
+                qb.push(" and r.campaign_id in (");
+                let mut list = qb.separated(", ");
+                for id in ids {
+                    list.push_bind(*id);
+                }
+                qb.push(")");
+            }
+            qb.push(" order by p.name_key, r.name, r.id");
+            qb.build_query_as().fetch_all(pool).await?
+        }))
+    }
+
+    /// One rule, if `scope` covers its campaign.
+    pub async fn auto_cancel_rule(
+        &self,
+        scope: &Scope,
+        id: Uuid,
+    ) -> StoreResult<Option<AutoCancelRule>> {
+        let rule: Option<AutoCancelRule> = with_read!(self, |pool| {
+            let mut qb = sqlx::QueryBuilder::new(RULE_SELECT);
+            qb.push(" where r.id = ");
+            qb.push_bind(id);
+            qb.build_query_as().fetch_optional(pool).await?
+        });
+        Ok(rule.filter(|r| scope.allows(r.campaign_id)))
+    }
+
+    /// Active rules of active campaigns: what the background pass applies.
+    pub async fn active_auto_cancel_rules(&self) -> StoreResult<Vec<AutoCancelRule>> {
+        Ok(with_read!(self, |pool| {
+            let mut qb = sqlx::QueryBuilder::new(RULE_SELECT);
+            qb.push(" where r.active and p.active order by r.created_at, r.id");
+            qb.build_query_as().fetch_all(pool).await?
+        }))
+    }
+
+    /// Writes a new rule; returns its id.
+    pub async fn create_auto_cancel_rule(&self, rule: &NewAutoCancelRule) -> StoreResult<Uuid> {
+        let id = Uuid::now_v7();
+        with_write!(self, |pool| {
+            sqlx::query(
+                "insert into auto_cancel_rules (id, campaign_id, name, status, measure, \
+                 window_minutes, category_id, subcategory_id, comment, nudge_text, \
+                 nudge_lead_minutes, active, created_by, created_at, updated_at) \
+                 values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14)",
+            )
+            .bind(id)
+            .bind(rule.campaign_id)
+            .bind(&rule.name)
+            .bind(rule.status.as_str())
+            .bind(rule.measure.as_str())
+            .bind(rule.window_minutes)
+            .bind(rule.category_id)
+            .bind(rule.subcategory_id)
+            .bind(rule.comment.as_deref())
+            .bind(rule.nudge_text.as_deref())
+            .bind(rule.nudge_lead_minutes)
+            .bind(true)
+            .bind(rule.created_by)
+            .bind(rule.at)
+            .execute(pool)
+            .await?;
+        });
+        Ok(id)
+    }
+
+    /// Turns a rule on or off.
+    pub async fn set_auto_cancel_rule_active(
+        &self,
+        id: Uuid,
+        active: bool,
+        at: Ts,
+    ) -> StoreResult<()> {
+        with_write!(self, |pool| {
+            sqlx::query("update auto_cancel_rules set active = $2, updated_at = $3 where id = $1")
+                .bind(id)
+                .bind(active)
+                .bind(at)
+                .execute(pool)
+                .await?;
+        });
+        Ok(())
+    }
+
+    /// Conversations `rule` finds stale, oldest silence first, at most `limit`.
+    pub async fn stale_conversations(
+        &self,
+        rule: &AutoCancelRule,
+        which: Stale,
+        limit: i64,
+    ) -> StoreResult<Vec<StaleConversation>> {
+        let rows: Vec<StaleRow> = with_read!(self, |pool| {
+            stale_query!(rule, which, false, limit)
+                .build_query_as()
+                .fetch_all(pool)
+                .await?
+        });
+        Ok(rows
+            .into_iter()
+            .map(|r| StaleConversation {
+                conversation: Conversation {
+                    id: r.id,
+                    folio: r.folio,
+                    campaign_id: r.campaign_id,
+                    channel_id: r.channel_id,
+                    contact_id: r.contact_id,
+                    status: r.status,
+                    version: r.version,
+                    agent_id: r.agent_id,
+                },
+                since: r.since,
+            })
+            .collect())
+    }
+
+    /// How many conversations `rule` finds stale (the dry run).
+    pub async fn count_stale(&self, rule: &AutoCancelRule, which: Stale) -> StoreResult<i64> {
+        Ok(with_read!(self, |pool| {
+            stale_query!(rule, which, true, 0i64)
+                .build_query_scalar()
+                .fetch_one(pool)
+                .await?
+        }))
+    }
+
+    /// The instant `conversation`'s silence is measured from under `measure`, now.
+    pub async fn silence_since(
+        &self,
+        measure: Measure,
+        conversation_id: Uuid,
+    ) -> StoreResult<Option<Ts>> {
+        Ok(with_read!(self, |pool| {
+            let mut qb = sqlx::QueryBuilder::new("select ");
+            qb.push(reference_sql(measure));
+            qb.push(" from conversations c where c.id = ");
+            qb.push_bind(conversation_id);
+            qb.build_query_scalar().fetch_optional(pool).await?
+        }))
+    }
+
+    /// Records `rule`'s nudge to a conversation for its silence since
+    /// `since`, as an outbound message, unless it was recorded already (by
+    /// this or another instance). Returns whether this call recorded it.
+    pub async fn record_nudge(
+        &self,
+        rule: &AutoCancelRule,
+        conversation: &Conversation,
+        since: Ts,
+        text: &str,
+        at: Ts,
+    ) -> StoreResult<bool> {
+        let message_id = Uuid::now_v7();
+        let event = crate::live::Event::Changed(crate::live::Change {
+            conversation_id: conversation.id,
+            campaign_id: conversation.campaign_id,
+            version: conversation.version,
+        });
+        let notification = self.feed().notification(event);
+        let recorded = with_write!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            sqlx::query(
+                "insert into messages (id, conversation_id, direction, message_id, agent_id, text, at) \
+                 values ($1, $2, 'outbound', $3, null, $4, $5)",
+            )
+            .bind(message_id)
+            .bind(conversation.id)
+            .bind(format!("auto-cancel-nudge:{}", rule.id))
+            .bind(text)
+            .bind(at)
+            .execute(&mut *tx)
+            .await?;
+            let inserted = sqlx::query(
+                "insert into auto_cancel_nudges (rule_id, conversation_id, since, sent_at, message_id) \
+                 values ($1, $2, $3, $4, $5) on conflict (rule_id, conversation_id, since) do nothing",
+            )
+            .bind(rule.id)
+            .bind(conversation.id)
+            .bind(since)
+            .bind(at)
+            .bind(message_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if inserted == 1 {
+                tx.notify_change(&notification).await?;
+                tx.commit().await?;
+                true
+            } else {
+                tx.rollback().await?;
+                false
+            }
+        });
+        if recorded {
+            self.publish(event);
+        }
+        Ok(recorded)
+    }
+
+    /// Nudges recorded for a conversation: (rule id, text, sent at), oldest first.
+    pub async fn nudges_of(&self, conversation_id: Uuid) -> StoreResult<Vec<(Uuid, String, Ts)>> {
+        Ok(with_read!(self, |pool| {
+            sqlx::query_as(
+                "select n.rule_id, m.text, n.sent_at from auto_cancel_nudges n \
+                 join messages m on m.id = n.message_id where n.conversation_id = $1 \
+                 order by n.sent_at",
+            )
+            .bind(conversation_id)
+            .fetch_all(pool)
+            .await?
+        }))
+    }
+}
