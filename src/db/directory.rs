@@ -191,14 +191,26 @@ impl super::Store {
 
     /// Agents assigned to any campaign of the scope, by name.
     pub async fn agent_options(&self, scope: &Scope) -> StoreResult<Vec<PersonOption>> {
+        // Only the scope's memberships are read (an Administrador's few
+        // campaigns, not every agent of the deployment).
         let rows: Vec<(Uuid, String, Uuid)> = with_read!(self, |pool| {
-            sqlx::query_as(
-                "select u.id, u.name, m.campaign_id from users u \
-                 join campaign_members m on m.user_id = u.id \
-                 where u.role = 'agent' order by u.name, u.id",
-            )
-            .fetch_all(pool)
-            .await?
+            let mut qb = sqlx::QueryBuilder::new(
+                "select u.id, u.name, m.campaign_id from campaign_members m \
+                 join users u on u.id = m.user_id where u.role = 'agent'",
+            );
+            if let Scope::Campaigns(ids) = scope {
+                if ids.is_empty() {
+                    return Ok(Vec::new());
+                }
+                qb.push(" and m.campaign_id in (");
+                let mut list = qb.separated(", ");
+                for id in ids {
+                    list.push_bind(*id);
+                }
+                qb.push(")");
+            }
+            qb.push(" order by u.name, u.id");
+            qb.build_query_as().fetch_all(pool).await?
         });
         let mut agents: Vec<PersonOption> = Vec::new();
         for (id, name, campaign) in rows {
