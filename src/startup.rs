@@ -101,6 +101,8 @@ impl Application {
         let key = session_key(&settings, &store).await?;
         store.start_listening();
         crate::routing::spawn_scheduler(store.clone());
+        crate::autocancel::spawn(store.clone());
+        crate::bulk::spawn_worker(store.clone());
         let state = AppState {
             store,
             timezone: settings.timezone,

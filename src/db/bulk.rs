@@ -461,6 +461,17 @@ impl super::Store {
         Ok(())
     }
 
+    /// A user's role, for the bulk form's check that an agent was chosen.
+    pub async fn user_role(&self, id: Uuid) -> StoreResult<Option<crate::domain::Role>> {
+        let role: Option<String> = with_read!(self, |pool| {
+            sqlx::query_scalar("select role from users where id = $1")
+                .bind(id)
+                .fetch_optional(pool)
+                .await?
+        });
+        Ok(role.and_then(|r| crate::domain::Role::parse(&r)))
+    }
+
     /// A user's name.
     pub async fn user_name(&self, id: Uuid) -> StoreResult<Option<String>> {
         Ok(with_read!(self, |pool| {

@@ -70,6 +70,8 @@ pub struct ClosureCount {
     pub category_id: Option<Uuid>,
     pub category_name: Option<String>,
     pub category_active: Option<bool>,
+    /// The campaign of the category (names repeat across campaigns).
+    pub category_campaign: Option<String>,
     pub subcategory_id: Option<Uuid>,
     pub subcategory_name: Option<String>,
     pub subcategory_active: Option<bool>,
@@ -144,17 +146,18 @@ const EXPORT_SELECT: &str = "select c.folio, k.name as contact_name, \
 
 const CLOSURE_COUNTS: &str = "select e.to_status, e.actor_kind, e.actor_id, u.name as actor_name, \
     e.category_id, cat.name as category_name, cat.active as category_active, \
-    e.subcategory_id, sub.name as subcategory_name, sub.active as subcategory_active, \
+    cp.name as category_campaign, e.subcategory_id, sub.name as subcategory_name, sub.active as subcategory_active, \
     count(*) as n \
     from conversation_events e \
     join conversations c on c.id = e.conversation_id \
     left join users u on u.id = e.actor_id \
     left join closure_categories cat on cat.id = e.category_id \
+    left join campaigns cp on cp.id = cat.campaign_id \
     left join closure_subcategories sub on sub.id = e.subcategory_id \
     where e.kind in ('cancelled', 'resolved') and e.at >= ";
 
 const CLOSURE_GROUP: &str = " group by e.to_status, e.actor_kind, e.actor_id, u.name, \
-    e.category_id, cat.name, cat.active, e.subcategory_id, sub.name, sub.active";
+    e.category_id, cat.name, cat.active, cp.name, e.subcategory_id, sub.name, sub.active";
 
 /// The UTC hour of `e.at` as `YYYY-MM-DDTHH`: SQLite keeps RFC 3339 text.
 const SQLITE_HOUR: &str = "select substr(e.at, 1, 13) as hour, e.to_status, count(*) as n ";

@@ -35,7 +35,7 @@ pub struct RawQuery {
 }
 
 impl RawQuery {
-    fn from_request(req: &HttpRequest) -> RawQuery {
+    pub(crate) fn from_request(req: &HttpRequest) -> RawQuery {
         let pairs: Vec<(String, String)> =
             serde_urlencoded::from_str(req.query_string()).unwrap_or_default();
         let mut raw = RawQuery::default();
@@ -56,6 +56,15 @@ impl RawQuery {
         }
         raw.q = raw.q.chars().take(SEARCH_MAX_CHARS).collect();
         raw
+    }
+
+    /// The query string of these filters alone (no paging, no `?`): what
+    /// the CSV export and the bulk selection of "all that match" receive.
+    pub(crate) fn filter_query(&self) -> String {
+        let href = self.href(&[]);
+        href.split_once('?')
+            .map(|(_, q)| q.to_owned())
+            .unwrap_or_default()
     }
 
     /// The query string of these filters (without paging), plus `extra`.
@@ -356,6 +365,10 @@ pub struct MensajesResults {
     pub empty_message: &'static str,
     pub filtered: bool,
     pub clear_href: String,
+    /// Conversations matching the filters on every page (for "all that match").
+    pub match_count: i64,
+    /// The filters as a query string, for the export and bulk links.
+    pub filter_query: String,
 }
 
 /// `GET /mensajes`
@@ -407,6 +420,7 @@ pub async fn list(
             status: filter.status,
             ..ListFilter::default()
         };
+    let match_count = tabs.iter().find(|t| t.active).map_or(0, |t| t.count);
     let results = MensajesResults {
         rows,
         tabs,
@@ -420,6 +434,8 @@ pub async fn list(
         },
         filtered,
         clear_href: "/mensajes".into(),
+        match_count,
+        filter_query: raw.filter_query(),
     };
     if is_fragment_request(&req) {
         return render(&results);

@@ -4,11 +4,15 @@ pub mod acciones;
 pub mod admin;
 pub mod api;
 pub mod auditoria;
+pub mod bulk;
 pub mod campanas;
 pub mod categorias;
+pub mod export;
 pub mod login;
 pub mod mensajes;
 pub mod pages;
+pub mod reglas;
+pub mod reportes;
 pub mod usuarios;
 
 use actix_web::web;
@@ -25,6 +29,23 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/mensajes", web::get().to(mensajes::list))
         .route("/mensajes/eventos", web::get().to(mensajes::events))
         .route("/mensajes/cambios", web::get().to(mensajes::changes))
+        // Before `/mensajes/{folio}`, which would take these names for folios.
+        .route("/mensajes/exportar", web::get().to(export::mensajes))
+        .route("/mensajes/lote", web::get().to(bulk::show))
+        .route("/mensajes/lote", web::post().to(bulk::submit))
+        .route(
+            "/mensajes/lote/subcategorias",
+            web::get().to(bulk::subcategories),
+        )
+        .route("/mensajes/lote/{id}", web::get().to(bulk::job))
+        .route("/reportes", web::get().to(reportes::show))
+        .route("/reportes/exportar", web::get().to(reportes::export))
+        .route("/cancelacion-automatica", web::get().to(reglas::list))
+        .route("/cancelacion-automatica", web::post().to(reglas::create))
+        .route(
+            "/cancelacion-automatica/{id}/estado",
+            web::post().to(reglas::toggle),
+        )
         .route("/mensajes/{folio}", web::get().to(mensajes::detail))
         .route("/mensajes/{folio}/acciones", web::get().to(acciones::show))
         .route(

@@ -80,6 +80,12 @@ const MENU: &[(&str, &str, &str, &[Role])] = &[
         &[Role::SuperAdmin, Role::Admin],
     ),
     ("/auditoria", "Auditoría", "audit", &[Role::SuperAdmin]),
+    (
+        "/reportes",
+        "Reportes",
+        "chart",
+        &[Role::SuperAdmin, Role::Admin],
+    ),
 ];
 
 /// The sidebar for a role, with `active` (a path without its slash) marked.

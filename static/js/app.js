@@ -327,3 +327,84 @@
   }
   window.setInterval(refresh, 10000);
 })();
+
+// Reports and bulk: row selection on Mensajes for the bulk bar, and the
+// drill-down toggles of the Reportes roll-up table. The selection is kept by
+// folio, so a row the live table re-renders keeps its checkbox; a row that
+// leaves the table, or becomes final (its checkbox disabled), leaves the
+// selection too, and the count always says what will be sent.
+(function () {
+  "use strict";
+  var selected = new Set();
+
+  function boxes() {
+    return Array.prototype.slice.call(document.querySelectorAll("#rows input.row-select"));
+  }
+
+  function refresh() {
+    var bar = document.getElementById("bulk-form");
+    if (!bar) return;
+    var present = new Set();
+    boxes().forEach(function (box) {
+      if (box.disabled) { box.checked = false; return; }
+      if (selected.has(box.value)) box.checked = true;
+      if (box.checked) present.add(box.value);
+    });
+    selected = present;
+    var n = selected.size;
+    var count = bar.querySelector("[data-bulk-count]");
+    var submit = bar.querySelector("[data-bulk-submit]");
+    bar.classList.toggle("has-selection", n > 0);
+    if (count) {
+      count.textContent = n === 0
+        ? "Marca conversaciones para actuar sobre varias a la vez"
+        : (n === 1 ? "1 conversación seleccionada" : n + " conversaciones seleccionadas");
+    }
+    if (submit) submit.disabled = n === 0;
+    var all = document.querySelector("[data-select-page]");
+    if (all) {
+      var enabled = boxes().filter(function (b) { return !b.disabled; });
+      all.hidden = enabled.length === 0;
+      all.checked = enabled.length > 0 && enabled.every(function (b) { return b.checked; });
+      all.indeterminate = n > 0 && !all.checked;
+    }
+  }
+
+  document.addEventListener("change", function (event) {
+    var target = event.target;
+    if (!target.matches) return;
+    if (target.matches("input.row-select")) {
+      if (target.checked) selected.add(target.value); else selected.delete(target.value);
+      refresh();
+    } else if (target.matches("[data-select-page]")) {
+      boxes().forEach(function (box) {
+        if (box.disabled) return;
+        box.checked = target.checked;
+        if (target.checked) selected.add(box.value); else selected.delete(box.value);
+      });
+      refresh();
+    }
+  });
+
+  // Rows are replaced by the live table and by htmx swaps: re-apply the
+  // selection to whatever rows are there now.
+  var pending = false;
+  new MutationObserver(function () {
+    if (pending) return;
+    pending = true;
+    window.requestAnimationFrame(function () { pending = false; refresh(); });
+  }).observe(document.body, { childList: true, subtree: true });
+  refresh();
+
+  // Reportes: each category row folds its sub-categories. Without script
+  // every row is shown (the buttons stay hidden).
+  document.querySelectorAll("[data-rollup-toggle]").forEach(function (button) {
+    button.hidden = false;
+    button.addEventListener("click", function () {
+      var open = button.getAttribute("aria-expanded") !== "true";
+      button.setAttribute("aria-expanded", String(open));
+      var children = document.getElementById(button.getAttribute("aria-controls"));
+      if (children) children.hidden = !open;
+    });
+  });
+})();
