@@ -1,0 +1,516 @@
+//! Bulk Cancelar/Reasignar on both backends: per-item results and history
+//! rows for a mixed selection, scope, empty selections, "all that match"
+//! with its confirmed count, background jobs, and a browser run.
+
+mod common;
+
+use std::time::Duration;
+
+use common::webdriver::Browser;
+use common::{ADMIN_EMAIL, ADMIN_PASSWORD, Backend, TestApp, csrf_in, spawn_app};
+use reqwest::StatusCode;
+use serde_json::json;
+use uuid::Uuid;
+
+on_both_backends!(
+    a_mixed_selection_gets_exactly_the_expected_per_item_results_and_history_rows,
+    a_bulk_reassign_moves_each_conversation_to_the_agent_of_its_campaign_only,
+    an_empty_selection_is_refused_and_changes_nothing,
+    all_that_match_shows_the_count_and_refuses_when_it_changed,
+    a_large_job_runs_in_the_background_and_only_its_creator_sees_it,
+    a_bulk_cancel_through_the_browser_shows_its_results,
+);
+
+/// Open folios of a campaign, in folio order.
+async fn open_in(app: &TestApp, campaign: &str) -> Vec<i64> {
+    app.folios_where(
+        "select c.folio from conversations c join campaigns p on p.id = c.campaign_id \
+         where p.name = $1 and c.is_open order by c.folio",
+        campaign,
+    )
+    .await
+}
+
+async fn final_in(app: &TestApp, campaign: &str) -> Vec<i64> {
+    app.folios_where(
+        "select c.folio from conversations c join campaigns p on p.id = c.campaign_id \
+         where p.name = $1 and not c.is_open order by c.folio",
+        campaign,
+    )
+    .await
+}
+
+async fn category(app: &TestApp, campaign: &str) -> Uuid {
+    app.uuids_where(
+        "select c.id from closure_categories c join campaigns p on p.id = c.campaign_id \
+         where c.name = 'Cliente no responde' and p.name = $1",
+        campaign,
+    )
+    .await[0]
+}
+
+async fn events_of(app: &TestApp, folio: i64) -> i64 {
+    app.folios_where(
+        "select count(*) from conversation_events e join conversations c on c.id = e.conversation_id \
+         where cast(c.folio as text) = $1",
+        &folio.to_string(),
+    )
+    .await[0]
+}
+
+async fn status_of(app: &TestApp, folio: i64) -> Vec<Uuid> {
+    app.uuids_where(
+        "select c.id from conversations c where cast(c.folio as text) = $1 and c.status = 'cancelled'",
+        &folio.to_string(),
+    )
+    .await
+}
+
+async fn csrf(app: &TestApp) -> String {
+    csrf_in(&app.get("/mensajes").await.body)
+}
+
+/// Posts the bulk form and follows the redirect to the job page.
+async fn post_bulk(app: &TestApp, form: &[(&str, &str)]) -> (common::Page, Option<common::Page>) {
+    let posted = app.post_form("/mensajes/lote", form).await;
+    let job = match &posted.location {
+        Some(location) if posted.status == StatusCode::SEE_OTHER => Some(app.get(location).await),
+        _ => None,
+    };
+    (posted, job)
+}
+
+async fn a_mixed_selection_gets_exactly_the_expected_per_item_results_and_history_rows(
+    backend: Backend,
+) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    app.login_as_admin().await;
+    let valid = open_in(&app, "Ventas Hogar").await;
+    let closed = final_in(&app, "Ventas Hogar").await[0];
+    let other_campaign = open_in(&app, "Soporte Técnico").await[0];
+    let out_of_scope = open_in(&app, "Cobranza").await[0];
+    let unknown = 99_999_999_i64;
+    let picked = [valid[0], valid[1], valid[2]];
+    let mut before = Vec::new();
+    for folio in [
+        valid[0],
+        valid[1],
+        valid[2],
+        closed,
+        other_campaign,
+        out_of_scope,
+    ] {
+        before.push(events_of(&app, folio).await);
+    }
+    let token = csrf(&app).await;
+    let category = category(&app, "Ventas Hogar").await.to_string();
+    let folios: Vec<String> = [
+        picked[0],
+        picked[1],
+        picked[2],
+        closed,
+        other_campaign,
+        out_of_scope,
+        unknown,
+    ]
+    .iter()
+    .map(i64::to_string)
+    .collect();
+    let mut form: Vec<(&str, &str)> = vec![
+        ("_csrf", &token),
+        ("accion", "cancelar"),
+        ("categoria", &category),
+        ("comentario", "Limpieza de la mañana"),
+    ];
+    for f in &folios {
+        form.push(("folio", f));
+    }
+    let (posted, job) = post_bulk(&app, &form).await;
+    assert_eq!(posted.status, StatusCode::SEE_OTHER, "{}", posted.body);
+    let job = job.expect("job page");
+    assert_eq!(job.status, StatusCode::OK);
+    assert!(
+        job.body.contains(
+            "3 canceladas, 1 omitida: ya estaba cerrada, \
+             1 omitida: la categoría no pertenece a su campaña, 2 omitidas: no encontradas"
+        ),
+        "{}",
+        job.body
+    );
+    assert!(
+        job.body
+            .contains("Esa categoría no pertenece a la campaña de la conversación")
+    );
+    // The conversation of another campaign is never revealed: only the folio as typed.
+    assert!(
+        !job.body
+            .contains(&format!("href=\"/mensajes/{out_of_scope}\""))
+    );
+    // One history row per cancelled conversation, none for the others.
+    for (i, folio) in [
+        valid[0],
+        valid[1],
+        valid[2],
+        closed,
+        other_campaign,
+        out_of_scope,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let added = events_of(&app, folio).await - before[i];
+        assert_eq!(added, i64::from(i < 3), "history rows added to {folio}");
+    }
+    for folio in picked {
+        assert_eq!(status_of(&app, folio).await.len(), 1, "{folio} cancelled");
+    }
+    assert!(status_of(&app, out_of_scope).await.is_empty());
+    assert!(status_of(&app, other_campaign).await.is_empty());
+    let by_admin = app
+        .scalar_i64(
+            "select count(*) from conversation_events where kind = 'cancelled' \
+             and actor_kind = 'administrator' and comment = 'Limpieza de la mañana'",
+        )
+        .await;
+    assert_eq!(by_admin, 3);
+}
+
+async fn a_bulk_reassign_moves_each_conversation_to_the_agent_of_its_campaign_only(
+    backend: Backend,
+) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    app.login_as_admin().await;
+    let ventas = open_in(&app, "Ventas Hogar").await;
+    let soporte = open_in(&app, "Soporte Técnico").await[0];
+    let agent = app
+        .uuids_where(
+            "select u.id from users u join campaign_members m on m.user_id = u.id \
+             join campaigns p on p.id = m.campaign_id where u.role = 'agent' and u.active \
+             and p.name = $1 order by u.email",
+            "Ventas Hogar",
+        )
+        .await[0];
+    // Conversations already with that agent are skipped as "same agent".
+    let mut targets = Vec::new();
+    for folio in &ventas {
+        let current = app
+            .uuids_where(
+                "select agent_id from conversations where cast(folio as text) = $1 and agent_id is not null",
+                &folio.to_string(),
+            )
+            .await;
+        if current.first() != Some(&agent) {
+            targets.push(*folio);
+        }
+        if targets.len() == 2 {
+            break;
+        }
+    }
+    let token = csrf(&app).await;
+    let agent_text = agent.to_string();
+    let (a, b, c) = (
+        targets[0].to_string(),
+        targets[1].to_string(),
+        soporte.to_string(),
+    );
+    let (posted, job) = post_bulk(
+        &app,
+        &[
+            ("_csrf", &token),
+            ("accion", "reasignar"),
+            ("agente", &agent_text),
+            ("folio", &a),
+            ("folio", &b),
+            ("folio", &c),
+        ],
+    )
+    .await;
+    assert_eq!(posted.status, StatusCode::SEE_OTHER, "{}", posted.body);
+    let job = job.unwrap();
+    assert!(
+        job.body
+            .contains("2 reasignadas, 1 omitida: el agente no pertenece a su campaña"),
+        "{}",
+        job.body
+    );
+    for folio in &targets[..2] {
+        let now = app
+            .uuids_where(
+                "select agent_id from conversations where cast(folio as text) = $1 and status = 'assigned'",
+                &folio.to_string(),
+            )
+            .await;
+        assert_eq!(now, vec![agent]);
+    }
+}
+
+async fn an_empty_selection_is_refused_and_changes_nothing(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    app.login_as_admin().await;
+    let before = app
+        .scalar_i64("select count(*) from conversation_events")
+        .await;
+    let page = app.get("/mensajes/lote").await;
+    assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(page.body.contains("Selecciona al menos una conversación"));
+    let token = csrf(&app).await;
+    let category = category(&app, "Ventas Hogar").await.to_string();
+    let (posted, job) = post_bulk(
+        &app,
+        &[
+            ("_csrf", &token),
+            ("accion", "cancelar"),
+            ("categoria", &category),
+        ],
+    )
+    .await;
+    assert_eq!(posted.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(posted.body.contains("Selecciona al menos una conversación"));
+    assert!(job.is_none());
+    // Missing category and an unknown action are refused next to their fields.
+    let folio = open_in(&app, "Ventas Hogar").await[0].to_string();
+    let posted = app
+        .post_form(
+            "/mensajes/lote",
+            &[("_csrf", &token), ("accion", "cancelar"), ("folio", &folio)],
+        )
+        .await;
+    assert_eq!(posted.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(posted.body.contains("Selecciona una categoría"));
+    assert!(posted.body.contains("aria-invalid=\"true\""));
+    let long = "x".repeat(1001);
+    let posted = app
+        .post_form(
+            "/mensajes/lote",
+            &[
+                ("_csrf", &token),
+                ("accion", "cancelar"),
+                ("categoria", &category),
+                ("comentario", &long),
+                ("folio", &folio),
+            ],
+        )
+        .await;
+    assert_eq!(posted.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        posted
+            .body
+            .contains("El comentario admite hasta 1000 caracteres")
+    );
+    // Without the CSRF token nothing happens either.
+    let posted = app
+        .post_form(
+            "/mensajes/lote",
+            &[
+                ("accion", "cancelar"),
+                ("categoria", &category),
+                ("folio", &folio),
+            ],
+        )
+        .await;
+    assert_eq!(posted.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        app.scalar_i64("select count(*) from conversation_events")
+            .await,
+        before
+    );
+    assert_eq!(app.scalar_i64("select count(*) from bulk_jobs").await, 0);
+}
+
+async fn all_that_match_shows_the_count_and_refuses_when_it_changed(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    app.login_as_admin().await;
+    let campaign = app.campaign_id("Ventas Hogar").await.to_string();
+    let expected = app
+        .folios_where(
+            "select count(*) from conversations c join campaigns p on p.id = c.campaign_id \
+             where p.name = $1 and c.status = 'icr'",
+            "Ventas Hogar",
+        )
+        .await[0];
+    let page = app
+        .get(&format!(
+            "/mensajes/lote?todas=1&estatus=icr&campana={campaign}"
+        ))
+        .await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(
+        page.body.contains(&format!("<strong>{expected}</strong>")),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("que coinciden con el filtro"));
+    let token = csrf(&app).await;
+    let category = category(&app, "Ventas Hogar").await.to_string();
+    let stale = (expected + 1).to_string();
+    let form = [
+        ("_csrf", token.as_str()),
+        ("accion", "cancelar"),
+        ("categoria", &category),
+        ("todas", "1"),
+        ("estatus", "icr"),
+        ("campana", &campaign),
+        ("esperadas", &stale),
+    ];
+    let posted = app.post_form("/mensajes/lote", &form).await;
+    assert_eq!(posted.status, StatusCode::CONFLICT);
+    assert!(posted.body.contains(&format!("ahora son {expected}")));
+    assert_eq!(app.scalar_i64("select count(*) from bulk_jobs").await, 0);
+    // Confirmed with the number shown: every ICR conversation of the campaign is cancelled.
+    let shown = expected.to_string();
+    let mut form = form.to_vec();
+    form[6] = ("esperadas", &shown);
+    let (posted, job) = post_bulk(&app, &form).await;
+    assert_eq!(posted.status, StatusCode::SEE_OTHER, "{}", posted.body);
+    let job = wait_finished(&app, job.unwrap()).await;
+    assert!(
+        job.body.contains(&format!("{expected} canceladas")),
+        "{}",
+        job.body
+    );
+    let left = app
+        .folios_where(
+            "select count(*) from conversations c join campaigns p on p.id = c.campaign_id \
+             where p.name = $1 and c.status = 'icr'",
+            "Ventas Hogar",
+        )
+        .await[0];
+    assert_eq!(left, 0);
+}
+
+/// Reloads a job page until it says it finished (at most 20 s).
+async fn wait_finished(app: &TestApp, mut page: common::Page) -> common::Page {
+    let id_marker = "id=\"lote-estado\" class=\"card bulk-card\"";
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !page.body.contains("id=\"lote-resumen\"") {
+        assert!(std::time::Instant::now() < deadline, "job did not finish");
+        assert!(page.body.contains(id_marker));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let start = page.body.find("hx-get=\"/mensajes/lote/").map(|i| i + 8);
+        let path = match start {
+            Some(i) => page.body[i..].split('"').next().unwrap().to_owned(),
+            None => panic!("no progress link"),
+        };
+        page = app.get(&path).await;
+    }
+    page
+}
+
+async fn a_large_job_runs_in_the_background_and_only_its_creator_sees_it(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    app.login_as_admin().await;
+    let open = open_in(&app, "Ventas Hogar").await;
+    assert!(
+        open.len() > relevo::bulk::INLINE_MAX,
+        "demo has enough open rows"
+    );
+    let token = csrf(&app).await;
+    let category = category(&app, "Ventas Hogar").await.to_string();
+    let folios: Vec<String> = open.iter().map(i64::to_string).collect();
+    let mut form: Vec<(&str, &str)> = vec![
+        ("_csrf", &token),
+        ("accion", "cancelar"),
+        ("categoria", &category),
+    ];
+    for f in &folios {
+        form.push(("folio", f));
+    }
+    let (posted, job) = post_bulk(&app, &form).await;
+    assert_eq!(posted.status, StatusCode::SEE_OTHER);
+    let location = posted.location.clone().unwrap();
+    let job = job.unwrap();
+    assert!(job.body.contains("<progress"), "a progress bar");
+    let done = wait_finished(&app, job).await;
+    assert!(
+        done.body.contains(&format!("{} canceladas", open.len())),
+        "{}",
+        done.body
+    );
+    // The page survives a reload, and nobody else may open it.
+    assert_eq!(app.get(&location).await.status, StatusCode::OK);
+    let other = common::new_client();
+    let login = app
+        .login_with(&other, common::SUPER_EMAIL, common::SUPER_PASSWORD)
+        .await;
+    assert_eq!(login.location.as_deref(), Some("/mensajes"));
+    assert_eq!(
+        app.get_with(&other, &location).await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        app.get("/mensajes/lote/no-es-un-id").await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        app.scalar_i64("select count(*) from bulk_job_items where outcome is null")
+            .await,
+        0
+    );
+}
+
+async fn a_bulk_cancel_through_the_browser_shows_its_results(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let Some(browser) = Browser::start().await else {
+        return;
+    };
+    browser
+        .login(&app.address, ADMIN_EMAIL, ADMIN_PASSWORD)
+        .await;
+    browser.find("table.data-table tbody tr").await;
+    let folios = app
+        .folios_where(
+            "select c.folio from conversations c join campaigns p on p.id = c.campaign_id \
+             where p.name = $1 and c.is_open order by c.last_activity_at desc, c.folio desc limit 2",
+            "Ventas Hogar",
+        )
+        .await;
+    for folio in &folios {
+        let box_ = browser
+            .find(&format!("#conversacion-{folio} input.row-select"))
+            .await;
+        browser.click(&box_).await;
+    }
+    browser
+        .wait_until(
+            "the bulk bar to count the selection",
+            "return document.querySelector('[data-bulk-count]').textContent.includes('2 conversaciones seleccionadas');",
+        )
+        .await;
+    let submit = browser.find("[data-bulk-submit]").await;
+    browser.click(&submit).await;
+    browser.find("#lote-cuenta").await;
+    let category = category(&app, "Ventas Hogar").await.to_string();
+    browser
+        .execute(
+            "var s = document.getElementById('accion-categoria'); s.value = arguments[0]; \
+             s.dispatchEvent(new Event('change', {bubbles: true}));",
+            vec![json!(category)],
+        )
+        .await;
+    let confirm = browser.find(".bulk-form button[type=submit]").await;
+    browser.click(&confirm).await;
+    browser
+        .wait_until(
+            "the bulk results",
+            "var s = document.getElementById('lote-resumen'); return !!s && s.textContent.includes('2 canceladas');",
+        )
+        .await;
+    for folio in &folios {
+        assert_eq!(status_of(&app, *folio).await.len(), 1);
+    }
+    let violations = browser.accessibility_violations().await;
+    assert!(violations.is_empty(), "{violations:?}");
+    browser.quit().await;
+}
