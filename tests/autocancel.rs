@@ -1,0 +1,406 @@
+//! Cancelación automática on both backends: a rule's dry run equals what it
+//! then cancels, nudges come first and once, bad windows are refused, rules
+//! are scoped, and two instances on one PostgreSQL database cancel each
+//! conversation once.
+
+mod common;
+
+use chrono::{Duration, Utc};
+use common::{Backend, TestApp, csrf_in, spawn_app};
+use relevo::autocancel::{Measure, apply_rule, preview, run_pass};
+use relevo::db::{AutoCancelRule, NewAutoCancelRule, Store, Ts};
+use relevo::domain::{Scope, Status};
+use reqwest::StatusCode;
+use uuid::Uuid;
+
+on_both_backends!(
+    a_rules_dry_run_equals_what_it_then_cancels_as_the_system,
+    a_rule_created_in_the_page_previews_its_count_before_saving,
+    a_nudge_is_recorded_once_and_the_cancel_waits_for_its_lead,
+    a_window_of_zero_or_negative_minutes_is_refused,
+    an_administrator_cannot_see_or_change_a_rule_of_another_campaign,
+);
+
+async fn category(app: &TestApp, campaign: &str) -> Uuid {
+    app.uuids_where(
+        "select c.id from closure_categories c join campaigns p on p.id = c.campaign_id \
+         where c.name = 'Flujo atascado' and p.name = $1",
+        campaign,
+    )
+    .await[0]
+}
+
+async fn make_rule(
+    app: &TestApp,
+    campaign: &str,
+    status: Status,
+    measure: Measure,
+    minutes: i64,
+    nudge: Option<(&str, i64)>,
+) -> AutoCancelRule {
+    let campaign_id = app.campaign_id(campaign).await;
+    let creator = app
+        .store
+        .user_by_email(common::SUPER_EMAIL)
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
+    let id = app
+        .store
+        .create_auto_cancel_rule(&NewAutoCancelRule {
+            campaign_id,
+            name: "Prueba".into(),
+            status,
+            measure,
+            window_minutes: minutes,
+            category_id: category(app, campaign).await,
+            subcategory_id: None,
+            comment: None,
+            nudge_text: nudge.map(|(t, _)| t.to_owned()),
+            nudge_lead_minutes: nudge.map(|(_, m)| m),
+            created_by: creator,
+            at: Ts::now(),
+        })
+        .await
+        .unwrap();
+    app.store
+        .auto_cancel_rule(&Scope::All, id)
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+async fn in_status(app: &TestApp, campaign: &str, status: &'static str) -> i64 {
+    let sql: &'static str = match status {
+        "icr" => {
+            "select count(*) from conversations c join campaigns p on p.id = c.campaign_id \
+             where p.name = $1 and c.status = 'icr'"
+        }
+        _ => {
+            "select count(*) from conversations c join campaigns p on p.id = c.campaign_id \
+             where p.name = $1 and c.status = 'agents_offline'"
+        }
+    };
+    app.folios_where(sql, campaign).await[0]
+}
+
+async fn a_rules_dry_run_equals_what_it_then_cancels_as_the_system(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    for (status, measure, key) in [
+        (Status::Icr, Measure::NoCustomerMessage, "icr"),
+        (Status::AgentsOffline, Measure::InStatus, "agents_offline"),
+    ] {
+        let rule = make_rule(&app, "Ventas Hogar", status, measure, 30, None).await;
+        let waiting = in_status(&app, "Ventas Hogar", key).await;
+        assert!(waiting > 0, "demo data has {key} conversations");
+        // Far enough ahead that every one of them is stale.
+        let now = Utc::now() + Duration::days(2);
+        let (would, _) = preview(&app.store, &rule, now).await.unwrap();
+        assert_eq!(would, waiting);
+        let report = apply_rule(&app.store, &rule, now).await.unwrap();
+        assert_eq!(report.cancelled as i64, would, "{key}");
+        assert_eq!(in_status(&app, "Ventas Hogar", key).await, 0);
+        // Nothing is left for a second pass: idempotent.
+        assert_eq!(preview(&app.store, &rule, now).await.unwrap().0, 0);
+        assert_eq!(
+            apply_rule(&app.store, &rule, now).await.unwrap().cancelled,
+            0
+        );
+    }
+    let system = app
+        .scalar_i64(
+            "select count(*) from conversation_events where kind = 'cancelled' \
+             and actor_kind = 'system' and actor_id is null \
+             and comment = 'Cancelación automática «Prueba»'",
+        )
+        .await;
+    let closed = app
+        .scalar_i64(
+            "select count(*) from conversations where status = 'cancelled' \
+             and closer_kind = 'system' and closure_category_id is not null",
+        )
+        .await;
+    assert!(system > 0);
+    assert_eq!(system, closed);
+    // Other campaigns were not touched.
+    assert!(in_status(&app, "Soporte Técnico", "icr").await > 0);
+    // A rule whose time has not come cancels nothing.
+    let fresh = make_rule(
+        &app,
+        "Soporte Técnico",
+        Status::Icr,
+        Measure::NoCustomerMessage,
+        30 * 24 * 60,
+        None,
+    )
+    .await;
+    assert_eq!(preview(&app.store, &fresh, Utc::now()).await.unwrap().0, 0);
+    assert_eq!(run_pass(&app.store, Utc::now()).await.unwrap().cancelled, 0);
+}
+
+async fn a_rule_created_in_the_page_previews_its_count_before_saving(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    app.login_as_admin().await;
+    let page = app.get("/cancelacion-automatica").await;
+    assert_eq!(page.status, StatusCode::OK);
+    let token = csrf_in(&page.body);
+    let campaign = app.campaign_id("Ventas Hogar").await.to_string();
+    let category = category(&app, "Ventas Hogar").await.to_string();
+    let form = |preview: &'static str| {
+        vec![
+            ("_csrf", token.clone()),
+            ("campana", campaign.clone()),
+            ("nombre", "Bot atascado".to_owned()),
+            ("estatus", "icr".to_owned()),
+            ("medida", "in_status".to_owned()),
+            ("minutos", "1".to_owned()),
+            ("categoria", category.clone()),
+            ("vista_previa", preview.to_owned()),
+        ]
+    };
+    let pairs = form("1");
+    let refs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let shown = app.post_form("/cancelacion-automatica", &refs).await;
+    assert_eq!(shown.status, StatusCode::OK, "{}", shown.body);
+    assert!(
+        shown
+            .body
+            .contains("Vista previa: si la guardas, ahora cancelaría")
+    );
+    assert_eq!(
+        app.scalar_i64("select count(*) from auto_cancel_rules")
+            .await,
+        0,
+        "a preview saves nothing"
+    );
+    let pairs = form("");
+    let refs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let saved = app.post_form("/cancelacion-automatica", &refs).await;
+    assert_eq!(saved.status, StatusCode::SEE_OTHER);
+    let list = app.get("/cancelacion-automatica").await;
+    assert!(list.body.contains("Regla «Bot atascado» creada"));
+    assert!(list.body.contains("data-rule=\"Bot atascado\""));
+    // The list's dry run equals what the pass cancels at the same moment.
+    let rules = app.store.auto_cancel_rules(&Scope::All).await.unwrap();
+    let now = Utc::now() + Duration::minutes(5);
+    let (would, _) = preview(&app.store, &rules[0], now).await.unwrap();
+    let report = run_pass(&app.store, now).await.unwrap();
+    assert_eq!(report.cancelled as i64, would);
+    // Deactivated, it does nothing more.
+    let id = rules[0].id.to_string();
+    let off = app
+        .post_form(
+            &format!("/cancelacion-automatica/{id}/estado"),
+            &[("_csrf", &token), ("activa", "0")],
+        )
+        .await;
+    assert_eq!(off.status, StatusCode::SEE_OTHER);
+    assert!(
+        app.store
+            .active_auto_cancel_rules()
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+async fn a_nudge_is_recorded_once_and_the_cancel_waits_for_its_lead(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let rule = make_rule(
+        &app,
+        "Ventas Hogar",
+        Status::Icr,
+        Measure::NoCustomerMessage,
+        30,
+        Some(("¿Sigues ahí? Responde para continuar.", 10)),
+    )
+    .await;
+    let waiting = in_status(&app, "Ventas Hogar", "icr").await;
+    let now = Utc::now() + Duration::days(2);
+    let (cancels, nudges) = preview(&app.store, &rule, now).await.unwrap();
+    assert_eq!((cancels, nudges), (0, waiting), "nudge first, cancel later");
+    let first = run_pass(&app.store, now).await.unwrap();
+    assert_eq!(first.nudged as i64, waiting);
+    assert_eq!(first.cancelled, 0);
+    // Again at the same moment: nothing new (one nudge per silence).
+    let again = run_pass(&app.store, now).await.unwrap();
+    assert_eq!((again.nudged, again.cancelled), (0, 0));
+    let recorded = app
+        .scalar_i64(
+            "select count(*) from messages where direction = 'outbound' and agent_id is null \
+             and text = '¿Sigues ahí? Responde para continuar.'",
+        )
+        .await;
+    assert_eq!(recorded, waiting);
+    // Once the nudge is as old as its lead, the rule cancels.
+    let later = now + Duration::minutes(10);
+    assert_eq!(preview(&app.store, &rule, later).await.unwrap().0, waiting);
+    assert_eq!(
+        run_pass(&app.store, later).await.unwrap().cancelled as i64,
+        waiting
+    );
+}
+
+async fn a_window_of_zero_or_negative_minutes_is_refused(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    app.login_as_admin().await;
+    let token = csrf_in(&app.get("/cancelacion-automatica").await.body);
+    let campaign = app.campaign_id("Ventas Hogar").await.to_string();
+    let foreign = category(&app, "Soporte Técnico").await.to_string();
+    let category = category(&app, "Ventas Hogar").await.to_string();
+    for (minutes, message) in [
+        ("0", "La ventana debe ser de al menos 1 minuto"),
+        ("-5", "La ventana debe ser de al menos 1 minuto"),
+        ("", "Escribe la ventana en minutos"),
+        ("1.5", "como número entero"),
+        ("99999", "no puede pasar de 30 días"),
+    ] {
+        let page = app
+            .post_form(
+                "/cancelacion-automatica",
+                &[
+                    ("_csrf", &token),
+                    ("campana", &campaign),
+                    ("nombre", "Mala"),
+                    ("estatus", "icr"),
+                    ("medida", "no_customer_message"),
+                    ("minutos", minutes),
+                    ("categoria", &category),
+                ],
+            )
+            .await;
+        assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY, "{minutes}");
+        assert!(page.body.contains(message), "{minutes}: {message}");
+        assert!(page.body.contains("id=\"minutos-error\""));
+    }
+    // A category of another campaign, a final status and a nudge as long as the window.
+    let page = app
+        .post_form(
+            "/cancelacion-automatica",
+            &[
+                ("_csrf", &token),
+                ("campana", &campaign),
+                ("nombre", "Mala"),
+                ("estatus", "cancelled"),
+                ("medida", "no_customer_message"),
+                ("minutos", "30"),
+                ("categoria", &foreign),
+                ("aviso", "Hola"),
+                ("aviso_minutos", "30"),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(page.body.contains("Selecciona un estatus abierto"));
+    assert!(
+        page.body
+            .contains("Esa categoría no pertenece a la campaña elegida")
+    );
+    assert!(page.body.contains("antes de que termine la ventana"));
+    assert_eq!(
+        app.scalar_i64("select count(*) from auto_cancel_rules")
+            .await,
+        0
+    );
+}
+
+async fn an_administrator_cannot_see_or_change_a_rule_of_another_campaign(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let rule = make_rule(
+        &app,
+        "Cobranza",
+        Status::Icr,
+        Measure::NoCustomerMessage,
+        30,
+        None,
+    )
+    .await;
+    app.login_as_admin().await;
+    let page = app.get("/cancelacion-automatica").await;
+    assert!(!page.body.contains("data-rule=\"Prueba\""));
+    let token = csrf_in(&page.body);
+    let off = app
+        .post_form(
+            &format!("/cancelacion-automatica/{}/estado", rule.id),
+            &[("_csrf", &token), ("activa", "0")],
+        )
+        .await;
+    assert_eq!(off.status, StatusCode::NOT_FOUND);
+    assert_eq!(app.store.active_auto_cancel_rules().await.unwrap().len(), 1);
+    // Nor create one for a campaign outside their scope.
+    let campaign = app.campaign_id("Cobranza").await.to_string();
+    let cobranza_category = category(&app, "Cobranza").await.to_string();
+    let page = app
+        .post_form(
+            "/cancelacion-automatica",
+            &[
+                ("_csrf", &token),
+                ("campana", &campaign),
+                ("nombre", "Ajena"),
+                ("estatus", "icr"),
+                ("medida", "no_customer_message"),
+                ("minutos", "30"),
+                ("categoria", &cobranza_category),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(page.body.contains("Selecciona una campaña"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_instances_on_one_postgres_database_cancel_each_conversation_once() {
+    let Some(app) = spawn_app(Backend::Postgres).await else {
+        return;
+    };
+    let second = Store::connect(&app.database_url).await.unwrap();
+    let third = Store::connect(&app.database_url).await.unwrap();
+    for (status, measure) in [
+        (Status::Icr, Measure::NoCustomerMessage),
+        (Status::AgentsOffline, Measure::InStatus),
+        (Status::OutOfHours, Measure::InStatus),
+    ] {
+        for campaign in ["Ventas Hogar", "Cobranza", "Seguros Auto"] {
+            make_rule(&app, campaign, status, measure, 15, None).await;
+        }
+    }
+    let now = Utc::now() + Duration::days(2);
+    let mut expected = 0;
+    for rule in app.store.active_auto_cancel_rules().await.unwrap() {
+        expected += preview(&app.store, &rule, now).await.unwrap().0;
+    }
+    assert!(expected > 10, "enough conversations to race on: {expected}");
+    let (a, b, c) = tokio::join!(
+        run_pass(&app.store, now),
+        run_pass(&second, now),
+        run_pass(&third, now)
+    );
+    let (a, b, c) = (a.unwrap(), b.unwrap(), c.unwrap());
+    assert_eq!((a.cancelled + b.cancelled + c.cancelled) as i64, expected);
+    let duplicated = app
+        .scalar_i64(
+            "select count(*) from (select conversation_id from conversation_events \
+             where kind = 'cancelled' group by conversation_id having count(*) > 1) d",
+        )
+        .await;
+    assert_eq!(duplicated, 0, "each conversation cancelled once");
+    let by_system = app
+        .scalar_i64(
+            "select count(*) from conversation_events where kind = 'cancelled' and actor_kind = 'system'",
+        )
+        .await;
+    assert_eq!(by_system, expected);
+    second.close().await;
+    third.close().await;
+}
