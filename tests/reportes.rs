@@ -1,0 +1,487 @@
+//! Reportes and the CSV export on both backends: the report's numbers equal
+//! the history rows they summarise (deactivated categories included), the
+//! CSV round-trips through a strict RFC 4180 parser with the formula guard
+//! and the viewer's scope, bad ranges are refused, an export taken while
+//! rows change is one snapshot, and the report page with its chart in a
+//! browser.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use chrono::Utc;
+use common::webdriver::Browser;
+use common::{ADMIN_EMAIL, ADMIN_PASSWORD, Backend, TestApp, spawn_app};
+use relevo::db::Store;
+use reqwest::StatusCode;
+
+on_both_backends!(
+    report_numbers_equal_the_history_rows_they_summarise_including_deactivated_categories,
+    the_csv_round_trips_through_a_parser_with_the_formula_guard_and_the_scope,
+    the_report_csv_lists_the_conversations_the_report_counts,
+    a_reversed_or_too_long_range_is_refused,
+    an_export_taken_while_rows_change_is_one_snapshot,
+    the_report_page_shows_its_chart_in_a_browser,
+);
+
+/// A strict RFC 4180 parser: quoted fields, doubled quotes, CRLF records.
+fn parse_csv(text: &str) -> Vec<Vec<String>> {
+    let mut records = Vec::new();
+    let mut record = Vec::new();
+    let mut field = String::new();
+    let mut chars = text.chars().peekable();
+    let mut quoted = false;
+    let mut at_start = true;
+    while let Some(c) = chars.next() {
+        if quoted {
+            match c {
+                '"' if chars.peek() == Some(&'"') => {
+                    chars.next();
+                    field.push('"');
+                }
+                '"' => quoted = false,
+                other => field.push(other),
+            }
+            continue;
+        }
+        match c {
+            '"' if at_start => {
+                quoted = true;
+                at_start = false;
+            }
+            '"' => panic!("a bare quote inside an unquoted field: {field:?}"),
+            ',' => {
+                record.push(std::mem::take(&mut field));
+                at_start = true;
+            }
+            '\r' => {
+                assert_eq!(chars.next(), Some('\n'), "CRLF line ends");
+                record.push(std::mem::take(&mut field));
+                records.push(std::mem::take(&mut record));
+                at_start = true;
+            }
+            '\n' => panic!("a bare LF outside quotes"),
+            other => {
+                field.push(other);
+                at_start = false;
+            }
+        }
+    }
+    assert!(!quoted, "unterminated quote");
+    assert!(
+        field.is_empty() && record.is_empty(),
+        "last line ends with CRLF"
+    );
+    records
+}
+
+/// (category name, to_status) → history rows, counted straight from the database.
+async fn history_counts(store: &Store, campaign: &str) -> BTreeMap<(String, String), i64> {
+    const SQL: &str = "select coalesce(cat.name, 'Sin categoría'), e.to_status, count(*) \
+        from conversation_events e join conversations c on c.id = e.conversation_id \
+        join campaigns p on p.id = c.campaign_id \
+        left join closure_categories cat on cat.id = e.category_id \
+        where p.name = $1 and e.kind in ('cancelled', 'resolved') \
+        group by coalesce(cat.name, 'Sin categoría'), e.to_status";
+    let rows: Vec<(String, String, i64)> = match store {
+        Store::Sqlite(p) => sqlx::query_as(SQL)
+            .bind(campaign)
+            .fetch_all(&p.read)
+            .await
+            .unwrap(),
+        Store::Postgres(pg) => sqlx::query_as(SQL)
+            .bind(campaign)
+            .fetch_all(&pg.pool)
+            .await
+            .unwrap(),
+    };
+    rows.into_iter().map(|(c, s, n)| ((c, s), n)).collect()
+}
+
+/// `data-category="NAME"` … `data-cancelled="N" data-resolved="M"` of the roll-up.
+fn report_categories(html: &str) -> BTreeMap<String, (i64, i64)> {
+    let attr = |text: &str, name: &str| -> String {
+        let marker = format!("{name}=\"");
+        let start = text.find(&marker).unwrap() + marker.len();
+        text[start..].split('"').next().unwrap().to_owned()
+    };
+    html.split("data-category=\"")
+        .skip(1)
+        .map(|rest| {
+            let name = rest.split('"').next().unwrap().replace("&#38;", "&");
+            let cancelled = attr(rest, "data-cancelled").parse().unwrap();
+            let resolved = attr(rest, "data-resolved").parse().unwrap();
+            (name, (cancelled, resolved))
+        })
+        .collect()
+}
+
+fn wide_range() -> String {
+    let today = Utc::now()
+        .with_timezone(&chrono_tz::America::Mexico_City)
+        .date_naive();
+    let from = today - chrono::Duration::days(700);
+    format!(
+        "desde={}&hasta={}",
+        from.format("%Y-%m-%d"),
+        today.format("%Y-%m-%d")
+    )
+}
+
+async fn report_numbers_equal_the_history_rows_they_summarise_including_deactivated_categories(
+    backend: Backend,
+) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    app.login_as_super().await;
+    let campaign = app.campaign_id("Ventas Hogar").await;
+    let page = app
+        .get(&format!("/reportes?{}&campana={campaign}", wide_range()))
+        .await;
+    assert_eq!(page.status, StatusCode::OK);
+    let expected = history_counts(&app.store, "Ventas Hogar").await;
+    let shown = report_categories(&page.body);
+    let mut from_db: BTreeMap<String, (i64, i64)> = BTreeMap::new();
+    for ((name, status), n) in &expected {
+        let entry = from_db.entry(name.clone()).or_default();
+        if status == "cancelled" {
+            entry.0 += n;
+        } else {
+            entry.1 += n;
+        }
+    }
+    assert_eq!(shown, from_db);
+    assert!(
+        shown.contains_key("Prueba interna"),
+        "the deactivated category keeps its name: {shown:?}"
+    );
+    assert!(
+        page.body
+            .contains("Prueba interna <span class=\"muted small\">(desactivada)</span>")
+    );
+    let total_cancelled: i64 = from_db.values().map(|(c, _)| c).sum();
+    assert!(
+        page.body
+            .contains(&format!("id=\"total-canceladas\">{total_cancelled}<")),
+        "totals"
+    );
+    // By closer kind: the same rows split by actor kind.
+    let admins = app
+        .folios_where(
+            "select count(*) from conversation_events e join conversations c on c.id = e.conversation_id \
+             join campaigns p on p.id = c.campaign_id where p.name = $1 \
+             and e.kind = 'cancelled' and e.actor_kind = 'administrator'",
+            "Ventas Hogar",
+        )
+        .await[0];
+    assert!(page.body.contains(&format!(
+        "data-closer=\"Administrador\" data-cancelled=\"{admins}\""
+    )));
+    // An administrator sees only their campaigns, whatever they ask for.
+    let admin = common::new_client();
+    app.login_with(&admin, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let cobranza = app.campaign_id("Cobranza").await;
+    let page = app
+        .get_with(
+            &admin,
+            &format!("/reportes?{}&campana={cobranza}", wide_range()),
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("id=\"total-canceladas\">0<"));
+    assert!(!page.body.contains("Cobranza</label>"));
+}
+
+async fn export(
+    app: &TestApp,
+    client: &reqwest::Client,
+    path: &str,
+) -> (reqwest::header::HeaderMap, String) {
+    let response = client.get(app.url(path)).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK, "{path}");
+    let headers = response.headers().clone();
+    let bytes = response.bytes().await.unwrap();
+    assert!(bytes.starts_with("\u{feff}".as_bytes()), "UTF-8 BOM");
+    (headers, String::from_utf8(bytes[3..].to_vec()).unwrap())
+}
+
+async fn the_csv_round_trips_through_a_parser_with_the_formula_guard_and_the_scope(
+    backend: Backend,
+) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let folio = app
+        .folios_where(
+            "select max(c.folio) from conversations c join campaigns p on p.id = c.campaign_id \
+             where p.name = $1 and c.status = 'cancelled'",
+            "Ventas Hogar",
+        )
+        .await[0];
+    app.execute(
+        "update contacts set name = $1 where id = (select contact_id from conversations \
+         where folio = (select max(c.folio) from conversations c join campaigns p on p.id = c.campaign_id \
+         where p.name = 'Ventas Hogar' and c.status = 'cancelled'))",
+        "=HYPERLINK(\"http://evil.example\",\"clic\")",
+    )
+    .await;
+    app.execute(
+        "update conversations set closure_comment = $1 where folio = (select max(c.folio) \
+         from conversations c join campaigns p on p.id = c.campaign_id \
+         where p.name = 'Ventas Hogar' and c.status = 'cancelled')",
+        "@SUM(1+1), \"dijo\"\nsegunda línea; -3",
+    )
+    .await;
+    app.login_as_admin().await;
+    let (headers, text) = export(&app, &app.client, "/mensajes/exportar?estatus=todas").await;
+    assert!(
+        headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/csv")
+    );
+    assert!(
+        headers["content-disposition"]
+            .to_str()
+            .unwrap()
+            .starts_with("attachment; filename=\"conversaciones-")
+    );
+    let records = parse_csv(&text);
+    assert_eq!(records[0][0], "Folio");
+    assert_eq!(records[0].len(), 15);
+    assert!(records.iter().all(|r| r.len() == 15));
+    let in_scope = app
+        .scalar_i64(
+            "select count(*) from conversations c join campaigns p on p.id = c.campaign_id \
+             where p.name in ('Ventas Hogar', 'Soporte Técnico')",
+        )
+        .await;
+    assert_eq!(
+        records.len() as i64 - 1,
+        in_scope,
+        "one row per conversation in scope"
+    );
+    let campaigns: std::collections::BTreeSet<&str> =
+        records[1..].iter().map(|r| r[4].as_str()).collect();
+    assert_eq!(
+        campaigns.into_iter().collect::<Vec<_>>(),
+        vec!["Soporte Técnico", "Ventas Hogar"]
+    );
+    let row = records
+        .iter()
+        .find(|r| r[0] == folio.to_string())
+        .expect("the edited row");
+    assert_eq!(row[1], "'=HYPERLINK(\"http://evil.example\",\"clic\")");
+    assert_eq!(row[14], "'@SUM(1+1), \"dijo\"\nsegunda línea; -3");
+    assert_eq!(row[6], "Cancelada");
+    assert_eq!(row[11], "Administrador");
+    assert!(!row[12].is_empty(), "category");
+    assert!(row[9].contains('/'), "closed at as dd/mm/yyyy hh:mm");
+    // The filters apply exactly as on the table.
+    let (_, text) = export(
+        &app,
+        &app.client,
+        &format!("/mensajes/exportar?estatus=todas&q={folio}"),
+    )
+    .await;
+    let records = parse_csv(&text);
+    assert_eq!(records.len(), 2);
+    assert_eq!(records[1][0], folio.to_string());
+    // A folio of another campaign is not exported to this viewer.
+    let foreign = app
+        .folios_where(
+            "select min(c.folio) from conversations c join campaigns p on p.id = c.campaign_id where p.name = $1",
+            "Cobranza",
+        )
+        .await[0];
+    let (_, text) = export(
+        &app,
+        &app.client,
+        &format!("/mensajes/exportar?estatus=todas&q={foreign}"),
+    )
+    .await;
+    assert_eq!(parse_csv(&text).len(), 1, "only the header");
+    // Signed out: no export.
+    let anonymous = common::new_client();
+    let response = anonymous
+        .get(app.url("/mensajes/exportar"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+}
+
+async fn the_report_csv_lists_the_conversations_the_report_counts(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    app.login_as_admin().await;
+    let range = wide_range();
+    let page = app.get(&format!("/reportes?{range}")).await;
+    let total = |id: &str| -> i64 {
+        let marker = format!("id=\"{id}\">");
+        let start = page.body.find(&marker).unwrap() + marker.len();
+        page.body[start..]
+            .split('<')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let closed = total("total-canceladas") + total("total-resueltas");
+    let (headers, text) = export(&app, &app.client, &format!("/reportes/exportar?{range}")).await;
+    assert!(
+        headers["content-disposition"]
+            .to_str()
+            .unwrap()
+            .contains("reporte-cierres-")
+    );
+    let records = parse_csv(&text);
+    assert_eq!(records.len() as i64 - 1, closed);
+    assert!(
+        records[1..]
+            .iter()
+            .all(|r| r[6] == "Cancelada" || r[6] == "Resuelta")
+    );
+}
+
+async fn a_reversed_or_too_long_range_is_refused(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    app.login_as_admin().await;
+    for (query, message) in [
+        (
+            "desde=2026-11-20&hasta=2026-11-01",
+            "La fecha final es anterior a la inicial",
+        ),
+        (
+            "desde=2023-01-01&hasta=2026-11-01",
+            "El periodo no puede pasar de 2 años",
+        ),
+        (
+            "desde=2026-02-30&hasta=2026-03-01",
+            "Escribe una fecha válida",
+        ),
+    ] {
+        let page = app.get(&format!("/reportes?{query}")).await;
+        assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY, "{query}");
+        assert!(page.body.contains(message), "{query}");
+        assert!(page.body.contains("aria-invalid=\"true\""));
+        assert!(!page.body.contains("id=\"total-canceladas\""));
+        let csv = app.get(&format!("/reportes/exportar?{query}")).await;
+        assert_eq!(csv.status, StatusCode::CONFLICT, "{query}");
+    }
+}
+
+async fn an_export_taken_while_rows_change_is_one_snapshot(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    app.login_as_super().await;
+    let open_before = app
+        .scalar_i64("select count(*) from conversations where is_open")
+        .await;
+    // The response starts (headers and the first rows) before the changes.
+    let response = app
+        .client
+        .get(app.url("/mensajes/exportar"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let store = app.store.clone();
+    let changer = tokio::spawn(async move {
+        let victims = store
+            .recent_in_status(relevo::domain::Status::Icr, 10)
+            .await
+            .unwrap();
+        for c in victims {
+            let category = store.closure_options(c.campaign_id).await.unwrap()[0].id;
+            let category = store.category_ref(category).await.unwrap().unwrap();
+            let t = relevo::domain::conversation::system_cancel(
+                &c,
+                relevo::domain::Status::Icr,
+                relevo::domain::Lookup::Found(category),
+                relevo::domain::Lookup::NotChosen,
+                "",
+                Utc::now(),
+            )
+            .unwrap();
+            let _ = store.apply_transition(&t).await.unwrap();
+        }
+    });
+    let bytes = response.bytes().await.unwrap();
+    changer.await.unwrap();
+    let records = parse_csv(std::str::from_utf8(&bytes[3..]).unwrap());
+    // Every row is whole, and the file is the open conversations of one
+    // moment: all of them as they were when it started, or (had the query
+    // started later) as they are now; never a mix that double-counts.
+    let open_after = app
+        .scalar_i64("select count(*) from conversations where is_open")
+        .await;
+    let rows = records.len() as i64 - 1;
+    assert!(
+        rows == open_before || rows == open_after,
+        "{rows} vs {open_before}/{open_after}"
+    );
+    let folios: std::collections::BTreeSet<&str> =
+        records[1..].iter().map(|r| r[0].as_str()).collect();
+    assert_eq!(folios.len() as i64, rows, "no folio twice");
+}
+
+async fn the_report_page_shows_its_chart_in_a_browser(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let Some(browser) = Browser::start().await else {
+        return;
+    };
+    browser
+        .login(&app.address, ADMIN_EMAIL, ADMIN_PASSWORD)
+        .await;
+    browser.find("table.data-table tbody tr").await;
+    let menu = browser.find("a.menu-item[href='/reportes']").await;
+    browser.click(&menu).await;
+    browser.find("svg.chart-days").await;
+    // The chart has one solid and one hatched bar per day of the table, with
+    // the same numbers in their titles.
+    let consistent = browser
+        .execute(
+            "var days = document.querySelectorAll('#tabla-dias tbody tr'); \
+             var solid = document.querySelectorAll('svg.chart-days rect.bar-cancelled'); \
+             var hatched = document.querySelectorAll('svg.chart-days rect.bar-resolved'); \
+             if (days.length !== 30 || solid.length !== 30 || hatched.length !== 30) return 'sizes'; \
+             for (var i = 0; i < days.length; i++) { \
+               var n = days[i].querySelectorAll('td')[0].textContent.trim(); \
+               var t = solid[i].querySelector('title').textContent; \
+               if (t.indexOf(': ' + n + ' canceladas') < 0) return t + ' vs ' + n; } \
+             var fill = getComputedStyle(hatched[0]).fill; \
+             if (fill.indexOf('url(') < 0) return 'hatched ' + fill; \
+             return 'ok';",
+            vec![],
+        )
+        .await;
+    assert_eq!(consistent, serde_json::json!("ok"));
+    // The roll-up folds a category's sub-categories and unfolds them again.
+    browser
+        .wait_until(
+            "the drill-down toggles",
+            "var b = document.querySelector('[data-rollup-toggle]'); return !!b && !b.hidden;",
+        )
+        .await;
+    let toggle = browser.find("[data-rollup-toggle]").await;
+    browser.click(&toggle).await;
+    browser
+        .wait_until(
+            "the sub-categories to fold",
+            "var b = document.querySelector('[data-rollup-toggle]'); \
+             return b.getAttribute('aria-expanded') === 'false' && \
+             document.getElementById(b.getAttribute('aria-controls')).hidden;",
+        )
+        .await;
+    let violations = browser.accessibility_violations().await;
+    assert!(violations.is_empty(), "{violations:?}");
+    browser.quit().await;
+}
