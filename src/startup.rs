@@ -23,6 +23,8 @@ pub struct AppState {
     pub store: Store,
     pub timezone: chrono_tz::Tz,
     pub metrics: crate::config::MetricsAccess,
+    /// Signed-in principals, invalidated by the change feed.
+    pub principals: std::sync::Arc<crate::auth::principals::PrincipalCache>,
 }
 
 /// A bound, ready-to-run server.
@@ -103,10 +105,14 @@ impl Application {
         crate::routing::spawn_scheduler(store.clone());
         crate::autocancel::spawn(store.clone());
         crate::bulk::spawn_worker(store.clone());
+        let store_feed = store.feed().clone();
         let state = AppState {
             store,
             timezone: settings.timezone,
             metrics: settings.metrics.clone(),
+            principals: std::sync::Arc::new(crate::auth::principals::PrincipalCache::new(
+                store_feed,
+            )),
         };
         let listener = TcpListener::bind(settings.bind)
             .with_context(|| format!("cannot listen on {}", settings.bind))?;

@@ -65,6 +65,9 @@ pub struct Feed {
     tx: broadcast::Sender<(u64, Event)>,
     instance: Uuid,
     sequence: Arc<AtomicU64>,
+    /// Bumped, synchronously with publishing, by every event after which
+    /// cached rights may be wrong (see `auth::principals`).
+    access_epoch: Arc<AtomicU64>,
 }
 
 impl Default for Feed {
@@ -80,15 +83,27 @@ impl Feed {
             tx,
             instance: Uuid::now_v7(),
             sequence: Arc::new(AtomicU64::new(0)),
+            access_epoch: Arc::new(AtomicU64::new(0)),
         }
     }
 
     /// Broadcasts to this instance's subscribers; never blocks. Each event
     /// gets an increasing sequence number (the SSE event id).
     pub fn publish(&self, event: Event) {
+        if matches!(
+            event,
+            Event::AccessChanged { .. } | Event::Resync | Event::Offline
+        ) {
+            self.access_epoch.fetch_add(1, Ordering::SeqCst);
+        }
         let id = self.sequence.fetch_add(1, Ordering::Relaxed) + 1;
         // No subscriber is not an error: nobody is watching.
         let _ = self.tx.send((id, event));
+    }
+
+    /// Changes whenever rights may have changed anywhere.
+    pub fn access_epoch(&self) -> u64 {
+        self.access_epoch.load(Ordering::SeqCst)
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<(u64, Event)> {
