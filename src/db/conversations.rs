@@ -212,7 +212,10 @@ pub(super) fn prefix_end(prefix: &str) -> Option<String> {
 /// Phone prefixes a digit search may mean: as typed, and with Mexico's
 /// country code when the person typed a national number.
 pub(super) fn phone_prefixes(digits: &str) -> Vec<String> {
-    if digits.len() < 4 {
+    // Fewer digits than an area code and the start of a number would match
+    // a large share of all contacts: too broad to be a phone search (a short
+    // number still finds its folio).
+    if digits.len() < MIN_PHONE_DIGITS {
         return Vec::new();
     }
     let mut prefixes = vec![digits.to_owned()];
@@ -221,6 +224,9 @@ pub(super) fn phone_prefixes(digits: &str) -> Vec<String> {
     }
     prefixes
 }
+
+/// Fewest digits searched as the beginning of a phone number.
+pub const MIN_PHONE_DIGITS: usize = 6;
 
 /// Appends ` and …` conditions for scope and filters to a query builder whose
 /// conversation alias is `c`. Expanded per backend.
@@ -331,10 +337,19 @@ macro_rules! push_page {
                 qb.push(")");
             }
         }
+        push_order_limit!(&mut *qb, $cursor, "c.");
+    }};
+}
+
+/// Appends the page order (newest first, or oldest first for a previous
+/// page) and the limit; `$prefix` qualifies the columns.
+macro_rules! push_order_limit {
+    ($qb:expr, $cursor:expr, $prefix:literal) => {{
+        let qb = $qb;
         if matches!($cursor, Some(Cursor::Before(..))) {
-            qb.push(" order by c.last_activity_at asc, c.folio asc limit ");
+            qb.push(concat!(" order by ", $prefix, "last_activity_at asc, ", $prefix, "folio asc limit "));
         } else {
-            qb.push(" order by c.last_activity_at desc, c.folio desc limit ");
+            qb.push(concat!(" order by ", $prefix, "last_activity_at desc, ", $prefix, "folio desc limit "));
         }
         qb.push_bind(PAGE_SIZE + 1);
     }};
@@ -372,7 +387,9 @@ macro_rules! push_list_query {
                     campaign_id: None,
                     ..filter.clone()
                 };
-                qb.push("(");
+                // The merged page is cut to its 51 rows *before* the joins,
+                // so names are looked up for 51 rows, not 51 per campaign.
+                qb.push("(select * from (");
                 for (i, campaign) in campaigns.iter().enumerate() {
                     if i > 0 {
                         qb.push(" union all ");
@@ -385,6 +402,8 @@ macro_rules! push_list_query {
                     push_page!(&mut *qb, $cursor);
                     qb.push(format!(") as u{i}"));
                 }
+                qb.push(") as merged");
+                push_order_limit!(&mut *qb, $cursor, "");
                 qb.push(") c");
                 qb.push(row_joins!());
                 qb.push(" where 1 = 1");
@@ -573,9 +592,9 @@ mod tests {
 
     #[test]
     fn a_national_number_also_matches_with_the_country_code() {
-        assert_eq!(phone_prefixes("5512"), vec!["5512", "525512"]);
-        assert_eq!(phone_prefixes("5255"), vec!["5255"]);
-        assert!(phone_prefixes("551").is_empty());
+        assert_eq!(phone_prefixes("551234"), vec!["551234", "52551234"]);
+        assert_eq!(phone_prefixes("525512"), vec!["525512"]);
+        assert!(phone_prefixes("55123").is_empty(), "too broad to search phones");
     }
 
     #[test]
