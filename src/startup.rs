@@ -25,6 +25,13 @@ pub struct AppState {
     pub metrics: crate::config::MetricsAccess,
     /// Signed-in principals, invalidated by the change feed.
     pub principals: std::sync::Arc<crate::auth::principals::PrincipalCache>,
+    /// The Mensajes filter options (campaigns, agents) per scope.
+    pub filter_options: std::sync::Arc<
+        crate::live::cache::EpochCache<
+            crate::domain::Scope,
+            crate::routes::mensajes::FilterChoices,
+        >,
+    >,
 }
 
 /// A bound, ready-to-run server.
@@ -110,8 +117,10 @@ impl Application {
             store,
             timezone: settings.timezone,
             metrics: settings.metrics.clone(),
-            principals: std::sync::Arc::new(crate::auth::principals::PrincipalCache::new(
+            principals: std::sync::Arc::new(crate::auth::principals::new_cache(store_feed.clone())),
+            filter_options: std::sync::Arc::new(crate::live::cache::EpochCache::new(
                 store_feed,
+                std::time::Duration::from_secs(30),
             )),
         };
         let listener = TcpListener::bind(settings.bind)

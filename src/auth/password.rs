@@ -79,19 +79,23 @@ type Job = Box<dyn FnOnce() + Send>;
 static WORKERS: LazyLock<std::sync::Mutex<std::sync::mpsc::Sender<Job>>> = LazyLock::new(|| {
     let (tx, rx) = std::sync::mpsc::channel::<Job>();
     let rx = std::sync::Arc::new(std::sync::Mutex::new(rx));
-    let threads = std::thread::available_parallelism().map_or(2, |n| n.get()).min(4);
+    let threads = std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .min(4);
     for i in 0..threads {
         let rx = rx.clone();
         let spawned = std::thread::Builder::new()
             .name(format!("argon2-{i}"))
-            .spawn(move || loop {
-                let job = match rx.lock() {
-                    Ok(rx) => rx.recv(),
-                    Err(_) => return,
-                };
-                match job {
-                    Ok(job) => job(),
-                    Err(_) => return,
+            .spawn(move || {
+                loop {
+                    let job = match rx.lock() {
+                        Ok(rx) => rx.recv(),
+                        Err(_) => return,
+                    };
+                    match job {
+                        Ok(job) => job(),
+                        Err(_) => return,
+                    }
                 }
             });
         if let Err(e) = spawned {

@@ -47,14 +47,14 @@ pub async fn principal_of(req: &HttpRequest) -> Result<Option<Principal>, AppErr
     let Some(state) = req.app_data::<web::Data<AppState>>() else {
         return Err(AppError::unexpected("application state missing"));
     };
-    if let Some(principal) = state.principals.get(session_id) {
+    if let Some(principal) = state.principals.get(&session_id) {
         req.extensions_mut().insert(principal.clone());
         return Ok(Some(principal));
     }
     let epoch = state.principals.epoch();
     match state.store.principal(session_id).await? {
         Some(principal) => {
-            state.principals.put(&principal, epoch);
+            state.principals.put(session_id, principal.clone(), epoch);
             req.extensions_mut().insert(principal.clone());
             Ok(Some(principal))
         }
@@ -103,7 +103,7 @@ pub async fn sign_in(state: &AppState, session: &Session, user_id: Uuid) -> Resu
 /// Ends the session on the server and in the browser.
 pub async fn sign_out(state: &AppState, session: &Session) -> Result<(), AppError> {
     if let Ok(Some(session_id)) = session.get::<Uuid>(SESSION_ID_KEY) {
-        state.principals.forget_session(session_id);
+        state.principals.remove(&session_id);
         state.store.delete_session(session_id).await?;
     }
     session.purge();

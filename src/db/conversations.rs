@@ -347,9 +347,21 @@ macro_rules! push_order_limit {
     ($qb:expr, $cursor:expr, $prefix:literal) => {{
         let qb = $qb;
         if matches!($cursor, Some(Cursor::Before(..))) {
-            qb.push(concat!(" order by ", $prefix, "last_activity_at asc, ", $prefix, "folio asc limit "));
+            qb.push(concat!(
+                " order by ",
+                $prefix,
+                "last_activity_at asc, ",
+                $prefix,
+                "folio asc limit "
+            ));
         } else {
-            qb.push(concat!(" order by ", $prefix, "last_activity_at desc, ", $prefix, "folio desc limit "));
+            qb.push(concat!(
+                " order by ",
+                $prefix,
+                "last_activity_at desc, ",
+                $prefix,
+                "folio desc limit "
+            ));
         }
         qb.push_bind(PAGE_SIZE + 1);
     }};
@@ -594,7 +606,10 @@ mod tests {
     fn a_national_number_also_matches_with_the_country_code() {
         assert_eq!(phone_prefixes("551234"), vec!["551234", "52551234"]);
         assert_eq!(phone_prefixes("525512"), vec!["525512"]);
-        assert!(phone_prefixes("55123").is_empty(), "too broad to search phones");
+        assert!(
+            phone_prefixes("55123").is_empty(),
+            "too broad to search phones"
+        );
     }
 
     #[test]

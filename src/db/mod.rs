@@ -220,8 +220,12 @@ impl Store {
                 .acquire_timeout(Duration::from_secs(10))
                 .connect_with(options.clone())
                 .await?;
+            // Each SQLite connection is served by a thread of its own; more
+            // readers than a few per core only adds context switches.
+            let readers =
+                std::thread::available_parallelism().map_or(4, |n| (n.get() * 2).max(4)) as u32;
             let read = SqlitePoolOptions::new()
-                .max_connections(8)
+                .max_connections(readers)
                 .acquire_timeout(Duration::from_secs(5))
                 .connect_with(options.read_only(false))
                 .await?;

@@ -132,7 +132,7 @@ stored_enum!(
 ///
 /// Built on every request from the user's current role and assignments, so a
 /// change of either takes effect on the next click.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Scope {
     /// Super Administrador: every campaign.
     All,

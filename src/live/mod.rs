@@ -9,6 +9,7 @@
 //! Publishing never waits: a viewer that falls behind loses its place in the
 //! ring buffer and is told to resynchronise instead of slowing writers down.
 
+pub mod cache;
 pub mod sse;
 
 use std::sync::Arc;

@@ -371,6 +371,34 @@ pub struct MensajesResults {
     pub filter_query: String,
 }
 
+/// The campaigns and agents a scope may filter by.
+#[derive(Debug, Clone)]
+pub struct FilterChoices {
+    pub campaigns: Vec<CampaignOption>,
+    pub agents: Vec<PersonOption>,
+}
+
+/// The filter choices of `scope`, cached until rights change (renames show
+/// within the cache's 30 s).
+async fn filter_choices(
+    state: &AppState,
+    scope: &crate::domain::Scope,
+) -> Result<FilterChoices, AppError> {
+    if let Some(choices) = state.filter_options.get(scope) {
+        return Ok(choices);
+    }
+    let epoch = state.filter_options.epoch();
+    let (campaigns, agents) = tokio::try_join!(
+        state.store.campaign_options(scope),
+        state.store.agent_options(scope)
+    )?;
+    let choices = FilterChoices { campaigns, agents };
+    state
+        .filter_options
+        .put(scope.clone(), choices.clone(), epoch);
+    Ok(choices)
+}
+
 /// `GET /mensajes`
 pub async fn list(
     req: HttpRequest,
@@ -443,8 +471,7 @@ pub async fn list(
     let results_html = results
         .render()
         .map_err(|e| AppError::Unexpected(anyhow::Error::new(e)))?;
-    let (campaigns, agents): (Vec<CampaignOption>, Vec<PersonOption>) =
-        tokio::try_join!(store.campaign_options(scope), store.agent_options(scope))?;
+    let FilterChoices { campaigns, agents } = filter_choices(&state, scope).await?;
     let page = MensajesPage {
         ctx: PageContext::new(&req, &user, "mensajes")?,
         results_html,
