@@ -420,14 +420,79 @@ macro_rules! push_list_query {
                 qb.push(row_joins!());
                 qb.push(" where 1 = 1");
             }
-            None => {
-                qb.push("conversations c");
-                qb.push(row_joins!());
-                qb.push(" where 1 = 1");
-                push_conditions!(&mut *qb, scope, filter, true);
-            }
+            None => match &filter.search {
+                // A search drives from what it matched (a folio, the contacts
+                // whose phone or name matched): a union the planner cannot
+                // turn into a walk of the activity index filtering every row.
+                Some(search) => {
+                    qb.push("(");
+                    push_search_source!(&mut *qb, search);
+                    qb.push(") c");
+                    qb.push(row_joins!());
+                    qb.push(" where 1 = 1");
+                    let rest = ListFilter {
+                        search: None,
+                        ..filter.clone()
+                    };
+                    push_conditions!(&mut *qb, scope, &rest, true);
+                }
+                None => {
+                    qb.push("conversations c");
+                    qb.push(row_joins!());
+                    qb.push(" where 1 = 1");
+                    push_conditions!(&mut *qb, scope, filter, true);
+                }
+            },
         }
         push_page!(&mut *qb, $cursor);
+    }};
+}
+
+/// Appends the conversations a search matches, as a union of index lookups.
+macro_rules! push_search_source {
+    ($qb:expr, $search:expr) => {{
+        let qb = $qb;
+        match $search {
+            Search::Number(digits) => {
+                let mut arms = 0;
+                if let Ok(folio) = digits.parse::<i64>() {
+                    qb.push("select * from conversations where folio = ");
+                    qb.push_bind(folio);
+                    arms += 1;
+                }
+                for prefix in phone_prefixes(digits) {
+                    if arms > 0 {
+                        qb.push(" union ");
+                    }
+                    qb.push(
+                        "select * from conversations where contact_id in \
+                         (select id from contacts where external_id >= ",
+                    );
+                    let end = prefix_end(&prefix);
+                    qb.push_bind(prefix);
+                    if let Some(end) = end {
+                        qb.push(" and external_id < ");
+                        qb.push_bind(end);
+                    }
+                    qb.push(")");
+                    arms += 1;
+                }
+                if arms == 0 {
+                    qb.push("select * from conversations where 1 = 0");
+                }
+            }
+            Search::Text(text) => {
+                let pattern = format!("%{}%", like_literal(text));
+                qb.push(
+                    "select * from conversations where contact_id in \
+                     (select id from contacts where name_key like ",
+                );
+                qb.push_bind(pattern.clone());
+                qb.push(" escape '\\' or external_id like ");
+                qb.push_bind(pattern);
+                qb.push(" escape '\\')");
+            }
+        }
     }};
 }
 
@@ -448,7 +513,16 @@ impl super::Store {
                 push_list_query!(&mut qb, scope, filter, cursor);
                 let rows: Vec<(i64, i64, i64, String)> =
                     qb.build_query_as().fetch_all(&pools.read).await?;
-                Ok(rows.into_iter().map(|r| r.3).collect())
+                // Indent each step under its parent, as the sqlite3 shell does.
+                let mut depth: std::collections::HashMap<i64, usize> = Default::default();
+                Ok(rows
+                    .into_iter()
+                    .map(|(id, parent, _, detail)| {
+                        let d = depth.get(&parent).map_or(0, |p| p + 1);
+                        depth.insert(id, d);
+                        format!("{}{detail}", "  ".repeat(d))
+                    })
+                    .collect())
             }
             super::Store::Postgres(pg) => {
                 let mut conn = pg.pool.acquire().await?;
