@@ -235,7 +235,10 @@ impl Store {
                 feed: Feed::new(),
             }))
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-            let options = PgConnectOptions::from_str(url)?;
+            // Relevo's queries are short index lookups; parallel workers only
+            // add start-up cost and contention under many concurrent users.
+            let options = PgConnectOptions::from_str(url)?
+                .options([("max_parallel_workers_per_gather", "0")]);
             let pool = PgPoolOptions::new()
                 .max_connections(16)
                 // While the server is down, fail a request within a few
