@@ -163,16 +163,6 @@ async fn state_of(app: &TestApp, folio: i64) -> (String, i64, i64) {
     }
 }
 
-fn attribute_value(html: &str, name: &str) -> String {
-    let marker = format!("name=\"{name}\" value=\"");
-    let start = html
-        .find(&marker)
-        .unwrap_or_else(|| panic!("no {name} field"))
-        + marker.len();
-    let end = html[start..].find('"').unwrap() + start;
-    html[start..end].to_owned()
-}
-
 /// Opens the modal fragment; returns (csrf, version).
 async fn open_form(app: &TestApp, client: &reqwest::Client, folio: i64) -> (String, String) {
     let response = client
@@ -185,8 +175,8 @@ async fn open_form(app: &TestApp, client: &reqwest::Client, folio: i64) -> (Stri
     let body = response.text().await.unwrap();
     assert!(!body.contains("<html"), "the modal gets a fragment");
     (
-        attribute_value(&body, "_csrf"),
-        attribute_value(&body, "version"),
+        common::field_value(&body, "_csrf"),
+        common::field_value(&body, "version"),
     )
 }
 
@@ -562,7 +552,7 @@ async fn a_final_conversation_is_refused_cleanly(backend: Backend) {
         .unwrap();
     assert!(form.contains("La conversación ya estaba resuelta"));
     assert!(!form.contains("Confirmar"), "nothing left to confirm");
-    let csrf = attribute_value(&app.get("/mensajes").await.body, "_csrf");
+    let csrf = common::field_value(&app.get("/mensajes").await.body, "_csrf");
     let page = confirm(
         &app,
         &app.client,
@@ -610,7 +600,7 @@ async fn a_conversation_outside_scope_answers_404_on_every_action_url(backend: B
             "{path}"
         );
     }
-    let csrf = attribute_value(&app.get("/mensajes").await.body, "_csrf");
+    let csrf = common::field_value(&app.get("/mensajes").await.body, "_csrf");
     let page = confirm(
         &app,
         &app.client,
@@ -700,7 +690,7 @@ async fn a_stale_form_is_refused_naming_who_won(backend: Backend) {
     // The modal now shows the current state, with the new version to decide again.
     assert!(page.body.contains("badge badge-assigned"));
     assert_eq!(
-        attribute_value(&page.body, "version"),
+        common::field_value(&page.body, "version"),
         after_win.1.to_string()
     );
     assert_eq!(state_of(&app, fx.folio).await, after_win);
@@ -806,8 +796,8 @@ async fn the_form_works_without_javascript(backend: Backend) {
     assert_eq!(page.status, StatusCode::OK);
     assert!(page.body.contains("<html") && page.body.contains("class=\"sidebar\""));
     assert!(page.body.contains("Confirmar"));
-    let csrf = attribute_value(&page.body, "_csrf");
-    let version = attribute_value(&page.body, "version");
+    let csrf = common::field_value(&page.body, "_csrf");
+    let version = common::field_value(&page.body, "version");
     // An error re-renders the page with the message and the typed comment.
     let invalid = app
         .post_form(

@@ -335,33 +335,7 @@ async fn a_conflict_with_another_session_is_explained_in_the_modal(backend: Back
     let other = common::new_client();
     app.login_with(&other, common::SUPER_EMAIL, common::SUPER_PASSWORD)
         .await;
-    let form = app
-        .get_with(&other, &format!("/mensajes/{folio}/acciones"))
-        .await
-        .body;
-    let field = |name: &str| {
-        let marker = format!("name=\"{name}\" value=\"");
-        let start = form.find(&marker).unwrap() + marker.len();
-        form[start..start + form[start..].find('"').unwrap()].to_owned()
-    };
-    let category = browser
-        .execute(
-            "return document.querySelector('#accion-categoria option:nth-child(2)').value;",
-            vec![],
-        )
-        .await;
-    let won = app
-        .post_form_with(
-            &other,
-            &format!("/mensajes/{folio}/acciones"),
-            &[
-                ("_csrf", &field("_csrf")),
-                ("version", &field("version")),
-                ("accion", "cancelar"),
-                ("categoria", category.as_str().unwrap()),
-            ],
-        )
-        .await;
+    let won = app.cancel_through_form(&other, folio).await;
     assert_eq!(won.status, reqwest::StatusCode::SEE_OTHER);
     let confirm = browser.find("#modal button[type=submit]").await;
     browser.click(&confirm).await;
@@ -461,38 +435,7 @@ async fn another_sessions_cancel_shows_without_a_reload(backend: Backend) {
     let other = common::new_client();
     app.login_with(&other, common::SUPER_EMAIL, common::SUPER_PASSWORD)
         .await;
-    let form = app
-        .get_with(&other, &format!("/mensajes/{folio}/acciones"))
-        .await
-        .body;
-    let field = |name: &str| {
-        let marker = format!("name=\"{name}\" value=\"");
-        let start = form.find(&marker).unwrap() + marker.len();
-        form[start..start + form[start..].find('"').unwrap()].to_owned()
-    };
-    let category_marker = "<option value=\"";
-    let first_option = form.find("id=\"accion-categoria\"").unwrap();
-    let rest = &form[first_option..];
-    let option_at = rest[rest.find(category_marker).unwrap() + category_marker.len()..]
-        .find(category_marker)
-        .unwrap();
-    let after = &rest[rest.find(category_marker).unwrap()
-        + category_marker.len()
-        + option_at
-        + category_marker.len()..];
-    let category = after[..after.find('"').unwrap()].to_owned();
-    let done = app
-        .post_form_with(
-            &other,
-            &format!("/mensajes/{folio}/acciones"),
-            &[
-                ("_csrf", &field("_csrf")),
-                ("version", &field("version")),
-                ("accion", "cancelar"),
-                ("categoria", &category),
-            ],
-        )
-        .await;
+    let done = app.cancel_through_form(&other, folio).await;
     assert_eq!(done.status, reqwest::StatusCode::SEE_OTHER);
     browser
         .wait_until(
@@ -520,31 +463,7 @@ async fn another_sessions_cancel_shows_without_a_reload(backend: Backend) {
     let next = open_folio(&app).await;
     let present = format!("return !!document.getElementById('conversacion-{next}');");
     browser.wait_until("the next open row", &present).await;
-    let form = app
-        .get_with(&other, &format!("/mensajes/{next}/acciones"))
-        .await
-        .body;
-    let csrf = {
-        let marker = "name=\"_csrf\" value=\"";
-        let start = form.find(marker).unwrap() + marker.len();
-        form[start..start + form[start..].find('"').unwrap()].to_owned()
-    };
-    let version = {
-        let marker = "name=\"version\" value=\"";
-        let start = form.find(marker).unwrap() + marker.len();
-        form[start..start + form[start..].find('"').unwrap()].to_owned()
-    };
-    app.post_form_with(
-        &other,
-        &format!("/mensajes/{next}/acciones"),
-        &[
-            ("_csrf", &csrf),
-            ("version", &version),
-            ("accion", "cancelar"),
-            ("categoria", &category),
-        ],
-    )
-    .await;
+    app.cancel_through_form(&other, next).await;
     browser
         .wait_until(
             "the cancelled row to leave",

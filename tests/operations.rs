@@ -29,12 +29,6 @@ async fn started(
     Some((app, process, guard))
 }
 
-fn field(html: &str, name: &str) -> String {
-    let marker = format!("name=\"{name}\" value=\"");
-    let start = html.find(&marker).unwrap_or_else(|| panic!("no {name}")) + marker.len();
-    html[start..start + html[start..].find('"').unwrap()].to_owned()
-}
-
 /// Open conversations of the admin's campaigns with a category to close them
 /// with: (folio, version, category id).
 async fn open_work(app: &TestApp, limit: usize) -> Vec<(i64, i64, String)> {
@@ -113,7 +107,7 @@ async fn a_sigterm_lets_an_in_flight_cancel_finish_and_exits_zero(backend: Backe
         return;
     };
     app.login(ADMIN_EMAIL, ADMIN_PASSWORD).await;
-    let csrf = field(&app.get("/mensajes").await.body, "_csrf");
+    let csrf = common::field_value(&app.get("/mensajes").await.body, "_csrf");
     let work = open_work(&app, 1).await.remove(0);
     // Hold the row (Postgres) or the database write lock (SQLite) so the
     // cancel is still in flight when the signal arrives.
@@ -190,7 +184,7 @@ async fn a_crash_keeps_every_acknowledged_cancel_and_nothing_half_written(backen
         return;
     };
     app.login(ADMIN_EMAIL, ADMIN_PASSWORD).await;
-    let csrf = field(&app.get("/mensajes").await.body, "_csrf");
+    let csrf = common::field_value(&app.get("/mensajes").await.body, "_csrf");
     let work = open_work(&app, 60).await;
     assert!(work.len() >= 20);
     let cancelled_before = app
@@ -272,7 +266,7 @@ async fn a_backup_taken_while_serving_is_consistent_and_checks_clean() {
         return;
     };
     app.login(ADMIN_EMAIL, ADMIN_PASSWORD).await;
-    let csrf = field(&app.get("/mensajes").await.body, "_csrf");
+    let csrf = common::field_value(&app.get("/mensajes").await.body, "_csrf");
     let work = open_work(&app, 10).await;
     let dir = tempfile::tempdir().unwrap();
     let target = dir.path().join("copia.db");

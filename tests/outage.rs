@@ -165,12 +165,6 @@ impl Drop for Cluster {
     }
 }
 
-fn field(html: &str, name: &str) -> String {
-    let marker = format!("name=\"{name}\" value=\"");
-    let start = html.find(&marker).unwrap_or_else(|| panic!("no {name}")) + marker.len();
-    html[start..start + html[start..].find('"').unwrap()].to_owned()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_service_rides_out_a_postgres_restart_without_half_writes() {
     if std::env::var("TEST_POSTGRES_URL").is_err() && !common::in_ci() {
@@ -200,7 +194,7 @@ async fn the_service_rides_out_a_postgres_restart_without_half_writes() {
     tokio::spawn(server.run_until_stopped());
     let app = TestApp::attach(port, store, Backend::Postgres, cluster.url());
     app.login(ADMIN_EMAIL, ADMIN_PASSWORD).await;
-    let csrf = field(&app.get("/mensajes").await.body, "_csrf");
+    let csrf = common::field_value(&app.get("/mensajes").await.body, "_csrf");
     let mut stream = SseReader::open(&app, &app.client, "/mensajes/eventos").await;
     assert_eq!(
         stream.next(Duration::from_secs(2)).await.unwrap().0,

@@ -222,12 +222,34 @@ pub fn new_client() -> reqwest::Client {
         .expect("http client")
 }
 
+/// The value of the first input named `name` in `html`.
+pub fn field_value(html: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = html
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no {name} field in the page"))
+        + marker.len();
+    let end = html[start..].find('"').expect("end of the value") + start;
+    html[start..end].to_owned()
+}
+
 /// The value of the first `name="_csrf"` hidden input in `html`.
 pub fn csrf_in(html: &str) -> String {
-    let marker = "name=\"_csrf\" value=\"";
-    let start = html.find(marker).expect("a CSRF field in the page") + marker.len();
-    let end = html[start..].find('"').expect("end of CSRF value") + start;
-    html[start..end].to_owned()
+    field_value(html, "_csrf")
+}
+
+/// The first non-empty option of the `<select id="…">` in `html`.
+pub fn first_option(html: &str, select_id: &str) -> String {
+    let select = html
+        .find(&format!("id=\"{select_id}\""))
+        .unwrap_or_else(|| panic!("no select {select_id}"));
+    html[select..]
+        .split("<option value=\"")
+        .skip(1)
+        .map(|rest| &rest[..rest.find('"').expect("end of option value")])
+        .find(|value| !value.is_empty())
+        .expect("a real option")
+        .to_owned()
 }
 
 /// Folios of the table rows in a Mensajes page, in order.
@@ -334,6 +356,25 @@ impl TestApp {
             Some("/mensajes"),
             "super login failed"
         );
+    }
+
+    /// Cancels conversation `folio` as `client` through the form without
+    /// JavaScript, with the first category offered (a second session acting).
+    pub async fn cancel_through_form(&self, client: &reqwest::Client, folio: i64) -> Page {
+        let path = format!("/mensajes/{folio}/acciones");
+        let form = self.get_with(client, &path).await.body;
+        let category = first_option(&form, "accion-categoria");
+        self.post_form_with(
+            client,
+            &path,
+            &[
+                ("_csrf", &csrf_in(&form)),
+                ("version", &field_value(&form, "version")),
+                ("accion", "cancelar"),
+                ("categoria", &category),
+            ],
+        )
+        .await
     }
 
     /// Creates a user with a password through the Store.

@@ -201,9 +201,9 @@ impl Browser {
         value[ELEMENT_KEY].as_str().map(|id| Element(id.to_owned()))
     }
 
-    /// Waits (up to 10 s) for an element matching `css`.
+    /// Waits (up to 20 s, generous for a loaded CI machine) for an element matching `css`.
     pub async fn find(&self, css: &str) -> Element {
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if let Some(element) = self.try_find(css).await {
                 return element;
@@ -360,9 +360,9 @@ impl Browser {
             .unwrap_or_default()
     }
 
-    /// Waits (up to 10 s) until `script` returns `true`.
+    /// Waits (up to 20 s, generous for a loaded CI machine) until `script` returns `true`.
     pub async fn wait_until(&self, what: &str, script: &str) {
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if self.execute(script, vec![]).await == Value::Bool(true) {
                 return;
