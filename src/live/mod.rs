@@ -6,10 +6,15 @@
 //! and re-broadcasts what other instances committed, so a change made through
 //! any instance reaches every instance's viewers.
 //!
-//! Publishing never waits: a viewer that falls behind loses its place in the
-//! ring buffer and is told to resynchronise instead of slowing writers down.
+//! Changes go only to the viewers whose scope allows their campaign (see
+//! [`router`]); the rare events that concern everyone (access changes,
+//! resync, offline, shutdown) go through the broadcast.
+//!
+//! Publishing never waits: a viewer that falls behind loses its place and is
+//! told to resynchronise instead of slowing writers down.
 
 pub mod cache;
+pub mod router;
 pub mod sse;
 
 use std::sync::Arc;
@@ -64,6 +69,7 @@ struct Envelope {
 #[derive(Clone, Debug)]
 pub struct Feed {
     tx: broadcast::Sender<(u64, Event)>,
+    router: router::Router,
     instance: Uuid,
     sequence: Arc<AtomicU64>,
     /// Bumped, synchronously with publishing, by every event after which
@@ -82,14 +88,16 @@ impl Feed {
         let (tx, _) = broadcast::channel(CAPACITY);
         Feed {
             tx,
+            router: router::Router::default(),
             instance: Uuid::now_v7(),
             sequence: Arc::new(AtomicU64::new(0)),
             access_epoch: Arc::new(AtomicU64::new(0)),
         }
     }
 
-    /// Broadcasts to this instance's subscribers; never blocks. Each event
-    /// gets an increasing sequence number (the SSE event id).
+    /// Delivers to this instance's viewers (a change to those whose scope
+    /// allows it, anything else to all); never blocks. Each event gets an
+    /// increasing sequence number (the SSE event id).
     pub fn publish(&self, event: Event) {
         if matches!(
             event,
@@ -98,8 +106,13 @@ impl Feed {
             self.access_epoch.fetch_add(1, Ordering::SeqCst);
         }
         let id = self.sequence.fetch_add(1, Ordering::Relaxed) + 1;
-        // No subscriber is not an error: nobody is watching.
-        let _ = self.tx.send((id, event));
+        match event {
+            Event::Changed(change) => self.router.route(id, change),
+            // No subscriber is not an error: nobody is watching.
+            _ => {
+                let _ = self.tx.send((id, event));
+            }
+        }
     }
 
     /// Changes whenever rights may have changed anywhere.
@@ -109,6 +122,11 @@ impl Feed {
 
     pub fn subscribe(&self) -> broadcast::Receiver<(u64, Event)> {
         self.tx.subscribe()
+    }
+
+    /// The changes a viewer with `scope` may see, from now on.
+    pub fn follow(&self, scope: &crate::domain::Scope) -> router::Changes {
+        self.router.join(scope)
     }
 
     /// The `NOTIFY` payload announcing `event` to other instances.

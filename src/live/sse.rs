@@ -1,7 +1,7 @@
 //! One Server-Sent Events stream per Mensajes tab.
 //!
-//! A stream holds a receiver of the shared broadcast and its viewer's scope.
-//! Each change is checked against that scope in memory (no query per event);
+//! A stream follows the changes its viewer's scope allows (routed to it by
+//! campaign, see `live::router`) and the broadcast of events for everyone;
 //! the scope is re-read only when an access change concerns the viewer, so a
 //! campaign taken from an Administrador stops their events at once. A viewer
 //! that falls behind, or any gap in the feed, gets `resync`; a session that
@@ -29,6 +29,7 @@ struct Viewer {
     session_id: Uuid,
     user_id: Uuid,
     scope: Scope,
+    changes: super::router::Changes,
     rx: tokio::sync::broadcast::Receiver<(u64, Event)>,
     keepalive: Interval,
     greeted: bool,
@@ -59,8 +60,9 @@ impl Viewer {
         }
         loop {
             tokio::select! {
-                received = self.rx.recv() => match received {
-                    Ok((id, Event::Changed(change))) => {
+                change = self.changes.recv() => match change {
+                    // Routed by campaign; checked again, as a guard.
+                    Some((id, change)) => {
                         if self.scope.allows(change.campaign_id) {
                             let data = serde_json::json!({
                                 "id": change.conversation_id,
@@ -69,6 +71,15 @@ impl Viewer {
                             return Some(frame(Some(id), "change", &data.to_string()));
                         }
                     }
+                    None => {
+                        crate::telemetry::METRICS.events_lagged(1);
+                        tracing::debug!("live viewer fell behind; asking it to resync");
+                        return Some(frame(None, "resync", "{}"));
+                    }
+                },
+                received = self.rx.recv() => match received {
+                    // Changes arrive through `changes`, never here.
+                    Ok((_, Event::Changed(_))) => {}
                     Ok((id, Event::AccessChanged { user_id })) => {
                         if user_id.is_none_or(|u| u == self.user_id) {
                             match self.store.principal(self.session_id).await {
@@ -76,6 +87,7 @@ impl Viewer {
                                     let changed = principal.scope != self.scope;
                                     self.scope = principal.scope;
                                     if changed {
+                                        self.changes.rescope(&self.scope);
                                         // What is visible changed: reload it.
                                         return Some(frame(Some(id), "resync", "{}"));
                                     }
@@ -127,6 +139,7 @@ pub fn stream(
     keepalive.reset();
     crate::telemetry::METRICS.stream_opened();
     let viewer = Viewer {
+        changes: store.feed().follow(&principal.scope),
         rx: store.feed().subscribe(),
         store,
         session_id: principal.session_id,
