@@ -21,7 +21,7 @@ pub const CATEGORIES_PER_CAMPAIGN: u64 = 8;
 pub const ADMINS: u64 = 20;
 pub const PASSWORD: &str = "bench-password-2026";
 /// Bumped whenever the generated data changes shape.
-pub const VERSION: &str = "relevo-bench-v1";
+pub const VERSION: &str = "relevo-bench-v2";
 
 /// Entity ids are deterministic so scenarios can name them.
 pub fn id(kind: u128, n: u64) -> Uuid {
@@ -60,8 +60,12 @@ fn sha256_hex(text: &str) -> String {
         .map(|b| format!("{b:02x}"))
         .collect()
 }
+/// Contact `n`'s phone: a Mexico City mobile ("52", "55" and 8 digits).
+/// The 8 digits are `n` scrambled by a bijection of 0..10^8 (48,271 is prime
+/// to 10^8), so numbers spread over the whole range as real ones do, instead
+/// of 200,000 consecutive numbers that every short prefix would match.
 pub fn contact_phone(n: u64) -> String {
-    format!("52{:010}", 5_500_000_000u64 + n)
+    format!("5255{:08}", (n * 48_271 + 12_345) % 100_000_000)
 }
 
 const STATUSES_OPEN: [&str; 5] = [

@@ -1,8 +1,11 @@
 //! The load benchmark of PERFORMANCE.md.
 //!
 //! ```sh
-//! cargo bench --bench load -- --backend sqlite|postgres [--scenario NAME] [--conversations N] [--runs N]
+//! cargo bench --bench load -- --backend sqlite|postgres [--scenario NAME] [--conversations N] [--runs N] [--quick]
 //! ```
+//!
+//! `--quick` is the check before a performance-relevant change: 50,000
+//! conversations, 5 s per timed scenario, one run, under three minutes.
 //!
 //! Builds (or reuses) the data set, copies it so every run starts from the
 //! same state, starts the real server (the release `relevo` binary) against
@@ -71,6 +74,11 @@ fn parse_options() -> anyhow::Result<Options> {
             "--seconds" => options.seconds = value("--seconds")?.parse()?,
             "--clients" => options.clients = value("--clients")?.parse()?,
             "--no-report" => options.output = None,
+            "--quick" => {
+                options.conversations = 50_000;
+                options.seconds = 5;
+                options.runs = 1;
+            }
             // `cargo bench` passes this to every bench target.
             "--bench" => {}
             other => anyhow::bail!("unknown option {other}"),
@@ -306,6 +314,33 @@ impl Server {
                     .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
             })
             .map_or(0.0, |kib| kib / 1024.0)
+    }
+
+    /// CPU time (user + system) the server process has used so far, in
+    /// seconds. Divided by the requests served, it is a cost per request that
+    /// depends much less than a rate on what else the 2 cores are doing (the
+    /// database's own processes are not included on PostgreSQL).
+    pub fn cpu_seconds(&self) -> f64 {
+        let Some(pid) = self.child.id() else {
+            return 0.0;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            return 0.0;
+        };
+        // Fields after the parenthesised command name: utime and stime are
+        // the 12th and 13th, in clock ticks (100 per second on Linux).
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .map_or("", |(_, rest)| rest)
+            .split_whitespace()
+            .collect();
+        let ticks = |i: usize| {
+            fields
+                .get(i)
+                .and_then(|f| f.parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        (ticks(11) + ticks(12)) / 100.0
     }
 
     pub async fn stop(mut self) {

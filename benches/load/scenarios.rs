@@ -200,9 +200,9 @@ pub async fn run(
                     let scope = scope.clone();
                     let filter = filter.clone();
                     async move {
-                        let page = store.list_conversations(&scope, &filter, None);
-                        let counts = store.count_by_status(&scope, &filter);
-                        Some(tokio::try_join!(page, counts).is_ok())
+                        // The Mensajes view's one statement: page and counts.
+                        let view = store.list_with_counts(&scope, &filter, None);
+                        Some(view.await.is_ok())
                     }
                 })
                 .await
@@ -289,14 +289,20 @@ pub async fn run(
                     }
                 })
             };
+            let cpu_before = server.cpu_seconds();
             let (h, ok, errors, elapsed) = drive(clients, seconds, move |worker, i| {
                 let client = sessions[worker].clone();
                 let url = if search {
                     if i % 2 == 0 {
-                        // A phone prefix of the admin's contacts.
+                        // The first 8 digits of the local number of one of
+                        // the admin's contacts (campaigns 0-4: contacts whose
+                        // number modulo 100 is below 10), typed as an
+                        // administrator would: without the country code.
+                        let contact =
+                            ((worker as u64 * 7_919 + i * 104_729) % 2_000) * 100 + (i % 10);
                         format!(
-                            "{address}/mensajes?estatus=todas&q=55{:03}",
-                            (worker as u64 * 37 + i) % 1000
+                            "{address}/mensajes?estatus=todas&q={}",
+                            &dataset::contact_phone(contact)[2..10]
                         )
                     } else {
                         format!(
@@ -320,6 +326,7 @@ pub async fn run(
             .await;
             sampler.abort();
             let rps = ok as f64 / elapsed;
+            let cpu = cpu_ms_per(&server, cpu_before, ok);
             let peak = *rss_peak.lock().unwrap();
             server.stop().await;
             let mut figures = vec![
@@ -335,6 +342,7 @@ pub async fn run(
                 ("p50 ms".into(), ms(&h, 0.5), String::new()),
                 ("p99 ms".into(), ms(&h, 0.99), String::new()),
                 ("errors".into(), errors as f64, String::new()),
+                cpu,
             ];
             if !search {
                 figures.push((
@@ -368,6 +376,7 @@ pub async fn run(
             let work = Arc::new(work);
             let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
             let address = server.address.clone();
+            let cpu_before = server.cpu_seconds();
             let (h, ok, errors, elapsed) = drive(clients, seconds, move |worker, _| {
                 let (client, csrf) = sessions[worker].clone();
                 let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -390,6 +399,7 @@ pub async fn run(
                 }
             })
             .await;
+            let cpu = cpu_ms_per(&server, cpu_before, ok);
             server.stop().await;
             let new_events = count(
                 &store,
@@ -415,6 +425,7 @@ pub async fn run(
                 ("p50 ms".into(), ms(&h, 0.5), String::new()),
                 ("p99 ms".into(), ms(&h, 0.99), String::new()),
                 ("errors".into(), errors as f64, String::new()),
+                cpu,
                 ("successful responses".into(), ok as f64, String::new()),
                 ("new cancelled rows".into(), new_rows as f64, String::new()),
                 (
@@ -534,6 +545,7 @@ pub async fn run(
             let address = server.address.clone();
             let run_id = Uuid::now_v7().simple().to_string();
             let client = client();
+            let cpu_before = server.cpu_seconds();
             let (h, ok, errors, elapsed) = drive(clients, seconds, move |worker, i| {
                 let client = client.clone();
                 let channel =
@@ -562,12 +574,14 @@ pub async fn run(
                 }
             })
             .await;
+            let cpu = cpu_ms_per(&server, cpu_before, ok);
             server.stop().await;
             Ok(vec![
                 ("messages/s".into(), ok as f64 / elapsed, String::new()),
                 ("p50 ms".into(), ms(&h, 0.5), String::new()),
                 ("p99 ms".into(), ms(&h, 0.99), String::new()),
                 ("errors".into(), errors as f64, String::new()),
+                cpu,
             ])
         }
         "footprint" => {
@@ -813,4 +827,18 @@ async fn live(options: &Options, url: &str) -> anyhow::Result<Figures> {
             String::new(),
         ),
     ])
+}
+
+/// The server's CPU milliseconds per successful request since `before`.
+fn cpu_ms_per(server: &Server, before: f64, requests: u64) -> (String, f64, String) {
+    let used = server.cpu_seconds() - before;
+    (
+        "server CPU ms per request".into(),
+        if requests == 0 {
+            0.0
+        } else {
+            used * 1000.0 / requests as f64
+        },
+        "user + system time of the server process".into(),
+    )
 }
