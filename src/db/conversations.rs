@@ -401,13 +401,17 @@ macro_rules! push_list_query {
                 };
                 // The merged page is cut to its 51 rows *before* the joins,
                 // so names are looked up for 51 rows, not 51 per campaign.
-                qb.push("(select * from (");
+                // Each campaign's arm reads only the page key, which its
+                // (campaign, status, activity, folio) index covers: the
+                // conversation rows themselves are read for the 51 kept.
+                qb.push("(select c.* from (select * from (");
                 for (i, campaign) in campaigns.iter().enumerate() {
                     if i > 0 {
                         qb.push(" union all ");
                     }
                     qb.push(
-                        "select * from (select c.* from conversations c where c.campaign_id = ",
+                        "select * from (select c.folio, c.last_activity_at \
+                         from conversations c where c.campaign_id = ",
                     );
                     qb.push_bind(*campaign);
                     push_conditions!(&mut *qb, &Scope::All, &inner, true);
@@ -416,7 +420,7 @@ macro_rules! push_list_query {
                 }
                 qb.push(") as merged");
                 push_order_limit!(&mut *qb, $cursor, "");
-                qb.push(") c");
+                qb.push(") as page join conversations c on c.folio = page.folio) c");
                 qb.push(row_joins!());
                 qb.push(" where 1 = 1");
             }
@@ -496,6 +500,153 @@ macro_rules! push_search_source {
     }};
 }
 
+/// The list page is fetched as one row holding a JSON array of its rows (in
+/// [`row_columns!`] order) rather than as 51 rows of 22 columns: sqlx hands
+/// every result row from the database's thread to the async side on its own,
+/// and those hand-offs, not the query, were most of a page's cost (see
+/// BENCHMARKS.md). The wrapped query is the same one, with the same plan.
+const SQLITE_PAGE_HEAD: &str = "select json_group_array(json_array(hex(q.id), q.folio, \
+    hex(q.campaign_id), hex(q.channel_id), hex(q.contact_id), q.status, q.version, \
+    nullif(hex(q.agent_id), ''), q.agent_name, q.contact_name, q.contact_external_id, \
+    q.channel_kind, q.channel_name, q.campaign_name, q.started_at, q.last_activity_at, \
+    q.closed_at, q.closer_name, q.category_name, q.subcategory_name, q.closure_comment, \
+    q.reactivates_folio)) from (";
+
+/// [`SQLITE_PAGE_HEAD`] for PostgreSQL.
+const POSTGRES_PAGE_HEAD: &str = "select coalesce(json_agg(json_build_array(q.id, q.folio, \
+    q.campaign_id, q.channel_id, q.contact_id, q.status, q.version, q.agent_id, q.agent_name, \
+    q.contact_name, q.contact_external_id, q.channel_kind, q.channel_name, q.campaign_name, \
+    q.started_at, q.last_activity_at, q.closed_at, q.closer_name, q.category_name, \
+    q.subcategory_name, q.closure_comment, q.reactivates_folio)), '[]')::text from (";
+
+/// One element of the aggregated page, in [`row_columns!`] order. Ids come
+/// as text (hex on SQLite), instants as RFC 3339.
+#[derive(serde::Deserialize)]
+struct PageRowJson(
+    String,
+    i64,
+    String,
+    String,
+    String,
+    String,
+    i64,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<i64>,
+);
+
+fn decode_error(what: &str, value: &str) -> sqlx::Error {
+    sqlx::Error::Decode(format!("list page: invalid {what} {value:?}").into())
+}
+
+fn json_uuid(text: &str) -> Result<Uuid, sqlx::Error> {
+    Uuid::try_parse(text).map_err(|_| decode_error("id", text))
+}
+
+fn json_ts(text: &str) -> Result<Ts, sqlx::Error> {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .map(|at| Ts::new(at.to_utc()))
+        .map_err(|_| decode_error("instant", text))
+}
+
+impl TryFrom<PageRowJson> for ConversationRow {
+    type Error = sqlx::Error;
+
+    fn try_from(r: PageRowJson) -> Result<Self, sqlx::Error> {
+        Ok(ConversationRow {
+            id: json_uuid(&r.0)?,
+            folio: r.1,
+            campaign_id: json_uuid(&r.2)?,
+            channel_id: json_uuid(&r.3)?,
+            contact_id: json_uuid(&r.4)?,
+            status: Status::try_from(r.5.clone()).map_err(|_| decode_error("status", &r.5))?,
+            version: r.6,
+            agent_id: r.7.as_deref().map(json_uuid).transpose()?,
+            agent_name: r.8,
+            contact_name: r.9,
+            contact_external_id: r.10,
+            channel_kind: ChannelKind::try_from(r.11.clone())
+                .map_err(|_| decode_error("channel kind", &r.11))?,
+            channel_name: r.12,
+            campaign_name: r.13,
+            started_at: json_ts(&r.14)?,
+            last_activity_at: json_ts(&r.15)?,
+            closed_at: r.16.as_deref().map(json_ts).transpose()?,
+            closer_name: r.17,
+            category_name: r.18,
+            subcategory_name: r.19,
+            closure_comment: r.20,
+            reactivates_folio: r.21,
+        })
+    }
+}
+
+/// Decodes an aggregated page and puts it in page order (the aggregate's
+/// input order is the subquery's in practice, but neither database promises
+/// it, so the order is not taken on trust).
+fn decode_page(json: &str, cursor: Option<Cursor>) -> Result<Vec<ConversationRow>, sqlx::Error> {
+    let raw: Vec<PageRowJson> =
+        serde_json::from_str(json).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+    let mut rows = raw
+        .into_iter()
+        .map(ConversationRow::try_from)
+        .collect::<Result<Vec<_>, _>>()?;
+    rows.sort_unstable_by_key(|r| std::cmp::Reverse((r.last_activity_at, r.folio)));
+    if matches!(cursor, Some(Cursor::Before(..))) {
+        // Fetched oldest first: the 51 rows just above the cursor.
+        rows.reverse();
+    }
+    Ok(rows)
+}
+
+/// Appends the status counts of the scope and filters (status aside):
+/// `select c.status, n … group by c.status`. Without filters that cut across
+/// campaigns, the per-campaign totals kept by triggers (migration 0006)
+/// answer at once; otherwise the conversations are counted.
+macro_rules! push_count_query {
+    ($qb:expr, $scope:expr, $filter:expr) => {{
+        let qb = $qb;
+        let filter: &ListFilter = $filter;
+        let by_campaign_only = ListFilter {
+            status: filter.status,
+            campaign_id: filter.campaign_id,
+            ..ListFilter::default()
+        } == *filter;
+        if by_campaign_only {
+            qb.push(
+                "select c.status, cast(sum(c.total) as bigint) as n \
+                 from conversation_counts c where 1 = 1",
+            );
+        } else {
+            qb.push("select c.status, count(*) as n from conversations c where 1 = 1");
+        }
+        push_conditions!(&mut *qb, $scope, filter, false);
+        qb.push(" group by c.status");
+    }};
+}
+
+/// Decodes aggregated `[status, n]` pairs.
+fn decode_counts(json: &str) -> Result<Vec<(Status, i64)>, sqlx::Error> {
+    let pairs: Vec<(String, i64)> =
+        serde_json::from_str(json).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+    Ok(pairs
+        .into_iter()
+        .filter_map(|(status, n)| Status::parse(&status).map(|s| (s, n)))
+        .collect())
+}
+
 impl super::Store {
     /// The database's plan for the list query with these filters, one line
     /// per step (`EXPLAIN QUERY PLAN` on SQLite; `EXPLAIN` with sequential
@@ -510,7 +661,9 @@ impl super::Store {
         match self {
             super::Store::Sqlite(pools) => {
                 let mut qb = sqlx::QueryBuilder::new("explain query plan ");
+                qb.push(SQLITE_PAGE_HEAD);
                 push_list_query!(&mut qb, scope, filter, cursor);
+                qb.push(") q");
                 let rows: Vec<(i64, i64, i64, String)> =
                     qb.build_query_as().fetch_all(&pools.read).await?;
                 // Indent each step under its parent, as the sqlite3 shell does.
@@ -530,7 +683,9 @@ impl super::Store {
                     .execute(&mut *conn)
                     .await?;
                 let mut qb = sqlx::QueryBuilder::new("explain ");
+                qb.push(POSTGRES_PAGE_HEAD);
                 push_list_query!(&mut qb, scope, filter, cursor);
+                qb.push(") q");
                 let lines: Result<Vec<String>, _> =
                     qb.build_query_scalar().fetch_all(&mut *conn).await;
                 sqlx::query("reset enable_seqscan")
@@ -548,28 +703,98 @@ impl super::Store {
         filter: &ListFilter,
         cursor: Option<Cursor>,
     ) -> StoreResult<ListPage> {
+        Ok(self.list_page(scope, filter, cursor, false).await?.0)
+    }
+
+    /// One page of the list and the status counts of the same scope and
+    /// filters (status aside), both in one statement: what a Mensajes view
+    /// shows, for one round trip to the database.
+    pub async fn list_with_counts(
+        &self,
+        scope: &Scope,
+        filter: &ListFilter,
+        cursor: Option<Cursor>,
+    ) -> StoreResult<(ListPage, Vec<(Status, i64)>)> {
+        self.list_page(scope, filter, cursor, true).await
+    }
+
+    async fn list_page(
+        &self,
+        scope: &Scope,
+        filter: &ListFilter,
+        cursor: Option<Cursor>,
+        with_counts: bool,
+    ) -> StoreResult<(ListPage, Vec<(Status, i64)>)> {
         if matches!(scope, Scope::Campaigns(ids) if ids.is_empty()) {
-            return Ok(ListPage::default());
+            return Ok(Default::default());
         }
-        if filter.campaign_id.is_some_and(|c| !scope.allows(c)) {
-            return Ok(ListPage::default());
+        let no_rows = filter.campaign_id.is_some_and(|c| !scope.allows(c));
+        if no_rows && !with_counts {
+            return Ok(Default::default());
         }
+        let (page_json, counts_json): (Option<String>, Option<String>) = match self {
+            super::Store::Sqlite(pools) => {
+                let mut qb = sqlx::QueryBuilder::new("select ");
+                if no_rows {
+                    qb.push("null");
+                } else {
+                    qb.push("(");
+                    qb.push(SQLITE_PAGE_HEAD);
+                    push_list_query!(&mut qb, scope, filter, cursor);
+                    qb.push(") q)");
+                }
+                if with_counts {
+                    qb.push(", (select json_group_array(json_array(k.status, k.n)) from (");
+                    push_count_query!(&mut qb, scope, filter);
+                    qb.push(") k)");
+                } else {
+                    qb.push(", null");
+                }
+                qb.build_query_as().fetch_one(&pools.read).await?
+            }
+            super::Store::Postgres(pg) => {
+                let mut qb = sqlx::QueryBuilder::new("select ");
+                if no_rows {
+                    qb.push("null::text");
+                } else {
+                    qb.push("(");
+                    qb.push(POSTGRES_PAGE_HEAD);
+                    push_list_query!(&mut qb, scope, filter, cursor);
+                    qb.push(") q)");
+                }
+                if with_counts {
+                    qb.push(
+                        ", (select coalesce(json_agg(json_build_array(k.status, k.n)), '[]')::text from (",
+                    );
+                    push_count_query!(&mut qb, scope, filter);
+                    qb.push(") k)");
+                } else {
+                    qb.push(", null::text");
+                }
+                qb.build_query_as().fetch_one(&pg.pool).await?
+            }
+        };
+        let counts = match counts_json {
+            Some(json) => decode_counts(&json)?,
+            None => Vec::new(),
+        };
+        let Some(page_json) = page_json else {
+            return Ok((ListPage::default(), counts));
+        };
+        // In fetch order: newest first, or oldest first before a cursor.
         let backwards = matches!(cursor, Some(Cursor::Before(..)));
-        let mut rows: Vec<ConversationRow> = with_read!(self, |pool| {
-            let mut qb = sqlx::QueryBuilder::new("");
-            push_list_query!(&mut qb, scope, filter, cursor);
-            qb.build_query_as().fetch_all(pool).await?
-        });
+        let mut rows = decode_page(&page_json, cursor)?;
         let more = rows.len() as i64 > PAGE_SIZE;
         rows.truncate(PAGE_SIZE as usize);
         if backwards {
             rows.reverse();
         }
-        Ok(ListPage {
+        let page = ListPage {
             rows,
             has_newer: if backwards { more } else { cursor.is_some() },
             has_older: if backwards { true } else { more },
-        })
+        };
+        Ok((page, counts))
     }
 
     /// Conversations per status under the same scope and filters (status aside).
@@ -581,25 +806,9 @@ impl super::Store {
         if matches!(scope, Scope::Campaigns(ids) if ids.is_empty()) {
             return Ok(Vec::new());
         }
-        // Without filters that cut across campaigns, the per-campaign totals
-        // kept by triggers (migration 0006) answer at once; otherwise count.
-        let by_campaign_only = ListFilter {
-            status: filter.status,
-            campaign_id: filter.campaign_id,
-            ..ListFilter::default()
-        } == *filter;
         let rows: Vec<(String, i64)> = with_read!(self, |pool| {
-            let mut qb = if by_campaign_only {
-                sqlx::QueryBuilder::new(
-                    "select c.status, cast(sum(c.total) as bigint) from conversation_counts c where 1 = 1",
-                )
-            } else {
-                sqlx::QueryBuilder::new(
-                    "select c.status, count(*) from conversations c where 1 = 1",
-                )
-            };
-            push_conditions!(&mut qb, scope, filter, false);
-            qb.push(" group by c.status");
+            let mut qb = sqlx::QueryBuilder::new("");
+            push_count_query!(&mut qb, scope, filter);
             qb.build_query_as().fetch_all(pool).await?
         });
         Ok(rows

@@ -417,10 +417,7 @@ pub async fn list(
     }
     let store = &state.store;
     let scope = &user.scope;
-    let (page, counts) = tokio::try_join!(
-        store.list_conversations(scope, &filter, cursor),
-        store.count_by_status(scope, &filter),
-    )?;
+    let (page, counts) = store.list_with_counts(scope, &filter, cursor).await?;
     let now = Utc::now();
     let rows: Vec<RowView> = page
         .rows
