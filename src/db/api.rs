@@ -327,6 +327,22 @@ impl super::Store {
         message: &InboundMessage,
         now: Ts,
     ) -> StoreResult<InboundOutcome> {
+        let (store, channel, message) = (self.clone(), *channel, message.clone());
+        self.on_write_lane(async move {
+            store
+                .record_customer_message_here(&channel, &message, now)
+                .await
+        })
+        .await
+    }
+
+    /// [`Store::record_customer_message`] on the current task.
+    async fn record_customer_message_here(
+        &self,
+        channel: &ChannelAuth,
+        message: &InboundMessage,
+        now: Ts,
+    ) -> StoreResult<InboundOutcome> {
         let name = message.name.as_deref();
         let name_key = name.map(crate::domain::text::fold);
         let new_id = Uuid::now_v7();

@@ -19,6 +19,7 @@ mod reports;
 mod sessions;
 mod transitions;
 mod ts;
+mod write_lane;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -125,6 +126,8 @@ pub struct SqlitePools {
     pub read: SqlitePool,
     pub write: SqlitePool,
     pub feed: Feed,
+    /// Where the hot write transactions run (see [`write_lane`]).
+    pub lane: write_lane::WriteLane,
 }
 
 /// The PostgreSQL pool and this instance's change feed.
@@ -205,6 +208,41 @@ macro_rules! with_write {
 
 pub(crate) use {with_read, with_write};
 
+/// Per-connection SQLite setting that the connect options cannot express:
+/// the query planner stability guarantee (QPSG).
+///
+/// The bundled SQLite is built with STAT4. Once `ANALYZE` (or `PRAGMA
+/// optimize`) has written samples, a statement whose bound value is compared
+/// with an indexed column is compiled again on every execution, because the
+/// plan *could* depend on the value: under the `list` benchmark 18 % of the
+/// server's CPU went to re-preparing statements sqlx had cached. Relevo's
+/// queries are shaped for fixed index plans (checked by `tests/query_plans.rs`),
+/// so plans that ignore bound values are what it wants, and cached
+/// statements stay prepared.
+async fn sqlite_session(conn: &mut sqlx::SqliteConnection) -> Result<(), sqlx::Error> {
+    let mut handle = conn.lock_handle().await?;
+    let db = handle.as_raw_handle().as_ptr();
+    let mut now_enabled: std::ffi::c_int = 0;
+    // SAFETY: `db` is this connection's open handle, held exclusively through
+    // the lock for the duration of the call; SQLITE_DBCONFIG_ENABLE_QPSG takes
+    // an int (1: enable) and an int pointer for the resulting setting.
+    let rc = unsafe {
+        libsqlite3_sys::sqlite3_db_config(
+            db,
+            libsqlite3_sys::SQLITE_DBCONFIG_ENABLE_QPSG,
+            1 as std::ffi::c_int,
+            &mut now_enabled as *mut std::ffi::c_int,
+        )
+    };
+    if rc != libsqlite3_sys::SQLITE_OK || now_enabled != 1 {
+        return Err(sqlx::Error::Configuration(
+            format!("could not enable SQLite's query planner stability guarantee (code {rc})")
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
 impl Store {
     /// Connects to `url` (`sqlite:` or `postgres:`), without migrating.
     pub async fn connect(url: &str) -> StoreResult<Store> {
@@ -216,6 +254,7 @@ impl Store {
                 .foreign_keys(true)
                 .busy_timeout(Duration::from_secs(5));
             let write = SqlitePoolOptions::new()
+                .after_connect(|conn, _| Box::pin(sqlite_session(conn)))
                 .max_connections(1)
                 .acquire_timeout(Duration::from_secs(10))
                 .connect_with(options.clone())
@@ -225,6 +264,7 @@ impl Store {
             let readers =
                 std::thread::available_parallelism().map_or(4, |n| (n.get() * 2).max(4)) as u32;
             let read = SqlitePoolOptions::new()
+                .after_connect(|conn, _| Box::pin(sqlite_session(conn)))
                 .max_connections(readers)
                 .acquire_timeout(Duration::from_secs(5))
                 .connect_with(options.read_only(false))
@@ -233,6 +273,8 @@ impl Store {
                 read,
                 write,
                 feed: Feed::new(),
+                lane: write_lane::WriteLane::start()
+                    .map_err(|e| StoreError::Database(sqlx::Error::Io(e)))?,
             }))
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             // Relevo's queries are short index lookups; parallel workers only
@@ -282,6 +324,20 @@ impl Store {
     pub fn start_listening(&self) {
         if let Store::Postgres(pg) = self {
             crate::live::spawn_pg_listener(pg.pool.clone(), pg.feed.clone());
+        }
+    }
+
+    /// Runs a write transaction on the SQLite write lane (see
+    /// [`write_lane`]); on PostgreSQL, where writers do not queue for one
+    /// connection, right here.
+    pub(crate) async fn on_write_lane<F, T>(&self, work: F) -> T
+    where
+        F: std::future::Future<Output = T> + Send + 'static,
+        T: Send + 'static,
+    {
+        match self {
+            Store::Sqlite(pools) => pools.lane.run(work).await,
+            Store::Postgres(_) => work.await,
         }
     }
 

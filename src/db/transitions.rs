@@ -60,6 +60,13 @@ impl super::Store {
     /// `transition.expected_version`; otherwise changes nothing and returns
     /// the change that won.
     pub async fn apply_transition(&self, t: &Transition) -> StoreResult<Result<(), Conflict>> {
+        let (store, t) = (self.clone(), t.clone());
+        self.on_write_lane(async move { store.apply_transition_here(&t).await })
+            .await
+    }
+
+    /// [`Store::apply_transition`] on the current task.
+    async fn apply_transition_here(&self, t: &Transition) -> StoreResult<Result<(), Conflict>> {
         let at = Ts::new(t.at);
         let closes = t.closes();
         let event = Event::Changed(Change {
