@@ -253,11 +253,21 @@ impl Store {
                 .synchronous(SqliteSynchronous::Normal)
                 .foreign_keys(true)
                 .busy_timeout(Duration::from_secs(5));
+            // The writer never checkpoints the WAL itself (a checkpoint
+            // copies pages back and fsyncs, with the write lock held); the
+            // lane checkpoints in the background from a reader instead. Its
+            // page cache is larger than a reader's: every write walks
+            // several indexes of the largest tables.
             let write = SqlitePoolOptions::new()
                 .after_connect(|conn, _| Box::pin(sqlite_session(conn)))
                 .max_connections(1)
                 .acquire_timeout(Duration::from_secs(10))
-                .connect_with(options.clone())
+                .connect_with(
+                    options
+                        .clone()
+                        .pragma("wal_autocheckpoint", "0")
+                        .pragma("cache_size", "-16384"),
+                )
                 .await?;
             // Each SQLite connection is served by a thread of its own; more
             // readers than a few per core only adds context switches.
@@ -269,12 +279,14 @@ impl Store {
                 .acquire_timeout(Duration::from_secs(5))
                 .connect_with(options.read_only(false))
                 .await?;
+            let lane = write_lane::WriteLane::start()
+                .map_err(|e| StoreError::Database(sqlx::Error::Io(e)))?;
+            lane.spawn_checkpoints(read.clone());
             Ok(Store::Sqlite(SqlitePools {
                 read,
                 write,
                 feed: Feed::new(),
-                lane: write_lane::WriteLane::start()
-                    .map_err(|e| StoreError::Database(sqlx::Error::Io(e)))?,
+                lane,
             }))
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             // Relevo's queries are short index lookups; parallel workers only

@@ -8,9 +8,15 @@
 //! whatever else it is serving, with the write lock held all along, so under
 //! load the lock was held mostly by waiting. On the lane the task holding the
 //! connection is woken at once: the lock is held for the statements only.
+//!
+//! The lane also checkpoints the WAL in the background, so that the writer
+//! never has to (see [`WriteLane::spawn_checkpoints`]).
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::SqlitePool;
 
 use tokio::runtime::Handle;
 use tokio::sync::oneshot;
@@ -76,6 +82,35 @@ impl WriteLane {
             // (this one included) to be gone first.
             Err(e) => unreachable!("write lane stopped while in use: {e}"),
         }
+    }
+}
+
+/// How often the lane checkpoints the WAL.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
+
+impl WriteLane {
+    /// Checkpoints the WAL every [`CHECKPOINT_EVERY`] through `pool` (a
+    /// reader), for as long as the lane runs. `PASSIVE` never waits for
+    /// readers or the writer: it copies what it can, and the writer restarts
+    /// the WAL from its beginning once everything was copied, so the file
+    /// stays small without the writer ever doing the copying and fsync.
+    pub fn spawn_checkpoints(&self, pool: SqlitePool) {
+        self.inner.handle.spawn(async move {
+            let mut every = tokio::time::interval(CHECKPOINT_EVERY);
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                every.tick().await;
+                if pool.is_closed() {
+                    return;
+                }
+                if let Err(e) = sqlx::query("pragma wal_checkpoint(passive)")
+                    .execute(&pool)
+                    .await
+                {
+                    tracing::debug!(error = %e, "WAL checkpoint skipped");
+                }
+            }
+        });
     }
 }
 
