@@ -46,7 +46,7 @@ pub use conversations::{
 };
 pub use demo::DemoSummary;
 pub use directory::{CampaignOption, ChannelOption, NewUser, PersonOption, UserRecord};
-pub use reports::{Campaigns, ClosureCount, ExportRow, ExportSource, HourCount, ReportCounts};
+pub use reports::{Campaigns, ClosureCount, DayCount, ExportRow, ExportSource, ReportCounts};
 pub use sessions::{Principal, ThrottleState};
 pub use transitions::{AgentOption, CategoryOption, Conflict};
 pub use ts::Ts;

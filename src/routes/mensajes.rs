@@ -139,10 +139,7 @@ pub fn parse_filter(raw: &RawQuery, tz: chrono_tz::Tz) -> (ListFilter, Vec<Strin
         let day = NaiveDate::parse_from_str(value, "%Y-%m-%d")
             .ok()
             .and_then(|d| if next_day { d.succ_opt() } else { Some(d) });
-        let at = day
-            .and_then(|d| d.and_hms_opt(0, 0, 0))
-            .and_then(|midnight| tz.from_local_datetime(&midnight).earliest())
-            .map(|local| Ts::new(local.with_timezone(&Utc)));
+        let at = day.map(|d| Ts::new(crate::domain::days::day_start(d, tz)));
         if at.is_none() {
             ignore(what);
         }

@@ -181,6 +181,15 @@ pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
 
 /// Starts the application; `seed` adds the demo data set.
 pub async fn spawn_app_with(backend: Backend, seed: bool) -> Option<TestApp> {
+    spawn_app_in_zone(backend, seed, chrono_tz::America::Mexico_City).await
+}
+
+/// Starts the application with `timezone` as its `RELEVO_TIMEZONE`.
+pub async fn spawn_app_in_zone(
+    backend: Backend,
+    seed: bool,
+    timezone: chrono_tz::Tz,
+) -> Option<TestApp> {
     init_logs();
     let (store, url, guard) = fresh_store(backend).await?;
     if seed {
@@ -193,7 +202,7 @@ pub async fn spawn_app_with(backend: Backend, seed: bool) -> Option<TestApp> {
         bind: "127.0.0.1:0".parse().expect("address"),
         session_key: None,
         secure_cookies: false,
-        timezone: chrono_tz::America::Mexico_City,
+        timezone,
         metrics: Default::default(),
     };
     let app = Application::build_with_store(settings, store.clone())
