@@ -48,7 +48,7 @@ pub use demo::DemoSummary;
 pub use directory::{CampaignOption, ChannelOption, NewUser, PersonOption, UserRecord};
 pub use reports::{Campaigns, ClosureCount, DayCount, ExportRow, ExportSource, ReportCounts};
 pub use sessions::{Principal, ThrottleState};
-pub use transitions::{AgentOption, CategoryOption, Conflict};
+pub use transitions::{AgentOption, ApplyWith, CategoryOption, Conflict};
 pub use ts::Ts;
 
 /// Errors of the persistence layer.
