@@ -1,14 +1,21 @@
 //! Cancelación automática on both backends: a rule's dry run equals what it
 //! then cancels, nudges come first and once, bad windows are refused, rules
-//! are scoped, and two instances on one PostgreSQL database cancel each
-//! conversation once.
+//! are scoped, a customer who writes after the measurement is neither
+//! cancelled nor nudged, and two instances on one PostgreSQL database cancel
+//! each conversation once.
 
 mod common;
 
+use std::collections::BTreeSet;
+
 use chrono::{Duration, Utc};
 use common::{Backend, TestApp, csrf_in, spawn_app};
-use relevo::autocancel::{Measure, apply_rule, preview, run_pass};
-use relevo::db::{AutoCancelRule, NewAutoCancelRule, Store, Ts};
+use relevo::autocancel::{
+    Cancelled, Measure, RuleClosure, apply_rule, cancel_stale, preview, run_pass, targets,
+};
+use relevo::db::{
+    AutoCancelRule, ChannelAuth, InboundMessage, NewAutoCancelRule, StaleConversation, Store, Ts,
+};
 use relevo::domain::{Scope, Status};
 use reqwest::StatusCode;
 use uuid::Uuid;
@@ -19,6 +26,7 @@ on_both_backends!(
     a_nudge_is_recorded_once_and_the_cancel_waits_for_its_lead,
     a_window_of_zero_or_negative_minutes_is_refused,
     an_administrator_cannot_see_or_change_a_rule_of_another_campaign,
+    a_customer_message_after_the_measurement_keeps_the_conversation_open,
 );
 
 async fn category(app: &TestApp, campaign: &str) -> Uuid {
@@ -357,6 +365,146 @@ async fn an_administrator_cannot_see_or_change_a_rule_of_another_campaign(backen
         .await;
     assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(page.body.contains("Selecciona una campaña"));
+}
+
+/// The customer of `stale` writes on its channel now.
+async fn customer_writes(app: &TestApp, stale: &StaleConversation, message_id: &str) {
+    let c = &stale.conversation;
+    let detail = app
+        .store
+        .api_conversation(&Scope::All, c.id)
+        .await
+        .unwrap()
+        .unwrap();
+    let channel = ChannelAuth {
+        id: c.channel_id,
+        campaign_id: c.campaign_id,
+        active: true,
+    };
+    let message = InboundMessage {
+        message_id: message_id.to_owned(),
+        from: detail.detail.row.contact_external_id.clone(),
+        name: None,
+        text: "Sigo aquí".to_owned(),
+    };
+    let outcome = app
+        .store
+        .record_customer_message(&channel, &message, Ts::now())
+        .await
+        .unwrap();
+    assert_eq!(outcome.conversation_id, c.id, "continues the conversation");
+}
+
+/// ICR conversations that are their contact's latest, so a message of the
+/// customer continues them.
+async fn latest_of_their_contact(app: &TestApp) -> BTreeSet<Uuid> {
+    app.uuids_where(
+        "select c.id from conversations c where c.status = $1 and not exists \
+         (select 1 from conversations o where o.contact_id = c.contact_id \
+         and (o.started_at > c.started_at or (o.started_at = c.started_at and o.folio > c.folio)))",
+        "icr",
+    )
+    .await
+    .into_iter()
+    .collect()
+}
+
+/// History rows of kind `cancelled` of conversation `folio`.
+async fn cancellations_of(app: &TestApp, folio: i64) -> i64 {
+    app.folios_where(
+        "select count(*) from conversation_events e join conversations c \
+         on c.id = e.conversation_id where e.kind = 'cancelled' and cast(c.folio as text) = $1",
+        &folio.to_string(),
+    )
+    .await[0]
+}
+
+async fn a_customer_message_after_the_measurement_keeps_the_conversation_open(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let rule = make_rule(
+        &app,
+        "Ventas Hogar",
+        Status::Icr,
+        Measure::NoCustomerMessage,
+        30,
+        None,
+    )
+    .await;
+    let now = Utc::now() + Duration::days(2);
+    let (cancel, _) = targets(&rule, now);
+    // The pass measures its targets (those a message of their customer
+    // continues: the customer's latest conversation) ...
+    let latest = latest_of_their_contact(&app).await;
+    let stale: Vec<StaleConversation> = app
+        .store
+        .stale_conversations(&rule, cancel, 200)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|s| latest.contains(&s.conversation.id))
+        .collect();
+    assert!(stale.len() >= 3, "demo data has stale ICR conversations");
+    let (wrote, silent) = (&stale[0], &stale[1]);
+    // ... then the customer writes, which moves the activity, not the version.
+    customer_writes(&app, wrote, "despues-de-medir").await;
+    let closure = RuleClosure::load(&app.store, &rule).await.unwrap();
+    assert_eq!(
+        cancel_stale(&app.store, &rule, &closure, wrote, now)
+            .await
+            .unwrap(),
+        Cancelled::Changed
+    );
+    let state = app
+        .store
+        .conversation_state(&Scope::All, wrote.conversation.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(state.status, Status::Icr);
+    assert_eq!(state.version, wrote.conversation.version);
+    assert_eq!(cancellations_of(&app, wrote.conversation.folio).await, 0);
+    // The one who stayed silent is cancelled as measured, by the system.
+    assert_eq!(
+        cancel_stale(&app.store, &rule, &closure, silent, now)
+            .await
+            .unwrap(),
+        Cancelled::Yes
+    );
+    assert_eq!(cancellations_of(&app, silent.conversation.folio).await, 1);
+    // A nudge measured before the customer wrote is not sent either.
+    let nudging = make_rule(
+        &app,
+        "Ventas Hogar",
+        Status::Icr,
+        Measure::NoCustomerMessage,
+        30,
+        Some(("¿Sigues ahí?", 10)),
+    )
+    .await;
+    let (_, nudge) = targets(&nudging, now);
+    let to_nudge = app
+        .store
+        .stale_conversations(&nudging, nudge.unwrap(), 200)
+        .await
+        .unwrap();
+    let target = to_nudge
+        .iter()
+        .find(|s| s.conversation.id != wrote.conversation.id && latest.contains(&s.conversation.id))
+        .unwrap();
+    customer_writes(&app, target, "antes-del-aviso").await;
+    assert!(
+        !app.store
+            .record_nudge(&nudging, target, "¿Sigues ahí?", Ts::new(now))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        app.scalar_i64("select count(*) from auto_cancel_nudges")
+            .await,
+        0
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -64,11 +64,25 @@ pub enum Stale {
     Nudge { cutoff: Ts },
 }
 
-/// A stale conversation and the instant its silence is measured from.
+/// A stale conversation, the instant its silence is measured from, and its
+/// activity when that was measured.
 #[derive(Debug, Clone)]
 pub struct StaleConversation {
     pub conversation: Conversation,
     pub since: Ts,
+    pub activity_at: Ts,
+}
+
+impl StaleConversation {
+    /// The activity a nudge or cancellation for this staleness requires to
+    /// be unchanged, besides the version. A customer message does not move
+    /// the version but always moves the activity, so under
+    /// [`Measure::NoCustomerMessage`] this is what makes the measured silence
+    /// part of the compare-and-set. Time in a status is already guarded by
+    /// the version (entering a status is a transition).
+    pub fn activity_guard(&self, measure: Measure) -> Option<Ts> {
+        (measure == Measure::NoCustomerMessage).then_some(self.activity_at)
+    }
 }
 
 #[derive(sqlx::FromRow)]
@@ -82,8 +96,16 @@ struct StaleRow {
     status: Status,
     version: i64,
     agent_id: Option<Uuid>,
+    last_activity_at: Ts,
     since: Ts,
 }
+
+/// Conversation `$1` is still at version `$2` and, unless `$3` is null, its
+/// activity still at `$3`.
+const UNCHANGED: &str = "select id from conversations \
+    where id = $1 and version = $2 and ($3 is null or last_activity_at = $3)";
+const UNCHANGED_FOR_UPDATE: &str = "select id from conversations \
+    where id = $1 and version = $2 and ($3 is null or last_activity_at = $3) for update";
 
 const RULE_SELECT: &str = "select r.id, r.campaign_id, p.name as campaign_name, r.name, r.status, \
     r.measure, r.window_minutes, r.category_id, cat.name as category_name, \
@@ -118,11 +140,11 @@ macro_rules! stale_query {
             "select count(*) from ("
         } else {
             "select s.id, s.folio, s.campaign_id, s.channel_id, s.contact_id, s.status, \
-             s.version, s.agent_id, s.since from ("
+             s.version, s.agent_id, s.last_activity_at, s.since from ("
         });
         qb.push(
             "select c.id, c.folio, c.campaign_id, c.channel_id, c.contact_id, c.status, \
-             c.version, c.agent_id, ",
+             c.version, c.agent_id, c.last_activity_at, ",
         );
         qb.push(reference_sql(rule.measure));
         qb.push(" as since from conversations c where c.campaign_id = ");
@@ -283,6 +305,7 @@ impl super::Store {
                     agent_id: r.agent_id,
                 },
                 since: r.since,
+                activity_at: r.last_activity_at,
             })
             .collect())
     }
@@ -297,32 +320,19 @@ impl super::Store {
         }))
     }
 
-    /// The instant `conversation`'s silence is measured from under `measure`, now.
-    pub async fn silence_since(
-        &self,
-        measure: Measure,
-        conversation_id: Uuid,
-    ) -> StoreResult<Option<Ts>> {
-        Ok(with_read!(self, |pool| {
-            let mut qb = sqlx::QueryBuilder::new("select ");
-            qb.push(reference_sql(measure));
-            qb.push(" from conversations c where c.id = ");
-            qb.push_bind(conversation_id);
-            qb.build_query_scalar().fetch_optional(pool).await?
-        }))
-    }
-
-    /// Records `rule`'s nudge to a conversation for its silence since
-    /// `since`, as an outbound message, unless it was recorded already (by
-    /// this or another instance). Returns whether this call recorded it.
+    /// Records `rule`'s nudge to a stale conversation, as an outbound
+    /// message of the conversation; unless it was recorded already for this
+    /// silence (by this or another instance), or the conversation changed or
+    /// saw activity since it was measured (the customer just wrote: no
+    /// "¿sigues ahí?"). Returns whether this call recorded it.
     pub async fn record_nudge(
         &self,
         rule: &AutoCancelRule,
-        conversation: &Conversation,
-        since: Ts,
+        stale: &StaleConversation,
         text: &str,
         at: Ts,
     ) -> StoreResult<bool> {
+        let conversation = &stale.conversation;
         let message_id = Uuid::now_v7();
         let event = crate::live::Event::Changed(crate::live::Change {
             conversation_id: conversation.id,
@@ -330,31 +340,47 @@ impl super::Store {
             version: conversation.version,
         });
         let notification = self.feed().notification(event);
+        // On PostgreSQL the row lock orders this after a customer message in
+        // flight (which updates the row), so the check sees it.
+        let unchanged = match self {
+            super::Store::Sqlite(_) => UNCHANGED,
+            super::Store::Postgres(_) => UNCHANGED_FOR_UPDATE,
+        };
         let recorded = with_write!(self, |pool| {
             let mut tx = pool.begin().await?;
-            sqlx::query(
-                "insert into messages (id, conversation_id, direction, message_id, agent_id, text, at) \
-                 values ($1, $2, 'outbound', $3, null, $4, $5)",
-            )
-            .bind(message_id)
-            .bind(conversation.id)
-            .bind(format!("auto-cancel-nudge:{}", rule.id))
-            .bind(text)
-            .bind(at)
-            .execute(&mut *tx)
-            .await?;
-            let inserted = sqlx::query(
-                "insert into auto_cancel_nudges (rule_id, conversation_id, since, sent_at, message_id) \
-                 values ($1, $2, $3, $4, $5) on conflict (rule_id, conversation_id, since) do nothing",
-            )
-            .bind(rule.id)
-            .bind(conversation.id)
-            .bind(since)
-            .bind(at)
-            .bind(message_id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+            let still: Option<Uuid> = sqlx::query_scalar(unchanged)
+                .bind(conversation.id)
+                .bind(conversation.version)
+                .bind(stale.activity_guard(rule.measure))
+                .fetch_optional(&mut *tx)
+                .await?;
+            let inserted = if still.is_none() {
+                0
+            } else {
+                sqlx::query(
+                    "insert into messages (id, conversation_id, direction, message_id, agent_id, text, at) \
+                     values ($1, $2, 'outbound', $3, null, $4, $5)",
+                )
+                .bind(message_id)
+                .bind(conversation.id)
+                .bind(format!("auto-cancel-nudge:{}", rule.id))
+                .bind(text)
+                .bind(at)
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query(
+                    "insert into auto_cancel_nudges (rule_id, conversation_id, since, sent_at, message_id) \
+                     values ($1, $2, $3, $4, $5) on conflict (rule_id, conversation_id, since) do nothing",
+                )
+                .bind(rule.id)
+                .bind(conversation.id)
+                .bind(stale.since)
+                .bind(at)
+                .bind(message_id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+            };
             if inserted == 1 {
                 tx.notify_change(&notification).await?;
                 tx.commit().await?;
