@@ -17,11 +17,12 @@
 //! unchanged. A customer who writes between the measurement and the update
 //! is never cancelled.
 //!
-//! A nudge ("aviso") is recorded as an outbound message of the conversation.
-//! Relevo has no outbound channel hook yet; when one exists it will deliver
-//! the recorded messages. A rule with a nudge sends it `lead` minutes before
-//! the window ends and cancels only once the nudge is at least `lead`
-//! minutes old, so the customer always gets that long to answer.
+//! A nudge ("aviso") is recorded as an outbound message of the conversation
+//! and, in the same transaction, as an item of its channel's outbox, which
+//! the channel's connector collects through the integration API (the server
+//! makes no outbound calls). A rule with a nudge sends it `lead` minutes
+//! before the window ends and cancels only once the nudge is at least
+//! `lead` minutes old, so the customer always gets that long to answer.
 
 use std::time::Duration;
 

@@ -9,6 +9,7 @@
 
 use uuid::Uuid;
 
+use super::outbox::OutboxKind;
 use super::{NotifyInTx, StoreResult, Ts, with_read, with_write};
 use crate::autocancel::Measure;
 use crate::domain::{Conversation, Scope, Status};
@@ -52,6 +53,18 @@ pub struct NewAutoCancelRule {
     pub nudge_lead_minutes: Option<i64>,
     pub created_by: Uuid,
     pub at: Ts,
+}
+
+/// A nudge sent to a conversation and whether its channel's connector
+/// has delivered it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct NudgeSent {
+    pub rule_name: String,
+    pub text: String,
+    pub sent_at: Ts,
+    /// The outbox item (none for nudges recorded before the outbox existed).
+    pub outbox_id: Option<Uuid>,
+    pub delivered_at: Option<Ts>,
 }
 
 /// Which conversations of a rule a query looks for.
@@ -321,10 +334,12 @@ impl super::Store {
     }
 
     /// Records `rule`'s nudge to a stale conversation, as an outbound
-    /// message of the conversation; unless it was recorded already for this
-    /// silence (by this or another instance), or the conversation changed or
-    /// saw activity since it was measured (the customer just wrote: no
-    /// "¿sigues ahí?"). Returns whether this call recorded it.
+    /// message of the conversation and an item of its channel's outbox (for
+    /// the connector to deliver), in one transaction; unless it was recorded
+    /// already for this silence (by this or another instance), or the
+    /// conversation changed or saw activity since it was measured (the
+    /// customer just wrote: no "¿sigues ahí?"). Returns whether this call
+    /// recorded it.
     pub async fn record_nudge(
         &self,
         rule: &AutoCancelRule,
@@ -382,6 +397,15 @@ impl super::Store {
                 .rows_affected()
             };
             if inserted == 1 {
+                sqlx::query(super::outbox::INSERT_OUTBOX)
+                    .bind(Uuid::now_v7())
+                    .bind(conversation.channel_id)
+                    .bind(conversation.id)
+                    .bind(message_id)
+                    .bind(OutboxKind::Nudge.as_str())
+                    .bind(at)
+                    .execute(&mut *tx)
+                    .await?;
                 tx.notify_change(&notification).await?;
                 tx.commit().await?;
                 true
@@ -396,13 +420,16 @@ impl super::Store {
         Ok(recorded)
     }
 
-    /// Nudges recorded for a conversation: (rule id, text, sent at), oldest first.
-    pub async fn nudges_of(&self, conversation_id: Uuid) -> StoreResult<Vec<(Uuid, String, Ts)>> {
+    /// The nudges sent to a conversation with their delivery state, oldest first.
+    pub async fn nudges_of(&self, conversation_id: Uuid) -> StoreResult<Vec<NudgeSent>> {
         Ok(with_read!(self, |pool| {
             sqlx::query_as(
-                "select n.rule_id, m.text, n.sent_at from auto_cancel_nudges n \
-                 join messages m on m.id = n.message_id where n.conversation_id = $1 \
-                 order by n.sent_at",
+                "select r.name as rule_name, m.text, n.sent_at, o.id as outbox_id, o.delivered_at \
+                 from auto_cancel_nudges n \
+                 join auto_cancel_rules r on r.id = n.rule_id \
+                 join messages m on m.id = n.message_id \
+                 left join outbox_messages o on o.message_id = n.message_id \
+                 where n.conversation_id = $1 order by n.sent_at, n.message_id",
             )
             .bind(conversation_id)
             .fetch_all(pool)

@@ -332,6 +332,29 @@ impl TestApp {
         page(response).await
     }
 
+    /// Calls the integration API with an optional bearer token and JSON body;
+    /// returns the status and the JSON answer (panics if it is not JSON).
+    pub async fn api_call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<serde_json::Value>,
+    ) -> (StatusCode, serde_json::Value) {
+        let mut request = self.client.request(method, self.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("request");
+        let status = response.status();
+        let text = response.text().await.expect("body");
+        let value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text:?}"));
+        (status, value)
+    }
+
     /// Fills and posts the login form with `client`.
     pub async fn login_with(&self, client: &reqwest::Client, email: &str, password: &str) -> Page {
         let form = self.get_with(client, "/login").await;
