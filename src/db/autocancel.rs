@@ -355,14 +355,17 @@ impl super::Store {
             version: conversation.version,
         });
         let notification = self.feed().notification(event);
-        // On PostgreSQL the row lock orders this after a customer message in
-        // flight (which updates the row), so the check sees it.
-        let unchanged = match self {
-            super::Store::Sqlite(_) => UNCHANGED,
-            super::Store::Postgres(_) => UNCHANGED_FOR_UPDATE,
+        // The transaction checks before it writes. SQLite: take the write
+        // lock at the start, so the check is not of a snapshot another
+        // connection may write past before this one can upgrade. PostgreSQL:
+        // the row lock orders this after a customer message in flight (which
+        // updates the row), so the check sees it.
+        let (begin, unchanged) = match self {
+            super::Store::Sqlite(_) => ("begin immediate", UNCHANGED),
+            super::Store::Postgres(_) => ("begin", UNCHANGED_FOR_UPDATE),
         };
         let recorded = with_write!(self, |pool| {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_with(begin).await?;
             let still: Option<Uuid> = sqlx::query_scalar(unchanged)
                 .bind(conversation.id)
                 .bind(conversation.version)
