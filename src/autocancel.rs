@@ -10,20 +10,28 @@
 //! on), and a nudge is recorded under a unique key (rule, conversation,
 //! silence) so exactly one instance sends it.
 //!
-//! A nudge ("aviso") is recorded as an outbound message of the conversation.
-//! Relevo has no outbound channel hook yet; when one exists it will deliver
-//! the recorded messages. A rule with a nudge sends it `lead` minutes before
-//! the window ends and cancels only once the nudge is at least `lead`
-//! minutes old, so the customer always gets that long to answer.
+//! The measured silence is part of that compare-and-set: a customer message
+//! does not move the version (so it never makes an administrator's open
+//! form stale) but always moves `last_activity_at`, so a cancellation for a
+//! customer's silence also requires the activity it measured to be
+//! unchanged. A customer who writes between the measurement and the update
+//! is never cancelled.
+//!
+//! A nudge ("aviso") is recorded as an outbound message of the conversation
+//! and, in the same transaction, as an item of its channel's outbox, which
+//! the channel's connector collects through the integration API (the server
+//! makes no outbound calls). A rule with a nudge sends it `lead` minutes
+//! before the window ends and cancels only once the nudge is at least
+//! `lead` minutes old, so the customer always gets that long to answer.
 
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use crate::db::{AutoCancelRule, Stale, Store, StoreResult, Ts};
+use crate::db::{ApplyWith, AutoCancelRule, Stale, StaleConversation, Store, StoreResult, Ts};
 use crate::domain::conversation::{self as rules};
 use crate::domain::text::COMMENT_MAX_CHARS;
-use crate::domain::{Lookup, TransitionError};
+use crate::domain::{CategoryRef, Invalid, Lookup, SubcategoryRef, TransitionError};
 
 /// How often the rules are applied.
 pub const TICK: Duration = Duration::from_secs(60);
@@ -225,6 +233,74 @@ pub async fn preview(
     Ok((cancels, nudges))
 }
 
+/// A rule's closure (category, sub-category, history comment), looked up
+/// once per pass.
+#[derive(Debug, Clone)]
+pub struct RuleClosure {
+    category: Lookup<CategoryRef>,
+    subcategory: Lookup<SubcategoryRef>,
+    comment: String,
+}
+
+impl RuleClosure {
+    pub async fn load(store: &Store, rule: &AutoCancelRule) -> StoreResult<RuleClosure> {
+        let (category, subcategory) =
+            crate::service::closure_lookups(store, Some(rule.category_id), rule.subcategory_id)
+                .await?;
+        Ok(RuleClosure {
+            category,
+            subcategory,
+            comment: history_comment(&rule.name, rule.comment.as_deref()),
+        })
+    }
+}
+
+/// What became of one stale conversation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cancelled {
+    Yes,
+    /// Changed since it was measured (another instance cancelled it, an
+    /// administrator acted, the customer wrote): left as it is now.
+    Changed,
+    /// The closure rules refuse the rule's closure (e.g. its category was
+    /// deactivated); the same holds for every conversation of the rule.
+    Refused(Vec<Invalid>),
+}
+
+/// Cancels one conversation found stale, as the system, only if it is still
+/// exactly as measured: the same version and, for a customer's silence, the
+/// same last activity, both checked by the update itself.
+pub async fn cancel_stale(
+    store: &Store,
+    rule: &AutoCancelRule,
+    closure: &RuleClosure,
+    stale: &StaleConversation,
+    now: DateTime<Utc>,
+) -> StoreResult<Cancelled> {
+    let transition = match rules::system_cancel(
+        &stale.conversation,
+        rule.status,
+        closure.category,
+        closure.subcategory,
+        &closure.comment,
+        now,
+    ) {
+        Ok(t) => t,
+        Err(TransitionError::Invalid(list)) => return Ok(Cancelled::Refused(list)),
+        Err(_) => return Ok(Cancelled::Changed),
+    };
+    let with = ApplyWith {
+        activity_at: stale.activity_guard(rule.measure),
+        ..ApplyWith::default()
+    };
+    Ok(
+        match store.apply_transition_with(&transition, with).await? {
+            Ok(()) => Cancelled::Yes,
+            Err(_) => Cancelled::Changed,
+        },
+    )
+}
+
 /// Applies one rule at `now`: nudges first, then cancellations.
 pub async fn apply_rule(
     store: &Store,
@@ -236,70 +312,35 @@ pub async fn apply_rule(
     if let (Some(which), Some(text)) = (nudge, rule.nudge_text.as_deref()) {
         for _ in 0..MAX_BATCHES {
             let batch = store.stale_conversations(rule, which, BATCH).await?;
-            let mut progressed = false;
+            let mut recorded_in_batch = 0;
             for stale in &batch {
-                if store
-                    .record_nudge(rule, &stale.conversation, stale.since, text, Ts::new(now))
-                    .await?
-                {
-                    report.nudged += 1;
+                if store.record_nudge(rule, stale, text, Ts::new(now)).await? {
+                    recorded_in_batch += 1;
                 }
-                progressed = true;
             }
-            if !progressed || (batch.len() as i64) < BATCH {
+            report.nudged += recorded_in_batch;
+            // A batch where nothing could be recorded would come back the same.
+            if recorded_in_batch == 0 || (batch.len() as i64) < BATCH {
                 break;
             }
         }
     }
-    let category = store
-        .category_ref(rule.category_id)
-        .await?
-        .map_or(Lookup::Unknown, Lookup::Found);
-    let subcategory = match rule.subcategory_id {
-        None => Lookup::NotChosen,
-        Some(id) => store
-            .subcategory_ref(id)
-            .await?
-            .map_or(Lookup::Unknown, Lookup::Found),
-    };
-    let comment = history_comment(&rule.name, rule.comment.as_deref());
+    let closure = RuleClosure::load(store, rule).await?;
     for _ in 0..MAX_BATCHES {
         let batch = store.stale_conversations(rule, cancel, BATCH).await?;
         let mut applied_in_batch = 0;
         for stale in &batch {
-            // The customer may have written since the list was read: measure
-            // again right before cancelling.
-            if store
-                .silence_since(rule.measure, stale.conversation.id)
-                .await?
-                != Some(stale.since)
-            {
-                continue;
-            }
-            let transition = match rules::system_cancel(
-                &stale.conversation,
-                rule.status,
-                category,
-                subcategory,
-                &comment,
-                now,
-            ) {
-                Ok(t) => t,
-                Err(TransitionError::Invalid(list)) => {
-                    // The same closure fails for every conversation of the rule.
+            match cancel_stale(store, rule, &closure, stale, now).await? {
+                Cancelled::Yes => {
+                    report.cancelled += 1;
+                    applied_in_batch += 1;
+                }
+                Cancelled::Changed => report.conflicts += 1,
+                Cancelled::Refused(list) => {
                     tracing::warn!(rule = %rule.id, ?list, "automatic rule refused by the closure rules; skipped");
                     report.refused += batch.len();
                     return Ok(report);
                 }
-                Err(_) => continue,
-            };
-            match store.apply_transition(&transition).await? {
-                Ok(()) => {
-                    report.cancelled += 1;
-                    applied_in_batch += 1;
-                }
-                // Someone else (another instance, most likely) changed it first.
-                Err(_) => report.conflicts += 1,
             }
         }
         if applied_in_batch == 0 || (batch.len() as i64) < BATCH {

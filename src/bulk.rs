@@ -5,9 +5,10 @@
 //! A job is persisted before any item is touched, and every item's outcome
 //! as soon as it is known, so the progress survives a reload and a restart:
 //! a worker picks up running jobs whose lease expired (the instance that
-//! held it stopped). Before applying an item the version it was computed
-//! from is written down, so a resumed job recognises a change it made
-//! itself just before a crash instead of reporting "ya estaba cancelada".
+//! held it stopped). Every history row a job writes carries the job's id, in
+//! the transition's own transaction, so a resumed job recognises a change it
+//! made itself just before a crash (and reports it applied, not "ya estaba
+//! cerrada") without ever applying it twice.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -15,9 +16,9 @@ use std::time::Duration;
 use chrono::Utc;
 use uuid::Uuid;
 
-use crate::db::{BulkAction, BulkItem, BulkJob, ItemOutcome, Store, StoreResult, Ts};
+use crate::db::{ApplyWith, BulkAction, BulkItem, BulkJob, ItemOutcome, Store, StoreResult, Ts};
 use crate::domain::conversation::{self as rules};
-use crate::domain::{AgentCandidate, EventKind, Invalid, Lookup, TransitionError};
+use crate::domain::{AgentCandidate, Invalid, Lookup, TransitionError};
 
 /// Jobs up to this size run within the request; larger ones in the background.
 pub const INLINE_MAX: usize = 25;
@@ -136,20 +137,8 @@ pub async fn process(store: &Store, job_id: Uuid) -> StoreResult<()> {
     let Some(job) = store.bulk_job(job_id).await? else {
         return Ok(());
     };
-    let category = match job.category_id {
-        None => Lookup::NotChosen,
-        Some(id) => store
-            .category_ref(id)
-            .await?
-            .map_or(Lookup::Unknown, Lookup::Found),
-    };
-    let subcategory = match job.subcategory_id {
-        None => Lookup::NotChosen,
-        Some(id) => store
-            .subcategory_ref(id)
-            .await?
-            .map_or(Lookup::Unknown, Lookup::Found),
-    };
+    let (category, subcategory) =
+        crate::service::closure_lookups(store, job.category_id, job.subcategory_id).await?;
     let agent_name = match job.agent_id {
         Some(id) => store.user_name(id).await?,
         None => None,
@@ -212,9 +201,9 @@ async fn process_item(
         let (o, r, m) = not_found();
         return settle(o, r, m).await;
     };
-    let (applied_key, kind) = match job.action {
-        BulkAction::Cancel => ("cancelled", EventKind::Cancelled),
-        BulkAction::Reassign => ("reassigned", EventKind::Reassigned),
+    let applied_key = match job.action {
+        BulkAction::Cancel => "cancelled",
+        BulkAction::Reassign => "reassigned",
     };
     for attempt in 0..ATTEMPTS {
         // The creator's scope when the job was made: nothing outside it is
@@ -234,14 +223,9 @@ async fn process_item(
                 ctx.agent_name.unwrap_or("otro agente")
             ),
         };
-        // Resumed after a crash: was the change ours, made just before it?
-        if attempt == 0
-            && let Some(tried) = item.attempt_version
-            && conversation.version == tried + 1
-            && let Some(latest) = store.latest_event(conversation_id).await?
-            && latest.kind == kind
-            && latest.actor_kind == crate::domain::ActorKind::Administrator
-        {
+        // Resumed after a crash: did this job change it before it could
+        // settle the item? Its history row says so exactly.
+        if attempt == 0 && store.bulk_job_changed(job.id, conversation_id).await? {
             return settle(ItemOutcome::Applied, applied_key.into(), applied_message()).await;
         }
         let now = Utc::now();
@@ -300,10 +284,15 @@ async fn process_item(
                 .await;
             }
         };
-        store
-            .note_bulk_attempt(job.id, item.position, conversation.version)
-            .await?;
-        if store.apply_transition(&transition).await?.is_ok() {
+        let with = ApplyWith {
+            bulk_job_id: Some(job.id),
+            ..ApplyWith::default()
+        };
+        if store
+            .apply_transition_with(&transition, with)
+            .await?
+            .is_ok()
+        {
             return settle(ItemOutcome::Applied, applied_key.into(), applied_message()).await;
         }
         // Someone else changed it meanwhile: decide again on the new state.

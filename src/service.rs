@@ -9,7 +9,9 @@ use uuid::Uuid;
 
 use crate::db::{ChannelAuth, InboundMessage, InboundOutcome, Store, StoreError, Ts};
 use crate::domain::conversation::{self as rules};
-use crate::domain::{Conversation, Invalid, Lookup, Scope, Status, TransitionError};
+use crate::domain::{
+    CategoryRef, Conversation, Invalid, Lookup, Scope, Status, SubcategoryRef, TransitionError,
+};
 
 /// Loads and compare-and-set attempts before answering "busy".
 pub const ATTEMPTS: usize = 3;
@@ -128,17 +130,13 @@ pub async fn agent_reply(
     Err(ServiceError::Busy)
 }
 
-/// The assigned agent closes the conversation; category, sub-category and
-/// comment are optional and checked like the console's.
-pub async fn resolve(
+/// A closure's category and sub-category as the transition rules check them:
+/// not chosen, unknown, or found with their campaign and active flags.
+pub async fn closure_lookups(
     store: &Store,
-    scope: &Scope,
-    id: Uuid,
-    agent: Uuid,
     category: Option<Uuid>,
     subcategory: Option<Uuid>,
-    comment: &str,
-) -> Result<Conversation, ServiceError> {
+) -> Result<(Lookup<CategoryRef>, Lookup<SubcategoryRef>), StoreError> {
     let category = match category {
         None => Lookup::NotChosen,
         Some(id) => store
@@ -153,6 +151,21 @@ pub async fn resolve(
             .await?
             .map_or(Lookup::Unknown, Lookup::Found),
     };
+    Ok((category, subcategory))
+}
+
+/// The assigned agent closes the conversation; category, sub-category and
+/// comment are optional and checked like the console's.
+pub async fn resolve(
+    store: &Store,
+    scope: &Scope,
+    id: Uuid,
+    agent: Uuid,
+    category: Option<Uuid>,
+    subcategory: Option<Uuid>,
+    comment: &str,
+) -> Result<Conversation, ServiceError> {
+    let (category, subcategory) = closure_lookups(store, category, subcategory).await?;
     let mut checked = false;
     for _ in 0..ATTEMPTS {
         let conversation = store

@@ -1,16 +1,25 @@
 //! Cancelación automática on both backends: a rule's dry run equals what it
 //! then cancels, nudges come first and once, bad windows are refused, rules
-//! are scoped, and two instances on one PostgreSQL database cancel each
+//! are scoped, a customer who writes after the measurement is neither
+//! cancelled nor nudged, nudges reach their channel's connector once through
+//! the outbox, and two instances on one PostgreSQL database cancel each
 //! conversation once.
 
 mod common;
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use chrono::{Duration, Utc};
 use common::{Backend, TestApp, csrf_in, spawn_app};
-use relevo::autocancel::{Measure, apply_rule, preview, run_pass};
-use relevo::db::{AutoCancelRule, NewAutoCancelRule, Store, Ts};
+use relevo::autocancel::{
+    Cancelled, Measure, RuleClosure, apply_rule, cancel_stale, preview, run_pass, targets,
+};
+use relevo::db::{
+    AutoCancelRule, ChannelAuth, InboundMessage, NewAutoCancelRule, StaleConversation, Store, Ts,
+};
 use relevo::domain::{Scope, Status};
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
 use uuid::Uuid;
 
 on_both_backends!(
@@ -19,6 +28,8 @@ on_both_backends!(
     a_nudge_is_recorded_once_and_the_cancel_waits_for_its_lead,
     a_window_of_zero_or_negative_minutes_is_refused,
     an_administrator_cannot_see_or_change_a_rule_of_another_campaign,
+    a_customer_message_after_the_measurement_keeps_the_conversation_open,
+    a_nudge_reaches_its_channels_connector_once_through_the_outbox,
 );
 
 async fn category(app: &TestApp, campaign: &str) -> Uuid {
@@ -357,6 +368,381 @@ async fn an_administrator_cannot_see_or_change_a_rule_of_another_campaign(backen
         .await;
     assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(page.body.contains("Selecciona una campaña"));
+}
+
+/// The customer of `stale` writes on its channel now.
+async fn customer_writes(app: &TestApp, stale: &StaleConversation, message_id: &str) {
+    let c = &stale.conversation;
+    let detail = app
+        .store
+        .api_conversation(&Scope::All, c.id)
+        .await
+        .unwrap()
+        .unwrap();
+    let channel = ChannelAuth {
+        id: c.channel_id,
+        campaign_id: c.campaign_id,
+        active: true,
+    };
+    let message = InboundMessage {
+        message_id: message_id.to_owned(),
+        from: detail.detail.row.contact_external_id.clone(),
+        name: None,
+        text: "Sigo aquí".to_owned(),
+    };
+    let outcome = app
+        .store
+        .record_customer_message(&channel, &message, Ts::now())
+        .await
+        .unwrap();
+    assert_eq!(outcome.conversation_id, c.id, "continues the conversation");
+}
+
+/// ICR conversations that are their contact's latest, so a message of the
+/// customer continues them.
+async fn latest_of_their_contact(app: &TestApp) -> BTreeSet<Uuid> {
+    app.uuids_where(
+        "select c.id from conversations c where c.status = $1 and not exists \
+         (select 1 from conversations o where o.contact_id = c.contact_id \
+         and (o.started_at > c.started_at or (o.started_at = c.started_at and o.folio > c.folio)))",
+        "icr",
+    )
+    .await
+    .into_iter()
+    .collect()
+}
+
+/// History rows of kind `cancelled` of conversation `folio`.
+async fn cancellations_of(app: &TestApp, folio: i64) -> i64 {
+    app.folios_where(
+        "select count(*) from conversation_events e join conversations c \
+         on c.id = e.conversation_id where e.kind = 'cancelled' and cast(c.folio as text) = $1",
+        &folio.to_string(),
+    )
+    .await[0]
+}
+
+async fn a_customer_message_after_the_measurement_keeps_the_conversation_open(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let rule = make_rule(
+        &app,
+        "Ventas Hogar",
+        Status::Icr,
+        Measure::NoCustomerMessage,
+        30,
+        None,
+    )
+    .await;
+    let now = Utc::now() + Duration::days(2);
+    let (cancel, _) = targets(&rule, now);
+    // The pass measures its targets (those a message of their customer
+    // continues: the customer's latest conversation) ...
+    let latest = latest_of_their_contact(&app).await;
+    let stale: Vec<StaleConversation> = app
+        .store
+        .stale_conversations(&rule, cancel, 200)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|s| latest.contains(&s.conversation.id))
+        .collect();
+    assert!(stale.len() >= 3, "demo data has stale ICR conversations");
+    let (wrote, silent) = (&stale[0], &stale[1]);
+    // ... then the customer writes, which moves the activity, not the version.
+    customer_writes(&app, wrote, "despues-de-medir").await;
+    let closure = RuleClosure::load(&app.store, &rule).await.unwrap();
+    assert_eq!(
+        cancel_stale(&app.store, &rule, &closure, wrote, now)
+            .await
+            .unwrap(),
+        Cancelled::Changed
+    );
+    let state = app
+        .store
+        .conversation_state(&Scope::All, wrote.conversation.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(state.status, Status::Icr);
+    assert_eq!(state.version, wrote.conversation.version);
+    assert_eq!(cancellations_of(&app, wrote.conversation.folio).await, 0);
+    // The one who stayed silent is cancelled as measured, by the system.
+    assert_eq!(
+        cancel_stale(&app.store, &rule, &closure, silent, now)
+            .await
+            .unwrap(),
+        Cancelled::Yes
+    );
+    assert_eq!(cancellations_of(&app, silent.conversation.folio).await, 1);
+    // A nudge measured before the customer wrote is not sent either.
+    let nudging = make_rule(
+        &app,
+        "Ventas Hogar",
+        Status::Icr,
+        Measure::NoCustomerMessage,
+        30,
+        Some(("¿Sigues ahí?", 10)),
+    )
+    .await;
+    let (_, nudge) = targets(&nudging, now);
+    let to_nudge = app
+        .store
+        .stale_conversations(&nudging, nudge.unwrap(), 200)
+        .await
+        .unwrap();
+    let target = to_nudge
+        .iter()
+        .find(|s| s.conversation.id != wrote.conversation.id && latest.contains(&s.conversation.id))
+        .unwrap();
+    customer_writes(&app, target, "antes-del-aviso").await;
+    assert!(
+        !app.store
+            .record_nudge(&nudging, target, "¿Sigues ahí?", Ts::new(now))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        app.scalar_i64("select count(*) from outbox_messages").await,
+        0
+    );
+    assert_eq!(
+        app.scalar_i64("select count(*) from auto_cancel_nudges")
+            .await,
+        0
+    );
+}
+
+/// Every pending outbox item of `channel`, paged `limit` at a time.
+async fn drain_outbox(app: &TestApp, channel: Uuid, token: &str, limit: usize) -> Vec<Value> {
+    let mut items = Vec::new();
+    let mut after = String::new();
+    for _ in 0..1000 {
+        let (status, page) = app
+            .api_call(
+                Method::GET,
+                &format!("/api/v1/channels/{channel}/outbox?limit={limit}&after={after}"),
+                Some(token),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        let batch = page["items"].as_array().unwrap().clone();
+        assert!(batch.len() <= limit);
+        items.extend(batch);
+        match page["next_after"].as_str() {
+            Some(next) => after = next.to_owned(),
+            None => return items,
+        }
+    }
+    panic!("the outbox never ended");
+}
+
+async fn a_nudge_reaches_its_channels_connector_once_through_the_outbox(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let text = "¿Sigues ahí? Responde para continuar.";
+    make_rule(
+        &app,
+        "Ventas Hogar",
+        Status::Icr,
+        Measure::NoCustomerMessage,
+        30,
+        Some((text, 10)),
+    )
+    .await;
+    // Which channel each ICR conversation of Ventas Hogar is on.
+    let mut expected: BTreeMap<Uuid, BTreeSet<Uuid>> = BTreeMap::new();
+    for id in app
+        .uuids_where(
+            "select c.id from conversations c join campaigns p on p.id = c.campaign_id \
+             where p.name = $1 and c.status = 'icr'",
+            "Ventas Hogar",
+        )
+        .await
+    {
+        let c = app
+            .store
+            .conversation_state(&Scope::All, id)
+            .await
+            .unwrap()
+            .unwrap();
+        expected.entry(c.channel_id).or_default().insert(id);
+    }
+    let waiting: usize = expected.values().map(BTreeSet::len).sum();
+    assert!(waiting > 2, "demo data has ICR conversations");
+    // Two instances pass at the same moment, then one passes again.
+    let second = Store::connect(&app.database_url).await.unwrap();
+    let now = Utc::now() + Duration::days(2);
+    let (a, b) = tokio::join!(run_pass(&app.store, now), run_pass(&second, now));
+    assert_eq!(a.unwrap().nudged + b.unwrap().nudged, waiting);
+    assert_eq!(run_pass(&second, now).await.unwrap().nudged, 0);
+    second.close().await;
+    assert_eq!(
+        app.scalar_i64("select count(*) from outbox_messages").await as usize,
+        waiting
+    );
+    // Each channel's connector sees exactly its conversations, once each.
+    let mut tokens = BTreeMap::new();
+    for (&channel, ids) in &expected {
+        let token = app
+            .store
+            .rotate_channel_token(channel)
+            .await
+            .unwrap()
+            .unwrap();
+        let items = drain_outbox(&app, channel, &token, 2).await;
+        let seen: Vec<Uuid> = items
+            .iter()
+            .map(|i| Uuid::parse_str(i["conversation_id"].as_str().unwrap()).unwrap())
+            .collect();
+        assert_eq!(seen.len(), ids.len(), "one item per conversation");
+        assert_eq!(&seen.into_iter().collect::<BTreeSet<_>>(), ids);
+        for item in &items {
+            assert_eq!(item["kind"], "nudge");
+            assert_eq!(item["text"], text);
+            assert!(item["folio"].as_i64().unwrap() > 10000);
+            assert!(!item["to"].as_str().unwrap().is_empty());
+        }
+        tokens.insert(channel, (token, items));
+    }
+    let (&channel, (token, items)) = tokens.iter().next().unwrap();
+    let item_id = items[0]["id"].as_str().unwrap().to_owned();
+    let conversation = Uuid::parse_str(items[0]["conversation_id"].as_str().unwrap()).unwrap();
+    let detail = app
+        .store
+        .api_conversation(&Scope::All, conversation)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        items[0]["to"],
+        detail.detail.row.contact_external_id.as_str()
+    );
+    // Another channel's connector sees nothing of it: not with its token on
+    // this channel's path, and not on its own path (another campaign's
+    // channel, which has no nudges).
+    let cobranza = app.campaign_id("Cobranza").await;
+    let foreign = app
+        .store
+        .channels()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|c| c.1 == cobranza)
+        .unwrap()
+        .0;
+    let foreign_token = app
+        .store
+        .rotate_channel_token(foreign)
+        .await
+        .unwrap()
+        .unwrap();
+    let outbox = format!("/api/v1/channels/{channel}/outbox");
+    let (status, body) = app
+        .api_call(Method::GET, &outbox, Some(&foreign_token), None)
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body["error"], "not_found");
+    assert!(
+        drain_outbox(&app, foreign, &foreign_token, 50)
+            .await
+            .is_empty()
+    );
+    for bad in [None, Some("rlv_ch_nope")] {
+        let (status, body) = app.api_call(Method::GET, &outbox, bad, None).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert_eq!(body["error"], "unauthorized");
+    }
+    for (query, field) in [
+        ("limit=0", "limit"),
+        ("limit=201", "limit"),
+        ("limit=muchos", "limit"),
+        ("after=no-es-un-id", "after"),
+    ] {
+        let (status, body) = app
+            .api_call(Method::GET, &format!("{outbox}?{query}"), Some(token), None)
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{query}");
+        assert_eq!(body["field"], field, "{query}");
+    }
+    // The connector acknowledges a delivery; repeating it changes nothing.
+    let delivered = format!("{outbox}/{item_id}/delivered");
+    let (status, first) = app
+        .api_call(Method::POST, &delivered, Some(token), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    assert_eq!(first["already_delivered"], false);
+    let (status, again) = app
+        .api_call(Method::POST, &delivered, Some(token), None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(again["already_delivered"], true);
+    assert_eq!(again["delivered_at"], first["delivered_at"]);
+    // Nobody else can acknowledge it, nor an item that does not exist.
+    let (status, _) = app
+        .api_call(
+            Method::POST,
+            &format!("/api/v1/channels/{foreign}/outbox/{item_id}/delivered"),
+            Some(&foreign_token),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = app
+        .api_call(
+            Method::POST,
+            &format!("{outbox}/{}/delivered", Uuid::now_v7()),
+            Some(token),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, body) = app
+        .api_call(
+            Method::POST,
+            &format!("{outbox}/no-es-un-id/delivered"),
+            Some(token),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["error"], "invalid_id");
+    // Delivered items leave the outbox; the others stay until acknowledged.
+    let left = drain_outbox(&app, channel, token, 50).await;
+    assert_eq!(left.len(), items.len() - 1);
+    assert!(left.iter().all(|i| i["id"] != item_id.as_str()));
+    // The delivery state shows where the nudge is visible: the API's
+    // conversation and the console's detail page.
+    let (_, integration) = app
+        .store
+        .create_integration_token("Ventas Hogar", "pruebas", Ts::now())
+        .await
+        .unwrap()
+        .unwrap();
+    let (status, body) = app
+        .api_call(
+            Method::GET,
+            &format!("/api/v1/conversations/{conversation}"),
+            Some(&integration),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["nudges"][0]["outbox_id"], item_id.as_str());
+    assert_eq!(body["nudges"][0]["delivered_at"], first["delivered_at"]);
+    app.login_as_admin().await;
+    let page = app
+        .get(&format!("/mensajes/{}", detail.detail.row.folio))
+        .await;
+    assert!(page.body.contains("Avisos al cliente"));
+    assert!(page.body.contains("data-nudge-delivered=\"true\""));
+    assert!(page.body.contains("Entregado el "));
+    let pending = left[0]["folio"].as_i64().unwrap();
+    let page = app.get(&format!("/mensajes/{pending}")).await;
+    assert!(page.body.contains("Pendiente de entrega"), "{}", page.body);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use common::webdriver::Browser;
 use common::{ADMIN_EMAIL, ADMIN_PASSWORD, Backend, TestApp, csrf_in, spawn_app};
+use relevo::db::{ApplyWith, BulkAction, NewBulkJob, Ts};
+use relevo::domain::{Lookup, Scope};
 use reqwest::StatusCode;
 use serde_json::json;
 use uuid::Uuid;
@@ -19,6 +21,7 @@ on_both_backends!(
     all_that_match_shows_the_count_and_refuses_when_it_changed,
     a_large_job_runs_in_the_background_and_only_its_creator_sees_it,
     a_bulk_cancel_through_the_browser_shows_its_results,
+    a_job_resumed_after_a_crash_reports_its_own_change_as_applied,
 );
 
 /// Open folios of a campaign, in folio order.
@@ -513,4 +516,153 @@ async fn a_bulk_cancel_through_the_browser_shows_its_results(backend: Backend) {
     let violations = browser.accessibility_violations().await;
     assert!(violations.is_empty(), "{violations:?}");
     browser.quit().await;
+}
+
+async fn a_job_resumed_after_a_crash_reports_its_own_change_as_applied(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let open = open_in(&app, "Ventas Hogar").await;
+    let (ours, untouched, theirs) = (open[0], open[1], open[2]);
+    let admin = app
+        .store
+        .user_by_email(ADMIN_EMAIL)
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
+    let scope = Scope::Campaigns(vec![app.campaign_id("Ventas Hogar").await]);
+    let category_id = category(&app, "Ventas Hogar").await;
+    let found = app
+        .store
+        .folios_in_scope(&scope, &[ours, untouched, theirs])
+        .await
+        .unwrap();
+    let items = [ours, untouched, theirs]
+        .iter()
+        .map(|f| (f.to_string(), found.iter().find(|(x, _)| x == f).copied()))
+        .collect();
+    let job = app
+        .store
+        .create_bulk_job(&NewBulkJob {
+            created_by: admin,
+            scope: scope.clone(),
+            action: BulkAction::Cancel,
+            category_id: Some(category_id),
+            subcategory_id: None,
+            agent_id: None,
+            comment: String::new(),
+            items,
+            at: Ts::now(),
+        })
+        .await
+        .unwrap();
+    // An instance takes the job (a short lease, so the test need not wait
+    // long for it to expire) ...
+    let now = chrono::Utc::now();
+    assert!(
+        app.store
+            .claim_bulk_job(
+                job,
+                Ts::new(now),
+                Ts::new(now + chrono::Duration::milliseconds(1500))
+            )
+            .await
+            .unwrap()
+    );
+    let category = Lookup::Found(app.store.category_ref(category_id).await.unwrap().unwrap());
+    let cancel = |folio: i64| {
+        let scope = scope.clone();
+        let store = app.store.clone();
+        let id = found.iter().find(|(x, _)| *x == folio).unwrap().1;
+        async move {
+            let state = store.conversation_state(&scope, id).await.unwrap().unwrap();
+            relevo::domain::conversation::cancel(
+                &state,
+                admin,
+                category,
+                Lookup::NotChosen,
+                "",
+                chrono::Utc::now(),
+            )
+            .unwrap()
+        }
+    };
+    // ... commits the first item's cancellation and stops before recording
+    // the item's result.
+    let with = ApplyWith {
+        bulk_job_id: Some(job),
+        ..ApplyWith::default()
+    };
+    let t = cancel(ours).await;
+    app.store
+        .apply_transition_with(&t, with)
+        .await
+        .unwrap()
+        .unwrap();
+    // Meanwhile an administrator cancels the third by hand: the same kind of
+    // change by the same kind of actor, but not the job's.
+    let t = cancel(theirs).await;
+    app.store.apply_transition(&t).await.unwrap().unwrap();
+    // Once the lease has expired, any instance resumes the job.
+    tokio::time::sleep(Duration::from_millis(1600)).await;
+    relevo::bulk::process(&app.store, job).await.unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !app.store.bulk_job(job).await.unwrap().unwrap().finished {
+        assert!(std::time::Instant::now() < deadline, "job did not finish");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let results: Vec<(String, String)> = app
+        .store
+        .bulk_items(job)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|i| (i.outcome.unwrap(), i.message.unwrap()))
+        .collect();
+    assert_eq!(
+        results[0],
+        (
+            "applied".to_owned(),
+            format!("Conversación {ours} cancelada")
+        )
+    );
+    assert_eq!(
+        results[1],
+        (
+            "applied".to_owned(),
+            format!("Conversación {untouched} cancelada")
+        )
+    );
+    assert_eq!(results[2].0, "already_final");
+    // One history row each: the job did not cancel its first item twice.
+    for folio in [ours, untouched, theirs] {
+        assert_eq!(status_of(&app, folio).await.len(), 1);
+        assert_eq!(
+            app.folios_where(
+                "select count(*) from conversation_events e join conversations c \
+                 on c.id = e.conversation_id where e.kind = 'cancelled' \
+                 and cast(c.folio as text) = $1",
+                &folio.to_string(),
+            )
+            .await[0],
+            1,
+            "{folio}"
+        );
+    }
+    assert_eq!(
+        app.scalar_i64("select count(*) from conversation_events where bulk_job_id is not null")
+            .await,
+        2,
+        "the job's two rows carry its id; the hand-made one does not"
+    );
+    // Its creator reads the same result on the job's page.
+    app.login_as_admin().await;
+    let page = app.get(&format!("/mensajes/lote/{job}")).await;
+    assert!(
+        page.body
+            .contains("2 canceladas, 1 omitida: ya estaba cerrada"),
+        "{}",
+        page.body
+    );
 }

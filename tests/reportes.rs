@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use chrono::Utc;
 use common::webdriver::Browser;
-use common::{ADMIN_EMAIL, ADMIN_PASSWORD, Backend, TestApp, spawn_app};
+use common::{ADMIN_EMAIL, ADMIN_PASSWORD, Backend, TestApp, spawn_app, spawn_app_in_zone};
 use relevo::db::Store;
 use reqwest::StatusCode;
 
@@ -22,6 +22,7 @@ on_both_backends!(
     a_reversed_or_too_long_range_is_refused,
     an_export_taken_while_rows_change_is_one_snapshot,
     the_report_page_shows_its_chart_in_a_browser,
+    per_day_counts_are_exact_in_any_time_zone,
 );
 
 /// A strict RFC 4180 parser: quoted fields, doubled quotes, CRLF records.
@@ -484,4 +485,112 @@ async fn the_report_page_shows_its_chart_in_a_browser(backend: Backend) {
     let violations = browser.accessibility_violations().await;
     assert!(violations.is_empty(), "{violations:?}");
     browser.quit().await;
+}
+
+/// Closures one minute either side of local midnights that a per-UTC-hour
+/// count puts on the wrong day: +05:30, +05:45, −03:30 on the day daylight
+/// saving starts (a 23-hour day) and its end, and Chile, whose clocks jump
+/// over midnight in September and repeat the hour before it in April.
+const NEAR_MIDNIGHT: [&str; 12] = [
+    "2024-03-09T18:29:00Z", // Kolkata: 23:59 on 9 March
+    "2024-03-09T18:31:00Z", // Kolkata: 00:01 on 10 March
+    "2024-03-09T18:14:00Z", // Kathmandu: 23:59 on 9 March
+    "2024-03-09T18:16:00Z", // Kathmandu: 00:01 on 10 March
+    "2024-03-10T03:29:00Z", // St John's: 23:59 on 9 March (−03:30)
+    "2024-03-10T03:31:00Z", // St John's: 00:01 on 10 March
+    "2024-03-11T02:29:00Z", // St John's: 23:59 on 10 March (−02:30 since 02:00)
+    "2024-03-11T02:31:00Z", // St John's: 00:01 on 11 March
+    "2024-04-07T03:59:00Z", // Santiago: 23:59 on 6 April, the second time
+    "2024-04-07T04:01:00Z", // Santiago: 00:01 on 7 April
+    "2024-09-08T03:59:00Z", // Santiago: 23:59 on 7 September
+    "2024-09-08T04:01:00Z", // Santiago: 01:01 on 8 September (00:00 skipped)
+];
+
+/// Cancels one open conversation per instant, as the system at that instant.
+async fn close_at(app: &TestApp, instants: &[&str]) {
+    let ids = app
+        .uuids_where(
+            "select id from conversations where is_open and status <> $1 order by folio limit 12",
+            "resolved",
+        )
+        .await;
+    assert!(ids.len() >= instants.len(), "enough open conversations");
+    for (id, at) in ids.into_iter().zip(instants) {
+        let at = chrono::DateTime::parse_from_rfc3339(at).unwrap().to_utc();
+        let c = app
+            .store
+            .conversation_state(&relevo::domain::Scope::All, id)
+            .await
+            .unwrap()
+            .unwrap();
+        let category = app.store.closure_options(c.campaign_id).await.unwrap()[0].id;
+        let category = app.store.category_ref(category).await.unwrap().unwrap();
+        let t = relevo::domain::conversation::system_cancel(
+            &c,
+            c.status,
+            relevo::domain::Lookup::Found(category),
+            relevo::domain::Lookup::NotChosen,
+            "",
+            at,
+        )
+        .unwrap();
+        app.store.apply_transition(&t).await.unwrap().unwrap();
+    }
+}
+
+async fn per_day_counts_are_exact_in_any_time_zone(backend: Backend) {
+    use chrono_tz::{America, Asia};
+    let Some(app) = spawn_app_in_zone(backend, true, Asia::Kolkata).await else {
+        return;
+    };
+    close_at(&app, &NEAR_MIDNIGHT).await;
+    let day = |s: &str| chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
+    let (from, to) = (day("2024-03-01"), day("2024-09-30"));
+    for tz in [
+        Asia::Kolkata,
+        Asia::Kathmandu,
+        America::St_Johns,
+        America::Santiago,
+        America::Mexico_City,
+    ] {
+        // The oracle: each closure's local date as chrono-tz reads it.
+        let mut expected: BTreeMap<chrono::NaiveDate, i64> = BTreeMap::new();
+        for at in NEAR_MIDNIGHT {
+            let local = chrono::DateTime::parse_from_rfc3339(at)
+                .unwrap()
+                .with_timezone(&tz)
+                .date_naive();
+            *expected.entry(local).or_default() += 1;
+        }
+        let bounds = relevo::routes::reportes::report_bounds(from, to, tz);
+        let counts = app
+            .store
+            .report_counts(&relevo::db::Campaigns::All, &bounds)
+            .await
+            .unwrap();
+        let report = relevo::routes::reportes::build_report(&counts, from, to);
+        let shown: BTreeMap<chrono::NaiveDate, i64> = report
+            .days
+            .iter()
+            .filter(|d| d.counts.total() > 0)
+            .map(|d| (d.date, d.counts.cancelled))
+            .collect();
+        assert_eq!(shown, expected, "{tz}");
+        assert_eq!(report.totals.cancelled, NEAR_MIDNIGHT.len() as i64, "{tz}");
+    }
+    // The page, in the application's zone (Kolkata): the same split.
+    app.login_as_super().await;
+    let page = app.get("/reportes?desde=2024-03-09&hasta=2024-03-10").await;
+    assert_eq!(page.status, StatusCode::OK);
+    let cancelled_on = |label: &str| -> String {
+        let marker =
+            format!("data-day=\"{label}\"><th scope=\"row\">{label}</th><td class=\"num\">");
+        let start = page.body.find(&marker).expect(label) + marker.len();
+        page.body[start..].split('<').next().unwrap().to_owned()
+    };
+    // 9 March: Kolkata's 23:59 and Kathmandu's two (23:44 and 23:46 in
+    // Kolkata); 10 March: Kolkata's 00:01 and St John's first two (08:59
+    // and 09:01 in Kolkata).
+    assert_eq!(cancelled_on("09/03/2024"), "3");
+    assert_eq!(cancelled_on("10/03/2024"), "3");
 }

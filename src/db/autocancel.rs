@@ -9,6 +9,7 @@
 
 use uuid::Uuid;
 
+use super::outbox::OutboxKind;
 use super::{NotifyInTx, StoreResult, Ts, with_read, with_write};
 use crate::autocancel::Measure;
 use crate::domain::{Conversation, Scope, Status};
@@ -54,6 +55,18 @@ pub struct NewAutoCancelRule {
     pub at: Ts,
 }
 
+/// A nudge sent to a conversation and whether its channel's connector
+/// has delivered it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct NudgeSent {
+    pub rule_name: String,
+    pub text: String,
+    pub sent_at: Ts,
+    /// The outbox item (none for nudges recorded before the outbox existed).
+    pub outbox_id: Option<Uuid>,
+    pub delivered_at: Option<Ts>,
+}
+
 /// Which conversations of a rule a query looks for.
 #[derive(Debug, Clone, Copy)]
 pub enum Stale {
@@ -64,11 +77,25 @@ pub enum Stale {
     Nudge { cutoff: Ts },
 }
 
-/// A stale conversation and the instant its silence is measured from.
+/// A stale conversation, the instant its silence is measured from, and its
+/// activity when that was measured.
 #[derive(Debug, Clone)]
 pub struct StaleConversation {
     pub conversation: Conversation,
     pub since: Ts,
+    pub activity_at: Ts,
+}
+
+impl StaleConversation {
+    /// The activity a nudge or cancellation for this staleness requires to
+    /// be unchanged, besides the version. A customer message does not move
+    /// the version but always moves the activity, so under
+    /// [`Measure::NoCustomerMessage`] this is what makes the measured silence
+    /// part of the compare-and-set. Time in a status is already guarded by
+    /// the version (entering a status is a transition).
+    pub fn activity_guard(&self, measure: Measure) -> Option<Ts> {
+        (measure == Measure::NoCustomerMessage).then_some(self.activity_at)
+    }
 }
 
 #[derive(sqlx::FromRow)]
@@ -82,8 +109,16 @@ struct StaleRow {
     status: Status,
     version: i64,
     agent_id: Option<Uuid>,
+    last_activity_at: Ts,
     since: Ts,
 }
+
+/// Conversation `$1` is still at version `$2` and, unless `$3` is null, its
+/// activity still at `$3`.
+const UNCHANGED: &str = "select id from conversations \
+    where id = $1 and version = $2 and ($3 is null or last_activity_at = $3)";
+const UNCHANGED_FOR_UPDATE: &str = "select id from conversations \
+    where id = $1 and version = $2 and ($3 is null or last_activity_at = $3) for update";
 
 const RULE_SELECT: &str = "select r.id, r.campaign_id, p.name as campaign_name, r.name, r.status, \
     r.measure, r.window_minutes, r.category_id, cat.name as category_name, \
@@ -118,11 +153,11 @@ macro_rules! stale_query {
             "select count(*) from ("
         } else {
             "select s.id, s.folio, s.campaign_id, s.channel_id, s.contact_id, s.status, \
-             s.version, s.agent_id, s.since from ("
+             s.version, s.agent_id, s.last_activity_at, s.since from ("
         });
         qb.push(
             "select c.id, c.folio, c.campaign_id, c.channel_id, c.contact_id, c.status, \
-             c.version, c.agent_id, ",
+             c.version, c.agent_id, c.last_activity_at, ",
         );
         qb.push(reference_sql(rule.measure));
         qb.push(" as since from conversations c where c.campaign_id = ");
@@ -283,6 +318,7 @@ impl super::Store {
                     agent_id: r.agent_id,
                 },
                 since: r.since,
+                activity_at: r.last_activity_at,
             })
             .collect())
     }
@@ -297,32 +333,21 @@ impl super::Store {
         }))
     }
 
-    /// The instant `conversation`'s silence is measured from under `measure`, now.
-    pub async fn silence_since(
-        &self,
-        measure: Measure,
-        conversation_id: Uuid,
-    ) -> StoreResult<Option<Ts>> {
-        Ok(with_read!(self, |pool| {
-            let mut qb = sqlx::QueryBuilder::new("select ");
-            qb.push(reference_sql(measure));
-            qb.push(" from conversations c where c.id = ");
-            qb.push_bind(conversation_id);
-            qb.build_query_scalar().fetch_optional(pool).await?
-        }))
-    }
-
-    /// Records `rule`'s nudge to a conversation for its silence since
-    /// `since`, as an outbound message, unless it was recorded already (by
-    /// this or another instance). Returns whether this call recorded it.
+    /// Records `rule`'s nudge to a stale conversation, as an outbound
+    /// message of the conversation and an item of its channel's outbox (for
+    /// the connector to deliver), in one transaction; unless it was recorded
+    /// already for this silence (by this or another instance), or the
+    /// conversation changed or saw activity since it was measured (the
+    /// customer just wrote: no "¿sigues ahí?"). Returns whether this call
+    /// recorded it.
     pub async fn record_nudge(
         &self,
         rule: &AutoCancelRule,
-        conversation: &Conversation,
-        since: Ts,
+        stale: &StaleConversation,
         text: &str,
         at: Ts,
     ) -> StoreResult<bool> {
+        let conversation = &stale.conversation;
         let message_id = Uuid::now_v7();
         let event = crate::live::Event::Changed(crate::live::Change {
             conversation_id: conversation.id,
@@ -330,32 +355,60 @@ impl super::Store {
             version: conversation.version,
         });
         let notification = self.feed().notification(event);
+        // The transaction checks before it writes. SQLite: take the write
+        // lock at the start, so the check is not of a snapshot another
+        // connection may write past before this one can upgrade. PostgreSQL:
+        // the row lock orders this after a customer message in flight (which
+        // updates the row), so the check sees it.
+        let (begin, unchanged) = match self {
+            super::Store::Sqlite(_) => ("begin immediate", UNCHANGED),
+            super::Store::Postgres(_) => ("begin", UNCHANGED_FOR_UPDATE),
+        };
         let recorded = with_write!(self, |pool| {
-            let mut tx = pool.begin().await?;
-            sqlx::query(
-                "insert into messages (id, conversation_id, direction, message_id, agent_id, text, at) \
-                 values ($1, $2, 'outbound', $3, null, $4, $5)",
-            )
-            .bind(message_id)
-            .bind(conversation.id)
-            .bind(format!("auto-cancel-nudge:{}", rule.id))
-            .bind(text)
-            .bind(at)
-            .execute(&mut *tx)
-            .await?;
-            let inserted = sqlx::query(
-                "insert into auto_cancel_nudges (rule_id, conversation_id, since, sent_at, message_id) \
-                 values ($1, $2, $3, $4, $5) on conflict (rule_id, conversation_id, since) do nothing",
-            )
-            .bind(rule.id)
-            .bind(conversation.id)
-            .bind(since)
-            .bind(at)
-            .bind(message_id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+            let mut tx = pool.begin_with(begin).await?;
+            let still: Option<Uuid> = sqlx::query_scalar(unchanged)
+                .bind(conversation.id)
+                .bind(conversation.version)
+                .bind(stale.activity_guard(rule.measure))
+                .fetch_optional(&mut *tx)
+                .await?;
+            let inserted = if still.is_none() {
+                0
+            } else {
+                sqlx::query(
+                    "insert into messages (id, conversation_id, direction, message_id, agent_id, text, at) \
+                     values ($1, $2, 'outbound', $3, null, $4, $5)",
+                )
+                .bind(message_id)
+                .bind(conversation.id)
+                .bind(format!("auto-cancel-nudge:{}", rule.id))
+                .bind(text)
+                .bind(at)
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query(
+                    "insert into auto_cancel_nudges (rule_id, conversation_id, since, sent_at, message_id) \
+                     values ($1, $2, $3, $4, $5) on conflict (rule_id, conversation_id, since) do nothing",
+                )
+                .bind(rule.id)
+                .bind(conversation.id)
+                .bind(stale.since)
+                .bind(at)
+                .bind(message_id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+            };
             if inserted == 1 {
+                sqlx::query(super::outbox::INSERT_OUTBOX)
+                    .bind(Uuid::now_v7())
+                    .bind(conversation.channel_id)
+                    .bind(conversation.id)
+                    .bind(message_id)
+                    .bind(OutboxKind::Nudge.as_str())
+                    .bind(at)
+                    .execute(&mut *tx)
+                    .await?;
                 tx.notify_change(&notification).await?;
                 tx.commit().await?;
                 true
@@ -370,13 +423,16 @@ impl super::Store {
         Ok(recorded)
     }
 
-    /// Nudges recorded for a conversation: (rule id, text, sent at), oldest first.
-    pub async fn nudges_of(&self, conversation_id: Uuid) -> StoreResult<Vec<(Uuid, String, Ts)>> {
+    /// The nudges sent to a conversation with their delivery state, oldest first.
+    pub async fn nudges_of(&self, conversation_id: Uuid) -> StoreResult<Vec<NudgeSent>> {
         Ok(with_read!(self, |pool| {
             sqlx::query_as(
-                "select n.rule_id, m.text, n.sent_at from auto_cancel_nudges n \
-                 join messages m on m.id = n.message_id where n.conversation_id = $1 \
-                 order by n.sent_at",
+                "select r.name as rule_name, m.text, n.sent_at, o.id as outbox_id, o.delivered_at \
+                 from auto_cancel_nudges n \
+                 join auto_cancel_rules r on r.id = n.rule_id \
+                 join messages m on m.id = n.message_id \
+                 left join outbox_messages o on o.message_id = n.message_id \
+                 where n.conversation_id = $1 order by n.sent_at, n.message_id",
             )
             .bind(conversation_id)
             .fetch_all(pool)

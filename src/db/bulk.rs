@@ -155,7 +155,6 @@ pub struct BulkItem {
     pub requested: String,
     pub conversation_id: Option<Uuid>,
     pub folio: Option<i64>,
-    pub attempt_version: Option<i64>,
     pub outcome: Option<String>,
     pub reason: Option<String>,
     pub message: Option<String>,
@@ -167,12 +166,11 @@ const JOB_SELECT: &str = "select id, created_by, scope_all, scope_campaigns, act
 
 /// Items of job `$1` in selection order.
 const ITEMS_SELECT: &str = "select position, requested, conversation_id, folio, \
-    attempt_version, outcome, reason, message from bulk_job_items where job_id = $1 \
-    order by position";
+    outcome, reason, message from bulk_job_items where job_id = $1 order by position";
 
 /// Unprocessed items of job `$1` in selection order, at most `$2`.
 const PENDING_SELECT: &str = "select position, requested, conversation_id, folio, \
-    attempt_version, outcome, reason, message from bulk_job_items \
+    outcome, reason, message from bulk_job_items \
     where job_id = $1 and outcome is null order by position limit $2";
 
 impl super::Store {
@@ -397,25 +395,20 @@ impl super::Store {
         Ok(())
     }
 
-    /// Notes the version an item's transition is computed from, before applying it.
-    pub async fn note_bulk_attempt(
-        &self,
-        job_id: Uuid,
-        position: i64,
-        version: i64,
-    ) -> StoreResult<()> {
-        with_write!(self, |pool| {
-            sqlx::query(
-                "update bulk_job_items set attempt_version = $3 \
-                 where job_id = $1 and position = $2 and outcome is null",
+    /// Whether job `job_id` already changed the conversation: its history
+    /// row carries the job's id, written in the transition's transaction, so
+    /// this is exact even when the job stopped before settling the item.
+    pub async fn bulk_job_changed(&self, job_id: Uuid, conversation_id: Uuid) -> StoreResult<bool> {
+        Ok(with_read!(self, |pool| {
+            sqlx::query_scalar(
+                "select exists (select 1 from conversation_events \
+                 where conversation_id = $1 and bulk_job_id = $2)",
             )
+            .bind(conversation_id)
             .bind(job_id)
-            .bind(position)
-            .bind(version)
-            .execute(pool)
-            .await?;
-        });
-        Ok(())
+            .fetch_one(pool)
+            .await?
+        }))
     }
 
     /// Settles an item (once).

@@ -15,6 +15,7 @@ mod categories;
 mod conversations;
 mod demo;
 mod directory;
+mod outbox;
 mod reports;
 mod sessions;
 mod transitions;
@@ -38,7 +39,7 @@ pub use api::{
     ApiConversation, ChannelAuth, InboundMessage, InboundOutcome, MessageRow, token_hash,
 };
 pub use audit::{ADMIN_PAGE_SIZE, AdminPage, AuditEntry, AuditFilter, AuditRow, PageCursor};
-pub use autocancel::{AutoCancelRule, NewAutoCancelRule, Stale, StaleConversation};
+pub use autocancel::{AutoCancelRule, NewAutoCancelRule, NudgeSent, Stale, StaleConversation};
 pub use bulk::{BulkAction, BulkItem, BulkJob, ItemOutcome, NewBulkJob};
 pub use categories::{CategoryAdmin, Direction, SubcategoryAdmin};
 pub use conversations::{
@@ -47,9 +48,10 @@ pub use conversations::{
 };
 pub use demo::DemoSummary;
 pub use directory::{CampaignOption, ChannelOption, NewUser, PersonOption, UserRecord};
-pub use reports::{Campaigns, ClosureCount, ExportRow, ExportSource, HourCount, ReportCounts};
+pub use outbox::{Acknowledged, OutboxItem, OutboxKind};
+pub use reports::{Campaigns, ClosureCount, DayCount, ExportRow, ExportSource, ReportCounts};
 pub use sessions::{Principal, ThrottleState};
-pub use transitions::{AgentOption, CategoryOption, Conflict};
+pub use transitions::{AgentOption, ApplyWith, CategoryOption, Conflict};
 pub use ts::Ts;
 
 /// Errors of the persistence layer.

@@ -1,5 +1,5 @@
 //! Reportes and the CSV export: closing history rows counted by category,
-//! sub-category, closer and hour, and conversations streamed row by row.
+//! sub-category, closer and local day, and conversations streamed row by row.
 //!
 //! Counts come from `conversation_events` (one `cancelled` or `resolved` row
 //! per closed conversation), so a report is exactly the history it
@@ -78,20 +78,20 @@ pub struct ClosureCount {
     pub n: i64,
 }
 
-/// Closing history rows in one UTC hour (`YYYY-MM-DDTHH`).
+/// Closing history rows of one local day of the report.
 #[derive(Debug, Clone, sqlx::FromRow)]
-pub struct HourCount {
-    pub hour: String,
-    #[sqlx(try_from = "String")]
-    pub to_status: Status,
-    pub n: i64,
+pub struct DayCount {
+    /// The day's position in the report's range (0 = the first day).
+    pub day: i64,
+    pub cancelled: i64,
+    pub resolved: i64,
 }
 
 /// What the report counts.
 #[derive(Debug, Clone, Default)]
 pub struct ReportCounts {
     pub closures: Vec<ClosureCount>,
-    pub hours: Vec<HourCount>,
+    pub days: Vec<DayCount>,
 }
 
 /// One conversation as the CSV export writes it.
@@ -159,29 +159,22 @@ const CLOSURE_COUNTS: &str = "select e.to_status, e.actor_kind, e.actor_id, u.na
 const CLOSURE_GROUP: &str = " group by e.to_status, e.actor_kind, e.actor_id, u.name, \
     e.category_id, cat.name, cat.active, cp.name, e.subcategory_id, sub.name, sub.active";
 
-/// The UTC hour of `e.at` as `YYYY-MM-DDTHH`: SQLite keeps RFC 3339 text.
-const SQLITE_HOUR: &str = "select substr(e.at, 1, 13) as hour, e.to_status, count(*) as n ";
-/// The same on PostgreSQL's `timestamptz`.
-const POSTGRES_HOUR: &str = "select to_char(e.at at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24') as hour, \
-    e.to_status, count(*) as n ";
-
 impl super::Store {
-    /// Closing history rows in `[from, to)` of `campaigns`, by closure and closer,
-    /// and by UTC hour (the caller groups hours into local days).
+    /// Closing history rows of `campaigns` between the first and the last of
+    /// `bounds`, by closure and closer, and per day: day `i` is
+    /// `[bounds[i], bounds[i + 1])`, so days are exactly those the caller
+    /// computed in its time zone (whatever its offset or daylight-saving
+    /// changes), on both backends alike.
     pub async fn report_counts(
         &self,
         campaigns: &Campaigns,
-        from: Ts,
-        to: Ts,
+        bounds: &[Ts],
     ) -> StoreResult<ReportCounts> {
-        if campaigns.is_empty() {
+        if campaigns.is_empty() || bounds.len() < 2 {
             return Ok(ReportCounts::default());
         }
-        let hour_select = match self {
-            super::Store::Sqlite(_) => SQLITE_HOUR,
-            super::Store::Postgres(_) => POSTGRES_HOUR,
-        };
-        let (closures, hours) = with_read!(self, |pool| {
+        let (from, to) = (bounds[0], bounds[bounds.len() - 1]);
+        let (closures, days) = with_read!(self, |pool| {
             let mut qb = sqlx::QueryBuilder::new(CLOSURE_COUNTS);
             qb.push_bind(from);
             qb.push(" and e.at < ");
@@ -190,20 +183,36 @@ impl super::Store {
             qb.push(CLOSURE_GROUP);
             let closures: Vec<ClosureCount> = qb.build_query_as().fetch_all(pool).await?;
 
-            let mut qb = sqlx::QueryBuilder::new(hour_select);
-            qb.push(
-                "from conversation_events e join conversations c on c.id = e.conversation_id \
-                 where e.kind in ('cancelled', 'resolved') and e.at >= ",
-            );
-            qb.push_bind(from);
-            qb.push(" and e.at < ");
-            qb.push_bind(to);
-            push_campaigns!(qb, campaigns);
-            qb.push(" group by 1, e.to_status order by 1");
-            let hours: Vec<HourCount> = qb.build_query_as().fetch_all(pool).await?;
-            (closures, hours)
+            // One row per day with its bounds, each kind counted by a
+            // correlated subquery: one index range of (kind, at) per day and
+            // kind on both backends, whatever the planner thinks of the
+            // list of days.
+            let mut qb = sqlx::QueryBuilder::new("with d (day, starts, ends) as (values ");
+            for (i, pair) in bounds.windows(2).enumerate() {
+                if i > 0 {
+                    qb.push(", ");
+                }
+                qb.push(format!("({i}, "));
+                qb.push_bind(pair[0]);
+                qb.push(", ");
+                qb.push_bind(pair[1]);
+                qb.push(")");
+            }
+            qb.push(") select cast(d.day as bigint) as day");
+            for kind in ["cancelled", "resolved"] {
+                qb.push(format!(
+                    ", (select count(*) from conversation_events e \
+                     join conversations c on c.id = e.conversation_id \
+                     where e.kind = '{kind}' and e.at >= d.starts and e.at < d.ends"
+                ));
+                push_campaigns!(qb, campaigns);
+                qb.push(format!(") as {kind}"));
+            }
+            qb.push(" from d order by d.day");
+            let days: Vec<DayCount> = qb.build_query_as().fetch_all(pool).await?;
+            (closures, days)
         });
-        Ok(ReportCounts { closures, hours })
+        Ok(ReportCounts { closures, days })
     }
 
     /// Streams the rows of an export into `sink`, from one query: the rows

@@ -49,24 +49,54 @@ const UPDATE_CONVERSATION: &str = "update conversations set \
     status = $3, is_open = $4, version = version + 1, agent_id = $5, last_activity_at = $6, \
     closed_at = $7, closed_by = $8, closer_kind = $9, \
     closure_category_id = $10, closure_subcategory_id = $11, closure_comment = $12 \
-    where id = $1 and version = $2";
+    where id = $1 and version = $2 and ($13 is null or last_activity_at = $13)";
 
 const INSERT_EVENT: &str = "insert into conversation_events (id, conversation_id, at, kind, \
     from_status, to_status, from_agent_id, to_agent_id, category_id, subcategory_id, comment, \
-    actor_kind, actor_id) values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)";
+    actor_kind, actor_id, bulk_job_id) \
+    values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)";
+
+/// What one application of a transition adds to the plain compare-and-set.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ApplyWith {
+    /// Also require `last_activity_at` to still be this instant. Customer
+    /// messages deliberately leave the `version` alone (an administrator's
+    /// open form must not go stale because the customer wrote), but they do
+    /// move the activity: a change justified by the customer's silence (the
+    /// automatic cancellation) measured it, and must not apply once they
+    /// have written since.
+    pub activity_at: Option<Ts>,
+    /// The bulk job applying the transition, written on its history row so
+    /// a job resumed after a crash recognises exactly its own change.
+    pub bulk_job_id: Option<Uuid>,
+}
 
 impl super::Store {
     /// Applies `transition` if the conversation is still at
     /// `transition.expected_version`; otherwise changes nothing and returns
     /// the change that won.
     pub async fn apply_transition(&self, t: &Transition) -> StoreResult<Result<(), Conflict>> {
+        self.apply_transition_with(t, ApplyWith::default()).await
+    }
+
+    /// [`apply_transition`](Self::apply_transition) with the extra condition
+    /// and link of `with`, in the same statement and transaction.
+    pub async fn apply_transition_with(
+        &self,
+        t: &Transition,
+        with: ApplyWith,
+    ) -> StoreResult<Result<(), Conflict>> {
         let (store, t) = (self.clone(), t.clone());
-        self.on_write_lane(async move { store.apply_transition_here(&t).await })
+        self.on_write_lane(async move { store.apply_transition_here(&t, with).await })
             .await
     }
 
-    /// [`Store::apply_transition`] on the current task.
-    async fn apply_transition_here(&self, t: &Transition) -> StoreResult<Result<(), Conflict>> {
+    /// [`Store::apply_transition_with`] on the current task.
+    async fn apply_transition_here(
+        &self,
+        t: &Transition,
+        with: ApplyWith,
+    ) -> StoreResult<Result<(), Conflict>> {
         let at = Ts::new(t.at);
         let closes = t.closes();
         let event = Event::Changed(Change {
@@ -90,6 +120,7 @@ impl super::Store {
                 .bind(if closes { t.category_id } else { None })
                 .bind(if closes { t.subcategory_id } else { None })
                 .bind(if closes { t.comment.as_deref() } else { None })
+                .bind(with.activity_at)
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
@@ -111,6 +142,7 @@ impl super::Store {
                     .bind(t.comment.as_deref())
                     .bind(t.actor.kind().as_str())
                     .bind(t.actor.user_id())
+                    .bind(with.bulk_job_id)
                     .execute(&mut *tx)
                     .await?;
                 tx.notify_change(&notification).await?;

@@ -51,6 +51,7 @@ macro_rules! stored_enum {
 
 pub mod admin;
 pub mod conversation;
+pub mod days;
 pub mod schedule;
 pub mod text;
 

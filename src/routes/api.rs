@@ -1,9 +1,11 @@
 //! The integration API at `/api/v1` (PRODUCT.md §7): JSON in and out, bearer
 //! tokens, JSON errors `{"error": code, "message": text}`.
 //!
-//! - `POST /channels/{channel_id}/messages` takes the **channel's** token;
-//!   every other call takes an **integration token**, which acts for one
-//!   campaign: anything of another campaign answers 404, like an unknown id.
+//! - `POST /channels/{channel_id}/messages` and the channel's outbox
+//!   (`GET /channels/{channel_id}/outbox`, `POST …/outbox/{id}/delivered`)
+//!   take the **channel's** token; every other call takes an **integration
+//!   token**, which acts for one campaign: anything of another campaign
+//!   answers 404, like an unknown id.
 //! - Tokens are looked up by their SHA-256 hash; plaintexts are never stored.
 //! - Bodies over 64 KiB answer 413; malformed JSON or a malformed id in the
 //!   path 400; a field of the wrong type, missing or invalid 422; a step the
@@ -22,7 +24,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::db::{ChannelAuth, InboundMessage, InboundOutcome, StoreError, Ts};
+use crate::db::{Acknowledged, ChannelAuth, InboundMessage, InboundOutcome, StoreError, Ts};
 use crate::domain::{Conversation, Scope, TransitionError};
 use crate::service::{self, ServiceError};
 use crate::startup::AppState;
@@ -47,6 +49,11 @@ pub fn scope() -> actix_web::Scope {
         .route(
             "/channels/{channel_id}/messages",
             web::post().to(customer_message),
+        )
+        .route("/channels/{channel_id}/outbox", web::get().to(outbox))
+        .route(
+            "/channels/{channel_id}/outbox/{id}/delivered",
+            web::post().to(outbox_delivered),
         )
         .route("/conversations/{id}", web::get().to(conversation))
         .route("/conversations/{id}/handoff", web::post().to(handoff))
@@ -311,6 +318,26 @@ fn inbound_json(outcome: &InboundOutcome) -> HttpResponse {
     }))
 }
 
+/// The active channel of the path, authenticated by its own token: no or
+/// an unknown token answers 401, another channel's token 404.
+async fn channel_auth(
+    req: &HttpRequest,
+    state: &AppState,
+    raw_channel_id: &str,
+) -> Result<ChannelAuth, ApiError> {
+    let token = bearer(req).ok_or_else(ApiError::unauthorized)?;
+    let channel: ChannelAuth = state
+        .store
+        .channel_by_token(token)
+        .await?
+        .ok_or_else(ApiError::unauthorized)?;
+    let channel_id = parse_id(raw_channel_id)?;
+    if channel.id != channel_id || !channel.active {
+        return Err(ApiError::not_found("No encontramos ese canal"));
+    }
+    Ok(channel)
+}
+
 /// `POST /channels/{channel_id}/messages`: a customer message.
 async fn customer_message(
     req: HttpRequest,
@@ -318,16 +345,7 @@ async fn customer_message(
     path: web::Path<String>,
     body: web::Json<InboundBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let token = bearer(&req).ok_or_else(ApiError::unauthorized)?;
-    let channel: ChannelAuth = state
-        .store
-        .channel_by_token(token)
-        .await?
-        .ok_or_else(ApiError::unauthorized)?;
-    let channel_id = parse_id(&path)?;
-    if channel.id != channel_id || !channel.active {
-        return Err(ApiError::not_found("No encontramos ese canal"));
-    }
+    let channel = channel_auth(&req, &state, &path).await?;
     let body = body.into_inner();
     let name = match body.name.as_deref().map(str::trim) {
         None | Some("") => None,
@@ -341,6 +359,95 @@ async fn customer_message(
     };
     let outcome = service::customer_message(&state.store, &channel, &message).await?;
     Ok(inbound_json(&outcome))
+}
+
+/// Outbox items per poll when `limit` is not given, and at most.
+const OUTBOX_PAGE: i64 = 50;
+const OUTBOX_PAGE_MAX: i64 = 200;
+
+/// `after` and `limit` of an outbox poll.
+fn outbox_query(req: &HttpRequest) -> Result<(Option<Uuid>, i64), ApiError> {
+    let pairs: Vec<(String, String)> =
+        serde_urlencoded::from_str(req.query_string()).unwrap_or_default();
+    let mut after = None;
+    let mut limit = OUTBOX_PAGE;
+    for (key, value) in pairs {
+        match key.as_str() {
+            "after" => after = optional_id("after", Some(&value))?,
+            "limit" => {
+                limit = value
+                    .trim()
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=OUTBOX_PAGE_MAX).contains(n))
+                    .ok_or_else(|| {
+                        ApiError::invalid(
+                            "limit",
+                            format!("Debe ser un número entero de 1 a {OUTBOX_PAGE_MAX}"),
+                        )
+                    })?;
+            }
+            _ => {}
+        }
+    }
+    Ok((after, limit))
+}
+
+/// `GET /channels/{channel_id}/outbox?after=&limit=`: the channel's messages
+/// waiting for its connector to deliver them, oldest first. `next_after` is
+/// set when there may be more; a poll starts without `after`.
+async fn outbox(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let channel = channel_auth(&req, &state, &path).await?;
+    let (after, limit) = outbox_query(&req)?;
+    let items = state.store.pending_outbox(channel.id, after, limit).await?;
+    let next_after = (items.len() as i64 == limit)
+        .then(|| items.last().map(|i| i.id))
+        .flatten();
+    let items: Vec<Value> = items
+        .iter()
+        .map(|i| {
+            json!({
+                "id": i.id,
+                "conversation_id": i.conversation_id,
+                "folio": i.folio,
+                "to": i.recipient,
+                "text": i.text,
+                "kind": i.kind.as_str(),
+                "created_at": timestamp(i.created_at),
+            })
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({ "items": items, "next_after": next_after })))
+}
+
+/// `POST /channels/{channel_id}/outbox/{id}/delivered`: the connector
+/// delivered the item. Repeating it is harmless and answers the first instant.
+async fn outbox_delivered(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (channel_id, id) = path.into_inner();
+    let channel = channel_auth(&req, &state, &channel_id).await?;
+    let id = parse_id(&id)?;
+    let acknowledged = state
+        .store
+        .acknowledge_outbox(channel.id, id, Ts::now())
+        .await?
+        .ok_or_else(|| ApiError::not_found("No encontramos ese mensaje en la bandeja del canal"))?;
+    let (delivered_at, repeated) = match acknowledged {
+        Acknowledged::Now(at) => (at, false),
+        Acknowledged::Before(at) => (at, true),
+    };
+    Ok(HttpResponse::Ok().json(json!({
+        "id": id,
+        "delivered_at": timestamp(delivered_at),
+        "already_delivered": repeated,
+    })))
 }
 
 fn state_json(conversation: &Conversation) -> Value {
@@ -450,7 +557,8 @@ async fn resolve(
     Ok(HttpResponse::Ok().json(state_json(&conversation)))
 }
 
-/// `GET /conversations/{id}`: current state, history (oldest first) and messages.
+/// `GET /conversations/{id}`: current state, history (oldest first),
+/// messages, and the automatic nudges with their delivery state.
 async fn conversation(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -463,6 +571,21 @@ async fn conversation(
         .api_conversation(&scope, id)
         .await?
         .ok_or_else(|| ApiError::not_found("No encontramos esa conversación"))?;
+    let nudges: Vec<Value> = state
+        .store
+        .nudges_of(id)
+        .await?
+        .iter()
+        .map(|n| {
+            json!({
+                "rule": n.rule_name,
+                "text": n.text,
+                "sent_at": timestamp(n.sent_at),
+                "outbox_id": n.outbox_id,
+                "delivered_at": n.delivered_at.map(timestamp),
+            })
+        })
+        .collect();
     let row = &found.detail.row;
     let history: Vec<Value> = found
         .detail
@@ -530,5 +653,6 @@ async fn conversation(
         "reactivates_id": found.reactivates_id,
         "history": history,
         "messages": messages,
+        "nudges": nudges,
     })))
 }

@@ -139,10 +139,7 @@ pub fn parse_filter(raw: &RawQuery, tz: chrono_tz::Tz) -> (ListFilter, Vec<Strin
         let day = NaiveDate::parse_from_str(value, "%Y-%m-%d")
             .ok()
             .and_then(|d| if next_day { d.succ_opt() } else { Some(d) });
-        let at = day
-            .and_then(|d| d.and_hms_opt(0, 0, 0))
-            .and_then(|midnight| tz.from_local_datetime(&midnight).earliest())
-            .map(|local| Ts::new(local.with_timezone(&Utc)));
+        let at = day.map(|d| Ts::new(crate::domain::days::day_start(d, tz)));
         if at.is_none() {
             ignore(what);
         }
@@ -628,6 +625,35 @@ impl HistoryView {
     }
 }
 
+/// A nudge sent to the customer, with whether the channel's connector
+/// delivered it.
+pub struct NudgeView {
+    pub rule: String,
+    pub text: String,
+    pub sent_at: String,
+    /// "Entregado el …", "Pendiente de entrega" or, for a nudge recorded
+    /// before the outbox existed, "Solo registrado".
+    pub delivery: String,
+    pub delivered: bool,
+}
+
+impl NudgeView {
+    fn new(nudge: &crate::db::NudgeSent, tz: chrono_tz::Tz) -> NudgeView {
+        let delivery = match (nudge.outbox_id, nudge.delivered_at) {
+            (_, Some(at)) => format!("Entregado el {}", local_datetime(at, tz)),
+            (Some(_), None) => "Pendiente de entrega".to_owned(),
+            (None, None) => "Solo registrado (anterior a la bandeja de salida)".to_owned(),
+        };
+        NudgeView {
+            rule: nudge.rule_name.clone(),
+            text: nudge.text.clone(),
+            sent_at: local_datetime(nudge.sent_at, tz),
+            delivery,
+            delivered: nudge.delivered_at.is_some(),
+        }
+    }
+}
+
 #[derive(Template)]
 #[template(path = "conversation.html")]
 struct ConversationPage {
@@ -638,6 +664,7 @@ struct ConversationPage {
     comment: Option<String>,
     reactivates: Option<i64>,
     history: Vec<HistoryView>,
+    nudges: Vec<NudgeView>,
 }
 
 /// Parses a folio from a URL segment; anything else is "not found".
@@ -664,6 +691,7 @@ pub async fn detail(
         .conversation_detail(&user.scope, folio)
         .await?
         .ok_or(AppError::NotFound(NOT_FOUND))?;
+    let nudges = state.store.nudges_of(detail.row.id).await?;
     let now = Utc::now();
     let tz = state.timezone;
     render(&ConversationPage {
@@ -678,6 +706,7 @@ pub async fn detail(
             .iter()
             .map(|h| HistoryView::new(h, tz, now))
             .collect(),
+        nudges: nudges.iter().map(|n| NudgeView::new(n, tz)).collect(),
     })
 }
 

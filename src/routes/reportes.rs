@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
-use chrono::{Duration, NaiveDate, NaiveDateTime, TimeZone, Utc};
+use chrono::{Duration, NaiveDate, Utc};
 use uuid::Uuid;
 
 use super::export::csv_response;
@@ -16,6 +16,7 @@ use super::mensajes::FilterOption;
 use super::pages::{PageContext, render_with_status};
 use crate::auth::CurrentUser;
 use crate::db::{Campaigns, ExportSource, ReportCounts, Ts};
+use crate::domain::days::{day_bounds, day_start};
 use crate::domain::{ActorKind, Status};
 use crate::error::AppError;
 use crate::startup::AppState;
@@ -108,12 +109,15 @@ pub fn parse_range(
 
 /// `[from, to]` local days as the instants `[start of from, start of to + 1)`.
 pub fn range_instants(from: NaiveDate, to: NaiveDate, tz: chrono_tz::Tz) -> (Ts, Ts) {
-    let start = |day: NaiveDate| {
-        day.and_hms_opt(0, 0, 0)
-            .and_then(|midnight| tz.from_local_datetime(&midnight).earliest())
-            .map_or_else(Utc::now, |t| t.with_timezone(&Utc))
-    };
-    (Ts::new(start(from)), Ts::new(start(to + Duration::days(1))))
+    (
+        Ts::new(day_start(from, tz)),
+        Ts::new(day_start(to + Duration::days(1), tz)),
+    )
+}
+
+/// The bounds of each local day of `[from, to]`: what the per-day counts use.
+pub fn report_bounds(from: NaiveDate, to: NaiveDate, tz: chrono_tz::Tz) -> Vec<Ts> {
+    day_bounds(from, to, tz).into_iter().map(Ts::new).collect()
 }
 
 /// Cancelled and resolved counts of one line.
@@ -173,12 +177,7 @@ pub struct Report {
 }
 
 /// Rolls the counted history rows up into the report's tables.
-pub fn build_report(
-    counts: &ReportCounts,
-    from: NaiveDate,
-    to: NaiveDate,
-    tz: chrono_tz::Tz,
-) -> Report {
+pub fn build_report(counts: &ReportCounts, from: NaiveDate, to: NaiveDate) -> Report {
     let mut totals = Pair::default();
     let mut categories: BTreeMap<Option<Uuid>, CategoryLine> = BTreeMap::new();
     let mut subs: BTreeMap<(Option<Uuid>, Option<Uuid>), SubLine> = BTreeMap::new();
@@ -286,24 +285,26 @@ pub fn build_report(
             .cmp(&a.counts.total())
             .then(a.name.cmp(&b.name))
     });
-    let mut per_day: BTreeMap<NaiveDate, Pair> = BTreeMap::new();
-    for hour in &counts.hours {
-        let Ok(at) = NaiveDateTime::parse_from_str(&format!("{}:00", hour.hour), "%Y-%m-%dT%H:%M")
-        else {
-            continue;
-        };
-        let day = Utc.from_utc_datetime(&at).with_timezone(&tz).date_naive();
-        per_day.entry(day).or_default().add(hour.to_status, hour.n);
-    }
-    let days = from
+    let mut days: Vec<DayLine> = from
         .iter_days()
         .take_while(|d| *d <= to)
         .map(|date| DayLine {
             date,
             label: date.format("%d/%m/%Y").to_string(),
-            counts: per_day.get(&date).copied().unwrap_or_default(),
+            counts: Pair::default(),
         })
         .collect();
+    for count in &counts.days {
+        if let Some(line) = usize::try_from(count.day)
+            .ok()
+            .and_then(|i| days.get_mut(i))
+        {
+            line.counts = Pair {
+                cancelled: count.cancelled,
+                resolved: count.resolved,
+            };
+        }
+    }
     Report {
         totals,
         categories,
@@ -537,14 +538,14 @@ pub async fn show(
     let (desde, hasta, errors, report, period) =
         match parse_range(&query.desde, &query.hasta, today) {
             Ok((from, to)) => {
-                let (start, end) = range_instants(from, to, tz);
                 let scope = Campaigns::within(&user.scope, &chosen);
-                let counts = state.store.report_counts(&scope, start, end).await?;
+                let bounds = report_bounds(from, to, tz);
+                let counts = state.store.report_counts(&scope, &bounds).await?;
                 (
                     from.format("%Y-%m-%d").to_string(),
                     to.format("%Y-%m-%d").to_string(),
                     RangeErrors::default(),
-                    Some(build_report(&counts, from, to, tz)),
+                    Some(build_report(&counts, from, to)),
                     format!("{} al {}", from.format("%d/%m/%Y"), to.format("%d/%m/%Y")),
                 )
             }

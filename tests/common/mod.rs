@@ -181,6 +181,15 @@ pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
 
 /// Starts the application; `seed` adds the demo data set.
 pub async fn spawn_app_with(backend: Backend, seed: bool) -> Option<TestApp> {
+    spawn_app_in_zone(backend, seed, chrono_tz::America::Mexico_City).await
+}
+
+/// Starts the application with `timezone` as its `RELEVO_TIMEZONE`.
+pub async fn spawn_app_in_zone(
+    backend: Backend,
+    seed: bool,
+    timezone: chrono_tz::Tz,
+) -> Option<TestApp> {
     init_logs();
     let (store, url, guard) = fresh_store(backend).await?;
     if seed {
@@ -193,7 +202,7 @@ pub async fn spawn_app_with(backend: Backend, seed: bool) -> Option<TestApp> {
         bind: "127.0.0.1:0".parse().expect("address"),
         session_key: None,
         secure_cookies: false,
-        timezone: chrono_tz::America::Mexico_City,
+        timezone,
         metrics: Default::default(),
     };
     let app = Application::build_with_store(settings, store.clone())
@@ -321,6 +330,29 @@ impl TestApp {
             .await
             .expect("POST");
         page(response).await
+    }
+
+    /// Calls the integration API with an optional bearer token and JSON body;
+    /// returns the status and the JSON answer (panics if it is not JSON).
+    pub async fn api_call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<serde_json::Value>,
+    ) -> (StatusCode, serde_json::Value) {
+        let mut request = self.client.request(method, self.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("request");
+        let status = response.status();
+        let text = response.text().await.expect("body");
+        let value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text:?}"));
+        (status, value)
     }
 
     /// Fills and posts the login form with `client`.
