@@ -28,7 +28,12 @@ create index integration_tokens_campaign_created_idx on integration_tokens (camp
 -- and accents: the key the database keeps from the name, so no write path
 -- can forget it. It folds what the application's fold() folds for Spanish
 -- names (accented vowels, Ñ); SQLite's lower() folds only ASCII otherwise.
+-- Two steps, so that no expression nests deeper than older SQLite parsers
+-- (such as a sqlite3 shell opening this file) accept.
 -- E-mails are stored lower-cased, and SQLite compares text bytewise, so
 -- their unique users_email_key serves an e-mail prefix range.
-alter table users add column name_key text generated always as (lower(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(name, 'Á', 'a'), 'À', 'a'), 'Ä', 'a'), 'Â', 'a'), 'á', 'a'), 'à', 'a'), 'ä', 'a'), 'â', 'a'), 'É', 'e'), 'È', 'e'), 'Ë', 'e'), 'Ê', 'e'), 'é', 'e'), 'è', 'e'), 'ë', 'e'), 'ê', 'e'), 'Í', 'i'), 'Ì', 'i'), 'Ï', 'i'), 'Î', 'i'), 'í', 'i'), 'ì', 'i'), 'ï', 'i'), 'î', 'i'), 'Ó', 'o'), 'Ò', 'o'), 'Ö', 'o'), 'Ô', 'o'), 'ó', 'o'), 'ò', 'o'), 'ö', 'o'), 'ô', 'o'), 'Ú', 'u'), 'Ù', 'u'), 'Ü', 'u'), 'Û', 'u'), 'ú', 'u'), 'ù', 'u'), 'ü', 'u'), 'û', 'u'), 'Ñ', 'ñ'))) virtual;
+alter table users add column name_folding text generated always as
+    (replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(name, 'Á', 'a'), 'À', 'a'), 'Ä', 'a'), 'Â', 'a'), 'á', 'a'), 'à', 'a'), 'ä', 'a'), 'â', 'a'), 'É', 'e'), 'È', 'e'), 'Ë', 'e'), 'Ê', 'e'), 'é', 'e'), 'è', 'e'), 'ë', 'e'), 'ê', 'e'), 'Í', 'i'), 'Ì', 'i'), 'Ï', 'i'), 'Î', 'i'), 'í', 'i'), 'ì', 'i'), 'ï', 'i'), 'î', 'i')) virtual;
+alter table users add column name_key text generated always as
+    (lower(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(replace(name_folding, 'Ó', 'o'), 'Ò', 'o'), 'Ö', 'o'), 'Ô', 'o'), 'ó', 'o'), 'ò', 'o'), 'ö', 'o'), 'ô', 'o'), 'Ú', 'u'), 'Ù', 'u'), 'Ü', 'u'), 'Û', 'u'), 'ú', 'u'), 'ù', 'u'), 'ü', 'u'), 'û', 'u'), 'Ñ', 'ñ'))) virtual;
 create index users_name_key_idx on users (name_key, id);
