@@ -30,6 +30,10 @@ on_both_backends!(
     category_names_are_unique_by_case_and_accents_also_when_two_admins_race,
     text_typed_anywhere_is_escaped_also_in_the_audit_view,
     usuarios_and_auditoria_page_by_keyset_and_filter,
+    categories_page_by_position_and_move_across_page_boundaries,
+    a_category_shows_all_its_subcategories_up_to_their_maximum,
+    channels_and_tokens_page_on_their_own_without_a_cap,
+    the_member_picker_finds_by_name_or_email_prefix_a_page_at_a_time,
 );
 
 async fn audit_rows(app: &TestApp) -> i64 {
@@ -721,10 +725,11 @@ async fn an_administrador_removed_from_a_campaign_loses_it_on_the_next_request(b
     app.login_as_super().await;
     let csrf = csrf(&app).await;
     let admin = user_id(&app, common::ADMIN_EMAIL).await;
-    // The picker finds people not yet assigned, by name without accents.
+    // The picker finds people not yet assigned, by the start of their name
+    // without case or accents.
     let picker = app
         .get(&format!(
-            "/campanas/{}/miembros?buscar=mendez",
+            "/campanas/{}/miembros?buscar=LAURA%20mendez",
             app.campaign_id("Cobranza").await
         ))
         .await
@@ -1714,4 +1719,567 @@ async fn usuarios_and_auditoria_page_by_keyset_and_filter(backend: Backend) {
     assert!(bad.body.contains("Se ignoró el filtro de fecha inicial"));
     let future = app.get("/auditoria?desde=2999-01-01").await.body;
     assert!(future.contains("Ningún cambio coincide"));
+}
+
+/// The uuids of the elements whose `id` is `prefix` and a uuid, in order.
+fn ids_after(body: &str, prefix: &str) -> Vec<Uuid> {
+    body.split(&format!(" id=\"{prefix}"))
+        .skip(1)
+        .filter_map(|rest| Uuid::parse_str(rest.split('"').next()?).ok())
+        .collect()
+}
+
+/// The `href` of the first `rel` link of the pager whose position is in
+/// `field` (a pager puts its own field last), unescaped.
+fn rel_link_setting(body: &str, rel: &str, field: &str) -> Option<String> {
+    let marker = format!("rel=\"{rel}\" href=\"");
+    body.split(&marker).skip(1).find_map(|rest| {
+        let href = rest[..rest.find('"')?]
+            .replace("&amp;", "&")
+            .replace("&#38;", "&");
+        let last = href.rsplit(['&', '?']).next()?;
+        last.starts_with(&format!("{field}=")).then_some(href)
+    })
+}
+
+/// Walks a paged list from `first` by its `rel="next"` links that set
+/// `{field}despues`, then back by its `rel="prev"` links (`{field}antes`),
+/// asserting that going back shows the same pages; answers the ids (after
+/// `prefix`) of every page, in order.
+async fn walk(app: &TestApp, first: &str, field: &str, prefix: &str) -> Vec<Uuid> {
+    let mut pages: Vec<Vec<Uuid>> = Vec::new();
+    let mut path = first.to_owned();
+    loop {
+        assert!(pages.len() < 10, "too many pages from {first}");
+        let page = app.get(&path).await;
+        assert_eq!(page.status, StatusCode::OK, "{path}");
+        let ids = ids_after(&page.body, prefix);
+        assert!(
+            !ids.is_empty() && ids.len() <= 50,
+            "{path}: {} rows",
+            ids.len()
+        );
+        pages.push(ids);
+        match rel_link_setting(&page.body, "next", &format!("{field}despues")) {
+            Some(next) => path = next,
+            None => break,
+        }
+    }
+    // And back, page by page, to the first.
+    let mut back = pages.len() - 1;
+    while back > 0 {
+        let body = app.get(&path).await.body;
+        path = rel_link_setting(&body, "prev", &format!("{field}antes"))
+            .unwrap_or_else(|| panic!("no way back from {path}"));
+        back -= 1;
+        let earlier = app.get(&path).await.body;
+        assert_eq!(
+            ids_after(&earlier, prefix),
+            pages[back],
+            "back to page {back}"
+        );
+    }
+    pages.concat()
+}
+
+async fn categories_page_by_position_and_move_across_page_boundaries(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    app.login_as_admin().await;
+    let csrf = csrf(&app).await;
+    let admin = user_id(&app, common::ADMIN_EMAIL).await;
+    let ventas = app.campaign_id("Ventas Hogar").await;
+    for i in 0..60 {
+        let name = relevo::domain::admin::Name::parse(&format!("Motivo {i:02}")).unwrap();
+        app.store
+            .create_category(admin, ventas, &name, Ts::now())
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    let in_order = || {
+        app.uuids_where(
+            "select c.id from closure_categories c join campaigns p on p.id = c.campaign_id \
+             where p.name = $1 order by c.position",
+            "Ventas Hogar",
+        )
+    };
+    let order = in_order().await;
+    assert_eq!(order.len(), 67, "the demo's 7 and 60 more");
+    // Every category once, in order, over two pages; and back.
+    let first = format!("/categorias?campana={ventas}");
+    let seen = walk(&app, &first, "", "categoria-").await;
+    assert_eq!(seen, order);
+    let page_one = app.get(&first).await.body;
+    assert!(page_one.contains(
+        "<ol class=\"admin-tree\" aria-label=\"Categorías de Ventas Hogar\" start=\"1\">"
+    ));
+    let page_two_path = format!("/categorias?campana={ventas}&despues=49");
+    let page_two = app.get(&page_two_path).await.body;
+    assert!(page_two.contains("start=\"51\""));
+    assert_eq!(ids_after(&page_two, "categoria-"), order[50..].to_vec());
+
+    // Only the ends of the whole list are disabled: the first of page two
+    // moves up into page one, swapping with its last.
+    assert!(
+        page_one.contains("aria-label=\"Subir «Cliente no responde»\" title=\"Subir\" disabled")
+    );
+    assert!(page_one.contains("aria-label=\"Bajar «Motivo 42»\" title=\"Bajar\">"));
+    assert!(page_two.contains("aria-label=\"Subir «Motivo 43»\" title=\"Subir\">"));
+    assert!(page_two.contains("aria-label=\"Bajar «Motivo 59»\" title=\"Bajar\" disabled"));
+    let before = audit_rows(&app).await;
+    let (m42, m43) = (order[49], order[50]);
+    let up = app
+        .post_form(
+            &format!("/categorias/{ventas}/categoria/{m43}/subir"),
+            &[("_csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(up.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        up.location.as_deref(),
+        Some(format!("/categorias?campana={ventas}#categoria-{m43}").as_str()),
+        "the page that now shows it"
+    );
+    let moved = in_order().await;
+    assert_eq!((moved[49], moved[50]), (m43, m42));
+    assert_eq!(moved[..49], order[..49]);
+    assert_eq!(moved[51..], order[51..]);
+    assert!(summaries(&app).await[0].contains("«Motivo 43» movida del lugar 51 al 50"));
+    let shown = app.get(&first).await.body;
+    assert_eq!(ids_after(&shown, "categoria-").last(), Some(&m43));
+    // And back down: it goes to the second page, first.
+    let down = app
+        .post_form(
+            &format!("/categorias/{ventas}/categoria/{m43}/bajar"),
+            &[("_csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(
+        down.location.as_deref(),
+        Some(format!("{page_two_path}#categoria-{m43}").as_str())
+    );
+    assert_eq!(in_order().await, order);
+    assert_eq!(audit_rows(&app).await, before + 2);
+    // At an end nothing moves and nothing is written.
+    for (id, action) in [(order[0], "subir"), (order[66], "bajar")] {
+        let end = app
+            .post_form(
+                &format!("/categorias/{ventas}/categoria/{id}/{action}"),
+                &[("_csrf", &csrf)],
+            )
+            .await;
+        assert_eq!(end.status, StatusCode::SEE_OTHER);
+        let page = app.get(&end.location.unwrap()).await.body;
+        assert!(page.contains("Ya está en ese extremo de la lista"));
+    }
+    assert_eq!(audit_rows(&app).await, before + 2);
+
+    // A new category goes last, and the answer is the page that shows it.
+    let created = app
+        .post_form(
+            &format!("/categorias/{ventas}"),
+            &[("_csrf", &csrf), ("nombre", "Motivo nuevo")],
+        )
+        .await;
+    let location = created.location.expect("redirect");
+    assert!(location.starts_with(&format!("{page_two_path}#categoria-")));
+    assert!(app.get(&location).await.body.contains("Motivo nuevo"));
+    // A refused rename on page two answers page two, with the error there.
+    let last = order[66];
+    let refused = app
+        .post_form(
+            &format!("/categorias/{ventas}/categoria/{last}"),
+            &[("_csrf", &csrf), ("nombre", "  ")],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        refused
+            .body
+            .contains(&format!("id=\"nombre-{last}-error\""))
+    );
+    assert!(refused.body.contains("start=\"51\""));
+
+    // Another campaign's pages are not an Administrador's to read.
+    let cobranza = app.campaign_id("Cobranza").await;
+    for cursor in ["despues=49", "antes=50", "despues=0"] {
+        let page = app
+            .get(&format!("/categorias?campana={cobranza}&{cursor}"))
+            .await;
+        assert_eq!(page.status, StatusCode::NOT_FOUND, "{cursor}");
+    }
+}
+
+async fn a_category_shows_all_its_subcategories_up_to_their_maximum(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    app.login_as_admin().await;
+    let csrf = csrf(&app).await;
+    let admin = user_id(&app, common::ADMIN_EMAIL).await;
+    let ventas = app.campaign_id("Ventas Hogar").await;
+    let category = category_id(&app, "Ventas Hogar", "Conversación duplicada").await;
+    for i in 0..50 {
+        let name = relevo::domain::admin::Name::parse(&format!("Detalle {i:02}")).unwrap();
+        app.store
+            .create_subcategory(admin, ventas, category, &name, Ts::now())
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    let page = app.get(&format!("/categorias?campana={ventas}")).await.body;
+    let start = page.find(&format!("id=\"categoria-{category}\"")).unwrap();
+    let end = start + page[start..].find("</ul>").unwrap();
+    let names: Vec<&str> = page[start..end]
+        .split("<span>Detalle ")
+        .skip(1)
+        .map(|rest| &rest[..2])
+        .collect();
+    let expected: Vec<String> = (0..50).map(|i| format!("{i:02}")).collect();
+    assert_eq!(names, expected, "all fifty, in order");
+    let before = audit_rows(&app).await;
+    let refused = app
+        .post_form(
+            &format!("/categorias/{ventas}/categoria/{category}/subcategorias"),
+            &[("_csrf", &csrf), ("nombre", "Detalle 50")],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(refused.body.contains("admite hasta 50 subcategorías"));
+    assert!(refused.body.contains("value=\"Detalle 50\""));
+    assert_eq!(audit_rows(&app).await, before);
+}
+
+async fn channels_and_tokens_page_on_their_own_without_a_cap(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    app.login_as_super().await;
+    let csrf = csrf(&app).await;
+    let me = user_id(&app, common::SUPER_EMAIL).await;
+    let seguros = app.campaign_id("Seguros Auto").await;
+    let ventas = app.campaign_id("Ventas Hogar").await;
+    for i in 0..57 {
+        let name = relevo::domain::admin::Name::parse(&format!("Canal {i:02}")).unwrap();
+        app.store
+            .create_channel(
+                me,
+                seguros,
+                relevo::domain::ChannelKind::Web,
+                &name,
+                Ts::now(),
+            )
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    for i in 0..55 {
+        let name = relevo::domain::admin::Name::parse(&format!("Token {i:02}")).unwrap();
+        app.store
+            .create_campaign_token(me, seguros, &name, Ts::now())
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    // Past the old limits of 50 channels and 20 tokens, still created.
+    let base = format!("/campanas/{seguros}/canales");
+    let channel = app
+        .post_form(
+            &base,
+            &[("_csrf", &csrf), ("tipo", "web"), ("nombre", "Canal 57")],
+        )
+        .await;
+    assert_eq!(channel.status, StatusCode::OK);
+    assert!(channel.body.contains("rlv_ch_"));
+    let token = app
+        .post_form(
+            &format!("/campanas/{seguros}/tokens"),
+            &[("_csrf", &csrf), ("nombre", "Token 55")],
+        )
+        .await;
+    assert_eq!(token.status, StatusCode::OK);
+    assert!(token.body.contains("rlv_"));
+
+    let channels = app
+        .uuids_where(
+            "select h.id from channels h join campaigns p on p.id = h.campaign_id \
+             where p.name = $1 order by h.created_at, h.id",
+            "Seguros Auto",
+        )
+        .await;
+    assert_eq!(channels.len(), 60, "the demo's 2 and 58 more");
+    let tokens = app
+        .uuids_where(
+            "select t.id from integration_tokens t join campaigns p on p.id = t.campaign_id \
+             where p.name = $1 order by t.created_at desc, t.id desc",
+            "Seguros Auto",
+        )
+        .await;
+    assert_eq!(tokens.len(), 56);
+    // Each list: every item once, in its order, forward and back.
+    assert_eq!(walk(&app, &base, "canales_", "canal-").await, channels);
+    assert_eq!(walk(&app, &base, "tokens_", "token-").await, tokens);
+    // Paging one list keeps the other where it was.
+    let second = format!("{base}?canales_despues={}", channels[49]);
+    let body = app.get(&second).await.body;
+    assert_eq!(ids_after(&body, "canal-"), channels[50..].to_vec());
+    let tokens_next = rel_link_setting(&body, "next", "tokens_despues").unwrap();
+    assert!(tokens_next.contains(&format!("canales_despues={}", channels[49])));
+    let both = app.get(&tokens_next).await.body;
+    assert_eq!(ids_after(&both, "canal-"), channels[50..].to_vec());
+    assert_eq!(ids_after(&both, "token-"), tokens[50..].to_vec());
+    assert!(body.contains("aria-label=\"Páginas de canales\""));
+    assert!(body.contains("aria-label=\"Páginas de tokens de integración\""));
+
+    // A position taken from another campaign's list shows nothing of it.
+    let ventas_path = format!("/campanas/{ventas}/canales");
+    for cursor in [
+        format!("canales_despues={}", channels[10]),
+        format!("canales_antes={}", channels[59]),
+        format!("tokens_despues={}", tokens[10]),
+        format!("tokens_antes={}", tokens[55]),
+    ] {
+        let page = app.get(&format!("{ventas_path}?{cursor}")).await;
+        assert_eq!(page.status, StatusCode::OK);
+        let shown: Vec<Uuid> = ids_after(&page.body, "canal-")
+            .into_iter()
+            .chain(ids_after(&page.body, "token-"))
+            .collect();
+        assert!(
+            shown
+                .iter()
+                .all(|id| !channels.contains(id) && !tokens.contains(id)),
+            "{cursor}"
+        );
+    }
+    // A token on a later page is revoked from there, by its own lookup.
+    let later = tokens[52];
+    let revoked = app
+        .post_form(
+            &format!("/campanas/{seguros}/tokens/{later}/revocar"),
+            &[("_csrf", &csrf), ("confirmado", "si")],
+        )
+        .await;
+    assert_eq!(revoked.status, StatusCode::SEE_OTHER);
+    let foreign = app
+        .post_form(
+            &format!("/campanas/{ventas}/tokens/{}/revocar", tokens[0]),
+            &[("_csrf", &csrf), ("confirmado", "si")],
+        )
+        .await;
+    assert_eq!(foreign.status, StatusCode::NOT_FOUND);
+}
+
+/// The candidates a picker page offers, in order.
+fn candidates_in(body: &str) -> Vec<Uuid> {
+    body.split("name=\"usuario\" value=\"")
+        .skip(1)
+        .filter_map(|rest| Uuid::parse_str(rest.split('"').next()?).ok())
+        .collect()
+}
+
+/// The picker's "Más resultados" link, unescaped.
+fn more_results(body: &str) -> Option<String> {
+    let text = body.find("\">Más resultados")?;
+    let start = body[..text].rfind("href=\"")? + 6;
+    let end = start + body[start..].find('"')?;
+    Some(body[start..end].replace("&amp;", "&").replace("&#38;", "&"))
+}
+
+async fn the_member_picker_finds_by_name_or_email_prefix_a_page_at_a_time(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    app.login_as_super().await;
+    let csrf = csrf(&app).await;
+    let cobranza = app.campaign_id("Cobranza").await;
+    let ventas = app.campaign_id("Ventas Hogar").await;
+    let mut people = vec![
+        ("Ñandú Álvarez", "nandu@relevo.demo", Role::Agent, vec![]),
+        ("Óscar Ibáñez", "oscar.ib@relevo.demo", Role::Admin, vec![]),
+        ("Pablo Ruiz", "pablo.ruiz@relevo.demo", Role::Agent, vec![]),
+        ("Zeta Quintero", "zq@relevo.demo", Role::Agent, vec![]),
+        (
+            "Pablo Inactivo",
+            "p.inactivo@relevo.demo",
+            Role::Agent,
+            vec![],
+        ),
+        (
+            "Pablo Super",
+            "p.super@relevo.demo",
+            Role::SuperAdmin,
+            vec![],
+        ),
+        (
+            "Pablo Asignado",
+            "p.asignado@relevo.demo",
+            Role::Agent,
+            vec!["Cobranza".to_owned()],
+        ),
+    ];
+    for i in 0..45 {
+        people.push((
+            "",
+            "",
+            Role::Agent,
+            vec![
+                format!("Picker {i:02}"),
+                format!("picker{i:02}@relevo.demo"),
+            ],
+        ));
+    }
+    for (name, email, role, extra) in &people {
+        let (name, email, campaigns) = if name.is_empty() {
+            (extra[0].clone(), extra[1].clone(), Vec::new())
+        } else {
+            (name.to_string(), email.to_string(), extra.clone())
+        };
+        let id = app
+            .store
+            .create_user(
+                &NewUser {
+                    email,
+                    name: name.clone(),
+                    role: *role,
+                    password_hash: None,
+                    campaigns,
+                },
+                Ts::now(),
+            )
+            .await
+            .unwrap();
+        if name == "Pablo Inactivo" {
+            app.store
+                .set_user_active(id, false, Ts::now())
+                .await
+                .unwrap();
+        }
+    }
+    let picker = |campaign: Uuid, search: &str| {
+        format!(
+            "/campanas/{campaign}/miembros?{}",
+            serde_urlencoded::to_string([("buscar", search)]).unwrap()
+        )
+    };
+    let names = |body: &str| -> Vec<String> {
+        body.split("<div class=\"admin-item-name\"><strong>")
+            .skip(1)
+            .map(|rest| rest[..rest.find('<').unwrap()].to_owned())
+            .collect()
+    };
+    // By the start of the name, without case or accents.
+    for search in ["ÑANDÚ ál", "ñandu", "óSCAR ib", "oscar"] {
+        let body = app.get(&picker(cobranza, search)).await.body;
+        let found = names(&body);
+        assert_eq!(found.len(), 1, "{search}: {found:?}");
+        assert!(
+            ["Ñandú Álvarez", "Óscar Ibáñez"].contains(&found[0].as_str()),
+            "{search}"
+        );
+    }
+    // By the start of the e-mail, without case.
+    let body = app.get(&picker(cobranza, "ZQ@")).await.body;
+    assert_eq!(names(&body), vec!["Zeta Quintero"]);
+    // Not by the middle of a name.
+    let body = app.get(&picker(cobranza, "alvarez")).await.body;
+    assert!(names(&body).is_empty());
+    assert!(body.contains("Nadie sin asignar coincide con «alvarez»"));
+    // Once, though both name and e-mail match; never the inactive, a Super
+    // Administrador, or someone already in the campaign.
+    let body = app.get(&picker(cobranza, "pablo")).await.body;
+    assert_eq!(names(&body), vec!["Pablo Ruiz"]);
+    let body = app.get(&picker(cobranza, "p.")).await.body;
+    assert!(names(&body).is_empty(), "{:?}", names(&body));
+    let body = app.get(&picker(ventas, "pablo a")).await.body;
+    assert_eq!(names(&body), vec!["Pablo Asignado"]);
+
+    // A page at a time: every match once, by the text that matched.
+    for (campaign, search) in [(cobranza, "picker"), (cobranza, "p"), (ventas, "")] {
+        let mut path = picker(campaign, search);
+        let mut seen = Vec::new();
+        let mut pages = 0;
+        loop {
+            pages += 1;
+            assert!(pages < 20, "{search}");
+            let body = app.get(&path).await.body;
+            let page = candidates_in(&body);
+            assert!(page.len() <= 20);
+            seen.extend(page);
+            match more_results(&body) {
+                Some(next) => {
+                    assert!(next.contains("buscar_despues=") && next.ends_with("#resultados"));
+                    path = next;
+                    let later = app.get(&path).await.body;
+                    assert!(later.contains("Primeros resultados"), "{path}: {later}");
+                }
+                None => break,
+            }
+        }
+        let rows: Vec<(Uuid, String, String)> = match &app.store {
+            relevo::db::Store::Sqlite(p) => sqlx::query_as(
+                "select u.id, u.name, u.email from users u where u.active \
+                 and u.role in ('admin', 'agent') and not exists (select 1 from campaign_members m \
+                 where m.user_id = u.id and m.campaign_id = $1)",
+            )
+            .bind(campaign)
+            .fetch_all(&p.read)
+            .await
+            .unwrap(),
+            relevo::db::Store::Postgres(pg) => sqlx::query_as(
+                "select u.id, u.name, u.email from users u where u.active \
+                 and u.role in ('admin', 'agent') and not exists (select 1 from campaign_members m \
+                 where m.user_id = u.id and m.campaign_id = $1)",
+            )
+            .bind(campaign)
+            .fetch_all(&pg.pool)
+            .await
+            .unwrap(),
+        };
+        let wanted = relevo::domain::text::fold(search);
+        let mut expected: Vec<(String, Uuid)> = rows
+            .into_iter()
+            .filter_map(|(id, name, email)| {
+                let key = relevo::domain::text::fold(&name);
+                if key.starts_with(&wanted) {
+                    Some((key, id))
+                } else if email.starts_with(search) {
+                    Some((email, id))
+                } else {
+                    None
+                }
+            })
+            .collect();
+        expected.sort();
+        let expected: Vec<Uuid> = expected.into_iter().map(|(_, id)| id).collect();
+        assert!(expected.len() > 20, "{search}: more than a page");
+        assert_eq!(seen, expected, "{search:?}");
+    }
+
+    // Assigning from the results comes back to the same search.
+    let body = app.get(&picker(cobranza, "picker")).await.body;
+    let first = candidates_in(&body)[0];
+    let before = audit_rows(&app).await;
+    let added = app
+        .post_form(
+            &format!("/campanas/{cobranza}/miembros"),
+            &[
+                ("_csrf", &csrf),
+                ("usuario", &first.to_string()),
+                ("buscar", "picker"),
+            ],
+        )
+        .await;
+    assert_eq!(added.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        added.location.as_deref(),
+        Some(format!("/campanas/{cobranza}/miembros?buscar=picker#resultados").as_str())
+    );
+    assert_eq!(audit_rows(&app).await, before + 1);
+    let after = app.get(&picker(cobranza, "picker")).await.body;
+    assert!(!candidates_in(&after).contains(&first));
+    assert!(after.contains("<label for=\"buscar\">"));
+    assert!(after.contains("aria-label=\"Asignar a Picker 01 (Agente)\""));
 }

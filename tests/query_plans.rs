@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{Backend, TestApp, fresh_store};
+use common::{Backend, DbGuardHandle, TestApp, fresh_store};
 use relevo::db::{Cursor, ListFilter, Search, StatusFilter, Ts};
 use relevo::domain::{ChannelKind, Scope, Status};
 
@@ -59,14 +59,9 @@ async fn every_mensajes_query_uses_an_index(backend: Backend) {
             "SCAN c".to_owned()
         ]
     ));
-    let Some((store, url, _guard)) = fresh_store(backend).await else {
+    let Some((app, _guard)) = analysed_demo(backend).await else {
         return;
     };
-    relevo::cli::seed_demo(&store).await.unwrap();
-    if let relevo::db::Store::Sqlite(pools) = &store {
-        sqlx::query("analyze").execute(&pools.write).await.unwrap();
-    }
-    let app = TestApp::attach(0, store, backend, url);
     let ventas = app.campaign_id("Ventas Hogar").await;
     let soporte = app.campaign_id("Soporte Técnico").await;
     let agent = app
@@ -162,4 +157,88 @@ async fn every_mensajes_query_uses_an_index(backend: Backend) {
         "full scans of conversations:\n{}",
         failures.join("\n")
     );
+}
+
+on_both_backends!(every_paged_admin_list_query_uses_an_index);
+
+/// Whether an administration list's plan reads more than a page: on SQLite
+/// a `SCAN` without an index of anything but the picker's merged arms (each
+/// cut to a page), or a sort other than that merge's (sorting means reading
+/// every row under the parent first); on PostgreSQL a sequential scan.
+fn admin_full_scan(backend: Backend, plan: &[String]) -> bool {
+    match backend {
+        Backend::Sqlite => {
+            let merged = plan.iter().any(|l| l == "SCAN found");
+            plan.iter().any(|line| {
+                let line = line.trim();
+                (line.starts_with("SCAN ")
+                    && !line.contains(" USING ")
+                    && !["SCAN found", "SCAN by_name", "SCAN by_email"].contains(&line))
+                    || (line.contains("TEMP B-TREE") && !merged)
+            })
+        }
+        Backend::Postgres => plan.iter().any(|l| l.contains("Seq Scan")),
+    }
+}
+
+async fn every_paged_admin_list_query_uses_an_index(backend: Backend) {
+    assert!(admin_full_scan(
+        Backend::Sqlite,
+        &["  SCAN channels".to_owned()]
+    ));
+    assert!(admin_full_scan(
+        Backend::Sqlite,
+        &[
+            "SEARCH channels USING INDEX channels_campaign_idx (campaign_id=?)".to_owned(),
+            "USE TEMP B-TREE FOR ORDER BY".to_owned()
+        ]
+    ));
+    assert!(!admin_full_scan(
+        Backend::Sqlite,
+        &["SCAN u USING INDEX users_name_key_idx".to_owned()]
+    ));
+    assert!(admin_full_scan(
+        Backend::Postgres,
+        &["  ->  Seq Scan on users u".to_owned()]
+    ));
+    let Some((app, _guard)) = analysed_demo(backend).await else {
+        return;
+    };
+    let ventas = app.campaign_id("Ventas Hogar").await;
+    let row = app
+        .uuids_where("select id from users where role = $1", "agent")
+        .await[0];
+    let mut failures = Vec::new();
+    for search in ["", "ana", "ana.lo"] {
+        let plans = app
+            .store
+            .explain_admin_lists(ventas, row, search)
+            .await
+            .unwrap();
+        assert_eq!(plans.len(), 5);
+        for (name, plan) in plans {
+            if std::env::var("SHOW_PLANS").is_ok() {
+                eprintln!("{backend:?} {name} {search:?}:\n  {}", plan.join("\n  "));
+            }
+            if admin_full_scan(backend, &plan) {
+                failures.push(format!("{name} ({search:?}):\n  {}", plan.join("\n  ")));
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "full scans in administration lists:\n{}",
+        failures.join("\n")
+    );
+}
+
+/// The demo data set on a fresh database whose statistics are up to date,
+/// so plans are the ones a real deployment gets.
+async fn analysed_demo(backend: Backend) -> Option<(TestApp, DbGuardHandle)> {
+    let (store, url, guard) = fresh_store(backend).await?;
+    relevo::cli::seed_demo(&store).await.unwrap();
+    if let relevo::db::Store::Sqlite(pools) = &store {
+        sqlx::query("analyze").execute(&pools.write).await.unwrap();
+    }
+    Some((TestApp::attach(0, store, backend, url), guard))
 }

@@ -10,9 +10,11 @@
 
 use uuid::Uuid;
 
-use super::admin::{AdminResult, Refusal, is_unique};
-use super::audit::{ADMIN_PAGE_SIZE, AdminPage, AdminTx, AuditEntry, PageCursor};
-use super::{NotifyInTx, StoreResult, Ts, with_read, with_write};
+use super::admin::{AdminResult, Refusal};
+use super::audit::{
+    ADMIN_PAGE_SIZE, AdminPage, AuditEntry, Keyset, PageCursor, admin_write, duplicate,
+};
+use super::{StoreResult, Ts, with_read};
 use crate::domain::Role;
 use crate::domain::admin::{AuditAction, Name};
 use crate::domain::text::Email;
@@ -58,9 +60,36 @@ pub struct AccountInput {
 const ACCOUNT_SELECT: &str = "select u.id, u.name, u.email, u.role, u.active, \
     (u.password_hash is not null) as has_password from users u where 1 = 1";
 
+/// Usuarios and a campaign's members: by name (`users_name_idx` and the
+/// filters' indexes in `0003_admin.sql`).
+pub(super) const USERS_BY_NAME: Keyset = Keyset {
+    columns: &["u.name", "u.id"],
+    lookup: Some("select name from users where id = "),
+    descending: false,
+};
+
 /// Whether a user with `role` and `active` counts as an active Super Administrador.
 fn is_active_super(role: &str, active: bool) -> bool {
     active && role == Role::SuperAdmin.as_str()
+}
+
+/// Refuses the write when no other Super Administrador is active; run
+/// under the accounts lock, so two racing writes cannot both pass. A macro
+/// so it expands for either backend's transaction.
+macro_rules! refuse_last_super {
+    ($tx:ident, $id:expr) => {{
+        let others: i64 = sqlx::query_scalar(
+            "select count(*) from users where role = 'super_admin' and active and id <> $1",
+        )
+        .bind($id)
+        .fetch_one(&mut *$tx)
+        .await?;
+        if others == 0 {
+            Err(Refusal::LastSuperAdmin)
+        } else {
+            Ok(())
+        }
+    }};
 }
 
 impl super::Store {
@@ -87,22 +116,7 @@ impl super::Store {
                 qb.push_bind(campaign);
                 qb.push(")");
             }
-            let (op, order) = match cursor {
-                Some(PageCursor::Before(_)) => (" < ", " order by u.name desc, u.id desc"),
-                _ => (" > ", " order by u.name asc, u.id asc"),
-            };
-            if let Some(PageCursor::After(id) | PageCursor::Before(id)) = cursor {
-                qb.push(" and (u.name, u.id)");
-                qb.push(op);
-                qb.push("((select name from users where id = ");
-                qb.push_bind(id);
-                qb.push("), ");
-                qb.push_bind(id);
-                qb.push(")");
-            }
-            qb.push(order);
-            qb.push(" limit ");
-            qb.push_bind(ADMIN_PAGE_SIZE + 1);
+            USERS_BY_NAME.push_page(&mut qb, cursor, ADMIN_PAGE_SIZE);
             qb.build_query_as().fetch_all(pool).await?
         });
         let page = AdminPage::from_fetched(rows, cursor);
@@ -174,8 +188,7 @@ impl super::Store {
     ) -> AdminResult<Uuid> {
         let id = Uuid::now_v7();
         let campaigns = campaigns_for(input);
-        Ok(with_write!(self, |pool| {
-            let mut tx = pool.begin().await?;
+        admin_write!(self, now, None, |tx| {
             let mut names = Vec::new();
             for campaign in &campaigns {
                 let name: Option<String> =
@@ -183,12 +196,9 @@ impl super::Store {
                         .bind(*campaign)
                         .fetch_optional(&mut *tx)
                         .await?;
-                match name {
-                    Some(name) => names.push(name),
-                    None => return Ok(Err(Refusal::Invalid(UNKNOWN_CAMPAIGN.into()))),
-                }
+                names.push(name.ok_or_else(|| Refusal::Invalid(UNKNOWN_CAMPAIGN.into()))?);
             }
-            let inserted = sqlx::query(
+            sqlx::query(
                 "insert into users (id, email, name, role, active, connected, password_hash, created_at, updated_at) \
                  values ($1, $2, $3, $4, true, false, $5, $6, $6)",
             )
@@ -199,46 +209,33 @@ impl super::Store {
             .bind(&password_hash)
             .bind(now)
             .execute(&mut *tx)
-            .await;
-            match inserted {
-                Err(e) if is_unique(&e) => Err(Refusal::Duplicate),
-                Err(e) => return Err(e.into()),
-                Ok(_) => {
-                    for campaign in &campaigns {
-                        sqlx::query(
-                            "insert into campaign_members (campaign_id, user_id, created_at) values ($1, $2, $3)",
-                        )
-                        .bind(*campaign)
-                        .bind(id)
-                        .bind(now)
-                        .execute(&mut *tx)
-                        .await?;
-                    }
-                    let mut summary = format!(
-                        "Usuario «{}» <{}> creado como {}",
-                        input.name.as_str(),
-                        input.email.as_str(),
-                        input.role.label()
-                    );
-                    if !names.is_empty() {
-                        summary.push_str(&format!("; campañas: {}", names.join(", ")));
-                    }
-                    if password_hash.is_some() {
-                        summary.push_str("; con contraseña establecida");
-                    }
-                    let entry = AuditEntry {
-                        actor_id: Some(actor),
-                        action: AuditAction::UserCreate,
-                        object_id: Some(id),
-                        campaign_id: None,
-                        summary,
-                    };
-                    tx.audit(now, &entry).await?;
-                    tx.commit().await?;
-                    Ok(id)
-                }
+            .await
+            .map_err(duplicate)?;
+            for campaign in &campaigns {
+                sqlx::query(INSERT_MEMBER)
+                    .bind(*campaign)
+                    .bind(id)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
             }
-        }))
+            let mut summary = format!(
+                "Usuario «{}» <{}> creado como {}",
+                input.name.as_str(),
+                input.email.as_str(),
+                input.role.label()
+            );
+            if !names.is_empty() {
+                summary.push_str(&format!("; campañas: {}", names.join(", ")));
+            }
+            if password_hash.is_some() {
+                summary.push_str("; con contraseña establecida");
+            }
+            Ok(Written::Changed(
+                id,
+                AuditEntry::by(actor, AuditAction::UserCreate, id, None, summary),
+            ))
+        })
     }
 
     /// Edits a user's name, e-mail, role and campaigns; `Ok(false)` when
@@ -250,20 +247,16 @@ impl super::Store {
         input: &AccountInput,
         now: Ts,
     ) -> AdminResult<bool> {
-        let event = Event::AccessChanged { user_id: Some(id) };
-        let notification = self.feed().notification(event);
         let wanted = campaigns_for(input);
-        let outcome: Result<bool, Refusal> = with_write!(self, |pool| {
-            let mut tx = pool.begin().await?;
+        let access = Event::AccessChanged { user_id: Some(id) };
+        admin_write!(self, now, Some(access), |tx| {
             tx.lock_accounts().await?;
-            let current: Option<(String, String, String, bool)> =
+            let (old_name, old_email, old_role, active): (String, String, String, bool) =
                 sqlx::query_as("select name, email, role, active from users where id = $1")
                     .bind(id)
                     .fetch_optional(&mut *tx)
-                    .await?;
-            let Some((old_name, old_email, old_role, active)) = current else {
-                return Ok(Err(Refusal::NotFound));
-            };
+                    .await?
+                    .ok_or(Refusal::NotFound)?;
             let had: Vec<(Uuid, String)> = sqlx::query_as(
                 "select p.id, p.name from campaign_members m join campaigns p on p.id = m.campaign_id \
                  where m.user_id = $1 order by p.name_key",
@@ -278,23 +271,13 @@ impl super::Store {
                         .bind(*campaign)
                         .fetch_optional(&mut *tx)
                         .await?;
-                match name {
-                    Some(name) => added.push((*campaign, name)),
-                    None => return Ok(Err(Refusal::Invalid(UNKNOWN_CAMPAIGN.into()))),
-                }
+                let name = name.ok_or_else(|| Refusal::Invalid(UNKNOWN_CAMPAIGN.into()))?;
+                added.push((*campaign, name));
             }
             let removed: Vec<&(Uuid, String)> =
                 had.iter().filter(|(h, _)| !wanted.contains(h)).collect();
             if is_active_super(&old_role, active) && input.role != Role::SuperAdmin {
-                let others: i64 = sqlx::query_scalar(
-                    "select count(*) from users where role = 'super_admin' and active and id <> $1",
-                )
-                .bind(id)
-                .fetch_one(&mut *tx)
-                .await?;
-                if others == 0 {
-                    return Ok(Err(Refusal::LastSuperAdmin));
-                }
+                refuse_last_super!(tx, id)?;
             }
             let mut changes = Vec::new();
             if old_name != input.name.as_str() {
@@ -318,9 +301,9 @@ impl super::Store {
                 changes.push(format!("campañas quitadas: {}", names.join(", ")));
             }
             if changes.is_empty() {
-                return Ok(Ok(false));
+                return Ok(Written::Unchanged(false));
             }
-            let updated = sqlx::query(
+            sqlx::query(
                 "update users set name = $2, email = $3, role = $4, updated_at = $5, \
                  password_hash = case when $4 = 'agent' then null else password_hash end \
                  where id = $1",
@@ -331,53 +314,33 @@ impl super::Store {
             .bind(input.role.as_str())
             .bind(now)
             .execute(&mut *tx)
-            .await;
-            match updated {
-                Err(e) if is_unique(&e) => Err(Refusal::Duplicate),
-                Err(e) => return Err(e.into()),
-                Ok(_) => {
-                    for (campaign, _) in &added {
-                        sqlx::query(
-                            "insert into campaign_members (campaign_id, user_id, created_at) values ($1, $2, $3)",
-                        )
-                        .bind(*campaign)
-                        .bind(id)
-                        .bind(now)
-                        .execute(&mut *tx)
-                        .await?;
-                    }
-                    for (campaign, _) in &removed {
-                        sqlx::query(
-                            "delete from campaign_members where campaign_id = $1 and user_id = $2",
-                        )
-                        .bind(*campaign)
-                        .bind(id)
-                        .execute(&mut *tx)
-                        .await?;
-                    }
-                    if role_changed && input.role == Role::Agent {
-                        changes.push(
-                            "su contraseña se eliminó (los agentes no inician sesión aquí)".into(),
-                        );
-                    }
-                    let entry = AuditEntry {
-                        actor_id: Some(actor),
-                        action: AuditAction::UserUpdate,
-                        object_id: Some(id),
-                        campaign_id: None,
-                        summary: format!("Usuario «{old_name}»: {}", changes.join("; ")),
-                    };
-                    tx.audit(now, &entry).await?;
-                    tx.notify_change(&notification).await?;
-                    tx.commit().await?;
-                    Ok(true)
-                }
+            .await
+            .map_err(duplicate)?;
+            for (campaign, _) in &added {
+                sqlx::query(INSERT_MEMBER)
+                    .bind(*campaign)
+                    .bind(id)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
             }
-        });
-        if outcome == Ok(true) {
-            self.publish(event);
-        }
-        Ok(outcome)
+            for (campaign, _) in &removed {
+                sqlx::query("delete from campaign_members where campaign_id = $1 and user_id = $2")
+                    .bind(*campaign)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            if role_changed && input.role == Role::Agent {
+                changes
+                    .push("su contraseña se eliminó (los agentes no inician sesión aquí)".into());
+            }
+            let summary = format!("Usuario «{old_name}»: {}", changes.join("; "));
+            Ok(Written::Changed(
+                true,
+                AuditEntry::by(actor, AuditAction::UserUpdate, id, None, summary),
+            ))
+        })
     }
 
     /// Deactivates or reactivates a user; a deactivated user's sessions stop
@@ -390,32 +353,20 @@ impl super::Store {
         active: bool,
         now: Ts,
     ) -> AdminResult<bool> {
-        let event = Event::AccessChanged { user_id: Some(id) };
-        let notification = self.feed().notification(event);
-        let outcome: Result<bool, Refusal> = with_write!(self, |pool| {
-            let mut tx = pool.begin().await?;
+        let access = Event::AccessChanged { user_id: Some(id) };
+        admin_write!(self, now, Some(access), |tx| {
             tx.lock_accounts().await?;
-            let current: Option<(String, String, bool)> =
+            let (name, role, was): (String, String, bool) =
                 sqlx::query_as("select name, role, active from users where id = $1")
                     .bind(id)
                     .fetch_optional(&mut *tx)
-                    .await?;
-            let Some((name, role, was)) = current else {
-                return Ok(Err(Refusal::NotFound));
-            };
+                    .await?
+                    .ok_or(Refusal::NotFound)?;
             if was == active {
-                return Ok(Ok(false));
+                return Ok(Written::Unchanged(false));
             }
             if !active && is_active_super(&role, was) {
-                let others: i64 = sqlx::query_scalar(
-                    "select count(*) from users where role = 'super_admin' and active and id <> $1",
-                )
-                .bind(id)
-                .fetch_one(&mut *tx)
-                .await?;
-                if others == 0 {
-                    return Ok(Err(Refusal::LastSuperAdmin));
-                }
+                refuse_last_super!(tx, id)?;
             }
             sqlx::query("update users set active = $2, updated_at = $3 where id = $1")
                 .bind(id)
@@ -437,22 +388,12 @@ impl super::Store {
                     "desactivado; sus sesiones se cerraron",
                 )
             };
-            let entry = AuditEntry {
-                actor_id: Some(actor),
-                action,
-                object_id: Some(id),
-                campaign_id: None,
-                summary: format!("Usuario «{name}» {verb}"),
-            };
-            tx.audit(now, &entry).await?;
-            tx.notify_change(&notification).await?;
-            tx.commit().await?;
-            Ok(true)
-        });
-        if outcome == Ok(true) {
-            self.publish(event);
-        }
-        Ok(outcome)
+            let summary = format!("Usuario «{name}» {verb}");
+            Ok(Written::Changed(
+                true,
+                AuditEntry::by(actor, action, id, None, summary),
+            ))
+        })
     }
 
     /// Sets the password (already hashed) of an administrator-role user and
@@ -465,62 +406,49 @@ impl super::Store {
         password_hash: &str,
         now: Ts,
     ) -> AdminResult<()> {
-        let event = Event::AccessChanged { user_id: Some(id) };
-        let notification = self.feed().notification(event);
-        let outcome: Result<(), Refusal> = with_write!(self, |pool| {
-            let mut tx = pool.begin().await?;
-            let current: Option<(String, String)> =
+        let access = Event::AccessChanged { user_id: Some(id) };
+        admin_write!(self, now, Some(access), |tx| {
+            let (name, role): (String, String) =
                 sqlx::query_as("select name, role from users where id = $1")
                     .bind(id)
                     .fetch_optional(&mut *tx)
-                    .await?;
-            match current {
-                None => Err(Refusal::NotFound),
-                Some((_, role)) if role == Role::Agent.as_str() => Err(Refusal::Invalid(
+                    .await?
+                    .ok_or(Refusal::NotFound)?;
+            if role == Role::Agent.as_str() {
+                return Err(Refusal::Invalid(
                     "Los agentes no inician sesión en Relevo: no necesitan contraseña.".into(),
-                )),
-                Some((name, _)) => {
-                    sqlx::query(
-                        "update users set password_hash = $2, updated_at = $3 where id = $1",
-                    )
-                    .bind(id)
-                    .bind(password_hash)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
-                    let ended = if id == actor {
-                        0
-                    } else {
-                        sqlx::query("delete from user_sessions where user_id = $1")
-                            .bind(id)
-                            .execute(&mut *tx)
-                            .await?
-                            .rows_affected()
-                    };
-                    let mut summary = format!("Contraseña establecida para «{name}»");
-                    if ended > 0 {
-                        summary.push_str(&format!("; se cerraron sus {ended} sesiones abiertas"));
-                    }
-                    let entry = AuditEntry {
-                        actor_id: Some(actor),
-                        action: AuditAction::UserPassword,
-                        object_id: Some(id),
-                        campaign_id: None,
-                        summary,
-                    };
-                    tx.audit(now, &entry).await?;
-                    tx.notify_change(&notification).await?;
-                    tx.commit().await?;
-                    Ok(())
-                }
+                )
+                .into());
             }
-        });
-        if outcome.is_ok() {
-            self.publish(event);
-        }
-        Ok(outcome)
+            sqlx::query("update users set password_hash = $2, updated_at = $3 where id = $1")
+                .bind(id)
+                .bind(password_hash)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            let ended = if id == actor {
+                0
+            } else {
+                sqlx::query("delete from user_sessions where user_id = $1")
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected()
+            };
+            let mut summary = format!("Contraseña establecida para «{name}»");
+            if ended > 0 {
+                summary.push_str(&format!("; se cerraron sus {ended} sesiones abiertas"));
+            }
+            Ok(Written::Changed(
+                (),
+                AuditEntry::by(actor, AuditAction::UserPassword, id, None, summary),
+            ))
+        })
     }
 }
+
+const INSERT_MEMBER: &str =
+    "insert into campaign_members (campaign_id, user_id, created_at) values ($1, $2, $3)";
 
 const UNKNOWN_CAMPAIGN: &str = "Una de las campañas elegidas no existe.";
 

@@ -1,24 +1,168 @@
 //! The audit log: writing a row inside the transaction of the change it
-//! records, and the filtered, keyset-paged Auditoría view. Also the keyset
-//! page shapes every administration list shares.
+//! records ([`admin_write!`]), and the filtered, keyset-paged Auditoría view.
+//! Also the keyset page shapes every administration list shares.
 
 use uuid::Uuid;
 
-use super::{StoreResult, Ts, with_read};
+use super::admin::Refusal;
+use super::{StoreError, StoreResult, Ts, with_read};
 use crate::domain::admin::{AuditAction, AuditObject};
 
 /// Rows per page of the administration lists.
 pub const ADMIN_PAGE_SIZE: i64 = 50;
 
-/// A position in a keyset-paged administration list: the id of the row the
-/// page continues from; its sort key is read from the table, so the URL
-/// carries no names.
+/// A position in a keyset-paged administration list: usually the id of the
+/// row the page continues from, whose sort key is read from the table, so
+/// the URL carries no names; or the sort key itself when it is one number
+/// (a category's position).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PageCursor {
+pub enum PageCursor<K = Uuid> {
     /// The rows after this one (the next page).
-    After(Uuid),
+    After(K),
     /// The rows before this one (the previous page).
-    Before(Uuid),
+    Before(K),
+}
+
+/// The sort key of a keyset-paged list.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Keyset {
+    /// The key's columns, most significant first; together they are unique.
+    pub columns: &'static [&'static str],
+    /// Reads the cursor row's key columns but the last by its id (the last
+    /// column), e.g. `select name_key from campaigns where id = `; `None`
+    /// when the key is one column and the cursor is its value.
+    pub lookup: Option<&'static str>,
+    /// Whether the list shows the largest key first.
+    pub descending: bool,
+}
+
+impl Keyset {
+    /// Appends the condition of the rows past `cursor` (`where …` already
+    /// pushed), the order that reads them, and a limit one past `page`, so
+    /// [`AdminPage::from_fetched`] can tell whether more follow.
+    pub(crate) fn push_page<DB, K>(
+        &self,
+        qb: &mut sqlx::QueryBuilder<DB>,
+        cursor: Option<PageCursor<K>>,
+        page: i64,
+    ) where
+        DB: sqlx::Database,
+        K: Copy + for<'t> sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+        i64: for<'t> sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+    {
+        // Going back reads the other way from the cursor, then the page is reversed.
+        let backward = matches!(cursor, Some(PageCursor::Before(_)));
+        let ascending = backward == self.descending;
+        if let Some(PageCursor::After(key) | PageCursor::Before(key)) = cursor {
+            let op = if ascending { " > " } else { " < " };
+            match self.lookup {
+                Some(lookup) => {
+                    qb.push(format!(" and ({}){op}((", self.columns.join(", ")));
+                    qb.push(lookup);
+                    qb.push_bind(key);
+                    qb.push("), ");
+                    qb.push_bind(key);
+                    qb.push(")");
+                }
+                None => {
+                    qb.push(format!(" and {}{op}", self.columns.join(", ")));
+                    qb.push_bind(key);
+                }
+            }
+        }
+        let direction = if ascending { " asc" } else { " desc" };
+        let order: Vec<String> = self
+            .columns
+            .iter()
+            .map(|c| format!("{c}{direction}"))
+            .collect();
+        qb.push(format!(" order by {} limit ", order.join(", ")));
+        qb.push_bind(page + 1);
+    }
+}
+
+/// A keyset-paged list of the rows under one parent row (a campaign's
+/// channels, its categories…), as one query that serves the page and, with
+/// an `explain` prefix, shows its plan.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ChildList {
+    /// The select, ending in `where <parent column> = `.
+    pub select: &'static str,
+    pub keyset: Keyset,
+}
+
+impl ChildList {
+    /// The query of the page at `cursor` under `parent`, after `prefix`.
+    pub(crate) fn query<DB, K>(
+        &self,
+        prefix: &str,
+        parent: Uuid,
+        cursor: Option<PageCursor<K>>,
+    ) -> sqlx::QueryBuilder<DB>
+    where
+        DB: sqlx::Database,
+        <DB as sqlx::Database>::Arguments: Default,
+        K: Copy + for<'t> sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+        Uuid: for<'t> sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+        i64: for<'t> sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+    {
+        let mut qb = sqlx::QueryBuilder::new(prefix);
+        qb.push(self.select);
+        qb.push_bind(parent);
+        self.keyset.push_page(&mut qb, cursor, ADMIN_PAGE_SIZE);
+        qb
+    }
+}
+
+impl super::Store {
+    /// One page of `list` under `parent`.
+    pub(crate) async fn child_page<T, K>(
+        &self,
+        list: &ChildList,
+        parent: Uuid,
+        cursor: Option<PageCursor<K>>,
+    ) -> StoreResult<AdminPage<T>>
+    where
+        T: Send
+            + Unpin
+            + for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
+            + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>,
+        K: Copy
+            + Send
+            + for<'t> sqlx::Encode<'t, sqlx::Sqlite>
+            + sqlx::Type<sqlx::Sqlite>
+            + for<'t> sqlx::Encode<'t, sqlx::Postgres>
+            + sqlx::Type<sqlx::Postgres>,
+    {
+        let rows: Vec<T> = with_read!(self, |pool| {
+            let mut qb = list.query("", parent, cursor);
+            qb.build_query_as().fetch_all(pool).await?
+        });
+        Ok(AdminPage::from_fetched(rows, cursor))
+    }
+
+    /// The row `id` of `list` (a list of one table, unaliased), if it is
+    /// under `parent`.
+    pub(crate) async fn child<T>(
+        &self,
+        list: &ChildList,
+        parent: Uuid,
+        id: Uuid,
+    ) -> StoreResult<Option<T>>
+    where
+        T: Send
+            + Unpin
+            + for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
+            + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>,
+    {
+        Ok(with_read!(self, |pool| {
+            let mut qb = sqlx::QueryBuilder::new(list.select);
+            qb.push_bind(parent);
+            qb.push(" and id = ");
+            qb.push_bind(id);
+            qb.build_query_as().fetch_optional(pool).await?
+        }))
+    }
 }
 
 /// One page of an administration list.
@@ -32,9 +176,18 @@ pub struct AdminPage<T> {
 impl<T> AdminPage<T> {
     /// Builds the page from up to `ADMIN_PAGE_SIZE + 1` rows fetched in the
     /// direction of `cursor` (reversed for `Before`).
-    pub(crate) fn from_fetched(mut rows: Vec<T>, cursor: Option<PageCursor>) -> AdminPage<T> {
-        let more = rows.len() as i64 > ADMIN_PAGE_SIZE;
-        rows.truncate(ADMIN_PAGE_SIZE as usize);
+    pub(crate) fn from_fetched<K>(rows: Vec<T>, cursor: Option<PageCursor<K>>) -> AdminPage<T> {
+        AdminPage::from_fetched_sized(rows, cursor, ADMIN_PAGE_SIZE)
+    }
+
+    /// [`AdminPage::from_fetched`] for pages of `size` rows.
+    pub(crate) fn from_fetched_sized<K>(
+        mut rows: Vec<T>,
+        cursor: Option<PageCursor<K>>,
+        size: i64,
+    ) -> AdminPage<T> {
+        let more = rows.len() as i64 > size;
+        rows.truncate(size as usize);
         match cursor {
             Some(PageCursor::Before(_)) => {
                 rows.reverse();
@@ -69,6 +222,25 @@ pub struct AuditEntry {
     pub summary: String,
 }
 
+impl AuditEntry {
+    /// A change `actor` made to `object` (of `campaign`, when it belongs to one).
+    pub fn by(
+        actor: Uuid,
+        action: AuditAction,
+        object: Uuid,
+        campaign: Option<Uuid>,
+        summary: String,
+    ) -> AuditEntry {
+        AuditEntry {
+            actor_id: Some(actor),
+            action,
+            object_id: Some(object),
+            campaign_id: campaign,
+            summary,
+        }
+    }
+}
+
 const INSERT_AUDIT: &str = "insert into audit_log \
     (id, at, actor_id, action, object_kind, object_id, summary, campaign_id) \
     values ($1, $2, $3, $4, $5, $6, $7, $8)";
@@ -88,13 +260,41 @@ pub(crate) trait AdminTx {
     fn lock_accounts(
         &mut self,
     ) -> impl std::future::Future<Output = Result<(), sqlx::Error>> + Send;
+
+    /// Serialises the writes under one parent row that read before they
+    /// write (the next position, a count against a maximum), so two racing
+    /// ones cannot both take the same place. SQLite already has a single writer.
+    fn lock_parent(
+        &mut self,
+        parent: Parent,
+        id: Uuid,
+    ) -> impl std::future::Future<Output = Result<(), sqlx::Error>> + Send;
+}
+
+/// A row whose children are ordered or counted.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Parent {
+    /// A campaign, parent of its categories.
+    Campaign,
+    /// A category, parent of its sub-categories.
+    Category,
+}
+
+impl Parent {
+    /// PostgreSQL: the row lock taken until the transaction ends.
+    fn pg_lock(self) -> &'static str {
+        match self {
+            Parent::Campaign => "select 1 from campaigns where id = $1 for update",
+            Parent::Category => "select 1 from closure_categories where id = $1 for update",
+        }
+    }
 }
 
 /// Any number; only its use as the one advisory-lock key of account writes matters.
 const ACCOUNTS_LOCK_KEY: i64 = 0x5245_4c45_564f_0001;
 
 macro_rules! impl_admin_tx {
-    ($db:ty, $lock:expr) => {
+    ($db:ty, $serialised:expr) => {
         impl AdminTx for sqlx::Transaction<'_, $db> {
             async fn audit(&mut self, at: Ts, entry: &AuditEntry) -> Result<(), sqlx::Error> {
                 sqlx::query(INSERT_AUDIT)
@@ -112,9 +312,19 @@ macro_rules! impl_admin_tx {
             }
 
             async fn lock_accounts(&mut self) -> Result<(), sqlx::Error> {
-                if let Some(sql) = $lock {
-                    sqlx::query(sql)
+                if !$serialised {
+                    sqlx::query("select pg_advisory_xact_lock($1)")
                         .bind(ACCOUNTS_LOCK_KEY)
+                        .execute(&mut **self)
+                        .await?;
+                }
+                Ok(())
+            }
+
+            async fn lock_parent(&mut self, parent: Parent, id: Uuid) -> Result<(), sqlx::Error> {
+                if !$serialised {
+                    sqlx::query(parent.pg_lock())
+                        .bind(id)
                         .execute(&mut **self)
                         .await?;
                 }
@@ -124,8 +334,106 @@ macro_rules! impl_admin_tx {
     };
 }
 
-impl_admin_tx!(sqlx::Sqlite, None::<&'static str>);
-impl_admin_tx!(sqlx::Postgres, Some("select pg_advisory_xact_lock($1)"));
+// SQLite serialises every write through its single writer connection.
+impl_admin_tx!(sqlx::Sqlite, true);
+impl_admin_tx!(sqlx::Postgres, false);
+
+/// What the body of an [`admin_write!`] decided.
+#[derive(Debug)]
+pub(crate) enum Written<T> {
+    /// Nothing to change: nothing is written, and `T` is the answer.
+    Unchanged(T),
+    /// A change: its one audit row is written with it, and `T` is the answer.
+    Changed(T, AuditEntry),
+}
+
+/// Why the body of an [`admin_write!`] stopped before deciding: a rule
+/// refused the write, or the database failed. Either way nothing is written.
+#[derive(Debug)]
+pub(crate) enum WriteError {
+    Refused(Refusal),
+    Store(StoreError),
+}
+
+impl From<Refusal> for WriteError {
+    fn from(refusal: Refusal) -> WriteError {
+        WriteError::Refused(refusal)
+    }
+}
+
+impl From<sqlx::Error> for WriteError {
+    fn from(e: sqlx::Error) -> WriteError {
+        WriteError::Store(e.into())
+    }
+}
+
+/// For a statement that may break a unique name: the violation refuses the
+/// write as a duplicate (also when another write won a race); anything else
+/// is a database failure.
+pub(crate) fn duplicate(e: sqlx::Error) -> WriteError {
+    if super::admin::is_unique(&e) {
+        WriteError::Refused(Refusal::Duplicate)
+    } else {
+        e.into()
+    }
+}
+
+/// Pins the body of an [`admin_write!`] to its result type, so `?` inside
+/// it knows what it converts to.
+pub(crate) fn write_body<T, F>(body: F) -> F
+where
+    F: std::future::Future<Output = Result<Written<T>, WriteError>>,
+{
+    body
+}
+
+/// Runs one administrative write as one transaction and evaluates to its
+/// [`AdminResult`](super::admin::AdminResult), so a store method says only
+/// what it reads and changes.
+///
+/// `$body` reads and writes through `$tx` and evaluates to
+/// `Result<Written<T>, WriteError>` (`?` works on database errors and
+/// refusals). A change writes exactly one audit row in the same
+/// transaction and, when `$access` is an event (a change of who may see
+/// what), announces it there too; then commits, and publishes the event
+/// only once committed. No change, a refusal or an error rolls back:
+/// nothing, not even an audit row, is written.
+macro_rules! admin_write {
+    ($store:expr, $now:expr, $access:expr, |$tx:ident| $body:expr) => {{
+        #[allow(unused_imports)]
+        use $crate::db::NotifyInTx as _;
+        use $crate::db::audit::{AdminTx as _, WriteError, Written};
+        let store: &$crate::db::Store = $store;
+        let access: Option<$crate::live::Event> = $access;
+        let outcome = $crate::db::with_write!(store, |pool| {
+            let mut $tx = pool.begin().await?;
+            match $crate::db::audit::write_body(async { $body }).await {
+                Err(WriteError::Store(e)) => return Err(e),
+                Err(WriteError::Refused(refusal)) => Err(refusal),
+                Ok(Written::Unchanged(answer)) => Ok((answer, false)),
+                Ok(Written::Changed(answer, entry)) => {
+                    $tx.audit($now, &entry).await?;
+                    if let Some(event) = access {
+                        $tx.notify_change(&store.feed().notification(event)).await?;
+                    }
+                    $tx.commit().await?;
+                    Ok((answer, true))
+                }
+            }
+        });
+        match outcome {
+            Ok((answer, changed)) => {
+                if let (true, Some(event)) = (changed, access) {
+                    store.publish(event);
+                }
+                Ok(Ok(answer))
+            }
+            Err(refusal) => Ok(Err(refusal)),
+        }
+    }};
+}
+
+pub(crate) use admin_write;
 
 /// The Auditoría filters, parsed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -153,6 +461,13 @@ const AUDIT_SELECT: &str = "select a.id, a.at, u.name as actor_name, a.action, a
     p.name as campaign_name, a.summary from audit_log a \
     left join users u on u.id = a.actor_id \
     left join campaigns p on p.id = a.campaign_id where 1 = 1";
+
+/// Auditoría: newest first, under each filter's `audit_log_*_idx`.
+const AUDIT_BY_TIME: Keyset = Keyset {
+    columns: &["a.at", "a.id"],
+    lookup: Some("select at from audit_log where id = "),
+    descending: true,
+};
 
 impl super::Store {
     /// One page of the audit log, newest first.
@@ -183,22 +498,7 @@ impl super::Store {
                 qb.push(" and a.at < ");
                 qb.push_bind(before);
             }
-            let (op, order) = match cursor {
-                Some(PageCursor::Before(_)) => (" > ", " order by a.at asc, a.id asc"),
-                _ => (" < ", " order by a.at desc, a.id desc"),
-            };
-            if let Some(PageCursor::After(id) | PageCursor::Before(id)) = cursor {
-                qb.push(" and (a.at, a.id)");
-                qb.push(op);
-                qb.push("((select at from audit_log where id = ");
-                qb.push_bind(id);
-                qb.push("), ");
-                qb.push_bind(id);
-                qb.push(")");
-            }
-            qb.push(order);
-            qb.push(" limit ");
-            qb.push_bind(ADMIN_PAGE_SIZE + 1);
+            AUDIT_BY_TIME.push_page(&mut qb, cursor, ADMIN_PAGE_SIZE);
             qb.build_query_as().fetch_all(pool).await?
         });
         Ok(AdminPage::from_fetched(rows, cursor))

@@ -1,27 +1,39 @@
-//! Closure categories and sub-categories of a campaign: create, rename,
-//! reorder, deactivate and reactivate.
+//! Closure categories and sub-categories of a campaign: the keyset-paged
+//! list, create, rename, reorder, deactivate and reactivate.
 //!
 //! Nothing is ever deleted: history refers to categories by id and keeps
 //! showing their names; a deactivated one simply stops being offered (the
 //! cancel modal reads only active ones on every open). Names are unique
 //! within their parent after case and accent folding (`name_key`); the
 //! unique index decides races, and its violation becomes [`Refusal::Duplicate`].
+//!
+//! Order is a `position` unique within the parent (`0008_admin_paging.sql`)
+//! and dense, 0 to n − 1: a new one goes last and a move swaps two
+//! neighbours, each under a lock on the parent row, so a position is also
+//! the item's place in the list and the list pages by it.
+
+use std::collections::HashMap;
 
 use uuid::Uuid;
 
-use super::admin::{AdminResult, Refusal, is_unique};
-use super::audit::{AdminTx, AuditEntry};
-use super::{StoreResult, Ts, with_read, with_write};
+use super::admin::{AdminResult, Refusal};
+use super::audit::{
+    AdminPage, AuditEntry, ChildList, Keyset, PageCursor, Parent, admin_write, duplicate,
+};
+use super::{StoreResult, Ts, with_read};
 use crate::domain::admin::{AuditAction, Name};
 
-/// Most categories one campaign may have, and sub-categories one category may have.
-pub const MAX_CATEGORIES: i64 = 100;
+/// Most sub-categories one category may have. The cancel modal offers all
+/// of a category's active sub-categories in one list, which is only usable
+/// while it is short; so the administration page shows them all, too, under
+/// their category, rather than paging a list inside a paged list.
 pub const MAX_SUBCATEGORIES: i64 = 50;
 
 /// A sub-category as the administration page shows it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct SubcategoryAdmin {
     pub id: Uuid,
+    pub category_id: Uuid,
     pub name: String,
     pub active: bool,
 }
@@ -32,17 +44,10 @@ pub struct CategoryAdmin {
     pub id: Uuid,
     pub name: String,
     pub active: bool,
+    /// Its place in the campaign's list, from 0.
+    pub position: i32,
     pub subcategories: Vec<SubcategoryAdmin>,
 }
-
-type TreeRow = (
-    Uuid,
-    String,
-    bool,
-    Option<Uuid>,
-    Option<String>,
-    Option<bool>,
-);
 
 /// Which list an item is moved in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,41 +56,184 @@ pub enum Direction {
     Down,
 }
 
+/// A campaign's categories by position (`closure_categories_position_key`);
+/// the cursor is a position.
+pub(super) const CATEGORIES: ChildList = ChildList {
+    select: "select id, name, active, position from closure_categories where campaign_id = ",
+    keyset: Keyset {
+        columns: &["position"],
+        lookup: None,
+        descending: false,
+    },
+};
+
+/// Appends the select of every sub-category of `categories` (one page's), in
+/// order (`closure_subcategories_position_key`). Expanded per backend.
+macro_rules! push_subcategories {
+    ($qb:expr, $categories:expr) => {{
+        let qb = $qb;
+        qb.push(
+            "select id, category_id, name, active from closure_subcategories \
+             where category_id in (",
+        );
+        let mut list = qb.separated(", ");
+        for id in $categories {
+            list.push_bind(id);
+        }
+        qb.push(") order by category_id, position");
+    }};
+}
+
+pub(super) use push_subcategories;
+
+/// The statements that move an item among its siblings, for one level.
+struct Siblings {
+    /// The sibling just before position `$2` under parent `$1`.
+    before: &'static str,
+    /// The sibling just after position `$2` under parent `$1`.
+    after: &'static str,
+    /// Puts `$1` at position `$2`.
+    place: &'static str,
+}
+
+const CATEGORY_SIBLINGS: Siblings = Siblings {
+    before: "select id, position from closure_categories where campaign_id = $1 and position < $2 \
+             order by position desc limit 1",
+    after: "select id, position from closure_categories where campaign_id = $1 and position > $2 \
+            order by position limit 1",
+    place: "update closure_categories set position = $2 where id = $1",
+};
+
+const SUBCATEGORY_SIBLINGS: Siblings = Siblings {
+    before: "select id, position from closure_subcategories where category_id = $1 and position < $2 \
+             order by position desc limit 1",
+    after: "select id, position from closure_subcategories where category_id = $1 and position > $2 \
+            order by position limit 1",
+    place: "update closure_subcategories set position = $2 where id = $1",
+};
+
+/// Swaps item `$id` (at position `$from`, under `$parent`, already locked)
+/// with its neighbour in `$direction`; evaluates to the item's new
+/// position, or `None` at that end of the list. A macro so it expands for
+/// either backend's transaction.
+macro_rules! swap_with_neighbour {
+    ($tx:ident, $siblings:expr, $parent:expr, $id:expr, $from:expr, $direction:expr) => {{
+        let siblings: &Siblings = $siblings;
+        let (id, from): (Uuid, i32) = ($id, $from);
+        let sql = match $direction {
+            Direction::Up => siblings.before,
+            Direction::Down => siblings.after,
+        };
+        let neighbour: Option<(Uuid, i32)> = sqlx::query_as(sql)
+            .bind($parent)
+            .bind(from)
+            .fetch_optional(&mut *$tx)
+            .await?;
+        match neighbour {
+            None => None,
+            Some((other, to)) => {
+                // Through a free (negative) place: the unique index on
+                // (parent, position) is checked row by row.
+                for (row, place) in [(id, -1 - from), (other, from), (id, to)] {
+                    sqlx::query(siblings.place)
+                        .bind(row)
+                        .bind(place)
+                        .execute(&mut *$tx)
+                        .await?;
+                }
+                Some(to)
+            }
+        }
+    }};
+}
+
+/// The next free position under a locked parent (`$sql` reads the largest).
+macro_rules! next_position {
+    ($tx:ident, $sql:expr, $parent:expr) => {{
+        let last: Option<i32> = sqlx::query_scalar($sql)
+            .bind($parent)
+            .fetch_one(&mut *$tx)
+            .await?;
+        last.map_or(0, |p| p + 1)
+    }};
+}
+
 impl super::Store {
-    /// Every category of a campaign with its sub-categories, in their order.
-    pub async fn category_tree(&self, campaign_id: Uuid) -> StoreResult<Vec<CategoryAdmin>> {
-        let rows: Vec<TreeRow> = with_read!(self, |pool| {
-            sqlx::query_as(
-                "select c.id, c.name, c.active, s.id, s.name, s.active from closure_categories c \
-                 left join closure_subcategories s on s.category_id = c.id \
-                 where c.campaign_id = $1 \
-                 order by c.position, c.name_key, c.id, s.position, s.name_key, s.id",
-            )
-            .bind(campaign_id)
-            .fetch_all(pool)
-            .await?
-        });
-        let mut tree: Vec<CategoryAdmin> = Vec::new();
-        for (id, name, active, sub_id, sub_name, sub_active) in rows {
-            if tree.last().is_none_or(|c| c.id != id) {
-                tree.push(CategoryAdmin {
+    /// One page of a campaign's categories in their order, each with all
+    /// its sub-categories (at most [`MAX_SUBCATEGORIES`]), read for the
+    /// whole page at once.
+    pub async fn categories_page(
+        &self,
+        campaign_id: Uuid,
+        cursor: Option<PageCursor<i32>>,
+    ) -> StoreResult<AdminPage<CategoryAdmin>> {
+        let page: AdminPage<(Uuid, String, bool, i32)> =
+            self.child_page(&CATEGORIES, campaign_id, cursor).await?;
+        let subs: Vec<SubcategoryAdmin> = if page.rows.is_empty() {
+            Vec::new()
+        } else {
+            with_read!(self, |pool| {
+                let mut qb = sqlx::QueryBuilder::new("");
+                push_subcategories!(&mut qb, page.rows.iter().map(|(id, ..)| *id));
+                qb.build_query_as().fetch_all(pool).await?
+            })
+        };
+        let mut by_category: HashMap<Uuid, Vec<SubcategoryAdmin>> = HashMap::new();
+        for sub in subs {
+            by_category.entry(sub.category_id).or_default().push(sub);
+        }
+        Ok(AdminPage {
+            rows: page
+                .rows
+                .into_iter()
+                .map(|(id, name, active, position)| CategoryAdmin {
+                    subcategories: by_category.remove(&id).unwrap_or_default(),
                     id,
                     name,
                     active,
-                    subcategories: Vec::new(),
-                });
-            }
-            if let (Some(sid), Some(sname), Some(sactive), Some(last)) =
-                (sub_id, sub_name, sub_active, tree.last_mut())
-            {
-                last.subcategories.push(SubcategoryAdmin {
-                    id: sid,
-                    name: sname,
-                    active: sactive,
-                });
-            }
-        }
-        Ok(tree)
+                    position,
+                })
+                .collect(),
+            has_prev: page.has_prev,
+            has_next: page.has_next,
+        })
+    }
+
+    /// The name and position of a category of `campaign_id`, if it is one.
+    pub async fn category_place(
+        &self,
+        campaign_id: Uuid,
+        id: Uuid,
+    ) -> StoreResult<Option<(String, i32)>> {
+        Ok(with_read!(self, |pool| {
+            sqlx::query_as(
+                "select name, position from closure_categories where id = $1 and campaign_id = $2",
+            )
+            .bind(id)
+            .bind(campaign_id)
+            .fetch_optional(pool)
+            .await?
+        }))
+    }
+
+    /// The name of a sub-category of a category of `campaign_id`, if it is
+    /// one, and its category's position (which says on which page it shows).
+    pub async fn subcategory_place(
+        &self,
+        campaign_id: Uuid,
+        id: Uuid,
+    ) -> StoreResult<Option<(String, i32)>> {
+        Ok(with_read!(self, |pool| {
+            sqlx::query_as(
+                "select s.name, c.position from closure_subcategories s \
+                 join closure_categories c on c.id = s.category_id \
+                 where s.id = $1 and c.campaign_id = $2",
+            )
+            .bind(id)
+            .bind(campaign_id)
+            .fetch_optional(pool)
+            .await?
+        }))
     }
 
     /// Creates a category at the end of the campaign's list.
@@ -97,28 +245,19 @@ impl super::Store {
         now: Ts,
     ) -> AdminResult<Uuid> {
         let id = Uuid::now_v7();
-        Ok(with_write!(self, |pool| {
-            let mut tx = pool.begin().await?;
-            let campaign: Option<String> =
-                sqlx::query_scalar("select name from campaigns where id = $1")
-                    .bind(campaign_id)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-            let Some(campaign) = campaign else {
-                return Ok(Err(Refusal::NotFound));
-            };
-            let (count, last): (i64, Option<i32>) = sqlx::query_as(
-                "select count(*), max(position) from closure_categories where campaign_id = $1",
-            )
-            .bind(campaign_id)
-            .fetch_one(&mut *tx)
-            .await?;
-            if count >= MAX_CATEGORIES {
-                return Ok(Err(Refusal::Invalid(format!(
-                    "Una campaña admite hasta {MAX_CATEGORIES} categorías."
-                ))));
-            }
-            let inserted = sqlx::query(
+        admin_write!(self, now, None, |tx| {
+            tx.lock_parent(Parent::Campaign, campaign_id).await?;
+            let campaign: String = sqlx::query_scalar("select name from campaigns where id = $1")
+                .bind(campaign_id)
+                .fetch_optional(&mut *tx)
+                .await?
+                .ok_or(Refusal::NotFound)?;
+            let position = next_position!(
+                tx,
+                "select max(position) from closure_categories where campaign_id = $1",
+                campaign_id
+            );
+            sqlx::query(
                 "insert into closure_categories (id, campaign_id, name, name_key, position, active, created_at) \
                  values ($1, $2, $3, $4, $5, true, $6)",
             )
@@ -126,27 +265,23 @@ impl super::Store {
             .bind(campaign_id)
             .bind(name.as_str())
             .bind(name.key())
-            .bind(last.map_or(0, |p| p + 1))
+            .bind(position)
             .bind(now)
             .execute(&mut *tx)
-            .await;
-            match inserted {
-                Err(e) if is_unique(&e) => Err(Refusal::Duplicate),
-                Err(e) => return Err(e.into()),
-                Ok(_) => {
-                    let entry = AuditEntry {
-                        actor_id: Some(actor),
-                        action: AuditAction::CategoryCreate,
-                        object_id: Some(id),
-                        campaign_id: Some(campaign_id),
-                        summary: format!("Categoría «{}» creada en «{campaign}»", name.as_str()),
-                    };
-                    tx.audit(now, &entry).await?;
-                    tx.commit().await?;
-                    Ok(id)
-                }
-            }
-        }))
+            .await
+            .map_err(duplicate)?;
+            let summary = format!("Categoría «{}» creada en «{campaign}»", name.as_str());
+            Ok(Written::Changed(
+                id,
+                AuditEntry::by(
+                    actor,
+                    AuditAction::CategoryCreate,
+                    id,
+                    Some(campaign_id),
+                    summary,
+                ),
+            ))
+        })
     }
 
     /// Creates a sub-category at the end of a category of `campaign_id`.
@@ -159,30 +294,34 @@ impl super::Store {
         now: Ts,
     ) -> AdminResult<Uuid> {
         let id = Uuid::now_v7();
-        Ok(with_write!(self, |pool| {
-            let mut tx = pool.begin().await?;
-            let category: Option<String> = sqlx::query_scalar(
+        admin_write!(self, now, None, |tx| {
+            tx.lock_parent(Parent::Category, category_id).await?;
+            let category: String = sqlx::query_scalar(
                 "select name from closure_categories where id = $1 and campaign_id = $2",
             )
             .bind(category_id)
             .bind(campaign_id)
             .fetch_optional(&mut *tx)
-            .await?;
-            let Some(category) = category else {
-                return Ok(Err(Refusal::NotFound));
-            };
-            let (count, last): (i64, Option<i32>) = sqlx::query_as(
-                "select count(*), max(position) from closure_subcategories where category_id = $1",
+            .await?
+            .ok_or(Refusal::NotFound)?;
+            let count: i64 = sqlx::query_scalar(
+                "select count(*) from closure_subcategories where category_id = $1",
             )
             .bind(category_id)
             .fetch_one(&mut *tx)
             .await?;
             if count >= MAX_SUBCATEGORIES {
-                return Ok(Err(Refusal::Invalid(format!(
-                    "Una categoría admite hasta {MAX_SUBCATEGORIES} subcategorías."
-                ))));
+                return Err(Refusal::Invalid(format!(
+                    "Una categoría admite hasta {MAX_SUBCATEGORIES} subcategorías: es la lista que se ofrece al cancelar. Desactiva o renombra alguna."
+                ))
+                .into());
             }
-            let inserted = sqlx::query(
+            let position = next_position!(
+                tx,
+                "select max(position) from closure_subcategories where category_id = $1",
+                category_id
+            );
+            sqlx::query(
                 "insert into closure_subcategories (id, category_id, name, name_key, position, active, created_at) \
                  values ($1, $2, $3, $4, $5, true, $6)",
             )
@@ -190,30 +329,26 @@ impl super::Store {
             .bind(category_id)
             .bind(name.as_str())
             .bind(name.key())
-            .bind(last.map_or(0, |p| p + 1))
+            .bind(position)
             .bind(now)
             .execute(&mut *tx)
-            .await;
-            match inserted {
-                Err(e) if is_unique(&e) => Err(Refusal::Duplicate),
-                Err(e) => return Err(e.into()),
-                Ok(_) => {
-                    let entry = AuditEntry {
-                        actor_id: Some(actor),
-                        action: AuditAction::SubcategoryCreate,
-                        object_id: Some(id),
-                        campaign_id: Some(campaign_id),
-                        summary: format!(
-                            "Subcategoría «{}» creada en la categoría «{category}»",
-                            name.as_str()
-                        ),
-                    };
-                    tx.audit(now, &entry).await?;
-                    tx.commit().await?;
-                    Ok(id)
-                }
-            }
-        }))
+            .await
+            .map_err(duplicate)?;
+            let summary = format!(
+                "Subcategoría «{}» creada en la categoría «{category}»",
+                name.as_str()
+            );
+            Ok(Written::Changed(
+                id,
+                AuditEntry::by(
+                    actor,
+                    AuditAction::SubcategoryCreate,
+                    id,
+                    Some(campaign_id),
+                    summary,
+                ),
+            ))
+        })
     }
 
     /// Renames a category of `campaign_id`; `Ok(false)` if the name is the same.
@@ -225,45 +360,37 @@ impl super::Store {
         name: &Name,
         now: Ts,
     ) -> AdminResult<bool> {
-        Ok(with_write!(self, |pool| {
-            let mut tx = pool.begin().await?;
-            let old: Option<String> = sqlx::query_scalar(
+        admin_write!(self, now, None, |tx| {
+            let old: String = sqlx::query_scalar(
                 "select name from closure_categories where id = $1 and campaign_id = $2",
             )
             .bind(id)
             .bind(campaign_id)
             .fetch_optional(&mut *tx)
-            .await?;
-            let Some(old) = old else {
-                return Ok(Err(Refusal::NotFound));
-            };
+            .await?
+            .ok_or(Refusal::NotFound)?;
             if old == name.as_str() {
-                return Ok(Ok(false));
+                return Ok(Written::Unchanged(false));
             }
-            let updated =
-                sqlx::query("update closure_categories set name = $2, name_key = $3 where id = $1")
-                    .bind(id)
-                    .bind(name.as_str())
-                    .bind(name.key())
-                    .execute(&mut *tx)
-                    .await;
-            match updated {
-                Err(e) if is_unique(&e) => Err(Refusal::Duplicate),
-                Err(e) => return Err(e.into()),
-                Ok(_) => {
-                    let entry = AuditEntry {
-                        actor_id: Some(actor),
-                        action: AuditAction::CategoryRename,
-                        object_id: Some(id),
-                        campaign_id: Some(campaign_id),
-                        summary: format!("Categoría «{old}» renombrada a «{}»", name.as_str()),
-                    };
-                    tx.audit(now, &entry).await?;
-                    tx.commit().await?;
-                    Ok(true)
-                }
-            }
-        }))
+            sqlx::query("update closure_categories set name = $2, name_key = $3 where id = $1")
+                .bind(id)
+                .bind(name.as_str())
+                .bind(name.key())
+                .execute(&mut *tx)
+                .await
+                .map_err(duplicate)?;
+            let summary = format!("Categoría «{old}» renombrada a «{}»", name.as_str());
+            Ok(Written::Changed(
+                true,
+                AuditEntry::by(
+                    actor,
+                    AuditAction::CategoryRename,
+                    id,
+                    Some(campaign_id),
+                    summary,
+                ),
+            ))
+        })
     }
 
     /// Renames a sub-category of a category of `campaign_id`.
@@ -275,9 +402,8 @@ impl super::Store {
         name: &Name,
         now: Ts,
     ) -> AdminResult<bool> {
-        Ok(with_write!(self, |pool| {
-            let mut tx = pool.begin().await?;
-            let old: Option<(String, String)> = sqlx::query_as(
+        admin_write!(self, now, None, |tx| {
+            let (old, category): (String, String) = sqlx::query_as(
                 "select s.name, c.name from closure_subcategories s \
                  join closure_categories c on c.id = s.category_id \
                  where s.id = $1 and c.campaign_id = $2",
@@ -285,44 +411,37 @@ impl super::Store {
             .bind(id)
             .bind(campaign_id)
             .fetch_optional(&mut *tx)
-            .await?;
-            let Some((old, category)) = old else {
-                return Ok(Err(Refusal::NotFound));
-            };
+            .await?
+            .ok_or(Refusal::NotFound)?;
             if old == name.as_str() {
-                return Ok(Ok(false));
+                return Ok(Written::Unchanged(false));
             }
-            let updated = sqlx::query(
-                "update closure_subcategories set name = $2, name_key = $3 where id = $1",
-            )
-            .bind(id)
-            .bind(name.as_str())
-            .bind(name.key())
-            .execute(&mut *tx)
-            .await;
-            match updated {
-                Err(e) if is_unique(&e) => Err(Refusal::Duplicate),
-                Err(e) => return Err(e.into()),
-                Ok(_) => {
-                    let entry = AuditEntry {
-                        actor_id: Some(actor),
-                        action: AuditAction::SubcategoryRename,
-                        object_id: Some(id),
-                        campaign_id: Some(campaign_id),
-                        summary: format!(
-                            "Subcategoría «{old}» de «{category}» renombrada a «{}»",
-                            name.as_str()
-                        ),
-                    };
-                    tx.audit(now, &entry).await?;
-                    tx.commit().await?;
-                    Ok(true)
-                }
-            }
-        }))
+            sqlx::query("update closure_subcategories set name = $2, name_key = $3 where id = $1")
+                .bind(id)
+                .bind(name.as_str())
+                .bind(name.key())
+                .execute(&mut *tx)
+                .await
+                .map_err(duplicate)?;
+            let summary = format!(
+                "Subcategoría «{old}» de «{category}» renombrada a «{}»",
+                name.as_str()
+            );
+            Ok(Written::Changed(
+                true,
+                AuditEntry::by(
+                    actor,
+                    AuditAction::SubcategoryRename,
+                    id,
+                    Some(campaign_id),
+                    summary,
+                ),
+            ))
+        })
     }
 
-    /// Moves a category one place up or down in its campaign's list;
+    /// Moves a category one place up or down in its campaign's whole list
+    /// (the first of a page swaps with the last of the page before);
     /// `Ok(false)` at either end.
     pub async fn move_category(
         &self,
@@ -332,42 +451,37 @@ impl super::Store {
         direction: Direction,
         now: Ts,
     ) -> AdminResult<bool> {
-        Ok(with_write!(self, |pool| {
-            let mut tx = pool.begin().await?;
-            let siblings: Vec<(Uuid, String, i32)> = sqlx::query_as(
-                "select id, name, position from closure_categories where campaign_id = $1 \
-                 order by position, name_key, id",
+        admin_write!(self, now, None, |tx| {
+            tx.lock_parent(Parent::Campaign, campaign_id).await?;
+            let (name, from): (String, i32) = sqlx::query_as(
+                "select name, position from closure_categories where id = $1 and campaign_id = $2",
             )
+            .bind(id)
             .bind(campaign_id)
-            .fetch_all(&mut *tx)
-            .await?;
-            let Some((order, name, from, to)) = reorder(&siblings, id, direction) else {
-                return Ok(if siblings.iter().any(|s| s.0 == id) {
-                    Ok(false)
-                } else {
-                    Err(Refusal::NotFound)
-                });
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or(Refusal::NotFound)?;
+            let moved =
+                swap_with_neighbour!(tx, &CATEGORY_SIBLINGS, campaign_id, id, from, direction);
+            let Some(to) = moved else {
+                return Ok(Written::Unchanged(false));
             };
-            for (position, (sid, _, current)) in order.iter().enumerate() {
-                if *current != position as i32 {
-                    sqlx::query("update closure_categories set position = $2 where id = $1")
-                        .bind(*sid)
-                        .bind(position as i32)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-            }
-            let entry = AuditEntry {
-                actor_id: Some(actor),
-                action: AuditAction::CategoryMove,
-                object_id: Some(id),
-                campaign_id: Some(campaign_id),
-                summary: format!("Categoría «{name}» movida del lugar {from} al {to}"),
-            };
-            tx.audit(now, &entry).await?;
-            tx.commit().await?;
-            Ok(true)
-        }))
+            let summary = format!(
+                "Categoría «{name}» movida del lugar {} al {}",
+                from + 1,
+                to + 1
+            );
+            Ok(Written::Changed(
+                true,
+                AuditEntry::by(
+                    actor,
+                    AuditAction::CategoryMove,
+                    id,
+                    Some(campaign_id),
+                    summary,
+                ),
+            ))
+        })
     }
 
     /// Moves a sub-category one place up or down within its category.
@@ -379,9 +493,8 @@ impl super::Store {
         direction: Direction,
         now: Ts,
     ) -> AdminResult<bool> {
-        Ok(with_write!(self, |pool| {
-            let mut tx = pool.begin().await?;
-            let parent: Option<(Uuid, String)> = sqlx::query_as(
+        admin_write!(self, now, None, |tx| {
+            let (category_id, category): (Uuid, String) = sqlx::query_as(
                 "select c.id, c.name from closure_subcategories s \
                  join closure_categories c on c.id = s.category_id \
                  where s.id = $1 and c.campaign_id = $2",
@@ -389,42 +502,36 @@ impl super::Store {
             .bind(id)
             .bind(campaign_id)
             .fetch_optional(&mut *tx)
-            .await?;
-            let Some((category_id, category)) = parent else {
-                return Ok(Err(Refusal::NotFound));
+            .await?
+            .ok_or(Refusal::NotFound)?;
+            // A sub-category never changes category; its place is read under the lock.
+            tx.lock_parent(Parent::Category, category_id).await?;
+            let (name, from): (String, i32) =
+                sqlx::query_as("select name, position from closure_subcategories where id = $1")
+                    .bind(id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+            let moved =
+                swap_with_neighbour!(tx, &SUBCATEGORY_SIBLINGS, category_id, id, from, direction);
+            let Some(to) = moved else {
+                return Ok(Written::Unchanged(false));
             };
-            let siblings: Vec<(Uuid, String, i32)> = sqlx::query_as(
-                "select id, name, position from closure_subcategories where category_id = $1 \
-                 order by position, name_key, id",
-            )
-            .bind(category_id)
-            .fetch_all(&mut *tx)
-            .await?;
-            let Some((order, name, from, to)) = reorder(&siblings, id, direction) else {
-                return Ok(Ok(false));
-            };
-            for (position, (sid, _, current)) in order.iter().enumerate() {
-                if *current != position as i32 {
-                    sqlx::query("update closure_subcategories set position = $2 where id = $1")
-                        .bind(*sid)
-                        .bind(position as i32)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-            }
-            let entry = AuditEntry {
-                actor_id: Some(actor),
-                action: AuditAction::SubcategoryMove,
-                object_id: Some(id),
-                campaign_id: Some(campaign_id),
-                summary: format!(
-                    "Subcategoría «{name}» de «{category}» movida del lugar {from} al {to}"
+            let summary = format!(
+                "Subcategoría «{name}» de «{category}» movida del lugar {} al {}",
+                from + 1,
+                to + 1
+            );
+            Ok(Written::Changed(
+                true,
+                AuditEntry::by(
+                    actor,
+                    AuditAction::SubcategoryMove,
+                    id,
+                    Some(campaign_id),
+                    summary,
                 ),
-            };
-            tx.audit(now, &entry).await?;
-            tx.commit().await?;
-            Ok(true)
-        }))
+            ))
+        })
     }
 
     /// Deactivates or reactivates a category of `campaign_id`. A deactivated
@@ -437,42 +544,34 @@ impl super::Store {
         active: bool,
         now: Ts,
     ) -> AdminResult<bool> {
-        Ok(with_write!(self, |pool| {
-            let mut tx = pool.begin().await?;
-            let current: Option<(String, bool)> = sqlx::query_as(
+        admin_write!(self, now, None, |tx| {
+            let (name, was): (String, bool) = sqlx::query_as(
                 "select name, active from closure_categories where id = $1 and campaign_id = $2",
             )
             .bind(id)
             .bind(campaign_id)
             .fetch_optional(&mut *tx)
-            .await?;
-            match current {
-                None => Err(Refusal::NotFound),
-                Some((_, was)) if was == active => Ok(false),
-                Some((name, _)) => {
-                    sqlx::query("update closure_categories set active = $2 where id = $1")
-                        .bind(id)
-                        .bind(active)
-                        .execute(&mut *tx)
-                        .await?;
-                    let (action, verb) = if active {
-                        (AuditAction::CategoryReactivate, "reactivada")
-                    } else {
-                        (AuditAction::CategoryDeactivate, "desactivada")
-                    };
-                    let entry = AuditEntry {
-                        actor_id: Some(actor),
-                        action,
-                        object_id: Some(id),
-                        campaign_id: Some(campaign_id),
-                        summary: format!("Categoría «{name}» {verb}"),
-                    };
-                    tx.audit(now, &entry).await?;
-                    tx.commit().await?;
-                    Ok(true)
-                }
+            .await?
+            .ok_or(Refusal::NotFound)?;
+            if was == active {
+                return Ok(Written::Unchanged(false));
             }
-        }))
+            sqlx::query("update closure_categories set active = $2 where id = $1")
+                .bind(id)
+                .bind(active)
+                .execute(&mut *tx)
+                .await?;
+            let (action, verb) = if active {
+                (AuditAction::CategoryReactivate, "reactivada")
+            } else {
+                (AuditAction::CategoryDeactivate, "desactivada")
+            };
+            let summary = format!("Categoría «{name}» {verb}");
+            Ok(Written::Changed(
+                true,
+                AuditEntry::by(actor, action, id, Some(campaign_id), summary),
+            ))
+        })
     }
 
     /// Deactivates or reactivates a sub-category of a category of `campaign_id`.
@@ -484,9 +583,8 @@ impl super::Store {
         active: bool,
         now: Ts,
     ) -> AdminResult<bool> {
-        Ok(with_write!(self, |pool| {
-            let mut tx = pool.begin().await?;
-            let current: Option<(String, bool, String)> = sqlx::query_as(
+        admin_write!(self, now, None, |tx| {
+            let (name, was, category): (String, bool, String) = sqlx::query_as(
                 "select s.name, s.active, c.name from closure_subcategories s \
                  join closure_categories c on c.id = s.category_id \
                  where s.id = $1 and c.campaign_id = $2",
@@ -494,68 +592,26 @@ impl super::Store {
             .bind(id)
             .bind(campaign_id)
             .fetch_optional(&mut *tx)
-            .await?;
-            match current {
-                None => Err(Refusal::NotFound),
-                Some((_, was, _)) if was == active => Ok(false),
-                Some((name, _, category)) => {
-                    sqlx::query("update closure_subcategories set active = $2 where id = $1")
-                        .bind(id)
-                        .bind(active)
-                        .execute(&mut *tx)
-                        .await?;
-                    let (action, verb) = if active {
-                        (AuditAction::SubcategoryReactivate, "reactivada")
-                    } else {
-                        (AuditAction::SubcategoryDeactivate, "desactivada")
-                    };
-                    let entry = AuditEntry {
-                        actor_id: Some(actor),
-                        action,
-                        object_id: Some(id),
-                        campaign_id: Some(campaign_id),
-                        summary: format!("Subcategoría «{name}» de «{category}» {verb}"),
-                    };
-                    tx.audit(now, &entry).await?;
-                    tx.commit().await?;
-                    Ok(true)
-                }
+            .await?
+            .ok_or(Refusal::NotFound)?;
+            if was == active {
+                return Ok(Written::Unchanged(false));
             }
-        }))
-    }
-}
-
-/// The list with `id` moved one place, its name, and its old and new
-/// places (1-based); `None` when `id` is absent or already at that end.
-#[allow(clippy::type_complexity)]
-fn reorder(
-    siblings: &[(Uuid, String, i32)],
-    id: Uuid,
-    direction: Direction,
-) -> Option<(Vec<(Uuid, String, i32)>, String, usize, usize)> {
-    let index = siblings.iter().position(|s| s.0 == id)?;
-    let target = match direction {
-        Direction::Up => index.checked_sub(1)?,
-        Direction::Down => Some(index + 1).filter(|t| *t < siblings.len())?,
-    };
-    let mut order = siblings.to_vec();
-    order.swap(index, target);
-    Some((order, siblings[index].1.clone(), index + 1, target + 1))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn moving_swaps_with_the_neighbour_and_stops_at_the_ends() {
-        let a = Uuid::from_u128(1);
-        let b = Uuid::from_u128(2);
-        let list = vec![(a, "A".to_owned(), 0), (b, "B".to_owned(), 0)];
-        let (order, name, from, to) = reorder(&list, b, Direction::Up).unwrap();
-        assert_eq!(order[0].0, b);
-        assert_eq!((name.as_str(), from, to), ("B", 2, 1));
-        assert!(reorder(&list, a, Direction::Up).is_none());
-        assert!(reorder(&list, b, Direction::Down).is_none());
+            sqlx::query("update closure_subcategories set active = $2 where id = $1")
+                .bind(id)
+                .bind(active)
+                .execute(&mut *tx)
+                .await?;
+            let (action, verb) = if active {
+                (AuditAction::SubcategoryReactivate, "reactivada")
+            } else {
+                (AuditAction::SubcategoryDeactivate, "desactivada")
+            };
+            let summary = format!("Subcategoría «{name}» de «{category}» {verb}");
+            Ok(Written::Changed(
+                true,
+                AuditEntry::by(actor, action, id, Some(campaign_id), summary),
+            ))
+        })
     }
 }

@@ -2,6 +2,8 @@
 //! Auditoría) share: role checks, form and query fields, keyset pager
 //! links, the confirmation page shown before deactivating, and redirects.
 
+use std::str::FromStr;
+
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse};
 use askama::Template;
@@ -43,15 +45,35 @@ impl Fields {
 
     /// The keyset position in `despues` / `antes`, if valid.
     pub fn cursor(&self) -> Option<PageCursor> {
-        if let Ok(id) = Uuid::parse_str(self.get("despues").trim()) {
-            Some(PageCursor::After(id))
-        } else if let Ok(id) = Uuid::parse_str(self.get("antes").trim()) {
-            Some(PageCursor::Before(id))
+        self.cursor_in(PAGE_KEYS)
+    }
+
+    /// The keyset position in the fields `keys` names, if valid; a cursor
+    /// that does not parse is no cursor (the first page).
+    pub fn cursor_in<K: FromStr>(&self, keys: PageKeys) -> Option<PageCursor<K>> {
+        if let Ok(key) = self.get(keys.next).trim().parse() {
+            Some(PageCursor::After(key))
+        } else if let Ok(key) = self.get(keys.prev).trim().parse() {
+            Some(PageCursor::Before(key))
         } else {
             None
         }
     }
 }
+
+/// The query fields that carry a paged list's position: the rows before
+/// `prev`, or after `next`. Two lists on one page use different names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageKeys {
+    pub prev: &'static str,
+    pub next: &'static str,
+}
+
+/// The fields of a page's only (or main) list.
+pub const PAGE_KEYS: PageKeys = PageKeys {
+    prev: "antes",
+    next: "despues",
+};
 
 /// Campañas, Usuarios and Auditoría are for Super Administradores only.
 pub fn require_super(user: &CurrentUser) -> Result<(), AppError> {
@@ -107,10 +129,22 @@ impl Opt {
 }
 
 /// Anterior / Siguiente links of a keyset-paged list.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Pager {
+    /// What the links page through, for the navigation's accessible name.
+    pub label: &'static str,
     pub prev: Option<String>,
     pub next: Option<String>,
+}
+
+impl Default for Pager {
+    fn default() -> Pager {
+        Pager {
+            label: "Paginación",
+            prev: None,
+            next: None,
+        }
+    }
 }
 
 impl Pager {
@@ -121,13 +155,26 @@ impl Pager {
         page: &AdminPage<T>,
         id_of: impl Fn(&T) -> Uuid,
     ) -> Pager {
-        let link = |key: &str, id: Uuid| {
+        Pager::in_fields(PAGE_KEYS, base, params, page, id_of)
+    }
+
+    /// Links for `page` whose position goes in the fields `keys` (the
+    /// other fields the page keeps, such as another list's position, are
+    /// in `params`).
+    pub fn in_fields<T, K: std::fmt::Display>(
+        keys: PageKeys,
+        base: &str,
+        params: &[(&str, String)],
+        page: &AdminPage<T>,
+        key_of: impl Fn(&T) -> K,
+    ) -> Pager {
+        let link = |field: &str, key: K| {
             let mut pairs: Vec<(&str, String)> = params
                 .iter()
                 .filter(|(_, v)| !v.is_empty())
                 .cloned()
                 .collect();
-            pairs.push((key, id.to_string()));
+            pairs.push((field, key.to_string()));
             format!(
                 "{base}?{}",
                 serde_urlencoded::to_string(&pairs).unwrap_or_default()
@@ -136,13 +183,19 @@ impl Pager {
         Pager {
             prev: page
                 .has_prev
-                .then(|| page.rows.first().map(|r| link("antes", id_of(r))))
+                .then(|| page.rows.first().map(|r| link(keys.prev, key_of(r))))
                 .flatten(),
             next: page
                 .has_next
-                .then(|| page.rows.last().map(|r| link("despues", id_of(r))))
+                .then(|| page.rows.last().map(|r| link(keys.next, key_of(r))))
                 .flatten(),
+            ..Pager::default()
         }
+    }
+
+    /// The same links, with another accessible name.
+    pub fn labelled(self, label: &'static str) -> Pager {
+        Pager { label, ..self }
     }
 }
 

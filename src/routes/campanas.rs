@@ -11,11 +11,12 @@ use askama::Template;
 use uuid::Uuid;
 
 use super::admin::{
-    Fields, Opt, Pager, confirm, confirm_with, field_id, path_id, require_super, see_other, when,
+    Fields, Opt, PAGE_KEYS, PageKeys, Pager, confirm, confirm_with, field_id, path_id,
+    require_super, see_other, when,
 };
 use super::pages::{PageContext, render_with_status, set_flash};
 use crate::auth::CurrentUser;
-use crate::db::{CampaignRecord, CampaignSummary, Refusal, Ts};
+use crate::db::{CampaignRecord, CampaignSummary, PageCursor, Refusal, Ts};
 use crate::domain::admin::{
     DayHours, DayInput, DayMode, NAME_MAX_CHARS, Name, WEEKDAYS, parse_schedule, parse_timezone,
 };
@@ -31,6 +32,22 @@ const DUPLICATE: &str =
     "Ya existe una campaña con ese nombre (sin distinguir mayúsculas ni acentos).";
 const BAD_ZONE: &str =
     "Zona horaria desconocida: elige una de la lista (por ejemplo America/Mexico_City).";
+
+/// The Canales y tokens page pages its two lists independently.
+const CHANNEL_PAGE: PageKeys = PageKeys {
+    prev: "canales_antes",
+    next: "canales_despues",
+};
+const TOKEN_PAGE: PageKeys = PageKeys {
+    prev: "tokens_antes",
+    next: "tokens_despues",
+};
+/// The member picker's "Más resultados": the candidates after this one
+/// (the picker only goes forward, and back to its first page).
+const PICKER_PAGE: PageKeys = PageKeys {
+    prev: "buscar_antes",
+    next: "buscar_despues",
+};
 
 struct Row {
     summary: CampaignSummary,
@@ -240,11 +257,13 @@ struct CampaignPage {
     days: Vec<DayView>,
     // Canales
     channels: Vec<ChannelView>,
+    channel_pager: Pager,
     kinds: Vec<Opt>,
     channel_name_value: String,
     channel_error: Option<String>,
     kind_error: Option<String>,
     tokens: Vec<TokenView>,
+    token_pager: Pager,
     token_name_value: String,
     token_error: Option<String>,
     revealed: Option<Revealed>,
@@ -254,6 +273,10 @@ struct CampaignPage {
     search: String,
     searched: bool,
     candidates: Vec<MemberView>,
+    /// "Más resultados": the picker's next page.
+    more_candidates: Option<String>,
+    /// Back to the picker's first page, from a later one.
+    first_candidates: Option<String>,
     member_error: Option<String>,
 }
 
@@ -272,11 +295,13 @@ impl CampaignPage {
             timezones: Vec::new(),
             days: Vec::new(),
             channels: Vec::new(),
+            channel_pager: Pager::default(),
             kinds: Vec::new(),
             channel_name_value: String::new(),
             channel_error: None,
             kind_error: None,
             tokens: Vec::new(),
+            token_pager: Pager::default(),
             token_name_value: String::new(),
             token_error: None,
             revealed: None,
@@ -285,6 +310,8 @@ impl CampaignPage {
             search: String::new(),
             searched: false,
             candidates: Vec::new(),
+            more_candidates: None,
+            first_candidates: None,
             member_error: None,
         }
     }
@@ -530,20 +557,38 @@ pub async fn save_schedule(
     }
 }
 
+/// The Canales y tokens tab, each list at the position `query` names.
 async fn channels_view(
     req: &HttpRequest,
     state: &AppState,
     user: &CurrentUser,
     campaign: CampaignRecord,
     kind_selected: &str,
+    query: &Fields,
 ) -> Result<CampaignPage, AppError> {
     let tz = state.timezone;
+    let channel_cursor = query.cursor_in(CHANNEL_PAGE);
+    let token_cursor = query.cursor_in(TOKEN_PAGE);
     let (channels, tokens) = tokio::try_join!(
-        state.store.campaign_channels(campaign.id),
-        state.store.campaign_tokens(campaign.id)
+        state.store.channels_page(campaign.id, channel_cursor),
+        state.store.tokens_page(campaign.id, token_cursor)
     )?;
+    // Paging one list keeps the other where it is.
+    let base = format!("/campanas/{}/canales", campaign.id);
+    let kept = |keys: PageKeys| -> Vec<(&'static str, String)> {
+        [keys.prev, keys.next]
+            .into_iter()
+            .map(|field| (field, query.get(field).trim().to_owned()))
+            .collect()
+    };
+    let channel_pager =
+        Pager::in_fields(CHANNEL_PAGE, &base, &kept(TOKEN_PAGE), &channels, |c| c.id)
+            .labelled("Páginas de canales");
+    let token_pager = Pager::in_fields(TOKEN_PAGE, &base, &kept(CHANNEL_PAGE), &tokens, |t| t.id)
+        .labelled("Páginas de tokens de integración");
     let mut view = page(req, state, user, "canales", campaign).await?;
     view.channels = channels
+        .rows
         .into_iter()
         .map(|c| ChannelView {
             id: c.id,
@@ -555,6 +600,7 @@ async fn channels_view(
         })
         .collect();
     view.tokens = tokens
+        .rows
         .into_iter()
         .map(|t| TokenView {
             id: t.id,
@@ -563,6 +609,8 @@ async fn channels_view(
             revoked: t.revoked_at.map(|at| when(at, tz)),
         })
         .collect();
+    view.channel_pager = channel_pager;
+    view.token_pager = token_pager;
     view.kinds = ChannelKind::ALL
         .iter()
         .map(|k| Opt::new(k.as_str(), k.label(), k.as_str() == kind_selected))
@@ -579,16 +627,18 @@ fn no_store(mut response: HttpResponse) -> HttpResponse {
     response
 }
 
-/// `GET /campanas/{id}/canales`: channels and integration tokens.
+/// `GET /campanas/{id}/canales?canales_despues=…&tokens_despues=…`: channels
+/// and integration tokens, each list paged on its own.
 pub async fn channels(
     req: HttpRequest,
     user: CurrentUser,
     state: web::Data<AppState>,
     path: web::Path<String>,
+    query: web::Query<Fields>,
 ) -> Result<HttpResponse, AppError> {
     require_super(&user)?;
     let campaign = load(&state, &path).await?;
-    let view = channels_view(&req, &state, &user, campaign, "").await?;
+    let view = channels_view(&req, &state, &user, campaign, "", &query).await?;
     render_with_status(&view, StatusCode::OK)
 }
 
@@ -607,7 +657,7 @@ pub async fn create_channel(
     let raw_name = form.get("nombre").to_owned();
     let kind = ChannelKind::parse(raw_kind.trim());
     let name = Name::parse(&raw_name);
-    let mut channel_error = name.as_ref().err().map(|e| e.message());
+    let channel_error = name.as_ref().err().map(|e| e.message());
     let kind_error = kind.is_none().then(|| "Elige el tipo de canal.".to_owned());
     if let (Some(kind), Ok(name)) = (kind, &name) {
         match state
@@ -616,18 +666,26 @@ pub async fn create_channel(
             .await?
         {
             Ok((_, token)) => {
-                let mut view = channels_view(&req, &state, &user, campaign, "").await?;
+                let mut view =
+                    channels_view(&req, &state, &user, campaign, "", &Fields::default()).await?;
                 view.revealed = Some(Revealed {
                     title: format!("Canal {} «{}» creado", kind.label(), name.as_str()),
                     token,
                 });
                 return Ok(no_store(render_with_status(&view, StatusCode::OK)?));
             }
-            Err(Refusal::Invalid(message)) => channel_error = Some(message),
             Err(_) => return Err(AppError::NotFound(NO_CAMPAIGN)),
         }
     }
-    let mut view = channels_view(&req, &state, &user, campaign, raw_kind.trim()).await?;
+    let mut view = channels_view(
+        &req,
+        &state,
+        &user,
+        campaign,
+        raw_kind.trim(),
+        &Fields::default(),
+    )
+    .await?;
     view.channel_name_value = raw_name;
     view.channel_error = channel_error;
     view.kind_error = kind_error;
@@ -647,12 +705,11 @@ pub async fn channel_action(
     let (raw, raw_channel, action) = path.into_inner();
     let campaign = load(&state, &raw).await?;
     let channel_id = path_id(&raw_channel, NO_CHANNEL)?;
-    let channels = state.store.campaign_channels(campaign.id).await?;
-    let channel = channels
-        .iter()
-        .find(|c| c.id == channel_id)
-        .ok_or(AppError::NotFound(NO_CHANNEL))?
-        .clone();
+    let channel = state
+        .store
+        .campaign_channel(campaign.id, channel_id)
+        .await?
+        .ok_or(AppError::NotFound(NO_CHANNEL))?;
     let back = format!("/campanas/{}/canales", campaign.id);
     let now = Ts::now();
     match action.as_str() {
@@ -681,7 +738,9 @@ pub async fn channel_action(
                 .await?
             {
                 Ok(token) => {
-                    let mut view = channels_view(&req, &state, &user, campaign, "").await?;
+                    let mut view =
+                        channels_view(&req, &state, &user, campaign, "", &Fields::default())
+                            .await?;
                     view.revealed = Some(Revealed {
                         title: format!(
                             "Nuevo token del canal {} «{}»",
@@ -749,24 +808,27 @@ pub async fn create_token(
     let raw_name = form.get("nombre").to_owned();
     let error = match Name::parse(&raw_name) {
         Err(e) => e.message(),
-        Ok(name) => match state
-            .store
-            .create_campaign_token(user.user_id, campaign.id, &name, Ts::now())
-            .await?
-        {
-            Ok((_, token)) => {
-                let mut view = channels_view(&req, &state, &user, campaign, "").await?;
-                view.revealed = Some(Revealed {
-                    title: format!("Token de integración «{}» creado", name.as_str()),
-                    token,
-                });
-                return Ok(no_store(render_with_status(&view, StatusCode::OK)?));
-            }
-            Err(Refusal::Invalid(message)) => message,
-            Err(_) => return Err(AppError::NotFound(NO_CAMPAIGN)),
-        },
+        Ok(name) => {
+            return match state
+                .store
+                .create_campaign_token(user.user_id, campaign.id, &name, Ts::now())
+                .await?
+            {
+                Ok((_, token)) => {
+                    let mut view =
+                        channels_view(&req, &state, &user, campaign, "", &Fields::default())
+                            .await?;
+                    view.revealed = Some(Revealed {
+                        title: format!("Token de integración «{}» creado", name.as_str()),
+                        token,
+                    });
+                    Ok(no_store(render_with_status(&view, StatusCode::OK)?))
+                }
+                Err(_) => Err(AppError::NotFound(NO_CAMPAIGN)),
+            };
+        }
     };
-    let mut view = channels_view(&req, &state, &user, campaign, "").await?;
+    let mut view = channels_view(&req, &state, &user, campaign, "", &Fields::default()).await?;
     view.token_name_value = raw_name;
     view.token_error = Some(error);
     render_with_status(&view, StatusCode::UNPROCESSABLE_ENTITY)
@@ -787,10 +849,8 @@ pub async fn revoke_token(
     let token_id = path_id(&raw_token, NO_TOKEN)?;
     let token = state
         .store
-        .campaign_tokens(campaign.id)
+        .campaign_token(campaign.id, token_id)
         .await?
-        .into_iter()
-        .find(|t| t.id == token_id)
         .ok_or(AppError::NotFound(NO_TOKEN))?;
     let back = format!("/campanas/{}/canales", campaign.id);
     if !form.confirmed() {
@@ -838,6 +898,21 @@ fn member_view(m: crate::db::MemberRow) -> MemberView {
     }
 }
 
+/// Longest picker search kept, in characters.
+const SEARCH_MAX_CHARS: usize = 100;
+
+/// The picker's search as typed (trimmed, bounded).
+fn picker_search(fields: &Fields) -> String {
+    fields
+        .get("buscar")
+        .trim()
+        .chars()
+        .take(SEARCH_MAX_CHARS)
+        .collect()
+}
+
+/// The members tab: a page of the assigned users and, once searched, a
+/// page of the picker's candidates, each at the position `query` names.
 async fn members_view(
     req: &HttpRequest,
     state: &AppState,
@@ -845,21 +920,60 @@ async fn members_view(
     campaign: CampaignRecord,
     query: &Fields,
 ) -> Result<CampaignPage, AppError> {
-    let search: String = query.get("buscar").trim().chars().take(100).collect();
+    let search = picker_search(query);
     let searched = query.0.iter().any(|(k, _)| k == "buscar");
+    let picker_after = match query.cursor_in(PICKER_PAGE) {
+        Some(PageCursor::After(id)) => Some(id),
+        _ => None,
+    };
+    let candidates = async {
+        if searched {
+            let page = state
+                .store
+                .member_candidates(campaign.id, &search, picker_after)
+                .await?;
+            Ok(Some(page))
+        } else {
+            Ok(None)
+        }
+    };
     let (members, candidates) = tokio::try_join!(
         state.store.members_page(campaign.id, query.cursor()),
-        state.store.member_candidates(campaign.id, &search)
+        candidates
     )?;
     let base = format!("/campanas/{}/miembros", campaign.id);
-    let pager = Pager::new(&base, &[("buscar", search.clone())], &members, |m| m.id);
+    let mut kept = vec![("buscar", search.clone())];
+    if let Some(id) = picker_after {
+        kept.push((PICKER_PAGE.next, id.to_string()));
+    }
+    let pager = Pager::new(&base, &kept, &members, |m| m.id).labelled("Páginas de asignados");
+    // The picker keeps its search (even an empty one: everyone) and the
+    // assigned list where it is.
+    let mut kept = vec![("buscar", search.clone())];
+    kept.extend(
+        [PAGE_KEYS.prev, PAGE_KEYS.next]
+            .into_iter()
+            .map(|field| (field, query.get(field).trim().to_owned()))
+            .filter(|(_, value)| !value.is_empty()),
+    );
+    let picker_link = |after: Option<Uuid>| {
+        let mut pairs = kept.clone();
+        pairs.extend(after.map(|id| (PICKER_PAGE.next, id.to_string())));
+        format!(
+            "{base}?{}#resultados",
+            serde_urlencoded::to_string(&pairs).unwrap_or_default()
+        )
+    };
     let mut view = page(req, state, user, "miembros", campaign).await?;
     view.members = members.rows.into_iter().map(member_view).collect();
-    view.candidates = if searched {
-        candidates.into_iter().map(member_view).collect()
-    } else {
-        Vec::new()
-    };
+    if let Some(candidates) = candidates {
+        view.more_candidates = candidates
+            .has_next
+            .then(|| candidates.rows.last().map(|m| picker_link(Some(m.id))))
+            .flatten();
+        view.first_candidates = picker_after.map(|_| picker_link(None));
+        view.candidates = candidates.rows.into_iter().map(member_view).collect();
+    }
     view.pager = pager;
     view.search = search;
     view.searched = searched;
@@ -895,7 +1009,17 @@ pub async fn add_member(
         Ok(Some(id)) => id,
         _ => return Err(AppError::NotFound(NO_USER)),
     };
-    let back = format!("/campanas/{}/miembros", campaign.id);
+    // Back to the same search, to assign the next person from the keyboard.
+    let search = picker_search(&form);
+    let back = if search.is_empty() {
+        format!("/campanas/{}/miembros", campaign.id)
+    } else {
+        format!(
+            "/campanas/{}/miembros?{}#resultados",
+            campaign.id,
+            serde_urlencoded::to_string([("buscar", &search)]).unwrap_or_default()
+        )
+    };
     match state
         .store
         .add_member(user.user_id, campaign.id, target, Ts::now())
@@ -919,7 +1043,8 @@ pub async fn add_member(
             Ok(see_other(&back))
         }
         Err(Refusal::Invalid(message)) => {
-            let mut view = members_view(&req, &state, &user, campaign, &Fields::default()).await?;
+            let query = Fields(vec![("buscar".to_owned(), search)]);
+            let mut view = members_view(&req, &state, &user, campaign, &query).await?;
             view.member_error = Some(message);
             render_with_status(&view, StatusCode::UNPROCESSABLE_ENTITY)
         }

@@ -4,6 +4,12 @@
 //! are assigned to (any other campaign, and any object of one, answers 404).
 //! Every POST re-validates on the server; a refused form re-renders the page
 //! with the message next to its field and what was typed (422).
+//!
+//! The categories page by keyset on their position (dense, from 0), each
+//! with all its sub-categories (bounded: see `MAX_SUBCATEGORIES` in the
+//! store). After a change the page that shows the changed item is
+//! answered: positions being dense, the pages Siguiente walks start at
+//! multiples of the page size, so that page is computed from the position.
 
 use actix_session::Session;
 use actix_web::http::StatusCode;
@@ -11,10 +17,10 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use uuid::Uuid;
 
-use super::admin::{Fields, Opt, confirm, field_id, path_id, see_other};
+use super::admin::{Fields, Opt, PAGE_KEYS, Pager, confirm, field_id, path_id, see_other};
 use super::pages::{PageContext, render_with_status, set_flash};
 use crate::auth::CurrentUser;
-use crate::db::{CampaignRecord, Direction, Refusal, Ts};
+use crate::db::{ADMIN_PAGE_SIZE, CampaignRecord, Direction, PageCursor, Refusal, Ts};
 use crate::domain::admin::Name;
 use crate::error::AppError;
 use crate::startup::AppState;
@@ -61,6 +67,9 @@ struct CategoriesPage {
     campaigns: Vec<Opt>,
     campaign: Option<CampaignRecord>,
     categories: Vec<CategoryView>,
+    /// The place (from 1) of the page's first category in the whole list.
+    first_place: i32,
+    pager: Pager,
     new_value: String,
     new_error: Option<String>,
     name_max: usize,
@@ -97,19 +106,29 @@ async fn campaign_in_scope(
         .ok_or(AppError::NotFound(NO_CAMPAIGN))
 }
 
-fn page_href(campaign: Uuid, anchor: &str) -> String {
-    if anchor.is_empty() {
-        format!("/categorias?campana={campaign}")
-    } else {
-        format!("/categorias?campana={campaign}#{anchor}")
+/// The Categorías page of `campaign` that shows the category at `position`
+/// (the first page without one), scrolled to `anchor`.
+fn page_href(campaign: Uuid, position: Option<i32>, anchor: &str) -> String {
+    let mut href = format!("/categorias?campana={campaign}");
+    let start = position.map_or(0, |p| p - p.rem_euclid(ADMIN_PAGE_SIZE as i32));
+    if start > 0 {
+        href.push_str(&format!("&{}={}", PAGE_KEYS.next, start - 1));
     }
+    if !anchor.is_empty() {
+        href.push('#');
+        href.push_str(anchor);
+    }
+    href
 }
 
+/// The page of `selected` (or the first campaign) at `cursor`, with a
+/// refused form's message and value when there is one.
 async fn render_page(
     req: &HttpRequest,
     state: &AppState,
     user: &CurrentUser,
     selected: Option<Uuid>,
+    cursor: Option<PageCursor<i32>>,
     failed: Option<Failed>,
     status: StatusCode,
 ) -> Result<HttpResponse, AppError> {
@@ -122,9 +141,27 @@ async fn render_page(
             .or(campaigns.first())
             .cloned(),
     };
-    let tree = match &campaign {
-        Some(c) => state.store.category_tree(c.id).await?,
-        None => Vec::new(),
+    let (categories, pager) = match &campaign {
+        Some(c) => {
+            let page = state.store.categories_page(c.id, cursor).await?;
+            let pager = Pager::in_fields(
+                PAGE_KEYS,
+                "/categorias",
+                &[("campana", c.id.to_string())],
+                &page,
+                |cat| cat.position,
+            )
+            .labelled("Páginas de categorías");
+            (page, pager)
+        }
+        None => (
+            crate::db::AdminPage {
+                rows: Vec::new(),
+                has_prev: false,
+                has_next: false,
+            },
+            Pager::default(),
+        ),
     };
     let failed = failed.unwrap_or_default();
     let error_for = |form: &str| (failed.form == form).then(|| failed.message.clone());
@@ -135,8 +172,11 @@ async fn render_page(
             default.to_owned()
         }
     };
-    let count = tree.len();
-    let categories = tree
+    let count = categories.rows.len();
+    let (has_prev, has_next) = (categories.has_prev, categories.has_next);
+    let first_place = categories.rows.first().map_or(1, |c| c.position + 1);
+    let categories = categories
+        .rows
         .into_iter()
         .enumerate()
         .map(|(i, c)| {
@@ -168,8 +208,10 @@ async fn render_page(
                 id: c.id,
                 name: c.name,
                 active: c.active,
-                first: i == 0,
-                last: i + 1 == count,
+                // The ends of the whole list, not of the page: the first of
+                // a later page moves up into the page before.
+                first: i == 0 && !has_prev,
+                last: i + 1 == count && !has_next,
             }
         })
         .collect();
@@ -194,12 +236,14 @@ async fn render_page(
         new_error: error_for("nueva"),
         campaign,
         categories,
+        first_place,
+        pager,
         name_max: crate::domain::admin::NAME_MAX_CHARS,
     };
     render_with_status(&page, status)
 }
 
-/// `GET /categorias?campana=ID`
+/// `GET /categorias?campana=ID&despues=POSICIÓN|antes=POSICIÓN`
 pub async fn show(
     req: HttpRequest,
     user: CurrentUser,
@@ -216,7 +260,8 @@ pub async fn show(
     {
         return Err(AppError::NotFound(NO_CAMPAIGN));
     }
-    render_page(&req, &state, &user, selected, None, StatusCode::OK).await
+    let cursor = query.cursor_in(PAGE_KEYS);
+    render_page(&req, &state, &user, selected, cursor, None, StatusCode::OK).await
 }
 
 fn duplicate_message(sub: bool) -> String {
@@ -227,14 +272,16 @@ fn duplicate_message(sub: bool) -> String {
     }
 }
 
-/// What a refused name write answers: the page with the message next to
-/// the form's field (422), or a 404 when the object is not there.
+/// What a refused name write answers: the page that shows the form (the
+/// one of the category at `position`) with the message next to its field
+/// (422), or a 404 when the object is not there.
 #[allow(clippy::too_many_arguments)]
 async fn refused(
     req: &HttpRequest,
     state: &AppState,
     user: &CurrentUser,
     campaign: Uuid,
+    position: Option<i32>,
     form: String,
     value: String,
     refusal: Refusal,
@@ -251,18 +298,26 @@ async fn refused(
         value,
         message,
     };
+    let cursor = page_cursor(position);
     render_page(
         req,
         state,
         user,
         Some(campaign),
+        cursor,
         Some(failed),
         StatusCode::UNPROCESSABLE_ENTITY,
     )
     .await
 }
 
-/// `POST /categorias/{campana}`: a new category.
+/// The cursor of the page [`page_href`] names for `position`.
+fn page_cursor(position: Option<i32>) -> Option<PageCursor<i32>> {
+    let start = position.map_or(0, |p| p - p.rem_euclid(ADMIN_PAGE_SIZE as i32));
+    (start > 0).then(|| PageCursor::After(start - 1))
+}
+
+/// `POST /categorias/{campana}`: a new category (last in the list).
 pub async fn create(
     req: HttpRequest,
     user: CurrentUser,
@@ -285,9 +340,13 @@ pub async fn create(
     match outcome {
         Ok(id) => {
             set_flash(&session, &format!("Categoría «{}» creada", raw.trim()));
+            let position = place(&state, campaign.id, Item::Category, id)
+                .await?
+                .map(|(_, p)| p);
             Ok(see_other(&page_href(
                 campaign.id,
-                &format!("categoria-{id}"),
+                position,
+                &anchor(Item::Category, id),
             )))
         }
         Err(refusal) => {
@@ -296,6 +355,7 @@ pub async fn create(
                 &state,
                 &user,
                 campaign.id,
+                None,
                 "nueva".into(),
                 raw,
                 refusal,
@@ -318,9 +378,9 @@ pub async fn create_sub(
     let (raw_campaign, raw_category) = path.into_inner();
     let campaign = campaign_in_scope(&state, &user, &raw_campaign).await?;
     let category = path_id(&raw_category, NO_CATEGORY)?;
-    if !exists(&state, campaign.id, Item::Category, category).await? {
-        return Err(AppError::NotFound(NO_CATEGORY));
-    }
+    let (_, position) = place(&state, campaign.id, Item::Category, category)
+        .await?
+        .ok_or(AppError::NotFound(NO_CATEGORY))?;
     let raw = form.get("nombre").to_owned();
     let outcome = match Name::parse(&raw) {
         Err(e) => Err(Refusal::Invalid(e.message())),
@@ -336,7 +396,8 @@ pub async fn create_sub(
             set_flash(&session, &format!("Subcategoría «{}» creada", raw.trim()));
             Ok(see_other(&page_href(
                 campaign.id,
-                &format!("categoria-{category}"),
+                Some(position),
+                &anchor(Item::Category, category),
             )))
         }
         Err(refusal) => {
@@ -345,6 +406,7 @@ pub async fn create_sub(
                 &state,
                 &user,
                 campaign.id,
+                Some(position),
                 format!("nuevasub-{category}"),
                 raw,
                 refusal,
@@ -370,6 +432,21 @@ fn item_of(kind: &str) -> Result<Item, AppError> {
     }
 }
 
+/// The name of a category or sub-category of `campaign`, and the position
+/// of its category (which says on which page it shows); `None` when it is
+/// not one of the campaign's.
+async fn place(
+    state: &AppState,
+    campaign: Uuid,
+    item: Item,
+    id: Uuid,
+) -> Result<Option<(String, i32)>, AppError> {
+    Ok(match item {
+        Item::Category => state.store.category_place(campaign, id).await?,
+        Item::Subcategory => state.store.subcategory_place(campaign, id).await?,
+    })
+}
+
 /// `POST /categorias/{campana}/{categoria|subcategoria}/{id}`: rename.
 pub async fn rename(
     req: HttpRequest,
@@ -383,15 +460,13 @@ pub async fn rename(
     let campaign = campaign_in_scope(&state, &user, &raw_campaign).await?;
     let item = item_of(&kind)?;
     let id = path_id(&raw_id, NO_CATEGORY)?;
+    let (_, position) = place(&state, campaign.id, item, id)
+        .await?
+        .ok_or(AppError::NotFound(NO_CATEGORY))?;
     let raw = form.get("nombre").to_owned();
     let now = Ts::now();
     let outcome = match Name::parse(&raw) {
-        Err(e) => {
-            if !exists(&state, campaign.id, item, id).await? {
-                return Err(AppError::NotFound(NO_CATEGORY));
-            }
-            Err(Refusal::Invalid(e.message()))
-        }
+        Err(e) => Err(Refusal::Invalid(e.message())),
         Ok(name) => match item {
             Item::Category => {
                 state
@@ -423,7 +498,11 @@ pub async fn rename(
                 "Sin cambios: el nombre es el mismo".to_owned()
             };
             set_flash(&session, &message);
-            Ok(see_other(&page_href(campaign.id, &anchor(item, id))))
+            Ok(see_other(&page_href(
+                campaign.id,
+                Some(position),
+                &anchor(item, id),
+            )))
         }
         Err(refusal) => {
             refused(
@@ -431,6 +510,7 @@ pub async fn rename(
                 &state,
                 &user,
                 campaign.id,
+                Some(position),
                 form_key,
                 raw,
                 refusal,
@@ -448,17 +528,11 @@ fn anchor(item: Item, id: Uuid) -> String {
     }
 }
 
-async fn exists(state: &AppState, campaign: Uuid, item: Item, id: Uuid) -> Result<bool, AppError> {
-    let tree = state.store.category_tree(campaign).await?;
-    Ok(match item {
-        Item::Category => tree.iter().any(|c| c.id == id),
-        Item::Subcategory => tree
-            .iter()
-            .any(|c| c.subcategories.iter().any(|s| s.id == id)),
-    })
-}
-
 /// `POST /categorias/{campana}/{categoria|subcategoria}/{id}/{subir|bajar|desactivar|reactivar}`
+///
+/// Moves go through the campaign's whole list: the first category of a
+/// page moves up into the page before, and the answer is the page that
+/// shows it where it now is.
 pub async fn act(
     req: HttpRequest,
     user: CurrentUser,
@@ -471,21 +545,13 @@ pub async fn act(
     let campaign = campaign_in_scope(&state, &user, &raw_campaign).await?;
     let item = item_of(&kind)?;
     let id = path_id(&raw_id, NO_CATEGORY)?;
+    let (name, position) = place(&state, campaign.id, item, id)
+        .await?
+        .ok_or(AppError::NotFound(NO_CATEGORY))?;
     let now = Ts::now();
     let store = &state.store;
-    let back = page_href(campaign.id, &anchor(item, id));
     let outcome = match (item, action.as_str()) {
         (_, "desactivar") if !form.confirmed() => {
-            let tree = store.category_tree(campaign.id).await?;
-            let name = match item {
-                Item::Category => tree.iter().find(|c| c.id == id).map(|c| c.name.clone()),
-                Item::Subcategory => tree
-                    .iter()
-                    .flat_map(|c| c.subcategories.iter())
-                    .find(|s| s.id == id)
-                    .map(|s| s.name.clone()),
-            }
-            .ok_or(AppError::NotFound(NO_CATEGORY))?;
             let (title, first) = match item {
                 Item::Category => (
                     format!("¿Desactivar la categoría «{name}»?"),
@@ -510,7 +576,7 @@ pub async fn act(
                     "Las conversaciones que ya la usan conservan su nombre en el historial.".into(),
                     "Puedes reactivarla cuando quieras.".into(),
                 ],
-                back,
+                page_href(campaign.id, Some(position), &anchor(item, id)),
             );
         }
         (Item::Category, "desactivar" | "reactivar") => {
@@ -559,6 +625,17 @@ pub async fn act(
         (Ok(true), "desactivar") => format!("{what} desactivada"),
         (Ok(true), _) => format!("{what} reactivada"),
     };
+    // A moved category may now show on the page before or after.
+    let position = match item {
+        Item::Category => place(&state, campaign.id, item, id)
+            .await?
+            .map_or(position, |(_, p)| p),
+        Item::Subcategory => position,
+    };
     set_flash(&session, &message);
-    Ok(see_other(&back))
+    Ok(see_other(&page_href(
+        campaign.id,
+        Some(position),
+        &anchor(item, id),
+    )))
 }
