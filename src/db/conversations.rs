@@ -629,10 +629,23 @@ macro_rules! push_count_query {
                 "select c.status, cast(sum(c.total) as bigint) as n \
                  from conversation_counts c where 1 = 1",
             );
+            push_conditions!(&mut *qb, $scope, filter, false);
+        } else if let Some(search) = &filter.search {
+            // As the list: count what the search matched, from its union of
+            // index lookups (PostgreSQL cannot use an index for the search's
+            // `or` of sub-queries, and counted every conversation in scope).
+            qb.push("select c.status, count(*) as n from (");
+            push_search_source!(&mut *qb, search);
+            qb.push(") c where 1 = 1");
+            let rest = ListFilter {
+                search: None,
+                ..filter.clone()
+            };
+            push_conditions!(&mut *qb, $scope, &rest, false);
         } else {
             qb.push("select c.status, count(*) as n from conversations c where 1 = 1");
+            push_conditions!(&mut *qb, $scope, filter, false);
         }
-        push_conditions!(&mut *qb, $scope, filter, false);
         qb.push(" group by c.status");
     }};
 }
