@@ -519,6 +519,13 @@ const POSTGRES_PAGE_HEAD: &str = "select coalesce(json_agg(json_build_array(q.id
     q.started_at, q.last_activity_at, q.closed_at, q.closer_name, q.category_name, \
     q.subcategory_name, q.closure_comment, q.reactivates_folio)), '[]')::text from (";
 
+/// The status counts as one JSON array of `[status, n]` pairs.
+const SQLITE_COUNTS_HEAD: &str = "select json_group_array(json_array(k.status, k.n)) from (";
+
+/// [`SQLITE_COUNTS_HEAD`] for PostgreSQL.
+const POSTGRES_COUNTS_HEAD: &str =
+    "select coalesce(json_agg(json_build_array(k.status, k.n)), '[]')::text from (";
+
 /// One element of the aggregated page, in [`row_columns!`] order. Ids come
 /// as text (hex on SQLite), instants as RFC 3339.
 #[derive(serde::Deserialize)]
@@ -745,45 +752,46 @@ impl super::Store {
         if no_rows && !with_counts {
             return Ok(Default::default());
         }
-        let (page_json, counts_json): (Option<String>, Option<String>) = match self {
-            super::Store::Sqlite(pools) => {
-                let mut qb = sqlx::QueryBuilder::new("select ");
+        // One statement, one row: (page JSON, counts JSON), NULL where not
+        // wanted. Built the same way for both backends, with their own
+        // aggregate heads.
+        macro_rules! push_view_query {
+            ($qb:expr, $page_head:expr, $counts_head:expr, $null:literal) => {{
+                let qb = $qb;
+                qb.push("select ");
                 if no_rows {
-                    qb.push("null");
+                    qb.push($null);
                 } else {
                     qb.push("(");
-                    qb.push(SQLITE_PAGE_HEAD);
-                    push_list_query!(&mut qb, scope, filter, cursor);
+                    qb.push($page_head);
+                    push_list_query!(&mut *qb, scope, filter, cursor);
                     qb.push(") q)");
                 }
+                qb.push(", ");
                 if with_counts {
-                    qb.push(", (select json_group_array(json_array(k.status, k.n)) from (");
-                    push_count_query!(&mut qb, scope, filter);
+                    qb.push("(");
+                    qb.push($counts_head);
+                    push_count_query!(&mut *qb, scope, filter);
                     qb.push(") k)");
                 } else {
-                    qb.push(", null");
+                    qb.push($null);
                 }
+            }};
+        }
+        let (page_json, counts_json): (Option<String>, Option<String>) = match self {
+            super::Store::Sqlite(pools) => {
+                let mut qb = sqlx::QueryBuilder::new("");
+                push_view_query!(&mut qb, SQLITE_PAGE_HEAD, SQLITE_COUNTS_HEAD, "null");
                 qb.build_query_as().fetch_one(&pools.read).await?
             }
             super::Store::Postgres(pg) => {
-                let mut qb = sqlx::QueryBuilder::new("select ");
-                if no_rows {
-                    qb.push("null::text");
-                } else {
-                    qb.push("(");
-                    qb.push(POSTGRES_PAGE_HEAD);
-                    push_list_query!(&mut qb, scope, filter, cursor);
-                    qb.push(") q)");
-                }
-                if with_counts {
-                    qb.push(
-                        ", (select coalesce(json_agg(json_build_array(k.status, k.n)), '[]')::text from (",
-                    );
-                    push_count_query!(&mut qb, scope, filter);
-                    qb.push(") k)");
-                } else {
-                    qb.push(", null::text");
-                }
+                let mut qb = sqlx::QueryBuilder::new("");
+                push_view_query!(
+                    &mut qb,
+                    POSTGRES_PAGE_HEAD,
+                    POSTGRES_COUNTS_HEAD,
+                    "null::text"
+                );
                 qb.build_query_as().fetch_one(&pg.pool).await?
             }
         };
