@@ -254,7 +254,13 @@ impl Store {
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Normal)
                 .foreign_keys(true)
-                .busy_timeout(Duration::from_secs(5));
+                .busy_timeout(Duration::from_secs(5))
+                // Sorters and statement journals in memory: with the default
+                // (files), each trigger-bearing write of a multi-statement
+                // transaction and many sorts created, wrote and unlinked a
+                // file in /var/tmp (strace under ingest: one every few
+                // messages). They are small and short-lived.
+                .pragma("temp_store", "memory");
             // The writer never checkpoints the WAL itself (a checkpoint
             // copies pages back and fsyncs, with the write lock held); the
             // lane checkpoints in the background from a reader instead. Its
