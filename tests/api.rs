@@ -18,6 +18,7 @@ on_both_backends!(
     malformed_oversized_and_invalid_bodies_are_refused_and_change_nothing,
     steps_the_status_does_not_allow_answer_409,
     a_repeated_message_id_is_processed_once_even_under_ten_concurrent_retries,
+    simultaneous_first_messages_of_one_customer_start_exactly_one_conversation,
     a_message_after_a_cancellation_starts_a_new_conversation_linked_to_it,
     the_router_sends_hand_offs_out_of_hours_offline_or_to_the_least_busy_agent,
     connecting_an_agent_assigns_waiting_conversations_oldest_first,
@@ -714,6 +715,76 @@ async fn a_repeated_message_id_is_processed_once_even_under_ten_concurrent_retri
     );
     assert_eq!(
         app.scalar_i64("select count(*) from messages where message_id = 'wamid.retry-1'")
+            .await,
+        1
+    );
+}
+
+/// Ten different messages of a customer Relevo has never seen, all at once:
+/// one of them starts the conversation and the other nine continue it (the
+/// contact's row orders them on PostgreSQL; SQLite has one writer).
+async fn simultaneous_first_messages_of_one_customer_start_exactly_one_conversation(
+    backend: Backend,
+) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let api = api(&app).await;
+    let url = app.url(&format!("/api/v1/channels/{}/messages", api.channel));
+    let mut tasks = Vec::new();
+    for i in 0..10 {
+        let client = app.client.clone();
+        let (url, token) = (url.clone(), api.channel_token.clone());
+        let body = json!({"message_id": format!("wamid.burst-{i}"), "from": "5215577770000", "name": "Ráfaga", "text": format!("mensaje {i}")});
+        tasks.push(tokio::spawn(async move {
+            let response = client
+                .post(url)
+                .bearer_auth(token)
+                .json(&body)
+                .send()
+                .await
+                .expect("request");
+            let status = response.status();
+            (status, response.json::<Value>().await.expect("json"))
+        }));
+    }
+    let mut answers = Vec::new();
+    for task in tasks {
+        answers.push(task.await.expect("task"));
+    }
+    let created = answers
+        .iter()
+        .filter(|(status, _)| *status == StatusCode::CREATED)
+        .count();
+    let continued = answers
+        .iter()
+        .filter(|(status, _)| *status == StatusCode::OK)
+        .count();
+    assert_eq!((created, continued), (1, 9), "{answers:?}");
+    let conversation = &answers[0].1["conversation_id"];
+    assert!(
+        answers
+            .iter()
+            .all(|(_, body)| &body["conversation_id"] == conversation),
+        "{answers:?}"
+    );
+    assert_eq!(
+        app.scalar_i64(
+            "select count(*) from conversations c join contacts k on k.id = c.contact_id \
+             where k.external_id = '5215577770000'"
+        )
+        .await,
+        1
+    );
+    assert_eq!(
+        app.scalar_i64(
+            "select count(*) from messages where message_id like 'wamid.burst-%' and direction = 'inbound'"
+        )
+        .await,
+        10
+    );
+    assert_eq!(
+        app.scalar_i64("select count(*) from contacts where external_id = '5215577770000'")
             .await,
         1
     );

@@ -113,10 +113,6 @@ impl StateRow {
 const STATE_BY_ID: &str = "select id, folio, campaign_id, channel_id, contact_id, status, \
     version, agent_id from conversations where id = $1";
 
-const LATEST_OF_CONTACT: &str = "select id, folio, campaign_id, channel_id, contact_id, status, \
-    version, agent_id from conversations where contact_id = $1 \
-    order by started_at desc, folio desc limit 1";
-
 const WAITING: &str = "select id, folio, campaign_id, channel_id, contact_id, status, \
     version, agent_id from conversations \
     where campaign_id = $1 and status in ('out_of_hours', 'agents_offline') \
@@ -126,46 +122,10 @@ const RECENT_IN_STATUS: &str = "select id, folio, campaign_id, channel_id, conta
     version, agent_id from conversations where status = $1 \
     order by last_activity_at desc, folio desc limit $2";
 
-/// A delivery already processed: its first outcome.
-const PROCESSED: &str = "select m.conversation_id, m.started_conversation, c.folio, \
-    c.reactivates_id from inbound_messages m join conversations c on c.id = m.conversation_id \
-    where m.channel_id = $1 and m.message_id = $2";
-
-/// Creates or refreshes the contact. On PostgreSQL the `do update` also locks
-/// the contact's row until commit, so deliveries of one contact are applied
-/// one after the other (never two new conversations for one customer).
-const UPSERT_CONTACT: &str = "insert into contacts (id, channel_id, external_id, name, name_key, \
-    created_at) values ($1, $2, $3, $4, $5, $6) \
-    on conflict (channel_id, external_id) do update set \
-    name = coalesce(excluded.name, contacts.name), \
-    name_key = coalesce(excluded.name_key, contacts.name_key) \
-    returning id";
-
-const INSERT_CONVERSATION: &str = "insert into conversations (id, campaign_id, channel_id, \
-    contact_id, status, is_open, version, agent_id, started_at, last_activity_at, reactivates_id) \
-    values ($1, $2, $3, $4, 'icr', $5, 1, null, $6, $6, $7) returning folio";
-
-const INSERT_CREATED_EVENT: &str = "insert into conversation_events (id, conversation_id, at, \
-    kind, from_status, to_status, from_agent_id, to_agent_id, category_id, subcategory_id, \
-    comment, actor_kind, actor_id) \
-    values ($1, $2, $3, 'created', null, 'icr', null, null, null, null, null, 'customer', null)";
-
 const INSERT_MESSAGE: &str = "insert into messages (id, conversation_id, direction, message_id, \
     agent_id, text, at) values ($1, $2, $3, $4, $5, $6, $7)";
 
 const TOUCH_ACTIVITY: &str = "update conversations set last_activity_at = $2 where id = $1";
-
-const INSERT_INBOUND: &str = "insert into inbound_messages (channel_id, message_id, \
-    conversation_id, received_at, started_conversation) values ($1, $2, $3, $4, $5) \
-    on conflict (channel_id, message_id) do nothing";
-
-/// How a delivery's transaction ended.
-enum Delivery {
-    /// Written and committed.
-    Applied(InboundOutcome, Change),
-    /// Already processed (possibly by a concurrent retry): nothing written.
-    Seen(Option<(Uuid, bool, i64, Option<Uuid>)>),
-}
 
 impl super::Store {
     /// Whether the pools were closed (background tasks stop then).
@@ -315,179 +275,6 @@ impl super::Store {
             closure_subcategory_id: ids.2,
             messages,
         }))
-    }
-
-    /// Records a customer message on `channel`: continues the contact's open
-    /// conversation there (new activity), or starts a new one in ICR linked
-    /// to the contact's latest final conversation. A `message_id` already
-    /// processed on the channel writes nothing and returns the first outcome.
-    pub async fn record_customer_message(
-        &self,
-        channel: &ChannelAuth,
-        message: &InboundMessage,
-        now: Ts,
-    ) -> StoreResult<InboundOutcome> {
-        let (store, channel, message) = (self.clone(), *channel, message.clone());
-        self.on_write_lane(async move {
-            store
-                .record_customer_message_here(&channel, &message, now)
-                .await
-        })
-        .await
-    }
-
-    /// [`Store::record_customer_message`] on the current task.
-    async fn record_customer_message_here(
-        &self,
-        channel: &ChannelAuth,
-        message: &InboundMessage,
-        now: Ts,
-    ) -> StoreResult<InboundOutcome> {
-        let name = message.name.as_deref();
-        let name_key = name.map(crate::domain::text::fold);
-        let new_id = Uuid::now_v7();
-        let delivery = with_write!(self, |pool| {
-            let mut tx = pool.begin().await?;
-            let seen: Option<(Uuid, bool, i64, Option<Uuid>)> = sqlx::query_as(PROCESSED)
-                .bind(channel.id)
-                .bind(&message.message_id)
-                .fetch_optional(&mut *tx)
-                .await?;
-            if seen.is_some() {
-                tx.rollback().await?;
-                Delivery::Seen(seen)
-            } else {
-                let contact_id: Uuid = sqlx::query_scalar(UPSERT_CONTACT)
-                    .bind(Uuid::now_v7())
-                    .bind(channel.id)
-                    .bind(&message.from)
-                    .bind(name)
-                    .bind(name_key.as_deref())
-                    .bind(now)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                // A concurrent delivery of the same message may have committed
-                // while this one waited for the contact's lock.
-                let seen: Option<(Uuid, bool, i64, Option<Uuid>)> = sqlx::query_as(PROCESSED)
-                    .bind(channel.id)
-                    .bind(&message.message_id)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                if seen.is_some() {
-                    tx.rollback().await?;
-                    Delivery::Seen(seen)
-                } else {
-                    let latest: Option<StateRow> = sqlx::query_as(LATEST_OF_CONTACT)
-                        .bind(contact_id)
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                    let latest = latest.map(StateRow::into_domain);
-                    let (outcome, change) =
-                        if crate::domain::conversation::continues(latest.as_ref()) {
-                            let open = latest.expect("continues() implies a conversation");
-                            sqlx::query(TOUCH_ACTIVITY)
-                                .bind(open.id)
-                                .bind(now)
-                                .execute(&mut *tx)
-                                .await?;
-                            (
-                                InboundOutcome {
-                                    conversation_id: open.id,
-                                    folio: open.folio,
-                                    started_conversation: false,
-                                    reactivates_id: None,
-                                    replayed: false,
-                                },
-                                // Activity is not a transition: the version
-                                // (the compare-and-set key) stays.
-                                Change {
-                                    conversation_id: open.id,
-                                    campaign_id: open.campaign_id,
-                                    version: open.version,
-                                },
-                            )
-                        } else {
-                            let previous = latest.map(|c| c.id);
-                            let folio: i64 = sqlx::query_scalar(INSERT_CONVERSATION)
-                                .bind(new_id)
-                                .bind(channel.campaign_id)
-                                .bind(channel.id)
-                                .bind(contact_id)
-                                .bind(true)
-                                .bind(now)
-                                .bind(previous)
-                                .fetch_one(&mut *tx)
-                                .await?;
-                            sqlx::query(INSERT_CREATED_EVENT)
-                                .bind(Uuid::now_v7())
-                                .bind(new_id)
-                                .bind(now)
-                                .execute(&mut *tx)
-                                .await?;
-                            (
-                                InboundOutcome {
-                                    conversation_id: new_id,
-                                    folio,
-                                    started_conversation: true,
-                                    reactivates_id: previous,
-                                    replayed: false,
-                                },
-                                Change {
-                                    conversation_id: new_id,
-                                    campaign_id: channel.campaign_id,
-                                    version: 1,
-                                },
-                            )
-                        };
-                    sqlx::query(INSERT_MESSAGE)
-                        .bind(Uuid::now_v7())
-                        .bind(outcome.conversation_id)
-                        .bind("inbound")
-                        .bind(&message.message_id)
-                        .bind(None::<Uuid>)
-                        .bind(&message.text)
-                        .bind(now)
-                        .execute(&mut *tx)
-                        .await?;
-                    let claimed = sqlx::query(INSERT_INBOUND)
-                        .bind(channel.id)
-                        .bind(&message.message_id)
-                        .bind(outcome.conversation_id)
-                        .bind(now)
-                        .bind(outcome.started_conversation)
-                        .execute(&mut *tx)
-                        .await?
-                        .rows_affected();
-                    if claimed == 0 {
-                        // Another delivery of this message won: undo ours.
-                        tx.rollback().await?;
-                        Delivery::Seen(None)
-                    } else {
-                        let notification = self.feed().notification(Event::Changed(change));
-                        tx.notify_change(&notification).await?;
-                        tx.commit().await?;
-                        Delivery::Applied(outcome, change)
-                    }
-                }
-            }
-        });
-        match delivery {
-            Delivery::Applied(outcome, change) => {
-                self.publish(Event::Changed(change));
-                Ok(outcome)
-            }
-            Delivery::Seen(Some(first)) => Ok(replay(first)),
-            Delivery::Seen(None) => {
-                let first: (Uuid, bool, i64, Option<Uuid>) = with_read!(self, |pool| {
-                    sqlx::query_as(PROCESSED)
-                        .bind(channel.id)
-                        .bind(&message.message_id)
-                        .fetch_one(pool)
-                        .await?
-                });
-                Ok(replay(first))
-            }
-        }
     }
 
     /// Records an agent's message and the activity it means. Not a
@@ -693,19 +480,6 @@ impl super::Store {
             .fetch_all(pool)
             .await?
         }))
-    }
-}
-
-/// The outcome a processed delivery had the first time.
-fn replay(
-    (conversation_id, started, folio, reactivates): (Uuid, bool, i64, Option<Uuid>),
-) -> InboundOutcome {
-    InboundOutcome {
-        conversation_id,
-        folio,
-        started_conversation: started,
-        reactivates_id: if started { reactivates } else { None },
-        replayed: true,
     }
 }
 

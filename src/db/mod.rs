@@ -15,6 +15,7 @@ mod categories;
 mod conversations;
 mod demo;
 mod directory;
+mod inbound;
 mod outbox;
 mod reports;
 mod sessions;

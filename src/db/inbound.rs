@@ -1,0 +1,529 @@
+//! Recording a customer message: the busiest write of the product (every
+//! message of every channel), so it is shaped for few round trips.
+//!
+//! A delivery is one transaction in two steps, on both backends:
+//!
+//! 1. **Look-up**: create or refresh the contact (unless the delivery was
+//!    already processed), then read in one statement what the decision
+//!    needs: the contact, its latest conversation, and the first outcome of
+//!    this `message_id` if there was one.
+//! 2. **Write**, decided in Rust by [`conversation::continues`]: either new
+//!    activity on the open conversation, or a new conversation in ICR with its
+//!    `created` history row; then the message and the delivery record (and,
+//!    on PostgreSQL, the change notification).
+//!
+//! On SQLite each step is one multi-statement script (sqlx runs all of its
+//! statements in one hand-off to the connection's thread, binding the shared
+//! `$N` to every statement): four hand-offs per message with `begin` and
+//! `commit`, where one statement each took ten. Writes are serialised on one
+//! connection there, so the look-up is authoritative for the transaction.
+//!
+//! On PostgreSQL the write step is one statement of data-modifying CTEs
+//! (foreign keys are checked at its end, when every row exists). Concurrent
+//! deliveries of one contact are ordered by the contact's row lock, taken by
+//! the upsert; the look-up runs after it, so it sees what a delivery that
+//! held the lock committed. Of two concurrent deliveries of the same
+//! `message_id`, the one whose delivery record does not insert rolls back.
+//!
+//! [`conversation::continues`]: crate::domain::conversation::continues
+
+use uuid::Uuid;
+
+use super::api::{InboundMessage, InboundOutcome};
+use super::{ChannelAuth, StoreResult, Ts, with_read};
+use crate::domain::{Conversation, Status};
+use crate::live::{CHANNEL, Change, Event};
+
+/// Creates or refreshes the contact, unless this delivery was processed
+/// already. `$1` channel, `$2` message id, `$3` new contact id, `$4` the
+/// customer's address, `$5` name, `$6` its folded key, `$7` now. The
+/// `where` also keeps SQLite from reading `on conflict` as a join's `on`.
+macro_rules! upsert_contact {
+    () => {
+        "insert into contacts (id, channel_id, external_id, name, name_key, created_at) \
+         select $3, $1, $4, $5, $6, $7 \
+         where not exists (select 1 from inbound_messages where channel_id = $1 and message_id = $2) \
+         on conflict (channel_id, external_id) do update set \
+         name = coalesce(excluded.name, contacts.name), \
+         name_key = coalesce(excluded.name_key, contacts.name_key)"
+    };
+}
+
+/// The decision's inputs as one row: the contact (`$1` channel, `$4`
+/// address), its latest conversation, and this delivery's first outcome
+/// (`$2` message id), each null when there is none.
+macro_rules! delivery_state {
+    ($channel:literal, $message_id:literal, $from:literal) => {
+        concat!(
+            "select k.id as contact_id, \
+             l.id, l.folio, l.campaign_id, l.channel_id, l.status, l.version, l.agent_id, \
+             p.conversation_id as seen_id, p.started_conversation as seen_started, \
+             pc.folio as seen_folio, pc.reactivates_id as seen_reactivates_id \
+             from (select 1 as one) o \
+             left join contacts k on k.channel_id = ",
+            $channel,
+            " and k.external_id = ",
+            $from,
+            " left join conversations l on l.id = (select c.id from conversations c \
+             where c.contact_id = k.id order by c.started_at desc, c.folio desc limit 1) \
+             left join inbound_messages p on p.channel_id = ",
+            $channel,
+            " and p.message_id = ",
+            $message_id,
+            " left join conversations pc on pc.id = p.conversation_id"
+        )
+    };
+}
+
+/// SQLite's look-up: the upsert and the state, in one hand-off.
+const SQLITE_LOOK_UP: &str = concat!(upsert_contact!(), "; ", delivery_state!("$1", "$2", "$4"));
+
+/// PostgreSQL's look-up is two statements: the state must be read after the
+/// upsert took the contact's lock (a new snapshot), which one statement
+/// cannot do.
+const POSTGRES_UPSERT_CONTACT: &str = upsert_contact!();
+const POSTGRES_DELIVERY_STATE: &str = delivery_state!("$1", "$2", "$3");
+
+/// A new conversation. `$1` conversation id, `$2` campaign, `$3` channel,
+/// `$4` contact, `$5` now, `$6` the conversation it reactivates, `$7`
+/// history row id, `$8` message row id, `$9` message id, `$10` text.
+macro_rules! insert_conversation {
+    () => {
+        "insert into conversations (id, campaign_id, channel_id, contact_id, status, is_open, \
+         version, agent_id, started_at, last_activity_at, reactivates_id) \
+         values ($1, $2, $3, $4, 'icr', true, 1, null, $5, $5, $6) returning folio"
+    };
+}
+macro_rules! insert_created_event {
+    () => {
+        "insert into conversation_events (id, conversation_id, at, kind, from_status, to_status, \
+         from_agent_id, to_agent_id, category_id, subcategory_id, comment, actor_kind, actor_id) \
+         values ($7, $1, $5, 'created', null, 'icr', null, null, null, null, null, 'customer', null)"
+    };
+}
+macro_rules! insert_inbound_message {
+    () => {
+        "insert into messages (id, conversation_id, direction, message_id, agent_id, text, at) \
+         values ($8, $1, 'inbound', $9, null, $10, $5)"
+    };
+}
+macro_rules! insert_delivery {
+    ($started:literal) => {
+        concat!(
+            "insert into inbound_messages (channel_id, message_id, conversation_id, received_at, \
+             started_conversation) values ($3, $9, $1, $5, ",
+            $started,
+            ")"
+        )
+    };
+}
+
+/// SQLite: a new conversation and its message, in one hand-off. The
+/// delivery record has no `on conflict`: the look-up in this transaction
+/// found it absent and no other writer can add it meanwhile, so a duplicate
+/// would be a bug, and the primary key then fails the whole transaction.
+const SQLITE_START: &str = concat!(
+    insert_conversation!(),
+    "; ",
+    insert_created_event!(),
+    "; ",
+    insert_inbound_message!(),
+    "; ",
+    insert_delivery!("true")
+);
+
+/// SQLite: activity on the open conversation and the message. `$1`
+/// conversation, `$2` now, `$3` channel, `$4` message row id, `$5` message
+/// id, `$6` text.
+const SQLITE_CONTINUE: &str = "update conversations set last_activity_at = $2 where id = $1; \
+     insert into messages (id, conversation_id, direction, message_id, agent_id, text, at) \
+     values ($4, $1, 'inbound', $5, null, $6, $2); \
+     insert into inbound_messages (channel_id, message_id, conversation_id, received_at, \
+     started_conversation) values ($3, $5, $1, $2, false)";
+
+/// PostgreSQL: [`SQLITE_START`] as one statement, plus the notification
+/// (`$11` channel, `$12` payload). Answers the folio and whether the
+/// delivery record was inserted (0: a concurrent retry won; roll back).
+const POSTGRES_START: &str = concat!(
+    "with conversation as (",
+    insert_conversation!(),
+    "), created as (",
+    insert_created_event!(),
+    "), message as (",
+    insert_inbound_message!(),
+    "), claim as (",
+    insert_delivery!("true"),
+    " on conflict (channel_id, message_id) do nothing returning 1), \
+     announce as (select pg_notify($11, $12)) \
+     select (select folio from conversation), (select count(*) from claim), \
+     (select count(*) from announce)"
+);
+
+/// PostgreSQL: [`SQLITE_CONTINUE`] as one statement, with the same
+/// numbering plus the notification (`$7` channel, `$8` payload).
+const POSTGRES_CONTINUE: &str = "with touched as (update conversations \
+     set last_activity_at = $2 where id = $1), \
+     message as (insert into messages (id, conversation_id, direction, message_id, agent_id, \
+     text, at) values ($4, $1, 'inbound', $5, null, $6, $2)), \
+     claim as (insert into inbound_messages (channel_id, message_id, conversation_id, \
+     received_at, started_conversation) values ($3, $5, $1, $2, false) \
+     on conflict (channel_id, message_id) do nothing returning 1), \
+     announce as (select pg_notify($7, $8)) \
+     select null::bigint, (select count(*) from claim), (select count(*) from announce)";
+
+/// A delivery already processed: its first outcome, as stored.
+const PROCESSED: &str = "select m.conversation_id, m.started_conversation, c.folio, \
+    c.reactivates_id from inbound_messages m join conversations c on c.id = m.conversation_id \
+    where m.channel_id = $1 and m.message_id = $2";
+
+/// What the look-up found.
+#[derive(sqlx::FromRow)]
+struct DeliveryState {
+    contact_id: Option<Uuid>,
+    id: Option<Uuid>,
+    folio: Option<i64>,
+    campaign_id: Option<Uuid>,
+    channel_id: Option<Uuid>,
+    status: Option<String>,
+    version: Option<i64>,
+    agent_id: Option<Uuid>,
+    seen_id: Option<Uuid>,
+    seen_started: Option<bool>,
+    seen_folio: Option<i64>,
+    seen_reactivates_id: Option<Uuid>,
+}
+
+/// The first outcome of a processed delivery, as stored.
+type FirstOutcome = (Uuid, bool, i64, Option<Uuid>);
+
+impl DeliveryState {
+    fn first_outcome(&self) -> Option<FirstOutcome> {
+        Some((
+            self.seen_id?,
+            self.seen_started?,
+            self.seen_folio?,
+            self.seen_reactivates_id,
+        ))
+    }
+
+    /// The contact's latest conversation, for the domain's decision.
+    fn latest(&self, contact_id: Uuid) -> Result<Option<Conversation>, sqlx::Error> {
+        let (
+            Some(id),
+            Some(folio),
+            Some(campaign_id),
+            Some(channel_id),
+            Some(status),
+            Some(version),
+        ) = (
+            self.id,
+            self.folio,
+            self.campaign_id,
+            self.channel_id,
+            self.status.as_deref(),
+            self.version,
+        )
+        else {
+            return Ok(None);
+        };
+        let status = Status::parse(status).ok_or_else(|| {
+            sqlx::Error::Decode(format!("unknown conversation status {status:?}").into())
+        })?;
+        Ok(Some(Conversation {
+            id,
+            folio,
+            campaign_id,
+            channel_id,
+            contact_id,
+            status,
+            version,
+            agent_id: self.agent_id,
+        }))
+    }
+}
+
+/// What the write step is to do, decided from the look-up.
+enum Plan {
+    /// New activity on this open conversation.
+    Continue(Conversation),
+    /// A new conversation, reactivating the contact's latest final one.
+    Start {
+        contact_id: Uuid,
+        reactivates: Option<Uuid>,
+    },
+}
+
+impl Plan {
+    fn decide(state: &DeliveryState) -> Result<Plan, sqlx::Error> {
+        let contact_id = state
+            .contact_id
+            .ok_or_else(|| sqlx::Error::Protocol("the contact upsert left no contact".into()))?;
+        Ok(match state.latest(contact_id)? {
+            Some(open) if crate::domain::conversation::continues(Some(&open)) => {
+                Plan::Continue(open)
+            }
+            latest => Plan::Start {
+                contact_id,
+                reactivates: latest.map(|c| c.id),
+            },
+        })
+    }
+
+    /// The change this plan makes, once committed.
+    fn change(&self, channel: &ChannelAuth, new_id: Uuid) -> Change {
+        match self {
+            // Activity is not a transition: the version (the compare-and-set
+            // key) stays.
+            Plan::Continue(open) => Change {
+                conversation_id: open.id,
+                campaign_id: open.campaign_id,
+                version: open.version,
+            },
+            Plan::Start { .. } => Change {
+                conversation_id: new_id,
+                campaign_id: channel.campaign_id,
+                version: 1,
+            },
+        }
+    }
+
+    /// What the API answers; `folio` is the new conversation's.
+    fn outcome(&self, new_id: Uuid, folio: Option<i64>) -> Result<InboundOutcome, sqlx::Error> {
+        Ok(match self {
+            Plan::Continue(open) => InboundOutcome {
+                conversation_id: open.id,
+                folio: open.folio,
+                started_conversation: false,
+                reactivates_id: None,
+                replayed: false,
+            },
+            Plan::Start { reactivates, .. } => InboundOutcome {
+                conversation_id: new_id,
+                folio: folio.ok_or_else(|| {
+                    sqlx::Error::Protocol("no folio for a new conversation".into())
+                })?,
+                started_conversation: true,
+                reactivates_id: *reactivates,
+                replayed: false,
+            },
+        })
+    }
+}
+
+/// How a delivery's transaction ended.
+enum Delivery {
+    /// Written and committed.
+    Applied(InboundOutcome, Change),
+    /// Already processed: nothing written. `None` when a concurrent retry
+    /// won the race and its outcome is to be read after it committed.
+    Seen(Option<FirstOutcome>),
+}
+
+/// Ids a delivery may write, made before the transaction.
+struct NewIds {
+    contact: Uuid,
+    conversation: Uuid,
+    event: Uuid,
+    message: Uuid,
+}
+
+impl NewIds {
+    fn new() -> NewIds {
+        NewIds {
+            contact: Uuid::now_v7(),
+            conversation: Uuid::now_v7(),
+            event: Uuid::now_v7(),
+            message: Uuid::now_v7(),
+        }
+    }
+}
+
+impl super::Store {
+    /// Records a customer message on `channel`: continues the contact's open
+    /// conversation there (new activity), or starts a new one in ICR linked
+    /// to the contact's latest final conversation. A `message_id` already
+    /// processed on the channel writes nothing and returns the first outcome.
+    pub async fn record_customer_message(
+        &self,
+        channel: &ChannelAuth,
+        message: &InboundMessage,
+        now: Ts,
+    ) -> StoreResult<InboundOutcome> {
+        let (store, channel, message) = (self.clone(), *channel, message.clone());
+        self.on_write_lane(async move {
+            store
+                .record_customer_message_here(&channel, &message, now)
+                .await
+        })
+        .await
+    }
+
+    /// [`Store::record_customer_message`] on the current task.
+    async fn record_customer_message_here(
+        &self,
+        channel: &ChannelAuth,
+        message: &InboundMessage,
+        now: Ts,
+    ) -> StoreResult<InboundOutcome> {
+        let name = message.name.as_deref();
+        let name_key = name.map(crate::domain::text::fold);
+        let ids = NewIds::new();
+        let delivery = match self {
+            super::Store::Sqlite(pools) => {
+                let mut tx = pools.write.begin().await?;
+                let state: DeliveryState = sqlx::query_as(SQLITE_LOOK_UP)
+                    .bind(channel.id)
+                    .bind(&message.message_id)
+                    .bind(ids.contact)
+                    .bind(&message.from)
+                    .bind(name)
+                    .bind(name_key.as_deref())
+                    .bind(now)
+                    // Every row, so that every statement of the script runs.
+                    .fetch_all(&mut *tx)
+                    .await?
+                    .pop()
+                    .ok_or_else(|| sqlx::Error::Protocol("no delivery state".into()))?;
+                if let Some(first) = state.first_outcome() {
+                    tx.rollback().await?;
+                    Delivery::Seen(Some(first))
+                } else {
+                    let plan = Plan::decide(&state)?;
+                    let folio = match &plan {
+                        Plan::Continue(open) => {
+                            sqlx::query(SQLITE_CONTINUE)
+                                .bind(open.id)
+                                .bind(now)
+                                .bind(channel.id)
+                                .bind(ids.message)
+                                .bind(&message.message_id)
+                                .bind(&message.text)
+                                .execute(&mut *tx)
+                                .await?;
+                            None
+                        }
+                        Plan::Start {
+                            contact_id,
+                            reactivates,
+                        } => sqlx::query_scalar(SQLITE_START)
+                            .bind(ids.conversation)
+                            .bind(channel.campaign_id)
+                            .bind(channel.id)
+                            .bind(contact_id)
+                            .bind(now)
+                            .bind(reactivates)
+                            .bind(ids.event)
+                            .bind(ids.message)
+                            .bind(&message.message_id)
+                            .bind(&message.text)
+                            .fetch_all(&mut *tx)
+                            .await?
+                            .pop(),
+                    };
+                    let outcome = plan.outcome(ids.conversation, folio)?;
+                    tx.commit().await?;
+                    Delivery::Applied(outcome, plan.change(channel, ids.conversation))
+                }
+            }
+            super::Store::Postgres(pg) => {
+                let mut tx = pg.pool.begin().await?;
+                sqlx::query(POSTGRES_UPSERT_CONTACT)
+                    .bind(channel.id)
+                    .bind(&message.message_id)
+                    .bind(ids.contact)
+                    .bind(&message.from)
+                    .bind(name)
+                    .bind(name_key.as_deref())
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                let state: DeliveryState = sqlx::query_as(POSTGRES_DELIVERY_STATE)
+                    .bind(channel.id)
+                    .bind(&message.message_id)
+                    .bind(&message.from)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                if let Some(first) = state.first_outcome() {
+                    tx.rollback().await?;
+                    Delivery::Seen(Some(first))
+                } else {
+                    let plan = Plan::decide(&state)?;
+                    let change = plan.change(channel, ids.conversation);
+                    let notification = self.feed().notification(Event::Changed(change));
+                    let (folio, claimed, _): (Option<i64>, i64, i64) = match &plan {
+                        Plan::Continue(open) => {
+                            sqlx::query_as(POSTGRES_CONTINUE)
+                                .bind(open.id)
+                                .bind(now)
+                                .bind(channel.id)
+                                .bind(ids.message)
+                                .bind(&message.message_id)
+                                .bind(&message.text)
+                                .bind(CHANNEL)
+                                .bind(&notification)
+                                .fetch_one(&mut *tx)
+                                .await?
+                        }
+                        Plan::Start {
+                            contact_id,
+                            reactivates,
+                        } => {
+                            sqlx::query_as(POSTGRES_START)
+                                .bind(ids.conversation)
+                                .bind(channel.campaign_id)
+                                .bind(channel.id)
+                                .bind(contact_id)
+                                .bind(now)
+                                .bind(reactivates)
+                                .bind(ids.event)
+                                .bind(ids.message)
+                                .bind(&message.message_id)
+                                .bind(&message.text)
+                                .bind(CHANNEL)
+                                .bind(&notification)
+                                .fetch_one(&mut *tx)
+                                .await?
+                        }
+                    };
+                    if claimed == 0 {
+                        // Another delivery of this message won: undo ours.
+                        tx.rollback().await?;
+                        Delivery::Seen(None)
+                    } else {
+                        let outcome = plan.outcome(ids.conversation, folio)?;
+                        tx.commit().await?;
+                        Delivery::Applied(outcome, change)
+                    }
+                }
+            }
+        };
+        match delivery {
+            Delivery::Applied(outcome, change) => {
+                self.publish(Event::Changed(change));
+                Ok(outcome)
+            }
+            Delivery::Seen(Some(first)) => Ok(replay(first)),
+            Delivery::Seen(None) => {
+                let first: FirstOutcome = with_read!(self, |pool| {
+                    sqlx::query_as(PROCESSED)
+                        .bind(channel.id)
+                        .bind(&message.message_id)
+                        .fetch_one(pool)
+                        .await?
+                });
+                Ok(replay(first))
+            }
+        }
+    }
+}
+
+/// The outcome a processed delivery had the first time.
+fn replay((conversation_id, started, folio, reactivates): FirstOutcome) -> InboundOutcome {
+    InboundOutcome {
+        conversation_id,
+        folio,
+        started_conversation: started,
+        reactivates_id: if started { reactivates } else { None },
+        replayed: true,
+    }
+}
