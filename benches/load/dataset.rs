@@ -1,8 +1,10 @@
 //! The benchmark data set of PERFORMANCE.md, generated deterministically and
 //! written with multi-row inserts in large transactions: 50 campaigns, 500
 //! agents, 200,000 contacts, 1,000,000 conversations over 180 days (the most
-//! recent 10 % open) with their history, 8 categories per campaign with 0–4
-//! sub-categories each.
+//! recent 10 % open) with their history and the customer message that
+//! opened each one (a `messages` row and its `inbound_messages` delivery
+//! record, so the idempotency look-up of `ingest` meets a table of real
+//! size), 8 categories per campaign with 0–4 sub-categories each.
 
 use std::io::Write;
 use std::time::Instant;
@@ -21,7 +23,7 @@ pub const CATEGORIES_PER_CAMPAIGN: u64 = 8;
 pub const ADMINS: u64 = 20;
 pub const PASSWORD: &str = "bench-password-2026";
 /// Bumped whenever the generated data changes shape.
-pub const VERSION: &str = "relevo-bench-v2";
+pub const VERSION: &str = "relevo-bench-v3";
 
 /// Entity ids are deterministic so scenarios can name them.
 pub fn id(kind: u128, n: u64) -> Uuid {
@@ -35,6 +37,7 @@ pub const K_CONVERSATION: u128 = 5;
 pub const K_CATEGORY: u128 = 6;
 pub const K_SUBCATEGORY: u128 = 7;
 pub const K_EVENT: u128 = 8;
+pub const K_MESSAGE: u128 = 9;
 
 pub fn agent_id(campaign: u64, k: u64) -> Uuid {
     id(K_USER, 1000 + campaign * AGENTS_PER_CAMPAIGN + k)
@@ -492,6 +495,46 @@ pub async fn build(store: &Store, plan: &Plan, password_hash: &str) -> anyhow::R
         });
         done = end;
         progress("history", done, total, started);
+    }
+
+    // The customer message that opened each conversation, and its delivery.
+    let started = Instant::now();
+    let chunk = 2000u64;
+    let mut done = 0;
+    while done < total {
+        let end = (done + chunk).min(total);
+        on_pool!(store, |pool| {
+            let mut tx = pool.begin().await?;
+            let mut qb = QueryBuilder::new(
+                "insert into messages (id, conversation_id, direction, message_id, agent_id, text, at) ",
+            );
+            qb.push_values(done..end, |mut b, n| {
+                b.push_bind(id(K_MESSAGE, n))
+                    .push_bind(id(K_CONVERSATION, n))
+                    .push_bind("inbound")
+                    .push_bind(format!("bench-opening-{n}"))
+                    .push_bind(None::<Uuid>)
+                    .push_bind("Hola, necesito ayuda con mi servicio")
+                    .push_bind(Ts::new(plan.started_at(n)));
+            });
+            qb.build().execute(&mut *tx).await?;
+            let mut qb = QueryBuilder::new(
+                "insert into inbound_messages (channel_id, message_id, conversation_id, received_at, \
+                 started_conversation) ",
+            );
+            qb.push_values(done..end, |mut b, n| {
+                let contact = plan.contact_of(n);
+                b.push_bind(id(K_CHANNEL, Plan::channel_of_contact(contact)))
+                    .push_bind(format!("bench-opening-{n}"))
+                    .push_bind(id(K_CONVERSATION, n))
+                    .push_bind(Ts::new(plan.started_at(n)))
+                    .push_bind(true);
+            });
+            qb.build().execute(&mut *tx).await?;
+            tx.commit().await?;
+        });
+        done = end;
+        progress("messages", done, total, started);
     }
 
     // Later folios continue after the generated ones.
