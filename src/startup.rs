@@ -32,6 +32,8 @@ pub struct AppState {
             crate::routes::mensajes::FilterChoices,
         >,
     >,
+    /// Mensajes views (page and counts) per scope, filters and cursor.
+    pub views: std::sync::Arc<crate::routes::mensajes::ViewCache>,
 }
 
 /// A bound, ready-to-run server.
@@ -119,8 +121,13 @@ impl Application {
             metrics: settings.metrics.clone(),
             principals: std::sync::Arc::new(crate::auth::principals::new_cache(store_feed.clone())),
             filter_options: std::sync::Arc::new(crate::live::cache::EpochCache::new(
-                store_feed,
+                store_feed.clone(),
                 std::time::Duration::from_secs(30),
+            )),
+            views: std::sync::Arc::new(crate::routes::mensajes::ViewCache::new(
+                store_feed,
+                crate::routes::mensajes::VIEW_TTL,
+                crate::routes::mensajes::VIEW_CAPACITY,
             )),
         };
         let listener = TcpListener::bind(settings.bind)

@@ -24,6 +24,7 @@ on_both_backends!(
     a_fragment_request_gets_only_the_results,
     the_detail_shows_the_history_newest_first,
     a_reactivated_conversation_links_to_the_one_it_restarted,
+    a_reloaded_page_shows_every_change_made_since_it_was_last_shown,
 );
 
 /// The markup of each table row.
@@ -613,5 +614,91 @@ async fn a_reactivated_conversation_links_to_the_one_it_restarted(backend: Backe
     let old = app.get(&format!("/mensajes/{previous}")).await;
     assert!(
         old.body.contains("badge badge-resolved") || old.body.contains("badge badge-cancelled")
+    );
+}
+
+/// The row of `folio` in a page, if it is there.
+fn row_of(html: &str, folio: i64) -> Option<&str> {
+    rows_in(html)
+        .into_iter()
+        .find(|row| row.starts_with(&format!("{folio}\"")))
+}
+
+/// The views an administrator reloads all day are served from memory until
+/// something they show changes: a transition, a new conversation, a rename.
+/// Whatever changed, the next reload shows it.
+async fn a_reloaded_page_shows_every_change_made_since_it_was_last_shown(backend: Backend) {
+    use relevo::domain::Scope;
+    use relevo::domain::conversation::{HandoffOutcome, handoff};
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    app.login_as_admin().await;
+    let first = app.get("/mensajes").await;
+    let again = app.get("/mensajes").await;
+    assert_eq!(folios_in(&first.body), folios_in(&again.body));
+    let folio = *app
+        .folios_where(
+            "select c.folio from conversations c join campaigns p on p.id = c.campaign_id \
+             where p.name = $1 and c.status = 'icr' order by c.last_activity_at desc limit 1",
+            "Ventas Hogar",
+        )
+        .await
+        .first()
+        .expect("an ICR conversation of Ventas Hogar");
+    let row = row_of(&again.body, folio).expect("shown on the first page");
+    assert!(row.contains("badge badge-icr"), "{row}");
+
+    // A transition (here the router's, straight through the Store).
+    let conversation = app
+        .store
+        .conversation(&Scope::All, folio)
+        .await
+        .unwrap()
+        .unwrap();
+    let t = handoff(
+        &conversation.to_domain(),
+        HandoffOutcome::AgentsOffline,
+        chrono::Utc::now(),
+    )
+    .unwrap();
+    app.store
+        .apply_transition(&t)
+        .await
+        .unwrap()
+        .expect("no conflict");
+    let after = app.get("/mensajes").await;
+    let row = row_of(&after.body, folio).expect("still open, still shown");
+    assert!(row.contains("badge badge-agents_offline"), "{row}");
+
+    // A cancellation through the console takes it out of the open view.
+    app.cancel_through_form(&app.client, folio).await;
+    let after = app.get("/mensajes").await;
+    assert!(row_of(&after.body, folio).is_none(), "cancelled: not open");
+    let cancelled = app.get("/mensajes?estatus=cancelled").await;
+    let row = row_of(&cancelled.body, folio).expect("the newest cancellation, first");
+    assert!(row.contains("badge badge-cancelled"), "{row}");
+
+    // A rename (an administrative write, not a conversation change).
+    assert!(!after.body.contains("Ventas Hogar Norte"));
+    let super_id = app
+        .uuids_where("select id from users where email = $1", common::SUPER_EMAIL)
+        .await[0];
+    let campaign = app.campaign_id("Ventas Hogar").await;
+    app.store
+        .update_campaign(
+            super_id,
+            campaign,
+            &relevo::domain::admin::Name::parse("Ventas Hogar Norte").unwrap(),
+            "America/Mexico_City",
+            relevo::db::Ts::now(),
+        )
+        .await
+        .unwrap()
+        .expect("renamed");
+    let after = app.get("/mensajes").await;
+    assert!(
+        after.body.contains("Ventas Hogar Norte"),
+        "the new name shows"
     );
 }

@@ -314,13 +314,13 @@ pub async fn run(
                     format!("{address}/mensajes")
                 };
                 async move {
-                    Some(
-                        client
-                            .get(url)
-                            .send()
-                            .await
-                            .is_ok_and(|r| r.status().is_success()),
-                    )
+                    // The whole page is read, as a browser does: the latency
+                    // is the last byte's, and the connection is kept.
+                    let Ok(response) = client.get(url).send().await else {
+                        return Some(false);
+                    };
+                    let ok = response.status().is_success();
+                    Some(ok && response.bytes().await.is_ok_and(|b| !b.is_empty()))
                 }
             })
             .await;

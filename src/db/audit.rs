@@ -394,17 +394,20 @@ where
 /// `$body` reads and writes through `$tx` and evaluates to
 /// `Result<Written<T>, WriteError>` (`?` works on database errors and
 /// refusals). A change writes exactly one audit row in the same
-/// transaction and, when `$access` is an event (a change of who may see
-/// what), announces it there too; then commits, and publishes the event
-/// only once committed. No change, a refusal or an error rolls back:
-/// nothing, not even an audit row, is written.
+/// transaction and announces it there too: `$access` when it is an event (a
+/// change of who may see what), otherwise `DirectoryChanged` (names that
+/// lists show may have changed, so cached views on every instance are
+/// stale); then commits, and publishes the event only once committed. No
+/// change, a refusal or an error rolls back: nothing, not even an audit
+/// row, is written.
 macro_rules! admin_write {
     ($store:expr, $now:expr, $access:expr, |$tx:ident| $body:expr) => {{
         #[allow(unused_imports)]
         use $crate::db::NotifyInTx as _;
         use $crate::db::audit::{AdminTx as _, WriteError, Written};
         let store: &$crate::db::Store = $store;
-        let access: Option<$crate::live::Event> = $access;
+        let announce: $crate::live::Event = Option::<$crate::live::Event>::from($access)
+            .unwrap_or($crate::live::Event::DirectoryChanged);
         let outcome = $crate::db::with_write!(store, |pool| {
             let mut $tx = pool.begin().await?;
             match $crate::db::audit::write_body(async { $body }).await {
@@ -413,9 +416,8 @@ macro_rules! admin_write {
                 Ok(Written::Unchanged(answer)) => Ok((answer, false)),
                 Ok(Written::Changed(answer, entry)) => {
                     $tx.audit($now, &entry).await?;
-                    if let Some(event) = access {
-                        $tx.notify_change(&store.feed().notification(event)).await?;
-                    }
+                    $tx.notify_change(&store.feed().notification(announce))
+                        .await?;
                     $tx.commit().await?;
                     Ok((answer, true))
                 }
@@ -423,8 +425,8 @@ macro_rules! admin_write {
         });
         match outcome {
             Ok((answer, changed)) => {
-                if let (true, Some(event)) = (changed, access) {
-                    store.publish(event);
+                if changed {
+                    store.publish(announce);
                 }
                 Ok(Ok(answer))
             }

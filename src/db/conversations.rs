@@ -10,7 +10,7 @@ use crate::domain::{ActorKind, ChannelKind, Conversation, EventKind, Scope, Stat
 pub const PAGE_SIZE: i64 = 50;
 
 /// Which statuses the list shows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum StatusFilter {
     /// The five open statuses (the default view).
     Open,
@@ -19,7 +19,7 @@ pub enum StatusFilter {
 }
 
 /// What the search box asked for.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Search {
     /// Digits only: a folio, or the beginning of a phone number.
     Number(String),
@@ -29,7 +29,7 @@ pub enum Search {
 }
 
 /// A position in the list, ordered by (last activity, folio), newest first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Cursor {
     /// Rows older than this one (the next page).
     After(Ts, i64),
@@ -38,7 +38,7 @@ pub enum Cursor {
 }
 
 /// The Mensajes filters, already parsed and valid. Scope is applied on top.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct ListFilter {
     pub status: Option<StatusFilter>,
     pub campaign_id: Option<Uuid>,

@@ -49,6 +49,10 @@ pub enum Event {
     AccessChanged {
         user_id: Option<Uuid>,
     },
+    /// Names or settings that lists show changed (an administrative write
+    /// that is not an access change: a rename, a new category): nothing for
+    /// live streams to do, but cached views are stale.
+    DirectoryChanged,
     /// Changes may have been missed (the LISTEN connection came back after
     /// a gap): viewers reload what they show.
     Resync,
@@ -75,6 +79,41 @@ pub struct Feed {
     /// Bumped, synchronously with publishing, by every event after which
     /// cached rights may be wrong (see `auth::principals`).
     access_epoch: Arc<AtomicU64>,
+    /// What cached Mensajes views are checked against (see [`cache::ViewCache`]).
+    views: Arc<ViewGenerations>,
+}
+
+/// Slots of [`ViewGenerations`]: campaigns share a slot only by hash, which
+/// costs the other campaign a cache miss, never a stale view.
+const VIEW_SLOTS: usize = 256;
+
+/// Monotonic counters, bumped synchronously as events are published, whose
+/// sum over a scope changes whenever anything a view of that scope shows
+/// may have changed.
+#[derive(Debug)]
+struct ViewGenerations {
+    /// Events after which any view may be wrong: access changes, directory
+    /// changes, a resync, an outage.
+    everything: AtomicU64,
+    /// Every change of any campaign (what a Super Administrador sees).
+    any_change: AtomicU64,
+    /// Changes by campaign slot.
+    slots: [AtomicU64; VIEW_SLOTS],
+}
+
+impl ViewGenerations {
+    fn new() -> ViewGenerations {
+        ViewGenerations {
+            everything: AtomicU64::new(0),
+            any_change: AtomicU64::new(0),
+            slots: std::array::from_fn(|_| AtomicU64::new(0)),
+        }
+    }
+
+    fn slot(campaign: Uuid) -> usize {
+        let (high, low) = campaign.as_u64_pair();
+        ((high ^ low) % VIEW_SLOTS as u64) as usize
+    }
 }
 
 impl Default for Feed {
@@ -92,6 +131,7 @@ impl Feed {
             instance: Uuid::now_v7(),
             sequence: Arc::new(AtomicU64::new(0)),
             access_epoch: Arc::new(AtomicU64::new(0)),
+            views: Arc::new(ViewGenerations::new()),
         }
     }
 
@@ -99,15 +139,26 @@ impl Feed {
     /// allows it, anything else to all); never blocks. Each event gets an
     /// increasing sequence number (the SSE event id).
     pub fn publish(&self, event: Event) {
-        if matches!(
-            event,
-            Event::AccessChanged { .. } | Event::Resync | Event::Offline
-        ) {
-            self.access_epoch.fetch_add(1, Ordering::SeqCst);
+        match event {
+            Event::AccessChanged { .. } | Event::Resync | Event::Offline => {
+                self.access_epoch.fetch_add(1, Ordering::SeqCst);
+                self.views.everything.fetch_add(1, Ordering::SeqCst);
+            }
+            Event::DirectoryChanged => {
+                self.views.everything.fetch_add(1, Ordering::SeqCst);
+            }
+            Event::Changed(change) => {
+                self.views.slots[ViewGenerations::slot(change.campaign_id)]
+                    .fetch_add(1, Ordering::SeqCst);
+                self.views.any_change.fetch_add(1, Ordering::SeqCst);
+            }
+            Event::Shutdown => {}
         }
         let id = self.sequence.fetch_add(1, Ordering::Relaxed) + 1;
         match event {
             Event::Changed(change) => self.router.route(id, change),
+            // Only cached views care, and they were told above.
+            Event::DirectoryChanged => {}
             // No subscriber is not an error: nobody is watching.
             _ => {
                 let _ = self.tx.send((id, event));
@@ -118,6 +169,22 @@ impl Feed {
     /// Changes whenever rights may have changed anywhere.
     pub fn access_epoch(&self) -> u64 {
         self.access_epoch.load(Ordering::SeqCst)
+    }
+
+    /// A number that changes whenever anything a Mensajes view of `scope`
+    /// shows may have changed: read it before loading a view, and trust the
+    /// view only while it is unchanged.
+    pub fn view_stamp(&self, scope: &crate::domain::Scope) -> u64 {
+        let views = &self.views;
+        let everything = views.everything.load(Ordering::SeqCst);
+        let changes = match scope {
+            crate::domain::Scope::All => views.any_change.load(Ordering::SeqCst),
+            crate::domain::Scope::Campaigns(ids) => ids
+                .iter()
+                .map(|id| views.slots[ViewGenerations::slot(*id)].load(Ordering::SeqCst))
+                .fold(0u64, u64::wrapping_add),
+        };
+        everything.wrapping_add(changes)
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<(u64, Event)> {

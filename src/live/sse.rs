@@ -78,8 +78,9 @@ impl Viewer {
                     }
                 },
                 received = self.rx.recv() => match received {
-                    // Changes arrive through `changes`, never here.
-                    Ok((_, Event::Changed(_))) => {}
+                    // Changes arrive through `changes`, never here; directory
+                    // changes are not broadcast (they concern cached views).
+                    Ok((_, Event::Changed(_) | Event::DirectoryChanged)) => {}
                     Ok((id, Event::AccessChanged { user_id })) => {
                         if user_id.is_none_or(|u| u == self.user_id) {
                             match self.store.principal(self.session_id).await {

@@ -396,6 +396,43 @@ async fn filter_choices(
     Ok(choices)
 }
 
+/// A Mensajes view as the database answered it: the page and the counts.
+pub type View = (crate::db::ListPage, Vec<(Status, i64)>);
+
+/// Cached Mensajes views, by scope, filters and cursor.
+pub type ViewCache =
+    crate::live::cache::ViewCache<(crate::domain::Scope, ListFilter, Option<Cursor>), View>;
+
+/// Longest a cached view is trusted without any event (see
+/// [`crate::live::cache::ViewCache`]).
+pub const VIEW_TTL: std::time::Duration = std::time::Duration::from_secs(10);
+/// Views kept (a page of 51 rows is about 30 KB).
+pub const VIEW_CAPACITY: usize = 256;
+
+/// The view of `scope`, `filter` and `cursor`: from the cache while nothing
+/// it shows has changed, from the database otherwise. Searches always read
+/// the database.
+async fn view(
+    state: &AppState,
+    scope: &crate::domain::Scope,
+    filter: &ListFilter,
+    cursor: Option<Cursor>,
+) -> Result<std::sync::Arc<View>, AppError> {
+    if filter.search.is_some() {
+        return Ok(std::sync::Arc::new(
+            state.store.list_with_counts(scope, filter, cursor).await?,
+        ));
+    }
+    let key = (scope.clone(), filter.clone(), cursor);
+    if let Some(view) = state.views.get(&key, scope) {
+        return Ok(view);
+    }
+    let stamp = state.views.stamp(scope);
+    let view = std::sync::Arc::new(state.store.list_with_counts(scope, filter, cursor).await?);
+    state.views.put(key, view.clone(), stamp);
+    Ok(view)
+}
+
 /// `GET /mensajes`
 pub async fn list(
     req: HttpRequest,
@@ -412,9 +449,9 @@ pub async fn list(
     if cursor.is_none() && !(raw.despues.is_empty() && raw.antes.is_empty()) {
         notices.push("La página pedida no es válida; se muestra la primera.".into());
     }
-    let store = &state.store;
     let scope = &user.scope;
-    let (page, counts) = store.list_with_counts(scope, &filter, cursor).await?;
+    let view = view(&state, scope, &filter, cursor).await?;
+    let (page, counts) = &*view;
     let now = Utc::now();
     let rows: Vec<RowView> = page
         .rows
@@ -422,7 +459,7 @@ pub async fn list(
         .map(|r| RowView::new(r, state.timezone, now))
         .collect();
     let current = filter.status.unwrap_or(StatusFilter::Open);
-    let tabs = status_tabs(&raw, &counts, current);
+    let tabs = status_tabs(&raw, counts, current);
     let newer_href = page.has_newer.then(|| {
         page.rows.first().map_or_else(
             || raw.href(&[]),

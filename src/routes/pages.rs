@@ -302,9 +302,17 @@ pub async fn metrics(req: HttpRequest, state: web::Data<AppState>) -> HttpRespon
             .body("forbidden");
     }
     let pools = state.store.pool_usage();
+    let (hits, misses) = state.views.counts();
+    let mut body = crate::telemetry::METRICS.render(&pools);
+    body.push_str(&format!(
+        "# HELP relevo_view_cache_total Mensajes views served from the cache (hit) or read from the database (miss).\n\
+         # TYPE relevo_view_cache_total counter\n\
+         relevo_view_cache_total{{outcome=\"hit\"}} {hits}\n\
+         relevo_view_cache_total{{outcome=\"miss\"}} {misses}\n"
+    ));
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
-        .body(crate::telemetry::METRICS.render(&pools))
+        .body(body)
 }
 
 /// `GET /`: the console starts at Mensajes.
