@@ -80,11 +80,14 @@ impl<K: Eq + Hash, V: Clone> EpochCache<K, V> {
 /// what no event announces (someone editing the database by hand).
 ///
 /// Searches are not cached: their keys rarely repeat.
+/// A cached view, when it was stored, and the stamp read before loading it.
+type ViewEntry<V> = (std::sync::Arc<V>, Instant, u64);
+
 pub struct ViewCache<K, V> {
     feed: Feed,
     ttl: Duration,
     capacity: usize,
-    entries: Mutex<HashMap<K, (std::sync::Arc<V>, Instant, u64)>>,
+    entries: Mutex<HashMap<K, ViewEntry<V>>>,
     hits: std::sync::atomic::AtomicU64,
     misses: std::sync::atomic::AtomicU64,
 }
