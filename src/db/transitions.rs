@@ -5,11 +5,17 @@
 //! transition was computed from, and the history row is inserted in the same
 //! transaction. Zero rows updated means someone else changed the conversation
 //! first; the caller gets a [`Conflict`] naming that change.
+//!
+//! Both are one statement's work for the database: on SQLite one script
+//! (the history row is inserted only `where changes() = 1`) inside a
+//! transaction, on PostgreSQL one statement of data-modifying CTEs, which
+//! also carries the notification and, in autocommit, is its own transaction:
+//! one round trip where it took five.
 
 use uuid::Uuid;
 
 use super::conversations::{HistoryRow, LATEST_EVENT_SELECT};
-use super::{NotifyInTx, StoreResult, Ts, with_read, with_write};
+use super::{StoreResult, Ts, with_read};
 use crate::domain::{AgentCandidate, CategoryRef, Role, SubcategoryRef, Transition};
 use crate::live::{Change, Event};
 
@@ -45,16 +51,54 @@ struct CandidateRow {
     in_campaign: bool,
 }
 
-const UPDATE_CONVERSATION: &str = "update conversations set \
-    status = $3, is_open = $4, version = version + 1, agent_id = $5, last_activity_at = $6, \
-    closed_at = $7, closed_by = $8, closer_kind = $9, \
-    closure_category_id = $10, closure_subcategory_id = $11, closure_comment = $12 \
-    where id = $1 and version = $2 and ($13 is null or last_activity_at = $13)";
+/// The compare-and-set: `$1` conversation, `$2` the version the transition
+/// was computed from, `$3`-`$12` the new state, `$13` the activity it must
+/// still have (null: any).
+macro_rules! compare_and_set {
+    () => {
+        "update conversations set \
+         status = $3, is_open = $4, version = version + 1, agent_id = $5, last_activity_at = $6, \
+         closed_at = $7, closed_by = $8, closer_kind = $9, \
+         closure_category_id = $10, closure_subcategory_id = $11, closure_comment = $12 \
+         where id = $1 and version = $2 and ($13 is null or last_activity_at = $13)"
+    };
+}
 
-const INSERT_EVENT: &str = "insert into conversation_events (id, conversation_id, at, kind, \
-    from_status, to_status, from_agent_id, to_agent_id, category_id, subcategory_id, comment, \
-    actor_kind, actor_id, bulk_job_id) \
-    values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)";
+/// The history row's columns; its values (`$14`-`$23`) follow in each
+/// backend's statement, written only if the compare-and-set updated the row.
+macro_rules! event_columns {
+    () => {
+        "insert into conversation_events (id, conversation_id, at, kind, from_status, to_status, \
+         from_agent_id, to_agent_id, category_id, subcategory_id, comment, actor_kind, actor_id, \
+         bulk_job_id) "
+    };
+}
+
+/// SQLite: the compare-and-set and its history row in one hand-off to the
+/// connection's thread. `changes()` is the number of rows the update
+/// changed itself (the count triggers' writes are not included), so the
+/// history row is written exactly when the update won; the script changes
+/// 2 rows or none.
+const SQLITE_APPLY: &str = concat!(
+    compare_and_set!(),
+    "; ",
+    event_columns!(),
+    "select $14, $1, $6, $15, $16, $3, $17, $5, $18, $19, $20, $21, $22, $23 where changes() = 1"
+);
+
+/// PostgreSQL: the compare-and-set, its history row and the notification
+/// to other instances as one statement, in autocommit: one round trip, and
+/// atomic (a statement is a transaction). Answers how many rows were
+/// updated (1: applied, 0: someone else won and nothing was written).
+const POSTGRES_APPLY: &str = concat!(
+    "with changed as (",
+    compare_and_set!(),
+    " returning id), event as (",
+    event_columns!(),
+    "select $14, id, $6, $15, $16, $3, $17, $5, $18, $19, $20, $21, $22, $23 from changed), \
+     announce as (select pg_notify($24, $25) from changed) \
+     select (select count(*) from changed), (select count(*) from announce)"
+);
 
 /// What one application of a transition adds to the plain compare-and-set.
 #[derive(Debug, Clone, Copy, Default)]
@@ -105,51 +149,69 @@ impl super::Store {
             version: t.expected_version + 1,
         });
         let notification = self.feed().notification(event);
-        let outcome = with_write!(self, |pool| {
-            let mut tx = pool.begin().await?;
-            let updated = sqlx::query(UPDATE_CONVERSATION)
-                .bind(t.conversation_id)
-                .bind(t.expected_version)
-                .bind(t.to_status.as_str())
-                .bind(t.to_status.is_open())
-                .bind(t.to_agent)
-                .bind(at)
-                .bind(closes.then_some(at))
-                .bind(if closes { t.actor.user_id() } else { None })
-                .bind(closes.then(|| t.actor.kind().as_str()))
-                .bind(if closes { t.category_id } else { None })
-                .bind(if closes { t.subcategory_id } else { None })
-                .bind(if closes { t.comment.as_deref() } else { None })
-                .bind(with.activity_at)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-            if updated == 0 {
-                tx.rollback().await?;
-                Err(())
-            } else {
-                sqlx::query(INSERT_EVENT)
-                    .bind(Uuid::now_v7())
+        // One argument list for both backends' statements, in `$N` order.
+        macro_rules! bind_transition {
+            ($query:expr) => {
+                $query
                     .bind(t.conversation_id)
+                    .bind(t.expected_version)
+                    .bind(t.to_status.as_str())
+                    .bind(t.to_status.is_open())
+                    .bind(t.to_agent)
                     .bind(at)
+                    .bind(closes.then_some(at))
+                    .bind(if closes { t.actor.user_id() } else { None })
+                    .bind(closes.then(|| t.actor.kind().as_str()))
+                    .bind(if closes { t.category_id } else { None })
+                    .bind(if closes { t.subcategory_id } else { None })
+                    .bind(if closes { t.comment.as_deref() } else { None })
+                    .bind(with.activity_at)
+                    .bind(Uuid::now_v7())
                     .bind(t.kind.as_str())
                     .bind(t.from_status.as_str())
-                    .bind(t.to_status.as_str())
                     .bind(t.from_agent)
-                    .bind(t.to_agent)
                     .bind(t.category_id)
                     .bind(t.subcategory_id)
                     .bind(t.comment.as_deref())
                     .bind(t.actor.kind().as_str())
                     .bind(t.actor.user_id())
                     .bind(with.bulk_job_id)
+            };
+        }
+        let outcome = match self {
+            super::Store::Sqlite(pools) => {
+                let mut tx = pools.write.begin().await?;
+                let written = bind_transition!(sqlx::query(SQLITE_APPLY))
                     .execute(&mut *tx)
-                    .await?;
-                tx.notify_change(&notification).await?;
-                tx.commit().await?;
-                Ok(())
+                    .await?
+                    .rows_affected();
+                match written {
+                    2 => {
+                        tx.commit().await?;
+                        Ok(())
+                    }
+                    0 => {
+                        tx.rollback().await?;
+                        Err(())
+                    }
+                    other => {
+                        tx.rollback().await?;
+                        return Err(sqlx::Error::Protocol(format!(
+                            "a transition changed {other} rows instead of 2 or 0"
+                        ))
+                        .into());
+                    }
+                }
             }
-        });
+            super::Store::Postgres(pg) => {
+                let (updated, _): (i64, i64) = bind_transition!(sqlx::query_as(POSTGRES_APPLY))
+                    .bind(crate::live::CHANNEL)
+                    .bind(&notification)
+                    .fetch_one(&pg.pool)
+                    .await?;
+                if updated == 1 { Ok(()) } else { Err(()) }
+            }
+        };
         match outcome {
             Ok(()) => {
                 self.publish(event);
