@@ -1006,3 +1006,71 @@ async fn create_token_prints_a_token_that_is_stored_only_as_its_hash(backend: Ba
         .expect("run relevo");
     assert!(!out.status.success());
 }
+
+/// SQLite commits customer messages in batches: a message that fails in the
+/// database fails alone, and every other message of its batch is recorded.
+#[tokio::test]
+async fn a_message_that_fails_in_a_batch_fails_alone() {
+    use relevo::db::{ChannelAuth, InboundMessage, Store, Ts};
+    let Some(app) = spawn_app(Backend::Sqlite).await else {
+        return;
+    };
+    let api = api(&app).await;
+    let Store::Sqlite(pools) = &app.store else {
+        unreachable!("a SQLite app")
+    };
+    // Hold the one write connection, so the deliveries below queue up and
+    // are committed as one batch once it is released.
+    let held = pools.write.acquire().await.unwrap();
+    let good = ChannelAuth {
+        id: api.channel,
+        campaign_id: api.campaign,
+        active: true,
+    };
+    // A channel whose campaign does not exist: its new conversation breaks a
+    // foreign key.
+    let broken = ChannelAuth {
+        campaign_id: Uuid::now_v7(),
+        ..good
+    };
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let store = app.store.clone();
+        let channel = if i == 5 { broken } else { good };
+        tasks.push(tokio::spawn(async move {
+            let message = InboundMessage {
+                message_id: format!("wamid.batch-{i}"),
+                from: format!("52155888800{i:02}"),
+                name: None,
+                text: "Hola".into(),
+            };
+            store
+                .record_customer_message(&channel, &message, Ts::now())
+                .await
+        }));
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    drop(held);
+    let mut outcomes = Vec::new();
+    for task in tasks {
+        outcomes.push(task.await.unwrap());
+    }
+    for (i, outcome) in outcomes.iter().enumerate() {
+        assert_eq!(outcome.is_err(), i == 5, "message {i}: {outcome:?}");
+    }
+    assert_eq!(
+        app.scalar_i64(
+            "select count(*) from inbound_messages where message_id like 'wamid.batch-%'"
+        )
+        .await,
+        7
+    );
+    assert_eq!(
+        app.scalar_i64(
+            "select count(*) from conversations c join contacts k on k.id = c.contact_id \
+             where k.external_id like '52155888800%'"
+        )
+        .await,
+        7
+    );
+}

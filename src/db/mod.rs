@@ -131,6 +131,8 @@ pub struct SqlitePools {
     pub feed: Feed,
     /// Where the hot write transactions run (see [`write_lane`]).
     pub lane: write_lane::WriteLane,
+    /// Customer messages, committed in batches on the lane.
+    pub(crate) inbound: inbound::Batches,
 }
 
 /// The PostgreSQL pool and this instance's change feed.
@@ -290,12 +292,15 @@ impl Store {
                 .await?;
             let lane = write_lane::WriteLane::start()
                 .map_err(|e| StoreError::Database(sqlx::Error::Io(e)))?;
-            lane.spawn_checkpoints(read.clone());
+            lane.spawn_checkpoints(read.clone(), write.clone());
+            let feed = Feed::new();
+            let inbound = inbound::Batches::start(&lane, write.clone(), feed.clone());
             Ok(Store::Sqlite(SqlitePools {
                 read,
                 write,
-                feed: Feed::new(),
+                feed,
                 lane,
+                inbound,
             }))
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             // Relevo's queries are short index lookups; parallel workers only
