@@ -34,6 +34,8 @@ pub struct AppState {
     >,
     /// Mensajes views (page and counts) per scope, filters and cursor.
     pub views: std::sync::Arc<crate::routes::mensajes::ViewCache>,
+    /// What API tokens authenticate, by token hash (see `routes::api`).
+    pub tokens: std::sync::Arc<crate::routes::api::TokenCache>,
 }
 
 /// A bound, ready-to-run server.
@@ -124,6 +126,7 @@ impl Application {
                 store_feed.clone(),
                 std::time::Duration::from_secs(30),
             )),
+            tokens: std::sync::Arc::new(crate::routes::api::TokenCache::new(&store_feed)),
             views: std::sync::Arc::new(crate::routes::mensajes::ViewCache::new(
                 store_feed,
                 crate::routes::mensajes::VIEW_TTL,

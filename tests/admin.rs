@@ -556,6 +556,20 @@ async fn a_channel_token_is_shown_once_and_only_its_hash_is_stored(backend: Back
 
     // Rotation asks first, then shows a new token once; the old one is gone.
     let channel = hashes[0];
+    let deliver = |token: String, n: u32| {
+        let app = &app;
+        async move {
+            app.api_call(
+                reqwest::Method::POST,
+                &format!("/api/v1/channels/{channel}/messages"),
+                Some(&token),
+                Some(serde_json::json!({"message_id": format!("rot-{n}"), "from": "5215599990000", "text": "Hola"})),
+            )
+            .await
+            .0
+        }
+    };
+    assert_eq!(deliver(token.clone(), 1).await, StatusCode::CREATED);
     let path = format!("/campanas/{id}/canales/{channel}/rotar");
     let ask = app.post_form(&path, &[("_csrf", &csrf)]).await;
     assert!(ask.body.contains("¿Rotar el token"));
@@ -572,6 +586,9 @@ async fn a_channel_token_is_shown_once_and_only_its_hash_is_stored(backend: Back
         )
         .await;
     assert_eq!(old, vec![0]);
+    // Over the API too, at once (the token was just used, and remembered).
+    assert_eq!(deliver(token.clone(), 2).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(deliver(fresh.clone(), 3).await, StatusCode::OK);
     assert_eq!(audit_rows(&app).await, before + 2);
     assert!(!summaries(&app).await[0].contains(&fresh));
 
@@ -600,6 +617,11 @@ async fn a_channel_token_is_shown_once_and_only_its_hash_is_stored(backend: Back
             .body
             .contains(&secret)
     );
+    let unknown = format!("/api/v1/conversations/{}", uuid::Uuid::now_v7());
+    let (status, _) = app
+        .api_call(reqwest::Method::GET, &unknown, Some(&secret), None)
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "authenticated, unknown id");
     let revoke = format!("/campanas/{id}/tokens/{token_id}/revocar");
     app.post_form(&revoke, &[("_csrf", &csrf)]).await;
     assert!(
@@ -617,6 +639,10 @@ async fn a_channel_token_is_shown_once_and_only_its_hash_is_stored(backend: Back
         app.store.integration_token_campaign(&secret).await.unwrap(),
         None
     );
+    let (status, _) = app
+        .api_call(reqwest::Method::GET, &unknown, Some(&secret), None)
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "revoked: refused at once");
     assert_eq!(audit_rows(&app).await, before + 4);
 
     // Bad input: no kind, empty name.

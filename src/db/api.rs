@@ -170,14 +170,22 @@ impl super::Store {
     /// working); `None` for an unknown channel.
     pub async fn rotate_channel_token(&self, channel_id: Uuid) -> StoreResult<Option<String>> {
         let token = format!("rlv_ch_{}", crate::auth::random_token());
+        // The old token must stop working on every instance at once.
+        let event = Event::DirectoryChanged;
+        let notification = self.feed().notification(event);
         let updated = with_write!(self, |pool| {
-            sqlx::query("update channels set token_hash = $2 where id = $1")
+            let mut tx = pool.begin().await?;
+            let updated = sqlx::query("update channels set token_hash = $2 where id = $1")
                 .bind(channel_id)
                 .bind(token_hash(&token))
-                .execute(pool)
+                .execute(&mut *tx)
                 .await?
-                .rows_affected()
+                .rows_affected();
+            tx.notify_change(&notification).await?;
+            tx.commit().await?;
+            updated
         });
+        self.publish(event);
         Ok((updated == 1).then_some(token))
     }
 

@@ -22,6 +22,9 @@ const CAPACITY: usize = 10_000;
 
 pub struct EpochCache<K, V> {
     feed: Feed,
+    /// Follows the directory epoch (which also moves with access) rather
+    /// than the access epoch alone.
+    directory: bool,
     ttl: Duration,
     entries: Mutex<HashMap<K, (V, Instant, u64)>>,
 }
@@ -30,19 +33,34 @@ impl<K: Eq + Hash, V: Clone> EpochCache<K, V> {
     pub fn new(feed: Feed, ttl: Duration) -> Self {
         EpochCache {
             feed,
+            directory: false,
             ttl,
             entries: Mutex::default(),
+        }
+    }
+
+    /// A cache of values that any administrative write may change (such as
+    /// what a token authenticates), trusted only while the feed's directory
+    /// epoch is unchanged.
+    pub fn following_directory(feed: Feed, ttl: Duration) -> Self {
+        EpochCache {
+            directory: true,
+            ..EpochCache::new(feed, ttl)
         }
     }
 
     /// The epoch to read before loading a value to `put`: a change racing
     /// the load then makes the stored value stale at once.
     pub fn epoch(&self) -> u64 {
-        self.feed.access_epoch()
+        if self.directory {
+            self.feed.directory_epoch()
+        } else {
+            self.feed.access_epoch()
+        }
     }
 
     pub fn get(&self, key: &K) -> Option<V> {
-        let epoch = self.feed.access_epoch();
+        let epoch = self.epoch();
         let entries = self.entries.lock().ok()?;
         entries
             .get(key)
@@ -254,5 +272,17 @@ mod tests {
         }
         assert!(cache.entries.lock().unwrap().len() <= 4);
         assert_eq!(cache.get(&9, &Scope::All).as_deref(), Some(&"v"));
+    }
+
+    #[test]
+    fn a_directory_cache_forgets_at_any_administrative_write() {
+        let feed = Feed::new();
+        let cache = EpochCache::following_directory(feed.clone(), Duration::from_secs(60));
+        cache.put(1, "token", cache.epoch());
+        feed.publish(Event::DirectoryChanged);
+        assert_eq!(cache.get(&1), None);
+        cache.put(1, "token", cache.epoch());
+        feed.publish(Event::AccessChanged { user_id: None });
+        assert_eq!(cache.get(&1), None);
     }
 }

@@ -171,6 +171,13 @@ impl Feed {
         self.access_epoch.load(Ordering::SeqCst)
     }
 
+    /// Changes whenever rights or the directory (names, tokens, channels,
+    /// categories: anything an administrative write changes) may have
+    /// changed anywhere.
+    pub fn directory_epoch(&self) -> u64 {
+        self.views.everything.load(Ordering::SeqCst)
+    }
+
     /// A number that changes whenever anything a Mensajes view of `scope`
     /// shows may have changed: read it before loading a view, and trust the
     /// view only while it is unchanged.

@@ -24,8 +24,11 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::db::{Acknowledged, ChannelAuth, InboundMessage, InboundOutcome, StoreError, Ts};
+use crate::db::{
+    Acknowledged, ChannelAuth, InboundMessage, InboundOutcome, StoreError, Ts, token_hash,
+};
 use crate::domain::{Conversation, Scope, TransitionError};
+use crate::live::cache::EpochCache;
 use crate::service::{self, ServiceError};
 use crate::startup::AppState;
 
@@ -228,14 +231,44 @@ fn bearer(req: &HttpRequest) -> Option<&str> {
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
+/// What API tokens authenticate, by the token's hash, so that a busy channel
+/// is not looked up in the database on every message. Only tokens that
+/// authenticate are kept, and only until the next administrative write on
+/// any instance (a rotation, a revocation, a deactivated channel: see
+/// `EpochCache::following_directory`) or a minute without any.
+pub struct TokenCache {
+    channels: EpochCache<String, ChannelAuth>,
+    integrations: EpochCache<String, Uuid>,
+}
+
+impl TokenCache {
+    pub fn new(feed: &crate::live::Feed) -> TokenCache {
+        let ttl = std::time::Duration::from_secs(60);
+        TokenCache {
+            channels: EpochCache::following_directory(feed.clone(), ttl),
+            integrations: EpochCache::following_directory(feed.clone(), ttl),
+        }
+    }
+}
+
 /// The scope of the request's integration token: its campaign.
 async fn integration_scope(req: &HttpRequest, state: &AppState) -> Result<Scope, ApiError> {
     let token = bearer(req).ok_or_else(ApiError::unauthorized)?;
-    let campaign = state
-        .store
-        .integration_token_campaign(token)
-        .await?
-        .ok_or_else(ApiError::unauthorized)?;
+    let key = token_hash(token);
+    let cache = &state.tokens.integrations;
+    let campaign = match cache.get(&key) {
+        Some(campaign) => campaign,
+        None => {
+            let epoch = cache.epoch();
+            let campaign = state
+                .store
+                .integration_token_campaign(token)
+                .await?
+                .ok_or_else(ApiError::unauthorized)?;
+            cache.put(key, campaign, epoch);
+            campaign
+        }
+    };
     Ok(Scope::Campaigns(vec![campaign]))
 }
 
@@ -326,11 +359,21 @@ async fn channel_auth(
     raw_channel_id: &str,
 ) -> Result<ChannelAuth, ApiError> {
     let token = bearer(req).ok_or_else(ApiError::unauthorized)?;
-    let channel: ChannelAuth = state
-        .store
-        .channel_by_token(token)
-        .await?
-        .ok_or_else(ApiError::unauthorized)?;
+    let key = token_hash(token);
+    let cache = &state.tokens.channels;
+    let channel = match cache.get(&key) {
+        Some(channel) => channel,
+        None => {
+            let epoch = cache.epoch();
+            let channel: ChannelAuth = state
+                .store
+                .channel_by_token(token)
+                .await?
+                .ok_or_else(ApiError::unauthorized)?;
+            cache.put(key, channel, epoch);
+            channel
+        }
+    };
     let channel_id = parse_id(raw_channel_id)?;
     if channel.id != channel_id || !channel.active {
         return Err(ApiError::not_found("No encontramos ese canal"));
