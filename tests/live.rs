@@ -311,3 +311,63 @@ async fn a_cancel_through_one_instance_reaches_a_viewer_on_another() {
         "the other instance's viewer got it: {seen:?}"
     );
 }
+
+/// A view cached by one instance is not served after a change made through
+/// another: the notification that reaches its live viewers also makes its
+/// cached views stale.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_reloaded_on_one_instance_shows_a_change_made_through_another() {
+    let Some(first) = spawn_app(Backend::Postgres).await else {
+        return;
+    };
+    let url = first.database_url.clone();
+    let second_store = relevo::db::Store::connect(&url).await.unwrap();
+    let settings = relevo::config::Settings {
+        database_url: url.clone(),
+        bind: "127.0.0.1:0".parse().unwrap(),
+        session_key: None,
+        secure_cookies: false,
+        timezone: chrono_tz::America::Mexico_City,
+        metrics: Default::default(),
+    };
+    let second_app = relevo::startup::Application::build_with_store(settings, second_store.clone())
+        .await
+        .unwrap();
+    let second_port = second_app.port();
+    tokio::spawn(second_app.run_until_stopped());
+    let second = common::TestApp::attach(second_port, second_store, Backend::Postgres, url);
+    second.login_as_admin().await;
+    // Let the second instance's LISTEN be in place.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (folio, _) = icr_in(&first, "Ventas Hogar", 0).await;
+    let row = format!("id=\"conversacion-{folio}\"");
+    // Cached on the second instance (shown twice, the second from memory).
+    assert!(
+        second
+            .get("/mensajes?estatus=icr")
+            .await
+            .body
+            .contains(&row)
+    );
+    assert!(
+        second
+            .get("/mensajes?estatus=icr")
+            .await
+            .body
+            .contains(&row)
+    );
+    // Changed through the first instance's Store.
+    change(&first, folio).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    loop {
+        let page = second.get("/mensajes?estatus=icr").await;
+        if !page.body.contains(&row) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the second instance still serves the old view"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

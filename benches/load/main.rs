@@ -42,6 +42,7 @@ pub struct Options {
 pub const ALL_SCENARIOS: &[&str] = &[
     "raw",
     "list",
+    "list-changing",
     "search",
     "cancel",
     "contend",

@@ -259,7 +259,7 @@ pub async fn run(
                 ("cancel p99 ms".into(), ms(&ch, 0.99), String::new()),
             ])
         }
-        "list" | "search" => {
+        "list" | "list-changing" | "search" => {
             let server = Server::start(url).await?;
             let mut sessions = Vec::new();
             for _ in 0..clients {
@@ -268,6 +268,56 @@ pub async fn run(
             let sessions = Arc::new(sessions);
             let address = server.address.clone();
             let search = name == "search";
+            // `list-changing`: the same views while conversations of the
+            // viewer's campaigns are cancelled through the console, so the
+            // cached views keep going stale as they would in a busy centre.
+            let changer = if name == "list-changing" {
+                let store = Store::connect(url).await?;
+                let work = open_conversations(&store, &dataset::admin_campaigns(0), 20_000).await?;
+                store.close().await;
+                let (client, csrf) = login(&server.address, "bench-super@relevo.bench").await?;
+                let address = server.address.clone();
+                let until = Instant::now() + seconds;
+                Some(tokio::spawn(async move {
+                    let interval = Duration::from_micros(1_000_000 / CHANGES_PER_SECOND);
+                    let started = Instant::now();
+                    let mut in_flight = Vec::new();
+                    for (i, (folio, version, campaign)) in work.into_iter().enumerate() {
+                        if Instant::now() >= until {
+                            break;
+                        }
+                        let due = started + interval * i as u32;
+                        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                            tokio::time::sleep(wait).await;
+                        }
+                        let (client, csrf, address) =
+                            (client.clone(), csrf.clone(), address.clone());
+                        in_flight.push(tokio::spawn(async move {
+                            client
+                                .post(format!("{address}/mensajes/{folio}/acciones"))
+                                .header("HX-Request", "true")
+                                .form(&[
+                                    ("_csrf", csrf.as_str()),
+                                    ("version", &version.to_string()),
+                                    ("accion", "cancelar"),
+                                    ("categoria", &category_of(campaign).to_string()),
+                                ])
+                                .send()
+                                .await
+                                .is_ok_and(|r| r.status().as_u16() == 200)
+                        }));
+                    }
+                    let elapsed = started.elapsed().as_secs_f64();
+                    let mut applied = 0u64;
+                    for task in in_flight {
+                        applied += u64::from(task.await.unwrap_or(false));
+                    }
+                    applied as f64 / elapsed
+                }))
+            } else {
+                None
+            };
+            let cache_before = view_cache_counts(&server.address).await;
             let rss_peak = Arc::new(Mutex::new(0.0f64));
             let sampler = {
                 let rss_peak = rss_peak.clone();
@@ -328,6 +378,11 @@ pub async fn run(
             let rps = ok as f64 / elapsed;
             let cpu = cpu_ms_per(&server, cpu_before, ok);
             let peak = *rss_peak.lock().unwrap();
+            let cache_after = view_cache_counts(&server.address).await;
+            let changes_per_second = match changer {
+                Some(task) => Some(task.await.unwrap_or(0.0)),
+                None => None,
+            };
             server.stop().await;
             let mut figures = vec![
                 (
@@ -349,6 +404,26 @@ pub async fn run(
                     "server RSS under load, MiB".into(),
                     peak,
                     "peak of 100 ms samples".into(),
+                ));
+                let (hits, misses) = (
+                    cache_after.0.saturating_sub(cache_before.0),
+                    cache_after.1.saturating_sub(cache_before.1),
+                );
+                figures.push((
+                    "views served from the cache, %".into(),
+                    if hits + misses == 0 {
+                        0.0
+                    } else {
+                        hits as f64 * 100.0 / (hits + misses) as f64
+                    },
+                    "the rest read the database (see /metrics)".into(),
+                ));
+            }
+            if let Some(rate) = changes_per_second {
+                figures.push((
+                    "cancels/s in the viewer's campaigns meanwhile".into(),
+                    rate,
+                    "through the console, each making the cached views stale".into(),
                 ));
             }
             Ok(figures)
@@ -827,6 +902,25 @@ async fn live(options: &Options, url: &str) -> anyhow::Result<Figures> {
             String::new(),
         ),
     ])
+}
+
+/// Changes per second applied during `list-changing`.
+const CHANGES_PER_SECOND: u64 = 100;
+
+/// The server's view cache (hits, misses) so far, from `/metrics`.
+async fn view_cache_counts(address: &str) -> (u64, u64) {
+    let Ok(response) = client().get(format!("{address}/metrics")).send().await else {
+        return (0, 0);
+    };
+    let text = response.text().await.unwrap_or_default();
+    let value = |outcome: &str| {
+        let prefix = format!("relevo_view_cache_total{{outcome=\"{outcome}\"}} ");
+        text.lines()
+            .find_map(|l| l.strip_prefix(prefix.as_str()))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    (value("hit"), value("miss"))
 }
 
 /// The server's CPU milliseconds per successful request since `before`.

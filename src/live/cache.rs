@@ -92,15 +92,17 @@ impl<K: Eq + Hash, V: Clone> EpochCache<K, V> {
 /// they reload has not changed: every change of a campaign, access change,
 /// directory change, resync or outage, committed here or announced by
 /// another instance, moves the stamp synchronously as it is published, so
-/// the next request for a view it may affect reads the database again. A
-/// view loaded while a change was being published is stored under the
-/// stamp read *before* loading, so it is stale at once. The TTL only bounds
-/// what no event announces (someone editing the database by hand).
+/// the next request for a view it may affect reads the database again. An
+/// entry is made under the stamp read *before* loading, so a view loaded
+/// while a change was being published is stale at once. The TTL only
+/// bounds what no event announces (someone editing the database by hand).
 ///
-/// Searches are not cached: their keys rarely repeat.
-/// A cached view, when it was stored, and the stamp read before loading it.
-type ViewEntry<V> = (std::sync::Arc<V>, Instant, u64);
-
+/// Loads are shared: requests for a view that is being loaded under the
+/// same stamp wait for that load instead of running the same query again.
+/// In a busy centre the stamp of an Administrador's campaigns moves many
+/// times a second, and without sharing every one of the viewers that
+/// missed at once ran the query (at 100 changes a second in the viewer's
+/// campaigns, 6 % of views came from memory; see BENCHMARKS.md).
 pub struct ViewCache<K, V> {
     feed: Feed,
     ttl: Duration,
@@ -110,7 +112,15 @@ pub struct ViewCache<K, V> {
     misses: std::sync::atomic::AtomicU64,
 }
 
-impl<K: Eq + Hash, V> ViewCache<K, V> {
+/// A view (loaded, or being loaded), the stamp read before loading it, and
+/// when the entry was made.
+struct ViewEntry<V> {
+    value: std::sync::Arc<tokio::sync::OnceCell<std::sync::Arc<V>>>,
+    stamp: u64,
+    at: Instant,
+}
+
+impl<K: Eq + Hash + Clone, V> ViewCache<K, V> {
     pub fn new(feed: Feed, ttl: Duration, capacity: usize) -> Self {
         ViewCache {
             feed,
@@ -122,41 +132,77 @@ impl<K: Eq + Hash, V> ViewCache<K, V> {
         }
     }
 
-    /// The stamp to read before loading a value of `scope` to `put`.
-    pub fn stamp(&self, scope: &crate::domain::Scope) -> u64 {
-        self.feed.view_stamp(scope)
-    }
-
-    /// The value stored under `key` if nothing it shows may have changed.
-    pub fn get(&self, key: &K, scope: &crate::domain::Scope) -> Option<std::sync::Arc<V>> {
+    /// The view under `key` (of `scope`): from memory if nothing it shows
+    /// may have changed since it was loaded, from the load in flight under
+    /// the current stamp if there is one, or from `load`.
+    pub async fn get_or_load<E, F, Fut>(
+        &self,
+        key: &K,
+        scope: &crate::domain::Scope,
+        load: F,
+    ) -> Result<std::sync::Arc<V>, E>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<V, E>>,
+    {
         use std::sync::atomic::Ordering::Relaxed;
         let stamp = self.feed.view_stamp(scope);
-        let found = self.entries.lock().ok().and_then(|entries| {
-            entries
-                .get(key)
-                .filter(|(_, at, seen)| *seen == stamp && at.elapsed() < self.ttl)
-                .map(|(value, _, _)| value.clone())
-        });
-        match &found {
-            Some(_) => self.hits.fetch_add(1, Relaxed),
-            None => self.misses.fetch_add(1, Relaxed),
-        };
-        found
+        let cell = self.cell(key, stamp);
+        if let Some(value) = cell.get() {
+            self.hits.fetch_add(1, Relaxed);
+            return Ok(value.clone());
+        }
+        let mut loaded = false;
+        let value = cell
+            .get_or_try_init(|| async {
+                loaded = true;
+                load().await.map(std::sync::Arc::new)
+            })
+            .await?;
+        // A request that waited for another's load is served from memory.
+        if loaded {
+            self.misses.fetch_add(1, Relaxed);
+        } else {
+            self.hits.fetch_add(1, Relaxed);
+        }
+        Ok(value.clone())
     }
 
-    /// Stores `value`, loaded after reading `stamp`.
-    pub fn put(&self, key: K, value: std::sync::Arc<V>, stamp: u64) {
-        if let Ok(mut entries) = self.entries.lock() {
-            if entries.len() >= self.capacity {
-                // Stale entries go first; if every entry is current, start over.
-                let now = Instant::now();
-                entries.retain(|_, (_, at, _)| now.duration_since(*at) < self.ttl);
-                if entries.len() >= self.capacity {
-                    entries.clear();
-                }
-            }
-            entries.insert(key, (value, Instant::now(), stamp));
+    /// The entry for `key` under `stamp`: the current one, or a new, empty
+    /// one replacing a stale one.
+    fn cell(
+        &self,
+        key: &K,
+        stamp: u64,
+    ) -> std::sync::Arc<tokio::sync::OnceCell<std::sync::Arc<V>>> {
+        let Ok(mut entries) = self.entries.lock() else {
+            // A poisoned lock: load without sharing.
+            return Default::default();
+        };
+        if let Some(entry) = entries.get(key)
+            && entry.stamp == stamp
+            && entry.at.elapsed() < self.ttl
+        {
+            return entry.value.clone();
         }
+        if entries.len() >= self.capacity {
+            // Stale entries go first; if every entry is current, start over.
+            let now = Instant::now();
+            entries.retain(|_, e| now.duration_since(e.at) < self.ttl);
+            if entries.len() >= self.capacity {
+                entries.clear();
+            }
+        }
+        let value: std::sync::Arc<tokio::sync::OnceCell<std::sync::Arc<V>>> = Default::default();
+        entries.insert(
+            key.clone(),
+            ViewEntry {
+                value: value.clone(),
+                stamp,
+                at: Instant::now(),
+            },
+        );
+        value
     }
 
     /// (hits, misses) since start, for `/metrics`.
@@ -213,33 +259,52 @@ mod tests {
         })
     }
 
-    #[test]
-    fn a_view_is_stale_after_a_change_of_its_campaigns_only() {
+    /// The view under `key`, and whether it had to be loaded.
+    async fn view(
+        cache: &ViewCache<u32, &'static str>,
+        key: u32,
+        scope: &Scope,
+        value: &'static str,
+    ) -> (&'static str, bool) {
+        let mut loaded = false;
+        let got = cache
+            .get_or_load(&key, scope, || async {
+                loaded = true;
+                Ok::<_, ()>(value)
+            })
+            .await
+            .unwrap();
+        (*got, loaded)
+    }
+
+    #[tokio::test]
+    async fn a_view_is_stale_after_a_change_of_its_campaigns_only() {
         let (feed, cache) = view_cache();
         let (mine, other) = (uuid::Uuid::from_u128(1), uuid::Uuid::from_u128(2));
         let scope = Scope::Campaigns(vec![mine]);
-        cache.put(1, "a".into(), cache.stamp(&scope));
-        assert_eq!(cache.get(&1, &scope).as_deref(), Some(&"a"));
+        assert_eq!(view(&cache, 1, &scope, "a").await, ("a", true));
+        assert_eq!(view(&cache, 1, &scope, "b").await, ("a", false));
         feed.publish(change_of(other));
         assert_eq!(
-            cache.get(&1, &scope).as_deref(),
-            Some(&"a"),
+            view(&cache, 1, &scope, "b").await,
+            ("a", false),
             "another campaign"
         );
         feed.publish(change_of(mine));
-        assert_eq!(cache.get(&1, &scope), None);
+        assert_eq!(view(&cache, 1, &scope, "b").await, ("b", true));
+        assert_eq!(cache.counts(), (2, 2));
     }
 
-    #[test]
-    fn every_change_makes_an_unscoped_view_stale() {
+    #[tokio::test]
+    async fn every_change_makes_an_unscoped_view_stale() {
         let (feed, cache) = view_cache();
-        cache.put(1, "a".into(), cache.stamp(&Scope::All));
+        view(&cache, 1, &Scope::All, "a").await;
         feed.publish(change_of(uuid::Uuid::from_u128(7)));
-        assert_eq!(cache.get(&1, &Scope::All), None);
+        assert_eq!(view(&cache, 1, &Scope::All, "b").await, ("b", true));
     }
 
-    #[test]
-    fn directory_access_resync_and_outage_events_make_every_view_stale() {
+    #[tokio::test]
+    async fn directory_access_resync_and_outage_events_make_every_view_stale() {
         for event in [
             Event::DirectoryChanged,
             Event::AccessChanged { user_id: None },
@@ -248,30 +313,77 @@ mod tests {
         ] {
             let (feed, cache) = view_cache();
             let scope = Scope::Campaigns(vec![uuid::Uuid::from_u128(1)]);
-            cache.put(1, "a".into(), cache.stamp(&scope));
+            view(&cache, 1, &scope, "a").await;
             feed.publish(event);
-            assert_eq!(cache.get(&1, &scope), None, "{event:?}");
+            assert_eq!(view(&cache, 1, &scope, "b").await, ("b", true), "{event:?}");
         }
     }
 
-    #[test]
-    fn a_view_loaded_while_its_campaign_changed_is_never_served() {
+    #[tokio::test]
+    async fn a_view_loaded_while_its_campaign_changed_is_never_served() {
         let (feed, cache) = view_cache();
         let scope = Scope::Campaigns(vec![uuid::Uuid::from_u128(1)]);
-        let stamp = cache.stamp(&scope);
-        feed.publish(change_of(uuid::Uuid::from_u128(1)));
-        cache.put(1, "loaded during the change".into(), stamp);
-        assert_eq!(cache.get(&1, &scope), None);
+        let during = cache
+            .get_or_load(&1, &scope, || async {
+                // The change is published while the view is being read.
+                feed.publish(change_of(uuid::Uuid::from_u128(1)));
+                Ok::<_, ()>("loaded during the change")
+            })
+            .await
+            .unwrap();
+        assert_eq!(*during, "loaded during the change");
+        assert_eq!(view(&cache, 1, &scope, "after").await, ("after", true));
     }
 
-    #[test]
-    fn the_view_cache_stays_within_its_capacity() {
+    #[tokio::test]
+    async fn requests_for_a_view_being_loaded_share_the_load() {
+        let (_, cache) = view_cache();
+        let cache = std::sync::Arc::new(cache);
+        let loads = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let (release, wait) = tokio::sync::watch::channel(false);
+        let mut tasks = Vec::new();
+        for _ in 0..10 {
+            let (cache, loads, mut wait) = (cache.clone(), loads.clone(), wait.clone());
+            tasks.push(tokio::spawn(async move {
+                *cache
+                    .get_or_load(&1, &Scope::All, || async move {
+                        loads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        let _ = wait.wait_for(|go| *go).await;
+                        Ok::<_, ()>("v")
+                    })
+                    .await
+                    .unwrap()
+            }));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        release.send(true).unwrap();
+        for task in tasks {
+            assert_eq!(task.await.unwrap(), "v");
+        }
+        assert_eq!(loads.load(std::sync::atomic::Ordering::SeqCst), 1);
+        assert_eq!(cache.counts(), (9, 1));
+    }
+
+    #[tokio::test]
+    async fn a_failed_load_is_not_kept() {
+        let (_, cache) = view_cache();
+        let failed = cache
+            .get_or_load(&1, &Scope::All, || async {
+                Err::<&str, _>("database down")
+            })
+            .await;
+        assert_eq!(failed.unwrap_err(), "database down");
+        assert_eq!(view(&cache, 1, &Scope::All, "v").await, ("v", true));
+    }
+
+    #[tokio::test]
+    async fn the_view_cache_stays_within_its_capacity() {
         let (_, cache) = view_cache();
         for key in 0..10 {
-            cache.put(key, "v".into(), cache.stamp(&Scope::All));
+            view(&cache, key, &Scope::All, "v").await;
         }
         assert!(cache.entries.lock().unwrap().len() <= 4);
-        assert_eq!(cache.get(&9, &Scope::All).as_deref(), Some(&"v"));
+        assert_eq!(view(&cache, 9, &Scope::All, "w").await, ("v", false));
     }
 
     #[test]

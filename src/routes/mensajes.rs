@@ -424,13 +424,12 @@ async fn view(
         ));
     }
     let key = (scope.clone(), filter.clone(), cursor);
-    if let Some(view) = state.views.get(&key, scope) {
-        return Ok(view);
-    }
-    let stamp = state.views.stamp(scope);
-    let view = std::sync::Arc::new(state.store.list_with_counts(scope, filter, cursor).await?);
-    state.views.put(key, view.clone(), stamp);
-    Ok(view)
+    Ok(state
+        .views
+        .get_or_load(&key, scope, || {
+            state.store.list_with_counts(scope, filter, cursor)
+        })
+        .await?)
 }
 
 /// `GET /mensajes`
