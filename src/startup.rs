@@ -36,6 +36,8 @@ pub struct AppState {
     pub views: std::sync::Arc<crate::routes::mensajes::ViewCache>,
     /// What API tokens authenticate, by token hash (see `routes::api`).
     pub tokens: std::sync::Arc<crate::routes::api::TokenCache>,
+    /// Closure categories named by Cancelar forms (see `routes::acciones`).
+    pub closure_refs: std::sync::Arc<crate::routes::acciones::ClosureRefs>,
 }
 
 /// A bound, ready-to-run server.
@@ -127,6 +129,9 @@ impl Application {
                 std::time::Duration::from_secs(30),
             )),
             tokens: std::sync::Arc::new(crate::routes::api::TokenCache::new(&store_feed)),
+            closure_refs: std::sync::Arc::new(crate::routes::acciones::ClosureRefs::new(
+                &store_feed,
+            )),
             views: std::sync::Arc::new(crate::routes::mensajes::ViewCache::new(
                 store_feed,
                 crate::routes::mensajes::VIEW_TTL,

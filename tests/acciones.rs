@@ -997,16 +997,28 @@ async fn history_keeps_the_names_of_deactivated_categories(backend: Backend) {
     )
     .await;
     assert_eq!(page.status, StatusCode::OK);
-    app.execute_id(
-        "update closure_subcategories set active = false where id = $1",
-        fx.subcategory,
-    )
-    .await;
-    app.execute_id(
-        "update closure_categories set active = false where id = $1",
-        fx.category,
-    )
-    .await;
+    // Deactivated as Categorías does it (an administrative write: what the
+    // console remembers of the category is forgotten at once).
+    let admin = app
+        .uuids_where("select id from users where email = $1", common::ADMIN_EMAIL)
+        .await[0];
+    let campaign = app.campaign_id("Ventas Hogar").await;
+    app.store
+        .set_subcategory_active(
+            admin,
+            campaign,
+            fx.subcategory,
+            false,
+            relevo::db::Ts::now(),
+        )
+        .await
+        .unwrap()
+        .expect("deactivated");
+    app.store
+        .set_category_active(admin, campaign, fx.category, false, relevo::db::Ts::now())
+        .await
+        .unwrap()
+        .expect("deactivated");
     let detail = app.get(&format!("/mensajes/{}", fx.folio)).await;
     assert!(
         detail

@@ -20,8 +20,11 @@ use crate::auth::{CurrentUser, csrf};
 use crate::db::{AgentOption, CategoryOption, ConversationRow, HistoryRow, Store};
 use crate::domain::conversation::{self as rules};
 use crate::domain::text::COMMENT_MAX_CHARS;
-use crate::domain::{EventKind, Invalid, Lookup, Transition, TransitionError};
+use crate::domain::{
+    CategoryRef, EventKind, Invalid, Lookup, SubcategoryRef, Transition, TransitionError,
+};
 use crate::error::AppError;
+use crate::live::cache::EpochCache;
 use crate::startup::AppState;
 
 /// What the form posts. Every field is optional text: the rules decide.
@@ -156,6 +159,47 @@ where
         Err(()) => Lookup::Unknown,
         Ok(Some(id)) => find(id).await?.map_or(Lookup::Unknown, Lookup::Found),
     })
+}
+
+/// The closure categories and sub-categories forms name, by id, so that a
+/// confirmation does not look its category up again: kept only while no
+/// administrative write (a deactivation, a move) has happened on any
+/// instance (see `EpochCache::following_directory`), or a minute.
+pub struct ClosureRefs {
+    categories: EpochCache<Uuid, CategoryRef>,
+    subcategories: EpochCache<Uuid, SubcategoryRef>,
+}
+
+impl ClosureRefs {
+    pub fn new(feed: &crate::live::Feed) -> ClosureRefs {
+        let ttl = std::time::Duration::from_secs(60);
+        ClosureRefs {
+            categories: EpochCache::following_directory(feed.clone(), ttl),
+            subcategories: EpochCache::following_directory(feed.clone(), ttl),
+        }
+    }
+}
+
+/// `id` from `cache`, or from `load` (and then remembered if it exists).
+async fn remembered<T, F, Fut>(
+    cache: &EpochCache<Uuid, T>,
+    id: Uuid,
+    load: F,
+) -> Result<Option<T>, crate::db::StoreError>
+where
+    T: Clone,
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Result<Option<T>, crate::db::StoreError>>,
+{
+    if let Some(found) = cache.get(&id) {
+        return Ok(Some(found));
+    }
+    let epoch = cache.epoch();
+    let found = load().await?;
+    if let Some(value) = &found {
+        cache.put(id, value.clone(), epoch);
+    }
+    Ok(found)
 }
 
 /// Everything the form shows besides what was typed.
@@ -448,8 +492,15 @@ pub async fn submit(
     let conversation = row.to_domain();
     let computed: Result<Transition, TransitionError> = match input.accion.as_str() {
         "cancelar" => {
-            let category = lookup(&input.categoria, |id| store.category_ref(id)).await?;
-            let subcategory = lookup(&input.subcategoria, |id| store.subcategory_ref(id)).await?;
+            let refs = &state.closure_refs;
+            let category = lookup(&input.categoria, |id| {
+                remembered(&refs.categories, id, move || store.category_ref(id))
+            })
+            .await?;
+            let subcategory = lookup(&input.subcategoria, |id| {
+                remembered(&refs.subcategories, id, move || store.subcategory_ref(id))
+            })
+            .await?;
             rules::cancel(
                 &conversation,
                 user.user_id,
