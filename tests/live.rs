@@ -6,8 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::{ADMIN_EMAIL, Backend, SseReader, TestApp, new_client, spawn_app};
-use relevo::domain::conversation::{HandoffOutcome, handoff};
-use relevo::domain::{Role, Scope};
+use relevo::domain::Role;
 use reqwest::StatusCode;
 use uuid::Uuid;
 
@@ -41,23 +40,7 @@ async fn icr_in(app: &TestApp, campaign: &'static str, nth: usize) -> (i64, Uuid
 
 /// Moves an ICR conversation to Agentes Desconectados through the rules.
 async fn change(app: &TestApp, folio: i64) {
-    let row = app
-        .store
-        .conversation(&Scope::All, folio)
-        .await
-        .unwrap()
-        .unwrap();
-    let t = handoff(
-        &row.to_domain(),
-        HandoffOutcome::AgentsOffline,
-        chrono::Utc::now(),
-    )
-    .unwrap();
-    app.store
-        .apply_transition(&t)
-        .await
-        .unwrap()
-        .expect("no conflict");
+    app.hand_off_to_agents_offline(folio).await;
 }
 
 fn change_ids(events: &[(String, String)]) -> Vec<Uuid> {
@@ -266,14 +249,11 @@ async fn a_stream_closed_by_the_server_says_reconnect_and_a_new_one_starts_fresh
     assert!(change_ids(&events).contains(&id));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_cancel_through_one_instance_reaches_a_viewer_on_another() {
-    let Some(first) = spawn_app(Backend::Postgres).await else {
-        return;
-    };
-    // A second instance on the same database, with its own feed and listener.
+/// A second instance on `first`'s PostgreSQL database, with its own feed
+/// and listener (sessions are shared through the database).
+async fn second_instance(first: &TestApp) -> TestApp {
     let url = first.database_url.clone();
-    let second_store = relevo::db::Store::connect(&url).await.unwrap();
+    let store = relevo::db::Store::connect(&url).await.unwrap();
     let settings = relevo::config::Settings {
         database_url: url.clone(),
         bind: "127.0.0.1:0".parse().unwrap(),
@@ -282,12 +262,20 @@ async fn a_cancel_through_one_instance_reaches_a_viewer_on_another() {
         timezone: chrono_tz::America::Mexico_City,
         metrics: Default::default(),
     };
-    let second_app = relevo::startup::Application::build_with_store(settings, second_store.clone())
+    let app = relevo::startup::Application::build_with_store(settings, store.clone())
         .await
         .unwrap();
-    let second_port = second_app.port();
-    tokio::spawn(second_app.run_until_stopped());
-    let second = common::TestApp::attach(second_port, second_store, Backend::Postgres, url);
+    let port = app.port();
+    tokio::spawn(app.run_until_stopped());
+    TestApp::attach(port, store, Backend::Postgres, url)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancel_through_one_instance_reaches_a_viewer_on_another() {
+    let Some(first) = spawn_app(Backend::Postgres).await else {
+        return;
+    };
+    let second = second_instance(&first).await;
     // Sessions are shared through the database (same generated session key).
     second.login_as_admin().await;
     let mut stream = SseReader::open(&second, &second.client, "/mensajes/eventos").await;
@@ -320,22 +308,7 @@ async fn a_page_reloaded_on_one_instance_shows_a_change_made_through_another() {
     let Some(first) = spawn_app(Backend::Postgres).await else {
         return;
     };
-    let url = first.database_url.clone();
-    let second_store = relevo::db::Store::connect(&url).await.unwrap();
-    let settings = relevo::config::Settings {
-        database_url: url.clone(),
-        bind: "127.0.0.1:0".parse().unwrap(),
-        session_key: None,
-        secure_cookies: false,
-        timezone: chrono_tz::America::Mexico_City,
-        metrics: Default::default(),
-    };
-    let second_app = relevo::startup::Application::build_with_store(settings, second_store.clone())
-        .await
-        .unwrap();
-    let second_port = second_app.port();
-    tokio::spawn(second_app.run_until_stopped());
-    let second = common::TestApp::attach(second_port, second_store, Backend::Postgres, url);
+    let second = second_instance(&first).await;
     second.login_as_admin().await;
     // Let the second instance's LISTEN be in place.
     tokio::time::sleep(Duration::from_millis(300)).await;

@@ -628,8 +628,6 @@ fn row_of(html: &str, folio: i64) -> Option<&str> {
 /// something they show changes: a transition, a new conversation, a rename.
 /// Whatever changed, the next reload shows it.
 async fn a_reloaded_page_shows_every_change_made_since_it_was_last_shown(backend: Backend) {
-    use relevo::domain::Scope;
-    use relevo::domain::conversation::{HandoffOutcome, handoff};
     let Some(app) = spawn_app(backend).await else {
         return;
     };
@@ -650,23 +648,7 @@ async fn a_reloaded_page_shows_every_change_made_since_it_was_last_shown(backend
     assert!(row.contains("badge badge-icr"), "{row}");
 
     // A transition (here the router's, straight through the Store).
-    let conversation = app
-        .store
-        .conversation(&Scope::All, folio)
-        .await
-        .unwrap()
-        .unwrap();
-    let t = handoff(
-        &conversation.to_domain(),
-        HandoffOutcome::AgentsOffline,
-        chrono::Utc::now(),
-    )
-    .unwrap();
-    app.store
-        .apply_transition(&t)
-        .await
-        .unwrap()
-        .expect("no conflict");
+    app.hand_off_to_agents_offline(folio).await;
     let after = app.get("/mensajes").await;
     let row = row_of(&after.body, folio).expect("still open, still shown");
     assert!(row.contains("badge badge-agents_offline"), "{row}");

@@ -171,6 +171,51 @@ const POSTGRES_CONTINUE: &str = "with touched as (update conversations \
      announce as (select pg_notify($7, $8)) \
      select null::bigint, (select count(*) from claim), (select count(*) from announce)";
 
+/// Binds the look-up's arguments (`$1`-`$7`, see [`upsert_contact!`]).
+macro_rules! bind_look_up {
+    ($query:expr, $channel:expr, $message:expr, $ids:expr, $name:expr, $name_key:expr, $now:expr) => {
+        $query
+            .bind($channel.id)
+            .bind(&$message.message_id)
+            .bind($ids.contact)
+            .bind(&$message.from)
+            .bind($name)
+            .bind($name_key)
+            .bind($now)
+    };
+}
+
+/// Binds a new conversation's arguments (`$1`-`$10`, see
+/// [`insert_conversation!`]).
+macro_rules! bind_start {
+    ($query:expr, $channel:expr, $message:expr, $ids:expr, $contact_id:expr, $reactivates:expr, $now:expr) => {
+        $query
+            .bind($ids.conversation)
+            .bind($channel.campaign_id)
+            .bind($channel.id)
+            .bind($contact_id)
+            .bind($now)
+            .bind($reactivates)
+            .bind($ids.event)
+            .bind($ids.message)
+            .bind(&$message.message_id)
+            .bind(&$message.text)
+    };
+}
+
+/// Binds new activity's arguments (`$1`-`$6`, see [`SQLITE_CONTINUE`]).
+macro_rules! bind_continue {
+    ($query:expr, $channel:expr, $message:expr, $ids:expr, $open:expr, $now:expr) => {
+        $query
+            .bind($open.id)
+            .bind($now)
+            .bind($channel.id)
+            .bind($ids.message)
+            .bind(&$message.message_id)
+            .bind(&$message.text)
+    };
+}
+
 /// A delivery already processed: its first outcome, as stored.
 const PROCESSED: &str = "select m.conversation_id, m.started_conversation, c.folio, \
     c.reactivates_id from inbound_messages m join conversations c on c.id = m.conversation_id \
@@ -351,53 +396,53 @@ async fn deliver_sqlite(
     let name = message.name.as_deref();
     let name_key = name.map(crate::domain::text::fold);
     let ids = NewIds::new();
-    let state: DeliveryState = sqlx::query_as(SQLITE_LOOK_UP)
-        .bind(channel.id)
-        .bind(&message.message_id)
-        .bind(ids.contact)
-        .bind(&message.from)
-        .bind(name)
-        .bind(name_key.as_deref())
-        .bind(now)
-        // Every row, so that every statement of the script runs.
-        .fetch_all(&mut *tx)
-        .await?
-        .pop()
-        .ok_or_else(|| sqlx::Error::Protocol("no delivery state".into()))?;
+    let state: DeliveryState = bind_look_up!(
+        sqlx::query_as(SQLITE_LOOK_UP),
+        channel,
+        message,
+        ids,
+        name,
+        name_key.as_deref(),
+        now
+    )
+    // Every row, so that every statement of the script runs.
+    .fetch_all(&mut *tx)
+    .await?
+    .pop()
+    .ok_or_else(|| sqlx::Error::Protocol("no delivery state".into()))?;
     if let Some(first) = state.first_outcome() {
         return Ok(Err(first));
     }
     let plan = Plan::decide(&state)?;
     let folio = match &plan {
         Plan::Continue(open) => {
-            sqlx::query(SQLITE_CONTINUE)
-                .bind(open.id)
-                .bind(now)
-                .bind(channel.id)
-                .bind(ids.message)
-                .bind(&message.message_id)
-                .bind(&message.text)
-                .execute(&mut *tx)
-                .await?;
+            bind_continue!(
+                sqlx::query(SQLITE_CONTINUE),
+                channel,
+                message,
+                ids,
+                open,
+                now
+            )
+            .execute(&mut *tx)
+            .await?;
             None
         }
         Plan::Start {
             contact_id,
             reactivates,
-        } => sqlx::query_scalar(SQLITE_START)
-            .bind(ids.conversation)
-            .bind(channel.campaign_id)
-            .bind(channel.id)
-            .bind(contact_id)
-            .bind(now)
-            .bind(reactivates)
-            .bind(ids.event)
-            .bind(ids.message)
-            .bind(&message.message_id)
-            .bind(&message.text)
-            .fetch_all(&mut *tx)
-            .await?
-            .pop(),
+        } => bind_start!(
+            sqlx::query_scalar(SQLITE_START),
+            channel,
+            message,
+            ids,
+            contact_id,
+            reactivates,
+            now
+        )
+        .fetch_all(&mut *tx)
+        .await?
+        .pop(),
     };
     let outcome = plan.outcome(ids.conversation, folio)?;
     Ok(Ok((outcome, plan.change(channel, ids.conversation))))
@@ -557,16 +602,17 @@ impl super::Store {
             }
             super::Store::Postgres(pg) => {
                 let mut tx = pg.pool.begin().await?;
-                sqlx::query(POSTGRES_UPSERT_CONTACT)
-                    .bind(channel.id)
-                    .bind(&message.message_id)
-                    .bind(ids.contact)
-                    .bind(&message.from)
-                    .bind(name)
-                    .bind(name_key.as_deref())
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
+                bind_look_up!(
+                    sqlx::query(POSTGRES_UPSERT_CONTACT),
+                    channel,
+                    message,
+                    ids,
+                    name,
+                    name_key.as_deref(),
+                    now
+                )
+                .execute(&mut *tx)
+                .await?;
                 let state: DeliveryState = sqlx::query_as(POSTGRES_DELIVERY_STATE)
                     .bind(channel.id)
                     .bind(&message.message_id)
@@ -582,37 +628,36 @@ impl super::Store {
                     let notification = self.feed().notification(Event::Changed(change));
                     let (folio, claimed, _): (Option<i64>, i64, i64) = match &plan {
                         Plan::Continue(open) => {
-                            sqlx::query_as(POSTGRES_CONTINUE)
-                                .bind(open.id)
-                                .bind(now)
-                                .bind(channel.id)
-                                .bind(ids.message)
-                                .bind(&message.message_id)
-                                .bind(&message.text)
-                                .bind(CHANNEL)
-                                .bind(&notification)
-                                .fetch_one(&mut *tx)
-                                .await?
+                            bind_continue!(
+                                sqlx::query_as(POSTGRES_CONTINUE),
+                                channel,
+                                message,
+                                ids,
+                                open,
+                                now
+                            )
+                            .bind(CHANNEL)
+                            .bind(&notification)
+                            .fetch_one(&mut *tx)
+                            .await?
                         }
                         Plan::Start {
                             contact_id,
                             reactivates,
                         } => {
-                            sqlx::query_as(POSTGRES_START)
-                                .bind(ids.conversation)
-                                .bind(channel.campaign_id)
-                                .bind(channel.id)
-                                .bind(contact_id)
-                                .bind(now)
-                                .bind(reactivates)
-                                .bind(ids.event)
-                                .bind(ids.message)
-                                .bind(&message.message_id)
-                                .bind(&message.text)
-                                .bind(CHANNEL)
-                                .bind(&notification)
-                                .fetch_one(&mut *tx)
-                                .await?
+                            bind_start!(
+                                sqlx::query_as(POSTGRES_START),
+                                channel,
+                                message,
+                                ids,
+                                contact_id,
+                                reactivates,
+                                now
+                            )
+                            .bind(CHANNEL)
+                            .bind(&notification)
+                            .fetch_one(&mut *tx)
+                            .await?
                         }
                     };
                     if claimed == 0 {

@@ -77,6 +77,25 @@ impl<K: Eq + Hash, V: Clone> EpochCache<K, V> {
         }
     }
 
+    /// The value under `key`, or `load`'s, remembered when it is `Some`
+    /// (what does not exist yet may be created by another process, which
+    /// announces nothing here).
+    pub async fn get_or_load<E, F, Fut>(&self, key: K, load: F) -> Result<Option<V>, E>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<Option<V>, E>>,
+    {
+        if let Some(value) = self.get(&key) {
+            return Ok(Some(value));
+        }
+        let epoch = self.epoch();
+        let found = load().await?;
+        if let Some(value) = &found {
+            self.put(key, value.clone(), epoch);
+        }
+        Ok(found)
+    }
+
     pub fn remove(&self, key: &K) {
         if let Ok(mut entries) = self.entries.lock() {
             entries.remove(key);

@@ -180,28 +180,6 @@ impl ClosureRefs {
     }
 }
 
-/// `id` from `cache`, or from `load` (and then remembered if it exists).
-async fn remembered<T, F, Fut>(
-    cache: &EpochCache<Uuid, T>,
-    id: Uuid,
-    load: F,
-) -> Result<Option<T>, crate::db::StoreError>
-where
-    T: Clone,
-    F: FnOnce() -> Fut,
-    Fut: Future<Output = Result<Option<T>, crate::db::StoreError>>,
-{
-    if let Some(found) = cache.get(&id) {
-        return Ok(Some(found));
-    }
-    let epoch = cache.epoch();
-    let found = load().await?;
-    if let Some(value) = &found {
-        cache.put(id, value.clone(), epoch);
-    }
-    Ok(found)
-}
-
 /// Everything the form shows besides what was typed.
 struct Options {
     categories: Vec<CategoryOption>,
@@ -494,11 +472,13 @@ pub async fn submit(
         "cancelar" => {
             let refs = &state.closure_refs;
             let category = lookup(&input.categoria, |id| {
-                remembered(&refs.categories, id, move || store.category_ref(id))
+                refs.categories
+                    .get_or_load(id, move || store.category_ref(id))
             })
             .await?;
             let subcategory = lookup(&input.subcategoria, |id| {
-                remembered(&refs.subcategories, id, move || store.subcategory_ref(id))
+                refs.subcategories
+                    .get_or_load(id, move || store.subcategory_ref(id))
             })
             .await?;
             rules::cancel(

@@ -254,21 +254,14 @@ impl TokenCache {
 /// The scope of the request's integration token: its campaign.
 async fn integration_scope(req: &HttpRequest, state: &AppState) -> Result<Scope, ApiError> {
     let token = bearer(req).ok_or_else(ApiError::unauthorized)?;
-    let key = token_hash(token);
-    let cache = &state.tokens.integrations;
-    let campaign = match cache.get(&key) {
-        Some(campaign) => campaign,
-        None => {
-            let epoch = cache.epoch();
-            let campaign = state
-                .store
-                .integration_token_campaign(token)
-                .await?
-                .ok_or_else(ApiError::unauthorized)?;
-            cache.put(key, campaign, epoch);
-            campaign
-        }
-    };
+    let campaign = state
+        .tokens
+        .integrations
+        .get_or_load(token_hash(token), || {
+            state.store.integration_token_campaign(token)
+        })
+        .await?
+        .ok_or_else(ApiError::unauthorized)?;
     Ok(Scope::Campaigns(vec![campaign]))
 }
 
@@ -359,21 +352,12 @@ async fn channel_auth(
     raw_channel_id: &str,
 ) -> Result<ChannelAuth, ApiError> {
     let token = bearer(req).ok_or_else(ApiError::unauthorized)?;
-    let key = token_hash(token);
-    let cache = &state.tokens.channels;
-    let channel = match cache.get(&key) {
-        Some(channel) => channel,
-        None => {
-            let epoch = cache.epoch();
-            let channel: ChannelAuth = state
-                .store
-                .channel_by_token(token)
-                .await?
-                .ok_or_else(ApiError::unauthorized)?;
-            cache.put(key, channel, epoch);
-            channel
-        }
-    };
+    let channel = state
+        .tokens
+        .channels
+        .get_or_load(token_hash(token), || state.store.channel_by_token(token))
+        .await?
+        .ok_or_else(ApiError::unauthorized)?;
     let channel_id = parse_id(raw_channel_id)?;
     if channel.id != channel_id || !channel.active {
         return Err(ApiError::not_found("No encontramos ese canal"));

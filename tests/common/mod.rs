@@ -436,6 +436,29 @@ impl TestApp {
     }
 
     /// Runs a scalar query on whichever backend this is.
+    /// Moves conversation `folio` (in ICR) to Agentes Desconectados as the
+    /// router does, through the domain rules and the Store.
+    pub async fn hand_off_to_agents_offline(&self, folio: i64) {
+        use relevo::domain::conversation::{HandoffOutcome, handoff};
+        let row = self
+            .store
+            .conversation(&relevo::domain::Scope::All, folio)
+            .await
+            .unwrap()
+            .unwrap();
+        let t = handoff(
+            &row.to_domain(),
+            HandoffOutcome::AgentsOffline,
+            chrono::Utc::now(),
+        )
+        .unwrap();
+        self.store
+            .apply_transition(&t)
+            .await
+            .unwrap()
+            .expect("no conflict");
+    }
+
     pub async fn scalar_i64(&self, sql: &'static str) -> i64 {
         match &self.store {
             Store::Sqlite(p) => sqlx::query_scalar(sql)
