@@ -171,6 +171,28 @@ fn category_of(campaign: u64) -> Uuid {
     id(K_CATEGORY, campaign * dataset::CATEGORIES_PER_CAMPAIGN)
 }
 
+/// Cancels conversation `folio` (seen at `version`) through the console's
+/// form, as the modal posts it; true when it was applied (200).
+async fn post_cancel(
+    client: &reqwest::Client,
+    address: &str,
+    csrf: &str,
+    (folio, version, campaign): (i64, i64, u64),
+) -> bool {
+    client
+        .post(format!("{address}/mensajes/{folio}/acciones"))
+        .header("HX-Request", "true")
+        .form(&[
+            ("_csrf", csrf),
+            ("version", &version.to_string()),
+            ("accion", "cancelar"),
+            ("categoria", &category_of(campaign).to_string()),
+        ])
+        .send()
+        .await
+        .is_ok_and(|r| r.status().as_u16() == 200)
+}
+
 pub async fn run(
     name: &str,
     options: &Options,
@@ -293,18 +315,7 @@ pub async fn run(
                         let (client, csrf, address) =
                             (client.clone(), csrf.clone(), address.clone());
                         in_flight.push(tokio::spawn(async move {
-                            client
-                                .post(format!("{address}/mensajes/{folio}/acciones"))
-                                .header("HX-Request", "true")
-                                .form(&[
-                                    ("_csrf", csrf.as_str()),
-                                    ("version", &version.to_string()),
-                                    ("accion", "cancelar"),
-                                    ("categoria", &category_of(campaign).to_string()),
-                                ])
-                                .send()
-                                .await
-                                .is_ok_and(|r| r.status().as_u16() == 200)
+                            post_cancel(&client, &address, &csrf, (folio, version, campaign)).await
                         }));
                     }
                     let elapsed = started.elapsed().as_secs_f64();
@@ -457,21 +468,7 @@ pub async fn run(
                 let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let item = work.get(i).copied();
                 let address = address.clone();
-                async move {
-                    let (folio, version, campaign) = item?;
-                    let response = client
-                        .post(format!("{address}/mensajes/{folio}/acciones"))
-                        .header("HX-Request", "true")
-                        .form(&[
-                            ("_csrf", csrf.as_str()),
-                            ("version", &version.to_string()),
-                            ("accion", "cancelar"),
-                            ("categoria", &category_of(campaign).to_string()),
-                        ])
-                        .send()
-                        .await;
-                    Some(response.is_ok_and(|r| r.status().as_u16() == 200))
-                }
+                async move { Some(post_cancel(&client, &address, &csrf, item?).await) }
             })
             .await;
             let cpu = cpu_ms_per(&server, cpu_before, ok);
@@ -836,18 +833,7 @@ async fn live(options: &Options, url: &str) -> anyhow::Result<Figures> {
         let csrf = csrf.clone();
         let address = server.address.clone();
         in_flight.push(tokio::spawn(async move {
-            let ok = client
-                .post(format!("{address}/mensajes/{folio}/acciones"))
-                .header("HX-Request", "true")
-                .form(&[
-                    ("_csrf", csrf.as_str()),
-                    ("version", &version.to_string()),
-                    ("accion", "cancelar"),
-                    ("categoria", &category_of(campaign).to_string()),
-                ])
-                .send()
-                .await
-                .is_ok_and(|r| r.status().as_u16() == 200);
+            let ok = post_cancel(&client, &address, &csrf, (folio, version, campaign)).await;
             (folio, ok)
         }));
     }
