@@ -25,6 +25,9 @@
   }
   window.relevoToast = toast;
 
+  // Folio -> when this tab last confirmed an action on it (see below).
+  window.relevoActedOn = {};
+
   // Server-sent toasts: `HX-Trigger: {"relevo:toast": {"message": "…"}}`.
   document.addEventListener("relevo:toast", function (event) {
     toast(event.detail && event.detail.message, event.detail && event.detail.kind);
@@ -89,6 +92,18 @@
   document.addEventListener("htmx:afterSwap", function (event) {
     if (event.detail.target && event.detail.target.id === "modal-content") open(null);
   });
+
+  // The row an administrator acts on keeps showing its new state (as the
+  // server re-renders it) for a few seconds even if that state leaves the
+  // current filter: the live table would otherwise remove it before, or
+  // right after, the confirmation shows it. Other viewers see it leave at
+  // once; here it leaves with the next change or reload after that.
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    if (!form.closest || !form.closest("#modal")) return;
+    var match = /\/mensajes\/(\d+)\/acciones/.exec(form.getAttribute("action") || "");
+    if (match) window.relevoActedOn[match[1]] = Date.now();
+  }, true);
 
   document.addEventListener("relevo:closeModal", function (event) {
     close();
@@ -177,6 +192,13 @@
     indicator.textContent = live ? "En vivo" : "Sin conexión: reconectando…";
   }
 
+  // A row this tab acted on in the last few seconds stays (see the modal).
+  var ACTED_KEEP_MS = 8000;
+  function actedOnRecently(row) {
+    var at = window.relevoActedOn && window.relevoActedOn[row.getAttribute("data-folio")];
+    return !!at && Date.now() - at < ACTED_KEEP_MS;
+  }
+
   function isFirstPage() {
     return !/[?&](despues|antes)=/.test(location.search);
   }
@@ -222,6 +244,7 @@
       var row = tbody.querySelector('tr[data-id="' + id + '"]');
       var m = matched[id];
       if (row && m) replaceRow(row, m.html);
+      else if (row && !m && actedOnRecently(row)) return;
       else if (row && !m) {
         if (row.contains(document.activeElement)) document.getElementById("main").focus();
         row.remove();
