@@ -124,10 +124,12 @@ impl Application {
             timezone: settings.timezone,
             metrics: settings.metrics.clone(),
             principals: std::sync::Arc::new(crate::auth::principals::new_cache(store_feed.clone())),
-            filter_options: std::sync::Arc::new(crate::live::cache::EpochCache::new(
-                store_feed.clone(),
-                std::time::Duration::from_secs(30),
-            )),
+            filter_options: std::sync::Arc::new(
+                crate::live::cache::EpochCache::following_directory(
+                    store_feed.clone(),
+                    std::time::Duration::from_secs(60),
+                ),
+            ),
             tokens: std::sync::Arc::new(crate::routes::api::TokenCache::new(&store_feed)),
             closure_refs: std::sync::Arc::new(crate::routes::acciones::ClosureRefs::new(
                 &store_feed,

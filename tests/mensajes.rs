@@ -683,4 +683,10 @@ async fn a_reloaded_page_shows_every_change_made_since_it_was_last_shown(backend
         after.body.contains("Ventas Hogar Norte"),
         "the new name shows"
     );
+    assert!(
+        after.body.contains(&format!(
+            "<option value=\"{campaign}\">Ventas Hogar Norte</option>"
+        )),
+        "in the campaign filter too, not 30 s later"
+    );
 }

@@ -375,25 +375,24 @@ pub struct FilterChoices {
     pub agents: Vec<PersonOption>,
 }
 
-/// The filter choices of `scope`, cached until rights change (renames show
-/// within the cache's 30 s).
+/// The filter choices of `scope`, cached until rights or names change on
+/// any instance (a rename is an administrative write: see
+/// `EpochCache::following_directory`).
 async fn filter_choices(
     state: &AppState,
     scope: &crate::domain::Scope,
 ) -> Result<FilterChoices, AppError> {
-    if let Some(choices) = state.filter_options.get(scope) {
-        return Ok(choices);
-    }
-    let epoch = state.filter_options.epoch();
-    let (campaigns, agents) = tokio::try_join!(
-        state.store.campaign_options(scope),
-        state.store.agent_options(scope)
-    )?;
-    let choices = FilterChoices { campaigns, agents };
-    state
+    let choices = state
         .filter_options
-        .put(scope.clone(), choices.clone(), epoch);
-    Ok(choices)
+        .get_or_load(scope.clone(), || async {
+            let (campaigns, agents) = tokio::try_join!(
+                state.store.campaign_options(scope),
+                state.store.agent_options(scope)
+            )?;
+            Ok::<_, crate::db::StoreError>(Some(FilterChoices { campaigns, agents }))
+        })
+        .await?;
+    choices.ok_or_else(|| AppError::unexpected("filter choices were not loaded"))
 }
 
 /// A Mensajes view as the database answered it: the page and the counts.
