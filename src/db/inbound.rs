@@ -580,14 +580,19 @@ impl super::Store {
         message: &InboundMessage,
         now: Ts,
     ) -> StoreResult<InboundOutcome> {
-        self.record_customer_message_here(channel, message, now)
-            .await
+        match self {
+            // Through the batching queue (see [`Batches`]).
+            super::Store::Sqlite(pools) => {
+                pools.inbound.deliver(*channel, message.clone(), now).await
+            }
+            super::Store::Postgres(pg) => self.deliver_postgres(pg, channel, message, now).await,
+        }
     }
 
-    /// [`Store::record_customer_message`]: SQLite's goes to the batching
-    /// queue, PostgreSQL's runs here.
-    async fn record_customer_message_here(
+    /// [`Store::record_customer_message`] on PostgreSQL: one transaction.
+    async fn deliver_postgres(
         &self,
+        pg: &super::PgStore,
         channel: &ChannelAuth,
         message: &InboundMessage,
         now: Ts,
@@ -595,80 +600,74 @@ impl super::Store {
         let name = message.name.as_deref();
         let name_key = name.map(crate::domain::text::fold);
         let ids = NewIds::new();
-        let delivery = match self {
-            // Through the batching queue (see [`Batches`]).
-            super::Store::Sqlite(pools) => {
-                return pools.inbound.deliver(*channel, message.clone(), now).await;
-            }
-            super::Store::Postgres(pg) => {
-                let mut tx = pg.pool.begin().await?;
-                bind_look_up!(
-                    sqlx::query(POSTGRES_UPSERT_CONTACT),
-                    channel,
-                    message,
-                    ids,
-                    name,
-                    name_key.as_deref(),
-                    now
-                )
-                .execute(&mut *tx)
+        let delivery = {
+            let mut tx = pg.pool.begin().await?;
+            bind_look_up!(
+                sqlx::query(POSTGRES_UPSERT_CONTACT),
+                channel,
+                message,
+                ids,
+                name,
+                name_key.as_deref(),
+                now
+            )
+            .execute(&mut *tx)
+            .await?;
+            let state: DeliveryState = sqlx::query_as(POSTGRES_DELIVERY_STATE)
+                .bind(channel.id)
+                .bind(&message.message_id)
+                .bind(&message.from)
+                .fetch_one(&mut *tx)
                 .await?;
-                let state: DeliveryState = sqlx::query_as(POSTGRES_DELIVERY_STATE)
-                    .bind(channel.id)
-                    .bind(&message.message_id)
-                    .bind(&message.from)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                if let Some(first) = state.first_outcome() {
-                    tx.rollback().await?;
-                    Delivery::Seen(Some(first))
-                } else {
-                    let plan = Plan::decide(&state)?;
-                    let change = plan.change(channel, ids.conversation);
-                    let notification = self.feed().notification(Event::Changed(change));
-                    let (folio, claimed, _): (Option<i64>, i64, i64) = match &plan {
-                        Plan::Continue(open) => {
-                            bind_continue!(
-                                sqlx::query_as(POSTGRES_CONTINUE),
-                                channel,
-                                message,
-                                ids,
-                                open,
-                                now
-                            )
-                            .bind(CHANNEL)
-                            .bind(&notification)
-                            .fetch_one(&mut *tx)
-                            .await?
-                        }
-                        Plan::Start {
+            if let Some(first) = state.first_outcome() {
+                tx.rollback().await?;
+                Delivery::Seen(Some(first))
+            } else {
+                let plan = Plan::decide(&state)?;
+                let change = plan.change(channel, ids.conversation);
+                let notification = self.feed().notification(Event::Changed(change));
+                let (folio, claimed, _): (Option<i64>, i64, i64) = match &plan {
+                    Plan::Continue(open) => {
+                        bind_continue!(
+                            sqlx::query_as(POSTGRES_CONTINUE),
+                            channel,
+                            message,
+                            ids,
+                            open,
+                            now
+                        )
+                        .bind(CHANNEL)
+                        .bind(&notification)
+                        .fetch_one(&mut *tx)
+                        .await?
+                    }
+                    Plan::Start {
+                        contact_id,
+                        reactivates,
+                    } => {
+                        bind_start!(
+                            sqlx::query_as(POSTGRES_START),
+                            channel,
+                            message,
+                            ids,
                             contact_id,
                             reactivates,
-                        } => {
-                            bind_start!(
-                                sqlx::query_as(POSTGRES_START),
-                                channel,
-                                message,
-                                ids,
-                                contact_id,
-                                reactivates,
-                                now
-                            )
-                            .bind(CHANNEL)
-                            .bind(&notification)
-                            .fetch_one(&mut *tx)
-                            .await?
-                        }
-                    };
-                    if claimed == 0 {
-                        // Another delivery of this message won: undo ours.
-                        tx.rollback().await?;
-                        Delivery::Seen(None)
-                    } else {
-                        let outcome = plan.outcome(ids.conversation, folio)?;
-                        tx.commit().await?;
-                        Delivery::Applied(outcome, change)
+                            now
+                        )
+                        .bind(CHANNEL)
+                        .bind(&notification)
+                        .fetch_one(&mut *tx)
+                        .await?
                     }
+                };
+                if claimed == 0 {
+                    // Another delivery of this message won: undo ours.
+                    tx.rollback().await?;
+                    Delivery::Seen(None)
+                } else {
+                    let outcome = plan.outcome(ids.conversation, folio)?;
+                    tx.commit().await?;
+                    Delivery::Applied(outcome, change)
                 }
             }
         };
