@@ -148,7 +148,6 @@ impl super::Store {
             campaign_id: t.campaign_id,
             version: t.expected_version + 1,
         });
-        let notification = self.feed().notification(event);
         // One argument list for both backends' statements, in `$N` order.
         macro_rules! bind_transition {
             ($query:expr) => {
@@ -206,7 +205,7 @@ impl super::Store {
             super::Store::Postgres(pg) => {
                 let (updated, _): (i64, i64) = bind_transition!(sqlx::query_as(POSTGRES_APPLY))
                     .bind(crate::live::CHANNEL)
-                    .bind(&notification)
+                    .bind(self.feed().notification(event))
                     .fetch_one(&pg.pool)
                     .await?;
                 if updated == 1 { Ok(()) } else { Err(()) }
