@@ -340,6 +340,37 @@ async fn search_finds_by_folio_phone_and_name(backend: Backend) {
     )
     .await;
     assert!(all.contains(&folio), "name search finds {folio}");
+
+    // Digits that are a folio and also the start of that conversation's own
+    // phone ("0" + folio reads as the folio) match it twice: it is listed
+    // and counted once, beside the contact's other conversations.
+    let phone = format!("0{folio}1234");
+    app.execute(
+        "update contacts set external_id = $1 where id = \
+         (select contact_id from conversations \
+          where folio = cast(substr($1, 2, length($1) - 5) as bigint))",
+        &phone,
+    )
+    .await;
+    let contact_conversations = app
+        .folios_where(
+            "select c.folio from conversations c join contacts k on k.id = c.contact_id \
+             where k.external_id = $1 order by c.folio",
+            &phone,
+        )
+        .await;
+    assert!(contact_conversations.contains(&folio));
+    let both = app
+        .get(&format!("/mensajes?estatus=todas&q=0{folio}"))
+        .await;
+    let mut listed = folios_in(&both.body);
+    listed.sort_unstable();
+    assert_eq!(listed, contact_conversations, "each match once");
+    assert_eq!(
+        tab_count(&both.body, "todas"),
+        contact_conversations.len() as i64,
+        "each match counted once"
+    );
 }
 
 fn urlencode(text: &str) -> String {

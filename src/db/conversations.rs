@@ -386,7 +386,8 @@ fn merged_campaigns(scope: &Scope, filter: &ListFilter) -> Option<Vec<Uuid>> {
 /// Appends the whole list query after an optional prefix (`explain …`):
 /// columns, source, joins, conditions, cursor, order and limit. Expanded per
 /// backend; `list_conversations` and `explain_list` share it, so the plan
-/// that tests check is the plan that serves.
+/// that tests check is the plan that serves. A statement with a search
+/// starts with [`push_search_matches!`].
 macro_rules! push_list_query {
     ($qb:expr, $scope:expr, $filter:expr, $cursor:expr) => {{
         let qb = $qb;
@@ -426,12 +427,12 @@ macro_rules! push_list_query {
             }
             None => match &filter.search {
                 // A search drives from what it matched (a folio, the contacts
-                // whose phone or name matched): a union the planner cannot
-                // turn into a walk of the activity index filtering every row.
-                Some(search) => {
-                    qb.push("(");
-                    push_search_source!(&mut *qb, search);
-                    qb.push(") c");
+                // whose phone or name matched, in the statement's
+                // `search_matches`): a union the planner cannot turn into a
+                // walk of the activity index filtering every row.
+                Some(_) => {
+                    qb.push(SEARCH_MATCHES);
+                    qb.push(" c");
                     qb.push(row_joins!());
                     qb.push(" where 1 = 1");
                     let rest = ListFilter {
@@ -452,21 +453,31 @@ macro_rules! push_list_query {
     }};
 }
 
-/// Appends the conversations a search matches, as a union of index lookups.
+/// Appends the conversations a search matches, as a `union all` of index
+/// lookups that cannot overlap: the folio; and the conversations of the
+/// contacts whose phone starts with one of [`phone_prefixes`] (disjoint
+/// ranges: the second is the first with a country code the first does not
+/// start with; a conversation has one contact), less that folio. Nothing
+/// is compared to drop duplicates (the `union` of whole rows sized a hash
+/// table for thousands on PostgreSQL and a temporary b-tree on SQLite, for
+/// each search). Joining rows back to matched folios would compare less
+/// still, but PostgreSQL's generic plan for that join hashes the whole
+/// conversations table (search p99 4 s).
 macro_rules! push_search_source {
     ($qb:expr, $search:expr) => {{
         let qb = $qb;
         match $search {
             Search::Number(digits) => {
                 let mut arms = 0;
-                if let Ok(folio) = digits.parse::<i64>() {
+                let folio = digits.parse::<i64>().ok();
+                if let Some(folio) = folio {
                     qb.push("select * from conversations where folio = ");
                     qb.push_bind(folio);
                     arms += 1;
                 }
                 for prefix in phone_prefixes(digits) {
                     if arms > 0 {
-                        qb.push(" union ");
+                        qb.push(" union all ");
                     }
                     qb.push(
                         "select * from conversations where contact_id in \
@@ -479,6 +490,10 @@ macro_rules! push_search_source {
                         qb.push_bind(end);
                     }
                     qb.push(")");
+                    if let Some(folio) = folio {
+                        qb.push(" and folio <> ");
+                        qb.push_bind(folio);
+                    }
                     arms += 1;
                 }
                 if arms == 0 {
@@ -496,6 +511,29 @@ macro_rules! push_search_source {
                 qb.push_bind(pattern);
                 qb.push(" escape '\\')");
             }
+        }
+    }};
+}
+
+/// Name of the common table holding a search's matches (see
+/// [`push_search_matches!`]).
+const SEARCH_MATCHES: &str = "search_matches";
+
+/// Starts a statement that shows a search with `with search_matches as
+/// materialized (…)`: the matches are looked up once per statement, and
+/// the page and the counts of a view both read them from there (they
+/// were looked up twice, once for each). Pushes nothing without a search.
+/// [`push_list_query!`] and [`push_count_query!`] expect it.
+macro_rules! push_search_matches {
+    ($qb:expr, $filter:expr) => {{
+        let qb = $qb;
+        let filter: &ListFilter = $filter;
+        if let Some(search) = &filter.search {
+            qb.push("with ");
+            qb.push(SEARCH_MATCHES);
+            qb.push(" as materialized (");
+            push_search_source!(&mut *qb, search);
+            qb.push(") ");
         }
     }};
 }
@@ -621,7 +659,8 @@ fn decode_page(json: &str, cursor: Option<Cursor>) -> Result<Vec<ConversationRow
 /// Appends the status counts of the scope and filters (status aside):
 /// `select c.status, n … group by c.status`. Without filters that cut across
 /// campaigns, the per-campaign totals kept by triggers (migration 0006)
-/// answer at once; otherwise the conversations are counted.
+/// answer at once; otherwise the conversations are counted. A statement
+/// with a search starts with [`push_search_matches!`].
 macro_rules! push_count_query {
     ($qb:expr, $scope:expr, $filter:expr) => {{
         let qb = $qb;
@@ -637,13 +676,13 @@ macro_rules! push_count_query {
                  from conversation_counts c where 1 = 1",
             );
             push_conditions!(&mut *qb, $scope, filter, false);
-        } else if let Some(search) = &filter.search {
+        } else if filter.search.is_some() {
             // As the list: count what the search matched, from its union of
             // index lookups (PostgreSQL cannot use an index for the search's
             // `or` of sub-queries, and counted every conversation in scope).
-            qb.push("select c.status, count(*) as n from (");
-            push_search_source!(&mut *qb, search);
-            qb.push(") c where 1 = 1");
+            qb.push("select c.status, count(*) as n from ");
+            qb.push(SEARCH_MATCHES);
+            qb.push(" c where 1 = 1");
             let rest = ListFilter {
                 search: None,
                 ..filter.clone()
@@ -681,6 +720,7 @@ impl super::Store {
         match self {
             super::Store::Sqlite(pools) => {
                 let mut qb = sqlx::QueryBuilder::new("explain query plan ");
+                push_search_matches!(&mut qb, filter);
                 qb.push(SQLITE_PAGE_HEAD);
                 push_list_query!(&mut qb, scope, filter, cursor);
                 qb.push(") q");
@@ -703,6 +743,7 @@ impl super::Store {
                     .execute(&mut *conn)
                     .await?;
                 let mut qb = sqlx::QueryBuilder::new("explain ");
+                push_search_matches!(&mut qb, filter);
                 qb.push(POSTGRES_PAGE_HEAD);
                 push_list_query!(&mut qb, scope, filter, cursor);
                 qb.push(") q");
@@ -758,6 +799,7 @@ impl super::Store {
         macro_rules! push_view_query {
             ($qb:expr, $page_head:expr, $counts_head:expr, $null:literal) => {{
                 let qb = $qb;
+                push_search_matches!(&mut *qb, filter);
                 qb.push("select ");
                 if no_rows {
                     qb.push($null);
@@ -829,6 +871,7 @@ impl super::Store {
         }
         let rows: Vec<(String, i64)> = with_read!(self, |pool| {
             let mut qb = sqlx::QueryBuilder::new("");
+            push_search_matches!(&mut qb, filter);
             push_count_query!(&mut qb, scope, filter);
             qb.build_query_as().fetch_all(pool).await?
         });
