@@ -677,9 +677,10 @@ macro_rules! push_count_query {
             );
             push_conditions!(&mut *qb, $scope, filter, false);
         } else if filter.search.is_some() {
-            // As the list: count what the search matched, from its union of
-            // index lookups (PostgreSQL cannot use an index for the search's
-            // `or` of sub-queries, and counted every conversation in scope).
+            // As the list: count what the search matched, read from the
+            // statement's `search_matches` (PostgreSQL cannot use an index
+            // for the search's `or` of sub-queries, and counted every
+            // conversation in scope).
             qb.push("select c.status, count(*) as n from ");
             qb.push(SEARCH_MATCHES);
             qb.push(" c where 1 = 1");
