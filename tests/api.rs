@@ -14,6 +14,7 @@ use uuid::Uuid;
 on_both_backends!(
     every_call_works_on_its_happy_path,
     message_texts_with_control_characters_and_emoji_are_kept_faithfully,
+    the_contact_keeps_its_name_until_the_channel_sends_another,
     a_missing_or_wrong_token_answers_401_and_a_foreign_scope_404,
     malformed_oversized_and_invalid_bodies_are_refused_and_change_nothing,
     steps_the_status_does_not_allow_answer_409,
@@ -340,6 +341,62 @@ async fn message_texts_with_control_characters_and_emoji_are_kept_faithfully(bac
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["messages"][0]["text"].as_str(), Some(text));
     assert_eq!(body["contact"]["name"].as_str(), Some(name));
+}
+
+async fn the_contact_keeps_its_name_until_the_channel_sends_another(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let api = api(&app).await;
+    let messages = format!("/api/v1/channels/{}/messages", api.channel);
+    let from = "5215544440000";
+    let send = |message_id: &'static str, name: Option<&'static str>| {
+        let mut body = json!({"message_id": message_id, "from": from, "text": "Hola"});
+        if let Some(name) = name {
+            body["name"] = json!(name);
+        }
+        post(&app, &messages, &api.channel_token, body)
+    };
+    let contact_name = |id: Uuid| {
+        let app = &app;
+        let token = &api.token;
+        async move {
+            let (status, body) = get(app, &format!("/api/v1/conversations/{id}"), token).await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            body["contact"]["name"].as_str().map(str::to_owned)
+        }
+    };
+
+    let (status, body) = send("name-1", Some("Lucía Salgado")).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let id = id_of(&body, "conversation_id");
+    let folio = body["folio"].as_i64().unwrap();
+    // The same name again, then no name at all: the contact is unchanged.
+    for (message_id, name) in [("name-2", Some("Lucía Salgado")), ("name-3", None)] {
+        let (status, body) = send(message_id, name).await;
+        assert!(status.is_success(), "{body}");
+        assert_eq!(id_of(&body, "conversation_id"), id);
+        assert_eq!(contact_name(id).await.as_deref(), Some("Lucía Salgado"));
+    }
+    // A new profile name replaces the old one, and search follows it.
+    let (status, body) = send("name-4", Some("Lucía Ramírez")).await;
+    assert!(status.is_success(), "{body}");
+    assert_eq!(contact_name(id).await.as_deref(), Some("Lucía Ramírez"));
+    app.login_as_super().await;
+    let by_new = app.get("/mensajes?estatus=todas&q=ramirez").await;
+    assert!(
+        by_new
+            .body
+            .contains(&format!("id=\"conversacion-{folio}\"")),
+        "the new name finds folio {folio}"
+    );
+    let by_old = app.get("/mensajes?estatus=todas&q=salgado").await;
+    assert!(
+        !by_old
+            .body
+            .contains(&format!("id=\"conversacion-{folio}\"")),
+        "the old name no longer finds folio {folio}"
+    );
 }
 
 async fn a_missing_or_wrong_token_answers_401_and_a_foreign_scope_404(backend: Backend) {

@@ -36,16 +36,25 @@ use crate::live::{CHANNEL, Change, Event};
 
 /// Creates or refreshes the contact, unless this delivery was processed
 /// already. `$1` channel, `$2` message id, `$3` new contact id, `$4` the
-/// customer's address, `$5` name, `$6` its folded key, `$7` now. The
+/// customer's address, `$5` name, `$6` its folded key, `$7` now. The first
 /// `where` also keeps SQLite from reading `on conflict` as a join's `on`.
+///
+/// The contact row is rewritten only when the name the channel sent differs
+/// from the stored one: nearly every message repeats the customer's profile
+/// name, and rewriting an unchanged row cost a new row version (and, on
+/// SQLite, its name index entry) per message. On PostgreSQL a conflicting
+/// row is locked whether or not the `do update … where` holds, so the
+/// contact's lock still orders concurrent deliveries.
 macro_rules! upsert_contact {
     () => {
         "insert into contacts (id, channel_id, external_id, name, name_key, created_at) \
          select $3, $1, $4, $5, $6, $7 \
          where not exists (select 1 from inbound_messages where channel_id = $1 and message_id = $2) \
          on conflict (channel_id, external_id) do update set \
-         name = coalesce(excluded.name, contacts.name), \
-         name_key = coalesce(excluded.name_key, contacts.name_key)"
+         name = excluded.name, name_key = excluded.name_key \
+         where excluded.name is not null \
+         and (excluded.name is distinct from contacts.name \
+         or excluded.name_key is distinct from contacts.name_key)"
     };
 }
 
