@@ -159,8 +159,11 @@ macro_rules! row_joins {
     };
 }
 
+// A PostgreSQL transition answers with the row it wrote (see `transitions`).
+pub(super) use {row_columns, row_joins};
+
 /// Columns of [`ConversationRow`]; `c` is the conversation.
-const ROW_SELECT: &str = concat!(row_columns!(), "conversations c", row_joins!());
+pub(super) const ROW_SELECT: &str = concat!(row_columns!(), "conversations c", row_joins!());
 
 /// The columns and joins of [`HistoryRow`] for conversation `$1`, newest first.
 macro_rules! history_select {

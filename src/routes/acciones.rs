@@ -535,20 +535,21 @@ pub async fn submit(
         }
     };
 
-    if let Err(conflict) = store.apply_transition(&transition).await? {
-        let current = load(&state, &user, &path).await?;
-        let notice = conflict_notice(&current, conflict.latest.as_ref());
-        tracing::info!(folio = row.folio, "transition lost a race");
-        return reply(
-            &current,
-            options_for(store, &current).await?,
-            FieldErrors::default(),
-            Some(notice),
-            StatusCode::CONFLICT,
-        );
-    }
-
-    let updated = load(&state, &user, &path).await?;
+    let updated = match store.apply_transition_showing(&transition).await? {
+        Ok(updated) => updated,
+        Err(conflict) => {
+            let current = load(&state, &user, &path).await?;
+            let notice = conflict_notice(&current, conflict.latest.as_ref());
+            tracing::info!(folio = row.folio, "transition lost a race");
+            return reply(
+                &current,
+                options_for(store, &current).await?,
+                FieldErrors::default(),
+                Some(notice),
+                StatusCode::CONFLICT,
+            );
+        }
+    };
     let message = match transition.kind {
         EventKind::Cancelled => format!("Conversación {} cancelada", updated.folio),
         _ => format!(
