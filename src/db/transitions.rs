@@ -88,33 +88,38 @@ const SQLITE_APPLY: &str = concat!(
     "select $14, $1, $6, $15, $16, $3, $17, $5, $18, $19, $20, $21, $22, $23 where changes() = 1"
 );
 
-/// PostgreSQL: the compare-and-set, its history row and the notification
-/// to other instances as one statement, in autocommit: one round trip, and
-/// atomic (a statement is a transaction). Answers how many rows were
-/// updated (1: applied, 0: someone else won and nothing was written).
+/// PostgreSQL: the compare-and-set (`changed`, the row as written), its
+/// history row and the notification to other instances (`announce`) as
+/// data-modifying CTEs of one statement, in autocommit: one round trip, and
+/// atomic (a statement is a transaction). The final `select` follows.
+macro_rules! postgres_apply_ctes {
+    () => {
+        concat!(
+            "with changed as (",
+            compare_and_set!(),
+            " returning *), event as (",
+            event_columns!(),
+            "select $14, id, $6, $15, $16, $3, $17, $5, $18, $19, $20, $21, $22, $23 \
+             from changed), announce as (select pg_notify($24, $25) from changed) "
+        )
+    };
+}
+
+/// PostgreSQL: answers how many rows were updated (1: applied, 0: someone
+/// else won and nothing was written).
 const POSTGRES_APPLY: &str = concat!(
-    "with changed as (",
-    compare_and_set!(),
-    " returning id), event as (",
-    event_columns!(),
-    "select $14, id, $6, $15, $16, $3, $17, $5, $18, $19, $20, $21, $22, $23 from changed), \
-     announce as (select pg_notify($24, $25) from changed) \
-     select (select count(*) from changed), (select count(*) from announce)"
+    postgres_apply_ctes!(),
+    "select (select count(*) from changed), (select count(*) from announce)"
 );
 
-/// PostgreSQL: [`POSTGRES_APPLY`] answering with the conversation as the
-/// console shows it once changed (no row: someone else won and nothing was
-/// written), so the console's reply to a cancel or a reassignment needs no
-/// second read: under load that read was a third of the statements of a
-/// cancel on the database's two cores. The names come from the rows the
-/// statement did not change, the conversation from what the update wrote.
+/// PostgreSQL: answers with the conversation as the console shows it once
+/// changed (no row: someone else won and nothing was written), so the
+/// console's reply to a cancel or a reassignment needs no second read:
+/// under load that read was a third of the statements of a cancel on the
+/// database's two cores. The names come from the rows the statement did
+/// not change, the conversation from what the update wrote.
 const POSTGRES_APPLY_SHOWING: &str = concat!(
-    "with changed as (",
-    compare_and_set!(),
-    " returning *), event as (",
-    event_columns!(),
-    "select $14, id, $6, $15, $16, $3, $17, $5, $18, $19, $20, $21, $22, $23 from changed), \
-     announce as (select pg_notify($24, $25) from changed) ",
+    postgres_apply_ctes!(),
     row_columns!(),
     "changed c",
     row_joins!(),
