@@ -13,9 +13,9 @@ on_both_backends!(every_mensajes_query_uses_an_index);
 /// Whether a plan reads the whole conversations table.
 ///
 /// SQLite steps are indented under their parent. `SCAN c` is a table scan,
-/// except at the top level of a plan whose `c` is a derived table (a
-/// `CO-ROUTINE c` or `MATERIALIZE c`: the page merged from index ranges,
-/// at most 51 rows per campaign), and where it is a sibling of `MATERIALIZE
+/// except after a sibling step that builds `c` as a derived table (a
+/// `CO-ROUTINE c` or `MATERIALIZE c`: a page cut to 51 rows, merged from
+/// index ranges or taken from a search's matches) or `MATERIALIZE
 /// search_matches` (a search's matches, found by index lookups inside that
 /// step and then read in full). `SCAN conversations` (the search's arms
 /// have no alias) is always a table scan. `SCAN c USING INDEX …` walks an
@@ -23,20 +23,28 @@ on_both_backends!(every_mensajes_query_uses_an_index);
 fn full_scan(backend: Backend, plan: &[String]) -> bool {
     match backend {
         Backend::Sqlite => {
-            let derived = plan
-                .iter()
-                .any(|l| l == "CO-ROUTINE c" || l == "MATERIALIZE c");
             let indent = |line: &str| line.len() - line.trim_start().len();
-            let matches_at = plan
-                .iter()
-                .position(|l| l.trim() == "MATERIALIZE search_matches");
+            // Whether line `i` has an earlier sibling (same parent) `step`.
+            let after_sibling = |i: usize, steps: &[&str]| {
+                let level = indent(&plan[i]);
+                plan[..i]
+                    .iter()
+                    .rev()
+                    .take_while(|l| indent(l) >= level)
+                    .any(|l| indent(l) == level && steps.contains(&l.trim()))
+            };
             plan.iter().enumerate().any(|(i, line)| {
-                let reads_matches =
-                    matches_at.is_some_and(|m| i > m && indent(line) == indent(&plan[m]));
-                let nested = line.starts_with(' ');
                 // The search's arms name the table without an alias.
                 line.trim() == "SCAN conversations"
-                    || (line.trim() == "SCAN c" && !reads_matches && (nested || !derived))
+                    || (line.trim() == "SCAN c"
+                        && !after_sibling(
+                            i,
+                            &[
+                                "CO-ROUTINE c",
+                                "MATERIALIZE c",
+                                "MATERIALIZE search_matches",
+                            ],
+                        ))
             })
         }
         Backend::Postgres => plan.iter().any(|l| l.contains("Seq Scan on conversations")),
@@ -94,6 +102,19 @@ async fn every_mensajes_query_uses_an_index(backend: Backend) {
             "CO-ROUTINE q".to_owned(),
             "  MATERIALIZE search_matches".to_owned(),
             "    SCAN conversations".to_owned(),
+            "  SCAN c".to_owned()
+        ]
+    ));
+    // A search's page cut to 51 rows before its names are joined.
+    assert!(!full_scan(
+        Backend::Sqlite,
+        &[
+            "CO-ROUTINE q".to_owned(),
+            "  CO-ROUTINE c".to_owned(),
+            "    MATERIALIZE search_matches".to_owned(),
+            "      SEARCH conversations USING INTEGER PRIMARY KEY (rowid=?)".to_owned(),
+            "    SCAN c".to_owned(),
+            "    USE TEMP B-TREE FOR ORDER BY".to_owned(),
             "  SCAN c".to_owned()
         ]
     ));

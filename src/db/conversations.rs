@@ -432,17 +432,24 @@ macro_rules! push_list_query {
                 // A search drives from what it matched (a folio, the contacts
                 // whose phone or name matched, in the statement's
                 // `search_matches`): a union the planner cannot turn into a
-                // walk of the activity index filtering every row.
+                // walk of the activity index filtering every row. As for the
+                // merged campaigns, the page is cut to its 51 rows before
+                // the joins: PostgreSQL's generic plan cannot know how many
+                // conversations a phone prefix matches, and planned hash
+                // joins of `campaigns` and `channels` sized for thousands.
                 Some(_) => {
+                    qb.push("(select * from ");
                     qb.push(SEARCH_MATCHES);
-                    qb.push(" c");
-                    qb.push(row_joins!());
-                    qb.push(" where 1 = 1");
+                    qb.push(" c where 1 = 1");
                     let rest = ListFilter {
                         search: None,
                         ..filter.clone()
                     };
                     push_conditions!(&mut *qb, scope, &rest, true);
+                    push_page!(&mut *qb, $cursor);
+                    qb.push(") c");
+                    qb.push(row_joins!());
+                    qb.push(" where 1 = 1");
                 }
                 None => {
                     qb.push("conversations c");
