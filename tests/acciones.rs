@@ -1049,3 +1049,87 @@ async fn history_keeps_the_names_of_deactivated_categories(backend: Backend) {
     assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(refused.body.contains("Esa categoría está desactivada"));
 }
+
+/// SQLite commits transitions in batches, with the customer messages: of two
+/// transitions computed from the same version in one batch the second loses
+/// as it would one commit later, and a transition that fails in the database
+/// fails alone, leaving its conversation untouched while the rest of its
+/// batch is applied.
+#[tokio::test]
+async fn transitions_committed_together_keep_their_own_outcomes() {
+    use relevo::domain::conversation::handoff;
+    use relevo::domain::{HandoffOutcome, Scope};
+    let Some(app) = spawn_app(Backend::Sqlite).await else {
+        return;
+    };
+    let relevo::db::Store::Sqlite(pools) = &app.store else {
+        unreachable!("a SQLite app")
+    };
+    let folios = app
+        .folios_where(
+            "select folio from conversations where status = $1 order by folio",
+            "icr",
+        )
+        .await;
+    let (a, b, c) = (folios[0], folios[1], folios[2]);
+    let mut transitions = Vec::new();
+    for folio in [a, a, b, c] {
+        let row = app
+            .store
+            .conversation(&Scope::All, folio)
+            .await
+            .unwrap()
+            .unwrap();
+        let t = handoff(
+            &row.to_domain(),
+            HandoffOutcome::AgentsOffline,
+            chrono::Utc::now(),
+        )
+        .unwrap();
+        transitions.push(t);
+    }
+    // The last one names a closure category that does not exist: its history
+    // row breaks a foreign key.
+    transitions[3].category_id = Some(Uuid::now_v7());
+    let mut before = Vec::new();
+    for folio in [a, b, c] {
+        before.push(state_of(&app, folio).await);
+    }
+    // Hold the one write connection so that all four queue up and are
+    // committed as one batch once it is released.
+    let held = pools.write.acquire().await.unwrap();
+    let mut tasks = Vec::new();
+    for t in transitions {
+        let store = app.store.clone();
+        tasks.push(tokio::spawn(
+            async move { store.apply_transition(&t).await },
+        ));
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    drop(held);
+    let mut outcomes = Vec::new();
+    for task in tasks {
+        outcomes.push(task.await.unwrap());
+    }
+    assert!(matches!(outcomes[0], Ok(Ok(()))), "{:?}", outcomes[0]);
+    match &outcomes[1] {
+        Ok(Err(conflict)) => {
+            let latest = conflict.latest.as_ref().expect("the winning change");
+            assert_eq!(latest.kind.as_str(), "handoff");
+        }
+        other => panic!("the second transition of {a} should lose: {other:?}"),
+    }
+    assert!(matches!(outcomes[2], Ok(Ok(()))), "{:?}", outcomes[2]);
+    assert!(outcomes[3].is_err(), "{:?}", outcomes[3]);
+    let mut after = Vec::new();
+    for folio in [a, b, c] {
+        after.push(state_of(&app, folio).await);
+    }
+    // (status, version, history rows)
+    assert_eq!(after[0].1, before[0].1 + 1);
+    assert_eq!(after[0].2, before[0].2 + 1);
+    assert_eq!(after[1].1, before[1].1 + 1);
+    assert_eq!(after[1].2, before[1].2 + 1);
+    assert_eq!(after[2], before[2], "a failed transition changes nothing");
+    assert_eq!(after[0].0, relevo::domain::Status::AgentsOffline.as_str());
+}

@@ -396,7 +396,7 @@ impl NewIds {
 /// the write. A delivery already processed writes nothing (the guarded
 /// upsert leaves the contact alone), so it may share a transaction with
 /// others.
-async fn deliver_sqlite(
+pub(super) async fn deliver_sqlite(
     tx: &mut sqlx::SqliteConnection,
     channel: &ChannelAuth,
     message: &InboundMessage,
@@ -458,117 +458,10 @@ async fn deliver_sqlite(
 }
 
 /// A SQLite delivery: written (with its change), or the first outcome.
-type SqliteDelivery = Result<(InboundOutcome, Change), FirstOutcome>;
-
-/// Most deliveries committed together.
-const MAX_BATCH: usize = 64;
-
-/// A delivery waiting for its batch.
-struct Job {
-    channel: ChannelAuth,
-    message: InboundMessage,
-    now: Ts,
-    reply: tokio::sync::oneshot::Sender<StoreResult<InboundOutcome>>,
-}
-
-/// SQLite's group commit for customer messages.
-///
-/// Messages arrive many at a time and SQLite has one writer, so each
-/// waited for the one before it to begin, run and commit. A task on the
-/// write lane instead takes every delivery waiting (up to [`MAX_BATCH`]) and
-/// runs them in one transaction, in arrival order: each sees the ones before
-/// it, exactly as if committed one by one, and the pages they share (the
-/// right edge of every index) are written to the WAL once per batch. Answers
-/// and live changes go out only after the commit. If anything in a batch
-/// fails, the batch is rolled back and each delivery is retried in a
-/// transaction of its own, so one bad message fails alone and nothing is
-/// ever half applied.
-#[derive(Clone, Debug)]
-pub struct Batches {
-    queue: tokio::sync::mpsc::UnboundedSender<Job>,
-}
-
-impl Batches {
-    /// Starts the batching task on `lane`, writing through `write` and
-    /// publishing to `feed`. It ends when the last [`Batches`] is dropped.
-    pub fn start(
-        lane: &super::write_lane::WriteLane,
-        write: sqlx::SqlitePool,
-        feed: crate::live::Feed,
-    ) -> Batches {
-        let (queue, mut jobs) = tokio::sync::mpsc::unbounded_channel::<Job>();
-        lane.spawn(async move {
-            let mut batch = Vec::with_capacity(MAX_BATCH);
-            while jobs.recv_many(&mut batch, MAX_BATCH).await > 0 {
-                run_batch(&write, &feed, std::mem::take(&mut batch)).await;
-            }
-        });
-        Batches { queue }
-    }
-
-    /// Records `message` with the next batch and waits for its commit.
-    async fn deliver(
-        &self,
-        channel: ChannelAuth,
-        message: InboundMessage,
-        now: Ts,
-    ) -> StoreResult<InboundOutcome> {
-        let (reply, answer) = tokio::sync::oneshot::channel();
-        let job = Job {
-            channel,
-            message,
-            now,
-            reply,
-        };
-        if self.queue.send(job).is_err() {
-            return Err(sqlx::Error::PoolClosed.into());
-        }
-        // The batch runs to its end even if this request goes away.
-        answer.await.map_err(|_| sqlx::Error::PoolClosed)?
-    }
-}
-
-/// Runs `jobs` in one transaction; on any failure, each in its own.
-async fn run_batch(write: &sqlx::SqlitePool, feed: &crate::live::Feed, jobs: Vec<Job>) {
-    async fn all(
-        write: &sqlx::SqlitePool,
-        jobs: &[Job],
-    ) -> Result<Vec<SqliteDelivery>, sqlx::Error> {
-        let mut tx = write.begin().await?;
-        let mut deliveries = Vec::with_capacity(jobs.len());
-        for job in jobs {
-            deliveries.push(deliver_sqlite(&mut tx, &job.channel, &job.message, job.now).await?);
-        }
-        tx.commit().await?;
-        Ok(deliveries)
-    }
-    match all(write, &jobs).await {
-        Ok(deliveries) => {
-            for (job, delivery) in jobs.into_iter().zip(deliveries) {
-                let _ = job.reply.send(Ok(settle(feed, delivery)));
-            }
-        }
-        Err(e) if jobs.len() == 1 => {
-            if let Some(job) = jobs.into_iter().next() {
-                let _ = job.reply.send(Err(e.into()));
-            }
-        }
-        Err(e) => {
-            tracing::debug!(error = %e, size = jobs.len(), "a batch of deliveries failed; retrying each alone");
-            for job in jobs {
-                let one = std::slice::from_ref(&job);
-                let answer = all(write, one)
-                    .await
-                    .map(|mut d| settle(feed, d.remove(0)))
-                    .map_err(Into::into);
-                let _ = job.reply.send(answer);
-            }
-        }
-    }
-}
+pub(super) type SqliteDelivery = Result<(InboundOutcome, Change), FirstOutcome>;
 
 /// What a committed delivery answers, after publishing its change.
-fn settle(feed: &crate::live::Feed, delivery: SqliteDelivery) -> InboundOutcome {
+pub(super) fn settle(feed: &crate::live::Feed, delivery: SqliteDelivery) -> InboundOutcome {
     match delivery {
         Ok((outcome, change)) => {
             feed.publish(Event::Changed(change));
@@ -590,9 +483,12 @@ impl super::Store {
         now: Ts,
     ) -> StoreResult<InboundOutcome> {
         match self {
-            // Through the batching queue (see [`Batches`]).
+            // With the next group commit (see [`super::group_commit`]).
             super::Store::Sqlite(pools) => {
-                pools.inbound.deliver(*channel, message.clone(), now).await
+                pools
+                    .group_commit
+                    .deliver(*channel, message.clone(), now)
+                    .await
             }
             super::Store::Postgres(pg) => self.deliver_postgres(pg, channel, message, now).await,
         }

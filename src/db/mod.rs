@@ -15,6 +15,7 @@ mod categories;
 mod conversations;
 mod demo;
 mod directory;
+mod group_commit;
 mod inbound;
 mod outbox;
 mod reports;
@@ -131,8 +132,8 @@ pub struct SqlitePools {
     pub feed: Feed,
     /// Where the hot write transactions run (see [`write_lane`]).
     pub lane: write_lane::WriteLane,
-    /// Customer messages, committed in batches on the lane.
-    pub(crate) inbound: inbound::Batches,
+    /// Customer messages and transitions, committed in batches on the lane.
+    pub(crate) group_commit: group_commit::GroupCommit,
 }
 
 /// The PostgreSQL pool and this instance's change feed.
@@ -294,13 +295,13 @@ impl Store {
                 .map_err(|e| StoreError::Database(sqlx::Error::Io(e)))?;
             lane.spawn_checkpoints(read.clone(), write.clone());
             let feed = Feed::new();
-            let inbound = inbound::Batches::start(&lane, write.clone(), feed.clone());
+            let group_commit = group_commit::GroupCommit::start(&lane, write.clone(), feed.clone());
             Ok(Store::Sqlite(SqlitePools {
                 read,
                 write,
                 feed,
                 lane,
-                inbound,
+                group_commit,
             }))
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             // Relevo's queries are short index lookups; parallel workers only

@@ -7,8 +7,8 @@
 //! first; the caller gets a [`Conflict`] naming that change.
 //!
 //! Both are one statement's work for the database: on SQLite one script
-//! (the history row is inserted only `where changes() = 1`) inside a
-//! transaction, on PostgreSQL one statement of data-modifying CTEs, which
+//! (the history row is inserted only `where changes() = 1`) inside the
+//! transaction of a group commit (see [`super::group_commit`]), on PostgreSQL one statement of data-modifying CTEs, which
 //! also carries the notification and, in autocommit, is its own transaction:
 //! one round trip where it took five.
 
@@ -149,6 +149,61 @@ pub struct ApplyWith {
     pub bulk_job_id: Option<Uuid>,
 }
 
+/// Binds the arguments of a transition's statement (both backends share
+/// one argument list, in `$N` order).
+macro_rules! bind_transition {
+    ($query:expr, $t:expr, $with:expr, $at:expr, $closes:expr) => {{
+        let (t, with, at, closes): (&Transition, ApplyWith, Ts, bool) = ($t, $with, $at, $closes);
+        $query
+            .bind(t.conversation_id)
+            .bind(t.expected_version)
+            .bind(t.to_status.as_str())
+            .bind(t.to_status.is_open())
+            .bind(t.to_agent)
+            .bind(at)
+            .bind(closes.then_some(at))
+            .bind(if closes { t.actor.user_id() } else { None })
+            .bind(closes.then(|| t.actor.kind().as_str()))
+            .bind(if closes { t.category_id } else { None })
+            .bind(if closes { t.subcategory_id } else { None })
+            .bind(if closes { t.comment.as_deref() } else { None })
+            .bind(with.activity_at)
+            .bind(Uuid::now_v7())
+            .bind(t.kind.as_str())
+            .bind(t.from_status.as_str())
+            .bind(t.from_agent)
+            .bind(t.category_id)
+            .bind(t.subcategory_id)
+            .bind(t.comment.as_deref())
+            .bind(t.actor.kind().as_str())
+            .bind(t.actor.user_id())
+            .bind(with.bulk_job_id)
+    }};
+}
+
+/// Applies `t` on SQLite inside the open transaction `tx`: true when the
+/// compare-and-set held (the script changed the conversation and inserted
+/// its history row), false when the conversation had changed (the script
+/// wrote nothing, so the transaction may go on with other writes).
+pub(super) async fn apply_sqlite(
+    tx: &mut sqlx::SqliteConnection,
+    t: &Transition,
+    with: ApplyWith,
+) -> Result<bool, sqlx::Error> {
+    let at = Ts::new(t.at);
+    let written = bind_transition!(sqlx::query(SQLITE_APPLY), t, with, at, t.closes())
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+    match written {
+        2 => Ok(true),
+        0 => Ok(false),
+        other => Err(sqlx::Error::Protocol(format!(
+            "a transition changed {other} rows instead of 2 or 0"
+        ))),
+    }
+}
+
 impl super::Store {
     /// Applies `transition` if the conversation is still at
     /// `transition.expected_version`; otherwise changes nothing and returns
@@ -223,63 +278,18 @@ impl super::Store {
             campaign_id: t.campaign_id,
             version: t.expected_version + 1,
         });
-        // One argument list for both backends' statements, in `$N` order.
-        macro_rules! bind_transition {
-            ($query:expr) => {
-                $query
-                    .bind(t.conversation_id)
-                    .bind(t.expected_version)
-                    .bind(t.to_status.as_str())
-                    .bind(t.to_status.is_open())
-                    .bind(t.to_agent)
-                    .bind(at)
-                    .bind(closes.then_some(at))
-                    .bind(if closes { t.actor.user_id() } else { None })
-                    .bind(closes.then(|| t.actor.kind().as_str()))
-                    .bind(if closes { t.category_id } else { None })
-                    .bind(if closes { t.subcategory_id } else { None })
-                    .bind(if closes { t.comment.as_deref() } else { None })
-                    .bind(with.activity_at)
-                    .bind(Uuid::now_v7())
-                    .bind(t.kind.as_str())
-                    .bind(t.from_status.as_str())
-                    .bind(t.from_agent)
-                    .bind(t.category_id)
-                    .bind(t.subcategory_id)
-                    .bind(t.comment.as_deref())
-                    .bind(t.actor.kind().as_str())
-                    .bind(t.actor.user_id())
-                    .bind(with.bulk_job_id)
-            };
-        }
         let outcome = match self {
+            // With the next group commit (see [`super::group_commit`]).
             super::Store::Sqlite(pools) => {
-                let mut tx = pools.write.begin().await?;
-                let written = bind_transition!(sqlx::query(SQLITE_APPLY))
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
-                match written {
-                    2 => {
-                        tx.commit().await?;
-                        Ok(None)
-                    }
-                    0 => {
-                        tx.rollback().await?;
-                        Err(())
-                    }
-                    other => {
-                        tx.rollback().await?;
-                        return Err(sqlx::Error::Protocol(format!(
-                            "a transition changed {other} rows instead of 2 or 0"
-                        ))
-                        .into());
-                    }
+                if pools.group_commit.apply(t.clone(), with).await? {
+                    Ok(None)
+                } else {
+                    Err(())
                 }
             }
             super::Store::Postgres(pg) if showing => {
                 let row: Option<ConversationRow> =
-                    bind_transition!(sqlx::query_as(POSTGRES_APPLY_SHOWING))
+                    bind_transition!(sqlx::query_as(POSTGRES_APPLY_SHOWING), t, with, at, closes)
                         .bind(crate::live::CHANNEL)
                         .bind(self.feed().notification(event))
                         .fetch_optional(&pg.pool)
@@ -287,11 +297,12 @@ impl super::Store {
                 row.map(Some).ok_or(())
             }
             super::Store::Postgres(pg) => {
-                let (updated, _): (i64, i64) = bind_transition!(sqlx::query_as(POSTGRES_APPLY))
-                    .bind(crate::live::CHANNEL)
-                    .bind(self.feed().notification(event))
-                    .fetch_one(&pg.pool)
-                    .await?;
+                let (updated, _): (i64, i64) =
+                    bind_transition!(sqlx::query_as(POSTGRES_APPLY), t, with, at, closes)
+                        .bind(crate::live::CHANNEL)
+                        .bind(self.feed().notification(event))
+                        .fetch_one(&pg.pool)
+                        .await?;
                 if updated == 1 { Ok(None) } else { Err(()) }
             }
         };
