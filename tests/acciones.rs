@@ -1057,8 +1057,6 @@ async fn history_keeps_the_names_of_deactivated_categories(backend: Backend) {
 /// batch is applied.
 #[tokio::test]
 async fn transitions_committed_together_keep_their_own_outcomes() {
-    use relevo::domain::conversation::handoff;
-    use relevo::domain::{HandoffOutcome, Scope};
     let Some(app) = spawn_app(Backend::Sqlite).await else {
         return;
     };
@@ -1074,19 +1072,7 @@ async fn transitions_committed_together_keep_their_own_outcomes() {
     let (a, b, c) = (folios[0], folios[1], folios[2]);
     let mut transitions = Vec::new();
     for folio in [a, a, b, c] {
-        let row = app
-            .store
-            .conversation(&Scope::All, folio)
-            .await
-            .unwrap()
-            .unwrap();
-        let t = handoff(
-            &row.to_domain(),
-            HandoffOutcome::AgentsOffline,
-            chrono::Utc::now(),
-        )
-        .unwrap();
-        transitions.push(t);
+        transitions.push(app.agents_offline_handoff(folio).await);
     }
     // The last one names a closure category that does not exist: its history
     // row breaks a foreign key.

@@ -439,6 +439,17 @@ impl TestApp {
     /// Moves conversation `folio` (in ICR) to Agentes Desconectados as the
     /// router does, through the domain rules and the Store.
     pub async fn hand_off_to_agents_offline(&self, folio: i64) {
+        let t = self.agents_offline_handoff(folio).await;
+        self.store
+            .apply_transition(&t)
+            .await
+            .unwrap()
+            .expect("no conflict");
+    }
+
+    /// The hand-off of conversation `folio` to "no agents online", as the
+    /// router computes it from the conversation as it now is (not applied).
+    pub async fn agents_offline_handoff(&self, folio: i64) -> relevo::domain::Transition {
         use relevo::domain::conversation::{HandoffOutcome, handoff};
         let row = self
             .store
@@ -446,17 +457,12 @@ impl TestApp {
             .await
             .unwrap()
             .unwrap();
-        let t = handoff(
+        handoff(
             &row.to_domain(),
             HandoffOutcome::AgentsOffline,
             chrono::Utc::now(),
         )
-        .unwrap();
-        self.store
-            .apply_transition(&t)
-            .await
-            .unwrap()
-            .expect("no conflict");
+        .unwrap()
     }
 
     pub async fn scalar_i64(&self, sql: &'static str) -> i64 {
