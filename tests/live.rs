@@ -344,3 +344,100 @@ async fn a_page_reloaded_on_one_instance_shows_a_change_made_through_another() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// Waits up to `limit` for a change of conversation `id` on `stream`.
+async fn sees_change(stream: &mut SseReader, id: Uuid, limit: Duration) -> bool {
+    let mut seen = Vec::new();
+    let deadline = std::time::Instant::now() + limit;
+    while std::time::Instant::now() < deadline {
+        if let Some(event) = stream.next(Duration::from_millis(200)).await {
+            seen.push(event);
+            if change_ids(&seen).contains(&id) {
+                return true;
+            }
+        }
+    }
+    false
+}
+
+/// The change log entry another instance would write for a change of
+/// conversation `id` of `campaign`.
+fn entry_of(id: Uuid, campaign: Uuid) -> String {
+    relevo::live::Feed::new().notification(relevo::live::Event::Changed(relevo::live::Change {
+        conversation_id: id,
+        campaign_id: campaign,
+        version: 1,
+    }))
+}
+
+/// A viewer on `app`, admin of Ventas Hogar, with the stream's LISTEN and
+/// log reader in place.
+async fn ventas_viewer(app: &TestApp) -> SseReader {
+    app.login_as_admin().await;
+    let mut stream = SseReader::open(app, &app.client, "/mensajes/eventos").await;
+    assert_eq!(
+        stream.next(Duration::from_secs(2)).await.unwrap().0,
+        "hello"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stream
+}
+
+/// Other instances read the change log itself: an entry committed without
+/// any wake-up (an instance that stopped right after its commit) still
+/// reaches them, at their next poll.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_committed_without_a_wake_up_still_reaches_the_other_instances() {
+    let Some(app) = spawn_app(Backend::Postgres).await else {
+        return;
+    };
+    let mut stream = ventas_viewer(&app).await;
+    let (_, id) = icr_in(&app, "Ventas Hogar", 0).await;
+    let campaign = app.campaign_id("Ventas Hogar").await;
+    let relevo::db::Store::Postgres(pg) = &app.store else {
+        unreachable!("a PostgreSQL app")
+    };
+    sqlx::query("insert into change_log (payload) values ($1)")
+        .bind(entry_of(id, campaign))
+        .execute(&pg.pool)
+        .await
+        .unwrap();
+    assert!(
+        sees_change(&mut stream, id, Duration::from_secs(3)).await,
+        "the change was read from the log"
+    );
+}
+
+/// An entry whose transaction took its id before another's but commits
+/// after it (ids are handed out in order, commits are not) is not skipped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_committed_after_a_later_one_is_not_lost() {
+    let Some(app) = spawn_app(Backend::Postgres).await else {
+        return;
+    };
+    let mut stream = ventas_viewer(&app).await;
+    let (_, early) = icr_in(&app, "Ventas Hogar", 0).await;
+    let (_, late) = icr_in(&app, "Ventas Hogar", 1).await;
+    let campaign = app.campaign_id("Ventas Hogar").await;
+    let relevo::db::Store::Postgres(pg) = &app.store else {
+        unreachable!("a PostgreSQL app")
+    };
+    let mut slow = pg.pool.begin().await.unwrap();
+    sqlx::query("insert into change_log (payload) values ($1)")
+        .bind(entry_of(early, campaign))
+        .execute(&mut *slow)
+        .await
+        .unwrap();
+    // A later id, committed first and read by the instance.
+    sqlx::query("insert into change_log (payload) values ($1)")
+        .bind(entry_of(late, campaign))
+        .execute(&pg.pool)
+        .await
+        .unwrap();
+    assert!(sees_change(&mut stream, late, Duration::from_secs(3)).await);
+    slow.commit().await.unwrap();
+    assert!(
+        sees_change(&mut stream, early, Duration::from_secs(3)).await,
+        "the entry committed late was read"
+    );
+}

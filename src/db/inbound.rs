@@ -10,7 +10,7 @@
 //! 2. **Write**, decided in Rust by [`conversation::continues`]: either new
 //!    activity on the open conversation, or a new conversation in ICR with its
 //!    `created` history row; then the message and the delivery record (and,
-//!    on PostgreSQL, the change notification).
+//!    on PostgreSQL, the change's entry in the change log).
 //!
 //! On SQLite each step is one multi-statement script (sqlx runs all of its
 //! statements in one hand-off to the connection's thread, binding the shared
@@ -32,7 +32,7 @@ use uuid::Uuid;
 use super::api::{InboundMessage, InboundOutcome};
 use super::{ChannelAuth, StoreResult, Ts, with_read};
 use crate::domain::{Conversation, Status};
-use crate::live::{CHANNEL, Change, Event};
+use crate::live::{Change, Event};
 
 /// Creates or refreshes the contact, unless this delivery was processed
 /// already. `$1` channel, `$2` message id, `$3` new contact id, `$4` the
@@ -150,8 +150,8 @@ const SQLITE_CONTINUE: &str = "update conversations set last_activity_at = $2 wh
      insert into inbound_messages (channel_id, message_id, conversation_id, received_at, \
      started_conversation) values ($3, $5, $1, $2, false)";
 
-/// PostgreSQL: [`SQLITE_START`] as one statement, plus the notification
-/// (`$11` channel, `$12` payload). Answers the folio and whether the
+/// PostgreSQL: [`SQLITE_START`] as one statement, plus the change's entry in
+/// the change log (`$11` payload, see [`crate::live`]). Answers the folio and whether the
 /// delivery record was inserted (0: a concurrent retry won; roll back).
 const POSTGRES_START: &str = concat!(
     "with conversation as (",
@@ -163,13 +163,13 @@ const POSTGRES_START: &str = concat!(
     "), claim as (",
     insert_delivery!("true"),
     " on conflict (channel_id, message_id) do nothing returning 1), \
-     announce as (select pg_notify($11, $12)) \
+     announce as (insert into change_log (payload) values ($11) returning 1) \
      select (select folio from conversation), (select count(*) from claim), \
      (select count(*) from announce)"
 );
 
 /// PostgreSQL: [`SQLITE_CONTINUE`] as one statement, with the same
-/// numbering plus the notification (`$7` channel, `$8` payload).
+/// numbering plus the change's entry in the change log (`$7` payload).
 const POSTGRES_CONTINUE: &str = "with touched as (update conversations \
      set last_activity_at = $2 where id = $1), \
      message as (insert into messages (id, conversation_id, direction, message_id, agent_id, \
@@ -177,7 +177,7 @@ const POSTGRES_CONTINUE: &str = "with touched as (update conversations \
      claim as (insert into inbound_messages (channel_id, message_id, conversation_id, \
      received_at, started_conversation) values ($3, $5, $1, $2, false) \
      on conflict (channel_id, message_id) do nothing returning 1), \
-     announce as (select pg_notify($7, $8)) \
+     announce as (insert into change_log (payload) values ($7) returning 1) \
      select null::bigint, (select count(*) from claim), (select count(*) from announce)";
 
 /// Binds the look-up's arguments (`$1`-`$7`, see [`upsert_contact!`]).
@@ -541,7 +541,6 @@ impl super::Store {
                             open,
                             now
                         )
-                        .bind(CHANNEL)
                         .bind(&notification)
                         .fetch_one(&mut *tx)
                         .await?
@@ -559,7 +558,6 @@ impl super::Store {
                             reactivates,
                             now
                         )
-                        .bind(CHANNEL)
                         .bind(&notification)
                         .fetch_one(&mut *tx)
                         .await?

@@ -141,6 +141,8 @@ pub struct SqlitePools {
 pub struct PgStore {
     pub pool: PgPool,
     pub feed: Feed,
+    /// Wakes the other instances after a change is committed.
+    pub announcer: crate::live::Announcer,
 }
 
 /// The database the application runs on, chosen from `DATABASE_URL` at start.
@@ -154,8 +156,9 @@ pub enum Store {
 }
 
 /// Announces a change inside the transaction that makes it: a no-op on
-/// SQLite (one instance per file), `pg_notify` on PostgreSQL, delivered to
-/// the other instances when (and only if) the transaction commits.
+/// SQLite (one instance per file), an entry in the change log on
+/// PostgreSQL, read by the other instances when (and only if) the
+/// transaction commits (see [`crate::live`]).
 pub(crate) trait NotifyInTx {
     fn notify_change(
         &mut self,
@@ -171,8 +174,7 @@ impl NotifyInTx for sqlx::Transaction<'_, sqlx::Sqlite> {
 
 impl NotifyInTx for sqlx::Transaction<'_, sqlx::Postgres> {
     async fn notify_change(&mut self, payload: &str) -> Result<(), sqlx::Error> {
-        sqlx::query("select pg_notify($1, $2)")
-            .bind(crate::live::CHANNEL)
+        sqlx::query("insert into change_log (payload) values ($1)")
             .bind(payload)
             .execute(&mut **self)
             .await?;
@@ -328,6 +330,7 @@ impl Store {
             Ok(Store::Postgres(PgStore {
                 pool,
                 feed: Feed::new(),
+                announcer: Default::default(),
             }))
         } else {
             Err(StoreError::UnsupportedUrl)
@@ -361,6 +364,7 @@ impl Store {
     pub fn start_listening(&self) {
         if let Store::Postgres(pg) = self {
             crate::live::spawn_pg_listener(pg.pool.clone(), pg.feed.clone());
+            crate::live::spawn_pg_announcer(pg.pool.clone(), pg.announcer.clone(), &pg.feed);
         }
     }
 
@@ -381,6 +385,9 @@ impl Store {
     /// Publishes an event that has been committed.
     pub(crate) fn publish(&self, event: Event) {
         self.feed().publish(event);
+        if let Store::Postgres(pg) = self {
+            pg.announcer.committed();
+        }
     }
 
     /// Which backend this is, for logs and the start-up banner.

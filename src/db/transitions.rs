@@ -8,9 +8,10 @@
 //!
 //! Both are one statement's work for the database: on SQLite one script
 //! (the history row is inserted only `where changes() = 1`) inside the
-//! transaction of a group commit (see [`super::group_commit`]), on PostgreSQL one statement of data-modifying CTEs, which
-//! also carries the notification and, in autocommit, is its own transaction:
-//! one round trip where it took five.
+//! transaction of a group commit (see [`super::group_commit`]); on
+//! PostgreSQL one statement of data-modifying CTEs, which also writes the
+//! change log entry for other instances and, in autocommit, is its own
+//! transaction: one round trip where it took five.
 
 use uuid::Uuid;
 
@@ -89,7 +90,8 @@ const SQLITE_APPLY: &str = concat!(
 );
 
 /// PostgreSQL: the compare-and-set (`changed`, the row as written), its
-/// history row and the notification to other instances (`announce`) as
+/// history row and its entry in the change log for other instances
+/// (`announce`, see [`crate::live`]) as
 /// data-modifying CTEs of one statement, in autocommit: one round trip, and
 /// atomic (a statement is a transaction). The final `select` follows.
 macro_rules! postgres_apply_ctes {
@@ -100,7 +102,8 @@ macro_rules! postgres_apply_ctes {
             " returning *), event as (",
             event_columns!(),
             "select $14, id, $6, $15, $16, $3, $17, $5, $18, $19, $20, $21, $22, $23 \
-             from changed), announce as (select pg_notify($24, $25) from changed) "
+             from changed), announce as (insert into change_log (payload) select $24 from changed \
+             returning 1) "
         )
     };
 }
@@ -290,7 +293,6 @@ impl super::Store {
             super::Store::Postgres(pg) if showing => {
                 let row: Option<ConversationRow> =
                     bind_transition!(sqlx::query_as(POSTGRES_APPLY_SHOWING), t, with, at, closes)
-                        .bind(crate::live::CHANNEL)
                         .bind(self.feed().notification(event))
                         .fetch_optional(&pg.pool)
                         .await?;
@@ -299,7 +301,6 @@ impl super::Store {
             super::Store::Postgres(pg) => {
                 let (updated, _): (i64, i64) =
                     bind_transition!(sqlx::query_as(POSTGRES_APPLY), t, with, at, closes)
-                        .bind(crate::live::CHANNEL)
                         .bind(self.feed().notification(event))
                         .fetch_one(&pg.pool)
                         .await?;

@@ -2,9 +2,19 @@
 //!
 //! Every committed change is published by the Store, after commit, to an
 //! in-process `tokio::sync::broadcast`. On PostgreSQL the same transaction
-//! also `NOTIFY`s, and every instance `LISTEN`s on one dedicated connection
-//! and re-broadcasts what other instances committed, so a change made through
-//! any instance reaches every instance's viewers.
+//! also writes it to the `change_log` table, and every instance reads that
+//! log and re-broadcasts what other instances committed, so a change made
+//! through any instance reaches every instance's viewers, even if the
+//! instance that made it stops right after its commit.
+//!
+//! The log replaced a `NOTIFY` inside each writing transaction: PostgreSQL
+//! holds one database-wide lock from a notifying transaction's pre-commit
+//! until its commit is flushed to disk, so no two writes could share a WAL
+//! flush, and under customer messages most backends waited on that lock
+//! (see BENCHMARKS.md). A `NOTIFY` is still sent, after the commit and
+//! without a payload, only to wake the readers at once (several commits
+//! share one, see [`Announcer`]); without it they read every
+//! [`LOG_POLL`] anyway, so a lost wake-up delays a change but never loses it.
 //!
 //! Changes go only to the viewers whose scope allows their campaign (see
 //! [`router`]); the rare events that concern everyone (access changes,
@@ -26,8 +36,24 @@ use sqlx::postgres::{PgListener, PgPool};
 use tokio::sync::broadcast;
 use uuid::Uuid;
 
-/// The PostgreSQL notification channel.
+/// The PostgreSQL notification channel that wakes the change log's readers.
 pub const CHANNEL: &str = "relevo_changes";
+/// How long a wake-up waits for more commits to share it.
+const WAKE_DELAY: Duration = Duration::from_millis(10);
+/// How often the change log is read without a wake-up.
+pub const LOG_POLL: Duration = Duration::from_millis(500);
+/// How long an id skipped in the change log is looked for: it was taken by a
+/// transaction that had not committed yet when a later id was read (or that
+/// rolled back, and never appears).
+const GAP_WAIT: Duration = Duration::from_secs(30);
+/// Most ids looked for at once; a larger gap makes viewers resync instead.
+const MAX_GAPS: usize = 10_000;
+/// How often an instance deletes old change log entries.
+const LOG_CLEANUP: Duration = Duration::from_secs(60);
+/// How long after an instance read an entry it deletes it: far longer than
+/// any other reader is behind (one that lost its connection resyncs) or
+/// than [`GAP_WAIT`].
+const LOG_KEPT: Duration = Duration::from_secs(600);
 /// Events kept for slow viewers before they must resynchronise.
 const CAPACITY: usize = 4096;
 
@@ -203,7 +229,7 @@ impl Feed {
         self.router.join(scope)
     }
 
-    /// The `NOTIFY` payload announcing `event` to other instances.
+    /// The change log entry announcing `event` to other instances.
     pub fn notification(&self, event: Event) -> String {
         serde_json::to_string(&Envelope {
             instance: self.instance,
@@ -212,8 +238,8 @@ impl Feed {
         .unwrap_or_default()
     }
 
-    /// Re-broadcasts a notification from another instance (ours are already
-    /// published locally).
+    /// Re-broadcasts a change log entry of another instance (ours are
+    /// already published locally).
     fn receive(&self, payload: &str) {
         match serde_json::from_str::<Envelope>(payload) {
             Ok(envelope) if envelope.instance != self.instance => self.publish(envelope.event),
@@ -223,14 +249,59 @@ impl Feed {
     }
 }
 
-/// Listens for other instances' changes on PostgreSQL until the pool closes,
+/// Wakes the other instances' readers of the change log once changes have
+/// been committed: [`Announcer::committed`] never waits, and the commits
+/// made while a wake-up is being sent share the next one.
+#[derive(Clone, Debug, Default)]
+pub struct Announcer {
+    poke: Arc<tokio::sync::Notify>,
+}
+
+impl Announcer {
+    /// Something was written to the change log and committed.
+    pub fn committed(&self) {
+        self.poke.notify_one();
+    }
+}
+
+/// Sends the wake-ups of `announcer` for the instance of `feed` until the
+/// pool closes: at most one per [`WAKE_DELAY`], which the commits made
+/// meanwhile share (one per commit was as many statements again as the
+/// writes themselves).
+pub fn spawn_pg_announcer(pool: PgPool, announcer: Announcer, feed: &Feed) {
+    let instance = feed.instance.to_string();
+    tokio::spawn(async move {
+        while !pool.is_closed() {
+            if tokio::time::timeout(Duration::from_secs(1), announcer.poke.notified())
+                .await
+                .is_err()
+            {
+                continue;
+            }
+            tokio::time::sleep(WAKE_DELAY).await;
+            // The payload names the sender, whose own reader has nothing to
+            // do; readers read the log itself. A failure only delays the
+            // readers until their next poll.
+            if let Err(e) = sqlx::query("select pg_notify($1, $2)")
+                .bind(CHANNEL)
+                .bind(&instance)
+                .execute(&pool)
+                .await
+            {
+                tracing::debug!(error = %e, "could not wake the other instances");
+            }
+        }
+    });
+}
+
+/// Follows other instances' changes on PostgreSQL until the pool closes,
 /// reconnecting with back-off; after any gap it asks viewers to resync.
 pub fn spawn_pg_listener(pool: PgPool, feed: Feed) {
     tokio::spawn(async move {
         let mut backoff = Duration::from_millis(250);
         let mut first = true;
         while !pool.is_closed() {
-            match listen(&pool, &feed, &mut first).await {
+            match follow(&pool, &feed, &mut first).await {
                 Ok(()) => backoff = Duration::from_millis(250),
                 Err(e) => {
                     tracing::warn!(error = %e, retry_in = ?backoff, "change listener disconnected");
@@ -243,27 +314,129 @@ pub fn spawn_pg_listener(pool: PgPool, feed: Feed) {
     });
 }
 
-async fn listen(pool: &PgPool, feed: &Feed, first: &mut bool) -> Result<(), sqlx::Error> {
+/// Reads the change log from its current end on: whenever woken, and every
+/// [`LOG_POLL`].
+async fn follow(pool: &PgPool, feed: &Feed, first: &mut bool) -> Result<(), sqlx::Error> {
     let mut listener = PgListener::connect_with(pool).await?;
     listener.listen(CHANNEL).await?;
+    let mut log = LogReader::from_end(pool).await?;
     if !std::mem::take(first) {
         feed.publish(Event::Resync);
     }
-    tracing::info!("listening for changes of other instances");
-    loop {
-        if pool.is_closed() {
-            return Ok(());
-        }
-        // `try_recv` answers `None` when the connection was lost (it then
-        // reconnects by itself): whatever was notified meanwhile is missed.
-        match listener.try_recv().await? {
-            Some(notification) => feed.receive(notification.payload()),
-            None => {
-                // Reconnected by itself: what was notified meanwhile is lost.
-                tracing::warn!("change listener lost its connection; viewers will resync");
-                feed.publish(Event::Resync);
+    tracing::info!("following the changes of other instances");
+    let wake = tokio::sync::Notify::new();
+    let own = feed.instance.to_string();
+    let wake_ups = async {
+        loop {
+            // `try_recv` answers `None` when the connection was lost (it then
+            // reconnects by itself): the log still has what was committed.
+            match listener.try_recv().await? {
+                Some(woken) if woken.payload() == own => {}
+                Some(_) => wake.notify_one(),
+                None => {
+                    tracing::debug!("change listener reconnected");
+                    wake.notify_one();
+                }
             }
         }
+        #[allow(unreachable_code)]
+        Ok::<(), sqlx::Error>(())
+    };
+    let reads = async {
+        loop {
+            let _ = tokio::time::timeout(LOG_POLL, wake.notified()).await;
+            if pool.is_closed() {
+                return Ok(());
+            }
+            log.read(pool, feed).await?;
+        }
+    };
+    tokio::select! {
+        done = wake_ups => done,
+        done = reads => done,
+    }
+}
+
+/// Where an instance is in the change log.
+struct LogReader {
+    /// The highest id read.
+    last: i64,
+    /// Ids below `last` not read yet, with when they were first missed.
+    missing: std::collections::BTreeMap<i64, std::time::Instant>,
+    /// The highest id read, every [`LOG_CLEANUP`], oldest first: entries up
+    /// to one read [`LOG_KEPT`] ago are deleted (by id, the table's one
+    /// index, rather than by a time column needing another on every write).
+    read_marks: std::collections::VecDeque<(std::time::Instant, i64)>,
+}
+
+impl LogReader {
+    /// Starts after the entries already in the log.
+    async fn from_end(pool: &PgPool) -> Result<LogReader, sqlx::Error> {
+        let last: i64 = sqlx::query_scalar("select coalesce(max(id), 0) from change_log")
+            .fetch_one(pool)
+            .await?;
+        Ok(LogReader {
+            last,
+            missing: Default::default(),
+            read_marks: [(std::time::Instant::now(), last)].into(),
+        })
+    }
+
+    /// Re-broadcasts the entries committed since the last read, and any
+    /// missing one that has committed since.
+    async fn read(&mut self, pool: &PgPool, feed: &Feed) -> Result<(), sqlx::Error> {
+        let missing: Vec<i64> = self.missing.keys().copied().collect();
+        let entries: Vec<(i64, String)> = sqlx::query_as(
+            "select id, payload from change_log where id > $1 or id = any($2) order by id",
+        )
+        .bind(self.last)
+        .bind(&missing)
+        .fetch_all(pool)
+        .await?;
+        let now = std::time::Instant::now();
+        for (id, payload) in entries {
+            if id > self.last {
+                let skipped = (id - self.last - 1) as usize;
+                if self.missing.len() + skipped > MAX_GAPS {
+                    tracing::warn!(
+                        skipped,
+                        "too many change log entries in flight; viewers will resync"
+                    );
+                    self.missing.clear();
+                    feed.publish(Event::Resync);
+                } else {
+                    self.missing
+                        .extend((self.last + 1..id).map(|gap| (gap, now)));
+                }
+                self.last = id;
+            } else {
+                self.missing.remove(&id);
+            }
+            feed.receive(&payload);
+        }
+        self.missing
+            .retain(|_, since| now.duration_since(*since) < GAP_WAIT);
+        if self
+            .read_marks
+            .back()
+            .is_none_or(|(at, _)| now.duration_since(*at) >= LOG_CLEANUP)
+        {
+            self.read_marks.push_back((now, self.last));
+        }
+        let mut expired = None;
+        while let Some(&(at, id)) = self.read_marks.front()
+            && now.duration_since(at) >= LOG_KEPT
+        {
+            expired = Some(id);
+            self.read_marks.pop_front();
+        }
+        if let Some(id) = expired {
+            sqlx::query("delete from change_log where id <= $1")
+                .bind(id)
+                .execute(pool)
+                .await?;
+        }
+        Ok(())
     }
 }
 
