@@ -360,14 +360,29 @@ async fn sees_change(stream: &mut SseReader, id: Uuid, limit: Duration) -> bool 
     false
 }
 
-/// The change log entry another instance would write for a change of
-/// conversation `id` of `campaign`.
-fn entry_of(id: Uuid, campaign: Uuid) -> String {
-    relevo::live::Feed::new().notification(relevo::live::Event::Changed(relevo::live::Change {
-        conversation_id: id,
-        campaign_id: campaign,
-        version: 1,
-    }))
+/// Writes, through `db`, the change log entry another instance would write
+/// for a change of conversation `id` of `campaign`.
+async fn log_change<'e>(db: impl sqlx::PgExecutor<'e>, id: Uuid, campaign: Uuid) {
+    let entry = relevo::live::Feed::new().notification(relevo::live::Event::Changed(
+        relevo::live::Change {
+            conversation_id: id,
+            campaign_id: campaign,
+            version: 1,
+        },
+    ));
+    sqlx::query("insert into change_log (payload) values ($1)")
+        .bind(entry)
+        .execute(db)
+        .await
+        .unwrap();
+}
+
+/// The PostgreSQL pool of `app`.
+fn pg_pool(app: &TestApp) -> &sqlx::PgPool {
+    match &app.store {
+        relevo::db::Store::Postgres(pg) => &pg.pool,
+        relevo::db::Store::Sqlite(_) => unreachable!("a PostgreSQL app"),
+    }
 }
 
 /// A viewer on `app`, admin of Ventas Hogar, with the stream's LISTEN and
@@ -394,14 +409,7 @@ async fn a_change_committed_without_a_wake_up_still_reaches_the_other_instances(
     let mut stream = ventas_viewer(&app).await;
     let (_, id) = icr_in(&app, "Ventas Hogar", 0).await;
     let campaign = app.campaign_id("Ventas Hogar").await;
-    let relevo::db::Store::Postgres(pg) = &app.store else {
-        unreachable!("a PostgreSQL app")
-    };
-    sqlx::query("insert into change_log (payload) values ($1)")
-        .bind(entry_of(id, campaign))
-        .execute(&pg.pool)
-        .await
-        .unwrap();
+    log_change(pg_pool(&app), id, campaign).await;
     assert!(
         sees_change(&mut stream, id, Duration::from_secs(3)).await,
         "the change was read from the log"
@@ -419,21 +427,10 @@ async fn a_change_committed_after_a_later_one_is_not_lost() {
     let (_, early) = icr_in(&app, "Ventas Hogar", 0).await;
     let (_, late) = icr_in(&app, "Ventas Hogar", 1).await;
     let campaign = app.campaign_id("Ventas Hogar").await;
-    let relevo::db::Store::Postgres(pg) = &app.store else {
-        unreachable!("a PostgreSQL app")
-    };
-    let mut slow = pg.pool.begin().await.unwrap();
-    sqlx::query("insert into change_log (payload) values ($1)")
-        .bind(entry_of(early, campaign))
-        .execute(&mut *slow)
-        .await
-        .unwrap();
+    let mut slow = pg_pool(&app).begin().await.unwrap();
+    log_change(&mut *slow, early, campaign).await;
     // A later id, committed first and read by the instance.
-    sqlx::query("insert into change_log (payload) values ($1)")
-        .bind(entry_of(late, campaign))
-        .execute(&pg.pool)
-        .await
-        .unwrap();
+    log_change(pg_pool(&app), late, campaign).await;
     assert!(sees_change(&mut stream, late, Duration::from_secs(3)).await);
     slow.commit().await.unwrap();
     assert!(

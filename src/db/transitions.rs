@@ -152,11 +152,12 @@ pub struct ApplyWith {
     pub bulk_job_id: Option<Uuid>,
 }
 
-/// Binds the arguments of a transition's statement (both backends share
+/// Binds the arguments of transition `$t`'s statement (both backends share
 /// one argument list, in `$N` order).
 macro_rules! bind_transition {
-    ($query:expr, $t:expr, $with:expr, $at:expr, $closes:expr) => {{
-        let (t, with, at, closes): (&Transition, ApplyWith, Ts, bool) = ($t, $with, $at, $closes);
+    ($query:expr, $t:expr, $with:expr) => {{
+        let (t, with): (&Transition, ApplyWith) = ($t, $with);
+        let (at, closes) = (Ts::new(t.at), t.closes());
         $query
             .bind(t.conversation_id)
             .bind(t.expected_version)
@@ -193,8 +194,7 @@ pub(super) async fn apply_sqlite(
     t: &Transition,
     with: ApplyWith,
 ) -> Result<bool, sqlx::Error> {
-    let at = Ts::new(t.at);
-    let written = bind_transition!(sqlx::query(SQLITE_APPLY), t, with, at, t.closes())
+    let written = bind_transition!(sqlx::query(SQLITE_APPLY), t, with)
         .execute(&mut *tx)
         .await?
         .rows_affected();
@@ -274,8 +274,6 @@ impl super::Store {
         with: ApplyWith,
         showing: bool,
     ) -> StoreResult<Result<Option<ConversationRow>, Conflict>> {
-        let at = Ts::new(t.at);
-        let closes = t.closes();
         let event = Event::Changed(Change {
             conversation_id: t.conversation_id,
             campaign_id: t.campaign_id,
@@ -292,7 +290,7 @@ impl super::Store {
             }
             super::Store::Postgres(pg) if showing => {
                 let row: Option<ConversationRow> =
-                    bind_transition!(sqlx::query_as(POSTGRES_APPLY_SHOWING), t, with, at, closes)
+                    bind_transition!(sqlx::query_as(POSTGRES_APPLY_SHOWING), t, with)
                         .bind(self.feed().notification(event))
                         .fetch_optional(&pg.pool)
                         .await?;
@@ -300,7 +298,7 @@ impl super::Store {
             }
             super::Store::Postgres(pg) => {
                 let (updated, _): (i64, i64) =
-                    bind_transition!(sqlx::query_as(POSTGRES_APPLY), t, with, at, closes)
+                    bind_transition!(sqlx::query_as(POSTGRES_APPLY), t, with)
                         .bind(self.feed().notification(event))
                         .fetch_one(&pg.pool)
                         .await?;
