@@ -24,6 +24,7 @@ on_both_backends!(
     the_router_sends_hand_offs_out_of_hours_offline_or_to_the_least_busy_agent,
     connecting_an_agent_assigns_waiting_conversations_oldest_first,
     create_token_prints_a_token_that_is_stored_only_as_its_hash,
+    a_batch_of_messages_answers_each_as_if_alone_and_a_failure_stays_its_own,
 );
 
 const CAMPAIGN: &str = "Ventas Hogar";
@@ -1064,21 +1065,20 @@ async fn create_token_prints_a_token_that_is_stored_only_as_its_hash(backend: Ba
     assert!(!out.status.success());
 }
 
-/// SQLite commits customer messages in batches: a message that fails in the
-/// database fails alone, and every other message of its batch is recorded.
-#[tokio::test]
-async fn a_message_that_fails_in_a_batch_fails_alone() {
+/// Customer messages are committed in batches on both backends. Messages
+/// queued behind a held writer are written together: each is answered as if
+/// it had been delivered alone (a new customer, an open conversation, a
+/// retry, a reactivation, a customer's second message right after its
+/// first), and one that fails in the database fails alone while every other
+/// message of its batch is recorded.
+async fn a_batch_of_messages_answers_each_as_if_alone_and_a_failure_stays_its_own(
+    backend: Backend,
+) {
     use relevo::db::{ChannelAuth, InboundMessage, Store, Ts};
-    let Some(app) = spawn_app(Backend::Sqlite).await else {
+    let Some(app) = spawn_app(backend).await else {
         return;
     };
     let api = api(&app).await;
-    let Store::Sqlite(pools) = &app.store else {
-        unreachable!("a SQLite app")
-    };
-    // Hold the one write connection, so the deliveries below queue up and
-    // are committed as one batch once it is released.
-    let held = pools.write.acquire().await.unwrap();
     let good = ChannelAuth {
         id: api.channel,
         campaign_id: api.campaign,
@@ -1090,44 +1090,170 @@ async fn a_message_that_fails_in_a_batch_fails_alone() {
         campaign_id: Uuid::now_v7(),
         ..good
     };
-    let mut tasks = Vec::new();
-    for i in 0..8 {
+    let message = |message_id: &str, from: &str| InboundMessage {
+        message_id: message_id.into(),
+        from: from.into(),
+        name: Some("Lote".into()),
+        text: format!("Hola ({message_id})"),
+    };
+    let deliver = |channel: ChannelAuth, message: InboundMessage| {
         let store = app.store.clone();
-        let channel = if i == 5 { broken } else { good };
-        tasks.push(tokio::spawn(async move {
-            let message = InboundMessage {
-                message_id: format!("wamid.batch-{i}"),
-                from: format!("52155888800{i:02}"),
-                name: None,
-                text: "Hola".into(),
-            };
+        async move {
             store
                 .record_customer_message(&channel, &message, Ts::now())
                 .await
-        }));
+        }
+    };
+    let open = deliver(good, message("wamid.mix-open", "5215599990001"))
+        .await
+        .unwrap();
+    let seen = deliver(good, message("wamid.mix-seen", "5215599990002"))
+        .await
+        .unwrap();
+    // A cancelled conversation that is its contact's latest, on this channel.
+    let cancelled = app
+        .uuids_where(
+            "select c.id from conversations c join campaigns p on p.id = c.campaign_id \
+             where p.name = $1 and c.status = 'cancelled' and not exists \
+             (select 1 from conversations d where d.contact_id = c.contact_id and d.started_at > c.started_at) \
+             order by c.folio",
+            CAMPAIGN,
+        )
+        .await[0];
+    let (_, before) = get(
+        &app,
+        &format!("/api/v1/conversations/{cancelled}"),
+        &api.token,
+    )
+    .await;
+    let returning = ChannelAuth {
+        id: id_of(&before, "channel_id"),
+        ..good
+    };
+    let returning_from = before["contact"]["external_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // Hold the writer, so the deliveries below queue up and are committed
+    // in batches once it is released: SQLite's one write connection; on
+    // PostgreSQL, a lock every delivery's first statement waits for.
+    let mut held_sqlite = None;
+    let mut held_postgres = None;
+    match &app.store {
+        Store::Sqlite(pools) => held_sqlite = Some(pools.write.acquire().await.unwrap()),
+        Store::Postgres(pg) => {
+            let mut tx = pg.pool.begin().await.unwrap();
+            sqlx::query("lock table inbound_messages in access exclusive mode")
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+            held_postgres = Some(tx);
+        }
+    }
+    let batch = [
+        (good, message("wamid.mix-new", "5215599990003")),
+        (good, message("wamid.mix-again", "5215599990001")),
+        (good, message("wamid.mix-seen", "5215599990002")),
+        (returning, message("wamid.mix-back", &returning_from)),
+        (broken, message("wamid.mix-broken", "5215599990004")),
+        (good, message("wamid.mix-new-2", "5215599990003")),
+        (good, message("wamid.mix-other", "5215599990005")),
+    ];
+    let mut tasks = Vec::new();
+    for (channel, message) in batch {
+        tasks.push(tokio::spawn(deliver(channel, message)));
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
-    drop(held);
+    drop(held_sqlite);
+    if let Some(tx) = held_postgres {
+        tx.rollback().await.unwrap();
+    }
     let mut outcomes = Vec::new();
     for task in tasks {
         outcomes.push(task.await.unwrap());
     }
-    for (i, outcome) in outcomes.iter().enumerate() {
-        assert_eq!(outcome.is_err(), i == 5, "message {i}: {outcome:?}");
-    }
+    let [new, again, retry, back, failed, new_2, other] = &outcomes[..] else {
+        unreachable!("seven deliveries")
+    };
+    let new = new.as_ref().unwrap();
+    assert!(
+        new.started_conversation && !new.replayed && new.reactivates_id.is_none(),
+        "{new:?}"
+    );
+    let again = again.as_ref().unwrap();
+    assert_eq!(
+        (
+            again.conversation_id,
+            again.folio,
+            again.started_conversation
+        ),
+        (open.conversation_id, open.folio, false),
+        "an open conversation continues"
+    );
+    assert_eq!(
+        retry.as_ref().unwrap(),
+        &relevo::db::InboundOutcome {
+            replayed: true,
+            ..seen.clone()
+        },
+        "a retry gets its first outcome"
+    );
+    let back = back.as_ref().unwrap();
+    assert!(back.started_conversation, "{back:?}");
+    assert_eq!(back.reactivates_id, Some(cancelled));
+    assert!(failed.is_err(), "{failed:?}");
+    let new_2 = new_2.as_ref().unwrap();
+    assert_eq!(
+        (new_2.conversation_id, new_2.started_conversation),
+        (new.conversation_id, false),
+        "a second message continues the conversation its first started"
+    );
+    let other = other.as_ref().unwrap();
+    assert!(other.started_conversation, "{other:?}");
+    let folios = [new.folio, back.folio, other.folio, open.folio, seen.folio];
+    assert_eq!(
+        folios
+            .iter()
+            .collect::<std::collections::HashSet<_>>()
+            .len(),
+        5,
+        "every new conversation has its own folio: {folios:?}"
+    );
+
+    // Stored exactly once each; the failed message left nothing behind.
+    assert_eq!(
+        app.scalar_i64("select count(*) from inbound_messages where message_id like 'wamid.mix-%'")
+            .await,
+        7
+    );
     assert_eq!(
         app.scalar_i64(
-            "select count(*) from inbound_messages where message_id like 'wamid.batch-%'"
+            "select count(*) from messages where message_id like 'wamid.mix-%' and direction = 'inbound'"
         )
         .await,
         7
     );
     assert_eq!(
+        app.scalar_i64("select count(*) from contacts where external_id like '52155999900%'")
+            .await,
+        4
+    );
+    assert_eq!(
         app.scalar_i64(
             "select count(*) from conversations c join contacts k on k.id = c.contact_id \
-             where k.external_id like '52155888800%'"
+             where k.external_id like '52155999900%'"
         )
         .await,
-        7
+        4
+    );
+    assert_eq!(
+        app.scalar_i64(
+            "select count(*) from conversation_events e join conversations c on c.id = e.conversation_id \
+             join contacts k on k.id = c.contact_id \
+             where k.external_id like '52155999900%' and e.kind = 'created'"
+        )
+        .await,
+        4
     );
 }

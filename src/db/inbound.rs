@@ -30,7 +30,8 @@
 use uuid::Uuid;
 
 use super::api::{InboundMessage, InboundOutcome};
-use super::{ChannelAuth, StoreResult, Ts, with_read};
+use super::pg_deliveries::PgWriter;
+use super::{ChannelAuth, StoreResult, Ts};
 use crate::domain::{Conversation, Status};
 use crate::live::{Change, Event};
 
@@ -47,16 +48,27 @@ use crate::live::{Change, Event};
 /// contact's lock still orders concurrent deliveries.
 macro_rules! upsert_contact {
     () => {
-        "insert into contacts (id, channel_id, external_id, name, name_key, created_at) \
-         select $3, $1, $4, $5, $6, $7 \
-         where not exists (select 1 from inbound_messages where channel_id = $1 and message_id = $2) \
-         on conflict (channel_id, external_id) do update set \
+        concat!(
+            "insert into contacts (id, channel_id, external_id, name, name_key, created_at) \
+             select $3, $1, $4, $5, $6, $7 \
+             where not exists (select 1 from inbound_messages where channel_id = $1 and message_id = $2) ",
+            refresh_contact!()
+        )
+    };
+}
+
+/// The conflict clause of every contact upsert: the name is rewritten only
+/// when it changed (see [`upsert_contact!`]).
+macro_rules! refresh_contact {
+    () => {
+        "on conflict (channel_id, external_id) do update set \
          name = excluded.name, name_key = excluded.name_key \
          where excluded.name is not null \
          and (excluded.name is distinct from contacts.name \
          or excluded.name_key is distinct from contacts.name_key)"
     };
 }
+pub(super) use refresh_contact;
 
 /// The decision's inputs as one row: the contact (`$1` channel, `$4`
 /// address), its latest conversation, and this delivery's first outcome
@@ -64,11 +76,9 @@ macro_rules! upsert_contact {
 macro_rules! delivery_state {
     ($channel:literal, $message_id:literal, $from:literal) => {
         concat!(
-            "select k.id as contact_id, \
-             l.id, l.folio, l.campaign_id, l.channel_id, l.status, l.version, l.agent_id, \
-             p.conversation_id as seen_id, p.started_conversation as seen_started, \
-             pc.folio as seen_folio, pc.reactivates_id as seen_reactivates_id \
-             from (select 1 as one) o \
+            "select ",
+            delivery_state_columns!(),
+            " from (select 1 as one) o \
              left join contacts k on k.channel_id = ",
             $channel,
             " and k.external_id = ",
@@ -83,6 +93,19 @@ macro_rules! delivery_state {
         )
     };
 }
+
+/// The columns of [`DeliveryState`], from the contact `k`, its latest
+/// conversation `l`, the first delivery `p` of the message and the
+/// conversation `pc` that one went to.
+macro_rules! delivery_state_columns {
+    () => {
+        "k.id as contact_id, \
+         l.id, l.folio, l.campaign_id, l.channel_id, l.status, l.version, l.agent_id, \
+         p.conversation_id as seen_id, p.started_conversation as seen_started, \
+         pc.folio as seen_folio, pc.reactivates_id as seen_reactivates_id"
+    };
+}
+pub(super) use delivery_state_columns;
 
 /// SQLite's look-up: the upsert and the state, in one hand-off.
 const SQLITE_LOOK_UP: &str = concat!(upsert_contact!(), "; ", delivery_state!("$1", "$2", "$4"));
@@ -170,8 +193,10 @@ const POSTGRES_START: &str = concat!(
 
 /// PostgreSQL: [`SQLITE_CONTINUE`] as one statement, with the same
 /// numbering plus the change's entry in the change log (`$7` payload).
+/// Activity never moves back: batches on two lanes may write one contact's
+/// messages out of arrival order (see [`super::pg_deliveries`]).
 const POSTGRES_CONTINUE: &str = "with touched as (update conversations \
-     set last_activity_at = $2 where id = $1), \
+     set last_activity_at = greatest(last_activity_at, $2) where id = $1), \
      message as (insert into messages (id, conversation_id, direction, message_id, agent_id, \
      text, at) values ($4, $1, 'inbound', $5, null, $6, $2)), \
      claim as (insert into inbound_messages (channel_id, message_id, conversation_id, \
@@ -232,7 +257,7 @@ const PROCESSED: &str = "select m.conversation_id, m.started_conversation, c.fol
 
 /// What the look-up found.
 #[derive(sqlx::FromRow)]
-struct DeliveryState {
+pub(super) struct DeliveryState {
     contact_id: Option<Uuid>,
     id: Option<Uuid>,
     folio: Option<i64>,
@@ -248,10 +273,10 @@ struct DeliveryState {
 }
 
 /// The first outcome of a processed delivery, as stored.
-type FirstOutcome = (Uuid, bool, i64, Option<Uuid>);
+pub(super) type FirstOutcome = (Uuid, bool, i64, Option<Uuid>);
 
 impl DeliveryState {
-    fn first_outcome(&self) -> Option<FirstOutcome> {
+    pub(super) fn first_outcome(&self) -> Option<FirstOutcome> {
         Some((
             self.seen_id?,
             self.seen_started?,
@@ -297,7 +322,7 @@ impl DeliveryState {
 }
 
 /// What the write step is to do, decided from the look-up.
-enum Plan {
+pub(super) enum Plan {
     /// New activity on this open conversation.
     Continue(Conversation),
     /// A new conversation, reactivating the contact's latest final one.
@@ -308,7 +333,7 @@ enum Plan {
 }
 
 impl Plan {
-    fn decide(state: &DeliveryState) -> Result<Plan, sqlx::Error> {
+    pub(super) fn decide(state: &DeliveryState) -> Result<Plan, sqlx::Error> {
         let contact_id = state
             .contact_id
             .ok_or_else(|| sqlx::Error::Protocol("the contact upsert left no contact".into()))?;
@@ -324,7 +349,7 @@ impl Plan {
     }
 
     /// The change this plan makes, once committed.
-    fn change(&self, channel: &ChannelAuth, new_id: Uuid) -> Change {
+    pub(super) fn change(&self, channel: &ChannelAuth, new_id: Uuid) -> Change {
         match self {
             // Activity is not a transition: the version (the compare-and-set
             // key) stays.
@@ -342,7 +367,11 @@ impl Plan {
     }
 
     /// What the API answers; `folio` is the new conversation's.
-    fn outcome(&self, new_id: Uuid, folio: Option<i64>) -> Result<InboundOutcome, sqlx::Error> {
+    pub(super) fn outcome(
+        &self,
+        new_id: Uuid,
+        folio: Option<i64>,
+    ) -> Result<InboundOutcome, sqlx::Error> {
         Ok(match self {
             Plan::Continue(open) => InboundOutcome {
                 conversation_id: open.id,
@@ -374,15 +403,15 @@ enum Delivery {
 }
 
 /// Ids a delivery may write, made before the transaction.
-struct NewIds {
-    contact: Uuid,
-    conversation: Uuid,
-    event: Uuid,
-    message: Uuid,
+pub(super) struct NewIds {
+    pub(super) contact: Uuid,
+    pub(super) conversation: Uuid,
+    pub(super) event: Uuid,
+    pub(super) message: Uuid,
 }
 
 impl NewIds {
-    fn new() -> NewIds {
+    pub(super) fn new() -> NewIds {
         NewIds {
             contact: Uuid::now_v7(),
             conversation: Uuid::now_v7(),
@@ -490,112 +519,116 @@ impl super::Store {
                     .deliver(*channel, message.clone(), now)
                     .await
             }
-            super::Store::Postgres(pg) => self.deliver_postgres(pg, channel, message, now).await,
-        }
-    }
-
-    /// [`Store::record_customer_message`] on PostgreSQL: one transaction.
-    async fn deliver_postgres(
-        &self,
-        pg: &super::PgStore,
-        channel: &ChannelAuth,
-        message: &InboundMessage,
-        now: Ts,
-    ) -> StoreResult<InboundOutcome> {
-        let name = message.name.as_deref();
-        let name_key = name.map(crate::domain::text::fold);
-        let ids = NewIds::new();
-        let delivery = {
-            let mut tx = pg.pool.begin().await?;
-            bind_look_up!(
-                sqlx::query(POSTGRES_UPSERT_CONTACT),
-                channel,
-                message,
-                ids,
-                name,
-                name_key.as_deref(),
-                now
-            )
-            .execute(&mut *tx)
-            .await?;
-            let state: DeliveryState = sqlx::query_as(POSTGRES_DELIVERY_STATE)
-                .bind(channel.id)
-                .bind(&message.message_id)
-                .bind(&message.from)
-                .fetch_one(&mut *tx)
-                .await?;
-            if let Some(first) = state.first_outcome() {
-                tx.rollback().await?;
-                Delivery::Seen(Some(first))
-            } else {
-                let plan = Plan::decide(&state)?;
-                let change = plan.change(channel, ids.conversation);
-                let notification = self.feed().notification(Event::Changed(change));
-                let (folio, claimed, _): (Option<i64>, i64, i64) = match &plan {
-                    Plan::Continue(open) => {
-                        bind_continue!(
-                            sqlx::query_as(POSTGRES_CONTINUE),
-                            channel,
-                            message,
-                            ids,
-                            open,
-                            now
-                        )
-                        .bind(&notification)
-                        .fetch_one(&mut *tx)
-                        .await?
-                    }
-                    Plan::Start {
-                        contact_id,
-                        reactivates,
-                    } => {
-                        bind_start!(
-                            sqlx::query_as(POSTGRES_START),
-                            channel,
-                            message,
-                            ids,
-                            contact_id,
-                            reactivates,
-                            now
-                        )
-                        .bind(&notification)
-                        .fetch_one(&mut *tx)
-                        .await?
-                    }
-                };
-                if claimed == 0 {
-                    // Another delivery of this message won: undo ours.
-                    tx.rollback().await?;
-                    Delivery::Seen(None)
-                } else {
-                    let outcome = plan.outcome(ids.conversation, folio)?;
-                    tx.commit().await?;
-                    Delivery::Applied(outcome, change)
-                }
-            }
-        };
-        match delivery {
-            Delivery::Applied(outcome, change) => {
-                self.publish(Event::Changed(change));
-                Ok(outcome)
-            }
-            Delivery::Seen(Some(first)) => Ok(replay(first)),
-            Delivery::Seen(None) => {
-                let first: FirstOutcome = with_read!(self, |pool| {
-                    sqlx::query_as(PROCESSED)
-                        .bind(channel.id)
-                        .bind(&message.message_id)
-                        .fetch_one(pool)
-                        .await?
-                });
-                Ok(replay(first))
+            // With the next batch (see [`super::pg_deliveries`]).
+            super::Store::Postgres(pg) => {
+                pg.deliveries.deliver(*channel, message.clone(), now).await
             }
         }
     }
 }
 
+/// A PostgreSQL delivery in a transaction of its own, statement by
+/// statement: the path of a batch's deliveries when their batch could not
+/// commit (see [`super::pg_deliveries`]).
+pub(super) async fn deliver_postgres_alone(
+    pg: &PgWriter,
+    channel: &ChannelAuth,
+    message: &InboundMessage,
+    now: Ts,
+) -> StoreResult<InboundOutcome> {
+    let name = message.name.as_deref();
+    let name_key = name.map(crate::domain::text::fold);
+    let ids = NewIds::new();
+    let delivery = {
+        let mut tx = pg.pool.begin().await?;
+        bind_look_up!(
+            sqlx::query(POSTGRES_UPSERT_CONTACT),
+            channel,
+            message,
+            ids,
+            name,
+            name_key.as_deref(),
+            now
+        )
+        .execute(&mut *tx)
+        .await?;
+        let state: DeliveryState = sqlx::query_as(POSTGRES_DELIVERY_STATE)
+            .bind(channel.id)
+            .bind(&message.message_id)
+            .bind(&message.from)
+            .fetch_one(&mut *tx)
+            .await?;
+        if let Some(first) = state.first_outcome() {
+            tx.rollback().await?;
+            Delivery::Seen(Some(first))
+        } else {
+            let plan = Plan::decide(&state)?;
+            let change = plan.change(channel, ids.conversation);
+            let notification = pg.feed.notification(Event::Changed(change));
+            let (folio, claimed, _): (Option<i64>, i64, i64) = match &plan {
+                Plan::Continue(open) => {
+                    bind_continue!(
+                        sqlx::query_as(POSTGRES_CONTINUE),
+                        channel,
+                        message,
+                        ids,
+                        open,
+                        now
+                    )
+                    .bind(&notification)
+                    .fetch_one(&mut *tx)
+                    .await?
+                }
+                Plan::Start {
+                    contact_id,
+                    reactivates,
+                } => {
+                    bind_start!(
+                        sqlx::query_as(POSTGRES_START),
+                        channel,
+                        message,
+                        ids,
+                        contact_id,
+                        reactivates,
+                        now
+                    )
+                    .bind(&notification)
+                    .fetch_one(&mut *tx)
+                    .await?
+                }
+            };
+            if claimed == 0 {
+                // Another delivery of this message won: undo ours.
+                tx.rollback().await?;
+                Delivery::Seen(None)
+            } else {
+                let outcome = plan.outcome(ids.conversation, folio)?;
+                tx.commit().await?;
+                Delivery::Applied(outcome, change)
+            }
+        }
+    };
+    match delivery {
+        Delivery::Applied(outcome, change) => {
+            pg.publish(Event::Changed(change));
+            Ok(outcome)
+        }
+        Delivery::Seen(Some(first)) => Ok(replay(first)),
+        Delivery::Seen(None) => {
+            let first: FirstOutcome = sqlx::query_as(PROCESSED)
+                .bind(channel.id)
+                .bind(&message.message_id)
+                .fetch_one(&pg.pool)
+                .await?;
+            Ok(replay(first))
+        }
+    }
+}
+
 /// The outcome a processed delivery had the first time.
-fn replay((conversation_id, started, folio, reactivates): FirstOutcome) -> InboundOutcome {
+pub(super) fn replay(
+    (conversation_id, started, folio, reactivates): FirstOutcome,
+) -> InboundOutcome {
     InboundOutcome {
         conversation_id,
         folio,

@@ -18,6 +18,7 @@ mod directory;
 mod group_commit;
 mod inbound;
 mod outbox;
+mod pg_deliveries;
 mod reports;
 mod sessions;
 mod transitions;
@@ -143,6 +144,8 @@ pub struct PgStore {
     pub feed: Feed,
     /// Wakes the other instances after a change is committed.
     pub announcer: crate::live::Announcer,
+    /// Customer messages, committed in batches.
+    pub(crate) deliveries: pg_deliveries::PgDeliveries,
 }
 
 /// The database the application runs on, chosen from `DATABASE_URL` at start.
@@ -327,10 +330,16 @@ impl Store {
                 .acquire_timeout(Duration::from_secs(3))
                 .connect_with(options)
                 .await?;
-            Ok(Store::Postgres(PgStore {
+            let writer = pg_deliveries::PgWriter {
                 pool,
                 feed: Feed::new(),
                 announcer: Default::default(),
+            };
+            Ok(Store::Postgres(PgStore {
+                deliveries: pg_deliveries::PgDeliveries::start(writer.clone()),
+                pool: writer.pool,
+                feed: writer.feed,
+                announcer: writer.announcer,
             }))
         } else {
             Err(StoreError::UnsupportedUrl)

@@ -1,0 +1,461 @@
+//! PostgreSQL's group commit of customer messages: the deliveries waiting
+//! are written together, with one multi-row statement per step.
+//!
+//! One delivery alone is four statements (the contact upsert, the look-up,
+//! the write, the commit), and under load PostgreSQL spent its time on the
+//! statements' fixed cost, not on the rows (BENCHMARKS.md, items 28-29). A
+//! lane here takes every delivery waiting (up to [`MAX_BATCH`]) and runs the
+//! same three steps of [`super::inbound`] over arrays: the upsert of every
+//! contact, the look-up of every state, the decisions in Rust
+//! ([`Plan::decide`], as for one), and one statement of data-modifying CTEs
+//! for every write. Answers and live changes go out after the commit.
+//!
+//! A batch holds **one delivery per contact and per message id**, so every
+//! decision reads what the deliveries before it committed, exactly as one
+//! by one: a second message of a contact waits for the lane's next batch.
+//!
+//! Locks are taken in one order by every batch, on every instance, so
+//! batches cannot deadlock each other: the contacts in key order (the
+//! upsert's rows are sorted), then each batch's conversations, which only a
+//! holder of their contact's lock updates here, then the status totals of
+//! new conversations, sorted by campaign (the rows are inserted in that
+//! order and their triggers fire in it). A transition locks one
+//! conversation and then its campaign's totals, the same order.
+//!
+//! If a batch fails for any reason (a deadlock with a writer outside this
+//! order, a concurrent delivery of the same message id on another instance
+//! or lane), it is rolled back and each of its deliveries runs alone in a
+//! transaction of its own ([`inbound::deliver_postgres_alone`]), so one
+//! delivery's failure is its own and nothing is ever half written.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use sqlx::PgPool;
+use tokio::sync::{Mutex, mpsc, oneshot};
+use uuid::Uuid;
+
+use super::api::{InboundMessage, InboundOutcome};
+use super::inbound::{
+    self, DeliveryState, FirstOutcome, NewIds, Plan, delivery_state_columns, refresh_contact,
+};
+use super::{ChannelAuth, StoreResult, Ts};
+use crate::live::{Announcer, Change, Event, Feed};
+
+/// Most deliveries written together.
+const MAX_BATCH: usize = 64;
+
+/// Batches written at once: while one lane's batch runs, the next collects
+/// what arrives meanwhile.
+const LANES: usize = 2;
+
+/// Every contact of the batch, created or refreshed as [`inbound`] does for
+/// one, in key order (the lock order, see the module docs). `$1` channels,
+/// `$2` message ids, `$3` new contact ids, `$4` addresses, `$5` names, `$6`
+/// folded names, `$7` instants.
+const UPSERT_CONTACTS: &str = concat!(
+    "insert into contacts (id, channel_id, external_id, name, name_key, created_at) \
+     select u.contact_id, u.channel_id, u.address, u.name, u.name_key, u.at \
+     from unnest($1::uuid[], $2::text[], $3::uuid[], $4::text[], $5::text[], $6::text[], \
+     $7::timestamptz[]) as u(channel_id, message_id, contact_id, address, name, name_key, at) \
+     where not exists (select 1 from inbound_messages p \
+     where p.channel_id = u.channel_id and p.message_id = u.message_id) \
+     order by u.channel_id, u.address ",
+    refresh_contact!()
+);
+
+/// Every delivery's [`DeliveryState`], in the batch's order. `$1` channels,
+/// `$2` message ids, `$3` addresses.
+const DELIVERY_STATES: &str = concat!(
+    "select ",
+    delivery_state_columns!(),
+    " from unnest($1::uuid[], $2::text[], $3::text[]) with ordinality \
+     as u(channel_id, message_id, address, i) \
+     left join contacts k on k.channel_id = u.channel_id and k.external_id = u.address \
+     left join conversations l on l.id = (select c.id from conversations c \
+     where c.contact_id = k.id order by c.started_at desc, c.folio desc limit 1) \
+     left join inbound_messages p on p.channel_id = u.channel_id and p.message_id = u.message_id \
+     left join conversations pc on pc.id = p.conversation_id \
+     order by u.i"
+);
+
+/// Every write of the batch, in one statement. Activity on open
+/// conversations (never moving back: two lanes may write one contact's
+/// messages out of arrival order): `$1` ids, `$2` instants. New conversations, inserted by
+/// campaign (the totals' lock order): `$3` ids, `$4` campaigns, `$5`
+/// channels, `$6` contacts, `$7` instants, `$8` the conversations they
+/// reactivate, `$9` their `created` history rows. Every message: `$10` row
+/// ids, `$11` conversations, `$12` message ids, `$13` texts, `$14`
+/// instants, `$15` channels, `$16` whether it started its conversation.
+/// `$17` the changes' entries in the change log. Answers how many delivery
+/// records were inserted (fewer than the messages: a concurrent delivery of
+/// one of them won) and the new conversations' folios.
+const WRITE_ALL: &str = "with touched as (update conversations c \
+     set last_activity_at = greatest(c.last_activity_at, u.at) \
+     from unnest($1::uuid[], $2::timestamptz[]) as u(id, at) where c.id = u.id), \
+     conversation as (insert into conversations (id, campaign_id, channel_id, contact_id, \
+     status, is_open, version, agent_id, started_at, last_activity_at, reactivates_id) \
+     select n.id, n.campaign_id, n.channel_id, n.contact_id, 'icr', true, 1, null::uuid, \
+     n.at, n.at, n.reactivates_id \
+     from unnest($3::uuid[], $4::uuid[], $5::uuid[], $6::uuid[], $7::timestamptz[], $8::uuid[]) \
+     as n(id, campaign_id, channel_id, contact_id, at, reactivates_id) \
+     order by n.campaign_id returning id, folio), \
+     created as (insert into conversation_events (id, conversation_id, at, kind, from_status, \
+     to_status, from_agent_id, to_agent_id, category_id, subcategory_id, comment, actor_kind, \
+     actor_id) \
+     select e.id, e.conversation_id, e.at, 'created', null::text, 'icr', null::uuid, null::uuid, \
+     null::uuid, null::uuid, null::text, 'customer', null::uuid \
+     from unnest($9::uuid[], $3::uuid[], $7::timestamptz[]) as e(id, conversation_id, at)), \
+     message as (insert into messages (id, conversation_id, direction, message_id, agent_id, \
+     text, at) \
+     select m.id, m.conversation_id, 'inbound', m.message_id, null::uuid, m.text, m.at \
+     from unnest($10::uuid[], $11::uuid[], $12::text[], $13::text[], $14::timestamptz[]) \
+     as m(id, conversation_id, message_id, text, at)), \
+     claim as (insert into inbound_messages (channel_id, message_id, conversation_id, \
+     received_at, started_conversation) \
+     select d.channel_id, d.message_id, d.conversation_id, d.at, d.started \
+     from unnest($15::uuid[], $12::text[], $11::uuid[], $14::timestamptz[], $16::bool[]) \
+     as d(channel_id, message_id, conversation_id, at, started) \
+     on conflict (channel_id, message_id) do nothing returning 1), \
+     announce as (insert into change_log (payload) select * from unnest($17::text[]) returning 1) \
+     select (select count(*) from claim), \
+     coalesce((select array_agg(id order by folio) from conversation), '{}'), \
+     coalesce((select array_agg(folio order by folio) from conversation), '{}'), \
+     (select count(*) from announce)";
+
+/// What the lanes write with: the store's parts without the queue, so that
+/// the lanes end when the last [`PgDeliveries`] is dropped.
+#[derive(Clone, Debug)]
+pub(super) struct PgWriter {
+    pub(super) pool: PgPool,
+    pub(super) feed: Feed,
+    pub(super) announcer: Announcer,
+}
+
+impl PgWriter {
+    /// Publishes a committed change here and wakes the other instances.
+    pub(super) fn publish(&self, event: Event) {
+        self.feed.publish(event);
+        self.announcer.committed();
+    }
+}
+
+/// A delivery waiting for its batch, with where its answer goes.
+struct Job {
+    channel: ChannelAuth,
+    message: InboundMessage,
+    now: Ts,
+    reply: oneshot::Sender<StoreResult<InboundOutcome>>,
+}
+
+/// The queue of the batching lanes (see the module docs).
+#[derive(Clone, Debug)]
+pub struct PgDeliveries {
+    queue: mpsc::UnboundedSender<Job>,
+}
+
+impl PgDeliveries {
+    /// Starts [`LANES`] batching lanes writing through `writer`.
+    pub(super) fn start(writer: PgWriter) -> Self {
+        let (queue, jobs) = mpsc::unbounded_channel::<Job>();
+        let jobs = Arc::new(Mutex::new(jobs));
+        for _ in 0..LANES {
+            tokio::spawn(lane(writer.clone(), jobs.clone()));
+        }
+        PgDeliveries { queue }
+    }
+
+    /// Records a customer message with the next batch and waits for its
+    /// commit.
+    pub(super) async fn deliver(
+        &self,
+        channel: ChannelAuth,
+        message: InboundMessage,
+        now: Ts,
+    ) -> StoreResult<InboundOutcome> {
+        let (reply, answer) = oneshot::channel();
+        self.queue
+            .send(Job {
+                channel,
+                message,
+                now,
+                reply,
+            })
+            .map_err(|_| sqlx::Error::PoolClosed)?;
+        // The batch runs to its end even if this request goes away.
+        answer.await.map_err(|_| sqlx::Error::PoolClosed)?
+    }
+}
+
+/// One lane: takes what is waiting, writes it, answers; until the queue
+/// closes. A delivery that cannot join a batch (see [`Batch::admit`]) is the
+/// first of the lane's next one.
+async fn lane(writer: PgWriter, jobs: Arc<Mutex<mpsc::UnboundedReceiver<Job>>>) {
+    let mut waiting: Vec<Job> = Vec::new();
+    let mut arrived = Vec::with_capacity(MAX_BATCH);
+    loop {
+        let room = MAX_BATCH.saturating_sub(waiting.len());
+        if waiting.is_empty() {
+            if jobs.lock().await.recv_many(&mut arrived, room).await == 0 {
+                return;
+            }
+        } else if let Ok(mut jobs) = jobs.try_lock() {
+            // With deliveries of its own to write, a lane only takes what is
+            // already there: the queue's lock may be held by another lane
+            // waiting for new ones, which means there are none.
+            while arrived.len() < room {
+                match jobs.try_recv() {
+                    Ok(job) => arrived.push(job),
+                    Err(_) => break,
+                }
+            }
+        }
+        let mut batch = Batch::default();
+        let mut deferred = Vec::new();
+        for job in waiting.drain(..).chain(arrived.drain(..)) {
+            if let Some(job) = batch.admit(job) {
+                deferred.push(job);
+            }
+        }
+        waiting = deferred;
+        run_batch(&writer, batch.jobs).await;
+    }
+}
+
+/// Deliveries that may share a batch: one per contact and per message id.
+#[derive(Default)]
+struct Batch {
+    jobs: Vec<Job>,
+    contacts: HashSet<(Uuid, String)>,
+    message_ids: HashSet<(Uuid, String)>,
+}
+
+impl Batch {
+    /// Adds `job`, or gives it back when its contact or its message id
+    /// already has a delivery in the batch.
+    fn admit(&mut self, job: Job) -> Option<Job> {
+        let contact = (job.channel.id, job.message.from.clone());
+        let message_id = (job.channel.id, job.message.message_id.clone());
+        if self.contacts.contains(&contact) || self.message_ids.contains(&message_id) {
+            return Some(job);
+        }
+        self.contacts.insert(contact);
+        self.message_ids.insert(message_id);
+        self.jobs.push(job);
+        None
+    }
+}
+
+/// How one delivery of a committed batch ended.
+enum Written {
+    /// Written: what to answer and the change to publish.
+    Applied(InboundOutcome, Change),
+    /// Processed before: its first outcome.
+    Seen(FirstOutcome),
+}
+
+/// Writes `jobs` in one transaction and answers them; if that fails, runs
+/// each alone.
+async fn run_batch(writer: &PgWriter, jobs: Vec<Job>) {
+    match write_batch(writer, &jobs).await {
+        Ok(Some(written)) => {
+            for (job, written) in jobs.into_iter().zip(written) {
+                let outcome = match written {
+                    Written::Applied(outcome, change) => {
+                        writer.publish(Event::Changed(change));
+                        outcome
+                    }
+                    Written::Seen(first) => inbound::replay(first),
+                };
+                let _ = job.reply.send(Ok(outcome));
+            }
+        }
+        failed => {
+            if let Err(e) = failed {
+                tracing::debug!(error = %e, size = jobs.len(), "a batch of deliveries failed; retrying each alone");
+            }
+            for job in jobs {
+                let answer =
+                    inbound::deliver_postgres_alone(writer, &job.channel, &job.message, job.now)
+                        .await;
+                let _ = job.reply.send(answer);
+            }
+        }
+    }
+}
+
+/// The batch's three steps in one transaction. `None` (rolled back) when a
+/// concurrent delivery claimed one of the message ids first: each is then to
+/// run alone, which answers that one with the winner's outcome.
+async fn write_batch(writer: &PgWriter, jobs: &[Job]) -> Result<Option<Vec<Written>>, sqlx::Error> {
+    let ids: Vec<NewIds> = jobs.iter().map(|_| NewIds::new()).collect();
+    let channels: Vec<Uuid> = jobs.iter().map(|j| j.channel.id).collect();
+    let message_ids: Vec<&str> = jobs.iter().map(|j| j.message.message_id.as_str()).collect();
+    let addresses: Vec<&str> = jobs.iter().map(|j| j.message.from.as_str()).collect();
+    let instants: Vec<DateTime<Utc>> = jobs.iter().map(|j| j.now.0).collect();
+    let names: Vec<Option<&str>> = jobs.iter().map(|j| j.message.name.as_deref()).collect();
+    let name_keys: Vec<Option<String>> = names
+        .iter()
+        .map(|name| name.map(crate::domain::text::fold))
+        .collect();
+
+    let mut tx = writer.pool.begin().await?;
+    sqlx::query(UPSERT_CONTACTS)
+        .bind(&channels)
+        .bind(&message_ids)
+        .bind(ids.iter().map(|i| i.contact).collect::<Vec<_>>())
+        .bind(&addresses)
+        .bind(&names)
+        .bind(&name_keys)
+        .bind(&instants)
+        .execute(&mut *tx)
+        .await?;
+    let states: Vec<DeliveryState> = sqlx::query_as(DELIVERY_STATES)
+        .bind(&channels)
+        .bind(&message_ids)
+        .bind(&addresses)
+        .fetch_all(&mut *tx)
+        .await?;
+    if states.len() != jobs.len() {
+        return Err(sqlx::Error::Protocol(
+            "the look-up answered another number of deliveries".into(),
+        ));
+    }
+
+    let mut writes = Writes::default();
+    let mut decided = Vec::with_capacity(jobs.len());
+    for ((job, state), ids) in jobs.iter().zip(&states).zip(&ids) {
+        decided.push(match state.first_outcome() {
+            Some(first) => Err(first),
+            None => {
+                let plan = Plan::decide(state)?;
+                let change = plan.change(&job.channel, ids.conversation);
+                writes.add(
+                    job,
+                    ids,
+                    &plan,
+                    writer.feed.notification(Event::Changed(change)),
+                );
+                Ok((plan, change))
+            }
+        });
+    }
+    let folios = if writes.messages() == 0 {
+        Default::default()
+    } else {
+        let (claimed, new_ids, folios, _): (i64, Vec<Uuid>, Vec<i64>, i64) = writes
+            .bind(sqlx::query_as(WRITE_ALL))
+            .fetch_one(&mut *tx)
+            .await?;
+        if claimed != writes.messages() as i64 {
+            tx.rollback().await?;
+            return Ok(None);
+        }
+        new_ids
+            .into_iter()
+            .zip(folios)
+            .collect::<std::collections::HashMap<_, _>>()
+    };
+    tx.commit().await?;
+
+    decided
+        .into_iter()
+        .zip(&ids)
+        .map(|(decision, ids)| {
+            Ok(match decision {
+                Err(first) => Written::Seen(first),
+                Ok((plan, change)) => {
+                    let folio = folios.get(&ids.conversation).copied();
+                    Written::Applied(plan.outcome(ids.conversation, folio)?, change)
+                }
+            })
+        })
+        .collect::<Result<_, sqlx::Error>>()
+        .map(Some)
+}
+
+/// The columns of [`WRITE_ALL`], gathered delivery by delivery.
+#[derive(Default)]
+struct Writes<'a> {
+    touched: Vec<Uuid>,
+    touched_at: Vec<DateTime<Utc>>,
+    started: Vec<Uuid>,
+    started_campaign: Vec<Uuid>,
+    started_channel: Vec<Uuid>,
+    started_contact: Vec<Uuid>,
+    started_at: Vec<DateTime<Utc>>,
+    started_reactivates: Vec<Option<Uuid>>,
+    started_event: Vec<Uuid>,
+    message_row: Vec<Uuid>,
+    message_conversation: Vec<Uuid>,
+    message_id: Vec<&'a str>,
+    message_text: Vec<&'a str>,
+    message_at: Vec<DateTime<Utc>>,
+    message_channel: Vec<Uuid>,
+    message_started: Vec<bool>,
+    changes: Vec<String>,
+}
+
+impl<'a> Writes<'a> {
+    fn add(&mut self, job: &'a Job, ids: &NewIds, plan: &Plan, change: String) {
+        let at = job.now.0;
+        let conversation = match plan {
+            Plan::Continue(open) => {
+                self.touched.push(open.id);
+                self.touched_at.push(at);
+                open.id
+            }
+            Plan::Start {
+                contact_id,
+                reactivates,
+            } => {
+                self.started.push(ids.conversation);
+                self.started_campaign.push(job.channel.campaign_id);
+                self.started_channel.push(job.channel.id);
+                self.started_contact.push(*contact_id);
+                self.started_at.push(at);
+                self.started_reactivates.push(*reactivates);
+                self.started_event.push(ids.event);
+                ids.conversation
+            }
+        };
+        self.message_row.push(ids.message);
+        self.message_conversation.push(conversation);
+        self.message_id.push(&job.message.message_id);
+        self.message_text.push(&job.message.text);
+        self.message_at.push(at);
+        self.message_channel.push(job.channel.id);
+        self.message_started
+            .push(matches!(plan, Plan::Start { .. }));
+        self.changes.push(change);
+    }
+
+    fn messages(&self) -> usize {
+        self.message_row.len()
+    }
+
+    fn bind<'q, O>(
+        &'q self,
+        query: sqlx::query::QueryAs<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments>,
+    ) -> sqlx::query::QueryAs<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments> {
+        query
+            .bind(&self.touched)
+            .bind(&self.touched_at)
+            .bind(&self.started)
+            .bind(&self.started_campaign)
+            .bind(&self.started_channel)
+            .bind(&self.started_contact)
+            .bind(&self.started_at)
+            .bind(&self.started_reactivates)
+            .bind(&self.started_event)
+            .bind(&self.message_row)
+            .bind(&self.message_conversation)
+            .bind(&self.message_id)
+            .bind(&self.message_text)
+            .bind(&self.message_at)
+            .bind(&self.message_channel)
+            .bind(&self.message_started)
+            .bind(&self.changes)
+    }
+}
