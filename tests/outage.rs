@@ -1,8 +1,8 @@
 //! A PostgreSQL outage in the middle of a load of cancels, on a throwaway
 //! cluster this test starts with `pg_ctl` on its own port and data directory
-//! (the shared server is never touched). Every request either succeeded and
-//! is in the database, or failed visibly and left nothing behind; the
-//! service recovers by itself.
+//! (the shared server is never touched). Every request (cancels, and a
+//! channel's customer messages) either succeeded and is in the database, or
+//! failed visibly and left nothing behind; the service recovers by itself.
 
 mod common;
 
@@ -242,6 +242,34 @@ async fn the_service_rides_out_a_postgres_restart_without_half_writes() {
             results
         })
     };
+    // A channel sending customer messages across the outage.
+    let channel: uuid::Uuid = match &app.store {
+        relevo::db::Store::Postgres(pg) => {
+            sqlx::query_scalar("select id from channels where active order by name limit 1")
+                .fetch_one(&pg.pool)
+                .await
+                .unwrap()
+        }
+        relevo::db::Store::Sqlite(_) => unreachable!(),
+    };
+    let channel_token = app
+        .store
+        .rotate_channel_token(channel)
+        .await
+        .unwrap()
+        .unwrap();
+    let customer_message = |message_id: &str| {
+        app.client
+            .post(app.url(&format!("/api/v1/channels/{channel}/messages")))
+            .bearer_auth(&channel_token)
+            .json(&serde_json::json!({
+                "message_id": message_id, "from": "5215500001111", "text": "¿Siguen ahí?"
+            }))
+            .timeout(Duration::from_secs(15))
+            .send()
+    };
+    let before = customer_message("wamid.outage-before").await.unwrap();
+    assert_eq!(before.status(), StatusCode::CREATED);
     tokio::time::sleep(Duration::from_millis(800)).await;
     cluster.down();
 
@@ -254,6 +282,9 @@ async fn the_service_rides_out_a_postgres_restart_without_half_writes() {
         StatusCode::SERVICE_UNAVAILABLE
     );
     assert_eq!(app.get("/healthz").await.status, StatusCode::OK);
+    // A customer message is refused with 503, for the channel to retry.
+    let during = customer_message("wamid.outage-during").await.unwrap();
+    assert_eq!(during.status(), StatusCode::SERVICE_UNAVAILABLE);
     let mut offline = false;
     let deadline = Instant::now() + Duration::from_secs(10);
     while !offline && Instant::now() < deadline {
@@ -282,6 +313,18 @@ async fn the_service_rides_out_a_postgres_restart_without_half_writes() {
         "the LISTEN connection is back and viewers resynchronise"
     );
     assert_eq!(app.get("/mensajes").await.status, StatusCode::OK);
+    // The channel's retry is recorded, once, in the conversation its first
+    // message started.
+    let retry = customer_message("wamid.outage-during").await.unwrap();
+    assert_eq!(retry.status(), StatusCode::OK);
+    assert_eq!(
+        app.scalar_i64(
+            "select count(*) from messages where message_id like 'wamid.outage-%' \
+             and direction = 'inbound'"
+        )
+        .await,
+        2
+    );
 
     let results = load.await.unwrap();
     let succeeded: Vec<i64> = results

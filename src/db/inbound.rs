@@ -193,10 +193,8 @@ const POSTGRES_START: &str = concat!(
 
 /// PostgreSQL: [`SQLITE_CONTINUE`] as one statement, with the same
 /// numbering plus the change's entry in the change log (`$7` payload).
-/// Activity never moves back: batches on two lanes may write one contact's
-/// messages out of arrival order (see [`super::pg_deliveries`]).
 const POSTGRES_CONTINUE: &str = "with touched as (update conversations \
-     set last_activity_at = greatest(last_activity_at, $2) where id = $1), \
+     set last_activity_at = $2 where id = $1), \
      message as (insert into messages (id, conversation_id, direction, message_id, agent_id, \
      text, at) values ($4, $1, 'inbound', $5, null, $6, $2)), \
      claim as (insert into inbound_messages (channel_id, message_id, conversation_id, \

@@ -11,24 +11,31 @@
 //! for every write. Answers and live changes go out after the commit.
 //!
 //! A batch holds **one delivery per contact and per message id**, so every
-//! decision reads what the deliveries before it committed, exactly as one
-//! by one: a second message of a contact waits for the lane's next batch.
+//! decision reads what the deliveries before it committed (the contact's
+//! lock orders them, as for one): a second message of a contact waits for
+//! the lane's next batch. Meanwhile the other lane may write a third one:
+//! like concurrent requests, messages of one contact arriving within a
+//! batch's time of each other are not kept in arrival order.
 //!
-//! Locks are taken in one order by every batch, on every instance, so
-//! batches cannot deadlock each other: the contacts in key order (the
-//! upsert's rows are sorted), then each batch's conversations, which only a
-//! holder of their contact's lock updates here, then the status totals of
-//! new conversations, sorted by campaign (the rows are inserted in that
-//! order and their triggers fire in it). A transition locks one
-//! conversation and then its campaign's totals, the same order.
+//! Locks are taken in one order by every batch, on every instance: the
+//! contacts in key order (the upsert's rows are sorted), then each batch's
+//! conversations, which only a holder of their contact's lock updates here,
+//! then the status totals of new conversations, by campaign (the rows are
+//! inserted in that order, and their triggers fire at the statement's end
+//! in it: what PostgreSQL does, not what it documents). A transition locks
+//! one conversation and then its campaign's totals, the same order. Should
+//! a deadlock happen anyway, PostgreSQL aborts one side and the batch falls
+//! back as below.
 //!
-//! If a batch fails for any reason (a deadlock with a writer outside this
-//! order, a concurrent delivery of the same message id on another instance
-//! or lane), it is rolled back and each of its deliveries runs alone in a
-//! transaction of its own ([`inbound::deliver_postgres_alone`]), so one
-//! delivery's failure is its own and nothing is ever half written.
+//! A batch the database refuses (a foreign key, a deadlock, a delivery of
+//! one of its message ids committed first by another lane or instance) is
+//! rolled back and each of its deliveries runs alone in a transaction of
+//! its own ([`inbound::deliver_postgres_alone`]), so one delivery's failure
+//! is its own and nothing is ever half written. A batch that cannot reach
+//! the database, or whose commit fails, answers the error to every
+//! delivery (see [`Failed`]).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -81,8 +88,9 @@ const DELIVERY_STATES: &str = concat!(
 );
 
 /// Every write of the batch, in one statement. Activity on open
-/// conversations (never moving back: two lanes may write one contact's
-/// messages out of arrival order): `$1` ids, `$2` instants. New conversations, inserted by
+/// conversations: `$1` ids, `$2` the messages' instants (set, as for one
+/// delivery, never merged with the stored one: the automatic cancellation's
+/// guard relies on every customer message moving the activity). New conversations, inserted by
 /// campaign (the totals' lock order): `$3` ids, `$4` campaigns, `$5`
 /// channels, `$6` contacts, `$7` instants, `$8` the conversations they
 /// reactivate, `$9` their `created` history rows. Every message: `$10` row
@@ -91,8 +99,7 @@ const DELIVERY_STATES: &str = concat!(
 /// `$17` the changes' entries in the change log. Answers how many delivery
 /// records were inserted (fewer than the messages: a concurrent delivery of
 /// one of them won) and the new conversations' folios.
-const WRITE_ALL: &str = "with touched as (update conversations c \
-     set last_activity_at = greatest(c.last_activity_at, u.at) \
+const WRITE_ALL: &str = "with touched as (update conversations c set last_activity_at = u.at \
      from unnest($1::uuid[], $2::timestamptz[]) as u(id, at) where c.id = u.id), \
      conversation as (insert into conversations (id, campaign_id, channel_id, contact_id, \
      status, is_open, version, agent_id, started_at, last_activity_at, reactivates_id) \
@@ -255,11 +262,37 @@ enum Written {
     Seen(FirstOutcome),
 }
 
-/// Writes `jobs` in one transaction and answers them; if that fails, runs
-/// each alone.
+/// Why a batch did not commit, and so how its deliveries are answered.
+enum Failed {
+    /// The database refused part of it (a foreign key, a deadlock), or a
+    /// concurrent delivery claimed one of its message ids first: nothing
+    /// was written, and each delivery runs alone, which fails only the one
+    /// at fault and answers a lost claim with the winner's outcome.
+    RunAlone(Option<sqlx::Error>),
+    /// The database could not be reached, or the commit's fate is unknown:
+    /// every delivery answers the error (503), and the channel's retry gets
+    /// the first outcome if the batch did commit. Running each alone would
+    /// wait for the pool once per delivery, or answer committed deliveries
+    /// as retries without publishing them.
+    Answer(sqlx::Error),
+}
+
+impl From<sqlx::Error> for Failed {
+    /// Before the commit: a refusal by the database fails a delivery, any
+    /// other error the batch.
+    fn from(e: sqlx::Error) -> Failed {
+        match e {
+            sqlx::Error::Database(_) => Failed::RunAlone(Some(e)),
+            e => Failed::Answer(e),
+        }
+    }
+}
+
+/// Writes `jobs` in one transaction and answers them (see [`Failed`] for
+/// when it does not commit).
 async fn run_batch(writer: &PgWriter, jobs: Vec<Job>) {
     match write_batch(writer, &jobs).await {
-        Ok(Some(written)) => {
+        Ok(written) => {
             for (job, written) in jobs.into_iter().zip(written) {
                 let outcome = match written {
                     Written::Applied(outcome, change) => {
@@ -271,8 +304,8 @@ async fn run_batch(writer: &PgWriter, jobs: Vec<Job>) {
                 let _ = job.reply.send(Ok(outcome));
             }
         }
-        failed => {
-            if let Err(e) = failed {
+        Err(Failed::RunAlone(e)) => {
+            if let Some(e) = e {
                 tracing::debug!(error = %e, size = jobs.len(), "a batch of deliveries failed; retrying each alone");
             }
             for job in jobs {
@@ -282,13 +315,28 @@ async fn run_batch(writer: &PgWriter, jobs: Vec<Job>) {
                 let _ = job.reply.send(answer);
             }
         }
+        Err(Failed::Answer(e)) => {
+            tracing::warn!(error = %e, size = jobs.len(), "a batch of deliveries could not commit");
+            for job in jobs {
+                let _ = job.reply.send(Err(same_error(&e).into()));
+            }
+        }
     }
 }
 
-/// The batch's three steps in one transaction. `None` (rolled back) when a
-/// concurrent delivery claimed one of the message ids first: each is then to
-/// run alone, which answers that one with the winner's outcome.
-async fn write_batch(writer: &PgWriter, jobs: &[Job]) -> Result<Option<Vec<Written>>, sqlx::Error> {
+/// An error like `e` for each delivery of a failed batch (sqlx's errors
+/// cannot be cloned): the pool's own, or a protocol error with its text.
+/// Each is one the API answers 503 (see [`super::StoreError::is_unavailable`]).
+fn same_error(e: &sqlx::Error) -> sqlx::Error {
+    match e {
+        sqlx::Error::PoolTimedOut => sqlx::Error::PoolTimedOut,
+        sqlx::Error::PoolClosed => sqlx::Error::PoolClosed,
+        other => sqlx::Error::Protocol(other.to_string()),
+    }
+}
+
+/// The batch's three steps in one transaction, and every delivery's answer.
+async fn write_batch(writer: &PgWriter, jobs: &[Job]) -> Result<Vec<Written>, Failed> {
     let ids: Vec<NewIds> = jobs.iter().map(|_| NewIds::new()).collect();
     let channels: Vec<Uuid> = jobs.iter().map(|j| j.channel.id).collect();
     let message_ids: Vec<&str> = jobs.iter().map(|j| j.message.message_id.as_str()).collect();
@@ -318,9 +366,9 @@ async fn write_batch(writer: &PgWriter, jobs: &[Job]) -> Result<Option<Vec<Writt
         .fetch_all(&mut *tx)
         .await?;
     if states.len() != jobs.len() {
-        return Err(sqlx::Error::Protocol(
+        return Err(Failed::Answer(sqlx::Error::Protocol(
             "the look-up answered another number of deliveries".into(),
-        ));
+        )));
     }
 
     let mut writes = Writes::default();
@@ -329,7 +377,7 @@ async fn write_batch(writer: &PgWriter, jobs: &[Job]) -> Result<Option<Vec<Writt
         decided.push(match state.first_outcome() {
             Some(first) => Err(first),
             None => {
-                let plan = Plan::decide(state)?;
+                let plan = Plan::decide(state).map_err(Failed::Answer)?;
                 let change = plan.change(&job.channel, ids.conversation);
                 writes.add(
                     job,
@@ -341,8 +389,8 @@ async fn write_batch(writer: &PgWriter, jobs: &[Job]) -> Result<Option<Vec<Writt
             }
         });
     }
-    let folios = if writes.messages() == 0 {
-        Default::default()
+    let folios: HashMap<Uuid, i64> = if writes.messages() == 0 {
+        HashMap::new()
     } else {
         let (claimed, new_ids, folios, _): (i64, Vec<Uuid>, Vec<i64>, i64) = writes
             .bind(sqlx::query_as(WRITE_ALL))
@@ -350,16 +398,12 @@ async fn write_batch(writer: &PgWriter, jobs: &[Job]) -> Result<Option<Vec<Writt
             .await?;
         if claimed != writes.messages() as i64 {
             tx.rollback().await?;
-            return Ok(None);
+            return Err(Failed::RunAlone(None));
         }
-        new_ids
-            .into_iter()
-            .zip(folios)
-            .collect::<std::collections::HashMap<_, _>>()
+        new_ids.into_iter().zip(folios).collect()
     };
-    tx.commit().await?;
-
-    decided
+    // Every answer before the commit: nothing can fail after it.
+    let written = decided
         .into_iter()
         .zip(&ids)
         .map(|(decision, ids)| {
@@ -372,7 +416,9 @@ async fn write_batch(writer: &PgWriter, jobs: &[Job]) -> Result<Option<Vec<Writt
             })
         })
         .collect::<Result<_, sqlx::Error>>()
-        .map(Some)
+        .map_err(Failed::Answer)?;
+    tx.commit().await.map_err(Failed::Answer)?;
+    Ok(written)
 }
 
 /// The columns of [`WRITE_ALL`], gathered delivery by delivery.
