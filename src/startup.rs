@@ -165,9 +165,10 @@ impl Application {
         self.server.await
     }
 
-    /// Serves until SIGTERM or SIGINT, then shuts down gracefully: stop
-    /// accepting, tell live viewers to reconnect elsewhere, finish requests
-    /// in flight (at most 30 s), and return.
+    /// Serves until SIGTERM or SIGINT, then shuts down gracefully: tell live
+    /// viewers to reconnect elsewhere, stop accepting, finish the requests
+    /// being handled (at most 30 s), then stop the workers (another 30 s at
+    /// most for responses still streaming), and return.
     pub async fn run_until_signalled(self) -> std::io::Result<()> {
         let handle = self.server.handle();
         let feed = self.state.store.feed().clone();
@@ -175,6 +176,18 @@ impl Application {
             wait_for_signal().await;
             tracing::info!("shutting down: finishing requests in flight");
             feed.publish(crate::live::Event::Shutdown);
+            // Stop accepting, and let the requests being handled finish
+            // before any worker stops: each worker runs its own runtime, and
+            // a PostgreSQL connection a worker opened fails ("runtime is
+            // being shut down") in whichever request holds it once that
+            // worker has stopped, which an idle worker did at once.
+            handle.pause().await;
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+            while crate::telemetry::requests_being_handled() > 0
+                && std::time::Instant::now() < deadline
+            {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
             handle.stop(true).await;
         });
         self.server.await?;

@@ -11,7 +11,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{LazyLock, Mutex};
 use std::time::Instant;
 
@@ -232,12 +232,38 @@ fn escape(label: &str) -> String {
         .replace('\n', "\\n")
 }
 
+/// Requests of this process whose handlers are running (not counting
+/// response bodies still streaming), for a graceful stop to wait for.
+static HANDLING: AtomicUsize = AtomicUsize::new(0);
+
+/// How many requests are being handled right now.
+pub fn requests_being_handled() -> usize {
+    HANDLING.load(Ordering::SeqCst)
+}
+
+/// One request counted in [`HANDLING`] until dropped, even if its future is.
+struct Handling;
+
+impl Handling {
+    fn enter() -> Handling {
+        HANDLING.fetch_add(1, Ordering::SeqCst);
+        Handling
+    }
+}
+
+impl Drop for Handling {
+    fn drop(&mut self) {
+        HANDLING.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 /// Middleware: counts and times every request by route pattern, logs one
 /// line per request (inside the request span), and returns the request id.
 pub async fn observe(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
+    let _handling = Handling::enter();
     let started = Instant::now();
     let route = req
         .match_pattern()
