@@ -848,21 +848,25 @@ async fn simultaneous_first_messages_of_one_customer_start_exactly_one_conversat
     );
 }
 
+/// A cancelled conversation of Ventas Hogar that is its contact's latest:
+/// the customer's next message reactivates it.
+async fn latest_cancelled(app: &TestApp) -> Uuid {
+    app.uuids_where(
+        "select c.id from conversations c join campaigns p on p.id = c.campaign_id \
+         where p.name = $1 and c.status = 'cancelled' and not exists \
+         (select 1 from conversations d where d.contact_id = c.contact_id and d.started_at > c.started_at) \
+         order by c.folio",
+        CAMPAIGN,
+    )
+    .await[0]
+}
+
 async fn a_message_after_a_cancellation_starts_a_new_conversation_linked_to_it(backend: Backend) {
     let Some(app) = spawn_app(backend).await else {
         return;
     };
     let api = api(&app).await;
-    // A cancelled conversation that is its contact's latest.
-    let cancelled = app
-        .uuids_where(
-            "select c.id from conversations c join campaigns p on p.id = c.campaign_id \
-             where p.name = $1 and c.status = 'cancelled' and not exists \
-             (select 1 from conversations d where d.contact_id = c.contact_id and d.started_at > c.started_at) \
-             order by c.folio",
-            CAMPAIGN,
-        )
-        .await[0];
+    let cancelled = latest_cancelled(&app).await;
     let path = format!("/api/v1/conversations/{cancelled}");
     let (_, before) = get(&app, &path, &api.token).await;
     assert_eq!(before["status"], "cancelled");
@@ -1110,16 +1114,7 @@ async fn a_batch_of_messages_answers_each_as_if_alone_and_a_failure_stays_its_ow
     let seen = deliver(good, message("wamid.mix-seen", "5215599990002"))
         .await
         .unwrap();
-    // A cancelled conversation that is its contact's latest, on this channel.
-    let cancelled = app
-        .uuids_where(
-            "select c.id from conversations c join campaigns p on p.id = c.campaign_id \
-             where p.name = $1 and c.status = 'cancelled' and not exists \
-             (select 1 from conversations d where d.contact_id = c.contact_id and d.started_at > c.started_at) \
-             order by c.folio",
-            CAMPAIGN,
-        )
-        .await[0];
+    let cancelled = latest_cancelled(&app).await;
     let (_, before) = get(
         &app,
         &format!("/api/v1/conversations/{cancelled}"),
