@@ -11,6 +11,7 @@
 //! cerrada") without ever applying it twice.
 
 use std::collections::HashMap;
+use std::ops::ControlFlow;
 use std::time::Duration;
 
 use chrono::Utc;
@@ -127,6 +128,25 @@ pub fn summary(action: BulkAction, settled: &[(ItemOutcome, String)]) -> String 
 
 /// Runs a job to the end if this instance can take it (nobody else holds it).
 pub async fn process(store: &Store, job_id: Uuid) -> StoreResult<()> {
+    process_observing(store, job_id, |_| {
+        std::future::ready(ControlFlow::Continue(()))
+    })
+    .await
+}
+
+/// [`process`], awaiting `before_item(position)` before each item is
+/// looked at. `Break` leaves the job as an instance that stopped there
+/// would: running, its lease held until it expires, the item untouched.
+/// Tests use it to change the world at an exact point of a job.
+pub async fn process_observing<F, Fut>(
+    store: &Store,
+    job_id: Uuid,
+    mut before_item: F,
+) -> StoreResult<()>
+where
+    F: FnMut(i64) -> Fut,
+    Fut: Future<Output = ControlFlow<()>>,
+{
     let now = Utc::now();
     if !store
         .claim_bulk_job(job_id, Ts::new(now), lease_from(now))
@@ -150,6 +170,9 @@ pub async fn process(store: &Store, job_id: Uuid) -> StoreResult<()> {
             break;
         }
         for item in &items {
+            if before_item(item.position).await.is_break() {
+                return Ok(());
+            }
             let ctx = ItemContext {
                 job: &job,
                 category,
