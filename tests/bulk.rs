@@ -22,6 +22,8 @@ on_both_backends!(
     a_large_job_runs_in_the_background_and_only_its_creator_sees_it,
     a_bulk_cancel_through_the_browser_shows_its_results,
     a_job_resumed_after_a_crash_reports_its_own_change_as_applied,
+    a_selection_over_the_limit_is_refused_at_once_and_changes_nothing,
+    a_folio_selected_twice_is_acted_on_once,
 );
 
 /// Open folios of a campaign, in folio order.
@@ -665,4 +667,85 @@ async fn a_job_resumed_after_a_crash_reports_its_own_change_as_applied(backend: 
         "{}",
         page.body
     );
+}
+
+async fn a_selection_over_the_limit_is_refused_at_once_and_changes_nothing(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    app.login_as_admin().await;
+    let events = app
+        .scalar_i64("select count(*) from conversation_events")
+        .await;
+    let token = csrf(&app).await;
+    let category = category(&app, "Ventas Hogar").await.to_string();
+    let folios: Vec<String> = (1..=22_000).map(|f: i64| f.to_string()).collect();
+    let mut form: Vec<(&str, &str)> = vec![
+        ("_csrf", &token),
+        ("accion", "cancelar"),
+        ("categoria", &category),
+    ];
+    for f in &folios {
+        form.push(("folio", f));
+    }
+    let body = serde_urlencoded::to_string(&form).unwrap();
+    assert!(body.len() < 256 * 1024, "within the body limit");
+    let started = std::time::Instant::now();
+    let posted = app.post_form("/mensajes/lote", &form).await;
+    let took = started.elapsed();
+    assert_eq!(posted.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        posted
+            .body
+            .contains("Una acción en lote admite hasta 5000 conversaciones"),
+        "{}",
+        posted.body
+    );
+    // The refusal does not echo 22,000 folios back.
+    assert!(posted.body.len() < 100_000, "{} bytes", posted.body.len());
+    eprintln!("22,000 folios refused in {took:?}");
+    // Generous: a debug build on a busy machine; the quadratic version took seconds.
+    assert!(took < Duration::from_secs(2), "took {took:?}");
+    assert_eq!(app.scalar_i64("select count(*) from bulk_jobs").await, 0);
+    assert_eq!(
+        app.scalar_i64("select count(*) from conversation_events")
+            .await,
+        events
+    );
+}
+
+async fn a_folio_selected_twice_is_acted_on_once(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    app.login_as_admin().await;
+    let open = open_in(&app, "Ventas Hogar").await;
+    let (a, b) = (open[0].to_string(), open[1].to_string());
+    let b_spaced = format!(" {b} ");
+    let token = csrf(&app).await;
+    let category = category(&app, "Ventas Hogar").await.to_string();
+    let (posted, job) = post_bulk(
+        &app,
+        &[
+            ("_csrf", &token),
+            ("accion", "cancelar"),
+            ("categoria", &category),
+            ("folio", &a),
+            ("folio", &b),
+            ("folio", &a),
+            ("folio", &b_spaced),
+        ],
+    )
+    .await;
+    assert_eq!(posted.status, StatusCode::SEE_OTHER, "{}", posted.body);
+    let job = job.unwrap();
+    assert!(job.body.contains("2 canceladas"), "{}", job.body);
+    assert!(!job.body.contains("omitida"), "{}", job.body);
+    assert_eq!(
+        app.scalar_i64("select count(*) from bulk_job_items").await,
+        2
+    );
+    for folio in [open[0], open[1]] {
+        assert_eq!(status_of(&app, folio).await.len(), 1);
+    }
 }
