@@ -21,7 +21,7 @@ use super::mensajes::{RawQuery, parse_filter};
 use super::pages::{PageContext, is_fragment_request, local_datetime, render, render_with_status};
 use crate::auth::CurrentUser;
 use crate::bulk::{INLINE_MAX, MAX_ITEMS, summary};
-use crate::db::{BulkAction, BulkJob, ItemOutcome, NewBulkJob, Ts};
+use crate::db::{BulkAction, BulkJob, BulkStatus, ItemOutcome, NewBulkJob, Ts};
 use crate::domain::text::{COMMENT_MAX_CHARS, Comment};
 use crate::domain::{Invalid, Role};
 use crate::error::AppError;
@@ -542,9 +542,9 @@ pub async fn submit(
         .await?;
     tracing::info!(job = %job_id, total, action = action.as_str(), "bulk job created");
     if total <= INLINE_MAX {
-        crate::bulk::process(store, job_id).await?;
+        crate::bulk::process(store, &state.bulk_access, job_id).await?;
     } else {
-        crate::bulk::start(store.clone(), job_id);
+        crate::bulk::start(store.clone(), state.bulk_access.clone(), job_id);
     }
     Ok(HttpResponse::SeeOther()
         .insert_header((header::LOCATION, format!("/mensajes/lote/{job_id}")))
@@ -568,10 +568,15 @@ struct JobState {
     done: i64,
     total: i64,
     percent: i64,
+    /// Nothing more will happen to it (finished or stopped): no polling.
     finished: bool,
+    /// Stopped because its creator lost access.
+    stopped: bool,
     summary: Option<String>,
     skipped: Vec<ItemView>,
     applied: Vec<ItemView>,
+    /// Items a stopped job never processed.
+    unprocessed: Vec<ItemView>,
     created: String,
 }
 
@@ -602,8 +607,10 @@ async fn job_state(state: &AppState, user: &CurrentUser, raw: &str) -> Result<Jo
         })
         .collect();
     let done = settled.len() as i64;
+    let stopped = job.status == BulkStatus::Stopped;
     let mut skipped = Vec::new();
     let mut applied = Vec::new();
+    let mut unprocessed = Vec::new();
     for item in items {
         let outcome = item.outcome.as_deref().and_then(ItemOutcome::parse);
         let view = ItemView {
@@ -614,28 +621,42 @@ async fn job_state(state: &AppState, user: &CurrentUser, raw: &str) -> Result<Jo
             requested: item.requested,
             applied: outcome == Some(ItemOutcome::Applied),
             pending: outcome.is_none(),
-            message: item.message.unwrap_or_else(|| "Pendiente".into()),
+            message: item.message.unwrap_or_else(|| {
+                if stopped {
+                    "Sin procesar: la acción se detuvo".into()
+                } else {
+                    "Pendiente".into()
+                }
+            }),
         };
-        if view.applied || view.pending {
+        if view.pending && stopped {
+            unprocessed.push(view);
+        } else if view.applied || view.pending {
             applied.push(view);
         } else {
             skipped.push(view);
         }
     }
-    let finished = job.finished || done >= job.total;
+    let finished = job.status != BulkStatus::Running || done >= job.total;
+    let result = finished.then(|| {
+        let mut text = summary(job.action, &settled);
+        if !unprocessed.is_empty() {
+            text.push_str(&format!(", {} sin procesar", unprocessed.len()));
+        }
+        text
+    });
     Ok(JobState {
         id: job.id.to_string(),
-        action_label: match job.action {
-            BulkAction::Cancel => "Cancelar",
-            BulkAction::Reassign => "Reasignar",
-        },
+        action_label: job.action.label(),
         done,
         total: job.total,
         percent: (done * 100).checked_div(job.total).unwrap_or(100),
         finished,
-        summary: finished.then(|| summary(job.action, &settled)),
+        stopped,
+        summary: result,
         skipped,
         applied,
+        unprocessed,
         created: local_datetime(job.created_at, state.timezone),
     })
 }
