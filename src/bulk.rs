@@ -9,16 +9,37 @@
 //! the transition's own transaction, so a resumed job recognises a change it
 //! made itself just before a crash (and reports it applied, not "ya estaba
 //! cerrada") without ever applying it twice.
+//!
+//! A job acts only while its creator may act. Before each item is changed
+//! (each attempt), the worker asks whether the creator is still active,
+//! still an administrator, and still has the conversation's campaign, from
+//! a per-user view of their access that the change feed's access epoch
+//! keeps exact, like the principals of the pages ([`CreatorAccess`]). The
+//! first item the creator may no longer act on stops the whole job for good
+//! (status "stopped", one audit row): what it already did stays, nothing
+//! after is touched, also in campaigns the creator kept; a job that acts
+//! for someone who lost part of their access is not theirs to finish. The
+//! worker resuming a job on another instance after a restart asks the same
+//! question. At most the item being applied as access changes still
+//! completes, as a request in flight would.
 
 use std::collections::HashMap;
+use std::ops::ControlFlow;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
 use uuid::Uuid;
 
-use crate::db::{ApplyWith, BulkAction, BulkItem, BulkJob, ItemOutcome, Store, StoreResult, Ts};
+use crate::db::{
+    ApplyWith, AuditEntry, BulkAction, BulkItem, BulkJob, CreatorStanding, ItemOutcome, Store,
+    StoreResult, Ts,
+};
+use crate::domain::admin::AuditAction;
 use crate::domain::conversation::{self as rules};
-use crate::domain::{AgentCandidate, Invalid, Lookup, TransitionError};
+use crate::domain::{AgentCandidate, Invalid, Lookup, Role, TransitionError};
+use crate::live::Feed;
+use crate::live::cache::EpochCache;
 
 /// Jobs up to this size run within the request; larger ones in the background.
 pub const INLINE_MAX: usize = 25;
@@ -125,8 +146,115 @@ pub fn summary(action: BulkAction, settled: &[(ItemOutcome, String)]) -> String 
     parts.join(", ")
 }
 
-/// Runs a job to the end if this instance can take it (nobody else holds it).
-pub async fn process(store: &Store, job_id: Uuid) -> StoreResult<()> {
+/// Job creators' current access, by user: read from the database once,
+/// then trusted while the change feed's access epoch is unchanged (any
+/// deactivation, role change or assignment change, here or announced by
+/// another instance, moves it), and at most [`crate::auth::principals::TTL`].
+/// A job has no session, so this is the per-user counterpart of the pages'
+/// principal cache; checking an item costs a map look-up.
+pub struct CreatorAccess {
+    cache: EpochCache<Uuid, CreatorStanding>,
+}
+
+impl CreatorAccess {
+    pub fn new(feed: Feed) -> CreatorAccess {
+        CreatorAccess {
+            cache: EpochCache::new(feed, crate::auth::principals::TTL),
+        }
+    }
+
+    /// `user`'s access now (`None`: no such user).
+    async fn standing(&self, store: &Store, user: Uuid) -> StoreResult<Option<CreatorStanding>> {
+        self.cache
+            .get_or_load(user, || store.creator_standing(user))
+            .await
+    }
+}
+
+/// Why a job's creator may no longer act on its next item.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LostAccess {
+    /// The user no longer exists.
+    Gone,
+    Deactivated,
+    /// No longer an Administrador or Super Administrador.
+    Demoted(Role),
+    /// No longer has the campaign of conversation `folio`.
+    Campaign {
+        campaign_id: Uuid,
+        folio: i64,
+    },
+}
+
+impl LostAccess {
+    /// Whether (and why not) `standing` may still act, on the conversation
+    /// `(campaign, folio)` when one is given.
+    pub fn of(standing: Option<&CreatorStanding>, on: Option<(Uuid, i64)>) -> Option<LostAccess> {
+        let Some(standing) = standing else {
+            return Some(LostAccess::Gone);
+        };
+        if !standing.active {
+            return Some(LostAccess::Deactivated);
+        }
+        if !standing.role.may_use_console() {
+            return Some(LostAccess::Demoted(standing.role));
+        }
+        match on {
+            Some((campaign_id, folio)) if !standing.scope.allows(campaign_id) => {
+                Some(LostAccess::Campaign { campaign_id, folio })
+            }
+            _ => None,
+        }
+    }
+
+    /// The reason, for the audit row.
+    fn text(&self) -> String {
+        match self {
+            LostAccess::Gone => "el usuario ya no existe".into(),
+            LostAccess::Deactivated => "el usuario está desactivado".into(),
+            LostAccess::Demoted(role) => {
+                format!(
+                    "el usuario ya no es Administrador (ahora es {})",
+                    role.label()
+                )
+            }
+            LostAccess::Campaign { folio, .. } => {
+                format!("el usuario ya no tiene la campaña de la conversación {folio}")
+            }
+        }
+    }
+
+    fn campaign(&self) -> Option<Uuid> {
+        match self {
+            LostAccess::Campaign { campaign_id, .. } => Some(*campaign_id),
+            _ => None,
+        }
+    }
+}
+
+/// Runs a job to the end, or until its creator may no longer act, if this
+/// instance can take it (nobody else holds it).
+pub async fn process(store: &Store, access: &CreatorAccess, job_id: Uuid) -> StoreResult<()> {
+    process_observing(store, access, job_id, |_| {
+        std::future::ready(ControlFlow::Continue(()))
+    })
+    .await
+}
+
+/// [`process`], awaiting `before_item(position)` before each item is
+/// looked at. `Break` leaves the job as an instance that stopped there
+/// would: running, its lease held until it expires, the item untouched.
+/// Tests use it to change the world at an exact point of a job.
+pub async fn process_observing<F, Fut>(
+    store: &Store,
+    access: &CreatorAccess,
+    job_id: Uuid,
+    mut before_item: F,
+) -> StoreResult<()>
+where
+    F: FnMut(i64) -> Fut,
+    Fut: Future<Output = ControlFlow<()>>,
+{
     let now = Utc::now();
     if !store
         .claim_bulk_job(job_id, Ts::new(now), lease_from(now))
@@ -150,13 +278,19 @@ pub async fn process(store: &Store, job_id: Uuid) -> StoreResult<()> {
             break;
         }
         for item in &items {
+            if before_item(item.position).await.is_break() {
+                return Ok(());
+            }
             let ctx = ItemContext {
                 job: &job,
+                access,
                 category,
                 subcategory,
                 agent_name: agent_name.as_deref(),
             };
-            process_item(store, &ctx, item, &mut candidates).await?;
+            if let Some(lost) = process_item(store, &ctx, item, &mut candidates).await? {
+                return stop(store, &job, &lost).await;
+            }
         }
         store
             .renew_bulk_lease(job.id, lease_from(Utc::now()))
@@ -171,24 +305,64 @@ fn lease_from(now: chrono::DateTime<Utc>) -> Ts {
     Ts::new(now + chrono::Duration::from_std(LEASE).unwrap_or_default())
 }
 
+/// Stops `job` because its creator lost access, with an audit row naming the
+/// job and the creator.
+async fn stop(store: &Store, job: &BulkJob, lost: &LostAccess) -> StoreResult<()> {
+    let (done, total) = store.bulk_progress(job.id).await?;
+    let name = store
+        .user_name(job.created_by)
+        .await?
+        .unwrap_or_else(|| "usuario eliminado".into());
+    let summary = format!(
+        "Acción en lote {} ({}) de «{name}» detenida: {}. Procesadas {done} de {total}; \
+         {} sin procesar.",
+        job.id,
+        job.action.label(),
+        lost.text(),
+        total - done
+    );
+    let audit = AuditEntry::by(
+        job.created_by,
+        AuditAction::BulkStop,
+        job.id,
+        lost.campaign(),
+        summary,
+    );
+    if store.stop_bulk_job(job.id, Ts::now(), &audit).await? {
+        tracing::warn!(
+            job = %job.id, user = %job.created_by, reason = ?lost, done, total,
+            "bulk job stopped: its creator lost access"
+        );
+    }
+    Ok(())
+}
+
 struct ItemContext<'a> {
     job: &'a BulkJob,
+    access: &'a CreatorAccess,
     category: Lookup<crate::domain::CategoryRef>,
     subcategory: Lookup<crate::domain::SubcategoryRef>,
     agent_name: Option<&'a str>,
 }
 
+/// Settles one item, or answers why its creator may no longer act (then
+/// nothing was done to it).
 async fn process_item(
     store: &Store,
     ctx: &ItemContext<'_>,
     item: &BulkItem,
     candidates: &mut HashMap<Uuid, Lookup<AgentCandidate>>,
-) -> StoreResult<()> {
+) -> StoreResult<Option<LostAccess>> {
     let job = ctx.job;
+    let lost = |on: Option<(Uuid, i64)>| async move {
+        let standing = ctx.access.standing(store, job.created_by).await?;
+        StoreResult::Ok(LostAccess::of(standing.as_ref(), on))
+    };
     let settle = |outcome: ItemOutcome, reason: String, message: String| async move {
         store
             .settle_bulk_item(job.id, item.position, outcome, &reason, &message, Ts::now())
             .await
+            .map(|()| None)
     };
     let not_found = || {
         (
@@ -212,6 +386,11 @@ async fn process_item(
             .conversation_state(&job.scope, conversation_id)
             .await?
         else {
+            // Nothing to change, but a job whose creator lost access
+            // records nothing more either.
+            if let Some(why) = lost(None).await? {
+                return Ok(Some(why));
+            }
             let (o, r, m) = not_found();
             return settle(o, r, m).await;
         };
@@ -227,6 +406,11 @@ async fn process_item(
         // settle the item? Its history row says so exactly.
         if attempt == 0 && store.bulk_job_changed(job.id, conversation_id).await? {
             return settle(ItemOutcome::Applied, applied_key.into(), applied_message()).await;
+        }
+        // May the creator still act on it? Asked before every attempt, right
+        // before deciding and applying.
+        if let Some(why) = lost(Some((conversation.campaign_id, conversation.folio))).await? {
+            return Ok(Some(why));
         }
         let now = Utc::now();
         let computed = match job.action {
@@ -306,17 +490,18 @@ async fn process_item(
 }
 
 /// Runs a job in the background.
-pub fn start(store: Store, job_id: Uuid) {
+pub fn start(store: Store, access: Arc<CreatorAccess>, job_id: Uuid) {
     tokio::spawn(async move {
-        if let Err(e) = process(&store, job_id).await {
+        if let Err(e) = process(&store, &access, job_id).await {
             tracing::warn!(job = %job_id, error = ?e, "bulk job interrupted; another pass will resume it");
         }
     });
 }
 
 /// Resumes running jobs nobody holds (an instance stopped mid-job) every
-/// few seconds, until the store's pools close.
-pub fn spawn_worker(store: Store) {
+/// few seconds, until the store's pools close. A resumed job checks its
+/// creator's access like any other.
+pub fn spawn_worker(store: Store, access: Arc<CreatorAccess>) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(WORKER_TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -333,7 +518,7 @@ pub fn spawn_worker(store: Store) {
                 }
             };
             for job_id in orphaned {
-                if let Err(e) = process(&store, job_id).await {
+                if let Err(e) = process(&store, &access, job_id).await {
                     tracing::warn!(job = %job_id, error = ?e, "could not resume a bulk job");
                 }
             }
@@ -366,6 +551,49 @@ mod tests {
             ),
             "1 reasignada, 1 omitida: no encontrada"
         );
+    }
+
+    #[test]
+    fn a_creator_may_act_only_while_active_an_administrator_and_assigned() {
+        let (mine, other) = (Uuid::from_u128(1), Uuid::from_u128(2));
+        let admin = CreatorStanding {
+            name: "Ana".into(),
+            role: Role::Admin,
+            active: true,
+            scope: crate::domain::Scope::Campaigns(vec![mine]),
+        };
+        assert_eq!(LostAccess::of(Some(&admin), None), None);
+        assert_eq!(LostAccess::of(Some(&admin), Some((mine, 10001))), None);
+        assert_eq!(
+            LostAccess::of(Some(&admin), Some((other, 10002))),
+            Some(LostAccess::Campaign {
+                campaign_id: other,
+                folio: 10002
+            })
+        );
+        let inactive = CreatorStanding {
+            active: false,
+            ..admin.clone()
+        };
+        assert_eq!(
+            LostAccess::of(Some(&inactive), Some((mine, 10001))),
+            Some(LostAccess::Deactivated)
+        );
+        let agent = CreatorStanding {
+            role: Role::Agent,
+            ..admin.clone()
+        };
+        assert_eq!(
+            LostAccess::of(Some(&agent), Some((mine, 10001))),
+            Some(LostAccess::Demoted(Role::Agent))
+        );
+        let boss = CreatorStanding {
+            role: Role::SuperAdmin,
+            scope: crate::domain::Scope::All,
+            ..admin
+        };
+        assert_eq!(LostAccess::of(Some(&boss), Some((other, 10002))), None);
+        assert_eq!(LostAccess::of(None, None), Some(LostAccess::Gone));
     }
 
     #[test]

@@ -38,6 +38,8 @@ pub struct AppState {
     pub tokens: std::sync::Arc<crate::routes::api::TokenCache>,
     /// Closure categories named by Cancelar forms (see `routes::acciones`).
     pub closure_refs: std::sync::Arc<crate::routes::acciones::ClosureRefs>,
+    /// Bulk job creators' current access, checked before each item.
+    pub bulk_access: std::sync::Arc<crate::bulk::CreatorAccess>,
 }
 
 /// A bound, ready-to-run server.
@@ -117,7 +119,9 @@ impl Application {
         store.start_listening();
         crate::routing::spawn_scheduler(store.clone());
         crate::autocancel::spawn(store.clone());
-        crate::bulk::spawn_worker(store.clone());
+        let bulk_access =
+            std::sync::Arc::new(crate::bulk::CreatorAccess::new(store.feed().clone()));
+        crate::bulk::spawn_worker(store.clone(), bulk_access.clone());
         let store_feed = store.feed().clone();
         let state = AppState {
             store,
@@ -139,6 +143,7 @@ impl Application {
                 crate::routes::mensajes::VIEW_TTL,
                 crate::routes::mensajes::VIEW_CAPACITY,
             )),
+            bulk_access,
         };
         let listener = TcpListener::bind(settings.bind)
             .with_context(|| format!("cannot listen on {}", settings.bind))?;

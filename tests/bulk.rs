@@ -4,11 +4,15 @@
 
 mod common;
 
+use std::ops::ControlFlow;
 use std::time::Duration;
 
 use common::webdriver::Browser;
-use common::{ADMIN_EMAIL, ADMIN_PASSWORD, Backend, TestApp, csrf_in, spawn_app};
-use relevo::db::{ApplyWith, BulkAction, NewBulkJob, Ts};
+use common::{
+    ADMIN_EMAIL, ADMIN_PASSWORD, Backend, SUPER_EMAIL, TestApp, csrf_in, new_client, spawn_app,
+};
+use relevo::bulk::CreatorAccess;
+use relevo::db::{ApplyWith, BulkAction, BulkStatus, NewBulkJob, Ts};
 use relevo::domain::{Lookup, Scope};
 use reqwest::StatusCode;
 use serde_json::json;
@@ -22,6 +26,12 @@ on_both_backends!(
     a_large_job_runs_in_the_background_and_only_its_creator_sees_it,
     a_bulk_cancel_through_the_browser_shows_its_results,
     a_job_resumed_after_a_crash_reports_its_own_change_as_applied,
+    a_job_stops_at_the_next_item_once_its_creator_is_deactivated,
+    a_job_stops_at_the_first_item_of_a_campaign_taken_from_its_creator,
+    a_job_resumed_by_another_instance_stops_when_its_creator_was_demoted,
+    a_super_administrators_job_keeps_acting_through_others_access_changes,
+    a_selection_over_the_limit_is_refused_at_once_and_changes_nothing,
+    a_folio_selected_twice_is_acted_on_once,
 );
 
 /// Open folios of a campaign, in folio order.
@@ -606,9 +616,11 @@ async fn a_job_resumed_after_a_crash_reports_its_own_change_as_applied(backend: 
     app.store.apply_transition(&t).await.unwrap().unwrap();
     // Once the lease has expired, any instance resumes the job.
     tokio::time::sleep(Duration::from_millis(1600)).await;
-    relevo::bulk::process(&app.store, job).await.unwrap();
+    relevo::bulk::process(&app.store, &access(&app), job)
+        .await
+        .unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while !app.store.bulk_job(job).await.unwrap().unwrap().finished {
+    while app.store.bulk_job(job).await.unwrap().unwrap().status != BulkStatus::Finished {
         assert!(std::time::Instant::now() < deadline, "job did not finish");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -665,4 +677,466 @@ async fn a_job_resumed_after_a_crash_reports_its_own_change_as_applied(backend: 
         "{}",
         page.body
     );
+}
+
+/// A worker's view of creators' access, as an instance on `app`'s store has.
+fn access(app: &TestApp) -> CreatorAccess {
+    CreatorAccess::new(app.store.feed().clone())
+}
+
+async fn user_id(app: &TestApp, email: &str) -> Uuid {
+    app.store.user_by_email(email).await.unwrap().unwrap().id
+}
+
+/// A Cancelar job over `folios` (in this order) created by `creator` with
+/// `scope` through the Store, as the form would, and not started: the test
+/// runs it.
+async fn cancel_job(
+    app: &TestApp,
+    creator: Uuid,
+    scope: &Scope,
+    category_id: Uuid,
+    folios: &[i64],
+) -> Uuid {
+    let found = app.store.folios_in_scope(scope, folios).await.unwrap();
+    let items = folios
+        .iter()
+        .map(|f| (f.to_string(), found.iter().find(|(x, _)| x == f).copied()))
+        .collect();
+    app.store
+        .create_bulk_job(&NewBulkJob {
+            created_by: creator,
+            scope: scope.clone(),
+            action: BulkAction::Cancel,
+            category_id: Some(category_id),
+            subcategory_id: None,
+            agent_id: None,
+            comment: String::new(),
+            items,
+            at: Ts::now(),
+        })
+        .await
+        .unwrap()
+}
+
+/// Each item's outcome (`None`: not processed), in selection order.
+async fn outcomes(app: &TestApp, job: Uuid) -> Vec<Option<String>> {
+    app.store
+        .bulk_items(job)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|i| i.outcome)
+        .collect()
+}
+
+async fn jobs_stopped(app: &TestApp) -> i64 {
+    app.scalar_i64("select count(*) from bulk_jobs where status = 'stopped'")
+        .await
+}
+
+/// The Auditoría page as a Super Administrador sees it.
+async fn audit_page(app: &TestApp) -> String {
+    let client = new_client();
+    let login = app
+        .login_with(&client, SUPER_EMAIL, common::SUPER_PASSWORD)
+        .await;
+    assert_eq!(login.location.as_deref(), Some("/mensajes"));
+    app.get_with(&client, "/auditoria").await.body
+}
+
+const STOPPED: &str = "Detenido: el usuario ya no tiene acceso";
+
+async fn a_job_stops_at_the_next_item_once_its_creator_is_deactivated(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let open = open_in(&app, "Ventas Hogar").await;
+    let folios = &open[..12];
+    let (admin, boss) = (
+        user_id(&app, ADMIN_EMAIL).await,
+        user_id(&app, SUPER_EMAIL).await,
+    );
+    let scope = Scope::Campaigns(vec![app.campaign_id("Ventas Hogar").await]);
+    let job = cancel_job(
+        &app,
+        admin,
+        &scope,
+        category(&app, "Ventas Hogar").await,
+        folios,
+    )
+    .await;
+    // The Super Administrador deactivates the creator while the job is
+    // between its fifth and sixth item.
+    let store = app.store.clone();
+    relevo::bulk::process_observing(&app.store, &access(&app), job, move |position| {
+        let store = store.clone();
+        async move {
+            if position == 5 {
+                let done = store
+                    .set_account_active(boss, admin, false, Ts::now())
+                    .await;
+                assert_eq!(done.unwrap(), Ok(true));
+            }
+            ControlFlow::Continue(())
+        }
+    })
+    .await
+    .unwrap();
+    let results = outcomes(&app, job).await;
+    assert_eq!(
+        results,
+        [
+            vec![Some("applied".to_owned()); 5],
+            vec![None; folios.len() - 5]
+        ]
+        .concat(),
+        "nothing is done once the creator is deactivated"
+    );
+    for folio in &folios[5..] {
+        assert!(
+            status_of(&app, *folio).await.is_empty(),
+            "{folio} still open"
+        );
+    }
+    assert_eq!(jobs_stopped(&app).await, 1);
+    // Auditoría names the job and its creator.
+    let audit = audit_page(&app).await;
+    assert!(audit.contains("Acción en lote detenida"), "{audit}");
+    assert!(audit.contains(&job.to_string()), "{audit}");
+    let name = app
+        .store
+        .user_by_email(ADMIN_EMAIL)
+        .await
+        .unwrap()
+        .unwrap()
+        .name;
+    assert!(audit.contains(&format!("«{name}»")), "{audit}");
+    assert!(audit.contains("el usuario está desactivado"), "{audit}");
+    // Access given back does not resume a stopped job.
+    assert_eq!(
+        app.store
+            .set_account_active(boss, admin, true, Ts::now())
+            .await
+            .unwrap(),
+        Ok(true)
+    );
+    relevo::bulk::process(&app.store, &access(&app), job)
+        .await
+        .unwrap();
+    assert_eq!(outcomes(&app, job).await, results);
+    // Its creator reads why on the job's page, which no longer polls.
+    app.login_as_admin().await;
+    let page = app.get(&format!("/mensajes/lote/{job}")).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains(STOPPED), "{}", page.body);
+    assert!(page.body.contains("5 canceladas"), "{}", page.body);
+    assert!(page.body.contains("7 sin procesar"), "{}", page.body);
+    assert!(!page.body.contains("hx-trigger=\"every"), "{}", page.body);
+}
+
+async fn a_job_stops_at_the_first_item_of_a_campaign_taken_from_its_creator(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let ventas = open_in(&app, "Ventas Hogar").await;
+    let soporte = open_in(&app, "Soporte Técnico").await;
+    let folios = [
+        ventas[0], soporte[0], ventas[1], soporte[1], ventas[2], ventas[3],
+    ];
+    let (admin, boss) = (
+        user_id(&app, ADMIN_EMAIL).await,
+        user_id(&app, SUPER_EMAIL).await,
+    );
+    let soporte_id = app.campaign_id("Soporte Técnico").await;
+    let scope = Scope::Campaigns(vec![app.campaign_id("Ventas Hogar").await, soporte_id]);
+    let job = cancel_job(
+        &app,
+        admin,
+        &scope,
+        category(&app, "Ventas Hogar").await,
+        &folios,
+    )
+    .await;
+    // Soporte Técnico is taken from the creator before the fourth item.
+    let store = app.store.clone();
+    relevo::bulk::process_observing(&app.store, &access(&app), job, move |position| {
+        let store = store.clone();
+        async move {
+            if position == 3 {
+                let done = store
+                    .remove_member(boss, soporte_id, admin, Ts::now())
+                    .await;
+                assert_eq!(done.unwrap(), Ok(true));
+            }
+            ControlFlow::Continue(())
+        }
+    })
+    .await
+    .unwrap();
+    // The first Soporte item was settled while the creator had the campaign
+    // (its category is Ventas Hogar's); the second one stops the job, and
+    // nothing after it is touched, not even in the campaign they kept.
+    assert_eq!(
+        outcomes(&app, job).await,
+        vec![
+            Some("applied".to_owned()),
+            Some("invalid".to_owned()),
+            Some("applied".to_owned()),
+            None,
+            None,
+            None
+        ]
+    );
+    for folio in [soporte[1], ventas[2], ventas[3]] {
+        assert!(
+            status_of(&app, folio).await.is_empty(),
+            "{folio} still open"
+        );
+    }
+    assert_eq!(jobs_stopped(&app).await, 1);
+    // The creator, still an Administrador of Ventas Hogar, reads why.
+    app.login_as_admin().await;
+    let page = app.get(&format!("/mensajes/lote/{job}")).await;
+    assert!(page.body.contains(STOPPED), "{}", page.body);
+    assert!(
+        page.body
+            .contains("2 canceladas, 1 omitida: la categoría no pertenece a su campaña"),
+        "{}",
+        page.body
+    );
+    let audit = audit_page(&app).await;
+    assert!(audit.contains(&job.to_string()), "{audit}");
+    assert!(audit.contains("ya no tiene la campaña"), "{audit}");
+}
+
+async fn a_job_resumed_by_another_instance_stops_when_its_creator_was_demoted(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let open = open_in(&app, "Ventas Hogar").await;
+    let folios = &open[..8];
+    let (admin, boss) = (
+        user_id(&app, ADMIN_EMAIL).await,
+        user_id(&app, SUPER_EMAIL).await,
+    );
+    let ventas = app.campaign_id("Ventas Hogar").await;
+    let scope = Scope::Campaigns(vec![ventas]);
+    let job = cancel_job(
+        &app,
+        admin,
+        &scope,
+        category(&app, "Ventas Hogar").await,
+        folios,
+    )
+    .await;
+    // The first instance applies three items and stops (its lease is held).
+    relevo::bulk::process_observing(&app.store, &access(&app), job, |position| {
+        std::future::ready(if position == 3 {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        })
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        outcomes(&app, job).await[..4],
+        [
+            Some("applied".to_owned()),
+            Some("applied".to_owned()),
+            Some("applied".to_owned()),
+            None
+        ]
+    );
+    // Meanwhile the creator becomes an Agente.
+    let record = app.store.user_by_email(ADMIN_EMAIL).await.unwrap().unwrap();
+    let demoted = relevo::db::AccountInput {
+        name: relevo::domain::admin::Name::parse(&record.name).unwrap(),
+        email: relevo::domain::text::Email::parse(ADMIN_EMAIL).unwrap(),
+        role: relevo::domain::Role::Agent,
+        campaigns: vec![ventas],
+    };
+    assert_eq!(
+        app.store
+            .update_account(boss, admin, &demoted, Ts::now())
+            .await
+            .unwrap(),
+        Ok(true)
+    );
+    // The instance is gone; once its lease has expired, another instance on
+    // the same database resumes the job.
+    app.store.close().await;
+    let store = relevo::db::Store::connect(&app.database_url).await.unwrap();
+    let second = TestApp::attach(0, store.clone(), backend, app.database_url.clone());
+    second
+        .execute_id("update bulk_jobs set lease_until = null where id = $1", job)
+        .await;
+    let settings = relevo::config::Settings {
+        database_url: app.database_url.clone(),
+        bind: "127.0.0.1:0".parse().unwrap(),
+        session_key: None,
+        secure_cookies: false,
+        timezone: chrono_tz::America::Mexico_City,
+        metrics: Default::default(),
+    };
+    let server = relevo::startup::Application::build_with_store(settings, store.clone())
+        .await
+        .unwrap();
+    let second = TestApp::attach(server.port(), store, backend, app.database_url.clone());
+    tokio::spawn(server.run_until_stopped());
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while second
+        .scalar_i64("select count(*) from bulk_jobs where status = 'running'")
+        .await
+        > 0
+    {
+        assert!(std::time::Instant::now() < deadline, "job was not resumed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(jobs_stopped(&second).await, 1);
+    assert_eq!(
+        outcomes(&second, job).await,
+        [
+            vec![Some("applied".to_owned()); 3],
+            vec![None; folios.len() - 3]
+        ]
+        .concat()
+    );
+    for folio in &folios[3..] {
+        assert!(
+            status_of(&second, *folio).await.is_empty(),
+            "{folio} still open"
+        );
+    }
+    let audit = audit_page(&second).await;
+    assert!(audit.contains(&job.to_string()), "{audit}");
+    assert!(audit.contains("ya no es Administrador"), "{audit}");
+}
+
+async fn a_super_administrators_job_keeps_acting_through_others_access_changes(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let ventas = open_in(&app, "Ventas Hogar").await;
+    let folios = &ventas[..6];
+    let (admin, boss) = (
+        user_id(&app, ADMIN_EMAIL).await,
+        user_id(&app, SUPER_EMAIL).await,
+    );
+    let job = cancel_job(
+        &app,
+        boss,
+        &Scope::All,
+        category(&app, "Ventas Hogar").await,
+        folios,
+    )
+    .await;
+    // Someone else loses access mid-job: the Super Administrador does not.
+    let store = app.store.clone();
+    relevo::bulk::process_observing(&app.store, &access(&app), job, move |position| {
+        let store = store.clone();
+        async move {
+            if position == 2 {
+                let done = store
+                    .set_account_active(boss, admin, false, Ts::now())
+                    .await;
+                assert_eq!(done.unwrap(), Ok(true));
+            }
+            ControlFlow::Continue(())
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        outcomes(&app, job).await,
+        vec![Some("applied".to_owned()); folios.len()]
+    );
+    assert_eq!(jobs_stopped(&app).await, 0);
+    assert_eq!(
+        app.scalar_i64("select count(*) from bulk_jobs where status = 'finished'")
+            .await,
+        1
+    );
+}
+
+async fn a_selection_over_the_limit_is_refused_at_once_and_changes_nothing(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    app.login_as_admin().await;
+    let events = app
+        .scalar_i64("select count(*) from conversation_events")
+        .await;
+    let token = csrf(&app).await;
+    let category = category(&app, "Ventas Hogar").await.to_string();
+    let folios: Vec<String> = (1..=22_000).map(|f: i64| f.to_string()).collect();
+    let mut form: Vec<(&str, &str)> = vec![
+        ("_csrf", &token),
+        ("accion", "cancelar"),
+        ("categoria", &category),
+    ];
+    for f in &folios {
+        form.push(("folio", f));
+    }
+    let body = serde_urlencoded::to_string(&form).unwrap();
+    assert!(body.len() < 256 * 1024, "within the body limit");
+    let started = std::time::Instant::now();
+    let posted = app.post_form("/mensajes/lote", &form).await;
+    let took = started.elapsed();
+    assert_eq!(posted.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        posted
+            .body
+            .contains("Una acción en lote admite hasta 5000 conversaciones"),
+        "{}",
+        posted.body
+    );
+    // The refusal does not echo 22,000 folios back.
+    assert!(posted.body.len() < 100_000, "{} bytes", posted.body.len());
+    eprintln!("22,000 folios refused in {took:?}");
+    // Generous: a debug build on a busy machine; the quadratic version took seconds.
+    assert!(took < Duration::from_secs(2), "took {took:?}");
+    assert_eq!(app.scalar_i64("select count(*) from bulk_jobs").await, 0);
+    assert_eq!(
+        app.scalar_i64("select count(*) from conversation_events")
+            .await,
+        events
+    );
+}
+
+async fn a_folio_selected_twice_is_acted_on_once(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    app.login_as_admin().await;
+    let open = open_in(&app, "Ventas Hogar").await;
+    let (a, b) = (open[0].to_string(), open[1].to_string());
+    let b_spaced = format!(" {b} ");
+    let token = csrf(&app).await;
+    let category = category(&app, "Ventas Hogar").await.to_string();
+    let (posted, job) = post_bulk(
+        &app,
+        &[
+            ("_csrf", &token),
+            ("accion", "cancelar"),
+            ("categoria", &category),
+            ("folio", &a),
+            ("folio", &b),
+            ("folio", &a),
+            ("folio", &b_spaced),
+        ],
+    )
+    .await;
+    assert_eq!(posted.status, StatusCode::SEE_OTHER, "{}", posted.body);
+    let job = job.unwrap();
+    assert!(job.body.contains("2 canceladas"), "{}", job.body);
+    assert!(!job.body.contains("omitida"), "{}", job.body);
+    assert_eq!(
+        app.scalar_i64("select count(*) from bulk_job_items").await,
+        2
+    );
+    for folio in [open[0], open[1]] {
+        assert_eq!(status_of(&app, folio).await.len(), 1);
+    }
 }

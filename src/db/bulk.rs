@@ -3,15 +3,17 @@
 //!
 //! A job and all its items are written in one transaction; each item's
 //! outcome is written once (`where outcome is null`), so a job resumed by
-//! another instance after a crash never reports an item twice.
+//! another instance after a crash never reports an item twice. A job whose
+//! creator lost access is stopped, with its audit row, in one transaction.
 
 use uuid::Uuid;
 
+use super::audit::{AdminTx, AuditEntry};
 use super::conversations::{
     ListFilter, Search, StatusFilter, like_literal, phone_prefixes, prefix_end, push_conditions,
 };
 use super::{StoreResult, Ts, with_read, with_write};
-use crate::domain::Scope;
+use crate::domain::{Role, Scope};
 
 /// What a bulk job does to every item.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,6 +37,50 @@ impl BulkAction {
             _ => None,
         }
     }
+
+    /// The Spanish name of the action.
+    pub fn label(self) -> &'static str {
+        match self {
+            BulkAction::Cancel => "Cancelar",
+            BulkAction::Reassign => "Reasignar",
+        }
+    }
+}
+
+/// Where a job stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BulkStatus {
+    /// Items remain; an instance works on it, or will resume it.
+    Running,
+    /// Every item was processed.
+    Finished,
+    /// Its creator lost access before it was done: the items left were not
+    /// touched, and never will be (a job is not resumed once stopped, even
+    /// if access is given back).
+    Stopped,
+}
+
+impl BulkStatus {
+    fn parse(value: &str) -> Option<BulkStatus> {
+        match value {
+            "running" => Some(BulkStatus::Running),
+            "finished" => Some(BulkStatus::Finished),
+            "stopped" => Some(BulkStatus::Stopped),
+            _ => None,
+        }
+    }
+}
+
+/// A job creator's access as it is now: what decides whether the job may
+/// still act for them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreatorStanding {
+    pub name: String,
+    pub role: Role,
+    pub active: bool,
+    /// Every campaign for a Super Administrador; an Administrador's active
+    /// assigned campaigns (as their pages' scope); none for anyone else.
+    pub scope: Scope,
 }
 
 /// How one item ended.
@@ -97,8 +143,9 @@ pub struct BulkJob {
     pub agent_id: Option<Uuid>,
     pub comment: String,
     pub total: i64,
-    pub finished: bool,
+    pub status: BulkStatus,
     pub created_at: Ts,
+    /// When it finished or stopped.
     pub finished_at: Option<Ts>,
 }
 
@@ -141,7 +188,7 @@ impl JobRow {
             agent_id: self.agent_id,
             comment: self.comment,
             total: self.total,
-            finished: self.status == "finished",
+            status: BulkStatus::parse(&self.status)?,
             created_at: self.created_at,
             finished_at: self.finished_at,
         })
@@ -437,6 +484,80 @@ impl super::Store {
             .await?;
         });
         Ok(())
+    }
+
+    /// Stops a running job for good because its creator lost access, and
+    /// writes `audit` in the same transaction. Returns whether it was
+    /// running (a job stops once, whichever instance notices first).
+    pub async fn stop_bulk_job(
+        &self,
+        job_id: Uuid,
+        at: Ts,
+        audit: &AuditEntry,
+    ) -> StoreResult<bool> {
+        Ok(with_write!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            let stopped = sqlx::query(
+                "update bulk_jobs set status = 'stopped', finished_at = $2, lease_until = null \
+                 where id = $1 and status = 'running'",
+            )
+            .bind(job_id)
+            .bind(at)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+                == 1;
+            if stopped {
+                tx.audit(at, audit).await?;
+            }
+            tx.commit().await?;
+            stopped
+        }))
+    }
+
+    /// A user's access now, read from the database (see
+    /// `bulk::CreatorAccess` for the cached view the worker uses); `None`
+    /// if there is no such user.
+    pub async fn creator_standing(&self, user_id: Uuid) -> StoreResult<Option<CreatorStanding>> {
+        #[derive(sqlx::FromRow)]
+        struct Row {
+            name: String,
+            #[sqlx(try_from = "String")]
+            role: Role,
+            active: bool,
+        }
+        let found: Option<(Row, Vec<Uuid>)> = with_read!(self, |pool| {
+            let row: Option<Row> =
+                sqlx::query_as("select name, role, active from users where id = $1")
+                    .bind(user_id)
+                    .fetch_optional(pool)
+                    .await?;
+            match row {
+                Some(row) if row.role == Role::Admin => {
+                    // The same campaigns as the principal's scope.
+                    let campaigns: Vec<Uuid> = sqlx::query_scalar(
+                        "select m.campaign_id from campaign_members m \
+                         join campaigns c on c.id = m.campaign_id \
+                         where m.user_id = $1 and c.active order by m.campaign_id",
+                    )
+                    .bind(user_id)
+                    .fetch_all(pool)
+                    .await?;
+                    Some((row, campaigns))
+                }
+                Some(row) => Some((row, Vec::new())),
+                None => None,
+            }
+        });
+        Ok(found.map(|(row, campaigns)| CreatorStanding {
+            scope: match row.role {
+                Role::SuperAdmin => Scope::All,
+                _ => Scope::Campaigns(campaigns),
+            },
+            name: row.name,
+            role: row.role,
+            active: row.active,
+        }))
     }
 
     /// Marks a job finished.

@@ -43,7 +43,9 @@ pub use api::{
 };
 pub use audit::{ADMIN_PAGE_SIZE, AdminPage, AuditEntry, AuditFilter, AuditRow, PageCursor};
 pub use autocancel::{AutoCancelRule, NewAutoCancelRule, NudgeSent, Stale, StaleConversation};
-pub use bulk::{BulkAction, BulkItem, BulkJob, ItemOutcome, NewBulkJob};
+pub use bulk::{
+    BulkAction, BulkItem, BulkJob, BulkStatus, CreatorStanding, ItemOutcome, NewBulkJob,
+};
 pub use categories::{CategoryAdmin, Direction, SubcategoryAdmin};
 pub use conversations::{
     ConversationDetail, ConversationRow, Cursor, HistoryRow, ListFilter, ListPage, Search,

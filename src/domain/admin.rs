@@ -329,6 +329,7 @@ stored_enum!(
         IntegrationToken => "integration_token", "Token de integración",
         Category => "category", "Categoría",
         Subcategory => "subcategory", "Subcategoría",
+        BulkJob => "bulk_job", "Acción en lote",
     }
 );
 
@@ -363,6 +364,7 @@ stored_enum!(
         SubcategoryMove => "subcategory.move", "Subcategoría reordenada",
         SubcategoryDeactivate => "subcategory.deactivate", "Subcategoría desactivada",
         SubcategoryReactivate => "subcategory.reactivate", "Subcategoría reactivada",
+        BulkStop => "bulk.stop", "Acción en lote detenida",
     }
 );
 
@@ -371,6 +373,7 @@ impl AuditAction {
     pub fn object(self) -> AuditObject {
         let stored = self.as_str();
         match stored.split('.').next().unwrap_or_default() {
+            "bulk" => AuditObject::BulkJob,
             "user" | "member" => AuditObject::User,
             "campaign" => AuditObject::Campaign,
             "channel" => AuditObject::Channel,
@@ -466,5 +469,6 @@ mod tests {
             AuditAction::SubcategoryMove.object(),
             AuditObject::Subcategory
         );
+        assert_eq!(AuditAction::BulkStop.object(), AuditObject::BulkJob);
     }
 }

@@ -8,6 +8,8 @@
 //! length); everything that depends on each conversation is decided by the
 //! domain transition for that conversation, exactly as in the modal.
 
+use std::collections::{HashMap, HashSet};
+
 use actix_web::http::StatusCode;
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -19,7 +21,7 @@ use super::mensajes::{RawQuery, parse_filter};
 use super::pages::{PageContext, is_fragment_request, local_datetime, render, render_with_status};
 use crate::auth::CurrentUser;
 use crate::bulk::{INLINE_MAX, MAX_ITEMS, summary};
-use crate::db::{BulkAction, BulkJob, ItemOutcome, NewBulkJob, Ts};
+use crate::db::{BulkAction, BulkJob, BulkStatus, ItemOutcome, NewBulkJob, Ts};
 use crate::domain::text::{COMMENT_MAX_CHARS, Comment};
 use crate::domain::{Invalid, Role};
 use crate::error::AppError;
@@ -28,7 +30,11 @@ use crate::startup::AppState;
 /// The selection and the choices, as posted or as the GET query.
 #[derive(Debug, Default, Clone)]
 struct BulkInput {
+    /// The folios named, each once, in the order first named; empty when
+    /// more than [`MAX_ITEMS`] were named (see `named`).
     folios: Vec<String>,
+    /// How many folios were named, repeats included.
+    named: usize,
     all: bool,
     filters: RawQuery,
     expected: Option<i64>,
@@ -40,14 +46,16 @@ struct BulkInput {
 }
 
 impl BulkInput {
+    /// Reads the pairs in time linear in their number: a body of up to
+    /// 256 KiB names some 30,000 folios, and a selection over the limit is
+    /// only counted, never de-duplicated nor looked up.
     fn parse(pairs: &[(String, String)]) -> BulkInput {
         let mut input = BulkInput::default();
+        let mut named = Vec::new();
         for (key, value) in pairs {
             let value = value.trim().to_owned();
             match key.as_str() {
-                "folio" if !value.is_empty() && !input.folios.contains(&value) => {
-                    input.folios.push(value);
-                }
+                "folio" if !value.is_empty() => named.push(value),
                 "todas" => input.all = value == "1",
                 "esperadas" => input.expected = value.parse().ok(),
                 "accion" => input.accion = value,
@@ -65,8 +73,29 @@ impl BulkInput {
                 _ => {}
             }
         }
+        input.named = named.len();
+        if input.named <= MAX_ITEMS {
+            let mut seen = HashSet::with_capacity(named.len());
+            input.folios = named
+                .into_iter()
+                .filter(|folio| seen.insert(folio.clone()))
+                .collect();
+        }
         input
     }
+
+    /// Whether more folios were named than one job may act on.
+    fn too_many(&self) -> bool {
+        self.named > MAX_ITEMS
+    }
+}
+
+/// The refusal of a selection naming more than [`MAX_ITEMS`] folios.
+fn too_many_message(named: usize) -> String {
+    format!(
+        "Una acción en lote admite hasta {MAX_ITEMS} conversaciones y la selección tiene {named}. \
+         Selecciona menos e inténtalo de nuevo."
+    )
 }
 
 #[derive(Default)]
@@ -231,7 +260,12 @@ async fn render_form(
     notice: Option<String>,
     status: StatusCode,
 ) -> Result<HttpResponse, AppError> {
-    let (categories, subcategories, agents) = choices(state, user, input).await?;
+    // A refused selection shows only its error: nothing to choose from.
+    let (categories, subcategories, agents) = if errors.seleccion.is_some() {
+        Default::default()
+    } else {
+        choices(state, user, input).await?
+    };
     render_with_status(
         &BulkPage {
             ctx: PageContext::new(req, user, "mensajes")?,
@@ -274,6 +308,12 @@ pub async fn show(
     let input = input_from_query(&req);
     let mut errors = BulkErrors::default();
     let mut notice = None;
+    if input.too_many() {
+        errors.seleccion = Some(too_many_message(input.named));
+        let count = input.named as i64;
+        let status = StatusCode::UNPROCESSABLE_ENTITY;
+        return render_form(&req, &state, &user, &input, count, errors, notice, status).await;
+    }
     let count = if input.all {
         let (filter, _) = parse_filter(&input.filters, state.timezone);
         state.store.count_matching(&user.scope, &filter).await?
@@ -350,6 +390,13 @@ pub async fn submit(
     let mut input = BulkInput::parse(&pairs_of(&body));
     let store = &state.store;
     let mut errors = BulkErrors::default();
+    // Before any other work: a selection over the limit is refused whatever
+    // else the form says, and nothing is read or written for it.
+    if input.too_many() {
+        errors.seleccion = Some(too_many_message(input.named));
+        let (count, status) = (input.named as i64, StatusCode::UNPROCESSABLE_ENTITY);
+        return render_form(&req, &state, &user, &input, count, errors, None, status).await;
+    }
 
     let action = match input.accion.as_str() {
         "cancelar" => Some(BulkAction::Cancel),
@@ -426,12 +473,19 @@ pub async fn submit(
             .map(|(folio, id)| (folio.to_string(), Some((folio, id))))
             .collect()
     } else {
+        // "7" and "07" name the same folio: it is looked up once.
         let wanted: Vec<i64> = input
             .folios
             .iter()
             .filter_map(|f| f.parse::<i64>().ok().filter(|f| *f > 0))
+            .collect::<HashSet<i64>>()
+            .into_iter()
             .collect();
-        let found = store.folios_in_scope(&user.scope, &wanted).await?;
+        let found: HashMap<i64, Uuid> = store
+            .folios_in_scope(&user.scope, &wanted)
+            .await?
+            .into_iter()
+            .collect();
         input
             .folios
             .iter()
@@ -439,7 +493,7 @@ pub async fn submit(
                 let hit = requested
                     .parse::<i64>()
                     .ok()
-                    .and_then(|f| found.iter().find(|(folio, _)| *folio == f).copied());
+                    .and_then(|f| found.get(&f).map(|id| (f, *id)));
                 (requested.clone(), hit)
             })
             .collect()
@@ -488,9 +542,9 @@ pub async fn submit(
         .await?;
     tracing::info!(job = %job_id, total, action = action.as_str(), "bulk job created");
     if total <= INLINE_MAX {
-        crate::bulk::process(store, job_id).await?;
+        crate::bulk::process(store, &state.bulk_access, job_id).await?;
     } else {
-        crate::bulk::start(store.clone(), job_id);
+        crate::bulk::start(store.clone(), state.bulk_access.clone(), job_id);
     }
     Ok(HttpResponse::SeeOther()
         .insert_header((header::LOCATION, format!("/mensajes/lote/{job_id}")))
@@ -514,10 +568,15 @@ struct JobState {
     done: i64,
     total: i64,
     percent: i64,
+    /// Nothing more will happen to it (finished or stopped): no polling.
     finished: bool,
+    /// Stopped because its creator lost access.
+    stopped: bool,
     summary: Option<String>,
     skipped: Vec<ItemView>,
     applied: Vec<ItemView>,
+    /// Items a stopped job never processed.
+    unprocessed: Vec<ItemView>,
     created: String,
 }
 
@@ -548,8 +607,10 @@ async fn job_state(state: &AppState, user: &CurrentUser, raw: &str) -> Result<Jo
         })
         .collect();
     let done = settled.len() as i64;
+    let stopped = job.status == BulkStatus::Stopped;
     let mut skipped = Vec::new();
     let mut applied = Vec::new();
+    let mut unprocessed = Vec::new();
     for item in items {
         let outcome = item.outcome.as_deref().and_then(ItemOutcome::parse);
         let view = ItemView {
@@ -560,28 +621,42 @@ async fn job_state(state: &AppState, user: &CurrentUser, raw: &str) -> Result<Jo
             requested: item.requested,
             applied: outcome == Some(ItemOutcome::Applied),
             pending: outcome.is_none(),
-            message: item.message.unwrap_or_else(|| "Pendiente".into()),
+            message: item.message.unwrap_or_else(|| {
+                if stopped {
+                    "Sin procesar: la acción se detuvo".into()
+                } else {
+                    "Pendiente".into()
+                }
+            }),
         };
-        if view.applied || view.pending {
+        if view.pending && stopped {
+            unprocessed.push(view);
+        } else if view.applied || view.pending {
             applied.push(view);
         } else {
             skipped.push(view);
         }
     }
-    let finished = job.finished || done >= job.total;
+    let finished = job.status != BulkStatus::Running || done >= job.total;
+    let result = finished.then(|| {
+        let mut text = summary(job.action, &settled);
+        if !unprocessed.is_empty() {
+            text.push_str(&format!(", {} sin procesar", unprocessed.len()));
+        }
+        text
+    });
     Ok(JobState {
         id: job.id.to_string(),
-        action_label: match job.action {
-            BulkAction::Cancel => "Cancelar",
-            BulkAction::Reassign => "Reasignar",
-        },
+        action_label: job.action.label(),
         done,
         total: job.total,
         percent: (done * 100).checked_div(job.total).unwrap_or(100),
         finished,
-        summary: finished.then(|| summary(job.action, &settled)),
+        stopped,
+        summary: result,
         skipped,
         applied,
+        unprocessed,
         created: local_datetime(job.created_at, state.timezone),
     })
 }
