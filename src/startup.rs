@@ -23,6 +23,8 @@ pub struct AppState {
     pub store: Store,
     pub timezone: chrono_tz::Tz,
     pub metrics: crate::config::MetricsAccess,
+    /// Password verifications run by logins (for `/metrics`).
+    pub password_checks: std::sync::Arc<crate::auth::password::VerifyCounter>,
     /// Signed-in principals, invalidated by the change feed.
     pub principals: std::sync::Arc<crate::auth::principals::PrincipalCache>,
     /// The Mensajes filter options (campaigns, agents) per scope.
@@ -123,6 +125,7 @@ impl Application {
             store,
             timezone: settings.timezone,
             metrics: settings.metrics.clone(),
+            password_checks: Default::default(),
             principals: std::sync::Arc::new(crate::auth::principals::new_cache(store_feed.clone())),
             filter_options: std::sync::Arc::new(
                 crate::live::cache::EpochCache::following_directory(

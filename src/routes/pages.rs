@@ -310,6 +310,12 @@ pub async fn metrics(req: HttpRequest, state: web::Data<AppState>) -> HttpRespon
          relevo_view_cache_total{{outcome=\"hit\"}} {hits}\n\
          relevo_view_cache_total{{outcome=\"miss\"}} {misses}\n"
     ));
+    body.push_str(&format!(
+        "# HELP relevo_login_password_checks_total Passwords verified by login attempts.\n\
+         # TYPE relevo_login_password_checks_total counter\n\
+         relevo_login_password_checks_total {}\n",
+        state.password_checks.get()
+    ));
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(body)
