@@ -3,7 +3,10 @@
 
 mod common;
 
-use common::{ADMIN_EMAIL, ADMIN_PASSWORD, Backend, TestApp, csrf_in, new_client, spawn_app};
+use common::{
+    ADMIN_EMAIL, ADMIN_PASSWORD, Backend, TestApp, csrf_in, new_client, spawn_app,
+    spawn_app_configured,
+};
 use relevo::auth::throttle::{ACCOUNT_LIMIT, ADDRESS_LIMIT};
 use relevo::db::{Store, Ts};
 use reqwest::StatusCode;
@@ -15,6 +18,9 @@ on_both_backends!(
     an_over_long_email_is_refused_without_storing_anything,
     an_unknown_email_is_remembered_only_as_a_hash,
     expired_throttle_rows_are_purged_and_running_locks_kept,
+    a_spoofed_forwarded_for_from_an_untrusted_peer_changes_nothing,
+    behind_a_trusted_proxy_each_forwarded_client_is_throttled_on_its_own,
+    behind_a_trusted_proxy_the_metrics_allow_list_applies_to_the_forwarded_client,
 );
 
 /// `relevo_login_password_checks_total` from `/metrics` (read from loopback).
@@ -249,4 +255,155 @@ async fn expired_throttle_rows_are_purged_and_running_locks_kept(backend: Backen
         "{keys:?}"
     );
     assert!(keys.contains(&"account:recent".to_owned()), "{keys:?}");
+}
+
+/// A browser whose every request carries `header: value`, as if a proxy
+/// (or the client itself) had written it.
+fn client_sending(header: &'static str, value: &str) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(header, value.parse().expect("header value"));
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .default_headers(headers)
+        .build()
+        .expect("http client")
+}
+
+/// The status of `GET /metrics` sent with `header: value`.
+async fn metrics_status(app: &TestApp, header: Option<(&'static str, &str)>) -> StatusCode {
+    let client = match header {
+        Some((name, value)) => client_sending(name, value),
+        None => new_client(),
+    };
+    app.get_with(&client, "/metrics").await.status
+}
+
+/// Fails one login per address, each for another unknown account, from
+/// `client_for(n)`, until the address limit is reached; returns the last
+/// answer's status.
+async fn fail_from_one_address(
+    app: &TestApp,
+    client_for: impl Fn(i64) -> reqwest::Client,
+) -> StatusCode {
+    let mut last = StatusCode::OK;
+    for n in 0..ADDRESS_LIMIT {
+        let email = format!("desconocido{n}@relevo.demo");
+        last = app
+            .login_with(&client_for(n), &email, "wrong-password")
+            .await
+            .status;
+        if n + 1 < ADDRESS_LIMIT {
+            assert_eq!(last, StatusCode::UNAUTHORIZED, "failure {n}");
+        }
+    }
+    last
+}
+
+async fn a_spoofed_forwarded_for_from_an_untrusted_peer_changes_nothing(backend: Backend) {
+    let Some(app) = spawn_app_configured(backend, true, |settings| {
+        settings.metrics.allow = vec!["198.51.100.7".parse().expect("address")];
+    })
+    .await
+    else {
+        return;
+    };
+    // Naming an allowed address does not open /metrics.
+    for header in [
+        ("x-forwarded-for", "198.51.100.7"),
+        ("forwarded", "for=198.51.100.7"),
+    ] {
+        assert_eq!(
+            metrics_status(&app, Some(header)).await,
+            StatusCode::FORBIDDEN
+        );
+    }
+    // A new made-up address on every attempt: all of them count against
+    // the one real peer, which gets locked at the limit…
+    let last = fail_from_one_address(&app, |n| {
+        client_sending("x-forwarded-for", &format!("203.0.113.{n}"))
+    })
+    .await;
+    assert_eq!(last, StatusCode::TOO_MANY_REQUESTS);
+    // …and stays locked whatever it claims to be next.
+    let right = app
+        .login_with(
+            &client_sending("x-forwarded-for", "203.0.113.200"),
+            ADMIN_EMAIL,
+            ADMIN_PASSWORD,
+        )
+        .await;
+    assert_eq!(right.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(right.body.contains("Demasiados intentos"));
+}
+
+async fn behind_a_trusted_proxy_each_forwarded_client_is_throttled_on_its_own(backend: Backend) {
+    let Some(app) = spawn_app_configured(backend, true, |settings| {
+        settings.trusted_proxies = "127.0.0.1".parse().expect("trusted proxies");
+    })
+    .await
+    else {
+        return;
+    };
+    let last =
+        fail_from_one_address(&app, |_| client_sending("x-forwarded-for", "203.0.113.1")).await;
+    assert_eq!(last, StatusCode::TOO_MANY_REQUESTS, "the guessing client");
+    // The locked client cannot get out by writing another address in front:
+    // the proxy appends the real one, which is what counts.
+    let disguised = app
+        .login_with(
+            &client_sending("x-forwarded-for", "198.51.100.99, 203.0.113.1"),
+            ADMIN_EMAIL,
+            ADMIN_PASSWORD,
+        )
+        .await;
+    assert_eq!(disguised.status, StatusCode::TOO_MANY_REQUESTS);
+    // Everyone else behind the same proxy signs in as usual.
+    let other = app
+        .login_with(
+            &client_sending("x-forwarded-for", "203.0.113.2"),
+            ADMIN_EMAIL,
+            ADMIN_PASSWORD,
+        )
+        .await;
+    assert_eq!(other.location.as_deref(), Some("/mensajes"));
+    let over_v6 = app
+        .login_with(
+            &client_sending("forwarded", "for=\"[2001:db8::2]:4711\";proto=https"),
+            ADMIN_EMAIL,
+            ADMIN_PASSWORD,
+        )
+        .await;
+    assert_eq!(over_v6.location.as_deref(), Some("/mensajes"));
+}
+
+async fn behind_a_trusted_proxy_the_metrics_allow_list_applies_to_the_forwarded_client(
+    backend: Backend,
+) {
+    let Some(app) = spawn_app_configured(backend, true, |settings| {
+        settings.trusted_proxies = "127.0.0.1".parse().expect("trusted proxies");
+        settings.metrics.allow = vec!["198.51.100.7".parse().expect("address")];
+    })
+    .await
+    else {
+        return;
+    };
+    for header in [
+        ("x-forwarded-for", "198.51.100.7"),
+        ("forwarded", "for=\"198.51.100.7:4711\""),
+    ] {
+        assert_eq!(
+            metrics_status(&app, Some(header)).await,
+            StatusCode::OK,
+            "{header:?}"
+        );
+    }
+    // A client that merely writes the allowed address in front is refused,
+    // and so is the proxy itself, which is not on the list.
+    assert_eq!(
+        metrics_status(&app, Some(("x-forwarded-for", "198.51.100.7, 203.0.113.5"))).await,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(metrics_status(&app, None).await, StatusCode::FORBIDDEN);
 }

@@ -1,7 +1,5 @@
 //! `/login` and `/logout`.
 
-use std::net::IpAddr;
-
 use actix_session::Session;
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -10,6 +8,7 @@ use chrono::Utc;
 use serde::Deserialize;
 
 use super::pages::{render, render_with_status};
+use crate::auth::client_addr::client_addr;
 use crate::auth::session::{principal_of, sign_in, sign_out};
 use crate::auth::{csrf, password, throttle};
 use crate::domain::text::{EMAIL_MAX_CHARS, Email};
@@ -67,15 +66,6 @@ fn redirect(to: &str) -> HttpResponse {
         .finish()
 }
 
-/// The client address used for throttling: the TCP peer. (Behind a proxy
-/// every request would share its address; forwarded headers are not trusted
-/// because anyone can send them.)
-fn client_address(req: &HttpRequest) -> IpAddr {
-    req.peer_addr()
-        .map(|a| a.ip())
-        .unwrap_or(IpAddr::from([0, 0, 0, 0]))
-}
-
 /// `POST /login`
 pub async fn submit(
     req: HttpRequest,
@@ -120,7 +110,7 @@ pub async fn submit(
         .map(|e| e.as_str().to_owned())
         .unwrap_or_else(|| typed_email.to_lowercase());
     let account_key = throttle::account_key(&email);
-    let address_key = throttle::address_key(client_address(&req));
+    let address_key = throttle::address_key(client_addr(&req, &state.trusted_proxies));
 
     // Count the attempt first, verify only within the limits: concurrent
     // attempts each get their own count, so a burst cannot verify more

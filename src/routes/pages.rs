@@ -283,9 +283,10 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
 /// `GET /metrics`: Prometheus text, for the configured addresses or the token.
 pub async fn metrics(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     let access = &state.metrics;
-    let from_allowed = req
-        .peer_addr()
-        .is_some_and(|a| access.allow.contains(&a.ip()));
+    // The client, not a proxy in front: behind a trusted proxy every
+    // request's peer is the proxy (see `auth::client_addr`).
+    let client = crate::auth::client_addr::client_addr(&req, &state.trusted_proxies);
+    let from_allowed = access.allow.iter().any(|a| a.to_canonical() == client);
     let with_token = access.token.as_deref().is_some_and(|token| {
         req.headers()
             .get(header::AUTHORIZATION)

@@ -214,6 +214,7 @@ pub async fn spawn_app_configured(
         secure_cookies: false,
         timezone: chrono_tz::America::Mexico_City,
         metrics: Default::default(),
+        trusted_proxies: Default::default(),
     };
     configure(&mut settings);
     let app = Application::build_with_store(settings, store.clone())
