@@ -4,6 +4,8 @@ use std::net::SocketAddr;
 
 use anyhow::Context;
 
+pub use crate::auth::client_addr::TrustedProxies;
+
 /// Runtime configuration.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -20,6 +22,9 @@ pub struct Settings {
     pub timezone: chrono_tz::Tz,
     /// Who may read `/metrics`.
     pub metrics: MetricsAccess,
+    /// Reverse proxies whose `X-Forwarded-For`/`Forwarded` headers name the
+    /// client (`RELEVO_TRUSTED_PROXIES`); none by default.
+    pub trusted_proxies: TrustedProxies,
 }
 
 /// `/metrics` is readable from these client addresses, or by anyone who
@@ -53,7 +58,8 @@ pub const DEFAULT_TIMEZONE: &str = "America/Mexico_City";
 
 impl Settings {
     /// Reads `DATABASE_URL`, `RELEVO_BIND`, `RELEVO_SESSION_KEY`,
-    /// `RELEVO_SECURE_COOKIES` and `RELEVO_TIMEZONE`.
+    /// `RELEVO_SECURE_COOKIES`, `RELEVO_TIMEZONE`, `RELEVO_METRICS_ALLOW`,
+    /// `RELEVO_METRICS_TOKEN` and `RELEVO_TRUSTED_PROXIES`.
     pub fn from_env() -> anyhow::Result<Settings> {
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
         let bind = var("RELEVO_BIND").unwrap_or_else(|| DEFAULT_BIND.to_owned());
@@ -80,6 +86,12 @@ impl Settings {
                 .collect::<anyhow::Result<_>>()?;
         }
         metrics.token = var("RELEVO_METRICS_TOKEN");
+        let trusted_proxies = match var("RELEVO_TRUSTED_PROXIES") {
+            Some(list) => list
+                .parse()
+                .map_err(|e| anyhow::anyhow!("RELEVO_TRUSTED_PROXIES: {e}"))?,
+            None => TrustedProxies::default(),
+        };
         Ok(Settings {
             database_url: var("DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned()),
             bind: bind.parse().with_context(|| {
@@ -87,6 +99,7 @@ impl Settings {
             })?,
             session_key,
             metrics,
+            trusted_proxies,
             secure_cookies: parse_bool(var("RELEVO_SECURE_COOKIES").as_deref())
                 .context("RELEVO_SECURE_COOKIES must be true or false")?,
             timezone: timezone.parse().map_err(|_| {

@@ -23,6 +23,10 @@ pub struct AppState {
     pub store: Store,
     pub timezone: chrono_tz::Tz,
     pub metrics: crate::config::MetricsAccess,
+    /// Whose forwarding headers name the client (see `auth::client_addr`).
+    pub trusted_proxies: crate::config::TrustedProxies,
+    /// Password verifications run by logins (for `/metrics`).
+    pub password_checks: std::sync::Arc<crate::auth::password::VerifyCounter>,
     /// Signed-in principals, invalidated by the change feed.
     pub principals: std::sync::Arc<crate::auth::principals::PrincipalCache>,
     /// The Mensajes filter options (campaigns, agents) per scope.
@@ -127,6 +131,8 @@ impl Application {
             store,
             timezone: settings.timezone,
             metrics: settings.metrics.clone(),
+            trusted_proxies: settings.trusted_proxies.clone(),
+            password_checks: Default::default(),
             principals: std::sync::Arc::new(crate::auth::principals::new_cache(store_feed.clone())),
             filter_options: std::sync::Arc::new(
                 crate::live::cache::EpochCache::following_directory(

@@ -2,9 +2,9 @@
 //!
 //! Logs: `RUST_LOG` filters (default `info`); `RELEVO_LOG_FORMAT=json` writes
 //! one JSON object per line. Every request runs in a span carrying its id
-//! (also returned as `X-Request-Id`), method and route *pattern* — never the
-//! concrete path or query, which may hold names, phones or searches: no
-//! personal data reaches the logs.
+//! (also returned as `X-Request-Id`), the client address (through trusted
+//! proxies, see `auth::client_addr`), method and route *pattern* — never the
+//! concrete path or query, which may hold names, phones or searches.
 //!
 //! Metrics: a small process-wide registry rendered in the Prometheus text
 //! format at `/metrics` (see `routes::pages::metrics`).
@@ -42,7 +42,7 @@ pub fn init() {
     };
 }
 
-/// The request span: id, method and route pattern only.
+/// The request span: id, client address, method and route pattern only.
 pub struct RequestSpan;
 
 impl RootSpanBuilder for RequestSpan {
@@ -55,9 +55,19 @@ impl RootSpanBuilder for RequestSpan {
             .get::<RequestId>()
             .map(ToString::to_string)
             .unwrap_or_default();
+        // The client as seen through trusted proxies (the proxy's own
+        // address would be the same on every line).
+        let client = request
+            .app_data::<actix_web::web::Data<crate::startup::AppState>>()
+            .map(|state| {
+                crate::auth::client_addr::client_addr(request.request(), &state.trusted_proxies)
+                    .to_string()
+            })
+            .unwrap_or_default();
         tracing::info_span!(
             "request",
             request_id = %request_id,
+            client = %client,
             method = %request.method(),
             route = %route,
             status = tracing::field::Empty,

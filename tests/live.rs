@@ -261,6 +261,7 @@ async fn second_instance(first: &TestApp) -> TestApp {
         secure_cookies: false,
         timezone: chrono_tz::America::Mexico_City,
         metrics: Default::default(),
+        trusted_proxies: Default::default(),
     };
     let app = relevo::startup::Application::build_with_store(settings, store.clone())
         .await

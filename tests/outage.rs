@@ -186,6 +186,7 @@ async fn the_service_rides_out_a_postgres_restart_without_half_writes() {
         secure_cookies: false,
         timezone: chrono_tz::America::Mexico_City,
         metrics: Default::default(),
+        trusted_proxies: Default::default(),
     };
     let server = relevo::startup::Application::build_with_store(settings, store.clone())
         .await

@@ -1,6 +1,8 @@
 //! Authentication and request protection: password hashing, the signed-in
-//! principal, CSRF tokens and failed-login throttling.
+//! principal, CSRF tokens, failed-login throttling, and the client address
+//! behind trusted proxies.
 
+pub mod client_addr;
 pub mod csrf;
 pub mod password;
 pub mod principals;

@@ -134,6 +134,29 @@ pub async fn verify(password: String, hash: Option<String>) -> anyhow::Result<bo
     on_password_thread(move || verify_blocking(&password, hash.as_deref())).await
 }
 
+/// Counts the password verifications of one application, for `/metrics`:
+/// how many Argon2 computations logins cost (throttling keeps it at most
+/// the limit per account and address, however many attempts arrive at once).
+#[derive(Debug, Default)]
+pub struct VerifyCounter(std::sync::atomic::AtomicU64);
+
+impl VerifyCounter {
+    /// Verifications counted so far.
+    pub fn get(&self) -> u64 {
+        self.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+/// [`verify`], counted in `counter`.
+pub async fn verify_counted(
+    counter: &VerifyCounter,
+    password: String,
+    hash: Option<String>,
+) -> anyhow::Result<bool> {
+    counter.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    verify(password, hash).await
+}
+
 /// Warms the dummy hash so the first unknown-account login is not slower.
 pub fn warm_up() {
     LazyLock::force(&DUMMY_HASH);

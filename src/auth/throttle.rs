@@ -3,10 +3,22 @@
 //! Failures are counted in a sliding 15-minute window. From the third failure
 //! on, each further attempt is slowed down; at the limit the key is refused
 //! for 15 minutes with "Demasiados intentos; espera N minutos".
+//!
+//! An attempt counts *before* its password is verified: [`reserve`] adds it
+//! to the key's count and returns the count in one statement, and only an
+//! attempt within the limit is verified. However many attempts arrive at
+//! once, at most the limit of them cost a password verification. An attempt
+//! whose password was right is given back ([`release`]), or, for the
+//! account, its failures are forgotten.
+//!
+//! Keys are SHA-256 hashes of the normalised e-mail and of the client
+//! address: the table never holds what someone typed.
+
+use std::net::IpAddr;
 
 use chrono::{DateTime, Duration, Utc};
 
-use crate::db::{Store, StoreResult, ThrottleState, Ts};
+use crate::db::{Store, StoreResult, ThrottleState, Ts, token_hash};
 
 /// Failures of one account before it is locked.
 pub const ACCOUNT_LIMIT: i64 = 5;
@@ -15,18 +27,27 @@ pub const ADDRESS_LIMIT: i64 = 20;
 /// How long failures are remembered, and how long a lock lasts.
 pub const WINDOW_MINUTES: i64 = 15;
 
+/// The key of an (already normalised: trimmed, lower-cased) e-mail.
 pub fn account_key(email: &str) -> String {
-    format!("account:{email}")
+    format!("account:{}", token_hash(email))
 }
 
-pub fn address_key(address: &str) -> String {
-    format!("address:{address}")
+/// The key of a client address.
+pub fn address_key(address: IpAddr) -> String {
+    format!(
+        "address:{}",
+        token_hash(&address.to_canonical().to_string())
+    )
 }
 
 /// Minutes left on a lock, rounded up, if `state` is locked at `now`.
 pub fn minutes_locked(state: Option<ThrottleState>, now: DateTime<Utc>) -> Option<i64> {
-    let until = state?.locked_until?.0;
-    let left = until - now;
+    minutes_locked_until(state?.locked_until?, now)
+}
+
+/// Minutes left, rounded up, on a lock `until`, if it still runs at `now`.
+pub fn minutes_locked_until(until: Ts, now: DateTime<Utc>) -> Option<i64> {
+    let left = until.0 - now;
     (left > Duration::zero()).then(|| (left.num_milliseconds() + 59_999) / 60_000)
 }
 
@@ -36,8 +57,11 @@ pub fn delay_after(failures: i64) -> std::time::Duration {
     std::time::Duration::from_millis(250 * steps)
 }
 
-/// Records a failure for `key` with its limit; returns the new state.
-pub async fn record_failure(
+/// Counts an attempt for `key` before anything is verified; returns the
+/// count with this attempt and the lock. The attempt may go on only when
+/// [`minutes_locked`] is `None` for it: an attempt over `limit` locks the
+/// key in the same statement.
+pub async fn reserve(
     store: &Store,
     key: &str,
     limit: i64,
@@ -45,7 +69,7 @@ pub async fn record_failure(
 ) -> StoreResult<ThrottleState> {
     let window = Duration::minutes(WINDOW_MINUTES);
     store
-        .record_login_failure(
+        .reserve_login_attempt(
             key,
             Ts::new(now),
             Ts::new(now - window),
@@ -53,6 +77,20 @@ pub async fn record_failure(
             Ts::new(now + window),
         )
         .await
+}
+
+/// Locks `key` after a failed attempt that reached its limit; returns the
+/// lock in force.
+pub async fn lock(store: &Store, key: &str, now: DateTime<Utc>) -> StoreResult<Ts> {
+    let window = Duration::minutes(WINDOW_MINUTES);
+    store
+        .lock_login_key(key, Ts::new(now), Ts::new(now + window))
+        .await
+}
+
+/// Gives back an attempt reserved for `key` that was not a wrong password.
+pub async fn release(store: &Store, key: &str) -> StoreResult<()> {
+    store.release_login_attempt(key).await
 }
 
 #[cfg(test)]
@@ -72,6 +110,19 @@ mod tests {
             None
         );
         assert_eq!(minutes_locked(None, now), None);
+    }
+
+    #[test]
+    fn keys_hold_hashes_not_what_was_typed() {
+        let key = account_key("nadie@relevo.demo");
+        assert!(key.starts_with("account:"));
+        assert!(!key.contains("nadie"));
+        assert_eq!(key.len(), "account:".len() + 64);
+        // An IPv4 address is the same key however the socket saw it.
+        let mapped: IpAddr = "::ffff:192.0.2.7".parse().unwrap();
+        let plain: IpAddr = "192.0.2.7".parse().unwrap();
+        assert_eq!(address_key(mapped), address_key(plain));
+        assert!(!address_key(plain).contains("192.0.2.7"));
     }
 
     #[test]

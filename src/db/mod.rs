@@ -21,6 +21,7 @@ mod outbox;
 mod pg_deliveries;
 mod reports;
 mod sessions;
+mod throttle;
 mod transitions;
 mod ts;
 mod write_lane;
@@ -55,7 +56,8 @@ pub use demo::DemoSummary;
 pub use directory::{CampaignOption, ChannelOption, NewUser, PersonOption, UserRecord};
 pub use outbox::{Acknowledged, OutboxItem, OutboxKind};
 pub use reports::{Campaigns, ClosureCount, DayCount, ExportRow, ExportSource, ReportCounts};
-pub use sessions::{Principal, ThrottleState};
+pub use sessions::Principal;
+pub use throttle::ThrottleState;
 pub use transitions::{AgentOption, ApplyWith, CategoryOption, Conflict};
 pub use ts::Ts;
 

@@ -1,7 +1,5 @@
 //! `/login` and `/logout`.
 
-use std::net::IpAddr;
-
 use actix_session::Session;
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -10,6 +8,7 @@ use chrono::Utc;
 use serde::Deserialize;
 
 use super::pages::{render, render_with_status};
+use crate::auth::client_addr::client_addr;
 use crate::auth::session::{principal_of, sign_in, sign_out};
 use crate::auth::{csrf, password, throttle};
 use crate::domain::text::{EMAIL_MAX_CHARS, Email};
@@ -67,16 +66,6 @@ fn redirect(to: &str) -> HttpResponse {
         .finish()
 }
 
-/// The client address used for throttling: the TCP peer. (Behind a proxy
-/// every request would share its address; forwarded headers are not trusted
-/// because anyone can send them.)
-fn client_address(req: &HttpRequest) -> String {
-    req.peer_addr()
-        .map(|a| a.ip())
-        .unwrap_or(IpAddr::from([0, 0, 0, 0]))
-        .to_string()
-}
-
 /// `POST /login`
 pub async fn submit(
     req: HttpRequest,
@@ -85,6 +74,7 @@ pub async fn submit(
     form: web::Form<LoginForm>,
 ) -> Result<HttpResponse, AppError> {
     let form = form.into_inner();
+    // At most one character over the limit is kept: enough to know it is over.
     let typed_email: String = form
         .email
         .trim()
@@ -109,34 +99,50 @@ pub async fn submit(
             StatusCode::UNPROCESSABLE_ENTITY,
         );
     }
-    let now = Utc::now();
+    // No account has a longer address: refused before anything is stored
+    // or verified, so an over-long e-mail costs nothing and leaves no row.
+    if typed_email.chars().count() > EMAIL_MAX_CHARS {
+        return fail(GENERIC_FAILURE.into(), StatusCode::UNAUTHORIZED);
+    }
     // An unparseable e-mail still goes through the same steps (and costs the
     // same time) as a wrong password, and gets the same answer.
-    let email = Email::parse(&form.email)
+    let email = Email::parse(&typed_email)
         .map(|e| e.as_str().to_owned())
-        .unwrap_or_else(|| form.email.trim().to_lowercase());
+        .unwrap_or_else(|| typed_email.to_lowercase());
     let account_key = throttle::account_key(&email);
-    let address_key = throttle::address_key(&client_address(&req));
-    let account_state = state.store.throttle_state(&account_key).await?;
-    let address_state = state.store.throttle_state(&address_key).await?;
-    let locked = throttle::minutes_locked(account_state, now)
-        .max(throttle::minutes_locked(address_state, now));
-    if let Some(minutes) = locked {
+    let address_key = throttle::address_key(client_addr(&req, &state.trusted_proxies));
+
+    // Count the attempt first, verify only within the limits: concurrent
+    // attempts each get their own count, so a burst cannot verify more
+    // passwords than the limit allows.
+    let now = Utc::now();
+    let account_try =
+        throttle::reserve(&state.store, &account_key, throttle::ACCOUNT_LIMIT, now).await?;
+    if let Some(minutes) = throttle::minutes_locked(Some(account_try), now) {
         return fail(locked_message(minutes), StatusCode::TOO_MANY_REQUESTS);
     }
-    let recent = account_state
-        .map_or(0, |s| s.failures)
-        .max(address_state.map_or(0, |s| s.failures));
+    let address_try =
+        throttle::reserve(&state.store, &address_key, throttle::ADDRESS_LIMIT, now).await?;
+    if let Some(minutes) = throttle::minutes_locked(Some(address_try), now) {
+        // Refused on the address: no guess was made at this account.
+        throttle::release(&state.store, &account_key).await?;
+        return fail(locked_message(minutes), StatusCode::TOO_MANY_REQUESTS);
+    }
+    // The counts include this attempt; the delay is for the ones before it.
+    let recent = account_try.failures.max(address_try.failures) - 1;
     tokio::time::sleep(throttle::delay_after(recent)).await;
 
     let account = state.store.login_account(&email).await?;
     let hash = account.as_ref().and_then(|a| a.password_hash.clone());
-    let verified = password::verify(form.password, hash)
+    let verified = password::verify_counted(&state.password_checks, form.password, hash)
         .await
         .map_err(AppError::Unexpected)?;
     match account {
         Some(account) if verified && account.active => {
+            // The right password is no failure, for the account or the address.
+            throttle::release(&state.store, &address_key).await?;
             if !account.role.may_use_console() {
+                throttle::release(&state.store, &account_key).await?;
                 return fail(AGENT_REFUSED.into(), StatusCode::FORBIDDEN);
             }
             state.store.clear_login_failures(&account_key).await?;
@@ -145,17 +151,17 @@ pub async fn submit(
             Ok(redirect("/mensajes"))
         }
         _ => {
+            // The attempt stays counted; the one that reached a limit locks.
             let now = Utc::now();
-            let account_after =
-                throttle::record_failure(&state.store, &account_key, throttle::ACCOUNT_LIMIT, now)
-                    .await?;
-            let address_after =
-                throttle::record_failure(&state.store, &address_key, throttle::ADDRESS_LIMIT, now)
-                    .await?;
-            tracing::info!(failures = account_after.failures, "failed sign-in");
-            let locked = throttle::minutes_locked(Some(account_after), now)
-                .max(throttle::minutes_locked(Some(address_after), now));
-            match locked {
+            let mut locked = None;
+            if account_try.failures >= throttle::ACCOUNT_LIMIT {
+                locked = Some(throttle::lock(&state.store, &account_key, now).await?);
+            }
+            if address_try.failures >= throttle::ADDRESS_LIMIT {
+                locked = locked.max(Some(throttle::lock(&state.store, &address_key, now).await?));
+            }
+            tracing::info!(failures = account_try.failures, "failed sign-in");
+            match locked.and_then(|until| throttle::minutes_locked_until(until, now)) {
                 Some(minutes) => fail(locked_message(minutes), StatusCode::TOO_MANY_REQUESTS),
                 None => fail(GENERIC_FAILURE.into(), StatusCode::UNAUTHORIZED),
             }

@@ -283,9 +283,10 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
 /// `GET /metrics`: Prometheus text, for the configured addresses or the token.
 pub async fn metrics(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     let access = &state.metrics;
-    let from_allowed = req
-        .peer_addr()
-        .is_some_and(|a| access.allow.contains(&a.ip()));
+    // The client, not a proxy in front: behind a trusted proxy every
+    // request's peer is the proxy (see `auth::client_addr`).
+    let client = crate::auth::client_addr::client_addr(&req, &state.trusted_proxies);
+    let from_allowed = access.allow.iter().any(|a| a.to_canonical() == client);
     let with_token = access.token.as_deref().is_some_and(|token| {
         req.headers()
             .get(header::AUTHORIZATION)
@@ -309,6 +310,12 @@ pub async fn metrics(req: HttpRequest, state: web::Data<AppState>) -> HttpRespon
          # TYPE relevo_view_cache_total counter\n\
          relevo_view_cache_total{{outcome=\"hit\"}} {hits}\n\
          relevo_view_cache_total{{outcome=\"miss\"}} {misses}\n"
+    ));
+    body.push_str(&format!(
+        "# HELP relevo_login_password_checks_total Passwords verified by login attempts.\n\
+         # TYPE relevo_login_password_checks_total counter\n\
+         relevo_login_password_checks_total {}\n",
+        state.password_checks.get()
     ));
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")

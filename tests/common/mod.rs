@@ -190,6 +190,16 @@ pub async fn spawn_app_in_zone(
     seed: bool,
     timezone: chrono_tz::Tz,
 ) -> Option<TestApp> {
+    spawn_app_configured(backend, seed, |settings| settings.timezone = timezone).await
+}
+
+/// Starts the application with the demo data set (if `seed`) and the test
+/// settings as `configure` changes them.
+pub async fn spawn_app_configured(
+    backend: Backend,
+    seed: bool,
+    configure: impl FnOnce(&mut Settings),
+) -> Option<TestApp> {
     init_logs();
     let (store, url, guard) = fresh_store(backend).await?;
     if seed {
@@ -197,14 +207,16 @@ pub async fn spawn_app_in_zone(
             .await
             .expect("seed demo data");
     }
-    let settings = Settings {
+    let mut settings = Settings {
         database_url: url.clone(),
         bind: "127.0.0.1:0".parse().expect("address"),
         session_key: None,
         secure_cookies: false,
-        timezone,
+        timezone: chrono_tz::America::Mexico_City,
         metrics: Default::default(),
+        trusted_proxies: Default::default(),
     };
+    configure(&mut settings);
     let app = Application::build_with_store(settings, store.clone())
         .await
         .expect("build application");
