@@ -42,7 +42,9 @@ pub use api::{
     ApiConversation, ChannelAuth, InboundMessage, InboundOutcome, MessageRow, token_hash,
 };
 pub use audit::{ADMIN_PAGE_SIZE, AdminPage, AuditEntry, AuditFilter, AuditRow, PageCursor};
-pub use autocancel::{AutoCancelRule, NewAutoCancelRule, NudgeSent, Stale, StaleConversation};
+pub use autocancel::{
+    AutoCancelRule, NewAutoCancelRule, NudgeSent, RULE_IN_USE, Stale, StaleConversation,
+};
 pub use bulk::{BulkAction, BulkItem, BulkJob, ItemOutcome, NewBulkJob};
 pub use categories::{CategoryAdmin, Direction, SubcategoryAdmin};
 pub use conversations::{

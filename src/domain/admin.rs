@@ -329,6 +329,7 @@ stored_enum!(
         IntegrationToken => "integration_token", "Token de integración",
         Category => "category", "Categoría",
         Subcategory => "subcategory", "Subcategoría",
+        AutoCancelRule => "auto_cancel_rule", "Regla de cancelación automática",
     }
 );
 
@@ -363,6 +364,11 @@ stored_enum!(
         SubcategoryMove => "subcategory.move", "Subcategoría reordenada",
         SubcategoryDeactivate => "subcategory.deactivate", "Subcategoría desactivada",
         SubcategoryReactivate => "subcategory.reactivate", "Subcategoría reactivada",
+        RuleCreate => "auto_cancel_rule.create", "Regla automática creada",
+        RuleUpdate => "auto_cancel_rule.update", "Regla automática editada",
+        RuleDeactivate => "auto_cancel_rule.deactivate", "Regla automática desactivada",
+        RuleReactivate => "auto_cancel_rule.reactivate", "Regla automática reactivada",
+        RuleDelete => "auto_cancel_rule.delete", "Regla automática eliminada",
     }
 );
 
@@ -376,6 +382,7 @@ impl AuditAction {
             "channel" => AuditObject::Channel,
             "token" => AuditObject::IntegrationToken,
             "category" => AuditObject::Category,
+            "auto_cancel_rule" => AuditObject::AutoCancelRule,
             _ => AuditObject::Subcategory,
         }
     }
@@ -465,6 +472,10 @@ mod tests {
         assert_eq!(
             AuditAction::SubcategoryMove.object(),
             AuditObject::Subcategory
+        );
+        assert_eq!(
+            AuditAction::RuleDelete.object(),
+            AuditObject::AutoCancelRule
         );
     }
 }

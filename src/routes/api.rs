@@ -605,6 +605,7 @@ async fn conversation(
         .iter()
         .map(|n| {
             json!({
+                "rule_id": n.rule_id,
                 "rule": n.rule_name,
                 "text": n.text,
                 "sent_at": timestamp(n.sent_at),
@@ -632,6 +633,8 @@ async fn conversation(
                 "comment": h.comment,
                 "actor_kind": h.actor_kind.as_str(),
                 "actor": h.actor_name,
+                "rule_id": h.rule_id,
+                "rule": h.rule_name,
             })
         })
         .collect();
