@@ -39,7 +39,8 @@ pub use admin::{
     AdminResult, CampaignRecord, CampaignSummary, ChannelRecord, MemberRow, Refusal, TokenRecord,
 };
 pub use api::{
-    ApiConversation, ChannelAuth, InboundMessage, InboundOutcome, MessageRow, token_hash,
+    ApiConversation, ChannelAuth, ChannelToken, InboundMessage, InboundOutcome, IntegrationToken,
+    MessageRow, token_hash,
 };
 pub use audit::{ADMIN_PAGE_SIZE, AdminPage, AuditEntry, AuditFilter, AuditRow, PageCursor};
 pub use autocancel::{
