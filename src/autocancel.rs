@@ -31,7 +31,7 @@ use chrono::{DateTime, Utc};
 use crate::db::{ApplyWith, AutoCancelRule, Stale, StaleConversation, Store, StoreResult, Ts};
 use crate::domain::conversation::{self as rules};
 use crate::domain::text::COMMENT_MAX_CHARS;
-use crate::domain::{CategoryRef, Invalid, Lookup, SubcategoryRef, TransitionError};
+use crate::domain::{CategoryRef, Invalid, Lookup, Status, SubcategoryRef, TransitionError};
 
 /// How often the rules are applied.
 pub const TICK: Duration = Duration::from_secs(60);
@@ -166,6 +166,37 @@ pub fn history_comment(rule_name: &str, comment: Option<&str>) -> String {
     text.chars().take(COMMENT_MAX_CHARS).collect()
 }
 
+/// What a rule does, in a sentence: "Cancela las conversaciones en ICR sin
+/// mensaje del cliente durante 30 min".
+pub fn describe(status: Status, measure: Measure, window_minutes: i64) -> String {
+    match measure {
+        Measure::NoCustomerMessage => format!(
+            "Cancela las conversaciones en {} sin mensaje del cliente durante {}",
+            status.label(),
+            window_label(window_minutes)
+        ),
+        Measure::InStatus => format!(
+            "Cancela las conversaciones que llevan más de {} en {}",
+            window_label(window_minutes),
+            status.label()
+        ),
+    }
+}
+
+/// A rule's closure as read: "Flujo atascado › Sin respuesta".
+pub fn closure_label(category: &str, subcategory: Option<&str>) -> String {
+    match subcategory {
+        Some(sub) => format!("{category} › {sub}"),
+        None => category.to_owned(),
+    }
+}
+
+/// A rule's nudge as read: "10 min antes: «¿Sigues ahí?»".
+pub fn nudge_label(text: Option<&str>, lead_minutes: Option<i64>) -> Option<String> {
+    text.zip(lead_minutes)
+        .map(|(text, lead)| format!("{} antes: «{text}»", window_label(lead)))
+}
+
 /// "30 min", "4 h", "2 d 3 h".
 pub fn window_label(minutes: i64) -> String {
     let (days, rest) = (minutes / 1440, minutes % 1440);
@@ -291,6 +322,7 @@ pub async fn cancel_stale(
     };
     let with = ApplyWith {
         activity_at: stale.activity_guard(rule.measure),
+        auto_cancel_rule_id: Some(rule.id),
         ..ApplyWith::default()
     };
     Ok(

@@ -57,6 +57,21 @@ pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
 pub const DEFAULT_TIMEZONE: &str = "America/Mexico_City";
 
 impl Settings {
+    /// The defaults of every setting for `database_url`, listening on a free
+    /// loopback port: what an embedded instance (a test, a second instance
+    /// on the same database) starts from before changing what it needs.
+    pub fn on_free_port(database_url: &str) -> Settings {
+        Settings {
+            database_url: database_url.to_owned(),
+            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            session_key: None,
+            secure_cookies: false,
+            timezone: chrono_tz::America::Mexico_City,
+            metrics: MetricsAccess::default(),
+            trusted_proxies: TrustedProxies::default(),
+        }
+    }
+
     /// Reads `DATABASE_URL`, `RELEVO_BIND`, `RELEVO_SESSION_KEY`,
     /// `RELEVO_SECURE_COOKIES`, `RELEVO_TIMEZONE`, `RELEVO_METRICS_ALLOW`,
     /// `RELEVO_METRICS_TOKEN` and `RELEVO_TRUSTED_PROXIES`.

@@ -7,6 +7,11 @@
 //! and applies the resulting transitions through the Store's compare-and-set.
 //! A background task re-checks every campaign each minute, so waiting
 //! conversations are assigned when a schedule opens.
+//!
+//! A deactivated campaign is closed to the router: neither the scheduler,
+//! nor an agent connecting (also through another campaign they belong to),
+//! nor a hand-off assigns its conversations until it is reactivated. (The
+//! integration API refuses its tokens before that: see `routes::api`.)
 
 use std::time::Duration;
 
@@ -25,7 +30,8 @@ pub const TICK: Duration = Duration::from_secs(60);
 const BATCH: i64 = 500;
 
 /// Whether the campaign's schedule is open at `now`. An unknown time zone is
-/// read as the default one (and logged); an unknown campaign is closed.
+/// read as the default one (and logged); an unknown or inactive campaign is
+/// closed.
 pub async fn campaign_open(
     store: &Store,
     campaign_id: Uuid,

@@ -30,6 +30,8 @@ on_both_backends!(
     an_administrator_cannot_see_or_change_a_rule_of_another_campaign,
     a_customer_message_after_the_measurement_keeps_the_conversation_open,
     a_nudge_reaches_its_channels_connector_once_through_the_outbox,
+    creating_editing_switching_and_deleting_a_rule_each_write_an_audit_row_with_its_actor,
+    an_automatic_cancellation_names_its_rule_in_the_history_page_and_api,
 );
 
 async fn category(app: &TestApp, campaign: &str) -> Uuid {
@@ -74,7 +76,8 @@ async fn make_rule(
             at: Ts::now(),
         })
         .await
-        .unwrap();
+        .unwrap()
+        .expect("the campaign exists");
     app.store
         .auto_cancel_rule(&Scope::All, id)
         .await
@@ -789,4 +792,330 @@ async fn two_instances_on_one_postgres_database_cancel_each_conversation_once() 
     assert_eq!(by_system, expected);
     second.close().await;
     third.close().await;
+}
+
+/// One audit row: (action, actor, campaign, object, summary).
+type AuditRow = (String, Option<Uuid>, Option<Uuid>, Option<String>, String);
+
+/// The audit rows about automatic-cancellation rules, oldest first.
+async fn rule_audit(app: &TestApp) -> Vec<AuditRow> {
+    const SQL: &str = "select action, actor_id, campaign_id, object_id, summary from audit_log \
+        where object_kind = 'auto_cancel_rule' order by at, id";
+    match &app.store {
+        Store::Sqlite(p) => sqlx::query_as(SQL).fetch_all(&p.read).await.unwrap(),
+        Store::Postgres(pg) => sqlx::query_as(SQL).fetch_all(&pg.pool).await.unwrap(),
+    }
+}
+
+/// The form fields of a rule of Ventas Hogar named `name`, with `minutes`.
+fn rule_form(
+    csrf: &str,
+    campaign: &str,
+    category: &str,
+    name: &str,
+    minutes: &str,
+) -> Vec<(&'static str, String)> {
+    vec![
+        ("_csrf", csrf.to_owned()),
+        ("campana", campaign.to_owned()),
+        ("nombre", name.to_owned()),
+        ("estatus", "icr".to_owned()),
+        ("medida", "in_status".to_owned()),
+        ("minutos", minutes.to_owned()),
+        ("categoria", category.to_owned()),
+    ]
+}
+
+async fn post_pairs(app: &TestApp, path: &str, pairs: &[(&'static str, String)]) -> common::Page {
+    let refs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    app.post_form(path, &refs).await
+}
+
+async fn creating_editing_switching_and_deleting_a_rule_each_write_an_audit_row_with_its_actor(
+    backend: Backend,
+) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    app.login_as_admin().await;
+    let admin = app
+        .store
+        .user_by_email(common::ADMIN_EMAIL)
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
+    let csrf = csrf_in(&app.get("/cancelacion-automatica").await.body);
+    let ventas = app.campaign_id("Ventas Hogar").await;
+    let (campaign, category) = (
+        ventas.to_string(),
+        category(&app, "Ventas Hogar").await.to_string(),
+    );
+    let form = rule_form(&csrf, &campaign, &category, "Bot atascado", "30");
+
+    // Created.
+    let saved = post_pairs(&app, "/cancelacion-automatica", &form).await;
+    assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.body);
+    let rule = app.store.auto_cancel_rules(&Scope::All).await.unwrap()[0].clone();
+    let audit = rule_audit(&app).await;
+    assert_eq!(audit.len(), 1, "{audit:?}");
+    let (action, actor, in_campaign, object, summary) = &audit[0];
+    assert_eq!(action, "auto_cancel_rule.create");
+    assert_eq!(*actor, Some(admin));
+    assert_eq!(*in_campaign, Some(ventas));
+    assert_eq!(object.as_deref(), Some(rule.id.to_string().as_str()));
+    for part in [
+        "«Bot atascado»",
+        "«Ventas Hogar»",
+        "Cancela las conversaciones que llevan más de 30 min en ICR",
+        "Flujo atascado",
+    ] {
+        assert!(summary.contains(part), "{part} in {summary}");
+    }
+
+    // Edited: the form shows the rule, and saving writes one row with
+    // before and after; saving it unchanged writes none.
+    let path = format!("/cancelacion-automatica/{}", rule.id);
+    let edit = app.get(&path).await;
+    assert_eq!(edit.status, StatusCode::OK);
+    assert!(
+        edit.body.contains("value=\"Bot atascado\""),
+        "{}",
+        edit.body
+    );
+    let changed = rule_form(&csrf, &campaign, &category, "Bot atascado 45", "45");
+    let saved = post_pairs(&app, &path, &changed).await;
+    assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.body);
+    let edited = app
+        .store
+        .auto_cancel_rule(&Scope::All, rule.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (edited.name.as_str(), edited.window_minutes),
+        ("Bot atascado 45", 45)
+    );
+    let saved = post_pairs(&app, &path, &changed).await;
+    assert_eq!(saved.status, StatusCode::SEE_OTHER);
+    // Refused input changes nothing, and writes no row either.
+    let refused = post_pairs(
+        &app,
+        &path,
+        &rule_form(&csrf, &campaign, &category, "Bot atascado 45", "0"),
+    )
+    .await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let audit = rule_audit(&app).await;
+    assert_eq!(audit.len(), 2, "{audit:?}");
+    let (action, actor, in_campaign, _, summary) = &audit[1];
+    assert_eq!(action, "auto_cancel_rule.update");
+    assert_eq!((*actor, *in_campaign), (Some(admin), Some(ventas)));
+    for part in ["«Bot atascado» → «Bot atascado 45»", "30 min", "45 min"] {
+        assert!(summary.contains(part), "{part} in {summary}");
+    }
+
+    // Switched off and on: one row each; repeating a switch writes none.
+    let toggle = format!("/cancelacion-automatica/{}/estado", rule.id);
+    for active in ["0", "0", "1"] {
+        let done = app
+            .post_form(&toggle, &[("_csrf", &csrf), ("activa", active)])
+            .await;
+        assert_eq!(done.status, StatusCode::SEE_OTHER);
+    }
+    let audit = rule_audit(&app).await;
+    let actions: Vec<&str> = audit.iter().map(|a| a.0.as_str()).collect();
+    assert_eq!(
+        actions,
+        [
+            "auto_cancel_rule.create",
+            "auto_cancel_rule.update",
+            "auto_cancel_rule.deactivate",
+            "auto_cancel_rule.reactivate"
+        ]
+    );
+    assert!(audit.iter().all(|a| a.1 == Some(admin)));
+    assert!(audit[2].4.contains("«Bot atascado 45»") && audit[2].4.contains("desactivada"));
+
+    // Deleted, after a confirmation, while it has acted on nothing.
+    let delete = format!("/cancelacion-automatica/{}/eliminar", rule.id);
+    let ask = app.post_form(&delete, &[("_csrf", &csrf)]).await;
+    assert_eq!(ask.status, StatusCode::OK);
+    assert!(ask.body.contains("name=\"confirmado\" value=\"si\""));
+    assert_eq!(
+        app.scalar_i64("select count(*) from auto_cancel_rules")
+            .await,
+        1
+    );
+    let done = app
+        .post_form(&delete, &[("_csrf", &csrf), ("confirmado", "si")])
+        .await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
+    assert_eq!(
+        app.scalar_i64("select count(*) from auto_cancel_rules")
+            .await,
+        0
+    );
+    let audit = rule_audit(&app).await;
+    assert_eq!(audit.len(), 5);
+    assert_eq!(audit[4].0, "auto_cancel_rule.delete");
+    assert_eq!(audit[4].1, Some(admin));
+    assert!(audit[4].4.contains("«Bot atascado 45»"), "{}", audit[4].4);
+
+    // A rule that has cancelled conversations is kept for their history.
+    let used = make_rule(
+        &app,
+        "Ventas Hogar",
+        Status::Icr,
+        Measure::NoCustomerMessage,
+        30,
+        None,
+    )
+    .await;
+    assert!(
+        apply_rule(&app.store, &used, Utc::now() + Duration::days(2))
+            .await
+            .unwrap()
+            .cancelled
+            > 0
+    );
+    let rows = rule_audit(&app).await.len();
+    let kept = app
+        .post_form(
+            &format!("/cancelacion-automatica/{}/eliminar", used.id),
+            &[("_csrf", &csrf), ("confirmado", "si")],
+        )
+        .await;
+    assert_eq!(kept.status, StatusCode::CONFLICT, "{}", kept.body);
+    assert!(kept.body.contains("desactívala"), "{}", kept.body);
+    assert_eq!(
+        app.scalar_i64("select count(*) from auto_cancel_rules")
+            .await,
+        1
+    );
+    assert_eq!(rule_audit(&app).await.len(), rows);
+
+    // The Auditoría page shows the changes with their actor.
+    let sup = common::new_client();
+    app.login_with(&sup, common::SUPER_EMAIL, common::SUPER_PASSWORD)
+        .await;
+    let page = app
+        .get_with(&sup, "/auditoria?objeto=auto_cancel_rule")
+        .await;
+    assert_eq!(page.status, StatusCode::OK);
+    for text in [
+        "Regla automática creada",
+        "Regla automática editada",
+        "Regla automática desactivada",
+        "Regla automática reactivada",
+        "Regla automática eliminada",
+        "Regla de cancelación automática",
+    ] {
+        assert!(page.body.contains(text), "{text}");
+    }
+    let admin_name = app
+        .store
+        .user_by_email(common::ADMIN_EMAIL)
+        .await
+        .unwrap()
+        .unwrap()
+        .name;
+    assert!(page.body.contains(&admin_name));
+}
+
+async fn an_automatic_cancellation_names_its_rule_in_the_history_page_and_api(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let rule = make_rule(
+        &app,
+        "Ventas Hogar",
+        Status::Icr,
+        Measure::NoCustomerMessage,
+        30,
+        Some(("¿Sigues ahí?", 10)),
+    )
+    .await;
+    let now = Utc::now() + Duration::days(2);
+    assert!(apply_rule(&app.store, &rule, now).await.unwrap().nudged > 0);
+    let later = now + Duration::minutes(10);
+    assert!(
+        apply_rule(&app.store, &rule, later)
+            .await
+            .unwrap()
+            .cancelled
+            > 0
+    );
+    let cancelled = app
+        .uuids_where(
+            "select c.id from conversations c join campaigns p on p.id = c.campaign_id \
+             where p.name = $1 and c.status = 'cancelled' and c.closer_kind = 'system' \
+             order by c.folio limit 1",
+            "Ventas Hogar",
+        )
+        .await[0];
+    // Someone else's cancellation names no rule.
+    let by_hand = app
+        .uuids_where(
+            "select c.id from conversations c join campaigns p on p.id = c.campaign_id \
+             where p.name = $1 and c.status = 'cancelled' and c.closer_kind = 'administrator' \
+             order by c.folio limit 1",
+            "Ventas Hogar",
+        )
+        .await[0];
+
+    let (_, token) = app
+        .store
+        .create_integration_token("Ventas Hogar", "pruebas", Ts::now())
+        .await
+        .unwrap()
+        .unwrap();
+    let (status, body) = app
+        .api_call(
+            Method::GET,
+            &format!("/api/v1/conversations/{cancelled}"),
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let history = body["history"].as_array().unwrap();
+    let last = history.last().unwrap();
+    assert_eq!(last["kind"], "cancelled");
+    assert_eq!(last["actor_kind"], "system");
+    assert_eq!(last["rule_id"], rule.id.to_string().as_str(), "{last}");
+    assert_eq!(last["rule"], "Prueba");
+    assert!(
+        history[..history.len() - 1]
+            .iter()
+            .all(|h| h["rule_id"].is_null())
+    );
+    assert_eq!(body["nudges"][0]["rule_id"], rule.id.to_string().as_str());
+    let (_, other) = app
+        .api_call(
+            Method::GET,
+            &format!("/api/v1/conversations/{by_hand}"),
+            Some(&token),
+            None,
+        )
+        .await;
+    let other_last = other["history"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(other_last["kind"], "cancelled");
+    assert!(other_last["rule_id"].is_null() && other_last["rule"].is_null());
+
+    app.login_as_admin().await;
+    let page = app
+        .get(&format!("/mensajes/{}", body["folio"].as_i64().unwrap()))
+        .await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(
+        page.body
+            .contains("Cancelada automáticamente por la regla «Prueba»"),
+        "{}",
+        page.body
+    );
+    let page = app
+        .get(&format!("/mensajes/{}", other["folio"].as_i64().unwrap()))
+        .await;
+    assert!(!page.body.contains("Cancelada automáticamente"));
 }

@@ -972,14 +972,7 @@ async fn a_job_resumed_by_another_instance_stops_when_its_creator_was_demoted(ba
     second
         .execute_id("update bulk_jobs set lease_until = null where id = $1", job)
         .await;
-    let settings = relevo::config::Settings {
-        database_url: app.database_url.clone(),
-        bind: "127.0.0.1:0".parse().unwrap(),
-        session_key: None,
-        secure_cookies: false,
-        timezone: chrono_tz::America::Mexico_City,
-        metrics: Default::default(),
-    };
+    let settings = relevo::config::Settings::on_free_port(&app.database_url);
     let server = relevo::startup::Application::build_with_store(settings, store.clone())
         .await
         .unwrap();

@@ -254,15 +254,7 @@ async fn a_stream_closed_by_the_server_says_reconnect_and_a_new_one_starts_fresh
 async fn second_instance(first: &TestApp) -> TestApp {
     let url = first.database_url.clone();
     let store = relevo::db::Store::connect(&url).await.unwrap();
-    let settings = relevo::config::Settings {
-        database_url: url.clone(),
-        bind: "127.0.0.1:0".parse().unwrap(),
-        session_key: None,
-        secure_cookies: false,
-        timezone: chrono_tz::America::Mexico_City,
-        metrics: Default::default(),
-        trusted_proxies: Default::default(),
-    };
+    let settings = relevo::config::Settings::on_free_port(&url);
     let app = relevo::startup::Application::build_with_store(settings, store.clone())
         .await
         .unwrap();

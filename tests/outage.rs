@@ -179,15 +179,7 @@ async fn the_service_rides_out_a_postgres_restart_without_half_writes() {
         .expect("connect");
     store.migrate().await.expect("migrate");
     relevo::cli::seed_demo(&store).await.expect("seed");
-    let settings = relevo::config::Settings {
-        database_url: cluster.url(),
-        bind: "127.0.0.1:0".parse().unwrap(),
-        session_key: None,
-        secure_cookies: false,
-        timezone: chrono_tz::America::Mexico_City,
-        metrics: Default::default(),
-        trusted_proxies: Default::default(),
-    };
+    let settings = relevo::config::Settings::on_free_port(&cluster.url());
     let server = relevo::startup::Application::build_with_store(settings, store.clone())
         .await
         .expect("build");

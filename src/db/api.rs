@@ -33,6 +33,22 @@ pub struct ChannelAuth {
     pub active: bool,
 }
 
+/// What a channel token authenticates: its channel, and whether the
+/// channel's campaign is active (a deactivated campaign's tokens are refused).
+#[derive(Debug, Clone, Copy)]
+pub struct ChannelToken {
+    pub channel: ChannelAuth,
+    pub campaign_active: bool,
+}
+
+/// What an integration token authenticates: the campaign it acts for, and
+/// whether that campaign is active.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IntegrationToken {
+    pub campaign_id: Uuid,
+    pub campaign_active: bool,
+}
+
 /// A customer message as the API received it, already validated.
 #[derive(Debug, Clone)]
 pub struct InboundMessage {
@@ -203,14 +219,49 @@ impl super::Store {
         Ok(campaign.flatten())
     }
 
-    /// The channel a channel token belongs to.
-    pub async fn channel_by_token(&self, token: &str) -> StoreResult<Option<ChannelAuth>> {
-        Ok(with_read!(self, |pool| {
-            sqlx::query_as("select id, campaign_id, active from channels where token_hash = $1")
-                .bind(token_hash(token))
-                .fetch_optional(pool)
-                .await?
+    /// The campaign an unrevoked integration token acts for, with that
+    /// campaign's active flag.
+    pub async fn integration_token_auth(
+        &self,
+        token: &str,
+    ) -> StoreResult<Option<IntegrationToken>> {
+        let row: Option<(Uuid, bool)> = with_read!(self, |pool| {
+            sqlx::query_as(
+                "select t.campaign_id, p.active from integration_tokens t \
+                 join campaigns p on p.id = t.campaign_id \
+                 where t.token_hash = $1 and t.revoked_at is null",
+            )
+            .bind(token_hash(token))
+            .fetch_optional(pool)
+            .await?
+        });
+        Ok(row.map(|(campaign_id, campaign_active)| IntegrationToken {
+            campaign_id,
+            campaign_active,
         }))
+    }
+
+    /// The channel a channel token belongs to, with its campaign's active flag.
+    pub async fn channel_by_token(&self, token: &str) -> StoreResult<Option<ChannelToken>> {
+        let row: Option<(Uuid, Uuid, bool, bool)> = with_read!(self, |pool| {
+            sqlx::query_as(
+                "select h.id, h.campaign_id, h.active, p.active from channels h \
+                 join campaigns p on p.id = h.campaign_id where h.token_hash = $1",
+            )
+            .bind(token_hash(token))
+            .fetch_optional(pool)
+            .await?
+        });
+        Ok(
+            row.map(|(id, campaign_id, active, campaign_active)| ChannelToken {
+                channel: ChannelAuth {
+                    id,
+                    campaign_id,
+                    active,
+                },
+                campaign_active,
+            }),
+        )
     }
 
     /// Channels: (id, campaign, kind, active), by campaign and kind.
@@ -378,13 +429,15 @@ impl super::Store {
     }
 
     /// A campaign's time zone (as stored) and weekly hours; `None` for an
-    /// unknown campaign. Malformed hours are skipped (the day is closed).
+    /// unknown or inactive campaign (the router treats both as closed, so
+    /// it never assigns a deactivated campaign's conversations). Malformed
+    /// hours are skipped (the day is closed).
     pub async fn campaign_hours(
         &self,
         campaign_id: Uuid,
     ) -> StoreResult<Option<(String, Vec<DayHours>)>> {
         let timezone: Option<String> = with_read!(self, |pool| {
-            sqlx::query_scalar("select timezone from campaigns where id = $1")
+            sqlx::query_scalar("select timezone from campaigns where id = $1 and active")
                 .bind(campaign_id)
                 .fetch_optional(pool)
                 .await?

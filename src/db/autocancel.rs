@@ -6,12 +6,19 @@
 //! recorded messages), or the moment it entered its current status (its
 //! latest history row into that status). The same query serves the dry run
 //! and the background pass, so a preview counts exactly what a pass cancels.
+//!
+//! Creating, editing, switching and deleting a rule are administrative
+//! writes ([`admin_write!`]): each writes one audit row, with its actor and
+//! a readable summary, in the transaction of the change.
 
 use uuid::Uuid;
 
+use super::admin::{AdminResult, Refusal};
+use super::audit::{AuditEntry, admin_write};
 use super::outbox::OutboxKind;
 use super::{NotifyInTx, StoreResult, Ts, with_read, with_write};
-use crate::autocancel::Measure;
+use crate::autocancel::{Measure, closure_label, describe, nudge_label};
+use crate::domain::admin::AuditAction;
 use crate::domain::{Conversation, Scope, Status};
 
 /// A rule with the names it refers to.
@@ -36,9 +43,102 @@ pub struct AutoCancelRule {
     pub nudge_lead_minutes: Option<i64>,
     pub active: bool,
     pub created_at: Ts,
+    /// Whether its campaign is active (the background pass skips the rules
+    /// of an inactive campaign).
+    pub campaign_active: bool,
+    /// Whether it has nudged or cancelled a conversation: history refers to
+    /// it then, so it can be switched off but not deleted.
+    pub used: bool,
 }
 
-/// A rule to create, already validated.
+impl AutoCancelRule {
+    /// The rule as the audit log describes it: "«name» de «campaign»: what
+    /// it cancels; cierre: …; aviso …; comentario «…»".
+    fn audit_text(&self) -> String {
+        format!(
+            "«{}» de «{}»: {}",
+            self.name,
+            self.campaign_name,
+            self.settings_text()
+        )
+    }
+
+    /// What the rule does, its closure, nudge and comment.
+    fn settings_text(&self) -> String {
+        let mut parts = vec![
+            describe(self.status, self.measure, self.window_minutes),
+            format!("cierre: {}", self.closure()),
+        ];
+        if let Some(nudge) = self.nudge() {
+            parts.push(format!("aviso {nudge}"));
+        }
+        if let Some(comment) = &self.comment {
+            parts.push(format!("comentario «{comment}»"));
+        }
+        parts.join("; ")
+    }
+
+    /// "Flujo atascado › Sin respuesta".
+    pub fn closure(&self) -> String {
+        closure_label(&self.category_name, self.subcategory_name.as_deref())
+    }
+
+    /// "10 min antes: «¿Sigues ahí?»", if the rule nudges.
+    pub fn nudge(&self) -> Option<String> {
+        nudge_label(self.nudge_text.as_deref(), self.nudge_lead_minutes)
+    }
+
+    /// The audit summary of an edit from `self` to `after`: each setting
+    /// that changed, before → after; `None` when nothing did.
+    fn changes_to(&self, after: &AutoCancelRule) -> Option<String> {
+        let mut changes = Vec::new();
+        if self.name != after.name {
+            changes.push(format!("nombre «{}» → «{}»", self.name, after.name));
+        }
+        let (before_rule, after_rule) = (
+            describe(self.status, self.measure, self.window_minutes),
+            describe(after.status, after.measure, after.window_minutes),
+        );
+        if before_rule != after_rule {
+            changes.push(format!("condición: {before_rule} → {after_rule}"));
+        }
+        if (self.category_id, self.subcategory_id) != (after.category_id, after.subcategory_id) {
+            changes.push(format!("cierre: {} → {}", self.closure(), after.closure()));
+        }
+        let none = || "sin aviso".to_owned();
+        if (&self.nudge_text, self.nudge_lead_minutes)
+            != (&after.nudge_text, after.nudge_lead_minutes)
+        {
+            changes.push(format!(
+                "aviso: {} → {}",
+                self.nudge().unwrap_or_else(none),
+                after.nudge().unwrap_or_else(none)
+            ));
+        }
+        if self.comment != after.comment {
+            let shown = |c: &Option<String>| {
+                c.as_ref()
+                    .map_or_else(|| "sin comentario".to_owned(), |c| format!("«{c}»"))
+            };
+            changes.push(format!(
+                "comentario: {} → {}",
+                shown(&self.comment),
+                shown(&after.comment)
+            ));
+        }
+        (!changes.is_empty()).then(|| {
+            format!(
+                "Regla «{}» de «{}»: {}",
+                self.name,
+                self.campaign_name,
+                changes.join("; ")
+            )
+        })
+    }
+}
+
+/// A rule to create, already validated. Also the new settings of a rule
+/// being edited (whose campaign never changes).
 #[derive(Debug, Clone)]
 pub struct NewAutoCancelRule {
     pub campaign_id: Uuid,
@@ -59,6 +159,7 @@ pub struct NewAutoCancelRule {
 /// has delivered it.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct NudgeSent {
+    pub rule_id: Uuid,
     pub rule_name: String,
     pub text: String,
     pub sent_at: Ts,
@@ -123,11 +224,50 @@ const UNCHANGED_FOR_UPDATE: &str = "select id from conversations \
 const RULE_SELECT: &str = "select r.id, r.campaign_id, p.name as campaign_name, r.name, r.status, \
     r.measure, r.window_minutes, r.category_id, cat.name as category_name, \
     cat.active as category_active, r.subcategory_id, sub.name as subcategory_name, r.comment, \
-    r.nudge_text, r.nudge_lead_minutes, r.active, r.created_at \
+    r.nudge_text, r.nudge_lead_minutes, r.active, r.created_at, p.active as campaign_active, \
+    (exists (select 1 from auto_cancel_nudges n where n.rule_id = r.id) \
+     or exists (select 1 from conversation_events e where e.auto_cancel_rule_id = r.id)) as used \
     from auto_cancel_rules r \
     join campaigns p on p.id = r.campaign_id \
     join closure_categories cat on cat.id = r.category_id \
     left join closure_subcategories sub on sub.id = r.subcategory_id ";
+
+/// Why a rule that has acted cannot be deleted.
+pub const RULE_IN_USE: &str = "Esta regla ya avisó o canceló conversaciones y su historial la \
+    menciona: desactívala en lugar de eliminarla.";
+
+/// Rule `$id` as [`RULE_SELECT`] reads it, inside the transaction `$tx` of
+/// an [`admin_write!`] (a macro so it expands per backend).
+macro_rules! rule_in_tx {
+    ($tx:ident, $id:expr) => {{
+        let mut qb = sqlx::QueryBuilder::new(RULE_SELECT);
+        qb.push(" where r.id = ");
+        qb.push_bind($id);
+        let found: Option<AutoCancelRule> = qb.build_query_as().fetch_optional(&mut *$tx).await?;
+        found
+    }};
+}
+
+/// Takes rule `$id` of campaign `$campaign`'s row lock for the rest of the
+/// transaction `$tx` (PostgreSQL; SQLite has one writer), so what the
+/// change reads as "before" is what it replaces; refuses as not found a
+/// rule that is not of that campaign.
+macro_rules! lock_rule {
+    ($tx:ident, $id:expr, $campaign:expr, $at:expr) => {{
+        let locked = sqlx::query(
+            "update auto_cancel_rules set updated_at = $3 where id = $1 and campaign_id = $2",
+        )
+        .bind($id)
+        .bind($campaign)
+        .bind($at)
+        .execute(&mut *$tx)
+        .await?
+        .rows_affected();
+        if locked != 1 {
+            return Err(WriteError::Refused(Refusal::NotFound));
+        }
+    }};
+}
 
 /// The instant a conversation `c`'s silence is measured from.
 fn reference_sql(measure: Measure) -> &'static str {
@@ -243,10 +383,17 @@ impl super::Store {
         }))
     }
 
-    /// Writes a new rule; returns its id.
-    pub async fn create_auto_cancel_rule(&self, rule: &NewAutoCancelRule) -> StoreResult<Uuid> {
+    /// Writes a new rule (active) and its audit row, by `rule.created_by`;
+    /// returns its id. Refused when the campaign does not exist.
+    pub async fn create_auto_cancel_rule(&self, rule: &NewAutoCancelRule) -> AdminResult<Uuid> {
         let id = Uuid::now_v7();
-        with_write!(self, |pool| {
+        let at = rule.at;
+        admin_write!(self, at, None, |tx| {
+            let exists: Option<Uuid> = sqlx::query_scalar("select id from campaigns where id = $1")
+                .bind(rule.campaign_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+            exists.ok_or(Refusal::NotFound)?;
             sqlx::query(
                 "insert into auto_cancel_rules (id, campaign_id, name, status, measure, \
                  window_minutes, category_id, subcategory_id, comment, nudge_text, \
@@ -266,29 +413,163 @@ impl super::Store {
             .bind(rule.nudge_lead_minutes)
             .bind(true)
             .bind(rule.created_by)
-            .bind(rule.at)
-            .execute(pool)
+            .bind(at)
+            .execute(&mut *tx)
             .await?;
-        });
-        Ok(id)
+            let created = rule_in_tx!(tx, id).ok_or(Refusal::NotFound)?;
+            let summary = format!("Regla {} creada", created.audit_text());
+            Ok(Written::Changed(
+                id,
+                AuditEntry::by(
+                    rule.created_by,
+                    AuditAction::RuleCreate,
+                    id,
+                    Some(rule.campaign_id),
+                    summary,
+                ),
+            ))
+        })
     }
 
-    /// Turns a rule on or off.
+    /// Changes rule `id` of campaign `rule.campaign_id` to the settings of
+    /// `rule` (its `created_by` is ignored: `actor` makes the change), with
+    /// one audit row listing what changed, before → after. `Ok(false)` when
+    /// nothing changed (no row is written).
+    pub async fn update_auto_cancel_rule(
+        &self,
+        actor: Uuid,
+        id: Uuid,
+        rule: &NewAutoCancelRule,
+    ) -> AdminResult<bool> {
+        let at = rule.at;
+        admin_write!(self, at, None, |tx| {
+            lock_rule!(tx, id, rule.campaign_id, at);
+            let before = rule_in_tx!(tx, id).ok_or(Refusal::NotFound)?;
+            sqlx::query(
+                "update auto_cancel_rules set name = $2, status = $3, measure = $4, \
+                 window_minutes = $5, category_id = $6, subcategory_id = $7, comment = $8, \
+                 nudge_text = $9, nudge_lead_minutes = $10, updated_at = $11 where id = $1",
+            )
+            .bind(id)
+            .bind(&rule.name)
+            .bind(rule.status.as_str())
+            .bind(rule.measure.as_str())
+            .bind(rule.window_minutes)
+            .bind(rule.category_id)
+            .bind(rule.subcategory_id)
+            .bind(rule.comment.as_deref())
+            .bind(rule.nudge_text.as_deref())
+            .bind(rule.nudge_lead_minutes)
+            .bind(at)
+            .execute(&mut *tx)
+            .await?;
+            let after = rule_in_tx!(tx, id).ok_or(Refusal::NotFound)?;
+            match before.changes_to(&after) {
+                None => Ok(Written::Unchanged(false)),
+                Some(summary) => Ok(Written::Changed(
+                    true,
+                    AuditEntry::by(
+                        actor,
+                        AuditAction::RuleUpdate,
+                        id,
+                        Some(rule.campaign_id),
+                        summary,
+                    ),
+                )),
+            }
+        })
+    }
+
+    /// Switches rule `id` of `campaign_id` off or on, with its audit row;
+    /// `Ok(false)` when it already was.
     pub async fn set_auto_cancel_rule_active(
         &self,
+        actor: Uuid,
+        campaign_id: Uuid,
         id: Uuid,
         active: bool,
         at: Ts,
-    ) -> StoreResult<()> {
-        with_write!(self, |pool| {
-            sqlx::query("update auto_cancel_rules set active = $2, updated_at = $3 where id = $1")
+    ) -> AdminResult<bool> {
+        admin_write!(self, at, None, |tx| {
+            lock_rule!(tx, id, campaign_id, at);
+            let rule = rule_in_tx!(tx, id).ok_or(Refusal::NotFound)?;
+            if rule.active == active {
+                return Ok(Written::Unchanged(false));
+            }
+            sqlx::query("update auto_cancel_rules set active = $2 where id = $1")
                 .bind(id)
                 .bind(active)
-                .bind(at)
-                .execute(pool)
+                .execute(&mut *tx)
                 .await?;
-        });
-        Ok(())
+            let (action, verb, before, after) = if active {
+                (
+                    AuditAction::RuleReactivate,
+                    "reactivada",
+                    "inactiva",
+                    "activa",
+                )
+            } else {
+                (
+                    AuditAction::RuleDeactivate,
+                    "desactivada",
+                    "activa",
+                    "inactiva",
+                )
+            };
+            let summary = format!(
+                "Regla {} {verb} (estado: {before} → {after})",
+                rule.audit_text()
+            );
+            Ok(Written::Changed(
+                true,
+                AuditEntry::by(actor, action, id, Some(campaign_id), summary),
+            ))
+        })
+    }
+
+    /// Deletes rule `id` of `campaign_id`, with its audit row, if it has
+    /// never nudged nor cancelled a conversation; otherwise refuses (history
+    /// refers to it: switch it off instead), also when a pass applies it
+    /// while this runs.
+    pub async fn delete_auto_cancel_rule(
+        &self,
+        actor: Uuid,
+        campaign_id: Uuid,
+        id: Uuid,
+        at: Ts,
+    ) -> AdminResult<()> {
+        admin_write!(self, at, None, |tx| {
+            lock_rule!(tx, id, campaign_id, at);
+            let rule = rule_in_tx!(tx, id).ok_or(Refusal::NotFound)?;
+            if rule.used {
+                return Err(WriteError::Refused(Refusal::Invalid(
+                    RULE_IN_USE.to_owned(),
+                )));
+            }
+            sqlx::query("delete from auto_cancel_rules where id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| {
+                    // A pass recorded a nudge or a cancellation of it meanwhile.
+                    if matches!(&e, sqlx::Error::Database(d) if d.is_foreign_key_violation()) {
+                        WriteError::Refused(Refusal::Invalid(RULE_IN_USE.to_owned()))
+                    } else {
+                        WriteError::from(e)
+                    }
+                })?;
+            let summary = format!("Regla {} eliminada", rule.audit_text());
+            Ok(Written::Changed(
+                (),
+                AuditEntry::by(
+                    actor,
+                    AuditAction::RuleDelete,
+                    id,
+                    Some(campaign_id),
+                    summary,
+                ),
+            ))
+        })
     }
 
     /// Conversations `rule` finds stale, oldest silence first, at most `limit`.
@@ -427,7 +708,7 @@ impl super::Store {
     pub async fn nudges_of(&self, conversation_id: Uuid) -> StoreResult<Vec<NudgeSent>> {
         Ok(with_read!(self, |pool| {
             sqlx::query_as(
-                "select r.name as rule_name, m.text, n.sent_at, o.id as outbox_id, o.delivered_at \
+                "select r.id as rule_id, r.name as rule_name, m.text, n.sent_at, o.id as outbox_id, o.delivered_at \
                  from auto_cancel_nudges n \
                  join auto_cancel_rules r on r.id = n.rule_id \
                  join messages m on m.id = n.message_id \

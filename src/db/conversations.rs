@@ -122,6 +122,9 @@ pub struct HistoryRow {
     #[sqlx(try_from = "String")]
     pub actor_kind: ActorKind,
     pub actor_name: Option<String>,
+    /// The automatic-cancellation rule that wrote the row, and its name.
+    pub rule_id: Option<Uuid>,
+    pub rule_name: Option<String>,
 }
 
 /// A conversation with its full history, newest first.
@@ -171,13 +174,15 @@ macro_rules! history_select {
         "select e.at, e.kind, e.from_status, e.to_status, \
         fa.name as from_agent_name, ta.name as to_agent_name, \
         cat.name as category_name, sub.name as subcategory_name, e.comment, \
-        e.actor_kind, ac.name as actor_name \
+        e.actor_kind, ac.name as actor_name, e.auto_cancel_rule_id as rule_id, \
+        acr.name as rule_name \
         from conversation_events e \
         left join users fa on fa.id = e.from_agent_id \
         left join users ta on ta.id = e.to_agent_id \
         left join users ac on ac.id = e.actor_id \
         left join closure_categories cat on cat.id = e.category_id \
         left join closure_subcategories sub on sub.id = e.subcategory_id \
+        left join auto_cancel_rules acr on acr.id = e.auto_cancel_rule_id \
         where e.conversation_id = $1 order by e.at desc, e.id desc"
     };
 }

@@ -40,10 +40,13 @@ pub use admin::{
     AdminResult, CampaignRecord, CampaignSummary, ChannelRecord, MemberRow, Refusal, TokenRecord,
 };
 pub use api::{
-    ApiConversation, ChannelAuth, InboundMessage, InboundOutcome, MessageRow, token_hash,
+    ApiConversation, ChannelAuth, ChannelToken, InboundMessage, InboundOutcome, IntegrationToken,
+    MessageRow, token_hash,
 };
 pub use audit::{ADMIN_PAGE_SIZE, AdminPage, AuditEntry, AuditFilter, AuditRow, PageCursor};
-pub use autocancel::{AutoCancelRule, NewAutoCancelRule, NudgeSent, Stale, StaleConversation};
+pub use autocancel::{
+    AutoCancelRule, NewAutoCancelRule, NudgeSent, RULE_IN_USE, Stale, StaleConversation,
+};
 pub use bulk::{
     BulkAction, BulkItem, BulkJob, BulkStatus, CreatorStanding, ItemOutcome, NewBulkJob,
 };

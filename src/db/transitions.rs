@@ -67,13 +67,13 @@ macro_rules! compare_and_set {
     };
 }
 
-/// The history row's columns; its values (`$14`-`$23`) follow in each
+/// The history row's columns; its values (`$14`-`$24`) follow in each
 /// backend's statement, written only if the compare-and-set updated the row.
 macro_rules! event_columns {
     () => {
         "insert into conversation_events (id, conversation_id, at, kind, from_status, to_status, \
          from_agent_id, to_agent_id, category_id, subcategory_id, comment, actor_kind, actor_id, \
-         bulk_job_id) "
+         bulk_job_id, auto_cancel_rule_id) "
     };
 }
 
@@ -86,7 +86,7 @@ const SQLITE_APPLY: &str = concat!(
     compare_and_set!(),
     "; ",
     event_columns!(),
-    "select $14, $1, $6, $15, $16, $3, $17, $5, $18, $19, $20, $21, $22, $23 where changes() = 1"
+    "select $14, $1, $6, $15, $16, $3, $17, $5, $18, $19, $20, $21, $22, $23, $24 where changes() = 1"
 );
 
 /// PostgreSQL: the compare-and-set (`changed`, the row as written), its
@@ -101,8 +101,8 @@ macro_rules! postgres_apply_ctes {
             compare_and_set!(),
             " returning *), event as (",
             event_columns!(),
-            "select $14, id, $6, $15, $16, $3, $17, $5, $18, $19, $20, $21, $22, $23 \
-             from changed), announce as (insert into change_log (payload) select $24 from changed \
+            "select $14, id, $6, $15, $16, $3, $17, $5, $18, $19, $20, $21, $22, $23, $24 \
+             from changed), announce as (insert into change_log (payload) select $25 from changed \
              returning 1) "
         )
     };
@@ -150,6 +150,9 @@ pub struct ApplyWith {
     /// The bulk job applying the transition, written on its history row so
     /// a job resumed after a crash recognises exactly its own change.
     pub bulk_job_id: Option<Uuid>,
+    /// The automatic-cancellation rule applying the transition, written on
+    /// its history row so history names the rule that cancelled.
+    pub auto_cancel_rule_id: Option<Uuid>,
 }
 
 /// Binds the arguments of transition `$t`'s statement (both backends share
@@ -182,6 +185,7 @@ macro_rules! bind_transition {
             .bind(t.actor.kind().as_str())
             .bind(t.actor.user_id())
             .bind(with.bulk_job_id)
+            .bind(with.auto_cancel_rule_id)
     }};
 }
 

@@ -330,6 +330,7 @@ stored_enum!(
         Category => "category", "Categoría",
         Subcategory => "subcategory", "Subcategoría",
         BulkJob => "bulk_job", "Acción en lote",
+        AutoCancelRule => "auto_cancel_rule", "Regla de cancelación automática",
     }
 );
 
@@ -365,6 +366,11 @@ stored_enum!(
         SubcategoryDeactivate => "subcategory.deactivate", "Subcategoría desactivada",
         SubcategoryReactivate => "subcategory.reactivate", "Subcategoría reactivada",
         BulkStop => "bulk.stop", "Acción en lote detenida",
+        RuleCreate => "auto_cancel_rule.create", "Regla automática creada",
+        RuleUpdate => "auto_cancel_rule.update", "Regla automática editada",
+        RuleDeactivate => "auto_cancel_rule.deactivate", "Regla automática desactivada",
+        RuleReactivate => "auto_cancel_rule.reactivate", "Regla automática reactivada",
+        RuleDelete => "auto_cancel_rule.delete", "Regla automática eliminada",
     }
 );
 
@@ -379,6 +385,7 @@ impl AuditAction {
             "channel" => AuditObject::Channel,
             "token" => AuditObject::IntegrationToken,
             "category" => AuditObject::Category,
+            "auto_cancel_rule" => AuditObject::AutoCancelRule,
             _ => AuditObject::Subcategory,
         }
     }
@@ -470,5 +477,9 @@ mod tests {
             AuditObject::Subcategory
         );
         assert_eq!(AuditAction::BulkStop.object(), AuditObject::BulkJob);
+        assert_eq!(
+            AuditAction::RuleDelete.object(),
+            AuditObject::AutoCancelRule
+        );
     }
 }

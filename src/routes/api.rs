@@ -11,6 +11,8 @@
 //!   path 400; a field of the wrong type, missing or invalid 422; a step the
 //!   conversation's status does not allow 409 (this includes an agent who is
 //!   not the assigned one replying or resolving).
+//! - A deactivated campaign stops: its channel tokens and integration tokens
+//!   answer 403 `campaign_inactive` on every call until it is reactivated.
 //!
 //! Handlers only parse and answer: the work is in [`crate::service`] and
 //! [`crate::routing`], shared with the traffic simulator.
@@ -25,7 +27,8 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::db::{
-    Acknowledged, ChannelAuth, InboundMessage, InboundOutcome, StoreError, Ts, token_hash,
+    Acknowledged, ChannelAuth, ChannelToken, InboundMessage, InboundOutcome, IntegrationToken,
+    StoreError, Ts, token_hash,
 };
 use crate::domain::{Conversation, Scope, TransitionError};
 use crate::live::cache::EpochCache;
@@ -112,6 +115,15 @@ impl ApiError {
             StatusCode::UNAUTHORIZED,
             "unauthorized",
             "Falta el token de acceso o no es válido",
+        )
+    }
+
+    /// The token is valid, but its campaign was deactivated.
+    fn campaign_inactive() -> ApiError {
+        ApiError::new(
+            StatusCode::FORBIDDEN,
+            "campaign_inactive",
+            "La campaña está desactivada: no se aceptan llamadas de una campaña inactiva",
         )
     }
 
@@ -233,12 +245,15 @@ fn bearer(req: &HttpRequest) -> Option<&str> {
 
 /// What API tokens authenticate, by the token's hash, so that a busy channel
 /// is not looked up in the database on every message. Only tokens that
-/// authenticate are kept, and only until the next administrative write on
-/// any instance (a rotation, a revocation, a deactivated channel: see
-/// `EpochCache::following_directory`) or a minute without any.
+/// authenticate are kept, with their campaign's active flag, and only until
+/// the next administrative write on any instance (a rotation, a revocation,
+/// a deactivated channel or campaign: see `EpochCache::following_directory`)
+/// or a minute without any. A campaign's deactivation (or reactivation)
+/// moves the epoch synchronously as it is published, so its tokens are
+/// refused (or accepted) from the next call on.
 pub struct TokenCache {
-    channels: EpochCache<String, ChannelAuth>,
-    integrations: EpochCache<String, Uuid>,
+    channels: EpochCache<String, ChannelToken>,
+    integrations: EpochCache<String, IntegrationToken>,
 }
 
 impl TokenCache {
@@ -251,18 +266,21 @@ impl TokenCache {
     }
 }
 
-/// The scope of the request's integration token: its campaign.
+/// The scope of the request's integration token: its campaign, if active.
 async fn integration_scope(req: &HttpRequest, state: &AppState) -> Result<Scope, ApiError> {
     let token = bearer(req).ok_or_else(ApiError::unauthorized)?;
-    let campaign = state
+    let auth = state
         .tokens
         .integrations
         .get_or_load(token_hash(token), || {
-            state.store.integration_token_campaign(token)
+            state.store.integration_token_auth(token)
         })
         .await?
         .ok_or_else(ApiError::unauthorized)?;
-    Ok(Scope::Campaigns(vec![campaign]))
+    if !auth.campaign_active {
+        return Err(ApiError::campaign_inactive());
+    }
+    Ok(Scope::Campaigns(vec![auth.campaign_id]))
 }
 
 fn parse_id(raw: &str) -> Result<Uuid, ApiError> {
@@ -345,21 +363,29 @@ fn inbound_json(outcome: &InboundOutcome) -> HttpResponse {
 }
 
 /// The active channel of the path, authenticated by its own token: no or
-/// an unknown token answers 401, another channel's token 404.
+/// an unknown token answers 401, another channel's token 404, the token of
+/// a channel of a deactivated campaign 403.
 async fn channel_auth(
     req: &HttpRequest,
     state: &AppState,
     raw_channel_id: &str,
 ) -> Result<ChannelAuth, ApiError> {
     let token = bearer(req).ok_or_else(ApiError::unauthorized)?;
-    let channel = state
+    let auth = state
         .tokens
         .channels
         .get_or_load(token_hash(token), || state.store.channel_by_token(token))
         .await?
         .ok_or_else(ApiError::unauthorized)?;
     let channel_id = parse_id(raw_channel_id)?;
-    if channel.id != channel_id || !channel.active {
+    let channel = auth.channel;
+    if channel.id != channel_id {
+        return Err(ApiError::not_found("No encontramos ese canal"));
+    }
+    if !auth.campaign_active {
+        return Err(ApiError::campaign_inactive());
+    }
+    if !channel.active {
         return Err(ApiError::not_found("No encontramos ese canal"));
     }
     Ok(channel)
@@ -605,6 +631,7 @@ async fn conversation(
         .iter()
         .map(|n| {
             json!({
+                "rule_id": n.rule_id,
                 "rule": n.rule_name,
                 "text": n.text,
                 "sent_at": timestamp(n.sent_at),
@@ -632,6 +659,8 @@ async fn conversation(
                 "comment": h.comment,
                 "actor_kind": h.actor_kind.as_str(),
                 "actor": h.actor_name,
+                "rule_id": h.rule_id,
+                "rule": h.rule_name,
             })
         })
         .collect();

@@ -430,6 +430,7 @@ pub async fn set_active(
             vec![
                 "Sus Administradores dejarán de ver sus conversaciones en su siguiente clic, también en las tablas abiertas.".into(),
                 format!("Tiene {open} conversaciones abiertas; seguirán en la base de datos y en el historial."),
+                "Sus canales y tokens de integración dejarán de funcionar (la API responde 403), y ni el enrutador ni la cancelación automática tocarán sus conversaciones.".into(),
                 "Puedes reactivarla cuando quieras.".into(),
             ],
             back,

@@ -613,6 +613,9 @@ impl HistoryView {
         let who = match (row.actor_kind, &row.actor_name) {
             (_, Some(name)) => name.clone(),
             (ActorKind::Customer, None) => "Cliente".into(),
+            (ActorKind::System, None) if row.rule_id.is_some() => {
+                "Sistema (cancelación automática)".into()
+            }
             (ActorKind::System, None) => "Sistema (enrutador)".into(),
             (kind, None) => kind.label().into(),
         };
@@ -628,7 +631,10 @@ impl HistoryView {
             ),
             EventKind::FirstReply => "Primera respuesta del agente".to_owned(),
             EventKind::Resolved => "Resolvió la conversación".to_owned(),
-            EventKind::Cancelled => "Canceló la conversación".to_owned(),
+            EventKind::Cancelled => match &row.rule_name {
+                Some(rule) => format!("Cancelada automáticamente por la regla «{rule}»"),
+                None => "Canceló la conversación".to_owned(),
+            },
             EventKind::Reassigned => match &row.from_agent_name {
                 Some(from) => format!(
                     "Reasignó de {from} a {}",

@@ -46,6 +46,18 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             "/cancelacion-automatica/{id}/estado",
             web::post().to(reglas::toggle),
         )
+        .route(
+            "/cancelacion-automatica/{id}/eliminar",
+            web::post().to(reglas::delete),
+        )
+        .route(
+            "/cancelacion-automatica/{id}",
+            web::get().to(reglas::edit_form),
+        )
+        .route(
+            "/cancelacion-automatica/{id}",
+            web::post().to(reglas::update),
+        )
         .route("/mensajes/{folio}", web::get().to(mensajes::detail))
         .route("/mensajes/{folio}/acciones", web::get().to(acciones::show))
         .route(

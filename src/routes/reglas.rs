@@ -1,6 +1,8 @@
 //! Cancelación automática: the rules of the viewer's campaigns with a dry
-//! run of each (how many conversations it would cancel now), creating a
-//! rule (with a preview before saving), and turning rules off and on.
+//! run of each (how many conversations it would cancel now), creating and
+//! editing a rule (with a preview before saving), turning rules off and on,
+//! and deleting a rule that has not acted yet. Each change writes one audit
+//! row with its actor (see `Store::create_auto_cancel_rule`).
 
 use actix_session::Session;
 use actix_web::http::StatusCode;
@@ -12,13 +14,13 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use super::acciones::Choice;
+use super::admin::{Fields, confirm_with};
 use super::pages::{PageContext, render_with_status, set_flash};
 use crate::auth::CurrentUser;
 use crate::autocancel::{
-    Measure, NAME_MAX_CHARS, RULE_COMMENT_MAX_CHARS, parse_nudge, parse_window, preview,
-    window_label,
+    Measure, NAME_MAX_CHARS, RULE_COMMENT_MAX_CHARS, describe, parse_nudge, parse_window, preview,
 };
-use crate::db::{AutoCancelRule, NewAutoCancelRule, Ts};
+use crate::db::{AutoCancelRule, NewAutoCancelRule, Refusal, Ts};
 use crate::domain::{Invalid, Status};
 use crate::error::AppError;
 use crate::startup::AppState;
@@ -78,13 +80,22 @@ struct RuleView {
     id: String,
     name: String,
     campaign: String,
+    campaign_inactive: bool,
     description: String,
     closure: String,
     category_inactive: bool,
     nudge: Option<String>,
     active: bool,
+    /// It has acted: history refers to it, so it cannot be deleted.
+    used: bool,
     would_cancel: i64,
     would_nudge: i64,
+}
+
+/// The rule the form edits (none: the form creates one).
+struct Editing {
+    name: String,
+    campaign: String,
 }
 
 struct CategoryGroup {
@@ -106,6 +117,8 @@ struct RulesPage {
     errors: RuleErrors,
     preview: Option<String>,
     max_window: i64,
+    editing: Option<Editing>,
+    form_action: String,
 }
 
 fn require_console(user: &CurrentUser) -> Result<(), AppError> {
@@ -116,60 +129,89 @@ fn require_console(user: &CurrentUser) -> Result<(), AppError> {
     }
 }
 
-fn describe(rule: &AutoCancelRule) -> String {
-    match rule.measure {
-        Measure::NoCustomerMessage => format!(
-            "Cancela las conversaciones en {} sin mensaje del cliente durante {}",
-            rule.status.label(),
-            window_label(rule.window_minutes)
-        ),
-        Measure::InStatus => format!(
-            "Cancela las conversaciones que llevan más de {} en {}",
-            window_label(rule.window_minutes),
-            rule.status.label()
-        ),
+/// What the form shows: the fields as typed, their errors, a preview.
+struct FormState {
+    input: RuleInput,
+    errors: RuleErrors,
+    preview: Option<String>,
+    status: StatusCode,
+}
+
+impl FormState {
+    fn blank(input: RuleInput) -> FormState {
+        FormState {
+            input,
+            errors: RuleErrors::default(),
+            preview: None,
+            status: StatusCode::OK,
+        }
+    }
+
+    /// Refused: nothing was saved.
+    fn invalid(input: RuleInput, errors: RuleErrors) -> FormState {
+        FormState {
+            errors,
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            ..FormState::blank(input)
+        }
+    }
+
+    fn previewed(input: RuleInput, text: String) -> FormState {
+        FormState {
+            preview: Some(text),
+            ..FormState::blank(input)
+        }
     }
 }
 
+/// The page's rules table and form: the form creates a rule, or edits
+/// `editing` (then the table is left out and the campaign is fixed).
 async fn render_page(
     req: &HttpRequest,
     state: &AppState,
     user: &CurrentUser,
-    input: RuleInput,
-    errors: RuleErrors,
-    preview_text: Option<String>,
-    status: StatusCode,
+    form: FormState,
+    editing: Option<&AutoCancelRule>,
 ) -> Result<HttpResponse, AppError> {
+    let FormState {
+        input,
+        errors,
+        preview: preview_text,
+        status,
+    } = form;
     let store = &state.store;
     let now = Utc::now();
     let mut rules = Vec::new();
-    for rule in store.auto_cancel_rules(&user.scope).await? {
-        let (would_cancel, would_nudge) = if rule.active {
-            preview(store, &rule, now).await?
-        } else {
-            (0, 0)
-        };
-        rules.push(RuleView {
-            id: rule.id.to_string(),
-            name: rule.name.clone(),
-            campaign: rule.campaign_name.clone(),
-            description: describe(&rule),
-            closure: match &rule.subcategory_name {
-                Some(sub) => format!("{} › {sub}", rule.category_name),
-                None => rule.category_name.clone(),
-            },
-            category_inactive: !rule.category_active,
-            nudge: rule
-                .nudge_text
-                .as_ref()
-                .zip(rule.nudge_lead_minutes)
-                .map(|(text, lead)| format!("{} antes: «{text}»", window_label(lead))),
-            active: rule.active,
-            would_cancel,
-            would_nudge,
-        });
+    if editing.is_none() {
+        for rule in store.auto_cancel_rules(&user.scope).await? {
+            // The background pass skips an inactive campaign's rules.
+            let (would_cancel, would_nudge) = if rule.active && rule.campaign_active {
+                preview(store, &rule, now).await?
+            } else {
+                (0, 0)
+            };
+            rules.push(RuleView {
+                id: rule.id.to_string(),
+                name: rule.name.clone(),
+                campaign: rule.campaign_name.clone(),
+                campaign_inactive: !rule.campaign_active,
+                description: describe(rule.status, rule.measure, rule.window_minutes),
+                closure: rule.closure(),
+                category_inactive: !rule.category_active,
+                nudge: rule.nudge(),
+                active: rule.active,
+                used: rule.used,
+                would_cancel,
+                would_nudge,
+            });
+        }
     }
-    let campaign_options = store.campaign_options(&user.scope).await?;
+    let campaign_options: Vec<_> = store
+        .campaign_options(&user.scope)
+        .await?
+        .into_iter()
+        .filter(|c| editing.is_none_or(|rule| rule.campaign_id == c.id))
+        .collect();
     let mut categories = Vec::new();
     let mut subcategories = Vec::new();
     for campaign in &campaign_options {
@@ -240,6 +282,14 @@ async fn render_page(
             errors,
             preview: preview_text,
             max_window: crate::autocancel::MAX_WINDOW_MINUTES,
+            form_action: editing.map_or_else(
+                || "/cancelacion-automatica".to_owned(),
+                |rule| format!("/cancelacion-automatica/{}", rule.id),
+            ),
+            editing: editing.map(|rule| Editing {
+                name: rule.name.clone(),
+                campaign: rule.campaign_name.clone(),
+            }),
         },
         status,
     )
@@ -256,15 +306,13 @@ pub async fn list(
         &req,
         &state,
         &user,
-        RuleInput::default(),
-        RuleErrors::default(),
+        FormState::blank(RuleInput::default()),
         None,
-        StatusCode::OK,
     )
     .await
 }
 
-/// Validates the form into a rule to create.
+/// Validates the form into a rule to create (or the new settings of one).
 async fn validate(
     state: &AppState,
     user: &CurrentUser,
@@ -399,6 +447,80 @@ async fn validate(
     }))
 }
 
+/// The preview of `rule` (not saved yet, or not with these settings):
+/// the same query the background pass runs. `id` is the rule's when
+/// editing, so the nudges it already sent count as sent.
+async fn preview_text(
+    state: &AppState,
+    rule: &NewAutoCancelRule,
+    id: Option<Uuid>,
+) -> Result<String, AppError> {
+    let draft = AutoCancelRule {
+        id: id.unwrap_or(Uuid::nil()),
+        campaign_id: rule.campaign_id,
+        campaign_name: String::new(),
+        name: rule.name.clone(),
+        status: rule.status,
+        measure: rule.measure,
+        window_minutes: rule.window_minutes,
+        category_id: rule.category_id,
+        category_name: String::new(),
+        category_active: true,
+        subcategory_id: rule.subcategory_id,
+        subcategory_name: None,
+        comment: rule.comment.clone(),
+        nudge_text: rule.nudge_text.clone(),
+        nudge_lead_minutes: rule.nudge_lead_minutes,
+        active: false,
+        created_at: rule.at,
+        campaign_active: true,
+        used: false,
+    };
+    let (cancels, nudges) = preview(&state.store, &draft, Utc::now()).await?;
+    let conversations = if cancels == 1 {
+        "conversación"
+    } else {
+        "conversaciones"
+    };
+    Ok(if draft.nudge_text.is_some() {
+        format!(
+            "Vista previa: si la guardas, ahora avisaría a {nudges} y cancelaría {cancels} {conversations}."
+        )
+    } else {
+        format!("Vista previa: si la guardas, ahora cancelaría {cancels} {conversations}.")
+    })
+}
+
+fn back_to_rules() -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, "/cancelacion-automatica"))
+        .finish()
+}
+
+const NOT_FOUND: &str = "No encontramos esa regla";
+
+/// Rule `raw` of the viewer's campaigns.
+async fn load_rule(
+    state: &AppState,
+    user: &CurrentUser,
+    raw: &str,
+) -> Result<AutoCancelRule, AppError> {
+    let id = Uuid::parse_str(raw).map_err(|_| AppError::NotFound(NOT_FOUND))?;
+    state
+        .store
+        .auto_cancel_rule(&user.scope, id)
+        .await?
+        .ok_or(AppError::NotFound(NOT_FOUND))
+}
+
+/// A refused rule write as the console answers it.
+fn refused(refusal: Refusal) -> AppError {
+    match refusal {
+        Refusal::Invalid(message) => AppError::Conflict(message),
+        _ => AppError::NotFound(NOT_FOUND),
+    }
+}
+
 /// `POST /cancelacion-automatica`: "Vista previa" counts without saving;
 /// "Guardar" creates the rule (active).
 pub async fn create(
@@ -413,76 +535,117 @@ pub async fn create(
     let rule = match validate(&state, &user, &input).await? {
         Ok(rule) => rule,
         Err(errors) => {
+            return render_page(&req, &state, &user, FormState::invalid(input, errors), None).await;
+        }
+    };
+    if !input.vista_previa.is_empty() {
+        let text = preview_text(&state, &rule, None).await?;
+        return render_page(&req, &state, &user, FormState::previewed(input, text), None).await;
+    }
+    state
+        .store
+        .create_auto_cancel_rule(&rule)
+        .await?
+        .map_err(refused)?;
+    tracing::info!(campaign = %rule.campaign_id, "automatic cancellation rule created");
+    set_flash(&session, &format!("Regla «{}» creada", rule.name));
+    Ok(back_to_rules())
+}
+
+/// The edit form's fields as the rule now is.
+fn input_of(rule: &AutoCancelRule) -> RuleInput {
+    RuleInput {
+        campana: rule.campaign_id.to_string(),
+        nombre: rule.name.clone(),
+        estatus: rule.status.as_str().to_owned(),
+        medida: rule.measure.as_str().to_owned(),
+        minutos: rule.window_minutes.to_string(),
+        categoria: rule.category_id.to_string(),
+        subcategoria: rule
+            .subcategory_id
+            .map(|id| id.to_string())
+            .unwrap_or_default(),
+        comentario: rule.comment.clone().unwrap_or_default(),
+        aviso: rule.nudge_text.clone().unwrap_or_default(),
+        aviso_minutos: rule
+            .nudge_lead_minutes
+            .map(|m| m.to_string())
+            .unwrap_or_default(),
+        vista_previa: String::new(),
+    }
+}
+
+/// `GET /cancelacion-automatica/{id}`: the rule's edit form.
+pub async fn edit_form(
+    req: HttpRequest,
+    user: CurrentUser,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    require_console(&user)?;
+    let rule = load_rule(&state, &user, &path).await?;
+    render_page(
+        &req,
+        &state,
+        &user,
+        FormState::blank(input_of(&rule)),
+        Some(&rule),
+    )
+    .await
+}
+
+/// `POST /cancelacion-automatica/{id}`: "Vista previa" of the new settings,
+/// or "Guardar" them. The campaign of a rule never changes.
+pub async fn update(
+    req: HttpRequest,
+    user: CurrentUser,
+    state: web::Data<AppState>,
+    session: Session,
+    path: web::Path<String>,
+    form: web::Form<RuleInput>,
+) -> Result<HttpResponse, AppError> {
+    require_console(&user)?;
+    let rule = load_rule(&state, &user, &path).await?;
+    let mut input = form.into_inner();
+    input.campana = rule.campaign_id.to_string();
+    let changed = match validate(&state, &user, &input).await? {
+        Ok(changed) => changed,
+        Err(errors) => {
             return render_page(
                 &req,
                 &state,
                 &user,
-                input,
-                errors,
-                None,
-                StatusCode::UNPROCESSABLE_ENTITY,
+                FormState::invalid(input, errors),
+                Some(&rule),
             )
             .await;
         }
     };
     if !input.vista_previa.is_empty() {
-        // The same query the background pass runs, on a rule not saved yet.
-        let draft = AutoCancelRule {
-            id: Uuid::nil(),
-            campaign_id: rule.campaign_id,
-            campaign_name: String::new(),
-            name: rule.name.clone(),
-            status: rule.status,
-            measure: rule.measure,
-            window_minutes: rule.window_minutes,
-            category_id: rule.category_id,
-            category_name: String::new(),
-            category_active: true,
-            subcategory_id: rule.subcategory_id,
-            subcategory_name: None,
-            comment: rule.comment.clone(),
-            nudge_text: rule.nudge_text.clone(),
-            nudge_lead_minutes: rule.nudge_lead_minutes,
-            active: false,
-            created_at: rule.at,
-        };
-        let (cancels, nudges) = preview(&state.store, &draft, Utc::now()).await?;
-        let text = if draft.nudge_text.is_some() {
-            format!(
-                "Vista previa: si la guardas, ahora avisaría a {nudges} y cancelaría {cancels} {}.",
-                if cancels == 1 {
-                    "conversación"
-                } else {
-                    "conversaciones"
-                }
-            )
-        } else {
-            format!(
-                "Vista previa: si la guardas, ahora cancelaría {cancels} {}.",
-                if cancels == 1 {
-                    "conversación"
-                } else {
-                    "conversaciones"
-                }
-            )
-        };
+        let text = preview_text(&state, &changed, Some(rule.id)).await?;
         return render_page(
             &req,
             &state,
             &user,
-            input,
-            RuleErrors::default(),
-            Some(text),
-            StatusCode::OK,
+            FormState::previewed(input, text),
+            Some(&rule),
         )
         .await;
     }
-    state.store.create_auto_cancel_rule(&rule).await?;
-    tracing::info!(campaign = %rule.campaign_id, "automatic cancellation rule created");
-    set_flash(&session, &format!("Regla «{}» creada", rule.name));
-    Ok(HttpResponse::SeeOther()
-        .insert_header((header::LOCATION, "/cancelacion-automatica"))
-        .finish())
+    let saved = state
+        .store
+        .update_auto_cancel_rule(user.user_id, rule.id, &changed)
+        .await?
+        .map_err(refused)?;
+    set_flash(
+        &session,
+        &if saved {
+            format!("Regla «{}» guardada", changed.name)
+        } else {
+            "Sin cambios".to_owned()
+        },
+    );
+    Ok(back_to_rules())
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -500,27 +663,69 @@ pub async fn toggle(
     form: web::Form<ToggleInput>,
 ) -> Result<HttpResponse, AppError> {
     require_console(&user)?;
-    const NOT_FOUND: &str = "No encontramos esa regla";
-    let id = Uuid::parse_str(&path).map_err(|_| AppError::NotFound(NOT_FOUND))?;
-    let rule = state
-        .store
-        .auto_cancel_rule(&user.scope, id)
-        .await?
-        .ok_or(AppError::NotFound(NOT_FOUND))?;
+    let rule = load_rule(&state, &user, &path).await?;
     let active = form.activa == "1";
-    state
+    let changed = state
         .store
-        .set_auto_cancel_rule_active(rule.id, active, Ts::now())
-        .await?;
+        .set_auto_cancel_rule_active(user.user_id, rule.campaign_id, rule.id, active, Ts::now())
+        .await?
+        .map_err(refused)?;
     set_flash(
         &session,
         &format!(
             "Regla «{}» {}",
             rule.name,
-            if active { "reactivada" } else { "desactivada" }
+            match (changed, active) {
+                (true, true) => "reactivada",
+                (true, false) => "desactivada",
+                (false, true) => "ya estaba activa",
+                (false, false) => "ya estaba desactivada",
+            }
         ),
     );
-    Ok(HttpResponse::SeeOther()
-        .insert_header((header::LOCATION, "/cancelacion-automatica"))
-        .finish())
+    Ok(back_to_rules())
+}
+
+/// `POST /cancelacion-automatica/{id}/eliminar`: after a confirmation,
+/// deletes a rule that has never acted. One that has (history refers to
+/// it) answers 409 with what to do instead.
+pub async fn delete(
+    req: HttpRequest,
+    user: CurrentUser,
+    state: web::Data<AppState>,
+    session: Session,
+    path: web::Path<String>,
+    form: web::Form<Fields>,
+) -> Result<HttpResponse, AppError> {
+    require_console(&user)?;
+    let rule = load_rule(&state, &user, &path).await?;
+    if rule.used {
+        return Err(AppError::Conflict(crate::db::RULE_IN_USE.to_owned()));
+    }
+    if !form.confirmed() {
+        return confirm_with(
+            &req,
+            &user,
+            "reportes",
+            format!("¿Eliminar la regla «{}»?", rule.name),
+            vec![
+                format!(
+                    "{} ({}).",
+                    describe(rule.status, rule.measure, rule.window_minutes),
+                    rule.campaign_name
+                ),
+                "Todavía no ha avisado ni cancelado ninguna conversación; el cambio queda en la auditoría.".into(),
+                "Para dejar de aplicarla sin eliminarla, desactívala.".into(),
+            ],
+            "Eliminar",
+            "/cancelacion-automatica".to_owned(),
+        );
+    }
+    state
+        .store
+        .delete_auto_cancel_rule(user.user_id, rule.campaign_id, rule.id, Ts::now())
+        .await?
+        .map_err(refused)?;
+    set_flash(&session, &format!("Regla «{}» eliminada", rule.name));
+    Ok(back_to_rules())
 }

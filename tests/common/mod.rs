@@ -207,15 +207,7 @@ pub async fn spawn_app_configured(
             .await
             .expect("seed demo data");
     }
-    let mut settings = Settings {
-        database_url: url.clone(),
-        bind: "127.0.0.1:0".parse().expect("address"),
-        session_key: None,
-        secure_cookies: false,
-        timezone: chrono_tz::America::Mexico_City,
-        metrics: Default::default(),
-        trusted_proxies: Default::default(),
-    };
+    let mut settings = Settings::on_free_port(&url);
     configure(&mut settings);
     let app = Application::build_with_store(settings, store.clone())
         .await
