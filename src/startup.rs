@@ -118,12 +118,19 @@ impl Application {
         crate::routing::spawn_scheduler(store.clone());
         crate::autocancel::spawn(store.clone());
         crate::bulk::spawn_worker(store.clone());
+        crate::auth::session::spawn_purge(
+            store.clone(),
+            crate::auth::session::SessionPolicy::new(settings.session_idle),
+        );
         let store_feed = store.feed().clone();
         let state = AppState {
             store,
             timezone: settings.timezone,
             metrics: settings.metrics.clone(),
-            principals: std::sync::Arc::new(crate::auth::principals::new_cache(store_feed.clone())),
+            principals: std::sync::Arc::new(crate::auth::principals::new_cache(
+                store_feed.clone(),
+                settings.session_idle,
+            )),
             filter_options: std::sync::Arc::new(
                 crate::live::cache::EpochCache::following_directory(
                     store_feed.clone(),

@@ -258,6 +258,7 @@ async fn second_instance(first: &TestApp) -> TestApp {
         database_url: url.clone(),
         bind: "127.0.0.1:0".parse().unwrap(),
         session_key: None,
+        session_idle: relevo::config::default_session_idle(),
         secure_cookies: false,
         timezone: chrono_tz::America::Mexico_City,
         metrics: Default::default(),

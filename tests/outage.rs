@@ -183,6 +183,7 @@ async fn the_service_rides_out_a_postgres_restart_without_half_writes() {
         database_url: cluster.url(),
         bind: "127.0.0.1:0".parse().unwrap(),
         session_key: None,
+        session_idle: relevo::config::default_session_idle(),
         secure_cookies: false,
         timezone: chrono_tz::America::Mexico_City,
         metrics: Default::default(),

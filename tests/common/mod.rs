@@ -201,6 +201,7 @@ pub async fn spawn_app_in_zone(
         database_url: url.clone(),
         bind: "127.0.0.1:0".parse().expect("address"),
         session_key: None,
+        session_idle: relevo::config::default_session_idle(),
         secure_cookies: false,
         timezone,
         metrics: Default::default(),
