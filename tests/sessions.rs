@@ -259,7 +259,11 @@ async fn a_copied_cookie_stops_working_once_the_session_expires(backend: Backend
     assert_eq!(refused.location.as_deref(), Some("/login"));
 }
 
-async fn change_own_password(app: &TestApp, client: &reqwest::Client, current: &str) -> common::Page {
+async fn change_own_password(
+    app: &TestApp,
+    client: &reqwest::Client,
+    current: &str,
+) -> common::Page {
     let page = app.get_with(client, "/cuenta").await;
     assert_eq!(page.status, StatusCode::OK, "the account page");
     app.post_form_with(
@@ -281,7 +285,10 @@ async fn changing_ones_own_password_ends_the_other_sessions_but_not_this_one(bac
     };
     let here = signed_in(&app, ADMIN_EMAIL, ADMIN_PASSWORD).await;
     let elsewhere = signed_in(&app, ADMIN_EMAIL, ADMIN_PASSWORD).await;
-    assert_eq!(status_of(&app, &elsewhere, "/mensajes").await, StatusCode::OK);
+    assert_eq!(
+        status_of(&app, &elsewhere, "/mensajes").await,
+        StatusCode::OK
+    );
     let changed = change_own_password(&app, &here, ADMIN_PASSWORD).await;
     assert_eq!(changed.status, StatusCode::SEE_OTHER, "{}", changed.body);
     assert_eq!(changed.location.as_deref(), Some("/cuenta"));
@@ -290,7 +297,10 @@ async fn changing_ones_own_password_ends_the_other_sessions_but_not_this_one(bac
     assert!(after.body.contains("Contraseña cambiada"));
     assert_eq!(listed_sessions(&after.body), 1);
     assert_eq!(
-        app.get_with(&elsewhere, "/mensajes").await.location.as_deref(),
+        app.get_with(&elsewhere, "/mensajes")
+            .await
+            .location
+            .as_deref(),
         Some("/login"),
         "the other session ended"
     );
@@ -327,15 +337,16 @@ async fn a_super_administrador_changing_their_own_password_keeps_only_this_sessi
     assert_eq!(set.status, StatusCode::SEE_OTHER);
     assert_eq!(status_of(&app, &here, "/usuarios").await, StatusCode::OK);
     assert_eq!(
-        app.get_with(&elsewhere, "/usuarios").await.location.as_deref(),
+        app.get_with(&elsewhere, "/usuarios")
+            .await
+            .location
+            .as_deref(),
         Some("/login")
     );
     assert_eq!(session_count(&app, me).await, 1);
 }
 
-async fn a_password_set_by_a_super_administrador_ends_every_session_of_that_user(
-    backend: Backend,
-) {
+async fn a_password_set_by_a_super_administrador_ends_every_session_of_that_user(backend: Backend) {
     let Some(app) = spawn_app(backend).await else {
         return;
     };
@@ -344,7 +355,11 @@ async fn a_password_set_by_a_super_administrador_ends_every_session_of_that_user
     let laura = user_id(&app, ADMIN_EMAIL).await;
     app.login_as_super().await;
     let page = app.get(&format!("/usuarios/{laura}")).await;
-    assert_eq!(listed_sessions(&page.body), 2, "her two sessions are listed");
+    assert_eq!(
+        listed_sessions(&page.body),
+        2,
+        "her two sessions are listed"
+    );
     let set = app
         .post_form(
             &format!("/usuarios/{laura}/contrasena"),
@@ -431,7 +446,10 @@ async fn a_super_administrador_sees_and_closes_a_users_sessions(backend: Backend
     app.login_as_super().await;
     let page = app.get(&format!("/usuarios/{laura}")).await;
     assert_eq!(listed_sessions(&page.body), 1);
-    assert!(!page.body.contains("Esta sesión"), "not the viewer's session");
+    assert!(
+        !page.body.contains("Esta sesión"),
+        "not the viewer's session"
+    );
     let audit_before = app.scalar_i64("select count(*) from audit_log").await;
     let closed = app
         .post_form(
@@ -441,7 +459,10 @@ async fn a_super_administrador_sees_and_closes_a_users_sessions(backend: Backend
         .await;
     assert_eq!(closed.status, StatusCode::SEE_OTHER);
     assert_eq!(
-        app.get_with(&laura_client, "/mensajes").await.location.as_deref(),
+        app.get_with(&laura_client, "/mensajes")
+            .await
+            .location
+            .as_deref(),
         Some("/login")
     );
     assert_eq!(session_count(&app, laura).await, 0);
@@ -462,7 +483,10 @@ async fn a_super_administrador_sees_and_closes_a_users_sessions(backend: Backend
         )
         .await;
     assert_eq!(refused.status, StatusCode::FORBIDDEN);
-    assert_eq!(status_of(&app, &app.client, "/usuarios").await, StatusCode::OK);
+    assert_eq!(
+        status_of(&app, &app.client, "/usuarios").await,
+        StatusCode::OK
+    );
 }
 
 async fn a_wrong_current_password_changes_nothing_and_repeated_ones_end_the_session(
@@ -476,7 +500,10 @@ async fn a_wrong_current_password_changes_nothing_and_repeated_ones_end_the_sess
     let wrong = change_own_password(&app, &here, "no-es-la-contrasena").await;
     assert_eq!(wrong.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(wrong.body.contains("Tu contraseña actual no es correcta."));
-    assert_eq!(status_of(&app, &elsewhere, "/mensajes").await, StatusCode::OK);
+    assert_eq!(
+        status_of(&app, &elsewhere, "/mensajes").await,
+        StatusCode::OK
+    );
     // Guessing is cut short: after five wrong answers the session ends.
     for _ in 0..4 {
         change_own_password(&app, &here, "no-es-la-contrasena").await;
@@ -485,7 +512,13 @@ async fn a_wrong_current_password_changes_nothing_and_repeated_ones_end_the_sess
         app.get_with(&here, "/cuenta").await.location.as_deref(),
         Some("/login")
     );
-    // The password did not change.
+    let login = app.get_with(&here, "/login").await;
+    assert!(login.body.contains("varios intentos"), "{}", login.body);
+    // The other session goes on, and the password did not change.
+    assert_eq!(
+        status_of(&app, &elsewhere, "/mensajes").await,
+        StatusCode::OK
+    );
     let fresh = new_client();
     let ok = app.login_with(&fresh, ADMIN_EMAIL, ADMIN_PASSWORD).await;
     assert_eq!(ok.location.as_deref(), Some("/mensajes"));

@@ -56,8 +56,11 @@ impl PrincipalCache {
     pub fn get(&self, session_id: &Uuid, now: DateTime<Utc>) -> Option<Principal> {
         let entry = self.entries.get(session_id)?;
         let recent = now - entry.last_seen_at.0 < ACTIVITY_GRANULARITY;
-        (recent && self.policy.is_open(entry.created_at, entry.last_seen_at, now))
-            .then_some(entry.principal)
+        (recent
+            && self
+                .policy
+                .is_open(entry.created_at, entry.last_seen_at, now))
+        .then_some(entry.principal)
     }
 
     /// The epoch to read before loading an entry to [`put`](Self::put).

@@ -295,16 +295,15 @@ pub async fn count_password_failure(
     session: &Session,
     principal: &Principal,
 ) -> Result<bool, AppError> {
-    let failures = state
+    let ended = state
         .store
-        .record_password_failure(principal.session_id)
+        .record_password_failure(principal.session_id, PASSWORD_ATTEMPTS)
         .await?;
-    if failures < PASSWORD_ATTEMPTS {
+    if !ended {
         return Ok(false);
     }
     tracing::info!(user = %principal.user_id, "session ended after wrong current passwords");
     state.principals.remove(&principal.session_id);
-    state.store.delete_session(principal.session_id).await?;
     end_in_browser(session, Ended::PasswordAttempts);
     Ok(true)
 }
@@ -364,8 +363,14 @@ mod tests {
         let policy = SessionPolicy::with_idle_minutes(30);
         let now = Utc::now();
         let limits = policy.open_at(now);
-        for (started, seen) in [(limits.started_after, now.into()), (now.into(), limits.seen_after)] {
-            assert!(!policy.is_open(started, seen, now), "on the limit is closed");
+        for (started, seen) in [
+            (limits.started_after, now.into()),
+            (now.into(), limits.seen_after),
+        ] {
+            assert!(
+                !policy.is_open(started, seen, now),
+                "on the limit is closed"
+            );
         }
         let purge = policy.purge_limits(now);
         assert!(purge.started_after < limits.started_after);

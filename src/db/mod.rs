@@ -58,7 +58,7 @@ pub use transitions::{AgentOption, ApplyWith, CategoryOption, Conflict};
 pub use ts::Ts;
 
 // Session lifetime and the lists of open sessions (see `auth::session`).
-pub use sessions::{SESSION_LIST_LIMIT, SessionLimits, SessionRecord, SessionRow, sessions_phrase};
+pub use sessions::{SESSION_LIST_LIMIT, SessionLimits, SessionRecord, SessionRow};
 
 /// Errors of the persistence layer.
 #[derive(Debug, thiserror::Error)]

@@ -146,7 +146,7 @@ impl super::Store {
             }
         });
         Ok(found.map(|(row, campaigns)| {
-            let principal = (row.active && row.role.may_use_console()).then(|| Principal {
+            let principal = (row.active && row.role.may_use_console()).then_some(Principal {
                 user_id: row.user_id,
                 session_id,
                 name: row.name,
@@ -383,7 +383,7 @@ impl super::Store {
             if ended == 0 {
                 return Ok(Written::Unchanged(0));
             }
-            let summary = format!("Sesiones de «{name}» cerradas: {}", sessions_phrase(ended));
+            let summary = format!("Sesiones de «{name}» cerradas ({ended})");
             Ok(Written::Changed(
                 ended,
                 AuditEntry::by(actor, AuditAction::UserSessions, user_id, None, summary),
@@ -392,19 +392,33 @@ impl super::Store {
     }
 
     /// Counts a wrong current password typed in a session's "Cambiar mi
-    /// contraseña"; answers the session's count so far (0: the session is
-    /// gone).
-    pub async fn record_password_failure(&self, session_id: Uuid) -> StoreResult<i32> {
-        let failures: Option<i32> = with_write!(self, |pool| {
-            sqlx::query_scalar(
+    /// contraseña" and, at the `limit`-th, ends the session (on every
+    /// instance); answers whether it ended.
+    pub async fn record_password_failure(&self, session_id: Uuid, limit: i32) -> StoreResult<bool> {
+        let ended = with_write!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            let failures: Option<i32> = sqlx::query_scalar(
                 "update user_sessions set password_failures = password_failures + 1 \
                  where id = $1 returning password_failures",
             )
             .bind(session_id)
-            .fetch_optional(pool)
-            .await?
+            .fetch_optional(&mut *tx)
+            .await?;
+            let ended = failures.is_some_and(|f| f >= limit);
+            if ended {
+                sqlx::query("delete from user_sessions where id = $1")
+                    .bind(session_id)
+                    .execute(&mut *tx)
+                    .await?;
+                sessions_ended_in_tx!(self, tx, None).await?;
+            }
+            tx.commit().await?;
+            ended
         });
-        Ok(failures.unwrap_or(0))
+        if ended {
+            self.publish(Event::AccessChanged { user_id: None });
+        }
+        Ok(ended)
     }
 
     /// Deletes up to `batch` sessions that are not open by `limits` (already
@@ -426,14 +440,5 @@ impl super::Store {
             .await?
             .rows_affected()
         }))
-    }
-}
-
-/// "1 sesión", "3 sesiones".
-pub fn sessions_phrase(count: u64) -> String {
-    if count == 1 {
-        "1 sesión".to_owned()
-    } else {
-        format!("{count} sesiones")
     }
 }

@@ -59,7 +59,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         )
         // Mi cuenta, and closing a user's sessions (see `auth::session`).
         .route("/cuenta", web::get().to(cuenta::show))
-        .route("/cuenta/contrasena", web::post().to(cuenta::change_password))
+        .route(
+            "/cuenta/contrasena",
+            web::post().to(cuenta::change_password),
+        )
         .route(
             "/cuenta/sesiones/cerrar",
             web::post().to(cuenta::close_other_sessions),

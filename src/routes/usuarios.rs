@@ -615,10 +615,7 @@ pub async fn close_sessions(
             .await?
         {
             Ok(0) => format!("«{}» no tenía sesiones abiertas", account.name),
-            Ok(ended) => format!(
-                "Se cerraron las sesiones de «{}» ({ended})",
-                account.name
-            ),
+            Ok(ended) => format!("Se cerraron las sesiones de «{}» ({ended})", account.name),
             Err(_) => return Err(AppError::NotFound(NO_USER)),
         }
     };
