@@ -26,6 +26,7 @@ on_both_backends!(
     a_super_administrador_sees_and_closes_a_users_sessions,
     a_wrong_current_password_changes_nothing_and_repeated_ones_end_the_session,
     expired_sessions_are_purged_and_live_ones_kept,
+    in_a_browser_the_account_page_closes_the_other_sessions_and_passes_the_accessibility_check,
 );
 
 const NEW_PASSWORD: &str = "una-frase-nueva-y-larga-2027";
@@ -543,4 +544,49 @@ async fn expired_sessions_are_purged_and_live_ones_kept(backend: Backend) {
     assert_eq!(purged, 1);
     assert_eq!(session_count(&app, laura).await, 0);
     assert_eq!(session_count(&app, super_id).await, 1);
+}
+
+async fn in_a_browser_the_account_page_closes_the_other_sessions_and_passes_the_accessibility_check(
+    backend: Backend,
+) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let Some(browser) = common::webdriver::Browser::start().await else {
+        return;
+    };
+    browser
+        .login(&app.address, ADMIN_EMAIL, ADMIN_PASSWORD)
+        .await;
+    let elsewhere = signed_in(&app, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    // The account page is reached from the name in the sidebar.
+    let link = browser.find(".sidebar-user a.user-link").await;
+    browser.click(&link).await;
+    browser.find(".sessions-table").await;
+    assert!(browser.current_url().await.ends_with("/cuenta"));
+    assert_eq!(browser.find_all(".sessions-table tbody tr").await.len(), 2);
+    assert_eq!(
+        browser.accessibility_violations().await,
+        Vec::<String>::new(),
+        "cuenta"
+    );
+    let close = browser
+        .find("form[action='/cuenta/sesiones/cerrar'] button")
+        .await;
+    browser.click(&close).await;
+    browser
+        .wait_until(
+            "only this session to be listed",
+            "return document.querySelectorAll('.sessions-table tbody tr').length === 1 \
+             && document.querySelector('.toast') !== null;",
+        )
+        .await;
+    assert_eq!(
+        app.get_with(&elsewhere, "/mensajes")
+            .await
+            .location
+            .as_deref(),
+        Some("/login")
+    );
+    browser.quit().await;
 }
