@@ -16,6 +16,8 @@ pub struct Settings {
     /// Key for signing and encrypting the session cookie (at least 64 bytes
     /// once decoded); when absent one is generated and kept in the database.
     pub session_key: Option<String>,
+    /// A session unused this long ends on the server (see `auth::session`).
+    pub session_idle: std::time::Duration,
     /// Marks the session cookie `Secure` (serve over HTTPS).
     pub secure_cookies: bool,
     /// Time zone dates are shown in.
@@ -55,6 +57,15 @@ pub const MIN_SESSION_KEY_CHARS: usize = 32;
 pub const DEFAULT_DATABASE_URL: &str = "sqlite:relevo.db";
 pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
 pub const DEFAULT_TIMEZONE: &str = "America/Mexico_City";
+/// Default `RELEVO_SESSION_IDLE_MINUTES`.
+pub const DEFAULT_SESSION_IDLE_MINUTES: u64 = 120;
+/// The idle timeout cannot exceed a session's absolute lifetime (12 h).
+pub const MAX_SESSION_IDLE_MINUTES: u64 = 12 * 60;
+
+/// The default idle timeout, for settings built in code (tests).
+pub fn default_session_idle() -> std::time::Duration {
+    std::time::Duration::from_secs(DEFAULT_SESSION_IDLE_MINUTES * 60)
+}
 
 impl Settings {
     /// The defaults of every setting for `database_url`, listening on a free
@@ -69,12 +80,14 @@ impl Settings {
             timezone: chrono_tz::America::Mexico_City,
             metrics: MetricsAccess::default(),
             trusted_proxies: TrustedProxies::default(),
+            session_idle: default_session_idle(),
         }
     }
 
     /// Reads `DATABASE_URL`, `RELEVO_BIND`, `RELEVO_SESSION_KEY`,
     /// `RELEVO_SECURE_COOKIES`, `RELEVO_TIMEZONE`, `RELEVO_METRICS_ALLOW`,
-    /// `RELEVO_METRICS_TOKEN` and `RELEVO_TRUSTED_PROXIES`.
+    /// `RELEVO_METRICS_TOKEN`, `RELEVO_TRUSTED_PROXIES` and
+    /// `RELEVO_SESSION_IDLE_MINUTES`.
     pub fn from_env() -> anyhow::Result<Settings> {
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
         let bind = var("RELEVO_BIND").unwrap_or_else(|| DEFAULT_BIND.to_owned());
@@ -87,6 +100,7 @@ impl Settings {
                 "RELEVO_SESSION_KEY must have at least {MIN_SESSION_KEY_CHARS} characters (or leave it unset to have one generated)"
             );
         }
+        let session_idle = parse_idle_minutes(var("RELEVO_SESSION_IDLE_MINUTES").as_deref())?;
         let mut metrics = MetricsAccess::default();
         if let Some(list) = var("RELEVO_METRICS_ALLOW") {
             metrics.allow = list
@@ -113,6 +127,7 @@ impl Settings {
                 format!("RELEVO_BIND {bind:?} is not an address like 127.0.0.1:8080")
             })?,
             session_key,
+            session_idle,
             metrics,
             trusted_proxies,
             secure_cookies: parse_bool(var("RELEVO_SECURE_COOKIES").as_deref())
@@ -121,6 +136,21 @@ impl Settings {
                 anyhow::anyhow!("RELEVO_TIMEZONE {timezone:?} is not an IANA time zone")
             })?,
         })
+    }
+}
+
+/// `RELEVO_SESSION_IDLE_MINUTES`: whole minutes from 1 to 720.
+fn parse_idle_minutes(value: Option<&str>) -> anyhow::Result<std::time::Duration> {
+    let Some(value) = value else {
+        return Ok(default_session_idle());
+    };
+    match value.trim().parse::<u64>() {
+        Ok(minutes) if (1..=MAX_SESSION_IDLE_MINUTES).contains(&minutes) => {
+            Ok(std::time::Duration::from_secs(minutes * 60))
+        }
+        _ => anyhow::bail!(
+            "RELEVO_SESSION_IDLE_MINUTES must be a whole number of minutes from 1 to {MAX_SESSION_IDLE_MINUTES}, not {value:?}"
+        ),
     }
 }
 
@@ -139,5 +169,21 @@ mod tests {
         assert!(super::parse_bool(Some("TRUE")).unwrap());
         assert!(!super::parse_bool(None).unwrap());
         assert!(super::parse_bool(Some("maybe")).is_err());
+    }
+
+    #[test]
+    fn the_idle_timeout_is_a_whole_number_of_minutes_up_to_twelve_hours() {
+        use std::time::Duration;
+        assert_eq!(
+            super::parse_idle_minutes(None).unwrap(),
+            Duration::from_secs(120 * 60)
+        );
+        assert_eq!(
+            super::parse_idle_minutes(Some(" 30 ")).unwrap(),
+            Duration::from_secs(30 * 60)
+        );
+        for bad in ["0", "-5", "1.5", "721", "dos"] {
+            assert!(super::parse_idle_minutes(Some(bad)).is_err(), "{bad}");
+        }
     }
 }

@@ -126,6 +126,10 @@ impl Application {
         let bulk_access =
             std::sync::Arc::new(crate::bulk::CreatorAccess::new(store.feed().clone()));
         crate::bulk::spawn_worker(store.clone(), bulk_access.clone());
+        crate::auth::session::spawn_purge(
+            store.clone(),
+            crate::auth::session::SessionPolicy::new(settings.session_idle),
+        );
         let store_feed = store.feed().clone();
         let state = AppState {
             store,
@@ -133,7 +137,10 @@ impl Application {
             metrics: settings.metrics.clone(),
             trusted_proxies: settings.trusted_proxies.clone(),
             password_checks: Default::default(),
-            principals: std::sync::Arc::new(crate::auth::principals::new_cache(store_feed.clone())),
+            principals: std::sync::Arc::new(crate::auth::principals::new_cache(
+                store_feed.clone(),
+                settings.session_idle,
+            )),
             filter_options: std::sync::Arc::new(
                 crate::live::cache::EpochCache::following_directory(
                     store_feed.clone(),

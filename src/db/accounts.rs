@@ -397,14 +397,16 @@ impl super::Store {
     }
 
     /// Sets the password (already hashed) of an administrator-role user and
-    /// ends their other sessions. The audit row says that it was set, never
-    /// what it is.
+    /// ends their sessions on every instance, all but `keep` (the session of
+    /// a user changing their own password). The audit row says that it was
+    /// set, never what it is.
     pub async fn set_account_password(
         &self,
         actor: Uuid,
         id: Uuid,
         password_hash: &str,
         now: Ts,
+        keep: Option<Uuid>,
     ) -> AdminResult<()> {
         let access = Event::AccessChanged { user_id: Some(id) };
         admin_write!(self, now, Some(access), |tx| {
@@ -426,19 +428,22 @@ impl super::Store {
                 .bind(now)
                 .execute(&mut *tx)
                 .await?;
-            let ended = if id == actor {
-                0
-            } else {
-                sqlx::query("delete from user_sessions where user_id = $1")
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected()
-            };
+            let ended = sqlx::query(
+                "delete from user_sessions where user_id = $1 and ($2 is null or id <> $2)",
+            )
+            .bind(id)
+            .bind(keep)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
             let mut summary = format!("Contraseña establecida para «{name}»");
-            if ended > 0 {
-                summary.push_str(&format!("; se cerraron sus {ended} sesiones abiertas"));
-            }
+            summary.push_str(&match (ended, keep.is_some()) {
+                (0, _) => String::new(),
+                (1, true) => "; se cerró su otra sesión".to_owned(),
+                (n, true) => format!("; se cerraron sus otras {n} sesiones"),
+                (1, false) => "; se cerró su sesión abierta".to_owned(),
+                (n, false) => format!("; se cerraron sus {n} sesiones abiertas"),
+            });
             Ok(Written::Changed(
                 (),
                 AuditEntry::by(actor, AuditAction::UserPassword, id, None, summary),

@@ -64,6 +64,9 @@ pub use throttle::ThrottleState;
 pub use transitions::{AgentOption, ApplyWith, CategoryOption, Conflict};
 pub use ts::Ts;
 
+// Session lifetime and the lists of open sessions (see `auth::session`).
+pub use sessions::{SESSION_LIST_LIMIT, SessionLimits, SessionRecord, SessionRow};
+
 /// Errors of the persistence layer.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -342,6 +342,7 @@ stored_enum!(
         UserPassword => "user.password", "Contraseña establecida",
         UserDeactivate => "user.deactivate", "Usuario desactivado",
         UserReactivate => "user.reactivate", "Usuario reactivado",
+        UserSessions => "user.sessions", "Sesiones cerradas",
         MemberAdd => "member.add", "Asignado a campaña",
         MemberRemove => "member.remove", "Quitado de campaña",
         CampaignCreate => "campaign.create", "Campaña creada",

@@ -56,7 +56,11 @@ pub async fn show(
         csrf: csrf::token(&session)?,
         email: String::new(),
         error: None,
-        notice: query.salida.as_ref().map(|_| "Cerraste sesión."),
+        notice: query
+            .salida
+            .as_ref()
+            .map(|_| "Cerraste sesión.")
+            .or_else(|| crate::auth::session::take_end_notice(&session)),
     })
 }
 

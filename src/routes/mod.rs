@@ -7,6 +7,7 @@ pub mod auditoria;
 pub mod bulk;
 pub mod campanas;
 pub mod categorias;
+pub mod cuenta;
 pub mod export;
 pub mod login;
 pub mod mensajes;
@@ -67,6 +68,20 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route(
             "/mensajes/{folio}/subcategorias",
             web::get().to(acciones::subcategories),
+        )
+        // Mi cuenta, and closing a user's sessions (see `auth::session`).
+        .route("/cuenta", web::get().to(cuenta::show))
+        .route(
+            "/cuenta/contrasena",
+            web::post().to(cuenta::change_password),
+        )
+        .route(
+            "/cuenta/sesiones/cerrar",
+            web::post().to(cuenta::close_other_sessions),
+        )
+        .route(
+            "/usuarios/{id}/sesiones/cerrar",
+            web::post().to(usuarios::close_sessions),
         )
         .configure(admin::configure)
         .service(api::scope());

@@ -1,8 +1,10 @@
 //! Usuarios (Super Administrador only): the filtered list, creating and
 //! editing users (name, e-mail, role, campaigns), setting a password for the
-//! administrator roles, and deactivating or reactivating. The last active
-//! Super Administrador can never be deactivated or demoted; changes reach the
-//! affected user's next request and open live stream.
+//! administrator roles, deactivating or reactivating, and the user's open
+//! sessions, which can be closed. The last active Super Administrador can
+//! never be deactivated or demoted; changes reach the affected user's next
+//! request and open live stream. Setting a password ends every session of
+//! the user (all but the current one when it is one's own).
 
 use actix_session::Session;
 use actix_web::http::StatusCode;
@@ -11,6 +13,7 @@ use askama::Template;
 use uuid::Uuid;
 
 use super::admin::{Fields, Opt, Pager, confirm, field_id, path_id, require_super, see_other};
+use super::cuenta::{SessionsCard, SessionsClose, closed_message};
 use super::pages::{PageContext, render_with_status, set_flash};
 use crate::auth::CurrentUser;
 use crate::db::{AccountInput, AccountRow, CampaignRecord, Refusal, Ts, UserFilter};
@@ -198,6 +201,8 @@ struct UserPage {
     name_max: usize,
     email_max: usize,
     password_min: usize,
+    /// The user's open sessions (`None` on the creation form).
+    card: Option<SessionsCard>,
 }
 
 fn role_options(selected: &str) -> Vec<Opt> {
@@ -240,6 +245,7 @@ pub async fn new_form(
             name_max: NAME_MAX_CHARS,
             email_max: EMAIL_MAX_CHARS,
             password_min: crate::auth::password::MIN_PASSWORD_CHARS,
+            card: None,
         },
         StatusCode::OK,
     )
@@ -354,6 +360,7 @@ pub async fn create(
             name_max: NAME_MAX_CHARS,
             email_max: EMAIL_MAX_CHARS,
             password_min: crate::auth::password::MIN_PASSWORD_CHARS,
+            card: None,
         },
         StatusCode::UNPROCESSABLE_ENTITY,
     )
@@ -376,9 +383,23 @@ async fn edit_page(
     campaigns: &[Uuid],
 ) -> Result<UserPage, AppError> {
     let all = state.store.all_campaigns().await?;
+    let is_self = account.id == user.user_id;
+    let mut card = SessionsCard::load(state, account.id, Some(user.session_id)).await?;
+    let close = format!("/usuarios/{}/sesiones/cerrar", account.id);
+    card.close = match (is_self, card.has_others()) {
+        (true, true) => Some(SessionsClose {
+            action: close,
+            label: "Cerrar las demás sesiones",
+        }),
+        (false, true) => Some(SessionsClose {
+            action: close,
+            label: "Cerrar sus sesiones",
+        }),
+        (_, false) => None,
+    };
     Ok(UserPage {
         ctx: PageContext::new(req, user, "usuarios")?,
-        is_self: account.id == user.user_id,
+        is_self,
         name_value: account.name.clone(),
         email_value: account.email.clone(),
         role_value: account.role.as_str().to_owned(),
@@ -389,6 +410,7 @@ async fn edit_page(
         name_max: NAME_MAX_CHARS,
         email_max: EMAIL_MAX_CHARS,
         password_min: crate::auth::password::MIN_PASSWORD_CHARS,
+        card: Some(card),
     })
 }
 
@@ -479,15 +501,23 @@ pub async fn set_password(
         Some(message) => Some(message),
         None => {
             let hash = crate::auth::password::hash(password).await?;
+            // One's own password keeps the session that sets it; anyone
+            // else's ends all of their sessions.
+            let keep = (account.id == user.user_id).then_some(user.session_id);
             match state
                 .store
-                .set_account_password(user.user_id, account.id, &hash, Ts::now())
+                .set_account_password(user.user_id, account.id, &hash, Ts::now(), keep)
                 .await?
             {
                 Ok(()) => {
+                    let ended = if keep.is_some() {
+                        "se cerraron tus otras sesiones"
+                    } else {
+                        "se cerraron sus sesiones"
+                    };
                     set_flash(
                         &session,
-                        &format!("Contraseña de «{}» establecida", account.name),
+                        &format!("Contraseña de «{}» establecida; {ended}", account.name),
                     );
                     return Ok(see_other(&format!("/usuarios/{}", account.id)));
                 }
@@ -559,4 +589,36 @@ pub async fn set_active(
     let mut page = edit_page(&req, &state, &user, account, &campaigns).await?;
     page.errors.estado = error;
     render_with_status(&page, StatusCode::UNPROCESSABLE_ENTITY)
+}
+
+/// `POST /usuarios/{id}/sesiones/cerrar`: ends the user's sessions (one's
+/// own: all but this one), on every instance; closing someone else's is
+/// audited.
+pub async fn close_sessions(
+    user: CurrentUser,
+    state: web::Data<AppState>,
+    session: Session,
+    path: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    require_super(&user)?;
+    let (account, _) = load(&state, &path).await?;
+    let message = if account.id == user.user_id {
+        let ended = state
+            .store
+            .end_other_sessions(user.user_id, user.session_id)
+            .await?;
+        closed_message(ended)
+    } else {
+        match state
+            .store
+            .end_sessions_by_admin(user.user_id, account.id, Ts::now())
+            .await?
+        {
+            Ok(0) => format!("«{}» no tenía sesiones abiertas", account.name),
+            Ok(ended) => format!("Se cerraron las sesiones de «{}» ({ended})", account.name),
+            Err(_) => return Err(AppError::NotFound(NO_USER)),
+        }
+    };
+    set_flash(&session, &message);
+    Ok(see_other(&format!("/usuarios/{}", account.id)))
 }
