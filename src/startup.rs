@@ -38,6 +38,8 @@ pub struct AppState {
     pub tokens: std::sync::Arc<crate::routes::api::TokenCache>,
     /// Closure categories named by Cancelar forms (see `routes::acciones`).
     pub closure_refs: std::sync::Arc<crate::routes::acciones::ClosureRefs>,
+    /// The CSV exports running (see `routes::export`).
+    pub exports: std::sync::Arc<crate::routes::export::ExportSlots>,
 }
 
 /// A bound, ready-to-run server.
@@ -139,6 +141,7 @@ impl Application {
                 crate::routes::mensajes::VIEW_TTL,
                 crate::routes::mensajes::VIEW_CAPACITY,
             )),
+            exports: Default::default(),
         };
         let listener = TcpListener::bind(settings.bind)
             .with_context(|| format!("cannot listen on {}", settings.bind))?;

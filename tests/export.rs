@@ -1,0 +1,373 @@
+//! The CSV export under load and at the edges of a download: slow clients
+//! cannot starve the database, a few exports run at once per person and per
+//! instance (the next one is refused with a Spanish page), a download the
+//! client stops reading is dropped, and a download in progress when the
+//! instance stops is finished before it exits. Both backends; the tests that
+//! stop or configure the server run the real `relevo` binary.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::process::RelevoProcess;
+use common::{
+    ADMIN_EMAIL, ADMIN_PASSWORD, Backend, SUPER_EMAIL, SUPER_PASSWORD, TestApp, fresh_store,
+    new_client, spawn_app,
+};
+use relevo::db::Store;
+use relevo::domain::Role;
+use reqwest::StatusCode;
+
+on_both_backends!(
+    eight_slow_downloads_leave_the_database_to_everyone_else,
+    a_third_export_of_one_person_or_a_fifth_of_the_instance_is_refused_with_a_spanish_page,
+    a_download_in_progress_when_the_instance_stops_is_sent_whole,
+);
+
+const EXPORT: &str = "/mensajes/exportar?estatus=todas";
+const BUSY: &str = "Ya hay una exportación en curso";
+
+/// Copies the conversations already there until there are at least
+/// `at_least`, each copy with a long closure comment so the export is many
+/// times larger than the sockets' buffers. One statement per backend.
+async fn bulk_conversations(store: &Store, at_least: i64) {
+    let padding = "Comentario largo de cierre para que el archivo pese. ".repeat(6);
+    match store {
+        Store::Sqlite(pools) => {
+            let existing: i64 = sqlx::query_scalar("select count(*) from conversations")
+                .fetch_one(&pools.read)
+                .await
+                .unwrap();
+            let copies = at_least / existing + 1;
+            sqlx::query(
+                "with recursive n (i) as (select 1 union all select i + 1 from n where i < $1) \
+                 insert into conversations (id, campaign_id, channel_id, contact_id, status, is_open, \
+                   version, agent_id, started_at, last_activity_at, closed_at, closed_by, closer_kind, \
+                   closure_category_id, closure_subcategory_id, closure_comment) \
+                 select randomblob(16), c.campaign_id, c.channel_id, c.contact_id, c.status, c.is_open, \
+                   c.version, c.agent_id, c.started_at, c.last_activity_at, c.closed_at, c.closed_by, \
+                   c.closer_kind, c.closure_category_id, c.closure_subcategory_id, \
+                   coalesce(c.closure_comment, '') || $2 \
+                 from conversations c, n",
+            )
+            .bind(copies)
+            .bind(&padding)
+            .execute(&pools.write)
+            .await
+            .unwrap();
+        }
+        Store::Postgres(pg) => {
+            let existing: i64 = sqlx::query_scalar("select count(*) from conversations")
+                .fetch_one(&pg.pool)
+                .await
+                .unwrap();
+            let copies = at_least / existing + 1;
+            sqlx::query(
+                "insert into conversations (id, campaign_id, channel_id, contact_id, status, is_open, \
+                   version, agent_id, started_at, last_activity_at, closed_at, closed_by, closer_kind, \
+                   closure_category_id, closure_subcategory_id, closure_comment) \
+                 select gen_random_uuid(), c.campaign_id, c.channel_id, c.contact_id, c.status, c.is_open, \
+                   c.version, c.agent_id, c.started_at, c.last_activity_at, c.closed_at, c.closed_by, \
+                   c.closer_kind, c.closure_category_id, c.closure_subcategory_id, \
+                   coalesce(c.closure_comment, '') || $2 \
+                 from conversations c, generate_series(1, $1) n",
+            )
+            .bind(copies)
+            .bind(&padding)
+            .execute(&pg.pool)
+            .await
+            .unwrap();
+        }
+    }
+}
+
+/// CSV records in `bytes` (CRLF outside quotes ends one).
+fn records(bytes: &[u8]) -> usize {
+    let mut quoted = false;
+    let mut count = 0;
+    let mut previous = 0u8;
+    for &b in bytes {
+        match b {
+            b'"' => quoted = !quoted,
+            b'\n' if !quoted && previous == b'\r' => count += 1,
+            _ => {}
+        }
+        previous = b;
+    }
+    count
+}
+
+/// A seeded database with at least `conversations` rows, and `relevo serve`
+/// on it with `env`.
+async fn started_with(
+    backend: Backend,
+    conversations: i64,
+    env: &[(&str, &str)],
+) -> Option<(TestApp, RelevoProcess, common::DbGuardHandle)> {
+    let (store, url, guard) = fresh_store(backend).await?;
+    relevo::cli::seed_demo(&store).await.expect("seed");
+    bulk_conversations(&store, conversations).await;
+    let process = RelevoProcess::start(&url, env).await;
+    let app = TestApp::attach(process.port, store, backend, url);
+    Some((app, process, guard))
+}
+
+async fn a_download_in_progress_when_the_instance_stops_is_sent_whole(backend: Backend) {
+    let Some((app, mut process, _guard)) = started_with(backend, 20_000, &[]).await else {
+        return;
+    };
+    app.login(SUPER_EMAIL, SUPER_PASSWORD).await;
+    let expected = app.scalar_i64("select count(*) from conversations").await as usize;
+    let mut response = app
+        .client
+        .get(app.url("/mensajes/exportar?estatus=todas"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let mut body = Vec::new();
+    while body.len() < 64 * 1024 {
+        let chunk = response.chunk().await.unwrap().expect("more than 64 KB");
+        body.extend_from_slice(&chunk);
+    }
+    // The instance is told to stop while the download is far from done…
+    process.sigterm();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    // …and the rest still arrives, whole.
+    let started = Instant::now();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .expect("the download goes on after SIGTERM")
+    {
+        body.extend_from_slice(&chunk);
+        assert!(started.elapsed() < Duration::from_secs(30), "in time");
+    }
+    assert_eq!(records(&body), expected + 1, "the header and every row");
+    let exit = process.wait(Duration::from_secs(35)).await;
+    assert!(exit.success(), "exit code 0 after SIGTERM, got {exit:?}");
+}
+
+/// A client signed in as `email`.
+async fn signed_in(app: &TestApp, email: &str, password: &str) -> reqwest::Client {
+    let client = new_client();
+    let page = app.login_with(&client, email, password).await;
+    assert_eq!(
+        page.location.as_deref(),
+        Some("/mensajes"),
+        "{email} signs in"
+    );
+    client
+}
+
+/// Pooled connections in use (open minus idle, every pool), from `/metrics`.
+async fn connections_in_use(app: &TestApp) -> i64 {
+    let text = app.get("/metrics").await.body;
+    let value = |line: &str| -> i64 {
+        line.rsplit(' ')
+            .next()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("a gauge value in {line:?}"))
+    };
+    text.lines()
+        .filter(|l| l.starts_with("relevo_db_pool_connections{"))
+        .map(|l| {
+            if l.contains("state=\"open\"") {
+                value(l)
+            } else {
+                -value(l)
+            }
+        })
+        .sum()
+}
+
+/// Reads `response` at about 1 KB/s until aborted.
+fn read_slowly(mut response: reqwest::Response) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        while let Ok(Some(chunk)) = response.chunk().await {
+            tokio::time::sleep(Duration::from_millis(chunk.len() as u64)).await;
+        }
+    })
+}
+
+/// One GET timed: (status, seconds).
+async fn timed(app: &TestApp, client: &reqwest::Client, path: &str) -> (StatusCode, f64) {
+    let started = Instant::now();
+    let response = client
+        .get(app.url(path))
+        .timeout(Duration::from_secs(20))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    response.bytes().await.unwrap();
+    (status, started.elapsed().as_secs_f64())
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+async fn eight_slow_downloads_leave_the_database_to_everyone_else(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    bulk_conversations(&app.store, 20_000).await;
+    let password = "caballo-bateria-grapa-7";
+    for email in ["ana@relevo.demo", "beto@relevo.demo"] {
+        app.create_user(email, Role::Admin, password, &["Ventas Hogar"])
+            .await;
+    }
+    let mut people = vec![
+        signed_in(&app, SUPER_EMAIL, SUPER_PASSWORD).await,
+        signed_in(&app, ADMIN_EMAIL, ADMIN_PASSWORD).await,
+    ];
+    for email in ["ana@relevo.demo", "beto@relevo.demo"] {
+        people.push(signed_in(&app, email, password).await);
+    }
+    let watcher = signed_in(&app, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let anonymous = new_client();
+    // The usual times, and the connections in use, before any download.
+    let mut usual = (Vec::new(), Vec::new());
+    for _ in 0..5 {
+        usual.0.push(timed(&app, &anonymous, "/readyz").await.1);
+        usual.1.push(timed(&app, &watcher, "/mensajes").await.1);
+    }
+    let in_use_before = connections_in_use(&app).await;
+
+    // Eight downloads at once, two per person, each read at 1 KB/s.
+    let requests = people
+        .iter()
+        .flat_map(|client| [client.clone(), client.clone()])
+        .map(|client| {
+            let url = app.url(EXPORT);
+            tokio::spawn(async move { client.get(url).send().await.unwrap() })
+        })
+        .collect::<Vec<_>>();
+    let mut readers = Vec::new();
+    for request in requests {
+        let response = request.await.unwrap();
+        if response.status() == StatusCode::OK {
+            readers.push(read_slowly(response));
+        }
+    }
+
+    // While they trickle, the database serves everyone else as usual.
+    let mut during = (Vec::new(), Vec::new());
+    let mut in_use = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(6);
+    while Instant::now() < deadline {
+        let (status, seconds) = timed(&app, &anonymous, "/readyz").await;
+        assert_eq!(status, StatusCode::OK, "/readyz during the downloads");
+        during.0.push(seconds);
+        let (status, seconds) = timed(&app, &watcher, "/mensajes").await;
+        assert_eq!(status, StatusCode::OK, "/mensajes during the downloads");
+        during.1.push(seconds);
+        in_use.push(connections_in_use(&app).await);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    eprintln!(
+        "{backend:?}: /readyz median {:.4} s before, {:.4} s during (max {:.4}); \
+         /mensajes median {:.4} s before, {:.4} s during (max {:.4}); in use {in_use_before} before, {in_use:?} during",
+        median(usual.0.clone()),
+        median(during.0.clone()),
+        during.0.iter().copied().fold(0.0, f64::max),
+        median(usual.1.clone()),
+        median(during.1.clone()),
+        during.1.iter().copied().fold(0.0, f64::max),
+    );
+    for (what, before, during) in [
+        ("/readyz", &usual.0, &during.0),
+        ("/mensajes", &usual.1, &during.1),
+    ] {
+        let usual_max = before.iter().copied().fold(0.0, f64::max);
+        for seconds in during {
+            assert!(
+                *seconds <= (usual_max * 5.0).max(1.0),
+                "{what} took {seconds:.3} s during the downloads (usually {usual_max:.3} s)"
+            );
+        }
+    }
+    // No download waiting on its client holds a pooled connection.
+    let least = in_use.iter().copied().min().unwrap();
+    assert!(
+        least <= in_use_before,
+        "connections in use: {in_use_before} before, {in_use:?} during"
+    );
+    // A few run at once; the others were refused.
+    assert_eq!(readers.len(), 4, "four downloads at once per instance");
+
+    // Once the slow clients hang up, their places are free again.
+    for reader in &readers {
+        reader.abort();
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let response = people[0].get(app.url(EXPORT)).send().await.unwrap();
+        if response.status() == StatusCode::OK {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the places were not freed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn a_third_export_of_one_person_or_a_fifth_of_the_instance_is_refused_with_a_spanish_page(
+    backend: Backend,
+) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    bulk_conversations(&app.store, 20_000).await;
+    let admin = signed_in(&app, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let open = |client: &reqwest::Client, path: &str| {
+        let request = client.get(app.url(path)).send();
+        async move { request.await.unwrap() }
+    };
+    // Two downloads of one person, neither read yet.
+    let first = open(&admin, EXPORT).await;
+    let second = open(&admin, EXPORT).await;
+    assert_eq!(first.status(), StatusCode::OK);
+    assert_eq!(second.status(), StatusCode::OK);
+    // The third, from either page, is refused with a page that says why.
+    for path in [EXPORT, "/reportes/exportar"] {
+        let third = app.get_with(&admin, path).await;
+        assert_eq!(third.status, StatusCode::TOO_MANY_REQUESTS, "{path}");
+        assert!(third.body.contains(BUSY), "{}", third.body);
+        assert!(
+            third.body.contains("Volver a Mensajes"),
+            "an error page inside the layout"
+        );
+        assert!(!third.body.contains("Folio,"), "no CSV");
+    }
+    // Someone else may still export, up to the instance's limit.
+    let chief = signed_in(&app, SUPER_EMAIL, SUPER_PASSWORD).await;
+    let third = open(&chief, EXPORT).await;
+    let fourth = open(&chief, EXPORT).await;
+    assert_eq!(third.status(), StatusCode::OK);
+    assert_eq!(fourth.status(), StatusCode::OK);
+    app.create_user(
+        "ana@relevo.demo",
+        Role::Admin,
+        "caballo-bateria-grapa-7",
+        &["Ventas Hogar"],
+    )
+    .await;
+    let ana = signed_in(&app, "ana@relevo.demo", "caballo-bateria-grapa-7").await;
+    let fifth = app.get_with(&ana, EXPORT).await;
+    assert_eq!(fifth.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(fifth.body.contains(BUSY), "{}", fifth.body);
+    // A download that ends frees its place: the person may export again.
+    drop(first);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let again = open(&admin, EXPORT).await;
+        if again.status() == StatusCode::OK {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the place was not freed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    drop((second, third, fourth));
+}
