@@ -7,6 +7,7 @@
 
 mod common;
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::process::RelevoProcess;
@@ -17,10 +18,12 @@ use common::{
 use relevo::db::Store;
 use relevo::domain::Role;
 use reqwest::StatusCode;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 on_both_backends!(
     eight_slow_downloads_leave_the_database_to_everyone_else,
     a_third_export_of_one_person_or_a_fifth_of_the_instance_is_refused_with_a_spanish_page,
+    a_download_its_client_stops_reading_is_dropped_and_frees_its_place,
     a_download_in_progress_when_the_instance_stops_is_sent_whole,
 );
 
@@ -370,4 +373,113 @@ async fn a_third_export_of_one_person_or_a_fifth_of_the_instance_is_refused_with
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     drop((second, third, fourth));
+}
+
+/// A download over a bare socket with a small receive buffer, whose client
+/// reads the head and then nothing unless asked.
+struct RawDownload {
+    stream: tokio::net::TcpStream,
+    /// The `Content-Length` announced.
+    length: usize,
+    /// Body bytes read so far.
+    received: usize,
+}
+
+impl RawDownload {
+    async fn open(port: u16, path: &str, cookie: &str) -> RawDownload {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(4096).unwrap();
+        let mut stream = socket.connect(([127, 0, 0, 1], port).into()).await.unwrap();
+        let request = format!(
+            "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: {cookie}\r\nConnection: close\r\n\r\n"
+        );
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            assert_eq!(stream.read(&mut byte).await.unwrap(), 1, "a whole head");
+            head.push(byte[0]);
+        }
+        let head = String::from_utf8(head).unwrap().to_ascii_lowercase();
+        assert!(head.starts_with("http/1.1 200"), "{head}");
+        let length = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length: "))
+            .and_then(|v| v.trim().parse().ok())
+            .expect("a content-length");
+        RawDownload {
+            stream,
+            length,
+            received: 0,
+        }
+    }
+
+    /// Reads what is left until the connection ends; `true` if it ended
+    /// (closed or reset) within `limit`.
+    async fn read_rest(&mut self, limit: Duration) -> bool {
+        let mut buffer = vec![0u8; 64 * 1024];
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            match tokio::time::timeout_at(deadline, self.stream.read(&mut buffer)).await {
+                Err(_) => return false,
+                Ok(Ok(0) | Err(_)) => return true,
+                Ok(Ok(n)) => self.received += n,
+            }
+        }
+    }
+}
+
+async fn a_download_its_client_stops_reading_is_dropped_and_frees_its_place(backend: Backend) {
+    let env = [("RELEVO_UNREAD_RESPONSE_TIMEOUT_MS", "1000")];
+    let Some((app, _process, _guard)) = started_with(backend, 20_000, &env).await else {
+        return;
+    };
+    let jar = Arc::new(reqwest::cookie::Jar::default());
+    let client = reqwest::Client::builder()
+        .cookie_provider(jar.clone())
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .build()
+        .unwrap();
+    app.login_with(&client, SUPER_EMAIL, SUPER_PASSWORD).await;
+    let cookie = reqwest::cookie::CookieStore::cookies(&*jar, &app.url("/").parse().unwrap())
+        .expect("a session cookie");
+    let cookie = cookie.to_str().unwrap();
+    // Two downloads whose clients stop reading after the head take the
+    // person's two places…
+    let mut stalled = [
+        RawDownload::open(app.port, EXPORT, cookie).await,
+        RawDownload::open(app.port, EXPORT, cookie).await,
+    ];
+    // …until, unread for the timeout (1 s here, 30 s by default), they are
+    // dropped and their places are free again.
+    let started = Instant::now();
+    loop {
+        let again = client.get(app.url(EXPORT)).send().await.unwrap();
+        if again.status() == StatusCode::OK {
+            break;
+        }
+        assert_eq!(again.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the stalled downloads still hold their places"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    eprintln!(
+        "{backend:?}: places free {:.1} s after the second stalled download started",
+        started.elapsed().as_secs_f64()
+    );
+    for download in &mut stalled {
+        assert!(
+            download.read_rest(Duration::from_secs(10)).await,
+            "the connection was closed"
+        );
+        assert!(
+            download.received < download.length,
+            "cut short: {} of {} bytes",
+            download.received,
+            download.length
+        );
+    }
 }

@@ -28,7 +28,8 @@
 //! next one is answered 429 with a Spanish page. The database reads of
 //! exports take turns ([`READS_AT_ONCE`]), so however many run, exports
 //! occupy at most that many pooled connections. A place is freed when its
-//! download ends, finished or cancelled.
+//! download ends: finished, cancelled, or dropped because its client read
+//! nothing for 30 s (see `startup::drop_when_unread`).
 
 use std::io::{BufWriter, Read, Seek, Write};
 use std::sync::{Arc, Mutex, PoisonError};
