@@ -170,8 +170,9 @@ impl Application {
 
     /// Serves until SIGTERM or SIGINT, then shuts down gracefully: tell live
     /// viewers to reconnect elsewhere, stop accepting, finish the requests
-    /// being handled (at most 30 s), then stop the workers (another 30 s at
-    /// most for responses still streaming), and return.
+    /// in flight, responses still streaming (a download) included, at most
+    /// 30 s, then stop the workers (another 30 s at most for whatever is
+    /// left), and return.
     pub async fn run_until_signalled(self) -> std::io::Result<()> {
         let handle = self.server.handle();
         let feed = self.state.store.feed().clone();
@@ -191,6 +192,10 @@ impl Application {
             {
                 tokio::time::sleep(std::time::Duration::from_millis(20)).await;
             }
+            tracing::info!(
+                in_flight = crate::telemetry::requests_being_handled(),
+                "stopping the workers"
+            );
             handle.stop(true).await;
         });
         self.server.await?;

@@ -116,17 +116,13 @@ async fn started_with(
 }
 
 async fn a_download_in_progress_when_the_instance_stops_is_sent_whole(backend: Backend) {
-    let Some((app, mut process, _guard)) = started_with(backend, 20_000, &[]).await else {
+    let env = [("RUST_LOG", "info")];
+    let Some((app, mut process, _guard)) = started_with(backend, 20_000, &env).await else {
         return;
     };
     app.login(SUPER_EMAIL, SUPER_PASSWORD).await;
     let expected = app.scalar_i64("select count(*) from conversations").await as usize;
-    let mut response = app
-        .client
-        .get(app.url("/mensajes/exportar?estatus=todas"))
-        .send()
-        .await
-        .unwrap();
+    let mut response = app.client.get(app.url(EXPORT)).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     let mut body = Vec::new();
     while body.len() < 64 * 1024 {
@@ -149,6 +145,17 @@ async fn a_download_in_progress_when_the_instance_stops_is_sent_whole(backend: B
     assert_eq!(records(&body), expected + 1, "the header and every row");
     let exit = process.wait(Duration::from_secs(35)).await;
     assert!(exit.success(), "exit code 0 after SIGTERM, got {exit:?}");
+    // The download counted as a request in flight: the workers were
+    // stopped only once it had ended.
+    let logs = process.stdout().await;
+    let at = |message: &str| {
+        logs.find(message)
+            .unwrap_or_else(|| panic!("{message:?} is not in the log:\n{logs}"))
+    };
+    assert!(
+        at("csv download ended") < at("stopping the workers"),
+        "the workers were stopped before the download ended:\n{logs}"
+    );
 }
 
 /// A client signed in as `email`.
