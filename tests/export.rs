@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::process::RelevoProcess;
+use common::webdriver::Browser;
 use common::{
     ADMIN_EMAIL, ADMIN_PASSWORD, Backend, SUPER_EMAIL, SUPER_PASSWORD, TestApp, fresh_store,
     new_client, spawn_app,
@@ -23,6 +24,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 on_both_backends!(
     eight_slow_downloads_leave_the_database_to_everyone_else,
     a_third_export_of_one_person_or_a_fifth_of_the_instance_is_refused_with_a_spanish_page,
+    a_refused_export_shows_its_spanish_page_in_a_browser,
     a_download_its_client_stops_reading_is_dropped_and_frees_its_place,
     a_download_in_progress_when_the_instance_stops_is_sent_whole,
 );
@@ -380,6 +382,40 @@ async fn a_third_export_of_one_person_or_a_fifth_of_the_instance_is_refused_with
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     drop((second, third, fourth));
+}
+
+async fn a_refused_export_shows_its_spanish_page_in_a_browser(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    bulk_conversations(&app.store, 20_000).await;
+    let Some(browser) = Browser::start().await else {
+        return;
+    };
+    browser
+        .login(&app.address, ADMIN_EMAIL, ADMIN_PASSWORD)
+        .await;
+    browser.find("a.bulk-export").await;
+    // The same person has two downloads running in another window.
+    let elsewhere = signed_in(&app, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let mut running = Vec::new();
+    for _ in 0..2 {
+        let response = elsewhere.get(app.url(EXPORT)).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        running.push(response);
+    }
+    // "Exportar CSV" opens the page that says why, not a failed download.
+    let link = browser.find("a.bulk-export").await;
+    browser.click(&link).await;
+    browser
+        .wait_until(
+            "the page saying an export is running",
+            &format!("return document.body.textContent.indexOf('{BUSY}') >= 0;"),
+        )
+        .await;
+    assert!(browser.current_url().await.contains("/mensajes/exportar"));
+    drop(running);
+    browser.quit().await;
 }
 
 /// A download over a bare socket with a small receive buffer, whose client
