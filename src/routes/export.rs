@@ -15,13 +15,13 @@
 //! and the pooled connection goes back to the pool; only then does the
 //! response start, with its `Content-Length`, streamed from the file at
 //! whatever pace the client reads. A database connection is therefore held
-//! for the read time only, never for the client's, and an error while reading is
-//! answered with an error page instead of a truncated file. Reading the
-//! query in keyset chunks, releasing the connection between them, was the
-//! alternative: it holds nothing while the client reads but the file would
-//! mix moments, which a report reconciled against its export cannot have.
-//! Memory stays bounded at any size (a channel of rows and a write buffer);
-//! the disk holds one file per running export.
+//! for the read time only, never for the client's, and an error while
+//! reading is answered with an error page instead of a truncated file.
+//! Reading the query in keyset chunks, releasing the connection between
+//! them, was the alternative: it holds nothing while the client reads, but
+//! the file would mix moments, which a report reconciled against its export
+//! cannot have. Memory stays bounded at any size (a channel of rows and a
+//! write buffer); the disk holds one file per running export.
 //!
 //! **A few at once.** Each person runs at most [`EXPORTS_PER_PERSON`]
 //! exports at once and the instance at most [`EXPORTS_PER_INSTANCE`]; the
@@ -382,6 +382,27 @@ mod tests {
         assert_eq!(csv_field("\tx"), "'\tx");
         assert_eq!(csv_field("Ana López"), "Ana López");
         assert_eq!(csv_field("a=b"), "a=b");
+    }
+
+    #[test]
+    fn places_are_limited_per_person_and_per_instance_and_freed_on_drop() {
+        let slots = Arc::new(ExportSlots::default());
+        let (ana, beto) = (Uuid::from_u128(1), Uuid::from_u128(2));
+        let mut ana_places: Vec<Slot> = (0..EXPORTS_PER_PERSON)
+            .map(|_| slots.claim(ana).expect("a place"))
+            .collect();
+        assert!(matches!(slots.claim(ana), Err(AppError::Busy(_))));
+        let beto_places: Vec<Slot> = (0..EXPORTS_PER_INSTANCE - EXPORTS_PER_PERSON)
+            .map(|_| slots.claim(beto).expect("a place"))
+            .collect();
+        assert!(matches!(
+            slots.claim(Uuid::from_u128(3)),
+            Err(AppError::Busy(_))
+        ));
+        ana_places.pop();
+        assert!(slots.claim(ana).is_ok(), "a freed place can be taken again");
+        drop((ana_places, beto_places));
+        assert_eq!(slots.running.lock().unwrap().total, 0);
     }
 
     #[test]
