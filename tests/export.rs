@@ -1,9 +1,10 @@
 //! The CSV export under load and at the edges of a download: slow clients
 //! cannot starve the database, a few exports run at once per person and per
-//! instance (the next one is refused with a Spanish page), a download the
-//! client stops reading is dropped, and a download in progress when the
-//! instance stops is finished before it exits. Both backends; the tests that
-//! stop or configure the server run the real `relevo` binary.
+//! instance (the next one is refused with a Spanish page, which a browser
+//! shows), a download the client stops reading is dropped, and a download
+//! in progress when the instance stops is finished before it exits. Both
+//! backends; the tests that stop or configure the server run the real
+//! `relevo` binary. (The CSV's content is checked in `tests/reportes.rs`.)
 
 mod common;
 
