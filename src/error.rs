@@ -27,6 +27,10 @@ pub enum AppError {
     /// The action is not possible in the current state.
     #[error("conflict: {0}")]
     Conflict(String),
+    /// Too much of it is already running (for this person or this
+    /// instance); the same request may succeed later.
+    #[error("busy: {0}")]
+    Busy(&'static str),
     /// The database cannot be reached.
     #[error("database unavailable")]
     Unavailable(#[source] StoreError),
@@ -49,6 +53,7 @@ impl AppError {
             }
             AppError::NotFound(what) => (*what).into(),
             AppError::Conflict(message) => message.clone(),
+            AppError::Busy(message) => (*message).into(),
             AppError::Unavailable(_) => {
                 "La base de datos no está disponible en este momento. Inténtalo de nuevo en unos segundos.".into()
             }
@@ -76,6 +81,7 @@ impl ResponseError for AppError {
             AppError::Forbidden | AppError::CsrfRejected => StatusCode::FORBIDDEN,
             AppError::NotFound(_) => StatusCode::NOT_FOUND,
             AppError::Conflict(_) => StatusCode::CONFLICT,
+            AppError::Busy(_) => StatusCode::TOO_MANY_REQUESTS,
             AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }

@@ -44,6 +44,8 @@ pub struct AppState {
     pub closure_refs: std::sync::Arc<crate::routes::acciones::ClosureRefs>,
     /// Bulk job creators' current access, checked before each item.
     pub bulk_access: std::sync::Arc<crate::bulk::CreatorAccess>,
+    /// The CSV exports running (see `routes::export`).
+    pub exports: std::sync::Arc<crate::routes::export::ExportSlots>,
 }
 
 /// A bound, ready-to-run server.
@@ -157,6 +159,7 @@ impl Application {
                 crate::routes::mensajes::VIEW_CAPACITY,
             )),
             bulk_access,
+            exports: Default::default(),
         };
         let listener = TcpListener::bind(settings.bind)
             .with_context(|| format!("cannot listen on {}", settings.bind))?;
@@ -185,8 +188,9 @@ impl Application {
 
     /// Serves until SIGTERM or SIGINT, then shuts down gracefully: tell live
     /// viewers to reconnect elsewhere, stop accepting, finish the requests
-    /// being handled (at most 30 s), then stop the workers (another 30 s at
-    /// most for responses still streaming), and return.
+    /// in flight, responses still streaming (a download) included, at most
+    /// 30 s, then stop the workers (another 30 s at most for whatever is
+    /// left), and return.
     pub async fn run_until_signalled(self) -> std::io::Result<()> {
         let handle = self.server.handle();
         let feed = self.state.store.feed().clone();
@@ -206,6 +210,10 @@ impl Application {
             {
                 tokio::time::sleep(std::time::Duration::from_millis(20)).await;
             }
+            tracing::info!(
+                in_flight = crate::telemetry::requests_being_handled(),
+                "stopping the workers"
+            );
             handle.stop(true).await;
         });
         self.server.await?;
@@ -253,6 +261,34 @@ pub fn redact(url: &str) -> String {
     }
 }
 
+/// A response its client does not read for this long is dropped, with its
+/// connection: whatever it holds (an export's place and temporary file, a
+/// live stream) is released instead of waiting for a client that may never
+/// come back. Long enough for any client that is reading, however slowly.
+const UNREAD_RESPONSE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Hidden setting (milliseconds) replacing [`UNREAD_RESPONSE_TIMEOUT`], so
+/// tests need not wait 30 s.
+const UNREAD_RESPONSE_TIMEOUT_VAR: &str = "RELEVO_UNREAD_RESPONSE_TIMEOUT_MS";
+
+/// Has the kernel abort `connection` once data sent on it has stayed
+/// unacknowledged, or unsent because the client's receive window stayed
+/// closed (it reads nothing), for `after` (`TCP_USER_TIMEOUT`). The server
+/// itself cannot notice: while the socket is full actix does not poll the
+/// response at all. The abort wakes the connection with an error, and
+/// actix drops the response. Linux only; elsewhere a stalled client keeps
+/// its response until the system gives up on the connection.
+fn drop_when_unread(connection: &dyn std::any::Any, after: std::time::Duration) {
+    #[cfg(target_os = "linux")]
+    if let Some(stream) = connection.downcast_ref::<actix_web::rt::net::TcpStream>()
+        && let Err(e) = socket2::SockRef::from(stream).set_tcp_user_timeout(Some(after))
+    {
+        tracing::warn!(error = %e, "cannot set a timeout for unread responses");
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (connection, after);
+}
+
 fn run(
     listener: TcpListener,
     state: AppState,
@@ -262,6 +298,10 @@ fn run(
     let data = web::Data::new(state);
     let static_dir = std::env::var("RELEVO_STATIC_DIR")
         .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/static").to_owned());
+    let unread_timeout = std::env::var(UNREAD_RESPONSE_TIMEOUT_VAR)
+        .ok()
+        .and_then(|ms| ms.parse().ok())
+        .map_or(UNREAD_RESPONSE_TIMEOUT, std::time::Duration::from_millis);
     let server = HttpServer::new(move || {
         let sessions = SessionMiddleware::builder(CookieSessionStore::default(), key.clone())
             .cookie_name(SESSION_COOKIE.to_owned())
@@ -289,6 +329,7 @@ fn run(
             )
             .default_service(web::to(routes::pages::not_found))
     })
+    .on_connect(move |connection, _| drop_when_unread(connection, unread_timeout))
     .listen(listener)?
     // Signals are handled by `run_until_signalled`, which first tells live
     // viewers to move elsewhere.

@@ -11,14 +11,17 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{LazyLock, Mutex};
+use std::task::{Context, Poll};
 use std::time::Instant;
 
-use actix_web::body::MessageBody;
+use actix_web::body::{BodySize, BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
+use actix_web::web::Bytes;
 use actix_web::{Error, HttpMessage};
 use tracing::Span;
 use tracing_actix_web::{RequestId, RootSpanBuilder};
@@ -242,8 +245,9 @@ fn escape(label: &str) -> String {
         .replace('\n', "\\n")
 }
 
-/// Requests of this process whose handlers are running (not counting
-/// response bodies still streaming), for a graceful stop to wait for.
+/// Requests of this process in flight, from the handler's start until the
+/// response's body has been sent (or dropped): a download still streaming
+/// is being handled. A graceful stop waits for them.
 static HANDLING: AtomicUsize = AtomicUsize::new(0);
 
 /// How many requests are being handled right now.
@@ -267,13 +271,36 @@ impl Drop for Handling {
     }
 }
 
+/// A response body that keeps its request counted in [`HANDLING`] until it
+/// has been sent or dropped.
+struct InFlight {
+    body: BoxBody,
+    _handling: Handling,
+}
+
+impl MessageBody for InFlight {
+    type Error = <BoxBody as MessageBody>::Error;
+
+    fn size(&self) -> BodySize {
+        self.body.size()
+    }
+
+    fn poll_next(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Bytes, Self::Error>>> {
+        Pin::new(&mut self.get_mut().body).poll_next(cx)
+    }
+}
+
 /// Middleware: counts and times every request by route pattern, logs one
-/// line per request (inside the request span), and returns the request id.
+/// line per request (inside the request span), returns the request id, and
+/// keeps the request in flight until its body has been sent.
 pub async fn observe(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
-    let _handling = Handling::enter();
+    let handling = Handling::enter();
     let started = Instant::now();
     let route = req
         .match_pattern()
@@ -289,7 +316,10 @@ pub async fn observe(
         res.headers_mut()
             .insert(HeaderName::from_static("x-request-id"), id);
     }
-    Ok(res)
+    Ok(res.map_body(move |_, body| InFlight {
+        body: body.boxed(),
+        _handling: handling,
+    }))
 }
 
 #[cfg(test)]

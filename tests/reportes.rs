@@ -384,14 +384,8 @@ async fn an_export_taken_while_rows_change_is_one_snapshot(backend: Backend) {
     let open_before = app
         .scalar_i64("select count(*) from conversations where is_open")
         .await;
-    // The response starts (headers and the first rows) before the changes.
-    let response = app
-        .client
-        .get(app.url("/mensajes/exportar"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
+    // The export is requested while the changes commit, one by one.
+    let request = tokio::spawn(app.client.get(app.url("/mensajes/exportar")).send());
     let store = app.store.clone();
     let changer = tokio::spawn(async move {
         let victims = store
@@ -417,6 +411,8 @@ async fn an_export_taken_while_rows_change_is_one_snapshot(backend: Backend) {
         }
         cancelled
     });
+    let response = request.await.unwrap().unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
     let bytes = response.bytes().await.unwrap();
     let cancelled = changer.await.unwrap();
     let records = parse_csv(std::str::from_utf8(&bytes[3..]).unwrap());

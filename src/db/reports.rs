@@ -1,5 +1,5 @@
 //! Reportes and the CSV export: closing history rows counted by category,
-//! sub-category, closer and local day, and conversations streamed row by row.
+//! sub-category, closer and local day, and conversations read row by row.
 //!
 //! Counts come from `conversation_events` (one `cancelled` or `resolved` row
 //! per closed conversation), so a report is exactly the history it
@@ -218,8 +218,11 @@ impl super::Store {
     /// Streams the rows of an export into `sink`, from one query: the rows
     /// are one consistent snapshot (a single statement reads one snapshot on
     /// both backends), and memory stays bounded because `sink` is bounded and
-    /// the query is read as a stream. Stops early, without error, when the
-    /// receiver goes away (the download was cancelled). Returns the rows sent.
+    /// the query is read as a stream. The pooled connection is held until
+    /// the last row is taken, so `sink` must be drained at the pace of a
+    /// disk, never of a network client (the export writes it to a temporary
+    /// file). Stops early, without error, when the receiver goes away.
+    /// Returns the rows sent.
     pub async fn export_rows(
         &self,
         scope: &Scope,

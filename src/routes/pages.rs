@@ -173,6 +173,7 @@ fn title_for(status: StatusCode) -> &'static str {
         405 => "Método no permitido",
         409 => "Conflicto",
         413 => "Demasiado grande",
+        429 => "Espera un momento",
         503 => "Servicio no disponible",
         _ => "Error",
     }

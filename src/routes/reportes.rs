@@ -619,17 +619,17 @@ pub async fn export(
     })?;
     let (start, end) = range_instants(from, to, tz);
     let campaigns = Campaigns::within(&user.scope, &chosen_campaigns(&query));
-    Ok(csv_response(
-        state.store.clone(),
-        user.scope.clone(),
+    csv_response(
+        &state,
+        &user,
         ExportSource::ClosedBetween {
             from: start,
             to: end,
             campaigns,
         },
         "reporte-cierres",
-        tz,
-    ))
+    )
+    .await
 }
 
 #[cfg(test)]
