@@ -1,5 +1,9 @@
-//! A small W3C WebDriver client over HTTP, for browser tests in real headless
-//! Chromium (Debian's `chromium` and `chromium-driver`).
+//! The browser tests' handle on a real headless Chromium (Debian's `chromium`
+//! and `chromium-driver`), driven through the `fantoccini` WebDriver client.
+//!
+//! This module only starts ChromeDriver on a free port with a fresh profile,
+//! keeps the small API the test files call (CSS selectors, panics instead of
+//! `Result`s, generous waits) and runs the vendored axe-core check.
 //!
 //! Without Chromium the browser tests print that they were skipped; with
 //! `CI=true` they fail instead.
@@ -7,12 +11,20 @@
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use fantoccini::actions::{InputSource, KeyAction, KeyActions};
+use fantoccini::wd::TimeoutConfiguration;
+use fantoccini::{Client, ClientBuilder, Locator};
+use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::{Value, json};
 use tokio::process::{Child, Command};
 
-const ELEMENT_KEY: &str = "element-6066-11e4-a52e-4f735466cecf";
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+/// How long `find` and `wait_until` wait: generous for a loaded CI machine.
+const PATIENCE: Duration = Duration::from_secs(20);
+const POLL: Duration = Duration::from_millis(100);
+/// WebDriver's Shift key, which [`keys::SHIFT_TAB`] holds for the next key.
+const SHIFT: char = '\u{E008}';
 
 /// Keys for [`Browser::send_keys`] (WebDriver's private-use code points).
 pub mod keys {
@@ -22,23 +34,26 @@ pub mod keys {
     pub const ESCAPE: &str = "\u{E00C}";
 }
 
+/// A reference to an element of the current page.
+pub type Element = fantoccini::elements::Element;
+
 /// A browser session; the driver process is killed on drop.
 pub struct Browser {
+    client: Client,
     driver: Child,
-    http: reqwest::Client,
-    session_url: String,
     _profile: tempfile::TempDir,
 }
-
-/// A reference to an element of the current page.
-#[derive(Debug, Clone)]
-pub struct Element(String);
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("a free port")
+}
+
+/// Unwraps a WebDriver answer, naming the command in the panic.
+fn ok<T>(what: &str, result: Result<T, fantoccini::error::CmdError>) -> T {
+    result.unwrap_or_else(|e| panic!("webdriver {what}: {e}"))
 }
 
 impl Browser {
@@ -61,266 +76,133 @@ impl Browser {
             .kill_on_drop(true)
             .spawn()
             .expect("start chromedriver");
-        let http = reqwest::Client::builder()
-            .no_proxy()
-            .timeout(Duration::from_secs(60))
-            .build()
-            .expect("client");
-        let base = format!("http://127.0.0.1:{port}");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let ready = http
-                .get(format!("{base}/status"))
-                .send()
-                .await
-                .ok()
-                .map(|r| r.status().is_success())
-                .unwrap_or(false);
-            if ready {
-                break;
-            }
-            assert!(Instant::now() < deadline, "chromedriver did not start");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
         let profile = tempfile::tempdir().expect("profile dir");
         let capabilities = json!({
-            "capabilities": {
-                "alwaysMatch": {
-                    "browserName": "chrome",
-                    "goog:chromeOptions": {
-                        "binary": CHROMIUM,
-                        "args": [
-                            "--headless=new",
-                            "--no-sandbox",
-                            "--disable-gpu",
-                            "--disable-dev-shm-usage",
-                            "--disable-background-networking",
-                            "--disable-component-update",
-                            "--disable-sync",
-                            "--disable-quic",
-                            "--no-first-run",
-                            "--window-size=1280,900",
-                            format!("--user-data-dir={}", profile.path().display()),
-                        ]
-                    }
-                }
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": CHROMIUM,
+                "args": [
+                    "--headless=new",
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    "--disable-dev-shm-usage",
+                    "--disable-background-networking",
+                    "--disable-component-update",
+                    "--disable-sync",
+                    "--disable-quic",
+                    "--no-first-run",
+                    "--window-size=1280,900",
+                    format!("--user-data-dir={}", profile.path().display()),
+                ]
             }
         });
-        let response: Value = http
-            .post(format!("{base}/session"))
-            .json(&capabilities)
-            .send()
+        let Value::Object(capabilities) = capabilities else {
+            unreachable!("a JSON object literal")
+        };
+        // Plain HTTP: the driver listens on loopback, so no TLS stack is built.
+        let mut builder = ClientBuilder::new(HttpConnector::new());
+        builder.capabilities(capabilities);
+        // ChromeDriver serves as soon as it listens; until then connecting is refused.
+        let deadline = Instant::now() + PATIENCE;
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "chromedriver did not start");
+            tokio::time::sleep(POLL).await;
+        }
+        let client = builder
+            .connect(&format!("http://127.0.0.1:{port}"))
             .await
-            .expect("new session")
-            .json()
-            .await
-            .expect("session json");
-        let session = response["value"]["sessionId"]
-            .as_str()
-            .unwrap_or_else(|| panic!("no session id in {response}"))
-            .to_owned();
+            .unwrap_or_else(|e| panic!("webdriver new session: {e}"));
         Some(Browser {
+            client,
             driver,
-            http,
-            session_url: format!("{base}/session/{session}"),
             _profile: profile,
         })
     }
 
-    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
-        let url = format!("{}{path}", self.session_url);
-        let mut request = self.http.request(method, &url);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response: Value = request
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("webdriver {path}: {e}"))
-            .json()
-            .await
-            .expect("webdriver json");
-        if let Some(error) = response["value"]["error"].as_str() {
-            panic!(
-                "webdriver {path}: {error}: {}",
-                response["value"]["message"]
-            );
-        }
-        response["value"].clone()
-    }
-
-    async fn try_call(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: Option<Value>,
-    ) -> Option<Value> {
-        let url = format!("{}{path}", self.session_url);
-        let mut request = self.http.request(method, &url);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response: Value = request.send().await.ok()?.json().await.ok()?;
-        if response["value"]["error"].is_string() {
-            None
-        } else {
-            Some(response["value"].clone())
-        }
-    }
-
     pub async fn goto(&self, url: &str) {
-        self.call(reqwest::Method::POST, "/url", Some(json!({ "url": url })))
-            .await;
+        ok("goto", self.client.goto(url).await);
     }
 
     pub async fn current_url(&self) -> String {
-        self.call(reqwest::Method::GET, "/url", None)
-            .await
-            .as_str()
-            .unwrap_or_default()
-            .to_owned()
+        ok("current url", self.client.current_url().await).into()
     }
 
     pub async fn source(&self) -> String {
-        self.call(reqwest::Method::GET, "/source", None)
-            .await
-            .as_str()
-            .unwrap_or_default()
-            .to_owned()
+        ok("source", self.client.source().await)
     }
 
     /// The first element matching `css`, if there is one now.
     pub async fn try_find(&self, css: &str) -> Option<Element> {
-        let value = self
-            .try_call(
-                reqwest::Method::POST,
-                "/element",
-                Some(json!({ "using": "css selector", "value": css })),
-            )
-            .await?;
-        value[ELEMENT_KEY].as_str().map(|id| Element(id.to_owned()))
+        self.client.find(Locator::Css(css)).await.ok()
     }
 
-    /// Waits (up to 20 s, generous for a loaded CI machine) for an element matching `css`.
+    /// Waits (up to 20 s) for an element matching `css`.
     pub async fn find(&self, css: &str) -> Element {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Some(element) = self.try_find(css).await {
-                return element;
-            }
-            assert!(Instant::now() < deadline, "no element matches {css:?}");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        self.client
+            .wait()
+            .at_most(PATIENCE)
+            .every(POLL)
+            .for_element(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("no element matches {css:?}: {e}"))
     }
 
     /// All elements matching `css` now.
     pub async fn find_all(&self, css: &str) -> Vec<Element> {
-        let value = self
-            .call(
-                reqwest::Method::POST,
-                "/elements",
-                Some(json!({ "using": "css selector", "value": css })),
-            )
-            .await;
-        value
-            .as_array()
-            .map(|items| {
-                items
-                    .iter()
-                    .filter_map(|v| v[ELEMENT_KEY].as_str().map(|id| Element(id.to_owned())))
-                    .collect()
-            })
-            .unwrap_or_default()
+        ok("find all", self.client.find_all(Locator::Css(css)).await)
     }
 
     pub async fn click(&self, element: &Element) {
-        self.call(
-            reqwest::Method::POST,
-            &format!("/element/{}/click", element.0),
-            Some(json!({})),
-        )
-        .await;
+        ok("click", element.click().await);
     }
 
     /// Types into an element (see [`keys`] for special keys).
     pub async fn type_into(&self, element: &Element, text: &str) {
-        self.call(
-            reqwest::Method::POST,
-            &format!("/element/{}/value", element.0),
-            Some(json!({ "text": text })),
-        )
-        .await;
+        ok("type", element.send_keys(text).await);
     }
 
-    /// Presses keys on whatever has focus.
+    /// Presses keys on whatever has focus; a Shift is held for the key after it.
     pub async fn send_keys(&self, text: &str) {
-        let mut actions = Vec::new();
+        let mut actions = KeyActions::new("keyboard".to_owned());
         let mut held_shift = false;
         for key in text.chars() {
-            let key = key.to_string();
-            if key == "\u{E008}" {
-                actions.push(json!({ "type": "keyDown", "value": key }));
+            if key == SHIFT {
+                actions = actions.then(KeyAction::Down { value: SHIFT });
                 held_shift = true;
                 continue;
             }
-            actions.push(json!({ "type": "keyDown", "value": key }));
-            actions.push(json!({ "type": "keyUp", "value": key }));
+            actions = actions
+                .then(KeyAction::Down { value: key })
+                .then(KeyAction::Up { value: key });
             if held_shift {
-                actions.push(json!({ "type": "keyUp", "value": "\u{E008}" }));
+                actions = actions.then(KeyAction::Up { value: SHIFT });
                 held_shift = false;
             }
         }
-        self.call(
-            reqwest::Method::POST,
-            "/actions",
-            Some(json!({ "actions": [{ "type": "key", "id": "keyboard", "actions": actions }] })),
-        )
-        .await;
-        self.call(reqwest::Method::DELETE, "/actions", None).await;
+        ok("actions", self.client.perform_actions(actions).await);
+        ok("release actions", self.client.release_actions().await);
     }
 
     pub async fn text(&self, element: &Element) -> String {
-        self.call(
-            reqwest::Method::GET,
-            &format!("/element/{}/text", element.0),
-            None,
-        )
-        .await
-        .as_str()
-        .unwrap_or_default()
-        .to_owned()
+        ok("text", element.text().await)
     }
 
     pub async fn attribute(&self, element: &Element, name: &str) -> Option<String> {
-        self.call(
-            reqwest::Method::GET,
-            &format!("/element/{}/attribute/{name}", element.0),
-            None,
-        )
-        .await
-        .as_str()
-        .map(str::to_owned)
+        ok("attribute", element.attr(name).await)
     }
 
     /// Runs `script` (a function body; `arguments` holds `args`) and returns its value.
     pub async fn execute(&self, script: &str, args: Vec<Value>) -> Value {
-        self.call(
-            reqwest::Method::POST,
-            "/execute/sync",
-            Some(json!({ "script": script, "args": args })),
-        )
-        .await
+        ok("execute", self.client.execute(script, args).await)
     }
 
     /// Runs an asynchronous `script` that calls `arguments[arguments.length - 1]`
     /// with its result.
     pub async fn execute_async(&self, script: &str, args: Vec<Value>) -> Value {
-        self.call(
-            reqwest::Method::POST,
-            "/execute/async",
-            Some(json!({ "script": script, "args": args })),
+        ok(
+            "execute async",
+            self.client.execute_async(script, args).await,
         )
-        .await
     }
 
     /// Runs axe-core (vendored in `tests/assets`) against the page and returns
@@ -333,12 +215,16 @@ impl Browser {
             "return document.getAnimations().every(a => a.playState !== 'running' || a.effect.getComputedTiming().iterations === Infinity);",
         )
         .await;
-        self.call(
-            reqwest::Method::POST,
-            "/timeouts",
-            Some(json!({ "script": 30_000 })),
-        )
-        .await;
+        ok(
+            "timeouts",
+            self.client
+                .update_timeouts(TimeoutConfiguration::new(
+                    Some(Duration::from_secs(30)),
+                    None,
+                    None,
+                ))
+                .await,
+        );
         self.execute(&format!("{AXE}\nreturn true;"), vec![]).await;
         let result = self
             .execute_async(
@@ -360,15 +246,15 @@ impl Browser {
             .unwrap_or_default()
     }
 
-    /// Waits (up to 20 s, generous for a loaded CI machine) until `script` returns `true`.
+    /// Waits (up to 20 s) until `script` returns `true`.
     pub async fn wait_until(&self, what: &str, script: &str) {
-        let deadline = Instant::now() + Duration::from_secs(20);
+        let deadline = Instant::now() + PATIENCE;
         loop {
             if self.execute(script, vec![]).await == Value::Bool(true) {
                 return;
             }
             assert!(Instant::now() < deadline, "timed out waiting for {what}");
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            tokio::time::sleep(POLL).await;
         }
     }
 
@@ -385,7 +271,7 @@ impl Browser {
 
     /// Ends the browser session.
     pub async fn quit(mut self) {
-        let _ = self.try_call(reqwest::Method::DELETE, "", None).await;
+        let _ = self.client.close().await;
         let _ = self.driver.kill().await;
     }
 }
