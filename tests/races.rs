@@ -14,6 +14,7 @@ use uuid::Uuid;
 
 on_both_backends!(
     a_customer_message_racing_a_cancellation_never_lands_on_the_cancelled_conversation,
+    a_first_reply_whose_message_cannot_be_stored_leaves_the_conversation_assigned,
 );
 
 const CAMPAIGN: &str = "Ventas Hogar";
@@ -48,11 +49,28 @@ macro_rules! on_read_pool {
     };
 }
 
-/// A channel of Ventas Hogar with its token.
+/// Runs `$body` with `$pool` bound to the pool that writes `$app`'s database.
+macro_rules! on_write_pool {
+    ($app:expr, |$pool:ident| $body:expr) => {
+        match &$app.store {
+            Store::Sqlite(pools) => {
+                let $pool = &pools.write;
+                $body
+            }
+            Store::Postgres(pg) => {
+                let $pool = &pg.pool;
+                $body
+            }
+        }
+    };
+}
+
+/// A channel of Ventas Hogar with its token, and an integration token.
 struct Api {
     campaign: Uuid,
     channel: Uuid,
     channel_token: String,
+    token: String,
 }
 
 async fn api(app: &TestApp) -> Api {
@@ -72,10 +90,17 @@ async fn api(app: &TestApp) -> Api {
         .await
         .unwrap()
         .expect("channel exists");
+    let (_, token) = app
+        .store
+        .create_integration_token(CAMPAIGN, "pruebas", relevo::db::Ts::now())
+        .await
+        .unwrap()
+        .expect("campaign exists");
     Api {
         campaign,
         channel,
         channel_token,
+        token,
     }
 }
 
@@ -421,4 +446,146 @@ async fn a_customer_message_racing_a_cancellation_never_lands_on_the_cancelled_c
         assert_eq!(on, outcome.conversation, "{shown}");
         assert_eq!((reactivates, status.as_str()), (Some(open), "icr"));
     }
+}
+
+/// The trigger that makes every agent message fail to insert, standing for
+/// any failure of that write (`raise` in each dialect).
+const FAIL_AGENT_MESSAGES_SQLITE: &str = "create trigger fail_agent_messages \
+    before insert on messages when new.direction = 'outbound' \
+    begin select raise(abort, 'injected failure'); end";
+const FAIL_AGENT_MESSAGES_POSTGRES: &str = "create function fail_agent_messages() \
+    returns trigger language plpgsql as $$ begin raise exception 'injected failure'; end $$; \
+    create trigger fail_agent_messages before insert on messages for each row \
+    when (new.direction = 'outbound') execute function fail_agent_messages()";
+
+/// An agent's first reply moves the conversation to En atención and stores
+/// the reply together: when the reply cannot be stored, the conversation is
+/// still Asignada, as it was, and the agent's retry is its first reply.
+async fn a_first_reply_whose_message_cannot_be_stored_leaves_the_conversation_assigned(
+    backend: Backend,
+) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let api = api(&app).await;
+    // Open all day, one connected agent: the hand-off assigns to them.
+    app.execute_id(
+        "delete from campaign_schedules where campaign_id = $1",
+        api.campaign,
+    )
+    .await;
+    app.execute_id(
+        "insert into campaign_schedules (campaign_id, weekday, opens_at, closes_at) values \
+         ($1, 0, '00:00', '00:00'), ($1, 1, '00:00', '00:00'), ($1, 2, '00:00', '00:00'), \
+         ($1, 3, '00:00', '00:00'), ($1, 4, '00:00', '00:00'), ($1, 5, '00:00', '00:00'), \
+         ($1, 6, '00:00', '00:00')",
+        api.campaign,
+    )
+    .await;
+    app.execute_id(
+        "update users set connected = false where id in \
+         (select user_id from campaign_members where campaign_id = $1)",
+        api.campaign,
+    )
+    .await;
+    let agent = app
+        .uuids_where(
+            "select m.user_id from campaign_members m join users u on u.id = m.user_id \
+             join campaigns p on p.id = m.campaign_id \
+             where p.name = $1 and u.role = 'agent' and u.active order by u.id",
+            CAMPAIGN,
+        )
+        .await[0];
+    let (status, body) = app
+        .api_call(
+            reqwest::Method::POST,
+            &format!("/api/v1/agents/{agent}/presence"),
+            Some(&api.token),
+            Some(json!({"connected": true})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = customer(&app, &app.client, &api, "reply-1", "5215588880000").await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let id = id_of(&body, "conversation_id");
+    let (status, body) = app
+        .api_call(
+            reqwest::Method::POST,
+            &format!("/api/v1/conversations/{id}/handoff"),
+            Some(&api.token),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        (body["status"].as_str(), id_of(&body, "agent_id")),
+        (Some("assigned"), agent)
+    );
+    let path = format!("/api/v1/conversations/{id}");
+    let (_, before) = app
+        .api_call(reqwest::Method::GET, &path, Some(&api.token), None)
+        .await;
+
+    on_write_pool!(app, |pool| sqlx::raw_sql(match backend {
+        Backend::Sqlite => FAIL_AGENT_MESSAGES_SQLITE,
+        Backend::Postgres => FAIL_AGENT_MESSAGES_POSTGRES,
+    })
+    .execute(pool)
+    .await
+    .map(drop)
+    .expect("install the failure"));
+    let reply = json!({"agent_id": agent, "text": "Hola, soy tu asesor"});
+    let (status, body) = app
+        .api_call(
+            reqwest::Method::POST,
+            &format!("{path}/agent-messages"),
+            Some(&api.token),
+            Some(reply.clone()),
+        )
+        .await;
+    assert!(status.is_server_error(), "{status}: {body}");
+    let (_, after) = app
+        .api_call(reqwest::Method::GET, &path, Some(&api.token), None)
+        .await;
+    assert_eq!(after["status"], "assigned", "{after}");
+    assert_eq!(after, before, "a reply that failed changed nothing");
+
+    on_write_pool!(app, |pool| sqlx::raw_sql(match backend {
+        Backend::Sqlite => "drop trigger fail_agent_messages",
+        Backend::Postgres =>
+            "drop trigger fail_agent_messages on messages; drop function fail_agent_messages()",
+    })
+    .execute(pool)
+    .await
+    .map(drop)
+    .expect("remove the failure"));
+    let (status, body) = app
+        .api_call(
+            reqwest::Method::POST,
+            &format!("{path}/agent-messages"),
+            Some(&api.token),
+            Some(reply),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["status"], "in_progress");
+    assert_eq!(body["version"], before["version"].as_i64().unwrap() + 1);
+    let (_, now) = app
+        .api_call(reqwest::Method::GET, &path, Some(&api.token), None)
+        .await;
+    let kinds: Vec<&str> = now["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["created", "handoff", "first_reply"]);
+    let outbound: Vec<&str> = now["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["direction"] == "outbound")
+        .map(|m| m["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(outbound, ["Hola, soy tu asesor"]);
 }
