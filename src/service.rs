@@ -91,8 +91,9 @@ async fn check_agent(
     }
 }
 
-/// An agent's reply: the first one moves `assigned` → `in_progress`; later
-/// ones only record activity. Only the assigned agent may reply.
+/// An agent's reply: the first one moves `assigned` → `in_progress` and is
+/// stored in the same transaction (see [`Store::record_first_reply`]);
+/// later ones only record activity. Only the assigned agent may reply.
 pub async fn agent_reply(
     store: &Store,
     scope: &Scope,
@@ -111,21 +112,22 @@ pub async fn agent_reply(
             checked = true;
         }
         let now = Utc::now();
-        let current = match conversation.status {
-            Status::InProgress if conversation.agent_id == Some(agent) => conversation,
+        match conversation.status {
+            Status::InProgress if conversation.agent_id == Some(agent) => {
+                store
+                    .record_agent_message(&conversation, agent, text, Ts::new(now))
+                    .await?;
+                return Ok(conversation);
+            }
             Status::InProgress => return Err(ServiceError::NotTheAssignedAgent),
             _ => {
+                // The transition and the reply commit together.
                 let transition = rules::first_reply(&conversation, agent, now)?;
-                if store.apply_transition(&transition).await?.is_err() {
-                    continue;
+                if store.record_first_reply(&transition, agent, text).await? {
+                    return Ok(transition.applied_to(&conversation));
                 }
-                transition.applied_to(&conversation)
             }
-        };
-        store
-            .record_agent_message(&current, agent, text, Ts::new(now))
-            .await?;
-        return Ok(current);
+        }
     }
     Err(ServiceError::Busy)
 }

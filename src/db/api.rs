@@ -12,9 +12,10 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::conversations::ConversationDetail;
+use super::transitions::ApplyWith;
 use super::{NotifyInTx, StoreResult, Ts, with_read, with_write};
 use crate::domain::schedule::{DayHours, parse_hhmm};
-use crate::domain::{ChannelKind, Conversation, Scope, Status};
+use crate::domain::{ChannelKind, Conversation, Scope, Status, Transition};
 use crate::live::{Change, Event};
 
 /// Hex SHA-256 of a token: the only form in which tokens are stored.
@@ -142,6 +143,24 @@ const INSERT_MESSAGE: &str = "insert into messages (id, conversation_id, directi
     agent_id, text, at) values ($1, $2, $3, $4, $5, $6, $7)";
 
 const TOUCH_ACTIVITY: &str = "update conversations set last_activity_at = $2 where id = $1";
+
+/// Inserts an agent's message (`$message`: its row id and instant) in the
+/// open transaction `$tx`, on either backend.
+macro_rules! insert_agent_message {
+    ($tx:expr, $conversation_id:expr, $agent_id:expr, $text:expr, $message:expr) => {{
+        let (id, at): (Uuid, Ts) = $message;
+        sqlx::query(INSERT_MESSAGE)
+            .bind(id)
+            .bind($conversation_id)
+            .bind("outbound")
+            .bind(None::<String>)
+            .bind($agent_id)
+            .bind($text)
+            .bind(at)
+            .execute(&mut *$tx)
+            .await
+    }};
+}
 
 impl super::Store {
     /// Whether the pools were closed (background tasks stop then).
@@ -373,6 +392,65 @@ impl super::Store {
         });
         self.publish(event);
         Ok(())
+    }
+
+    /// An agent's first reply: the transition `t` (Asignada → En Proceso,
+    /// through the compare-and-set) and the agent's message, stamped at the
+    /// transition's instant, in one transaction: the status never changes
+    /// without the reply, nor the reply land without the status. True when
+    /// written; false when the conversation had changed since `t` was
+    /// computed (nothing written).
+    pub async fn record_first_reply(
+        &self,
+        t: &Transition,
+        agent_id: Uuid,
+        text: &str,
+    ) -> StoreResult<bool> {
+        let event = Event::Changed(Change {
+            conversation_id: t.conversation_id,
+            campaign_id: t.campaign_id,
+            version: t.expected_version + 1,
+        });
+        let message = (Uuid::now_v7(), Ts::new(t.at));
+        let applied = match self {
+            // On the write lane, like every transition (see [`super::write_lane`]).
+            super::Store::Sqlite(pools) => {
+                let (write, t, text) = (pools.write.clone(), t.clone(), text.to_owned());
+                self.on_write_lane(async move {
+                    let mut tx = write.begin().await?;
+                    if !super::transitions::apply_sqlite(&mut tx, &t, ApplyWith::default()).await? {
+                        return Ok::<_, sqlx::Error>(false);
+                    }
+                    insert_agent_message!(tx, t.conversation_id, agent_id, &text, message)?;
+                    tx.commit().await?;
+                    Ok(true)
+                })
+                .await?
+            }
+            super::Store::Postgres(pg) => {
+                let notification = self.feed().notification(event);
+                let mut tx = pg.pool.begin().await?;
+                if super::transitions::apply_postgres(
+                    &mut tx,
+                    t,
+                    ApplyWith::default(),
+                    &notification,
+                )
+                .await?
+                {
+                    insert_agent_message!(tx, t.conversation_id, agent_id, text, message)?;
+                    tx.commit().await?;
+                    true
+                } else {
+                    false
+                }
+            }
+        };
+        if applied {
+            self.publish(event);
+            crate::telemetry::METRICS.transition_applied(t.kind.as_str());
+        }
+        Ok(applied)
     }
 
     /// An agent's active flag and campaigns; `None` if no agent has this id.

@@ -16,7 +16,10 @@
 //! statements in one hand-off to the connection's thread, binding the shared
 //! `$N` to every statement): four hand-offs per message with `begin` and
 //! `commit`, where one statement each took ten. Writes are serialised on one
-//! connection there, so the look-up is authoritative for the transaction.
+//! connection there, and the look-up reads inside the write transaction
+//! (after every write committed before it or earlier in its group commit,
+//! transitions included), so the look-up is authoritative for the
+//! transaction: a conversation it reads open stays open until the write.
 //!
 //! On PostgreSQL the write step is one statement of data-modifying CTEs
 //! (foreign keys are checked at its end, when every row exists). Concurrent
@@ -24,6 +27,13 @@
 //! the upsert; the look-up runs after it, so it sees what a delivery that
 //! held the lock committed. Of two concurrent deliveries of the same
 //! `message_id`, the one whose delivery record does not insert rolls back.
+//! Transitions do not take the contact's lock, though: a cancel may commit
+//! between the look-up and the write. So new activity is written only `where
+//! is_open` (the update waits for a transition holding the row, then reads
+//! the row it left), the message only if that update took it, and a
+//! delivery whose conversation closed meanwhile is decided again, which
+//! starts a new conversation: a customer message never lands on a closed
+//! conversation ([`POSTGRES_CONTINUE`], and the batches' `WRITE_ALL`).
 //!
 //! [`conversation::continues`]: crate::domain::conversation::continues
 
@@ -174,8 +184,9 @@ const SQLITE_CONTINUE: &str = "update conversations set last_activity_at = $2 wh
      started_conversation) values ($3, $5, $1, $2, false)";
 
 /// PostgreSQL: [`SQLITE_START`] as one statement, plus the change's entry in
-/// the change log (`$11` payload, see [`crate::live`]). Answers the folio and whether the
-/// delivery record was inserted (0: a concurrent retry won; roll back).
+/// the change log (`$11` payload, see [`crate::live`]). Answers the folio,
+/// whether the delivery record was inserted (0: a concurrent retry won;
+/// roll back), and that the conversation took the message (always 1).
 const POSTGRES_START: &str = concat!(
     "with conversation as (",
     insert_conversation!(),
@@ -192,15 +203,21 @@ const POSTGRES_START: &str = concat!(
 );
 
 /// PostgreSQL: [`SQLITE_CONTINUE`] as one statement, with the same
-/// numbering plus the change's entry in the change log (`$7` payload).
+/// numbering plus the change's entry in the change log (`$7` payload), and
+/// written only while the conversation is still open: the look-up read it
+/// open, but a transition may have closed it since (the update waits for
+/// the transition's row lock and then sees the closed row). Answers, like
+/// [`POSTGRES_START`], whether the delivery record was inserted, and then
+/// whether the conversation took the message (0: it closed; nothing was
+/// written, and the delivery is decided again).
 const POSTGRES_CONTINUE: &str = "with touched as (update conversations \
-     set last_activity_at = $2 where id = $1), \
+     set last_activity_at = $2 where id = $1 and is_open returning 1), \
      message as (insert into messages (id, conversation_id, direction, message_id, agent_id, \
-     text, at) values ($4, $1, 'inbound', $5, null, $6, $2)), \
+     text, at) select $4, $1, 'inbound', $5, null, $6, $2 from touched), \
      claim as (insert into inbound_messages (channel_id, message_id, conversation_id, \
-     received_at, started_conversation) values ($3, $5, $1, $2, false) \
+     received_at, started_conversation) select $3, $5, $1, $2, false from touched \
      on conflict (channel_id, message_id) do nothing returning 1), \
-     announce as (insert into change_log (payload) values ($7) returning 1) \
+     announce as (insert into change_log (payload) select $7 from touched returning 1) \
      select null::bigint, (select count(*) from claim), (select count(*) from announce)";
 
 /// Binds the look-up's arguments (`$1`-`$7`, see [`upsert_contact!`]).
@@ -398,7 +415,15 @@ enum Delivery {
     /// Already processed: nothing written. `None` when a concurrent retry
     /// won the race and its outcome is to be read after it committed.
     Seen(Option<FirstOutcome>),
+    /// Nothing written: the open conversation it was to continue closed
+    /// after the look-up (see [`POSTGRES_CONTINUE`]); decided again.
+    Closed,
 }
+
+/// Transactions a delivery alone may take before it answers 503: each
+/// further one means a transition closed its conversation between the
+/// look-up and the write, and the next look-up sees it closed.
+const ALONE_ATTEMPTS: usize = 3;
 
 /// Ids a delivery may write, made before the transaction.
 pub(super) struct NewIds {
@@ -534,93 +559,109 @@ pub(super) async fn deliver_postgres_alone(
     message: &InboundMessage,
     now: Ts,
 ) -> StoreResult<InboundOutcome> {
+    for _ in 0..ALONE_ATTEMPTS {
+        match deliver_postgres_once(pg, channel, message, now).await? {
+            Delivery::Applied(outcome, change) => {
+                pg.publish(Event::Changed(change));
+                return Ok(outcome);
+            }
+            Delivery::Seen(Some(first)) => return Ok(replay(first)),
+            Delivery::Seen(None) => {
+                let first: FirstOutcome = sqlx::query_as(PROCESSED)
+                    .bind(channel.id)
+                    .bind(&message.message_id)
+                    .fetch_one(&pg.pool)
+                    .await?;
+                return Ok(replay(first));
+            }
+            Delivery::Closed => continue,
+        }
+    }
+    // Answered 503: the channel's retry is decided afresh.
+    Err(sqlx::Error::Protocol("the conversation kept closing under a delivery".into()).into())
+}
+
+/// One transaction of [`deliver_postgres_alone`]: the look-up, the decision
+/// and the write, committed only if the write went where it was decided.
+async fn deliver_postgres_once(
+    pg: &PgWriter,
+    channel: &ChannelAuth,
+    message: &InboundMessage,
+    now: Ts,
+) -> StoreResult<Delivery> {
     let name = message.name.as_deref();
     let name_key = name.map(crate::domain::text::fold);
     let ids = NewIds::new();
-    let delivery = {
-        let mut tx = pg.pool.begin().await?;
-        bind_look_up!(
-            sqlx::query(POSTGRES_UPSERT_CONTACT),
-            channel,
-            message,
-            ids,
-            name,
-            name_key.as_deref(),
-            now
-        )
-        .execute(&mut *tx)
+    let mut tx = pg.pool.begin().await?;
+    bind_look_up!(
+        sqlx::query(POSTGRES_UPSERT_CONTACT),
+        channel,
+        message,
+        ids,
+        name,
+        name_key.as_deref(),
+        now
+    )
+    .execute(&mut *tx)
+    .await?;
+    let state: DeliveryState = sqlx::query_as(POSTGRES_DELIVERY_STATE)
+        .bind(channel.id)
+        .bind(&message.message_id)
+        .bind(&message.from)
+        .fetch_one(&mut *tx)
         .await?;
-        let state: DeliveryState = sqlx::query_as(POSTGRES_DELIVERY_STATE)
-            .bind(channel.id)
-            .bind(&message.message_id)
-            .bind(&message.from)
+    if let Some(first) = state.first_outcome() {
+        tx.rollback().await?;
+        return Ok(Delivery::Seen(Some(first)));
+    }
+    let plan = Plan::decide(&state)?;
+    let change = plan.change(channel, ids.conversation);
+    let notification = pg.feed.notification(Event::Changed(change));
+    let (folio, claimed, taken): (Option<i64>, i64, i64) = match &plan {
+        Plan::Continue(open) => {
+            bind_continue!(
+                sqlx::query_as(POSTGRES_CONTINUE),
+                channel,
+                message,
+                ids,
+                open,
+                now
+            )
+            .bind(&notification)
             .fetch_one(&mut *tx)
-            .await?;
-        if let Some(first) = state.first_outcome() {
-            tx.rollback().await?;
-            Delivery::Seen(Some(first))
-        } else {
-            let plan = Plan::decide(&state)?;
-            let change = plan.change(channel, ids.conversation);
-            let notification = pg.feed.notification(Event::Changed(change));
-            let (folio, claimed, _): (Option<i64>, i64, i64) = match &plan {
-                Plan::Continue(open) => {
-                    bind_continue!(
-                        sqlx::query_as(POSTGRES_CONTINUE),
-                        channel,
-                        message,
-                        ids,
-                        open,
-                        now
-                    )
-                    .bind(&notification)
-                    .fetch_one(&mut *tx)
-                    .await?
-                }
-                Plan::Start {
-                    contact_id,
-                    reactivates,
-                } => {
-                    bind_start!(
-                        sqlx::query_as(POSTGRES_START),
-                        channel,
-                        message,
-                        ids,
-                        contact_id,
-                        reactivates,
-                        now
-                    )
-                    .bind(&notification)
-                    .fetch_one(&mut *tx)
-                    .await?
-                }
-            };
-            if claimed == 0 {
-                // Another delivery of this message won: undo ours.
-                tx.rollback().await?;
-                Delivery::Seen(None)
-            } else {
-                let outcome = plan.outcome(ids.conversation, folio)?;
-                tx.commit().await?;
-                Delivery::Applied(outcome, change)
-            }
+            .await?
+        }
+        Plan::Start {
+            contact_id,
+            reactivates,
+        } => {
+            bind_start!(
+                sqlx::query_as(POSTGRES_START),
+                channel,
+                message,
+                ids,
+                contact_id,
+                reactivates,
+                now
+            )
+            .bind(&notification)
+            .fetch_one(&mut *tx)
+            .await?
         }
     };
-    match delivery {
-        Delivery::Applied(outcome, change) => {
-            pg.publish(Event::Changed(change));
-            Ok(outcome)
-        }
-        Delivery::Seen(Some(first)) => Ok(replay(first)),
-        Delivery::Seen(None) => {
-            let first: FirstOutcome = sqlx::query_as(PROCESSED)
-                .bind(channel.id)
-                .bind(&message.message_id)
-                .fetch_one(&pg.pool)
-                .await?;
-            Ok(replay(first))
-        }
+    if taken == 0 {
+        // The conversation closed after the look-up: nothing was written.
+        tx.rollback().await?;
+        return Ok(Delivery::Closed);
     }
+    if claimed == 0 {
+        // Another delivery of this message won: undo ours.
+        tx.rollback().await?;
+        return Ok(Delivery::Seen(None));
+    }
+    let outcome = plan.outcome(ids.conversation, folio)?;
+    tx.commit().await?;
+    Ok(Delivery::Applied(outcome, change))
 }
 
 /// The outcome a processed delivery had the first time.

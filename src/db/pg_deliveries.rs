@@ -27,6 +27,17 @@
 //! a deadlock happen anyway, PostgreSQL aborts one side and the batch falls
 //! back as below.
 //!
+//! A transition locks the conversation, not the contact, so one may close a
+//! conversation that the look-up read open before the batch writes. The
+//! write statement therefore touches only conversations still open (the
+//! update waits for a transition holding the row, then reads the row it
+//! left) and writes each message, delivery record and change only where its
+//! conversation was touched or is new: a customer message never lands on a
+//! closed conversation. A delivery whose conversation closed is decided
+//! again by the lane's next batch, whose look-up sees it closed and starts a
+//! new conversation linked to it (see [`Written::Closed`]); this costs no
+//! statement or round trip when nothing closed.
+//!
 //! A batch the database refuses (a foreign key, a deadlock, a delivery of
 //! one of its message ids committed first by another lane or instance) is
 //! rolled back and each of its deliveries runs alone in a transaction of
@@ -52,6 +63,12 @@ use crate::live::{Announcer, Change, Event, Feed};
 
 /// Most deliveries written together.
 const MAX_BATCH: usize = 64;
+
+/// Batches a delivery may be decided in before it runs alone: each further
+/// one means a transition closed its conversation between the look-up and
+/// the write, and the next look-up sees it closed, so a second batch is
+/// nearly always the last.
+const BATCH_ATTEMPTS: u8 = 3;
 
 /// Batches written at once: while one lane's batch runs, the next collects
 /// what arrives meanwhile.
@@ -90,17 +107,25 @@ const DELIVERY_STATES: &str = concat!(
 /// Every write of the batch, in one statement. Activity on open
 /// conversations: `$1` ids, `$2` the messages' instants (set, as for one
 /// delivery, never merged with the stored one: the automatic cancellation's
-/// guard relies on every customer message moving the activity). New conversations, inserted by
-/// campaign (the totals' lock order): `$3` ids, `$4` campaigns, `$5`
-/// channels, `$6` contacts, `$7` instants, `$8` the conversations they
-/// reactivate, `$9` their `created` history rows. Every message: `$10` row
-/// ids, `$11` conversations, `$12` message ids, `$13` texts, `$14`
-/// instants, `$15` channels, `$16` whether it started its conversation.
-/// `$17` the changes' entries in the change log. Answers how many delivery
-/// records were inserted (fewer than the messages: a concurrent delivery of
-/// one of them won) and the new conversations' folios.
+/// guard relies on every customer message moving the activity), **only
+/// while the conversation is still open**: the look-up read it open, but a
+/// transition may have closed it since (it locks the row, and this update
+/// waits for it and then sees the closed row), and a message must never
+/// land on a closed conversation. New conversations, inserted by campaign
+/// (the totals' lock order): `$3` ids, `$4` campaigns, `$5` channels, `$6`
+/// contacts, `$7` instants, `$8` the conversations they reactivate, `$9`
+/// their `created` history rows. Every message: `$10` row ids, `$11`
+/// conversations, `$12` message ids, `$13` texts, `$14` instants, `$15`
+/// channels, `$16` whether it started its conversation. `$17` the changes'
+/// entries in the change log. A message, its delivery record and its change
+/// are written only if its conversation was (`written`): touched, or new.
+/// Answers how many delivery records were inserted (fewer than written: a
+/// concurrent delivery of one of them won), the new conversations' folios,
+/// and the open conversations actually touched (the others closed after the
+/// look-up: their deliveries are decided again).
 const WRITE_ALL: &str = "with touched as (update conversations c set last_activity_at = u.at \
-     from unnest($1::uuid[], $2::timestamptz[]) as u(id, at) where c.id = u.id), \
+     from unnest($1::uuid[], $2::timestamptz[]) as u(id, at) where c.id = u.id and c.is_open \
+     returning c.id), \
      conversation as (insert into conversations (id, campaign_id, channel_id, contact_id, \
      status, is_open, version, agent_id, started_at, last_activity_at, reactivates_id) \
      select n.id, n.campaign_id, n.channel_id, n.contact_id, 'icr', true, 1, null::uuid, \
@@ -108,6 +133,7 @@ const WRITE_ALL: &str = "with touched as (update conversations c set last_activi
      from unnest($3::uuid[], $4::uuid[], $5::uuid[], $6::uuid[], $7::timestamptz[], $8::uuid[]) \
      as n(id, campaign_id, channel_id, contact_id, at, reactivates_id) \
      order by n.campaign_id returning id, folio), \
+     written as (select id from touched union all select id from conversation), \
      created as (insert into conversation_events (id, conversation_id, at, kind, from_status, \
      to_status, from_agent_id, to_agent_id, category_id, subcategory_id, comment, actor_kind, \
      actor_id) \
@@ -118,18 +144,23 @@ const WRITE_ALL: &str = "with touched as (update conversations c set last_activi
      text, at) \
      select m.id, m.conversation_id, 'inbound', m.message_id, null::uuid, m.text, m.at \
      from unnest($10::uuid[], $11::uuid[], $12::text[], $13::text[], $14::timestamptz[]) \
-     as m(id, conversation_id, message_id, text, at)), \
+     as m(id, conversation_id, message_id, text, at) \
+     where m.conversation_id in (select id from written)), \
      claim as (insert into inbound_messages (channel_id, message_id, conversation_id, \
      received_at, started_conversation) \
      select d.channel_id, d.message_id, d.conversation_id, d.at, d.started \
      from unnest($15::uuid[], $12::text[], $11::uuid[], $14::timestamptz[], $16::bool[]) \
      as d(channel_id, message_id, conversation_id, at, started) \
+     where d.conversation_id in (select id from written) \
      on conflict (channel_id, message_id) do nothing returning 1), \
-     announce as (insert into change_log (payload) select * from unnest($17::text[]) returning 1) \
+     announce as (insert into change_log (payload) select a.payload \
+     from unnest($17::text[], $11::uuid[]) with ordinality as a(payload, conversation_id, i) \
+     where a.conversation_id in (select id from written) order by a.i returning 1) \
      select (select count(*) from claim), \
      coalesce((select array_agg(id order by folio) from conversation), '{}'), \
      coalesce((select array_agg(folio order by folio) from conversation), '{}'), \
-     (select count(*) from announce)";
+     (select count(*) from announce), \
+     coalesce((select array_agg(id) from touched), '{}')";
 
 /// What the lanes write with: the store's parts without the queue, so that
 /// the lanes end when the last [`PgDeliveries`] is dropped.
@@ -154,6 +185,8 @@ struct Job {
     message: InboundMessage,
     now: Ts,
     reply: oneshot::Sender<StoreResult<InboundOutcome>>,
+    /// Batches that decided it already (see [`BATCH_ATTEMPTS`]).
+    attempts: u8,
 }
 
 /// The queue of the batching lanes (see the module docs).
@@ -188,6 +221,7 @@ impl PgDeliveries {
                 message,
                 now,
                 reply,
+                attempts: 0,
             })
             .map_err(|_| sqlx::Error::PoolClosed)?;
         // The batch runs to its end even if this request goes away.
@@ -196,8 +230,9 @@ impl PgDeliveries {
 }
 
 /// One lane: takes what is waiting, writes it, answers; until the queue
-/// closes. A delivery that cannot join a batch (see [`Batch::admit`]) is the
-/// first of the lane's next one.
+/// closes. A delivery that cannot join a batch (see [`Batch::admit`]), or
+/// whose conversation closed before its batch wrote (see [`WRITE_ALL`]), is
+/// among the first of the lane's next one.
 async fn lane(writer: PgWriter, jobs: Arc<Mutex<mpsc::UnboundedReceiver<Job>>>) {
     let mut waiting: Vec<Job> = Vec::new();
     let mut arrived = Vec::with_capacity(MAX_BATCH);
@@ -225,8 +260,9 @@ async fn lane(writer: PgWriter, jobs: Arc<Mutex<mpsc::UnboundedReceiver<Job>>>) 
                 deferred.push(job);
             }
         }
-        waiting = deferred;
-        run_batch(&writer, batch.jobs).await;
+        // Deliveries to decide again arrived before the deferred ones.
+        waiting = run_batch(&writer, batch.jobs).await;
+        waiting.append(&mut deferred);
     }
 }
 
@@ -260,6 +296,10 @@ enum Written {
     Applied(InboundOutcome, Change),
     /// Processed before: its first outcome.
     Seen(FirstOutcome),
+    /// Nothing written: the open conversation it continued was closed by a
+    /// transition after the look-up. Decided again by a later batch, whose
+    /// look-up sees it closed and so starts a new conversation.
+    Closed,
 }
 
 /// Why a batch did not commit, and so how its deliveries are answered.
@@ -289,17 +329,35 @@ impl From<sqlx::Error> for Failed {
 }
 
 /// Writes `jobs` in one transaction and answers them (see [`Failed`] for
-/// when it does not commit).
-async fn run_batch(writer: &PgWriter, jobs: Vec<Job>) {
+/// when it does not commit); returns the deliveries to decide again (see
+/// [`Written::Closed`]).
+async fn run_batch(writer: &PgWriter, jobs: Vec<Job>) -> Vec<Job> {
+    let mut again = Vec::new();
     match write_batch(writer, &jobs).await {
         Ok(written) => {
-            for (job, written) in jobs.into_iter().zip(written) {
+            for (mut job, written) in jobs.into_iter().zip(written) {
                 let outcome = match written {
                     Written::Applied(outcome, change) => {
                         writer.publish(Event::Changed(change));
                         outcome
                     }
                     Written::Seen(first) => inbound::replay(first),
+                    Written::Closed if job.attempts + 1 < BATCH_ATTEMPTS => {
+                        job.attempts += 1;
+                        again.push(job);
+                        continue;
+                    }
+                    Written::Closed => {
+                        let answer = inbound::deliver_postgres_alone(
+                            writer,
+                            &job.channel,
+                            &job.message,
+                            job.now,
+                        )
+                        .await;
+                        let _ = job.reply.send(answer);
+                        continue;
+                    }
                 };
                 let _ = job.reply.send(Ok(outcome));
             }
@@ -322,6 +380,7 @@ async fn run_batch(writer: &PgWriter, jobs: Vec<Job>) {
             }
         }
     }
+    again
 }
 
 /// An error like `e` for each delivery of a failed batch (sqlx's errors
@@ -389,18 +448,24 @@ async fn write_batch(writer: &PgWriter, jobs: &[Job]) -> Result<Vec<Written>, Fa
             }
         });
     }
-    let folios: HashMap<Uuid, i64> = if writes.messages() == 0 {
-        HashMap::new()
+    let (folios, touched): (HashMap<Uuid, i64>, HashSet<Uuid>) = if writes.messages() == 0 {
+        Default::default()
     } else {
-        let (claimed, new_ids, folios, _): (i64, Vec<Uuid>, Vec<i64>, i64) = writes
-            .bind(sqlx::query_as(WRITE_ALL))
-            .fetch_one(&mut *tx)
-            .await?;
-        if claimed != writes.messages() as i64 {
+        let (claimed, new_ids, folios, _, touched): (i64, Vec<Uuid>, Vec<i64>, i64, Vec<Uuid>) =
+            writes
+                .bind(sqlx::query_as(WRITE_ALL))
+                .fetch_one(&mut *tx)
+                .await?;
+        // A delivery whose conversation closed wrote nothing, claim included.
+        let closed = writes.continued().saturating_sub(touched.len());
+        if claimed != writes.messages().saturating_sub(closed) as i64 {
             tx.rollback().await?;
             return Err(Failed::RunAlone(None));
         }
-        new_ids.into_iter().zip(folios).collect()
+        (
+            new_ids.into_iter().zip(folios).collect(),
+            touched.into_iter().collect(),
+        )
     };
     // Every answer before the commit: nothing can fail after it.
     let written = decided
@@ -409,6 +474,7 @@ async fn write_batch(writer: &PgWriter, jobs: &[Job]) -> Result<Vec<Written>, Fa
         .map(|(decision, ids)| {
             Ok(match decision {
                 Err(first) => Written::Seen(first),
+                Ok((Plan::Continue(open), _)) if !touched.contains(&open.id) => Written::Closed,
                 Ok((plan, change)) => {
                     let folio = folios.get(&ids.conversation).copied();
                     Written::Applied(plan.outcome(ids.conversation, folio)?, change)
@@ -479,6 +545,12 @@ impl<'a> Writes<'a> {
 
     fn messages(&self) -> usize {
         self.message_row.len()
+    }
+
+    /// Deliveries continuing an open conversation (one per conversation:
+    /// a batch holds one delivery per contact).
+    fn continued(&self) -> usize {
+        self.touched.len()
     }
 
     fn bind<'q, O>(

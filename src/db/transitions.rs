@@ -211,6 +211,25 @@ pub(super) async fn apply_sqlite(
     }
 }
 
+/// Applies `t` on PostgreSQL inside the open transaction `tx`, with its
+/// change log entry (`notification`): true when the compare-and-set held,
+/// false when the conversation had changed (nothing was written). For a
+/// write that must commit together with a transition (an agent's first
+/// reply and its message); alone, a transition is its own statement in
+/// autocommit.
+pub(super) async fn apply_postgres(
+    tx: &mut sqlx::PgConnection,
+    t: &Transition,
+    with: ApplyWith,
+    notification: &str,
+) -> Result<bool, sqlx::Error> {
+    let (updated, _): (i64, i64) = bind_transition!(sqlx::query_as(POSTGRES_APPLY), t, with)
+        .bind(notification)
+        .fetch_one(&mut *tx)
+        .await?;
+    Ok(updated == 1)
+}
+
 impl super::Store {
     /// Applies `transition` if the conversation is still at
     /// `transition.expected_version`; otherwise changes nothing and returns
