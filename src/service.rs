@@ -114,10 +114,14 @@ pub async fn agent_reply(
         let now = Utc::now();
         match conversation.status {
             Status::InProgress if conversation.agent_id == Some(agent) => {
-                store
+                // False: the conversation changed since it was read (a
+                // cancel, a reassignment); decide again on what it is now.
+                if store
                     .record_agent_message(&conversation, agent, text, Ts::new(now))
-                    .await?;
-                return Ok(conversation);
+                    .await?
+                {
+                    return Ok(conversation);
+                }
             }
             Status::InProgress => return Err(ServiceError::NotTheAssignedAgent),
             _ => {

@@ -15,6 +15,8 @@ use uuid::Uuid;
 on_both_backends!(
     a_customer_message_racing_a_cancellation_never_lands_on_the_cancelled_conversation,
     a_first_reply_whose_message_cannot_be_stored_leaves_the_conversation_assigned,
+    cancels_and_messages_racing_freely_leave_no_message_after_a_closing,
+    an_agent_reply_read_before_a_cancellation_is_not_stored_on_it,
 );
 
 const CAMPAIGN: &str = "Ventas Hogar";
@@ -588,4 +590,112 @@ async fn a_first_reply_whose_message_cannot_be_stored_leaves_the_conversation_as
         .map(|m| m["text"].as_str().unwrap())
         .collect();
     assert_eq!(outbound, ["Hola, soy tu asesor"]);
+}
+
+/// Cancels and customer messages on the same conversations, left to race
+/// with no forced order: each cancel is stamped just before its message is
+/// sent, and either may commit first. Whatever the order, no inbound message
+/// is stored on a cancelled conversation after its closing, and a message
+/// that came after the cancel started a new conversation linked to it.
+/// Before closings were kept from going back before the activity already
+/// recorded, a message that committed first (stamped a moment after the
+/// cancel's instant) showed after the closing on both backends.
+async fn cancels_and_messages_racing_freely_leave_no_message_after_a_closing(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let api = api(&app).await;
+    let administrator = app
+        .uuids_where("select id from users where email = $1", common::SUPER_EMAIL)
+        .await[0];
+    const PAIRS: usize = 40;
+    let started = Instant::now();
+    let mut conversations = Vec::new();
+    for n in 0..PAIRS {
+        let from = format!("+52155{n:08}");
+        let first = Outcome::of_api(
+            customer(&app, &app.client, &api, &format!("libre-{n}-a"), &from).await,
+        );
+        conversations.push((first.conversation, from));
+    }
+    let mut races = Vec::new();
+    for (n, (conversation, from)) in conversations.iter().enumerate() {
+        let cancel = cancel_of(&app, *conversation, administrator).await;
+        let message = send_message(&app, &api, format!("libre-{n}-b"), from.clone());
+        let store = app.store.clone();
+        let applied = tokio::spawn(async move { store.apply_transition(&cancel).await });
+        races.push((message, applied));
+    }
+    for (message, applied) in races {
+        let (status, body) = message.await.expect("message task");
+        assert!(status.is_success(), "{status}: {body}");
+        applied
+            .await
+            .expect("cancel task")
+            .expect("store")
+            .expect("nothing else changes these conversations");
+        assert!(started.elapsed() < TIME_LIMIT, "the races took too long");
+    }
+    assert_eq!(
+        count(&app, LATE_MESSAGES).await,
+        0,
+        "messages after a closing"
+    );
+    for (n, (conversation, _)) in conversations.iter().enumerate() {
+        let (stored_on, reactivates, _) = stored_on(&app, &format!("libre-{n}-b")).await;
+        assert!(
+            stored_on == *conversation || reactivates == Some(*conversation),
+            "message {n} went to {stored_on}, which reactivates {reactivates:?}"
+        );
+    }
+}
+
+/// An agent's reply computed while the conversation was En Proceso, written
+/// after an administrator cancelled it: nothing is stored on the cancelled
+/// conversation (the service then reads it again and refuses the reply).
+/// The reply used to be written whatever had committed since it was read.
+async fn an_agent_reply_read_before_a_cancellation_is_not_stored_on_it(backend: Backend) {
+    use relevo::domain::Scope;
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let id = app
+        .uuids_where(
+            "select id from conversations where status = $1 order by folio limit 1",
+            "in_progress",
+        )
+        .await[0];
+    let administrator = app
+        .uuids_where("select id from users where email = $1", common::SUPER_EMAIL)
+        .await[0];
+    let read = app
+        .store
+        .conversation_state(&Scope::All, id)
+        .await
+        .unwrap()
+        .expect("conversation");
+    let agent = read.agent_id.expect("an agent attends it");
+    let cancel = cancel_of(&app, id, administrator).await;
+    app.store
+        .apply_transition(&cancel)
+        .await
+        .unwrap()
+        .expect("applied");
+    let written = app
+        .store
+        .record_agent_message(&read, agent, "¿Sigue ahí?", relevo::db::Ts::now())
+        .await
+        .unwrap();
+    assert!(
+        !written,
+        "the reply must not be written on the cancelled conversation"
+    );
+    let after_closing = app
+        .uuids_where(
+            "select m.id from messages m join conversations c on c.id = m.conversation_id \
+             where m.direction = $1 and c.status = 'cancelled' and m.at > c.closed_at",
+            "outbound",
+        )
+        .await;
+    assert!(after_closing.is_empty(), "{after_closing:?}");
 }

@@ -524,6 +524,17 @@ async fn close_at(app: &TestApp, instants: &[&str]) {
         .await;
     assert!(ids.len() >= instants.len(), "enough open conversations");
     for (id, at) in ids.into_iter().zip(instants) {
+        // A closing is never stamped before the conversation's last
+        // activity, so these demo conversations must have gone quiet first.
+        let quiet_since = match app.backend {
+            Backend::Sqlite => {
+                "update conversations set last_activity_at = '2024-01-01T00:00:00.000000Z' where id = $1"
+            }
+            Backend::Postgres => {
+                "update conversations set last_activity_at = '2024-01-01T00:00:00Z' where id = $1"
+            }
+        };
+        app.execute_id(quiet_since, id).await;
         let at = chrono::DateTime::parse_from_rfc3339(at).unwrap().to_utc();
         let c = app
             .store

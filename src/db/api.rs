@@ -142,7 +142,12 @@ const RECENT_IN_STATUS: &str = "select id, folio, campaign_id, channel_id, conta
 const INSERT_MESSAGE: &str = "insert into messages (id, conversation_id, direction, message_id, \
     agent_id, text, at) values ($1, $2, $3, $4, $5, $6, $7)";
 
-const TOUCH_ACTIVITY: &str = "update conversations set last_activity_at = $2 where id = $1";
+/// An agent's later reply moves the activity only while the conversation is
+/// still as it was read (`$3`, its version: any transition moves it), and
+/// takes the row's lock before the message is written, so a reply never
+/// lands on a conversation cancelled, reassigned or resolved meanwhile.
+const TOUCH_ACTIVITY_IF_UNCHANGED: &str =
+    "update conversations set last_activity_at = $2 where id = $1 and version = $3";
 
 /// Inserts an agent's message (`$message`: its row id and instant) in the
 /// open transaction `$tx`, on either backend.
@@ -363,35 +368,42 @@ impl super::Store {
         agent_id: Uuid,
         text: &str,
         now: Ts,
-    ) -> StoreResult<()> {
+    ) -> StoreResult<bool> {
         let event = Event::Changed(Change {
             conversation_id: conversation.id,
             campaign_id: conversation.campaign_id,
             version: conversation.version,
         });
         let notification = self.feed().notification(event);
-        with_write!(self, |pool| {
+        let written = with_write!(self, |pool| {
             let mut tx = pool.begin().await?;
-            sqlx::query(INSERT_MESSAGE)
-                .bind(Uuid::now_v7())
-                .bind(conversation.id)
-                .bind("outbound")
-                .bind(None::<String>)
-                .bind(agent_id)
-                .bind(text)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query(TOUCH_ACTIVITY)
+            let touched = sqlx::query(TOUCH_ACTIVITY_IF_UNCHANGED)
                 .bind(conversation.id)
                 .bind(now)
+                .bind(conversation.version)
                 .execute(&mut *tx)
-                .await?;
-            tx.notify_change(&notification).await?;
-            tx.commit().await?;
+                .await?
+                .rows_affected();
+            if touched == 1 {
+                sqlx::query(INSERT_MESSAGE)
+                    .bind(Uuid::now_v7())
+                    .bind(conversation.id)
+                    .bind("outbound")
+                    .bind(None::<String>)
+                    .bind(agent_id)
+                    .bind(text)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.notify_change(&notification).await?;
+                tx.commit().await?;
+            }
+            touched == 1
         });
-        self.publish(event);
-        Ok(())
+        if written {
+            self.publish(event);
+        }
+        Ok(written)
     }
 
     /// An agent's first reply: the transition `t` (Asignada → En Proceso,

@@ -56,14 +56,26 @@ struct CandidateRow {
 
 /// The compare-and-set: `$1` conversation, `$2` the version the transition
 /// was computed from, `$3`-`$12` the new state, `$13` the activity it must
-/// still have (null: any).
+/// still have (null: any). `$later` is the dialect's two-argument maximum.
+///
+/// The activity and the closing time never go back before the activity
+/// already recorded: the transition's instant is taken before it waits for
+/// the row, and a customer message committed in between (stamped a moment
+/// later) must not appear after the closing that followed it.
 macro_rules! compare_and_set {
-    () => {
-        "update conversations set \
-         status = $3, is_open = $4, version = version + 1, agent_id = $5, last_activity_at = $6, \
-         closed_at = $7, closed_by = $8, closer_kind = $9, \
-         closure_category_id = $10, closure_subcategory_id = $11, closure_comment = $12 \
-         where id = $1 and version = $2 and ($13 is null or last_activity_at = $13)"
+    ($later:literal) => {
+        concat!(
+            "update conversations set \
+             status = $3, is_open = $4, version = version + 1, agent_id = $5, \
+             last_activity_at = ",
+            $later,
+            "($6, last_activity_at), \
+             closed_at = case when $7 is null then null else ",
+            $later,
+            "($7, last_activity_at) end, closed_by = $8, closer_kind = $9, \
+             closure_category_id = $10, closure_subcategory_id = $11, closure_comment = $12 \
+             where id = $1 and version = $2 and ($13 is null or last_activity_at = $13)"
+        )
     };
 }
 
@@ -83,10 +95,10 @@ macro_rules! event_columns {
 /// history row is written exactly when the update won; the script changes
 /// 2 rows or none.
 const SQLITE_APPLY: &str = concat!(
-    compare_and_set!(),
+    compare_and_set!("max"),
     "; ",
     event_columns!(),
-    "select $14, $1, $6, $15, $16, $3, $17, $5, $18, $19, $20, $21, $22, $23, $24 where changes() = 1"
+    "select $14, $1, (select last_activity_at from conversations where id = $1), $15, $16, $3, $17, $5, $18, $19, $20, $21, $22, $23, $24 where changes() = 1"
 );
 
 /// PostgreSQL: the compare-and-set (`changed`, the row as written), its
@@ -98,10 +110,10 @@ macro_rules! postgres_apply_ctes {
     () => {
         concat!(
             "with changed as (",
-            compare_and_set!(),
+            compare_and_set!("greatest"),
             " returning *), event as (",
             event_columns!(),
-            "select $14, id, $6, $15, $16, $3, $17, $5, $18, $19, $20, $21, $22, $23, $24 \
+            "select $14, id, last_activity_at, $15, $16, $3, $17, $5, $18, $19, $20, $21, $22, $23, $24 \
              from changed), announce as (insert into change_log (payload) select $25 from changed \
              returning 1) "
         )
