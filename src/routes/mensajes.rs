@@ -146,7 +146,14 @@ pub fn parse_filter(raw: &RawQuery, tz: chrono_tz::Tz) -> (ListFilter, Vec<Strin
     };
     let started_from = date(&raw.desde, "fecha inicial", false);
     let started_before = date(&raw.hasta, "fecha final", true);
-    let search = parse_search(&raw.q);
+    // No name or phone holds a control character (the API refuses them),
+    // and PostgreSQL text cannot hold U+0000.
+    let search = if raw.q.chars().any(|c| c.is_control() && !c.is_whitespace()) {
+        ignore("búsqueda");
+        None
+    } else {
+        parse_search(&raw.q)
+    };
     (
         ListFilter {
             status,
