@@ -131,6 +131,13 @@ pub fn parse_nudge(
             format!("El aviso admite hasta {NUDGE_MAX_CHARS} caracteres (tiene {chars})"),
         ));
     }
+    // It is stored and sent as typed, but PostgreSQL text cannot hold U+0000.
+    if text.contains('\0') {
+        return Err((
+            "aviso",
+            "El aviso no admite el carácter nulo (U+0000)".into(),
+        ));
+    }
     let minutes: i64 = lead.parse().map_err(|_| {
         (
             "aviso_minutos",
@@ -462,6 +469,10 @@ mod tests {
         assert_eq!(
             parse_nudge("Hola", "30", Some(30)).unwrap_err().0,
             "aviso_minutos"
+        );
+        assert_eq!(
+            parse_nudge("Hola\u{0}", "10", Some(30)).unwrap_err().0,
+            "aviso"
         );
     }
 

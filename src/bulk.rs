@@ -86,6 +86,10 @@ pub fn reason_text(key: &str, n: usize) -> String {
             "el comentario es demasiado largo",
             "el comentario es demasiado largo",
         ),
+        "comment_nul" => (
+            "el comentario tiene un carácter nulo",
+            "el comentario tiene un carácter nulo",
+        ),
         "agent_missing" => ("falta el agente", "falta el agente"),
         "not_an_agent" => ("el usuario no es un agente", "el usuario no es un agente"),
         "agent_not_in_campaign" => (
@@ -111,6 +115,7 @@ pub fn invalid_key(invalid: Invalid) -> &'static str {
         Invalid::SubcategoryNotOfCategory => "subcategory_not_of_category",
         Invalid::SubcategoryInactive => "subcategory_inactive",
         Invalid::CommentTooLong(_) => "comment_too_long",
+        Invalid::CommentNul => "comment_nul",
         Invalid::AgentMissing => "agent_missing",
         Invalid::NotAnAgent => "not_an_agent",
         Invalid::AgentNotInCampaign => "agent_not_in_campaign",
@@ -605,6 +610,7 @@ mod tests {
             Invalid::SubcategoryNotOfCategory,
             Invalid::SubcategoryInactive,
             Invalid::CommentTooLong(2000),
+            Invalid::CommentNul,
             Invalid::AgentMissing,
             Invalid::NotAnAgent,
             Invalid::AgentNotInCampaign,

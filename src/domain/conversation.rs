@@ -158,6 +158,7 @@ pub enum Invalid {
     SubcategoryNotOfCategory,
     SubcategoryInactive,
     CommentTooLong(usize),
+    CommentNul,
     AgentMissing,
     NotAnAgent,
     AgentNotInCampaign,
@@ -173,7 +174,7 @@ impl Invalid {
             | Invalid::CategoryNotInCampaign
             | Invalid::CategoryInactive => "categoria",
             Invalid::SubcategoryNotOfCategory | Invalid::SubcategoryInactive => "subcategoria",
-            Invalid::CommentTooLong(_) => "comentario",
+            Invalid::CommentTooLong(_) | Invalid::CommentNul => "comentario",
             Invalid::AgentMissing
             | Invalid::NotAnAgent
             | Invalid::AgentNotInCampaign
@@ -197,6 +198,7 @@ impl Invalid {
                 "El comentario admite hasta {} caracteres (tiene {chars})",
                 super::text::COMMENT_MAX_CHARS
             ),
+            Invalid::CommentNul => "El comentario no admite el carácter nulo (U+0000)".into(),
             Invalid::AgentMissing => "Selecciona un agente".into(),
             Invalid::NotAnAgent => "Ese usuario no es un agente".into(),
             Invalid::AgentNotInCampaign => {
@@ -204,6 +206,15 @@ impl Invalid {
             }
             Invalid::AgentInactive => "Ese agente está desactivado".into(),
             Invalid::SameAgent => "La conversación ya está asignada a ese agente".into(),
+        }
+    }
+}
+
+impl From<super::text::CommentError> for Invalid {
+    fn from(error: super::text::CommentError) -> Invalid {
+        match error {
+            super::text::CommentError::TooLong(chars) => Invalid::CommentTooLong(chars),
+            super::text::CommentError::Nul => Invalid::CommentNul,
         }
     }
 }
@@ -273,8 +284,8 @@ fn require(conversation: &Conversation, allowed: &[Status]) -> Result<(), Transi
 fn comment_or_error(raw: &str, errors: &mut Vec<Invalid>) -> Option<String> {
     match Comment::parse(raw) {
         Ok(comment) => comment.map(Comment::into_string),
-        Err(chars) => {
-            errors.push(Invalid::CommentTooLong(chars));
+        Err(error) => {
+            errors.push(error.into());
             None
         }
     }

@@ -4,8 +4,29 @@
 //! changes, and days whose midnight does not exist because the clocks jump
 //! over it (America/Santiago, America/Havana).
 
-use chrono::{DateTime, NaiveDate, NaiveTime, Offset, TimeDelta, TimeZone, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, NaiveTime, Offset, TimeDelta, TimeZone, Utc};
 use chrono_tz::Tz;
+
+/// The years a day or an instant typed in a URL may have: the four-digit
+/// years a date input sends.
+///
+/// Invariant: every day of these years, its start in any time zone, the
+/// day before and the day after are representable by chrono and by both
+/// databases (PostgreSQL stops at 4713 BC), so date arithmetic on a parsed
+/// day never panics and a query never fails on it.
+pub const YEARS: std::ops::RangeInclusive<i32> = 1..=9999;
+
+/// A `YYYY-MM-DD` day of [`YEARS`]; anything else is `None`.
+pub fn parse_day(raw: &str) -> Option<NaiveDate> {
+    NaiveDate::parse_from_str(raw, "%Y-%m-%d")
+        .ok()
+        .filter(|day| YEARS.contains(&day.year()))
+}
+
+/// Whether `at` falls in [`YEARS`] (a position in a URL, say).
+pub fn in_years(at: DateTime<Utc>) -> bool {
+    YEARS.contains(&at.year())
+}
 
 /// The first instant of local day `day` in `tz`.
 ///
@@ -97,6 +118,24 @@ mod tests {
                 utc("2026-09-07T03:00:00Z"),
             ]
         );
+    }
+
+    #[test]
+    fn only_days_of_four_digit_years_parse() {
+        assert_eq!(parse_day("2026-11-26"), Some(day("2026-11-26")));
+        assert_eq!(parse_day("0001-01-01"), Some(day("0001-01-01")));
+        assert_eq!(parse_day("9999-12-31"), Some(day("9999-12-31")));
+        for bad in [
+            "0000-12-31",
+            "10000-01-01",
+            "-5000-01-01",
+            "+262142-12-31",
+            "-262143-01-01",
+            "2026-02-30",
+            "",
+        ] {
+            assert_eq!(parse_day(bad), None, "{bad}");
+        }
     }
 
     #[test]

@@ -5,19 +5,32 @@ pub const COMMENT_MAX_CHARS: usize = 1000;
 /// Longest e-mail address accepted anywhere (RFC 5321 path limit).
 pub const EMAIL_MAX_CHARS: usize = 254;
 
-/// A comment that is non-empty after trimming and at most [`COMMENT_MAX_CHARS`].
+/// A comment that is non-empty after trimming, at most [`COMMENT_MAX_CHARS`]
+/// and without U+0000 (which PostgreSQL text cannot hold; other control
+/// characters are kept as typed and escaped where shown).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Comment(String);
 
+/// Why a comment is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CommentError {
+    /// Over [`COMMENT_MAX_CHARS`]: how many characters it has.
+    TooLong(usize),
+    /// It holds U+0000.
+    Nul,
+}
+
 impl Comment {
-    /// `Ok(None)` for an empty or blank comment; `Err(chars)` when too long.
-    pub fn parse(raw: &str) -> Result<Option<Comment>, usize> {
+    /// `Ok(None)` for an empty or blank comment.
+    pub fn parse(raw: &str) -> Result<Option<Comment>, CommentError> {
         let trimmed = raw.trim();
         let chars = trimmed.chars().count();
         if chars == 0 {
             Ok(None)
         } else if chars > COMMENT_MAX_CHARS {
-            Err(chars)
+            Err(CommentError::TooLong(chars))
+        } else if trimmed.contains('\0') {
+            Err(CommentError::Nul)
         } else {
             Ok(Some(Comment(trimmed.to_owned())))
         }
@@ -32,7 +45,8 @@ impl Comment {
     }
 }
 
-/// An e-mail address, trimmed and lower-cased so comparisons ignore case.
+/// An e-mail address, trimmed and lower-cased so comparisons ignore case;
+/// no address has whitespace or control characters.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Email(String);
 
@@ -40,7 +54,7 @@ impl Email {
     pub fn parse(raw: &str) -> Option<Email> {
         let value = raw.trim().to_lowercase();
         let valid = value.chars().count() <= EMAIL_MAX_CHARS
-            && !value.chars().any(char::is_whitespace)
+            && !value.chars().any(|c| c.is_whitespace() || c.is_control())
             && value
                 .split_once('@')
                 .is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.'));
@@ -60,7 +74,16 @@ mod tests {
     fn a_comment_counts_characters_not_bytes() {
         let emoji = "😀".repeat(COMMENT_MAX_CHARS);
         assert!(Comment::parse(&emoji).unwrap().is_some());
-        assert_eq!(Comment::parse(&format!("{emoji}😀")), Err(1001));
+        assert_eq!(
+            Comment::parse(&format!("{emoji}😀")),
+            Err(CommentError::TooLong(1001))
+        );
+    }
+
+    #[test]
+    fn a_comment_with_a_nul_character_is_refused() {
+        assert_eq!(Comment::parse("hola\u{0}"), Err(CommentError::Nul));
+        assert!(Comment::parse("línea 1\r\nlínea 2\u{1}").unwrap().is_some());
     }
 
     #[test]
@@ -76,6 +99,8 @@ mod tests {
         );
         assert!(Email::parse("no-at-sign").is_none());
         assert!(Email::parse(&format!("{}@x.mx", "a".repeat(300))).is_none());
+        assert!(Email::parse("ana\u{0}@example.com").is_none());
+        assert!(Email::parse("ana\u{1b}@example.com").is_none());
     }
 }
 

@@ -119,9 +119,15 @@ struct SubcategoryOptions {
     subcategories: Vec<Choice>,
 }
 
-/// Only a path inside the console may be returned to (never another site).
+/// Only a path inside the console may be returned to (never another site),
+/// and only one that can be a `Location` header as it is (visible ASCII,
+/// as every link of the console is): anything else would fail the answer
+/// after the action was saved.
 fn safe_return(raw: &str, folio: i64) -> String {
-    let ok = raw.starts_with("/mensajes") && !raw.starts_with("//") && !raw.contains('\\');
+    let ok = raw.starts_with("/mensajes")
+        && !raw.starts_with("//")
+        && !raw.contains('\\')
+        && raw.bytes().all(|b| b.is_ascii_graphic());
     if ok {
         raw.to_owned()
     } else {
@@ -604,6 +610,13 @@ mod tests {
             "/mensajes#conversacion-7"
         );
         assert_eq!(safe_return("", 7), "/mensajes#conversacion-7");
+        for header_breaking in [
+            "/mensajes\r\nSet-Cookie: x=1",
+            "/mensajes?q=\u{0}",
+            "/mensajes?q=Ñandú",
+        ] {
+            assert_eq!(safe_return(header_breaking, 7), "/mensajes#conversacion-7");
+        }
     }
 
     #[test]

@@ -5,7 +5,7 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
-use chrono::{NaiveDate, TimeZone, Utc};
+use chrono::{TimeZone, Utc};
 
 use super::admin::{Fields, Opt, Pager, field_id, require_super, when};
 use super::pages::{PageContext, render_with_status};
@@ -41,7 +41,7 @@ struct AuditPage {
 
 /// Midnight of a `YYYY-MM-DD` day in `tz` (the next day's with `next_day`).
 fn day_start(raw: &str, tz: chrono_tz::Tz, next_day: bool) -> Option<Ts> {
-    let day = NaiveDate::parse_from_str(raw, "%Y-%m-%d").ok()?;
+    let day = crate::domain::days::parse_day(raw)?;
     let day = if next_day { day.succ_opt()? } else { day };
     let local = tz
         .from_local_datetime(&day.and_hms_opt(0, 0, 0)?)

@@ -55,7 +55,9 @@ impl BulkInput {
         for (key, value) in pairs {
             let value = value.trim().to_owned();
             match key.as_str() {
-                "folio" if !value.is_empty() => named.push(value),
+                // Kept as typed, to report it; U+0000 (which PostgreSQL
+                // text cannot hold) shows as U+FFFD and names no folio.
+                "folio" if !value.is_empty() => named.push(value.replace('\0', "\u{fffd}")),
                 "todas" => input.all = value == "1",
                 "esperadas" => input.expected = value.parse().ok(),
                 "accion" => input.accion = value,
@@ -456,8 +458,8 @@ pub async fn submit(
     }
     let comment = match Comment::parse(&input.comentario) {
         Ok(c) => c.map(Comment::into_string).unwrap_or_default(),
-        Err(chars) => {
-            errors.comentario = Some(Invalid::CommentTooLong(chars).message());
+        Err(error) => {
+            errors.comentario = Some(Invalid::from(error).message());
             String::new()
         }
     };

@@ -902,12 +902,15 @@ fn member_view(m: crate::db::MemberRow) -> MemberView {
 /// Longest picker search kept, in characters.
 const SEARCH_MAX_CHARS: usize = 100;
 
-/// The picker's search as typed (trimmed, bounded).
+/// The picker's search as typed (trimmed, bounded), without control
+/// characters: no name or address has them, and PostgreSQL text cannot
+/// hold U+0000.
 fn picker_search(fields: &Fields) -> String {
     fields
         .get("buscar")
         .trim()
         .chars()
+        .filter(|c| !c.is_control())
         .take(SEARCH_MAX_CHARS)
         .collect()
 }

@@ -110,9 +110,11 @@ pub async fn submit(
     }
     // An unparseable e-mail still goes through the same steps (and costs the
     // same time) as a wrong password, and gets the same answer.
+    // PostgreSQL text cannot hold U+0000: it is looked up as U+FFFD, which
+    // no address has either.
     let email = Email::parse(&typed_email)
         .map(|e| e.as_str().to_owned())
-        .unwrap_or_else(|| typed_email.to_lowercase());
+        .unwrap_or_else(|| typed_email.to_lowercase().replace('\0', "\u{fffd}"));
     let account_key = throttle::account_key(&email);
     let address_key = throttle::address_key(client_addr(&req, &state.trusted_proxies));
 

@@ -3,7 +3,7 @@
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
-use chrono::{NaiveDate, TimeZone, Utc};
+use chrono::{TimeZone, Utc};
 use uuid::Uuid;
 
 use super::pages::{PageContext, is_fragment_request, local_datetime, relative, render};
@@ -136,8 +136,7 @@ pub fn parse_filter(raw: &RawQuery, tz: chrono_tz::Tz) -> (ListFilter, Vec<Strin
         if value.is_empty() {
             return None;
         }
-        let day = NaiveDate::parse_from_str(value, "%Y-%m-%d")
-            .ok()
+        let day = crate::domain::days::parse_day(value)
             .and_then(|d| if next_day { d.succ_opt() } else { Some(d) });
         let at = day.map(|d| Ts::new(crate::domain::days::day_start(d, tz)));
         if at.is_none() {
@@ -147,7 +146,14 @@ pub fn parse_filter(raw: &RawQuery, tz: chrono_tz::Tz) -> (ListFilter, Vec<Strin
     };
     let started_from = date(&raw.desde, "fecha inicial", false);
     let started_before = date(&raw.hasta, "fecha final", true);
-    let search = parse_search(&raw.q);
+    // No name or phone holds a control character (the API refuses them),
+    // and PostgreSQL text cannot hold U+0000.
+    let search = if raw.q.chars().any(|c| c.is_control() && !c.is_whitespace()) {
+        ignore("búsqueda");
+        None
+    } else {
+        parse_search(&raw.q)
+    };
     (
         ListFilter {
             status,
@@ -180,10 +186,14 @@ fn parse_search(q: &str) -> Option<Search> {
     }
 }
 
-/// `<micros>.<folio>` in the URL.
+/// `<micros>.<folio>` in the URL (an instant of the years a day may have:
+/// see [`crate::domain::days::YEARS`]).
 fn parse_cursor(value: &str) -> Option<(Ts, i64)> {
     let (micros, folio) = value.split_once('.')?;
     let at = Utc.timestamp_micros(micros.parse().ok()?).single()?;
+    if !crate::domain::days::in_years(at) {
+        return None;
+    }
     Some((Ts::new(at), folio.parse().ok()?))
 }
 

@@ -188,6 +188,7 @@ fn message_for(status: StatusCode) -> String {
         404 => "No encontramos esa página.".into(),
         405 => "Esa acción no está disponible aquí.".into(),
         413 => "El envío es demasiado grande.".into(),
+        415 => "El formulario no llegó en un formato que podamos leer; vuelve a enviarlo desde la página.".into(),
         _ => "Ocurrió un error inesperado. Inténtalo de nuevo.".into(),
     }
 }

@@ -345,6 +345,8 @@ async fn validate(
         errors.nombre = Some(format!(
             "El nombre admite hasta {NAME_MAX_CHARS} caracteres"
         ));
+    } else if name.chars().any(char::is_control) {
+        errors.nombre = Some("El nombre no admite caracteres de control".into());
     }
     let status = Status::parse(&input.estatus).filter(|s| s.is_open());
     if status.is_none() {
@@ -411,6 +413,8 @@ async fn validate(
             "El comentario admite hasta {RULE_COMMENT_MAX_CHARS} caracteres (tiene {})",
             comment.chars().count()
         ));
+    } else if comment.contains('\0') {
+        errors.comentario = Some("El comentario no admite el carácter nulo (U+0000)".into());
     }
     let nudge = match parse_nudge(&input.aviso, &input.aviso_minutos, window) {
         Ok(n) => n,

@@ -69,14 +69,16 @@ pub struct RangeErrors {
 }
 
 /// Parses the range; empty fields default to the last 30 days up to `today`.
-/// Both days are included.
+/// Both days are included, and both are days of
+/// [`YEARS`](crate::domain::days::YEARS), so the day after the range and
+/// the default start are always representable.
 pub fn parse_range(
     desde: &str,
     hasta: &str,
     today: NaiveDate,
 ) -> Result<(NaiveDate, NaiveDate), RangeErrors> {
     let mut errors = RangeErrors::default();
-    let date = |raw: &str| NaiveDate::parse_from_str(raw, "%Y-%m-%d").ok();
+    let date = crate::domain::days::parse_day;
     let to = if hasta.is_empty() {
         Some(today)
     } else {
