@@ -11,7 +11,7 @@ use common::webdriver::Browser;
 use common::{Backend, SUPER_EMAIL, SUPER_PASSWORD, spawn_app};
 use serde_json::json;
 
-on_both_backends!(a_super_administrador_sets_up_a_campaign_its_administrador_then_works_in);
+on_both_backends!(browser: a_super_administrador_sets_up_a_campaign_its_administrador_then_works_in);
 
 async fn fill(browser: &Browser, css: &str, text: &str) {
     browser
@@ -53,9 +53,7 @@ async fn a_super_administrador_sets_up_a_campaign_its_administrador_then_works_i
     let Some(app) = spawn_app(backend).await else {
         return;
     };
-    let Some(browser) = Browser::start().await else {
-        return;
-    };
+    let browser = Browser::start().await;
     let base = app.address.clone();
     browser.login(&base, SUPER_EMAIL, SUPER_PASSWORD).await;
     browser.find("table.data-table tbody tr").await;

@@ -749,6 +749,10 @@ async fn a_nudge_reaches_its_channels_connector_once_through_the_outbox(backend:
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[cfg_attr(
+    not(relevo_postgres),
+    ignore = "PostgreSQL not available: set TEST_POSTGRES_URL or install postgresql"
+)]
 async fn two_instances_on_one_postgres_database_cancel_each_conversation_once() {
     let Some(app) = spawn_app(Backend::Postgres).await else {
         return;

@@ -9,6 +9,7 @@ use common::{ADMIN_EMAIL, ADMIN_PASSWORD, Backend, TestApp, spawn_app};
 use serde_json::json;
 
 on_both_backends!(
+    browser:
     the_demo_administrator_logs_in_and_sees_the_table,
     a_conversation_is_cancelled_through_the_modal,
     a_conversation_is_reassigned_through_the_modal,
@@ -23,7 +24,7 @@ on_both_backends!(
 /// Starts the app and a browser signed in as the demo Administrador.
 async fn signed_in(backend: Backend) -> Option<(TestApp, Browser)> {
     let app = spawn_app(backend).await?;
-    let browser = Browser::start().await?;
+    let browser = Browser::start().await;
     browser
         .login(&app.address, ADMIN_EMAIL, ADMIN_PASSWORD)
         .await;
@@ -368,9 +369,7 @@ async fn the_pages_pass_an_automated_accessibility_check(backend: Backend) {
     let Some(app) = spawn_app(backend).await else {
         return;
     };
-    let Some(browser) = Browser::start().await else {
-        return;
-    };
+    let browser = Browser::start().await;
     browser.goto(&format!("{}/login", app.address)).await;
     browser.find("#email").await;
     assert_eq!(
@@ -410,9 +409,7 @@ async fn another_sessions_cancel_shows_without_a_reload(backend: Backend) {
     let Some(app) = spawn_app(backend).await else {
         return;
     };
-    let Some(browser) = Browser::start().await else {
-        return;
-    };
+    let browser = Browser::start().await;
     browser
         .login(&app.address, ADMIN_EMAIL, ADMIN_PASSWORD)
         .await;

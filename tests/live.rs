@@ -264,6 +264,10 @@ async fn second_instance(first: &TestApp) -> TestApp {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(relevo_postgres),
+    ignore = "PostgreSQL not available: set TEST_POSTGRES_URL or install postgresql"
+)]
 async fn a_cancel_through_one_instance_reaches_a_viewer_on_another() {
     let Some(first) = spawn_app(Backend::Postgres).await else {
         return;
@@ -297,6 +301,10 @@ async fn a_cancel_through_one_instance_reaches_a_viewer_on_another() {
 /// another: the notification that reaches its live viewers also makes its
 /// cached views stale.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(relevo_postgres),
+    ignore = "PostgreSQL not available: set TEST_POSTGRES_URL or install postgresql"
+)]
 async fn a_page_reloaded_on_one_instance_shows_a_change_made_through_another() {
     let Some(first) = spawn_app(Backend::Postgres).await else {
         return;
@@ -395,6 +403,10 @@ async fn ventas_viewer(app: &TestApp) -> SseReader {
 /// any wake-up (an instance that stopped right after its commit) still
 /// reaches them, at their next poll.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(relevo_postgres),
+    ignore = "PostgreSQL not available: set TEST_POSTGRES_URL or install postgresql"
+)]
 async fn a_change_committed_without_a_wake_up_still_reaches_the_other_instances() {
     let Some(app) = spawn_app(Backend::Postgres).await else {
         return;
@@ -412,6 +424,10 @@ async fn a_change_committed_without_a_wake_up_still_reaches_the_other_instances(
 /// An entry whose transaction took its id before another's but commits
 /// after it (ids are handed out in order, commits are not) is not skipped.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(relevo_postgres),
+    ignore = "PostgreSQL not available: set TEST_POSTGRES_URL or install postgresql"
+)]
 async fn a_change_committed_after_a_later_one_is_not_lost() {
     let Some(app) = spawn_app(Backend::Postgres).await else {
         return;

@@ -336,6 +336,10 @@ async fn a_backup_taken_while_serving_is_consistent_and_checks_clean() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(relevo_postgres),
+    ignore = "PostgreSQL not available: set TEST_POSTGRES_URL or install postgresql"
+)]
 async fn backup_refuses_postgres_and_points_to_pg_dump() {
     let Some((_store, url, _guard)) = fresh_store(Backend::Postgres).await else {
         return;

@@ -7,9 +7,9 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::postgres;
 use common::{ADMIN_EMAIL, ADMIN_PASSWORD, Backend, SseReader, TestApp};
 use reqwest::StatusCode;
 
@@ -20,87 +20,25 @@ struct Cluster {
     port: u16,
 }
 
-fn postgres_bin() -> Option<PathBuf> {
-    let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
-        .ok()?
-        .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
-        .filter(|p| p.join("pg_ctl").exists() && p.join("initdb").exists())
-        .collect();
-    versions.sort();
-    versions.pop()
-}
-
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-}
-
 /// Runs a PostgreSQL tool, as the `postgres` user when we are root (the
 /// server refuses to run as root).
 fn pg_tool(bin: &Path, tool: &str, args: &[&str]) -> std::process::Output {
-    let program = bin.join(tool);
-    let output = if is_root() {
-        Command::new("runuser")
-            .args(["-u", "postgres", "--"])
-            .arg(&program)
-            .args(args)
-            .output()
-    } else {
-        Command::new(&program).args(args).output()
-    };
-    output.unwrap_or_else(|e| panic!("{tool}: {e}"))
+    postgres::as_server_user(&bin.join(tool))
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{tool}: {e}"))
 }
 
 impl Cluster {
-    fn start() -> Option<Cluster> {
-        let Some(bin) = postgres_bin() else {
-            if common::in_ci() {
-                panic!("the PostgreSQL server binaries (initdb, pg_ctl) are needed when CI=true");
-            }
-            eprintln!("skipped: no PostgreSQL server binaries for a throwaway cluster");
-            return None;
-        };
-        let data = tempfile::tempdir().expect("data dir");
-        if is_root() {
-            let status = Command::new("chown")
-                .args(["-R", "postgres:postgres"])
-                .arg(data.path())
-                .status()
-                .expect("chown");
-            assert!(status.success());
-        }
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("port");
-        let dir = data.path().join("pg");
-        let out = pg_tool(
-            &bin,
-            "initdb",
-            &[
-                "-D",
-                dir.to_str().unwrap(),
-                "-A",
-                "trust",
-                "-U",
-                "root",
-                "--no-sync",
-                "-E",
-                "UTF8",
-                "--locale",
-                "C.UTF-8",
-            ],
-        );
-        assert!(
-            out.status.success(),
-            "initdb: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+    fn start() -> Cluster {
+        let bin = postgres::server_bin()
+            .expect("the PostgreSQL server programs (initdb, postgres, pg_ctl)");
+        let data = postgres::server_owned_tempdir();
+        let port = postgres::free_port();
+        postgres::initdb(&bin, &data.path().join("pg")).unwrap_or_else(|e| panic!("{e}"));
         let cluster = Cluster { bin, data, port };
         cluster.up();
-        Some(cluster)
+        cluster
     }
 
     fn dir(&self) -> String {
@@ -166,14 +104,12 @@ impl Drop for Cluster {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(relevo_postgres_server),
+    ignore = "PostgreSQL server programs not available: install postgresql (initdb, pg_ctl)"
+)]
 async fn the_service_rides_out_a_postgres_restart_without_half_writes() {
-    if std::env::var("TEST_POSTGRES_URL").is_err() && !common::in_ci() {
-        eprintln!("skipped: PostgreSQL tests need TEST_POSTGRES_URL");
-        return;
-    }
-    let Some(cluster) = Cluster::start() else {
-        return;
-    };
+    let cluster = Cluster::start();
     let store = relevo::db::Store::connect(&cluster.url())
         .await
         .expect("connect");

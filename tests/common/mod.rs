@@ -3,12 +3,17 @@
 //! cookie-keeping client.
 //!
 //! SQLite runs in a temporary file. PostgreSQL runs in a fresh database
-//! created from `TEST_POSTGRES_URL` and dropped afterwards; without that
-//! variable the Postgres half prints that it was skipped, and with `CI=true`
-//! it fails instead.
+//! created on `TEST_POSTGRES_URL`, or without it on a throwaway cluster the
+//! test binary starts itself ([`postgres`]), and dropped afterwards.
+//!
+//! A half this machine cannot run is never reported as passed: `build.rs`
+//! detects PostgreSQL and Chromium and [`on_both_backends!`] marks what cannot
+//! run `#[ignore]` with the reason, so `cargo test` lists it as ignored. With
+//! `CI=true` nothing is ignored and a missing program fails its tests.
 
 #![allow(dead_code)]
 
+pub mod postgres;
 pub mod process;
 pub mod webdriver;
 
@@ -30,8 +35,43 @@ pub enum Backend {
 }
 
 /// Declares one test per backend: `mod NAME { fn sqlite(); fn postgres(); }`.
+///
+/// `on_both_backends!(browser: NAME, …)` declares tests that also drive
+/// Chromium. A half whose database or browser this machine lacks is ignored
+/// with the reason (see `build.rs`); with `CI=true` none is.
 #[macro_export]
 macro_rules! on_both_backends {
+    (browser: $($name:ident),+ $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                #[cfg_attr(
+                    not(relevo_browser),
+                    ignore = "Chromium not available: install chromium and chromium-driver (/usr/bin)"
+                )]
+                async fn sqlite() {
+                    super::$name($crate::common::Backend::Sqlite).await;
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                #[cfg_attr(
+                    all(not(relevo_postgres), relevo_browser),
+                    ignore = "PostgreSQL not available: set TEST_POSTGRES_URL or install postgresql"
+                )]
+                #[cfg_attr(
+                    all(relevo_postgres, not(relevo_browser)),
+                    ignore = "Chromium not available: install chromium and chromium-driver (/usr/bin)"
+                )]
+                #[cfg_attr(
+                    all(not(relevo_postgres), not(relevo_browser)),
+                    ignore = "PostgreSQL and Chromium not available: set TEST_POSTGRES_URL or install postgresql; install chromium and chromium-driver"
+                )]
+                async fn postgres() {
+                    super::$name($crate::common::Backend::Postgres).await;
+                }
+            }
+        )+
+    };
     ($($name:ident),+ $(,)?) => {
         $(
             mod $name {
@@ -41,6 +81,10 @@ macro_rules! on_both_backends {
                 }
 
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                #[cfg_attr(
+                    not(relevo_postgres),
+                    ignore = "PostgreSQL not available: set TEST_POSTGRES_URL or install postgresql"
+                )]
                 async fn postgres() {
                     super::$name($crate::common::Backend::Postgres).await;
                 }
@@ -111,8 +155,12 @@ pub fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
 }
 
-/// A fresh, migrated, empty database of `backend`, or `None` when Postgres is
-/// not configured outside CI.
+/// A fresh, migrated, empty database of `backend`.
+///
+/// Always `Some`: a PostgreSQL half that cannot run is ignored before it
+/// starts (see [`on_both_backends!`]), and one forced to run without a server
+/// panics with the reason. The `Option` stays so the many call sites keep
+/// their shape.
 pub async fn fresh_store(backend: Backend) -> Option<(Store, String, DbGuardHandle)> {
     match backend {
         Backend::Sqlite => {
@@ -123,17 +171,14 @@ pub async fn fresh_store(backend: Backend) -> Option<(Store, String, DbGuardHand
             Some((store, url, DbGuardHandle(DbGuard::Sqlite(dir))))
         }
         Backend::Postgres => {
-            let Ok(base) = std::env::var("TEST_POSTGRES_URL") else {
-                if in_ci() {
-                    panic!("TEST_POSTGRES_URL must be set when CI=true");
-                }
-                eprintln!("skipped: the PostgreSQL half needs TEST_POSTGRES_URL");
-                return None;
-            };
+            // Starting the throwaway cluster blocks (initdb, then polling).
+            let base = tokio::task::spawn_blocking(postgres::server_url)
+                .await
+                .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
             let name = format!("relevo_test_{}", Uuid::new_v4().simple());
             let admin = sqlx::PgPool::connect(&base)
                 .await
-                .expect("connect to TEST_POSTGRES_URL");
+                .expect("connect to the PostgreSQL server");
             sqlx::query(sqlx::AssertSqlSafe(format!("create database \"{name}\"")))
                 .execute(&admin)
                 .await
@@ -652,6 +697,66 @@ impl SseReader {
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
+    fn flag(name: &str) -> bool {
+        std::env::var(name).is_ok_and(|v| !v.is_empty() && v != "0" && v != "false")
+    }
+
+    /// Guards the skip rules themselves (compiled into every test binary):
+    /// a half is ignored only when this machine really cannot run it, and
+    /// under `CI=true` none is. Fails if `build.rs` stops detecting an
+    /// installed PostgreSQL or Chromium, or if a binary built outside CI is
+    /// run with `CI=true` (it would silently ignore what CI must run).
+    #[test]
+    fn a_half_is_ignored_only_when_it_cannot_run_and_never_in_ci() {
+        let built_for_ci = env!("RELEVO_TEST_BUILT_FOR_CI") == "1";
+        let url = std::env::var("TEST_POSTGRES_URL").is_ok_and(|v| !v.is_empty());
+        let server = super::postgres::server_bin().is_some();
+        let chromium =
+            Path::new("/usr/bin/chromium").exists() && Path::new("/usr/bin/chromedriver").exists();
+        if super::in_ci() {
+            assert!(
+                built_for_ci,
+                "this test binary was built without CI=true: build it with `CI=true cargo test`"
+            );
+            assert!(
+                cfg!(relevo_postgres) && cfg!(relevo_postgres_server) && cfg!(relevo_browser),
+                "with CI=true no test half may be ignored"
+            );
+            assert!(
+                url || server,
+                "CI needs TEST_POSTGRES_URL or postgresql installed"
+            );
+            assert!(
+                server,
+                "CI needs PostgreSQL's server programs (tests/outage.rs)"
+            );
+            assert!(
+                chromium,
+                "CI needs /usr/bin/chromium and /usr/bin/chromedriver"
+            );
+            return;
+        }
+        assert!(!built_for_ci, "built with CI=true but run without it");
+        let no_postgres = flag("RELEVO_TEST_NO_POSTGRES");
+        assert_eq!(
+            cfg!(relevo_postgres),
+            !no_postgres && (url || server),
+            "the PostgreSQL halves' availability as detected at build time"
+        );
+        assert_eq!(
+            cfg!(relevo_postgres_server),
+            !no_postgres && server,
+            "the PostgreSQL server programs as detected at build time"
+        );
+        assert_eq!(
+            cfg!(relevo_browser),
+            !flag("RELEVO_TEST_NO_BROWSER") && chromium,
+            "Chromium as detected at build time"
+        );
+    }
+
     #[test]
     fn the_database_name_is_replaced_in_a_url() {
         assert_eq!(
