@@ -1085,12 +1085,14 @@ async fn transitions_committed_together_keep_their_own_outcomes() {
     // committed as one batch once it is released.
     let held = pools.write.acquire().await.unwrap();
     let mut tasks = Vec::new();
-    for t in transitions {
+    let queued = common::writes_queued(&app.store);
+    for (n, t) in (1..).zip(transitions) {
         let store = app.store.clone();
         tasks.push(tokio::spawn(
             async move { store.apply_transition(&t).await },
         ));
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        // In this order: each is queued before the next is sent.
+        common::until_writes_queued(&app.store, queued + n).await;
     }
     drop(held);
     let mut outcomes = Vec::new();

@@ -1156,9 +1156,11 @@ async fn a_batch_of_messages_answers_each_as_if_alone_and_a_failure_stays_its_ow
         (good, message("wamid.mix-other", "5215599990005")),
     ];
     let mut tasks = Vec::new();
-    for (channel, message) in batch {
+    let queued = common::writes_queued(&app.store);
+    for (n, (channel, message)) in (1..).zip(batch) {
         tasks.push(tokio::spawn(deliver(channel, message)));
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        // In this order: each is queued before the next is sent.
+        common::until_writes_queued(&app.store, queued + n).await;
     }
     drop(held_sqlite);
     if let Some(tx) = held_postgres {

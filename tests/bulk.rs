@@ -565,15 +565,15 @@ async fn a_job_resumed_after_a_crash_reports_its_own_change_as_applied(backend: 
         })
         .await
         .unwrap();
-    // An instance takes the job (a short lease, so the test need not wait
-    // long for it to expire) ...
+    // An instance takes the job (a lease long enough that no worker resumes
+    // it while the test sets the scene) ...
     let now = chrono::Utc::now();
     assert!(
         app.store
             .claim_bulk_job(
                 job,
                 Ts::new(now),
-                Ts::new(now + chrono::Duration::milliseconds(1500))
+                Ts::new(now + chrono::Duration::seconds(120))
             )
             .await
             .unwrap()
@@ -612,8 +612,22 @@ async fn a_job_resumed_after_a_crash_reports_its_own_change_as_applied(backend: 
     // change by the same kind of actor, but not the job's.
     let t = cancel(theirs).await;
     app.store.apply_transition(&t).await.unwrap().unwrap();
-    // Once the lease has expired, any instance resumes the job.
-    tokio::time::sleep(Duration::from_millis(1600)).await;
+    // Once the lease has expired, any instance resumes the job. The lease
+    // is moved into the past rather than waited out (as if its holder's
+    // clock had run on without renewing it).
+    let expired = Ts::new(chrono::Utc::now() - chrono::Duration::seconds(1));
+    let sql = "update bulk_jobs set lease_until = $1 where id = $2";
+    let moved = match &app.store {
+        relevo::db::Store::Sqlite(p) => {
+            let done = sqlx::query(sql).bind(expired).bind(job).execute(&p.write);
+            done.await.unwrap().rows_affected()
+        }
+        relevo::db::Store::Postgres(relevo::db::PgStore { pool, .. }) => {
+            let done = sqlx::query(sql).bind(expired).bind(job).execute(pool);
+            done.await.unwrap().rows_affected()
+        }
+    };
+    assert_eq!(moved, 1, "the job's lease");
     relevo::bulk::process(&app.store, &access(&app), job)
         .await
         .unwrap();

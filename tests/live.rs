@@ -280,8 +280,7 @@ async fn a_cancel_through_one_instance_reaches_a_viewer_on_another() {
         stream.next(Duration::from_secs(2)).await.unwrap().0,
         "hello"
     );
-    // Give the second instance's LISTEN a moment to be in place.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    following(&second, &mut stream).await;
     let (folio, id) = icr_in(&first, "Ventas Hogar", 0).await;
     change(&first, folio).await;
     let mut seen = Vec::new();
@@ -311,8 +310,11 @@ async fn a_page_reloaded_on_one_instance_shows_a_change_made_through_another() {
     };
     let second = second_instance(&first).await;
     second.login_as_admin().await;
-    // Let the second instance's LISTEN be in place.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    {
+        let mut probe = SseReader::open(&second, &second.client, "/mensajes/eventos").await;
+        assert_eq!(probe.next(Duration::from_secs(2)).await.unwrap().0, "hello");
+        following(&second, &mut probe).await;
+    }
     let (folio, _) = icr_in(&first, "Ventas Hogar", 0).await;
     let row = format!("id=\"conversacion-{folio}\"");
     // Cached on the second instance (shown twice, the second from memory).
@@ -386,6 +388,27 @@ fn pg_pool(app: &TestApp) -> &sqlx::PgPool {
     }
 }
 
+/// Waits (bounded) until `app` follows other instances' changes: its LISTEN
+/// and change-log reader are in place, shown by a log entry written as
+/// another instance would write it reaching `stream` (a viewer of Ventas
+/// Hogar). Until the reader has found the log's end an entry may fall before
+/// its starting point and never arrive, so probes repeat until one does.
+async fn following(app: &TestApp, stream: &mut SseReader) {
+    let campaign = app.campaign_id("Ventas Hogar").await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let probe = Uuid::new_v4();
+        log_change(pg_pool(app), probe, campaign).await;
+        if sees_change(stream, probe, relevo::live::LOG_POLL * 2).await {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the instance never started following the change log"
+        );
+    }
+}
+
 /// A viewer on `app`, admin of Ventas Hogar, with the stream's LISTEN and
 /// log reader in place.
 async fn ventas_viewer(app: &TestApp) -> SseReader {
@@ -395,7 +418,7 @@ async fn ventas_viewer(app: &TestApp) -> SseReader {
         stream.next(Duration::from_secs(2)).await.unwrap().0,
         "hello"
     );
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    following(app, &mut stream).await;
     stream
 }
 

@@ -102,6 +102,20 @@ async fn is_cancelled(app: &TestApp, folio: i64) -> bool {
     .contains(&folio)
 }
 
+/// `relevo_requests_in_flight` of `app`'s `/metrics` (loopback may read
+/// it), the metrics request itself included.
+async fn requests_in_flight(app: &TestApp) -> u64 {
+    let page = app.get("/metrics").await;
+    assert_eq!(page.status, StatusCode::OK);
+    page.body
+        .lines()
+        .find_map(|l| l.strip_prefix("relevo_requests_in_flight "))
+        .expect("the in-flight gauge")
+        .trim()
+        .parse()
+        .expect("a number")
+}
+
 async fn a_sigterm_lets_an_in_flight_cancel_finish_and_exits_zero(backend: Backend) {
     let Some((app, mut process, _guard)) = started(backend, &[]).await else {
         return;
@@ -146,19 +160,37 @@ async fn a_sigterm_lets_an_in_flight_cancel_finish_and_exits_zero(backend: Backe
         let work = work.clone();
         tokio::spawn(async move { cancel(&address, &client, &csrf, &work).await })
     };
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    // The cancel is in flight (held by the lock) when the signal arrives.
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while requests_in_flight(&app).await < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the cancel never reached the server"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     process.sigterm();
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    // No new connections are accepted any more…
-    let late = reqwest::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(2))
-        .build()
-        .unwrap()
-        .get(app.url("/healthz"))
-        .send()
-        .await;
-    assert!(late.is_err(), "new connections are refused while draining");
+    // No new connections are accepted any more (once the signal is handled)…
+    let refused = Duration::from_secs(10);
+    let deadline = std::time::Instant::now() + refused;
+    loop {
+        let late = reqwest::Client::builder()
+            .no_proxy()
+            .timeout(Duration::from_secs(2))
+            .build()
+            .unwrap()
+            .get(app.url("/healthz"))
+            .send()
+            .await;
+        if late.is_err() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "new connections were still accepted {refused:?} after SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     // …while the cancel in flight completes once the database lets it.
     match held {
         Held::Sqlite(mut conn) => {

@@ -141,6 +141,8 @@ async fn the_service_rides_out_a_postgres_restart_without_half_writes() {
         .unwrap(),
         relevo::db::Store::Sqlite(_) => unreachable!(),
     };
+    let cancelled = "select count(*) from conversation_events where kind = 'cancelled'";
+    let cancelled_before = app.scalar_i64(cancelled).await;
     // A steady load of cancels across the outage.
     let load = {
         let client = app.client.clone();
@@ -166,6 +168,8 @@ async fn the_service_rides_out_a_postgres_restart_without_half_writes() {
                     .send()
                     .await;
                 results.push((folio, response.map(|r| r.status()).ok()));
+                // Pacing, not synchronisation: the load is spread across
+                // before, during and after the outage.
                 tokio::time::sleep(Duration::from_millis(150)).await;
             }
             results
@@ -199,7 +203,27 @@ async fn the_service_rides_out_a_postgres_restart_without_half_writes() {
     };
     let before = customer_message("wamid.outage-before").await.unwrap();
     assert_eq!(before.status(), StatusCode::CREATED);
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    // Before the outage: some cancels have landed, and the instance follows
+    // the change log (its LISTEN connection is idle after `LISTEN`), so it
+    // has something to lose and to resynchronise.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let landed = app.scalar_i64(cancelled).await - cancelled_before;
+        let listening = app
+            .scalar_i64(
+                "select count(*) from pg_stat_activity \
+                 where state = 'idle' and query ilike 'listen %'",
+            )
+            .await;
+        if landed >= 3 && listening >= 1 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "before the outage: {landed} cancels landed, {listening} listeners"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     cluster.down();
 
     // Down: a clear 503 page, /readyz fails, /healthz stays up, the table is not live.

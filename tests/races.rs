@@ -26,9 +26,6 @@ const CAMPAIGN: &str = "Ventas Hogar";
 const ROUNDS: usize = 12;
 const TIME_LIMIT: Duration = Duration::from_secs(120);
 
-/// On SQLite, the pause after a write is sent for it to be queued.
-const QUEUED: Duration = Duration::from_millis(100);
-
 /// Inbound messages stored on a cancelled conversation after its closing:
 /// each one is a customer message that started no new conversation.
 const LATE_MESSAGES: &str = "select count(*) from messages m \
@@ -407,22 +404,23 @@ async fn a_customer_message_racing_a_cancellation_never_lands_on_the_cancelled_c
             Store::Sqlite(pools) => {
                 // Hold the one writer while a first delivery (its batch then
                 // waits for the writer), the cancel and the message queue
-                // up: the cancel and the message are then one batch. Nothing
-                // signals that a write is queued; the pauses give each one
-                // ample time to be.
+                // up: the cancel and the message are then one batch. Each is
+                // known to be queued (the group commit counts them) before
+                // the next is sent.
                 let held = pools.write.acquire().await.unwrap();
+                let queued = common::writes_queued(&app.store);
                 let first = send_message(
                     &app,
                     &api,
                     format!("race-{round}-x"),
                     format!("5215541{round:04}"),
                 );
-                tokio::time::sleep(QUEUED).await;
+                common::until_writes_queued(&app.store, queued + 1).await;
                 let store = app.store.clone();
                 let cancelling = tokio::spawn(async move { store.apply_transition(&cancel).await });
-                tokio::time::sleep(QUEUED).await;
+                common::until_writes_queued(&app.store, queued + 2).await;
                 let message = send_message(&app, &api, second.clone(), from.clone());
-                tokio::time::sleep(QUEUED).await;
+                common::until_writes_queued(&app.store, queued + 3).await;
                 drop(held);
                 assert_eq!(first.await.unwrap().0, StatusCode::CREATED);
                 cancelling

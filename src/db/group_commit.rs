@@ -100,6 +100,8 @@ impl Job {
 #[derive(Clone, Debug)]
 pub struct GroupCommit {
     queue: mpsc::UnboundedSender<Job>,
+    /// Writes handed to the queue so far (see [`GroupCommit::queued_total`]).
+    queued: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl GroupCommit {
@@ -114,7 +116,17 @@ impl GroupCommit {
                 run_batch(&write, &feed, std::mem::take(&mut batch)).await;
             }
         });
-        GroupCommit { queue }
+        GroupCommit {
+            queue,
+            queued: Default::default(),
+        }
+    }
+
+    /// How many writes have been queued since start. A readiness signal
+    /// for tests: a write counted here is in the queue (or in the batch
+    /// waiting for the writer), so tests wait for it instead of sleeping.
+    pub fn queued_total(&self) -> u64 {
+        self.queued.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Records a customer message with the next batch and waits for its
@@ -149,9 +161,10 @@ impl GroupCommit {
     }
 
     fn submit(&self, job: Job) -> StoreResult<()> {
-        self.queue
-            .send(job)
-            .map_err(|_| sqlx::Error::PoolClosed.into())
+        self.queue.send(job).map_err(|_| sqlx::Error::PoolClosed)?;
+        self.queued
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Ok(())
     }
 }
 

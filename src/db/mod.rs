@@ -147,6 +147,24 @@ pub struct SqlitePools {
     pub(crate) group_commit: group_commit::GroupCommit,
 }
 
+impl PgStore {
+    /// Customer messages queued for the batching lanes since start: what
+    /// tests holding a lock wait for, instead of sleeping, to know a
+    /// delivery is queued behind it.
+    pub fn deliveries_queued_total(&self) -> u64 {
+        self.deliveries.queued_total()
+    }
+}
+
+impl SqlitePools {
+    /// Writes queued for the group commit since start (customer messages
+    /// and transitions): what tests holding the writer wait for, instead of
+    /// sleeping, to know a write is queued behind it.
+    pub fn group_commit_queued_total(&self) -> u64 {
+        self.group_commit.queued_total()
+    }
+}
+
 /// The PostgreSQL pool and this instance's change feed.
 #[derive(Clone, Debug)]
 pub struct PgStore {

@@ -193,6 +193,8 @@ struct Job {
 #[derive(Clone, Debug)]
 pub struct PgDeliveries {
     queue: mpsc::UnboundedSender<Job>,
+    /// Deliveries handed to the queue so far (see [`PgDeliveries::queued_total`]).
+    queued: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl PgDeliveries {
@@ -203,7 +205,17 @@ impl PgDeliveries {
         for _ in 0..LANES {
             tokio::spawn(lane(writer.clone(), jobs.clone()));
         }
-        PgDeliveries { queue }
+        PgDeliveries {
+            queue,
+            queued: Default::default(),
+        }
+    }
+
+    /// How many deliveries have been queued since start. A readiness signal
+    /// for tests: a delivery counted here is queued, so tests wait for it
+    /// instead of sleeping.
+    pub fn queued_total(&self) -> u64 {
+        self.queued.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Records a customer message with the next batch and waits for its
@@ -224,6 +236,8 @@ impl PgDeliveries {
                 attempts: 0,
             })
             .map_err(|_| sqlx::Error::PoolClosed)?;
+        self.queued
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         // The batch runs to its end even if this request goes away.
         answer.await.map_err(|_| sqlx::Error::PoolClosed)?
     }

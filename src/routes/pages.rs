@@ -319,6 +319,14 @@ pub async fn metrics(req: HttpRequest, state: web::Data<AppState>) -> HttpRespon
          relevo_login_password_checks_total {}\n",
         state.password_checks.get()
     ));
+    // Also the readiness signal tests wait on (a request still in flight
+    // when a signal arrives), instead of sleeping.
+    body.push_str(&format!(
+        "# HELP relevo_requests_in_flight Requests being handled, this one included.\n\
+         # TYPE relevo_requests_in_flight gauge\n\
+         relevo_requests_in_flight {}\n",
+        crate::telemetry::requests_being_handled()
+    ));
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(body)
