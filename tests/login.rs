@@ -192,14 +192,73 @@ fn session_cookie(page: &common::Page) -> Option<String> {
         .map(|c| c.split(';').next().unwrap_or_default().to_owned())
 }
 
+/// The server-side id of the session `app.client` is signed in with, as
+/// /cuenta marks it ("Esta sesión"; the row's id is the `user_sessions` id).
+async fn current_session_id(app: &common::TestApp) -> uuid::Uuid {
+    let page = app.get("/cuenta").await;
+    assert_eq!(page.status, StatusCode::OK, "signed in");
+    let rows: Vec<&str> = page
+        .body
+        .split("<tr id=\"sesion-")
+        .skip(1)
+        .filter(|row| {
+            row.split('>')
+                .next()
+                .is_some_and(|tag| tag.contains("is-current"))
+        })
+        .collect();
+    assert_eq!(rows.len(), 1, "exactly one current session on /cuenta");
+    rows[0][..36].parse().expect("a session id")
+}
+
+/// The ids of the Administrador's sessions recorded on the server.
+async fn admin_sessions(app: &common::TestApp) -> Vec<uuid::Uuid> {
+    app.uuids_where(
+        "select s.id from user_sessions s join users u on u.id = s.user_id \
+         where u.email = $1 order by s.id",
+        ADMIN_EMAIL,
+    )
+    .await
+}
+
+/// Logging in starts a new server-side session (no fixation): before it the
+/// browser's cookie names none; after it the cookie names a new record; and
+/// logging in again over a signed-in session names another new one.
 async fn the_session_id_changes_at_login(backend: Backend) {
     let Some(app) = spawn_app(backend).await else {
         return;
     };
-    let before = session_cookie(&app.get("/login").await).expect("a session before login");
+    assert!(
+        session_cookie(&app.get("/login").await).is_some(),
+        "an anonymous session"
+    );
+    assert!(
+        admin_sessions(&app).await.is_empty(),
+        "no session before login"
+    );
     let login = app.login(ADMIN_EMAIL, ADMIN_PASSWORD).await;
-    let after = session_cookie(&login).expect("a new session cookie at login");
-    assert_ne!(before, after);
+    assert_eq!(login.location.as_deref(), Some("/mensajes"));
+    let first = current_session_id(&app).await;
+    assert_eq!(admin_sessions(&app).await, vec![first]);
+
+    let csrf = csrf_in(&app.get("/cuenta").await.body);
+    let again = app
+        .post_form(
+            "/login",
+            &[
+                ("_csrf", &csrf),
+                ("email", ADMIN_EMAIL),
+                ("password", ADMIN_PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(again.location.as_deref(), Some("/mensajes"));
+    let second = current_session_id(&app).await;
+    assert_ne!(
+        first, second,
+        "a login over a session gets a new server-side id"
+    );
+    assert!(admin_sessions(&app).await.contains(&second));
 }
 
 async fn logout_ends_the_session_on_the_server(backend: Backend) {

@@ -95,9 +95,17 @@ async fn filters_can_never_widen_an_admins_scope(backend: Backend) {
             !page.body.contains(&format!("<option value=\"{id}\"")),
             "{campaign} is not offered"
         );
-        // Its status counts are all zero.
-        assert!(
-            !page.body.contains("class=\"count\">1"),
+        // Its status counts are all zero: every tab, exactly.
+        let counts = tab_counts(&page.body);
+        assert_eq!(
+            counts.len(),
+            page.body.matches("class=\"status-tab").count(),
+            "one count per status tab"
+        );
+        assert!(counts.len() > 1, "the status tabs are shown");
+        assert_eq!(
+            counts,
+            vec![0; counts.len()],
             "no counts leak from {campaign}"
         );
     }
@@ -207,6 +215,19 @@ async fn the_default_view_lists_open_conversations_newest_activity_first(backend
         .await;
     assert!(!expected.is_empty());
     assert_eq!(seen, expected);
+}
+
+/// The number of every status tab, in order.
+fn tab_counts(html: &str) -> Vec<i64> {
+    html.split("class=\"count\">")
+        .skip(1)
+        .map(|rest| {
+            let number = rest.split('<').next().unwrap_or_default().trim();
+            number
+                .parse()
+                .unwrap_or_else(|_| panic!("a tab count, not {number:?}"))
+        })
+        .collect()
 }
 
 /// The number in the status tab whose link selects `status`.
