@@ -56,7 +56,13 @@ struct Pages<'a> {
 }
 
 impl Pages<'_> {
-    async fn page(&mut self, client: &reqwest::Client, name: &str, path: &str, expected: StatusCode) {
+    async fn page(
+        &mut self,
+        client: &reqwest::Client,
+        name: &str,
+        path: &str,
+        expected: StatusCode,
+    ) {
         let page = self.app.get_with(client, path).await;
         assert_eq!(page.status, expected, "{name}: GET {path}\n{}", page.body);
         self.add(name, page.body);
@@ -150,7 +156,11 @@ async fn every_page_the_browser_tests_visit_is_valid_html(backend: Backend) {
             &anonymous,
             "login-refused",
             "/login",
-            &[("_csrf", &token), ("email", ADMIN_EMAIL), ("password", "no-es-esta")],
+            &[
+                ("_csrf", &token),
+                ("email", ADMIN_EMAIL),
+                ("password", "no-es-esta"),
+            ],
             S::UNAUTHORIZED,
         )
         .await;
@@ -163,7 +173,10 @@ async fn every_page_the_browser_tests_visit_is_valid_html(backend: Backend) {
     let modal = format!("/mensajes/{open}/acciones");
     for (name, path) in [
         ("mensajes", "/mensajes".to_owned()),
-        ("mensajes-canceladas", "/mensajes?estatus=cancelled".to_owned()),
+        (
+            "mensajes-canceladas",
+            "/mensajes?estatus=cancelled".to_owned(),
+        ),
         ("mensajes-todas", "/mensajes?estatus=todas".to_owned()),
         (
             "mensajes-filtrados",
@@ -180,12 +193,18 @@ async fn every_page_the_browser_tests_visit_is_valid_html(backend: Backend) {
         ("campana-canales", format!("/campanas/{campaign}/canales")),
         ("campana-miembros", format!("/campanas/{campaign}/miembros")),
         ("categorias", "/categorias".to_owned()),
-        ("categorias-campana", format!("/categorias?campana={campaign}")),
+        (
+            "categorias-campana",
+            format!("/categorias?campana={campaign}"),
+        ),
         ("usuarios", "/usuarios".to_owned()),
         ("usuario-nuevo", "/usuarios/nuevo".to_owned()),
         ("auditoria", "/auditoria".to_owned()),
         ("reportes", "/reportes".to_owned()),
-        ("cancelacion-automatica", "/cancelacion-automatica".to_owned()),
+        (
+            "cancelacion-automatica",
+            "/cancelacion-automatica".to_owned(),
+        ),
         (
             "lote",
             format!("/mensajes/lote?todas=1&estatus=icr&campana={campaign}"),
@@ -196,7 +215,9 @@ async fn every_page_the_browser_tests_visit_is_valid_html(backend: Backend) {
     pages
         .page(&root, "404", "/mensajes/999999999", S::NOT_FOUND)
         .await;
-    pages.fragment(&root, "fragmento-mensajes", "/mensajes").await;
+    pages
+        .fragment(&root, "fragmento-mensajes", "/mensajes")
+        .await;
     pages.fragment(&root, "fragmento-modal", &modal).await;
 
     // Refused forms show their errors in place.
@@ -208,7 +229,11 @@ async fn every_page_the_browser_tests_visit_is_valid_html(backend: Backend) {
             &root,
             "modal-rechazado",
             &modal,
-            &[("_csrf", &token), ("version", &version), ("accion", "cancelar")],
+            &[
+                ("_csrf", &token),
+                ("version", &version),
+                ("accion", "cancelar"),
+            ],
             S::UNPROCESSABLE_ENTITY,
         )
         .await;
@@ -270,11 +295,16 @@ async fn every_page_the_browser_tests_visit_is_valid_html(backend: Backend) {
         ("admin-conversacion", conversation.clone()),
         ("admin-cuenta", "/cuenta".to_owned()),
         ("admin-reportes", "/reportes".to_owned()),
-        ("admin-cancelacion-automatica", "/cancelacion-automatica".to_owned()),
+        (
+            "admin-cancelacion-automatica",
+            "/cancelacion-automatica".to_owned(),
+        ),
     ] {
         pages.page(&admin, name, &path, S::OK).await;
     }
-    pages.page(&admin, "admin-403", "/usuarios", S::FORBIDDEN).await;
+    pages
+        .page(&admin, "admin-403", "/usuarios", S::FORBIDDEN)
+        .await;
 
     let errors = validate(&jar, &pages.documents);
     assert!(
