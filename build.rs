@@ -11,6 +11,8 @@
 //!   `postgres`, `pg_ctl`) are installed under `/usr/lib/postgresql/*/bin`,
 //!   which the tests that stop and restart a server of their own need.
 //! - `relevo_browser`: `/usr/bin/chromium` and `/usr/bin/chromedriver` exist.
+//! - `relevo_html_checker`: the Nu Html Checker can run: `java` is on the
+//!   PATH and `vnu.jar` is at `VNU_JAR` or where `.ci/run` installs it.
 //!
 //! With `CI=true` (or `1`) all three are emitted whatever is installed: in CI
 //! nothing is ignored, and a missing program fails its tests loudly.
@@ -28,6 +30,8 @@ const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 /// Debian's (and the PostgreSQL apt repository's) versioned server programs.
 const POSTGRES_LIB: &str = "/usr/lib/postgresql";
+/// Where `.ci/run` installs the Nu Html Checker (see `tests/html_validity.rs`).
+const INSTALLED_VNU_JAR: &str = ".ci/tools/node_modules/vnu-jar/build/dist/vnu.jar";
 
 fn flag(name: &str) -> bool {
     std::env::var(name).is_ok_and(|v| !v.is_empty() && v != "0" && v != "false")
@@ -53,6 +57,7 @@ fn main() {
         "relevo_postgres",
         "relevo_postgres_server",
         "relevo_browser",
+        "relevo_html_checker",
     ] {
         println!("cargo::rustc-check-cfg=cfg({cfg})");
     }
@@ -61,13 +66,14 @@ fn main() {
         "TEST_POSTGRES_URL",
         "RELEVO_TEST_NO_POSTGRES",
         "RELEVO_TEST_NO_BROWSER",
+        "VNU_JAR",
     ] {
         println!("cargo::rerun-if-env-changed={var}");
     }
     println!("cargo::rerun-if-changed=build.rs");
     // Only existing paths: cargo reruns a script on every build while a
     // watched path is missing, which would recompile the crate every time.
-    for watched in ["/usr/bin", POSTGRES_LIB] {
+    for watched in ["/usr/bin", POSTGRES_LIB, ".ci"] {
         if Path::new(watched).exists() {
             println!("cargo::rerun-if-changed={watched}");
         }
@@ -80,6 +86,16 @@ fn main() {
     let browser = !flag("RELEVO_TEST_NO_BROWSER")
         && Path::new(CHROMIUM).exists()
         && Path::new(CHROMEDRIVER).exists();
+
+    let jar = std::env::var_os("VNU_JAR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(INSTALLED_VNU_JAR));
+    let java = std::env::var_os("PATH").is_some_and(|paths| {
+        std::env::split_paths(&paths).any(|dir| dir.join("java").is_file())
+    });
+    if ci || (java && jar.is_file()) {
+        println!("cargo::rustc-cfg=relevo_html_checker");
+    }
 
     if ci || url || server {
         println!("cargo::rustc-cfg=relevo_postgres");

@@ -11,7 +11,9 @@ use chrono::Utc;
 use uuid::Uuid;
 
 use super::admin::{Fields, see_other};
-use super::pages::{PageContext, local_datetime, relative, render_with_status, set_flash};
+use super::pages::{
+    PageContext, local_datetime, machine_datetime, relative, render_with_status, set_flash,
+};
 use crate::auth::session::count_password_failure;
 use crate::auth::{CurrentUser, password};
 use crate::db::{Refusal, Ts};
@@ -25,9 +27,11 @@ const WRONG_CURRENT: &str = "Tu contraseña actual no es correcta.";
 pub struct SessionView {
     pub id: Uuid,
     pub started: String,
+    /// For `<time datetime>`.
+    pub started_iso: String,
     pub last_seen: String,
     pub last_seen_ago: String,
-    /// RFC 3339, for `<time datetime>`.
+    /// For `<time datetime>`.
     pub last_seen_iso: String,
     pub address: String,
     /// The session viewing the page.
@@ -67,9 +71,10 @@ impl SessionsCard {
             .map(|row| SessionView {
                 id: row.id,
                 started: local_datetime(row.created_at, state.timezone),
+                started_iso: machine_datetime(row.created_at),
                 last_seen: local_datetime(row.last_seen_at, state.timezone),
                 last_seen_ago: relative(row.last_seen_at, now),
-                last_seen_iso: row.last_seen_at.0.to_rfc3339(),
+                last_seen_iso: machine_datetime(row.last_seen_at),
                 address: row.address.unwrap_or_else(|| "—".to_owned()),
                 current: Some(row.id) == current,
             })

@@ -6,7 +6,9 @@ use askama::Template;
 use chrono::{TimeZone, Utc};
 use uuid::Uuid;
 
-use super::pages::{PageContext, is_fragment_request, local_datetime, relative, render};
+use super::pages::{
+    PageContext, is_fragment_request, local_datetime, machine_datetime, relative, render,
+};
 use crate::auth::CurrentUser;
 use crate::db::{
     CampaignOption, ConversationRow, Cursor, HistoryRow, ListFilter, PersonOption, Search,
@@ -608,6 +610,8 @@ pub async fn events(user: CurrentUser, state: web::Data<AppState>) -> HttpRespon
 /// A history row as shown.
 pub struct HistoryView {
     pub at: String,
+    /// For `<time datetime>`.
+    pub at_iso: String,
     pub ago: String,
     pub what: String,
     pub who: String,
@@ -665,6 +669,7 @@ impl HistoryView {
             });
         HistoryView {
             at: local_datetime(row.at, tz),
+            at_iso: machine_datetime(row.at),
             ago: relative(row.at, now),
             what,
             who,
@@ -682,6 +687,8 @@ pub struct NudgeView {
     pub rule: String,
     pub text: String,
     pub sent_at: String,
+    /// For `<time datetime>`.
+    pub sent_at_iso: String,
     /// "Entregado el …", "Pendiente de entrega" or, for a nudge recorded
     /// before the outbox existed, "Solo registrado".
     pub delivery: String,
@@ -699,6 +706,7 @@ impl NudgeView {
             rule: nudge.rule_name.clone(),
             text: nudge.text.clone(),
             sent_at: local_datetime(nudge.sent_at, tz),
+            sent_at_iso: machine_datetime(nudge.sent_at),
             delivery,
             delivered: nudge.delivered_at.is_some(),
         }

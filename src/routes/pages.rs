@@ -138,6 +138,13 @@ pub fn local_datetime(at: Ts, tz: chrono_tz::Tz) -> String {
     at.0.with_timezone(&tz).format("%d/%m/%Y %H:%M").to_string()
 }
 
+/// `2026-11-26T20:05:00Z`: RFC 3339 in UTC to the second, for
+/// `<time datetime>`, which allows at most three digits of a fraction (the
+/// stored microseconds would make the page invalid HTML).
+pub fn machine_datetime(at: Ts) -> String {
+    at.0.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
 /// "hace 12 s", "hace 3 min", "hace 2 h", "hace 4 d".
 pub fn relative(at: Ts, now: DateTime<Utc>) -> String {
     let seconds = (now - at.0).num_seconds().max(0);
