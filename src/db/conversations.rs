@@ -553,59 +553,71 @@ macro_rules! push_search_matches {
     }};
 }
 
-/// The list page is fetched as one row holding a JSON array of its rows (in
-/// [`row_columns!`] order) rather than as 51 rows of 22 columns: sqlx hands
+/// The list page is fetched as one row holding a JSON array of its rows (as
+/// objects named by [`row_columns!`]) rather than as 51 rows of 22 columns: sqlx hands
 /// every result row from the database's thread to the async side on its own,
 /// and those hand-offs, not the query, were most of a page's cost (see
 /// BENCHMARKS.md). The wrapped query is the same one, with the same plan.
-const SQLITE_PAGE_HEAD: &str = "select json_group_array(json_array(hex(q.id), q.folio, \
-    hex(q.campaign_id), hex(q.channel_id), hex(q.contact_id), q.status, q.version, \
-    nullif(hex(q.agent_id), ''), q.agent_name, q.contact_name, q.contact_external_id, \
-    q.channel_kind, q.channel_name, q.campaign_name, q.started_at, q.last_activity_at, \
-    q.closed_at, q.closer_name, q.category_name, q.subcategory_name, q.closure_comment, \
-    q.reactivates_folio)) from (";
+const SQLITE_PAGE_HEAD: &str = "select json_group_array(json_object('id', hex(q.id), \
+    'folio', q.folio, 'campaign_id', hex(q.campaign_id), 'channel_id', hex(q.channel_id), \
+    'contact_id', hex(q.contact_id), 'status', q.status, 'version', q.version, \
+    'agent_id', nullif(hex(q.agent_id), ''), 'agent_name', q.agent_name, \
+    'contact_name', q.contact_name, 'contact_external_id', q.contact_external_id, \
+    'channel_kind', q.channel_kind, 'channel_name', q.channel_name, \
+    'campaign_name', q.campaign_name, 'started_at', q.started_at, \
+    'last_activity_at', q.last_activity_at, 'closed_at', q.closed_at, \
+    'closer_name', q.closer_name, 'category_name', q.category_name, \
+    'subcategory_name', q.subcategory_name, 'closure_comment', q.closure_comment, \
+    'reactivates_folio', q.reactivates_folio)) from (";
 
 /// [`SQLITE_PAGE_HEAD`] for PostgreSQL.
-const POSTGRES_PAGE_HEAD: &str = "select coalesce(json_agg(json_build_array(q.id, q.folio, \
-    q.campaign_id, q.channel_id, q.contact_id, q.status, q.version, q.agent_id, q.agent_name, \
-    q.contact_name, q.contact_external_id, q.channel_kind, q.channel_name, q.campaign_name, \
-    q.started_at, q.last_activity_at, q.closed_at, q.closer_name, q.category_name, \
-    q.subcategory_name, q.closure_comment, q.reactivates_folio)), '[]')::text from (";
+const POSTGRES_PAGE_HEAD: &str = "select coalesce(json_agg(json_build_object('id', q.id, \
+    'folio', q.folio, 'campaign_id', q.campaign_id, 'channel_id', q.channel_id, \
+    'contact_id', q.contact_id, 'status', q.status, 'version', q.version, \
+    'agent_id', q.agent_id, 'agent_name', q.agent_name, 'contact_name', q.contact_name, \
+    'contact_external_id', q.contact_external_id, 'channel_kind', q.channel_kind, \
+    'channel_name', q.channel_name, 'campaign_name', q.campaign_name, \
+    'started_at', q.started_at, 'last_activity_at', q.last_activity_at, \
+    'closed_at', q.closed_at, 'closer_name', q.closer_name, \
+    'category_name', q.category_name, 'subcategory_name', q.subcategory_name, \
+    'closure_comment', q.closure_comment, 'reactivates_folio', q.reactivates_folio)), \
+    '[]')::text from (";
 
-/// The status counts as one JSON array of `[status, n]` pairs.
-const SQLITE_COUNTS_HEAD: &str = "select json_group_array(json_array(k.status, k.n)) from (";
+/// The status counts as one JSON array of `{status, n}` objects.
+const SQLITE_COUNTS_HEAD: &str =
+    "select json_group_array(json_object('status', k.status, 'n', k.n)) from (";
 
 /// [`SQLITE_COUNTS_HEAD`] for PostgreSQL.
 const POSTGRES_COUNTS_HEAD: &str =
-    "select coalesce(json_agg(json_build_array(k.status, k.n)), '[]')::text from (";
+    "select coalesce(json_agg(json_build_object('status', k.status, 'n', k.n)), '[]')::text from (";
 
-/// One element of the aggregated page, in [`row_columns!`] order. Ids come
-/// as text (hex on SQLite), instants as RFC 3339.
+/// One element of the aggregated page, by column name (the names of
+/// [`row_columns!`]). Ids come as text (hex on SQLite), instants as RFC 3339.
 #[derive(serde::Deserialize)]
-struct PageRowJson(
-    String,
-    i64,
-    String,
-    String,
-    String,
-    String,
-    i64,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    String,
-    String,
-    String,
-    String,
-    String,
-    String,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    Option<i64>,
-);
+struct PageRowJson {
+    id: String,
+    folio: i64,
+    campaign_id: String,
+    channel_id: String,
+    contact_id: String,
+    status: String,
+    version: i64,
+    agent_id: Option<String>,
+    agent_name: Option<String>,
+    contact_name: Option<String>,
+    contact_external_id: String,
+    channel_kind: String,
+    channel_name: String,
+    campaign_name: String,
+    started_at: String,
+    last_activity_at: String,
+    closed_at: Option<String>,
+    closer_name: Option<String>,
+    category_name: Option<String>,
+    subcategory_name: Option<String>,
+    closure_comment: Option<String>,
+    reactivates_folio: Option<i64>,
+}
 
 fn decode_error(what: &str, value: &str) -> sqlx::Error {
     sqlx::Error::Decode(format!("list page: invalid {what} {value:?}").into())
@@ -626,29 +638,30 @@ impl TryFrom<PageRowJson> for ConversationRow {
 
     fn try_from(r: PageRowJson) -> Result<Self, sqlx::Error> {
         Ok(ConversationRow {
-            id: json_uuid(&r.0)?,
-            folio: r.1,
-            campaign_id: json_uuid(&r.2)?,
-            channel_id: json_uuid(&r.3)?,
-            contact_id: json_uuid(&r.4)?,
-            status: Status::try_from(r.5.clone()).map_err(|_| decode_error("status", &r.5))?,
-            version: r.6,
-            agent_id: r.7.as_deref().map(json_uuid).transpose()?,
-            agent_name: r.8,
-            contact_name: r.9,
-            contact_external_id: r.10,
-            channel_kind: ChannelKind::try_from(r.11.clone())
-                .map_err(|_| decode_error("channel kind", &r.11))?,
-            channel_name: r.12,
-            campaign_name: r.13,
-            started_at: json_ts(&r.14)?,
-            last_activity_at: json_ts(&r.15)?,
-            closed_at: r.16.as_deref().map(json_ts).transpose()?,
-            closer_name: r.17,
-            category_name: r.18,
-            subcategory_name: r.19,
-            closure_comment: r.20,
-            reactivates_folio: r.21,
+            id: json_uuid(&r.id)?,
+            folio: r.folio,
+            campaign_id: json_uuid(&r.campaign_id)?,
+            channel_id: json_uuid(&r.channel_id)?,
+            contact_id: json_uuid(&r.contact_id)?,
+            status: Status::try_from(r.status.clone())
+                .map_err(|_| decode_error("status", &r.status))?,
+            version: r.version,
+            agent_id: r.agent_id.as_deref().map(json_uuid).transpose()?,
+            agent_name: r.agent_name,
+            contact_name: r.contact_name,
+            contact_external_id: r.contact_external_id,
+            channel_kind: ChannelKind::try_from(r.channel_kind.clone())
+                .map_err(|_| decode_error("channel kind", &r.channel_kind))?,
+            channel_name: r.channel_name,
+            campaign_name: r.campaign_name,
+            started_at: json_ts(&r.started_at)?,
+            last_activity_at: json_ts(&r.last_activity_at)?,
+            closed_at: r.closed_at.as_deref().map(json_ts).transpose()?,
+            closer_name: r.closer_name,
+            category_name: r.category_name,
+            subcategory_name: r.subcategory_name,
+            closure_comment: r.closure_comment,
+            reactivates_folio: r.reactivates_folio,
         })
     }
 }
@@ -712,13 +725,20 @@ macro_rules! push_count_query {
     }};
 }
 
-/// Decodes aggregated `[status, n]` pairs.
+/// One aggregated status count, by name.
+#[derive(serde::Deserialize)]
+struct CountJson {
+    status: String,
+    n: i64,
+}
+
+/// Decodes aggregated `{status, n}` counts.
 fn decode_counts(json: &str) -> Result<Vec<(Status, i64)>, sqlx::Error> {
-    let pairs: Vec<(String, i64)> =
+    let counts: Vec<CountJson> =
         serde_json::from_str(json).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
-    Ok(pairs
+    Ok(counts
         .into_iter()
-        .filter_map(|(status, n)| Status::parse(&status).map(|s| (s, n)))
+        .filter_map(|c| Status::parse(&c.status).map(|s| (s, c.n)))
         .collect())
 }
 

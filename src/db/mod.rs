@@ -10,9 +10,11 @@ mod admin;
 mod api;
 mod audit;
 mod autocancel;
+mod backend;
 mod bulk;
 mod categories;
 mod conversations;
+mod delivery;
 mod demo;
 mod directory;
 mod group_commit;
@@ -340,7 +342,7 @@ impl Store {
                 .acquire_timeout(Duration::from_secs(3))
                 .connect_with(options)
                 .await?;
-            let writer = pg_deliveries::PgWriter {
+            let writer = delivery::PgWriter {
                 pool,
                 feed: Feed::new(),
                 announcer: Default::default(),

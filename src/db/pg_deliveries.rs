@@ -7,7 +7,7 @@
 //! lane here takes every delivery waiting (up to [`MAX_BATCH`]) and runs the
 //! same three steps of [`super::inbound`] over arrays: the upsert of every
 //! contact, the look-up of every state, the decisions in Rust
-//! ([`Plan::decide`], as for one), and one statement of data-modifying CTEs
+//! ([`delivery::decide`], as for one), and one statement of data-modifying CTEs
 //! for every write. Answers and live changes go out after the commit.
 //!
 //! A batch holds **one delivery per contact and per message id**, so every
@@ -50,16 +50,17 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use sqlx::PgPool;
 use tokio::sync::{Mutex, mpsc, oneshot};
 use uuid::Uuid;
 
 use super::api::{InboundMessage, InboundOutcome};
-use super::inbound::{
-    self, DeliveryState, FirstOutcome, NewIds, Plan, delivery_state_columns, refresh_contact,
+use super::delivery::{
+    self, Decision, DeliveryPlan, DeliveryState, FirstOutcome, NewIds, PgWriter, Target,
+    delivery_state_columns, refresh_contact,
 };
+use super::inbound;
 use super::{ChannelAuth, StoreResult, Ts};
-use crate::live::{Announcer, Change, Event, Feed};
+use crate::live::{Change, Event};
 
 /// Most deliveries written together.
 const MAX_BATCH: usize = 64;
@@ -161,23 +162,6 @@ const WRITE_ALL: &str = "with touched as (update conversations c set last_activi
      coalesce((select array_agg(folio order by folio) from conversation), '{}'), \
      (select count(*) from announce), \
      coalesce((select array_agg(id) from touched), '{}')";
-
-/// What the lanes write with: the store's parts without the queue, so that
-/// the lanes end when the last [`PgDeliveries`] is dropped.
-#[derive(Clone, Debug)]
-pub(super) struct PgWriter {
-    pub(super) pool: PgPool,
-    pub(super) feed: Feed,
-    pub(super) announcer: Announcer,
-}
-
-impl PgWriter {
-    /// Publishes a committed change here and wakes the other instances.
-    pub(super) fn publish(&self, event: Event) {
-        self.feed.publish(event);
-        self.announcer.committed();
-    }
-}
 
 /// A delivery waiting for its batch, with where its answer goes.
 struct Job {
@@ -341,7 +325,7 @@ async fn run_batch(writer: &PgWriter, jobs: Vec<Job>) -> Vec<Job> {
                         writer.publish(Event::Changed(change));
                         outcome
                     }
-                    Written::Seen(first) => inbound::replay(first),
+                    Written::Seen(first) => first.replay(),
                     Written::Closed if job.attempts + 1 < BATCH_ATTEMPTS => {
                         job.attempts += 1;
                         again.push(job);
@@ -433,20 +417,12 @@ async fn write_batch(writer: &PgWriter, jobs: &[Job]) -> Result<Vec<Written>, Fa
     let mut writes = Writes::default();
     let mut decided = Vec::with_capacity(jobs.len());
     for ((job, state), ids) in jobs.iter().zip(&states).zip(&ids) {
-        decided.push(match state.first_outcome() {
-            Some(first) => Err(first),
-            None => {
-                let plan = Plan::decide(state).map_err(Failed::Answer)?;
-                let change = plan.change(&job.channel, ids.conversation);
-                writes.add(
-                    job,
-                    ids,
-                    &plan,
-                    writer.feed.notification(Event::Changed(change)),
-                );
-                Ok((plan, change))
-            }
-        });
+        let decision = delivery::decide(state, &job.channel, &job.message, ids, job.now)
+            .map_err(Failed::Answer)?;
+        if let Decision::Write(plan) = &decision {
+            writes.add(plan, writer.feed.notification(Event::Changed(plan.change)));
+        }
+        decided.push(decision);
     }
     let (folios, touched): (HashMap<Uuid, i64>, HashSet<Uuid>) = if writes.messages() == 0 {
         Default::default()
@@ -470,14 +446,16 @@ async fn write_batch(writer: &PgWriter, jobs: &[Job]) -> Result<Vec<Written>, Fa
     // Every answer before the commit: nothing can fail after it.
     let written = decided
         .into_iter()
-        .zip(&ids)
-        .map(|(decision, ids)| {
+        .map(|decision| {
             Ok(match decision {
-                Err(first) => Written::Seen(first),
-                Ok((Plan::Continue(open), _)) if !touched.contains(&open.id) => Written::Closed,
-                Ok((plan, change)) => {
-                    let folio = folios.get(&ids.conversation).copied();
-                    Written::Applied(plan.outcome(ids.conversation, folio)?, change)
+                Decision::Replay(first) => Written::Seen(first),
+                Decision::Write(DeliveryPlan {
+                    target: Target::Append(open),
+                    ..
+                }) if !touched.contains(&open.id) => Written::Closed,
+                Decision::Write(plan) => {
+                    let folio = folios.get(&plan.conversation_id()).copied();
+                    Written::Applied(plan.outcome(folio)?, plan.change)
                 }
             })
         })
@@ -510,36 +488,31 @@ struct Writes<'a> {
 }
 
 impl<'a> Writes<'a> {
-    fn add(&mut self, job: &'a Job, ids: &NewIds, plan: &Plan, change: String) {
-        let at = job.now.0;
-        let conversation = match plan {
-            Plan::Continue(open) => {
+    /// Adds the rows of `plan`, and its change log entry `change`.
+    fn add(&mut self, plan: &DeliveryPlan<'a>, change: String) {
+        let at = plan.at.0;
+        match &plan.target {
+            Target::Append(open) => {
                 self.touched.push(open.id);
                 self.touched_at.push(at);
-                open.id
             }
-            Plan::Start {
-                contact_id,
-                reactivates,
-            } => {
-                self.started.push(ids.conversation);
-                self.started_campaign.push(job.channel.campaign_id);
-                self.started_channel.push(job.channel.id);
-                self.started_contact.push(*contact_id);
+            Target::Start(new) => {
+                self.started.push(new.id);
+                self.started_campaign.push(new.campaign_id);
+                self.started_channel.push(new.channel_id);
+                self.started_contact.push(new.contact_id);
                 self.started_at.push(at);
-                self.started_reactivates.push(*reactivates);
-                self.started_event.push(ids.event);
-                ids.conversation
+                self.started_reactivates.push(new.reactivates_id);
+                self.started_event.push(new.created_event_id);
             }
-        };
-        self.message_row.push(ids.message);
-        self.message_conversation.push(conversation);
-        self.message_id.push(&job.message.message_id);
-        self.message_text.push(&job.message.text);
+        }
+        self.message_row.push(plan.message_row_id);
+        self.message_conversation.push(plan.conversation_id());
+        self.message_id.push(plan.message_id);
+        self.message_text.push(plan.text);
         self.message_at.push(at);
-        self.message_channel.push(job.channel.id);
-        self.message_started
-            .push(matches!(plan, Plan::Start { .. }));
+        self.message_channel.push(plan.channel_id);
+        self.message_started.push(plan.starts());
         self.changes.push(change);
     }
 
