@@ -315,6 +315,37 @@ impl super::Store {
     }
 }
 
+impl super::Store {
+    /// [`Store::record_customer_message`](super::Store::record_customer_message)
+    /// by the writer a PostgreSQL batch falls back to: one delivery in a
+    /// transaction of its own. SQLite has one writer, so there it is the
+    /// same call. For the tests that hold every writer to one behaviour.
+    #[doc(hidden)]
+    pub async fn record_customer_message_alone(
+        &self,
+        channel: &ChannelAuth,
+        message: &InboundMessage,
+        now: Ts,
+    ) -> StoreResult<InboundOutcome> {
+        match self {
+            super::Store::Sqlite(_) => self.record_customer_message(channel, message, now).await,
+            super::Store::Postgres(pg) => {
+                deliver_postgres_alone(&pg.deliveries.writer, channel, message, now).await
+            }
+        }
+    }
+
+    /// Deliveries PostgreSQL's batches have committed since start (0 on
+    /// SQLite), so a test can tell the batch writer ran.
+    #[doc(hidden)]
+    pub fn deliveries_batched(&self) -> u64 {
+        match self {
+            super::Store::Sqlite(_) => 0,
+            super::Store::Postgres(pg) => pg.deliveries.batched(),
+        }
+    }
+}
+
 /// A PostgreSQL delivery in a transaction of its own, statement by
 /// statement: the path of a batch's deliveries when their batch could not
 /// commit (see [`super::pg_deliveries`]).

@@ -48,6 +48,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use chrono::{DateTime, Utc};
 use tokio::sync::{Mutex, mpsc, oneshot};
@@ -177,6 +178,10 @@ struct Job {
 #[derive(Clone, Debug)]
 pub struct PgDeliveries {
     queue: mpsc::UnboundedSender<Job>,
+    /// What a delivery alone writes with (see [`inbound::deliver_postgres_alone`]).
+    pub(super) writer: PgWriter,
+    /// Deliveries committed by a batch (written or replayed), for tests.
+    batched: Arc<AtomicU64>,
 }
 
 impl PgDeliveries {
@@ -184,10 +189,20 @@ impl PgDeliveries {
     pub(super) fn start(writer: PgWriter) -> Self {
         let (queue, jobs) = mpsc::unbounded_channel::<Job>();
         let jobs = Arc::new(Mutex::new(jobs));
+        let batched = Arc::new(AtomicU64::new(0));
         for _ in 0..LANES {
-            tokio::spawn(lane(writer.clone(), jobs.clone()));
+            tokio::spawn(lane(writer.clone(), jobs.clone(), batched.clone()));
         }
-        PgDeliveries { queue }
+        PgDeliveries {
+            queue,
+            writer,
+            batched,
+        }
+    }
+
+    /// Deliveries committed by a batch since start.
+    pub(super) fn batched(&self) -> u64 {
+        self.batched.load(Ordering::Relaxed)
     }
 
     /// Records a customer message with the next batch and waits for its
@@ -217,7 +232,11 @@ impl PgDeliveries {
 /// closes. A delivery that cannot join a batch (see [`Batch::admit`]), or
 /// whose conversation closed before its batch wrote (see [`WRITE_ALL`]), is
 /// among the first of the lane's next one.
-async fn lane(writer: PgWriter, jobs: Arc<Mutex<mpsc::UnboundedReceiver<Job>>>) {
+async fn lane(
+    writer: PgWriter,
+    jobs: Arc<Mutex<mpsc::UnboundedReceiver<Job>>>,
+    batched: Arc<AtomicU64>,
+) {
     let mut waiting: Vec<Job> = Vec::new();
     let mut arrived = Vec::with_capacity(MAX_BATCH);
     loop {
@@ -245,7 +264,7 @@ async fn lane(writer: PgWriter, jobs: Arc<Mutex<mpsc::UnboundedReceiver<Job>>>) 
             }
         }
         // Deliveries to decide again arrived before the deferred ones.
-        waiting = run_batch(&writer, batch.jobs).await;
+        waiting = run_batch(&writer, batch.jobs, &batched).await;
         waiting.append(&mut deferred);
     }
 }
@@ -315,10 +334,15 @@ impl From<sqlx::Error> for Failed {
 /// Writes `jobs` in one transaction and answers them (see [`Failed`] for
 /// when it does not commit); returns the deliveries to decide again (see
 /// [`Written::Closed`]).
-async fn run_batch(writer: &PgWriter, jobs: Vec<Job>) -> Vec<Job> {
+async fn run_batch(writer: &PgWriter, jobs: Vec<Job>, batched: &AtomicU64) -> Vec<Job> {
     let mut again = Vec::new();
     match write_batch(writer, &jobs).await {
         Ok(written) => {
+            let committed = written
+                .iter()
+                .filter(|w| !matches!(w, Written::Closed))
+                .count();
+            batched.fetch_add(committed as u64, Ordering::Relaxed);
             for (mut job, written) in jobs.into_iter().zip(written) {
                 let outcome = match written {
                     Written::Applied(outcome, change) => {
