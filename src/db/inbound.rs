@@ -74,7 +74,8 @@ macro_rules! upsert_contact {
 
 /// The decision's inputs as one row: the contact (`$1` channel, `$4`
 /// address), its latest conversation, and this delivery's first outcome
-/// (`$2` message id), each null when there is none.
+/// (`$2` message id), each null when there is none. A literal for `concat!`
+/// (see [`upsert_contact!`]), its placeholders as literals per statement.
 macro_rules! delivery_state {
     ($channel:literal, $message_id:literal, $from:literal) => {
         concat!(

@@ -405,38 +405,8 @@ fn same_error(e: &sqlx::Error) -> sqlx::Error {
 /// The batch's three steps in one transaction, and every delivery's answer.
 async fn write_batch(writer: &PgWriter, jobs: &[Job]) -> Result<Vec<Written>, Failed> {
     let ids: Vec<NewIds> = jobs.iter().map(|_| NewIds::new()).collect();
-    let channels: Vec<Uuid> = jobs.iter().map(|j| j.channel.id).collect();
-    let message_ids: Vec<&str> = jobs.iter().map(|j| j.message.message_id.as_str()).collect();
-    let addresses: Vec<&str> = jobs.iter().map(|j| j.message.from.as_str()).collect();
-    let instants: Vec<DateTime<Utc>> = jobs.iter().map(|j| j.now.0).collect();
-    let names: Vec<Option<&str>> = jobs.iter().map(|j| j.message.name.as_deref()).collect();
-    let name_keys: Vec<Option<String>> = names
-        .iter()
-        .map(|name| name.map(crate::domain::text::fold))
-        .collect();
-
     let mut tx = writer.pool.begin().await?;
-    sqlx::query(UPSERT_CONTACTS)
-        .bind(&channels)
-        .bind(&message_ids)
-        .bind(ids.iter().map(|i| i.contact).collect::<Vec<_>>())
-        .bind(&addresses)
-        .bind(&names)
-        .bind(&name_keys)
-        .bind(&instants)
-        .execute(&mut *tx)
-        .await?;
-    let states: Vec<DeliveryState> = sqlx::query_as(DELIVERY_STATES)
-        .bind(&channels)
-        .bind(&message_ids)
-        .bind(&addresses)
-        .fetch_all(&mut *tx)
-        .await?;
-    if states.len() != jobs.len() {
-        return Err(Failed::Answer(sqlx::Error::Protocol(
-            "the look-up answered another number of deliveries".into(),
-        )));
-    }
+    let states = look_up(&mut tx, jobs, &ids).await?;
 
     let mut writes = Writes::default();
     let mut decided = Vec::with_capacity(jobs.len());
@@ -487,6 +457,47 @@ async fn write_batch(writer: &PgWriter, jobs: &[Job]) -> Result<Vec<Written>, Fa
         .map_err(Failed::Answer)?;
     tx.commit().await.map_err(Failed::Answer)?;
     Ok(written)
+}
+
+/// The batch's first two steps: every contact upserted, then every
+/// delivery's [`DeliveryState`], in the batch's order.
+async fn look_up(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    jobs: &[Job],
+    ids: &[NewIds],
+) -> Result<Vec<DeliveryState>, Failed> {
+    let channels: Vec<Uuid> = jobs.iter().map(|j| j.channel.id).collect();
+    let message_ids: Vec<&str> = jobs.iter().map(|j| j.message.message_id.as_str()).collect();
+    let addresses: Vec<&str> = jobs.iter().map(|j| j.message.from.as_str()).collect();
+    let instants: Vec<DateTime<Utc>> = jobs.iter().map(|j| j.now.0).collect();
+    let names: Vec<Option<&str>> = jobs.iter().map(|j| j.message.name.as_deref()).collect();
+    let name_keys: Vec<Option<String>> = names
+        .iter()
+        .map(|name| name.map(crate::domain::text::fold))
+        .collect();
+
+    sqlx::query(UPSERT_CONTACTS)
+        .bind(&channels)
+        .bind(&message_ids)
+        .bind(ids.iter().map(|i| i.contact).collect::<Vec<_>>())
+        .bind(&addresses)
+        .bind(&names)
+        .bind(&name_keys)
+        .bind(&instants)
+        .execute(&mut **tx)
+        .await?;
+    let states: Vec<DeliveryState> = sqlx::query_as(DELIVERY_STATES)
+        .bind(&channels)
+        .bind(&message_ids)
+        .bind(&addresses)
+        .fetch_all(&mut **tx)
+        .await?;
+    if states.len() != jobs.len() {
+        return Err(Failed::Answer(sqlx::Error::Protocol(
+            "the look-up answered another number of deliveries".into(),
+        )));
+    }
+    Ok(states)
 }
 
 /// The columns of [`WRITE_ALL`], gathered delivery by delivery.
