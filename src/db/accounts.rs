@@ -240,6 +240,7 @@ impl super::Store {
 
     /// Edits a user's name, e-mail, role and campaigns; `Ok(false)` when
     /// nothing changed. Refuses to demote the last active Super Administrador.
+    // long: one transaction under the accounts lock (load, refuse, apply, audit) written once inside `admin_write!` for both backends; split, each step would need the transaction of either backend.
     pub async fn update_account(
         &self,
         actor: Uuid,

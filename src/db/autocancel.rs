@@ -621,6 +621,7 @@ impl super::Store {
     /// conversation changed or saw activity since it was measured (the
     /// customer just wrote: no "¿sigues ahí?"). Returns whether this call
     /// recorded it.
+    // long: one transaction written once for both backends inside `with_write!` (check unchanged, insert the message and the nudge record, enqueue the outbox item); split, each step would need either backend's transaction.
     pub async fn record_nudge(
         &self,
         rule: &AutoCancelRule,

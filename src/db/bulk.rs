@@ -9,9 +9,7 @@
 use uuid::Uuid;
 
 use super::audit::{AdminTx, AuditEntry};
-use super::conversations::{
-    ListFilter, Search, StatusFilter, like_literal, phone_prefixes, prefix_end, push_conditions,
-};
+use super::conversations::{ListFilter, push_conditions};
 use super::{StoreResult, Ts, with_read, with_write};
 use crate::domain::{Role, Scope};
 
@@ -270,7 +268,7 @@ impl super::Store {
         Ok(with_read!(self, |pool| {
             let mut qb =
                 sqlx::QueryBuilder::new("select c.folio, c.id from conversations c where 1 = 1");
-            push_conditions!(&mut qb, scope, filter, true);
+            push_conditions(&mut qb, scope, filter, true);
             qb.push(" order by c.last_activity_at desc, c.folio desc limit ");
             qb.push_bind(limit);
             qb.build_query_as().fetch_all(pool).await?
@@ -285,7 +283,7 @@ impl super::Store {
         Ok(with_read!(self, |pool| {
             let mut qb =
                 sqlx::QueryBuilder::new("select count(*) from conversations c where 1 = 1");
-            push_conditions!(&mut qb, scope, filter, true);
+            push_conditions(&mut qb, scope, filter, true);
             qb.build_query_scalar().fetch_one(pool).await?
         }))
     }

@@ -3,6 +3,9 @@
 
 use uuid::Uuid;
 
+use sqlx::QueryBuilder;
+
+use super::backend::Backend;
 use super::{StoreResult, Ts, with_read};
 use crate::domain::{ActorKind, ChannelKind, Conversation, EventKind, Scope, Status};
 
@@ -135,6 +138,11 @@ pub struct ConversationDetail {
 }
 
 /// The columns of [`ConversationRow`], up to `from` (the source follows).
+///
+/// This macro, [`row_joins!`] and [`history_select!`] expand to string
+/// literals only: `concat!` composes them into `const` statements here and
+/// in `transitions` (PostgreSQL's transition answers with the row it wrote),
+/// which a `const &str` cannot be.
 macro_rules! row_columns {
     () => {
         "select c.id, c.folio, c.campaign_id, c.channel_id, c.contact_id, \
@@ -237,142 +245,136 @@ pub(super) fn phone_prefixes(digits: &str) -> Vec<String> {
 pub const MIN_PHONE_DIGITS: usize = 6;
 
 /// Appends ` and …` conditions for scope and filters to a query builder whose
-/// conversation alias is `c`. Expanded per backend.
-macro_rules! push_conditions {
-    ($qb:expr, $scope:expr, $filter:expr, $with_status:expr) => {{
-        let qb = $qb;
-        let filter: &ListFilter = $filter;
-        if let Scope::Campaigns(ids) = $scope {
-            qb.push(" and c.campaign_id in (");
-            let mut list = qb.separated(", ");
-            for id in ids {
-                list.push_bind(*id);
+/// conversation alias is `c`, on either backend. Reports, the CSV export and
+/// bulk selections filter exactly like the table.
+pub(super) fn push_conditions<DB: Backend>(
+    qb: &mut QueryBuilder<DB>,
+    scope: &Scope,
+    filter: &ListFilter,
+    with_status: bool,
+) {
+    if let Scope::Campaigns(ids) = scope {
+        qb.push(" and c.campaign_id in (");
+        for (i, id) in ids.iter().enumerate() {
+            if i > 0 {
+                qb.push(", ");
             }
-            qb.push(")");
+            DB::push_bind(qb, *id);
         }
-        if $with_status {
-            match filter.status.unwrap_or(StatusFilter::Open) {
-                StatusFilter::Open => {
-                    qb.push(" and c.is_open = ");
-                    qb.push_bind(true);
-                }
-                StatusFilter::All => {}
-                StatusFilter::Only(status) => {
-                    qb.push(" and c.status = ");
-                    qb.push_bind(status.as_str());
-                }
+        qb.push(")");
+    }
+    if with_status {
+        match filter.status.unwrap_or(StatusFilter::Open) {
+            StatusFilter::Open => {
+                qb.push(" and c.is_open = ");
+                DB::push_bind(qb, true);
             }
-        }
-        if let Some(id) = filter.campaign_id {
-            qb.push(" and c.campaign_id = ");
-            qb.push_bind(id);
-        }
-        if let Some(id) = filter.agent_id {
-            qb.push(" and c.agent_id = ");
-            qb.push_bind(id);
-        }
-        if let Some(kind) = filter.channel_kind {
-            qb.push(" and c.channel_id in (select id from channels where kind = ");
-            qb.push_bind(kind.as_str());
-            qb.push(")");
-        }
-        if let Some(from) = filter.started_from {
-            qb.push(" and c.started_at >= ");
-            qb.push_bind(from);
-        }
-        if let Some(before) = filter.started_before {
-            qb.push(" and c.started_at < ");
-            qb.push_bind(before);
-        }
-        match &filter.search {
-            None => {}
-            Some(Search::Number(digits)) => {
-                qb.push(" and (");
-                match digits.parse::<i64>() {
-                    Ok(folio) => {
-                        qb.push("c.folio = ");
-                        qb.push_bind(folio);
-                    }
-                    Err(_) => {
-                        qb.push("1 = 0");
-                    }
-                }
-                for prefix in phone_prefixes(digits) {
-                    qb.push(" or c.contact_id in (select id from contacts where external_id >= ");
-                    let end = prefix_end(&prefix);
-                    qb.push_bind(prefix);
-                    if let Some(end) = end {
-                        qb.push(" and external_id < ");
-                        qb.push_bind(end);
-                    }
-                    qb.push(")");
-                }
-                qb.push(")");
-            }
-            Some(Search::Text(text)) => {
-                let pattern = format!("%{}%", like_literal(text));
-                qb.push(" and c.contact_id in (select id from contacts where name_key like ");
-                qb.push_bind(pattern.clone());
-                qb.push(" escape '\\' or external_id like ");
-                qb.push_bind(pattern);
-                qb.push(" escape '\\')");
+            StatusFilter::All => {}
+            StatusFilter::Only(status) => {
+                qb.push(" and c.status = ");
+                DB::push_bind(qb, status.as_str());
             }
         }
-    }};
+    }
+    if let Some(id) = filter.campaign_id {
+        qb.push(" and c.campaign_id = ");
+        DB::push_bind(qb, id);
+    }
+    if let Some(id) = filter.agent_id {
+        qb.push(" and c.agent_id = ");
+        DB::push_bind(qb, id);
+    }
+    if let Some(kind) = filter.channel_kind {
+        qb.push(" and c.channel_id in (select id from channels where kind = ");
+        DB::push_bind(qb, kind.as_str());
+        qb.push(")");
+    }
+    if let Some(from) = filter.started_from {
+        qb.push(" and c.started_at >= ");
+        DB::push_bind(qb, from);
+    }
+    if let Some(before) = filter.started_before {
+        qb.push(" and c.started_at < ");
+        DB::push_bind(qb, before);
+    }
+    if let Some(search) = &filter.search {
+        push_search_condition(qb, search);
+    }
 }
 
-// Reports, the CSV export and bulk selections filter exactly like the table.
-pub(super) use push_conditions;
+/// Appends ` and …` for what the search box asked: a folio or the start of
+/// a phone number, or part of a name or address.
+fn push_search_condition<DB: Backend>(qb: &mut QueryBuilder<DB>, search: &Search) {
+    match search {
+        Search::Number(digits) => {
+            qb.push(" and (");
+            match digits.parse::<i64>() {
+                Ok(folio) => {
+                    qb.push("c.folio = ");
+                    DB::push_bind(qb, folio);
+                }
+                Err(_) => {
+                    qb.push("1 = 0");
+                }
+            }
+            for prefix in phone_prefixes(digits) {
+                qb.push(" or c.contact_id in (select id from contacts where external_id >= ");
+                let end = prefix_end(&prefix);
+                DB::push_bind(qb, prefix);
+                if let Some(end) = end {
+                    qb.push(" and external_id < ");
+                    DB::push_bind(qb, end);
+                }
+                qb.push(")");
+            }
+            qb.push(")");
+        }
+        Search::Text(text) => {
+            let pattern = format!("%{}%", like_literal(text));
+            qb.push(" and c.contact_id in (select id from contacts where name_key like ");
+            DB::push_bind(qb, pattern.clone());
+            qb.push(" escape '\\' or external_id like ");
+            DB::push_bind(qb, pattern);
+            qb.push(" escape '\\')");
+        }
+    }
+}
 
 /// Appends the keyset cursor condition and the page order and limit.
-macro_rules! push_page {
-    ($qb:expr, $cursor:expr) => {{
-        let qb = $qb;
-        match $cursor {
-            None => {}
-            Some(Cursor::After(at, folio)) => {
-                qb.push(" and (c.last_activity_at, c.folio) < (");
-                qb.push_bind(at);
-                qb.push(", ");
-                qb.push_bind(folio);
-                qb.push(")");
-            }
-            Some(Cursor::Before(at, folio)) => {
-                qb.push(" and (c.last_activity_at, c.folio) > (");
-                qb.push_bind(at);
-                qb.push(", ");
-                qb.push_bind(folio);
-                qb.push(")");
-            }
+fn push_page<DB: Backend>(qb: &mut QueryBuilder<DB>, cursor: Option<Cursor>) {
+    match cursor {
+        None => {}
+        Some(Cursor::After(at, folio)) => {
+            qb.push(" and (c.last_activity_at, c.folio) < (");
+            DB::push_bind(qb, at);
+            qb.push(", ");
+            DB::push_bind(qb, folio);
+            qb.push(")");
         }
-        push_order_limit!(&mut *qb, $cursor, "c.");
-    }};
+        Some(Cursor::Before(at, folio)) => {
+            qb.push(" and (c.last_activity_at, c.folio) > (");
+            DB::push_bind(qb, at);
+            qb.push(", ");
+            DB::push_bind(qb, folio);
+            qb.push(")");
+        }
+    }
+    push_order_limit(qb, cursor, "c.");
 }
 
 /// Appends the page order (newest first, or oldest first for a previous
-/// page) and the limit; `$prefix` qualifies the columns.
-macro_rules! push_order_limit {
-    ($qb:expr, $cursor:expr, $prefix:literal) => {{
-        let qb = $qb;
-        if matches!($cursor, Some(Cursor::Before(..))) {
-            qb.push(concat!(
-                " order by ",
-                $prefix,
-                "last_activity_at asc, ",
-                $prefix,
-                "folio asc limit "
-            ));
-        } else {
-            qb.push(concat!(
-                " order by ",
-                $prefix,
-                "last_activity_at desc, ",
-                $prefix,
-                "folio desc limit "
-            ));
-        }
-        qb.push_bind(PAGE_SIZE + 1);
-    }};
+/// page) and the limit; `prefix` qualifies the columns.
+fn push_order_limit<DB: Backend>(qb: &mut QueryBuilder<DB>, cursor: Option<Cursor>, prefix: &str) {
+    if matches!(cursor, Some(Cursor::Before(..))) {
+        qb.push(format_args!(
+            " order by {prefix}last_activity_at asc, {prefix}folio asc limit "
+        ));
+    } else {
+        qb.push(format_args!(
+            " order by {prefix}last_activity_at desc, {prefix}folio desc limit "
+        ));
+    }
+    DB::push_bind(qb, PAGE_SIZE + 1);
 }
 
 /// The campaigns whose newest rows are merged for a page, when that is the
@@ -392,80 +394,80 @@ fn merged_campaigns(scope: &Scope, filter: &ListFilter) -> Option<Vec<Uuid>> {
 }
 
 /// Appends the whole list query after an optional prefix (`explain …`):
-/// columns, source, joins, conditions, cursor, order and limit. Expanded per
+/// columns, source, joins, conditions, cursor, order and limit, on either
 /// backend; `list_conversations` and `explain_list` share it, so the plan
 /// that tests check is the plan that serves. A statement with a search
-/// starts with [`push_search_matches!`].
-macro_rules! push_list_query {
-    ($qb:expr, $scope:expr, $filter:expr, $cursor:expr) => {{
-        let qb = $qb;
-        let scope: &Scope = $scope;
-        let filter: &ListFilter = $filter;
-        qb.push(row_columns!());
-        match merged_campaigns(scope, filter) {
-            Some(campaigns) => {
-                let inner = ListFilter {
-                    campaign_id: None,
+/// starts with [`push_search_matches`].
+fn push_list_query<DB: Backend>(
+    qb: &mut QueryBuilder<DB>,
+    scope: &Scope,
+    filter: &ListFilter,
+    cursor: Option<Cursor>,
+) {
+    qb.push(row_columns!());
+    match merged_campaigns(scope, filter) {
+        Some(campaigns) => {
+            let inner = ListFilter {
+                campaign_id: None,
+                ..filter.clone()
+            };
+            // The merged page is cut to its 51 rows *before* the joins,
+            // so names are looked up for 51 rows, not 51 per campaign.
+            // Each campaign's arm reads only the page key, which its
+            // (campaign, status, activity, folio) index covers: the
+            // conversation rows themselves are read for the 51 kept.
+            qb.push("(select c.* from (select * from (");
+            for (i, campaign) in campaigns.iter().enumerate() {
+                if i > 0 {
+                    qb.push(" union all ");
+                }
+                qb.push(
+                    "select * from (select c.folio, c.last_activity_at \
+                     from conversations c where c.campaign_id = ",
+                );
+                DB::push_bind(qb, *campaign);
+                push_conditions(qb, &Scope::All, &inner, true);
+                push_page(qb, cursor);
+                qb.push(format!(") as u{i}"));
+            }
+            qb.push(") as merged");
+            push_order_limit(qb, cursor, "");
+            qb.push(") as page join conversations c on c.folio = page.folio) c");
+            qb.push(row_joins!());
+            qb.push(" where 1 = 1");
+        }
+        None => match &filter.search {
+            // A search drives from what it matched (a folio, the contacts
+            // whose phone or name matched, in the statement's
+            // `search_matches`): a union the planner cannot turn into a
+            // walk of the activity index filtering every row. As for the
+            // merged campaigns, the page is cut to its 51 rows before
+            // the joins: PostgreSQL's generic plan cannot know how many
+            // conversations a phone prefix matches, and planned hash
+            // joins of `campaigns` and `channels` sized for thousands.
+            Some(_) => {
+                qb.push("(select * from ");
+                qb.push(SEARCH_MATCHES);
+                qb.push(" c where 1 = 1");
+                let rest = ListFilter {
+                    search: None,
                     ..filter.clone()
                 };
-                // The merged page is cut to its 51 rows *before* the joins,
-                // so names are looked up for 51 rows, not 51 per campaign.
-                // Each campaign's arm reads only the page key, which its
-                // (campaign, status, activity, folio) index covers: the
-                // conversation rows themselves are read for the 51 kept.
-                qb.push("(select c.* from (select * from (");
-                for (i, campaign) in campaigns.iter().enumerate() {
-                    if i > 0 {
-                        qb.push(" union all ");
-                    }
-                    qb.push(
-                        "select * from (select c.folio, c.last_activity_at \
-                         from conversations c where c.campaign_id = ",
-                    );
-                    qb.push_bind(*campaign);
-                    push_conditions!(&mut *qb, &Scope::All, &inner, true);
-                    push_page!(&mut *qb, $cursor);
-                    qb.push(format!(") as u{i}"));
-                }
-                qb.push(") as merged");
-                push_order_limit!(&mut *qb, $cursor, "");
-                qb.push(") as page join conversations c on c.folio = page.folio) c");
+                push_conditions(qb, scope, &rest, true);
+                push_page(qb, cursor);
+                qb.push(") c");
                 qb.push(row_joins!());
                 qb.push(" where 1 = 1");
             }
-            None => match &filter.search {
-                // A search drives from what it matched (a folio, the contacts
-                // whose phone or name matched, in the statement's
-                // `search_matches`): a union the planner cannot turn into a
-                // walk of the activity index filtering every row. As for the
-                // merged campaigns, the page is cut to its 51 rows before
-                // the joins: PostgreSQL's generic plan cannot know how many
-                // conversations a phone prefix matches, and planned hash
-                // joins of `campaigns` and `channels` sized for thousands.
-                Some(_) => {
-                    qb.push("(select * from ");
-                    qb.push(SEARCH_MATCHES);
-                    qb.push(" c where 1 = 1");
-                    let rest = ListFilter {
-                        search: None,
-                        ..filter.clone()
-                    };
-                    push_conditions!(&mut *qb, scope, &rest, true);
-                    push_page!(&mut *qb, $cursor);
-                    qb.push(") c");
-                    qb.push(row_joins!());
-                    qb.push(" where 1 = 1");
-                }
-                None => {
-                    qb.push("conversations c");
-                    qb.push(row_joins!());
-                    qb.push(" where 1 = 1");
-                    push_conditions!(&mut *qb, scope, filter, true);
-                }
-            },
-        }
-        push_page!(&mut *qb, $cursor);
-    }};
+            None => {
+                qb.push("conversations c");
+                qb.push(row_joins!());
+                qb.push(" where 1 = 1");
+                push_conditions(qb, scope, filter, true);
+            }
+        },
+    }
+    push_page(qb, cursor);
 }
 
 /// Appends the conversations a search matches, as a `union all` of index
@@ -478,134 +480,139 @@ macro_rules! push_list_query {
 /// each search). Joining rows back to matched folios would compare less
 /// still, but PostgreSQL's generic plan for that join hashes the whole
 /// conversations table (search p99 4 s).
-macro_rules! push_search_source {
-    ($qb:expr, $search:expr) => {{
-        let qb = $qb;
-        match $search {
-            Search::Number(digits) => {
-                let mut arms = 0;
-                let folio = digits.parse::<i64>().ok();
-                if let Some(folio) = folio {
-                    qb.push("select * from conversations where folio = ");
-                    qb.push_bind(folio);
-                    arms += 1;
-                }
-                for prefix in phone_prefixes(digits) {
-                    if arms > 0 {
-                        qb.push(" union all ");
-                    }
-                    qb.push(
-                        "select * from conversations where contact_id in \
-                         (select id from contacts where external_id >= ",
-                    );
-                    let end = prefix_end(&prefix);
-                    qb.push_bind(prefix);
-                    if let Some(end) = end {
-                        qb.push(" and external_id < ");
-                        qb.push_bind(end);
-                    }
-                    qb.push(")");
-                    if let Some(folio) = folio {
-                        qb.push(" and folio <> ");
-                        qb.push_bind(folio);
-                    }
-                    arms += 1;
-                }
-                if arms == 0 {
-                    qb.push("select * from conversations where 1 = 0");
-                }
+fn push_search_source<DB: Backend>(qb: &mut QueryBuilder<DB>, search: &Search) {
+    match search {
+        Search::Number(digits) => {
+            let mut arms = 0;
+            let folio = digits.parse::<i64>().ok();
+            if let Some(folio) = folio {
+                qb.push("select * from conversations where folio = ");
+                DB::push_bind(qb, folio);
+                arms += 1;
             }
-            Search::Text(text) => {
-                let pattern = format!("%{}%", like_literal(text));
+            for prefix in phone_prefixes(digits) {
+                if arms > 0 {
+                    qb.push(" union all ");
+                }
                 qb.push(
                     "select * from conversations where contact_id in \
-                     (select id from contacts where name_key like ",
+                     (select id from contacts where external_id >= ",
                 );
-                qb.push_bind(pattern.clone());
-                qb.push(" escape '\\' or external_id like ");
-                qb.push_bind(pattern);
-                qb.push(" escape '\\')");
+                let end = prefix_end(&prefix);
+                DB::push_bind(qb, prefix);
+                if let Some(end) = end {
+                    qb.push(" and external_id < ");
+                    DB::push_bind(qb, end);
+                }
+                qb.push(")");
+                if let Some(folio) = folio {
+                    qb.push(" and folio <> ");
+                    DB::push_bind(qb, folio);
+                }
+                arms += 1;
+            }
+            if arms == 0 {
+                qb.push("select * from conversations where 1 = 0");
             }
         }
-    }};
+        Search::Text(text) => {
+            let pattern = format!("%{}%", like_literal(text));
+            qb.push(
+                "select * from conversations where contact_id in \
+                 (select id from contacts where name_key like ",
+            );
+            DB::push_bind(qb, pattern.clone());
+            qb.push(" escape '\\' or external_id like ");
+            DB::push_bind(qb, pattern);
+            qb.push(" escape '\\')");
+        }
+    }
 }
 
 /// Name of the common table holding a search's matches (see
-/// [`push_search_matches!`]).
+/// [`push_search_matches`]).
 const SEARCH_MATCHES: &str = "search_matches";
 
 /// Starts a statement that shows a search with `with search_matches as
 /// materialized (…)`: the matches are looked up once per statement, and
 /// the page and the counts of a view both read them from there (they
 /// were looked up twice, once for each). Pushes nothing without a search.
-/// [`push_list_query!`] and [`push_count_query!`] expect it.
-macro_rules! push_search_matches {
-    ($qb:expr, $filter:expr) => {{
-        let qb = $qb;
-        let filter: &ListFilter = $filter;
-        if let Some(search) = &filter.search {
-            qb.push("with ");
-            qb.push(SEARCH_MATCHES);
-            qb.push(" as materialized (");
-            push_search_source!(&mut *qb, search);
-            qb.push(") ");
-        }
-    }};
+/// [`push_list_query`] and [`push_count_query`] expect it.
+fn push_search_matches<DB: Backend>(qb: &mut QueryBuilder<DB>, filter: &ListFilter) {
+    if let Some(search) = &filter.search {
+        qb.push("with ");
+        qb.push(SEARCH_MATCHES);
+        qb.push(" as materialized (");
+        push_search_source(qb, search);
+        qb.push(") ");
+    }
 }
 
-/// The list page is fetched as one row holding a JSON array of its rows (in
-/// [`row_columns!`] order) rather than as 51 rows of 22 columns: sqlx hands
+/// The list page is fetched as one row holding a JSON array of its rows (as
+/// objects named by [`row_columns!`]) rather than as 51 rows of 22 columns: sqlx hands
 /// every result row from the database's thread to the async side on its own,
 /// and those hand-offs, not the query, were most of a page's cost (see
 /// BENCHMARKS.md). The wrapped query is the same one, with the same plan.
-const SQLITE_PAGE_HEAD: &str = "select json_group_array(json_array(hex(q.id), q.folio, \
-    hex(q.campaign_id), hex(q.channel_id), hex(q.contact_id), q.status, q.version, \
-    nullif(hex(q.agent_id), ''), q.agent_name, q.contact_name, q.contact_external_id, \
-    q.channel_kind, q.channel_name, q.campaign_name, q.started_at, q.last_activity_at, \
-    q.closed_at, q.closer_name, q.category_name, q.subcategory_name, q.closure_comment, \
-    q.reactivates_folio)) from (";
+const SQLITE_PAGE_HEAD: &str = "select json_group_array(json_object('id', hex(q.id), \
+    'folio', q.folio, 'campaign_id', hex(q.campaign_id), 'channel_id', hex(q.channel_id), \
+    'contact_id', hex(q.contact_id), 'status', q.status, 'version', q.version, \
+    'agent_id', nullif(hex(q.agent_id), ''), 'agent_name', q.agent_name, \
+    'contact_name', q.contact_name, 'contact_external_id', q.contact_external_id, \
+    'channel_kind', q.channel_kind, 'channel_name', q.channel_name, \
+    'campaign_name', q.campaign_name, 'started_at', q.started_at, \
+    'last_activity_at', q.last_activity_at, 'closed_at', q.closed_at, \
+    'closer_name', q.closer_name, 'category_name', q.category_name, \
+    'subcategory_name', q.subcategory_name, 'closure_comment', q.closure_comment, \
+    'reactivates_folio', q.reactivates_folio)) from (";
 
 /// [`SQLITE_PAGE_HEAD`] for PostgreSQL.
-const POSTGRES_PAGE_HEAD: &str = "select coalesce(json_agg(json_build_array(q.id, q.folio, \
-    q.campaign_id, q.channel_id, q.contact_id, q.status, q.version, q.agent_id, q.agent_name, \
-    q.contact_name, q.contact_external_id, q.channel_kind, q.channel_name, q.campaign_name, \
-    q.started_at, q.last_activity_at, q.closed_at, q.closer_name, q.category_name, \
-    q.subcategory_name, q.closure_comment, q.reactivates_folio)), '[]')::text from (";
+const POSTGRES_PAGE_HEAD: &str = "select coalesce(json_agg(json_build_object('id', q.id, \
+    'folio', q.folio, 'campaign_id', q.campaign_id, 'channel_id', q.channel_id, \
+    'contact_id', q.contact_id, 'status', q.status, 'version', q.version, \
+    'agent_id', q.agent_id, 'agent_name', q.agent_name, 'contact_name', q.contact_name, \
+    'contact_external_id', q.contact_external_id, 'channel_kind', q.channel_kind, \
+    'channel_name', q.channel_name, 'campaign_name', q.campaign_name, \
+    'started_at', q.started_at, 'last_activity_at', q.last_activity_at, \
+    'closed_at', q.closed_at, 'closer_name', q.closer_name, \
+    'category_name', q.category_name, 'subcategory_name', q.subcategory_name, \
+    'closure_comment', q.closure_comment, 'reactivates_folio', q.reactivates_folio)), \
+    '[]')::text from (";
 
-/// The status counts as one JSON array of `[status, n]` pairs.
-const SQLITE_COUNTS_HEAD: &str = "select json_group_array(json_array(k.status, k.n)) from (";
+/// The status counts as one JSON array of `{status, n}` objects.
+const SQLITE_COUNTS_HEAD: &str =
+    "select json_group_array(json_object('status', k.status, 'n', k.n)) from (";
 
 /// [`SQLITE_COUNTS_HEAD`] for PostgreSQL.
 const POSTGRES_COUNTS_HEAD: &str =
-    "select coalesce(json_agg(json_build_array(k.status, k.n)), '[]')::text from (";
+    "select coalesce(json_agg(json_build_object('status', k.status, 'n', k.n)), '[]')::text from (";
 
-/// One element of the aggregated page, in [`row_columns!`] order. Ids come
-/// as text (hex on SQLite), instants as RFC 3339.
+/// One element of the aggregated page, by column name (the names of
+/// [`row_columns!`]). Ids come as text (hex on SQLite), instants as RFC 3339.
 #[derive(serde::Deserialize)]
-struct PageRowJson(
-    String,
-    i64,
-    String,
-    String,
-    String,
-    String,
-    i64,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    String,
-    String,
-    String,
-    String,
-    String,
-    String,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    Option<i64>,
-);
+struct PageRowJson {
+    id: String,
+    folio: i64,
+    campaign_id: String,
+    channel_id: String,
+    contact_id: String,
+    status: String,
+    version: i64,
+    agent_id: Option<String>,
+    agent_name: Option<String>,
+    contact_name: Option<String>,
+    contact_external_id: String,
+    channel_kind: String,
+    channel_name: String,
+    campaign_name: String,
+    started_at: String,
+    last_activity_at: String,
+    closed_at: Option<String>,
+    closer_name: Option<String>,
+    category_name: Option<String>,
+    subcategory_name: Option<String>,
+    closure_comment: Option<String>,
+    reactivates_folio: Option<i64>,
+}
 
 fn decode_error(what: &str, value: &str) -> sqlx::Error {
     sqlx::Error::Decode(format!("list page: invalid {what} {value:?}").into())
@@ -626,29 +633,30 @@ impl TryFrom<PageRowJson> for ConversationRow {
 
     fn try_from(r: PageRowJson) -> Result<Self, sqlx::Error> {
         Ok(ConversationRow {
-            id: json_uuid(&r.0)?,
-            folio: r.1,
-            campaign_id: json_uuid(&r.2)?,
-            channel_id: json_uuid(&r.3)?,
-            contact_id: json_uuid(&r.4)?,
-            status: Status::try_from(r.5.clone()).map_err(|_| decode_error("status", &r.5))?,
-            version: r.6,
-            agent_id: r.7.as_deref().map(json_uuid).transpose()?,
-            agent_name: r.8,
-            contact_name: r.9,
-            contact_external_id: r.10,
-            channel_kind: ChannelKind::try_from(r.11.clone())
-                .map_err(|_| decode_error("channel kind", &r.11))?,
-            channel_name: r.12,
-            campaign_name: r.13,
-            started_at: json_ts(&r.14)?,
-            last_activity_at: json_ts(&r.15)?,
-            closed_at: r.16.as_deref().map(json_ts).transpose()?,
-            closer_name: r.17,
-            category_name: r.18,
-            subcategory_name: r.19,
-            closure_comment: r.20,
-            reactivates_folio: r.21,
+            id: json_uuid(&r.id)?,
+            folio: r.folio,
+            campaign_id: json_uuid(&r.campaign_id)?,
+            channel_id: json_uuid(&r.channel_id)?,
+            contact_id: json_uuid(&r.contact_id)?,
+            status: Status::try_from(r.status.clone())
+                .map_err(|_| decode_error("status", &r.status))?,
+            version: r.version,
+            agent_id: r.agent_id.as_deref().map(json_uuid).transpose()?,
+            agent_name: r.agent_name,
+            contact_name: r.contact_name,
+            contact_external_id: r.contact_external_id,
+            channel_kind: ChannelKind::try_from(r.channel_kind.clone())
+                .map_err(|_| decode_error("channel kind", &r.channel_kind))?,
+            channel_name: r.channel_name,
+            campaign_name: r.campaign_name,
+            started_at: json_ts(&r.started_at)?,
+            last_activity_at: json_ts(&r.last_activity_at)?,
+            closed_at: r.closed_at.as_deref().map(json_ts).transpose()?,
+            closer_name: r.closer_name,
+            category_name: r.category_name,
+            subcategory_name: r.subcategory_name,
+            closure_comment: r.closure_comment,
+            reactivates_folio: r.reactivates_folio,
         })
     }
 }
@@ -675,51 +683,124 @@ fn decode_page(json: &str, cursor: Option<Cursor>) -> Result<Vec<ConversationRow
 /// `select c.status, n … group by c.status`. Without filters that cut across
 /// campaigns, the per-campaign totals kept by triggers (migration 0006)
 /// answer at once; otherwise the conversations are counted. A statement
-/// with a search starts with [`push_search_matches!`].
-macro_rules! push_count_query {
-    ($qb:expr, $scope:expr, $filter:expr) => {{
-        let qb = $qb;
-        let filter: &ListFilter = $filter;
-        let by_campaign_only = ListFilter {
-            status: filter.status,
-            campaign_id: filter.campaign_id,
-            ..ListFilter::default()
-        } == *filter;
-        if by_campaign_only {
-            qb.push(
-                "select c.status, cast(sum(c.total) as bigint) as n \
-                 from conversation_counts c where 1 = 1",
-            );
-            push_conditions!(&mut *qb, $scope, filter, false);
-        } else if filter.search.is_some() {
-            // As the list: count what the search matched, read from the
-            // statement's `search_matches` (PostgreSQL cannot use an index
-            // for the search's `or` of sub-queries, and counted every
-            // conversation in scope).
-            qb.push("select c.status, count(*) as n from ");
-            qb.push(SEARCH_MATCHES);
-            qb.push(" c where 1 = 1");
-            let rest = ListFilter {
-                search: None,
-                ..filter.clone()
-            };
-            push_conditions!(&mut *qb, $scope, &rest, false);
-        } else {
-            qb.push("select c.status, count(*) as n from conversations c where 1 = 1");
-            push_conditions!(&mut *qb, $scope, filter, false);
-        }
-        qb.push(" group by c.status");
-    }};
+/// with a search starts with [`push_search_matches`].
+fn push_count_query<DB: Backend>(qb: &mut QueryBuilder<DB>, scope: &Scope, filter: &ListFilter) {
+    let by_campaign_only = ListFilter {
+        status: filter.status,
+        campaign_id: filter.campaign_id,
+        ..ListFilter::default()
+    } == *filter;
+    if by_campaign_only {
+        qb.push(
+            "select c.status, cast(sum(c.total) as bigint) as n \
+             from conversation_counts c where 1 = 1",
+        );
+        push_conditions(qb, scope, filter, false);
+    } else if filter.search.is_some() {
+        // As the list: count what the search matched, read from the
+        // statement's `search_matches` (PostgreSQL cannot use an index
+        // for the search's `or` of sub-queries, and counted every
+        // conversation in scope).
+        qb.push("select c.status, count(*) as n from ");
+        qb.push(SEARCH_MATCHES);
+        qb.push(" c where 1 = 1");
+        let rest = ListFilter {
+            search: None,
+            ..filter.clone()
+        };
+        push_conditions(qb, scope, &rest, false);
+    } else {
+        qb.push("select c.status, count(*) as n from conversations c where 1 = 1");
+        push_conditions(qb, scope, filter, false);
+    }
+    qb.push(" group by c.status");
 }
 
-/// Decodes aggregated `[status, n]` pairs.
+/// One aggregated status count, by name.
+#[derive(serde::Deserialize)]
+struct CountJson {
+    status: String,
+    n: i64,
+}
+
+/// Decodes aggregated `{status, n}` counts.
 fn decode_counts(json: &str) -> Result<Vec<(Status, i64)>, sqlx::Error> {
-    let pairs: Vec<(String, i64)> =
+    let counts: Vec<CountJson> =
         serde_json::from_str(json).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
-    Ok(pairs
+    Ok(counts
         .into_iter()
-        .filter_map(|(status, n)| Status::parse(&status).map(|s| (s, n)))
+        .filter_map(|c| Status::parse(&c.status).map(|s| (s, c.n)))
         .collect())
+}
+
+/// A backend's aggregate heads for a Mensajes view's statement.
+struct Heads {
+    page: &'static str,
+    counts: &'static str,
+    /// A null of the aggregates' type, for a part not wanted.
+    null: &'static str,
+}
+
+const SQLITE_HEADS: Heads = Heads {
+    page: SQLITE_PAGE_HEAD,
+    counts: SQLITE_COUNTS_HEAD,
+    null: "null",
+};
+
+const POSTGRES_HEADS: Heads = Heads {
+    page: POSTGRES_PAGE_HEAD,
+    counts: POSTGRES_COUNTS_HEAD,
+    null: "null::text",
+};
+
+/// What a Mensajes view shows, as one statement answering one row: (page
+/// JSON, counts JSON), null where not wanted. Built the same way for both
+/// backends, with their own aggregate heads.
+struct View<'a> {
+    heads: &'a Heads,
+    scope: &'a Scope,
+    filter: &'a ListFilter,
+    cursor: Option<Cursor>,
+}
+
+impl<'a> View<'a> {
+    fn new(
+        heads: &'a Heads,
+        scope: &'a Scope,
+        filter: &'a ListFilter,
+        cursor: Option<Cursor>,
+    ) -> View<'a> {
+        View {
+            heads,
+            scope,
+            filter,
+            cursor,
+        }
+    }
+
+    /// Appends the statement; `no_rows` leaves the page null, and without
+    /// `with_counts` the counts are null.
+    fn push<DB: Backend>(&self, qb: &mut QueryBuilder<DB>, no_rows: bool, with_counts: bool) {
+        push_search_matches(qb, self.filter);
+        qb.push("select ");
+        if no_rows {
+            qb.push(self.heads.null);
+        } else {
+            qb.push("(");
+            qb.push(self.heads.page);
+            push_list_query(qb, self.scope, self.filter, self.cursor);
+            qb.push(") q)");
+        }
+        qb.push(", ");
+        if with_counts {
+            qb.push("(");
+            qb.push(self.heads.counts);
+            push_count_query(qb, self.scope, self.filter);
+            qb.push(") k)");
+        } else {
+            qb.push(self.heads.null);
+        }
+    }
 }
 
 impl super::Store {
@@ -736,9 +817,9 @@ impl super::Store {
         match self {
             super::Store::Sqlite(pools) => {
                 let mut qb = sqlx::QueryBuilder::new("explain query plan ");
-                push_search_matches!(&mut qb, filter);
+                push_search_matches(&mut qb, filter);
                 qb.push(SQLITE_PAGE_HEAD);
-                push_list_query!(&mut qb, scope, filter, cursor);
+                push_list_query(&mut qb, scope, filter, cursor);
                 qb.push(") q");
                 let rows: Vec<(i64, i64, i64, String)> =
                     qb.build_query_as().fetch_all(&pools.read).await?;
@@ -759,9 +840,9 @@ impl super::Store {
                     .execute(&mut *conn)
                     .await?;
                 let mut qb = sqlx::QueryBuilder::new("explain ");
-                push_search_matches!(&mut qb, filter);
+                push_search_matches(&mut qb, filter);
                 qb.push(POSTGRES_PAGE_HEAD);
-                push_list_query!(&mut qb, scope, filter, cursor);
+                push_list_query(&mut qb, scope, filter, cursor);
                 qb.push(") q");
                 let lines: Result<Vec<String>, _> =
                     qb.build_query_scalar().fetch_all(&mut *conn).await;
@@ -809,47 +890,17 @@ impl super::Store {
         if no_rows && !with_counts {
             return Ok(Default::default());
         }
-        // One statement, one row: (page JSON, counts JSON), NULL where not
-        // wanted. Built the same way for both backends, with their own
-        // aggregate heads.
-        macro_rules! push_view_query {
-            ($qb:expr, $page_head:expr, $counts_head:expr, $null:literal) => {{
-                let qb = $qb;
-                push_search_matches!(&mut *qb, filter);
-                qb.push("select ");
-                if no_rows {
-                    qb.push($null);
-                } else {
-                    qb.push("(");
-                    qb.push($page_head);
-                    push_list_query!(&mut *qb, scope, filter, cursor);
-                    qb.push(") q)");
-                }
-                qb.push(", ");
-                if with_counts {
-                    qb.push("(");
-                    qb.push($counts_head);
-                    push_count_query!(&mut *qb, scope, filter);
-                    qb.push(") k)");
-                } else {
-                    qb.push($null);
-                }
-            }};
-        }
         let (page_json, counts_json): (Option<String>, Option<String>) = match self {
             super::Store::Sqlite(pools) => {
                 let mut qb = sqlx::QueryBuilder::new("");
-                push_view_query!(&mut qb, SQLITE_PAGE_HEAD, SQLITE_COUNTS_HEAD, "null");
+                let view = View::new(&SQLITE_HEADS, scope, filter, cursor);
+                view.push(&mut qb, no_rows, with_counts);
                 qb.build_query_as().fetch_one(&pools.read).await?
             }
             super::Store::Postgres(pg) => {
                 let mut qb = sqlx::QueryBuilder::new("");
-                push_view_query!(
-                    &mut qb,
-                    POSTGRES_PAGE_HEAD,
-                    POSTGRES_COUNTS_HEAD,
-                    "null::text"
-                );
+                let view = View::new(&POSTGRES_HEADS, scope, filter, cursor);
+                view.push(&mut qb, no_rows, with_counts);
                 qb.build_query_as().fetch_one(&pg.pool).await?
             }
         };
@@ -887,8 +938,8 @@ impl super::Store {
         }
         let rows: Vec<(String, i64)> = with_read!(self, |pool| {
             let mut qb = sqlx::QueryBuilder::new("");
-            push_search_matches!(&mut qb, filter);
-            push_count_query!(&mut qb, scope, filter);
+            push_search_matches(&mut qb, filter);
+            push_count_query(&mut qb, scope, filter);
             qb.build_query_as().fetch_all(pool).await?
         });
         Ok(rows
@@ -916,7 +967,7 @@ impl super::Store {
                 list.push_bind(*id);
             }
             qb.push(")");
-            push_conditions!(&mut qb, scope, filter, true);
+            push_conditions(&mut qb, scope, filter, true);
             qb.push(" order by c.last_activity_at desc, c.folio desc");
             qb.build_query_as().fetch_all(pool).await?
         }))

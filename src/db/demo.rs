@@ -25,6 +25,7 @@ impl super::Store {
     }
 
     /// Inserts the whole plan in one transaction: all of it or nothing.
+    // long: a linear seeding script, one insert loop per table in foreign-key order; nothing in it is a step of its own.
     pub async fn insert_demo(&self, plan: &DemoPlan, now: Ts) -> StoreResult<DemoSummary> {
         with_write!(self, |pool| {
             let mut tx = pool.begin().await?;

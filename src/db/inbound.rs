@@ -37,12 +37,12 @@
 //!
 //! [`conversation::continues`]: crate::domain::conversation::continues
 
-use uuid::Uuid;
-
 use super::api::{InboundMessage, InboundOutcome};
-use super::pg_deliveries::PgWriter;
+use super::delivery::{
+    self, Decision, DeliveryPlan, DeliveryState, FirstOutcome, NewIds, PgWriter, Target,
+    delivery_state_columns, refresh_contact,
+};
 use super::{ChannelAuth, StoreResult, Ts};
-use crate::domain::{Conversation, Status};
 use crate::live::{Change, Event};
 
 /// Creates or refreshes the contact, unless this delivery was processed
@@ -56,6 +56,11 @@ use crate::live::{Change, Event};
 /// SQLite, its name index entry) per message. On PostgreSQL a conflicting
 /// row is locked whether or not the `do update … where` holds, so the
 /// contact's lock still orders concurrent deliveries.
+///
+/// The statement texts of this module are macros that expand to string
+/// literals, so that `concat!` composes SQLite's scripts and PostgreSQL's
+/// statements of CTEs from the same parts at compile time; none binds or
+/// runs anything.
 macro_rules! upsert_contact {
     () => {
         concat!(
@@ -67,22 +72,10 @@ macro_rules! upsert_contact {
     };
 }
 
-/// The conflict clause of every contact upsert: the name is rewritten only
-/// when it changed (see [`upsert_contact!`]).
-macro_rules! refresh_contact {
-    () => {
-        "on conflict (channel_id, external_id) do update set \
-         name = excluded.name, name_key = excluded.name_key \
-         where excluded.name is not null \
-         and (excluded.name is distinct from contacts.name \
-         or excluded.name_key is distinct from contacts.name_key)"
-    };
-}
-pub(super) use refresh_contact;
-
 /// The decision's inputs as one row: the contact (`$1` channel, `$4`
 /// address), its latest conversation, and this delivery's first outcome
-/// (`$2` message id), each null when there is none.
+/// (`$2` message id), each null when there is none. A literal for `concat!`
+/// (see [`upsert_contact!`]), its placeholders as literals per statement.
 macro_rules! delivery_state {
     ($channel:literal, $message_id:literal, $from:literal) => {
         concat!(
@@ -104,19 +97,6 @@ macro_rules! delivery_state {
     };
 }
 
-/// The columns of [`DeliveryState`], from the contact `k`, its latest
-/// conversation `l`, the first delivery `p` of the message and the
-/// conversation `pc` that one went to.
-macro_rules! delivery_state_columns {
-    () => {
-        "k.id as contact_id, \
-         l.id, l.folio, l.campaign_id, l.channel_id, l.status, l.version, l.agent_id, \
-         p.conversation_id as seen_id, p.started_conversation as seen_started, \
-         pc.folio as seen_folio, pc.reactivates_id as seen_reactivates_id"
-    };
-}
-pub(super) use delivery_state_columns;
-
 /// SQLite's look-up: the upsert and the state, in one hand-off.
 const SQLITE_LOOK_UP: &str = concat!(upsert_contact!(), "; ", delivery_state!("$1", "$2", "$4"));
 
@@ -126,7 +106,7 @@ const SQLITE_LOOK_UP: &str = concat!(upsert_contact!(), "; ", delivery_state!("$
 const POSTGRES_UPSERT_CONTACT: &str = upsert_contact!();
 const POSTGRES_DELIVERY_STATE: &str = delivery_state!("$1", "$2", "$3");
 
-/// A new conversation. `$1` conversation id, `$2` campaign, `$3` channel,
+/// A new conversation (see [`DeliveryPlan::start_arguments`]). `$1` conversation id, `$2` campaign, `$3` channel,
 /// `$4` contact, `$5` now, `$6` the conversation it reactivates, `$7`
 /// history row id, `$8` message row id, `$9` message id, `$10` text.
 macro_rules! insert_conversation {
@@ -136,6 +116,7 @@ macro_rules! insert_conversation {
          values ($1, $2, $3, $4, 'icr', true, 1, null, $5, $5, $6) returning folio"
     };
 }
+/// Its `created` history row (the same arguments).
 macro_rules! insert_created_event {
     () => {
         "insert into conversation_events (id, conversation_id, at, kind, from_status, to_status, \
@@ -143,12 +124,14 @@ macro_rules! insert_created_event {
          values ($7, $1, $5, 'created', null, 'icr', null, null, null, null, null, 'customer', null)"
     };
 }
+/// Its message (the same arguments).
 macro_rules! insert_inbound_message {
     () => {
         "insert into messages (id, conversation_id, direction, message_id, agent_id, text, at) \
          values ($8, $1, 'inbound', $9, null, $10, $5)"
     };
 }
+/// Its delivery record (the same arguments), `$started` as a literal.
 macro_rules! insert_delivery {
     ($started:literal) => {
         concat!(
@@ -174,9 +157,9 @@ const SQLITE_START: &str = concat!(
     insert_delivery!("true")
 );
 
-/// SQLite: activity on the open conversation and the message. `$1`
-/// conversation, `$2` now, `$3` channel, `$4` message row id, `$5` message
-/// id, `$6` text.
+/// SQLite: activity on the open conversation and the message (see
+/// [`DeliveryPlan::append_arguments`]). `$1` conversation, `$2` now, `$3`
+/// channel, `$4` message row id, `$5` message id, `$6` text.
 const SQLITE_CONTINUE: &str = "update conversations set last_activity_at = $2 where id = $1; \
      insert into messages (id, conversation_id, direction, message_id, agent_id, text, at) \
      values ($4, $1, 'inbound', $5, null, $6, $2); \
@@ -220,193 +203,10 @@ const POSTGRES_CONTINUE: &str = "with touched as (update conversations \
      announce as (insert into change_log (payload) select $7 from touched returning 1) \
      select null::bigint, (select count(*) from claim), (select count(*) from announce)";
 
-/// Binds the look-up's arguments (`$1`-`$7`, see [`upsert_contact!`]).
-macro_rules! bind_look_up {
-    ($query:expr, $channel:expr, $message:expr, $ids:expr, $name:expr, $name_key:expr, $now:expr) => {
-        $query
-            .bind($channel.id)
-            .bind(&$message.message_id)
-            .bind($ids.contact)
-            .bind(&$message.from)
-            .bind($name)
-            .bind($name_key)
-            .bind($now)
-    };
-}
-
-/// Binds a new conversation's arguments (`$1`-`$10`, see
-/// [`insert_conversation!`]).
-macro_rules! bind_start {
-    ($query:expr, $channel:expr, $message:expr, $ids:expr, $contact_id:expr, $reactivates:expr, $now:expr) => {
-        $query
-            .bind($ids.conversation)
-            .bind($channel.campaign_id)
-            .bind($channel.id)
-            .bind($contact_id)
-            .bind($now)
-            .bind($reactivates)
-            .bind($ids.event)
-            .bind($ids.message)
-            .bind(&$message.message_id)
-            .bind(&$message.text)
-    };
-}
-
-/// Binds new activity's arguments (`$1`-`$6`, see [`SQLITE_CONTINUE`]).
-macro_rules! bind_continue {
-    ($query:expr, $channel:expr, $message:expr, $ids:expr, $open:expr, $now:expr) => {
-        $query
-            .bind($open.id)
-            .bind($now)
-            .bind($channel.id)
-            .bind($ids.message)
-            .bind(&$message.message_id)
-            .bind(&$message.text)
-    };
-}
-
 /// A delivery already processed: its first outcome, as stored.
 const PROCESSED: &str = "select m.conversation_id, m.started_conversation, c.folio, \
     c.reactivates_id from inbound_messages m join conversations c on c.id = m.conversation_id \
     where m.channel_id = $1 and m.message_id = $2";
-
-/// What the look-up found.
-#[derive(sqlx::FromRow)]
-pub(super) struct DeliveryState {
-    contact_id: Option<Uuid>,
-    id: Option<Uuid>,
-    folio: Option<i64>,
-    campaign_id: Option<Uuid>,
-    channel_id: Option<Uuid>,
-    status: Option<String>,
-    version: Option<i64>,
-    agent_id: Option<Uuid>,
-    seen_id: Option<Uuid>,
-    seen_started: Option<bool>,
-    seen_folio: Option<i64>,
-    seen_reactivates_id: Option<Uuid>,
-}
-
-/// The first outcome of a processed delivery, as stored.
-pub(super) type FirstOutcome = (Uuid, bool, i64, Option<Uuid>);
-
-impl DeliveryState {
-    pub(super) fn first_outcome(&self) -> Option<FirstOutcome> {
-        Some((
-            self.seen_id?,
-            self.seen_started?,
-            self.seen_folio?,
-            self.seen_reactivates_id,
-        ))
-    }
-
-    /// The contact's latest conversation, for the domain's decision.
-    fn latest(&self, contact_id: Uuid) -> Result<Option<Conversation>, sqlx::Error> {
-        let (
-            Some(id),
-            Some(folio),
-            Some(campaign_id),
-            Some(channel_id),
-            Some(status),
-            Some(version),
-        ) = (
-            self.id,
-            self.folio,
-            self.campaign_id,
-            self.channel_id,
-            self.status.as_deref(),
-            self.version,
-        )
-        else {
-            return Ok(None);
-        };
-        let status = Status::parse(status).ok_or_else(|| {
-            sqlx::Error::Decode(format!("unknown conversation status {status:?}").into())
-        })?;
-        Ok(Some(Conversation {
-            id,
-            folio,
-            campaign_id,
-            channel_id,
-            contact_id,
-            status,
-            version,
-            agent_id: self.agent_id,
-        }))
-    }
-}
-
-/// What the write step is to do, decided from the look-up.
-pub(super) enum Plan {
-    /// New activity on this open conversation.
-    Continue(Conversation),
-    /// A new conversation, reactivating the contact's latest final one.
-    Start {
-        contact_id: Uuid,
-        reactivates: Option<Uuid>,
-    },
-}
-
-impl Plan {
-    pub(super) fn decide(state: &DeliveryState) -> Result<Plan, sqlx::Error> {
-        let contact_id = state
-            .contact_id
-            .ok_or_else(|| sqlx::Error::Protocol("the contact upsert left no contact".into()))?;
-        Ok(match state.latest(contact_id)? {
-            Some(open) if crate::domain::conversation::continues(Some(&open)) => {
-                Plan::Continue(open)
-            }
-            latest => Plan::Start {
-                contact_id,
-                reactivates: latest.map(|c| c.id),
-            },
-        })
-    }
-
-    /// The change this plan makes, once committed.
-    pub(super) fn change(&self, channel: &ChannelAuth, new_id: Uuid) -> Change {
-        match self {
-            // Activity is not a transition: the version (the compare-and-set
-            // key) stays.
-            Plan::Continue(open) => Change {
-                conversation_id: open.id,
-                campaign_id: open.campaign_id,
-                version: open.version,
-            },
-            Plan::Start { .. } => Change {
-                conversation_id: new_id,
-                campaign_id: channel.campaign_id,
-                version: 1,
-            },
-        }
-    }
-
-    /// What the API answers; `folio` is the new conversation's.
-    pub(super) fn outcome(
-        &self,
-        new_id: Uuid,
-        folio: Option<i64>,
-    ) -> Result<InboundOutcome, sqlx::Error> {
-        Ok(match self {
-            Plan::Continue(open) => InboundOutcome {
-                conversation_id: open.id,
-                folio: open.folio,
-                started_conversation: false,
-                reactivates_id: None,
-                replayed: false,
-            },
-            Plan::Start { reactivates, .. } => InboundOutcome {
-                conversation_id: new_id,
-                folio: folio.ok_or_else(|| {
-                    sqlx::Error::Protocol("no folio for a new conversation".into())
-                })?,
-                started_conversation: true,
-                reactivates_id: *reactivates,
-                replayed: false,
-            },
-        })
-    }
-}
 
 /// How a PostgreSQL delivery's transaction ended.
 enum Delivery {
@@ -425,25 +225,6 @@ enum Delivery {
 /// look-up and the write, and the next look-up sees it closed.
 const ALONE_ATTEMPTS: usize = 3;
 
-/// Ids a delivery may write, made before the transaction.
-pub(super) struct NewIds {
-    pub(super) contact: Uuid,
-    pub(super) conversation: Uuid,
-    pub(super) event: Uuid,
-    pub(super) message: Uuid,
-}
-
-impl NewIds {
-    pub(super) fn new() -> NewIds {
-        NewIds {
-            contact: Uuid::now_v7(),
-            conversation: Uuid::now_v7(),
-            event: Uuid::now_v7(),
-            message: Uuid::now_v7(),
-        }
-    }
-}
-
 /// One SQLite delivery inside the open transaction `tx`: the look-up, then
 /// the write. A delivery already processed writes nothing (the guarded
 /// upsert leaves the contact alone), so it may share a transaction with
@@ -454,59 +235,44 @@ pub(super) async fn deliver_sqlite(
     message: &InboundMessage,
     now: Ts,
 ) -> Result<SqliteDelivery, sqlx::Error> {
-    let name = message.name.as_deref();
-    let name_key = name.map(crate::domain::text::fold);
     let ids = NewIds::new();
-    let state: DeliveryState = bind_look_up!(
-        sqlx::query_as(SQLITE_LOOK_UP),
-        channel,
-        message,
-        ids,
-        name,
-        name_key.as_deref(),
-        now
-    )
-    // Every row, so that every statement of the script runs.
-    .fetch_all(&mut *tx)
-    .await?
-    .pop()
-    .ok_or_else(|| sqlx::Error::Protocol("no delivery state".into()))?;
-    if let Some(first) = state.first_outcome() {
-        return Ok(Err(first));
-    }
-    let plan = Plan::decide(&state)?;
-    let folio = match &plan {
-        Plan::Continue(open) => {
-            bind_continue!(
-                sqlx::query(SQLITE_CONTINUE),
-                channel,
-                message,
-                ids,
-                open,
-                now
-            )
-            .execute(&mut *tx)
-            .await?;
-            None
-        }
-        Plan::Start {
-            contact_id,
-            reactivates,
-        } => bind_start!(
-            sqlx::query_scalar(SQLITE_START),
-            channel,
-            message,
-            ids,
-            contact_id,
-            reactivates,
-            now
-        )
+    let look_up =
+        delivery::upsert_arguments::<sqlx::Sqlite>(channel, message, &ids, now).finish()?;
+    let state: DeliveryState = sqlx::query_as_with(SQLITE_LOOK_UP, look_up)
+        // Every row, so that every statement of the script runs.
         .fetch_all(&mut *tx)
         .await?
-        .pop(),
+        .pop()
+        .ok_or_else(|| sqlx::Error::Protocol("no delivery state".into()))?;
+    let plan = match delivery::decide(&state, channel, message, &ids, now)? {
+        Decision::Replay(first) => return Ok(Err(first)),
+        Decision::Write(plan) => plan,
     };
-    let outcome = plan.outcome(ids.conversation, folio)?;
-    Ok(Ok((outcome, plan.change(channel, ids.conversation))))
+    let folio = write_sqlite(tx, &plan).await?;
+    Ok(Ok((plan.outcome(folio)?, plan.change)))
+}
+
+/// Writes `plan` on SQLite: the new conversation's folio when it starts one.
+async fn write_sqlite(
+    tx: &mut sqlx::SqliteConnection,
+    plan: &DeliveryPlan<'_>,
+) -> Result<Option<i64>, sqlx::Error> {
+    Ok(match &plan.target {
+        Target::Append(open) => {
+            let args = plan.append_arguments::<sqlx::Sqlite>(open).finish()?;
+            sqlx::query_with(SQLITE_CONTINUE, args)
+                .execute(&mut *tx)
+                .await?;
+            None
+        }
+        Target::Start(new) => {
+            let args = plan.start_arguments::<sqlx::Sqlite>(new).finish()?;
+            sqlx::query_scalar_with(SQLITE_START, args)
+                .fetch_all(&mut *tx)
+                .await?
+                .pop()
+        }
+    })
 }
 
 /// A SQLite delivery: written (with its change), or the first outcome.
@@ -519,7 +285,7 @@ pub(super) fn settle(feed: &crate::live::Feed, delivery: SqliteDelivery) -> Inbo
             feed.publish(Event::Changed(change));
             outcome
         }
-        Err(first) => replay(first),
+        Err(first) => first.replay(),
     }
 }
 
@@ -550,6 +316,37 @@ impl super::Store {
     }
 }
 
+impl super::Store {
+    /// [`Store::record_customer_message`](super::Store::record_customer_message)
+    /// by the writer a PostgreSQL batch falls back to: one delivery in a
+    /// transaction of its own. SQLite has one writer, so there it is the
+    /// same call. For the tests that hold every writer to one behaviour.
+    #[doc(hidden)]
+    pub async fn record_customer_message_alone(
+        &self,
+        channel: &ChannelAuth,
+        message: &InboundMessage,
+        now: Ts,
+    ) -> StoreResult<InboundOutcome> {
+        match self {
+            super::Store::Sqlite(_) => self.record_customer_message(channel, message, now).await,
+            super::Store::Postgres(pg) => {
+                deliver_postgres_alone(&pg.deliveries.writer, channel, message, now).await
+            }
+        }
+    }
+
+    /// Deliveries PostgreSQL's batches have committed since start (0 on
+    /// SQLite), so a test can tell the batch writer ran.
+    #[doc(hidden)]
+    pub fn deliveries_batched(&self) -> u64 {
+        match self {
+            super::Store::Sqlite(_) => 0,
+            super::Store::Postgres(pg) => pg.deliveries.batched(),
+        }
+    }
+}
+
 /// A PostgreSQL delivery in a transaction of its own, statement by
 /// statement: the path of a batch's deliveries when their batch could not
 /// commit (see [`super::pg_deliveries`]).
@@ -565,14 +362,14 @@ pub(super) async fn deliver_postgres_alone(
                 pg.publish(Event::Changed(change));
                 return Ok(outcome);
             }
-            Delivery::Seen(Some(first)) => return Ok(replay(first)),
+            Delivery::Seen(Some(first)) => return Ok(first.replay()),
             Delivery::Seen(None) => {
                 let first: FirstOutcome = sqlx::query_as(PROCESSED)
                     .bind(channel.id)
                     .bind(&message.message_id)
                     .fetch_one(&pg.pool)
                     .await?;
-                return Ok(replay(first));
+                return Ok(first.replay());
             }
             Delivery::Closed => continue,
         }
@@ -589,66 +386,40 @@ async fn deliver_postgres_once(
     message: &InboundMessage,
     now: Ts,
 ) -> StoreResult<Delivery> {
-    let name = message.name.as_deref();
-    let name_key = name.map(crate::domain::text::fold);
     let ids = NewIds::new();
     let mut tx = pg.pool.begin().await?;
-    bind_look_up!(
-        sqlx::query(POSTGRES_UPSERT_CONTACT),
-        channel,
-        message,
-        ids,
-        name,
-        name_key.as_deref(),
-        now
-    )
-    .execute(&mut *tx)
-    .await?;
+    let upsert =
+        delivery::upsert_arguments::<sqlx::Postgres>(channel, message, &ids, now).finish()?;
+    sqlx::query_with(POSTGRES_UPSERT_CONTACT, upsert)
+        .execute(&mut *tx)
+        .await?;
     let state: DeliveryState = sqlx::query_as(POSTGRES_DELIVERY_STATE)
         .bind(channel.id)
         .bind(&message.message_id)
         .bind(&message.from)
         .fetch_one(&mut *tx)
         .await?;
-    if let Some(first) = state.first_outcome() {
-        tx.rollback().await?;
-        return Ok(Delivery::Seen(Some(first)));
-    }
-    let plan = Plan::decide(&state)?;
-    let change = plan.change(channel, ids.conversation);
-    let notification = pg.feed.notification(Event::Changed(change));
-    let (folio, claimed, taken): (Option<i64>, i64, i64) = match &plan {
-        Plan::Continue(open) => {
-            bind_continue!(
-                sqlx::query_as(POSTGRES_CONTINUE),
-                channel,
-                message,
-                ids,
-                open,
-                now
-            )
-            .bind(&notification)
-            .fetch_one(&mut *tx)
-            .await?
+    let plan = match delivery::decide(&state, channel, message, &ids, now)? {
+        Decision::Replay(first) => {
+            tx.rollback().await?;
+            return Ok(Delivery::Seen(Some(first)));
         }
-        Plan::Start {
-            contact_id,
-            reactivates,
-        } => {
-            bind_start!(
-                sqlx::query_as(POSTGRES_START),
-                channel,
-                message,
-                ids,
-                contact_id,
-                reactivates,
-                now
-            )
-            .bind(&notification)
-            .fetch_one(&mut *tx)
-            .await?
-        }
+        Decision::Write(plan) => plan,
     };
+    let notification = pg.feed.notification(Event::Changed(plan.change));
+    let args = match &plan.target {
+        Target::Append(open) => plan.append_arguments::<sqlx::Postgres>(open),
+        Target::Start(new) => plan.start_arguments::<sqlx::Postgres>(new),
+    }
+    .add(notification)
+    .finish()?;
+    let statement = match plan.target {
+        Target::Append(_) => POSTGRES_CONTINUE,
+        Target::Start(_) => POSTGRES_START,
+    };
+    let (folio, claimed, taken): (Option<i64>, i64, i64) = sqlx::query_as_with(statement, args)
+        .fetch_one(&mut *tx)
+        .await?;
     if taken == 0 {
         // The conversation closed after the look-up: nothing was written.
         tx.rollback().await?;
@@ -659,20 +430,7 @@ async fn deliver_postgres_once(
         tx.rollback().await?;
         return Ok(Delivery::Seen(None));
     }
-    let outcome = plan.outcome(ids.conversation, folio)?;
+    let outcome = plan.outcome(folio)?;
     tx.commit().await?;
-    Ok(Delivery::Applied(outcome, change))
-}
-
-/// The outcome a processed delivery had the first time.
-pub(super) fn replay(
-    (conversation_id, started, folio, reactivates): FirstOutcome,
-) -> InboundOutcome {
-    InboundOutcome {
-        conversation_id,
-        folio,
-        started_conversation: started,
-        reactivates_id: if started { reactivates } else { None },
-        replayed: true,
-    }
+    Ok(Delivery::Applied(outcome, plan.change))
 }

@@ -10,9 +10,11 @@ mod admin;
 mod api;
 mod audit;
 mod autocancel;
+mod backend;
 mod bulk;
 mod categories;
 mod conversations;
+mod delivery;
 mod demo;
 mod directory;
 mod group_commit;
@@ -214,6 +216,11 @@ impl NotifyInTx for sqlx::Transaction<'_, sqlx::Postgres> {
 }
 
 /// Runs `$body` with `$pool` bound to a pool that may serve reads.
+///
+/// A macro because `$body` is compiled once per backend, with that pool's
+/// own type: a closure generic over the pool type cannot be written, and
+/// the match keeps a method that forgets a backend from compiling. Any `?`
+/// or `return` in `$body` is written at the call site, and is the caller's.
 macro_rules! with_read {
     ($store:expr, |$pool:ident| $body:expr) => {
         match $store {
@@ -229,7 +236,8 @@ macro_rules! with_read {
     };
 }
 
-/// Runs `$body` with `$pool` bound to the pool that takes writes.
+/// Runs `$body` with `$pool` bound to the pool that takes writes (a macro
+/// for the reasons of [`with_read!`]).
 macro_rules! with_write {
     ($store:expr, |$pool:ident| $body:expr) => {
         match $store {
@@ -286,92 +294,102 @@ impl Store {
     /// Connects to `url` (`sqlite:` or `postgres:`), without migrating.
     pub async fn connect(url: &str) -> StoreResult<Store> {
         if url.starts_with("sqlite:") {
-            let options = SqliteConnectOptions::from_str(url)?
-                .create_if_missing(true)
-                .journal_mode(SqliteJournalMode::Wal)
-                .synchronous(SqliteSynchronous::Normal)
-                .foreign_keys(true)
-                .busy_timeout(Duration::from_secs(5))
-                // Sorters and statement journals in memory: with the default
-                // (files), each trigger-bearing write of a multi-statement
-                // transaction and many sorts created, wrote and unlinked a
-                // file in /var/tmp (strace under ingest: one every few
-                // messages). They are small and short-lived.
-                .pragma("temp_store", "memory");
-            // The writer never checkpoints the WAL itself (a checkpoint
-            // copies pages back and fsyncs, with the write lock held); the
-            // lane checkpoints in the background from a reader instead. Its
-            // page cache is larger than a reader's: every write walks
-            // several indexes of the largest tables.
-            let write = SqlitePoolOptions::new()
-                .after_connect(|conn, _| Box::pin(sqlite_session(conn)))
-                .max_connections(1)
-                .acquire_timeout(Duration::from_secs(10))
-                .connect_with(
-                    options
-                        .clone()
-                        .pragma("wal_autocheckpoint", "0")
-                        .pragma("cache_size", "-16384"),
-                )
-                .await?;
-            // Each SQLite connection is served by a thread of its own; more
-            // readers than a few per core only adds context switches.
-            let readers =
-                std::thread::available_parallelism().map_or(4, |n| (n.get() * 2).max(4)) as u32;
-            let read = SqlitePoolOptions::new()
-                .after_connect(|conn, _| Box::pin(sqlite_session(conn)))
-                .max_connections(readers)
-                .acquire_timeout(Duration::from_secs(5))
-                .connect_with(options.read_only(false))
-                .await?;
-            let lane = write_lane::WriteLane::start()
-                .map_err(|e| StoreError::Database(sqlx::Error::Io(e)))?;
-            lane.spawn_checkpoints(read.clone(), write.clone());
-            let feed = Feed::new();
-            let group_commit = group_commit::GroupCommit::start(&lane, write.clone(), feed.clone());
-            Ok(Store::Sqlite(SqlitePools {
-                read,
-                write,
-                feed,
-                lane,
-                group_commit,
-            }))
+            Store::connect_sqlite(url).await
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-            // Relevo's queries are short index lookups; parallel workers only
-            // add start-up cost and contention under many concurrent users.
-            //
-            // Generic plans, as QPSG on SQLite: by default PostgreSQL plans a
-            // prepared statement again for its bound values whenever it
-            // judges a custom plan cheaper, and planning the Mensajes page
-            // (ten relations) took 2-10 ms against 0.5 ms to run it: 132
-            // pages/s on the benchmark. Every query here is shaped for an
-            // index plan that does not depend on the values (the plan tests
-            // check them), so each statement is planned once per connection.
-            let options = PgConnectOptions::from_str(url)?.options([
-                ("max_parallel_workers_per_gather", "0"),
-                ("plan_cache_mode", "force_generic_plan"),
-            ]);
-            let pool = PgPoolOptions::new()
-                .max_connections(16)
-                // While the server is down, fail a request within a few
-                // seconds (503) rather than holding the browser.
-                .acquire_timeout(Duration::from_secs(3))
-                .connect_with(options)
-                .await?;
-            let writer = pg_deliveries::PgWriter {
-                pool,
-                feed: Feed::new(),
-                announcer: Default::default(),
-            };
-            Ok(Store::Postgres(PgStore {
-                deliveries: pg_deliveries::PgDeliveries::start(writer.clone()),
-                pool: writer.pool,
-                feed: writer.feed,
-                announcer: writer.announcer,
-            }))
+            Store::connect_postgres(url).await
         } else {
             Err(StoreError::UnsupportedUrl)
         }
+    }
+
+    /// The SQLite pools, the write lane and its group commit.
+    async fn connect_sqlite(url: &str) -> StoreResult<Store> {
+        let options = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(5))
+            // Sorters and statement journals in memory: with the default
+            // (files), each trigger-bearing write of a multi-statement
+            // transaction and many sorts created, wrote and unlinked a
+            // file in /var/tmp (strace under ingest: one every few
+            // messages). They are small and short-lived.
+            .pragma("temp_store", "memory");
+        // The writer never checkpoints the WAL itself (a checkpoint
+        // copies pages back and fsyncs, with the write lock held); the
+        // lane checkpoints in the background from a reader instead. Its
+        // page cache is larger than a reader's: every write walks
+        // several indexes of the largest tables.
+        let write = SqlitePoolOptions::new()
+            .after_connect(|conn, _| Box::pin(sqlite_session(conn)))
+            .max_connections(1)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(
+                options
+                    .clone()
+                    .pragma("wal_autocheckpoint", "0")
+                    .pragma("cache_size", "-16384"),
+            )
+            .await?;
+        // Each SQLite connection is served by a thread of its own; more
+        // readers than a few per core only adds context switches.
+        let readers =
+            std::thread::available_parallelism().map_or(4, |n| (n.get() * 2).max(4)) as u32;
+        let read = SqlitePoolOptions::new()
+            .after_connect(|conn, _| Box::pin(sqlite_session(conn)))
+            .max_connections(readers)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_with(options.read_only(false))
+            .await?;
+        let lane =
+            write_lane::WriteLane::start().map_err(|e| StoreError::Database(sqlx::Error::Io(e)))?;
+        lane.spawn_checkpoints(read.clone(), write.clone());
+        let feed = Feed::new();
+        let group_commit = group_commit::GroupCommit::start(&lane, write.clone(), feed.clone());
+        Ok(Store::Sqlite(SqlitePools {
+            read,
+            write,
+            feed,
+            lane,
+            group_commit,
+        }))
+    }
+
+    /// The PostgreSQL pool and the batching lanes of deliveries.
+    async fn connect_postgres(url: &str) -> StoreResult<Store> {
+        // Relevo's queries are short index lookups; parallel workers only
+        // add start-up cost and contention under many concurrent users.
+        //
+        // Generic plans, as QPSG on SQLite: by default PostgreSQL plans a
+        // prepared statement again for its bound values whenever it
+        // judges a custom plan cheaper, and planning the Mensajes page
+        // (ten relations) took 2-10 ms against 0.5 ms to run it: 132
+        // pages/s on the benchmark. Every query here is shaped for an
+        // index plan that does not depend on the values (the plan tests
+        // check them), so each statement is planned once per connection.
+        let options = PgConnectOptions::from_str(url)?.options([
+            ("max_parallel_workers_per_gather", "0"),
+            ("plan_cache_mode", "force_generic_plan"),
+        ]);
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            // While the server is down, fail a request within a few
+            // seconds (503) rather than holding the browser.
+            .acquire_timeout(Duration::from_secs(3))
+            .connect_with(options)
+            .await?;
+        let writer = delivery::PgWriter {
+            pool,
+            feed: Feed::new(),
+            announcer: Default::default(),
+        };
+        Ok(Store::Postgres(PgStore {
+            deliveries: pg_deliveries::PgDeliveries::start(writer.clone()),
+            pool: writer.pool,
+            feed: writer.feed,
+            announcer: writer.announcer,
+        }))
     }
 
     /// Applies the embedded migrations of this backend. Refuses, changing

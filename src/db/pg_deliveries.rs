@@ -7,7 +7,7 @@
 //! lane here takes every delivery waiting (up to [`MAX_BATCH`]) and runs the
 //! same three steps of [`super::inbound`] over arrays: the upsert of every
 //! contact, the look-up of every state, the decisions in Rust
-//! ([`Plan::decide`], as for one), and one statement of data-modifying CTEs
+//! ([`delivery::decide`], as for one), and one statement of data-modifying CTEs
 //! for every write. Answers and live changes go out after the commit.
 //!
 //! A batch holds **one delivery per contact and per message id**, so every
@@ -48,18 +48,20 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use chrono::{DateTime, Utc};
-use sqlx::PgPool;
 use tokio::sync::{Mutex, mpsc, oneshot};
 use uuid::Uuid;
 
 use super::api::{InboundMessage, InboundOutcome};
-use super::inbound::{
-    self, DeliveryState, FirstOutcome, NewIds, Plan, delivery_state_columns, refresh_contact,
+use super::delivery::{
+    self, Decision, DeliveryPlan, DeliveryState, FirstOutcome, NewIds, PgWriter, Target,
+    delivery_state_columns, refresh_contact,
 };
+use super::inbound;
 use super::{ChannelAuth, StoreResult, Ts};
-use crate::live::{Announcer, Change, Event, Feed};
+use crate::live::{Change, Event};
 
 /// Most deliveries written together.
 const MAX_BATCH: usize = 64;
@@ -162,23 +164,6 @@ const WRITE_ALL: &str = "with touched as (update conversations c set last_activi
      (select count(*) from announce), \
      coalesce((select array_agg(id) from touched), '{}')";
 
-/// What the lanes write with: the store's parts without the queue, so that
-/// the lanes end when the last [`PgDeliveries`] is dropped.
-#[derive(Clone, Debug)]
-pub(super) struct PgWriter {
-    pub(super) pool: PgPool,
-    pub(super) feed: Feed,
-    pub(super) announcer: Announcer,
-}
-
-impl PgWriter {
-    /// Publishes a committed change here and wakes the other instances.
-    pub(super) fn publish(&self, event: Event) {
-        self.feed.publish(event);
-        self.announcer.committed();
-    }
-}
-
 /// A delivery waiting for its batch, with where its answer goes.
 struct Job {
     channel: ChannelAuth,
@@ -194,7 +179,11 @@ struct Job {
 pub struct PgDeliveries {
     queue: mpsc::UnboundedSender<Job>,
     /// Deliveries handed to the queue so far (see [`PgDeliveries::queued_total`]).
-    queued: Arc<std::sync::atomic::AtomicU64>,
+    queued: Arc<AtomicU64>,
+    /// What a delivery alone writes with (see [`inbound::deliver_postgres_alone`]).
+    pub(super) writer: PgWriter,
+    /// Deliveries committed by a batch (written or replayed), for tests.
+    batched: Arc<AtomicU64>,
 }
 
 impl PgDeliveries {
@@ -202,12 +191,15 @@ impl PgDeliveries {
     pub(super) fn start(writer: PgWriter) -> Self {
         let (queue, jobs) = mpsc::unbounded_channel::<Job>();
         let jobs = Arc::new(Mutex::new(jobs));
+        let batched = Arc::new(AtomicU64::new(0));
         for _ in 0..LANES {
-            tokio::spawn(lane(writer.clone(), jobs.clone()));
+            tokio::spawn(lane(writer.clone(), jobs.clone(), batched.clone()));
         }
         PgDeliveries {
             queue,
             queued: Default::default(),
+            writer,
+            batched,
         }
     }
 
@@ -215,7 +207,12 @@ impl PgDeliveries {
     /// for tests: a delivery counted here is queued, so tests wait for it
     /// instead of sleeping.
     pub fn queued_total(&self) -> u64 {
-        self.queued.load(std::sync::atomic::Ordering::SeqCst)
+        self.queued.load(Ordering::SeqCst)
+    }
+
+    /// Deliveries committed by a batch since start.
+    pub(super) fn batched(&self) -> u64 {
+        self.batched.load(Ordering::Relaxed)
     }
 
     /// Records a customer message with the next batch and waits for its
@@ -247,7 +244,11 @@ impl PgDeliveries {
 /// closes. A delivery that cannot join a batch (see [`Batch::admit`]), or
 /// whose conversation closed before its batch wrote (see [`WRITE_ALL`]), is
 /// among the first of the lane's next one.
-async fn lane(writer: PgWriter, jobs: Arc<Mutex<mpsc::UnboundedReceiver<Job>>>) {
+async fn lane(
+    writer: PgWriter,
+    jobs: Arc<Mutex<mpsc::UnboundedReceiver<Job>>>,
+    batched: Arc<AtomicU64>,
+) {
     let mut waiting: Vec<Job> = Vec::new();
     let mut arrived = Vec::with_capacity(MAX_BATCH);
     loop {
@@ -275,7 +276,7 @@ async fn lane(writer: PgWriter, jobs: Arc<Mutex<mpsc::UnboundedReceiver<Job>>>) 
             }
         }
         // Deliveries to decide again arrived before the deferred ones.
-        waiting = run_batch(&writer, batch.jobs).await;
+        waiting = run_batch(&writer, batch.jobs, &batched).await;
         waiting.append(&mut deferred);
     }
 }
@@ -345,17 +346,22 @@ impl From<sqlx::Error> for Failed {
 /// Writes `jobs` in one transaction and answers them (see [`Failed`] for
 /// when it does not commit); returns the deliveries to decide again (see
 /// [`Written::Closed`]).
-async fn run_batch(writer: &PgWriter, jobs: Vec<Job>) -> Vec<Job> {
+async fn run_batch(writer: &PgWriter, jobs: Vec<Job>, batched: &AtomicU64) -> Vec<Job> {
     let mut again = Vec::new();
     match write_batch(writer, &jobs).await {
         Ok(written) => {
+            let committed = written
+                .iter()
+                .filter(|w| !matches!(w, Written::Closed))
+                .count();
+            batched.fetch_add(committed as u64, Ordering::Relaxed);
             for (mut job, written) in jobs.into_iter().zip(written) {
                 let outcome = match written {
                     Written::Applied(outcome, change) => {
                         writer.publish(Event::Changed(change));
                         outcome
                     }
-                    Written::Seen(first) => inbound::replay(first),
+                    Written::Seen(first) => first.replay(),
                     Written::Closed if job.attempts + 1 < BATCH_ATTEMPTS => {
                         job.attempts += 1;
                         again.push(job);
@@ -411,56 +417,18 @@ fn same_error(e: &sqlx::Error) -> sqlx::Error {
 /// The batch's three steps in one transaction, and every delivery's answer.
 async fn write_batch(writer: &PgWriter, jobs: &[Job]) -> Result<Vec<Written>, Failed> {
     let ids: Vec<NewIds> = jobs.iter().map(|_| NewIds::new()).collect();
-    let channels: Vec<Uuid> = jobs.iter().map(|j| j.channel.id).collect();
-    let message_ids: Vec<&str> = jobs.iter().map(|j| j.message.message_id.as_str()).collect();
-    let addresses: Vec<&str> = jobs.iter().map(|j| j.message.from.as_str()).collect();
-    let instants: Vec<DateTime<Utc>> = jobs.iter().map(|j| j.now.0).collect();
-    let names: Vec<Option<&str>> = jobs.iter().map(|j| j.message.name.as_deref()).collect();
-    let name_keys: Vec<Option<String>> = names
-        .iter()
-        .map(|name| name.map(crate::domain::text::fold))
-        .collect();
-
     let mut tx = writer.pool.begin().await?;
-    sqlx::query(UPSERT_CONTACTS)
-        .bind(&channels)
-        .bind(&message_ids)
-        .bind(ids.iter().map(|i| i.contact).collect::<Vec<_>>())
-        .bind(&addresses)
-        .bind(&names)
-        .bind(&name_keys)
-        .bind(&instants)
-        .execute(&mut *tx)
-        .await?;
-    let states: Vec<DeliveryState> = sqlx::query_as(DELIVERY_STATES)
-        .bind(&channels)
-        .bind(&message_ids)
-        .bind(&addresses)
-        .fetch_all(&mut *tx)
-        .await?;
-    if states.len() != jobs.len() {
-        return Err(Failed::Answer(sqlx::Error::Protocol(
-            "the look-up answered another number of deliveries".into(),
-        )));
-    }
+    let states = look_up(&mut tx, jobs, &ids).await?;
 
     let mut writes = Writes::default();
     let mut decided = Vec::with_capacity(jobs.len());
     for ((job, state), ids) in jobs.iter().zip(&states).zip(&ids) {
-        decided.push(match state.first_outcome() {
-            Some(first) => Err(first),
-            None => {
-                let plan = Plan::decide(state).map_err(Failed::Answer)?;
-                let change = plan.change(&job.channel, ids.conversation);
-                writes.add(
-                    job,
-                    ids,
-                    &plan,
-                    writer.feed.notification(Event::Changed(change)),
-                );
-                Ok((plan, change))
-            }
-        });
+        let decision = delivery::decide(state, &job.channel, &job.message, ids, job.now)
+            .map_err(Failed::Answer)?;
+        if let Decision::Write(plan) = &decision {
+            writes.add(plan, writer.feed.notification(Event::Changed(plan.change)));
+        }
+        decided.push(decision);
     }
     let (folios, touched): (HashMap<Uuid, i64>, HashSet<Uuid>) = if writes.messages() == 0 {
         Default::default()
@@ -484,14 +452,16 @@ async fn write_batch(writer: &PgWriter, jobs: &[Job]) -> Result<Vec<Written>, Fa
     // Every answer before the commit: nothing can fail after it.
     let written = decided
         .into_iter()
-        .zip(&ids)
-        .map(|(decision, ids)| {
+        .map(|decision| {
             Ok(match decision {
-                Err(first) => Written::Seen(first),
-                Ok((Plan::Continue(open), _)) if !touched.contains(&open.id) => Written::Closed,
-                Ok((plan, change)) => {
-                    let folio = folios.get(&ids.conversation).copied();
-                    Written::Applied(plan.outcome(ids.conversation, folio)?, change)
+                Decision::Replay(first) => Written::Seen(first),
+                Decision::Write(DeliveryPlan {
+                    target: Target::Append(open),
+                    ..
+                }) if !touched.contains(&open.id) => Written::Closed,
+                Decision::Write(plan) => {
+                    let folio = folios.get(&plan.conversation_id()).copied();
+                    Written::Applied(plan.outcome(folio)?, plan.change)
                 }
             })
         })
@@ -499,6 +469,47 @@ async fn write_batch(writer: &PgWriter, jobs: &[Job]) -> Result<Vec<Written>, Fa
         .map_err(Failed::Answer)?;
     tx.commit().await.map_err(Failed::Answer)?;
     Ok(written)
+}
+
+/// The batch's first two steps: every contact upserted, then every
+/// delivery's [`DeliveryState`], in the batch's order.
+async fn look_up(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    jobs: &[Job],
+    ids: &[NewIds],
+) -> Result<Vec<DeliveryState>, Failed> {
+    let channels: Vec<Uuid> = jobs.iter().map(|j| j.channel.id).collect();
+    let message_ids: Vec<&str> = jobs.iter().map(|j| j.message.message_id.as_str()).collect();
+    let addresses: Vec<&str> = jobs.iter().map(|j| j.message.from.as_str()).collect();
+    let instants: Vec<DateTime<Utc>> = jobs.iter().map(|j| j.now.0).collect();
+    let names: Vec<Option<&str>> = jobs.iter().map(|j| j.message.name.as_deref()).collect();
+    let name_keys: Vec<Option<String>> = names
+        .iter()
+        .map(|name| name.map(crate::domain::text::fold))
+        .collect();
+
+    sqlx::query(UPSERT_CONTACTS)
+        .bind(&channels)
+        .bind(&message_ids)
+        .bind(ids.iter().map(|i| i.contact).collect::<Vec<_>>())
+        .bind(&addresses)
+        .bind(&names)
+        .bind(&name_keys)
+        .bind(&instants)
+        .execute(&mut **tx)
+        .await?;
+    let states: Vec<DeliveryState> = sqlx::query_as(DELIVERY_STATES)
+        .bind(&channels)
+        .bind(&message_ids)
+        .bind(&addresses)
+        .fetch_all(&mut **tx)
+        .await?;
+    if states.len() != jobs.len() {
+        return Err(Failed::Answer(sqlx::Error::Protocol(
+            "the look-up answered another number of deliveries".into(),
+        )));
+    }
+    Ok(states)
 }
 
 /// The columns of [`WRITE_ALL`], gathered delivery by delivery.
@@ -524,36 +535,31 @@ struct Writes<'a> {
 }
 
 impl<'a> Writes<'a> {
-    fn add(&mut self, job: &'a Job, ids: &NewIds, plan: &Plan, change: String) {
-        let at = job.now.0;
-        let conversation = match plan {
-            Plan::Continue(open) => {
+    /// Adds the rows of `plan`, and its change log entry `change`.
+    fn add(&mut self, plan: &DeliveryPlan<'a>, change: String) {
+        let at = plan.at.0;
+        match &plan.target {
+            Target::Append(open) => {
                 self.touched.push(open.id);
                 self.touched_at.push(at);
-                open.id
             }
-            Plan::Start {
-                contact_id,
-                reactivates,
-            } => {
-                self.started.push(ids.conversation);
-                self.started_campaign.push(job.channel.campaign_id);
-                self.started_channel.push(job.channel.id);
-                self.started_contact.push(*contact_id);
+            Target::Start(new) => {
+                self.started.push(new.id);
+                self.started_campaign.push(new.campaign_id);
+                self.started_channel.push(new.channel_id);
+                self.started_contact.push(new.contact_id);
                 self.started_at.push(at);
-                self.started_reactivates.push(*reactivates);
-                self.started_event.push(ids.event);
-                ids.conversation
+                self.started_reactivates.push(new.reactivates_id);
+                self.started_event.push(new.created_event_id);
             }
-        };
-        self.message_row.push(ids.message);
-        self.message_conversation.push(conversation);
-        self.message_id.push(&job.message.message_id);
-        self.message_text.push(&job.message.text);
+        }
+        self.message_row.push(plan.message_row_id);
+        self.message_conversation.push(plan.conversation_id());
+        self.message_id.push(plan.message_id);
+        self.message_text.push(plan.text);
         self.message_at.push(at);
-        self.message_channel.push(job.channel.id);
-        self.message_started
-            .push(matches!(plan, Plan::Start { .. }));
+        self.message_channel.push(plan.channel_id);
+        self.message_started.push(plan.starts());
         self.changes.push(change);
     }
 

@@ -10,9 +10,8 @@ use futures_util::TryStreamExt;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
-use super::conversations::{
-    ListFilter, Search, StatusFilter, like_literal, phone_prefixes, prefix_end, push_conditions,
-};
+use super::backend::Backend;
+use super::conversations::{ListFilter, push_conditions};
 use super::{StoreResult, Ts, with_read};
 use crate::domain::{ActorKind, ChannelKind, Scope, Status};
 
@@ -45,17 +44,17 @@ impl Campaigns {
 }
 
 /// Appends ` and c.campaign_id in (…)` for a restricted [`Campaigns`].
-macro_rules! push_campaigns {
-    ($qb:expr, $campaigns:expr) => {{
-        if let Campaigns::Only(ids) = $campaigns {
-            $qb.push(" and c.campaign_id in (");
-            let mut list = $qb.separated(", ");
-            for id in ids {
-                list.push_bind(*id);
+fn push_campaigns<DB: Backend>(qb: &mut sqlx::QueryBuilder<DB>, campaigns: &Campaigns) {
+    if let Campaigns::Only(ids) = campaigns {
+        qb.push(" and c.campaign_id in (");
+        for (i, id) in ids.iter().enumerate() {
+            if i > 0 {
+                qb.push(", ");
             }
-            $qb.push(")");
+            DB::push_bind(qb, *id);
         }
-    }};
+        qb.push(")");
+    }
 }
 
 /// Closing history rows of one combination of kind, closer and closure.
@@ -179,7 +178,7 @@ impl super::Store {
             qb.push_bind(from);
             qb.push(" and e.at < ");
             qb.push_bind(to);
-            push_campaigns!(qb, campaigns);
+            push_campaigns(&mut qb, campaigns);
             qb.push(CLOSURE_GROUP);
             let closures: Vec<ClosureCount> = qb.build_query_as().fetch_all(pool).await?;
 
@@ -205,7 +204,7 @@ impl super::Store {
                      join conversations c on c.id = e.conversation_id \
                      where e.kind = '{kind}' and e.at >= d.starts and e.at < d.ends"
                 ));
-                push_campaigns!(qb, campaigns);
+                push_campaigns(&mut qb, campaigns);
                 qb.push(format!(") as {kind}"));
             }
             qb.push(" from d order by d.day");
@@ -243,7 +242,7 @@ impl super::Store {
             match source {
                 ExportSource::Filter(filter) => {
                     qb.push(" where 1 = 1");
-                    push_conditions!(&mut qb, scope, filter, true);
+                    push_conditions(&mut qb, scope, filter, true);
                     qb.push(" order by c.last_activity_at desc, c.folio desc");
                 }
                 ExportSource::ClosedBetween {
@@ -255,11 +254,11 @@ impl super::Store {
                     qb.push_bind(*from);
                     qb.push(" and c.closed_at < ");
                     qb.push_bind(*to);
-                    push_campaigns!(qb, campaigns);
+                    push_campaigns(&mut qb, campaigns);
                     // The caller intersected already; the scope is applied
                     // again so no path can widen it.
                     if let Scope::Campaigns(ids) = scope {
-                        push_campaigns!(qb, &Campaigns::Only(ids.clone()));
+                        push_campaigns(&mut qb, &Campaigns::Only(ids.clone()));
                     }
                     qb.push(" order by c.closed_at, c.folio");
                 }

@@ -15,6 +15,7 @@
 
 use uuid::Uuid;
 
+use super::backend::{Args, Backend};
 use super::conversations::{
     ConversationRow, HistoryRow, LATEST_EVENT_SELECT, row_columns, row_joins,
 };
@@ -62,6 +63,10 @@ struct CandidateRow {
 /// already recorded: the transition's instant is taken before it waits for
 /// the row, and a customer message committed in between (stamped a moment
 /// later) must not appear after the closing that followed it.
+///
+/// A macro because the statement is one text for both backends but for the
+/// maximum's name, and `concat!` builds the `const` statements from
+/// literals only; it expands to a string literal, nothing else.
 macro_rules! compare_and_set {
     ($later:literal) => {
         concat!(
@@ -81,6 +86,7 @@ macro_rules! compare_and_set {
 
 /// The history row's columns; its values (`$14`-`$24`) follow in each
 /// backend's statement, written only if the compare-and-set updated the row.
+/// A macro, as [`compare_and_set!`], to be a literal for `concat!`.
 macro_rules! event_columns {
     () => {
         "insert into conversation_events (id, conversation_id, at, kind, from_status, to_status, \
@@ -106,6 +112,8 @@ const SQLITE_APPLY: &str = concat!(
 /// (`announce`, see [`crate::live`]) as
 /// data-modifying CTEs of one statement, in autocommit: one round trip, and
 /// atomic (a statement is a transaction). The final `select` follows.
+/// A macro, as [`compare_and_set!`], to be a literal for `concat!` in the
+/// two statements that start with it.
 macro_rules! postgres_apply_ctes {
     () => {
         concat!(
@@ -167,38 +175,117 @@ pub struct ApplyWith {
     pub auto_cancel_rule_id: Option<Uuid>,
 }
 
-/// Binds the arguments of transition `$t`'s statement (both backends share
-/// one argument list, in `$N` order).
-macro_rules! bind_transition {
-    ($query:expr, $t:expr, $with:expr) => {{
-        let (t, with): (&Transition, ApplyWith) = ($t, $with);
+/// What one transition writes: the compare-and-set's new state and its
+/// history row, by name. Built once from the domain's pure [`Transition`]
+/// and bound in one place ([`TransitionWrite::arguments`]) for every
+/// backend's statement, which number the same values `$1`-`$24`.
+#[derive(Debug, Clone)]
+pub(super) struct TransitionWrite {
+    // The compare-and-set's key (`$1`, `$2`).
+    pub(super) conversation_id: Uuid,
+    pub(super) expected_version: i64,
+    // The new state (`$3`-`$12`): the closure fields only when it closes.
+    pub(super) status: &'static str,
+    pub(super) is_open: bool,
+    pub(super) agent_id: Option<Uuid>,
+    /// Never stored earlier than the activity already recorded (see
+    /// [`compare_and_set!`]).
+    pub(super) at: Ts,
+    pub(super) closed_at: Option<Ts>,
+    pub(super) closed_by: Option<Uuid>,
+    pub(super) closer_kind: Option<&'static str>,
+    pub(super) closure_category_id: Option<Uuid>,
+    pub(super) closure_subcategory_id: Option<Uuid>,
+    pub(super) closure_comment: Option<String>,
+    /// `$13`: the activity the row must still have (`None`: any).
+    pub(super) activity_at: Option<Ts>,
+    // The history row (`$14`-`$24`); its `to_status` and `to_agent_id` are
+    // the new state's `$3` and `$5`.
+    pub(super) event_id: Uuid,
+    pub(super) event_kind: &'static str,
+    pub(super) from_status: &'static str,
+    pub(super) from_agent_id: Option<Uuid>,
+    pub(super) category_id: Option<Uuid>,
+    pub(super) subcategory_id: Option<Uuid>,
+    pub(super) comment: Option<String>,
+    pub(super) actor_kind: &'static str,
+    pub(super) actor_id: Option<Uuid>,
+    pub(super) bulk_job_id: Option<Uuid>,
+    pub(super) auto_cancel_rule_id: Option<Uuid>,
+}
+
+impl TransitionWrite {
+    /// What applying `t` (with the extras of `with`) writes.
+    pub(super) fn new(t: &Transition, with: ApplyWith) -> TransitionWrite {
         let (at, closes) = (Ts::new(t.at), t.closes());
-        $query
-            .bind(t.conversation_id)
-            .bind(t.expected_version)
-            .bind(t.to_status.as_str())
-            .bind(t.to_status.is_open())
-            .bind(t.to_agent)
-            .bind(at)
-            .bind(closes.then_some(at))
-            .bind(if closes { t.actor.user_id() } else { None })
-            .bind(closes.then(|| t.actor.kind().as_str()))
-            .bind(if closes { t.category_id } else { None })
-            .bind(if closes { t.subcategory_id } else { None })
-            .bind(if closes { t.comment.as_deref() } else { None })
-            .bind(with.activity_at)
-            .bind(Uuid::now_v7())
-            .bind(t.kind.as_str())
-            .bind(t.from_status.as_str())
-            .bind(t.from_agent)
-            .bind(t.category_id)
-            .bind(t.subcategory_id)
-            .bind(t.comment.as_deref())
-            .bind(t.actor.kind().as_str())
-            .bind(t.actor.user_id())
-            .bind(with.bulk_job_id)
-            .bind(with.auto_cancel_rule_id)
-    }};
+        TransitionWrite {
+            conversation_id: t.conversation_id,
+            expected_version: t.expected_version,
+            status: t.to_status.as_str(),
+            is_open: t.to_status.is_open(),
+            agent_id: t.to_agent,
+            at,
+            closed_at: closes.then_some(at),
+            closed_by: if closes { t.actor.user_id() } else { None },
+            closer_kind: closes.then(|| t.actor.kind().as_str()),
+            closure_category_id: if closes { t.category_id } else { None },
+            closure_subcategory_id: if closes { t.subcategory_id } else { None },
+            closure_comment: if closes { t.comment.clone() } else { None },
+            activity_at: with.activity_at,
+            event_id: Uuid::now_v7(),
+            event_kind: t.kind.as_str(),
+            from_status: t.from_status.as_str(),
+            from_agent_id: t.from_agent,
+            category_id: t.category_id,
+            subcategory_id: t.subcategory_id,
+            comment: t.comment.clone(),
+            actor_kind: t.actor.kind().as_str(),
+            actor_id: t.actor.user_id(),
+            bulk_job_id: with.bulk_job_id,
+            auto_cancel_rule_id: with.auto_cancel_rule_id,
+        }
+    }
+
+    /// The statement's arguments `$1`-`$24`, in the numbering of
+    /// [`compare_and_set!`] and [`event_columns!`] (both backends).
+    pub(super) fn arguments<DB: Backend>(&self) -> Args<DB> {
+        Args::default()
+            .add(self.conversation_id)
+            .add(self.expected_version)
+            .add(self.status)
+            .add(self.is_open)
+            .add(self.agent_id)
+            .add(self.at)
+            .add(self.closed_at)
+            .add(self.closed_by)
+            .add(self.closer_kind)
+            .add(self.closure_category_id)
+            .add(self.closure_subcategory_id)
+            .add(self.closure_comment.as_deref())
+            .add(self.activity_at)
+            .add(self.event_id)
+            .add(self.event_kind)
+            .add(self.from_status)
+            .add(self.from_agent_id)
+            .add(self.category_id)
+            .add(self.subcategory_id)
+            .add(self.comment.as_deref())
+            .add(self.actor_kind)
+            .add(self.actor_id)
+            .add(self.bulk_job_id)
+            .add(self.auto_cancel_rule_id)
+    }
+
+    /// PostgreSQL's arguments: `$1`-`$24`, then `$25` the change log entry
+    /// for other instances.
+    fn postgres_arguments(
+        &self,
+        notification: &str,
+    ) -> Result<sqlx::postgres::PgArguments, sqlx::Error> {
+        self.arguments::<sqlx::Postgres>()
+            .add(notification)
+            .finish()
+    }
 }
 
 /// Applies `t` on SQLite inside the open transaction `tx`: true when the
@@ -210,7 +297,10 @@ pub(super) async fn apply_sqlite(
     t: &Transition,
     with: ApplyWith,
 ) -> Result<bool, sqlx::Error> {
-    let written = bind_transition!(sqlx::query(SQLITE_APPLY), t, with)
+    let args = TransitionWrite::new(t, with)
+        .arguments::<sqlx::Sqlite>()
+        .finish()?;
+    let written = sqlx::query_with(SQLITE_APPLY, args)
         .execute(&mut *tx)
         .await?
         .rows_affected();
@@ -235,8 +325,8 @@ pub(super) async fn apply_postgres(
     with: ApplyWith,
     notification: &str,
 ) -> Result<bool, sqlx::Error> {
-    let (updated, _): (i64, i64) = bind_transition!(sqlx::query_as(POSTGRES_APPLY), t, with)
-        .bind(notification)
+    let args = TransitionWrite::new(t, with).postgres_arguments(notification)?;
+    let (updated, _): (i64, i64) = sqlx::query_as_with(POSTGRES_APPLY, args)
         .fetch_one(&mut *tx)
         .await?;
     Ok(updated == 1)
@@ -323,21 +413,21 @@ impl super::Store {
                     Err(())
                 }
             }
-            super::Store::Postgres(pg) if showing => {
-                let row: Option<ConversationRow> =
-                    bind_transition!(sqlx::query_as(POSTGRES_APPLY_SHOWING), t, with)
-                        .bind(self.feed().notification(event))
-                        .fetch_optional(&pg.pool)
-                        .await?;
-                row.map(Some).ok_or(())
-            }
             super::Store::Postgres(pg) => {
-                let (updated, _): (i64, i64) =
-                    bind_transition!(sqlx::query_as(POSTGRES_APPLY), t, with)
-                        .bind(self.feed().notification(event))
+                let args = TransitionWrite::new(t, with)
+                    .postgres_arguments(&self.feed().notification(event))?;
+                if showing {
+                    let row: Option<ConversationRow> =
+                        sqlx::query_as_with(POSTGRES_APPLY_SHOWING, args)
+                            .fetch_optional(&pg.pool)
+                            .await?;
+                    row.map(Some).ok_or(())
+                } else {
+                    let (updated, _): (i64, i64) = sqlx::query_as_with(POSTGRES_APPLY, args)
                         .fetch_one(&pg.pool)
                         .await?;
-                if updated == 1 { Ok(None) } else { Err(()) }
+                    if updated == 1 { Ok(None) } else { Err(()) }
+                }
             }
         };
         match outcome {
