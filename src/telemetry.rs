@@ -6,14 +6,13 @@
 //! proxies, see `auth::client_addr`), method and route *pattern* — never the
 //! concrete path or query, which may hold names, phones or searches.
 //!
-//! Metrics: a small process-wide registry rendered in the Prometheus text
-//! format at `/metrics` (see `routes::pages::metrics`).
+//! Metrics: a process-wide `prometheus-client` registry, rendered in the
+//! OpenMetrics text format at `/metrics` (see `routes::pages::metrics`)
+//! together with what the server's state holds at that moment.
 
-use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{LazyLock, Mutex};
+use std::sync::LazyLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -23,6 +22,12 @@ use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::web::Bytes;
 use actix_web::{Error, HttpMessage};
+use prometheus_client::encoding::{EncodeLabelSet, text};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
 use tracing::Span;
 use tracing_actix_web::{RequestId, RootSpanBuilder};
 use tracing_subscriber::EnvFilter;
@@ -91,158 +96,197 @@ const BUCKETS: [f64; 12] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
 ];
 
-#[derive(Default, Clone)]
-struct Histogram {
-    counts: [u64; BUCKETS.len()],
-    count: u64,
-    sum: f64,
+/// The labels of a request: its route *pattern* (never the concrete path,
+/// which may hold names or phones), method and status.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    route: String,
+    method: String,
+    status: u16,
 }
 
-impl Histogram {
-    fn observe(&mut self, seconds: f64) {
-        for (bucket, bound) in self.counts.iter_mut().zip(BUCKETS) {
-            if seconds <= bound {
-                *bucket += 1;
-            }
-        }
-        self.count += 1;
-        self.sum += seconds;
-    }
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TransitionLabels {
+    kind: &'static str,
 }
 
-/// The process-wide counters.
-#[derive(Default)]
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PoolLabels {
+    pool: String,
+    state: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: &'static str,
+}
+
+/// A latency histogram with [`BUCKETS`].
+fn latency_histogram() -> Histogram {
+    Histogram::new(BUCKETS)
+}
+
+/// What `/metrics` reads from the application state when it is scraped
+/// (it belongs to one server, not to the process).
+pub struct Scrape<'a> {
+    /// (pool name, open connections, idle connections).
+    pub pools: &'a [(&'a str, u32, usize)],
+    /// Mensajes views from memory (hits) and from the database (misses).
+    pub view_cache: (u64, u64),
+    /// Passwords verified by login attempts.
+    pub password_checks: u64,
+}
+
+/// The process-wide metrics, in the OpenMetrics text format at `/metrics`.
+///
+/// Every family is its own lock-free or per-label-set counter (no lock is
+/// shared by all requests), and every label is a route pattern, a method, a
+/// status or a fixed word: no user input, and never a message's text.
 pub struct Metrics {
-    /// (route, method, status) → latency histogram.
-    requests: Mutex<BTreeMap<(String, String, u16), Histogram>>,
-    /// Transition kind → count.
-    transitions: Mutex<BTreeMap<&'static str, u64>>,
-    open_streams: AtomicI64,
-    lagged_events: AtomicU64,
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    durations: Family<RequestLabels, Histogram, fn() -> Histogram>,
+    transitions: Family<TransitionLabels, Counter>,
+    open_streams: Gauge,
+    lagged_events: Counter,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let requests = Family::<RequestLabels, Counter>::default();
+        let durations = Family::<RequestLabels, Histogram, fn() -> Histogram>::new_with_constructor(
+            latency_histogram,
+        );
+        let transitions = Family::<TransitionLabels, Counter>::default();
+        let open_streams = Gauge::default();
+        let lagged_events = Counter::default();
+        // Help texts without their final period: the library adds it.
+        let mut registry = Registry::default();
+        registry.register(
+            "relevo_http_requests",
+            "Requests by route pattern, method and status",
+            requests.clone(),
+        );
+        registry.register(
+            "relevo_http_request_duration_seconds",
+            "Request latency by route pattern, method and status",
+            durations.clone(),
+        );
+        registry.register(
+            "relevo_transitions",
+            "Conversation transitions applied, by kind",
+            transitions.clone(),
+        );
+        registry.register(
+            "relevo_live_streams",
+            "Open live (SSE) streams",
+            open_streams.clone(),
+        );
+        registry.register(
+            "relevo_live_lagged_events",
+            "Events live viewers missed (each followed by a resync)",
+            lagged_events.clone(),
+        );
+        Metrics {
+            registry,
+            requests,
+            durations,
+            transitions,
+            open_streams,
+            lagged_events,
+        }
+    }
 }
 
 pub static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::default);
 
+/// The media type of [`Metrics::render`]'s text.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
 impl Metrics {
     pub fn transition_applied(&self, kind: &'static str) {
-        if let Ok(mut map) = self.transitions.lock() {
-            *map.entry(kind).or_default() += 1;
-        }
+        self.transitions
+            .get_or_create(&TransitionLabels { kind })
+            .inc();
     }
 
     pub fn stream_opened(&self) {
-        self.open_streams.fetch_add(1, Ordering::Relaxed);
+        self.open_streams.inc();
     }
 
     pub fn stream_closed(&self) {
-        self.open_streams.fetch_sub(1, Ordering::Relaxed);
+        self.open_streams.dec();
     }
 
     /// A live viewer missed `n` events and was told to resync.
     pub fn events_lagged(&self, n: u64) {
-        self.lagged_events.fetch_add(n, Ordering::Relaxed);
+        self.lagged_events.inc_by(n);
     }
 
     fn request(&self, route: String, method: String, status: u16, seconds: f64) {
-        if let Ok(mut map) = self.requests.lock() {
-            map.entry((route, method, status))
-                .or_default()
-                .observe(seconds);
-        }
+        let labels = RequestLabels {
+            route,
+            method,
+            status,
+        };
+        self.durations.get_or_create(&labels).observe(seconds);
+        self.requests.get_or_create(&labels).inc();
     }
 
-    /// The Prometheus text exposition, with `pools` as (name, size, idle).
-    pub fn render(&self, pools: &[(&str, u32, usize)]) -> String {
+    /// The OpenMetrics text exposition: the process's families, then what
+    /// `scrape` read from the server's state.
+    pub fn render(&self, scrape: &Scrape) -> String {
+        let pools = Family::<PoolLabels, Gauge>::default();
+        for (name, size, idle) in scrape.pools {
+            let gauge = |state| {
+                pools.get_or_create(&PoolLabels {
+                    pool: (*name).to_owned(),
+                    state,
+                })
+            };
+            gauge("open").set(i64::from(*size));
+            gauge("idle").set(i64::try_from(*idle).unwrap_or(i64::MAX));
+        }
+        let views = Family::<OutcomeLabels, Counter>::default();
+        let (hits, misses) = scrape.view_cache;
+        views.get_or_create(&OutcomeLabels { outcome: "hit" }).inc_by(hits);
+        views
+            .get_or_create(&OutcomeLabels { outcome: "miss" })
+            .inc_by(misses);
+        let password_checks = Counter::<u64>::default();
+        password_checks.inc_by(scrape.password_checks);
+        // Also the readiness signal tests wait on (a request still in flight
+        // when a signal arrives), instead of sleeping.
+        let in_flight = Gauge::<i64>::default();
+        in_flight.set(i64::try_from(requests_being_handled()).unwrap_or(i64::MAX));
+        let mut server = Registry::default();
+        server.register(
+            "relevo_db_pool_connections",
+            "Database pool connections",
+            pools,
+        );
+        server.register(
+            "relevo_view_cache",
+            "Mensajes views served from the cache (hit) or read from the database (miss)",
+            views,
+        );
+        server.register(
+            "relevo_login_password_checks",
+            "Passwords verified by login attempts",
+            password_checks,
+        );
+        server.register(
+            "relevo_requests_in_flight",
+            "Requests being handled, this one included",
+            in_flight,
+        );
         let mut out = String::new();
-        out.push_str(
-            "# HELP relevo_http_requests_total Requests by route pattern, method and status.\n",
-        );
-        out.push_str("# TYPE relevo_http_requests_total counter\n");
-        let requests = self.requests.lock().map(|m| m.clone()).unwrap_or_default();
-        for ((route, method, status), h) in &requests {
-            let _ = writeln!(
-                out,
-                "relevo_http_requests_total{{route=\"{}\",method=\"{method}\",status=\"{status}\"}} {}",
-                escape(route),
-                h.count
-            );
-        }
-        out.push_str("# HELP relevo_http_request_duration_seconds Request latency by route pattern, method and status.\n");
-        out.push_str("# TYPE relevo_http_request_duration_seconds histogram\n");
-        for ((route, method, status), h) in &requests {
-            let labels = format!(
-                "route=\"{}\",method=\"{method}\",status=\"{status}\"",
-                escape(route)
-            );
-            for (bound, count) in BUCKETS.iter().zip(h.counts) {
-                let _ = writeln!(
-                    out,
-                    "relevo_http_request_duration_seconds_bucket{{{labels},le=\"{bound}\"}} {count}"
-                );
-            }
-            let _ = writeln!(
-                out,
-                "relevo_http_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {}",
-                h.count
-            );
-            let _ = writeln!(
-                out,
-                "relevo_http_request_duration_seconds_sum{{{labels}}} {}",
-                h.sum
-            );
-            let _ = writeln!(
-                out,
-                "relevo_http_request_duration_seconds_count{{{labels}}} {}",
-                h.count
-            );
-        }
-        out.push_str(
-            "# HELP relevo_transitions_total Conversation transitions applied, by kind.\n",
-        );
-        out.push_str("# TYPE relevo_transitions_total counter\n");
-        let transitions = self
-            .transitions
-            .lock()
-            .map(|m| m.clone())
-            .unwrap_or_default();
-        for (kind, count) in transitions {
-            let _ = writeln!(out, "relevo_transitions_total{{kind=\"{kind}\"}} {count}");
-        }
-        out.push_str("# HELP relevo_live_streams Open live (SSE) streams.\n");
-        out.push_str("# TYPE relevo_live_streams gauge\n");
-        let _ = writeln!(
-            out,
-            "relevo_live_streams {}",
-            self.open_streams.load(Ordering::Relaxed)
-        );
-        out.push_str("# HELP relevo_live_lagged_events_total Events live viewers missed (each followed by a resync).\n");
-        out.push_str("# TYPE relevo_live_lagged_events_total counter\n");
-        let _ = writeln!(
-            out,
-            "relevo_live_lagged_events_total {}",
-            self.lagged_events.load(Ordering::Relaxed)
-        );
-        out.push_str("# HELP relevo_db_pool_connections Database pool connections.\n");
-        out.push_str("# TYPE relevo_db_pool_connections gauge\n");
-        for (name, size, idle) in pools {
-            let _ = writeln!(
-                out,
-                "relevo_db_pool_connections{{pool=\"{name}\",state=\"open\"}} {size}"
-            );
-            let _ = writeln!(
-                out,
-                "relevo_db_pool_connections{{pool=\"{name}\",state=\"idle\"}} {idle}"
-            );
-        }
+        // Writing into a `String` cannot fail.
+        let _ = text::encode_registry(&mut out, &self.registry)
+            .and_then(|()| text::encode_registry(&mut out, &server))
+            .and_then(|()| text::encode_eof(&mut out));
         out
     }
-}
-
-fn escape(label: &str) -> String {
-    label
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
 }
 
 /// Requests of this process in flight, from the handler's start until the
@@ -332,12 +376,42 @@ mod tests {
         metrics.request("/mensajes".into(), "GET".into(), 200, 0.003);
         metrics.transition_applied("cancelled");
         metrics.stream_opened();
-        let text = metrics.render(&[("sqlite_read", 2, 1)]);
-        assert!(text.contains(
-            "relevo_http_request_duration_seconds_bucket{route=\"/mensajes\",method=\"GET\",status=\"200\",le=\"0.005\"} 1"
-        ));
-        assert!(text.contains("relevo_transitions_total{kind=\"cancelled\"} 1"));
-        assert!(text.contains("relevo_live_streams 1"));
-        assert!(text.contains("relevo_db_pool_connections{pool=\"sqlite_read\",state=\"open\"} 2"));
+        let text = metrics.render(&Scrape {
+            pools: &[("sqlite_read", 2, 1)],
+            view_cache: (5, 3),
+            password_checks: 7,
+        });
+        for line in [
+            "# HELP relevo_http_requests Requests by route pattern, method and status.",
+            "relevo_http_requests_total{route=\"/mensajes\",method=\"GET\",status=\"200\"} 1",
+            "relevo_http_request_duration_seconds_bucket{le=\"0.001\",route=\"/mensajes\",method=\"GET\",status=\"200\"} 0",
+            "relevo_http_request_duration_seconds_bucket{le=\"0.005\",route=\"/mensajes\",method=\"GET\",status=\"200\"} 1",
+            "relevo_http_request_duration_seconds_bucket{le=\"+Inf\",route=\"/mensajes\",method=\"GET\",status=\"200\"} 1",
+            "relevo_http_request_duration_seconds_count{route=\"/mensajes\",method=\"GET\",status=\"200\"} 1",
+            "relevo_transitions_total{kind=\"cancelled\"} 1",
+            "relevo_live_streams 1",
+            "relevo_live_lagged_events_total 0",
+            "relevo_db_pool_connections{pool=\"sqlite_read\",state=\"open\"} 2",
+            "relevo_db_pool_connections{pool=\"sqlite_read\",state=\"idle\"} 1",
+            "relevo_view_cache_total{outcome=\"hit\"} 5",
+            "relevo_view_cache_total{outcome=\"miss\"} 3",
+            "relevo_login_password_checks_total 7",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line}\nin\n{text}");
+        }
+        assert!(text.ends_with("# EOF\n"), "one exposition, ended once");
+        assert_eq!(text.matches("# EOF").count(), 1);
+    }
+
+    #[test]
+    fn a_label_value_is_escaped() {
+        let metrics = Metrics::default();
+        metrics.request("/a\"b\\c".into(), "GET".into(), 404, 0.0);
+        let text = metrics.render(&Scrape {
+            pools: &[],
+            view_cache: (0, 0),
+            password_checks: 0,
+        });
+        assert!(text.contains("route=\"/a\\\"b\\\\c\""), "{text}");
     }
 }

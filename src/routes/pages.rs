@@ -289,7 +289,8 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     }
 }
 
-/// `GET /metrics`: Prometheus text, for the configured addresses or the token.
+/// `GET /metrics`: OpenMetrics text (which Prometheus reads), for the
+/// configured addresses or the token.
 pub async fn metrics(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     let access = &state.metrics;
     // The client, not a proxy in front: behind a trusted proxy every
@@ -312,30 +313,13 @@ pub async fn metrics(req: HttpRequest, state: web::Data<AppState>) -> HttpRespon
             .body("forbidden");
     }
     let pools = state.store.pool_usage();
-    let (hits, misses) = state.views.counts();
-    let mut body = crate::telemetry::METRICS.render(&pools);
-    body.push_str(&format!(
-        "# HELP relevo_view_cache_total Mensajes views served from the cache (hit) or read from the database (miss).\n\
-         # TYPE relevo_view_cache_total counter\n\
-         relevo_view_cache_total{{outcome=\"hit\"}} {hits}\n\
-         relevo_view_cache_total{{outcome=\"miss\"}} {misses}\n"
-    ));
-    body.push_str(&format!(
-        "# HELP relevo_login_password_checks_total Passwords verified by login attempts.\n\
-         # TYPE relevo_login_password_checks_total counter\n\
-         relevo_login_password_checks_total {}\n",
-        state.password_checks.get()
-    ));
-    // Also the readiness signal tests wait on (a request still in flight
-    // when a signal arrives), instead of sleeping.
-    body.push_str(&format!(
-        "# HELP relevo_requests_in_flight Requests being handled, this one included.\n\
-         # TYPE relevo_requests_in_flight gauge\n\
-         relevo_requests_in_flight {}\n",
-        crate::telemetry::requests_being_handled()
-    ));
+    let body = crate::telemetry::METRICS.render(&crate::telemetry::Scrape {
+        pools: &pools,
+        view_cache: state.views.counts(),
+        password_checks: state.password_checks.get(),
+    });
     HttpResponse::Ok()
-        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .content_type(crate::telemetry::CONTENT_TYPE)
         .body(body)
 }
 
