@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 
 use anyhow::Context;
 
-pub use crate::auth::client_addr::TrustedProxies;
+pub use crate::http::auth::client_addr::TrustedProxies;
 
 /// Runtime configuration.
 #[derive(Debug, Clone)]

@@ -61,9 +61,9 @@ impl RootSpanBuilder for RequestSpan {
         // The client as seen through trusted proxies (the proxy's own
         // address would be the same on every line).
         let client = request
-            .app_data::<actix_web::web::Data<crate::startup::AppState>>()
+            .app_data::<actix_web::web::Data<crate::app::AppState>>()
             .map(|state| {
-                crate::auth::client_addr::client_addr(request.request(), &state.trusted_proxies)
+                crate::http::auth::client_addr::client_addr(request.request(), &state.trusted_proxies)
                     .to_string()
             })
             .unwrap_or_default();

@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{Duration, Utc};
 use common::{Backend, TestApp, csrf_in, spawn_app};
-use relevo::autocancel::{
+use relevo::services::auto_cancel::{
     Cancelled, Measure, RuleClosure, apply_rule, cancel_stale, preview, run_pass, targets,
 };
 use relevo::db::{

@@ -192,7 +192,7 @@ impl Databases {
             plan.conversations
         );
         let started = Instant::now();
-        let hash = relevo::auth::password::hash(dataset::PASSWORD.to_owned()).await?;
+        let hash = relevo::services::auth::password::hash(dataset::PASSWORD.to_owned()).await?;
         dataset::build(&store, &plan, &hash).await?;
         println!(
             "Data set built in {:.0} s.",

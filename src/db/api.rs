@@ -189,7 +189,7 @@ impl super::Store {
             return Ok(None);
         };
         let id = Uuid::now_v7();
-        let token = format!("rlv_{}", crate::auth::random_token());
+        let token = format!("rlv_{}", crate::http::auth::random_token());
         with_write!(self, |pool| {
             sqlx::query(
                 "insert into integration_tokens (id, name, token_hash, created_at, revoked_at, \
@@ -209,7 +209,7 @@ impl super::Store {
     /// Gives a channel a new token and returns it (the old one stops
     /// working); `None` for an unknown channel.
     pub async fn rotate_channel_token(&self, channel_id: Uuid) -> StoreResult<Option<String>> {
-        let token = format!("rlv_ch_{}", crate::auth::random_token());
+        let token = format!("rlv_ch_{}", crate::http::auth::random_token());
         // The old token must stop working on every instance at once.
         let event = Event::DirectoryChanged;
         let notification = self.feed().notification(event);

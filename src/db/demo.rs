@@ -1,9 +1,9 @@
-//! Writing a demo data set (see `crate::demo`) in one transaction.
+//! Writing a demo data set (see `crate::services::demo`) in one transaction.
 
 use uuid::Uuid;
 
 use super::{StoreResult, Ts, with_write};
-use crate::demo::DemoPlan;
+use crate::services::demo::DemoPlan;
 
 /// What `relevo demo` created, for the start-up banner.
 #[derive(Debug, Clone, Default)]

@@ -9,7 +9,7 @@ mod accounts;
 mod admin;
 mod api;
 mod audit;
-mod autocancel;
+mod auto_cancel;
 mod bulk;
 mod categories;
 mod conversations;
@@ -44,7 +44,7 @@ pub use api::{
     MessageRow, token_hash,
 };
 pub use audit::{ADMIN_PAGE_SIZE, AdminPage, AuditEntry, AuditFilter, AuditRow, PageCursor};
-pub use autocancel::{
+pub use auto_cancel::{
     AutoCancelRule, NewAutoCancelRule, NudgeSent, RULE_IN_USE, Stale, StaleConversation,
 };
 pub use bulk::{

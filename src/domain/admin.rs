@@ -295,10 +295,10 @@ pub fn check_password(password: &str, confirmation: &str, email: &str) -> Result
     if chars == 0 {
         return Err("Escribe una contraseña.".into());
     }
-    if chars < crate::auth::password::MIN_PASSWORD_CHARS {
+    if chars < crate::services::auth::password::MIN_PASSWORD_CHARS {
         return Err(format!(
             "La contraseña debe tener al menos {} caracteres (tiene {chars}).",
-            crate::auth::password::MIN_PASSWORD_CHARS
+            crate::services::auth::password::MIN_PASSWORD_CHARS
         ));
     }
     if chars > PASSWORD_MAX_CHARS {
