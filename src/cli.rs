@@ -3,11 +3,12 @@
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 
+use crate::app::Application;
 use crate::config::Settings;
+use crate::config::redact;
 use crate::db::{NewUser, Store, Ts};
 use crate::domain::Role;
 use crate::domain::text::Email;
-use crate::app::{Application, redact};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -82,7 +83,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(settings, false).await,
         Command::Demo => serve(settings, true).await,
-        Command::Ops(OpsCommand::Backup { path }) => crate::services::ops::backup(&settings, &path).await,
+        Command::Ops(OpsCommand::Backup { path }) => {
+            crate::services::ops::backup(&settings, &path).await
+        }
         Command::Ops(OpsCommand::Check) => crate::services::ops::check(&settings).await,
         Command::CreateUser {
             email,
@@ -133,7 +136,10 @@ async fn serve(settings: Settings, demo: bool) -> anyhow::Result<()> {
         );
         eprintln!();
         print_demo_api(&app.state().store, &url).await?;
-        crate::services::simulator::spawn(app.state().store.clone(), crate::services::simulator::rate_from_env());
+        crate::services::simulator::spawn(
+            app.state().store.clone(),
+            crate::services::simulator::rate_from_env(),
+        );
     }
     app.run_until_signalled().await?;
     Ok(())
@@ -191,9 +197,13 @@ pub async fn seed_demo(store: &Store) -> anyhow::Result<()> {
         tracing::info!("database already has data; demo data not added");
         return Ok(());
     }
-    let super_hash =
-        crate::services::auth::password::hash(crate::services::demo::SUPER_ADMIN_PASSWORD.to_owned()).await?;
-    let admin_hash = crate::services::auth::password::hash(crate::services::demo::ADMIN_PASSWORD.to_owned()).await?;
+    let super_hash = crate::services::auth::password::hash(
+        crate::services::demo::SUPER_ADMIN_PASSWORD.to_owned(),
+    )
+    .await?;
+    let admin_hash =
+        crate::services::auth::password::hash(crate::services::demo::ADMIN_PASSWORD.to_owned())
+            .await?;
     let now = chrono::Utc::now();
     let plan = crate::services::demo::plan(now, super_hash, admin_hash);
     let summary = store.insert_demo(&plan, Ts::new(now)).await?;

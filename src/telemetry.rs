@@ -63,8 +63,11 @@ impl RootSpanBuilder for RequestSpan {
         let client = request
             .app_data::<actix_web::web::Data<crate::app::AppState>>()
             .map(|state| {
-                crate::http::auth::client_addr::client_addr(request.request(), &state.trusted_proxies)
-                    .to_string()
+                crate::http::auth::client_addr::client_addr(
+                    request.request(),
+                    &state.trusted_proxies,
+                )
+                .to_string()
             })
             .unwrap_or_default();
         tracing::info_span!(

@@ -14,6 +14,7 @@ use sha2::{Digest, Sha512};
 use tracing_actix_web::TracingLogger;
 
 use crate::config::Settings;
+pub use crate::config::redact;
 use crate::db::Store;
 use crate::http;
 
@@ -87,11 +88,7 @@ async fn session_key(settings: &Settings, store: &Store) -> anyhow::Result<Key> 
     let secret = match &settings.session_key {
         Some(secret) => secret.clone(),
         None => {
-            let generated = format!(
-                "{}{}",
-                crate::http::auth::random_token(),
-                crate::http::auth::random_token()
-            );
+            let generated = format!("{}{}", crate::db::random_token(), crate::db::random_token());
             store
                 .setting_or_insert(SESSION_KEY_SETTING, &generated)
                 .await?
@@ -125,8 +122,9 @@ impl Application {
         store.start_listening();
         crate::services::router::spawn_scheduler(store.clone());
         crate::services::auto_cancel::spawn(store.clone());
-        let bulk_access =
-            std::sync::Arc::new(crate::services::bulk::CreatorAccess::new(store.feed().clone()));
+        let bulk_access = std::sync::Arc::new(crate::services::bulk::CreatorAccess::new(
+            store.feed().clone(),
+        ));
         crate::services::bulk::spawn_worker(store.clone(), bulk_access.clone());
         crate::http::auth::session::spawn_purge(
             store.clone(),
@@ -150,9 +148,7 @@ impl Application {
                 ),
             ),
             tokens: std::sync::Arc::new(crate::http::api::TokenCache::new(&store_feed)),
-            closure_refs: std::sync::Arc::new(crate::http::actions::ClosureRefs::new(
-                &store_feed,
-            )),
+            closure_refs: std::sync::Arc::new(crate::http::actions::ClosureRefs::new(&store_feed)),
             views: std::sync::Arc::new(crate::http::conversations::ViewCache::new(
                 store_feed,
                 crate::http::conversations::VIEW_TTL,
@@ -244,20 +240,6 @@ async fn wait_for_signal() {
     #[cfg(not(unix))]
     {
         let _ = interrupt.await;
-    }
-}
-
-/// Hides the password of a database URL for messages.
-pub fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let credentials = &url[scheme + 3..at];
-            match credentials.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
-                None => url.to_owned(),
-            }
-        }
-        _ => url.to_owned(),
     }
 }
 

@@ -41,7 +41,7 @@ pub use admin::{
 };
 pub use api::{
     ApiConversation, ChannelAuth, ChannelToken, InboundMessage, InboundOutcome, IntegrationToken,
-    MessageRow, token_hash,
+    MessageRow, random_token, token_hash,
 };
 pub use audit::{ADMIN_PAGE_SIZE, AdminPage, AuditEntry, AuditFilter, AuditRow, PageCursor};
 pub use auto_cancel::{
@@ -55,7 +55,10 @@ pub use conversations::{
     ConversationDetail, ConversationRow, Cursor, HistoryRow, ListFilter, ListPage, Search,
     StatusFilter,
 };
-pub use demo::DemoSummary;
+pub use demo::{
+    DemoPlan, DemoSummary, PlannedCampaign, PlannedCategory, PlannedChannel, PlannedContact,
+    PlannedConversation, PlannedUser,
+};
 pub use directory::{CampaignOption, ChannelOption, NewUser, PersonOption, UserRecord};
 pub use outbox::{Acknowledged, OutboxItem, OutboxKind};
 pub use reports::{Campaigns, ClosureCount, DayCount, ExportRow, ExportSource, ReportCounts};

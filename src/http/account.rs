@@ -12,13 +12,13 @@ use uuid::Uuid;
 
 use super::admin::{Fields, see_other};
 use super::pages::{PageContext, local_datetime, relative, render_with_status, set_flash};
-use crate::http::auth::session::count_password_failure;
-use crate::http::auth::CurrentUser;
-use crate::services::auth::password;
+use crate::app::AppState;
 use crate::db::{Refusal, Ts};
 use crate::domain::admin::check_password;
+use crate::http::auth::CurrentUser;
+use crate::http::auth::session::count_password_failure;
 use crate::http::error::AppError;
-use crate::app::AppState;
+use crate::services::auth::password;
 
 const WRONG_CURRENT: &str = "Tu contraseña actual no es correcta.";
 

@@ -16,16 +16,16 @@ use uuid::Uuid;
 
 use super::conversations::{NOT_FOUND, RowFragment, RowView, parse_folio};
 use super::pages::{PageContext, is_fragment_request, relative, render, render_with_status};
-use crate::http::auth::{CurrentUser, csrf};
+use crate::app::AppState;
 use crate::db::{AgentOption, CategoryOption, ConversationRow, HistoryRow, Store};
 use crate::domain::conversation::{self as rules};
 use crate::domain::text::COMMENT_MAX_CHARS;
 use crate::domain::{
     CategoryRef, EventKind, Invalid, Lookup, SubcategoryRef, Transition, TransitionError,
 };
+use crate::http::auth::{CurrentUser, csrf};
 use crate::http::error::AppError;
 use crate::live::cache::EpochCache;
-use crate::app::AppState;
 
 /// What the form posts. Every field is optional text: the rules decide.
 #[derive(Debug, Default, Deserialize)]

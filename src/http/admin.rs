@@ -10,9 +10,9 @@ use askama::Template;
 use uuid::Uuid;
 
 use super::pages::{PageContext, render};
-use crate::http::auth::CurrentUser;
 use crate::db::{AdminPage, PageCursor};
 use crate::domain::Role;
+use crate::http::auth::CurrentUser;
 use crate::http::error::AppError;
 
 /// Form or query fields as sent, repeated names included (`campanas=…&campanas=…`).
@@ -260,7 +260,10 @@ pub fn configure(cfg: &mut actix_web::web::ServiceConfig) {
         .route("/campanas/{id}", get().to(campaigns::show))
         .route("/campanas/{id}", post().to(campaigns::update))
         .route("/campanas/{id}/horario", get().to(campaigns::schedule))
-        .route("/campanas/{id}/horario", post().to(campaigns::save_schedule))
+        .route(
+            "/campanas/{id}/horario",
+            post().to(campaigns::save_schedule),
+        )
         .route("/campanas/{id}/canales", get().to(campaigns::channels))
         .route(
             "/campanas/{id}/canales",
@@ -287,10 +290,7 @@ pub fn configure(cfg: &mut actix_web::web::ServiceConfig) {
         .route("/usuarios/nuevo", get().to(users::new_form))
         .route("/usuarios/{id}", get().to(users::show))
         .route("/usuarios/{id}", post().to(users::update))
-        .route(
-            "/usuarios/{id}/contrasena",
-            post().to(users::set_password),
-        )
+        .route("/usuarios/{id}/contrasena", post().to(users::set_password))
         .route("/usuarios/{id}/{accion}", post().to(users::set_active))
         .route("/categorias", get().to(categories::show))
         .route("/categorias/{campana}", post().to(categories::create))

@@ -26,6 +26,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
+use crate::app::AppState;
 use crate::db::{
     Acknowledged, ChannelAuth, ChannelToken, InboundMessage, InboundOutcome, IntegrationToken,
     StoreError, Ts, token_hash,
@@ -33,7 +34,6 @@ use crate::db::{
 use crate::domain::{Conversation, Scope, TransitionError};
 use crate::live::cache::EpochCache;
 use crate::services::conversations::{self, ServiceError};
-use crate::app::AppState;
 
 /// Largest accepted request body.
 pub const BODY_LIMIT: usize = 64 * 1024;

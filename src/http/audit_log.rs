@@ -9,11 +9,11 @@ use chrono::{TimeZone, Utc};
 
 use super::admin::{Fields, Opt, Pager, field_id, require_super, when};
 use super::pages::{PageContext, render_with_status};
-use crate::http::auth::CurrentUser;
+use crate::app::AppState;
 use crate::db::{AuditFilter, Ts};
 use crate::domain::admin::{AuditAction, AuditObject};
+use crate::http::auth::CurrentUser;
 use crate::http::error::AppError;
-use crate::app::AppState;
 
 struct AuditView {
     at: String,

@@ -16,14 +16,14 @@ use uuid::Uuid;
 use super::actions::Choice;
 use super::admin::{Fields, confirm_with};
 use super::pages::{PageContext, render_with_status, set_flash};
+use crate::app::AppState;
+use crate::db::{AutoCancelRule, NewAutoCancelRule, Refusal, Ts};
+use crate::domain::{Invalid, Status};
 use crate::http::auth::CurrentUser;
+use crate::http::error::AppError;
 use crate::services::auto_cancel::{
     Measure, NAME_MAX_CHARS, RULE_COMMENT_MAX_CHARS, describe, parse_nudge, parse_window, preview,
 };
-use crate::db::{AutoCancelRule, NewAutoCancelRule, Refusal, Ts};
-use crate::domain::{Invalid, Status};
-use crate::http::error::AppError;
-use crate::app::AppState;
 
 /// The rule form as posted.
 #[derive(Debug, Default, Clone, Deserialize)]

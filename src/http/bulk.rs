@@ -19,13 +19,13 @@ use uuid::Uuid;
 use super::actions::Choice;
 use super::conversations::{RawQuery, parse_filter};
 use super::pages::{PageContext, is_fragment_request, local_datetime, render, render_with_status};
-use crate::http::auth::CurrentUser;
-use crate::services::bulk::{INLINE_MAX, MAX_ITEMS, summary};
+use crate::app::AppState;
 use crate::db::{BulkAction, BulkJob, BulkStatus, ItemOutcome, NewBulkJob, Ts};
 use crate::domain::text::{COMMENT_MAX_CHARS, Comment};
 use crate::domain::{Invalid, Role};
+use crate::http::auth::CurrentUser;
 use crate::http::error::AppError;
-use crate::app::AppState;
+use crate::services::bulk::{INLINE_MAX, MAX_ITEMS, summary};
 
 /// The selection and the choices, as posted or as the GET query.
 #[derive(Debug, Default, Clone)]

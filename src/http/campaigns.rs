@@ -15,14 +15,14 @@ use super::admin::{
     require_super, see_other, when,
 };
 use super::pages::{PageContext, render_with_status, set_flash};
-use crate::http::auth::CurrentUser;
+use crate::app::AppState;
 use crate::db::{CampaignRecord, CampaignSummary, PageCursor, Refusal, Ts};
 use crate::domain::admin::{
     DayHours, DayInput, DayMode, NAME_MAX_CHARS, Name, WEEKDAYS, parse_schedule, parse_timezone,
 };
 use crate::domain::{ChannelKind, Role};
+use crate::http::auth::CurrentUser;
 use crate::http::error::AppError;
-use crate::app::AppState;
 
 const NO_CAMPAIGN: &str = "No encontramos esa campaña.";
 const NO_CHANNEL: &str = "No encontramos ese canal.";

@@ -7,14 +7,14 @@ use chrono::{TimeZone, Utc};
 use uuid::Uuid;
 
 use super::pages::{PageContext, is_fragment_request, local_datetime, relative, render};
-use crate::http::auth::CurrentUser;
+use crate::app::AppState;
 use crate::db::{
     CampaignOption, ConversationRow, Cursor, HistoryRow, ListFilter, PersonOption, Search,
     StatusFilter, Ts,
 };
 use crate::domain::{ChannelKind, Status};
+use crate::http::auth::CurrentUser;
 use crate::http::error::AppError;
-use crate::app::AppState;
 
 /// Longest search text considered; the rest is ignored.
 const SEARCH_MAX_CHARS: usize = 100;
@@ -726,8 +726,7 @@ pub fn parse_folio(raw: &str) -> Result<i64, AppError> {
         .ok_or(AppError::NotFound(NOT_FOUND))
 }
 
-/// The message for a conversation that does not exist or is outside scope.
-pub const NOT_FOUND: &str = "No encontramos esa conversación";
+pub use crate::domain::conversation::NOT_FOUND;
 
 /// `GET /mensajes/{folio}`
 pub async fn detail(

@@ -47,11 +47,11 @@ use uuid::Uuid;
 
 use super::conversations::{RawQuery, parse_filter};
 use super::pages::local_datetime;
-use crate::http::auth::CurrentUser;
+use crate::app::AppState;
 use crate::db::{ExportRow, ExportSource};
 use crate::domain::ActorKind;
+use crate::http::auth::CurrentUser;
 use crate::http::error::AppError;
-use crate::app::AppState;
 
 /// Rows buffered between the database and the temporary file.
 const BUFFERED_ROWS: usize = 256;

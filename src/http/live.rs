@@ -16,9 +16,9 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio::time::{Interval, MissedTickBehavior};
 use uuid::Uuid;
 
-use crate::live::Event;
 use crate::db::{Principal, Store};
 use crate::domain::Scope;
+use crate::live::Event;
 
 /// How often an idle stream sends a comment, so dead connections are noticed
 /// and proxies keep it open.

@@ -8,13 +8,13 @@ use chrono::Utc;
 use serde::Deserialize;
 
 use super::pages::{render, render_with_status};
-use crate::http::auth::client_addr::client_addr;
-use crate::http::auth::session::{principal_of, sign_in, sign_out};
-use crate::http::auth::csrf;
-use crate::services::auth::{password, throttle};
-use crate::domain::text::{EMAIL_MAX_CHARS, Email};
-use crate::http::error::AppError;
 use crate::app::AppState;
+use crate::domain::text::{EMAIL_MAX_CHARS, Email};
+use crate::http::auth::client_addr::client_addr;
+use crate::http::auth::csrf;
+use crate::http::auth::session::{principal_of, sign_in, sign_out};
+use crate::http::error::AppError;
+use crate::services::auth::{password, throttle};
 
 /// The one message for any wrong e-mail/password combination.
 pub const GENERIC_FAILURE: &str = "Correo o contraseña incorrectos";

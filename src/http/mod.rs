@@ -45,7 +45,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/reportes", web::get().to(reports::show))
         .route("/reportes/exportar", web::get().to(reports::export))
         .route("/cancelacion-automatica", web::get().to(auto_cancel::list))
-        .route("/cancelacion-automatica", web::post().to(auto_cancel::create))
+        .route(
+            "/cancelacion-automatica",
+            web::post().to(auto_cancel::create),
+        )
         .route(
             "/cancelacion-automatica/{id}/estado",
             web::post().to(auto_cancel::toggle),

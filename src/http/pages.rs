@@ -12,11 +12,11 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use chrono::{DateTime, Utc};
 
-use crate::http::auth::session::principal_of;
+use crate::app::AppState;
 use crate::db::{Principal, Ts};
 use crate::domain::Role;
+use crate::http::auth::session::principal_of;
 use crate::http::error::AppError;
-use crate::app::AppState;
 
 /// Changes whenever the static files may have changed, to bust caches.
 pub const ASSET_VERSION: &str = env!("CARGO_PKG_VERSION");

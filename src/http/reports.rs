@@ -11,15 +11,15 @@ use askama::Template;
 use chrono::{Duration, NaiveDate, Utc};
 use uuid::Uuid;
 
-use super::export::csv_response;
 use super::conversations::FilterOption;
+use super::export::csv_response;
 use super::pages::{PageContext, render_with_status};
-use crate::http::auth::CurrentUser;
+use crate::app::AppState;
 use crate::db::{Campaigns, ExportSource, ReportCounts, Ts};
 use crate::domain::days::{day_bounds, day_start};
 use crate::domain::{ActorKind, Status};
+use crate::http::auth::CurrentUser;
 use crate::http::error::AppError;
-use crate::app::AppState;
 
 /// The longest range a report covers.
 pub const MAX_DAYS: i64 = 731;

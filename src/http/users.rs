@@ -12,16 +12,16 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use uuid::Uuid;
 
-use super::admin::{Fields, Opt, Pager, confirm, field_id, path_id, require_super, see_other};
 use super::account::{SessionsCard, SessionsClose, closed_message};
+use super::admin::{Fields, Opt, Pager, confirm, field_id, path_id, require_super, see_other};
 use super::pages::{PageContext, render_with_status, set_flash};
-use crate::http::auth::CurrentUser;
+use crate::app::AppState;
 use crate::db::{AccountInput, AccountRow, CampaignRecord, Refusal, Ts, UserFilter};
 use crate::domain::Role;
 use crate::domain::admin::{NAME_MAX_CHARS, Name, check_password};
 use crate::domain::text::{EMAIL_MAX_CHARS, Email};
+use crate::http::auth::CurrentUser;
 use crate::http::error::AppError;
-use crate::app::AppState;
 
 const NO_USER: &str = "No encontramos ese usuario.";
 const DUPLICATE_EMAIL: &str = "Ya existe un usuario con ese correo electrónico.";

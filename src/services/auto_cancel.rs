@@ -282,9 +282,12 @@ pub struct RuleClosure {
 
 impl RuleClosure {
     pub async fn load(store: &Store, rule: &AutoCancelRule) -> StoreResult<RuleClosure> {
-        let (category, subcategory) =
-            crate::services::conversations::closure_lookups(store, Some(rule.category_id), rule.subcategory_id)
-                .await?;
+        let (category, subcategory) = crate::services::conversations::closure_lookups(
+            store,
+            Some(rule.category_id),
+            rule.subcategory_id,
+        )
+        .await?;
         Ok(RuleClosure {
             category,
             subcategory,

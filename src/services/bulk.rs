@@ -45,8 +45,7 @@ use crate::live::cache::EpochCache;
 pub const INLINE_MAX: usize = 25;
 /// The most conversations one job may act on.
 pub const MAX_ITEMS: usize = 5000;
-/// The reason key of an item that does not exist in the creator's scope.
-pub const REASON_NOT_FOUND: &str = "not_found";
+pub use crate::domain::conversation::REASON_NOT_FOUND;
 /// How long an instance holds a job before another may take it over.
 const LEASE: Duration = Duration::from_secs(30);
 /// How often running jobs without a live lease are looked for.
@@ -271,7 +270,8 @@ where
         return Ok(());
     };
     let (category, subcategory) =
-        crate::services::conversations::closure_lookups(store, job.category_id, job.subcategory_id).await?;
+        crate::services::conversations::closure_lookups(store, job.category_id, job.subcategory_id)
+            .await?;
     let agent_name = match job.agent_id {
         Some(id) => store.user_name(id).await?,
         None => None,
@@ -373,7 +373,7 @@ async fn process_item(
         (
             ItemOutcome::NotFound,
             REASON_NOT_FOUND.to_owned(),
-            crate::http::conversations::NOT_FOUND.to_owned(),
+            crate::domain::conversation::NOT_FOUND.to_owned(),
         )
     };
     let Some(conversation_id) = item.conversation_id else {

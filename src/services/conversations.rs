@@ -9,57 +9,9 @@ use uuid::Uuid;
 
 use crate::db::{ChannelAuth, InboundMessage, InboundOutcome, Store, StoreError, Ts};
 use crate::domain::conversation::{self as rules};
-use crate::domain::{
-    CategoryRef, Conversation, Invalid, Lookup, Scope, Status, SubcategoryRef, TransitionError,
-};
+use crate::domain::{CategoryRef, Conversation, Invalid, Lookup, Scope, Status, SubcategoryRef};
 
-/// Loads and compare-and-set attempts before answering "busy".
-pub const ATTEMPTS: usize = 3;
-
-/// Why an operation was refused.
-#[derive(Debug, thiserror::Error)]
-pub enum ServiceError {
-    /// Unknown, or outside the caller's scope (never revealed).
-    #[error("not found")]
-    NotFound,
-    /// Not possible in the conversation's current status.
-    #[error("not allowed from status {0}")]
-    NotAllowed(Status),
-    /// An agent acted on a conversation assigned to someone else.
-    #[error("not the assigned agent")]
-    NotTheAssignedAgent,
-    /// A field of the request is invalid: (field, Spanish message).
-    #[error("invalid field {0}")]
-    Invalid(&'static str, String),
-    /// The conversation kept changing under us.
-    #[error("conversation kept changing")]
-    Busy,
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
-
-impl From<TransitionError> for ServiceError {
-    fn from(error: TransitionError) -> ServiceError {
-        match error {
-            TransitionError::NotAllowedFrom(status) => ServiceError::NotAllowed(status),
-            TransitionError::NotTheAssignedAgent => ServiceError::NotTheAssignedAgent,
-            TransitionError::Invalid(errors) => {
-                let first = errors.first().copied().unwrap_or(Invalid::CategoryMissing);
-                ServiceError::Invalid(api_field(first), first.message())
-            }
-        }
-    }
-}
-
-/// The API field a domain validation error refers to.
-fn api_field(invalid: Invalid) -> &'static str {
-    match invalid.field() {
-        "categoria" => "category_id",
-        "subcategoria" => "subcategory_id",
-        "comentario" => "comment",
-        _ => "agent_id",
-    }
-}
+pub use crate::services::error::{ATTEMPTS, ServiceError};
 
 /// A customer message on `channel` (see [`Store::record_customer_message`]).
 pub async fn customer_message(
@@ -224,7 +176,8 @@ pub async fn set_presence(
     let mut assigned = 0;
     if connected {
         for campaign in campaigns {
-            assigned += crate::services::router::assign_waiting(store, campaign, Utc::now()).await?;
+            assigned +=
+                crate::services::router::assign_waiting(store, campaign, Utc::now()).await?;
         }
     }
     Ok(assigned)

@@ -7,7 +7,10 @@ use chrono::{DateTime, Duration, Utc};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::db::Ts;
+pub use crate::db::{
+    DemoPlan, PlannedCampaign, PlannedCategory, PlannedChannel, PlannedContact,
+    PlannedConversation, PlannedUser, Ts,
+};
 use crate::domain::conversation::{self as rules, Transition};
 use crate::domain::{
     AgentCandidate, CategoryRef, ChannelKind, Conversation, HandoffOutcome, Lookup, Role, Status,
@@ -22,67 +25,6 @@ pub const ADMIN_EMAIL: &str = "admin@relevo.demo";
 pub const SUPER_ADMIN_PASSWORD: &str = "relevo-super-2026";
 /// The demo Administrador's password.
 pub const ADMIN_PASSWORD: &str = "relevo-admin-2026";
-
-pub struct PlannedCampaign {
-    pub id: Uuid,
-    pub name: String,
-    pub timezone: String,
-    /// (weekday 0 = Monday, opens, closes)
-    pub schedule: Vec<(i32, String, String)>,
-}
-
-pub struct PlannedUser {
-    pub id: Uuid,
-    pub email: String,
-    pub name: String,
-    pub role: Role,
-    pub connected: bool,
-    pub password_hash: Option<String>,
-    pub campaigns: Vec<Uuid>,
-}
-
-pub struct PlannedChannel {
-    pub id: Uuid,
-    pub campaign_id: Uuid,
-    pub kind: ChannelKind,
-    pub name: String,
-    pub token_hash: String,
-}
-
-pub struct PlannedCategory {
-    pub id: Uuid,
-    pub campaign_id: Uuid,
-    pub name: String,
-    pub position: i32,
-    pub active: bool,
-    pub subcategories: Vec<(Uuid, String)>,
-}
-
-pub struct PlannedContact {
-    pub id: Uuid,
-    pub channel_id: Uuid,
-    pub external_id: String,
-    pub name: Option<String>,
-}
-
-pub struct PlannedConversation {
-    /// The final state (folio is assigned by the database).
-    pub state: Conversation,
-    pub started_at: Ts,
-    pub reactivates: Option<Uuid>,
-    /// Transitions after creation, oldest first.
-    pub events: Vec<Transition>,
-}
-
-/// Everything `relevo demo` writes.
-pub struct DemoPlan {
-    pub campaigns: Vec<PlannedCampaign>,
-    pub users: Vec<PlannedUser>,
-    pub channels: Vec<PlannedChannel>,
-    pub categories: Vec<PlannedCategory>,
-    pub contacts: Vec<PlannedContact>,
-    pub conversations: Vec<PlannedConversation>,
-}
 
 /// A small deterministic generator (xorshift64*), so every demo looks the same.
 struct Rng(u64);

@@ -9,6 +9,7 @@ pub mod auto_cancel;
 pub mod bulk;
 pub mod conversations;
 pub mod demo;
+pub mod error;
 pub mod ops;
 pub mod router;
 pub mod simulator;

@@ -8,8 +8,8 @@ use std::path::Path;
 use anyhow::{Context, bail};
 
 use crate::config::Settings;
+use crate::config::redact;
 use crate::db::{MigrationStatus, Store};
-use crate::app::redact;
 
 /// Writes a consistent copy of the SQLite database to `path` while the
 /// service may be running (`VACUUM INTO` reads one snapshot). Refuses on

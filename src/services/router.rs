@@ -22,7 +22,7 @@ use crate::db::{Store, StoreResult};
 use crate::domain::conversation::{self as rules, route};
 use crate::domain::schedule::within_schedule;
 use crate::domain::{Conversation, HandoffOutcome, Scope};
-use crate::services::conversations::{ATTEMPTS, ServiceError};
+use crate::services::error::{ATTEMPTS, ServiceError};
 
 /// How often waiting conversations are re-checked.
 pub const TICK: Duration = Duration::from_secs(60);

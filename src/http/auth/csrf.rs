@@ -31,7 +31,7 @@ pub fn token(session: &Session) -> Result<String, AppError> {
 
 /// Replaces the session's token (at login).
 pub fn rotate(session: &Session) -> Result<String, AppError> {
-    let token = super::random_token();
+    let token = crate::db::random_token();
     session
         .insert(SESSION_KEY, &token)
         .map_err(|e| AppError::unexpected(format!("session insert failed: {e}")))?;

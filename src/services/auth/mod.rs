@@ -3,4 +3,5 @@
 
 pub mod password;
 pub mod principals;
+pub mod sessions;
 pub mod throttle;

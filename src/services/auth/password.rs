@@ -7,8 +7,7 @@ use std::sync::LazyLock;
 use argon2::password_hash::{PasswordHash, PasswordHasher, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
 
-/// Shortest password accepted for administrator roles.
-pub const MIN_PASSWORD_CHARS: usize = 12;
+pub use crate::domain::admin::MIN_PASSWORD_CHARS;
 
 /// OWASP's recommended Argon2id parameters: 19 MiB, 2 iterations, 1 lane.
 fn hasher() -> Argon2<'static> {

@@ -17,10 +17,10 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::http::auth::session::{ACTIVITY_GRANULARITY, SessionPolicy};
 use crate::db::{Principal, Ts};
 use crate::live::Feed;
 use crate::live::cache::EpochCache;
+use crate::services::auth::sessions::{ACTIVITY_GRANULARITY, SessionPolicy};
 
 /// How long a principal may be reused at most.
 pub const TTL: Duration = Duration::from_secs(30);
