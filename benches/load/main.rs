@@ -1,4 +1,4 @@
-//! The load benchmark of PERFORMANCE.md.
+//! The load benchmark whose targets and results are in BENCHMARKS.md.
 //!
 //! ```sh
 //! cargo bench --bench load -- --backend sqlite|postgres [--scenario NAME] [--conversations N] [--runs N] [--quick]

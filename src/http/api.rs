@@ -1,4 +1,4 @@
-//! The integration API at `/api/v1` (PRODUCT.md §7): JSON in and out, bearer
+//! The integration API at `/api/v1`: JSON in and out, bearer
 //! tokens, JSON errors `{"error": code, "message": text}`.
 //!
 //! - `POST /channels/{channel_id}/messages` and the channel's outbox
