@@ -61,7 +61,7 @@ impl RootSpanBuilder for RequestSpan {
         // The client as seen through trusted proxies (the proxy's own
         // address would be the same on every line).
         let client = request
-            .app_data::<actix_web::web::Data<crate::app::AppState>>()
+            .app_data::<actix_web::web::Data<crate::app::state::AppState>>()
             .map(|state| {
                 crate::http::auth::client_addr::client_addr(
                     request.request(),

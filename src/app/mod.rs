@@ -14,40 +14,12 @@ use sha2::{Digest, Sha512};
 use tracing_actix_web::TracingLogger;
 
 use crate::config::Settings;
+pub mod state;
+
 pub use crate::config::redact;
 use crate::db::Store;
 use crate::http;
-
-/// Shared by every request.
-#[derive(Clone)]
-pub struct AppState {
-    pub store: Store,
-    pub timezone: chrono_tz::Tz,
-    pub metrics: crate::config::MetricsAccess,
-    /// Whose forwarding headers name the client (see `auth::client_addr`).
-    pub trusted_proxies: crate::config::TrustedProxies,
-    /// Password verifications run by logins (for `/metrics`).
-    pub password_checks: std::sync::Arc<crate::services::auth::password::VerifyCounter>,
-    /// Signed-in principals, invalidated by the change feed.
-    pub principals: std::sync::Arc<crate::services::auth::principals::PrincipalCache>,
-    /// The Mensajes filter options (campaigns, agents) per scope.
-    pub filter_options: std::sync::Arc<
-        crate::live::cache::EpochCache<
-            crate::domain::Scope,
-            crate::http::conversations::FilterChoices,
-        >,
-    >,
-    /// Mensajes views (page and counts) per scope, filters and cursor.
-    pub views: std::sync::Arc<crate::http::conversations::ViewCache>,
-    /// What API tokens authenticate, by token hash (see `http::api`).
-    pub tokens: std::sync::Arc<crate::http::api::TokenCache>,
-    /// Closure categories named by Cancelar forms (see `http::actions`).
-    pub closure_refs: std::sync::Arc<crate::http::actions::ClosureRefs>,
-    /// Bulk job creators' current access, checked before each item.
-    pub bulk_access: std::sync::Arc<crate::services::bulk::CreatorAccess>,
-    /// The CSV exports running (see `http::export`).
-    pub exports: std::sync::Arc<crate::http::export::ExportSlots>,
-}
+pub use state::AppState;
 
 /// A bound, ready-to-run server.
 pub struct Application {

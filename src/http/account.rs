@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use super::admin::{Fields, see_other};
 use super::pages::{PageContext, local_datetime, relative, render_with_status, set_flash};
-use crate::app::AppState;
+use crate::app::state::AppState;
 use crate::db::{Refusal, Ts};
 use crate::domain::admin::check_password;
 use crate::http::auth::CurrentUser;

@@ -16,16 +16,13 @@ use uuid::Uuid;
 
 use super::conversations::{NOT_FOUND, RowFragment, RowView, parse_folio};
 use super::pages::{PageContext, is_fragment_request, relative, render, render_with_status};
-use crate::app::AppState;
+use crate::app::state::AppState;
 use crate::db::{AgentOption, CategoryOption, ConversationRow, HistoryRow, Store};
 use crate::domain::conversation::{self as rules};
 use crate::domain::text::COMMENT_MAX_CHARS;
-use crate::domain::{
-    CategoryRef, EventKind, Invalid, Lookup, SubcategoryRef, Transition, TransitionError,
-};
+use crate::domain::{EventKind, Invalid, Lookup, Transition, TransitionError};
 use crate::http::auth::{CurrentUser, csrf};
 use crate::http::error::AppError;
-use crate::live::cache::EpochCache;
 
 /// What the form posts. Every field is optional text: the rules decide.
 #[derive(Debug, Default, Deserialize)]
@@ -167,24 +164,7 @@ where
     })
 }
 
-/// The closure categories and sub-categories forms name, by id, so that a
-/// confirmation does not look its category up again: kept only while no
-/// administrative write (a deactivation, a move) has happened on any
-/// instance (see `EpochCache::following_directory`), or a minute.
-pub struct ClosureRefs {
-    categories: EpochCache<Uuid, CategoryRef>,
-    subcategories: EpochCache<Uuid, SubcategoryRef>,
-}
-
-impl ClosureRefs {
-    pub fn new(feed: &crate::live::Feed) -> ClosureRefs {
-        let ttl = std::time::Duration::from_secs(60);
-        ClosureRefs {
-            categories: EpochCache::following_directory(feed.clone(), ttl),
-            subcategories: EpochCache::following_directory(feed.clone(), ttl),
-        }
-    }
-}
+pub use crate::app::state::ClosureRefs;
 
 /// Everything the form shows besides what was typed.
 struct Options {

@@ -26,13 +26,11 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::app::AppState;
+use crate::app::state::AppState;
 use crate::db::{
-    Acknowledged, ChannelAuth, ChannelToken, InboundMessage, InboundOutcome, IntegrationToken,
-    StoreError, Ts, token_hash,
+    Acknowledged, ChannelAuth, InboundMessage, InboundOutcome, StoreError, Ts, token_hash,
 };
 use crate::domain::{Conversation, Scope, TransitionError};
-use crate::live::cache::EpochCache;
 use crate::services::conversations::{self, ServiceError};
 
 /// Largest accepted request body.
@@ -243,28 +241,7 @@ fn bearer(req: &HttpRequest) -> Option<&str> {
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
-/// What API tokens authenticate, by the token's hash, so that a busy channel
-/// is not looked up in the database on every message. Only tokens that
-/// authenticate are kept, with their campaign's active flag, and only until
-/// the next administrative write on any instance (a rotation, a revocation,
-/// a deactivated channel or campaign: see `EpochCache::following_directory`)
-/// or a minute without any. A campaign's deactivation (or reactivation)
-/// moves the epoch synchronously as it is published, so its tokens are
-/// refused (or accepted) from the next call on.
-pub struct TokenCache {
-    channels: EpochCache<String, ChannelToken>,
-    integrations: EpochCache<String, IntegrationToken>,
-}
-
-impl TokenCache {
-    pub fn new(feed: &crate::live::Feed) -> TokenCache {
-        let ttl = std::time::Duration::from_secs(60);
-        TokenCache {
-            channels: EpochCache::following_directory(feed.clone(), ttl),
-            integrations: EpochCache::following_directory(feed.clone(), ttl),
-        }
-    }
-}
+pub use crate::app::state::TokenCache;
 
 /// The scope of the request's integration token: its campaign, if active.
 async fn integration_scope(req: &HttpRequest, state: &AppState) -> Result<Scope, ApiError> {

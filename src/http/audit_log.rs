@@ -9,7 +9,7 @@ use chrono::{TimeZone, Utc};
 
 use super::admin::{Fields, Opt, Pager, field_id, require_super, when};
 use super::pages::{PageContext, render_with_status};
-use crate::app::AppState;
+use crate::app::state::AppState;
 use crate::db::{AuditFilter, Ts};
 use crate::domain::admin::{AuditAction, AuditObject};
 use crate::http::auth::CurrentUser;

@@ -16,7 +16,7 @@ use uuid::Uuid;
 use super::actions::Choice;
 use super::admin::{Fields, confirm_with};
 use super::pages::{PageContext, render_with_status, set_flash};
-use crate::app::AppState;
+use crate::app::state::AppState;
 use crate::db::{AutoCancelRule, NewAutoCancelRule, Refusal, Ts};
 use crate::domain::{Invalid, Status};
 use crate::http::auth::CurrentUser;

@@ -19,7 +19,7 @@ use uuid::Uuid;
 use super::actions::Choice;
 use super::conversations::{RawQuery, parse_filter};
 use super::pages::{PageContext, is_fragment_request, local_datetime, render, render_with_status};
-use crate::app::AppState;
+use crate::app::state::AppState;
 use crate::db::{BulkAction, BulkJob, BulkStatus, ItemOutcome, NewBulkJob, Ts};
 use crate::domain::text::{COMMENT_MAX_CHARS, Comment};
 use crate::domain::{Invalid, Role};

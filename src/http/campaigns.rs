@@ -15,7 +15,7 @@ use super::admin::{
     require_super, see_other, when,
 };
 use super::pages::{PageContext, render_with_status, set_flash};
-use crate::app::AppState;
+use crate::app::state::AppState;
 use crate::db::{CampaignRecord, CampaignSummary, PageCursor, Refusal, Ts};
 use crate::domain::admin::{
     DayHours, DayInput, DayMode, NAME_MAX_CHARS, Name, WEEKDAYS, parse_schedule, parse_timezone,

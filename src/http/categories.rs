@@ -19,7 +19,7 @@ use uuid::Uuid;
 
 use super::admin::{Fields, Opt, PAGE_KEYS, Pager, confirm, field_id, path_id, see_other};
 use super::pages::{PageContext, render_with_status, set_flash};
-use crate::app::AppState;
+use crate::app::state::AppState;
 use crate::db::{ADMIN_PAGE_SIZE, CampaignRecord, Direction, PageCursor, Refusal, Ts};
 use crate::domain::admin::Name;
 use crate::http::auth::CurrentUser;

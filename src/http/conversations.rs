@@ -7,11 +7,8 @@ use chrono::{TimeZone, Utc};
 use uuid::Uuid;
 
 use super::pages::{PageContext, is_fragment_request, local_datetime, relative, render};
-use crate::app::AppState;
-use crate::db::{
-    CampaignOption, ConversationRow, Cursor, HistoryRow, ListFilter, PersonOption, Search,
-    StatusFilter, Ts,
-};
+use crate::app::state::AppState;
+use crate::db::{ConversationRow, Cursor, HistoryRow, ListFilter, Search, StatusFilter, Ts};
 use crate::domain::{ChannelKind, Status};
 use crate::http::auth::CurrentUser;
 use crate::http::error::AppError;
@@ -378,13 +375,6 @@ pub struct MensajesResults {
     pub filter_query: String,
 }
 
-/// The campaigns and agents a scope may filter by.
-#[derive(Debug, Clone)]
-pub struct FilterChoices {
-    pub campaigns: Vec<CampaignOption>,
-    pub agents: Vec<PersonOption>,
-}
-
 /// The filter choices of `scope`, cached until rights or names change on
 /// any instance (a rename is an administrative write: see
 /// `EpochCache::following_directory`).
@@ -405,18 +395,7 @@ async fn filter_choices(
     choices.ok_or_else(|| AppError::unexpected("filter choices were not loaded"))
 }
 
-/// A Mensajes view as the database answered it: the page and the counts.
-pub type View = (crate::db::ListPage, Vec<(Status, i64)>);
-
-/// Cached Mensajes views, by scope, filters and cursor.
-pub type ViewCache =
-    crate::live::cache::ViewCache<(crate::domain::Scope, ListFilter, Option<Cursor>), View>;
-
-/// Longest a cached view is trusted without any event (see
-/// [`crate::live::cache::ViewCache`]).
-pub const VIEW_TTL: std::time::Duration = std::time::Duration::from_secs(10);
-/// Views kept (a page of 51 rows is about 30 KB).
-pub const VIEW_CAPACITY: usize = 256;
+pub use crate::app::state::{FilterChoices, VIEW_CAPACITY, VIEW_TTL, View, ViewCache};
 
 /// The view of `scope`, `filter` and `cursor`: from the cache while nothing
 /// it shows has changed, from the database otherwise. Searches always read

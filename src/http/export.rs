@@ -34,7 +34,7 @@
 //! nothing for 30 s (see `startup::drop_when_unread`).
 
 use std::io::{BufWriter, Read, Seek, Write};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, PoisonError};
 use std::time::Instant;
 
 use actix_web::body::SizedStream;
@@ -42,12 +42,13 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::Utc;
 use futures_util::stream;
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use super::conversations::{RawQuery, parse_filter};
 use super::pages::local_datetime;
-use crate::app::AppState;
+use crate::app::state::AppState;
+pub use crate::app::state::ExportSlots;
 use crate::db::{ExportRow, ExportSource};
 use crate::domain::ActorKind;
 use crate::http::auth::CurrentUser;
@@ -71,11 +72,7 @@ pub const EXPORTS_PER_PERSON: usize = 2;
 /// most end in seconds).
 pub const EXPORTS_PER_INSTANCE: usize = 4;
 
-/// Exports reading the database at once. One: an export's read is short and
-/// the others wait for their turn, so exports never hold more than one
-/// pooled connection, whatever the pool's size (SQLite's read pool has four
-/// on a two-core machine; four exports reading together would take it all).
-pub const READS_AT_ONCE: usize = 1;
+pub use crate::app::state::READS_AT_ONCE;
 
 /// The column headers, in order.
 pub const HEADERS: [&str; 15] = [
@@ -151,28 +148,6 @@ fn row_fields(row: &ExportRow, tz: chrono_tz::Tz) -> [String; 15] {
         row.subcategory_name.clone().unwrap_or_default(),
         row.closure_comment.clone().unwrap_or_default(),
     ]
-}
-
-/// The exports running on this instance, for the limits above.
-pub struct ExportSlots {
-    running: Mutex<Running>,
-    /// Turns to read the database (see [`READS_AT_ONCE`]).
-    reads: Semaphore,
-}
-
-#[derive(Default)]
-struct Running {
-    total: usize,
-    per_person: std::collections::HashMap<Uuid, usize>,
-}
-
-impl Default for ExportSlots {
-    fn default() -> Self {
-        ExportSlots {
-            running: Mutex::default(),
-            reads: Semaphore::new(READS_AT_ONCE),
-        }
-    }
 }
 
 impl ExportSlots {

@@ -8,7 +8,7 @@ use chrono::Utc;
 use serde::Deserialize;
 
 use super::pages::{render, render_with_status};
-use crate::app::AppState;
+use crate::app::state::AppState;
 use crate::domain::text::{EMAIL_MAX_CHARS, Email};
 use crate::http::auth::client_addr::client_addr;
 use crate::http::auth::csrf;

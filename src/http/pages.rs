@@ -12,7 +12,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use chrono::{DateTime, Utc};
 
-use crate::app::AppState;
+use crate::app::state::AppState;
 use crate::db::{Principal, Ts};
 use crate::domain::Role;
 use crate::http::auth::session::principal_of;

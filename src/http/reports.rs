@@ -14,7 +14,7 @@ use uuid::Uuid;
 use super::conversations::FilterOption;
 use super::export::csv_response;
 use super::pages::{PageContext, render_with_status};
-use crate::app::AppState;
+use crate::app::state::AppState;
 use crate::db::{Campaigns, ExportSource, ReportCounts, Ts};
 use crate::domain::days::{day_bounds, day_start};
 use crate::domain::{ActorKind, Status};

@@ -15,7 +15,7 @@ use uuid::Uuid;
 use super::account::{SessionsCard, SessionsClose, closed_message};
 use super::admin::{Fields, Opt, Pager, confirm, field_id, path_id, require_super, see_other};
 use super::pages::{PageContext, render_with_status, set_flash};
-use crate::app::AppState;
+use crate::app::state::AppState;
 use crate::db::{AccountInput, AccountRow, CampaignRecord, Refusal, Ts, UserFilter};
 use crate::domain::Role;
 use crate::domain::admin::{NAME_MAX_CHARS, Name, check_password};

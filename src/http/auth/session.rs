@@ -23,7 +23,7 @@ use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
 use chrono::Utc;
 use uuid::Uuid;
 
-use crate::app::AppState;
+use crate::app::state::AppState;
 use crate::db::{Principal, SessionRecord, Ts};
 use crate::http::error::AppError;
 use crate::services::auth::principals::CachedSession;
