@@ -274,7 +274,7 @@ fn run(
             .wrap(security_headers())
             .wrap(Compress::default())
             .wrap(from_fn(crate::telemetry::observe))
-            .wrap(TracingLogger::<crate::telemetry::RequestSpan>::new())
+            .wrap(TracingLogger::<crate::http::middleware::RequestSpan>::new())
             .configure(http::configure)
             .service(
                 actix_files::Files::new("/static", &static_dir)

@@ -15,6 +15,7 @@ pub mod error;
 pub mod export;
 pub mod live;
 pub mod login;
+pub mod middleware;
 pub mod pages;
 pub mod reports;
 pub mod users;
