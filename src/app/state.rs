@@ -28,22 +28,18 @@ pub struct AppState {
     /// Signed-in principals, invalidated by the change feed.
     pub principals: std::sync::Arc<crate::services::auth::principals::PrincipalCache>,
     /// The Mensajes filter options (campaigns, agents) per scope.
-    pub filter_options: std::sync::Arc<
-        crate::live::cache::EpochCache<
-            crate::domain::Scope,
-            crate::http::conversations::FilterChoices,
-        >,
-    >,
+    pub filter_options:
+        std::sync::Arc<crate::live::cache::EpochCache<crate::domain::Scope, FilterChoices>>,
     /// Mensajes views (page and counts) per scope, filters and cursor.
-    pub views: std::sync::Arc<crate::http::conversations::ViewCache>,
+    pub views: std::sync::Arc<ViewCache>,
     /// What API tokens authenticate, by token hash (see `http::api`).
-    pub tokens: std::sync::Arc<crate::http::api::TokenCache>,
+    pub tokens: std::sync::Arc<TokenCache>,
     /// Closure categories named by Cancelar forms (see `http::actions`).
-    pub closure_refs: std::sync::Arc<crate::http::actions::ClosureRefs>,
+    pub closure_refs: std::sync::Arc<ClosureRefs>,
     /// Bulk job creators' current access, checked before each item.
     pub bulk_access: std::sync::Arc<crate::services::bulk::CreatorAccess>,
     /// The CSV exports running (see `http::export`).
-    pub exports: std::sync::Arc<crate::http::export::ExportSlots>,
+    pub exports: std::sync::Arc<ExportSlots>,
 }
 
 /// The campaigns and agents a scope may filter by.

@@ -90,6 +90,67 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             "/usuarios/{id}/sesiones/cerrar",
             web::post().to(users::close_sessions),
         )
-        .configure(admin::configure)
+        .configure(configure_admin)
         .service(api::scope());
+}
+
+/// The administration routes (Campañas, Usuarios, Categorías, Auditoría),
+/// here rather than in `admin`: those pages use `admin`'s helpers, so
+/// `admin` must not name them.
+/// Literal segments are registered before the `{id}` patterns they overlap.
+fn configure_admin(cfg: &mut actix_web::web::ServiceConfig) {
+    use actix_web::web::{get, post};
+    cfg.route("/campanas", get().to(campaigns::list))
+        .route("/campanas", post().to(campaigns::create))
+        .route("/campanas/nueva", get().to(campaigns::new_form))
+        .route("/campanas/{id}", get().to(campaigns::show))
+        .route("/campanas/{id}", post().to(campaigns::update))
+        .route("/campanas/{id}/horario", get().to(campaigns::schedule))
+        .route(
+            "/campanas/{id}/horario",
+            post().to(campaigns::save_schedule),
+        )
+        .route("/campanas/{id}/canales", get().to(campaigns::channels))
+        .route(
+            "/campanas/{id}/canales",
+            post().to(campaigns::create_channel),
+        )
+        .route(
+            "/campanas/{id}/canales/{canal}/{accion}",
+            post().to(campaigns::channel_action),
+        )
+        .route("/campanas/{id}/tokens", post().to(campaigns::create_token))
+        .route(
+            "/campanas/{id}/tokens/{token}/revocar",
+            post().to(campaigns::revoke_token),
+        )
+        .route("/campanas/{id}/miembros", get().to(campaigns::members))
+        .route("/campanas/{id}/miembros", post().to(campaigns::add_member))
+        .route(
+            "/campanas/{id}/miembros/{usuario}/quitar",
+            post().to(campaigns::remove_member),
+        )
+        .route("/campanas/{id}/{accion}", post().to(campaigns::set_active))
+        .route("/usuarios", get().to(users::list))
+        .route("/usuarios", post().to(users::create))
+        .route("/usuarios/nuevo", get().to(users::new_form))
+        .route("/usuarios/{id}", get().to(users::show))
+        .route("/usuarios/{id}", post().to(users::update))
+        .route("/usuarios/{id}/contrasena", post().to(users::set_password))
+        .route("/usuarios/{id}/{accion}", post().to(users::set_active))
+        .route("/categorias", get().to(categories::show))
+        .route("/categorias/{campana}", post().to(categories::create))
+        .route(
+            "/categorias/{campana}/categoria/{categoria}/subcategorias",
+            post().to(categories::create_sub),
+        )
+        .route(
+            "/categorias/{campana}/{tipo}/{id}",
+            post().to(categories::rename),
+        )
+        .route(
+            "/categorias/{campana}/{tipo}/{id}/{accion}",
+            post().to(categories::act),
+        )
+        .route("/auditoria", get().to(audit_log::list));
 }
