@@ -11,9 +11,9 @@ use common::webdriver::Browser;
 use common::{
     ADMIN_EMAIL, ADMIN_PASSWORD, Backend, SUPER_EMAIL, TestApp, csrf_in, new_client, spawn_app,
 };
-use relevo::services::bulk::CreatorAccess;
 use relevo::db::{ApplyWith, BulkAction, BulkStatus, NewBulkJob, Ts};
 use relevo::domain::{Lookup, Scope};
+use relevo::services::bulk::CreatorAccess;
 use reqwest::StatusCode;
 use serde_json::json;
 use uuid::Uuid;

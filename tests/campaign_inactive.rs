@@ -9,10 +9,10 @@ mod common;
 
 use chrono::{NaiveTime, Utc};
 use common::{Backend, TestApp, csrf_in, spawn_app};
-use relevo::services::auto_cancel::{Measure, run_pass};
 use relevo::db::{NewAutoCancelRule, Ts};
 use relevo::domain::admin::DayHours;
 use relevo::domain::{Role, Status};
+use relevo::services::auto_cancel::{Measure, run_pass};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use uuid::Uuid;

@@ -14,10 +14,10 @@ pub mod webdriver;
 
 use std::sync::Once;
 
+use relevo::app::Application;
 use relevo::config::Settings;
 use relevo::db::{NewUser, Store, Ts};
 use relevo::domain::Role;
-use relevo::app::Application;
 use reqwest::StatusCode;
 use reqwest::redirect::Policy;
 use uuid::Uuid;
