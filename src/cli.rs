@@ -3,11 +3,12 @@
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 
+use crate::app::Application;
 use crate::config::Settings;
+use crate::config::redact;
 use crate::db::{NewUser, Store, Ts};
 use crate::domain::Role;
 use crate::domain::text::Email;
-use crate::startup::{Application, redact};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -51,7 +52,7 @@ pub enum Command {
     },
 }
 
-/// Operations commands (see `crate::ops`).
+/// Operations commands (see `crate::services::ops`).
 #[derive(Debug, Subcommand)]
 pub enum OpsCommand {
     /// Write a consistent copy of the SQLite database to PATH (while running).
@@ -82,8 +83,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(settings, false).await,
         Command::Demo => serve(settings, true).await,
-        Command::Ops(OpsCommand::Backup { path }) => crate::ops::backup(&settings, &path).await,
-        Command::Ops(OpsCommand::Check) => crate::ops::check(&settings).await,
+        Command::Ops(OpsCommand::Backup { path }) => {
+            crate::services::ops::backup(&settings, &path).await
+        }
+        Command::Ops(OpsCommand::Check) => crate::services::ops::check(&settings).await,
         Command::CreateUser {
             email,
             name,
@@ -123,17 +126,20 @@ async fn serve(settings: Settings, demo: bool) -> anyhow::Result<()> {
         eprintln!();
         eprintln!(
             "  Super Administrador: {}  /  {}",
-            crate::demo::SUPER_ADMIN_EMAIL,
-            crate::demo::SUPER_ADMIN_PASSWORD
+            crate::services::demo::SUPER_ADMIN_EMAIL,
+            crate::services::demo::SUPER_ADMIN_PASSWORD
         );
         eprintln!(
             "  Administrador:       {}  /  {}",
-            crate::demo::ADMIN_EMAIL,
-            crate::demo::ADMIN_PASSWORD
+            crate::services::demo::ADMIN_EMAIL,
+            crate::services::demo::ADMIN_PASSWORD
         );
         eprintln!();
         print_demo_api(&app.state().store, &url).await?;
-        crate::simulator::spawn(app.state().store.clone(), crate::simulator::rate_from_env());
+        crate::services::simulator::spawn(
+            app.state().store.clone(),
+            crate::services::simulator::rate_from_env(),
+        );
     }
     app.run_until_signalled().await?;
     Ok(())
@@ -178,8 +184,8 @@ async fn print_demo_api(store: &Store, url: &str) -> anyhow::Result<()> {
     );
     eprintln!(
         "  Simulador de tráfico: {} eventos/s ({}=0 lo apaga)",
-        crate::simulator::rate_from_env(),
-        crate::simulator::RATE_VAR
+        crate::services::simulator::rate_from_env(),
+        crate::services::simulator::RATE_VAR
     );
     eprintln!();
     Ok(())
@@ -191,11 +197,15 @@ pub async fn seed_demo(store: &Store) -> anyhow::Result<()> {
         tracing::info!("database already has data; demo data not added");
         return Ok(());
     }
-    let super_hash =
-        crate::auth::password::hash(crate::demo::SUPER_ADMIN_PASSWORD.to_owned()).await?;
-    let admin_hash = crate::auth::password::hash(crate::demo::ADMIN_PASSWORD.to_owned()).await?;
+    let super_hash = crate::services::auth::password::hash(
+        crate::services::demo::SUPER_ADMIN_PASSWORD.to_owned(),
+    )
+    .await?;
+    let admin_hash =
+        crate::services::auth::password::hash(crate::services::demo::ADMIN_PASSWORD.to_owned())
+            .await?;
     let now = chrono::Utc::now();
-    let plan = crate::demo::plan(now, super_hash, admin_hash);
+    let plan = crate::services::demo::plan(now, super_hash, admin_hash);
     let summary = store.insert_demo(&plan, Ts::new(now)).await?;
     tracing::info!(
         campaigns = summary.campaigns,
@@ -249,13 +259,13 @@ async fn create_user(
             Ok(p) if !p.is_empty() => p,
             _ => rpassword::prompt_password("Contraseña: ").context("cannot read the password")?,
         };
-        if password.chars().count() < crate::auth::password::MIN_PASSWORD_CHARS {
+        if password.chars().count() < crate::services::auth::password::MIN_PASSWORD_CHARS {
             bail!(
                 "the password must have at least {} characters",
-                crate::auth::password::MIN_PASSWORD_CHARS
+                crate::services::auth::password::MIN_PASSWORD_CHARS
             );
         }
-        Some(crate::auth::password::hash(password).await?)
+        Some(crate::services::auth::password::hash(password).await?)
     } else {
         None
     };

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 
 use anyhow::Context;
 
-pub use crate::auth::client_addr::TrustedProxies;
+pub use crate::http::auth::client_addr::TrustedProxies;
 
 /// Runtime configuration.
 #[derive(Debug, Clone)]
@@ -159,6 +159,20 @@ fn parse_bool(value: Option<&str>) -> anyhow::Result<bool> {
         None | Some("false" | "0" | "no" | "off") => Ok(false),
         Some("true" | "1" | "yes" | "on") => Ok(true),
         Some(other) => anyhow::bail!("unexpected value {other:?}"),
+    }
+}
+
+/// Hides the password of a database URL for messages.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let credentials = &url[scheme + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
     }
 }
 

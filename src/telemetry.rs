@@ -28,8 +28,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
-use tracing::Span;
-use tracing_actix_web::{RequestId, RootSpanBuilder};
+use tracing_actix_web::RequestId;
 use tracing_subscriber::EnvFilter;
 
 /// Installs the global subscriber; a second call is a no-op (tests).
@@ -48,47 +47,6 @@ pub fn init() {
     } else {
         builder.try_init()
     };
-}
-
-/// The request span: id, client address, method and route pattern only.
-pub struct RequestSpan;
-
-impl RootSpanBuilder for RequestSpan {
-    fn on_request_start(request: &ServiceRequest) -> Span {
-        let route = request
-            .match_pattern()
-            .unwrap_or_else(|| "unmatched".to_owned());
-        let request_id = request
-            .extensions()
-            .get::<RequestId>()
-            .map(ToString::to_string)
-            .unwrap_or_default();
-        // The client as seen through trusted proxies (the proxy's own
-        // address would be the same on every line).
-        let client = request
-            .app_data::<actix_web::web::Data<crate::startup::AppState>>()
-            .map(|state| {
-                crate::auth::client_addr::client_addr(request.request(), &state.trusted_proxies)
-                    .to_string()
-            })
-            .unwrap_or_default();
-        tracing::info_span!(
-            "request",
-            request_id = %request_id,
-            client = %client,
-            method = %request.method(),
-            route = %route,
-            status = tracing::field::Empty,
-        )
-    }
-
-    fn on_request_end<B: MessageBody>(span: Span, outcome: &Result<ServiceResponse<B>, Error>) {
-        let status = match outcome {
-            Ok(response) => response.status().as_u16(),
-            Err(error) => error.as_response_error().status_code().as_u16(),
-        };
-        span.record("status", status);
-    }
 }
 
 /// Upper bounds (seconds) of the latency histogram buckets.

@@ -11,13 +11,13 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{Duration, Utc};
 use common::{Backend, TestApp, csrf_in, spawn_app};
-use relevo::autocancel::{
-    Cancelled, Measure, RuleClosure, apply_rule, cancel_stale, preview, run_pass, targets,
-};
 use relevo::db::{
     AutoCancelRule, ChannelAuth, InboundMessage, NewAutoCancelRule, StaleConversation, Store, Ts,
 };
 use relevo::domain::{Scope, Status};
+use relevo::services::auto_cancel::{
+    Cancelled, Measure, RuleClosure, apply_rule, cancel_stale, preview, run_pass, targets,
+};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 use uuid::Uuid;

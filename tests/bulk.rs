@@ -11,9 +11,9 @@ use common::webdriver::Browser;
 use common::{
     ADMIN_EMAIL, ADMIN_PASSWORD, Backend, SUPER_EMAIL, TestApp, csrf_in, new_client, spawn_app,
 };
-use relevo::bulk::CreatorAccess;
 use relevo::db::{ApplyWith, BulkAction, BulkStatus, NewBulkJob, Ts};
 use relevo::domain::{Lookup, Scope};
+use relevo::services::bulk::CreatorAccess;
 use reqwest::StatusCode;
 use serde_json::json;
 use uuid::Uuid;
@@ -424,7 +424,7 @@ async fn a_large_job_runs_in_the_background_and_only_its_creator_sees_it(backend
     app.login_as_admin().await;
     let open = open_in(&app, "Ventas Hogar").await;
     assert!(
-        open.len() > relevo::bulk::INLINE_MAX,
+        open.len() > relevo::services::bulk::INLINE_MAX,
         "demo has enough open rows"
     );
     let token = csrf(&app).await;
@@ -628,7 +628,7 @@ async fn a_job_resumed_after_a_crash_reports_its_own_change_as_applied(backend: 
         }
     };
     assert_eq!(moved, 1, "the job's lease");
-    relevo::bulk::process(&app.store, &access(&app), job)
+    relevo::services::bulk::process(&app.store, &access(&app), job)
         .await
         .unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
@@ -781,7 +781,7 @@ async fn a_job_stops_at_the_next_item_once_its_creator_is_deactivated(backend: B
     // The Super Administrador deactivates the creator while the job is
     // between its fifth and sixth item.
     let store = app.store.clone();
-    relevo::bulk::process_observing(&app.store, &access(&app), job, move |position| {
+    relevo::services::bulk::process_observing(&app.store, &access(&app), job, move |position| {
         let store = store.clone();
         async move {
             if position == 5 {
@@ -833,7 +833,7 @@ async fn a_job_stops_at_the_next_item_once_its_creator_is_deactivated(backend: B
             .unwrap(),
         Ok(true)
     );
-    relevo::bulk::process(&app.store, &access(&app), job)
+    relevo::services::bulk::process(&app.store, &access(&app), job)
         .await
         .unwrap();
     assert_eq!(outcomes(&app, job).await, results);
@@ -872,7 +872,7 @@ async fn a_job_stops_at_the_first_item_of_a_campaign_taken_from_its_creator(back
     .await;
     // Soporte Técnico is taken from the creator before the fourth item.
     let store = app.store.clone();
-    relevo::bulk::process_observing(&app.store, &access(&app), job, move |position| {
+    relevo::services::bulk::process_observing(&app.store, &access(&app), job, move |position| {
         let store = store.clone();
         async move {
             if position == 3 {
@@ -943,7 +943,7 @@ async fn a_job_resumed_by_another_instance_stops_when_its_creator_was_demoted(ba
     )
     .await;
     // The first instance applies three items and stops (its lease is held).
-    relevo::bulk::process_observing(&app.store, &access(&app), job, |position| {
+    relevo::services::bulk::process_observing(&app.store, &access(&app), job, |position| {
         std::future::ready(if position == 3 {
             ControlFlow::Break(())
         } else {
@@ -985,7 +985,7 @@ async fn a_job_resumed_by_another_instance_stops_when_its_creator_was_demoted(ba
         .execute_id("update bulk_jobs set lease_until = null where id = $1", job)
         .await;
     let settings = relevo::config::Settings::on_free_port(&app.database_url);
-    let server = relevo::startup::Application::build_with_store(settings, store.clone())
+    let server = relevo::app::Application::build_with_store(settings, store.clone())
         .await
         .unwrap();
     let second = TestApp::attach(server.port(), store, backend, app.database_url.clone());
@@ -1039,7 +1039,7 @@ async fn a_super_administrators_job_keeps_acting_through_others_access_changes(b
     .await;
     // Someone else loses access mid-job: the Super Administrador does not.
     let store = app.store.clone();
-    relevo::bulk::process_observing(&app.store, &access(&app), job, move |position| {
+    relevo::services::bulk::process_observing(&app.store, &access(&app), job, move |position| {
         let store = store.clone();
         async move {
             if position == 2 {

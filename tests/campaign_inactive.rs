@@ -9,10 +9,10 @@ mod common;
 
 use chrono::{NaiveTime, Utc};
 use common::{Backend, TestApp, csrf_in, spawn_app};
-use relevo::autocancel::{Measure, run_pass};
 use relevo::db::{NewAutoCancelRule, Ts};
 use relevo::domain::admin::DayHours;
 use relevo::domain::{Role, Status};
+use relevo::services::auto_cancel::{Measure, run_pass};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -339,11 +339,11 @@ async fn the_router_never_assigns_conversations_of_an_inactive_campaign(backend:
         "presence assigned none"
     );
     // The per-minute scheduler, driven directly.
-    relevo::routing::assign_all_waiting(&app.store)
+    relevo::services::router::assign_all_waiting(&app.store)
         .await
         .unwrap();
     assert_eq!(
-        relevo::routing::assign_waiting(&app.store, campaign, Utc::now())
+        relevo::services::router::assign_waiting(&app.store, campaign, Utc::now())
             .await
             .unwrap(),
         0
@@ -363,7 +363,7 @@ async fn the_router_never_assigns_conversations_of_an_inactive_campaign(backend:
         .await
         .unwrap()
         .unwrap();
-    let assigned = relevo::routing::assign_all_waiting(&app.store)
+    let assigned = relevo::services::router::assign_all_waiting(&app.store)
         .await
         .unwrap();
     assert!(

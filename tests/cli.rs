@@ -58,7 +58,7 @@ async fn create_user_adds_a_user_who_can_then_log_in(backend: Backend) {
         .unwrap();
     let hash = account.password_hash.expect("a password was set");
     assert!(
-        relevo::auth::password::verify("una-clave-muy-larga".into(), Some(hash))
+        relevo::services::auth::password::verify("una-clave-muy-larga".into(), Some(hash))
             .await
             .unwrap()
     );

@@ -2642,7 +2642,7 @@ async fn set_up(app: TestApp) -> Fuzz {
         .expect("rule off");
     assert_eq!(answer.status(), StatusCode::SEE_OTHER, "rule off");
     // One pass now, so that Ventas Hogar's outbox has nudges to acknowledge.
-    relevo::autocancel::run_pass(&app.store, chrono::Utc::now())
+    relevo::services::auto_cancel::run_pass(&app.store, chrono::Utc::now())
         .await
         .expect("automatic cancellation pass");
     let nudged = "from outbox_messages o join channels c on c.id = o.channel_id \

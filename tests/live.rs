@@ -255,7 +255,7 @@ async fn second_instance(first: &TestApp) -> TestApp {
     let url = first.database_url.clone();
     let store = relevo::db::Store::connect(&url).await.unwrap();
     let settings = relevo::config::Settings::on_free_port(&url);
-    let app = relevo::startup::Application::build_with_store(settings, store.clone())
+    let app = relevo::app::Application::build_with_store(settings, store.clone())
         .await
         .unwrap();
     let port = app.port();

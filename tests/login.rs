@@ -118,7 +118,7 @@ async fn repeated_failures_lock_the_account_with_a_clear_message(backend: Backen
     let Some(app) = spawn_app(backend).await else {
         return;
     };
-    let limit = relevo::auth::throttle::ACCOUNT_LIMIT;
+    let limit = relevo::services::auth::throttle::ACCOUNT_LIMIT;
     for attempt in 1..limit {
         let page = app.login(ADMIN_EMAIL, "wrong-password").await;
         assert_eq!(page.status, StatusCode::UNAUTHORIZED, "attempt {attempt}");

@@ -116,7 +116,7 @@ async fn the_service_rides_out_a_postgres_restart_without_half_writes() {
     store.migrate().await.expect("migrate");
     relevo::cli::seed_demo(&store).await.expect("seed");
     let settings = relevo::config::Settings::on_free_port(&cluster.url());
-    let server = relevo::startup::Application::build_with_store(settings, store.clone())
+    let server = relevo::app::Application::build_with_store(settings, store.clone())
         .await
         .expect("build");
     let port = server.port();

@@ -579,13 +579,13 @@ async fn per_day_counts_are_exact_in_any_time_zone(backend: Backend) {
                 .date_naive();
             *expected.entry(local).or_default() += 1;
         }
-        let bounds = relevo::routes::reportes::report_bounds(from, to, tz);
+        let bounds = relevo::http::reports::report_bounds(from, to, tz);
         let counts = app
             .store
             .report_counts(&relevo::db::Campaigns::All, &bounds)
             .await
             .unwrap();
-        let report = relevo::routes::reportes::build_report(&counts, from, to);
+        let report = relevo::http::reports::build_report(&counts, from, to);
         let shown: BTreeMap<chrono::NaiveDate, i64> = report
             .days
             .iter()

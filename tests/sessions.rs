@@ -535,7 +535,7 @@ async fn expired_sessions_are_purged_and_live_ones_kept(backend: Backend) {
     let super_id = user_id(&app, SUPER_EMAIL).await;
     // Expired two days ago: well past any grace.
     backdate_activity(&app, laura, Duration::days(2)).await;
-    let policy = relevo::auth::session::SessionPolicy::with_idle_minutes(120);
+    let policy = relevo::http::auth::session::SessionPolicy::with_idle_minutes(120);
     let purged = app
         .store
         .purge_expired_sessions(policy.purge_limits(Utc::now()), 1000)

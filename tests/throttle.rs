@@ -7,8 +7,8 @@ use common::{
     ADMIN_EMAIL, ADMIN_PASSWORD, Backend, TestApp, csrf_in, new_client, spawn_app,
     spawn_app_configured,
 };
-use relevo::auth::throttle::{ACCOUNT_LIMIT, ADDRESS_LIMIT};
 use relevo::db::{Store, Ts};
+use relevo::services::auth::throttle::{ACCOUNT_LIMIT, ADDRESS_LIMIT};
 use reqwest::StatusCode;
 
 on_both_backends!(

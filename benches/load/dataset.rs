@@ -1,4 +1,4 @@
-//! The benchmark data set of PERFORMANCE.md, generated deterministically and
+//! The benchmark data set of BENCHMARKS.md, generated deterministically and
 //! written with multi-row inserts in large transactions: 50 campaigns, 500
 //! agents, 200,000 contacts, 1,000,000 conversations over 180 days (the most
 //! recent 10 % open) with their history and the customer message that

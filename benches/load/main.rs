@@ -1,4 +1,4 @@
-//! The load benchmark of PERFORMANCE.md.
+//! The load benchmark whose targets and results are in BENCHMARKS.md.
 //!
 //! ```sh
 //! cargo bench --bench load -- --backend sqlite|postgres [--scenario NAME] [--conversations N] [--runs N] [--quick]
@@ -192,7 +192,7 @@ impl Databases {
             plan.conversations
         );
         let started = Instant::now();
-        let hash = relevo::auth::password::hash(dataset::PASSWORD.to_owned()).await?;
+        let hash = relevo::services::auth::password::hash(dataset::PASSWORD.to_owned()).await?;
         dataset::build(&store, &plan, &hash).await?;
         println!(
             "Data set built in {:.0} s.",

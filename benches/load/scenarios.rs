@@ -1,4 +1,4 @@
-//! The scenarios of PERFORMANCE.md.
+//! The scenarios of BENCHMARKS.md.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};

@@ -532,7 +532,7 @@ impl super::Store {
         now: Ts,
     ) -> AdminResult<(Uuid, String)> {
         let id = Uuid::now_v7();
-        let token = format!("rlv_ch_{}", crate::auth::random_token());
+        let token = format!("rlv_ch_{}", crate::db::random_token());
         let hash = token_hash(&token);
         admin_write!(self, now, None, |tx| {
             let campaign: String = sqlx::query_scalar("select name from campaigns where id = $1")
@@ -579,7 +579,7 @@ impl super::Store {
         channel_id: Uuid,
         now: Ts,
     ) -> AdminResult<String> {
-        let token = format!("rlv_ch_{}", crate::auth::random_token());
+        let token = format!("rlv_ch_{}", crate::db::random_token());
         let hash = token_hash(&token);
         admin_write!(self, now, None, |tx| {
             let (kind, name): (String, String) = sqlx::query_as(
@@ -684,7 +684,7 @@ impl super::Store {
         now: Ts,
     ) -> AdminResult<(Uuid, String)> {
         let id = Uuid::now_v7();
-        let token = format!("rlv_{}", crate::auth::random_token());
+        let token = format!("rlv_{}", crate::db::random_token());
         let hash = token_hash(&token);
         admin_write!(self, now, None, |tx| {
             let campaign: String = sqlx::query_scalar("select name from campaigns where id = $1")

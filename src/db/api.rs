@@ -18,6 +18,14 @@ use crate::domain::schedule::{DayHours, parse_hhmm};
 use crate::domain::{ChannelKind, Conversation, Scope, Status, Transition};
 use crate::live::{Change, Event};
 
+/// A random token of 32 bytes, hex-encoded (64 characters).
+pub fn random_token() -> String {
+    use argon2::password_hash::rand_core::{OsRng, RngCore};
+    let mut bytes = [0u8; 32];
+    OsRng.fill_bytes(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// Hex SHA-256 of a token: the only form in which tokens are stored.
 pub fn token_hash(token: &str) -> String {
     Sha256::digest(token.as_bytes())
@@ -189,7 +197,7 @@ impl super::Store {
             return Ok(None);
         };
         let id = Uuid::now_v7();
-        let token = format!("rlv_{}", crate::auth::random_token());
+        let token = format!("rlv_{}", crate::db::random_token());
         with_write!(self, |pool| {
             sqlx::query(
                 "insert into integration_tokens (id, name, token_hash, created_at, revoked_at, \
@@ -209,7 +217,7 @@ impl super::Store {
     /// Gives a channel a new token and returns it (the old one stops
     /// working); `None` for an unknown channel.
     pub async fn rotate_channel_token(&self, channel_id: Uuid) -> StoreResult<Option<String>> {
-        let token = format!("rlv_ch_{}", crate::auth::random_token());
+        let token = format!("rlv_ch_{}", crate::db::random_token());
         // The old token must stop working on every instance at once.
         let event = Event::DirectoryChanged;
         let notification = self.feed().notification(event);

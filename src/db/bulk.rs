@@ -339,8 +339,8 @@ impl super::Store {
                         // Unknown or out-of-scope folios are settled at once.
                         if found.is_none() {
                             b.push_bind("not_found")
-                                .push_bind(crate::bulk::REASON_NOT_FOUND)
-                                .push_bind(crate::routes::mensajes::NOT_FOUND)
+                                .push_bind(crate::domain::conversation::REASON_NOT_FOUND)
+                                .push_bind(crate::domain::conversation::NOT_FOUND)
                                 .push_bind(Some(job.at));
                         } else {
                             b.push_bind(None::<&str>)

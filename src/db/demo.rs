@@ -1,9 +1,74 @@
-//! Writing a demo data set (see `crate::demo`) in one transaction.
+//! Writing a demo data set (see `crate::services::demo`) in one transaction.
 
 use uuid::Uuid;
 
+use crate::domain::conversation::Transition;
+use crate::domain::{ChannelKind, Conversation, Role};
+
 use super::{StoreResult, Ts, with_write};
-use crate::demo::DemoPlan;
+
+// The plan: what `services::demo` generates and this module writes.
+
+pub struct PlannedCampaign {
+    pub id: Uuid,
+    pub name: String,
+    pub timezone: String,
+    /// (weekday 0 = Monday, opens, closes)
+    pub schedule: Vec<(i32, String, String)>,
+}
+
+pub struct PlannedUser {
+    pub id: Uuid,
+    pub email: String,
+    pub name: String,
+    pub role: Role,
+    pub connected: bool,
+    pub password_hash: Option<String>,
+    pub campaigns: Vec<Uuid>,
+}
+
+pub struct PlannedChannel {
+    pub id: Uuid,
+    pub campaign_id: Uuid,
+    pub kind: ChannelKind,
+    pub name: String,
+    pub token_hash: String,
+}
+
+pub struct PlannedCategory {
+    pub id: Uuid,
+    pub campaign_id: Uuid,
+    pub name: String,
+    pub position: i32,
+    pub active: bool,
+    pub subcategories: Vec<(Uuid, String)>,
+}
+
+pub struct PlannedContact {
+    pub id: Uuid,
+    pub channel_id: Uuid,
+    pub external_id: String,
+    pub name: Option<String>,
+}
+
+pub struct PlannedConversation {
+    /// The final state (folio is assigned by the database).
+    pub state: Conversation,
+    pub started_at: Ts,
+    pub reactivates: Option<Uuid>,
+    /// Transitions after creation, oldest first.
+    pub events: Vec<Transition>,
+}
+
+/// Everything `relevo demo` writes.
+pub struct DemoPlan {
+    pub campaigns: Vec<PlannedCampaign>,
+    pub users: Vec<PlannedUser>,
+    pub channels: Vec<PlannedChannel>,
+    pub categories: Vec<PlannedCategory>,
+    pub contacts: Vec<PlannedContact>,
+    pub conversations: Vec<PlannedConversation>,
+}
 
 /// What `relevo demo` created, for the start-up banner.
 #[derive(Debug, Clone, Default)]

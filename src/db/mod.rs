@@ -9,7 +9,7 @@ mod accounts;
 mod admin;
 mod api;
 mod audit;
-mod autocancel;
+mod auto_cancel;
 mod backend;
 mod bulk;
 mod categories;
@@ -43,10 +43,10 @@ pub use admin::{
 };
 pub use api::{
     ApiConversation, ChannelAuth, ChannelToken, InboundMessage, InboundOutcome, IntegrationToken,
-    MessageRow, token_hash,
+    MessageRow, random_token, token_hash,
 };
 pub use audit::{ADMIN_PAGE_SIZE, AdminPage, AuditEntry, AuditFilter, AuditRow, PageCursor};
-pub use autocancel::{
+pub use auto_cancel::{
     AutoCancelRule, NewAutoCancelRule, NudgeSent, RULE_IN_USE, Stale, StaleConversation,
 };
 pub use bulk::{
@@ -57,7 +57,10 @@ pub use conversations::{
     ConversationDetail, ConversationRow, Cursor, HistoryRow, ListFilter, ListPage, Search,
     StatusFilter,
 };
-pub use demo::DemoSummary;
+pub use demo::{
+    DemoPlan, DemoSummary, PlannedCampaign, PlannedCategory, PlannedChannel, PlannedContact,
+    PlannedConversation, PlannedUser,
+};
 pub use directory::{CampaignOption, ChannelOption, NewUser, PersonOption, UserRecord};
 pub use outbox::{Acknowledged, OutboxItem, OutboxKind};
 pub use reports::{Campaigns, ClosureCount, DayCount, ExportRow, ExportSource, ReportCounts};

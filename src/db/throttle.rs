@@ -3,7 +3,7 @@
 //! A login attempt *reserves* its place in the key's count before any
 //! password is verified, in one statement, so that concurrent attempts see
 //! distinct counts and no more than the limit get to verify (see
-//! [`crate::auth::throttle`]). Keys are hashes (no e-mail or address is
+//! [`crate::services::auth::throttle`]). Keys are hashes (no e-mail or address is
 //! stored) and rows whose window and lock are over are purged as new ones
 //! are written.
 //!

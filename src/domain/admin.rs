@@ -10,6 +10,9 @@ use chrono_tz::Tz;
 use super::text::fold;
 
 /// Longest name of a campaign, channel, category, sub-category, token or user.
+/// Shortest password accepted for administrator roles.
+pub const MIN_PASSWORD_CHARS: usize = 12;
+
 pub const NAME_MAX_CHARS: usize = 100;
 /// Longest password accepted (argon2 takes any length; this bounds the work).
 pub const PASSWORD_MAX_CHARS: usize = 128;
@@ -295,10 +298,10 @@ pub fn check_password(password: &str, confirmation: &str, email: &str) -> Result
     if chars == 0 {
         return Err("Escribe una contraseña.".into());
     }
-    if chars < crate::auth::password::MIN_PASSWORD_CHARS {
+    if chars < MIN_PASSWORD_CHARS {
         return Err(format!(
             "La contraseña debe tener al menos {} caracteres (tiene {chars}).",
-            crate::auth::password::MIN_PASSWORD_CHARS
+            MIN_PASSWORD_CHARS
         ));
     }
     if chars > PASSWORD_MAX_CHARS {

@@ -25,6 +25,11 @@ stored_enum!(
     }
 );
 
+/// The message for a conversation that does not exist or is outside scope.
+pub const NOT_FOUND: &str = "No encontramos esa conversación";
+/// The bulk-job reason key of an item that does not exist in the creator's scope.
+pub const REASON_NOT_FOUND: &str = "not_found";
+
 /// A conversation as loaded from the Store: the state a transition starts from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Conversation {

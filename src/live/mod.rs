@@ -17,15 +17,14 @@
 //! [`LOG_POLL`] anyway, so a lost wake-up delays a change but never loses it.
 //!
 //! Changes go only to the viewers whose scope allows their campaign (see
-//! [`router`]); the rare events that concern everyone (access changes,
+//! [`fanout`]); the rare events that concern everyone (access changes,
 //! resync, offline, shutdown) go through the broadcast.
 //!
 //! Publishing never waits: a viewer that falls behind loses its place and is
 //! told to resynchronise instead of slowing writers down.
 
 pub mod cache;
-pub mod router;
-pub mod sse;
+pub mod fanout;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -99,7 +98,7 @@ struct Envelope {
 #[derive(Clone, Debug)]
 pub struct Feed {
     tx: broadcast::Sender<(u64, Event)>,
-    router: router::Router,
+    router: fanout::Router,
     instance: Uuid,
     sequence: Arc<AtomicU64>,
     /// Bumped, synchronously with publishing, by every event after which
@@ -153,7 +152,7 @@ impl Feed {
         let (tx, _) = broadcast::channel(CAPACITY);
         Feed {
             tx,
-            router: router::Router::default(),
+            router: fanout::Router::default(),
             instance: Uuid::now_v7(),
             sequence: Arc::new(AtomicU64::new(0)),
             access_epoch: Arc::new(AtomicU64::new(0)),
@@ -225,7 +224,7 @@ impl Feed {
     }
 
     /// The changes a viewer with `scope` may see, from now on.
-    pub fn follow(&self, scope: &crate::domain::Scope) -> router::Changes {
+    pub fn follow(&self, scope: &crate::domain::Scope) -> fanout::Changes {
         self.router.join(scope)
     }
 

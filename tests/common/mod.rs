@@ -19,10 +19,10 @@ pub mod webdriver;
 
 use std::sync::Once;
 
+use relevo::app::Application;
 use relevo::config::Settings;
 use relevo::db::{NewUser, Store, Ts};
 use relevo::domain::Role;
-use relevo::startup::Application;
 use reqwest::StatusCode;
 use reqwest::redirect::Policy;
 use uuid::Uuid;
@@ -93,10 +93,10 @@ macro_rules! on_both_backends {
     };
 }
 
-pub const ADMIN_EMAIL: &str = relevo::demo::ADMIN_EMAIL;
-pub const ADMIN_PASSWORD: &str = relevo::demo::ADMIN_PASSWORD;
-pub const SUPER_EMAIL: &str = relevo::demo::SUPER_ADMIN_EMAIL;
-pub const SUPER_PASSWORD: &str = relevo::demo::SUPER_ADMIN_PASSWORD;
+pub const ADMIN_EMAIL: &str = relevo::services::demo::ADMIN_EMAIL;
+pub const ADMIN_PASSWORD: &str = relevo::services::demo::ADMIN_PASSWORD;
+pub const SUPER_EMAIL: &str = relevo::services::demo::SUPER_ADMIN_EMAIL;
+pub const SUPER_PASSWORD: &str = relevo::services::demo::SUPER_ADMIN_PASSWORD;
 
 /// A running application with its database.
 pub struct TestApp {
@@ -466,7 +466,7 @@ impl TestApp {
         password: &str,
         campaigns: &[&str],
     ) -> Uuid {
-        let hash = relevo::auth::password::hash(password.to_owned())
+        let hash = relevo::services::auth::password::hash(password.to_owned())
             .await
             .expect("hash");
         self.store

@@ -1,0 +1,609 @@
+//! Cancelar/Reasignar: the form (a modal fragment for htmx, a full page
+//! without JavaScript), its sub-category list, and posting it.
+//!
+//! Posting follows the architecture's path: parse the form → load the
+//! conversation through the scoped Store → compute the transition with the
+//! domain rules → apply it as a compare-and-set → answer.
+
+use actix_session::Session;
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpRequest, HttpResponse, web};
+use askama::Template;
+use chrono::Utc;
+use serde::Deserialize;
+use uuid::Uuid;
+
+use super::conversations::{NOT_FOUND, RowFragment, RowView, parse_folio};
+use super::pages::{PageContext, is_fragment_request, relative, render, render_with_status};
+use crate::app::state::AppState;
+use crate::db::{AgentOption, CategoryOption, ConversationRow, HistoryRow, Store};
+use crate::domain::conversation::{self as rules};
+use crate::domain::text::COMMENT_MAX_CHARS;
+use crate::domain::{EventKind, Invalid, Lookup, Transition, TransitionError};
+use crate::http::auth::{CurrentUser, csrf};
+use crate::http::error::AppError;
+
+/// What the form posts. Every field is optional text: the rules decide.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct ActionInput {
+    accion: String,
+    categoria: String,
+    subcategoria: String,
+    comentario: String,
+    agente: String,
+    version: String,
+    volver: String,
+}
+
+/// `?volver=` and `?categoria=` on GETs.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct FormQuery {
+    volver: String,
+    categoria: String,
+}
+
+/// An `<option>`.
+pub struct Choice {
+    pub value: String,
+    pub label: String,
+    pub selected: bool,
+}
+
+/// Field errors shown next to their fields.
+#[derive(Default)]
+pub struct FieldErrors {
+    pub accion: Option<String>,
+    pub categoria: Option<String>,
+    pub subcategoria: Option<String>,
+    pub comentario: Option<String>,
+    pub agente: Option<String>,
+}
+
+impl FieldErrors {
+    fn from_invalid(list: &[Invalid]) -> FieldErrors {
+        let mut errors = FieldErrors::default();
+        for invalid in list {
+            let slot = match invalid.field() {
+                "categoria" => &mut errors.categoria,
+                "subcategoria" => &mut errors.subcategoria,
+                "comentario" => &mut errors.comentario,
+                _ => &mut errors.agente,
+            };
+            slot.get_or_insert_with(|| invalid.message());
+        }
+        errors
+    }
+}
+
+#[derive(Template)]
+#[template(path = "_acciones_form.html")]
+pub struct ActionForm {
+    pub modal: bool,
+    pub csrf: String,
+    pub folio: i64,
+    pub version: i64,
+    pub row: RowView,
+    pub is_final: bool,
+    pub reassigning: bool,
+    pub categories: Vec<Choice>,
+    pub subcategories: Vec<Choice>,
+    pub connected_agents: Vec<Choice>,
+    pub other_agents: Vec<Choice>,
+    pub comentario: String,
+    pub comment_max: usize,
+    pub errors: FieldErrors,
+    /// What changed since the form was opened, or why nothing can be done.
+    pub notice: Option<String>,
+    pub volver: String,
+}
+
+#[derive(Template)]
+#[template(path = "acciones.html")]
+struct ActionPage {
+    ctx: PageContext,
+    folio: i64,
+    volver: String,
+    /// The rendered [`ActionForm`] (escaped by its own template).
+    form_html: String,
+}
+
+#[derive(Template)]
+#[template(path = "_subcategory_options.html")]
+struct SubcategoryOptions {
+    subcategories: Vec<Choice>,
+}
+
+/// Only a path inside the console may be returned to (never another site),
+/// and only one that can be a `Location` header as it is (visible ASCII,
+/// as every link of the console is): anything else would fail the answer
+/// after the action was saved.
+fn safe_return(raw: &str, folio: i64) -> String {
+    let ok = raw.starts_with("/mensajes")
+        && !raw.starts_with("//")
+        && !raw.contains('\\')
+        && raw.bytes().all(|b| b.is_ascii_graphic());
+    if ok {
+        raw.to_owned()
+    } else {
+        format!("/mensajes#conversacion-{folio}")
+    }
+}
+
+/// The path and query of a same-host Referer.
+fn referer_path(req: &HttpRequest) -> Option<String> {
+    let referer = req.headers().get(header::REFERER)?.to_str().ok()?;
+    let host = req.connection_info().host().to_owned();
+    let rest = referer
+        .strip_prefix("http://")
+        .or_else(|| referer.strip_prefix("https://"))?;
+    let path = rest.strip_prefix(&host)?;
+    path.starts_with('/').then(|| path.to_owned())
+}
+
+fn parse_lookup(raw: &str) -> Result<Option<Uuid>, ()> {
+    let raw = raw.trim();
+    if raw.is_empty() {
+        Ok(None)
+    } else {
+        Uuid::parse_str(raw).map(Some).map_err(|_| ())
+    }
+}
+
+async fn lookup<T, F, Fut>(raw: &str, find: F) -> Result<Lookup<T>, AppError>
+where
+    F: FnOnce(Uuid) -> Fut,
+    Fut: Future<Output = Result<Option<T>, crate::db::StoreError>>,
+{
+    Ok(match parse_lookup(raw) {
+        Ok(None) => Lookup::NotChosen,
+        Err(()) => Lookup::Unknown,
+        Ok(Some(id)) => find(id).await?.map_or(Lookup::Unknown, Lookup::Found),
+    })
+}
+
+pub use crate::app::state::ClosureRefs;
+
+/// Everything the form shows besides what was typed.
+struct Options {
+    categories: Vec<CategoryOption>,
+    agents: Vec<AgentOption>,
+}
+
+async fn options_for(store: &Store, row: &ConversationRow) -> Result<Options, AppError> {
+    let (categories, agents) = tokio::try_join!(
+        store.closure_options(row.campaign_id),
+        store.reassign_options(row.campaign_id, row.agent_id)
+    )?;
+    Ok(Options { categories, agents })
+}
+
+fn subcategory_choices(
+    categories: &[CategoryOption],
+    category: &str,
+    selected: &str,
+) -> Vec<Choice> {
+    categories
+        .iter()
+        .find(|c| c.id.to_string() == category)
+        .map(|c| {
+            c.subcategories
+                .iter()
+                .map(|(id, name)| Choice {
+                    value: id.to_string(),
+                    label: name.clone(),
+                    selected: id.to_string() == selected,
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[allow(clippy::too_many_arguments)]
+fn build_form(
+    state: &AppState,
+    csrf: String,
+    modal: bool,
+    row: &ConversationRow,
+    options: Options,
+    input: &ActionInput,
+    errors: FieldErrors,
+    notice: Option<String>,
+) -> ActionForm {
+    let now = Utc::now();
+    let categories = options
+        .categories
+        .iter()
+        .map(|c| Choice {
+            value: c.id.to_string(),
+            label: c.name.clone(),
+            selected: c.id.to_string() == input.categoria,
+        })
+        .collect();
+    let subcategories =
+        subcategory_choices(&options.categories, &input.categoria, &input.subcategoria);
+    let (connected, offline): (Vec<&AgentOption>, Vec<&AgentOption>) =
+        options.agents.iter().partition(|a| a.connected);
+    let agent_choices = |agents: Vec<&AgentOption>| -> Vec<Choice> {
+        agents
+            .into_iter()
+            .map(|a| Choice {
+                value: a.id.to_string(),
+                label: a.name.clone(),
+                selected: a.id.to_string() == input.agente,
+            })
+            .collect()
+    };
+    ActionForm {
+        modal,
+        csrf,
+        folio: row.folio,
+        version: row.version,
+        row: RowView::new(row, state.timezone, now),
+        is_final: row.status.is_final(),
+        reassigning: input.accion == "reasignar",
+        categories,
+        subcategories,
+        connected_agents: agent_choices(connected),
+        other_agents: agent_choices(offline),
+        comentario: input.comentario.clone(),
+        comment_max: COMMENT_MAX_CHARS,
+        errors,
+        notice,
+        volver: safe_return(&input.volver, row.folio),
+    }
+}
+
+async fn load(
+    state: &AppState,
+    user: &CurrentUser,
+    raw_folio: &str,
+) -> Result<ConversationRow, AppError> {
+    let folio = parse_folio(raw_folio)?;
+    state
+        .store
+        .conversation(&user.scope, folio)
+        .await?
+        .ok_or(AppError::NotFound(NOT_FOUND))
+}
+
+/// Answers with the form: a fragment for the modal, a page otherwise.
+fn respond(
+    req: &HttpRequest,
+    user: &CurrentUser,
+    form: &ActionForm,
+    status: StatusCode,
+) -> Result<HttpResponse, AppError> {
+    if form.modal {
+        return render_with_status(form, status);
+    }
+    let form_html = form
+        .render()
+        .map_err(|e| AppError::Unexpected(anyhow::Error::new(e)))?;
+    render_with_status(
+        &ActionPage {
+            ctx: PageContext::new(req, user, "mensajes")?,
+            folio: form.folio,
+            volver: form.volver.clone(),
+            form_html,
+        },
+        status,
+    )
+}
+
+/// `GET /mensajes/{folio}/acciones`
+pub async fn show(
+    req: HttpRequest,
+    user: CurrentUser,
+    state: web::Data<AppState>,
+    session: Session,
+    path: web::Path<String>,
+    query: web::Query<FormQuery>,
+) -> Result<HttpResponse, AppError> {
+    let row = load(&state, &user, &path).await?;
+    let options = options_for(&state.store, &row).await?;
+    // Without JavaScript the icon is a plain link: return to the page it was
+    // clicked on (the Referer, same-origin only by our referrer policy), so
+    // the filters and the page survive.
+    let volver = if query.volver.is_empty() {
+        referer_path(&req).unwrap_or_default()
+    } else {
+        query.volver.clone()
+    };
+    let input = ActionInput {
+        accion: "cancelar".into(),
+        volver,
+        ..ActionInput::default()
+    };
+    let notice = row.status.is_final().then(|| final_notice(&row));
+    let form = build_form(
+        &state,
+        csrf::token(&session)?,
+        is_fragment_request(&req),
+        &row,
+        options,
+        &input,
+        FieldErrors::default(),
+        notice,
+    );
+    respond(&req, &user, &form, StatusCode::OK)
+}
+
+/// `GET /mensajes/{folio}/subcategorias?categoria=ID`: the options of the
+/// sub-category list for the chosen category (only active ones of an active
+/// category of the conversation's campaign).
+pub async fn subcategories(
+    user: CurrentUser,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    query: web::Query<FormQuery>,
+) -> Result<HttpResponse, AppError> {
+    let row = load(&state, &user, &path).await?;
+    let categories = state.store.closure_options(row.campaign_id).await?;
+    render(&SubcategoryOptions {
+        subcategories: subcategory_choices(&categories, &query.categoria, ""),
+    })
+}
+
+fn final_notice(row: &ConversationRow) -> String {
+    format!(
+        "{}. No queda nada por hacer en esta conversación.",
+        TransitionError::refusal(row.status)
+    )
+}
+
+/// "Ana López la reasignó a Pedro Ruiz hace 12 s".
+pub fn describe_change(latest: &HistoryRow, now: chrono::DateTime<Utc>) -> String {
+    let who = latest
+        .actor_name
+        .clone()
+        .unwrap_or_else(|| match latest.actor_kind {
+            crate::domain::ActorKind::System => "El enrutador".to_owned(),
+            crate::domain::ActorKind::Customer => "El cliente".to_owned(),
+            other => other.label().to_owned(),
+        });
+    let to_agent = latest.to_agent_name.as_deref().unwrap_or("otro agente");
+    let what = match latest.kind {
+        EventKind::Cancelled => "la canceló".to_owned(),
+        EventKind::Resolved => "la resolvió".to_owned(),
+        EventKind::Reassigned => format!("la reasignó a {to_agent}"),
+        EventKind::Assigned => format!("la asignó a {to_agent}"),
+        EventKind::Handoff => match &latest.to_agent_name {
+            Some(agent) => format!("la asignó a {agent}"),
+            None => format!("la pasó a {}", latest.to_status.label()),
+        },
+        EventKind::FirstReply => "respondió al cliente".to_owned(),
+        EventKind::Created => "la inició".to_owned(),
+    };
+    format!("{who} {what} {}", relative(latest.at, now))
+}
+
+fn conflict_notice(row: &ConversationRow, latest: Option<&HistoryRow>) -> String {
+    let change = latest
+        .map(|l| describe_change(l, Utc::now()))
+        .unwrap_or_else(|| "Alguien más la modificó".to_owned());
+    if row.status.is_final() {
+        format!("{}: {change}.", TransitionError::refusal(row.status))
+    } else {
+        format!(
+            "La conversación cambió mientras decidías: {change}. Revisa su estado actual y decide de nuevo."
+        )
+    }
+}
+
+/// JSON with every non-ASCII character escaped, so it survives an HTTP header.
+fn ascii_json(value: &serde_json::Value) -> String {
+    let mut out = String::new();
+    for c in value.to_string().chars() {
+        if c.is_ascii() {
+            out.push(c);
+        } else {
+            let mut units = [0u16; 2];
+            for unit in c.encode_utf16(&mut units) {
+                out.push_str(&format!("\\u{unit:04x}"));
+            }
+        }
+    }
+    out
+}
+
+/// `POST /mensajes/{folio}/acciones`
+pub async fn submit(
+    req: HttpRequest,
+    user: CurrentUser,
+    state: web::Data<AppState>,
+    session: Session,
+    path: web::Path<String>,
+    form: web::Form<ActionInput>,
+) -> Result<HttpResponse, AppError> {
+    let input = form.into_inner();
+    let modal = is_fragment_request(&req);
+    let row = load(&state, &user, &path).await?;
+    let store = &state.store;
+    let csrf = csrf::token(&session)?;
+    let reply = |row: &ConversationRow, options, errors, notice, status| {
+        let form = build_form(
+            &state,
+            csrf.clone(),
+            modal,
+            row,
+            options,
+            &input,
+            errors,
+            notice,
+        );
+        respond(&req, &user, &form, status)
+    };
+
+    // The administrator decided on the state they saw; if it moved since,
+    // they decide again.
+    let seen_version = input.version.trim().parse::<i64>().ok();
+    if seen_version != Some(row.version) {
+        let latest = store.latest_event(row.id).await?;
+        let notice = conflict_notice(&row, latest.as_ref());
+        return reply(
+            &row,
+            options_for(store, &row).await?,
+            FieldErrors::default(),
+            Some(notice),
+            StatusCode::CONFLICT,
+        );
+    }
+
+    let now = Utc::now();
+    let conversation = row.to_domain();
+    let computed: Result<Transition, TransitionError> = match input.accion.as_str() {
+        "cancelar" => {
+            let refs = &state.closure_refs;
+            let category = lookup(&input.categoria, |id| {
+                refs.categories
+                    .get_or_load(id, move || store.category_ref(id))
+            })
+            .await?;
+            let subcategory = lookup(&input.subcategoria, |id| {
+                refs.subcategories
+                    .get_or_load(id, move || store.subcategory_ref(id))
+            })
+            .await?;
+            rules::cancel(
+                &conversation,
+                user.user_id,
+                category,
+                subcategory,
+                &input.comentario,
+                now,
+            )
+        }
+        "reasignar" => {
+            let agent = lookup(&input.agente, |id| {
+                store.agent_candidate(id, row.campaign_id)
+            })
+            .await?;
+            rules::reassign(&conversation, user.user_id, agent, &input.comentario, now)
+        }
+        _ => {
+            let errors = FieldErrors {
+                accion: Some("Elige Cancelar o Reasignar".into()),
+                ..FieldErrors::default()
+            };
+            return reply(
+                &row,
+                options_for(store, &row).await?,
+                errors,
+                None,
+                StatusCode::UNPROCESSABLE_ENTITY,
+            );
+        }
+    };
+    let transition = match computed {
+        Ok(t) => t,
+        Err(TransitionError::Invalid(list)) => {
+            let errors = FieldErrors::from_invalid(&list);
+            return reply(
+                &row,
+                options_for(store, &row).await?,
+                errors,
+                None,
+                StatusCode::UNPROCESSABLE_ENTITY,
+            );
+        }
+        Err(TransitionError::NotAllowedFrom(_) | TransitionError::NotTheAssignedAgent) => {
+            let notice = final_notice(&row);
+            return reply(
+                &row,
+                options_for(store, &row).await?,
+                FieldErrors::default(),
+                Some(notice),
+                StatusCode::CONFLICT,
+            );
+        }
+    };
+
+    let updated = match store.apply_transition_showing(&transition).await? {
+        Ok(updated) => updated,
+        Err(conflict) => {
+            let current = load(&state, &user, &path).await?;
+            let notice = conflict_notice(&current, conflict.latest.as_ref());
+            tracing::info!(folio = row.folio, "transition lost a race");
+            return reply(
+                &current,
+                options_for(store, &current).await?,
+                FieldErrors::default(),
+                Some(notice),
+                StatusCode::CONFLICT,
+            );
+        }
+    };
+    let message = match transition.kind {
+        EventKind::Cancelled => format!("Conversación {} cancelada", updated.folio),
+        _ => format!(
+            "Conversación {} reasignada a {}",
+            updated.folio,
+            updated.agent_name.as_deref().unwrap_or("otro agente")
+        ),
+    };
+    tracing::info!(folio = updated.folio, kind = %transition.kind, "transition applied");
+    if modal {
+        let body = RowFragment {
+            row: RowView::new(&updated, state.timezone, Utc::now()),
+        }
+        .render()
+        .map_err(|e| AppError::Unexpected(anyhow::Error::new(e)))?;
+        let trigger = ascii_json(&serde_json::json!({
+            "relevo:toast": { "message": message },
+            "relevo:closeModal": { "folio": updated.folio },
+        }));
+        return Ok(HttpResponse::Ok()
+            .content_type("text/html; charset=utf-8")
+            .insert_header(("HX-Retarget", format!("#conversacion-{}", updated.folio)))
+            .insert_header(("HX-Reswap", "outerHTML"))
+            .insert_header((
+                "HX-Trigger-After-Settle",
+                HeaderValue::from_str(&trigger).map_err(|e| AppError::unexpected(e.to_string()))?,
+            ))
+            .body(body));
+    }
+    super::pages::set_flash(&session, &message);
+    Ok(HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, safe_return(&input.volver, updated.folio)))
+        .finish())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_console_paths_are_returned_to() {
+        assert_eq!(
+            safe_return("/mensajes?estatus=todas", 7),
+            "/mensajes?estatus=todas"
+        );
+        assert_eq!(
+            safe_return("https://evil.example", 7),
+            "/mensajes#conversacion-7"
+        );
+        assert_eq!(
+            safe_return("//evil.example/mensajes", 7),
+            "/mensajes#conversacion-7"
+        );
+        assert_eq!(safe_return("", 7), "/mensajes#conversacion-7");
+        for header_breaking in [
+            "/mensajes\r\nSet-Cookie: x=1",
+            "/mensajes?q=\u{0}",
+            "/mensajes?q=Ñandú",
+        ] {
+            assert_eq!(safe_return(header_breaking, 7), "/mensajes#conversacion-7");
+        }
+    }
+
+    #[test]
+    fn header_json_is_ascii() {
+        let json = ascii_json(&serde_json::json!({ "m": "Conversación 😀" }));
+        assert!(json.is_ascii());
+        let back: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(back["m"], "Conversación 😀");
+    }
+}

@@ -1,0 +1,735 @@
+//! Cancelación automática: the rules of the viewer's campaigns with a dry
+//! run of each (how many conversations it would cancel now), creating and
+//! editing a rule (with a preview before saving), turning rules off and on,
+//! and deleting a rule that has not acted yet. Each change writes one audit
+//! row with its actor (see `Store::create_auto_cancel_rule`).
+
+use actix_session::Session;
+use actix_web::http::StatusCode;
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
+use askama::Template;
+use chrono::Utc;
+use serde::Deserialize;
+use uuid::Uuid;
+
+use super::actions::Choice;
+use super::admin::{Fields, confirm_with};
+use super::pages::{PageContext, render_with_status, set_flash};
+use crate::app::state::AppState;
+use crate::db::{AutoCancelRule, NewAutoCancelRule, Refusal, Ts};
+use crate::domain::{Invalid, Status};
+use crate::http::auth::CurrentUser;
+use crate::http::error::AppError;
+use crate::services::auto_cancel::{
+    Measure, NAME_MAX_CHARS, RULE_COMMENT_MAX_CHARS, describe, parse_nudge, parse_window, preview,
+};
+
+/// The rule form as posted.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(default)]
+pub struct RuleInput {
+    campana: String,
+    nombre: String,
+    estatus: String,
+    medida: String,
+    minutos: String,
+    categoria: String,
+    subcategoria: String,
+    comentario: String,
+    aviso: String,
+    aviso_minutos: String,
+    vista_previa: String,
+}
+
+#[derive(Default)]
+struct RuleErrors {
+    campana: Option<String>,
+    nombre: Option<String>,
+    estatus: Option<String>,
+    medida: Option<String>,
+    minutos: Option<String>,
+    categoria: Option<String>,
+    subcategoria: Option<String>,
+    comentario: Option<String>,
+    aviso: Option<String>,
+    aviso_minutos: Option<String>,
+}
+
+impl RuleErrors {
+    fn any(&self) -> bool {
+        [
+            &self.campana,
+            &self.nombre,
+            &self.estatus,
+            &self.medida,
+            &self.minutos,
+            &self.categoria,
+            &self.subcategoria,
+            &self.comentario,
+            &self.aviso,
+            &self.aviso_minutos,
+        ]
+        .iter()
+        .any(|e| e.is_some())
+    }
+}
+
+/// A rule as listed.
+struct RuleView {
+    id: String,
+    name: String,
+    campaign: String,
+    campaign_inactive: bool,
+    description: String,
+    closure: String,
+    category_inactive: bool,
+    nudge: Option<String>,
+    active: bool,
+    /// It has acted: history refers to it, so it cannot be deleted.
+    used: bool,
+    would_cancel: i64,
+    would_nudge: i64,
+}
+
+/// The rule the form edits (none: the form creates one).
+struct Editing {
+    name: String,
+    campaign: String,
+}
+
+struct CategoryGroup {
+    label: String,
+    choices: Vec<Choice>,
+}
+
+#[derive(Template)]
+#[template(path = "reglas.html")]
+struct RulesPage {
+    ctx: PageContext,
+    rules: Vec<RuleView>,
+    campaigns: Vec<Choice>,
+    statuses: Vec<Choice>,
+    measures: Vec<Choice>,
+    categories: Vec<CategoryGroup>,
+    subcategories: Vec<Choice>,
+    input: RuleInput,
+    errors: RuleErrors,
+    preview: Option<String>,
+    max_window: i64,
+    editing: Option<Editing>,
+    form_action: String,
+}
+
+fn require_console(user: &CurrentUser) -> Result<(), AppError> {
+    if user.role.may_use_console() {
+        Ok(())
+    } else {
+        Err(AppError::Forbidden)
+    }
+}
+
+/// What the form shows: the fields as typed, their errors, a preview.
+struct FormState {
+    input: RuleInput,
+    errors: RuleErrors,
+    preview: Option<String>,
+    status: StatusCode,
+}
+
+impl FormState {
+    fn blank(input: RuleInput) -> FormState {
+        FormState {
+            input,
+            errors: RuleErrors::default(),
+            preview: None,
+            status: StatusCode::OK,
+        }
+    }
+
+    /// Refused: nothing was saved.
+    fn invalid(input: RuleInput, errors: RuleErrors) -> FormState {
+        FormState {
+            errors,
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            ..FormState::blank(input)
+        }
+    }
+
+    fn previewed(input: RuleInput, text: String) -> FormState {
+        FormState {
+            preview: Some(text),
+            ..FormState::blank(input)
+        }
+    }
+}
+
+/// The page's rules table and form: the form creates a rule, or edits
+/// `editing` (then the table is left out and the campaign is fixed).
+async fn render_page(
+    req: &HttpRequest,
+    state: &AppState,
+    user: &CurrentUser,
+    form: FormState,
+    editing: Option<&AutoCancelRule>,
+) -> Result<HttpResponse, AppError> {
+    let FormState {
+        input,
+        errors,
+        preview: preview_text,
+        status,
+    } = form;
+    let store = &state.store;
+    let now = Utc::now();
+    let mut rules = Vec::new();
+    if editing.is_none() {
+        for rule in store.auto_cancel_rules(&user.scope).await? {
+            // The background pass skips an inactive campaign's rules.
+            let (would_cancel, would_nudge) = if rule.active && rule.campaign_active {
+                preview(store, &rule, now).await?
+            } else {
+                (0, 0)
+            };
+            rules.push(RuleView {
+                id: rule.id.to_string(),
+                name: rule.name.clone(),
+                campaign: rule.campaign_name.clone(),
+                campaign_inactive: !rule.campaign_active,
+                description: describe(rule.status, rule.measure, rule.window_minutes),
+                closure: rule.closure(),
+                category_inactive: !rule.category_active,
+                nudge: rule.nudge(),
+                active: rule.active,
+                used: rule.used,
+                would_cancel,
+                would_nudge,
+            });
+        }
+    }
+    let campaign_options: Vec<_> = store
+        .campaign_options(&user.scope)
+        .await?
+        .into_iter()
+        .filter(|c| editing.is_none_or(|rule| rule.campaign_id == c.id))
+        .collect();
+    let mut categories = Vec::new();
+    let mut subcategories = Vec::new();
+    for campaign in &campaign_options {
+        let options = store.closure_options(campaign.id).await?;
+        if let Some(chosen) = options.iter().find(|c| c.id.to_string() == input.categoria) {
+            subcategories = chosen
+                .subcategories
+                .iter()
+                .map(|(id, name)| Choice {
+                    value: id.to_string(),
+                    label: name.clone(),
+                    selected: id.to_string() == input.subcategoria,
+                })
+                .collect();
+        }
+        if !options.is_empty() {
+            categories.push(CategoryGroup {
+                label: campaign.name.clone(),
+                choices: options
+                    .iter()
+                    .map(|c| Choice {
+                        value: c.id.to_string(),
+                        label: c.name.clone(),
+                        selected: c.id.to_string() == input.categoria,
+                    })
+                    .collect(),
+            });
+        }
+    }
+    let campaigns = campaign_options
+        .into_iter()
+        .map(|c| Choice {
+            selected: c.id.to_string() == input.campana,
+            value: c.id.to_string(),
+            label: c.name,
+        })
+        .collect();
+    let statuses = Status::OPEN
+        .iter()
+        .map(|s| Choice {
+            value: s.as_str().to_owned(),
+            label: s.label().to_owned(),
+            selected: s.as_str() == input.estatus,
+        })
+        .collect();
+    let measures = Measure::ALL
+        .iter()
+        .map(|m| Choice {
+            value: m.as_str().to_owned(),
+            label: match m {
+                Measure::NoCustomerMessage => "Sin mensaje del cliente durante".to_owned(),
+                Measure::InStatus => "En el estatus durante más de".to_owned(),
+            },
+            selected: m.as_str() == input.medida
+                || (input.medida.is_empty() && *m == Measure::NoCustomerMessage),
+        })
+        .collect();
+    render_with_status(
+        &RulesPage {
+            ctx: PageContext::new(req, user, "reportes")?,
+            rules,
+            campaigns,
+            statuses,
+            measures,
+            categories,
+            subcategories,
+            input,
+            errors,
+            preview: preview_text,
+            max_window: crate::services::auto_cancel::MAX_WINDOW_MINUTES,
+            form_action: editing.map_or_else(
+                || "/cancelacion-automatica".to_owned(),
+                |rule| format!("/cancelacion-automatica/{}", rule.id),
+            ),
+            editing: editing.map(|rule| Editing {
+                name: rule.name.clone(),
+                campaign: rule.campaign_name.clone(),
+            }),
+        },
+        status,
+    )
+}
+
+/// `GET /cancelacion-automatica`
+pub async fn list(
+    req: HttpRequest,
+    user: CurrentUser,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    require_console(&user)?;
+    render_page(
+        &req,
+        &state,
+        &user,
+        FormState::blank(RuleInput::default()),
+        None,
+    )
+    .await
+}
+
+/// Validates the form into a rule to create (or the new settings of one).
+async fn validate(
+    state: &AppState,
+    user: &CurrentUser,
+    input: &RuleInput,
+) -> Result<Result<NewAutoCancelRule, RuleErrors>, AppError> {
+    let store = &state.store;
+    let mut errors = RuleErrors::default();
+    let campaign_id = Uuid::parse_str(input.campana.trim())
+        .ok()
+        .filter(|id| user.scope.allows(*id));
+    let campaign_id = match campaign_id {
+        Some(id)
+            if store
+                .campaign_options(&user.scope)
+                .await?
+                .iter()
+                .any(|c| c.id == id) =>
+        {
+            Some(id)
+        }
+        _ => {
+            errors.campana = Some("Selecciona una campaña".into());
+            None
+        }
+    };
+    let name = input.nombre.trim().to_owned();
+    if name.is_empty() {
+        errors.nombre = Some("Escribe un nombre para la regla".into());
+    } else if name.chars().count() > NAME_MAX_CHARS {
+        errors.nombre = Some(format!(
+            "El nombre admite hasta {NAME_MAX_CHARS} caracteres"
+        ));
+    } else if name.chars().any(char::is_control) {
+        errors.nombre = Some("El nombre no admite caracteres de control".into());
+    }
+    let status = Status::parse(&input.estatus).filter(|s| s.is_open());
+    if status.is_none() {
+        errors.estatus = Some("Selecciona un estatus abierto".into());
+    }
+    let measure = Measure::parse(&input.medida);
+    if measure.is_none() {
+        errors.medida = Some("Elige desde cuándo se mide".into());
+    }
+    let window = match parse_window(&input.minutos) {
+        Ok(w) => Some(w),
+        Err(e) => {
+            errors.minutos = Some(e);
+            None
+        }
+    };
+    let category = match Uuid::parse_str(input.categoria.trim()) {
+        Ok(id) => store.category_ref(id).await?,
+        Err(_) => None,
+    };
+    let category_id = match category {
+        None => {
+            errors.categoria = Some(Invalid::CategoryMissing.message());
+            None
+        }
+        Some(c) if Some(c.campaign_id) != campaign_id => {
+            if campaign_id.is_some() {
+                errors.categoria = Some("Esa categoría no pertenece a la campaña elegida".into());
+            } else {
+                errors.categoria = Some(Invalid::CategoryMissing.message());
+            }
+            None
+        }
+        Some(c) if !c.active => {
+            errors.categoria = Some(Invalid::CategoryInactive.message());
+            None
+        }
+        Some(c) => Some(c.id),
+    };
+    let subcategory_id = if input.subcategoria.trim().is_empty() {
+        None
+    } else {
+        let sub = match Uuid::parse_str(input.subcategoria.trim()) {
+            Ok(id) => store.subcategory_ref(id).await?,
+            Err(_) => None,
+        };
+        match sub {
+            Some(s) if Some(s.category_id) == category_id && s.active => Some(s.id),
+            Some(s) if Some(s.category_id) == category_id => {
+                errors.subcategoria = Some(Invalid::SubcategoryInactive.message());
+                None
+            }
+            _ => {
+                if category_id.is_some() {
+                    errors.subcategoria = Some(Invalid::SubcategoryNotOfCategory.message());
+                }
+                None
+            }
+        }
+    };
+    let comment = input.comentario.trim().to_owned();
+    if comment.chars().count() > RULE_COMMENT_MAX_CHARS {
+        errors.comentario = Some(format!(
+            "El comentario admite hasta {RULE_COMMENT_MAX_CHARS} caracteres (tiene {})",
+            comment.chars().count()
+        ));
+    } else if comment.contains('\0') {
+        errors.comentario = Some("El comentario no admite el carácter nulo (U+0000)".into());
+    }
+    let nudge = match parse_nudge(&input.aviso, &input.aviso_minutos, window) {
+        Ok(n) => n,
+        Err((field, message)) => {
+            if field == "aviso" {
+                errors.aviso = Some(message);
+            } else {
+                errors.aviso_minutos = Some(message);
+            }
+            None
+        }
+    };
+    if errors.any() {
+        return Ok(Err(errors));
+    }
+    let (Some(campaign_id), Some(status), Some(measure), Some(window), Some(category_id)) =
+        (campaign_id, status, measure, window, category_id)
+    else {
+        return Ok(Err(errors));
+    };
+    Ok(Ok(NewAutoCancelRule {
+        campaign_id,
+        name,
+        status,
+        measure,
+        window_minutes: window,
+        category_id,
+        subcategory_id,
+        comment: (!comment.is_empty()).then_some(comment),
+        nudge_text: nudge.as_ref().map(|(t, _)| t.clone()),
+        nudge_lead_minutes: nudge.map(|(_, m)| m),
+        created_by: user.user_id,
+        at: Ts::now(),
+    }))
+}
+
+/// The preview of `rule` (not saved yet, or not with these settings):
+/// the same query the background pass runs. `id` is the rule's when
+/// editing, so the nudges it already sent count as sent.
+async fn preview_text(
+    state: &AppState,
+    rule: &NewAutoCancelRule,
+    id: Option<Uuid>,
+) -> Result<String, AppError> {
+    let draft = AutoCancelRule {
+        id: id.unwrap_or(Uuid::nil()),
+        campaign_id: rule.campaign_id,
+        campaign_name: String::new(),
+        name: rule.name.clone(),
+        status: rule.status,
+        measure: rule.measure,
+        window_minutes: rule.window_minutes,
+        category_id: rule.category_id,
+        category_name: String::new(),
+        category_active: true,
+        subcategory_id: rule.subcategory_id,
+        subcategory_name: None,
+        comment: rule.comment.clone(),
+        nudge_text: rule.nudge_text.clone(),
+        nudge_lead_minutes: rule.nudge_lead_minutes,
+        active: false,
+        created_at: rule.at,
+        campaign_active: true,
+        used: false,
+    };
+    let (cancels, nudges) = preview(&state.store, &draft, Utc::now()).await?;
+    let conversations = if cancels == 1 {
+        "conversación"
+    } else {
+        "conversaciones"
+    };
+    Ok(if draft.nudge_text.is_some() {
+        format!(
+            "Vista previa: si la guardas, ahora avisaría a {nudges} y cancelaría {cancels} {conversations}."
+        )
+    } else {
+        format!("Vista previa: si la guardas, ahora cancelaría {cancels} {conversations}.")
+    })
+}
+
+fn back_to_rules() -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, "/cancelacion-automatica"))
+        .finish()
+}
+
+const NOT_FOUND: &str = "No encontramos esa regla";
+
+/// Rule `raw` of the viewer's campaigns.
+async fn load_rule(
+    state: &AppState,
+    user: &CurrentUser,
+    raw: &str,
+) -> Result<AutoCancelRule, AppError> {
+    let id = Uuid::parse_str(raw).map_err(|_| AppError::NotFound(NOT_FOUND))?;
+    state
+        .store
+        .auto_cancel_rule(&user.scope, id)
+        .await?
+        .ok_or(AppError::NotFound(NOT_FOUND))
+}
+
+/// A refused rule write as the console answers it.
+fn refused(refusal: Refusal) -> AppError {
+    match refusal {
+        Refusal::Invalid(message) => AppError::Conflict(message),
+        _ => AppError::NotFound(NOT_FOUND),
+    }
+}
+
+/// `POST /cancelacion-automatica`: "Vista previa" counts without saving;
+/// "Guardar" creates the rule (active).
+pub async fn create(
+    req: HttpRequest,
+    user: CurrentUser,
+    state: web::Data<AppState>,
+    session: Session,
+    form: web::Form<RuleInput>,
+) -> Result<HttpResponse, AppError> {
+    require_console(&user)?;
+    let input = form.into_inner();
+    let rule = match validate(&state, &user, &input).await? {
+        Ok(rule) => rule,
+        Err(errors) => {
+            return render_page(&req, &state, &user, FormState::invalid(input, errors), None).await;
+        }
+    };
+    if !input.vista_previa.is_empty() {
+        let text = preview_text(&state, &rule, None).await?;
+        return render_page(&req, &state, &user, FormState::previewed(input, text), None).await;
+    }
+    state
+        .store
+        .create_auto_cancel_rule(&rule)
+        .await?
+        .map_err(refused)?;
+    tracing::info!(campaign = %rule.campaign_id, "automatic cancellation rule created");
+    set_flash(&session, &format!("Regla «{}» creada", rule.name));
+    Ok(back_to_rules())
+}
+
+/// The edit form's fields as the rule now is.
+fn input_of(rule: &AutoCancelRule) -> RuleInput {
+    RuleInput {
+        campana: rule.campaign_id.to_string(),
+        nombre: rule.name.clone(),
+        estatus: rule.status.as_str().to_owned(),
+        medida: rule.measure.as_str().to_owned(),
+        minutos: rule.window_minutes.to_string(),
+        categoria: rule.category_id.to_string(),
+        subcategoria: rule
+            .subcategory_id
+            .map(|id| id.to_string())
+            .unwrap_or_default(),
+        comentario: rule.comment.clone().unwrap_or_default(),
+        aviso: rule.nudge_text.clone().unwrap_or_default(),
+        aviso_minutos: rule
+            .nudge_lead_minutes
+            .map(|m| m.to_string())
+            .unwrap_or_default(),
+        vista_previa: String::new(),
+    }
+}
+
+/// `GET /cancelacion-automatica/{id}`: the rule's edit form.
+pub async fn edit_form(
+    req: HttpRequest,
+    user: CurrentUser,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    require_console(&user)?;
+    let rule = load_rule(&state, &user, &path).await?;
+    render_page(
+        &req,
+        &state,
+        &user,
+        FormState::blank(input_of(&rule)),
+        Some(&rule),
+    )
+    .await
+}
+
+/// `POST /cancelacion-automatica/{id}`: "Vista previa" of the new settings,
+/// or "Guardar" them. The campaign of a rule never changes.
+pub async fn update(
+    req: HttpRequest,
+    user: CurrentUser,
+    state: web::Data<AppState>,
+    session: Session,
+    path: web::Path<String>,
+    form: web::Form<RuleInput>,
+) -> Result<HttpResponse, AppError> {
+    require_console(&user)?;
+    let rule = load_rule(&state, &user, &path).await?;
+    let mut input = form.into_inner();
+    input.campana = rule.campaign_id.to_string();
+    let changed = match validate(&state, &user, &input).await? {
+        Ok(changed) => changed,
+        Err(errors) => {
+            return render_page(
+                &req,
+                &state,
+                &user,
+                FormState::invalid(input, errors),
+                Some(&rule),
+            )
+            .await;
+        }
+    };
+    if !input.vista_previa.is_empty() {
+        let text = preview_text(&state, &changed, Some(rule.id)).await?;
+        return render_page(
+            &req,
+            &state,
+            &user,
+            FormState::previewed(input, text),
+            Some(&rule),
+        )
+        .await;
+    }
+    let saved = state
+        .store
+        .update_auto_cancel_rule(user.user_id, rule.id, &changed)
+        .await?
+        .map_err(refused)?;
+    set_flash(
+        &session,
+        &if saved {
+            format!("Regla «{}» guardada", changed.name)
+        } else {
+            "Sin cambios".to_owned()
+        },
+    );
+    Ok(back_to_rules())
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct ToggleInput {
+    activa: String,
+}
+
+/// `POST /cancelacion-automatica/{id}/estado`: Desactivar / Reactivar.
+pub async fn toggle(
+    user: CurrentUser,
+    state: web::Data<AppState>,
+    session: Session,
+    path: web::Path<String>,
+    form: web::Form<ToggleInput>,
+) -> Result<HttpResponse, AppError> {
+    require_console(&user)?;
+    let rule = load_rule(&state, &user, &path).await?;
+    let active = form.activa == "1";
+    let changed = state
+        .store
+        .set_auto_cancel_rule_active(user.user_id, rule.campaign_id, rule.id, active, Ts::now())
+        .await?
+        .map_err(refused)?;
+    set_flash(
+        &session,
+        &format!(
+            "Regla «{}» {}",
+            rule.name,
+            match (changed, active) {
+                (true, true) => "reactivada",
+                (true, false) => "desactivada",
+                (false, true) => "ya estaba activa",
+                (false, false) => "ya estaba desactivada",
+            }
+        ),
+    );
+    Ok(back_to_rules())
+}
+
+/// `POST /cancelacion-automatica/{id}/eliminar`: after a confirmation,
+/// deletes a rule that has never acted. One that has (history refers to
+/// it) answers 409 with what to do instead.
+pub async fn delete(
+    req: HttpRequest,
+    user: CurrentUser,
+    state: web::Data<AppState>,
+    session: Session,
+    path: web::Path<String>,
+    form: web::Form<Fields>,
+) -> Result<HttpResponse, AppError> {
+    require_console(&user)?;
+    let rule = load_rule(&state, &user, &path).await?;
+    if rule.used {
+        return Err(AppError::Conflict(crate::db::RULE_IN_USE.to_owned()));
+    }
+    if !form.confirmed() {
+        return confirm_with(
+            &req,
+            &user,
+            "reportes",
+            format!("¿Eliminar la regla «{}»?", rule.name),
+            vec![
+                format!(
+                    "{} ({}).",
+                    describe(rule.status, rule.measure, rule.window_minutes),
+                    rule.campaign_name
+                ),
+                "Todavía no ha avisado ni cancelado ninguna conversación; el cambio queda en la auditoría.".into(),
+                "Para dejar de aplicarla sin eliminarla, desactívala.".into(),
+            ],
+            "Eliminar",
+            "/cancelacion-automatica".to_owned(),
+        );
+    }
+    state
+        .store
+        .delete_auto_cancel_rule(user.user_id, rule.campaign_id, rule.id, Ts::now())
+        .await?
+        .map_err(refused)?;
+    set_flash(&session, &format!("Regla «{}» eliminada", rule.name));
+    Ok(back_to_rules())
+}

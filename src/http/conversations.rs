@@ -1,0 +1,824 @@
+//! The Mensajes page: the scoped conversation table with its filters, status
+//! counts and keyset paging, and the detail of one conversation.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use askama::Template;
+use chrono::{TimeZone, Utc};
+use uuid::Uuid;
+
+use super::pages::{
+    PageContext, is_fragment_request, local_datetime, machine_datetime, relative, render,
+};
+use crate::app::state::AppState;
+use crate::db::{
+    CampaignOption, ConversationRow, Cursor, HistoryRow, ListFilter, PersonOption, Search,
+    StatusFilter, Ts,
+};
+use crate::domain::{ChannelKind, Status};
+use crate::http::auth::CurrentUser;
+use crate::http::error::AppError;
+
+/// Longest search text considered; the rest is ignored.
+const SEARCH_MAX_CHARS: usize = 100;
+
+/// The raw query string, parsed leniently: unknown or malformed values are
+/// dropped with a notice instead of failing the page.
+#[derive(Debug, Default, Clone)]
+pub struct RawQuery {
+    pub estatus: String,
+    pub campana: String,
+    pub agente: String,
+    pub canal: String,
+    pub desde: String,
+    pub hasta: String,
+    pub q: String,
+    pub despues: String,
+    pub antes: String,
+}
+
+impl RawQuery {
+    pub(crate) fn from_request(req: &HttpRequest) -> RawQuery {
+        let pairs: Vec<(String, String)> =
+            serde_urlencoded::from_str(req.query_string()).unwrap_or_default();
+        let mut raw = RawQuery::default();
+        for (key, value) in pairs {
+            let slot = match key.as_str() {
+                "estatus" => &mut raw.estatus,
+                "campana" => &mut raw.campana,
+                "agente" => &mut raw.agente,
+                "canal" => &mut raw.canal,
+                "desde" => &mut raw.desde,
+                "hasta" => &mut raw.hasta,
+                "q" => &mut raw.q,
+                "despues" => &mut raw.despues,
+                "antes" => &mut raw.antes,
+                _ => continue,
+            };
+            *slot = value.trim().to_owned();
+        }
+        raw.q = raw.q.chars().take(SEARCH_MAX_CHARS).collect();
+        raw
+    }
+
+    /// The query string of these filters alone (no paging, no `?`): what
+    /// the CSV export and the bulk selection of "all that match" receive.
+    pub(crate) fn filter_query(&self) -> String {
+        let href = self.href(&[]);
+        href.split_once('?')
+            .map(|(_, q)| q.to_owned())
+            .unwrap_or_default()
+    }
+
+    /// The query string of these filters (without paging), plus `extra`.
+    fn href(&self, extra: &[(&str, &str)]) -> String {
+        let mut pairs: Vec<(&str, &str)> = [
+            ("estatus", self.estatus.as_str()),
+            ("campana", self.campana.as_str()),
+            ("agente", self.agente.as_str()),
+            ("canal", self.canal.as_str()),
+            ("desde", self.desde.as_str()),
+            ("hasta", self.hasta.as_str()),
+            ("q", self.q.as_str()),
+        ]
+        .into_iter()
+        .filter(|(k, v)| !v.is_empty() && !extra.iter().any(|(ek, _)| ek == k))
+        .collect();
+        pairs.extend(extra.iter().filter(|(_, v)| !v.is_empty()));
+        let query = serde_urlencoded::to_string(&pairs).unwrap_or_default();
+        if query.is_empty() {
+            "/mensajes".to_owned()
+        } else {
+            format!("/mensajes?{query}")
+        }
+    }
+}
+
+/// Parses the filters; returns them with the Spanish notices of what was ignored.
+pub fn parse_filter(raw: &RawQuery, tz: chrono_tz::Tz) -> (ListFilter, Vec<String>) {
+    let mut notices = Vec::new();
+    let mut ignore = |what: &str| {
+        notices.push(format!(
+            "Se ignoró el filtro de {what}: el valor no es válido."
+        ))
+    };
+    let status = match raw.estatus.as_str() {
+        "" | "abiertas" => Some(StatusFilter::Open),
+        "todas" => Some(StatusFilter::All),
+        other => match Status::parse(other) {
+            Some(status) => Some(StatusFilter::Only(status)),
+            None => {
+                ignore("estatus");
+                Some(StatusFilter::Open)
+            }
+        },
+    };
+    let mut uuid = |value: &str, what: &str| -> Option<Uuid> {
+        if value.is_empty() {
+            return None;
+        }
+        let parsed = Uuid::parse_str(value).ok();
+        if parsed.is_none() {
+            ignore(what);
+        }
+        parsed
+    };
+    let campaign_id = uuid(&raw.campana, "campaña");
+    let agent_id = uuid(&raw.agente, "agente");
+    let channel_kind = match raw.canal.as_str() {
+        "" => None,
+        other => {
+            let kind = ChannelKind::parse(other);
+            if kind.is_none() {
+                ignore("canal");
+            }
+            kind
+        }
+    };
+    let mut date = |value: &str, what: &str, next_day: bool| -> Option<Ts> {
+        if value.is_empty() {
+            return None;
+        }
+        let day = crate::domain::days::parse_day(value)
+            .and_then(|d| if next_day { d.succ_opt() } else { Some(d) });
+        let at = day.map(|d| Ts::new(crate::domain::days::day_start(d, tz)));
+        if at.is_none() {
+            ignore(what);
+        }
+        at
+    };
+    let started_from = date(&raw.desde, "fecha inicial", false);
+    let started_before = date(&raw.hasta, "fecha final", true);
+    // No name or phone holds a control character (the API refuses them),
+    // and PostgreSQL text cannot hold U+0000.
+    let search = if raw.q.chars().any(|c| c.is_control() && !c.is_whitespace()) {
+        ignore("búsqueda");
+        None
+    } else {
+        parse_search(&raw.q)
+    };
+    (
+        ListFilter {
+            status,
+            campaign_id,
+            agent_id,
+            channel_kind,
+            started_from,
+            started_before,
+            search,
+        },
+        notices,
+    )
+}
+
+/// Digits (with the usual phone punctuation) search folios and phones;
+/// anything else searches names and channel codes.
+fn parse_search(q: &str) -> Option<Search> {
+    let q = q.trim();
+    if q.is_empty() {
+        return None;
+    }
+    let digits: String = q.chars().filter(char::is_ascii_digit).collect();
+    let phone_like = q
+        .chars()
+        .all(|c| c.is_ascii_digit() || matches!(c, ' ' | '+' | '-' | '(' | ')' | '#'));
+    if phone_like && !digits.is_empty() {
+        Some(Search::Number(digits))
+    } else {
+        Some(Search::Text(crate::domain::text::fold(q)))
+    }
+}
+
+/// `<micros>.<folio>` in the URL (an instant of the years a day may have:
+/// see [`crate::domain::days::YEARS`]).
+fn parse_cursor(value: &str) -> Option<(Ts, i64)> {
+    let (micros, folio) = value.split_once('.')?;
+    let at = Utc.timestamp_micros(micros.parse().ok()?).single()?;
+    if !crate::domain::days::in_years(at) {
+        return None;
+    }
+    Some((Ts::new(at), folio.parse().ok()?))
+}
+
+fn cursor_value(row: &ConversationRow) -> String {
+    format!(
+        "{}.{}",
+        row.last_activity_at.0.timestamp_micros(),
+        row.folio
+    )
+}
+
+/// `+52 55 1234 5678` for Mexican numbers; other codes as stored.
+pub fn display_phone(external_id: &str) -> String {
+    let digits = external_id
+        .strip_prefix("52")
+        .filter(|rest| rest.len() == 10 && rest.chars().all(|c| c.is_ascii_digit()));
+    match digits {
+        Some(rest) => {
+            let area_len = if ["55", "33", "81"].iter().any(|a| rest.starts_with(a)) {
+                2
+            } else {
+                3
+            };
+            let (area, number) = rest.split_at(area_len);
+            let (a, b) = number.split_at(number.len() - 4);
+            format!("+52 {area} {a} {b}")
+        }
+        None => external_id.to_owned(),
+    }
+}
+
+/// One table row as shown.
+pub struct RowView {
+    /// The conversation's id: what live events name.
+    pub id: String,
+    pub folio: i64,
+    pub customer_name: String,
+    pub customer_detail: String,
+    pub channel_label: &'static str,
+    pub channel_kind: &'static str,
+    pub channel_name: String,
+    pub campaign_name: String,
+    pub agent_name: Option<String>,
+    pub status: &'static str,
+    pub status_label: &'static str,
+    pub started: String,
+    pub last_activity: String,
+    pub last_activity_exact: String,
+    /// RFC 3339, so the page can keep "hace 3 min" current.
+    pub last_activity_iso: String,
+    pub actionable: bool,
+    /// For a closed conversation: "Categoría › Subcategoría", shown on hover.
+    pub closure: Option<String>,
+}
+
+impl RowView {
+    pub fn new(row: &ConversationRow, tz: chrono_tz::Tz, now: chrono::DateTime<Utc>) -> RowView {
+        let phone = display_phone(&row.contact_external_id);
+        let (customer_name, customer_detail) = match &row.contact_name {
+            Some(name) => (name.clone(), phone),
+            None => (phone, String::new()),
+        };
+        let closure = row.category_name.as_ref().map(|category| {
+            let mut text = format!("{}: {category}", row.status.label());
+            if let Some(sub) = &row.subcategory_name {
+                text.push_str(" › ");
+                text.push_str(sub);
+            }
+            text
+        });
+        RowView {
+            id: row.id.to_string(),
+            folio: row.folio,
+            customer_name,
+            customer_detail,
+            channel_label: row.channel_kind.label(),
+            channel_kind: row.channel_kind.as_str(),
+            channel_name: row.channel_name.clone(),
+            campaign_name: row.campaign_name.clone(),
+            agent_name: row.agent_name.clone(),
+            status: row.status.as_str(),
+            status_label: row.status.label(),
+            started: local_datetime(row.started_at, tz),
+            last_activity: relative(row.last_activity_at, now),
+            last_activity_exact: local_datetime(row.last_activity_at, tz),
+            last_activity_iso: row.last_activity_at.0.to_rfc3339(),
+            actionable: row.status.is_open(),
+            closure,
+        }
+    }
+}
+
+/// A status tab with its count.
+pub struct StatusTab {
+    pub value: &'static str,
+    pub label: &'static str,
+    pub count: i64,
+    pub href: String,
+    pub active: bool,
+    pub badge: &'static str,
+}
+
+/// The status tabs with their counts, linking to the same filters.
+fn status_tabs(raw: &RawQuery, counts: &[(Status, i64)], current: StatusFilter) -> Vec<StatusTab> {
+    let count_of = |s: Status| counts.iter().find(|(c, _)| *c == s).map_or(0, |(_, n)| *n);
+    let open_total: i64 = Status::OPEN.iter().map(|s| count_of(*s)).sum();
+    let all_total: i64 = counts.iter().map(|(_, n)| n).sum();
+    let mut tabs = vec![StatusTab {
+        value: "abiertas",
+        label: "Abiertas",
+        count: open_total,
+        href: raw.href(&[("estatus", "abiertas")]),
+        active: current == StatusFilter::Open,
+        badge: "open",
+    }];
+    tabs.extend(Status::ALL.iter().map(|s| StatusTab {
+        value: s.as_str(),
+        label: s.label(),
+        count: count_of(*s),
+        href: raw.href(&[("estatus", s.as_str())]),
+        active: current == StatusFilter::Only(*s),
+        badge: s.as_str(),
+    }));
+    tabs.push(StatusTab {
+        value: "todas",
+        label: "Todas",
+        count: all_total,
+        href: raw.href(&[("estatus", "todas")]),
+        active: current == StatusFilter::All,
+        badge: "all",
+    });
+    tabs
+}
+
+/// An option of a filter `<select>`.
+pub struct FilterOption {
+    pub value: String,
+    pub label: String,
+    pub selected: bool,
+}
+
+fn options_of(items: impl Iterator<Item = (String, String)>, selected: &str) -> Vec<FilterOption> {
+    items
+        .map(|(value, label)| FilterOption {
+            selected: value == selected,
+            value,
+            label,
+        })
+        .collect()
+}
+
+#[derive(Template)]
+#[template(path = "mensajes.html")]
+pub struct MensajesPage {
+    pub ctx: PageContext,
+    /// The rendered [`MensajesResults`] (escaped by its own template).
+    pub results_html: String,
+    pub campaigns: Vec<FilterOption>,
+    pub agents: Vec<FilterOption>,
+    pub channels: Vec<FilterOption>,
+    pub estatus: String,
+    pub desde: String,
+    pub hasta: String,
+    pub q: String,
+}
+
+/// The part of the page that filters and paging replace.
+#[derive(Template)]
+#[template(path = "_mensajes_results.html")]
+pub struct MensajesResults {
+    pub rows: Vec<RowView>,
+    pub tabs: Vec<StatusTab>,
+    pub notices: Vec<String>,
+    pub newer_href: Option<String>,
+    pub older_href: Option<String>,
+    pub empty_message: &'static str,
+    pub filtered: bool,
+    pub clear_href: String,
+    /// Conversations matching the filters on every page (for "all that match").
+    pub match_count: i64,
+    /// The filters as a query string, for the export and bulk links.
+    pub filter_query: String,
+}
+
+/// The filter choices of `scope`, cached until rights or names change on
+/// any instance (a rename is an administrative write: see
+/// `EpochCache::following_directory`).
+async fn filter_choices(
+    state: &AppState,
+    scope: &crate::domain::Scope,
+) -> Result<FilterChoices, AppError> {
+    let choices = state
+        .filter_options
+        .get_or_load(scope.clone(), || async {
+            let (campaigns, agents) = tokio::try_join!(
+                state.store.campaign_options(scope),
+                state.store.agent_options(scope)
+            )?;
+            Ok::<_, crate::db::StoreError>(Some(FilterChoices { campaigns, agents }))
+        })
+        .await?;
+    choices.ok_or_else(|| AppError::unexpected("filter choices were not loaded"))
+}
+
+pub use crate::app::state::{FilterChoices, VIEW_CAPACITY, VIEW_TTL, View, ViewCache};
+
+/// The view of `scope`, `filter` and `cursor`: from the cache while nothing
+/// it shows has changed, from the database otherwise. Searches always read
+/// the database.
+async fn view(
+    state: &AppState,
+    scope: &crate::domain::Scope,
+    filter: &ListFilter,
+    cursor: Option<Cursor>,
+) -> Result<std::sync::Arc<View>, AppError> {
+    if filter.search.is_some() {
+        return Ok(std::sync::Arc::new(
+            state.store.list_with_counts(scope, filter, cursor).await?,
+        ));
+    }
+    let key = (scope.clone(), filter.clone(), cursor);
+    Ok(state
+        .views
+        .get_or_load(&key, scope, || {
+            state.store.list_with_counts(scope, filter, cursor)
+        })
+        .await?)
+}
+
+/// `GET /mensajes`
+pub async fn list(
+    req: HttpRequest,
+    user: CurrentUser,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    let raw = RawQuery::from_request(&req);
+    let (filter, mut notices) = parse_filter(&raw, state.timezone);
+    let cursor = if let Some((at, folio)) = parse_cursor(&raw.despues) {
+        Some(Cursor::After(at, folio))
+    } else {
+        parse_cursor(&raw.antes).map(|(at, folio)| Cursor::Before(at, folio))
+    };
+    if cursor.is_none() && !(raw.despues.is_empty() && raw.antes.is_empty()) {
+        notices.push("La página pedida no es válida; se muestra la primera.".into());
+    }
+    let scope = &user.scope;
+    let view = view(&state, scope, &filter, cursor).await?;
+    let (page, counts) = &*view;
+    let now = Utc::now();
+    let rows: Vec<RowView> = page
+        .rows
+        .iter()
+        .map(|r| RowView::new(r, state.timezone, now))
+        .collect();
+    let current = filter.status.unwrap_or(StatusFilter::Open);
+    let tabs = status_tabs(&raw, counts, current);
+    let newer_href = page.has_newer.then(|| {
+        page.rows.first().map_or_else(
+            || raw.href(&[]),
+            |r| raw.href(&[("antes", &cursor_value(r))]),
+        )
+    });
+    let older_href = page
+        .has_older
+        .then(|| {
+            page.rows
+                .last()
+                .map(|r| raw.href(&[("despues", &cursor_value(r))]))
+        })
+        .flatten();
+    let filtered = filter
+        != ListFilter {
+            status: filter.status,
+            ..ListFilter::default()
+        };
+    let match_count = tabs.iter().find(|t| t.active).map_or(0, |t| t.count);
+    let results = MensajesResults {
+        rows,
+        tabs,
+        notices,
+        newer_href,
+        older_href,
+        empty_message: if filtered {
+            "Ninguna conversación coincide con estos filtros."
+        } else {
+            "No hay conversaciones en este estatus."
+        },
+        filtered,
+        clear_href: "/mensajes".into(),
+        match_count,
+        filter_query: raw.filter_query(),
+    };
+    if is_fragment_request(&req) {
+        return render(&results);
+    }
+    let results_html = results
+        .render()
+        .map_err(|e| AppError::Unexpected(anyhow::Error::new(e)))?;
+    let FilterChoices { campaigns, agents } = filter_choices(&state, scope).await?;
+    let page = MensajesPage {
+        ctx: PageContext::new(&req, &user, "mensajes")?,
+        results_html,
+        campaigns: options_of(
+            campaigns.into_iter().map(|c| (c.id.to_string(), c.name)),
+            &raw.campana,
+        ),
+        agents: options_of(
+            agents.into_iter().map(|a| (a.id.to_string(), a.name)),
+            &raw.agente,
+        ),
+        channels: options_of(
+            ChannelKind::ALL
+                .iter()
+                .map(|k| (k.as_str().to_owned(), k.label().to_owned())),
+            &raw.canal,
+        ),
+        estatus: raw.estatus.clone(),
+        desde: raw.desde.clone(),
+        hasta: raw.hasta.clone(),
+        q: raw.q.clone(),
+    };
+    render(&page)
+}
+
+#[derive(Template)]
+#[template(path = "_status_tabs.html")]
+struct StatusTabs {
+    tabs: Vec<StatusTab>,
+}
+
+#[derive(Template)]
+#[template(path = "_row.html")]
+pub struct RowFragment {
+    pub row: RowView,
+}
+
+/// At most this many conversations per `/mensajes/cambios` request.
+const MAX_CHANGED_IDS: usize = 100;
+
+/// `GET /mensajes/cambios?<filters>&id=…`: after live events, the rows to
+/// re-render (those of `id` that still match the viewer's scope and filters;
+/// the others leave the table) and the new status counts, as JSON of HTML
+/// fragments rendered by the same templates as the page.
+pub async fn changes(
+    req: HttpRequest,
+    user: CurrentUser,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    let raw = RawQuery::from_request(&req);
+    let (filter, _) = parse_filter(&raw, state.timezone);
+    let pairs: Vec<(String, String)> =
+        serde_urlencoded::from_str(req.query_string()).unwrap_or_default();
+    let ids: Vec<Uuid> = pairs
+        .iter()
+        .filter(|(k, _)| k == "id")
+        .filter_map(|(_, v)| Uuid::parse_str(v).ok())
+        .take(MAX_CHANGED_IDS)
+        .collect();
+    let (rows, counts) = tokio::try_join!(
+        state.store.rows_matching(&user.scope, &filter, &ids),
+        state.store.count_by_status(&user.scope, &filter),
+    )?;
+    let now = Utc::now();
+    let mut rendered = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let html = RowFragment {
+            row: RowView::new(row, state.timezone, now),
+        }
+        .render()
+        .map_err(|e| AppError::Unexpected(anyhow::Error::new(e)))?;
+        rendered.push(serde_json::json!({ "id": row.id, "folio": row.folio, "html": html }));
+    }
+    let tabs = StatusTabs {
+        tabs: status_tabs(&raw, &counts, filter.status.unwrap_or(StatusFilter::Open)),
+    }
+    .render()
+    .map_err(|e| AppError::Unexpected(anyhow::Error::new(e)))?;
+    Ok(HttpResponse::Ok()
+        .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
+        .json(serde_json::json!({ "rows": rendered, "tabs": tabs })))
+}
+
+/// `GET /mensajes/eventos`: this tab's live stream (Server-Sent Events).
+pub async fn events(user: CurrentUser, state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/event-stream")
+        .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
+        // Compression would buffer the stream.
+        .insert_header(actix_web::http::header::ContentEncoding::Identity)
+        .insert_header(("X-Accel-Buffering", "no"))
+        .streaming(crate::http::live::stream(state.store.clone(), &user))
+}
+
+/// A history row as shown.
+pub struct HistoryView {
+    pub at: String,
+    /// For `<time datetime>`.
+    pub at_iso: String,
+    pub ago: String,
+    pub what: String,
+    pub who: String,
+    pub to_status: &'static str,
+    pub to_status_label: &'static str,
+    pub closure: Option<String>,
+    pub comment: Option<String>,
+}
+
+impl HistoryView {
+    fn new(row: &HistoryRow, tz: chrono_tz::Tz, now: chrono::DateTime<Utc>) -> HistoryView {
+        use crate::domain::{ActorKind, EventKind};
+        let who = match (row.actor_kind, &row.actor_name) {
+            (_, Some(name)) => name.clone(),
+            (ActorKind::Customer, None) => "Cliente".into(),
+            (ActorKind::System, None) if row.rule_id.is_some() => {
+                "Sistema (cancelación automática)".into()
+            }
+            (ActorKind::System, None) => "Sistema (enrutador)".into(),
+            (kind, None) => kind.label().into(),
+        };
+        let what = match row.kind {
+            EventKind::Created => "Inició la conversación (flujo del bot)".to_owned(),
+            EventKind::Handoff => match &row.to_agent_name {
+                Some(agent) => format!("Derivó a un agente: asignada a {agent}"),
+                None => format!("Derivó a un agente: {}", row.to_status.label()),
+            },
+            EventKind::Assigned => format!(
+                "Asignó a {}",
+                row.to_agent_name.as_deref().unwrap_or("un agente")
+            ),
+            EventKind::FirstReply => "Primera respuesta del agente".to_owned(),
+            EventKind::Resolved => "Resolvió la conversación".to_owned(),
+            EventKind::Cancelled => match &row.rule_name {
+                Some(rule) => format!("Cancelada automáticamente por la regla «{rule}»"),
+                None => "Canceló la conversación".to_owned(),
+            },
+            EventKind::Reassigned => match &row.from_agent_name {
+                Some(from) => format!(
+                    "Reasignó de {from} a {}",
+                    row.to_agent_name.as_deref().unwrap_or("otro agente")
+                ),
+                None => format!(
+                    "Reasignó a {}",
+                    row.to_agent_name.as_deref().unwrap_or("otro agente")
+                ),
+            },
+        };
+        let closure = row
+            .category_name
+            .as_ref()
+            .map(|c| match &row.subcategory_name {
+                Some(s) => format!("{c} › {s}"),
+                None => c.clone(),
+            });
+        HistoryView {
+            at: local_datetime(row.at, tz),
+            at_iso: machine_datetime(row.at),
+            ago: relative(row.at, now),
+            what,
+            who,
+            to_status: row.to_status.as_str(),
+            to_status_label: row.to_status.label(),
+            closure,
+            comment: row.comment.clone(),
+        }
+    }
+}
+
+/// A nudge sent to the customer, with whether the channel's connector
+/// delivered it.
+pub struct NudgeView {
+    pub rule: String,
+    pub text: String,
+    pub sent_at: String,
+    /// For `<time datetime>`.
+    pub sent_at_iso: String,
+    /// "Entregado el …", "Pendiente de entrega" or, for a nudge recorded
+    /// before the outbox existed, "Solo registrado".
+    pub delivery: String,
+    pub delivered: bool,
+}
+
+impl NudgeView {
+    fn new(nudge: &crate::db::NudgeSent, tz: chrono_tz::Tz) -> NudgeView {
+        let delivery = match (nudge.outbox_id, nudge.delivered_at) {
+            (_, Some(at)) => format!("Entregado el {}", local_datetime(at, tz)),
+            (Some(_), None) => "Pendiente de entrega".to_owned(),
+            (None, None) => "Solo registrado (anterior a la bandeja de salida)".to_owned(),
+        };
+        NudgeView {
+            rule: nudge.rule_name.clone(),
+            text: nudge.text.clone(),
+            sent_at: local_datetime(nudge.sent_at, tz),
+            sent_at_iso: machine_datetime(nudge.sent_at),
+            delivery,
+            delivered: nudge.delivered_at.is_some(),
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "conversation.html")]
+struct ConversationPage {
+    ctx: PageContext,
+    row: RowView,
+    closed_at: Option<String>,
+    closer: Option<String>,
+    comment: Option<String>,
+    reactivates: Option<i64>,
+    history: Vec<HistoryView>,
+    nudges: Vec<NudgeView>,
+}
+
+/// Parses a folio from a URL segment; anything else is "not found".
+pub fn parse_folio(raw: &str) -> Result<i64, AppError> {
+    raw.parse::<i64>()
+        .ok()
+        .filter(|f| *f > 0)
+        .ok_or(AppError::NotFound(NOT_FOUND))
+}
+
+pub use crate::domain::conversation::NOT_FOUND;
+
+/// `GET /mensajes/{folio}`
+pub async fn detail(
+    req: HttpRequest,
+    user: CurrentUser,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    let folio = parse_folio(&path)?;
+    let detail = state
+        .store
+        .conversation_detail(&user.scope, folio)
+        .await?
+        .ok_or(AppError::NotFound(NOT_FOUND))?;
+    let nudges = state.store.nudges_of(detail.row.id).await?;
+    let now = Utc::now();
+    let tz = state.timezone;
+    render(&ConversationPage {
+        ctx: PageContext::new(&req, &user, "mensajes")?,
+        row: RowView::new(&detail.row, tz, now),
+        closed_at: detail.row.closed_at.map(|t| local_datetime(t, tz)),
+        closer: detail.row.closer_name.clone(),
+        comment: detail.row.closure_comment.clone(),
+        reactivates: detail.row.reactivates_folio,
+        history: detail
+            .history
+            .iter()
+            .map(|h| HistoryView::new(h, tz, now))
+            .collect(),
+        nudges: nudges.iter().map(|n| NudgeView::new(n, tz)).collect(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mexican_numbers_are_grouped_for_reading() {
+        assert_eq!(display_phone("525512345678"), "+52 55 1234 5678");
+        assert_eq!(display_phone("522221234567"), "+52 222 123 4567");
+        assert_eq!(display_phone("web-1a2b3c"), "web-1a2b3c");
+    }
+
+    #[test]
+    fn digits_search_numbers_and_words_search_names() {
+        assert_eq!(
+            parse_search("+52 55-1234"),
+            Some(Search::Number("52551234".into()))
+        );
+        assert_eq!(parse_search("10482"), Some(Search::Number("10482".into())));
+        assert_eq!(
+            parse_search(" Ana LÓPEZ "),
+            Some(Search::Text("ana lopez".into()))
+        );
+        assert_eq!(
+            parse_search("' or 1=1 --"),
+            Some(Search::Text("' or 1=1 --".into()))
+        );
+        assert_eq!(parse_search("   "), None);
+    }
+
+    #[test]
+    fn unknown_filter_values_are_ignored_with_a_notice() {
+        let raw = RawQuery {
+            estatus: "borrada".into(),
+            campana: "no-es-uuid".into(),
+            canal: "fax".into(),
+            desde: "2026-13-45".into(),
+            ..RawQuery::default()
+        };
+        let (filter, notices) = parse_filter(&raw, chrono_tz::America::Mexico_City);
+        assert_eq!(filter.status, Some(StatusFilter::Open));
+        assert_eq!(filter.campaign_id, None);
+        assert_eq!(filter.channel_kind, None);
+        assert_eq!(filter.started_from, None);
+        assert_eq!(notices.len(), 4);
+    }
+
+    #[test]
+    fn a_date_range_covers_whole_local_days() {
+        let raw = RawQuery {
+            desde: "2026-11-26".into(),
+            hasta: "2026-11-26".into(),
+            ..RawQuery::default()
+        };
+        let (filter, _) = parse_filter(&raw, chrono_tz::America::Mexico_City);
+        assert_eq!(
+            filter.started_from.unwrap().to_sqlite_text(),
+            "2026-11-26T06:00:00.000000Z"
+        );
+        assert_eq!(
+            filter.started_before.unwrap().to_sqlite_text(),
+            "2026-11-27T06:00:00.000000Z"
+        );
+    }
+
+    #[test]
+    fn malformed_folios_are_not_found() {
+        assert!(parse_folio("10482").is_ok());
+        for bad in ["abc", "-1", "0", "99999999999999999999999", "1e3"] {
+            assert!(parse_folio(bad).is_err(), "{bad}");
+        }
+    }
+}

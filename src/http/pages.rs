@@ -1,0 +1,371 @@
+//! What every page shares: the page context (user, menu, CSRF token, asset
+//! version), rendering, Spanish date formatting, and turning error responses
+//! into pages or fragments.
+
+use actix_session::SessionExt;
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::middleware::Next;
+use actix_web::{HttpRequest, HttpResponse, web};
+use askama::Template;
+use chrono::{DateTime, Utc};
+
+use crate::app::state::AppState;
+use crate::db::{Principal, Ts};
+use crate::domain::Role;
+use crate::http::auth::session::principal_of;
+use crate::http::error::AppError;
+
+/// Changes whenever the static files may have changed, to bust caches.
+pub const ASSET_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// A sidebar entry.
+pub struct MenuItem {
+    pub href: &'static str,
+    pub label: &'static str,
+    pub icon: &'static str,
+    pub active: bool,
+}
+
+/// Carried by every page rendered inside the layout.
+pub struct PageContext {
+    pub user_name: String,
+    pub user_initials: String,
+    pub role_label: &'static str,
+    pub menu: Vec<MenuItem>,
+    pub csrf: String,
+    /// A one-time confirmation carried over a redirect (shown as a toast).
+    pub flash: Option<String>,
+}
+
+impl PageContext {
+    /// The context for `principal`, with `active` highlighted in the sidebar.
+    pub fn new(req: &HttpRequest, principal: &Principal, active: &str) -> Result<Self, AppError> {
+        let session = req.get_session();
+        let csrf = crate::http::auth::csrf::token(&session)?;
+        let flash = session.remove_as::<String>(FLASH_KEY).and_then(Result::ok);
+        Ok(PageContext {
+            user_name: principal.name.clone(),
+            user_initials: principal
+                .name
+                .split_whitespace()
+                .take(2)
+                .filter_map(|w| w.chars().next())
+                .collect(),
+            role_label: principal.role.label(),
+            menu: menu(principal.role, active),
+            csrf,
+            flash,
+        })
+    }
+}
+
+/// Sidebar entries: (path, label, icon, roles that see it). Mensajes comes
+/// first; an entry is listed only once its page exists.
+const MENU: &[(&str, &str, &str, &[Role])] = &[
+    (
+        "/mensajes",
+        "Mensajes",
+        "messages",
+        &[Role::SuperAdmin, Role::Admin],
+    ),
+    ("/campanas", "Campañas", "campaigns", &[Role::SuperAdmin]),
+    ("/usuarios", "Usuarios", "users", &[Role::SuperAdmin]),
+    (
+        "/categorias",
+        "Categorías",
+        "tags",
+        &[Role::SuperAdmin, Role::Admin],
+    ),
+    ("/auditoria", "Auditoría", "audit", &[Role::SuperAdmin]),
+    (
+        "/reportes",
+        "Reportes",
+        "chart",
+        &[Role::SuperAdmin, Role::Admin],
+    ),
+];
+
+/// The sidebar for a role, with `active` (a path without its slash) marked.
+fn menu(role: Role, active: &str) -> Vec<MenuItem> {
+    MENU.iter()
+        .filter(|(_, _, _, roles)| roles.contains(&role))
+        .map(|&(href, label, icon, _)| MenuItem {
+            href,
+            label,
+            icon,
+            active: href.trim_start_matches('/') == active,
+        })
+        .collect()
+}
+
+const FLASH_KEY: &str = "flash";
+
+/// Keeps `message` for the next page this session renders (after a redirect).
+pub fn set_flash(session: &actix_session::Session, message: &str) {
+    if let Err(e) = session.insert(FLASH_KEY, message) {
+        tracing::warn!(error = %e, "could not keep the flash message");
+    }
+}
+
+/// Renders a template into an HTML response.
+pub fn render(template: &impl Template) -> Result<HttpResponse, AppError> {
+    render_with_status(template, StatusCode::OK)
+}
+
+pub fn render_with_status(
+    template: &impl Template,
+    status: StatusCode,
+) -> Result<HttpResponse, AppError> {
+    let body = template
+        .render()
+        .map_err(|e| AppError::Unexpected(anyhow::Error::new(e).context("template rendering")))?;
+    Ok(HttpResponse::build(status)
+        .content_type("text/html; charset=utf-8")
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .body(body))
+}
+
+/// Whether the request came from htmx and wants a fragment.
+pub fn is_fragment_request(req: &HttpRequest) -> bool {
+    req.headers().contains_key("HX-Request")
+}
+
+/// `26/11/2026 14:05` in the configured time zone.
+pub fn local_datetime(at: Ts, tz: chrono_tz::Tz) -> String {
+    at.0.with_timezone(&tz).format("%d/%m/%Y %H:%M").to_string()
+}
+
+/// `2026-11-26T20:05:00Z`: RFC 3339 in UTC to the second, for
+/// `<time datetime>`, which allows at most three digits of a fraction (the
+/// stored microseconds would make the page invalid HTML).
+pub fn machine_datetime(at: Ts) -> String {
+    at.0.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// "hace 12 s", "hace 3 min", "hace 2 h", "hace 4 d".
+pub fn relative(at: Ts, now: DateTime<Utc>) -> String {
+    let seconds = (now - at.0).num_seconds().max(0);
+    match seconds {
+        0..=4 => "hace un momento".to_owned(),
+        5..=59 => format!("hace {seconds} s"),
+        60..=3599 => format!("hace {} min", seconds / 60),
+        3600..=86_399 => format!("hace {} h", seconds / 3600),
+        _ => format!("hace {} d", seconds / 86_400),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorPage {
+    ctx: Option<PageContext>,
+    status: u16,
+    title: &'static str,
+    message: String,
+}
+
+#[derive(Template)]
+#[template(path = "_error.html")]
+struct ErrorFragment {
+    message: String,
+}
+
+fn title_for(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        400 => "Solicitud no válida",
+        403 => "Acceso denegado",
+        404 => "No encontrado",
+        405 => "Método no permitido",
+        409 => "Conflicto",
+        413 => "Demasiado grande",
+        429 => "Espera un momento",
+        503 => "Servicio no disponible",
+        _ => "Error",
+    }
+}
+
+/// The Spanish message for an error response that did not come from
+/// [`AppError`] (unknown route, malformed query, oversized body, …).
+fn message_for(status: StatusCode) -> String {
+    match status.as_u16() {
+        400 => "La solicitud no es válida.".into(),
+        403 => "No tienes permiso para ver esta página".into(),
+        404 => "No encontramos esa página.".into(),
+        405 => "Esa acción no está disponible aquí.".into(),
+        413 => "El envío es demasiado grande.".into(),
+        415 => "El formulario no llegó en un formato que podamos leer; vuelve a enviarlo desde la página.".into(),
+        _ => "Ocurrió un error inesperado. Inténtalo de nuevo.".into(),
+    }
+}
+
+/// Middleware: replaces the body of every error result of the console
+/// (an `AppError`, or an error of actix itself such as an unknown route)
+/// with a Spanish error page (inside the layout when signed in) or, for htmx
+/// requests, with an error fragment. The API keeps its JSON errors.
+pub async fn render_errors(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    // Middleware errors (rare) pass through; handlers and our own middleware
+    // answer with responses, which are rendered below.
+    let res = next.call(req).await?.map_into_boxed_body();
+    let status = res.status();
+    // Only error *results* are rendered here; a page a handler rendered on
+    // purpose with an error status (a form with its messages) is kept.
+    if res.response().error().is_none()
+        || !(status.is_client_error() || status.is_server_error())
+        || res.request().path().starts_with("/api/")
+    {
+        return Ok(res);
+    }
+    let message = res
+        .response()
+        .error()
+        .and_then(|e| e.as_error::<AppError>())
+        .map_or_else(|| message_for(status), AppError::public_message);
+    let (req, original) = res.into_parts();
+    let body = if is_fragment_request(&req) {
+        ErrorFragment { message }.render()
+    } else {
+        let ctx = match principal_of(&req).await {
+            Ok(Some(principal)) => PageContext::new(&req, &principal, "").ok(),
+            _ => None,
+        };
+        ErrorPage {
+            ctx,
+            status: status.as_u16(),
+            title: title_for(status),
+            message,
+        }
+        .render()
+    };
+    let Ok(body) = body else {
+        return Ok(ServiceResponse::new(req, original));
+    };
+    let mut response = HttpResponse::build(status);
+    response.content_type("text/html; charset=utf-8");
+    response.insert_header((header::CACHE_CONTROL, "no-store"));
+    // Keep what the original response set (session cookie, retry hints).
+    for (name, value) in original.headers() {
+        if name == header::SET_COOKIE
+            || name == header::RETRY_AFTER
+            || name.as_str() == "hx-redirect"
+        {
+            response.append_header((name.clone(), value.clone()));
+        }
+    }
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        response.insert_header((header::RETRY_AFTER, HeaderValue::from_static("5")));
+    }
+    Ok(ServiceResponse::new(req, response.body(body)))
+}
+
+/// Any URL no route matches.
+pub async fn not_found() -> Result<HttpResponse, AppError> {
+    Err(AppError::NotFound("No encontramos esa página."))
+}
+
+/// `GET /healthz`: the process is up.
+pub async fn healthz() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; charset=utf-8")
+        .body("ok")
+}
+
+/// `GET /readyz`: the database answers.
+pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    match state.store.ping().await {
+        Ok(()) => HttpResponse::Ok()
+            .content_type("text/plain; charset=utf-8")
+            .body("ready"),
+        Err(e) => {
+            tracing::warn!(error = ?e, "readiness check failed");
+            HttpResponse::ServiceUnavailable()
+                .content_type("text/plain; charset=utf-8")
+                .body("database unavailable")
+        }
+    }
+}
+
+/// `GET /metrics`: OpenMetrics text (which Prometheus reads), for the
+/// configured addresses or the token.
+pub async fn metrics(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    let access = &state.metrics;
+    // The client, not a proxy in front: behind a trusted proxy every
+    // request's peer is the proxy (see `auth::client_addr`).
+    let client = crate::http::auth::client_addr::client_addr(&req, &state.trusted_proxies);
+    let from_allowed = access.allow.iter().any(|a| a.to_canonical() == client);
+    let with_token = access.token.as_deref().is_some_and(|token| {
+        req.headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .is_some_and(|given| {
+                use subtle::ConstantTimeEq;
+                bool::from(given.as_bytes().ct_eq(token.as_bytes()))
+            })
+    });
+    if !(from_allowed || with_token) {
+        return HttpResponse::Forbidden()
+            .content_type("text/plain; charset=utf-8")
+            .body("forbidden");
+    }
+    let pools = state.store.pool_usage();
+    let body = crate::telemetry::METRICS.render(&crate::telemetry::Scrape {
+        pools: &pools,
+        view_cache: state.views.counts(),
+        password_checks: state.password_checks.get(),
+    });
+    HttpResponse::Ok()
+        .content_type(crate::telemetry::CONTENT_TYPE)
+        .body(body)
+}
+
+/// `GET /`: the console starts at Mensajes.
+pub async fn home() -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, "/mensajes"))
+        .finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Duration;
+
+    #[test]
+    fn relative_times_read_like_people_say_them() {
+        let now = Utc::now();
+        assert_eq!(
+            relative(Ts::new(now - Duration::seconds(12)), now),
+            "hace 12 s"
+        );
+        assert_eq!(
+            relative(Ts::new(now - Duration::minutes(3)), now),
+            "hace 3 min"
+        );
+        assert_eq!(relative(Ts::new(now - Duration::hours(5)), now), "hace 5 h");
+    }
+
+    #[test]
+    fn dates_show_in_the_configured_zone() {
+        let at = Ts::new(
+            DateTime::parse_from_rfc3339("2026-11-26T20:05:00Z")
+                .unwrap()
+                .with_timezone(&Utc),
+        );
+        assert_eq!(
+            local_datetime(at, chrono_tz::America::Mexico_City),
+            "26/11/2026 14:05"
+        );
+    }
+
+    #[test]
+    fn an_administrator_sees_mensajes_first() {
+        let items = menu(Role::Admin, "mensajes");
+        assert_eq!(items[0].label, "Mensajes");
+        assert!(items[0].active);
+    }
+}

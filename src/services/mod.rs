@@ -1,0 +1,15 @@
+//! The work behind the console and the API: conversation operations, the
+//! router that chooses an agent, automatic cancellation, bulk jobs, the demo
+//! data set, the traffic simulator, operations commands and authentication
+//! bookkeeping. Services use the Store and the domain rules; they know
+//! nothing of HTTP.
+
+pub mod auth;
+pub mod auto_cancel;
+pub mod bulk;
+pub mod conversations;
+pub mod demo;
+pub mod error;
+pub mod ops;
+pub mod router;
+pub mod simulator;

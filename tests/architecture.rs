@@ -1,0 +1,756 @@
+//! The layering of `src/` (see `ARCHITECTURE.md`), checked on every
+//! `cargo test`: every `crate::…` path (in `use` lines, grouped or nested,
+//! and inline in code), every `super::…` path and every `$crate::…` path in
+//! a macro names a module; the modules and those edges form a graph that
+//! must have no cycle, and every edge must go to the same layer or a lower
+//! one. A module declaring a child (`mod bar;`) and a child naming its
+//! parent are not imports: edges between a module and its ancestors are
+//! left out.
+//!
+//! Std only on purpose: the check is a few hundred lines and a parser crate
+//! would cost every build more than it saves. It reads code, not comments or
+//! strings, so a doc comment naming `crate::x` is not an edge.
+//!
+//! `cargo test --test architecture -- --nocapture` also prints a summary of
+//! the graph (modules, edges, the largest modules).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+/// Layers by module path prefix; the longest prefix decides. A module may
+/// import its own layer or a lower one.
+const LAYERS: &[(&str, u8)] = &[
+    ("domain", 0),
+    ("config", 0),
+    ("telemetry", 0),
+    ("live", 1),
+    ("db", 2),
+    ("services", 3),
+    ("app::state", 4),
+    ("http", 5),
+    ("app", 6),
+    ("cli", 7),
+];
+
+/// One import: the module whose code names another, where, and which.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Edge {
+    from: String,
+    to: String,
+    file: String,
+    line: usize,
+}
+
+/// What the check found in a set of files.
+#[derive(Debug, Default)]
+struct Report {
+    /// Module path (`""` is the crate root) → lines of its file.
+    modules: BTreeMap<String, usize>,
+    /// Every import that crosses modules, one per place in the code.
+    edges: Vec<Edge>,
+}
+
+impl Report {
+    /// The distinct module-to-module edges.
+    fn graph(&self) -> BTreeMap<&str, BTreeSet<&str>> {
+        let mut graph: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+        for module in self.modules.keys() {
+            graph.entry(module.as_str()).or_default();
+        }
+        for edge in &self.edges {
+            graph
+                .entry(edge.from.as_str())
+                .or_default()
+                .insert(edge.to.as_str());
+        }
+        graph
+    }
+
+    fn edge_count(&self) -> usize {
+        self.graph().values().map(BTreeSet::len).sum()
+    }
+
+    /// Every cycle, as one strongly connected component each (with one loop
+    /// through all of it spelled out, and the places that make it).
+    fn cycles(&self) -> Vec<String> {
+        let graph = self.graph();
+        strongly_connected(&graph)
+            .into_iter()
+            .filter(|component| component.len() > 1)
+            .map(|component| {
+                let members: BTreeSet<&str> = component.iter().copied().collect();
+                let places: Vec<String> = self
+                    .edges
+                    .iter()
+                    .filter(|e| {
+                        members.contains(e.from.as_str()) && members.contains(e.to.as_str())
+                    })
+                    .map(|e| format!("    {}:{} {} -> {}", e.file, e.line, e.from, e.to))
+                    .collect();
+                format!(
+                    "cycle among {{{}}}: {}\n{}",
+                    component.join(", "),
+                    one_loop(&graph, &members).join(" -> "),
+                    places.join("\n")
+                )
+            })
+            .collect()
+    }
+
+    /// Every edge that goes to a higher layer than its origin.
+    fn upward(&self, layers: &[(&str, u8)]) -> Vec<String> {
+        self.edges
+            .iter()
+            .filter_map(|e| {
+                let from = layer_of(layers, &e.from)?;
+                let to = layer_of(layers, &e.to)?;
+                (to > from).then(|| {
+                    format!(
+                        "{}:{}: {} (layer {from}) imports {} (layer {to})",
+                        e.file, e.line, e.from, e.to
+                    )
+                })
+            })
+            .collect()
+    }
+
+    /// Modules that no layer covers (every module needs one).
+    fn unlayered(&self, layers: &[(&str, u8)]) -> Vec<&str> {
+        self.modules
+            .keys()
+            .map(String::as_str)
+            .filter(|m| !m.is_empty() && layer_of(layers, m).is_none())
+            .collect()
+    }
+}
+
+fn layer_of(layers: &[(&str, u8)], module: &str) -> Option<u8> {
+    layers
+        .iter()
+        .filter(|(prefix, _)| is_within(module, prefix))
+        .max_by_key(|(prefix, _)| prefix.len())
+        .map(|&(_, rank)| rank)
+}
+
+/// Whether `module` is `ancestor` or inside it (`a::b` is within `a`).
+fn is_within(module: &str, ancestor: &str) -> bool {
+    ancestor.is_empty()
+        || module == ancestor
+        || module
+            .strip_prefix(ancestor)
+            .is_some_and(|rest| rest.starts_with("::"))
+}
+
+/// The module a file defines: `src/a/mod.rs` and `src/a.rs` are `a`,
+/// `src/lib.rs` is the crate root (`""`).
+fn module_of(relative: &str) -> String {
+    let path = relative.strip_prefix("src/").unwrap_or(relative);
+    let path = path.strip_suffix(".rs").unwrap_or(path);
+    let path = path.strip_suffix("/mod").unwrap_or(path);
+    if path == "lib" {
+        return String::new();
+    }
+    path.replace('/', "::")
+}
+
+/// Reads files (relative path, contents) into modules and edges.
+fn analyse(files: &[(String, String)]) -> Report {
+    let mut report = Report::default();
+    for (path, text) in files {
+        report.modules.insert(module_of(path), text.lines().count());
+    }
+    for (path, text) in files {
+        let module = module_of(path);
+        for (line, named) in named_paths(&module, &strip(text)) {
+            let Some(to) = longest_module(&report.modules, &named) else {
+                continue;
+            };
+            if is_within(&module, &to) || is_within(&to, &module) {
+                continue;
+            }
+            report.edges.push(Edge {
+                from: module.clone(),
+                to,
+                file: path.clone(),
+                line,
+            });
+        }
+    }
+    report
+}
+
+/// The longest known module that `path` (`a::b::Item`) starts with.
+fn longest_module(modules: &BTreeMap<String, usize>, path: &[String]) -> Option<String> {
+    (1..=path.len())
+        .rev()
+        .map(|n| path[..n].join("::"))
+        .find(|candidate| modules.contains_key(candidate))
+}
+
+/// The code with comments and the contents of string and character literals
+/// blanked out (newlines kept, so line numbers hold).
+fn strip(text: &str) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    let blank = |c: char| if c == '\n' { '\n' } else { ' ' };
+    while i < chars.len() {
+        let c = chars[i];
+        let next = chars.get(i + 1).copied();
+        if c == '/' && next == Some('/') {
+            while i < chars.len() && chars[i] != '\n' {
+                out.push(' ');
+                i += 1;
+            }
+        } else if c == '/' && next == Some('*') {
+            let mut depth = 0;
+            while i < chars.len() {
+                if chars[i] == '/' && chars.get(i + 1) == Some(&'*') {
+                    depth += 1;
+                    out.push_str("  ");
+                    i += 2;
+                } else if chars[i] == '*' && chars.get(i + 1) == Some(&'/') {
+                    depth -= 1;
+                    out.push_str("  ");
+                    i += 2;
+                    if depth == 0 {
+                        break;
+                    }
+                } else {
+                    out.push(blank(chars[i]));
+                    i += 1;
+                }
+            }
+        } else if c == 'r'
+            && (next == Some('#') || next == Some('"'))
+            && !ident_char(prev(&chars, i))
+        {
+            // A raw string: r"…", r#"…"#, …
+            let mut hashes = 0;
+            let mut j = i + 1;
+            while chars.get(j) == Some(&'#') {
+                hashes += 1;
+                j += 1;
+            }
+            if chars.get(j) != Some(&'"') {
+                out.push(c);
+                i += 1;
+                continue;
+            }
+            let opening = j + 1 - i;
+            out.extend(std::iter::repeat_n(' ', opening));
+            i = j + 1;
+            while i < chars.len() {
+                if chars[i] == '"' && (1..=hashes).all(|k| chars.get(i + k) == Some(&'#')) {
+                    out.extend(std::iter::repeat_n(' ', 1 + hashes));
+                    i += 1 + hashes;
+                    break;
+                }
+                out.push(blank(chars[i]));
+                i += 1;
+            }
+        } else if c == '"' {
+            out.push('"');
+            i += 1;
+            while i < chars.len() && chars[i] != '"' {
+                if chars[i] == '\\' {
+                    out.push(' ');
+                    i += 1;
+                }
+                if i < chars.len() {
+                    out.push(blank(chars[i]));
+                    i += 1;
+                }
+            }
+            out.push('"');
+            i += 1;
+        } else if c == '\'' && is_char_literal(&chars, i) {
+            // '{', '\'', '\u{7b}': blanked; a lifetime ('a) is left alone.
+            out.push('\'');
+            i += 1;
+            while i < chars.len() && chars[i] != '\'' {
+                if chars[i] == '\\' {
+                    out.push(' ');
+                    i += 1;
+                }
+                out.push(' ');
+                i += 1;
+            }
+            out.push('\'');
+            i += 1;
+        } else {
+            out.push(c);
+            i += 1;
+        }
+    }
+    out
+}
+
+fn prev(chars: &[char], i: usize) -> char {
+    if i == 0 { ' ' } else { chars[i - 1] }
+}
+
+fn ident_char(c: char) -> bool {
+    c.is_alphanumeric() || c == '_'
+}
+
+fn is_char_literal(chars: &[char], i: usize) -> bool {
+    match chars.get(i + 1) {
+        Some('\\') => true,
+        Some(_) => chars.get(i + 2) == Some(&'\''),
+        None => false,
+    }
+}
+
+/// Every module path the (stripped) code names, with its line: `crate::`,
+/// `$crate::` and `super::` paths, groups (`{a, b::{c, d}}`) expanded.
+/// Paths inside inline modules (`mod tests { … }`) resolve `super::` from
+/// there.
+fn named_paths(module: &str, code: &str) -> Vec<(usize, Vec<String>)> {
+    let chars: Vec<char> = code.chars().collect();
+    let base: Vec<String> = if module.is_empty() {
+        Vec::new()
+    } else {
+        module.split("::").map(str::to_owned).collect()
+    };
+    // The inline modules open at each point: (name, brace depth inside).
+    let mut inline: Vec<(String, usize)> = Vec::new();
+    let mut depth = 0usize;
+    let mut line = 1usize;
+    let mut found = Vec::new();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        if c == '\n' {
+            line += 1;
+            i += 1;
+            continue;
+        }
+        if c == '{' {
+            depth += 1;
+            i += 1;
+            continue;
+        }
+        if c == '}' {
+            if inline.last().is_some_and(|(_, d)| *d == depth) {
+                inline.pop();
+            }
+            depth = depth.saturating_sub(1);
+            i += 1;
+            continue;
+        }
+        if !ident_char(c) || (i > 0 && (ident_char(chars[i - 1]))) {
+            i += 1;
+            continue;
+        }
+        let word_end = (i..chars.len())
+            .find(|&j| !ident_char(chars[j]))
+            .unwrap_or(chars.len());
+        let word: String = chars[i..word_end].iter().collect();
+        if word == "mod" {
+            // `mod name {` opens an inline module.
+            let rest: String = chars[word_end..chars.len().min(word_end + 200)]
+                .iter()
+                .collect();
+            let trimmed = rest.trim_start();
+            let name: String = trimmed.chars().take_while(|&c| ident_char(c)).collect();
+            let after = trimmed[name.len()..].trim_start();
+            if !name.is_empty() && after.starts_with('{') {
+                inline.push((name, depth + 1));
+            }
+            i = word_end;
+            continue;
+        }
+        let preceded_by_path = i >= 2 && chars[i - 1] == ':' && chars[i - 2] == ':';
+        let starts_path =
+            chars.get(word_end) == Some(&':') && chars.get(word_end + 1) == Some(&':');
+        if preceded_by_path || !starts_path || !(word == "crate" || word == "super") {
+            i = word_end;
+            continue;
+        }
+        let mut here: Vec<String> = base.clone();
+        here.extend(inline.iter().map(|(name, _)| name.clone()));
+        let mut prefix: Vec<String> = Vec::new();
+        let mut j = i;
+        if word == "crate" {
+            j = word_end + 2;
+        } else {
+            // One or more `super::`.
+            while chars[j..].starts_with(&['s', 'u', 'p', 'e', 'r', ':', ':']) {
+                here.pop();
+                j += 7;
+            }
+            prefix = here;
+        }
+        // A multi-line group is reported at its first line; the main loop
+        // goes on after the word, so it still counts the group's lines and
+        // braces.
+        let mut paths = Vec::new();
+        use_tree(&chars, j, prefix, &mut paths);
+        found.extend(paths.into_iter().map(|p| (line, p)));
+        i = word_end;
+    }
+    found
+}
+
+/// Reads a use tree at `j` (`a::b`, `a::{b, c::d}`, `a::*`, `a as b`) after
+/// `prefix`, adding every path to `out`; answers where it ended.
+fn use_tree(
+    chars: &[char],
+    mut j: usize,
+    mut prefix: Vec<String>,
+    out: &mut Vec<Vec<String>>,
+) -> usize {
+    loop {
+        while j < chars.len() && chars[j].is_whitespace() {
+            j += 1;
+        }
+        if chars.get(j) == Some(&'{') {
+            j += 1;
+            loop {
+                while j < chars.len() && (chars[j].is_whitespace() || chars[j] == ',') {
+                    j += 1;
+                }
+                if j >= chars.len() || chars[j] == '}' {
+                    return j + 1;
+                }
+                let before = j;
+                j = use_tree(chars, j, prefix.clone(), out);
+                if j == before {
+                    j += 1;
+                }
+            }
+        }
+        let end = (j..chars.len())
+            .find(|&k| !ident_char(chars[k]))
+            .unwrap_or(chars.len());
+        if end == j {
+            // `*`, or the end of the path.
+            out.push(prefix);
+            return j + usize::from(chars.get(j) == Some(&'*'));
+        }
+        let segment: String = chars[j..end].iter().collect();
+        j = end;
+        if segment != "self" {
+            prefix.push(segment);
+        }
+        if chars.get(j) == Some(&':') && chars.get(j + 1) == Some(&':') {
+            j += 2;
+            continue;
+        }
+        // `as name` and anything else end the path.
+        out.push(prefix);
+        let rest: String = chars[j..chars.len().min(j + 64)].iter().collect();
+        let trimmed = rest.trim_start();
+        if let Some(after_as) = trimmed.strip_prefix("as ") {
+            let skipped = rest.len() - trimmed.len() + 3;
+            let alias = after_as.trim_start();
+            let name_len = alias.chars().take_while(|&c| ident_char(c)).count();
+            return j + skipped + (after_as.len() - alias.len()) + name_len;
+        }
+        return j;
+    }
+}
+
+/// Tarjan's strongly connected components.
+fn strongly_connected<'a>(graph: &BTreeMap<&'a str, BTreeSet<&'a str>>) -> Vec<Vec<&'a str>> {
+    struct State<'a> {
+        index: BTreeMap<&'a str, usize>,
+        low: BTreeMap<&'a str, usize>,
+        stack: Vec<&'a str>,
+        on_stack: BTreeSet<&'a str>,
+        next: usize,
+        components: Vec<Vec<&'a str>>,
+    }
+    fn visit<'a>(node: &'a str, graph: &BTreeMap<&'a str, BTreeSet<&'a str>>, s: &mut State<'a>) {
+        s.index.insert(node, s.next);
+        s.low.insert(node, s.next);
+        s.next += 1;
+        s.stack.push(node);
+        s.on_stack.insert(node);
+        for &next in graph.get(node).into_iter().flatten() {
+            if !s.index.contains_key(next) {
+                visit(next, graph, s);
+                let low = s.low[node].min(s.low[next]);
+                s.low.insert(node, low);
+            } else if s.on_stack.contains(next) {
+                let low = s.low[node].min(s.index[next]);
+                s.low.insert(node, low);
+            }
+        }
+        if s.low[node] == s.index[node] {
+            let mut component = Vec::new();
+            while let Some(member) = s.stack.pop() {
+                s.on_stack.remove(member);
+                component.push(member);
+                if member == node {
+                    break;
+                }
+            }
+            component.sort_unstable();
+            s.components.push(component);
+        }
+    }
+    let mut s = State {
+        index: BTreeMap::new(),
+        low: BTreeMap::new(),
+        stack: Vec::new(),
+        on_stack: BTreeSet::new(),
+        next: 0,
+        components: Vec::new(),
+    };
+    for &node in graph.keys() {
+        if !s.index.contains_key(node) {
+            visit(node, graph, &mut s);
+        }
+    }
+    s.components
+}
+
+/// One loop within a strongly connected component, from its first member
+/// back to it (breadth first, so the shortest).
+fn one_loop<'a>(
+    graph: &BTreeMap<&'a str, BTreeSet<&'a str>>,
+    members: &BTreeSet<&'a str>,
+) -> Vec<&'a str> {
+    let Some(&start) = members.first() else {
+        return Vec::new();
+    };
+    let mut came_from: BTreeMap<&str, &str> = BTreeMap::new();
+    let mut queue = std::collections::VecDeque::from([start]);
+    while let Some(node) = queue.pop_front() {
+        for &next in graph.get(node).into_iter().flatten() {
+            if !members.contains(next) {
+                continue;
+            }
+            if next == start {
+                // Walk back from `node` to `start`, then close the loop.
+                let mut path = vec![node];
+                let mut at = node;
+                while let Some(&before) = came_from.get(at) {
+                    path.push(before);
+                    at = before;
+                }
+                if at != start {
+                    path.push(start);
+                }
+                path.reverse();
+                path.push(start);
+                return path;
+            }
+            if !came_from.contains_key(next) && next != start {
+                came_from.insert(next, node);
+                queue.push_back(next);
+            }
+        }
+    }
+    Vec::new()
+}
+
+fn source_files(dir: &Path, root: &Path, out: &mut Vec<(String, String)>) {
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()))
+        .map(|entry| entry.expect("a directory entry").path())
+        .collect();
+    entries.sort();
+    for path in entries {
+        if path.is_dir() {
+            source_files(&path, root, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            let relative = path
+                .strip_prefix(root)
+                .expect("under the root")
+                .to_string_lossy()
+                .replace('\\', "/");
+            // The binary is its own crate: it only calls the library.
+            if relative == "src/main.rs" {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).expect("a readable source file");
+            out.push((relative, text));
+        }
+    }
+}
+
+fn project() -> Report {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    source_files(&root.join("src"), root, &mut files);
+    analyse(&files)
+}
+
+#[test]
+fn the_module_graph_has_no_cycle() {
+    let report = project();
+    let cycles = report.cycles();
+    assert!(
+        cycles.is_empty(),
+        "{} import cycle(s):\n{}",
+        cycles.len(),
+        cycles.join("\n")
+    );
+}
+
+#[test]
+fn imports_only_go_to_the_same_layer_or_lower() {
+    let report = project();
+    let unlayered = report.unlayered(LAYERS);
+    assert!(
+        unlayered.is_empty(),
+        "modules without a layer (add them to LAYERS and ARCHITECTURE.md): {unlayered:?}"
+    );
+    let upward = report.upward(LAYERS);
+    assert!(
+        upward.is_empty(),
+        "{} upward import(s):\n{}",
+        upward.len(),
+        upward.join("\n")
+    );
+}
+
+#[test]
+fn summary() {
+    let report = project();
+    let mut largest: Vec<(&String, &usize)> = report.modules.iter().collect();
+    largest.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+    println!(
+        "{} modules, {} module-to-module edges ({} import sites), {} cycle(s)",
+        report.modules.len(),
+        report.edge_count(),
+        report.edges.len(),
+        report.cycles().len()
+    );
+    println!("largest modules by lines:");
+    for (module, lines) in largest.iter().take(12) {
+        let name = if module.is_empty() {
+            "(crate root)"
+        } else {
+            module
+        };
+        println!("  {lines:>5}  {name}");
+    }
+    let mut by_layer: BTreeMap<u8, usize> = BTreeMap::new();
+    for module in report.modules.keys().filter(|m| !m.is_empty()) {
+        if let Some(layer) = layer_of(LAYERS, module) {
+            *by_layer.entry(layer).or_default() += 1;
+        }
+    }
+    println!("modules per layer: {by_layer:?}");
+    assert!(report.modules.len() > 10, "the sources were not found");
+    assert!(report.edge_count() > 10, "no imports were read");
+}
+
+// The checker checked: each of these fails if the part it names breaks.
+
+fn files(list: &[(&str, &str)]) -> Vec<(String, String)> {
+    list.iter()
+        .map(|(p, t)| ((*p).to_owned(), (*t).to_owned()))
+        .collect()
+}
+
+#[test]
+fn a_two_module_cycle_is_found() {
+    let report = analyse(&files(&[
+        ("src/lib.rs", "pub mod a;\npub mod b;\n"),
+        ("src/a.rs", "use crate::b::B;\npub struct A;\n"),
+        (
+            "src/b.rs",
+            "pub struct B;\nfn f() -> crate::a::A { crate::a::A }\n",
+        ),
+    ]));
+    let cycles = report.cycles();
+    assert_eq!(cycles.len(), 1, "{cycles:?}");
+    assert!(
+        cycles[0].starts_with("cycle among {a, b}: a -> b -> a"),
+        "{}",
+        cycles[0]
+    );
+    assert!(cycles[0].contains("src/b.rs:2 b -> a"), "{}", cycles[0]);
+}
+
+#[test]
+fn a_three_module_cycle_is_found() {
+    let report = analyse(&files(&[
+        ("src/lib.rs", "pub mod x;\n"),
+        ("src/x/mod.rs", "pub mod a;\npub mod b;\npub mod c;\n"),
+        ("src/x/a.rs", "use super::b::B;\n"),
+        ("src/x/b.rs", "use crate::x::c::C;\n"),
+        ("src/x/c.rs", "use crate::x::{a::A};\n"),
+    ]));
+    let cycles = report.cycles();
+    assert_eq!(cycles.len(), 1, "{cycles:?}");
+    assert!(
+        cycles[0].starts_with("cycle among {x::a, x::b, x::c}"),
+        "{}",
+        cycles[0]
+    );
+}
+
+#[test]
+fn parents_and_children_are_not_cycles_and_comments_are_not_imports() {
+    let report = analyse(&files(&[
+        ("src/lib.rs", "pub mod db;\n"),
+        (
+            "src/db/mod.rs",
+            "mod rows;\npub use rows::Row;\npub struct Store;\n",
+        ),
+        (
+            "src/db/rows.rs",
+            "use super::Store;\n/// see crate::other::X\npub struct Row;\n// crate::other::Y\nconst S: &str = \"crate::other::Z\";\n",
+        ),
+        ("src/other.rs", "use crate::db::Store;\n"),
+    ]));
+    assert!(report.cycles().is_empty(), "{:?}", report.cycles());
+    assert_eq!(report.edges.len(), 1, "{:?}", report.edges);
+    assert_eq!(
+        (report.edges[0].from.as_str(), report.edges[0].to.as_str()),
+        ("other", "db")
+    );
+}
+
+#[test]
+fn an_upward_import_is_found() {
+    let layers = &[("domain", 0), ("db", 2), ("http", 5)];
+    let report = analyse(&files(&[
+        (
+            "src/lib.rs",
+            "pub mod db;\npub mod domain;\npub mod http;\n",
+        ),
+        ("src/http.rs", "use crate::db::Store;\n"),
+        ("src/db.rs", "use crate::domain::Rule;\n"),
+        (
+            "src/domain.rs",
+            "\n\nfn f() {\n    let _ = crate::http::NOT_FOUND;\n}\n",
+        ),
+    ]));
+    let upward = report.upward(layers);
+    assert_eq!(
+        upward,
+        vec!["src/domain.rs:4: domain (layer 0) imports http (layer 5)".to_owned()]
+    );
+    let unlayered = analyse(&files(&[("src/lib.rs", ""), ("src/misc.rs", "")]));
+    assert_eq!(unlayered.unlayered(layers), vec!["misc"]);
+}
+
+#[test]
+fn grouped_and_nested_uses_are_parsed() {
+    let code = strip(
+        "use crate::{\n    a::{b::{self, X}, c::*},\n    d as e,\n};\nmod tests {\n    use super::super::f::G;\n}\nmacro_rules! m { () => { $crate::g::H } }\n",
+    );
+    let paths: Vec<(usize, String)> = named_paths("p::q", &code)
+        .into_iter()
+        .map(|(line, p)| (line, p.join("::")))
+        .collect();
+    let expected: Vec<(usize, String)> = [
+        (1, "a::b"),
+        (1, "a::b::X"),
+        (1, "a::c"),
+        (1, "d"),
+        (6, "p::f::G"),
+        (8, "g::H"),
+    ]
+    .into_iter()
+    .map(|(line, p)| (line, p.to_owned()))
+    .collect();
+    assert_eq!(paths, expected);
+}
