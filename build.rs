@@ -90,9 +90,8 @@ fn main() {
     let jar = std::env::var_os("VNU_JAR")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(INSTALLED_VNU_JAR));
-    let java = std::env::var_os("PATH").is_some_and(|paths| {
-        std::env::split_paths(&paths).any(|dir| dir.join("java").is_file())
-    });
+    let java = std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join("java").is_file()));
     if ci || (java && jar.is_file()) {
         println!("cargo::rustc-cfg=relevo_html_checker");
     }

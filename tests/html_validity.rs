@@ -29,7 +29,8 @@ mod every_page_the_browser_tests_visit_is_valid_html {
         ignore = "Nu Html Checker not available: install a Java runtime and vnu-jar (see README)"
     )]
     async fn sqlite() {
-        super::every_page_the_browser_tests_visit_is_valid_html(crate::common::Backend::Sqlite).await;
+        super::every_page_the_browser_tests_visit_is_valid_html(crate::common::Backend::Sqlite)
+            .await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -38,7 +39,8 @@ mod every_page_the_browser_tests_visit_is_valid_html {
         ignore = "Nu Html Checker or PostgreSQL not available: install a Java runtime and vnu-jar (see README); set TEST_POSTGRES_URL or install postgresql"
     )]
     async fn postgres() {
-        super::every_page_the_browser_tests_visit_is_valid_html(crate::common::Backend::Postgres).await;
+        super::every_page_the_browser_tests_visit_is_valid_html(crate::common::Backend::Postgres)
+            .await;
     }
 }
 

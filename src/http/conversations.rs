@@ -10,10 +10,7 @@ use super::pages::{
     PageContext, is_fragment_request, local_datetime, machine_datetime, relative, render,
 };
 use crate::app::state::AppState;
-use crate::db::{
-    CampaignOption, ConversationRow, Cursor, HistoryRow, ListFilter, PersonOption, Search,
-    StatusFilter, Ts,
-};
+use crate::db::{ConversationRow, Cursor, HistoryRow, ListFilter, Search, StatusFilter, Ts};
 use crate::domain::{ChannelKind, Status};
 use crate::http::auth::CurrentUser;
 use crate::http::error::AppError;

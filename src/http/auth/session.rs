@@ -240,6 +240,7 @@ pub async fn count_password_failure(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::TimeDelta;
 
     #[test]
     fn a_session_is_open_until_its_lifetime_or_idle_timeout() {
