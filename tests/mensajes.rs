@@ -99,7 +99,8 @@ async fn filters_can_never_widen_an_admins_scope(backend: Backend) {
         let counts = tab_counts(&page.body);
         assert_eq!(
             counts.len(),
-            page.body.matches("class=\"status-tab").count(),
+            page.body.matches("class=\"status-tab\"").count()
+                + page.body.matches("class=\"status-tab is-active\"").count(),
             "one count per status tab"
         );
         assert!(counts.len() > 1, "the status tabs are shown");
