@@ -10,9 +10,9 @@
 
 use uuid::Uuid;
 
-use super::admin::{AdminResult, Refusal};
 use super::audit::{
-    ADMIN_PAGE_SIZE, AdminPage, AuditEntry, Keyset, PageCursor, admin_write, duplicate,
+    ADMIN_PAGE_SIZE, AdminPage, AdminResult, AuditEntry, Keyset, PageCursor, Refusal, admin_write,
+    duplicate,
 };
 use super::{StoreResult, Ts, with_read};
 use crate::domain::Role;

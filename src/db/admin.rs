@@ -14,7 +14,9 @@ use uuid::Uuid;
 use super::accounts::USERS_BY_NAME;
 use super::audit::{
     ADMIN_PAGE_SIZE, AdminPage, AuditEntry, ChildList, Keyset, PageCursor, admin_write, duplicate,
+
 };
+pub use super::audit::{AdminResult, Refusal};
 use super::categories::{CATEGORIES, push_subcategories};
 use super::{StoreResult, Ts, token_hash, with_read};
 use crate::domain::admin::{AuditAction, DayHours, Name, describe_schedule, parse_time};
@@ -22,28 +24,8 @@ use crate::domain::text::fold;
 use crate::domain::{ChannelKind, Role};
 use crate::live::Event;
 
-/// Why an administrative write did not happen (nothing was written).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Refusal {
-    /// The object does not exist (or not under the given parent).
-    NotFound,
-    /// A unique name or e-mail is taken (also when another write won a race).
-    Duplicate,
-    /// The change would leave no active Super Administrador.
-    LastSuperAdmin,
-    /// Any other rule, with its Spanish message.
-    Invalid(String),
-}
-
-/// The outcome of an administrative write.
-pub type AdminResult<T> = StoreResult<Result<T, Refusal>>;
-
 /// Candidates the member picker shows at once.
 pub const PICKER_PAGE_SIZE: i64 = 20;
-
-pub(crate) fn is_unique(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
-}
 
 /// A campaign in the Campañas list, with its counts.
 #[derive(Debug, Clone, sqlx::FromRow)]

@@ -1,12 +1,34 @@
 //! The audit log: writing a row inside the transaction of the change it
 //! records ([`admin_write!`]), and the filtered, keyset-paged Auditoría view.
-//! Also the keyset page shapes every administration list shares.
+//! Also what every administration write and list shares: why a write was
+//! refused ([`Refusal`]) and the keyset page shapes. They live here, below
+//! `admin`, `accounts` and `categories`, so those import only downward.
 
 use uuid::Uuid;
 
-use super::admin::Refusal;
 use super::{StoreError, StoreResult, Ts, with_read};
 use crate::domain::admin::{AuditAction, AuditObject};
+
+/// Why an administrative write did not happen (nothing was written).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// The object does not exist (or not under the given parent).
+    NotFound,
+    /// A unique name or e-mail is taken (also when another write won a race).
+    Duplicate,
+    /// The change would leave no active Super Administrador.
+    LastSuperAdmin,
+    /// Any other rule, with its Spanish message.
+    Invalid(String),
+}
+
+/// The outcome of an administrative write.
+pub type AdminResult<T> = StoreResult<Result<T, Refusal>>;
+
+/// Whether a statement failed on a unique index.
+pub(crate) fn is_unique(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
+}
 
 /// Rows per page of the administration lists.
 pub const ADMIN_PAGE_SIZE: i64 = 50;
@@ -371,7 +393,7 @@ impl From<sqlx::Error> for WriteError {
 /// write as a duplicate (also when another write won a race); anything else
 /// is a database failure.
 pub(crate) fn duplicate(e: sqlx::Error) -> WriteError {
-    if super::admin::is_unique(&e) {
+    if is_unique(&e) {
         WriteError::Refused(Refusal::Duplicate)
     } else {
         e.into()
@@ -388,7 +410,7 @@ where
 }
 
 /// Runs one administrative write as one transaction and evaluates to its
-/// [`AdminResult`](super::admin::AdminResult), so a store method says only
+/// [`AdminResult`](AdminResult), so a store method says only
 /// what it reads and changes.
 ///
 /// `$body` reads and writes through `$tx` and evaluates to

@@ -16,9 +16,9 @@ use std::collections::HashMap;
 
 use uuid::Uuid;
 
-use super::admin::{AdminResult, Refusal};
 use super::audit::{
-    AdminPage, AuditEntry, ChildList, Keyset, PageCursor, Parent, admin_write, duplicate,
+    AdminPage, AdminResult, AuditEntry, ChildList, Keyset, PageCursor, Parent, Refusal,
+    admin_write, duplicate,
 };
 use super::{StoreResult, Ts, with_read};
 use crate::domain::admin::{AuditAction, Name};

@@ -50,6 +50,7 @@ macro_rules! stored_enum {
 }
 
 pub mod admin;
+pub mod auto_cancel;
 pub mod conversation;
 pub mod days;
 pub mod schedule;

@@ -4,7 +4,9 @@ use std::net::SocketAddr;
 
 use anyhow::Context;
 
-pub use crate::http::auth::client_addr::TrustedProxies;
+mod proxies;
+
+pub use proxies::TrustedProxies;
 
 /// Runtime configuration.
 #[derive(Debug, Clone)]
