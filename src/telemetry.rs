@@ -249,7 +249,9 @@ impl Metrics {
         }
         let views = Family::<OutcomeLabels, Counter>::default();
         let (hits, misses) = scrape.view_cache;
-        views.get_or_create(&OutcomeLabels { outcome: "hit" }).inc_by(hits);
+        views
+            .get_or_create(&OutcomeLabels { outcome: "hit" })
+            .inc_by(hits);
         views
             .get_or_create(&OutcomeLabels { outcome: "miss" })
             .inc_by(misses);
