@@ -7,7 +7,6 @@ use std::fmt;
 use std::net::IpAddr;
 use std::str::FromStr;
 
-
 /// One address or CIDR block.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Net {

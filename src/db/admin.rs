@@ -14,7 +14,6 @@ use uuid::Uuid;
 use super::accounts::USERS_BY_NAME;
 use super::audit::{
     ADMIN_PAGE_SIZE, AdminPage, AuditEntry, ChildList, Keyset, PageCursor, admin_write, duplicate,
-
 };
 pub use super::audit::{AdminResult, Refusal};
 use super::categories::{CATEGORIES, push_subcategories};

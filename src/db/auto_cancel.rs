@@ -18,8 +18,8 @@ use super::audit::{AuditEntry, admin_write};
 use super::outbox::OutboxKind;
 use super::{NotifyInTx, StoreResult, Ts, with_read, with_write};
 use crate::domain::admin::AuditAction;
-use crate::domain::{Conversation, Scope, Status};
 use crate::domain::auto_cancel::{Measure, closure_label, describe, nudge_label};
+use crate::domain::{Conversation, Scope, Status};
 
 /// A rule with the names it refers to.
 #[derive(Debug, Clone, sqlx::FromRow)]

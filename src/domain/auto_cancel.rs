@@ -187,4 +187,3 @@ pub fn window_label(minutes: i64) -> String {
     }
     parts.join(" ")
 }
-

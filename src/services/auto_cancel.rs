@@ -256,6 +256,7 @@ pub fn spawn(store: Store) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::text::COMMENT_MAX_CHARS;
 
     #[test]
     fn a_window_is_a_whole_number_of_minutes_from_one_to_thirty_days() {
