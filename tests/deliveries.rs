@@ -11,6 +11,10 @@ use relevo::db::{ChannelAuth, InboundMessage, InboundOutcome, Store, Ts};
 use relevo::domain::{Actor, EventKind, Status, Transition};
 use uuid::Uuid;
 
+/// id, status, is_open, version, agent_id, reactivates_id, and whether the
+/// activity equals the last message's time.
+type ConversationColumns = (Uuid, String, i64, i64, Option<Uuid>, Option<Uuid>, i64);
+
 const CAMPAIGN: &str = "Ventas Hogar";
 
 /// One of the three writers of a customer message.
@@ -208,7 +212,7 @@ impl Harness {
             &pattern,
         )
         .await;
-        let conversations: Vec<(Uuid, String, i64, i64, Option<Uuid>, Option<Uuid>, i64)> = rows(
+        let conversations: Vec<ConversationColumns> = rows(
             store,
             "select c.id, c.status, cast(case when c.is_open then 1 else 0 end as bigint), \
              c.version, c.agent_id, c.reactivates_id, \
