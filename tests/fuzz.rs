@@ -4,7 +4,7 @@
 //! [`ROUTES`] lists every route of the route table with its parameters
 //! (path segments, query fields, form fields, JSON fields) and what each
 //! holds. `the_fuzz_list_names_exactly_the_registered_routes` reads
-//! `src/routes/*.rs` and fails when a route is registered without being
+//! `src/http/*.rs` and fails when a route is registered without being
 //! listed here, or listed without being registered.
 //!
 //! For each parameter of each route the fuzzer sends the route's valid
@@ -370,7 +370,7 @@ const RULE_FORM: [P; 11] = [
     f("vista_previa", K::Choice(&["1", ""])),
 ];
 
-/// Every route of the route table (`src/routes/mod.rs`, `admin::configure`,
+/// Every route of the route table (`src/http/mod.rs`, `http::configure_admin`,
 /// `api::scope`), with its parameters.
 static ROUTES: &[Route] = &[
     // Operations and sign-in.
@@ -903,18 +903,18 @@ static ROUTES: &[Route] = &[
 // The route table as registered
 // ---------------------------------------------------------------------------
 
-/// `(METHOD, pattern)` of every `.route(` in `src/routes/*.rs`, with the
+/// `(METHOD, pattern)` of every `.route(` in `src/http/*.rs`, with the
 /// prefix of the `web::scope` of its file. Fails on a registration style
 /// it cannot read (so that a new one is taught here, not missed).
 fn registered_routes() -> BTreeSet<(String, String)> {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/src/routes");
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/src/http");
     let mut found = BTreeSet::new();
     let mut files: Vec<_> = std::fs::read_dir(dir)
-        .expect("src/routes")
+        .expect("src/http")
         .map(|e| e.expect("entry").path())
         .filter(|p| p.extension().is_some_and(|e| e == "rs"))
         .collect();
-    files.push(concat!(env!("CARGO_MANIFEST_DIR"), "/src/startup.rs").into());
+    files.push(concat!(env!("CARGO_MANIFEST_DIR"), "/src/app/mod.rs").into());
     for file in files {
         let text = std::fs::read_to_string(&file).expect("read source");
         for unreadable in [
