@@ -754,3 +754,304 @@ fn grouped_and_nested_uses_are_parsed() {
     .collect();
     assert_eq!(paths, expected);
 }
+
+// ---------------------------------------------------------------------------
+// Function length: none over `MAX_FN_LINES` unless a comment says why.
+//
+// A function's length runs from the line of its `fn` to the line of its
+// closing brace, blank lines, comments and SQL included (what a reader scrolls
+// through). A nested `fn` item is measured on its own and its lines are not
+// counted again in the function around it: it already names a step. A closure
+// is part of the body it sits in and counts there.
+//
+// The exemption is a `// long: <why>` line in the block of comments and
+// attributes directly above the `fn` (above `#[test]`, a doc comment or
+// another attribute is fine; a blank line or code in between ends the block).
+
+/// The longest function body the project accepts without a `// long:` reason.
+const MAX_FN_LINES: usize = 80;
+
+/// One function as the length check sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct FnLength {
+    file: String,
+    /// 1-based line of the `fn` keyword.
+    line: usize,
+    name: String,
+    /// Lines from `fn` to its closing brace, less nested `fn` items.
+    lines: usize,
+    /// A `// long: <why>` comment precedes it.
+    exempt: bool,
+}
+
+/// Every function with a body in `text`, measured. Reads the stripped code,
+/// so braces in strings, character literals and comments do not count.
+fn function_lengths(file: &str, text: &str) -> Vec<FnLength> {
+    let code: Vec<char> = strip(text).chars().collect();
+    let line_at = {
+        let mut starts = vec![0];
+        for (i, c) in code.iter().enumerate() {
+            if *c == '\n' {
+                starts.push(i + 1);
+            }
+        }
+        move |pos: usize| starts.partition_point(|&s| s <= pos)
+    };
+    // (name, line of `fn`, first line, last line, body start, body end)
+    let mut found: Vec<(String, usize, usize, usize, usize)> = Vec::new();
+    let mut i = 0;
+    while i + 2 < code.len() {
+        let is_fn = code[i] == 'f'
+            && code[i + 1] == 'n'
+            && code[i + 2].is_whitespace()
+            && !ident_char(prev(&code, i))
+            && prev(&code, i) != '$';
+        if !is_fn {
+            i += 1;
+            continue;
+        }
+        let mut j = i + 2;
+        while j < code.len() && code[j].is_whitespace() {
+            j += 1;
+        }
+        let name_start = j;
+        while j < code.len() && ident_char(code[j]) {
+            j += 1;
+        }
+        if name_start == j || !(code[name_start].is_alphabetic() || code[name_start] == '_') {
+            // `fn(u8) -> u8` (a pointer type) or `fn $name` in a macro.
+            i += 2;
+            continue;
+        }
+        let name: String = code[name_start..j].iter().collect();
+        // The body opens at the first `{` outside parentheses and brackets;
+        // a `;` there first means a declaration without a body.
+        let mut depth = 0i32;
+        let mut open = None;
+        while j < code.len() {
+            match code[j] {
+                '(' | '[' => depth += 1,
+                ')' | ']' => depth -= 1,
+                ';' if depth == 0 => break,
+                '{' if depth == 0 => {
+                    open = Some(j);
+                    break;
+                }
+                _ => {}
+            }
+            j += 1;
+        }
+        let Some(open) = open else {
+            i = j.max(i + 2);
+            continue;
+        };
+        let mut braces = 0i32;
+        let mut close = open;
+        for (k, c) in code.iter().enumerate().skip(open) {
+            match c {
+                '{' => braces += 1,
+                '}' => {
+                    braces -= 1;
+                    if braces == 0 {
+                        close = k;
+                        break;
+                    }
+                }
+                _ => {}
+            }
+        }
+        found.push((name, i, line_at(i), line_at(close), close));
+        // Continue inside the body, so nested functions are found too.
+        i = open + 1;
+    }
+    let source: Vec<&str> = text.lines().collect();
+    found
+        .iter()
+        .map(|(name, start, first, last, end)| {
+            // Direct children: nested items not inside another nested item.
+            let inner: Vec<_> = found
+                .iter()
+                .filter(|(_, s, _, _, e)| s > start && e < end)
+                .collect();
+            let nested: usize = inner
+                .iter()
+                .filter(|(_, s, _, _, e)| !inner.iter().any(|(_, s2, _, _, e2)| s2 < s && e2 > e))
+                .map(|(_, _, f, l, _)| l - f + 1)
+                .sum();
+            FnLength {
+                file: file.to_owned(),
+                line: *first,
+                name: name.clone(),
+                lines: last - first + 1 - nested,
+                exempt: has_long_reason(&source, *first),
+            }
+        })
+        .collect()
+}
+
+/// Whether the comment-and-attribute block right above line `line` (1-based)
+/// holds a `// long: <why>` with a reason.
+fn has_long_reason(source: &[&str], line: usize) -> bool {
+    source[..line - 1]
+        .iter()
+        .rev()
+        .map(|l| l.trim())
+        .take_while(|l| l.starts_with("//") || l.starts_with("#[") || l.starts_with("#!["))
+        .any(|l| {
+            l.strip_prefix("// long:")
+                .is_some_and(|why| !why.trim().is_empty())
+        })
+}
+
+/// Functions over `limit` lines without a `// long:` reason, longest first.
+fn too_long(files: &[(String, String)], limit: usize) -> Vec<FnLength> {
+    let mut out: Vec<FnLength> = files
+        .iter()
+        .flat_map(|(path, text)| function_lengths(path, text))
+        .filter(|f| f.lines > limit && !f.exempt)
+        .collect();
+    out.sort_by(|a, b| b.lines.cmp(&a.lines).then(a.file.cmp(&b.file)));
+    out
+}
+
+#[test]
+fn no_function_is_over_80_lines_without_a_reason() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    source_files(&root.join("src"), root, &mut files);
+    // `source_files` leaves the binary out of the module graph; its
+    // functions are still code someone reads.
+    let main = root.join("src/main.rs");
+    files.push((
+        "src/main.rs".to_owned(),
+        std::fs::read_to_string(&main).expect("src/main.rs"),
+    ));
+    let measured: usize = files
+        .iter()
+        .map(|(p, t)| function_lengths(p, t).len())
+        .sum();
+    assert!(measured > 100, "only {measured} functions found under src/");
+    let offenders = too_long(&files, MAX_FN_LINES);
+    let listed: Vec<String> = offenders
+        .iter()
+        .map(|f| format!("  {}:{} {} ({} lines)", f.file, f.line, f.name, f.lines))
+        .collect();
+    assert!(
+        offenders.is_empty(),
+        "{} function(s) over {MAX_FN_LINES} lines; split where the split names a step, \
+         or put `// long: <why>` above the fn:\n{}",
+        offenders.len(),
+        listed.join("\n")
+    );
+}
+
+/// A function `name` whose body holds `body_lines` lines of `filler`.
+fn synthetic_fn(name: &str, body_lines: usize, filler: &str) -> String {
+    let mut text = format!("fn {name}() {{\n");
+    for _ in 0..body_lines {
+        text.push_str(filler);
+        text.push('\n');
+    }
+    text.push_str("}\n");
+    text
+}
+
+#[test]
+fn a_long_function_fails_and_its_reason_exempts_it() {
+    let long = synthetic_fn("long_one", 85, "    let x = 1;");
+    let short = synthetic_fn("short_one", 10, "    let x = 1;");
+    let text = format!("{short}\n{long}");
+    let found = too_long(&files(&[("src/a.rs", &text)]), 80);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].name, "long_one");
+    assert_eq!(found[0].line, 14);
+    assert_eq!(found[0].lines, 87);
+    // Exactly at the limit passes.
+    let at_limit = synthetic_fn("at_limit", 78, "    let x = 1;");
+    assert!(too_long(&files(&[("src/a.rs", &at_limit)]), 80).is_empty());
+    // The reason directly above, or above attributes and doc comments.
+    for prefix in [
+        "// long: a table of cases\n",
+        "// long: a table of cases\n#[test]\n",
+        "// long: a table of cases\n/// Docs.\n#[allow(dead_code)]\n",
+    ] {
+        let text = format!("{prefix}{long}");
+        assert!(
+            too_long(&files(&[("src/a.rs", &text)]), 80).is_empty(),
+            "{prefix:?} should exempt"
+        );
+    }
+    // No reason, a blank line, or a reason further up does not.
+    for prefix in [
+        "// long:\n",
+        "// long: why\n\n",
+        "// long: why\nfn other() {}\n",
+        "// too long: not the marker\n",
+    ] {
+        let text = format!("{prefix}{long}");
+        assert_eq!(
+            too_long(&files(&[("src/a.rs", &text)]), 80).len(),
+            1,
+            "{prefix:?} should not exempt"
+        );
+    }
+}
+
+#[test]
+fn braces_in_strings_chars_and_comments_do_not_count() {
+    // Closing braces hidden in literals would end the function early (so a
+    // long one would pass); opening ones would run it on to the end.
+    for filler in [
+        "    let s = \"}}}\";",
+        "    let c = '}';",
+        "    // }",
+        "    /* } */ let x = 1;",
+        "    let r = r#\"} \"quoted\" }\"#;",
+        "    let s = \"{{{\";",
+        "    let c = '{';",
+        "    let e = '\\'';",
+    ] {
+        let long = synthetic_fn("long_one", 85, filler);
+        let text = format!("{long}fn after() {{\n}}\n");
+        let lengths = function_lengths("src/a.rs", &text);
+        let names: Vec<(&str, usize)> =
+            lengths.iter().map(|f| (f.name.as_str(), f.lines)).collect();
+        assert_eq!(
+            names,
+            vec![("long_one", 87), ("after", 2)],
+            "filler {filler:?}"
+        );
+    }
+}
+
+#[test]
+fn nested_functions_closures_and_declarations_are_measured_sensibly() {
+    // A nested fn is measured on its own and not counted again outside.
+    let inner = synthetic_fn("inner", 60, "        let y = 2;");
+    let mut outer = String::from("fn outer() {\n");
+    for _ in 0..30 {
+        outer.push_str("    let x = 1;\n");
+    }
+    outer.push_str(&inner);
+    outer.push_str("    inner();\n}\n");
+    let lengths = function_lengths("src/a.rs", &outer);
+    let names: Vec<(&str, usize)> = lengths.iter().map(|f| (f.name.as_str(), f.lines)).collect();
+    assert_eq!(names, vec![("outer", 33), ("inner", 62)]);
+    // A closure is the body it sits in: 85 lines of it make a long function.
+    let mut closure = String::from("fn with_closure() {\n    let f = |x: u8| {\n");
+    for _ in 0..85 {
+        closure.push_str("        let _ = x;\n");
+    }
+    closure.push_str("    };\n    f(1);\n}\n");
+    let found = too_long(&files(&[("src/a.rs", &closure)]), 80);
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].name, "with_closure");
+    // Trait declarations, fn pointer types and `[u8; 3]` parameters.
+    let text = "trait T {\n    fn declared(&self) -> u8;\n}\n\
+                fn takes(f: fn(u8) -> u8, a: [u8; 3]) -> u8 {\n    f(a[0])\n}\n";
+    let names: Vec<(String, usize, usize)> = function_lengths("src/a.rs", text)
+        .into_iter()
+        .map(|f| (f.name, f.line, f.lines))
+        .collect();
+    assert_eq!(names, vec![("takes".to_owned(), 4, 3)]);
+}

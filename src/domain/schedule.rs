@@ -63,6 +63,7 @@ mod tests {
     const MEXICO: Tz = chrono_tz::America::Mexico_City;
     const MADRID: Tz = chrono_tz::Europe::Madrid;
 
+    // long: a table of test cases; one row per case reads better than split tables.
     #[test]
     fn the_schedule_rule_holds_for_every_case_in_the_table() {
         let office = hours(&[

@@ -10,7 +10,7 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use uuid::Uuid;
 
@@ -437,26 +437,120 @@ pub async fn submit(
         respond(&req, &user, &form, status)
     };
 
+    let transition = match decide(&state, &user, &row, &input).await? {
+        Ok(transition) => transition,
+        Err(refusal) => {
+            let options = options_for(store, &row).await?;
+            return reply(
+                &row,
+                options,
+                refusal.errors,
+                refusal.notice,
+                refusal.status,
+            );
+        }
+    };
+
+    let updated = match store.apply_transition_showing(&transition).await? {
+        Ok(updated) => updated,
+        Err(conflict) => {
+            let current = load(&state, &user, &path).await?;
+            let notice = conflict_notice(&current, conflict.latest.as_ref());
+            tracing::info!(folio = row.folio, "transition lost a race");
+            return reply(
+                &current,
+                options_for(store, &current).await?,
+                FieldErrors::default(),
+                Some(notice),
+                StatusCode::CONFLICT,
+            );
+        }
+    };
+    respond_applied(
+        &state,
+        &session,
+        modal,
+        &updated,
+        transition.kind,
+        &input.volver,
+    )
+}
+
+/// Why the form comes back instead of the transition applying.
+struct Refusal {
+    errors: FieldErrors,
+    notice: Option<String>,
+    status: StatusCode,
+}
+
+impl Refusal {
+    fn errors(errors: FieldErrors) -> Refusal {
+        Refusal {
+            errors,
+            notice: None,
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+        }
+    }
+
+    fn conflict(notice: String) -> Refusal {
+        Refusal {
+            errors: FieldErrors::default(),
+            notice: Some(notice),
+            status: StatusCode::CONFLICT,
+        }
+    }
+}
+
+/// Validates the form against the conversation as the administrator saw
+/// it: the transition to apply, or why not.
+async fn decide(
+    state: &AppState,
+    user: &CurrentUser,
+    row: &ConversationRow,
+    input: &ActionInput,
+) -> Result<Result<Transition, Refusal>, AppError> {
     // The administrator decided on the state they saw; if it moved since,
     // they decide again.
     let seen_version = input.version.trim().parse::<i64>().ok();
     if seen_version != Some(row.version) {
-        let latest = store.latest_event(row.id).await?;
-        let notice = conflict_notice(&row, latest.as_ref());
-        return reply(
-            &row,
-            options_for(store, &row).await?,
-            FieldErrors::default(),
-            Some(notice),
-            StatusCode::CONFLICT,
-        );
+        let latest = state.store.latest_event(row.id).await?;
+        return Ok(Err(Refusal::conflict(conflict_notice(
+            row,
+            latest.as_ref(),
+        ))));
     }
-
     let now = Utc::now();
+    let Some(computed) = compute_transition(state, user, row, input, now).await? else {
+        return Ok(Err(Refusal::errors(FieldErrors {
+            accion: Some("Elige Cancelar o Reasignar".into()),
+            ..FieldErrors::default()
+        })));
+    };
+    Ok(match computed {
+        Ok(t) => Ok(t),
+        Err(TransitionError::Invalid(list)) => {
+            Err(Refusal::errors(FieldErrors::from_invalid(&list)))
+        }
+        Err(TransitionError::NotAllowedFrom(_) | TransitionError::NotTheAssignedAgent) => {
+            Err(Refusal::conflict(final_notice(row)))
+        }
+    })
+}
+
+/// The transition the form asks for, decided by the domain rule on what
+/// the form names (looked up first); `None` when the action is neither
+/// Cancelar nor Reasignar.
+async fn compute_transition(
+    state: &AppState,
+    user: &CurrentUser,
+    row: &ConversationRow,
+    input: &ActionInput,
+    now: DateTime<Utc>,
+) -> Result<Option<Result<Transition, TransitionError>>, AppError> {
     let conversation = row.to_domain();
-    let computed: Result<Transition, TransitionError> = match input.accion.as_str() {
+    Ok(Some(match input.accion.as_str() {
         "cancelar" => {
-            let refs = &state.closure_refs;
+            let (store, refs) = (&state.store, &state.closure_refs);
             let category = lookup(&input.categoria, |id| {
                 refs.categories
                     .get_or_load(id, move || store.category_ref(id))
@@ -477,66 +571,28 @@ pub async fn submit(
             )
         }
         "reasignar" => {
+            let store = &state.store;
             let agent = lookup(&input.agente, |id| {
                 store.agent_candidate(id, row.campaign_id)
             })
             .await?;
             rules::reassign(&conversation, user.user_id, agent, &input.comentario, now)
         }
-        _ => {
-            let errors = FieldErrors {
-                accion: Some("Elige Cancelar o Reasignar".into()),
-                ..FieldErrors::default()
-            };
-            return reply(
-                &row,
-                options_for(store, &row).await?,
-                errors,
-                None,
-                StatusCode::UNPROCESSABLE_ENTITY,
-            );
-        }
-    };
-    let transition = match computed {
-        Ok(t) => t,
-        Err(TransitionError::Invalid(list)) => {
-            let errors = FieldErrors::from_invalid(&list);
-            return reply(
-                &row,
-                options_for(store, &row).await?,
-                errors,
-                None,
-                StatusCode::UNPROCESSABLE_ENTITY,
-            );
-        }
-        Err(TransitionError::NotAllowedFrom(_) | TransitionError::NotTheAssignedAgent) => {
-            let notice = final_notice(&row);
-            return reply(
-                &row,
-                options_for(store, &row).await?,
-                FieldErrors::default(),
-                Some(notice),
-                StatusCode::CONFLICT,
-            );
-        }
-    };
+        _ => return Ok(None),
+    }))
+}
 
-    let updated = match store.apply_transition_showing(&transition).await? {
-        Ok(updated) => updated,
-        Err(conflict) => {
-            let current = load(&state, &user, &path).await?;
-            let notice = conflict_notice(&current, conflict.latest.as_ref());
-            tracing::info!(folio = row.folio, "transition lost a race");
-            return reply(
-                &current,
-                options_for(store, &current).await?,
-                FieldErrors::default(),
-                Some(notice),
-                StatusCode::CONFLICT,
-            );
-        }
-    };
-    let message = match transition.kind {
+/// After the transition: in the modal, the row replaced in place with a
+/// toast; otherwise a flash and back to where the administrator came from.
+fn respond_applied(
+    state: &AppState,
+    session: &Session,
+    modal: bool,
+    updated: &ConversationRow,
+    kind: EventKind,
+    return_to: &str,
+) -> Result<HttpResponse, AppError> {
+    let message = match kind {
         EventKind::Cancelled => format!("Conversación {} cancelada", updated.folio),
         _ => format!(
             "Conversación {} reasignada a {}",
@@ -544,10 +600,10 @@ pub async fn submit(
             updated.agent_name.as_deref().unwrap_or("otro agente")
         ),
     };
-    tracing::info!(folio = updated.folio, kind = %transition.kind, "transition applied");
+    tracing::info!(folio = updated.folio, kind = %kind, "transition applied");
     if modal {
         let body = RowFragment {
-            row: RowView::new(&updated, state.timezone, Utc::now()),
+            row: RowView::new(updated, state.timezone, Utc::now()),
         }
         .render()
         .map_err(|e| AppError::Unexpected(anyhow::Error::new(e)))?;
@@ -565,9 +621,9 @@ pub async fn submit(
             ))
             .body(body));
     }
-    super::pages::set_flash(&session, &message);
+    super::pages::set_flash(session, &message);
     Ok(HttpResponse::SeeOther()
-        .insert_header((header::LOCATION, safe_return(&input.volver, updated.folio)))
+        .insert_header((header::LOCATION, safe_return(return_to, updated.folio)))
         .finish())
 }
 

@@ -28,7 +28,8 @@ use uuid::Uuid;
 
 use crate::app::state::AppState;
 use crate::db::{
-    Acknowledged, ChannelAuth, InboundMessage, InboundOutcome, StoreError, Ts, token_hash,
+    Acknowledged, ChannelAuth, HistoryRow, InboundMessage, InboundOutcome, MessageRow, NudgeSent,
+    StoreError, Ts, token_hash,
 };
 use crate::domain::{Conversation, Scope, TransitionError};
 use crate::services::conversations::{self, ServiceError};
@@ -587,6 +588,48 @@ async fn resolve(
     Ok(HttpResponse::Ok().json(state_json(&conversation)))
 }
 
+/// One automatic nudge as the API shows it, with its delivery state.
+fn nudge_json(n: &NudgeSent) -> Value {
+    json!({
+        "rule_id": n.rule_id,
+        "rule": n.rule_name,
+        "text": n.text,
+        "sent_at": timestamp(n.sent_at),
+        "outbox_id": n.outbox_id,
+        "delivered_at": n.delivered_at.map(timestamp),
+    })
+}
+
+/// One history event as the API shows it.
+fn history_json(h: &HistoryRow) -> Value {
+    json!({
+        "at": timestamp(h.at),
+        "kind": h.kind.as_str(),
+        "from_status": h.from_status,
+        "to_status": h.to_status.as_str(),
+        "from_agent": h.from_agent_name,
+        "to_agent": h.to_agent_name,
+        "category": h.category_name,
+        "subcategory": h.subcategory_name,
+        "comment": h.comment,
+        "actor_kind": h.actor_kind.as_str(),
+        "actor": h.actor_name,
+        "rule_id": h.rule_id,
+        "rule": h.rule_name,
+    })
+}
+
+/// One message as the API shows it.
+fn message_json(m: &MessageRow) -> Value {
+    json!({
+        "direction": m.direction,
+        "message_id": m.message_id,
+        "agent_id": m.agent_id,
+        "text": m.text,
+        "at": timestamp(m.at),
+    })
+}
+
 /// `GET /conversations/{id}`: current state, history (oldest first),
 /// messages, and the automatic nudges with their delivery state.
 async fn conversation(
@@ -606,16 +649,7 @@ async fn conversation(
         .nudges_of(id)
         .await?
         .iter()
-        .map(|n| {
-            json!({
-                "rule_id": n.rule_id,
-                "rule": n.rule_name,
-                "text": n.text,
-                "sent_at": timestamp(n.sent_at),
-                "outbox_id": n.outbox_id,
-                "delivered_at": n.delivered_at.map(timestamp),
-            })
-        })
+        .map(nudge_json)
         .collect();
     let row = &found.detail.row;
     let history: Vec<Value> = found
@@ -623,37 +657,9 @@ async fn conversation(
         .history
         .iter()
         .rev()
-        .map(|h| {
-            json!({
-                "at": timestamp(h.at),
-                "kind": h.kind.as_str(),
-                "from_status": h.from_status,
-                "to_status": h.to_status.as_str(),
-                "from_agent": h.from_agent_name,
-                "to_agent": h.to_agent_name,
-                "category": h.category_name,
-                "subcategory": h.subcategory_name,
-                "comment": h.comment,
-                "actor_kind": h.actor_kind.as_str(),
-                "actor": h.actor_name,
-                "rule_id": h.rule_id,
-                "rule": h.rule_name,
-            })
-        })
+        .map(history_json)
         .collect();
-    let messages: Vec<Value> = found
-        .messages
-        .iter()
-        .map(|m| {
-            json!({
-                "direction": m.direction,
-                "message_id": m.message_id,
-                "agent_id": m.agent_id,
-                "text": m.text,
-                "at": timestamp(m.at),
-            })
-        })
-        .collect();
+    let messages: Vec<Value> = found.messages.iter().map(message_json).collect();
     Ok(HttpResponse::Ok().json(json!({
         "id": row.id,
         "folio": row.folio,

@@ -10,7 +10,7 @@ use chrono::{TimeZone, Utc};
 use super::admin::{Fields, Opt, Pager, field_id, require_super, when};
 use super::pages::{PageContext, render_with_status};
 use crate::app::state::AppState;
-use crate::db::{AuditFilter, Ts};
+use crate::db::{AuditFilter, AuditRow, Ts};
 use crate::domain::admin::{AuditAction, AuditObject};
 use crate::http::auth::CurrentUser;
 use crate::http::error::AppError;
@@ -49,15 +49,81 @@ fn day_start(raw: &str, tz: chrono_tz::Tz, next_day: bool) -> Option<Ts> {
     Some(Ts::new(local.with_timezone(&Utc)))
 }
 
-/// `GET /auditoria?actor=…&objeto=…&campana=…&desde=…&hasta=…`
-pub async fn list(
-    req: HttpRequest,
-    user: CurrentUser,
-    state: web::Data<AppState>,
-    query: web::Query<Fields>,
-) -> Result<HttpResponse, AppError> {
-    require_super(&user)?;
-    let tz = state.timezone;
+impl AuditView {
+    /// One row as shown: local time, Spanish labels, the command line named
+    /// where no administrator acted.
+    fn new(r: AuditRow, tz: chrono_tz::Tz) -> AuditView {
+        AuditView {
+            at: when(r.at, tz),
+            actor: r
+                .actor_name
+                .unwrap_or_else(|| "Sistema (línea de comandos)".to_owned()),
+            action: AuditAction::parse(&r.action)
+                .map_or_else(|| r.action.clone(), |a| a.label().to_owned()),
+            object: AuditObject::parse(&r.object_kind)
+                .map_or_else(|| r.object_kind.clone(), |o| o.label().to_owned()),
+            campaign: r.campaign_name,
+            summary: r.summary,
+        }
+    }
+}
+
+/// The filter the query asks for, with the raw dates to show back and a
+/// notice for each value that could not be read (that filter is ignored).
+struct FilterInput {
+    filter: AuditFilter,
+    desde: String,
+    hasta: String,
+    notices: Vec<String>,
+}
+
+impl FilterInput {
+    /// The filter as the pager carries it to the next page: only the values
+    /// that were read, the dates as typed.
+    fn pager_query(&self) -> Vec<(&'static str, String)> {
+        vec![
+            (
+                "actor",
+                self.filter
+                    .actor_id
+                    .map(|i| i.to_string())
+                    .unwrap_or_default(),
+            ),
+            (
+                "objeto",
+                self.filter
+                    .object
+                    .map_or("", AuditObject::as_str)
+                    .to_owned(),
+            ),
+            (
+                "campana",
+                self.filter
+                    .campaign_id
+                    .map(|i| i.to_string())
+                    .unwrap_or_default(),
+            ),
+            (
+                "desde",
+                if self.filter.from.is_some() {
+                    self.desde.clone()
+                } else {
+                    String::new()
+                },
+            ),
+            (
+                "hasta",
+                if self.filter.before.is_some() {
+                    self.hasta.clone()
+                } else {
+                    String::new()
+                },
+            ),
+        ]
+    }
+}
+
+fn read_filter(query: &Fields, tz: chrono_tz::Tz) -> FilterInput {
     let mut notices = Vec::new();
     let mut ignore = |what: &str| {
         notices.push(format!(
@@ -111,40 +177,36 @@ pub async fn list(
         from,
         before,
     };
+    FilterInput {
+        filter,
+        desde,
+        hasta,
+        notices,
+    }
+}
+
+/// `GET /auditoria?actor=…&objeto=…&campana=…&desde=…&hasta=…`
+pub async fn list(
+    req: HttpRequest,
+    user: CurrentUser,
+    state: web::Data<AppState>,
+    query: web::Query<Fields>,
+) -> Result<HttpResponse, AppError> {
+    require_super(&user)?;
+    let tz = state.timezone;
+    let input = read_filter(&query, tz);
+    let AuditFilter {
+        actor_id,
+        object,
+        campaign_id,
+        ..
+    } = input.filter;
     let (page, actors, campaigns) = tokio::try_join!(
-        state.store.audit_page(&filter, query.cursor()),
+        state.store.audit_page(&input.filter, query.cursor()),
         state.store.audit_actors(),
         state.store.all_campaigns()
     )?;
-    let pager = Pager::new(
-        "/auditoria",
-        &[
-            ("actor", actor_id.map(|i| i.to_string()).unwrap_or_default()),
-            ("objeto", object.map_or("", AuditObject::as_str).to_owned()),
-            (
-                "campana",
-                campaign_id.map(|i| i.to_string()).unwrap_or_default(),
-            ),
-            (
-                "desde",
-                if from.is_some() {
-                    desde.clone()
-                } else {
-                    String::new()
-                },
-            ),
-            (
-                "hasta",
-                if before.is_some() {
-                    hasta.clone()
-                } else {
-                    String::new()
-                },
-            ),
-        ],
-        &page,
-        |r| r.id,
-    );
+    let pager = Pager::new("/auditoria", &input.pager_query(), &page, |r| r.id);
     let mut actor_opts = vec![Opt::new("", "Todos", actor_id.is_none())];
     actor_opts.extend(
         actors
@@ -169,26 +231,15 @@ pub async fn list(
             rows: page
                 .rows
                 .into_iter()
-                .map(|r| AuditView {
-                    at: when(r.at, tz),
-                    actor: r
-                        .actor_name
-                        .unwrap_or_else(|| "Sistema (línea de comandos)".to_owned()),
-                    action: AuditAction::parse(&r.action)
-                        .map_or_else(|| r.action.clone(), |a| a.label().to_owned()),
-                    object: AuditObject::parse(&r.object_kind)
-                        .map_or_else(|| r.object_kind.clone(), |o| o.label().to_owned()),
-                    campaign: r.campaign_name,
-                    summary: r.summary,
-                })
+                .map(|r| AuditView::new(r, tz))
                 .collect(),
             actors: actor_opts,
             objects: object_opts,
             campaigns: campaign_opts,
-            filtered: filter != AuditFilter::default(),
-            desde,
-            hasta,
-            notices,
+            filtered: input.filter != AuditFilter::default(),
+            desde: input.desde,
+            hasta: input.hasta,
+            notices: input.notices,
             pager,
         },
         StatusCode::OK,

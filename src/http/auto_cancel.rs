@@ -17,7 +17,7 @@ use super::actions::Choice;
 use super::admin::{Fields, confirm_with};
 use super::pages::{PageContext, render_with_status, set_flash};
 use crate::app::state::AppState;
-use crate::db::{AutoCancelRule, NewAutoCancelRule, Refusal, Ts};
+use crate::db::{AutoCancelRule, NewAutoCancelRule, Refusal, Store, Ts};
 use crate::domain::{Invalid, Status};
 use crate::http::auth::CurrentUser;
 use crate::http::error::AppError;
@@ -312,57 +312,44 @@ pub async fn list(
     .await
 }
 
-/// Validates the form into a rule to create (or the new settings of one).
-async fn validate(
-    state: &AppState,
-    user: &CurrentUser,
-    input: &RuleInput,
-) -> Result<Result<NewAutoCancelRule, RuleErrors>, AppError> {
-    let store = &state.store;
-    let mut errors = RuleErrors::default();
-    let campaign_id = Uuid::parse_str(input.campana.trim())
-        .ok()
-        .filter(|id| user.scope.allows(*id));
-    let campaign_id = match campaign_id {
-        Some(id)
-            if store
-                .campaign_options(&user.scope)
-                .await?
-                .iter()
-                .any(|c| c.id == id) =>
-        {
-            Some(id)
-        }
-        _ => {
-            errors.campana = Some("Selecciona una campaña".into());
-            None
-        }
-    };
-    let name = input.nombre.trim().to_owned();
+/// What is wrong with a rule's name, if anything.
+fn name_error(name: &str) -> Option<String> {
     if name.is_empty() {
-        errors.nombre = Some("Escribe un nombre para la regla".into());
+        Some("Escribe un nombre para la regla".into())
     } else if name.chars().count() > NAME_MAX_CHARS {
-        errors.nombre = Some(format!(
+        Some(format!(
             "El nombre admite hasta {NAME_MAX_CHARS} caracteres"
-        ));
+        ))
     } else if name.chars().any(char::is_control) {
-        errors.nombre = Some("El nombre no admite caracteres de control".into());
+        Some("El nombre no admite caracteres de control".into())
+    } else {
+        None
     }
-    let status = Status::parse(&input.estatus).filter(|s| s.is_open());
-    if status.is_none() {
-        errors.estatus = Some("Selecciona un estatus abierto".into());
+}
+
+/// What is wrong with the comment the rule closes with, if anything.
+fn comment_error(comment: &str) -> Option<String> {
+    if comment.chars().count() > RULE_COMMENT_MAX_CHARS {
+        Some(format!(
+            "El comentario admite hasta {RULE_COMMENT_MAX_CHARS} caracteres (tiene {})",
+            comment.chars().count()
+        ))
+    } else if comment.contains('\0') {
+        Some("El comentario no admite el carácter nulo (U+0000)".into())
+    } else {
+        None
     }
-    let measure = Measure::parse(&input.medida);
-    if measure.is_none() {
-        errors.medida = Some("Elige desde cuándo se mide".into());
-    }
-    let window = match parse_window(&input.minutos) {
-        Ok(w) => Some(w),
-        Err(e) => {
-            errors.minutos = Some(e);
-            None
-        }
-    };
+}
+
+/// The category (of the chosen campaign, active) and optional subcategory
+/// (of that category, active) the rule cancels with, recording what is
+/// wrong in `errors`.
+async fn check_closure_category(
+    store: &Store,
+    input: &RuleInput,
+    campaign_id: Option<Uuid>,
+    errors: &mut RuleErrors,
+) -> Result<(Option<Uuid>, Option<Uuid>), AppError> {
     let category = match Uuid::parse_str(input.categoria.trim()) {
         Ok(id) => store.category_ref(id).await?,
         Err(_) => None,
@@ -407,15 +394,56 @@ async fn validate(
             }
         }
     };
-    let comment = input.comentario.trim().to_owned();
-    if comment.chars().count() > RULE_COMMENT_MAX_CHARS {
-        errors.comentario = Some(format!(
-            "El comentario admite hasta {RULE_COMMENT_MAX_CHARS} caracteres (tiene {})",
-            comment.chars().count()
-        ));
-    } else if comment.contains('\0') {
-        errors.comentario = Some("El comentario no admite el carácter nulo (U+0000)".into());
+    Ok((category_id, subcategory_id))
+}
+
+/// Validates the form into a rule to create (or the new settings of one).
+async fn validate(
+    state: &AppState,
+    user: &CurrentUser,
+    input: &RuleInput,
+) -> Result<Result<NewAutoCancelRule, RuleErrors>, AppError> {
+    let store = &state.store;
+    let mut errors = RuleErrors::default();
+    let campaign_id = Uuid::parse_str(input.campana.trim())
+        .ok()
+        .filter(|id| user.scope.allows(*id));
+    let campaign_id = match campaign_id {
+        Some(id)
+            if store
+                .campaign_options(&user.scope)
+                .await?
+                .iter()
+                .any(|c| c.id == id) =>
+        {
+            Some(id)
+        }
+        _ => {
+            errors.campana = Some("Selecciona una campaña".into());
+            None
+        }
+    };
+    let name = input.nombre.trim().to_owned();
+    errors.nombre = name_error(&name);
+    let status = Status::parse(&input.estatus).filter(|s| s.is_open());
+    if status.is_none() {
+        errors.estatus = Some("Selecciona un estatus abierto".into());
     }
+    let measure = Measure::parse(&input.medida);
+    if measure.is_none() {
+        errors.medida = Some("Elige desde cuándo se mide".into());
+    }
+    let window = match parse_window(&input.minutos) {
+        Ok(w) => Some(w),
+        Err(e) => {
+            errors.minutos = Some(e);
+            None
+        }
+    };
+    let (category_id, subcategory_id) =
+        check_closure_category(store, input, campaign_id, &mut errors).await?;
+    let comment = input.comentario.trim().to_owned();
+    errors.comentario = comment_error(&comment);
     let nudge = match parse_nudge(&input.aviso, &input.aviso_minutos, window) {
         Ok(n) => n,
         Err((field, message)) => {

@@ -20,7 +20,7 @@ use super::actions::Choice;
 use super::conversations::{RawQuery, parse_filter};
 use super::pages::{PageContext, is_fragment_request, local_datetime, render, render_with_status};
 use crate::app::state::AppState;
-use crate::db::{BulkAction, BulkJob, BulkStatus, ItemOutcome, NewBulkJob, Ts};
+use crate::db::{BulkAction, BulkJob, BulkStatus, ItemOutcome, NewBulkJob, Store, Ts};
 use crate::domain::text::{COMMENT_MAX_CHARS, Comment};
 use crate::domain::{Invalid, Role};
 use crate::http::auth::CurrentUser;
@@ -408,9 +408,73 @@ pub async fn submit(
             None
         }
     };
-    let mut category_id = None;
-    let mut subcategory_id = None;
-    let mut agent_id = None;
+    let Targets {
+        category_id,
+        subcategory_id,
+        agent_id,
+    } = check_targets(store, &user, &input, action, &mut errors).await?;
+    let comment = match Comment::parse(&input.comentario) {
+        Ok(c) => c.map(Comment::into_string).unwrap_or_default(),
+        Err(error) => {
+            errors.comentario = Some(Invalid::from(error).message());
+            String::new()
+        }
+    };
+
+    let items = resolve_selection(store, &user, &input, &state).await?;
+    let count = items.len() as i64;
+    let (notice, status) = check_selection(&input, &items, &mut errors);
+    if errors.any() || notice.is_some() {
+        input.expected = Some(count);
+        return render_form(&req, &state, &user, &input, count, errors, notice, status).await;
+    }
+    let Some(action) = action else {
+        return Err(AppError::unexpected("bulk action missing after validation"));
+    };
+
+    let total = items.len();
+    let job_id = store
+        .create_bulk_job(&NewBulkJob {
+            created_by: user.user_id,
+            scope: user.scope.clone(),
+            action,
+            category_id,
+            subcategory_id,
+            agent_id,
+            comment,
+            items,
+            at: Ts::now(),
+        })
+        .await?;
+    tracing::info!(job = %job_id, total, action = action.as_str(), "bulk job created");
+    if total <= INLINE_MAX {
+        crate::services::bulk::process(store, &state.bulk_access, job_id).await?;
+    } else {
+        crate::services::bulk::start(store.clone(), state.bulk_access.clone(), job_id);
+    }
+    Ok(HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, format!("/mensajes/lote/{job_id}")))
+        .finish())
+}
+
+/// What the action acts with, each checked against the viewer's scope.
+#[derive(Debug, Default)]
+struct Targets {
+    category_id: Option<Uuid>,
+    subcategory_id: Option<Uuid>,
+    agent_id: Option<Uuid>,
+}
+
+/// Checks the category (and subcategory) a cancellation names or the agent
+/// a reassignment names, recording what is wrong in `errors`.
+async fn check_targets(
+    store: &Store,
+    user: &CurrentUser,
+    input: &BulkInput,
+    action: Option<BulkAction>,
+    errors: &mut BulkErrors,
+) -> Result<Targets, AppError> {
+    let mut targets = Targets::default();
     match action {
         Some(BulkAction::Cancel) => {
             let category = match Uuid::parse_str(&input.categoria) {
@@ -418,7 +482,9 @@ pub async fn submit(
                 Err(_) => None,
             };
             match category {
-                Some(c) if user.scope.allows(c.campaign_id) && c.active => category_id = Some(c.id),
+                Some(c) if user.scope.allows(c.campaign_id) && c.active => {
+                    targets.category_id = Some(c.id)
+                }
                 Some(c) if user.scope.allows(c.campaign_id) => {
                     errors.categoria = Some(Invalid::CategoryInactive.message())
                 }
@@ -430,13 +496,13 @@ pub async fn submit(
                     Err(_) => None,
                 };
                 match sub {
-                    Some(s) if Some(s.category_id) == category_id && s.active => {
-                        subcategory_id = Some(s.id)
+                    Some(s) if Some(s.category_id) == targets.category_id && s.active => {
+                        targets.subcategory_id = Some(s.id)
                     }
-                    Some(s) if Some(s.category_id) == category_id => {
+                    Some(s) if Some(s.category_id) == targets.category_id => {
                         errors.subcategoria = Some(Invalid::SubcategoryInactive.message())
                     }
-                    _ if category_id.is_some() => {
+                    _ if targets.category_id.is_some() => {
                         errors.subcategoria = Some(Invalid::SubcategoryNotOfCategory.message())
                     }
                     _ => {}
@@ -449,23 +515,25 @@ pub async fn submit(
                 Err(_) => None,
             };
             match agent {
-                Some((id, Role::Agent)) => agent_id = Some(id),
+                Some((id, Role::Agent)) => targets.agent_id = Some(id),
                 Some(_) => errors.agente = Some(Invalid::NotAnAgent.message()),
                 None => errors.agente = Some(Invalid::AgentMissing.message()),
             }
         }
         None => {}
     }
-    let comment = match Comment::parse(&input.comentario) {
-        Ok(c) => c.map(Comment::into_string).unwrap_or_default(),
-        Err(error) => {
-            errors.comentario = Some(Invalid::from(error).message());
-            String::new()
-        }
-    };
+    Ok(targets)
+}
 
-    // The selection, resolved under the viewer's scope now.
-    let items: Vec<(String, Option<(i64, Uuid)>)> = if input.all {
+/// The selection, resolved under the viewer's scope now: each folio as
+/// requested, with its conversation when one in scope has it.
+async fn resolve_selection(
+    store: &Store,
+    user: &CurrentUser,
+    input: &BulkInput,
+    state: &AppState,
+) -> Result<Vec<(String, Option<(i64, Uuid)>)>, AppError> {
+    Ok(if input.all {
         let (filter, _) = parse_filter(&input.filters, state.timezone);
         let found = store
             .folios_matching(&user.scope, &filter, MAX_ITEMS as i64 + 1)
@@ -499,7 +567,17 @@ pub async fn submit(
                 (requested.clone(), hit)
             })
             .collect()
-    };
+    })
+}
+
+/// Whether the resolved selection can be acted on: none, too many, or (for
+/// "all that match") not the number the administrator confirmed, which
+/// answers 409 with a notice so they confirm again.
+fn check_selection(
+    input: &BulkInput,
+    items: &[(String, Option<(i64, Uuid)>)],
+    errors: &mut BulkErrors,
+) -> (Option<String>, StatusCode) {
     let count = items.len() as i64;
     let mut notice = None;
     let mut status = StatusCode::UNPROCESSABLE_ENTITY;
@@ -520,37 +598,7 @@ pub async fn submit(
         ));
         status = StatusCode::CONFLICT;
     }
-    if errors.any() || notice.is_some() {
-        input.expected = Some(count);
-        return render_form(&req, &state, &user, &input, count, errors, notice, status).await;
-    }
-    let Some(action) = action else {
-        return Err(AppError::unexpected("bulk action missing after validation"));
-    };
-
-    let total = items.len();
-    let job_id = store
-        .create_bulk_job(&NewBulkJob {
-            created_by: user.user_id,
-            scope: user.scope.clone(),
-            action,
-            category_id,
-            subcategory_id,
-            agent_id,
-            comment,
-            items,
-            at: Ts::now(),
-        })
-        .await?;
-    tracing::info!(job = %job_id, total, action = action.as_str(), "bulk job created");
-    if total <= INLINE_MAX {
-        crate::services::bulk::process(store, &state.bulk_access, job_id).await?;
-    } else {
-        crate::services::bulk::start(store.clone(), state.bulk_access.clone(), job_id);
-    }
-    Ok(HttpResponse::SeeOther()
-        .insert_header((header::LOCATION, format!("/mensajes/lote/{job_id}")))
-        .finish())
+    (notice, status)
 }
 
 /// One item as shown.

@@ -10,7 +10,9 @@ use super::pages::{
     PageContext, is_fragment_request, local_datetime, machine_datetime, relative, render,
 };
 use crate::app::state::AppState;
-use crate::db::{ConversationRow, Cursor, HistoryRow, ListFilter, Search, StatusFilter, Ts};
+use crate::db::{
+    ConversationRow, Cursor, HistoryRow, ListFilter, ListPage, Search, StatusFilter, Ts,
+};
 use crate::domain::{ChannelKind, Status};
 use crate::http::auth::CurrentUser;
 use crate::http::error::AppError;
@@ -422,14 +424,9 @@ async fn view(
         .await?)
 }
 
-/// `GET /mensajes`
-pub async fn list(
-    req: HttpRequest,
-    user: CurrentUser,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, AppError> {
-    let raw = RawQuery::from_request(&req);
-    let (filter, mut notices) = parse_filter(&raw, state.timezone);
+/// The page the query asks for (`despues` before `antes`); an unreadable
+/// one is noticed and the first page shown.
+fn read_cursor(raw: &RawQuery, notices: &mut Vec<String>) -> Option<Cursor> {
     let cursor = if let Some((at, folio)) = parse_cursor(&raw.despues) {
         Some(Cursor::After(at, folio))
     } else {
@@ -438,17 +435,11 @@ pub async fn list(
     if cursor.is_none() && !(raw.despues.is_empty() && raw.antes.is_empty()) {
         notices.push("La página pedida no es válida; se muestra la primera.".into());
     }
-    let scope = &user.scope;
-    let view = view(&state, scope, &filter, cursor).await?;
-    let (page, counts) = &*view;
-    let now = Utc::now();
-    let rows: Vec<RowView> = page
-        .rows
-        .iter()
-        .map(|r| RowView::new(r, state.timezone, now))
-        .collect();
-    let current = filter.status.unwrap_or(StatusFilter::Open);
-    let tabs = status_tabs(&raw, counts, current);
+    cursor
+}
+
+/// The links to the newer and the older page, where there is one.
+fn page_links(raw: &RawQuery, page: &ListPage) -> (Option<String>, Option<String>) {
     let newer_href = page.has_newer.then(|| {
         page.rows.first().map_or_else(
             || raw.href(&[]),
@@ -463,6 +454,30 @@ pub async fn list(
                 .map(|r| raw.href(&[("despues", &cursor_value(r))]))
         })
         .flatten();
+    (newer_href, older_href)
+}
+
+/// `GET /mensajes`
+pub async fn list(
+    req: HttpRequest,
+    user: CurrentUser,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    let raw = RawQuery::from_request(&req);
+    let (filter, mut notices) = parse_filter(&raw, state.timezone);
+    let cursor = read_cursor(&raw, &mut notices);
+    let scope = &user.scope;
+    let view = view(&state, scope, &filter, cursor).await?;
+    let (page, counts) = &*view;
+    let now = Utc::now();
+    let rows: Vec<RowView> = page
+        .rows
+        .iter()
+        .map(|r| RowView::new(r, state.timezone, now))
+        .collect();
+    let current = filter.status.unwrap_or(StatusFilter::Open);
+    let tabs = status_tabs(&raw, counts, current);
+    let (newer_href, older_href) = page_links(&raw, page);
     let filtered = filter
         != ListFilter {
             status: filter.status,

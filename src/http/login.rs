@@ -9,6 +9,7 @@ use serde::Deserialize;
 
 use super::pages::{render, render_with_status};
 use crate::app::state::AppState;
+use crate::db::ThrottleState;
 use crate::domain::text::{EMAIL_MAX_CHARS, Email};
 use crate::http::auth::client_addr::client_addr;
 use crate::http::auth::csrf;
@@ -109,32 +110,15 @@ pub async fn submit(
     if typed_email.chars().count() > EMAIL_MAX_CHARS {
         return fail(GENERIC_FAILURE.into(), StatusCode::UNAUTHORIZED);
     }
-    // An unparseable e-mail still goes through the same steps (and costs the
-    // same time) as a wrong password, and gets the same answer.
-    // PostgreSQL text cannot hold U+0000: it is looked up as U+FFFD, which
-    // no address has either.
-    let email = Email::parse(&typed_email)
-        .map(|e| e.as_str().to_owned())
-        .unwrap_or_else(|| typed_email.to_lowercase().replace('\0', "\u{fffd}"));
+    let email = lookup_email(&typed_email);
     let account_key = throttle::account_key(&email);
     let address_key = throttle::address_key(client_addr(&req, &state.trusted_proxies));
 
-    // Count the attempt first, verify only within the limits: concurrent
-    // attempts each get their own count, so a burst cannot verify more
-    // passwords than the limit allows.
-    let now = Utc::now();
-    let account_try =
-        throttle::reserve(&state.store, &account_key, throttle::ACCOUNT_LIMIT, now).await?;
-    if let Some(minutes) = throttle::minutes_locked(Some(account_try), now) {
-        return fail(locked_message(minutes), StatusCode::TOO_MANY_REQUESTS);
-    }
-    let address_try =
-        throttle::reserve(&state.store, &address_key, throttle::ADDRESS_LIMIT, now).await?;
-    if let Some(minutes) = throttle::minutes_locked(Some(address_try), now) {
-        // Refused on the address: no guess was made at this account.
-        throttle::release(&state.store, &account_key).await?;
-        return fail(locked_message(minutes), StatusCode::TOO_MANY_REQUESTS);
-    }
+    let (account_try, address_try) =
+        match reserve_attempt(&state, &account_key, &address_key).await? {
+            Ok(tries) => tries,
+            Err(minutes) => return fail(locked_message(minutes), StatusCode::TOO_MANY_REQUESTS),
+        };
     // The counts include this attempt; the delay is for the ones before it.
     let recent = account_try.failures.max(address_try.failures) - 1;
     tokio::time::sleep(throttle::delay_after(recent)).await;
@@ -158,22 +142,72 @@ pub async fn submit(
             Ok(redirect("/mensajes"))
         }
         _ => {
-            // The attempt stays counted; the one that reached a limit locks.
-            let now = Utc::now();
-            let mut locked = None;
-            if account_try.failures >= throttle::ACCOUNT_LIMIT {
-                locked = Some(throttle::lock(&state.store, &account_key, now).await?);
-            }
-            if address_try.failures >= throttle::ADDRESS_LIMIT {
-                locked = locked.max(Some(throttle::lock(&state.store, &address_key, now).await?));
-            }
+            let locked =
+                lock_at_limits(&state, &account_key, &address_key, account_try, address_try)
+                    .await?;
             tracing::info!(failures = account_try.failures, "failed sign-in");
-            match locked.and_then(|until| throttle::minutes_locked_until(until, now)) {
+            match locked {
                 Some(minutes) => fail(locked_message(minutes), StatusCode::TOO_MANY_REQUESTS),
                 None => fail(GENERIC_FAILURE.into(), StatusCode::UNAUTHORIZED),
             }
         }
     }
+}
+
+/// The address an e-mail is looked up as. An unparseable e-mail still goes
+/// through the same steps (and costs the same time) as a wrong password,
+/// and gets the same answer. PostgreSQL text cannot hold U+0000: it is
+/// looked up as U+FFFD, which no address has either.
+fn lookup_email(typed_email: &str) -> String {
+    Email::parse(typed_email)
+        .map(|e| e.as_str().to_owned())
+        .unwrap_or_else(|| typed_email.to_lowercase().replace('\0', "\u{fffd}"))
+}
+
+/// Counts the attempt first, for the account and then the address, so
+/// that verifying happens only within the limits: concurrent attempts each
+/// get their own count, and a burst cannot verify more passwords than the
+/// limit allows. Answers both counts, or the minutes a limit is locked for.
+async fn reserve_attempt(
+    state: &AppState,
+    account_key: &str,
+    address_key: &str,
+) -> Result<Result<(ThrottleState, ThrottleState), i64>, AppError> {
+    let now = Utc::now();
+    let account_try =
+        throttle::reserve(&state.store, account_key, throttle::ACCOUNT_LIMIT, now).await?;
+    if let Some(minutes) = throttle::minutes_locked(Some(account_try), now) {
+        return Ok(Err(minutes));
+    }
+    let address_try =
+        throttle::reserve(&state.store, address_key, throttle::ADDRESS_LIMIT, now).await?;
+    if let Some(minutes) = throttle::minutes_locked(Some(address_try), now) {
+        // Refused on the address: no guess was made at this account.
+        throttle::release(&state.store, account_key).await?;
+        return Ok(Err(minutes));
+    }
+    Ok(Ok((account_try, address_try)))
+}
+
+/// After a failed attempt: the attempt stays counted, and the key (account
+/// or address) whose count reached its limit locks. Answers the minutes
+/// the sign-in is now locked for, if it is.
+async fn lock_at_limits(
+    state: &AppState,
+    account_key: &str,
+    address_key: &str,
+    account_try: ThrottleState,
+    address_try: ThrottleState,
+) -> Result<Option<i64>, AppError> {
+    let now = Utc::now();
+    let mut locked = None;
+    if account_try.failures >= throttle::ACCOUNT_LIMIT {
+        locked = Some(throttle::lock(&state.store, account_key, now).await?);
+    }
+    if address_try.failures >= throttle::ADDRESS_LIMIT {
+        locked = locked.max(Some(throttle::lock(&state.store, address_key, now).await?));
+    }
+    Ok(locked.and_then(|until| throttle::minutes_locked_until(until, now)))
 }
 
 fn locked_message(minutes: i64) -> String {

@@ -15,7 +15,7 @@ use super::conversations::FilterOption;
 use super::export::csv_response;
 use super::pages::{PageContext, render_with_status};
 use crate::app::state::AppState;
-use crate::db::{Campaigns, ExportSource, ReportCounts, Ts};
+use crate::db::{Campaigns, ClosureCount, DayCount, ExportSource, ReportCounts, Ts};
 use crate::domain::days::{day_bounds, day_start};
 use crate::domain::{ActorKind, Status};
 use crate::http::auth::CurrentUser;
@@ -181,12 +181,37 @@ pub struct Report {
 /// Rolls the counted history rows up into the report's tables.
 pub fn build_report(counts: &ReportCounts, from: NaiveDate, to: NaiveDate) -> Report {
     let mut totals = Pair::default();
-    let mut categories: BTreeMap<Option<Uuid>, CategoryLine> = BTreeMap::new();
-    let mut subs: BTreeMap<(Option<Uuid>, Option<Uuid>), SubLine> = BTreeMap::new();
-    let mut closers: BTreeMap<&'static str, Pair> = BTreeMap::new();
-    let mut administrators: BTreeMap<Option<Uuid>, NamedLine> = BTreeMap::new();
     for row in &counts.closures {
         totals.add(row.to_status, row.n);
+    }
+    Report {
+        totals,
+        categories: category_lines(&counts.closures),
+        closers: closer_lines(&counts.closures),
+        administrators: administrator_lines(&counts.closures),
+        days: day_lines(&counts.days, from, to),
+    }
+}
+
+/// Most closures first, then by name.
+fn by_total_then_name(
+    a_counts: &Pair,
+    a_name: &str,
+    b_counts: &Pair,
+    b_name: &str,
+) -> std::cmp::Ordering {
+    b_counts
+        .total()
+        .cmp(&a_counts.total())
+        .then(a_name.cmp(b_name))
+}
+
+/// Closures by category, each with its subcategories; a category named
+/// alike in several campaigns says which campaign it is.
+fn category_lines(closures: &[ClosureCount]) -> Vec<CategoryLine> {
+    let mut categories: BTreeMap<Option<Uuid>, CategoryLine> = BTreeMap::new();
+    let mut subs: BTreeMap<(Option<Uuid>, Option<Uuid>), SubLine> = BTreeMap::new();
+    for row in closures {
         let category = categories
             .entry(row.category_id)
             .or_insert_with(|| CategoryLine {
@@ -215,32 +240,14 @@ pub fn build_report(counts: &ReportCounts, from: NaiveDate, to: NaiveDate) -> Re
                 .counts
                 .add(row.to_status, row.n);
         }
-        closers
-            .entry(row.actor_kind.as_str())
-            .or_default()
-            .add(row.to_status, row.n);
-        if row.actor_kind == ActorKind::Administrator {
-            administrators
-                .entry(row.actor_id)
-                .or_insert_with(|| NamedLine {
-                    name: row
-                        .actor_name
-                        .clone()
-                        .unwrap_or_else(|| "Administrador".into()),
-                    counts: Pair::default(),
-                })
-                .counts
-                .add(row.to_status, row.n);
-        }
     }
     // The same category name in several campaigns: say which is which.
-    let campaigns: std::collections::BTreeSet<&str> = counts
-        .closures
+    let campaigns: std::collections::BTreeSet<&str> = closures
         .iter()
         .filter_map(|r| r.category_campaign.as_deref())
         .collect();
     if campaigns.len() > 1 {
-        for row in &counts.closures {
+        for row in closures {
             if let (Some(category), Some(campaign)) =
                 (categories.get_mut(&row.category_id), &row.category_campaign)
                 && !category.name.ends_with(&format!(" · {campaign}"))
@@ -256,20 +263,24 @@ pub fn build_report(counts: &ReportCounts, from: NaiveDate, to: NaiveDate) -> Re
     }
     let mut categories: Vec<CategoryLine> = categories.into_values().collect();
     for category in &mut categories {
-        category.subs.sort_by(|a, b| {
-            b.counts
-                .total()
-                .cmp(&a.counts.total())
-                .then(a.name.cmp(&b.name))
-        });
+        category
+            .subs
+            .sort_by(|a, b| by_total_then_name(&a.counts, &a.name, &b.counts, &b.name));
     }
-    categories.sort_by(|a, b| {
-        b.counts
-            .total()
-            .cmp(&a.counts.total())
-            .then(a.name.cmp(&b.name))
-    });
-    let closers = [
+    categories.sort_by(|a, b| by_total_then_name(&a.counts, &a.name, &b.counts, &b.name));
+    categories
+}
+
+/// Closures by who closed them: administrators, agents, the system.
+fn closer_lines(closures: &[ClosureCount]) -> Vec<NamedLine> {
+    let mut closers: BTreeMap<&'static str, Pair> = BTreeMap::new();
+    for row in closures {
+        closers
+            .entry(row.actor_kind.as_str())
+            .or_default()
+            .add(row.to_status, row.n);
+    }
+    [
         ActorKind::Administrator,
         ActorKind::Agent,
         ActorKind::System,
@@ -279,14 +290,34 @@ pub fn build_report(counts: &ReportCounts, from: NaiveDate, to: NaiveDate) -> Re
         name: kind.label().to_owned(),
         counts: closers.get(kind.as_str()).copied().unwrap_or_default(),
     })
-    .collect();
+    .collect()
+}
+
+/// Closures by administrator, most first.
+fn administrator_lines(closures: &[ClosureCount]) -> Vec<NamedLine> {
+    let mut administrators: BTreeMap<Option<Uuid>, NamedLine> = BTreeMap::new();
+    for row in closures {
+        if row.actor_kind == ActorKind::Administrator {
+            administrators
+                .entry(row.actor_id)
+                .or_insert_with(|| NamedLine {
+                    name: row
+                        .actor_name
+                        .clone()
+                        .unwrap_or_else(|| "Administrador".into()),
+                    counts: Pair::default(),
+                })
+                .counts
+                .add(row.to_status, row.n);
+        }
+    }
     let mut administrators: Vec<NamedLine> = administrators.into_values().collect();
-    administrators.sort_by(|a, b| {
-        b.counts
-            .total()
-            .cmp(&a.counts.total())
-            .then(a.name.cmp(&b.name))
-    });
+    administrators.sort_by(|a, b| by_total_then_name(&a.counts, &a.name, &b.counts, &b.name));
+    administrators
+}
+
+/// One line per day from `from` to `to`, zero where nothing closed.
+fn day_lines(counted: &[DayCount], from: NaiveDate, to: NaiveDate) -> Vec<DayLine> {
     let mut days: Vec<DayLine> = from
         .iter_days()
         .take_while(|d| *d <= to)
@@ -296,7 +327,7 @@ pub fn build_report(counts: &ReportCounts, from: NaiveDate, to: NaiveDate) -> Re
             counts: Pair::default(),
         })
         .collect();
-    for count in &counts.days {
+    for count in counted {
         if let Some(line) = usize::try_from(count.day)
             .ok()
             .and_then(|i| days.get_mut(i))
@@ -307,13 +338,7 @@ pub fn build_report(counts: &ReportCounts, from: NaiveDate, to: NaiveDate) -> Re
             };
         }
     }
-    Report {
-        totals,
-        categories,
-        closers,
-        administrators,
-        days,
-    }
+    days
 }
 
 /// One bar of a chart, in SVG user units.
@@ -517,6 +542,24 @@ fn chosen_campaigns(query: &ReportQuery) -> Vec<Uuid> {
         .collect()
 }
 
+/// The campaign filter: every campaign in the viewer's scope, the chosen
+/// ones selected.
+async fn campaign_choices(
+    state: &AppState,
+    user: &CurrentUser,
+    chosen: &[Uuid],
+) -> Result<Vec<FilterOption>, AppError> {
+    let options = state.store.campaign_options(&user.scope).await?;
+    Ok(options
+        .into_iter()
+        .map(|c| FilterOption {
+            selected: chosen.contains(&c.id),
+            value: c.id.to_string(),
+            label: c.name,
+        })
+        .collect())
+}
+
 /// `GET /reportes`
 pub async fn show(
     req: HttpRequest,
@@ -527,16 +570,8 @@ pub async fn show(
     let query = ReportQuery::from_request(&req);
     let tz = state.timezone;
     let today = Utc::now().with_timezone(&tz).date_naive();
-    let options = state.store.campaign_options(&user.scope).await?;
     let chosen = chosen_campaigns(&query);
-    let campaigns = options
-        .into_iter()
-        .map(|c| FilterOption {
-            selected: chosen.contains(&c.id),
-            value: c.id.to_string(),
-            label: c.name,
-        })
-        .collect();
+    let campaigns = campaign_choices(&state, &user, &chosen).await?;
     let (desde, hasta, errors, report, period) =
         match parse_range(&query.desde, &query.hasta, today) {
             Ok((from, to)) => {

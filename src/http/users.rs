@@ -51,14 +51,9 @@ struct ListPage {
     pager: Pager,
 }
 
-/// `GET /usuarios?rol=…&campana=…&estado=activos|inactivos`
-pub async fn list(
-    req: HttpRequest,
-    user: CurrentUser,
-    state: web::Data<AppState>,
-    query: web::Query<Fields>,
-) -> Result<HttpResponse, AppError> {
-    require_super(&user)?;
+/// The filter the query asks for; a value that cannot be read is ignored,
+/// with a notice that says so.
+fn read_filter(query: &Fields) -> (UserFilter, Option<String>) {
     let mut notice = None;
     let role = match query.get("rol") {
         "" => None,
@@ -87,6 +82,19 @@ pub async fn list(
         campaign_id,
         active,
     };
+    (filter, notice)
+}
+
+/// `GET /usuarios?rol=…&campana=…&estado=activos|inactivos`
+pub async fn list(
+    req: HttpRequest,
+    user: CurrentUser,
+    state: web::Data<AppState>,
+    query: web::Query<Fields>,
+) -> Result<HttpResponse, AppError> {
+    require_super(&user)?;
+    let (filter, notice) = read_filter(&query);
+    let (role, campaign_id, active) = (filter.role, filter.campaign_id, filter.active);
     let (page, all_campaigns) = tokio::try_join!(
         state.store.accounts_page(&filter, query.cursor()),
         state.store.all_campaigns()

@@ -217,6 +217,7 @@ fn email_of(name: &str, taken: &mut Vec<String>) -> String {
     email
 }
 
+// long: a data-plan builder read top to bottom (campaigns, users, channels, categories, contacts, conversations) drawing from one seeded Rng in order; the draw order is the demo data.
 /// Builds the demo plan. `hashes` are the argon2 hashes of the Super
 /// Administrador's and the Administrador's passwords, made by the caller on a
 /// blocking thread.
@@ -406,6 +407,7 @@ pub fn plan(now: DateTime<Utc>, super_admin_hash: String, admin_hash: String) ->
     }
 }
 
+// long: one conversation walked from ICR to its target through the real transitions; every step draws from the one seeded Rng in order, and that order is the demo data, so it reads best (and stays reproducible) top to bottom.
 /// Walks one conversation from ICR to `target` through the real transitions.
 #[allow(clippy::too_many_arguments)]
 fn build_conversation(
