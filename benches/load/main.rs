@@ -364,12 +364,14 @@ impl Server {
 /// One scenario's figures, by name (kept in insertion order).
 pub type Figures = Vec<(String, f64, String)>;
 
+/// The middle value; with an even count, the mean of the two middle ones.
 fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
-    if values.is_empty() {
-        0.0
-    } else {
-        values[values.len() / 2]
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    match n {
+        0 => 0.0,
+        _ if n % 2 == 1 => values[n / 2],
+        _ => (values[n / 2 - 1] + values[n / 2]) / 2.0,
     }
 }
 
@@ -399,7 +401,8 @@ fn machine() -> String {
 
 fn commit() -> String {
     std::process::Command::new("git")
-        .args(["rev-parse", "--short", "HEAD"])
+        // `-dirty` when the measured build had uncommitted changes.
+        .args(["describe", "--always", "--dirty", "--abbrev=7"])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .ok()
@@ -420,6 +423,15 @@ fn render(options: &Options, results: &BTreeMap<String, Vec<Figures>>, order: &[
         options.clients,
         options.seconds,
     );
+    // The median of one figure over the runs of a scenario.
+    let median_of = |scenario: &str, label: &str| {
+        let runs = results.get(scenario)?;
+        let values: Vec<f64> = runs
+            .iter()
+            .filter_map(|r| r.iter().find(|f| f.0 == label).map(|f| f.1))
+            .collect();
+        (!values.is_empty()).then(|| median(values))
+    };
     for name in order {
         let Some(runs) = results.get(name) else {
             continue;
@@ -431,6 +443,16 @@ fn render(options: &Options, results: &BTreeMap<String, Vec<Figures>>, order: &[
         for (i, (label, _, note)) in first.iter().enumerate() {
             let values: Vec<f64> = runs.iter().filter_map(|r| r.get(i).map(|f| f.1)).collect();
             let value = median(values);
+            // A share of `raw` is the ratio of the two medians, never the
+            // first run's own ratio beside another run's value.
+            let reference = scenarios::RAW_REFERENCES
+                .iter()
+                .find(|(scenario, figure, _)| scenario == name && figure == label)
+                .map(|(_, _, raw_label)| median_of("raw", raw_label));
+            let note = match reference {
+                Some(raw_median) => scenarios::percent_of_raw(value, raw_median),
+                None => note.clone(),
+            };
             let shown = if value.fract() == 0.0 {
                 format!("{value:.0}")
             } else {

@@ -193,6 +193,23 @@ async fn post_cancel(
         .is_ok_and(|r| r.status().as_u16() == 200)
 }
 
+/// The figures whose note compares them with the `raw` scenario: (scenario,
+/// figure, the `raw` figure it is a share of). One table, so the console
+/// line of a run and the report's median line say the same thing.
+pub const RAW_REFERENCES: &[(&str, &str, &str)] = &[
+    ("list", "requests/s", "list queries/s"),
+    ("list-changing", "requests/s", "list queries/s"),
+    ("cancel", "cancels/s", "cancel transactions/s"),
+];
+
+/// The note "N % of raw", or why there is none.
+pub fn percent_of_raw(value: f64, reference: Option<f64>) -> String {
+    match reference {
+        Some(reference) if reference > 0.0 => format!("{:.0} % of raw", value / reference * 100.0),
+        _ => "run `raw` first for the reference".to_owned(),
+    }
+}
+
 pub async fn run(
     name: &str,
     options: &Options,
@@ -202,11 +219,10 @@ pub async fn run(
 ) -> anyhow::Result<Figures> {
     let seconds = Duration::from_secs(options.seconds);
     let clients = options.clients;
+    // This run's own ratio, for the console; the report recomputes it from
+    // the medians (see `percent_of_raw`).
     let raw_value = |label: &str| raw.and_then(|r| r.iter().find(|f| f.0 == label).map(|f| f.1));
-    let percent = |value: f64, label: &str| match raw_value(label) {
-        Some(reference) if reference > 0.0 => format!("{:.0} % of raw", value / reference * 100.0),
-        _ => "run `raw` first for the reference".to_owned(),
-    };
+    let percent = |value: f64, label: &str| percent_of_raw(value, raw_value(label));
     match name {
         "raw" => {
             let store = Arc::new(Store::connect(url).await?);
