@@ -4,6 +4,7 @@
 
 pub mod app;
 pub mod cli;
+pub mod compression;
 pub mod config;
 pub mod db;
 pub mod domain;

@@ -91,6 +91,8 @@ pub struct Scrape<'a> {
     pub pools: &'a [(&'a str, u32, usize)],
     /// Mensajes views from memory (hits) and from the database (misses).
     pub view_cache: (u64, u64),
+    /// Mensajes results sent from kept bytes and rendered for the request.
+    pub results_sent: (u64, u64),
     /// Passwords verified by login attempts.
     pub password_checks: u64,
 }
@@ -213,6 +215,16 @@ impl Metrics {
         views
             .get_or_create(&OutcomeLabels { outcome: "miss" })
             .inc_by(misses);
+        let results = Family::<OutcomeLabels, Counter>::default();
+        let (kept, rendered) = scrape.results_sent;
+        results
+            .get_or_create(&OutcomeLabels { outcome: "kept" })
+            .inc_by(kept);
+        results
+            .get_or_create(&OutcomeLabels {
+                outcome: "rendered",
+            })
+            .inc_by(rendered);
         let password_checks = Counter::<u64>::default();
         password_checks.inc_by(scrape.password_checks);
         // Also the readiness signal tests wait on (a request still in flight
@@ -229,6 +241,11 @@ impl Metrics {
             "relevo_view_cache",
             "Mensajes views served from the cache (hit) or read from the database (miss)",
             views,
+        );
+        server.register(
+            "relevo_view_results",
+            "Mensajes results sent from the bytes kept with their view (kept) or rendered and compressed for the request (rendered)",
+            results,
         );
         server.register(
             "relevo_login_password_checks",
@@ -339,6 +356,7 @@ mod tests {
         let text = metrics.render(&Scrape {
             pools: &[("sqlite_read", 2, 1)],
             view_cache: (5, 3),
+            results_sent: (4, 2),
             password_checks: 7,
         });
         for line in [
@@ -355,6 +373,8 @@ mod tests {
             "relevo_db_pool_connections{pool=\"sqlite_read\",state=\"idle\"} 1",
             "relevo_view_cache_total{outcome=\"hit\"} 5",
             "relevo_view_cache_total{outcome=\"miss\"} 3",
+            "relevo_view_results_total{outcome=\"kept\"} 4",
+            "relevo_view_results_total{outcome=\"rendered\"} 2",
             "relevo_login_password_checks_total 7",
         ] {
             assert!(text.lines().any(|l| l == line), "{line}\nin\n{text}");
@@ -370,6 +390,7 @@ mod tests {
         let text = metrics.render(&Scrape {
             pools: &[],
             view_cache: (0, 0),
+            results_sent: (0, 0),
             password_checks: 0,
         });
         assert!(text.contains("route=\"/a\\\"b\\\\c\""), "{text}");

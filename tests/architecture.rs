@@ -23,6 +23,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("domain", 0),
     ("config", 0),
     ("telemetry", 0),
+    ("compression", 0),
     ("live", 1),
     ("db", 2),
     ("services", 3),

@@ -22,6 +22,7 @@ on_both_backends!(
     the_action_button_is_enabled_exactly_on_open_statuses,
     filters_narrow_the_rows,
     a_fragment_request_gets_only_the_results,
+    a_gzip_client_gets_the_same_results_compressed,
     the_detail_shows_the_history_newest_first,
     a_reactivated_conversation_links_to_the_one_it_restarted,
     a_reloaded_page_shows_every_change_made_since_it_was_last_shown,
@@ -611,6 +612,106 @@ async fn a_fragment_request_gets_only_the_results(backend: Backend) {
     assert!(body.trim_start().starts_with("<section id=\"results\""));
     assert!(!body.contains("<html"));
     assert_eq!(folios_in(&body).len(), 50);
+}
+
+/// GET `path` with `accept_encoding` (and `HX-Request` for a fragment):
+/// (Content-Encoding, Vary, the body decoded).
+async fn get_encoded(
+    app: &TestApp,
+    path: &str,
+    accept_encoding: Option<&str>,
+    fragment: bool,
+) -> (Option<String>, String, String) {
+    let mut request = app.client.get(app.url(path));
+    if let Some(accepted) = accept_encoding {
+        request = request.header("Accept-Encoding", accepted);
+    }
+    if fragment {
+        request = request.header("HX-Request", "true");
+    }
+    let response = request.send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK, "{path}");
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_owned())
+    };
+    let (encoding, vary) = (
+        header("content-encoding"),
+        header("vary").unwrap_or_default(),
+    );
+    let bytes = response.bytes().await.unwrap();
+    let body = if encoding.as_deref() == Some("gzip") {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&bytes[..]), &mut text)
+            .expect("a valid gzip body");
+        text
+    } else {
+        String::from_utf8(bytes.to_vec()).unwrap()
+    };
+    (encoding, vary, body)
+}
+
+/// `relevo_view_results_total` of `outcome` from the app's `/metrics`.
+async fn results_sent(app: &TestApp, outcome: &str) -> u64 {
+    let text = app.get("/metrics").await.body;
+    let prefix = format!("relevo_view_results_total{{outcome=\"{outcome}\"}} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&prefix)?.parse().ok())
+        .unwrap_or_else(|| panic!("no {prefix} in\n{text}"))
+}
+
+/// The results are rendered and compressed once per kept view and spliced
+/// into the page: later hits reuse the bytes, and what a gzip client
+/// decodes is what a plain client reads, page and fragment.
+async fn a_gzip_client_gets_the_same_results_compressed(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    app.login_as_admin().await;
+    for fragment in [true, false] {
+        let path = "/mensajes?estatus=todas";
+        let rendered = results_sent(&app, "rendered").await;
+        let (encoding, vary, first) =
+            get_encoded(&app, path, Some("gzip, deflate, br"), fragment).await;
+        assert_eq!(encoding.as_deref(), Some("gzip"));
+        assert!(vary.contains("Accept-Encoding"), "{vary}");
+        let kept = results_sent(&app, "kept").await;
+        let (_, _, hit) = get_encoded(&app, path, Some("gzip"), fragment).await;
+        // A view is kept at most 10 s without a change; nothing changes here.
+        assert_eq!(
+            results_sent(&app, "kept").await,
+            kept + 1,
+            "the hit reused the kept bytes"
+        );
+        assert!(results_sent(&app, "rendered").await <= rendered + 1);
+        let (plain_encoding, _, plain) = get_encoded(&app, path, None, fragment).await;
+        assert_eq!(plain_encoding, None);
+        let (refused, _, _) = get_encoded(&app, path, Some("gzip;q=0, identity"), fragment).await;
+        assert_eq!(refused, None, "gzip;q=0 refuses gzip");
+        assert_eq!(folios_in(&first).len(), 50);
+        assert_eq!(first, hit);
+        assert_eq!(first, plain);
+        assert_eq!(first.contains("<html"), !fragment);
+        assert!(
+            first
+                .trim_end()
+                .ends_with(if fragment { "</section>" } else { "</html>" })
+        );
+    }
+    // Results with a notice are this request's own: the notice is not kept
+    // for the next viewer of the same view.
+    let (_, _, noticed) = get_encoded(
+        &app,
+        "/mensajes?estatus=todas&canal=fax",
+        Some("gzip"),
+        true,
+    )
+    .await;
+    assert!(noticed.contains("Se ignoró el filtro de canal"));
+    let (_, _, clean) = get_encoded(&app, "/mensajes?estatus=todas", Some("gzip"), true).await;
+    assert!(!clean.contains("Se ignoró"));
 }
 
 async fn the_detail_shows_the_history_newest_first(backend: Backend) {

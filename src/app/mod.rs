@@ -128,6 +128,7 @@ impl Application {
             )),
             bulk_access,
             exports: Default::default(),
+            results_sent: Default::default(),
         };
         let listener = TcpListener::bind(settings.bind)
             .with_context(|| format!("cannot listen on {}", settings.bind))?;

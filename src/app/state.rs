@@ -40,6 +40,25 @@ pub struct AppState {
     pub bulk_access: std::sync::Arc<crate::services::bulk::CreatorAccess>,
     /// The CSV exports running (see `http::export`).
     pub exports: std::sync::Arc<ExportSlots>,
+    /// How Mensajes results were sent (for `/metrics`).
+    pub results_sent: std::sync::Arc<ResultsSent>,
+}
+
+/// Mensajes results sent from the bytes kept with their view, and those
+/// rendered and compressed for their request (a view's first request, a
+/// search, or a request with a notice).
+#[derive(Default)]
+pub struct ResultsSent {
+    pub kept: std::sync::atomic::AtomicU64,
+    pub rendered: std::sync::atomic::AtomicU64,
+}
+
+impl ResultsSent {
+    /// (kept, rendered) since start.
+    pub fn counts(&self) -> (u64, u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        (self.kept.load(Relaxed), self.rendered.load(Relaxed))
+    }
 }
 
 /// The campaigns and agents a scope may filter by.
@@ -49,8 +68,28 @@ pub struct FilterChoices {
     pub agents: Vec<PersonOption>,
 }
 
-/// A Mensajes view as the database answered it: the page and the counts.
-pub type View = (ListPage, Vec<(Status, i64)>);
+/// A Mensajes view as the database answered it (the page and the counts),
+/// and its results as the first request rendered them.
+pub struct View {
+    pub page: ListPage,
+    pub counts: Vec<(Status, i64)>,
+    /// The results fragment and the filter query string it was rendered for
+    /// (its links repeat the query), plain and compressed. Rendered at the
+    /// view's first request: a kept view lives at most [`VIEW_TTL`], so its
+    /// relative times ("hace 5 min") are at most that old (the browser's
+    /// script refreshes them anyway).
+    pub results: std::sync::OnceLock<(String, crate::compression::Kept)>,
+}
+
+impl From<(ListPage, Vec<(Status, i64)>)> for View {
+    fn from((page, counts): (ListPage, Vec<(Status, i64)>)) -> View {
+        View {
+            page,
+            counts,
+            results: std::sync::OnceLock::new(),
+        }
+    }
+}
 
 /// Cached Mensajes views, by scope, filters and cursor.
 pub type ViewCache = crate::live::cache::ViewCache<(Scope, ListFilter, Option<Cursor>), View>;

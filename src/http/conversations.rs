@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 use super::pages::{
     PageContext, is_fragment_request, local_datetime, machine_datetime, relative, render,
+    spliced_html,
 };
 use crate::app::state::AppState;
 use crate::db::{
@@ -280,7 +281,7 @@ impl RowView {
             started: local_datetime(row.started_at, tz),
             last_activity: relative(row.last_activity_at, now),
             last_activity_exact: local_datetime(row.last_activity_at, tz),
-            last_activity_iso: row.last_activity_at.0.to_rfc3339(),
+            last_activity_iso: machine_datetime(row.last_activity_at),
             actionable: row.status.is_open(),
             closure,
         }
@@ -350,7 +351,8 @@ fn options_of(items: impl Iterator<Item = (String, String)>, selected: &str) -> 
 #[template(path = "mensajes.html")]
 pub struct MensajesPage {
     pub ctx: PageContext,
-    /// The rendered [`MensajesResults`] (escaped by its own template).
+    /// Where the rendered [`MensajesResults`] go: [`RESULTS_SLOT`], replaced
+    /// by the kept bytes when the page is sent.
     pub results_html: String,
     pub campaigns: Vec<FilterOption>,
     pub agents: Vec<FilterOption>,
@@ -411,18 +413,94 @@ async fn view(
     cursor: Option<Cursor>,
 ) -> Result<std::sync::Arc<View>, AppError> {
     if filter.search.is_some() {
-        return Ok(std::sync::Arc::new(
-            state.store.list_with_counts(scope, filter, cursor).await?,
-        ));
+        let answer = state.store.list_with_counts(scope, filter, cursor).await?;
+        return Ok(std::sync::Arc::new(View::from(answer)));
     }
     let key = (scope.clone(), filter.clone(), cursor);
     Ok(state
         .views
-        .get_or_load(&key, scope, || {
-            state.store.list_with_counts(scope, filter, cursor)
+        .get_or_load(&key, scope, || async {
+            let answer = state.store.list_with_counts(scope, filter, cursor).await?;
+            Ok::<_, crate::db::StoreError>(View::from(answer))
         })
         .await?)
 }
+
+/// The results of `view` for this query, rendered and compressed: kept
+/// with the view on its first request, so that later hits render and
+/// compress nothing. Results with notices (a value was ignored) are
+/// rendered for this request alone.
+fn results_of(
+    sent: &crate::app::state::ResultsSent,
+    raw: &RawQuery,
+    view: &View,
+    notices: Vec<String>,
+    filter: &ListFilter,
+    tz: chrono_tz::Tz,
+) -> Result<crate::compression::Kept, AppError> {
+    let query = raw.filter_query();
+    if notices.is_empty()
+        && let Some((kept_for, kept)) = view.results.get()
+        && *kept_for == query
+    {
+        sent.kept.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        return Ok(kept.clone());
+    }
+    sent.rendered
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let keep = notices.is_empty();
+    let html = results(raw, view, notices, filter, tz)
+        .render()
+        .map_err(|e| AppError::Unexpected(anyhow::Error::new(e)))?;
+    let kept = crate::compression::Kept::new(html);
+    if keep {
+        // Another request may have kept the same bytes first; either is right.
+        let _ = view.results.set((query, kept.clone()));
+    }
+    Ok(kept)
+}
+
+/// The results part of the page (tabs, rows, paging) for a view.
+fn results(
+    raw: &RawQuery,
+    view: &View,
+    notices: Vec<String>,
+    filter: &ListFilter,
+    tz: chrono_tz::Tz,
+) -> MensajesResults {
+    let View { page, counts, .. } = view;
+    let now = Utc::now();
+    let rows: Vec<RowView> = page.rows.iter().map(|r| RowView::new(r, tz, now)).collect();
+    let current = filter.status.unwrap_or(StatusFilter::Open);
+    let tabs = status_tabs(raw, counts, current);
+    let (newer_href, older_href) = page_links(raw, page);
+    let filtered = *filter
+        != ListFilter {
+            status: filter.status,
+            ..ListFilter::default()
+        };
+    let match_count = tabs.iter().find(|t| t.active).map_or(0, |t| t.count);
+    MensajesResults {
+        rows,
+        tabs,
+        notices,
+        newer_href,
+        older_href,
+        empty_message: if filtered {
+            "Ninguna conversación coincide con estos filtros."
+        } else {
+            "No hay conversaciones en este estatus."
+        },
+        filtered,
+        clear_href: "/mensajes".into(),
+        match_count,
+        filter_query: raw.filter_query(),
+    }
+}
+
+/// Where the page template puts the results; the page is sent as the text
+/// before it, the kept results, and the text after it.
+const RESULTS_SLOT: &str = "<!--relevo:results-->";
 
 /// The page the query asks for (`despues` before `antes`); an unreadable
 /// one is noticed and the first page shown.
@@ -468,48 +546,21 @@ pub async fn list(
     let cursor = read_cursor(&raw, &mut notices);
     let scope = &user.scope;
     let view = view(&state, scope, &filter, cursor).await?;
-    let (page, counts) = &*view;
-    let now = Utc::now();
-    let rows: Vec<RowView> = page
-        .rows
-        .iter()
-        .map(|r| RowView::new(r, state.timezone, now))
-        .collect();
-    let current = filter.status.unwrap_or(StatusFilter::Open);
-    let tabs = status_tabs(&raw, counts, current);
-    let (newer_href, older_href) = page_links(&raw, page);
-    let filtered = filter
-        != ListFilter {
-            status: filter.status,
-            ..ListFilter::default()
-        };
-    let match_count = tabs.iter().find(|t| t.active).map_or(0, |t| t.count);
-    let results = MensajesResults {
-        rows,
-        tabs,
+    let results = results_of(
+        &state.results_sent,
+        &raw,
+        &view,
         notices,
-        newer_href,
-        older_href,
-        empty_message: if filtered {
-            "Ninguna conversación coincide con estos filtros."
-        } else {
-            "No hay conversaciones en este estatus."
-        },
-        filtered,
-        clear_href: "/mensajes".into(),
-        match_count,
-        filter_query: raw.filter_query(),
-    };
+        &filter,
+        state.timezone,
+    )?;
     if is_fragment_request(&req) {
-        return render(&results);
+        return Ok(spliced_html(&req, "", &results, ""));
     }
-    let results_html = results
-        .render()
-        .map_err(|e| AppError::Unexpected(anyhow::Error::new(e)))?;
     let FilterChoices { campaigns, agents } = filter_choices(&state, scope).await?;
     let page = MensajesPage {
         ctx: PageContext::new(&req, &user, "mensajes")?,
-        results_html,
+        results_html: RESULTS_SLOT.to_owned(),
         campaigns: options_of(
             campaigns.into_iter().map(|c| (c.id.to_string(), c.name)),
             &raw.campana,
@@ -529,7 +580,13 @@ pub async fn list(
         hasta: raw.hasta.clone(),
         q: raw.q.clone(),
     };
-    render(&page)
+    let html = page
+        .render()
+        .map_err(|e| AppError::Unexpected(anyhow::Error::new(e)))?;
+    let (before, after) = html
+        .split_once(RESULTS_SLOT)
+        .ok_or_else(|| AppError::unexpected("the Mensajes page has no results slot"))?;
+    Ok(spliced_html(&req, before, &results, after))
 }
 
 #[derive(Template)]

@@ -6,7 +6,7 @@ use actix_session::SessionExt;
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::StatusCode;
-use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::header::{self, AcceptEncoding, Encoding, Header, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
@@ -126,6 +126,46 @@ pub fn render_with_status(
         .content_type("text/html; charset=utf-8")
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .body(body))
+}
+
+/// Whether the client accepts gzip, negotiated as actix-web's `Compress`
+/// does (a `q=0` refuses it; no header means identity).
+pub fn accepts_gzip(req: &HttpRequest) -> bool {
+    AcceptEncoding::parse(req).is_ok_and(|accepted| {
+        accepted.negotiate([Encoding::gzip(), Encoding::identity()].iter())
+            == Some(Encoding::gzip())
+    })
+}
+
+/// An HTML response of `prefix`, a kept fragment and `suffix`: gzip when
+/// the client accepts it (the fragment's compressed bytes reused as they
+/// are, see `crate::compression`), plain otherwise. It carries
+/// `Content-Encoding`, so actix-web's `Compress` leaves it alone.
+pub fn spliced_html(
+    req: &HttpRequest,
+    prefix: &str,
+    kept: &crate::compression::Kept,
+    suffix: &str,
+) -> HttpResponse {
+    let mut response = HttpResponse::Ok();
+    response
+        .content_type("text/html; charset=utf-8")
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .insert_header((header::VARY, "Accept-Encoding"));
+    if !accepts_gzip(req) {
+        let mut body = Vec::with_capacity(prefix.len() + kept.html.len() + suffix.len());
+        body.extend_from_slice(prefix.as_bytes());
+        body.extend_from_slice(&kept.html);
+        body.extend_from_slice(suffix.as_bytes());
+        return response.body(body);
+    }
+    response
+        .insert_header((header::CONTENT_ENCODING, "gzip"))
+        .body(crate::compression::gzip_splice(
+            prefix.as_bytes(),
+            &kept.gzip,
+            suffix.as_bytes(),
+        ))
 }
 
 /// Whether the request came from htmx and wants a fragment.
@@ -316,6 +356,7 @@ pub async fn metrics(req: HttpRequest, state: web::Data<AppState>) -> HttpRespon
     let body = crate::telemetry::METRICS.render(&crate::telemetry::Scrape {
         pools: &pools,
         view_cache: state.views.counts(),
+        results_sent: state.results_sent.counts(),
         password_checks: state.password_checks.get(),
     });
     HttpResponse::Ok()
@@ -367,5 +408,37 @@ mod tests {
         let items = menu(Role::Admin, "mensajes");
         assert_eq!(items[0].label, "Mensajes");
         assert!(items[0].active);
+    }
+
+    /// Every icon a template or the menu names is a symbol of the sprite, so
+    /// no page shows an empty square.
+    #[test]
+    fn every_icon_in_use_is_in_the_sprite() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let sprite = std::fs::read_to_string(root.join("static/icons.svg")).unwrap();
+        let mut used: Vec<String> = MENU
+            .iter()
+            .map(|&(_, _, icon, _)| icon.to_owned())
+            .collect();
+        let mut dirs = vec![root.join("templates")];
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    dirs.push(path);
+                    continue;
+                }
+                let text = std::fs::read_to_string(&path).unwrap();
+                for call in text.split("icons::icon(\"").skip(1) {
+                    used.push(call.split('"').next().unwrap().to_owned());
+                }
+            }
+        }
+        assert!(used.len() > 20, "the scan found the icon calls: {used:?}");
+        let missing: Vec<&String> = used
+            .iter()
+            .filter(|name| !sprite.contains(&format!("<symbol id=\"{name}\"")))
+            .collect();
+        assert!(missing.is_empty(), "not in static/icons.svg: {missing:?}");
     }
 }

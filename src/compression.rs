@@ -1,0 +1,147 @@
+//! HTML compressed once and kept, and spliced into gzip responses.
+//!
+//! A Mensajes view kept in memory (`app::state::ViewCache`) renders its
+//! results once and keeps them also as a DEFLATE piece. A hit then costs
+//! no compression for those bytes: a fragment request sends them as they
+//! are, and a whole page compresses only its own frame (head, menu, filter
+//! form) and splices the kept piece between the frame's two halves
+//! (`http::pages::spliced_html`). Bytes in, bytes out: this module imports
+//! nothing of the crate.
+//!
+//! Why a splice is valid gzip: each part is compressed by its own raw
+//! DEFLATE stream with an empty window, so no back-reference crosses a
+//! part; every part but the last ends with a sync flush (an empty stored
+//! block, so the next part starts on a byte boundary and no part is
+//! marked final); the last one finishes the stream. The gzip trailer's
+//! CRC-32 is combined from the parts' CRCs, and its length is their sum.
+
+use std::io::Write;
+
+use bytes::Bytes;
+
+/// The level of the kept fragments. Compressed once per view and sent many
+/// times, so a smaller result is worth more CPU than on a per-request
+/// response (actix-web compresses those at level 1); level 6 was chosen by
+/// measurement (BENCHMARKS.md, "Compressed once").
+pub const KEPT_LEVEL: u32 = 6;
+/// The level of the per-request frame of a page (as actix-web's own).
+const FRAME_LEVEL: u32 = 1;
+
+/// Bytes kept as a piece of a DEFLATE stream, with what the gzip trailer
+/// needs of them.
+#[derive(Clone)]
+pub struct Deflated {
+    /// Raw DEFLATE, sync-flushed and not final: valid inside a longer stream.
+    pub deflate: Bytes,
+    /// CRC-32 of the uncompressed bytes, combinable with its neighbours'.
+    pub crc: crc32fast::Hasher,
+    /// The uncompressed length.
+    pub len: usize,
+}
+
+impl Deflated {
+    /// `bytes` compressed at `level` as a non-final piece.
+    pub fn piece(bytes: &[u8], level: u32) -> Deflated {
+        Deflated {
+            deflate: deflate(bytes, level, false).into(),
+            crc: crc_of(bytes),
+            len: bytes.len(),
+        }
+    }
+}
+
+/// A rendered fragment and its compressed form.
+#[derive(Clone)]
+pub struct Kept {
+    pub html: Bytes,
+    pub gzip: Deflated,
+}
+
+impl Kept {
+    pub fn new(html: String) -> Kept {
+        let gzip = Deflated::piece(html.as_bytes(), KEPT_LEVEL);
+        Kept {
+            html: html.into(),
+            gzip,
+        }
+    }
+}
+
+/// A gzip member of `prefix`, `middle` (already compressed) and `suffix`.
+pub fn gzip_splice(prefix: &[u8], middle: &Deflated, suffix: &[u8]) -> Vec<u8> {
+    let head = deflate(prefix, FRAME_LEVEL, false);
+    let tail = deflate(suffix, FRAME_LEVEL, true);
+    let mut crc = crc_of(prefix);
+    crc.combine(&middle.crc);
+    crc.combine(&crc_of(suffix));
+    let length = prefix.len() + middle.len + suffix.len();
+    let mut out = Vec::with_capacity(18 + head.len() + middle.deflate.len() + tail.len());
+    // Magic, DEFLATE, no flags, no mtime, no extra flags, OS unknown.
+    out.extend_from_slice(&[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff]);
+    out.extend_from_slice(&head);
+    out.extend_from_slice(&middle.deflate);
+    out.extend_from_slice(&tail);
+    out.extend_from_slice(&crc.finalize().to_le_bytes());
+    // ISIZE is the length modulo 2^32.
+    out.extend_from_slice(&(length as u32).to_le_bytes());
+    out
+}
+
+/// Raw DEFLATE of `bytes`: finished (a final block) when `last`, else
+/// ended by a sync flush so that more may follow.
+fn deflate(bytes: &[u8], level: u32, last: bool) -> Vec<u8> {
+    let mut encoder = flate2::write::DeflateEncoder::new(
+        Vec::with_capacity(bytes.len() / 4 + 64),
+        flate2::Compression::new(level),
+    );
+    // Writing to a Vec cannot fail.
+    encoder.write_all(bytes).expect("deflate into memory");
+    if last {
+        return encoder.finish().expect("deflate into memory");
+    }
+    // `flush` is a sync flush; the encoder is then dropped without
+    // finishing into the taken buffer.
+    encoder.flush().expect("deflate into memory");
+    std::mem::take(encoder.get_mut())
+}
+
+fn crc_of(bytes: &[u8]) -> crc32fast::Hasher {
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(bytes);
+    crc
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    fn gunzip(bytes: &[u8]) -> String {
+        let mut text = String::new();
+        flate2::read::GzDecoder::new(bytes)
+            .read_to_string(&mut text)
+            .expect("valid gzip");
+        text
+    }
+
+    #[test]
+    fn a_spliced_member_decodes_to_the_three_parts_in_order() {
+        let middle_text = "<tr><td>fila</td></tr>".repeat(500);
+        let middle = Deflated::piece(middle_text.as_bytes(), KEPT_LEVEL);
+        let gz = gzip_splice(b"<html><body>", &middle, b"</body></html>");
+        assert_eq!(
+            gunzip(&gz),
+            format!("<html><body>{middle_text}</body></html>")
+        );
+        // The kept piece is smaller than its text: it really is compressed.
+        assert!(middle.deflate.len() < middle_text.len() / 10);
+    }
+
+    #[test]
+    fn empty_parts_still_make_a_valid_member() {
+        let middle = Deflated::piece(b"", KEPT_LEVEL);
+        assert_eq!(gunzip(&gzip_splice(b"", &middle, b"")), "");
+        let middle = Deflated::piece("añadir ✓".as_bytes(), KEPT_LEVEL);
+        assert_eq!(gunzip(&gzip_splice(b"", &middle, b"")), "añadir ✓");
+    }
+}
