@@ -1077,3 +1077,202 @@ fn nested_functions_closures_and_declarations_are_measured_sensibly() {
         .collect();
     assert_eq!(names, vec![("takes".to_owned(), 4, 3)]);
 }
+
+// ---------------------------------------------------------------------------
+// Macros: none hides control flow.
+//
+// A `?` or `return` inside a `macro_rules!` body leaves the function that
+// calls the macro, and nothing at the call site says so. A macro may paste
+// text (SQL fragments) or expand per backend; whatever it evaluates to, the
+// caller decides what leaves: the `?` is written at the call site. Each
+// macro also says why it is a macro in a `///` comment above it.
+
+/// One `macro_rules!` as the check sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct MacroBody {
+    file: String,
+    /// 1-based line of `macro_rules!`.
+    line: usize,
+    name: String,
+    /// What its body holds that leaves the caller: `?`, `return`, …
+    exits: Vec<String>,
+    /// A `///` doc comment sits directly above it (attributes may come between).
+    documented: bool,
+}
+
+/// Every `macro_rules!` in `text`, with the exits its rules' bodies hold.
+/// Reads the stripped code, so strings and comments do not count; the
+/// repetition operator `$( … )?` and a `?Sized` bound are not exits.
+fn macro_bodies(file: &str, text: &str) -> Vec<MacroBody> {
+    let code: Vec<char> = strip(text).chars().collect();
+    let source: Vec<&str> = text.lines().collect();
+    let needle: Vec<char> = "macro_rules!".chars().collect();
+    let mut found = Vec::new();
+    let mut i = 0;
+    while i + needle.len() < code.len() {
+        if code[i..i + needle.len()] != needle[..] || ident_char(prev(&code, i)) {
+            i += 1;
+            continue;
+        }
+        let line = code[..i].iter().filter(|&&c| c == '\n').count() + 1;
+        let mut j = i + needle.len();
+        while j < code.len() && code[j].is_whitespace() {
+            j += 1;
+        }
+        let name_start = j;
+        while j < code.len() && ident_char(code[j]) {
+            j += 1;
+        }
+        let name: String = code[name_start..j].iter().collect();
+        let Some(open) = (j..code.len()).find(|&k| matches!(code[k], '{' | '(' | '[')) else {
+            break;
+        };
+        let end = matching_close(&code, open);
+        found.push(MacroBody {
+            file: file.to_owned(),
+            line,
+            name,
+            exits: exits_in(&code[open..=end]),
+            documented: has_doc_comment(&source, line),
+        });
+        i = end + 1;
+    }
+    found
+}
+
+/// The index of the bracket closing the one at `open` (or the last index).
+fn matching_close(code: &[char], open: usize) -> usize {
+    let mut depth = 0i32;
+    for (k, c) in code.iter().enumerate().skip(open) {
+        match c {
+            '{' | '(' | '[' => depth += 1,
+            '}' | ')' | ']' => {
+                depth -= 1;
+                if depth == 0 {
+                    return k;
+                }
+            }
+            _ => {}
+        }
+    }
+    code.len() - 1
+}
+
+/// The `?`, `return`, `break` and `continue` in a macro's (stripped) rules.
+fn exits_in(body: &[char]) -> Vec<String> {
+    let mut exits = Vec::new();
+    // Whether each open `(` starts a repetition `$( … )`.
+    let mut parens: Vec<bool> = Vec::new();
+    let mut closed_repetition = false;
+    for (k, &c) in body.iter().enumerate() {
+        match c {
+            '(' => parens.push(k > 0 && body[k - 1] == '$'),
+            ')' => {
+                closed_repetition = parens.pop().unwrap_or(false);
+                continue;
+            }
+            '?' => {
+                let after: String = body[k + 1..].iter().take(5).collect();
+                let repetition = closed_repetition && body[k - 1] == ')';
+                if !repetition && after != "Sized" {
+                    exits.push("?".to_owned());
+                }
+            }
+            _ => {}
+        }
+        if ident_char(c) && !ident_char(prev(body, k)) && prev(body, k) != '$' {
+            let word: String = body[k..].iter().take_while(|&&c| ident_char(c)).collect();
+            if matches!(word.as_str(), "return" | "break" | "continue") {
+                exits.push(word);
+            }
+        }
+        if !c.is_whitespace() {
+            closed_repetition = false;
+        }
+    }
+    exits
+}
+
+/// Whether the block of comments and attributes right above line `line`
+/// (1-based) holds a `///` doc comment.
+fn has_doc_comment(source: &[&str], line: usize) -> bool {
+    source[..line - 1]
+        .iter()
+        .rev()
+        .map(|l| l.trim())
+        .take_while(|l| l.starts_with("//") || l.starts_with("#["))
+        .any(|l| l.starts_with("///"))
+}
+
+fn all_macros() -> Vec<MacroBody> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    source_files(&root.join("src"), root, &mut files);
+    files
+        .iter()
+        .flat_map(|(path, text)| macro_bodies(path, text))
+        .collect()
+}
+
+#[test]
+fn no_macro_hides_a_question_mark_or_a_return() {
+    let macros = all_macros();
+    assert!(macros.len() > 5, "only {} macros found", macros.len());
+    let hiding: Vec<String> = macros
+        .iter()
+        .filter(|m| !m.exits.is_empty())
+        .map(|m| format!("  {}:{} {}! holds {:?}", m.file, m.line, m.name, m.exits))
+        .collect();
+    assert!(
+        hiding.is_empty(),
+        "{} macro(s) leave their caller from inside; let the macro evaluate to a Result \
+         and write the `?` at the call site, or make it a function:\n{}",
+        hiding.len(),
+        hiding.join("\n")
+    );
+}
+
+#[test]
+fn every_macro_says_why_it_is_a_macro() {
+    let undocumented: Vec<String> = all_macros()
+        .iter()
+        .filter(|m| !m.documented)
+        .map(|m| format!("  {}:{} {}!", m.file, m.line, m.name))
+        .collect();
+    assert!(
+        undocumented.is_empty(),
+        "macro(s) without a `///` line saying why they are macros:\n{}",
+        undocumented.join("\n")
+    );
+}
+
+#[test]
+fn macro_exits_are_found_and_repetitions_are_not_exits() {
+    let text = "/// Why.\nmacro_rules! clean {\n    ($($x:expr),* $(,)?) => { f($($x),*) };\n    \
+                ($t:ty) => { fn g<T: ?Sized>() {} };\n}\n\
+                macro_rules! hides {\n    ($e:expr) => {{ let v = $e.await?; \
+                if v { return Err(1); } v }};\n}\n\
+                /// Why.\nmacro_rules! loops { () => { for _ in 0..2 { break; } continue } }\n\
+                /// Why.\nmacro_rules! quoted { () => { \"? return\" } }\n";
+    let found: Vec<(String, usize, Vec<String>, bool)> = macro_bodies("src/a.rs", text)
+        .into_iter()
+        .map(|m| (m.name, m.line, m.exits, m.documented))
+        .collect();
+    let expected = vec![
+        ("clean".to_owned(), 2, vec![], true),
+        (
+            "hides".to_owned(),
+            6,
+            vec!["?".to_owned(), "return".to_owned()],
+            false,
+        ),
+        (
+            "loops".to_owned(),
+            10,
+            vec!["break".to_owned(), "continue".to_owned()],
+            true,
+        ),
+        ("quoted".to_owned(), 12, vec![], true),
+    ];
+    assert_eq!(found, expected);
+}
