@@ -903,18 +903,6 @@ fn has_long_reason(source: &[&str], line: usize) -> bool {
         })
 }
 
-/// Long functions measured before the length rule existed and not yet split
-/// (issue 20, item 5), as `(file, fn name)`. A ratchet: the list may only
-/// shrink. A function here that is no longer over the limit fails the test
-/// until it is removed from the list, and no other function may join it.
-const NOT_YET_SPLIT: &[(&str, &str)] = &[
-    ("src/services/bulk.rs", "process_item"),
-    ("src/http/auto_cancel.rs", "render_page"),
-    ("src/http/categories.rs", "render_page"),
-    ("src/http/categories.rs", "act"),
-    ("src/http/campaigns.rs", "channel_action"),
-];
-
 /// Functions over `limit` lines without a `// long:` reason, longest first.
 fn too_long(files: &[(String, String)], limit: usize) -> Vec<FnLength> {
     let mut out: Vec<FnLength> = files
@@ -943,17 +931,7 @@ fn no_function_is_over_80_lines_without_a_reason() {
         .map(|(p, t)| function_lengths(p, t).len())
         .sum();
     assert!(measured > 100, "only {measured} functions found under src/");
-    let all = too_long(&files, MAX_FN_LINES);
-    let is_pending = |f: &FnLength| NOT_YET_SPLIT.contains(&(f.file.as_str(), f.name.as_str()));
-    let stale: Vec<_> = NOT_YET_SPLIT
-        .iter()
-        .filter(|(file, name)| !all.iter().any(|f| f.file == *file && f.name == *name))
-        .collect();
-    assert!(
-        stale.is_empty(),
-        "no longer over {MAX_FN_LINES} lines (or gone): remove from NOT_YET_SPLIT: {stale:?}"
-    );
-    let offenders: Vec<FnLength> = all.into_iter().filter(|f| !is_pending(f)).collect();
+    let offenders = too_long(&files, MAX_FN_LINES);
     let listed: Vec<String> = offenders
         .iter()
         .map(|f| format!("  {}:{} {} ({} lines)", f.file, f.line, f.name, f.lines))

@@ -17,7 +17,7 @@ use super::actions::Choice;
 use super::admin::{Fields, confirm_with};
 use super::pages::{PageContext, render_with_status, set_flash};
 use crate::app::state::AppState;
-use crate::db::{AutoCancelRule, NewAutoCancelRule, Refusal, Store, Ts};
+use crate::db::{AutoCancelRule, CampaignOption, NewAutoCancelRule, Refusal, Store, Ts};
 use crate::domain::{Invalid, Status};
 use crate::http::auth::CurrentUser;
 use crate::http::error::AppError;
@@ -164,57 +164,45 @@ impl FormState {
     }
 }
 
-/// The page's rules table and form: the form creates a rule, or edits
-/// `editing` (then the table is left out and the campaign is fixed).
-async fn render_page(
-    req: &HttpRequest,
-    state: &AppState,
-    user: &CurrentUser,
-    form: FormState,
-    editing: Option<&AutoCancelRule>,
-) -> Result<HttpResponse, AppError> {
-    let FormState {
-        input,
-        errors,
-        preview: preview_text,
-        status,
-    } = form;
-    let store = &state.store;
+/// The viewer's rules as the table lists them, each with its dry run.
+async fn rule_views(store: &Store, user: &CurrentUser) -> Result<Vec<RuleView>, AppError> {
     let now = Utc::now();
     let mut rules = Vec::new();
-    if editing.is_none() {
-        for rule in store.auto_cancel_rules(&user.scope).await? {
-            // The background pass skips an inactive campaign's rules.
-            let (would_cancel, would_nudge) = if rule.active && rule.campaign_active {
-                preview(store, &rule, now).await?
-            } else {
-                (0, 0)
-            };
-            rules.push(RuleView {
-                id: rule.id.to_string(),
-                name: rule.name.clone(),
-                campaign: rule.campaign_name.clone(),
-                campaign_inactive: !rule.campaign_active,
-                description: describe(rule.status, rule.measure, rule.window_minutes),
-                closure: rule.closure(),
-                category_inactive: !rule.category_active,
-                nudge: rule.nudge(),
-                active: rule.active,
-                used: rule.used,
-                would_cancel,
-                would_nudge,
-            });
-        }
+    for rule in store.auto_cancel_rules(&user.scope).await? {
+        // The background pass skips an inactive campaign's rules.
+        let (would_cancel, would_nudge) = if rule.active && rule.campaign_active {
+            preview(store, &rule, now).await?
+        } else {
+            (0, 0)
+        };
+        rules.push(RuleView {
+            id: rule.id.to_string(),
+            name: rule.name.clone(),
+            campaign: rule.campaign_name.clone(),
+            campaign_inactive: !rule.campaign_active,
+            description: describe(rule.status, rule.measure, rule.window_minutes),
+            closure: rule.closure(),
+            category_inactive: !rule.category_active,
+            nudge: rule.nudge(),
+            active: rule.active,
+            used: rule.used,
+            would_cancel,
+            would_nudge,
+        });
     }
-    let campaign_options: Vec<_> = store
-        .campaign_options(&user.scope)
-        .await?
-        .into_iter()
-        .filter(|c| editing.is_none_or(|rule| rule.campaign_id == c.id))
-        .collect();
+    Ok(rules)
+}
+
+/// The closure categories of `campaigns`, grouped by campaign, and the
+/// sub-categories of the one `input` chose.
+async fn closure_choices(
+    store: &Store,
+    campaigns: &[CampaignOption],
+    input: &RuleInput,
+) -> Result<(Vec<CategoryGroup>, Vec<Choice>), AppError> {
     let mut categories = Vec::new();
     let mut subcategories = Vec::new();
-    for campaign in &campaign_options {
+    for campaign in campaigns {
         let options = store.closure_options(campaign.id).await?;
         if let Some(chosen) = options.iter().find(|c| c.id.to_string() == input.categoria) {
             subcategories = chosen
@@ -241,23 +229,25 @@ async fn render_page(
             });
         }
     }
-    let campaigns = campaign_options
-        .into_iter()
-        .map(|c| Choice {
-            selected: c.id.to_string() == input.campana,
-            value: c.id.to_string(),
-            label: c.name,
-        })
-        .collect();
-    let statuses = Status::OPEN
+    Ok((categories, subcategories))
+}
+
+/// The open statuses a rule may watch, `input`'s chosen.
+fn status_choices(input: &RuleInput) -> Vec<Choice> {
+    Status::OPEN
         .iter()
         .map(|s| Choice {
             value: s.as_str().to_owned(),
             label: s.label().to_owned(),
             selected: s.as_str() == input.estatus,
         })
-        .collect();
-    let measures = Measure::ALL
+        .collect()
+}
+
+/// What a rule measures, `input`'s chosen (silence of the customer when
+/// nothing is).
+fn measure_choices(input: &RuleInput) -> Vec<Choice> {
+    Measure::ALL
         .iter()
         .map(|m| Choice {
             value: m.as_str().to_owned(),
@@ -268,14 +258,51 @@ async fn render_page(
             selected: m.as_str() == input.medida
                 || (input.medida.is_empty() && *m == Measure::NoCustomerMessage),
         })
+        .collect()
+}
+
+/// The page's rules table and form: the form creates a rule, or edits
+/// `editing` (then the table is left out and the campaign is fixed).
+async fn render_page(
+    req: &HttpRequest,
+    state: &AppState,
+    user: &CurrentUser,
+    form: FormState,
+    editing: Option<&AutoCancelRule>,
+) -> Result<HttpResponse, AppError> {
+    let FormState {
+        input,
+        errors,
+        preview: preview_text,
+        status,
+    } = form;
+    let store = &state.store;
+    let rules = match editing {
+        None => rule_views(store, user).await?,
+        Some(_) => Vec::new(),
+    };
+    let campaign_options: Vec<_> = store
+        .campaign_options(&user.scope)
+        .await?
+        .into_iter()
+        .filter(|c| editing.is_none_or(|rule| rule.campaign_id == c.id))
+        .collect();
+    let (categories, subcategories) = closure_choices(store, &campaign_options, &input).await?;
+    let campaigns = campaign_options
+        .into_iter()
+        .map(|c| Choice {
+            selected: c.id.to_string() == input.campana,
+            value: c.id.to_string(),
+            label: c.name,
+        })
         .collect();
     render_with_status(
         &RulesPage {
             ctx: PageContext::new(req, user, "reportes")?,
             rules,
             campaigns,
-            statuses,
-            measures,
+            statuses: status_choices(&input),
+            measures: measure_choices(&input),
             categories,
             subcategories,
             input,
