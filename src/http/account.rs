@@ -116,7 +116,7 @@ struct PasswordErrors {
 }
 
 #[derive(Template)]
-#[template(path = "cuenta.html")]
+#[template(path = "account.html")]
 struct AccountPage {
     ctx: PageContext,
     name: String,

@@ -79,7 +79,7 @@ impl FieldErrors {
 }
 
 #[derive(Template)]
-#[template(path = "_acciones_form.html")]
+#[template(path = "_actions_form.html")]
 pub struct ActionForm {
     pub modal: bool,
     pub csrf: String,
@@ -101,7 +101,7 @@ pub struct ActionForm {
 }
 
 #[derive(Template)]
-#[template(path = "acciones.html")]
+#[template(path = "actions.html")]
 struct ActionPage {
     ctx: PageContext,
     folio: i64,

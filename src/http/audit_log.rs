@@ -25,7 +25,7 @@ struct AuditView {
 }
 
 #[derive(Template)]
-#[template(path = "auditoria.html")]
+#[template(path = "audit_log.html")]
 struct AuditPage {
     ctx: PageContext,
     rows: Vec<AuditView>,

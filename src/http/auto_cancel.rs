@@ -104,7 +104,7 @@ struct CategoryGroup {
 }
 
 #[derive(Template)]
-#[template(path = "reglas.html")]
+#[template(path = "auto_cancel.html")]
 struct RulesPage {
     ctx: PageContext,
     rules: Vec<RuleView>,

@@ -128,7 +128,7 @@ struct ChoiceGroup {
 }
 
 #[derive(Template)]
-#[template(path = "lote.html")]
+#[template(path = "bulk.html")]
 struct BulkPage {
     ctx: PageContext,
     /// How many conversations the action covers (as the viewer can count them).
@@ -611,7 +611,7 @@ struct ItemView {
 }
 
 #[derive(Template)]
-#[template(path = "_lote_estado.html")]
+#[template(path = "_bulk_status.html")]
 struct JobState {
     id: String,
     action_label: &'static str,
@@ -631,7 +631,7 @@ struct JobState {
 }
 
 #[derive(Template)]
-#[template(path = "lote_trabajo.html")]
+#[template(path = "bulk_job.html")]
 struct JobPage {
     ctx: PageContext,
     /// The rendered [`JobState`] (escaped by its own template).

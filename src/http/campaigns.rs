@@ -54,7 +54,7 @@ struct Row {
 }
 
 #[derive(Template)]
-#[template(path = "campanas.html")]
+#[template(path = "campaigns.html")]
 struct ListPage {
     ctx: PageContext,
     rows: Vec<Row>,
@@ -111,7 +111,7 @@ pub async fn list(
 }
 
 #[derive(Template)]
-#[template(path = "campana_nueva.html")]
+#[template(path = "campaign_new.html")]
 struct NewPage {
     ctx: PageContext,
     name_value: String,
@@ -240,7 +240,7 @@ struct Revealed {
 }
 
 #[derive(Template)]
-#[template(path = "campana.html")]
+#[template(path = "campaign.html")]
 struct CampaignPage {
     ctx: PageContext,
     tab: &'static str,

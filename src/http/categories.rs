@@ -63,7 +63,7 @@ struct CategoryView {
 }
 
 #[derive(Template)]
-#[template(path = "categorias.html")]
+#[template(path = "categories.html")]
 struct CategoriesPage {
     ctx: PageContext,
     campaigns: Vec<Opt>,

@@ -347,7 +347,7 @@ fn options_of(items: impl Iterator<Item = (String, String)>, selected: &str) -> 
 }
 
 #[derive(Template)]
-#[template(path = "mensajes.html")]
+#[template(path = "conversations.html")]
 pub struct MensajesPage {
     pub ctx: PageContext,
     /// The rendered [`MensajesResults`] (escaped by its own template).
@@ -363,7 +363,7 @@ pub struct MensajesPage {
 
 /// The part of the page that filters and paging replace.
 #[derive(Template)]
-#[template(path = "_mensajes_results.html")]
+#[template(path = "_conversation_results.html")]
 pub struct MensajesResults {
     pub rows: Vec<RowView>,
     pub tabs: Vec<StatusTab>,

@@ -511,7 +511,7 @@ pub fn row_chart<'a>(lines: impl Iterator<Item = (&'a str, Pair)>) -> RowChart {
 }
 
 #[derive(Template)]
-#[template(path = "reportes.html")]
+#[template(path = "reports.html")]
 struct ReportPage {
     ctx: PageContext,
     desde: String,

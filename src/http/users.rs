@@ -40,7 +40,7 @@ struct ListRow {
 }
 
 #[derive(Template)]
-#[template(path = "usuarios.html")]
+#[template(path = "users.html")]
 struct ListPage {
     ctx: PageContext,
     rows: Vec<ListRow>,
@@ -194,7 +194,7 @@ struct CampaignChoice {
 }
 
 #[derive(Template)]
-#[template(path = "usuario.html")]
+#[template(path = "user.html")]
 struct UserPage {
     ctx: PageContext,
     /// `None` for the creation form.
