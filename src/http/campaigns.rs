@@ -58,7 +58,7 @@ struct Row {
 struct ListPage {
     ctx: PageContext,
     rows: Vec<Row>,
-    estados: Vec<Opt>,
+    active_choices: Vec<Opt>,
     pager: Pager,
 }
 
@@ -70,21 +70,21 @@ pub async fn list(
     query: web::Query<Fields>,
 ) -> Result<HttpResponse, AppError> {
     require_super(&user)?;
-    let estado = query.get("estado");
-    let active = match estado {
+    let requested = query.get("estado");
+    let active = match requested {
         "activas" => Some(true),
         "inactivas" => Some(false),
         _ => None,
     };
     let page = state.store.campaigns_page(active, query.cursor()).await?;
-    let estado_value = match active {
+    let active_value = match active {
         Some(true) => "activas",
         Some(false) => "inactivas",
         None => "",
     };
     let pager = Pager::new(
         "/campanas",
-        &[("estado", estado_value.to_owned())],
+        &[("estado", active_value.to_owned())],
         &page,
         |r| r.id,
     );
@@ -96,13 +96,13 @@ pub async fn list(
                 .into_iter()
                 .map(|summary| Row { summary })
                 .collect(),
-            estados: [
+            active_choices: [
                 ("", "Todas"),
                 ("activas", "Activas"),
                 ("inactivas", "Inactivas"),
             ]
             .iter()
-            .map(|(v, l)| Opt::new(*v, *l, *v == estado_value))
+            .map(|(v, l)| Opt::new(*v, *l, *v == active_value))
             .collect(),
             pager,
         },
