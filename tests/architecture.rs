@@ -1254,3 +1254,211 @@ fn macro_exits_are_found_and_repetitions_are_not_exits() {
     ];
     assert_eq!(found, expected);
 }
+
+// ---------------------------------------------------------------------------
+// Language: identifiers are English (ARCHITECTURE.md, "Language").
+//
+// Every identifier in the code of `src/`, `tests/` and `benches/` (string
+// literals and comments are blanked first, so URLs, form field names in
+// `#[serde(rename = "…")]`, SQL and Spanish messages stay) is split into its
+// words (`snake_case`, `CamelCase`), and no word may be one of the Spanish
+// words below, nor hold a letter outside ASCII. The list names the concepts
+// of the product; proper names of test data (a campaign called "Ventas", an
+// agent called "Laura") are not concepts and are not listed.
+
+/// Spanish words, without accents, that name a concept the code has an
+/// English word for (the glossary in ARCHITECTURE.md).
+const SPANISH_WORDS: &[&str] = &[
+    "accion",
+    "acciones",
+    "activa",
+    "activo",
+    "administrador",
+    "administradores",
+    "agente",
+    "agentes",
+    "antes",
+    "auditoria",
+    "aviso",
+    "buscar",
+    "busqueda",
+    "cambios",
+    "campana",
+    "campanas",
+    "campo",
+    "campos",
+    "canal",
+    "canales",
+    "cancelar",
+    "categoria",
+    "categorias",
+    "cliente",
+    "comentario",
+    "confirmar",
+    "contrasena",
+    "conversacion",
+    "conversaciones",
+    "correo",
+    "cuenta",
+    "desde",
+    "despues",
+    "enrutador",
+    "estado",
+    "estados",
+    "estatus",
+    "eventos",
+    "exportar",
+    "fecha",
+    "hasta",
+    "lote",
+    "medida",
+    "mensaje",
+    "mensajes",
+    "minutos",
+    "motivo",
+    "nombre",
+    "nueva",
+    "nuevo",
+    "objeto",
+    "pagina",
+    "previa",
+    "reasignar",
+    "regla",
+    "reglas",
+    "reporte",
+    "reportes",
+    "rol",
+    "salida",
+    "seleccion",
+    "sesion",
+    "sesiones",
+    "sistema",
+    "subcategoria",
+    "subcategorias",
+    "todas",
+    "trabajo",
+    "usuario",
+    "usuarios",
+    "vista",
+    "volver",
+];
+
+/// The words of an identifier, lowercase: `MensajesPage` → `mensajes`,
+/// `page`; `aviso_minutos` → `aviso`, `minutos`; `HTTPServer` → `httpserver`
+/// is not split further (no deny-listed word hides in an acronym).
+fn identifier_words(identifier: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    for part in identifier.split('_').filter(|p| !p.is_empty()) {
+        let mut word = String::new();
+        let mut previous_lower = false;
+        for c in part.chars() {
+            if c.is_uppercase() && previous_lower && !word.is_empty() {
+                words.push(std::mem::take(&mut word));
+            }
+            previous_lower = c.is_lowercase() || c.is_ascii_digit();
+            word.extend(c.to_lowercase());
+        }
+        if !word.is_empty() {
+            words.push(word);
+        }
+    }
+    words
+}
+
+/// Every Spanish identifier in `text` as `file:line identifier`.
+fn spanish_identifiers(file: &str, text: &str) -> Vec<String> {
+    let code = strip(text);
+    let mut found = Vec::new();
+    for (index, line) in code.lines().enumerate() {
+        let chars: Vec<char> = line.chars().collect();
+        let mut i = 0;
+        while i < chars.len() {
+            if !ident_char(chars[i]) {
+                i += 1;
+                continue;
+            }
+            let end = (i..chars.len())
+                .find(|&k| !ident_char(chars[k]))
+                .unwrap_or(chars.len());
+            let identifier: String = chars[i..end].iter().collect();
+            let number = chars[i].is_ascii_digit();
+            let spanish = !identifier.is_ascii()
+                || identifier_words(&identifier)
+                    .iter()
+                    .any(|w| SPANISH_WORDS.contains(&w.as_str()));
+            if spanish && !number {
+                found.push(format!("{file}:{} {identifier}", index + 1));
+            }
+            i = end;
+        }
+    }
+    found
+}
+
+/// Every `.rs` file under `dir` (relative path, contents), `tests/assets`
+/// and other non-Rust files left out.
+fn rust_files(dir: &Path, root: &Path, out: &mut Vec<(String, String)>) {
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()))
+        .map(|entry| entry.expect("a directory entry").path())
+        .collect();
+    entries.sort();
+    for path in entries {
+        if path.is_dir() {
+            rust_files(&path, root, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            let relative = path
+                .strip_prefix(root)
+                .expect("under the root")
+                .to_string_lossy()
+                .replace('\\', "/");
+            let text = std::fs::read_to_string(&path).expect("a readable source file");
+            out.push((relative, text));
+        }
+    }
+}
+
+#[test]
+fn identifiers_are_english() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    for dir in ["src", "tests", "benches"] {
+        rust_files(&root.join(dir), root, &mut files);
+    }
+    assert!(files.len() > 50, "only {} Rust files found", files.len());
+    let found: Vec<String> = files
+        .iter()
+        .flat_map(|(path, text)| spanish_identifiers(path, text))
+        .collect();
+    assert!(
+        found.is_empty(),
+        "{} Spanish identifier(s); name them in English (a URL or form field keeps its \
+         Spanish name in a string or `#[serde(rename = \"…\")]`, and the glossary in \
+         ARCHITECTURE.md pairs the words):\n{}",
+        found.len(),
+        found.join("\n")
+    );
+}
+
+#[test]
+fn spanish_identifiers_are_found_and_strings_are_not() {
+    let text = "#[derive(Deserialize)]\nstruct MensajesPage {\n    \
+                #[serde(rename = \"desde\")]\n    from: String,\n    aviso_minutos: u32,\n}\n\
+                fn an_administrator_sees_mensajes_first() {\n    \
+                let url = \"/mensajes?estatus=todas\"; // desde hasta\n    let campaña = 1;\n    \
+                let ventas = 2; let x = 0x5245_4c45_5641; let rol = 3;\n}\n";
+    assert_eq!(
+        spanish_identifiers("src/a.rs", text),
+        vec![
+            "src/a.rs:2 MensajesPage".to_owned(),
+            "src/a.rs:5 aviso_minutos".to_owned(),
+            "src/a.rs:7 an_administrator_sees_mensajes_first".to_owned(),
+            "src/a.rs:9 campaña".to_owned(),
+            "src/a.rs:10 rol".to_owned(),
+        ]
+    );
+    assert_eq!(
+        identifier_words("SubcategoriaID_x2"),
+        ["subcategoria", "id", "x2"]
+    );
+}
