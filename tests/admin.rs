@@ -14,22 +14,22 @@ use reqwest::StatusCode;
 use uuid::Uuid;
 
 on_both_backends!(
-    every_admin_page_refuses_an_administrador_with_403_and_changes_nothing,
-    an_administrador_gets_404_for_categories_of_campaigns_not_theirs,
+    every_admin_page_refuses_an_admin_with_403_and_changes_nothing,
+    an_admin_gets_404_for_categories_of_campaigns_not_theirs,
     a_campaign_is_created_renamed_deactivated_and_reactivated,
     campaign_forms_refuse_bad_input_and_change_nothing,
     the_schedule_editor_saves_hours_and_refuses_invalid_times,
     a_channel_token_is_shown_once_and_only_its_hash_is_stored,
     objects_of_another_campaign_answer_404_on_every_campaign_form,
-    an_administrador_removed_from_a_campaign_loses_it_on_the_next_request,
+    an_admin_removed_from_a_campaign_loses_it_on_the_next_request,
     users_are_created_edited_and_deactivated_and_changes_reach_their_next_request,
     user_forms_refuse_bad_input_and_change_nothing,
-    the_last_active_super_administrador_is_protected,
-    two_super_administradores_deactivating_each_other_leave_one_active,
+    the_last_active_super_admin_is_protected,
+    two_super_admins_deactivating_each_other_leave_one_active,
     categories_follow_their_whole_life_and_the_cancel_modal_follows_at_once,
     category_names_are_unique_by_case_and_accents_also_when_two_admins_race,
     text_typed_anywhere_is_escaped_also_in_the_audit_view,
-    usuarios_and_auditoria_page_by_keyset_and_filter,
+    users_and_audit_log_page_by_keyset_and_filter,
     categories_page_by_position_and_move_across_page_boundaries,
     a_category_shows_all_its_subcategories_up_to_their_maximum,
     channels_and_tokens_page_on_their_own_without_a_cap,
@@ -104,7 +104,7 @@ async fn category_id(app: &TestApp, campaign: &str, name: &str) -> Uuid {
         .expect("category exists")
 }
 
-async fn every_admin_page_refuses_an_administrador_with_403_and_changes_nothing(backend: Backend) {
+async fn every_admin_page_refuses_an_admin_with_403_and_changes_nothing(backend: Backend) {
     let Some(app) = spawn_app(backend).await else {
         return;
     };
@@ -179,7 +179,7 @@ async fn every_admin_page_refuses_an_administrador_with_403_and_changes_nothing(
     assert!(!campaigns.contains(&cobranza));
 }
 
-async fn an_administrador_gets_404_for_categories_of_campaigns_not_theirs(backend: Backend) {
+async fn an_admin_gets_404_for_categories_of_campaigns_not_theirs(backend: Backend) {
     let Some(app) = spawn_app(backend).await else {
         return;
     };
@@ -731,7 +731,7 @@ async fn objects_of_another_campaign_answer_404_on_every_campaign_form(backend: 
     );
 }
 
-async fn an_administrador_removed_from_a_campaign_loses_it_on_the_next_request(backend: Backend) {
+async fn an_admin_removed_from_a_campaign_loses_it_on_the_next_request(backend: Backend) {
     let Some(app) = spawn_app(backend).await else {
         return;
     };
@@ -1175,7 +1175,7 @@ async fn user_forms_refuse_bad_input_and_change_nothing(backend: Backend) {
     );
 }
 
-async fn the_last_active_super_administrador_is_protected(backend: Backend) {
+async fn the_last_active_super_admin_is_protected(backend: Backend) {
     let Some(app) = spawn_app(backend).await else {
         return;
     };
@@ -1268,7 +1268,7 @@ async fn the_last_active_super_administrador_is_protected(backend: Backend) {
     );
 }
 
-async fn two_super_administradores_deactivating_each_other_leave_one_active(backend: Backend) {
+async fn two_super_admins_deactivating_each_other_leave_one_active(backend: Backend) {
     let Some(app) = spawn_app(backend).await else {
         return;
     };
@@ -1654,7 +1654,7 @@ async fn text_typed_anywhere_is_escaped_also_in_the_audit_view(backend: Backend)
     assert!(!bad.body.contains(evil));
 }
 
-async fn usuarios_and_auditoria_page_by_keyset_and_filter(backend: Backend) {
+async fn users_and_audit_log_page_by_keyset_and_filter(backend: Backend) {
     let Some(app) = spawn_app(backend).await else {
         return;
     };

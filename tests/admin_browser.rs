@@ -11,7 +11,7 @@ use common::webdriver::Browser;
 use common::{Backend, SUPER_EMAIL, SUPER_PASSWORD, spawn_app};
 use serde_json::json;
 
-on_both_backends!(browser: a_super_administrador_sets_up_a_campaign_its_administrador_then_works_in);
+on_both_backends!(browser: a_super_admin_sets_up_a_campaign_its_admin_then_works_in);
 
 async fn fill(browser: &Browser, css: &str, text: &str) {
     browser
@@ -47,9 +47,7 @@ async fn no_violations(browser: &Browser, what: &str) {
     );
 }
 
-async fn a_super_administrador_sets_up_a_campaign_its_administrador_then_works_in(
-    backend: Backend,
-) {
+async fn a_super_admin_sets_up_a_campaign_its_admin_then_works_in(backend: Backend) {
     let Some(app) = spawn_app(backend).await else {
         return;
     };

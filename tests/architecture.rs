@@ -904,18 +904,6 @@ fn has_long_reason(source: &[&str], line: usize) -> bool {
         })
 }
 
-/// Long functions measured before the length rule existed and not yet split
-/// (issue 20, item 5), as `(file, fn name)`. A ratchet: the list may only
-/// shrink. A function here that is no longer over the limit fails the test
-/// until it is removed from the list, and no other function may join it.
-const NOT_YET_SPLIT: &[(&str, &str)] = &[
-    ("src/services/bulk.rs", "process_item"),
-    ("src/http/auto_cancel.rs", "render_page"),
-    ("src/http/categories.rs", "render_page"),
-    ("src/http/categories.rs", "act"),
-    ("src/http/campaigns.rs", "channel_action"),
-];
-
 /// Functions over `limit` lines without a `// long:` reason, longest first.
 fn too_long(files: &[(String, String)], limit: usize) -> Vec<FnLength> {
     let mut out: Vec<FnLength> = files
@@ -944,17 +932,7 @@ fn no_function_is_over_80_lines_without_a_reason() {
         .map(|(p, t)| function_lengths(p, t).len())
         .sum();
     assert!(measured > 100, "only {measured} functions found under src/");
-    let all = too_long(&files, MAX_FN_LINES);
-    let is_pending = |f: &FnLength| NOT_YET_SPLIT.contains(&(f.file.as_str(), f.name.as_str()));
-    let stale: Vec<_> = NOT_YET_SPLIT
-        .iter()
-        .filter(|(file, name)| !all.iter().any(|f| f.file == *file && f.name == *name))
-        .collect();
-    assert!(
-        stale.is_empty(),
-        "no longer over {MAX_FN_LINES} lines (or gone): remove from NOT_YET_SPLIT: {stale:?}"
-    );
-    let offenders: Vec<FnLength> = all.into_iter().filter(|f| !is_pending(f)).collect();
+    let offenders = too_long(&files, MAX_FN_LINES);
     let listed: Vec<String> = offenders
         .iter()
         .map(|f| format!("  {}:{} {} ({} lines)", f.file, f.line, f.name, f.lines))
@@ -1077,4 +1055,411 @@ fn nested_functions_closures_and_declarations_are_measured_sensibly() {
         .map(|f| (f.name, f.line, f.lines))
         .collect();
     assert_eq!(names, vec![("takes".to_owned(), 4, 3)]);
+}
+
+// ---------------------------------------------------------------------------
+// Macros: none hides control flow.
+//
+// A `?` or `return` inside a `macro_rules!` body leaves the function that
+// calls the macro, and nothing at the call site says so. A macro may paste
+// text (SQL fragments) or expand per backend; whatever it evaluates to, the
+// caller decides what leaves: the `?` is written at the call site. Each
+// macro also says why it is a macro in a `///` comment above it.
+
+/// One `macro_rules!` as the check sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct MacroBody {
+    file: String,
+    /// 1-based line of `macro_rules!`.
+    line: usize,
+    name: String,
+    /// What its body holds that leaves the caller: `?`, `return`, …
+    exits: Vec<String>,
+    /// A `///` doc comment sits directly above it (attributes may come between).
+    documented: bool,
+}
+
+/// Every `macro_rules!` in `text`, with the exits its rules' bodies hold.
+/// Reads the stripped code, so strings and comments do not count; the
+/// repetition operator `$( … )?` and a `?Sized` bound are not exits.
+fn macro_bodies(file: &str, text: &str) -> Vec<MacroBody> {
+    let code: Vec<char> = strip(text).chars().collect();
+    let source: Vec<&str> = text.lines().collect();
+    let needle: Vec<char> = "macro_rules!".chars().collect();
+    let mut found = Vec::new();
+    let mut i = 0;
+    while i + needle.len() < code.len() {
+        if code[i..i + needle.len()] != needle[..] || ident_char(prev(&code, i)) {
+            i += 1;
+            continue;
+        }
+        let line = code[..i].iter().filter(|&&c| c == '\n').count() + 1;
+        let mut j = i + needle.len();
+        while j < code.len() && code[j].is_whitespace() {
+            j += 1;
+        }
+        let name_start = j;
+        while j < code.len() && ident_char(code[j]) {
+            j += 1;
+        }
+        let name: String = code[name_start..j].iter().collect();
+        let Some(open) = (j..code.len()).find(|&k| matches!(code[k], '{' | '(' | '[')) else {
+            break;
+        };
+        let end = matching_close(&code, open);
+        found.push(MacroBody {
+            file: file.to_owned(),
+            line,
+            name,
+            exits: exits_in(&code[open..=end]),
+            documented: has_doc_comment(&source, line),
+        });
+        i = end + 1;
+    }
+    found
+}
+
+/// The index of the bracket closing the one at `open` (or the last index).
+fn matching_close(code: &[char], open: usize) -> usize {
+    let mut depth = 0i32;
+    for (k, c) in code.iter().enumerate().skip(open) {
+        match c {
+            '{' | '(' | '[' => depth += 1,
+            '}' | ')' | ']' => {
+                depth -= 1;
+                if depth == 0 {
+                    return k;
+                }
+            }
+            _ => {}
+        }
+    }
+    code.len() - 1
+}
+
+/// The `?`, `return`, `break` and `continue` in a macro's (stripped) rules.
+fn exits_in(body: &[char]) -> Vec<String> {
+    let mut exits = Vec::new();
+    // Whether each open `(` starts a repetition `$( … )`.
+    let mut parens: Vec<bool> = Vec::new();
+    let mut closed_repetition = false;
+    for (k, &c) in body.iter().enumerate() {
+        match c {
+            '(' => parens.push(k > 0 && body[k - 1] == '$'),
+            ')' => {
+                closed_repetition = parens.pop().unwrap_or(false);
+                continue;
+            }
+            '?' => {
+                let after: String = body[k + 1..].iter().take(5).collect();
+                let repetition = closed_repetition && body[k - 1] == ')';
+                if !repetition && after != "Sized" {
+                    exits.push("?".to_owned());
+                }
+            }
+            _ => {}
+        }
+        if ident_char(c) && !ident_char(prev(body, k)) && prev(body, k) != '$' {
+            let word: String = body[k..].iter().take_while(|&&c| ident_char(c)).collect();
+            if matches!(word.as_str(), "return" | "break" | "continue") {
+                exits.push(word);
+            }
+        }
+        if !c.is_whitespace() {
+            closed_repetition = false;
+        }
+    }
+    exits
+}
+
+/// Whether the block of comments and attributes right above line `line`
+/// (1-based) holds a `///` doc comment.
+fn has_doc_comment(source: &[&str], line: usize) -> bool {
+    source[..line - 1]
+        .iter()
+        .rev()
+        .map(|l| l.trim())
+        .take_while(|l| l.starts_with("//") || l.starts_with("#["))
+        .any(|l| l.starts_with("///"))
+}
+
+fn all_macros() -> Vec<MacroBody> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    source_files(&root.join("src"), root, &mut files);
+    files
+        .iter()
+        .flat_map(|(path, text)| macro_bodies(path, text))
+        .collect()
+}
+
+#[test]
+fn no_macro_hides_a_question_mark_or_a_return() {
+    let macros = all_macros();
+    assert!(macros.len() > 5, "only {} macros found", macros.len());
+    let hiding: Vec<String> = macros
+        .iter()
+        .filter(|m| !m.exits.is_empty())
+        .map(|m| format!("  {}:{} {}! holds {:?}", m.file, m.line, m.name, m.exits))
+        .collect();
+    assert!(
+        hiding.is_empty(),
+        "{} macro(s) leave their caller from inside; let the macro evaluate to a Result \
+         and write the `?` at the call site, or make it a function:\n{}",
+        hiding.len(),
+        hiding.join("\n")
+    );
+}
+
+#[test]
+fn every_macro_says_why_it_is_a_macro() {
+    let undocumented: Vec<String> = all_macros()
+        .iter()
+        .filter(|m| !m.documented)
+        .map(|m| format!("  {}:{} {}!", m.file, m.line, m.name))
+        .collect();
+    assert!(
+        undocumented.is_empty(),
+        "macro(s) without a `///` line saying why they are macros:\n{}",
+        undocumented.join("\n")
+    );
+}
+
+#[test]
+fn macro_exits_are_found_and_repetitions_are_not_exits() {
+    let text = "/// Why.\nmacro_rules! clean {\n    ($($x:expr),* $(,)?) => { f($($x),*) };\n    \
+                ($t:ty) => { fn g<T: ?Sized>() {} };\n}\n\
+                macro_rules! hides {\n    ($e:expr) => {{ let v = $e.await?; \
+                if v { return Err(1); } v }};\n}\n\
+                /// Why.\nmacro_rules! loops { () => { for _ in 0..2 { break; } continue } }\n\
+                /// Why.\nmacro_rules! quoted { () => { \"? return\" } }\n";
+    let found: Vec<(String, usize, Vec<String>, bool)> = macro_bodies("src/a.rs", text)
+        .into_iter()
+        .map(|m| (m.name, m.line, m.exits, m.documented))
+        .collect();
+    let expected = vec![
+        ("clean".to_owned(), 2, vec![], true),
+        (
+            "hides".to_owned(),
+            6,
+            vec!["?".to_owned(), "return".to_owned()],
+            false,
+        ),
+        (
+            "loops".to_owned(),
+            10,
+            vec!["break".to_owned(), "continue".to_owned()],
+            true,
+        ),
+        ("quoted".to_owned(), 12, vec![], true),
+    ];
+    assert_eq!(found, expected);
+}
+
+// ---------------------------------------------------------------------------
+// Language: identifiers are English (ARCHITECTURE.md, "Language").
+//
+// Every identifier in the code of `src/`, `tests/` and `benches/` (string
+// literals and comments are blanked first, so URLs, form field names in
+// `#[serde(rename = "…")]`, SQL and Spanish messages stay) is split into its
+// words (`snake_case`, `CamelCase`), and no word may be one of the Spanish
+// words below, nor hold a letter outside ASCII. The list names the concepts
+// of the product; proper names of test data (a campaign called "Ventas", an
+// agent called "Laura") are not concepts and are not listed.
+
+/// Spanish words, without accents, that name a concept the code has an
+/// English word for (the glossary in ARCHITECTURE.md).
+const SPANISH_WORDS: &[&str] = &[
+    "accion",
+    "acciones",
+    "activa",
+    "activo",
+    "administrador",
+    "administradores",
+    "agente",
+    "agentes",
+    "antes",
+    "auditoria",
+    "aviso",
+    "buscar",
+    "busqueda",
+    "cambios",
+    "campana",
+    "campanas",
+    "campo",
+    "campos",
+    "canal",
+    "canales",
+    "cancelar",
+    "categoria",
+    "categorias",
+    "cliente",
+    "comentario",
+    "confirmar",
+    "contrasena",
+    "conversacion",
+    "conversaciones",
+    "correo",
+    "cuenta",
+    "desde",
+    "despues",
+    "enrutador",
+    "estado",
+    "estados",
+    "estatus",
+    "eventos",
+    "exportar",
+    "fecha",
+    "hasta",
+    "lote",
+    "medida",
+    "mensaje",
+    "mensajes",
+    "minutos",
+    "motivo",
+    "nombre",
+    "nueva",
+    "nuevo",
+    "objeto",
+    "pagina",
+    "previa",
+    "reasignar",
+    "regla",
+    "reglas",
+    "reporte",
+    "reportes",
+    "rol",
+    "salida",
+    "seleccion",
+    "sesion",
+    "sesiones",
+    "sistema",
+    "subcategoria",
+    "subcategorias",
+    "todas",
+    "trabajo",
+    "usuario",
+    "usuarios",
+    "vista",
+    "volver",
+];
+
+/// The words of an identifier, lowercase: `MensajesPage` → `mensajes`,
+/// `page`; `aviso_minutos` → `aviso`, `minutos`; `HTTPServer` → `httpserver`
+/// is not split further (no deny-listed word hides in an acronym).
+fn identifier_words(identifier: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    for part in identifier.split('_').filter(|p| !p.is_empty()) {
+        let mut word = String::new();
+        let mut previous_lower = false;
+        for c in part.chars() {
+            if c.is_uppercase() && previous_lower && !word.is_empty() {
+                words.push(std::mem::take(&mut word));
+            }
+            previous_lower = c.is_lowercase() || c.is_ascii_digit();
+            word.extend(c.to_lowercase());
+        }
+        if !word.is_empty() {
+            words.push(word);
+        }
+    }
+    words
+}
+
+/// Every Spanish identifier in `text` as `file:line identifier`.
+fn spanish_identifiers(file: &str, text: &str) -> Vec<String> {
+    let code = strip(text);
+    let mut found = Vec::new();
+    for (index, line) in code.lines().enumerate() {
+        let chars: Vec<char> = line.chars().collect();
+        let mut i = 0;
+        while i < chars.len() {
+            if !ident_char(chars[i]) {
+                i += 1;
+                continue;
+            }
+            let end = (i..chars.len())
+                .find(|&k| !ident_char(chars[k]))
+                .unwrap_or(chars.len());
+            let identifier: String = chars[i..end].iter().collect();
+            let number = chars[i].is_ascii_digit();
+            let spanish = !identifier.is_ascii()
+                || identifier_words(&identifier)
+                    .iter()
+                    .any(|w| SPANISH_WORDS.contains(&w.as_str()));
+            if spanish && !number {
+                found.push(format!("{file}:{} {identifier}", index + 1));
+            }
+            i = end;
+        }
+    }
+    found
+}
+
+/// Every `.rs` file under `dir` (relative path, contents), `tests/assets`
+/// and other non-Rust files left out.
+fn rust_files(dir: &Path, root: &Path, out: &mut Vec<(String, String)>) {
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()))
+        .map(|entry| entry.expect("a directory entry").path())
+        .collect();
+    entries.sort();
+    for path in entries {
+        if path.is_dir() {
+            rust_files(&path, root, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            let relative = path
+                .strip_prefix(root)
+                .expect("under the root")
+                .to_string_lossy()
+                .replace('\\', "/");
+            let text = std::fs::read_to_string(&path).expect("a readable source file");
+            out.push((relative, text));
+        }
+    }
+}
+
+#[test]
+fn identifiers_are_english() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    for dir in ["src", "tests", "benches"] {
+        rust_files(&root.join(dir), root, &mut files);
+    }
+    assert!(files.len() > 50, "only {} Rust files found", files.len());
+    let found: Vec<String> = files
+        .iter()
+        .flat_map(|(path, text)| spanish_identifiers(path, text))
+        .collect();
+    assert!(
+        found.is_empty(),
+        "{} Spanish identifier(s); name them in English (a URL or form field keeps its \
+         Spanish name in a string or `#[serde(rename = \"…\")]`, and the glossary in \
+         ARCHITECTURE.md pairs the words):\n{}",
+        found.len(),
+        found.join("\n")
+    );
+}
+
+#[test]
+fn spanish_identifiers_are_found_and_strings_are_not() {
+    let text = "#[derive(Deserialize)]\nstruct MensajesPage {\n    \
+                #[serde(rename = \"desde\")]\n    from: String,\n    aviso_minutos: u32,\n}\n\
+                fn an_administrator_sees_mensajes_first() {\n    \
+                let url = \"/mensajes?estatus=todas\"; // desde hasta\n    let campaña = 1;\n    \
+                let ventas = 2; let x = 0x5245_4c45_5641; let rol = 3;\n}\n";
+    assert_eq!(
+        spanish_identifiers("src/a.rs", text),
+        vec![
+            "src/a.rs:2 MensajesPage".to_owned(),
+            "src/a.rs:5 aviso_minutos".to_owned(),
+            "src/a.rs:7 an_administrator_sees_mensajes_first".to_owned(),
+            "src/a.rs:9 campaña".to_owned(),
+            "src/a.rs:10 rol".to_owned(),
+        ]
+    );
+    assert_eq!(
+        identifier_words("SubcategoriaID_x2"),
+        ["subcategoria", "id", "x2"]
+    );
 }

@@ -4,7 +4,7 @@
 //! shows), a download the client stops reading is dropped, and a download
 //! in progress when the instance stops is finished before it exits. Both
 //! backends; the tests that stop or configure the server run the real
-//! `relevo` binary. (The CSV's content is checked in `tests/reportes.rs`.)
+//! `relevo` binary. (The CSV's content is checked in `tests/reports.rs`.)
 
 mod common;
 

@@ -58,7 +58,7 @@ use uuid::Uuid;
 
 on_both_backends!(
     bad_values_in_every_parameter_never_answer_5xx_nor_change_anything_outside_scope,
-    a_return_path_that_cannot_be_a_header_falls_back_to_mensajes_after_the_cancellation,
+    a_return_path_that_cannot_be_a_header_falls_back_to_the_list_after_the_cancellation,
     days_outside_the_years_1_to_9999_are_refused_as_invalid_instead_of_failing,
     a_nul_character_in_a_comment_or_a_rule_text_is_refused_next_to_its_field,
     a_nul_character_in_an_e_mail_is_refused_and_never_fails_a_login,
@@ -3025,24 +3025,24 @@ async fn cancel_with(app: &TestApp, folio: i64, extra: &[(&str, &str)]) -> commo
 
 /// Found as a 500 after the cancellation had been saved: the return path
 /// went into the `Location` header, where a line break cannot go.
-async fn a_return_path_that_cannot_be_a_header_falls_back_to_mensajes_after_the_cancellation(
+async fn a_return_path_that_cannot_be_a_header_falls_back_to_the_list_after_the_cancellation(
     backend: Backend,
 ) {
     let Some(app) = spawn_app(backend).await else {
         return;
     };
     app.login_as_admin().await;
-    for volver in [
+    for return_to in [
         "/mensajes?estatus=todas\r\nSet-Cookie: relevo=x",
         "/mensajes?q=Ana\u{0}",
     ] {
         let folio = open_folio(&app).await;
-        let answer = cancel_with(&app, folio, &[("volver", volver)]).await;
-        assert_eq!(answer.status, StatusCode::SEE_OTHER, "{volver:?}");
+        let answer = cancel_with(&app, folio, &[("volver", return_to)]).await;
+        assert_eq!(answer.status, StatusCode::SEE_OTHER, "{return_to:?}");
         assert_eq!(
             answer.location,
             Some(format!("/mensajes#conversacion-{folio}")),
-            "{volver:?}"
+            "{return_to:?}"
         );
         assert_eq!(status_of(&app, folio).await, "cancelled");
     }
@@ -3136,7 +3136,7 @@ async fn a_nul_character_in_a_comment_or_a_rule_text_is_refused_next_to_its_fiel
     assert!(answer.body.contains(&format!("El comentario {nul}")));
     assert_ne!(status_of(&app, folio).await, "cancelled");
 
-    let lote = app.get(&format!("/mensajes/lote?folio={folio}")).await.body;
+    let bulk_page = app.get(&format!("/mensajes/lote?folio={folio}")).await.body;
     let category = one_uuid(&app, &category_sql("Ventas Hogar", "Cliente no responde"))
         .await
         .to_string();
@@ -3145,7 +3145,7 @@ async fn a_nul_character_in_a_comment_or_a_rule_text_is_refused_next_to_its_fiel
         .post_form(
             "/mensajes/lote",
             &[
-                ("_csrf", &csrf_in(&lote)),
+                ("_csrf", &csrf_in(&bulk_page)),
                 ("folio", &folio_text),
                 ("accion", "cancelar"),
                 ("categoria", &category),
@@ -3294,8 +3294,8 @@ async fn a_nul_character_in_a_search_or_a_folio_is_ignored_instead_of_failing(ba
     assert!(page.body.contains("Se ignoró el filtro de búsqueda"));
     let changes = app.get("/mensajes/cambios?q=Ana%00&estatus=todas").await;
     assert_eq!(changes.status, StatusCode::OK);
-    let lote = app.get("/mensajes/lote?todas=1&q=Ana%00").await;
-    assert_eq!(lote.status, StatusCode::OK);
+    let bulk_page = app.get("/mensajes/lote?todas=1&q=Ana%00").await;
+    assert_eq!(bulk_page.status, StatusCode::OK);
 
     let folio = open_folio(&app).await;
     let form = app.get(&format!("/mensajes/lote?folio={folio}")).await.body;

@@ -9,7 +9,7 @@ use relevo::domain::Role;
 use reqwest::StatusCode;
 
 on_both_backends!(
-    an_administrator_logs_in_and_lands_on_mensajes,
+    an_administrator_logs_in_and_lands_on_the_conversation_list,
     a_wrong_password_and_an_unknown_email_get_the_same_generic_message,
     empty_fields_are_refused_with_a_clear_message,
     an_over_long_email_is_refused_like_any_wrong_login,
@@ -25,20 +25,20 @@ on_both_backends!(
     pages_need_a_session,
 );
 
-async fn an_administrator_logs_in_and_lands_on_mensajes(backend: Backend) {
+async fn an_administrator_logs_in_and_lands_on_the_conversation_list(backend: Backend) {
     let Some(app) = spawn_app(backend).await else {
         return;
     };
     let page = app.login(ADMIN_EMAIL, ADMIN_PASSWORD).await;
     assert_eq!(page.status, StatusCode::SEE_OTHER);
     assert_eq!(page.location.as_deref(), Some("/mensajes"));
-    let mensajes = app.get("/mensajes").await;
-    assert_eq!(mensajes.status, StatusCode::OK);
+    let list = app.get("/mensajes").await;
+    assert_eq!(list.status, StatusCode::OK);
     assert!(
-        mensajes.body.contains("Laura Méndez Soto"),
+        list.body.contains("Laura Méndez Soto"),
         "the sidebar names the user"
     );
-    assert!(mensajes.body.contains("Cerrar sesión"));
+    assert!(list.body.contains("Cerrar sesión"));
     // A signed-in user who opens /login goes straight to the console.
     assert_eq!(
         app.get("/login").await.location.as_deref(),

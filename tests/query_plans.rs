@@ -8,7 +8,7 @@ use common::{Backend, DbGuardHandle, TestApp, fresh_store};
 use relevo::db::{Cursor, ListFilter, Search, StatusFilter, Ts};
 use relevo::domain::{ChannelKind, Scope, Status};
 
-on_both_backends!(every_mensajes_query_uses_an_index);
+on_both_backends!(every_conversation_list_query_uses_an_index);
 
 /// Whether a plan reads the whole conversations table.
 ///
@@ -51,7 +51,7 @@ fn full_scan(backend: Backend, plan: &[String]) -> bool {
     }
 }
 
-async fn every_mensajes_query_uses_an_index(backend: Backend) {
+async fn every_conversation_list_query_uses_an_index(backend: Backend) {
     // The detector itself recognises a full scan.
     assert!(full_scan(Backend::Sqlite, &["SCAN c".to_owned()]));
     assert!(full_scan(

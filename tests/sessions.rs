@@ -20,10 +20,10 @@ on_both_backends!(
     activity_is_recorded_at_most_once_a_minute,
     a_copied_cookie_stops_working_once_the_session_expires,
     changing_ones_own_password_ends_the_other_sessions_but_not_this_one,
-    a_super_administrador_changing_their_own_password_keeps_only_this_session,
-    a_password_set_by_a_super_administrador_ends_every_session_of_that_user,
+    a_super_admin_changing_their_own_password_keeps_only_this_session,
+    a_password_set_by_a_super_admin_ends_every_session_of_that_user,
     the_account_page_lists_open_sessions_and_closes_the_others,
-    a_super_administrador_sees_and_closes_a_users_sessions,
+    a_super_admin_sees_and_closes_a_users_sessions,
     a_wrong_current_password_changes_nothing_and_repeated_ones_end_the_session,
     expired_sessions_are_purged_and_live_ones_kept,
 );
@@ -313,9 +313,7 @@ async fn changing_ones_own_password_ends_the_other_sessions_but_not_this_one(bac
     assert_eq!(new.location.as_deref(), Some("/mensajes"));
 }
 
-async fn a_super_administrador_changing_their_own_password_keeps_only_this_session(
-    backend: Backend,
-) {
+async fn a_super_admin_changing_their_own_password_keeps_only_this_session(backend: Backend) {
     let Some(app) = spawn_app(backend).await else {
         return;
     };
@@ -347,7 +345,7 @@ async fn a_super_administrador_changing_their_own_password_keeps_only_this_sessi
     assert_eq!(session_count(&app, me).await, 1);
 }
 
-async fn a_password_set_by_a_super_administrador_ends_every_session_of_that_user(backend: Backend) {
+async fn a_password_set_by_a_super_admin_ends_every_session_of_that_user(backend: Backend) {
     let Some(app) = spawn_app(backend).await else {
         return;
     };
@@ -438,7 +436,7 @@ async fn the_account_page_lists_open_sessions_and_closes_the_others(backend: Bac
     assert_eq!(session_count(&app, laura).await, 2);
 }
 
-async fn a_super_administrador_sees_and_closes_a_users_sessions(backend: Backend) {
+async fn a_super_admin_sees_and_closes_a_users_sessions(backend: Backend) {
     let Some(app) = spawn_app(backend).await else {
         return;
     };

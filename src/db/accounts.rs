@@ -73,23 +73,28 @@ fn is_active_super(role: &str, active: bool) -> bool {
     active && role == Role::SuperAdmin.as_str()
 }
 
-/// Refuses the write when no other Super Administrador is active; run
-/// under the accounts lock, so two racing writes cannot both pass. A macro
-/// so it expands for either backend's transaction.
-macro_rules! refuse_last_super {
-    ($tx:ident, $id:expr) => {{
-        let others: i64 = sqlx::query_scalar(
+/// How many other Super Administradores are active (`Result<i64, _>`);
+/// run under the accounts lock, so two racing writes cannot both see one.
+/// A macro so it expands for either backend's transaction.
+macro_rules! other_active_supers {
+    ($tx:ident, $id:expr) => {
+        sqlx::query_scalar::<_, i64>(
             "select count(*) from users where role = 'super_admin' and active and id <> $1",
         )
         .bind($id)
         .fetch_one(&mut *$tx)
-        .await?;
-        if others == 0 {
-            Err(Refusal::LastSuperAdmin)
-        } else {
-            Ok(())
-        }
-    }};
+        .await
+    };
+}
+
+/// Refuses a write that would leave no active Super Administrador, given
+/// how many others are active.
+fn refuse_last_super(others: i64) -> Result<(), Refusal> {
+    if others == 0 {
+        Err(Refusal::LastSuperAdmin)
+    } else {
+        Ok(())
+    }
 }
 
 impl super::Store {
@@ -278,7 +283,7 @@ impl super::Store {
             let removed: Vec<&(Uuid, String)> =
                 had.iter().filter(|(h, _)| !wanted.contains(h)).collect();
             if is_active_super(&old_role, active) && input.role != Role::SuperAdmin {
-                refuse_last_super!(tx, id)?;
+                refuse_last_super(other_active_supers!(tx, id)?)?;
             }
             let mut changes = Vec::new();
             if old_name != input.name.as_str() {
@@ -367,7 +372,7 @@ impl super::Store {
                 return Ok(Written::Unchanged(false));
             }
             if !active && is_active_super(&role, was) {
-                refuse_last_super!(tx, id)?;
+                refuse_last_super(other_active_supers!(tx, id)?)?;
             }
             sqlx::query("update users set active = $2, updated_at = $3 where id = $1")
                 .bind(id)

@@ -149,6 +149,7 @@ fn prefix_successor(prefix: &str) -> Option<String> {
 }
 
 /// Appends ` and column starts with prefix`, as a range an index serves.
+/// A macro so it expands per backend's query builder; it only appends.
 macro_rules! push_prefix {
     ($qb:expr, $column:expr, $prefix:expr) => {{
         let qb = $qb;
@@ -167,7 +168,8 @@ macro_rules! push_prefix {
 /// walking `users_name_key_idx`) or, failing that, whose e-mail starts with
 /// `email` (`by_email`, walking the unique e-mail index), each arm cut to a
 /// page in its own index order, merged by the key that matched, then id.
-/// An empty `name` lists everyone by name. Expanded per backend.
+/// An empty `name` lists everyone by name. A macro so it expands per
+/// backend's query builder; it only appends.
 macro_rules! push_candidates {
     ($qb:expr, $campaign:expr, $name:expr, $email:expr, $after:expr) => {{
         let qb = $qb;
@@ -897,7 +899,8 @@ impl super::Store {
 }
 
 /// The queries [`explain_admin_lists`](super::Store::explain_admin_lists)
-/// shows, after `$prefix`, each at a later page. Expanded per backend.
+/// shows, after `$prefix`, each at a later page. A macro so it expands per
+/// backend; it evaluates to the builders.
 macro_rules! admin_list_queries {
     ($prefix:expr, $campaign:expr, $row:expr, $search:expr) => {{
         let (prefix, campaign, row): (&str, Uuid, Uuid) = ($prefix, $campaign, $row);

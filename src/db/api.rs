@@ -158,7 +158,8 @@ const TOUCH_ACTIVITY_IF_UNCHANGED: &str =
     "update conversations set last_activity_at = $2 where id = $1 and version = $3";
 
 /// Inserts an agent's message (`$message`: its row id and instant) in the
-/// open transaction `$tx`, on either backend.
+/// open transaction `$tx`, on either backend. A macro so it expands per
+/// backend; it evaluates to the statement's `Result`.
 macro_rules! insert_agent_message {
     ($tx:expr, $conversation_id:expr, $agent_id:expr, $text:expr, $message:expr) => {{
         let (id, at): (Uuid, Ts) = $message;

@@ -315,6 +315,12 @@ impl Parent {
 /// Any number; only its use as the one advisory-lock key of account writes matters.
 const ACCOUNTS_LOCK_KEY: i64 = 0x5245_4c45_564f_0001;
 
+/// Implements [`AdminTx`] for one backend's transaction.
+///
+/// A macro because the two implementations differ only in the backend type
+/// and in whether it already serialises writes; one generic impl would need
+/// sqlx's encode, executor and `Send` bounds spelled out for every bound
+/// type. Each method evaluates to the statement's `Result`.
 macro_rules! impl_admin_tx {
     ($db:ty, $serialised:expr) => {
         impl AdminTx for sqlx::Transaction<'_, $db> {
@@ -329,28 +335,32 @@ macro_rules! impl_admin_tx {
                     .bind(&entry.summary)
                     .bind(entry.campaign_id)
                     .execute(&mut **self)
-                    .await?;
-                Ok(())
+                    .await
+                    .map(drop)
             }
 
             async fn lock_accounts(&mut self) -> Result<(), sqlx::Error> {
-                if !$serialised {
+                if $serialised {
+                    Ok(())
+                } else {
                     sqlx::query("select pg_advisory_xact_lock($1)")
                         .bind(ACCOUNTS_LOCK_KEY)
                         .execute(&mut **self)
-                        .await?;
+                        .await
+                        .map(drop)
                 }
-                Ok(())
             }
 
             async fn lock_parent(&mut self, parent: Parent, id: Uuid) -> Result<(), sqlx::Error> {
-                if !$serialised {
+                if $serialised {
+                    Ok(())
+                } else {
                     sqlx::query(parent.pg_lock())
                         .bind(id)
                         .execute(&mut **self)
-                        .await?;
+                        .await
+                        .map(drop)
                 }
-                Ok(())
             }
         }
     };
@@ -415,46 +425,65 @@ where
 ///
 /// `$body` reads and writes through `$tx` and evaluates to
 /// `Result<Written<T>, WriteError>` (`?` works on database errors and
-/// refusals). A change writes exactly one audit row in the same
-/// transaction and announces it there too: `$access` when it is an event (a
-/// change of who may see what), otherwise `DirectoryChanged` (names that
-/// lists show may have changed, so cached views on every instance are
-/// stale); then commits, and publishes the event only once committed. No
-/// change, a refusal or an error rolls back: nothing, not even an audit
-/// row, is written.
+/// refusals). [`finish_write`] then settles the transaction: a change
+/// writes exactly one audit row in the same transaction and announces it
+/// there too: `$access` when it is an event (a change of who may see what),
+/// otherwise `DirectoryChanged` (names that lists show may have changed, so
+/// cached views on every instance are stale); then commits, and publishes
+/// the event only once committed. No change, a refusal or an error rolls
+/// back: nothing, not even an audit row, is written.
+///
+/// A macro because `$body` is compiled once per backend, against that
+/// backend's transaction (see [`with_write!`](super::with_write)); it
+/// evaluates to the `AdminResult` and leaves the caller only through it.
 macro_rules! admin_write {
     ($store:expr, $now:expr, $access:expr, |$tx:ident| $body:expr) => {{
         #[allow(unused_imports)]
         use $crate::db::NotifyInTx as _;
+        #[allow(unused_imports)]
         use $crate::db::audit::{AdminTx as _, WriteError, Written};
         let store: &$crate::db::Store = $store;
         let announce: $crate::live::Event = Option::<$crate::live::Event>::from($access)
             .unwrap_or($crate::live::Event::DirectoryChanged);
-        let outcome = $crate::db::with_write!(store, |pool| {
-            let mut $tx = pool.begin().await?;
-            match $crate::db::audit::write_body(async { $body }).await {
-                Err(WriteError::Store(e)) => return Err(e),
-                Err(WriteError::Refused(refusal)) => Err(refusal),
-                Ok(Written::Unchanged(answer)) => Ok((answer, false)),
-                Ok(Written::Changed(answer, entry)) => {
-                    $tx.audit($now, &entry).await?;
-                    $tx.notify_change(&store.feed().notification(announce))
-                        .await?;
-                    $tx.commit().await?;
-                    Ok((answer, true))
+        $crate::db::with_write!(store, |pool| {
+            match pool.begin().await {
+                Err(e) => Err($crate::db::StoreError::from(e)),
+                Ok(mut $tx) => {
+                    let outcome = $crate::db::audit::write_body(async { $body }).await;
+                    $crate::db::audit::finish_write(store, $tx, $now, announce, outcome).await
                 }
             }
-        });
-        match outcome {
-            Ok((answer, changed)) => {
-                if changed {
-                    store.publish(announce);
-                }
-                Ok(Ok(answer))
-            }
-            Err(refusal) => Ok(Err(refusal)),
-        }
+        })
     }};
+}
+
+/// Settles the transaction of an [`admin_write!`] after its body decided
+/// (`outcome`): commits a change with its audit row and announcement, then
+/// publishes `announce`; anything else drops `tx`, which rolls it back.
+pub(crate) async fn finish_write<DB, T>(
+    store: &super::Store,
+    mut tx: sqlx::Transaction<'static, DB>,
+    at: Ts,
+    announce: crate::live::Event,
+    outcome: Result<Written<T>, WriteError>,
+) -> AdminResult<T>
+where
+    DB: sqlx::Database,
+    sqlx::Transaction<'static, DB>: AdminTx + super::NotifyInTx,
+{
+    use super::NotifyInTx as _;
+    let (answer, entry) = match outcome {
+        Err(WriteError::Store(e)) => return Err(e),
+        Err(WriteError::Refused(refusal)) => return Ok(Err(refusal)),
+        Ok(Written::Unchanged(answer)) => return Ok(Ok(answer)),
+        Ok(Written::Changed(answer, entry)) => (answer, entry),
+    };
+    tx.audit(at, &entry).await?;
+    tx.notify_change(&store.feed().notification(announce))
+        .await?;
+    tx.commit().await?;
+    store.publish(announce);
+    Ok(Ok(answer))
 }
 
 pub(crate) use admin_write;

@@ -237,36 +237,36 @@ pub const RULE_IN_USE: &str = "Esta regla ya avisó o canceló conversaciones y 
     menciona: desactívala en lugar de eliminarla.";
 
 /// Rule `$id` as [`RULE_SELECT`] reads it, inside the transaction `$tx` of
-/// an [`admin_write!`] (a macro so it expands per backend).
+/// an [`admin_write!`]: `Result<Option<AutoCancelRule>, _>`. A macro so it
+/// expands per backend.
 macro_rules! rule_in_tx {
     ($tx:ident, $id:expr) => {{
         let mut qb = sqlx::QueryBuilder::new(RULE_SELECT);
         qb.push(" where r.id = ");
         qb.push_bind($id);
-        let found: Option<AutoCancelRule> = qb.build_query_as().fetch_optional(&mut *$tx).await?;
-        found
+        qb.build_query_as::<AutoCancelRule>()
+            .fetch_optional(&mut *$tx)
+            .await
     }};
 }
 
 /// Takes rule `$id` of campaign `$campaign`'s row lock for the rest of the
 /// transaction `$tx` (PostgreSQL; SQLite has one writer), so what the
-/// change reads as "before" is what it replaces; refuses as not found a
-/// rule that is not of that campaign.
+/// change reads as "before" is what it replaces. Evaluates to
+/// `Result<bool, _>`: false when no rule `$id` is of that campaign. A macro
+/// so it expands per backend.
 macro_rules! lock_rule {
-    ($tx:ident, $id:expr, $campaign:expr, $at:expr) => {{
-        let locked = sqlx::query(
+    ($tx:ident, $id:expr, $campaign:expr, $at:expr) => {
+        sqlx::query(
             "update auto_cancel_rules set updated_at = $3 where id = $1 and campaign_id = $2",
         )
         .bind($id)
         .bind($campaign)
         .bind($at)
         .execute(&mut *$tx)
-        .await?
-        .rows_affected();
-        if locked != 1 {
-            return Err(WriteError::Refused(Refusal::NotFound));
-        }
-    }};
+        .await
+        .map(|done| done.rows_affected() == 1)
+    };
 }
 
 /// The instant a conversation `c`'s silence is measured from.
@@ -283,8 +283,9 @@ fn reference_sql(measure: Measure) -> &'static str {
     }
 }
 
-/// Builds the stale-conversation query of `rule` (a macro so it expands per
-/// backend); `count` selects the count only.
+/// Builds the stale-conversation query of `rule`; `count` selects the
+/// count only. A macro so it expands per backend: the query builder's type
+/// is the backend's, and it evaluates to the builder.
 macro_rules! stale_query {
     ($rule:expr, $which:expr, $count:expr, $limit:expr) => {{
         let rule: &AutoCancelRule = $rule;
@@ -416,7 +417,7 @@ impl super::Store {
             .bind(at)
             .execute(&mut *tx)
             .await?;
-            let created = rule_in_tx!(tx, id).ok_or(Refusal::NotFound)?;
+            let created = rule_in_tx!(tx, id)?.ok_or(Refusal::NotFound)?;
             let summary = format!("Regla {} creada", created.audit_text());
             Ok(Written::Changed(
                 id,
@@ -443,8 +444,10 @@ impl super::Store {
     ) -> AdminResult<bool> {
         let at = rule.at;
         admin_write!(self, at, None, |tx| {
-            lock_rule!(tx, id, rule.campaign_id, at);
-            let before = rule_in_tx!(tx, id).ok_or(Refusal::NotFound)?;
+            if !lock_rule!(tx, id, rule.campaign_id, at)? {
+                return Err(Refusal::NotFound.into());
+            }
+            let before = rule_in_tx!(tx, id)?.ok_or(Refusal::NotFound)?;
             sqlx::query(
                 "update auto_cancel_rules set name = $2, status = $3, measure = $4, \
                  window_minutes = $5, category_id = $6, subcategory_id = $7, comment = $8, \
@@ -463,7 +466,7 @@ impl super::Store {
             .bind(at)
             .execute(&mut *tx)
             .await?;
-            let after = rule_in_tx!(tx, id).ok_or(Refusal::NotFound)?;
+            let after = rule_in_tx!(tx, id)?.ok_or(Refusal::NotFound)?;
             match before.changes_to(&after) {
                 None => Ok(Written::Unchanged(false)),
                 Some(summary) => Ok(Written::Changed(
@@ -491,8 +494,10 @@ impl super::Store {
         at: Ts,
     ) -> AdminResult<bool> {
         admin_write!(self, at, None, |tx| {
-            lock_rule!(tx, id, campaign_id, at);
-            let rule = rule_in_tx!(tx, id).ok_or(Refusal::NotFound)?;
+            if !lock_rule!(tx, id, campaign_id, at)? {
+                return Err(Refusal::NotFound.into());
+            }
+            let rule = rule_in_tx!(tx, id)?.ok_or(Refusal::NotFound)?;
             if rule.active == active {
                 return Ok(Written::Unchanged(false));
             }
@@ -539,8 +544,10 @@ impl super::Store {
         at: Ts,
     ) -> AdminResult<()> {
         admin_write!(self, at, None, |tx| {
-            lock_rule!(tx, id, campaign_id, at);
-            let rule = rule_in_tx!(tx, id).ok_or(Refusal::NotFound)?;
+            if !lock_rule!(tx, id, campaign_id, at)? {
+                return Err(Refusal::NotFound.into());
+            }
+            let rule = rule_in_tx!(tx, id)?.ok_or(Refusal::NotFound)?;
             if rule.used {
                 return Err(WriteError::Refused(Refusal::Invalid(
                     RULE_IN_USE.to_owned(),

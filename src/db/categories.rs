@@ -68,7 +68,8 @@ pub(super) const CATEGORIES: ChildList = ChildList {
 };
 
 /// Appends the select of every sub-category of `categories` (one page's), in
-/// order (`closure_subcategories_position_key`). Expanded per backend.
+/// order (`closure_subcategories_position_key`). A macro so it expands per
+/// backend's query builder; it only appends.
 macro_rules! push_subcategories {
     ($qb:expr, $categories:expr) => {{
         let qb = $qb;
@@ -112,50 +113,59 @@ const SUBCATEGORY_SIBLINGS: Siblings = Siblings {
     place: "update closure_subcategories set position = $2 where id = $1",
 };
 
-/// Swaps item `$id` (at position `$from`, under `$parent`, already locked)
-/// with its neighbour in `$direction`; evaluates to the item's new
-/// position, or `None` at that end of the list. A macro so it expands for
-/// either backend's transaction.
-macro_rules! swap_with_neighbour {
-    ($tx:ident, $siblings:expr, $parent:expr, $id:expr, $from:expr, $direction:expr) => {{
-        let siblings: &Siblings = $siblings;
-        let (id, from): (Uuid, i32) = ($id, $from);
-        let sql = match $direction {
-            Direction::Up => siblings.before,
-            Direction::Down => siblings.after,
-        };
-        let neighbour: Option<(Uuid, i32)> = sqlx::query_as(sql)
-            .bind($parent)
-            .bind(from)
-            .fetch_optional(&mut *$tx)
-            .await?;
-        match neighbour {
-            None => None,
-            Some((other, to)) => {
-                // Through a free (negative) place: the unique index on
-                // (parent, position) is checked row by row.
-                for (row, place) in [(id, -1 - from), (other, from), (id, to)] {
-                    sqlx::query(siblings.place)
-                        .bind(row)
-                        .bind(place)
-                        .execute(&mut *$tx)
-                        .await?;
-                }
-                Some(to)
-            }
+impl Siblings {
+    /// The statement reading the neighbour in `direction`.
+    fn towards(&self, direction: Direction) -> &'static str {
+        match direction {
+            Direction::Up => self.before,
+            Direction::Down => self.after,
         }
-    }};
+    }
 }
 
-/// The next free position under a locked parent (`$sql` reads the largest).
+/// The places that swap item `id` at `from` with its neighbour `other` at
+/// `to`, in order: through a free (negative) place, because the unique index
+/// on (parent, position) is checked row by row.
+fn swap_places(id: Uuid, from: i32, other: Uuid, to: i32) -> [(Uuid, i32); 3] {
+    [(id, -1 - from), (other, from), (id, to)]
+}
+
+/// The neighbour (id, position) of the item at `$from` under `$parent` in
+/// `$direction` among `$siblings`, read in `$tx`: `Result<Option<_>, _>`,
+/// `None` at that end of the list. A macro so it expands for either
+/// backend's transaction.
+macro_rules! neighbour {
+    ($tx:ident, $siblings:expr, $parent:expr, $from:expr, $direction:expr) => {
+        sqlx::query_as::<_, (Uuid, i32)>($siblings.towards($direction))
+            .bind($parent)
+            .bind($from)
+            .fetch_optional(&mut *$tx)
+            .await
+    };
+}
+
+/// Puts item `$id` at `$position` among `$siblings` in `$tx`:
+/// `Result<_, _>`. A macro, as [`neighbour!`].
+macro_rules! place {
+    ($tx:ident, $siblings:expr, $id:expr, $position:expr) => {
+        sqlx::query($siblings.place)
+            .bind($id)
+            .bind($position)
+            .execute(&mut *$tx)
+            .await
+    };
+}
+
+/// The next free position under a locked parent (`$sql` reads the largest),
+/// in `$tx`: `Result<i32, _>`. A macro, as [`neighbour!`].
 macro_rules! next_position {
-    ($tx:ident, $sql:expr, $parent:expr) => {{
-        let last: Option<i32> = sqlx::query_scalar($sql)
+    ($tx:ident, $sql:expr, $parent:expr) => {
+        sqlx::query_scalar::<_, Option<i32>>($sql)
             .bind($parent)
             .fetch_one(&mut *$tx)
-            .await?;
-        last.map_or(0, |p| p + 1)
-    }};
+            .await
+            .map(|last| last.map_or(0, |p| p + 1))
+    };
 }
 
 impl super::Store {
@@ -256,7 +266,7 @@ impl super::Store {
                 tx,
                 "select max(position) from closure_categories where campaign_id = $1",
                 campaign_id
-            );
+            )?;
             sqlx::query(
                 "insert into closure_categories (id, campaign_id, name, name_key, position, active, created_at) \
                  values ($1, $2, $3, $4, $5, true, $6)",
@@ -320,7 +330,7 @@ impl super::Store {
                 tx,
                 "select max(position) from closure_subcategories where category_id = $1",
                 category_id
-            );
+            )?;
             sqlx::query(
                 "insert into closure_subcategories (id, category_id, name, name_key, position, active, created_at) \
                  values ($1, $2, $3, $4, $5, true, $6)",
@@ -461,11 +471,13 @@ impl super::Store {
             .fetch_optional(&mut *tx)
             .await?
             .ok_or(Refusal::NotFound)?;
-            let moved =
-                swap_with_neighbour!(tx, &CATEGORY_SIBLINGS, campaign_id, id, from, direction);
-            let Some(to) = moved else {
+            let neighbour = neighbour!(tx, CATEGORY_SIBLINGS, campaign_id, from, direction)?;
+            let Some((other, to)) = neighbour else {
                 return Ok(Written::Unchanged(false));
             };
+            for (row, position) in swap_places(id, from, other, to) {
+                place!(tx, CATEGORY_SIBLINGS, row, position)?;
+            }
             let summary = format!(
                 "Categoría «{name}» movida del lugar {} al {}",
                 from + 1,
@@ -511,11 +523,13 @@ impl super::Store {
                     .bind(id)
                     .fetch_one(&mut *tx)
                     .await?;
-            let moved =
-                swap_with_neighbour!(tx, &SUBCATEGORY_SIBLINGS, category_id, id, from, direction);
-            let Some(to) = moved else {
+            let neighbour = neighbour!(tx, SUBCATEGORY_SIBLINGS, category_id, from, direction)?;
+            let Some((other, to)) = neighbour else {
                 return Ok(Written::Unchanged(false));
             };
+            for (row, position) in swap_places(id, from, other, to) {
+                place!(tx, SUBCATEGORY_SIBLINGS, row, position)?;
+            }
             let summary = format!(
                 "Subcategoría «{name}» de «{category}» movida del lugar {} al {}",
                 from + 1,

@@ -157,6 +157,7 @@ macro_rules! row_columns {
 
 /// The joins that name a conversation's contact, channel, campaign, people
 /// and closure; `c` is the conversation (or a derived table of them).
+/// A literal for `concat!`, as [`row_columns!`].
 macro_rules! row_joins {
     () => {
         " join contacts k on k.id = c.contact_id \
@@ -177,6 +178,7 @@ pub(super) use {row_columns, row_joins};
 pub(super) const ROW_SELECT: &str = concat!(row_columns!(), "conversations c", row_joins!());
 
 /// The columns and joins of [`HistoryRow`] for conversation `$1`, newest first.
+/// A literal for `concat!`, as [`row_columns!`].
 macro_rules! history_select {
     () => {
         "select e.at, e.kind, e.from_status, e.to_status, \

@@ -109,6 +109,7 @@ const POSTGRES_DELIVERY_STATE: &str = delivery_state!("$1", "$2", "$3");
 /// A new conversation (see [`DeliveryPlan::start_arguments`]). `$1` conversation id, `$2` campaign, `$3` channel,
 /// `$4` contact, `$5` now, `$6` the conversation it reactivates, `$7`
 /// history row id, `$8` message row id, `$9` message id, `$10` text.
+/// A literal for `concat!` (see [`upsert_contact!`]).
 macro_rules! insert_conversation {
     () => {
         "insert into conversations (id, campaign_id, channel_id, contact_id, status, is_open, \
@@ -116,7 +117,7 @@ macro_rules! insert_conversation {
          values ($1, $2, $3, $4, 'icr', true, 1, null, $5, $5, $6) returning folio"
     };
 }
-/// Its `created` history row (the same arguments).
+/// Its `created` history row (the same arguments), a literal for `concat!`.
 macro_rules! insert_created_event {
     () => {
         "insert into conversation_events (id, conversation_id, at, kind, from_status, to_status, \
@@ -124,14 +125,15 @@ macro_rules! insert_created_event {
          values ($7, $1, $5, 'created', null, 'icr', null, null, null, null, null, 'customer', null)"
     };
 }
-/// Its message (the same arguments).
+/// Its message (the same arguments), a literal for `concat!`.
 macro_rules! insert_inbound_message {
     () => {
         "insert into messages (id, conversation_id, direction, message_id, agent_id, text, at) \
          values ($8, $1, 'inbound', $9, null, $10, $5)"
     };
 }
-/// Its delivery record (the same arguments), `$started` as a literal.
+/// Its delivery record (the same arguments), `$started` as a literal; a
+/// literal for `concat!`.
 macro_rules! insert_delivery {
     ($started:literal) => {
         concat!(

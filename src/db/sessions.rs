@@ -196,7 +196,8 @@ pub struct SessionLimits {
 pub const SESSION_LIST_LIMIT: i64 = 50;
 
 /// Announces that sessions of `user_id` ended inside `tx`, so every
-/// instance forgets its cached principals.
+/// instance forgets its cached principals. A macro so it expands for
+/// either backend's transaction; it evaluates to the unawaited notification.
 macro_rules! sessions_ended_in_tx {
     ($store:expr, $tx:expr, $user_id:expr) => {
         $tx.notify_change(

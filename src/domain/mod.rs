@@ -5,6 +5,10 @@
 use uuid::Uuid;
 
 /// Defines a string-backed enum with its stored value and its Spanish label.
+///
+/// A macro because each enum's variants, stored values and labels are one
+/// table written once, and the enum and its `as_str`, `label`, `parse` and
+/// `ALL` are generated from it; it defines items, nothing runs.
 macro_rules! stored_enum {
     ($(#[$meta:meta])* $name:ident { $($variant:ident => $stored:literal, $label:literal),+ $(,)? }) => {
         $(#[$meta])*

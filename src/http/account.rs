@@ -111,12 +111,12 @@ impl SessionsCard {
 
 #[derive(Default)]
 struct PasswordErrors {
-    actual: Option<String>,
-    contrasena: Option<String>,
+    current: Option<String>,
+    new_password: Option<String>,
 }
 
 #[derive(Template)]
-#[template(path = "cuenta.html")]
+#[template(path = "account.html")]
 struct AccountPage {
     ctx: PageContext,
     name: String,
@@ -183,13 +183,13 @@ pub async fn change_password(
         if count_password_failure(&state, &session, &user).await? {
             return Ok(see_other("/login"));
         }
-        errors.actual = Some(WRONG_CURRENT.to_owned());
+        errors.current = Some(WRONG_CURRENT.to_owned());
     } else if let Err(message) = check_password(
         form.get("contrasena"),
         form.get("confirmacion"),
         &user.email,
     ) {
-        errors.contrasena = Some(message);
+        errors.new_password = Some(message);
     } else {
         let hash = password::hash(form.get("contrasena").to_owned()).await?;
         match state
@@ -210,7 +210,7 @@ pub async fn change_password(
                 );
                 return Ok(see_other("/cuenta"));
             }
-            Err(Refusal::Invalid(message)) => errors.contrasena = Some(message),
+            Err(Refusal::Invalid(message)) => errors.new_password = Some(message),
             Err(_) => return Err(AppError::NotFound("No encontramos tu cuenta.")),
         }
     }

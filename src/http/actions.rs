@@ -28,21 +28,30 @@ use crate::http::error::AppError;
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 pub struct ActionInput {
-    accion: String,
-    categoria: String,
-    subcategoria: String,
-    comentario: String,
-    agente: String,
+    #[serde(rename = "accion")]
+    action: String,
+    #[serde(rename = "categoria")]
+    category: String,
+    #[serde(rename = "subcategoria")]
+    subcategory: String,
+    #[serde(rename = "comentario")]
+    comment: String,
+    #[serde(rename = "agente")]
+    agent: String,
     version: String,
-    volver: String,
+    /// The console page to go back to (a path under `/mensajes`).
+    #[serde(rename = "volver")]
+    return_to: String,
 }
 
 /// `?volver=` and `?categoria=` on GETs.
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 pub struct FormQuery {
-    volver: String,
-    categoria: String,
+    #[serde(rename = "volver")]
+    return_to: String,
+    #[serde(rename = "categoria")]
+    category: String,
 }
 
 /// An `<option>`.
@@ -55,11 +64,11 @@ pub struct Choice {
 /// Field errors shown next to their fields.
 #[derive(Default)]
 pub struct FieldErrors {
-    pub accion: Option<String>,
-    pub categoria: Option<String>,
-    pub subcategoria: Option<String>,
-    pub comentario: Option<String>,
-    pub agente: Option<String>,
+    pub action: Option<String>,
+    pub category: Option<String>,
+    pub subcategory: Option<String>,
+    pub comment: Option<String>,
+    pub agent: Option<String>,
 }
 
 impl FieldErrors {
@@ -67,10 +76,10 @@ impl FieldErrors {
         let mut errors = FieldErrors::default();
         for invalid in list {
             let slot = match invalid.field() {
-                "categoria" => &mut errors.categoria,
-                "subcategoria" => &mut errors.subcategoria,
-                "comentario" => &mut errors.comentario,
-                _ => &mut errors.agente,
+                "categoria" => &mut errors.category,
+                "subcategoria" => &mut errors.subcategory,
+                "comentario" => &mut errors.comment,
+                _ => &mut errors.agent,
             };
             slot.get_or_insert_with(|| invalid.message());
         }
@@ -79,7 +88,7 @@ impl FieldErrors {
 }
 
 #[derive(Template)]
-#[template(path = "_acciones_form.html")]
+#[template(path = "_actions_form.html")]
 pub struct ActionForm {
     pub modal: bool,
     pub csrf: String,
@@ -92,20 +101,20 @@ pub struct ActionForm {
     pub subcategories: Vec<Choice>,
     pub connected_agents: Vec<Choice>,
     pub other_agents: Vec<Choice>,
-    pub comentario: String,
+    pub comment: String,
     pub comment_max: usize,
     pub errors: FieldErrors,
     /// What changed since the form was opened, or why nothing can be done.
     pub notice: Option<String>,
-    pub volver: String,
+    pub return_to: String,
 }
 
 #[derive(Template)]
-#[template(path = "acciones.html")]
+#[template(path = "actions.html")]
 struct ActionPage {
     ctx: PageContext,
     folio: i64,
-    volver: String,
+    return_to: String,
     /// The rendered [`ActionForm`] (escaped by its own template).
     form_html: String,
 }
@@ -219,11 +228,11 @@ fn build_form(
         .map(|c| Choice {
             value: c.id.to_string(),
             label: c.name.clone(),
-            selected: c.id.to_string() == input.categoria,
+            selected: c.id.to_string() == input.category,
         })
         .collect();
     let subcategories =
-        subcategory_choices(&options.categories, &input.categoria, &input.subcategoria);
+        subcategory_choices(&options.categories, &input.category, &input.subcategory);
     let (connected, offline): (Vec<&AgentOption>, Vec<&AgentOption>) =
         options.agents.iter().partition(|a| a.connected);
     let agent_choices = |agents: Vec<&AgentOption>| -> Vec<Choice> {
@@ -232,7 +241,7 @@ fn build_form(
             .map(|a| Choice {
                 value: a.id.to_string(),
                 label: a.name.clone(),
-                selected: a.id.to_string() == input.agente,
+                selected: a.id.to_string() == input.agent,
             })
             .collect()
     };
@@ -243,16 +252,16 @@ fn build_form(
         version: row.version,
         row: RowView::new(row, state.timezone, now),
         is_final: row.status.is_final(),
-        reassigning: input.accion == "reasignar",
+        reassigning: input.action == "reasignar",
         categories,
         subcategories,
         connected_agents: agent_choices(connected),
         other_agents: agent_choices(offline),
-        comentario: input.comentario.clone(),
+        comment: input.comment.clone(),
         comment_max: COMMENT_MAX_CHARS,
         errors,
         notice,
-        volver: safe_return(&input.volver, row.folio),
+        return_to: safe_return(&input.return_to, row.folio),
     }
 }
 
@@ -286,7 +295,7 @@ fn respond(
         &ActionPage {
             ctx: PageContext::new(req, user, "mensajes")?,
             folio: form.folio,
-            volver: form.volver.clone(),
+            return_to: form.return_to.clone(),
             form_html,
         },
         status,
@@ -307,14 +316,14 @@ pub async fn show(
     // Without JavaScript the icon is a plain link: return to the page it was
     // clicked on (the Referer, same-origin only by our referrer policy), so
     // the filters and the page survive.
-    let volver = if query.volver.is_empty() {
+    let return_to = if query.return_to.is_empty() {
         referer_path(&req).unwrap_or_default()
     } else {
-        query.volver.clone()
+        query.return_to.clone()
     };
     let input = ActionInput {
-        accion: "cancelar".into(),
-        volver,
+        action: "cancelar".into(),
+        return_to,
         ..ActionInput::default()
     };
     let notice = row.status.is_final().then(|| final_notice(&row));
@@ -343,7 +352,7 @@ pub async fn subcategories(
     let row = load(&state, &user, &path).await?;
     let categories = state.store.closure_options(row.campaign_id).await?;
     render(&SubcategoryOptions {
-        subcategories: subcategory_choices(&categories, &query.categoria, ""),
+        subcategories: subcategory_choices(&categories, &query.category, ""),
     })
 }
 
@@ -472,7 +481,7 @@ pub async fn submit(
         modal,
         &updated,
         transition.kind,
-        &input.volver,
+        &input.return_to,
     )
 }
 
@@ -522,7 +531,7 @@ async fn decide(
     let now = Utc::now();
     let Some(computed) = compute_transition(state, user, row, input, now).await? else {
         return Ok(Err(Refusal::errors(FieldErrors {
-            accion: Some("Elige Cancelar o Reasignar".into()),
+            action: Some("Elige Cancelar o Reasignar".into()),
             ..FieldErrors::default()
         })));
     };
@@ -548,15 +557,15 @@ async fn compute_transition(
     now: DateTime<Utc>,
 ) -> Result<Option<Result<Transition, TransitionError>>, AppError> {
     let conversation = row.to_domain();
-    Ok(Some(match input.accion.as_str() {
+    Ok(Some(match input.action.as_str() {
         "cancelar" => {
             let (store, refs) = (&state.store, &state.closure_refs);
-            let category = lookup(&input.categoria, |id| {
+            let category = lookup(&input.category, |id| {
                 refs.categories
                     .get_or_load(id, move || store.category_ref(id))
             })
             .await?;
-            let subcategory = lookup(&input.subcategoria, |id| {
+            let subcategory = lookup(&input.subcategory, |id| {
                 refs.subcategories
                     .get_or_load(id, move || store.subcategory_ref(id))
             })
@@ -566,17 +575,17 @@ async fn compute_transition(
                 user.user_id,
                 category,
                 subcategory,
-                &input.comentario,
+                &input.comment,
                 now,
             )
         }
         "reasignar" => {
             let store = &state.store;
-            let agent = lookup(&input.agente, |id| {
+            let agent = lookup(&input.agent, |id| {
                 store.agent_candidate(id, row.campaign_id)
             })
             .await?;
-            rules::reassign(&conversation, user.user_id, agent, &input.comentario, now)
+            rules::reassign(&conversation, user.user_id, agent, &input.comment, now)
         }
         _ => return Ok(None),
     }))

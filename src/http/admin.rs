@@ -202,7 +202,7 @@ impl Pager {
 /// The page shown before a deactivation: what will happen, and a button
 /// that posts the same form again with `confirmado=si`.
 #[derive(Template)]
-#[template(path = "confirmar.html")]
+#[template(path = "confirm.html")]
 pub struct ConfirmPage {
     pub ctx: PageContext,
     pub title: String,

@@ -25,15 +25,15 @@ struct AuditView {
 }
 
 #[derive(Template)]
-#[template(path = "auditoria.html")]
+#[template(path = "audit_log.html")]
 struct AuditPage {
     ctx: PageContext,
     rows: Vec<AuditView>,
     actors: Vec<Opt>,
     objects: Vec<Opt>,
     campaigns: Vec<Opt>,
-    desde: String,
-    hasta: String,
+    from_day: String,
+    to_day: String,
     notices: Vec<String>,
     filtered: bool,
     pager: Pager,
@@ -72,8 +72,8 @@ impl AuditView {
 /// notice for each value that could not be read (that filter is ignored).
 struct FilterInput {
     filter: AuditFilter,
-    desde: String,
-    hasta: String,
+    from_day: String,
+    to_day: String,
     notices: Vec<String>,
 }
 
@@ -106,7 +106,7 @@ impl FilterInput {
             (
                 "desde",
                 if self.filter.from.is_some() {
-                    self.desde.clone()
+                    self.from_day.clone()
                 } else {
                     String::new()
                 },
@@ -114,7 +114,7 @@ impl FilterInput {
             (
                 "hasta",
                 if self.filter.before.is_some() {
-                    self.hasta.clone()
+                    self.to_day.clone()
                 } else {
                     String::new()
                 },
@@ -148,9 +148,9 @@ fn read_filter(query: &Fields, tz: chrono_tz::Tz) -> FilterInput {
             object
         }
     };
-    let desde = query.get("desde").trim().to_owned();
-    let hasta = query.get("hasta").trim().to_owned();
-    let from = match desde.as_str() {
+    let from_day = query.get("desde").trim().to_owned();
+    let to_day = query.get("hasta").trim().to_owned();
+    let from = match from_day.as_str() {
         "" => None,
         raw => {
             let at = day_start(raw, tz, false);
@@ -160,7 +160,7 @@ fn read_filter(query: &Fields, tz: chrono_tz::Tz) -> FilterInput {
             at
         }
     };
-    let before = match hasta.as_str() {
+    let before = match to_day.as_str() {
         "" => None,
         raw => {
             let at = day_start(raw, tz, true);
@@ -179,8 +179,8 @@ fn read_filter(query: &Fields, tz: chrono_tz::Tz) -> FilterInput {
     };
     FilterInput {
         filter,
-        desde,
-        hasta,
+        from_day,
+        to_day,
         notices,
     }
 }
@@ -237,8 +237,8 @@ pub async fn list(
             objects: object_opts,
             campaigns: campaign_opts,
             filtered: input.filter != AuditFilter::default(),
-            desde: input.desde,
-            hasta: input.hasta,
+            from_day: input.from_day,
+            to_day: input.to_day,
             notices: input.notices,
             pager,
         },

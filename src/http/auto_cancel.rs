@@ -17,7 +17,7 @@ use super::actions::Choice;
 use super::admin::{Fields, confirm_with};
 use super::pages::{PageContext, render_with_status, set_flash};
 use crate::app::state::AppState;
-use crate::db::{AutoCancelRule, NewAutoCancelRule, Refusal, Store, Ts};
+use crate::db::{AutoCancelRule, CampaignOption, NewAutoCancelRule, Refusal, Store, Ts};
 use crate::domain::{Invalid, Status};
 use crate::http::auth::CurrentUser;
 use crate::http::error::AppError;
@@ -29,46 +29,58 @@ use crate::services::auto_cancel::{
 #[derive(Debug, Default, Clone, Deserialize)]
 #[serde(default)]
 pub struct RuleInput {
-    campana: String,
-    nombre: String,
-    estatus: String,
-    medida: String,
-    minutos: String,
-    categoria: String,
-    subcategoria: String,
-    comentario: String,
-    aviso: String,
-    aviso_minutos: String,
-    vista_previa: String,
+    #[serde(rename = "campana")]
+    campaign: String,
+    #[serde(rename = "nombre")]
+    name: String,
+    #[serde(rename = "estatus")]
+    status: String,
+    #[serde(rename = "medida")]
+    measure: String,
+    #[serde(rename = "minutos")]
+    window_minutes: String,
+    #[serde(rename = "categoria")]
+    category: String,
+    #[serde(rename = "subcategoria")]
+    subcategory: String,
+    #[serde(rename = "comentario")]
+    comment: String,
+    #[serde(rename = "aviso")]
+    nudge: String,
+    #[serde(rename = "aviso_minutos")]
+    nudge_lead_minutes: String,
+    /// Set by the "Vista previa" button: preview, do not save.
+    #[serde(rename = "vista_previa")]
+    preview: String,
 }
 
 #[derive(Default)]
 struct RuleErrors {
-    campana: Option<String>,
-    nombre: Option<String>,
-    estatus: Option<String>,
-    medida: Option<String>,
-    minutos: Option<String>,
-    categoria: Option<String>,
-    subcategoria: Option<String>,
-    comentario: Option<String>,
-    aviso: Option<String>,
-    aviso_minutos: Option<String>,
+    campaign: Option<String>,
+    name: Option<String>,
+    status: Option<String>,
+    measure: Option<String>,
+    window_minutes: Option<String>,
+    category: Option<String>,
+    subcategory: Option<String>,
+    comment: Option<String>,
+    nudge: Option<String>,
+    nudge_lead_minutes: Option<String>,
 }
 
 impl RuleErrors {
     fn any(&self) -> bool {
         [
-            &self.campana,
-            &self.nombre,
-            &self.estatus,
-            &self.medida,
-            &self.minutos,
-            &self.categoria,
-            &self.subcategoria,
-            &self.comentario,
-            &self.aviso,
-            &self.aviso_minutos,
+            &self.campaign,
+            &self.name,
+            &self.status,
+            &self.measure,
+            &self.window_minutes,
+            &self.category,
+            &self.subcategory,
+            &self.comment,
+            &self.nudge,
+            &self.nudge_lead_minutes,
         ]
         .iter()
         .any(|e| e.is_some())
@@ -104,7 +116,7 @@ struct CategoryGroup {
 }
 
 #[derive(Template)]
-#[template(path = "reglas.html")]
+#[template(path = "auto_cancel.html")]
 struct RulesPage {
     ctx: PageContext,
     rules: Vec<RuleView>,
@@ -164,6 +176,103 @@ impl FormState {
     }
 }
 
+/// The viewer's rules as the table lists them, each with its dry run.
+async fn rule_views(store: &Store, user: &CurrentUser) -> Result<Vec<RuleView>, AppError> {
+    let now = Utc::now();
+    let mut rules = Vec::new();
+    for rule in store.auto_cancel_rules(&user.scope).await? {
+        // The background pass skips an inactive campaign's rules.
+        let (would_cancel, would_nudge) = if rule.active && rule.campaign_active {
+            preview(store, &rule, now).await?
+        } else {
+            (0, 0)
+        };
+        rules.push(RuleView {
+            id: rule.id.to_string(),
+            name: rule.name.clone(),
+            campaign: rule.campaign_name.clone(),
+            campaign_inactive: !rule.campaign_active,
+            description: describe(rule.status, rule.measure, rule.window_minutes),
+            closure: rule.closure(),
+            category_inactive: !rule.category_active,
+            nudge: rule.nudge(),
+            active: rule.active,
+            used: rule.used,
+            would_cancel,
+            would_nudge,
+        });
+    }
+    Ok(rules)
+}
+
+/// The closure categories of `campaigns`, grouped by campaign, and the
+/// sub-categories of the one `input` chose.
+async fn closure_choices(
+    store: &Store,
+    campaigns: &[CampaignOption],
+    input: &RuleInput,
+) -> Result<(Vec<CategoryGroup>, Vec<Choice>), AppError> {
+    let mut categories = Vec::new();
+    let mut subcategories = Vec::new();
+    for campaign in campaigns {
+        let options = store.closure_options(campaign.id).await?;
+        if let Some(chosen) = options.iter().find(|c| c.id.to_string() == input.category) {
+            subcategories = chosen
+                .subcategories
+                .iter()
+                .map(|(id, name)| Choice {
+                    value: id.to_string(),
+                    label: name.clone(),
+                    selected: id.to_string() == input.subcategory,
+                })
+                .collect();
+        }
+        if !options.is_empty() {
+            categories.push(CategoryGroup {
+                label: campaign.name.clone(),
+                choices: options
+                    .iter()
+                    .map(|c| Choice {
+                        value: c.id.to_string(),
+                        label: c.name.clone(),
+                        selected: c.id.to_string() == input.category,
+                    })
+                    .collect(),
+            });
+        }
+    }
+    Ok((categories, subcategories))
+}
+
+/// The open statuses a rule may watch, `input`'s chosen.
+fn status_choices(input: &RuleInput) -> Vec<Choice> {
+    Status::OPEN
+        .iter()
+        .map(|s| Choice {
+            value: s.as_str().to_owned(),
+            label: s.label().to_owned(),
+            selected: s.as_str() == input.status,
+        })
+        .collect()
+}
+
+/// What a rule measures, `input`'s chosen (silence of the customer when
+/// nothing is).
+fn measure_choices(input: &RuleInput) -> Vec<Choice> {
+    Measure::ALL
+        .iter()
+        .map(|m| Choice {
+            value: m.as_str().to_owned(),
+            label: match m {
+                Measure::NoCustomerMessage => "Sin mensaje del cliente durante".to_owned(),
+                Measure::InStatus => "En el estatus durante más de".to_owned(),
+            },
+            selected: m.as_str() == input.measure
+                || (input.measure.is_empty() && *m == Measure::NoCustomerMessage),
+        })
+        .collect()
+}
+
 /// The page's rules table and form: the form creates a rule, or edits
 /// `editing` (then the table is left out and the campaign is fixed).
 async fn render_page(
@@ -180,93 +289,23 @@ async fn render_page(
         status,
     } = form;
     let store = &state.store;
-    let now = Utc::now();
-    let mut rules = Vec::new();
-    if editing.is_none() {
-        for rule in store.auto_cancel_rules(&user.scope).await? {
-            // The background pass skips an inactive campaign's rules.
-            let (would_cancel, would_nudge) = if rule.active && rule.campaign_active {
-                preview(store, &rule, now).await?
-            } else {
-                (0, 0)
-            };
-            rules.push(RuleView {
-                id: rule.id.to_string(),
-                name: rule.name.clone(),
-                campaign: rule.campaign_name.clone(),
-                campaign_inactive: !rule.campaign_active,
-                description: describe(rule.status, rule.measure, rule.window_minutes),
-                closure: rule.closure(),
-                category_inactive: !rule.category_active,
-                nudge: rule.nudge(),
-                active: rule.active,
-                used: rule.used,
-                would_cancel,
-                would_nudge,
-            });
-        }
-    }
+    let rules = match editing {
+        None => rule_views(store, user).await?,
+        Some(_) => Vec::new(),
+    };
     let campaign_options: Vec<_> = store
         .campaign_options(&user.scope)
         .await?
         .into_iter()
         .filter(|c| editing.is_none_or(|rule| rule.campaign_id == c.id))
         .collect();
-    let mut categories = Vec::new();
-    let mut subcategories = Vec::new();
-    for campaign in &campaign_options {
-        let options = store.closure_options(campaign.id).await?;
-        if let Some(chosen) = options.iter().find(|c| c.id.to_string() == input.categoria) {
-            subcategories = chosen
-                .subcategories
-                .iter()
-                .map(|(id, name)| Choice {
-                    value: id.to_string(),
-                    label: name.clone(),
-                    selected: id.to_string() == input.subcategoria,
-                })
-                .collect();
-        }
-        if !options.is_empty() {
-            categories.push(CategoryGroup {
-                label: campaign.name.clone(),
-                choices: options
-                    .iter()
-                    .map(|c| Choice {
-                        value: c.id.to_string(),
-                        label: c.name.clone(),
-                        selected: c.id.to_string() == input.categoria,
-                    })
-                    .collect(),
-            });
-        }
-    }
+    let (categories, subcategories) = closure_choices(store, &campaign_options, &input).await?;
     let campaigns = campaign_options
         .into_iter()
         .map(|c| Choice {
-            selected: c.id.to_string() == input.campana,
+            selected: c.id.to_string() == input.campaign,
             value: c.id.to_string(),
             label: c.name,
-        })
-        .collect();
-    let statuses = Status::OPEN
-        .iter()
-        .map(|s| Choice {
-            value: s.as_str().to_owned(),
-            label: s.label().to_owned(),
-            selected: s.as_str() == input.estatus,
-        })
-        .collect();
-    let measures = Measure::ALL
-        .iter()
-        .map(|m| Choice {
-            value: m.as_str().to_owned(),
-            label: match m {
-                Measure::NoCustomerMessage => "Sin mensaje del cliente durante".to_owned(),
-                Measure::InStatus => "En el estatus durante más de".to_owned(),
-            },
-            selected: m.as_str() == input.medida
-                || (input.medida.is_empty() && *m == Measure::NoCustomerMessage),
         })
         .collect();
     render_with_status(
@@ -274,8 +313,8 @@ async fn render_page(
             ctx: PageContext::new(req, user, "reportes")?,
             rules,
             campaigns,
-            statuses,
-            measures,
+            statuses: status_choices(&input),
+            measures: measure_choices(&input),
             categories,
             subcategories,
             input,
@@ -350,45 +389,45 @@ async fn check_closure_category(
     campaign_id: Option<Uuid>,
     errors: &mut RuleErrors,
 ) -> Result<(Option<Uuid>, Option<Uuid>), AppError> {
-    let category = match Uuid::parse_str(input.categoria.trim()) {
+    let category = match Uuid::parse_str(input.category.trim()) {
         Ok(id) => store.category_ref(id).await?,
         Err(_) => None,
     };
     let category_id = match category {
         None => {
-            errors.categoria = Some(Invalid::CategoryMissing.message());
+            errors.category = Some(Invalid::CategoryMissing.message());
             None
         }
         Some(c) if Some(c.campaign_id) != campaign_id => {
             if campaign_id.is_some() {
-                errors.categoria = Some("Esa categoría no pertenece a la campaña elegida".into());
+                errors.category = Some("Esa categoría no pertenece a la campaña elegida".into());
             } else {
-                errors.categoria = Some(Invalid::CategoryMissing.message());
+                errors.category = Some(Invalid::CategoryMissing.message());
             }
             None
         }
         Some(c) if !c.active => {
-            errors.categoria = Some(Invalid::CategoryInactive.message());
+            errors.category = Some(Invalid::CategoryInactive.message());
             None
         }
         Some(c) => Some(c.id),
     };
-    let subcategory_id = if input.subcategoria.trim().is_empty() {
+    let subcategory_id = if input.subcategory.trim().is_empty() {
         None
     } else {
-        let sub = match Uuid::parse_str(input.subcategoria.trim()) {
+        let sub = match Uuid::parse_str(input.subcategory.trim()) {
             Ok(id) => store.subcategory_ref(id).await?,
             Err(_) => None,
         };
         match sub {
             Some(s) if Some(s.category_id) == category_id && s.active => Some(s.id),
             Some(s) if Some(s.category_id) == category_id => {
-                errors.subcategoria = Some(Invalid::SubcategoryInactive.message());
+                errors.subcategory = Some(Invalid::SubcategoryInactive.message());
                 None
             }
             _ => {
                 if category_id.is_some() {
-                    errors.subcategoria = Some(Invalid::SubcategoryNotOfCategory.message());
+                    errors.subcategory = Some(Invalid::SubcategoryNotOfCategory.message());
                 }
                 None
             }
@@ -405,7 +444,7 @@ async fn validate(
 ) -> Result<Result<NewAutoCancelRule, RuleErrors>, AppError> {
     let store = &state.store;
     let mut errors = RuleErrors::default();
-    let campaign_id = Uuid::parse_str(input.campana.trim())
+    let campaign_id = Uuid::parse_str(input.campaign.trim())
         .ok()
         .filter(|id| user.scope.allows(*id));
     let campaign_id = match campaign_id {
@@ -419,38 +458,38 @@ async fn validate(
             Some(id)
         }
         _ => {
-            errors.campana = Some("Selecciona una campaña".into());
+            errors.campaign = Some("Selecciona una campaña".into());
             None
         }
     };
-    let name = input.nombre.trim().to_owned();
-    errors.nombre = name_error(&name);
-    let status = Status::parse(&input.estatus).filter(|s| s.is_open());
+    let name = input.name.trim().to_owned();
+    errors.name = name_error(&name);
+    let status = Status::parse(&input.status).filter(|s| s.is_open());
     if status.is_none() {
-        errors.estatus = Some("Selecciona un estatus abierto".into());
+        errors.status = Some("Selecciona un estatus abierto".into());
     }
-    let measure = Measure::parse(&input.medida);
+    let measure = Measure::parse(&input.measure);
     if measure.is_none() {
-        errors.medida = Some("Elige desde cuándo se mide".into());
+        errors.measure = Some("Elige desde cuándo se mide".into());
     }
-    let window = match parse_window(&input.minutos) {
+    let window = match parse_window(&input.window_minutes) {
         Ok(w) => Some(w),
         Err(e) => {
-            errors.minutos = Some(e);
+            errors.window_minutes = Some(e);
             None
         }
     };
     let (category_id, subcategory_id) =
         check_closure_category(store, input, campaign_id, &mut errors).await?;
-    let comment = input.comentario.trim().to_owned();
-    errors.comentario = comment_error(&comment);
-    let nudge = match parse_nudge(&input.aviso, &input.aviso_minutos, window) {
+    let comment = input.comment.trim().to_owned();
+    errors.comment = comment_error(&comment);
+    let nudge = match parse_nudge(&input.nudge, &input.nudge_lead_minutes, window) {
         Ok(n) => n,
         Err((field, message)) => {
             if field == "aviso" {
-                errors.aviso = Some(message);
+                errors.nudge = Some(message);
             } else {
-                errors.aviso_minutos = Some(message);
+                errors.nudge_lead_minutes = Some(message);
             }
             None
         }
@@ -570,7 +609,7 @@ pub async fn create(
             return render_page(&req, &state, &user, FormState::invalid(input, errors), None).await;
         }
     };
-    if !input.vista_previa.is_empty() {
+    if !input.preview.is_empty() {
         let text = preview_text(&state, &rule, None).await?;
         return render_page(&req, &state, &user, FormState::previewed(input, text), None).await;
     }
@@ -587,23 +626,23 @@ pub async fn create(
 /// The edit form's fields as the rule now is.
 fn input_of(rule: &AutoCancelRule) -> RuleInput {
     RuleInput {
-        campana: rule.campaign_id.to_string(),
-        nombre: rule.name.clone(),
-        estatus: rule.status.as_str().to_owned(),
-        medida: rule.measure.as_str().to_owned(),
-        minutos: rule.window_minutes.to_string(),
-        categoria: rule.category_id.to_string(),
-        subcategoria: rule
+        campaign: rule.campaign_id.to_string(),
+        name: rule.name.clone(),
+        status: rule.status.as_str().to_owned(),
+        measure: rule.measure.as_str().to_owned(),
+        window_minutes: rule.window_minutes.to_string(),
+        category: rule.category_id.to_string(),
+        subcategory: rule
             .subcategory_id
             .map(|id| id.to_string())
             .unwrap_or_default(),
-        comentario: rule.comment.clone().unwrap_or_default(),
-        aviso: rule.nudge_text.clone().unwrap_or_default(),
-        aviso_minutos: rule
+        comment: rule.comment.clone().unwrap_or_default(),
+        nudge: rule.nudge_text.clone().unwrap_or_default(),
+        nudge_lead_minutes: rule
             .nudge_lead_minutes
             .map(|m| m.to_string())
             .unwrap_or_default(),
-        vista_previa: String::new(),
+        preview: String::new(),
     }
 }
 
@@ -639,7 +678,7 @@ pub async fn update(
     require_console(&user)?;
     let rule = load_rule(&state, &user, &path).await?;
     let mut input = form.into_inner();
-    input.campana = rule.campaign_id.to_string();
+    input.campaign = rule.campaign_id.to_string();
     let changed = match validate(&state, &user, &input).await? {
         Ok(changed) => changed,
         Err(errors) => {
@@ -653,7 +692,7 @@ pub async fn update(
             .await;
         }
     };
-    if !input.vista_previa.is_empty() {
+    if !input.preview.is_empty() {
         let text = preview_text(&state, &changed, Some(rule.id)).await?;
         return render_page(
             &req,
@@ -683,7 +722,8 @@ pub async fn update(
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 pub struct ToggleInput {
-    activa: String,
+    #[serde(rename = "activa")]
+    active: String,
 }
 
 /// `POST /cancelacion-automatica/{id}/estado`: Desactivar / Reactivar.
@@ -696,7 +736,7 @@ pub async fn toggle(
 ) -> Result<HttpResponse, AppError> {
     require_console(&user)?;
     let rule = load_rule(&state, &user, &path).await?;
-    let active = form.activa == "1";
+    let active = form.active == "1";
     let changed = state
         .store
         .set_auto_cancel_rule_active(user.user_id, rule.campaign_id, rule.id, active, Ts::now())

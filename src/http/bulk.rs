@@ -38,11 +38,11 @@ struct BulkInput {
     all: bool,
     filters: RawQuery,
     expected: Option<i64>,
-    accion: String,
-    categoria: String,
-    subcategoria: String,
-    agente: String,
-    comentario: String,
+    action: String,
+    category: String,
+    subcategory: String,
+    agent: String,
+    comment: String,
 }
 
 impl BulkInput {
@@ -60,17 +60,17 @@ impl BulkInput {
                 "folio" if !value.is_empty() => named.push(value.replace('\0', "\u{fffd}")),
                 "todas" => input.all = value == "1",
                 "esperadas" => input.expected = value.parse().ok(),
-                "accion" => input.accion = value,
-                "categoria" => input.categoria = value,
-                "subcategoria" => input.subcategoria = value,
-                "agente" => input.agente = value,
-                "comentario" => input.comentario = value,
-                "estatus" => input.filters.estatus = value,
-                "campana" => input.filters.campana = value,
-                "agente_filtro" => input.filters.agente = value,
-                "canal" => input.filters.canal = value,
-                "desde" => input.filters.desde = value,
-                "hasta" => input.filters.hasta = value,
+                "accion" => input.action = value,
+                "categoria" => input.category = value,
+                "subcategoria" => input.subcategory = value,
+                "agente" => input.agent = value,
+                "comentario" => input.comment = value,
+                "estatus" => input.filters.status = value,
+                "campana" => input.filters.campaign = value,
+                "agente_filtro" => input.filters.agent = value,
+                "canal" => input.filters.channel = value,
+                "desde" => input.filters.from_day = value,
+                "hasta" => input.filters.to_day = value,
                 "q" => input.filters.q = value,
                 _ => {}
             }
@@ -102,22 +102,22 @@ fn too_many_message(named: usize) -> String {
 
 #[derive(Default)]
 struct BulkErrors {
-    seleccion: Option<String>,
-    accion: Option<String>,
-    categoria: Option<String>,
-    subcategoria: Option<String>,
-    agente: Option<String>,
-    comentario: Option<String>,
+    selection: Option<String>,
+    action: Option<String>,
+    category: Option<String>,
+    subcategory: Option<String>,
+    agent: Option<String>,
+    comment: Option<String>,
 }
 
 impl BulkErrors {
     fn any(&self) -> bool {
-        self.seleccion.is_some()
-            || self.accion.is_some()
-            || self.categoria.is_some()
-            || self.subcategoria.is_some()
-            || self.agente.is_some()
-            || self.comentario.is_some()
+        self.selection.is_some()
+            || self.action.is_some()
+            || self.category.is_some()
+            || self.subcategory.is_some()
+            || self.agent.is_some()
+            || self.comment.is_some()
     }
 }
 
@@ -128,7 +128,7 @@ struct ChoiceGroup {
 }
 
 #[derive(Template)]
-#[template(path = "lote.html")]
+#[template(path = "bulk.html")]
 struct BulkPage {
     ctx: PageContext,
     /// How many conversations the action covers (as the viewer can count them).
@@ -142,7 +142,7 @@ struct BulkPage {
     categories: Vec<ChoiceGroup>,
     subcategories: Vec<Choice>,
     agents: Vec<ChoiceGroup>,
-    comentario: String,
+    comment: String,
     comment_max: usize,
     max_items: usize,
     errors: BulkErrors,
@@ -156,12 +156,12 @@ fn pairs_of(raw: &[u8]) -> Vec<(String, String)> {
 
 fn filter_fields(raw: &RawQuery) -> Vec<(&'static str, String)> {
     [
-        ("estatus", &raw.estatus),
-        ("campana", &raw.campana),
-        ("agente_filtro", &raw.agente),
-        ("canal", &raw.canal),
-        ("desde", &raw.desde),
-        ("hasta", &raw.hasta),
+        ("estatus", &raw.status),
+        ("campana", &raw.campaign),
+        ("agente_filtro", &raw.agent),
+        ("canal", &raw.channel),
+        ("desde", &raw.from_day),
+        ("hasta", &raw.to_day),
         ("q", &raw.q),
     ]
     .into_iter()
@@ -185,7 +185,7 @@ fn input_from_query(req: &HttpRequest) -> BulkInput {
     let mut input = BulkInput::parse(&pairs_of(req.query_string().as_bytes()));
     if input.all {
         input.filters = RawQuery::from_request(req);
-        input.agente.clear();
+        input.agent.clear();
     }
     input
 }
@@ -206,14 +206,14 @@ async fn choices(
             store.closure_options(campaign.id),
             store.reassign_options(campaign.id, None)
         )?;
-        if let Some(chosen) = options.iter().find(|c| c.id.to_string() == input.categoria) {
+        if let Some(chosen) = options.iter().find(|c| c.id.to_string() == input.category) {
             subcategories = chosen
                 .subcategories
                 .iter()
                 .map(|(id, name)| Choice {
                     value: id.to_string(),
                     label: name.clone(),
-                    selected: id.to_string() == input.subcategoria,
+                    selected: id.to_string() == input.subcategory,
                 })
                 .collect();
         }
@@ -225,7 +225,7 @@ async fn choices(
                     .map(|c| Choice {
                         value: c.id.to_string(),
                         label: c.name.clone(),
-                        selected: c.id.to_string() == input.categoria,
+                        selected: c.id.to_string() == input.category,
                     })
                     .collect(),
             });
@@ -242,7 +242,7 @@ async fn choices(
                         } else {
                             a.name.clone()
                         },
-                        selected: a.id.to_string() == input.agente,
+                        selected: a.id.to_string() == input.agent,
                     })
                     .collect(),
             });
@@ -263,7 +263,7 @@ async fn render_form(
     status: StatusCode,
 ) -> Result<HttpResponse, AppError> {
     // A refused selection shows only its error: nothing to choose from.
-    let (categories, subcategories, agents) = if errors.seleccion.is_some() {
+    let (categories, subcategories, agents) = if errors.selection.is_some() {
         Default::default()
     } else {
         choices(state, user, input).await?
@@ -276,11 +276,11 @@ async fn render_form(
             folios: input.folios.clone(),
             filter_fields: filter_fields(&input.filters),
             back_href: back_href(input),
-            reassigning: input.accion == "reasignar",
+            reassigning: input.action == "reasignar",
             categories,
             subcategories,
             agents,
-            comentario: input.comentario.clone(),
+            comment: input.comment.clone(),
             comment_max: COMMENT_MAX_CHARS,
             max_items: MAX_ITEMS,
             errors,
@@ -311,7 +311,7 @@ pub async fn show(
     let mut errors = BulkErrors::default();
     let mut notice = None;
     if input.too_many() {
-        errors.seleccion = Some(too_many_message(input.named));
+        errors.selection = Some(too_many_message(input.named));
         let count = input.named as i64;
         let status = StatusCode::UNPROCESSABLE_ENTITY;
         return render_form(&req, &state, &user, &input, count, errors, notice, status).await;
@@ -323,7 +323,7 @@ pub async fn show(
         input.folios.len() as i64
     };
     if count == 0 {
-        errors.seleccion = Some(if input.all {
+        errors.selection = Some(if input.all {
             "Ninguna conversación coincide con estos filtros".into()
         } else {
             EMPTY_SELECTION.into()
@@ -352,7 +352,7 @@ pub async fn subcategories(
 ) -> Result<HttpResponse, AppError> {
     let input = BulkInput::parse(&pairs_of(req.query_string().as_bytes()));
     let mut choices = Vec::new();
-    if let Ok(id) = Uuid::parse_str(&input.categoria)
+    if let Ok(id) = Uuid::parse_str(&input.category)
         && let Some(category) = state.store.category_ref(id).await?
         && user.scope.allows(category.campaign_id)
     {
@@ -395,16 +395,16 @@ pub async fn submit(
     // Before any other work: a selection over the limit is refused whatever
     // else the form says, and nothing is read or written for it.
     if input.too_many() {
-        errors.seleccion = Some(too_many_message(input.named));
+        errors.selection = Some(too_many_message(input.named));
         let (count, status) = (input.named as i64, StatusCode::UNPROCESSABLE_ENTITY);
         return render_form(&req, &state, &user, &input, count, errors, None, status).await;
     }
 
-    let action = match input.accion.as_str() {
+    let action = match input.action.as_str() {
         "cancelar" => Some(BulkAction::Cancel),
         "reasignar" => Some(BulkAction::Reassign),
         _ => {
-            errors.accion = Some("Elige Cancelar o Reasignar".into());
+            errors.action = Some("Elige Cancelar o Reasignar".into());
             None
         }
     };
@@ -413,10 +413,10 @@ pub async fn submit(
         subcategory_id,
         agent_id,
     } = check_targets(store, &user, &input, action, &mut errors).await?;
-    let comment = match Comment::parse(&input.comentario) {
+    let comment = match Comment::parse(&input.comment) {
         Ok(c) => c.map(Comment::into_string).unwrap_or_default(),
         Err(error) => {
-            errors.comentario = Some(Invalid::from(error).message());
+            errors.comment = Some(Invalid::from(error).message());
             String::new()
         }
     };
@@ -477,7 +477,7 @@ async fn check_targets(
     let mut targets = Targets::default();
     match action {
         Some(BulkAction::Cancel) => {
-            let category = match Uuid::parse_str(&input.categoria) {
+            let category = match Uuid::parse_str(&input.category) {
                 Ok(id) => store.category_ref(id).await?,
                 Err(_) => None,
             };
@@ -486,12 +486,12 @@ async fn check_targets(
                     targets.category_id = Some(c.id)
                 }
                 Some(c) if user.scope.allows(c.campaign_id) => {
-                    errors.categoria = Some(Invalid::CategoryInactive.message())
+                    errors.category = Some(Invalid::CategoryInactive.message())
                 }
-                _ => errors.categoria = Some(Invalid::CategoryMissing.message()),
+                _ => errors.category = Some(Invalid::CategoryMissing.message()),
             }
-            if !input.subcategoria.is_empty() {
-                let sub = match Uuid::parse_str(&input.subcategoria) {
+            if !input.subcategory.is_empty() {
+                let sub = match Uuid::parse_str(&input.subcategory) {
                     Ok(id) => store.subcategory_ref(id).await?,
                     Err(_) => None,
                 };
@@ -500,24 +500,24 @@ async fn check_targets(
                         targets.subcategory_id = Some(s.id)
                     }
                     Some(s) if Some(s.category_id) == targets.category_id => {
-                        errors.subcategoria = Some(Invalid::SubcategoryInactive.message())
+                        errors.subcategory = Some(Invalid::SubcategoryInactive.message())
                     }
                     _ if targets.category_id.is_some() => {
-                        errors.subcategoria = Some(Invalid::SubcategoryNotOfCategory.message())
+                        errors.subcategory = Some(Invalid::SubcategoryNotOfCategory.message())
                     }
                     _ => {}
                 }
             }
         }
         Some(BulkAction::Reassign) => {
-            let agent = match Uuid::parse_str(&input.agente) {
+            let agent = match Uuid::parse_str(&input.agent) {
                 Ok(id) => store.user_role(id).await?.map(|role| (id, role)),
                 Err(_) => None,
             };
             match agent {
                 Some((id, Role::Agent)) => targets.agent_id = Some(id),
-                Some(_) => errors.agente = Some(Invalid::NotAnAgent.message()),
-                None => errors.agente = Some(Invalid::AgentMissing.message()),
+                Some(_) => errors.agent = Some(Invalid::NotAnAgent.message()),
+                None => errors.agent = Some(Invalid::AgentMissing.message()),
             }
         }
         None => {}
@@ -582,13 +582,13 @@ fn check_selection(
     let mut notice = None;
     let mut status = StatusCode::UNPROCESSABLE_ENTITY;
     if items.is_empty() {
-        errors.seleccion = Some(if input.all {
+        errors.selection = Some(if input.all {
             "Ninguna conversación coincide con estos filtros".into()
         } else {
             EMPTY_SELECTION.into()
         });
     } else if items.len() > MAX_ITEMS {
-        errors.seleccion = Some(format!(
+        errors.selection = Some(format!(
             "Una acción en lote admite hasta {MAX_ITEMS} conversaciones. Acota los filtros."
         ));
     } else if input.all && input.expected != Some(count) {
@@ -611,7 +611,7 @@ struct ItemView {
 }
 
 #[derive(Template)]
-#[template(path = "_lote_estado.html")]
+#[template(path = "_bulk_status.html")]
 struct JobState {
     id: String,
     action_label: &'static str,
@@ -631,7 +631,7 @@ struct JobState {
 }
 
 #[derive(Template)]
-#[template(path = "lote_trabajo.html")]
+#[template(path = "bulk_job.html")]
 struct JobPage {
     ctx: PageContext,
     /// The rendered [`JobState`] (escaped by its own template).

@@ -16,7 +16,7 @@ use super::admin::{
 };
 use super::pages::{PageContext, render_with_status, set_flash};
 use crate::app::state::AppState;
-use crate::db::{CampaignRecord, CampaignSummary, PageCursor, Refusal, Ts};
+use crate::db::{CampaignRecord, CampaignSummary, ChannelRecord, PageCursor, Refusal, Ts};
 use crate::domain::admin::{
     DayHours, DayInput, DayMode, NAME_MAX_CHARS, Name, WEEKDAYS, parse_schedule, parse_timezone,
 };
@@ -54,11 +54,11 @@ struct Row {
 }
 
 #[derive(Template)]
-#[template(path = "campanas.html")]
+#[template(path = "campaigns.html")]
 struct ListPage {
     ctx: PageContext,
     rows: Vec<Row>,
-    estados: Vec<Opt>,
+    active_choices: Vec<Opt>,
     pager: Pager,
 }
 
@@ -70,21 +70,21 @@ pub async fn list(
     query: web::Query<Fields>,
 ) -> Result<HttpResponse, AppError> {
     require_super(&user)?;
-    let estado = query.get("estado");
-    let active = match estado {
+    let requested = query.get("estado");
+    let active = match requested {
         "activas" => Some(true),
         "inactivas" => Some(false),
         _ => None,
     };
     let page = state.store.campaigns_page(active, query.cursor()).await?;
-    let estado_value = match active {
+    let active_value = match active {
         Some(true) => "activas",
         Some(false) => "inactivas",
         None => "",
     };
     let pager = Pager::new(
         "/campanas",
-        &[("estado", estado_value.to_owned())],
+        &[("estado", active_value.to_owned())],
         &page,
         |r| r.id,
     );
@@ -96,13 +96,13 @@ pub async fn list(
                 .into_iter()
                 .map(|summary| Row { summary })
                 .collect(),
-            estados: [
+            active_choices: [
                 ("", "Todas"),
                 ("activas", "Activas"),
                 ("inactivas", "Inactivas"),
             ]
             .iter()
-            .map(|(v, l)| Opt::new(*v, *l, *v == estado_value))
+            .map(|(v, l)| Opt::new(*v, *l, *v == active_value))
             .collect(),
             pager,
         },
@@ -111,7 +111,7 @@ pub async fn list(
 }
 
 #[derive(Template)]
-#[template(path = "campana_nueva.html")]
+#[template(path = "campaign_new.html")]
 struct NewPage {
     ctx: PageContext,
     name_value: String,
@@ -240,7 +240,7 @@ struct Revealed {
 }
 
 #[derive(Template)]
-#[template(path = "campana.html")]
+#[template(path = "campaign.html")]
 struct CampaignPage {
     ctx: PageContext,
     tab: &'static str,
@@ -711,89 +711,113 @@ pub async fn channel_action(
         .campaign_channel(campaign.id, channel_id)
         .await?
         .ok_or(AppError::NotFound(NO_CHANNEL))?;
-    let back = format!("/campanas/{}/canales", campaign.id);
-    let now = Ts::now();
+    let confirmed = form.confirmed();
     match action.as_str() {
-        "rotar" => {
-            if !form.confirmed() {
-                return confirm_with(
-                    &req,
-                    &user,
-                    "campanas",
-                    format!(
-                        "¿Rotar el token del canal {} «{}»?",
-                        channel.kind.label(),
-                        channel.name
-                    ),
-                    vec![
-                        "El token actual dejará de funcionar en ese momento: el conector del canal debe usar el nuevo.".into(),
-                        "El nuevo token se mostrará una sola vez.".into(),
-                    ],
-                    "Rotar token",
-                    back,
-                );
-            }
-            match state
-                .store
-                .rotate_channel(user.user_id, campaign.id, channel_id, now)
-                .await?
-            {
-                Ok(token) => {
-                    let mut view =
-                        channels_view(&req, &state, &user, campaign, "", &Fields::default())
-                            .await?;
-                    view.revealed = Some(Revealed {
-                        title: format!(
-                            "Nuevo token del canal {} «{}»",
-                            channel.kind.label(),
-                            channel.name
-                        ),
-                        token,
-                    });
-                    Ok(no_store(render_with_status(&view, StatusCode::OK)?))
-                }
-                Err(_) => Err(AppError::NotFound(NO_CHANNEL)),
-            }
-        }
+        "rotar" => rotate_channel_token(&req, &state, &user, campaign, &channel, confirmed).await,
         "desactivar" | "reactivar" => {
             let active = action == "reactivar";
-            if !active && !form.confirmed() {
-                return confirm(
-                    &req,
-                    &user,
-                    "campanas",
-                    format!(
-                        "¿Desactivar el canal {} «{}»?",
-                        channel.kind.label(),
-                        channel.name
-                    ),
-                    vec![
-                        "Los mensajes que lleguen por este canal serán rechazados.".into(),
-                        "Sus conversaciones siguen en la tabla y en el historial.".into(),
-                        "Puedes reactivarlo cuando quieras, con el mismo token.".into(),
-                    ],
-                    back,
-                );
+            if !active && !confirmed {
+                return confirm_channel_deactivation(&req, &user, &campaign, &channel);
             }
-            match state
-                .store
-                .set_channel_active(user.user_id, campaign.id, channel_id, active, now)
-                .await?
-            {
-                Ok(changed) => {
-                    let message = match (changed, active) {
-                        (false, _) => "Sin cambios".to_owned(),
-                        (true, true) => format!("Canal «{}» reactivado", channel.name),
-                        (true, false) => format!("Canal «{}» desactivado", channel.name),
-                    };
-                    set_flash(&session, &message);
-                    Ok(see_other(&back))
-                }
-                Err(_) => Err(AppError::NotFound(NO_CHANNEL)),
-            }
+            switch_channel(&state, &user, &session, &campaign, &channel, active).await
         }
         _ => Err(AppError::NotFound("No encontramos esa página.")),
     }
+}
+
+/// Where the channel actions answer.
+fn channels_href(campaign: &CampaignRecord) -> String {
+    format!("/campanas/{}/canales", campaign.id)
+}
+
+/// Rotates `channel`'s token once `confirmed` (asks first) and shows the
+/// new token this once.
+async fn rotate_channel_token(
+    req: &HttpRequest,
+    state: &AppState,
+    user: &CurrentUser,
+    campaign: CampaignRecord,
+    channel: &ChannelRecord,
+    confirmed: bool,
+) -> Result<HttpResponse, AppError> {
+    let label = format!("{} «{}»", channel.kind.label(), channel.name);
+    if !confirmed {
+        return confirm_with(
+            req,
+            user,
+            "campanas",
+            format!("¿Rotar el token del canal {label}?"),
+            vec![
+                "El token actual dejará de funcionar en ese momento: el conector del canal debe usar el nuevo.".into(),
+                "El nuevo token se mostrará una sola vez.".into(),
+            ],
+            "Rotar token",
+            channels_href(&campaign),
+        );
+    }
+    let rotated = state
+        .store
+        .rotate_channel(user.user_id, campaign.id, channel.id, Ts::now())
+        .await?;
+    let Ok(token) = rotated else {
+        return Err(AppError::NotFound(NO_CHANNEL));
+    };
+    let mut view = channels_view(req, state, user, campaign, "", &Fields::default()).await?;
+    view.revealed = Some(Revealed {
+        title: format!("Nuevo token del canal {label}"),
+        token,
+    });
+    Ok(no_store(render_with_status(&view, StatusCode::OK)?))
+}
+
+/// The question asked before deactivating `channel`.
+fn confirm_channel_deactivation(
+    req: &HttpRequest,
+    user: &CurrentUser,
+    campaign: &CampaignRecord,
+    channel: &ChannelRecord,
+) -> Result<HttpResponse, AppError> {
+    confirm(
+        req,
+        user,
+        "campanas",
+        format!(
+            "¿Desactivar el canal {} «{}»?",
+            channel.kind.label(),
+            channel.name
+        ),
+        vec![
+            "Los mensajes que lleguen por este canal serán rechazados.".into(),
+            "Sus conversaciones siguen en la tabla y en el historial.".into(),
+            "Puedes reactivarlo cuando quieras, con el mismo token.".into(),
+        ],
+        channels_href(campaign),
+    )
+}
+
+/// Switches `channel` on (`active`) or off, and says so.
+async fn switch_channel(
+    state: &AppState,
+    user: &CurrentUser,
+    session: &Session,
+    campaign: &CampaignRecord,
+    channel: &ChannelRecord,
+    active: bool,
+) -> Result<HttpResponse, AppError> {
+    let switched = state
+        .store
+        .set_channel_active(user.user_id, campaign.id, channel.id, active, Ts::now())
+        .await?;
+    let Ok(changed) = switched else {
+        return Err(AppError::NotFound(NO_CHANNEL));
+    };
+    let message = match (changed, active) {
+        (false, _) => "Sin cambios".to_owned(),
+        (true, true) => format!("Canal «{}» reactivado", channel.name),
+        (true, false) => format!("Canal «{}» desactivado", channel.name),
+    };
+    set_flash(session, &message);
+    Ok(see_other(&channels_href(campaign)))
 }
 
 /// `POST /campanas/{id}/tokens`: a new integration token, shown this once.

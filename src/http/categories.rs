@@ -20,7 +20,9 @@ use uuid::Uuid;
 use super::admin::{Fields, Opt, PAGE_KEYS, Pager, confirm, field_id, path_id, see_other};
 use super::pages::{PageContext, render_with_status, set_flash};
 use crate::app::state::AppState;
-use crate::db::{ADMIN_PAGE_SIZE, CampaignRecord, Direction, PageCursor, Refusal, Ts};
+use crate::db::{
+    ADMIN_PAGE_SIZE, AdminPage, CampaignRecord, CategoryAdmin, Direction, PageCursor, Refusal, Ts,
+};
 use crate::domain::admin::Name;
 use crate::http::auth::CurrentUser;
 use crate::http::error::AppError;
@@ -61,7 +63,7 @@ struct CategoryView {
 }
 
 #[derive(Template)]
-#[template(path = "categorias.html")]
+#[template(path = "categories.html")]
 struct CategoriesPage {
     ctx: PageContext,
     campaigns: Vec<Opt>,
@@ -121,6 +123,115 @@ fn page_href(campaign: Uuid, position: Option<i32>, anchor: &str) -> String {
     href
 }
 
+impl Failed {
+    /// The message of form `form`, when it is the one refused.
+    fn error_for(&self, form: &str) -> Option<String> {
+        (self.form == form).then(|| self.message.clone())
+    }
+
+    /// What form `form` shows: what was typed when it is the one refused,
+    /// otherwise `default`.
+    fn value_for(&self, form: &str, default: &str) -> String {
+        if self.form == form {
+            self.value.clone()
+        } else {
+            default.to_owned()
+        }
+    }
+}
+
+/// One page of `campaign`'s categories at `cursor` (an empty one without a
+/// campaign), and its pager.
+async fn load_categories(
+    state: &AppState,
+    campaign: Option<&CampaignRecord>,
+    cursor: Option<PageCursor<i32>>,
+) -> Result<(AdminPage<CategoryAdmin>, Pager), AppError> {
+    let Some(campaign) = campaign else {
+        let empty = AdminPage {
+            rows: Vec::new(),
+            has_prev: false,
+            has_next: false,
+        };
+        return Ok((empty, Pager::default()));
+    };
+    let page = state.store.categories_page(campaign.id, cursor).await?;
+    let pager = Pager::in_fields(
+        PAGE_KEYS,
+        "/categorias",
+        &[("campana", campaign.id.to_string())],
+        &page,
+        |cat| cat.position,
+    )
+    .labelled("Páginas de categorías");
+    Ok((page, pager))
+}
+
+/// The page's categories as the template shows them, with a refused
+/// form's message and value in its place.
+fn category_views(page: AdminPage<CategoryAdmin>, failed: &Failed) -> Vec<CategoryView> {
+    let count = page.rows.len();
+    let (has_prev, has_next) = (page.has_prev, page.has_next);
+    page.rows
+        .into_iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let key = format!("cat-{}", c.id);
+            let new_key = format!("nuevasub-{}", c.id);
+            let subs = c.subcategories.len();
+            CategoryView {
+                rename_value: failed.value_for(&key, &c.name),
+                rename_error: failed.error_for(&key),
+                new_sub_value: failed.value_for(&new_key, ""),
+                new_sub_error: failed.error_for(&new_key),
+                subcategories: c
+                    .subcategories
+                    .into_iter()
+                    .enumerate()
+                    .map(|(j, s)| {
+                        let key = format!("sub-{}", s.id);
+                        SubView {
+                            rename_value: failed.value_for(&key, &s.name),
+                            rename_error: failed.error_for(&key),
+                            id: s.id,
+                            name: s.name,
+                            active: s.active,
+                            first: j == 0,
+                            last: j + 1 == subs,
+                        }
+                    })
+                    .collect(),
+                id: c.id,
+                name: c.name,
+                active: c.active,
+                // The ends of the whole list, not of the page: the first of
+                // a later page moves up into the page before.
+                first: i == 0 && !has_prev,
+                last: i + 1 == count && !has_next,
+            }
+        })
+        .collect()
+}
+
+/// The campaign picker's options, `selected` chosen.
+fn campaign_choices(campaigns: &[CampaignRecord], selected: Option<&CampaignRecord>) -> Vec<Opt> {
+    campaigns
+        .iter()
+        .map(|c| {
+            let label = if c.active {
+                c.name.clone()
+            } else {
+                format!("{} (inactiva)", c.name)
+            };
+            Opt::new(
+                c.id.to_string(),
+                label,
+                selected.is_some_and(|s| s.id == c.id),
+            )
+        })
+        .collect()
+}
+
 /// The page of `selected` (or the first campaign) at `cursor`, with a
 /// refused form's message and value when there is one.
 async fn render_page(
@@ -141,101 +252,16 @@ async fn render_page(
             .or(campaigns.first())
             .cloned(),
     };
-    let (categories, pager) = match &campaign {
-        Some(c) => {
-            let page = state.store.categories_page(c.id, cursor).await?;
-            let pager = Pager::in_fields(
-                PAGE_KEYS,
-                "/categorias",
-                &[("campana", c.id.to_string())],
-                &page,
-                |cat| cat.position,
-            )
-            .labelled("Páginas de categorías");
-            (page, pager)
-        }
-        None => (
-            crate::db::AdminPage {
-                rows: Vec::new(),
-                has_prev: false,
-                has_next: false,
-            },
-            Pager::default(),
-        ),
-    };
+    let (categories, pager) = load_categories(state, campaign.as_ref(), cursor).await?;
     let failed = failed.unwrap_or_default();
-    let error_for = |form: &str| (failed.form == form).then(|| failed.message.clone());
-    let value_for = |form: &str, default: &str| {
-        if failed.form == form {
-            failed.value.clone()
-        } else {
-            default.to_owned()
-        }
-    };
-    let count = categories.rows.len();
-    let (has_prev, has_next) = (categories.has_prev, categories.has_next);
     let first_place = categories.rows.first().map_or(1, |c| c.position + 1);
-    let categories = categories
-        .rows
-        .into_iter()
-        .enumerate()
-        .map(|(i, c)| {
-            let key = format!("cat-{}", c.id);
-            let new_key = format!("nuevasub-{}", c.id);
-            let subs = c.subcategories.len();
-            CategoryView {
-                rename_value: value_for(&key, &c.name),
-                rename_error: error_for(&key),
-                new_sub_value: value_for(&new_key, ""),
-                new_sub_error: error_for(&new_key),
-                subcategories: c
-                    .subcategories
-                    .into_iter()
-                    .enumerate()
-                    .map(|(j, s)| {
-                        let key = format!("sub-{}", s.id);
-                        SubView {
-                            rename_value: value_for(&key, &s.name),
-                            rename_error: error_for(&key),
-                            id: s.id,
-                            name: s.name,
-                            active: s.active,
-                            first: j == 0,
-                            last: j + 1 == subs,
-                        }
-                    })
-                    .collect(),
-                id: c.id,
-                name: c.name,
-                active: c.active,
-                // The ends of the whole list, not of the page: the first of
-                // a later page moves up into the page before.
-                first: i == 0 && !has_prev,
-                last: i + 1 == count && !has_next,
-            }
-        })
-        .collect();
     let page = CategoriesPage {
         ctx: PageContext::new(req, user, "categorias")?,
-        campaigns: campaigns
-            .iter()
-            .map(|c| {
-                let label = if c.active {
-                    c.name.clone()
-                } else {
-                    format!("{} (inactiva)", c.name)
-                };
-                Opt::new(
-                    c.id.to_string(),
-                    label,
-                    campaign.as_ref().is_some_and(|s| s.id == c.id),
-                )
-            })
-            .collect(),
-        new_value: value_for("nueva", ""),
-        new_error: error_for("nueva"),
+        campaigns: campaign_choices(&campaigns, campaign.as_ref()),
+        new_value: failed.value_for("nueva", ""),
+        new_error: failed.error_for("nueva"),
+        categories: category_views(categories, &failed),
         campaign,
-        categories,
         first_place,
         pager,
         name_max: crate::domain::admin::NAME_MAX_CHARS,
@@ -528,6 +554,112 @@ fn anchor(item: Item, id: Uuid) -> String {
     }
 }
 
+/// The question asked before deactivating `item` `id` named `name` (its
+/// category at `position`).
+fn confirm_deactivation(
+    req: &HttpRequest,
+    user: &CurrentUser,
+    campaign: &CampaignRecord,
+    (item, id): (Item, Uuid),
+    name: &str,
+    position: i32,
+) -> Result<HttpResponse, AppError> {
+    let (title, first) = match item {
+        Item::Category => (
+            format!("¿Desactivar la categoría «{name}»?"),
+            format!(
+                "Dejará de ofrecerse al cancelar conversaciones de «{}», desde este momento, junto con sus subcategorías.",
+                campaign.name
+            ),
+        ),
+        Item::Subcategory => (
+            format!("¿Desactivar la subcategoría «{name}»?"),
+            "Dejará de ofrecerse al cancelar conversaciones, desde este momento.".to_owned(),
+        ),
+    };
+    confirm(
+        req,
+        user,
+        "categorias",
+        title,
+        vec![
+            first,
+            "Las conversaciones que ya la usan conservan su nombre en el historial.".into(),
+            "Puedes reactivarla cuando quieras.".into(),
+        ],
+        page_href(campaign.id, Some(position), &anchor(item, id)),
+    )
+}
+
+/// Applies `action` (`subir`, `bajar`, `desactivar`, `reactivar`) to
+/// `item` `id` of `campaign`; any other action is a page that does not exist.
+async fn apply_action(
+    state: &AppState,
+    user: &CurrentUser,
+    campaign: Uuid,
+    (item, id): (Item, Uuid),
+    action: &str,
+) -> Result<Result<bool, Refusal>, AppError> {
+    let now = Ts::now();
+    let store = &state.store;
+    let actor = user.user_id;
+    let direction = match action {
+        "subir" => Direction::Up,
+        "bajar" => Direction::Down,
+        "desactivar" | "reactivar" => {
+            let active = action == "reactivar";
+            return Ok(match item {
+                Item::Category => {
+                    store
+                        .set_category_active(actor, campaign, id, active, now)
+                        .await?
+                }
+                Item::Subcategory => {
+                    store
+                        .set_subcategory_active(actor, campaign, id, active, now)
+                        .await?
+                }
+            });
+        }
+        _ => return Err(AppError::NotFound("No encontramos esa página.")),
+    };
+    Ok(match item {
+        Item::Category => {
+            store
+                .move_category(actor, campaign, id, direction, now)
+                .await?
+        }
+        Item::Subcategory => {
+            store
+                .move_subcategory(actor, campaign, id, direction, now)
+                .await?
+        }
+    })
+}
+
+/// What the flash says after `action` on `item` answered `outcome`.
+fn action_message(
+    item: Item,
+    action: &str,
+    outcome: Result<bool, Refusal>,
+) -> Result<String, AppError> {
+    let what = if item == Item::Category {
+        "Categoría"
+    } else {
+        "Subcategoría"
+    };
+    Ok(match (outcome, action) {
+        (Err(Refusal::NotFound), _) => return Err(AppError::NotFound(NO_CATEGORY)),
+        (Err(other), _) => return Err(AppError::Conflict(format!("{other:?}"))),
+        (Ok(false), "subir" | "bajar") => "Ya está en ese extremo de la lista".to_owned(),
+        (Ok(false), _) => "Sin cambios".to_owned(),
+        (Ok(true), "subir") => format!("{what} movida hacia arriba"),
+        (Ok(true), "bajar") => format!("{what} movida hacia abajo"),
+        (Ok(true), "desactivar") => format!("{what} desactivada"),
+        (Ok(true), _) => format!("{what} reactivada"),
+    })
+}
+
 /// `POST /categorias/{campana}/{categoria|subcategoria}/{id}/{subir|bajar|desactivar|reactivar}`
 ///
 /// Moves go through the campaign's whole list: the first category of a
@@ -548,83 +680,11 @@ pub async fn act(
     let (name, position) = place(&state, campaign.id, item, id)
         .await?
         .ok_or(AppError::NotFound(NO_CATEGORY))?;
-    let now = Ts::now();
-    let store = &state.store;
-    let outcome = match (item, action.as_str()) {
-        (_, "desactivar") if !form.confirmed() => {
-            let (title, first) = match item {
-                Item::Category => (
-                    format!("¿Desactivar la categoría «{name}»?"),
-                    format!(
-                        "Dejará de ofrecerse al cancelar conversaciones de «{}», desde este momento, junto con sus subcategorías.",
-                        campaign.name
-                    ),
-                ),
-                Item::Subcategory => (
-                    format!("¿Desactivar la subcategoría «{name}»?"),
-                    "Dejará de ofrecerse al cancelar conversaciones, desde este momento."
-                        .to_owned(),
-                ),
-            };
-            return confirm(
-                &req,
-                &user,
-                "categorias",
-                title,
-                vec![
-                    first,
-                    "Las conversaciones que ya la usan conservan su nombre en el historial.".into(),
-                    "Puedes reactivarla cuando quieras.".into(),
-                ],
-                page_href(campaign.id, Some(position), &anchor(item, id)),
-            );
-        }
-        (Item::Category, "desactivar" | "reactivar") => {
-            store
-                .set_category_active(user.user_id, campaign.id, id, action == "reactivar", now)
-                .await?
-        }
-        (Item::Subcategory, "desactivar" | "reactivar") => {
-            store
-                .set_subcategory_active(user.user_id, campaign.id, id, action == "reactivar", now)
-                .await?
-        }
-        (_, "subir" | "bajar") => {
-            let direction = if action == "subir" {
-                Direction::Up
-            } else {
-                Direction::Down
-            };
-            match item {
-                Item::Category => {
-                    store
-                        .move_category(user.user_id, campaign.id, id, direction, now)
-                        .await?
-                }
-                Item::Subcategory => {
-                    store
-                        .move_subcategory(user.user_id, campaign.id, id, direction, now)
-                        .await?
-                }
-            }
-        }
-        _ => return Err(AppError::NotFound("No encontramos esa página.")),
-    };
-    let what = if item == Item::Category {
-        "Categoría"
-    } else {
-        "Subcategoría"
-    };
-    let message = match (outcome, action.as_str()) {
-        (Err(Refusal::NotFound), _) => return Err(AppError::NotFound(NO_CATEGORY)),
-        (Err(other), _) => return Err(AppError::Conflict(format!("{other:?}"))),
-        (Ok(false), "subir" | "bajar") => "Ya está en ese extremo de la lista".to_owned(),
-        (Ok(false), _) => "Sin cambios".to_owned(),
-        (Ok(true), "subir") => format!("{what} movida hacia arriba"),
-        (Ok(true), "bajar") => format!("{what} movida hacia abajo"),
-        (Ok(true), "desactivar") => format!("{what} desactivada"),
-        (Ok(true), _) => format!("{what} reactivada"),
-    };
+    if action == "desactivar" && !form.confirmed() {
+        return confirm_deactivation(&req, &user, &campaign, (item, id), &name, position);
+    }
+    let outcome = apply_action(&state, &user, campaign.id, (item, id), &action).await?;
+    let message = action_message(item, &action, outcome)?;
     // A moved category may now show on the page before or after.
     let position = match item {
         Item::Category => place(&state, campaign.id, item, id)

@@ -25,15 +25,15 @@ const SEARCH_MAX_CHARS: usize = 100;
 /// dropped with a notice instead of failing the page.
 #[derive(Debug, Default, Clone)]
 pub struct RawQuery {
-    pub estatus: String,
-    pub campana: String,
-    pub agente: String,
-    pub canal: String,
-    pub desde: String,
-    pub hasta: String,
+    pub status: String,
+    pub campaign: String,
+    pub agent: String,
+    pub channel: String,
+    pub from_day: String,
+    pub to_day: String,
     pub q: String,
-    pub despues: String,
-    pub antes: String,
+    pub after: String,
+    pub before: String,
 }
 
 impl RawQuery {
@@ -43,15 +43,15 @@ impl RawQuery {
         let mut raw = RawQuery::default();
         for (key, value) in pairs {
             let slot = match key.as_str() {
-                "estatus" => &mut raw.estatus,
-                "campana" => &mut raw.campana,
-                "agente" => &mut raw.agente,
-                "canal" => &mut raw.canal,
-                "desde" => &mut raw.desde,
-                "hasta" => &mut raw.hasta,
+                "estatus" => &mut raw.status,
+                "campana" => &mut raw.campaign,
+                "agente" => &mut raw.agent,
+                "canal" => &mut raw.channel,
+                "desde" => &mut raw.from_day,
+                "hasta" => &mut raw.to_day,
                 "q" => &mut raw.q,
-                "despues" => &mut raw.despues,
-                "antes" => &mut raw.antes,
+                "despues" => &mut raw.after,
+                "antes" => &mut raw.before,
                 _ => continue,
             };
             *slot = value.trim().to_owned();
@@ -72,12 +72,12 @@ impl RawQuery {
     /// The query string of these filters (without paging), plus `extra`.
     fn href(&self, extra: &[(&str, &str)]) -> String {
         let mut pairs: Vec<(&str, &str)> = [
-            ("estatus", self.estatus.as_str()),
-            ("campana", self.campana.as_str()),
-            ("agente", self.agente.as_str()),
-            ("canal", self.canal.as_str()),
-            ("desde", self.desde.as_str()),
-            ("hasta", self.hasta.as_str()),
+            ("estatus", self.status.as_str()),
+            ("campana", self.campaign.as_str()),
+            ("agente", self.agent.as_str()),
+            ("canal", self.channel.as_str()),
+            ("desde", self.from_day.as_str()),
+            ("hasta", self.to_day.as_str()),
             ("q", self.q.as_str()),
         ]
         .into_iter()
@@ -101,7 +101,7 @@ pub fn parse_filter(raw: &RawQuery, tz: chrono_tz::Tz) -> (ListFilter, Vec<Strin
             "Se ignoró el filtro de {what}: el valor no es válido."
         ))
     };
-    let status = match raw.estatus.as_str() {
+    let status = match raw.status.as_str() {
         "" | "abiertas" => Some(StatusFilter::Open),
         "todas" => Some(StatusFilter::All),
         other => match Status::parse(other) {
@@ -122,9 +122,9 @@ pub fn parse_filter(raw: &RawQuery, tz: chrono_tz::Tz) -> (ListFilter, Vec<Strin
         }
         parsed
     };
-    let campaign_id = uuid(&raw.campana, "campaña");
-    let agent_id = uuid(&raw.agente, "agente");
-    let channel_kind = match raw.canal.as_str() {
+    let campaign_id = uuid(&raw.campaign, "campaña");
+    let agent_id = uuid(&raw.agent, "agente");
+    let channel_kind = match raw.channel.as_str() {
         "" => None,
         other => {
             let kind = ChannelKind::parse(other);
@@ -146,8 +146,8 @@ pub fn parse_filter(raw: &RawQuery, tz: chrono_tz::Tz) -> (ListFilter, Vec<Strin
         }
         at
     };
-    let started_from = date(&raw.desde, "fecha inicial", false);
-    let started_before = date(&raw.hasta, "fecha final", true);
+    let started_from = date(&raw.from_day, "fecha inicial", false);
+    let started_before = date(&raw.to_day, "fecha final", true);
     // No name or phone holds a control character (the API refuses them),
     // and PostgreSQL text cannot hold U+0000.
     let search = if raw.q.chars().any(|c| c.is_control() && !c.is_whitespace()) {
@@ -348,25 +348,25 @@ fn options_of(items: impl Iterator<Item = (String, String)>, selected: &str) -> 
 }
 
 #[derive(Template)]
-#[template(path = "mensajes.html")]
-pub struct MensajesPage {
+#[template(path = "conversations.html")]
+pub struct ConversationListPage {
     pub ctx: PageContext,
-    /// Where the rendered [`MensajesResults`] go: [`RESULTS_SLOT`], replaced
-    /// by the kept bytes when the page is sent.
+    /// Where the rendered [`ConversationListResults`] go: [`RESULTS_SLOT`],
+    /// replaced by the kept bytes when the page is sent.
     pub results_html: String,
     pub campaigns: Vec<FilterOption>,
     pub agents: Vec<FilterOption>,
     pub channels: Vec<FilterOption>,
-    pub estatus: String,
-    pub desde: String,
-    pub hasta: String,
+    pub status: String,
+    pub from_day: String,
+    pub to_day: String,
     pub q: String,
 }
 
 /// The part of the page that filters and paging replace.
 #[derive(Template)]
-#[template(path = "_mensajes_results.html")]
-pub struct MensajesResults {
+#[template(path = "_conversation_results.html")]
+pub struct ConversationListResults {
     pub rows: Vec<RowView>,
     pub tabs: Vec<StatusTab>,
     pub notices: Vec<String>,
@@ -467,7 +467,7 @@ fn results(
     notices: Vec<String>,
     filter: &ListFilter,
     tz: chrono_tz::Tz,
-) -> MensajesResults {
+) -> ConversationListResults {
     let View { page, counts, .. } = view;
     let now = Utc::now();
     let rows: Vec<RowView> = page.rows.iter().map(|r| RowView::new(r, tz, now)).collect();
@@ -480,7 +480,7 @@ fn results(
             ..ListFilter::default()
         };
     let match_count = tabs.iter().find(|t| t.active).map_or(0, |t| t.count);
-    MensajesResults {
+    ConversationListResults {
         rows,
         tabs,
         notices,
@@ -505,12 +505,12 @@ const RESULTS_SLOT: &str = "<!--relevo:results-->";
 /// The page the query asks for (`despues` before `antes`); an unreadable
 /// one is noticed and the first page shown.
 fn read_cursor(raw: &RawQuery, notices: &mut Vec<String>) -> Option<Cursor> {
-    let cursor = if let Some((at, folio)) = parse_cursor(&raw.despues) {
+    let cursor = if let Some((at, folio)) = parse_cursor(&raw.after) {
         Some(Cursor::After(at, folio))
     } else {
-        parse_cursor(&raw.antes).map(|(at, folio)| Cursor::Before(at, folio))
+        parse_cursor(&raw.before).map(|(at, folio)| Cursor::Before(at, folio))
     };
-    if cursor.is_none() && !(raw.despues.is_empty() && raw.antes.is_empty()) {
+    if cursor.is_none() && !(raw.after.is_empty() && raw.before.is_empty()) {
         notices.push("La página pedida no es válida; se muestra la primera.".into());
     }
     cursor
@@ -558,26 +558,26 @@ pub async fn list(
         return Ok(spliced_html(&req, "", &results, ""));
     }
     let FilterChoices { campaigns, agents } = filter_choices(&state, scope).await?;
-    let page = MensajesPage {
+    let page = ConversationListPage {
         ctx: PageContext::new(&req, &user, "mensajes")?,
         results_html: RESULTS_SLOT.to_owned(),
         campaigns: options_of(
             campaigns.into_iter().map(|c| (c.id.to_string(), c.name)),
-            &raw.campana,
+            &raw.campaign,
         ),
         agents: options_of(
             agents.into_iter().map(|a| (a.id.to_string(), a.name)),
-            &raw.agente,
+            &raw.agent,
         ),
         channels: options_of(
             ChannelKind::ALL
                 .iter()
                 .map(|k| (k.as_str().to_owned(), k.label().to_owned())),
-            &raw.canal,
+            &raw.channel,
         ),
-        estatus: raw.estatus.clone(),
-        desde: raw.desde.clone(),
-        hasta: raw.hasta.clone(),
+        status: raw.status.clone(),
+        from_day: raw.from_day.clone(),
+        to_day: raw.to_day.clone(),
         q: raw.q.clone(),
     };
     let html = page
@@ -851,10 +851,10 @@ mod tests {
     #[test]
     fn unknown_filter_values_are_ignored_with_a_notice() {
         let raw = RawQuery {
-            estatus: "borrada".into(),
-            campana: "no-es-uuid".into(),
-            canal: "fax".into(),
-            desde: "2026-13-45".into(),
+            status: "borrada".into(),
+            campaign: "no-es-uuid".into(),
+            channel: "fax".into(),
+            from_day: "2026-13-45".into(),
             ..RawQuery::default()
         };
         let (filter, notices) = parse_filter(&raw, chrono_tz::America::Mexico_City);
@@ -868,8 +868,8 @@ mod tests {
     #[test]
     fn a_date_range_covers_whole_local_days() {
         let raw = RawQuery {
-            desde: "2026-11-26".into(),
-            hasta: "2026-11-26".into(),
+            from_day: "2026-11-26".into(),
+            to_day: "2026-11-26".into(),
             ..RawQuery::default()
         };
         let (filter, _) = parse_filter(&raw, chrono_tz::America::Mexico_City);

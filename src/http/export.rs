@@ -330,7 +330,7 @@ pub async fn csv_response(
 }
 
 /// `GET /mensajes/exportar?<filters>`: the table under its filters, every page.
-pub async fn mensajes(
+pub async fn conversations(
     req: HttpRequest,
     user: CurrentUser,
     state: web::Data<AppState>,

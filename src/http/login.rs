@@ -42,7 +42,9 @@ pub struct LoginForm {
 
 #[derive(Deserialize)]
 pub struct LoginQuery {
-    salida: Option<String>,
+    /// `?salida`: the person just logged out.
+    #[serde(rename = "salida")]
+    logged_out: Option<String>,
 }
 
 /// `GET /login`
@@ -59,7 +61,7 @@ pub async fn show(
         email: String::new(),
         error: None,
         notice: query
-            .salida
+            .logged_out
             .as_ref()
             .map(|_| "Cerraste sesión.")
             .or_else(|| crate::http::auth::session::take_end_notice(&session)),

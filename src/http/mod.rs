@@ -35,7 +35,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/mensajes/eventos", web::get().to(conversations::events))
         .route("/mensajes/cambios", web::get().to(conversations::changes))
         // Before `/mensajes/{folio}`, which would take these names for folios.
-        .route("/mensajes/exportar", web::get().to(export::mensajes))
+        .route("/mensajes/exportar", web::get().to(export::conversations))
         .route("/mensajes/lote", web::get().to(bulk::show))
         .route("/mensajes/lote", web::post().to(bulk::submit))
         .route(

@@ -404,7 +404,7 @@ mod tests {
     }
 
     #[test]
-    fn an_administrator_sees_mensajes_first() {
+    fn an_administrator_sees_conversations_first() {
         let items = menu(Role::Admin, "mensajes");
         assert_eq!(items[0].label, "Mensajes");
         assert!(items[0].active);

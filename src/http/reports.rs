@@ -29,9 +29,9 @@ const DEFAULT_DAYS: i64 = 30;
 /// The query: `desde`, `hasta` (YYYY-MM-DD) and any number of `campana`.
 #[derive(Debug, Default, Clone)]
 pub struct ReportQuery {
-    pub desde: String,
-    pub hasta: String,
-    pub campanas: Vec<String>,
+    pub from_day: String,
+    pub to_day: String,
+    pub campaigns: Vec<String>,
 }
 
 impl ReportQuery {
@@ -42,9 +42,9 @@ impl ReportQuery {
         for (key, value) in pairs {
             let value = value.trim().to_owned();
             match key.as_str() {
-                "desde" => query.desde = value,
-                "hasta" => query.hasta = value,
-                "campana" if !value.is_empty() => query.campanas.push(value),
+                "desde" => query.from_day = value,
+                "hasta" => query.to_day = value,
+                "campana" if !value.is_empty() => query.campaigns.push(value),
                 _ => {}
             }
         }
@@ -53,10 +53,10 @@ impl ReportQuery {
 
     fn query_string(&self) -> String {
         let mut pairs = vec![
-            ("desde", self.desde.as_str()),
-            ("hasta", self.hasta.as_str()),
+            ("desde", self.from_day.as_str()),
+            ("hasta", self.to_day.as_str()),
         ];
-        pairs.extend(self.campanas.iter().map(|c| ("campana", c.as_str())));
+        pairs.extend(self.campaigns.iter().map(|c| ("campana", c.as_str())));
         serde_urlencoded::to_string(pairs).unwrap_or_default()
     }
 }
@@ -64,8 +64,8 @@ impl ReportQuery {
 /// Field errors of the range.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct RangeErrors {
-    pub desde: Option<String>,
-    pub hasta: Option<String>,
+    pub from_day: Option<String>,
+    pub to_day: Option<String>,
 }
 
 /// Parses the range; empty fields default to the last 30 days up to `today`.
@@ -73,37 +73,37 @@ pub struct RangeErrors {
 /// [`YEARS`](crate::domain::days::YEARS), so the day after the range and
 /// the default start are always representable.
 pub fn parse_range(
-    desde: &str,
-    hasta: &str,
+    from_day: &str,
+    to_day: &str,
     today: NaiveDate,
 ) -> Result<(NaiveDate, NaiveDate), RangeErrors> {
     let mut errors = RangeErrors::default();
     let date = crate::domain::days::parse_day;
-    let to = if hasta.is_empty() {
+    let to = if to_day.is_empty() {
         Some(today)
     } else {
-        date(hasta)
+        date(to_day)
     };
-    let from = if desde.is_empty() {
+    let from = if from_day.is_empty() {
         to.map(|t| t - Duration::days(DEFAULT_DAYS - 1))
     } else {
-        date(desde)
+        date(from_day)
     };
     if from.is_none() {
-        errors.desde = Some("Escribe una fecha válida".into());
+        errors.from_day = Some("Escribe una fecha válida".into());
     }
     if to.is_none() {
-        errors.hasta = Some("Escribe una fecha válida".into());
+        errors.to_day = Some("Escribe una fecha válida".into());
     }
     let (Some(from), Some(to)) = (from, to) else {
         return Err(errors);
     };
     if to < from {
-        errors.hasta = Some("La fecha final es anterior a la inicial".into());
+        errors.to_day = Some("La fecha final es anterior a la inicial".into());
         return Err(errors);
     }
     if (to - from).num_days() + 1 > MAX_DAYS {
-        errors.hasta = Some("El periodo no puede pasar de 2 años".into());
+        errors.to_day = Some("El periodo no puede pasar de 2 años".into());
         return Err(errors);
     }
     Ok((from, to))
@@ -511,11 +511,11 @@ pub fn row_chart<'a>(lines: impl Iterator<Item = (&'a str, Pair)>) -> RowChart {
 }
 
 #[derive(Template)]
-#[template(path = "reportes.html")]
+#[template(path = "reports.html")]
 struct ReportPage {
     ctx: PageContext,
-    desde: String,
-    hasta: String,
+    from_day: String,
+    to_day: String,
     campaigns: Vec<FilterOption>,
     errors: RangeErrors,
     report: Option<Report>,
@@ -536,7 +536,7 @@ fn require_console(user: &CurrentUser) -> Result<(), AppError> {
 
 fn chosen_campaigns(query: &ReportQuery) -> Vec<Uuid> {
     query
-        .campanas
+        .campaigns
         .iter()
         .filter_map(|c| Uuid::parse_str(c).ok())
         .collect()
@@ -572,8 +572,8 @@ pub async fn show(
     let today = Utc::now().with_timezone(&tz).date_naive();
     let chosen = chosen_campaigns(&query);
     let campaigns = campaign_choices(&state, &user, &chosen).await?;
-    let (desde, hasta, errors, report, period) =
-        match parse_range(&query.desde, &query.hasta, today) {
+    let (from_day, to_day, errors, report, period) =
+        match parse_range(&query.from_day, &query.to_day, today) {
             Ok((from, to)) => {
                 let scope = Campaigns::within(&user.scope, &chosen);
                 let bounds = report_bounds(from, to, tz);
@@ -587,8 +587,8 @@ pub async fn show(
                 )
             }
             Err(errors) => (
-                query.desde.clone(),
-                query.hasta.clone(),
+                query.from_day.clone(),
+                query.to_day.clone(),
                 errors,
                 None,
                 String::new(),
@@ -615,15 +615,15 @@ pub async fn show(
             )
         });
     let export_query = ReportQuery {
-        desde: desde.clone(),
-        hasta: hasta.clone(),
-        campanas: query.campanas.clone(),
+        from_day: from_day.clone(),
+        to_day: to_day.clone(),
+        campaigns: query.campaigns.clone(),
     };
     render_with_status(
         &ReportPage {
             ctx: PageContext::new(&req, &user, "reportes")?,
-            desde,
-            hasta,
+            from_day,
+            to_day,
             campaigns,
             errors,
             report,
@@ -647,10 +647,10 @@ pub async fn export(
     let query = ReportQuery::from_request(&req);
     let tz = state.timezone;
     let today = Utc::now().with_timezone(&tz).date_naive();
-    let (from, to) = parse_range(&query.desde, &query.hasta, today).map_err(|e| {
+    let (from, to) = parse_range(&query.from_day, &query.to_day, today).map_err(|e| {
         AppError::Conflict(
-            e.hasta
-                .or(e.desde)
+            e.to_day
+                .or(e.from_day)
                 .unwrap_or_else(|| "El periodo no es válido".into()),
         )
     })?;
@@ -690,16 +690,16 @@ mod tests {
         let today = day("2026-11-26");
         let reversed = parse_range("2026-11-20", "2026-11-01", today).unwrap_err();
         assert_eq!(
-            reversed.hasta.as_deref(),
+            reversed.to_day.as_deref(),
             Some("La fecha final es anterior a la inicial")
         );
         let long = parse_range("2024-01-01", "2026-11-26", today).unwrap_err();
         assert_eq!(
-            long.hasta.as_deref(),
+            long.to_day.as_deref(),
             Some("El periodo no puede pasar de 2 años")
         );
         let bad = parse_range("2026-02-30", "x", today).unwrap_err();
-        assert!(bad.desde.is_some() && bad.hasta.is_some());
+        assert!(bad.from_day.is_some() && bad.to_day.is_some());
         assert!(parse_range("2024-11-27", "2026-11-26", today).is_ok());
     }
 

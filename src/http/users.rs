@@ -40,13 +40,13 @@ struct ListRow {
 }
 
 #[derive(Template)]
-#[template(path = "usuarios.html")]
+#[template(path = "users.html")]
 struct ListPage {
     ctx: PageContext,
     rows: Vec<ListRow>,
     roles: Vec<Opt>,
     campaigns: Vec<Opt>,
-    estados: Vec<Opt>,
+    active_choices: Vec<Opt>,
     notice: Option<String>,
     pager: Pager,
 }
@@ -99,9 +99,9 @@ pub async fn list(
         state.store.accounts_page(&filter, query.cursor()),
         state.store.all_campaigns()
     )?;
-    let rol_value = role.map_or("", Role::as_str);
-    let campana_value = campaign_id.map(|c| c.to_string()).unwrap_or_default();
-    let estado_value = match active {
+    let role_value = role.map_or("", Role::as_str);
+    let campaign_value = campaign_id.map(|c| c.to_string()).unwrap_or_default();
+    let active_value = match active {
         Some(true) => "activos",
         Some(false) => "inactivos",
         None => "",
@@ -109,9 +109,9 @@ pub async fn list(
     let pager = Pager::new(
         "/usuarios",
         &[
-            ("rol", rol_value.to_owned()),
-            ("campana", campana_value.clone()),
-            ("estado", estado_value.to_owned()),
+            ("rol", role_value.to_owned()),
+            ("campana", campaign_value.clone()),
+            ("estado", active_value.to_owned()),
         ],
         &page,
         |r| r.account.id,
@@ -150,13 +150,13 @@ pub async fn list(
                 .collect(),
             roles,
             campaigns,
-            estados: [
+            active_choices: [
                 ("", "Todos"),
                 ("activos", "Activos"),
                 ("inactivos", "Inactivos"),
             ]
             .iter()
-            .map(|(v, l)| Opt::new(*v, *l, *v == estado_value))
+            .map(|(v, l)| Opt::new(*v, *l, *v == active_value))
             .collect(),
             notice,
             pager,
@@ -168,21 +168,21 @@ pub async fn list(
 /// Field errors of the user form.
 #[derive(Default)]
 struct Errors {
-    nombre: Option<String>,
-    correo: Option<String>,
-    rol: Option<String>,
-    campanas: Option<String>,
-    contrasena: Option<String>,
-    estado: Option<String>,
+    name: Option<String>,
+    email: Option<String>,
+    role: Option<String>,
+    campaigns: Option<String>,
+    password: Option<String>,
+    active: Option<String>,
 }
 
 impl Errors {
     fn any(&self) -> bool {
-        self.nombre.is_some()
-            || self.correo.is_some()
-            || self.rol.is_some()
-            || self.campanas.is_some()
-            || self.contrasena.is_some()
+        self.name.is_some()
+            || self.email.is_some()
+            || self.role.is_some()
+            || self.campaigns.is_some()
+            || self.password.is_some()
     }
 }
 
@@ -194,7 +194,7 @@ struct CampaignChoice {
 }
 
 #[derive(Template)]
-#[template(path = "usuario.html")]
+#[template(path = "user.html")]
 struct UserPage {
     ctx: PageContext,
     /// `None` for the creation form.
@@ -269,22 +269,22 @@ struct Parsed {
 fn parse_form(form: &Fields, all: &[CampaignRecord]) -> Parsed {
     let mut errors = Errors::default();
     let name = Name::parse(form.get("nombre"))
-        .map_err(|e| errors.nombre = Some(e.message()))
+        .map_err(|e| errors.name = Some(e.message()))
         .ok();
     let email = Email::parse(form.get("correo"));
     if email.is_none() {
-        errors.correo = Some(BAD_EMAIL.into());
+        errors.email = Some(BAD_EMAIL.into());
     }
     let role = Role::parse(form.get("rol").trim());
     if role.is_none() {
-        errors.rol = Some("Elige un rol.".into());
+        errors.role = Some("Elige un rol.".into());
     }
     let mut checked = Vec::new();
     for raw in form.all("campanas") {
         match field_id(raw) {
             Ok(Some(id)) if all.iter().any(|c| c.id == id) => checked.push(id),
             Ok(None) => {}
-            _ => errors.campanas = Some("Una de las campañas elegidas no existe.".into()),
+            _ => errors.campaigns = Some("Una de las campañas elegidas no existe.".into()),
         }
     }
     let input = match (name, email, role) {
@@ -328,9 +328,9 @@ pub async fn create(
             form.get("correo").trim(),
         )
     {
-        errors.contrasena = Some(message);
+        errors.password = Some(message);
     }
-    if let Some(input) = input.filter(|_| errors.contrasena.is_none()) {
+    if let Some(input) = input.filter(|_| errors.password.is_none()) {
         let hash = if needs_password {
             Some(crate::services::auth::password::hash(password).await?)
         } else {
@@ -348,8 +348,8 @@ pub async fn create(
                 );
                 return Ok(see_other(&format!("/usuarios/{id}")));
             }
-            Err(Refusal::Duplicate) => errors.correo = Some(DUPLICATE_EMAIL.into()),
-            Err(Refusal::Invalid(message)) => errors.campanas = Some(message),
+            Err(Refusal::Duplicate) => errors.email = Some(DUPLICATE_EMAIL.into()),
+            Err(Refusal::Invalid(message)) => errors.campaigns = Some(message),
             Err(other) => return Err(AppError::Conflict(format!("{other:?}"))),
         }
     }
@@ -453,9 +453,9 @@ pub async fn update(
         checked,
     } = parse_form(&form, &all);
     if account.id == user.user_id && form.get("rol").trim() != account.role.as_str() {
-        errors.rol = Some("No puedes cambiar tu propio rol.".into());
+        errors.role = Some("No puedes cambiar tu propio rol.".into());
     }
-    if let Some(input) = input.filter(|_| errors.rol.is_none()) {
+    if let Some(input) = input.filter(|_| errors.role.is_none()) {
         match state
             .store
             .update_account(user.user_id, account.id, &input, Ts::now())
@@ -472,9 +472,9 @@ pub async fn update(
                 );
                 return Ok(see_other(&format!("/usuarios/{}", account.id)));
             }
-            Err(Refusal::Duplicate) => errors.correo = Some(DUPLICATE_EMAIL.into()),
-            Err(Refusal::LastSuperAdmin) => errors.rol = Some(LAST_SUPER_ROLE.into()),
-            Err(Refusal::Invalid(message)) => errors.campanas = Some(message),
+            Err(Refusal::Duplicate) => errors.email = Some(DUPLICATE_EMAIL.into()),
+            Err(Refusal::LastSuperAdmin) => errors.role = Some(LAST_SUPER_ROLE.into()),
+            Err(Refusal::Invalid(message)) => errors.campaigns = Some(message),
             Err(Refusal::NotFound) => return Err(AppError::NotFound(NO_USER)),
         }
     }
@@ -535,7 +535,7 @@ pub async fn set_password(
         }
     };
     let mut page = edit_page(&req, &state, &user, account, &campaigns).await?;
-    page.errors.contrasena = error;
+    page.errors.password = error;
     render_with_status(&page, StatusCode::UNPROCESSABLE_ENTITY)
 }
 
@@ -595,7 +595,7 @@ pub async fn set_active(
         }
     };
     let mut page = edit_page(&req, &state, &user, account, &campaigns).await?;
-    page.errors.estado = error;
+    page.errors.active = error;
     render_with_status(&page, StatusCode::UNPROCESSABLE_ENTITY)
 }
 

@@ -37,7 +37,9 @@ use crate::db::{
 };
 use crate::domain::admin::AuditAction;
 use crate::domain::conversation::{self as rules};
-use crate::domain::{AgentCandidate, Invalid, Lookup, Role, TransitionError};
+use crate::domain::{
+    AgentCandidate, Conversation, Invalid, Lookup, Role, Transition, TransitionError,
+};
 use crate::live::Feed;
 use crate::live::cache::EpochCache;
 
@@ -350,8 +352,166 @@ struct ItemContext<'a> {
     agent_name: Option<&'a str>,
 }
 
+/// How an item ends: its outcome, the reason key the summary counts and the
+/// message people read.
+struct Settlement {
+    outcome: ItemOutcome,
+    reason: String,
+    message: String,
+}
+
+impl Settlement {
+    fn new(outcome: ItemOutcome, reason: &str, message: impl Into<String>) -> Settlement {
+        Settlement {
+            outcome,
+            reason: reason.to_owned(),
+            message: message.into(),
+        }
+    }
+
+    fn not_found() -> Settlement {
+        Settlement::new(
+            ItemOutcome::NotFound,
+            REASON_NOT_FOUND,
+            crate::domain::conversation::NOT_FOUND,
+        )
+    }
+
+    /// The job's change applied to the conversation numbered `folio`.
+    fn applied(ctx: &ItemContext<'_>, folio: i64) -> Settlement {
+        let (reason, message) = match ctx.job.action {
+            BulkAction::Cancel => ("cancelled", format!("Conversación {folio} cancelada")),
+            BulkAction::Reassign => (
+                "reassigned",
+                format!(
+                    "Conversación {folio} reasignada a {}",
+                    ctx.agent_name.unwrap_or("otro agente")
+                ),
+            ),
+        };
+        Settlement::new(ItemOutcome::Applied, reason, message)
+    }
+
+    /// Why the rules refused the change.
+    fn refused(error: TransitionError) -> Settlement {
+        match error {
+            TransitionError::Invalid(list) => {
+                let key = list.first().map_or("omitted", |i| invalid_key(*i));
+                let message = list
+                    .iter()
+                    .map(|i| i.message())
+                    .collect::<Vec<_>>()
+                    .join(". ");
+                Settlement::new(ItemOutcome::Invalid, key, message)
+            }
+            TransitionError::NotAllowedFrom(status) => Settlement::new(
+                ItemOutcome::AlreadyFinal,
+                "already_final",
+                TransitionError::refusal(status),
+            ),
+            TransitionError::NotTheAssignedAgent => Settlement::new(
+                ItemOutcome::Invalid,
+                "omitted",
+                "No se puede hacer en esta conversación",
+            ),
+        }
+    }
+
+    fn conflict() -> Settlement {
+        Settlement::new(
+            ItemOutcome::Conflict,
+            "conflict",
+            "Otro cambio la modificó al mismo tiempo; inténtala de nuevo",
+        )
+    }
+}
+
+/// Records how `item` of the job ended; nothing lost access.
+async fn settle(
+    store: &Store,
+    ctx: &ItemContext<'_>,
+    item: &BulkItem,
+    settlement: Settlement,
+) -> StoreResult<Option<LostAccess>> {
+    let Settlement {
+        outcome,
+        reason,
+        message,
+    } = settlement;
+    store
+        .settle_bulk_item(
+            ctx.job.id,
+            item.position,
+            outcome,
+            &reason,
+            &message,
+            Ts::now(),
+        )
+        .await?;
+    Ok(None)
+}
+
+/// Whether the job's creator lost access (to the conversation `on`, when
+/// one is given).
+async fn lost_access(
+    store: &Store,
+    ctx: &ItemContext<'_>,
+    on: Option<(Uuid, i64)>,
+) -> StoreResult<Option<LostAccess>> {
+    let standing = ctx.access.standing(store, ctx.job.created_by).await?;
+    Ok(LostAccess::of(standing.as_ref(), on))
+}
+
+/// The agent a reassignment names, as a candidate in `campaign_id`,
+/// looked up once per campaign for the whole job.
+async fn agent_in(
+    store: &Store,
+    job: &BulkJob,
+    campaign_id: Uuid,
+    candidates: &mut HashMap<Uuid, Lookup<AgentCandidate>>,
+) -> StoreResult<Lookup<AgentCandidate>> {
+    let Some(agent_id) = job.agent_id else {
+        return Ok(Lookup::NotChosen);
+    };
+    if let Some(found) = candidates.get(&campaign_id) {
+        return Ok(*found);
+    }
+    let found = store
+        .agent_candidate(agent_id, campaign_id)
+        .await?
+        .map_or(Lookup::Unknown, Lookup::Found);
+    candidates.insert(campaign_id, found);
+    Ok(found)
+}
+
+/// The job's change on `conversation` as the rules decide it now.
+async fn decide(
+    store: &Store,
+    ctx: &ItemContext<'_>,
+    conversation: &Conversation,
+    candidates: &mut HashMap<Uuid, Lookup<AgentCandidate>>,
+) -> StoreResult<Result<Transition, TransitionError>> {
+    let job = ctx.job;
+    let now = Utc::now();
+    Ok(match job.action {
+        BulkAction::Cancel => rules::cancel(
+            conversation,
+            job.created_by,
+            ctx.category,
+            ctx.subcategory,
+            &job.comment,
+            now,
+        ),
+        BulkAction::Reassign => {
+            let agent = agent_in(store, job, conversation.campaign_id, candidates).await?;
+            rules::reassign(conversation, job.created_by, agent, &job.comment, now)
+        }
+    })
+}
+
 /// Settles one item, or answers why its creator may no longer act (then
-/// nothing was done to it).
+/// nothing was done to it): load the conversation, check the creator's
+/// access, decide, apply; again on the new state when another change won.
 async fn process_item(
     store: &Store,
     ctx: &ItemContext<'_>,
@@ -359,30 +519,8 @@ async fn process_item(
     candidates: &mut HashMap<Uuid, Lookup<AgentCandidate>>,
 ) -> StoreResult<Option<LostAccess>> {
     let job = ctx.job;
-    let lost = |on: Option<(Uuid, i64)>| async move {
-        let standing = ctx.access.standing(store, job.created_by).await?;
-        StoreResult::Ok(LostAccess::of(standing.as_ref(), on))
-    };
-    let settle = |outcome: ItemOutcome, reason: String, message: String| async move {
-        store
-            .settle_bulk_item(job.id, item.position, outcome, &reason, &message, Ts::now())
-            .await
-            .map(|()| None)
-    };
-    let not_found = || {
-        (
-            ItemOutcome::NotFound,
-            REASON_NOT_FOUND.to_owned(),
-            crate::domain::conversation::NOT_FOUND.to_owned(),
-        )
-    };
     let Some(conversation_id) = item.conversation_id else {
-        let (o, r, m) = not_found();
-        return settle(o, r, m).await;
-    };
-    let applied_key = match job.action {
-        BulkAction::Cancel => "cancelled",
-        BulkAction::Reassign => "reassigned",
+        return settle(store, ctx, item, Settlement::not_found()).await;
     };
     for attempt in 0..ATTEMPTS {
         // The creator's scope when the job was made: nothing outside it is
@@ -393,85 +531,26 @@ async fn process_item(
         else {
             // Nothing to change, but a job whose creator lost access
             // records nothing more either.
-            if let Some(why) = lost(None).await? {
+            if let Some(why) = lost_access(store, ctx, None).await? {
                 return Ok(Some(why));
             }
-            let (o, r, m) = not_found();
-            return settle(o, r, m).await;
+            return settle(store, ctx, item, Settlement::not_found()).await;
         };
-        let applied_message = || match job.action {
-            BulkAction::Cancel => format!("Conversación {} cancelada", conversation.folio),
-            BulkAction::Reassign => format!(
-                "Conversación {} reasignada a {}",
-                conversation.folio,
-                ctx.agent_name.unwrap_or("otro agente")
-            ),
-        };
+        let applied = Settlement::applied(ctx, conversation.folio);
         // Resumed after a crash: did this job change it before it could
         // settle the item? Its history row says so exactly.
         if attempt == 0 && store.bulk_job_changed(job.id, conversation_id).await? {
-            return settle(ItemOutcome::Applied, applied_key.into(), applied_message()).await;
+            return settle(store, ctx, item, applied).await;
         }
         // May the creator still act on it? Asked before every attempt, right
         // before deciding and applying.
-        if let Some(why) = lost(Some((conversation.campaign_id, conversation.folio))).await? {
+        let on = Some((conversation.campaign_id, conversation.folio));
+        if let Some(why) = lost_access(store, ctx, on).await? {
             return Ok(Some(why));
         }
-        let now = Utc::now();
-        let computed = match job.action {
-            BulkAction::Cancel => rules::cancel(
-                &conversation,
-                job.created_by,
-                ctx.category,
-                ctx.subcategory,
-                &job.comment,
-                now,
-            ),
-            BulkAction::Reassign => {
-                let agent = match job.agent_id {
-                    None => Lookup::NotChosen,
-                    Some(agent_id) => match candidates.get(&conversation.campaign_id) {
-                        Some(found) => *found,
-                        None => {
-                            let found = store
-                                .agent_candidate(agent_id, conversation.campaign_id)
-                                .await?
-                                .map_or(Lookup::Unknown, Lookup::Found);
-                            candidates.insert(conversation.campaign_id, found);
-                            found
-                        }
-                    },
-                };
-                rules::reassign(&conversation, job.created_by, agent, &job.comment, now)
-            }
-        };
-        let transition = match computed {
-            Ok(t) => t,
-            Err(TransitionError::Invalid(list)) => {
-                let key = list.first().map_or("omitted", |i| invalid_key(*i));
-                let message = list
-                    .iter()
-                    .map(|i| i.message())
-                    .collect::<Vec<_>>()
-                    .join(". ");
-                return settle(ItemOutcome::Invalid, key.into(), message).await;
-            }
-            Err(TransitionError::NotAllowedFrom(status)) => {
-                return settle(
-                    ItemOutcome::AlreadyFinal,
-                    "already_final".into(),
-                    TransitionError::refusal(status),
-                )
-                .await;
-            }
-            Err(TransitionError::NotTheAssignedAgent) => {
-                return settle(
-                    ItemOutcome::Invalid,
-                    "omitted".into(),
-                    "No se puede hacer en esta conversación".into(),
-                )
-                .await;
-            }
+        let transition = match decide(store, ctx, &conversation, candidates).await? {
+            Ok(transition) => transition,
+            Err(refused) => return settle(store, ctx, item, Settlement::refused(refused)).await,
         };
         let with = ApplyWith {
             bulk_job_id: Some(job.id),
@@ -482,16 +561,11 @@ async fn process_item(
             .await?
             .is_ok()
         {
-            return settle(ItemOutcome::Applied, applied_key.into(), applied_message()).await;
+            return settle(store, ctx, item, applied).await;
         }
         // Someone else changed it meanwhile: decide again on the new state.
     }
-    settle(
-        ItemOutcome::Conflict,
-        "conflict".into(),
-        "Otro cambio la modificó al mismo tiempo; inténtala de nuevo".into(),
-    )
-    .await
+    settle(store, ctx, item, Settlement::conflict()).await
 }
 
 /// Runs a job in the background.

@@ -785,7 +785,7 @@ async fn the_form_works_without_javascript(backend: Backend) {
     };
     app.login_as_admin().await;
     let fx = fixture(&app).await;
-    let volver = "/mensajes?estatus=todas&canal=whatsapp";
+    let return_to = "/mensajes?estatus=todas&canal=whatsapp";
     // The full page, inside the layout, with the form.
     let page = app
         .get(&format!(
@@ -805,7 +805,7 @@ async fn the_form_works_without_javascript(backend: Backend) {
             &[
                 ("_csrf", &csrf),
                 ("version", &version),
-                ("volver", volver),
+                ("volver", return_to),
                 ("accion", "cancelar"),
                 ("comentario", "sin categoría"),
             ],
@@ -821,22 +821,22 @@ async fn the_form_works_without_javascript(backend: Backend) {
             &[
                 ("_csrf", &csrf),
                 ("version", &version),
-                ("volver", volver),
+                ("volver", return_to),
                 ("accion", "cancelar"),
                 ("categoria", &fx.category.to_string()),
             ],
         )
         .await;
     assert_eq!(done.status, StatusCode::SEE_OTHER);
-    assert_eq!(done.location.as_deref(), Some(volver));
+    assert_eq!(done.location.as_deref(), Some(return_to));
     // …where a confirmation shows once.
-    let table = app.get(volver).await;
+    let table = app.get(return_to).await;
     assert!(
         table
             .body
             .contains(&format!("Conversación {} cancelada", fx.folio))
     );
-    let again = app.get(volver).await;
+    let again = app.get(return_to).await;
     assert!(
         !again
             .body
