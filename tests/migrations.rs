@@ -51,6 +51,41 @@ fn both_backends_have_the_same_migration_files() {
     assert_eq!(sqlite, postgres);
 }
 
+/// The fields of a migration that sqlx records or acts on; the text by its
+/// checksum (a SHA-384 of it, computed from the embedded text on one side
+/// and from the file on the other).
+type MigrationFields = (i64, String, sqlx::migrate::MigrationType, String, bool);
+
+fn fields(m: &sqlx::migrate::Migration) -> MigrationFields {
+    (
+        m.version,
+        m.description.to_string(),
+        m.migration_type,
+        m.checksum.iter().map(|b| format!("{b:02x}")).collect(),
+        m.no_tx,
+    )
+}
+
+/// The binary embeds each folder as sqlx reads it at run time, which is
+/// what `sqlx::migrate!` did at compile time: the same files, versions,
+/// descriptions, kinds, texts and transaction flags.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_embedded_migrations_are_the_migration_folders() {
+    for (dir, embedded) in [
+        ("sqlite", &*relevo::db::migrations::SQLITE),
+        ("postgres", &*relevo::db::migrations::POSTGRES),
+    ] {
+        let path =
+            std::path::PathBuf::from(format!("{}/migrations/{dir}", env!("CARGO_MANIFEST_DIR")));
+        let read = sqlx::migrate::Migrator::new(path).await.expect("folder");
+        let embedded: Vec<MigrationFields> = embedded.iter().map(fields).collect();
+        let read: Vec<MigrationFields> = read.iter().map(fields).collect();
+        let files = names(dir).iter().filter(|n| n.ends_with(".sql")).count();
+        assert_eq!(embedded.len(), files, "{dir}: one per file");
+        assert_eq!(embedded, read, "{dir}");
+    }
+}
+
 /// `_sqlx_migrations` as an earlier release recorded it (see the header of
 /// the fixture): version, description, checksum in hex.
 fn recorded_by_earlier_release(backend: Backend) -> Vec<(i64, String, String)> {
