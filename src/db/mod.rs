@@ -23,6 +23,7 @@ pub mod migrations;
 mod outbox;
 mod pg_deliveries;
 mod reports;
+mod row;
 mod sessions;
 mod throttle;
 mod transitions;
