@@ -22,6 +22,11 @@
 //! The detection runs at build time: cargo reruns this script when one of
 //! those variables changes or the watched directories do (installing or
 //! removing a package), which recompiles the crate once.
+//!
+//! It also lists the migration files for `db::migrations` (in
+//! `$OUT_DIR/migrations.rs`, an `include_str!` each), which embeds them the
+//! way `sqlx::migrate!` did without sqlx's proc-macro crate; cargo reruns it
+//! when a file in `migrations/` changes.
 
 use std::path::{Path, PathBuf};
 
@@ -52,7 +57,56 @@ fn postgres_bin() -> Option<PathBuf> {
     versions.pop()
 }
 
+/// The migration files of `dir` as `sqlx::migrate!` reads a folder: every
+/// file named `<VERSION>_<DESCRIPTION>.sql` (other names are ignored), as
+/// (version, the name after `<VERSION>_`, path), by version.
+fn migration_files(dir: &Path) -> Vec<(i64, String, PathBuf)> {
+    let entries =
+        std::fs::read_dir(dir).unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()));
+    let mut files = Vec::new();
+    for entry in entries {
+        let path = entry.expect("a migration directory entry").path();
+        if !std::fs::metadata(&path).is_ok_and(|m| m.is_file()) {
+            continue;
+        }
+        let name = path.file_name().unwrap_or_default().to_string_lossy();
+        let Some((version, rest)) = name.split_once('_') else {
+            continue;
+        };
+        if !rest.ends_with(".sql") {
+            continue;
+        }
+        let version: i64 = version.parse().unwrap_or_else(|_| {
+            panic!("migration file name {name:?}: expected an integer version prefix (`0001_…`)")
+        });
+        let path = path.canonicalize().expect("a migration file's path");
+        files.push((version, rest.to_owned(), path));
+    }
+    files.sort();
+    files
+}
+
+/// Writes `$OUT_DIR/migrations.rs`: `SQLITE_FILES` and `POSTGRES_FILES`, the
+/// (version, name after `<VERSION>_`, text) of each migration file.
+fn embed_migrations() {
+    println!("cargo::rerun-if-changed=migrations");
+    let manifest =
+        PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"));
+    let mut code = String::new();
+    for (constant, folder) in [("SQLITE_FILES", "sqlite"), ("POSTGRES_FILES", "postgres")] {
+        code += &format!("const {constant}: &[(i64, &str, &str)] = &[\n");
+        for (version, name, path) in migration_files(&manifest.join("migrations").join(folder)) {
+            let path = path.to_str().expect("a UTF-8 path to each migration file");
+            code += &format!("    ({version}, {name:?}, include_str!({path:?})),\n");
+        }
+        code += "];\n";
+    }
+    let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("OUT_DIR")).join("migrations.rs");
+    std::fs::write(&out, code).unwrap_or_else(|e| panic!("writing {}: {e}", out.display()));
+}
+
 fn main() {
+    embed_migrations();
     for cfg in [
         "relevo_postgres",
         "relevo_postgres_server",

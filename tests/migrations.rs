@@ -51,6 +51,140 @@ fn both_backends_have_the_same_migration_files() {
     assert_eq!(sqlite, postgres);
 }
 
+/// The fields of a migration that sqlx records or acts on; the text by its
+/// checksum (a SHA-384 of it, computed from the embedded text on one side
+/// and from the file on the other).
+type MigrationFields = (i64, String, sqlx::migrate::MigrationType, String, bool);
+
+fn fields(m: &sqlx::migrate::Migration) -> MigrationFields {
+    (
+        m.version,
+        m.description.to_string(),
+        m.migration_type,
+        m.checksum.iter().map(|b| format!("{b:02x}")).collect(),
+        m.no_tx,
+    )
+}
+
+/// The binary embeds each folder as sqlx reads it at run time, which is
+/// what `sqlx::migrate!` did at compile time: the same files, versions,
+/// descriptions, kinds, texts and transaction flags.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_embedded_migrations_are_the_migration_folders() {
+    for (dir, embedded) in [
+        ("sqlite", &*relevo::db::migrations::SQLITE),
+        ("postgres", &*relevo::db::migrations::POSTGRES),
+    ] {
+        let path =
+            std::path::PathBuf::from(format!("{}/migrations/{dir}", env!("CARGO_MANIFEST_DIR")));
+        let read = sqlx::migrate::Migrator::new(path).await.expect("folder");
+        let embedded: Vec<MigrationFields> = embedded.iter().map(fields).collect();
+        let read: Vec<MigrationFields> = read.iter().map(fields).collect();
+        let files = names(dir).iter().filter(|n| n.ends_with(".sql")).count();
+        assert_eq!(embedded.len(), files, "{dir}: one per file");
+        assert_eq!(embedded, read, "{dir}");
+    }
+}
+
+/// `_sqlx_migrations` as an earlier release recorded it (see the header of
+/// the fixture): version, description, checksum in hex.
+fn recorded_by_earlier_release(backend: Backend) -> Vec<(i64, String, String)> {
+    let dir = match backend {
+        Backend::Sqlite => "sqlite",
+        Backend::Postgres => "postgres",
+    };
+    let path = format!(
+        "{}/tests/assets/migrations/{dir}.tsv",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    fs::read_to_string(path)
+        .expect("fixture")
+        .lines()
+        .filter(|line| !line.starts_with('#'))
+        .map(|line| {
+            let fields: Vec<&str> = line.split('\t').collect();
+            let [version, description, checksum] = fields[..] else {
+                panic!("three tab-separated fields: {line:?}");
+            };
+            (
+                version.parse().expect("version"),
+                description.to_owned(),
+                checksum.to_owned(),
+            )
+        })
+        .collect()
+}
+
+const RECORDED: &str =
+    "select version, description, checksum from _sqlx_migrations order by version";
+
+/// What this binary recorded in `_sqlx_migrations`.
+async fn recorded(store: &Store) -> Vec<(i64, String, String)> {
+    let rows: Vec<(i64, String, Vec<u8>)> = match store {
+        Store::Sqlite(pools) => sqlx::query_as(RECORDED).fetch_all(&pools.read).await,
+        Store::Postgres(pg) => sqlx::query_as(RECORDED).fetch_all(&pg.pool).await,
+    }
+    .expect("read _sqlx_migrations");
+    rows.into_iter()
+        .map(|(version, description, checksum)| {
+            let hex = checksum.iter().map(|b| format!("{b:02x}")).collect();
+            (version, description, hex)
+        })
+        .collect()
+}
+
+/// A database an earlier release migrated still opens: sqlx refuses to
+/// start when an applied migration's checksum differs from the binary's, so
+/// this binary must record every migration exactly as that release did.
+/// Migrations added since come after the fixture's.
+async fn migrations_are_recorded_as_an_earlier_release_recorded_them(backend: Backend) {
+    let Some((store, _url, _guard)) = fresh_store(backend).await else {
+        return;
+    };
+    let earlier = recorded_by_earlier_release(backend);
+    let now = recorded(&store).await;
+    assert!(now.len() >= earlier.len(), "{now:?}");
+    assert_eq!(now[..earlier.len()], earlier[..]);
+    let newest = earlier.last().expect("fixture rows").0;
+    assert!(now[earlier.len()..].iter().all(|(v, _, _)| *v > newest));
+
+    // The bookkeeping rows that release wrote, then a start: validated, and
+    // nothing left to apply.
+    for (version, description, checksum) in &earlier {
+        let bytes: Vec<u8> = (0..checksum.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&checksum[i..i + 2], 16).expect("hex"))
+            .collect();
+        let update =
+            "update _sqlx_migrations set description = $1, checksum = $2 where version = $3";
+        match &store {
+            Store::Sqlite(pools) => sqlx::query(update)
+                .bind(description)
+                .bind(bytes)
+                .bind(version)
+                .execute(&pools.write)
+                .await
+                .map(|_| ()),
+            Store::Postgres(pg) => sqlx::query(update)
+                .bind(description)
+                .bind(bytes)
+                .bind(version)
+                .execute(&pg.pool)
+                .await
+                .map(|_| ()),
+        }
+        .expect("write the earlier release's row");
+    }
+    store.migrate().await.expect("opens");
+    let status = store.migration_status().await.expect("status");
+    assert!(
+        status.pending.is_empty() && status.failed.is_empty(),
+        "{status:?}"
+    );
+}
+
+on_both_backends!(migrations_are_recorded_as_an_earlier_release_recorded_them);
+
 /// Each file introduces the same names on both backends. A name an earlier
 /// file already introduced may come again on one backend only: SQLite
 /// rebuilds a table (with its constraints and indexes) to change what

@@ -14,6 +14,7 @@ use super::audit::{
     ADMIN_PAGE_SIZE, AdminPage, AdminResult, AuditEntry, Keyset, PageCursor, Refusal, admin_write,
     duplicate,
 };
+use super::row::from_row;
 use super::{StoreResult, Ts, with_read};
 use crate::domain::Role;
 use crate::domain::admin::{AuditAction, Name};
@@ -28,16 +29,18 @@ pub struct UserFilter {
     pub active: Option<bool>,
 }
 
-/// A user as the administration pages show it.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct AccountRow {
-    pub id: Uuid,
-    pub name: String,
-    pub email: String,
-    #[sqlx(try_from = "String")]
-    pub role: Role,
-    pub active: bool,
-    pub has_password: bool,
+from_row! {
+    /// A user as the administration pages show it.
+    #[derive(Debug, Clone)]
+    pub struct AccountRow {
+        pub id: Uuid,
+        pub name: String,
+        pub email: String,
+        #[try_from(String)]
+        pub role: Role,
+        pub active: bool,
+        pub has_password: bool,
+    }
 }
 
 /// A row of the Usuarios list, with the names of the user's campaigns.

@@ -17,6 +17,7 @@ use super::audit::{
 };
 pub use super::audit::{AdminResult, Refusal};
 use super::categories::{CATEGORIES, push_subcategories};
+use super::row::from_row;
 use super::{StoreResult, Ts, token_hash, with_read};
 use crate::domain::admin::{AuditAction, DayHours, Name, describe_schedule, parse_time};
 use crate::domain::text::fold;
@@ -26,58 +27,68 @@ use crate::live::Event;
 /// Candidates the member picker shows at once.
 pub const PICKER_PAGE_SIZE: i64 = 20;
 
-/// A campaign in the Campañas list, with its counts.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct CampaignSummary {
-    pub id: Uuid,
-    pub name: String,
-    pub active: bool,
-    pub timezone: String,
-    pub open_conversations: i64,
-    pub agents: i64,
-    pub admins: i64,
-    pub channels: i64,
+from_row! {
+    /// A campaign in the Campañas list, with its counts.
+    #[derive(Debug, Clone)]
+    pub struct CampaignSummary {
+        pub id: Uuid,
+        pub name: String,
+        pub active: bool,
+        pub timezone: String,
+        pub open_conversations: i64,
+        pub agents: i64,
+        pub admins: i64,
+        pub channels: i64,
+    }
 }
 
-/// A campaign as stored.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct CampaignRecord {
-    pub id: Uuid,
-    pub name: String,
-    pub active: bool,
-    pub timezone: String,
+from_row! {
+    /// A campaign as stored.
+    #[derive(Debug, Clone)]
+    pub struct CampaignRecord {
+        pub id: Uuid,
+        pub name: String,
+        pub active: bool,
+        pub timezone: String,
+    }
 }
 
-/// A channel of a campaign (its token is never readable).
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct ChannelRecord {
-    pub id: Uuid,
-    #[sqlx(try_from = "String")]
-    pub kind: ChannelKind,
-    pub name: String,
-    pub active: bool,
-    pub created_at: Ts,
+from_row! {
+    /// A channel of a campaign (its token is never readable).
+    #[derive(Debug, Clone)]
+    pub struct ChannelRecord {
+        pub id: Uuid,
+        #[try_from(String)]
+        pub kind: ChannelKind,
+        pub name: String,
+        pub active: bool,
+        pub created_at: Ts,
+    }
 }
 
-/// An integration token of a campaign (only its hash is stored).
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct TokenRecord {
-    pub id: Uuid,
-    pub name: String,
-    pub created_at: Ts,
-    pub revoked_at: Option<Ts>,
+from_row! {
+    /// An integration token of a campaign (only its hash is stored).
+    #[derive(Debug, Clone)]
+    pub struct TokenRecord {
+        pub id: Uuid,
+        pub name: String,
+        pub created_at: Ts,
+        pub revoked_at: Option<Ts>,
+    }
 }
 
-/// A user assigned to a campaign, or a candidate to assign.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct MemberRow {
-    pub id: Uuid,
-    pub name: String,
-    pub email: String,
-    #[sqlx(try_from = "String")]
-    pub role: Role,
-    pub active: bool,
-    pub connected: bool,
+from_row! {
+    /// A user assigned to a campaign, or a candidate to assign.
+    #[derive(Debug, Clone)]
+    pub struct MemberRow {
+        pub id: Uuid,
+        pub name: String,
+        pub email: String,
+        #[try_from(String)]
+        pub role: Role,
+        pub active: bool,
+        pub connected: bool,
+    }
 }
 
 const CAMPAIGN_SUMMARY_SELECT: &str = "select p.id, p.name, p.active, p.timezone, \

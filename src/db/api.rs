@@ -12,6 +12,7 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::conversations::ConversationDetail;
+use super::row::from_row;
 use super::transitions::ApplyWith;
 use super::{NotifyInTx, StoreResult, Ts, with_read, with_write};
 use crate::domain::schedule::{DayHours, parse_hhmm};
@@ -34,12 +35,14 @@ pub fn token_hash(token: &str) -> String {
         .collect()
 }
 
-/// The channel a channel token belongs to.
-#[derive(Debug, Clone, Copy, sqlx::FromRow)]
-pub struct ChannelAuth {
-    pub id: Uuid,
-    pub campaign_id: Uuid,
-    pub active: bool,
+from_row! {
+    /// The channel a channel token belongs to.
+    #[derive(Debug, Clone, Copy)]
+    pub struct ChannelAuth {
+        pub id: Uuid,
+        pub campaign_id: Uuid,
+        pub active: bool,
+    }
 }
 
 /// What a channel token authenticates: its channel, and whether the
@@ -83,14 +86,16 @@ pub struct InboundOutcome {
     pub replayed: bool,
 }
 
-/// One message of a conversation.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct MessageRow {
-    pub direction: String,
-    pub message_id: Option<String>,
-    pub agent_id: Option<Uuid>,
-    pub text: String,
-    pub at: Ts,
+from_row! {
+    /// One message of a conversation.
+    #[derive(Debug, Clone)]
+    pub struct MessageRow {
+        pub direction: String,
+        pub message_id: Option<String>,
+        pub agent_id: Option<Uuid>,
+        pub text: String,
+        pub at: Ts,
+    }
 }
 
 /// A conversation as the API shows it: the console's detail plus ids.
@@ -106,18 +111,19 @@ pub struct ApiConversation {
 /// (reactivates_id, closure_category_id, closure_subcategory_id).
 type ClosureIds = (Option<Uuid>, Option<Uuid>, Option<Uuid>);
 
-/// The transition state of a conversation (what [`Conversation`] needs).
-#[derive(sqlx::FromRow)]
-struct StateRow {
-    id: Uuid,
-    folio: i64,
-    campaign_id: Uuid,
-    channel_id: Uuid,
-    contact_id: Uuid,
-    #[sqlx(try_from = "String")]
-    status: Status,
-    version: i64,
-    agent_id: Option<Uuid>,
+from_row! {
+    /// The transition state of a conversation (what [`Conversation`] needs).
+    struct StateRow {
+        id: Uuid,
+        folio: i64,
+        campaign_id: Uuid,
+        channel_id: Uuid,
+        contact_id: Uuid,
+        #[try_from(String)]
+        status: Status,
+        version: i64,
+        agent_id: Option<Uuid>,
+    }
 }
 
 impl StateRow {

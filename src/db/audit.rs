@@ -6,6 +6,7 @@
 
 use uuid::Uuid;
 
+use super::row::from_row;
 use super::{StoreError, StoreResult, Ts, with_read};
 use crate::domain::admin::{AuditAction, AuditObject};
 
@@ -498,16 +499,18 @@ pub struct AuditFilter {
     pub before: Option<Ts>,
 }
 
-/// One row of the Auditoría view.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct AuditRow {
-    pub id: Uuid,
-    pub at: Ts,
-    pub actor_name: Option<String>,
-    pub action: String,
-    pub object_kind: String,
-    pub campaign_name: Option<String>,
-    pub summary: String,
+from_row! {
+    /// One row of the Auditoría view.
+    #[derive(Debug, Clone)]
+    pub struct AuditRow {
+        pub id: Uuid,
+        pub at: Ts,
+        pub actor_name: Option<String>,
+        pub action: String,
+        pub object_kind: String,
+        pub campaign_name: Option<String>,
+        pub summary: String,
+    }
 }
 
 const AUDIT_SELECT: &str = "select a.id, a.at, u.name as actor_name, a.action, a.object_kind, \

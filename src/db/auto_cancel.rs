@@ -16,39 +16,42 @@ use uuid::Uuid;
 use super::audit::{AdminResult, Refusal};
 use super::audit::{AuditEntry, admin_write};
 use super::outbox::OutboxKind;
+use super::row::from_row;
 use super::{NotifyInTx, StoreResult, Ts, with_read, with_write};
 use crate::domain::admin::AuditAction;
 use crate::domain::auto_cancel::{Measure, closure_label, describe, nudge_label};
 use crate::domain::{Conversation, Scope, Status};
 
-/// A rule with the names it refers to.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct AutoCancelRule {
-    pub id: Uuid,
-    pub campaign_id: Uuid,
-    pub campaign_name: String,
-    pub name: String,
-    #[sqlx(try_from = "String")]
-    pub status: Status,
-    #[sqlx(try_from = "String")]
-    pub measure: Measure,
-    pub window_minutes: i64,
-    pub category_id: Uuid,
-    pub category_name: String,
-    pub category_active: bool,
-    pub subcategory_id: Option<Uuid>,
-    pub subcategory_name: Option<String>,
-    pub comment: Option<String>,
-    pub nudge_text: Option<String>,
-    pub nudge_lead_minutes: Option<i64>,
-    pub active: bool,
-    pub created_at: Ts,
-    /// Whether its campaign is active (the background pass skips the rules
-    /// of an inactive campaign).
-    pub campaign_active: bool,
-    /// Whether it has nudged or cancelled a conversation: history refers to
-    /// it then, so it can be switched off but not deleted.
-    pub used: bool,
+from_row! {
+    /// A rule with the names it refers to.
+    #[derive(Debug, Clone)]
+    pub struct AutoCancelRule {
+        pub id: Uuid,
+        pub campaign_id: Uuid,
+        pub campaign_name: String,
+        pub name: String,
+        #[try_from(String)]
+        pub status: Status,
+        #[try_from(String)]
+        pub measure: Measure,
+        pub window_minutes: i64,
+        pub category_id: Uuid,
+        pub category_name: String,
+        pub category_active: bool,
+        pub subcategory_id: Option<Uuid>,
+        pub subcategory_name: Option<String>,
+        pub comment: Option<String>,
+        pub nudge_text: Option<String>,
+        pub nudge_lead_minutes: Option<i64>,
+        pub active: bool,
+        pub created_at: Ts,
+        /// Whether its campaign is active (the background pass skips the rules
+        /// of an inactive campaign).
+        pub campaign_active: bool,
+        /// Whether it has nudged or cancelled a conversation: history refers to
+        /// it then, so it can be switched off but not deleted.
+        pub used: bool,
+    }
 }
 
 impl AutoCancelRule {
@@ -155,17 +158,19 @@ pub struct NewAutoCancelRule {
     pub at: Ts,
 }
 
-/// A nudge sent to a conversation and whether its channel's connector
-/// has delivered it.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct NudgeSent {
-    pub rule_id: Uuid,
-    pub rule_name: String,
-    pub text: String,
-    pub sent_at: Ts,
-    /// The outbox item (none for nudges recorded before the outbox existed).
-    pub outbox_id: Option<Uuid>,
-    pub delivered_at: Option<Ts>,
+from_row! {
+    /// A nudge sent to a conversation and whether its channel's connector
+    /// has delivered it.
+    #[derive(Debug, Clone)]
+    pub struct NudgeSent {
+        pub rule_id: Uuid,
+        pub rule_name: String,
+        pub text: String,
+        pub sent_at: Ts,
+        /// The outbox item (none for nudges recorded before the outbox existed).
+        pub outbox_id: Option<Uuid>,
+        pub delivered_at: Option<Ts>,
+    }
 }
 
 /// Which conversations of a rule a query looks for.
@@ -199,19 +204,20 @@ impl StaleConversation {
     }
 }
 
-#[derive(sqlx::FromRow)]
-struct StaleRow {
-    id: Uuid,
-    folio: i64,
-    campaign_id: Uuid,
-    channel_id: Uuid,
-    contact_id: Uuid,
-    #[sqlx(try_from = "String")]
-    status: Status,
-    version: i64,
-    agent_id: Option<Uuid>,
-    last_activity_at: Ts,
-    since: Ts,
+from_row! {
+    struct StaleRow {
+        id: Uuid,
+        folio: i64,
+        campaign_id: Uuid,
+        channel_id: Uuid,
+        contact_id: Uuid,
+        #[try_from(String)]
+        status: Status,
+        version: i64,
+        agent_id: Option<Uuid>,
+        last_activity_at: Ts,
+        since: Ts,
+    }
 }
 
 /// Conversation `$1` is still at version `$2` and, unless `$3` is null, its

@@ -10,6 +10,7 @@ use uuid::Uuid;
 
 use super::audit::{AdminTx, AuditEntry};
 use super::conversations::{ListFilter, push_conditions};
+use super::row::from_row;
 use super::{StoreResult, Ts, with_read, with_write};
 use crate::domain::{Role, Scope};
 
@@ -147,21 +148,22 @@ pub struct BulkJob {
     pub finished_at: Option<Ts>,
 }
 
-#[derive(sqlx::FromRow)]
-struct JobRow {
-    id: Uuid,
-    created_by: Uuid,
-    scope_all: bool,
-    scope_campaigns: String,
-    action: String,
-    category_id: Option<Uuid>,
-    subcategory_id: Option<Uuid>,
-    agent_id: Option<Uuid>,
-    comment: String,
-    total: i64,
-    status: String,
-    created_at: Ts,
-    finished_at: Option<Ts>,
+from_row! {
+    struct JobRow {
+        id: Uuid,
+        created_by: Uuid,
+        scope_all: bool,
+        scope_campaigns: String,
+        action: String,
+        category_id: Option<Uuid>,
+        subcategory_id: Option<Uuid>,
+        agent_id: Option<Uuid>,
+        comment: String,
+        total: i64,
+        status: String,
+        created_at: Ts,
+        finished_at: Option<Ts>,
+    }
 }
 
 impl JobRow {
@@ -193,16 +195,18 @@ impl JobRow {
     }
 }
 
-/// One item of a job, processed or not.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct BulkItem {
-    pub position: i64,
-    pub requested: String,
-    pub conversation_id: Option<Uuid>,
-    pub folio: Option<i64>,
-    pub outcome: Option<String>,
-    pub reason: Option<String>,
-    pub message: Option<String>,
+from_row! {
+    /// One item of a job, processed or not.
+    #[derive(Debug, Clone)]
+    pub struct BulkItem {
+        pub position: i64,
+        pub requested: String,
+        pub conversation_id: Option<Uuid>,
+        pub folio: Option<i64>,
+        pub outcome: Option<String>,
+        pub reason: Option<String>,
+        pub message: Option<String>,
+    }
 }
 
 const JOB_SELECT: &str = "select id, created_by, scope_all, scope_campaigns, action, category_id, \
@@ -517,12 +521,13 @@ impl super::Store {
     /// `bulk::CreatorAccess` for the cached view the worker uses); `None`
     /// if there is no such user.
     pub async fn creator_standing(&self, user_id: Uuid) -> StoreResult<Option<CreatorStanding>> {
-        #[derive(sqlx::FromRow)]
-        struct Row {
-            name: String,
-            #[sqlx(try_from = "String")]
-            role: Role,
-            active: bool,
+        from_row! {
+            struct Row {
+                name: String,
+                #[try_from(String)]
+                role: Role,
+                active: bool,
+            }
         }
         let found: Option<(Row, Vec<Uuid>)> = with_read!(self, |pool| {
             let row: Option<Row> =

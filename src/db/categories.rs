@@ -20,6 +20,7 @@ use super::audit::{
     AdminPage, AdminResult, AuditEntry, ChildList, Keyset, PageCursor, Parent, Refusal,
     admin_write, duplicate,
 };
+use super::row::from_row;
 use super::{StoreResult, Ts, with_read};
 use crate::domain::admin::{AuditAction, Name};
 
@@ -29,13 +30,15 @@ use crate::domain::admin::{AuditAction, Name};
 /// their category, rather than paging a list inside a paged list.
 pub const MAX_SUBCATEGORIES: i64 = 50;
 
-/// A sub-category as the administration page shows it.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct SubcategoryAdmin {
-    pub id: Uuid,
-    pub category_id: Uuid,
-    pub name: String,
-    pub active: bool,
+from_row! {
+    /// A sub-category as the administration page shows it.
+    #[derive(Debug, Clone)]
+    pub struct SubcategoryAdmin {
+        pub id: Uuid,
+        pub category_id: Uuid,
+        pub name: String,
+        pub active: bool,
+    }
 }
 
 /// A category with all its sub-categories (active or not), in order.

@@ -6,6 +6,7 @@ use uuid::Uuid;
 use sqlx::QueryBuilder;
 
 use super::backend::Backend;
+use super::row::from_row;
 use super::{StoreResult, Ts, with_read};
 use crate::domain::{ActorKind, ChannelKind, Conversation, EventKind, Scope, Status};
 
@@ -52,34 +53,36 @@ pub struct ListFilter {
     pub search: Option<Search>,
 }
 
-/// One row of the Mensajes table.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct ConversationRow {
-    pub id: Uuid,
-    pub folio: i64,
-    pub campaign_id: Uuid,
-    pub channel_id: Uuid,
-    pub contact_id: Uuid,
-    #[sqlx(try_from = "String")]
-    pub status: Status,
-    pub version: i64,
-    pub agent_id: Option<Uuid>,
-    pub agent_name: Option<String>,
-    pub contact_name: Option<String>,
-    pub contact_external_id: String,
-    #[sqlx(try_from = "String")]
-    pub channel_kind: ChannelKind,
-    pub channel_name: String,
-    pub campaign_name: String,
-    pub started_at: Ts,
-    pub last_activity_at: Ts,
-    pub closed_at: Option<Ts>,
-    pub closer_name: Option<String>,
-    pub category_name: Option<String>,
-    pub subcategory_name: Option<String>,
-    pub closure_comment: Option<String>,
-    /// The folio of the final conversation this one restarted, if any.
-    pub reactivates_folio: Option<i64>,
+from_row! {
+    /// One row of the Mensajes table.
+    #[derive(Debug, Clone)]
+    pub struct ConversationRow {
+        pub id: Uuid,
+        pub folio: i64,
+        pub campaign_id: Uuid,
+        pub channel_id: Uuid,
+        pub contact_id: Uuid,
+        #[try_from(String)]
+        pub status: Status,
+        pub version: i64,
+        pub agent_id: Option<Uuid>,
+        pub agent_name: Option<String>,
+        pub contact_name: Option<String>,
+        pub contact_external_id: String,
+        #[try_from(String)]
+        pub channel_kind: ChannelKind,
+        pub channel_name: String,
+        pub campaign_name: String,
+        pub started_at: Ts,
+        pub last_activity_at: Ts,
+        pub closed_at: Option<Ts>,
+        pub closer_name: Option<String>,
+        pub category_name: Option<String>,
+        pub subcategory_name: Option<String>,
+        pub closure_comment: Option<String>,
+        /// The folio of the final conversation this one restarted, if any.
+        pub reactivates_folio: Option<i64>,
+    }
 }
 
 impl ConversationRow {
@@ -108,26 +111,28 @@ pub struct ListPage {
     pub has_older: bool,
 }
 
-/// One history row, with the names it refers to (kept after deactivation).
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct HistoryRow {
-    pub at: Ts,
-    #[sqlx(try_from = "String")]
-    pub kind: EventKind,
-    pub from_status: Option<String>,
-    #[sqlx(try_from = "String")]
-    pub to_status: Status,
-    pub from_agent_name: Option<String>,
-    pub to_agent_name: Option<String>,
-    pub category_name: Option<String>,
-    pub subcategory_name: Option<String>,
-    pub comment: Option<String>,
-    #[sqlx(try_from = "String")]
-    pub actor_kind: ActorKind,
-    pub actor_name: Option<String>,
-    /// The automatic-cancellation rule that wrote the row, and its name.
-    pub rule_id: Option<Uuid>,
-    pub rule_name: Option<String>,
+from_row! {
+    /// One history row, with the names it refers to (kept after deactivation).
+    #[derive(Debug, Clone)]
+    pub struct HistoryRow {
+        pub at: Ts,
+        #[try_from(String)]
+        pub kind: EventKind,
+        pub from_status: Option<String>,
+        #[try_from(String)]
+        pub to_status: Status,
+        pub from_agent_name: Option<String>,
+        pub to_agent_name: Option<String>,
+        pub category_name: Option<String>,
+        pub subcategory_name: Option<String>,
+        pub comment: Option<String>,
+        #[try_from(String)]
+        pub actor_kind: ActorKind,
+        pub actor_name: Option<String>,
+        /// The automatic-cancellation rule that wrote the row, and its name.
+        pub rule_id: Option<Uuid>,
+        pub rule_name: Option<String>,
+    }
 }
 
 /// A conversation with its full history, newest first.

@@ -14,6 +14,7 @@ use uuid::Uuid;
 
 use super::api::{InboundMessage, InboundOutcome};
 use super::backend::{Args, Backend};
+use super::row::from_row;
 use super::{ChannelAuth, Ts};
 use crate::domain::{Conversation, Status};
 use crate::live::{Announcer, Change, Event, Feed};
@@ -53,30 +54,34 @@ macro_rules! delivery_state_columns {
 }
 pub(super) use delivery_state_columns;
 
-/// What the look-up found: each part null when there is none.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub(super) struct DeliveryState {
-    pub(super) contact_id: Option<Uuid>,
-    pub(super) id: Option<Uuid>,
-    pub(super) folio: Option<i64>,
-    pub(super) campaign_id: Option<Uuid>,
-    pub(super) channel_id: Option<Uuid>,
-    pub(super) status: Option<String>,
-    pub(super) version: Option<i64>,
-    pub(super) agent_id: Option<Uuid>,
-    pub(super) seen_id: Option<Uuid>,
-    pub(super) seen_started: Option<bool>,
-    pub(super) seen_folio: Option<i64>,
-    pub(super) seen_reactivates_id: Option<Uuid>,
+from_row! {
+    /// What the look-up found: each part null when there is none.
+    #[derive(Debug, Clone)]
+    pub(super) struct DeliveryState {
+        pub(super) contact_id: Option<Uuid>,
+        pub(super) id: Option<Uuid>,
+        pub(super) folio: Option<i64>,
+        pub(super) campaign_id: Option<Uuid>,
+        pub(super) channel_id: Option<Uuid>,
+        pub(super) status: Option<String>,
+        pub(super) version: Option<i64>,
+        pub(super) agent_id: Option<Uuid>,
+        pub(super) seen_id: Option<Uuid>,
+        pub(super) seen_started: Option<bool>,
+        pub(super) seen_folio: Option<i64>,
+        pub(super) seen_reactivates_id: Option<Uuid>,
+    }
 }
 
-/// The first outcome of a processed delivery, as stored.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::FromRow)]
-pub(super) struct FirstOutcome {
-    pub(super) conversation_id: Uuid,
-    pub(super) started_conversation: bool,
-    pub(super) folio: i64,
-    pub(super) reactivates_id: Option<Uuid>,
+from_row! {
+    /// The first outcome of a processed delivery, as stored.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub(super) struct FirstOutcome {
+        pub(super) conversation_id: Uuid,
+        pub(super) started_conversation: bool,
+        pub(super) folio: i64,
+        pub(super) reactivates_id: Option<Uuid>,
+    }
 }
 
 impl FirstOutcome {

@@ -3,22 +3,27 @@
 
 use uuid::Uuid;
 
+use super::row::from_row;
 use super::{NotifyInTx, StoreError, StoreResult, Ts, with_read, with_write};
 use crate::domain::{ChannelKind, Role, Scope};
 use crate::live::Event;
 
-/// A campaign as a filter option.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct CampaignOption {
-    pub id: Uuid,
-    pub name: String,
+from_row! {
+    /// A campaign as a filter option.
+    #[derive(Debug, Clone)]
+    pub struct CampaignOption {
+        pub id: Uuid,
+        pub name: String,
+    }
 }
 
-/// A person (agent) as a filter option.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct PersonOption {
-    pub id: Uuid,
-    pub name: String,
+from_row! {
+    /// A person (agent) as a filter option.
+    #[derive(Debug, Clone)]
+    pub struct PersonOption {
+        pub id: Uuid,
+        pub name: String,
+    }
 }
 
 /// A channel kind present in the viewer's scope.
@@ -27,15 +32,17 @@ pub struct ChannelOption {
     pub kind: ChannelKind,
 }
 
-/// A user as stored (without the password hash).
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct UserRecord {
-    pub id: Uuid,
-    pub email: String,
-    pub name: String,
-    #[sqlx(try_from = "String")]
-    pub role: Role,
-    pub active: bool,
+from_row! {
+    /// A user as stored (without the password hash).
+    #[derive(Debug, Clone)]
+    pub struct UserRecord {
+        pub id: Uuid,
+        pub email: String,
+        pub name: String,
+        #[try_from(String)]
+        pub role: Role,
+        pub active: bool,
+    }
 }
 
 /// A user to create, with the names of the campaigns to assign.

@@ -19,9 +19,11 @@ mod demo;
 mod directory;
 mod group_commit;
 mod inbound;
+pub mod migrations;
 mod outbox;
 mod pg_deliveries;
 mod reports;
+mod row;
 mod sessions;
 mod throttle;
 mod transitions;
@@ -134,9 +136,6 @@ impl StoreError {
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
-
-static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
-static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
 /// SQLite pools: many readers, one writer. Serialising writes in the pool
 /// means a writer waits for the pool, never meets `SQLITE_BUSY` from a lock
@@ -403,8 +402,8 @@ impl Store {
             return Err(StoreError::NewerSchema(status.unknown));
         }
         match self {
-            Store::Sqlite(pools) => SQLITE_MIGRATIONS.run(&pools.write).await?,
-            Store::Postgres(pg) => POSTGRES_MIGRATIONS.run(&pg.pool).await?,
+            Store::Sqlite(pools) => migrations::SQLITE.run(&pools.write).await?,
+            Store::Postgres(pg) => migrations::POSTGRES.run(&pg.pool).await?,
         }
         Ok(())
     }
@@ -459,8 +458,8 @@ impl Store {
     /// Compares the applied migrations with this binary's.
     pub async fn migration_status(&self) -> StoreResult<MigrationStatus> {
         let migrator = match self {
-            Store::Sqlite(_) => &SQLITE_MIGRATIONS,
-            Store::Postgres(_) => &POSTGRES_MIGRATIONS,
+            Store::Sqlite(_) => &migrations::SQLITE,
+            Store::Postgres(_) => &migrations::POSTGRES,
         };
         let known: Vec<i64> = migrator.iter().map(|m| m.version).collect();
         let recorded: Result<Vec<(i64, bool)>, sqlx::Error> = with_read!(self, |pool| {

@@ -15,6 +15,7 @@
 
 use uuid::Uuid;
 
+use super::row::from_row;
 use super::{StoreResult, Ts, with_read, with_write};
 
 /// Writes an outbox item: (id, channel, conversation, message, kind, created at).
@@ -48,18 +49,20 @@ impl TryFrom<String> for OutboxKind {
     }
 }
 
-/// A pending item as its channel's connector receives it.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct OutboxItem {
-    pub id: Uuid,
-    pub conversation_id: Uuid,
-    pub folio: i64,
-    /// The customer's address on the channel (the contact's external id).
-    pub recipient: String,
-    pub text: String,
-    #[sqlx(try_from = "String")]
-    pub kind: OutboxKind,
-    pub created_at: Ts,
+from_row! {
+    /// A pending item as its channel's connector receives it.
+    #[derive(Debug, Clone)]
+    pub struct OutboxItem {
+        pub id: Uuid,
+        pub conversation_id: Uuid,
+        pub folio: i64,
+        /// The customer's address on the channel (the contact's external id).
+        pub recipient: String,
+        pub text: String,
+        #[try_from(String)]
+        pub kind: OutboxKind,
+        pub created_at: Ts,
+    }
 }
 
 /// What an acknowledgement found.

@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use super::backend::Backend;
 use super::conversations::{ListFilter, push_conditions};
+use super::row::from_row;
 use super::{StoreResult, Ts, with_read};
 use crate::domain::{ActorKind, ChannelKind, Scope, Status};
 
@@ -57,33 +58,37 @@ fn push_campaigns<DB: Backend>(qb: &mut sqlx::QueryBuilder<DB>, campaigns: &Camp
     }
 }
 
-/// Closing history rows of one combination of kind, closer and closure.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct ClosureCount {
-    #[sqlx(try_from = "String")]
-    pub to_status: Status,
-    #[sqlx(try_from = "String")]
-    pub actor_kind: ActorKind,
-    pub actor_id: Option<Uuid>,
-    pub actor_name: Option<String>,
-    pub category_id: Option<Uuid>,
-    pub category_name: Option<String>,
-    pub category_active: Option<bool>,
-    /// The campaign of the category (names repeat across campaigns).
-    pub category_campaign: Option<String>,
-    pub subcategory_id: Option<Uuid>,
-    pub subcategory_name: Option<String>,
-    pub subcategory_active: Option<bool>,
-    pub n: i64,
+from_row! {
+    /// Closing history rows of one combination of kind, closer and closure.
+    #[derive(Debug, Clone)]
+    pub struct ClosureCount {
+        #[try_from(String)]
+        pub to_status: Status,
+        #[try_from(String)]
+        pub actor_kind: ActorKind,
+        pub actor_id: Option<Uuid>,
+        pub actor_name: Option<String>,
+        pub category_id: Option<Uuid>,
+        pub category_name: Option<String>,
+        pub category_active: Option<bool>,
+        /// The campaign of the category (names repeat across campaigns).
+        pub category_campaign: Option<String>,
+        pub subcategory_id: Option<Uuid>,
+        pub subcategory_name: Option<String>,
+        pub subcategory_active: Option<bool>,
+        pub n: i64,
+    }
 }
 
-/// Closing history rows of one local day of the report.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct DayCount {
-    /// The day's position in the report's range (0 = the first day).
-    pub day: i64,
-    pub cancelled: i64,
-    pub resolved: i64,
+from_row! {
+    /// Closing history rows of one local day of the report.
+    #[derive(Debug, Clone)]
+    pub struct DayCount {
+        /// The day's position in the report's range (0 = the first day).
+        pub day: i64,
+        pub cancelled: i64,
+        pub resolved: i64,
+    }
 }
 
 /// What the report counts.
@@ -93,27 +98,29 @@ pub struct ReportCounts {
     pub days: Vec<DayCount>,
 }
 
-/// One conversation as the CSV export writes it.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct ExportRow {
-    pub folio: i64,
-    pub contact_name: Option<String>,
-    pub contact_external_id: String,
-    #[sqlx(try_from = "String")]
-    pub channel_kind: ChannelKind,
-    pub channel_name: String,
-    pub campaign_name: String,
-    pub agent_name: Option<String>,
-    #[sqlx(try_from = "String")]
-    pub status: Status,
-    pub started_at: Ts,
-    pub last_activity_at: Ts,
-    pub closed_at: Option<Ts>,
-    pub closer_name: Option<String>,
-    pub closer_kind: Option<String>,
-    pub category_name: Option<String>,
-    pub subcategory_name: Option<String>,
-    pub closure_comment: Option<String>,
+from_row! {
+    /// One conversation as the CSV export writes it.
+    #[derive(Debug, Clone)]
+    pub struct ExportRow {
+        pub folio: i64,
+        pub contact_name: Option<String>,
+        pub contact_external_id: String,
+        #[try_from(String)]
+        pub channel_kind: ChannelKind,
+        pub channel_name: String,
+        pub campaign_name: String,
+        pub agent_name: Option<String>,
+        #[try_from(String)]
+        pub status: Status,
+        pub started_at: Ts,
+        pub last_activity_at: Ts,
+        pub closed_at: Option<Ts>,
+        pub closer_name: Option<String>,
+        pub closer_kind: Option<String>,
+        pub category_name: Option<String>,
+        pub subcategory_name: Option<String>,
+        pub closure_comment: Option<String>,
+    }
 }
 
 /// Which conversations an export writes.

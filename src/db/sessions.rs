@@ -3,6 +3,7 @@
 
 use uuid::Uuid;
 
+use super::row::from_row;
 use super::{NotifyInTx, StoreResult, Ts, with_read, with_write};
 use crate::domain::{Role, Scope};
 use crate::live::Event;
@@ -19,28 +20,31 @@ pub struct Principal {
     pub scope: Scope,
 }
 
-/// What the login form needs to know about the account an e-mail names.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct LoginAccount {
-    pub id: Uuid,
-    pub name: String,
-    #[sqlx(try_from = "String")]
-    pub role: Role,
-    pub active: bool,
-    pub password_hash: Option<String>,
+from_row! {
+    /// What the login form needs to know about the account an e-mail names.
+    #[derive(Debug, Clone)]
+    pub struct LoginAccount {
+        pub id: Uuid,
+        pub name: String,
+        #[try_from(String)]
+        pub role: Role,
+        pub active: bool,
+        pub password_hash: Option<String>,
+    }
 }
 
-#[derive(sqlx::FromRow)]
-struct PrincipalRow {
-    user_id: Uuid,
-    name: String,
-    email: String,
-    #[sqlx(try_from = "String")]
-    role: Role,
-    active: bool,
-    created_at: Ts,
-    last_seen_at: Ts,
-    address: Option<String>,
+from_row! {
+    struct PrincipalRow {
+        user_id: Uuid,
+        name: String,
+        email: String,
+        #[try_from(String)]
+        role: Role,
+        active: bool,
+        created_at: Ts,
+        last_seen_at: Ts,
+        address: Option<String>,
+    }
 }
 
 impl super::Store {
@@ -175,13 +179,15 @@ pub struct SessionRecord {
     pub address: Option<String>,
 }
 
-/// One open session in a user's list.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct SessionRow {
-    pub id: Uuid,
-    pub created_at: Ts,
-    pub last_seen_at: Ts,
-    pub address: Option<String>,
+from_row! {
+    /// One open session in a user's list.
+    #[derive(Debug, Clone)]
+    pub struct SessionRow {
+        pub id: Uuid,
+        pub created_at: Ts,
+        pub last_seen_at: Ts,
+        pub address: Option<String>,
+    }
 }
 
 /// Which sessions are open at some instant: those started after

@@ -19,6 +19,7 @@ use super::backend::{Args, Backend};
 use super::conversations::{
     ConversationRow, HistoryRow, LATEST_EVENT_SELECT, row_columns, row_joins,
 };
+use super::row::from_row;
 use super::{StoreResult, Ts, with_read};
 use crate::domain::{AgentCandidate, CategoryRef, Role, SubcategoryRef, Transition};
 use crate::live::{Change, Event};
@@ -38,21 +39,24 @@ pub struct CategoryOption {
     pub subcategories: Vec<(Uuid, String)>,
 }
 
-/// An agent a conversation may be reassigned to.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct AgentOption {
-    pub id: Uuid,
-    pub name: String,
-    pub connected: bool,
+from_row! {
+    /// An agent a conversation may be reassigned to.
+    #[derive(Debug, Clone)]
+    pub struct AgentOption {
+        pub id: Uuid,
+        pub name: String,
+        pub connected: bool,
+    }
 }
 
-#[derive(sqlx::FromRow)]
-struct CandidateRow {
-    id: Uuid,
-    #[sqlx(try_from = "String")]
-    role: Role,
-    active: bool,
-    in_campaign: bool,
+from_row! {
+    struct CandidateRow {
+        id: Uuid,
+        #[try_from(String)]
+        role: Role,
+        active: bool,
+        in_campaign: bool,
+    }
 }
 
 /// The compare-and-set: `$1` conversation, `$2` the version the transition
