@@ -110,11 +110,7 @@ pub struct HistoryView {
 }
 
 impl HistoryView {
-    fn new(
-        row: &HistoryRow,
-        tz: chrono_tz::Tz,
-        now: chrono::DateTime<Utc>,
-    ) -> HistoryView {
+    fn new(row: &HistoryRow, tz: chrono_tz::Tz, now: chrono::DateTime<Utc>) -> HistoryView {
         use crate::domain::{ActorKind, EventKind};
         let who = match (row.actor_kind, &row.actor_name) {
             (_, Some(name)) => name.clone(),
