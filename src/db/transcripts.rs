@@ -259,16 +259,38 @@ fn page_of(mut rows: Vec<MessageRow>, position: TranscriptPosition, size: usize)
     }
 }
 
-/// Purges the texts of up to `$3` messages older than `$1`, oldest first,
-/// stamping them purged at `$2`; a message whose outbox item is still
-/// pending keeps its text until delivered. The outer `text is not null`
-/// makes a row another instance purged meanwhile count once.
-const PURGE_TEXTS: &str = "update messages set text = null, text_purged_at = $2 \
-    where text is not null and id in (select m.id from messages m \
-    where m.text is not null and m.at < $1 \
-    and not exists (select 1 from outbox_messages o \
-    where o.message_id = m.id and o.delivered_at is null) \
-    order by m.at limit $3)";
+/// The messages whose texts a purge batch takes: up to `$3` written before
+/// `$1`, oldest first, never one whose outbox item is still pending (the
+/// connector has yet to send it). A macro to be a literal in both
+/// dialects' statements below.
+macro_rules! purge_batch {
+    () => {
+        "select m.id from messages m where m.text is not null and m.at < $1 \
+         and not exists (select 1 from outbox_messages o \
+         where o.message_id = m.id and o.delivered_at is null) \
+         order by m.at limit $3"
+    };
+}
+
+/// SQLite: purges a batch (see [`purge_batch!`]), stamping it purged at
+/// `$2`. The outer `text is not null` counts a row once.
+const SQLITE_PURGE_TEXTS: &str = concat!(
+    "update messages set text = null, text_purged_at = $2 \
+     where text is not null and id in (",
+    purge_batch!(),
+    ")"
+);
+
+/// PostgreSQL: the same, the batch's ids taken first as an array, so each
+/// row is then found by its key (a join could read every unpurged row).
+/// The outer `text is not null` is checked again on a row another
+/// instance purged meanwhile, which is then not counted twice.
+const POSTGRES_PURGE_TEXTS: &str = concat!(
+    "update messages set text = null, text_purged_at = $2 \
+     where text is not null and id = any(array(",
+    purge_batch!(),
+    "))"
+);
 
 /// A bot turn of conversation `$1` with bot message id `$2`, if recorded.
 const BOT_TURN: &str = "select id, at from messages \
@@ -434,8 +456,12 @@ impl super::Store {
         now: Ts,
         batch: i64,
     ) -> StoreResult<u64> {
+        let statement = match self {
+            super::Store::Sqlite(_) => SQLITE_PURGE_TEXTS,
+            super::Store::Postgres(_) => POSTGRES_PURGE_TEXTS,
+        };
         Ok(with_write!(self, |pool| {
-            sqlx::query(PURGE_TEXTS)
+            sqlx::query(statement)
                 .bind(older_than)
                 .bind(now)
                 .bind(batch)
@@ -449,8 +475,9 @@ impl super::Store {
     /// and a newer one around `key`) and for a batch of the retention
     /// purge, one line per step, built by the code that serves them.
     /// `EXPLAIN QUERY PLAN` on SQLite, steps indented under their parent;
-    /// `EXPLAIN` with sequential scans discouraged on PostgreSQL, so a small
-    /// table still shows whether an index *can* serve each statement.
+    /// `EXPLAIN` with sequential scans and sorts discouraged on PostgreSQL,
+    /// so a small table still shows whether an index *can* serve each
+    /// statement in its order.
     pub async fn explain_transcript(
         &self,
         conversation_id: Uuid,
@@ -472,7 +499,7 @@ impl super::Store {
                     plans.push((name, indented(steps)));
                 }
                 let steps: Vec<(i64, i64, i64, String)> = sqlx::query_as(sqlx::AssertSqlSafe(
-                    format!("explain query plan {PURGE_TEXTS}"),
+                    format!("explain query plan {SQLITE_PURGE_TEXTS}"),
                 ))
                 .bind(key.at)
                 .bind(key.at)
@@ -482,8 +509,16 @@ impl super::Store {
                 plans.push(("purge batch", indented(steps)));
             }
             super::Store::Postgres(pg) => {
+                // Detector aids, for this connection only: with sequential
+                // scans and sorts both discouraged, a plan that still scans
+                // or sorts means that no index serves the statement in its
+                // order (on a small table the planner would otherwise sort
+                // a few rows, which says nothing of a long transcript).
                 let mut conn = pg.pool.acquire().await?;
                 sqlx::query("set enable_seqscan = off")
+                    .execute(&mut *conn)
+                    .await?;
+                sqlx::query("set enable_sort = off")
                     .execute(&mut *conn)
                     .await?;
                 let explained = explain_postgres(&mut conn, conversation_id, key, &pages).await;
@@ -491,6 +526,7 @@ impl super::Store {
                 sqlx::query("reset enable_seqscan")
                     .execute(&mut *conn)
                     .await?;
+                sqlx::query("reset enable_sort").execute(&mut *conn).await?;
                 plans = explained?;
             }
         }
@@ -534,12 +570,14 @@ async fn explain_postgres(
         push_page_query(&mut qb, conversation_id, *position, 51);
         plans.push((*name, qb.build_query_scalar().fetch_all(&mut *conn).await?));
     }
-    let purge = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("explain {PURGE_TEXTS}")))
-        .bind(key.at)
-        .bind(key.at)
-        .bind(500i64)
-        .fetch_all(&mut *conn)
-        .await?;
+    let purge = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "explain {POSTGRES_PURGE_TEXTS}"
+    )))
+    .bind(key.at)
+    .bind(key.at)
+    .bind(500i64)
+    .fetch_all(&mut *conn)
+    .await?;
     plans.push(("purge batch", purge));
     Ok(plans)
 }
