@@ -59,6 +59,13 @@ pub enum OpsCommand {
     Backup { path: std::path::PathBuf },
     /// Verify the database: integrity and migrations.
     Check,
+    /// Purge the texts of messages older than DAYS days (the messages, their
+    /// authors and times, and the history stay).
+    Purge {
+        #[arg(long = "older-than", value_name = "DAYS",
+              value_parser = clap::value_parser!(u32).range(1..=i64::from(crate::domain::transcript::MAX_RETENTION_DAYS)))]
+        older_than: u32,
+    },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -87,6 +94,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             crate::services::ops::backup(&settings, &path).await
         }
         Command::Ops(OpsCommand::Check) => crate::services::ops::check(&settings).await,
+        Command::Ops(OpsCommand::Purge { older_than }) => {
+            crate::services::ops::purge(&settings, older_than).await
+        }
         Command::CreateUser {
             email,
             name,

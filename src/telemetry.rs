@@ -109,6 +109,7 @@ pub struct Metrics {
     transitions: Family<TransitionLabels, Counter>,
     open_streams: Gauge,
     lagged_events: Counter,
+    purged_texts: Counter,
 }
 
 impl Default for Metrics {
@@ -120,6 +121,7 @@ impl Default for Metrics {
         let transitions = Family::<TransitionLabels, Counter>::default();
         let open_streams = Gauge::default();
         let lagged_events = Counter::default();
+        let purged_texts = Counter::default();
         // Help texts without their final period: the library adds it.
         let mut registry = Registry::default();
         registry.register(
@@ -147,6 +149,11 @@ impl Default for Metrics {
             "Events live viewers missed (each followed by a resync)",
             lagged_events.clone(),
         );
+        registry.register(
+            "relevo_transcript_texts_purged",
+            "Message texts purged by the retention policy (the messages stay)",
+            purged_texts.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -154,6 +161,7 @@ impl Default for Metrics {
             transitions,
             open_streams,
             lagged_events,
+            purged_texts,
         }
     }
 }
@@ -181,6 +189,16 @@ impl Metrics {
     /// A live viewer missed `n` events and was told to resync.
     pub fn events_lagged(&self, n: u64) {
         self.lagged_events.inc_by(n);
+    }
+
+    /// The retention policy purged the texts of `n` messages.
+    pub fn texts_purged(&self, n: u64) {
+        self.purged_texts.inc_by(n);
+    }
+
+    /// Message texts purged since the process started.
+    pub fn texts_purged_total(&self) -> u64 {
+        self.purged_texts.get()
     }
 
     fn request(&self, route: String, method: String, status: u16, seconds: f64) {
@@ -353,6 +371,7 @@ mod tests {
         metrics.request("/mensajes".into(), "GET".into(), 200, 0.003);
         metrics.transition_applied("cancelled");
         metrics.stream_opened();
+        metrics.texts_purged(500);
         let text = metrics.render(&Scrape {
             pools: &[("sqlite_read", 2, 1)],
             view_cache: (5, 3),
@@ -369,6 +388,7 @@ mod tests {
             "relevo_transitions_total{kind=\"cancelled\"} 1",
             "relevo_live_streams 1",
             "relevo_live_lagged_events_total 0",
+            "relevo_transcript_texts_purged_total 500",
             "relevo_db_pool_connections{pool=\"sqlite_read\",state=\"open\"} 2",
             "relevo_db_pool_connections{pool=\"sqlite_read\",state=\"idle\"} 1",
             "relevo_view_cache_total{outcome=\"hit\"} 5",

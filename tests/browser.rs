@@ -1,6 +1,7 @@
 //! End-to-end tests in real headless Chromium through WebDriver: login, the
 //! table, the Cancelar/Reasignar modal with the mouse and the keyboard, the
-//! conflict between two sessions, and an automated accessibility check.
+//! conflict between two sessions, the transcript on the conversation page
+//! and in the modal, and an automated accessibility check.
 
 mod common;
 
@@ -19,6 +20,8 @@ on_both_backends!(
     the_pages_pass_an_automated_accessibility_check,
     another_sessions_cancel_shows_without_a_reload,
     a_conversation_created_through_the_api_appears_and_a_dropped_stream_catches_up,
+    the_transcript_reads_like_a_chat_on_the_conversation_page,
+    the_modal_shows_the_last_messages_scrolled_to_the_newest,
 );
 
 /// Starts the app and a browser signed in as the demo Administrador.
@@ -396,7 +399,7 @@ async fn the_pages_pass_an_automated_accessibility_check(backend: Backend) {
     browser
         .goto(&format!("{}/mensajes/{folio}", app.address))
         .await;
-    browser.find(".timeline").await;
+    browser.find(".chat").await;
     assert_eq!(
         browser.accessibility_violations().await,
         Vec::<String>::new(),
@@ -553,6 +556,197 @@ async fn a_conversation_created_through_the_api_appears_and_a_dropped_stream_cat
     assert_eq!(
         browser
             .execute("return window.__noReload === true;", vec![])
+            .await,
+        json!(true)
+    );
+    browser.quit().await;
+}
+
+/// A demo conversation of the admin's campaigns in which the customer, the
+/// bot and an agent all wrote, short enough for one page.
+async fn chatty_folio(app: &TestApp) -> i64 {
+    app.folios_where(
+        "select c.folio from conversations c join campaigns p on p.id = c.campaign_id \
+         where p.name = $1 and c.status = 'in_progress' \
+         and (select count(*) from messages m where m.conversation_id = c.id) < 20 \
+         order by c.last_activity_at desc, c.folio desc",
+        "Ventas Hogar",
+    )
+    .await[0]
+}
+
+async fn the_transcript_reads_like_a_chat_on_the_conversation_page(backend: Backend) {
+    let Some((app, browser)) = signed_in(backend).await else {
+        return;
+    };
+    let folio = chatty_folio(&app).await;
+    browser
+        .goto(&format!("{}/mensajes/{folio}", app.address))
+        .await;
+    browser.find(".chat .chat-message").await;
+    // Who wrote each line, in words, oldest first; the hand-off and the
+    // first reply between the bot's and the agent's messages.
+    let lines = browser
+        .execute(
+            "return [...document.querySelectorAll('.chat > li')].map(li => \
+               li.classList.contains('chat-event') ? 'evento: ' + li.querySelector('strong').nextSibling.textContent.trim() \
+               : li.classList.contains('chat-day') ? 'día' \
+               : li.className.replace('chat-message chat-', '') + ': ' + li.querySelector('.bubble-role').textContent);",
+            vec![],
+        )
+        .await;
+    let lines: Vec<String> = serde_json::from_value(lines).unwrap();
+    let first = |prefix: &str| {
+        lines
+            .iter()
+            .position(|l| l.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no {prefix} in {lines:?}"))
+    };
+    assert_eq!(lines[0], "día");
+    assert!(
+        lines[1].starts_with("evento: · Inició la conversación"),
+        "{lines:?}"
+    );
+    assert_eq!(lines[2], "customer: Cliente");
+    assert!(first("bot: Bot") < first("evento: · Derivó a un agente"));
+    assert!(first("evento: · Derivó a un agente") < first("evento: · Primera respuesta"));
+    assert!(first("evento: · Primera respuesta") < first("agent: Agente"));
+    // The customer on the left, what goes out on the right.
+    let sides = browser
+        .execute(
+            "const box = s => document.querySelector(s + ' .bubble').getBoundingClientRect(); \
+             const chat = document.querySelector('.chat').getBoundingClientRect(); \
+             return [box('.chat-customer').left - chat.left, chat.right - box('.chat-agent').right, \
+                     chat.right - box('.chat-bot').right];",
+            vec![],
+        )
+        .await;
+    let sides: Vec<f64> = serde_json::from_value(sides).unwrap();
+    assert!(sides.iter().all(|gap| gap.abs() < 2.0), "{sides:?}");
+    // Every time is machine-readable.
+    assert_eq!(
+        browser
+            .execute(
+                "return [...document.querySelectorAll('.chat time')].every(t => !isNaN(Date.parse(t.getAttribute('datetime'))));",
+                vec![]
+            )
+            .await,
+        json!(true)
+    );
+
+    // A long transcript pages back and forth through links.
+    let long = app
+        .folios_where(
+            "select c.folio from conversations c join campaigns p on p.id = c.campaign_id \
+             where p.name = $1 and (select count(*) from messages m where m.conversation_id = c.id) > 50",
+            "Ventas Hogar",
+        )
+        .await[0];
+    browser
+        .goto(&format!("{}/mensajes/{long}", app.address))
+        .await;
+    let newest = browser
+        .execute(
+            "return document.querySelector('.chat-message:last-of-type .bubble-text').textContent;",
+            vec![],
+        )
+        .await;
+    let older = browser.find("a[rel=prev]").await;
+    assert_eq!(browser.text(&older).await, "Mensajes anteriores");
+    browser.click(&older).await;
+    browser
+        .wait_until(
+            "the older page",
+            "return location.search.includes('antes=') && !!document.querySelector('a[rel=next]');",
+        )
+        .await;
+    assert_eq!(
+        browser
+            .execute(
+                "return [...document.querySelectorAll('.bubble-text')].some(t => t.textContent === arguments[0]);",
+                vec![newest.clone()]
+            )
+            .await,
+        json!(false),
+        "the newest message is on the latest page only"
+    );
+    // Nothing overflows sideways, however long a word.
+    assert_eq!(
+        browser
+            .execute(
+                "const c = document.querySelector('.chat'); return c.scrollWidth <= c.clientWidth;",
+                vec![]
+            )
+            .await,
+        json!(true)
+    );
+    let latest = browser.find("a[href$='#transcripcion']:not([rel])").await;
+    browser.click(&latest).await;
+    browser
+        .wait_until(
+            "the latest page again",
+            "return !location.search.includes('antes=') && !document.querySelector('a[rel=next]');",
+        )
+        .await;
+    assert_eq!(
+        browser
+            .execute("return document.querySelector('.chat-message:last-of-type .bubble-text').textContent;", vec![])
+            .await,
+        newest
+    );
+    browser.quit().await;
+}
+
+async fn the_modal_shows_the_last_messages_scrolled_to_the_newest(backend: Backend) {
+    let Some((app, browser)) = signed_in(backend).await else {
+        return;
+    };
+    let folio = open_folio(&app).await;
+    // Its last five messages, to compare.
+    let id = app
+        .uuids_where(
+            "select id from conversations where folio = cast($1 as bigint)",
+            &folio.to_string(),
+        )
+        .await[0];
+    let page = app
+        .store
+        .transcript_page(id, relevo::db::TranscriptPosition::Latest, 5)
+        .await
+        .unwrap();
+    let expected: Vec<String> = page
+        .messages
+        .iter()
+        .map(|m| m.text.clone().unwrap_or_default())
+        .collect();
+    assert!(!expected.is_empty());
+    open_modal(&browser, folio).await;
+    let shown = browser
+        .execute(
+            "return [...document.querySelectorAll('#modal .recent-messages .bubble-text')].map(t => t.textContent);",
+            vec![],
+        )
+        .await;
+    assert_eq!(shown, json!(expected), "the last five, oldest first");
+    // Compact, and scrolled to the newest when they do not fit.
+    let list = browser
+        .execute(
+            "const l = document.querySelector('#modal .recent-messages .chat'); \
+             return [l.scrollHeight > l.clientHeight, l.scrollTop + l.clientHeight >= l.scrollHeight - 2, l.clientHeight <= 240];",
+            vec![],
+        )
+        .await;
+    let list: Vec<bool> = serde_json::from_value(list).unwrap();
+    assert!(list[1] && list[2], "{list:?}");
+    // Above the form, which still works with the keyboard from there.
+    assert_eq!(
+        browser
+            .execute(
+                "const r = document.querySelector('#modal .recent-messages'); \
+                 const f = document.querySelector('#modal form'); \
+                 return !!(r.compareDocumentPosition(f) & Node.DOCUMENT_POSITION_FOLLOWING);",
+                vec![]
+            )
             .await,
         json!(true)
     );

@@ -23,7 +23,7 @@ on_both_backends!(
     filters_narrow_the_rows,
     a_fragment_request_gets_only_the_results,
     a_gzip_client_gets_the_same_results_compressed,
-    the_detail_shows_the_history_newest_first,
+    the_detail_tells_the_history_oldest_first,
     a_reactivated_conversation_links_to_the_one_it_restarted,
     a_reloaded_page_shows_every_change_made_since_it_was_last_shown,
 );
@@ -714,7 +714,7 @@ async fn a_gzip_client_gets_the_same_results_compressed(backend: Backend) {
     assert!(!clean.contains("Se ignoró"));
 }
 
-async fn the_detail_shows_the_history_newest_first(backend: Backend) {
+async fn the_detail_tells_the_history_oldest_first(backend: Backend) {
     let Some(app) = spawn_app(backend).await else {
         return;
     };
@@ -728,7 +728,7 @@ async fn the_detail_shows_the_history_newest_first(backend: Backend) {
     let page = app.get(&format!("/mensajes/{folio}")).await;
     assert_eq!(page.status, StatusCode::OK);
     assert!(page.body.contains(&format!("Conversación {folio}")));
-    assert!(page.body.contains("Historial"));
+    assert!(page.body.contains("Mensajes e historial"));
     let cancelled = page
         .body
         .find("Canceló la conversación")
@@ -737,7 +737,7 @@ async fn the_detail_shows_the_history_newest_first(backend: Backend) {
         .body
         .find("Inició la conversación")
         .expect("the start is in the history");
-    assert!(cancelled < created, "newest first");
+    assert!(created < cancelled, "oldest first, like a chat");
     assert!(page.body.contains("Categoría:"));
 }
 

@@ -169,6 +169,8 @@ enum K {
     Date,
     /// A Mensajes page position (`<micros>.<folio>`).
     MsgCursor,
+    /// A transcript page position (`<micros>.<message id>`).
+    TranscriptCursor,
     /// An administration list position.
     PageCursor,
     /// One of these words (the first is the valid value).
@@ -531,7 +533,15 @@ static ROUTES: &[Route] = &[
         ],
     ),
     // One conversation.
-    get("/mensajes/{folio}", Console, &[p("folio", K::Folio)]),
+    get(
+        "/mensajes/{folio}",
+        Console,
+        &[
+            p("folio", K::Folio),
+            qo("antes", K::TranscriptCursor),
+            qo("despues", K::TranscriptCursor),
+        ],
+    ),
     get(
         "/mensajes/{folio}/acciones",
         Console,
@@ -879,6 +889,15 @@ static ROUTES: &[Route] = &[
             p("id", K::ApiConversation),
             j("agent_id", K::ApiAgent),
             j("text", K::Text("Con gusto le ayudo")),
+        ],
+    ),
+    post(
+        "/api/v1/conversations/{id}/bot-messages",
+        IntegrationApi,
+        &[
+            p("id", K::ApiConversation),
+            j("message_id", K::Unique),
+            j("text", K::Text("Elige una opción: 1) Pagos 2) Asesor")),
         ],
     ),
     post(
@@ -1284,6 +1303,20 @@ fn bad_values(param: &P, ids: &Ids, rng: &mut Rng) -> Vec<(String, V)> {
             t("30 February", "2026-02-30"),
             t("unpadded", "2026-1-5"),
             t("day first", "05/01/2026"),
+        ]),
+        K::TranscriptCursor => values.extend([
+            t("a Mensajes position", "1714000000000000.10001"),
+            t(
+                "an id of nothing",
+                format!("1714000000000000.{}", Uuid::now_v7()),
+            ),
+            t(
+                "instant past the years",
+                format!("253402300800000000.{}", Uuid::nil().simple()),
+            ),
+            t("id too short", "1714000000000000.0190d6d4"),
+            t("dot only", "."),
+            t("three parts", "1.2.3"),
         ]),
         K::MsgCursor => values.extend([
             t(
@@ -1918,7 +1951,7 @@ impl Fuzz {
             K::Choice(words) => text(words[0]),
             K::Zone => text("America/Mexico_City"),
             K::Bool => V::Raw("true".into()),
-            K::Date | K::MsgCursor | K::PageCursor | K::Junk => V::Missing,
+            K::Date | K::MsgCursor | K::TranscriptCursor | K::PageCursor | K::Junk => V::Missing,
         }
     }
 

@@ -229,6 +229,21 @@ async fn every_page_the_browser_tests_visit_is_valid_html(backend: Backend) {
     ] {
         pages.page(&root, name, &path, S::OK).await;
     }
+    // A transcript of several pages: the latest, and the one before it.
+    let long = app
+        .folios_where(
+            "select c.folio from conversations c where (select count(*) from messages m \
+             where m.conversation_id = c.id) > cast($1 as integer)",
+            "50",
+        )
+        .await[0];
+    let latest = format!("/mensajes/{long}");
+    pages.page(&root, "transcripcion", &latest, S::OK).await;
+    let body = app.get_with(&root, &latest).await.body;
+    let older = common::rel_link(&body, "prev").expect("Mensajes anteriores");
+    pages
+        .page(&root, "transcripcion-anterior", &older, S::OK)
+        .await;
     pages
         .page(&root, "404", "/mensajes/999999999", S::NOT_FOUND)
         .await;

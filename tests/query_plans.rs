@@ -308,3 +308,102 @@ async fn analysed_demo(backend: Backend) -> Option<(TestApp, DbGuardHandle)> {
     }
     Some((TestApp::attach(0, store, backend, url), guard))
 }
+
+on_both_backends!(every_transcript_query_uses_an_index);
+
+/// Whether a transcript statement's plan reads more than its page (or its
+/// batch): on SQLite a `SCAN` of messages or a sort (`TEMP B-TREE`: every
+/// message of the conversation read before the first is returned); on
+/// PostgreSQL a sequential scan of messages or a `Sort` node.
+fn transcript_full_read(backend: Backend, plan: &[String]) -> bool {
+    match backend {
+        Backend::Sqlite => plan.iter().any(|line| {
+            let line = line.trim();
+            (line.starts_with("SCAN m") && !line.contains(" USING "))
+                || line.starts_with("SCAN messages")
+                || line.contains("TEMP B-TREE")
+        }),
+        Backend::Postgres => plan.iter().any(|l| {
+            let step = l.trim_start().trim_start_matches("->").trim_start();
+            l.contains("Seq Scan on messages") || step.starts_with("Sort")
+        }),
+    }
+}
+
+async fn every_transcript_query_uses_an_index(backend: Backend) {
+    assert!(transcript_full_read(
+        Backend::Sqlite,
+        &["SCAN m".to_owned()]
+    ));
+    assert!(transcript_full_read(
+        Backend::Sqlite,
+        &[
+            "SEARCH m USING INDEX messages_transcript_idx (conversation_id=?)".to_owned(),
+            "USE TEMP B-TREE FOR ORDER BY".to_owned()
+        ]
+    ));
+    assert!(!transcript_full_read(
+        Backend::Sqlite,
+        &[
+            "SEARCH m USING INDEX messages_transcript_idx (conversation_id=? AND (at,id)<(?,?))"
+                .to_owned()
+        ]
+    ));
+    assert!(transcript_full_read(
+        Backend::Postgres,
+        &["  ->  Sort  (cost=1.0..2.0 rows=5 width=8)".to_owned()]
+    ));
+    assert!(transcript_full_read(
+        Backend::Postgres,
+        &["  ->  Seq Scan on messages m".to_owned()]
+    ));
+    let Some((app, _guard)) = analysed_demo(backend).await else {
+        return;
+    };
+    // The demo's longest transcript, around its middle.
+    let conversation = app
+        .uuids_where(
+            "select conversation_id from messages group by conversation_id \
+             having count(*) > cast($1 as integer) order by count(*) desc limit 1",
+            "50",
+        )
+        .await[0];
+    let page = app
+        .store
+        .transcript_page(conversation, relevo::db::TranscriptPosition::Latest, 50)
+        .await
+        .unwrap();
+    let key = page.older.expect("a transcript of several pages");
+    let plans = app
+        .store
+        .explain_transcript(conversation, key)
+        .await
+        .unwrap();
+    assert_eq!(plans.len(), 4);
+    // Each statement's own index; the purge also finds each row of its
+    // batch by its key (never by reading every unpurged row).
+    let key_index = match backend {
+        Backend::Sqlite => "sqlite_autoindex_messages_1",
+        Backend::Postgres => "messages_pkey",
+    };
+    let mut failures = Vec::new();
+    for (name, plan) in plans {
+        if std::env::var("SHOW_PLANS").is_ok() {
+            eprintln!("{backend:?} {name}:\n  {}", plan.join("\n  "));
+        }
+        let uses = |index: &str| plan.iter().any(|l| l.contains(index));
+        let indexed = if name == "purge batch" {
+            uses("messages_unpurged_at_idx") && uses(key_index)
+        } else {
+            uses("messages_transcript_idx")
+        };
+        if transcript_full_read(backend, &plan) || !indexed {
+            failures.push(format!("{name}:\n  {}", plan.join("\n  ")));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "transcript statements not served by their index:\n{}",
+        failures.join("\n")
+    );
+}

@@ -94,6 +94,7 @@ impl Application {
         store.start_listening();
         crate::services::router::spawn_scheduler(store.clone());
         crate::services::auto_cancel::spawn(store.clone());
+        crate::services::transcripts::spawn_purge(store.clone(), settings.transcript_days);
         let bulk_access = std::sync::Arc::new(crate::services::bulk::CreatorAccess::new(
             store.feed().clone(),
         ));
@@ -106,6 +107,7 @@ impl Application {
         let state = AppState {
             store,
             timezone: settings.timezone,
+            transcript_days: settings.transcript_days,
             metrics: settings.metrics.clone(),
             trusted_proxies: settings.trusted_proxies.clone(),
             password_checks: Default::default(),

@@ -20,6 +20,8 @@ use crate::live::cache::EpochCache;
 pub struct AppState {
     pub store: Store,
     pub timezone: chrono_tz::Tz,
+    /// Message texts are kept this many days (`RELEVO_TRANSCRIPT_DAYS`).
+    pub transcript_days: u32,
     pub metrics: crate::config::MetricsAccess,
     /// Whose forwarding headers name the client (see `auth::client_addr`).
     pub trusted_proxies: crate::config::TrustedProxies,

@@ -4,6 +4,8 @@ use std::net::SocketAddr;
 
 use anyhow::Context;
 
+use crate::domain::transcript::{DEFAULT_RETENTION_DAYS, MAX_RETENTION_DAYS};
+
 mod proxies;
 
 pub use proxies::TrustedProxies;
@@ -24,6 +26,9 @@ pub struct Settings {
     pub secure_cookies: bool,
     /// Time zone dates are shown in.
     pub timezone: chrono_tz::Tz,
+    /// Message texts older than this many days are purged
+    /// (`RELEVO_TRANSCRIPT_DAYS`); the messages themselves stay.
+    pub transcript_days: u32,
     /// Who may read `/metrics`.
     pub metrics: MetricsAccess,
     /// Reverse proxies whose `X-Forwarded-For`/`Forwarded` headers name the
@@ -80,6 +85,7 @@ impl Settings {
             session_key: None,
             secure_cookies: false,
             timezone: chrono_tz::America::Mexico_City,
+            transcript_days: DEFAULT_RETENTION_DAYS,
             metrics: MetricsAccess::default(),
             trusted_proxies: TrustedProxies::default(),
             session_idle: default_session_idle(),
@@ -88,8 +94,8 @@ impl Settings {
 
     /// Reads `DATABASE_URL`, `RELEVO_BIND`, `RELEVO_SESSION_KEY`,
     /// `RELEVO_SECURE_COOKIES`, `RELEVO_TIMEZONE`, `RELEVO_METRICS_ALLOW`,
-    /// `RELEVO_METRICS_TOKEN`, `RELEVO_TRUSTED_PROXIES` and
-    /// `RELEVO_SESSION_IDLE_MINUTES`.
+    /// `RELEVO_METRICS_TOKEN`, `RELEVO_TRUSTED_PROXIES`,
+    /// `RELEVO_SESSION_IDLE_MINUTES` and `RELEVO_TRANSCRIPT_DAYS`.
     pub fn from_env() -> anyhow::Result<Settings> {
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
         let bind = var("RELEVO_BIND").unwrap_or_else(|| DEFAULT_BIND.to_owned());
@@ -103,6 +109,7 @@ impl Settings {
             );
         }
         let session_idle = parse_idle_minutes(var("RELEVO_SESSION_IDLE_MINUTES").as_deref())?;
+        let transcript_days = parse_retention_days(var("RELEVO_TRANSCRIPT_DAYS").as_deref())?;
         let mut metrics = MetricsAccess::default();
         if let Some(list) = var("RELEVO_METRICS_ALLOW") {
             metrics.allow = list
@@ -130,6 +137,7 @@ impl Settings {
             })?,
             session_key,
             session_idle,
+            transcript_days,
             metrics,
             trusted_proxies,
             secure_cookies: parse_bool(var("RELEVO_SECURE_COOKIES").as_deref())
@@ -152,6 +160,19 @@ fn parse_idle_minutes(value: Option<&str>) -> anyhow::Result<std::time::Duration
         }
         _ => anyhow::bail!(
             "RELEVO_SESSION_IDLE_MINUTES must be a whole number of minutes from 1 to {MAX_SESSION_IDLE_MINUTES}, not {value:?}"
+        ),
+    }
+}
+
+/// `RELEVO_TRANSCRIPT_DAYS`: whole days from 1 to [`MAX_RETENTION_DAYS`].
+fn parse_retention_days(value: Option<&str>) -> anyhow::Result<u32> {
+    let Some(value) = value else {
+        return Ok(DEFAULT_RETENTION_DAYS);
+    };
+    match value.trim().parse::<u32>() {
+        Ok(days) if (1..=MAX_RETENTION_DAYS).contains(&days) => Ok(days),
+        _ => anyhow::bail!(
+            "RELEVO_TRANSCRIPT_DAYS must be a whole number of days from 1 to {MAX_RETENTION_DAYS}, not {value:?}"
         ),
     }
 }
@@ -185,6 +206,16 @@ mod tests {
         assert!(super::parse_bool(Some("TRUE")).unwrap());
         assert!(!super::parse_bool(None).unwrap());
         assert!(super::parse_bool(Some("maybe")).is_err());
+    }
+
+    #[test]
+    fn message_texts_are_kept_a_whole_number_of_days() {
+        assert_eq!(super::parse_retention_days(None).unwrap(), 180);
+        assert_eq!(super::parse_retention_days(Some(" 30 ")).unwrap(), 30);
+        assert_eq!(super::parse_retention_days(Some("36500")).unwrap(), 36_500);
+        for bad in ["0", "-1", "1.5", "36501", "seis meses"] {
+            assert!(super::parse_retention_days(Some(bad)).is_err(), "{bad}");
+        }
     }
 
     #[test]

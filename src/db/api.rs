@@ -13,10 +13,11 @@ use uuid::Uuid;
 
 use super::conversations::ConversationDetail;
 use super::row::from_row;
+use super::transcripts::{ALL_MESSAGES, MessageRow, NewMessage};
 use super::transitions::ApplyWith;
 use super::{NotifyInTx, StoreResult, Ts, with_read, with_write};
 use crate::domain::schedule::{DayHours, parse_hhmm};
-use crate::domain::{ChannelKind, Conversation, Scope, Status, Transition};
+use crate::domain::{Author, ChannelKind, Conversation, Scope, Status, Transition};
 use crate::live::{Change, Event};
 
 /// A random token of 32 bytes, hex-encoded (64 characters).
@@ -86,18 +87,6 @@ pub struct InboundOutcome {
     pub replayed: bool,
 }
 
-from_row! {
-    /// One message of a conversation.
-    #[derive(Debug, Clone)]
-    pub struct MessageRow {
-        pub direction: String,
-        pub message_id: Option<String>,
-        pub agent_id: Option<Uuid>,
-        pub text: String,
-        pub at: Ts,
-    }
-}
-
 /// A conversation as the API shows it: the console's detail plus ids.
 #[derive(Debug, Clone)]
 pub struct ApiConversation {
@@ -153,9 +142,6 @@ const RECENT_IN_STATUS: &str = "select id, folio, campaign_id, channel_id, conta
     version, agent_id from conversations where status = $1 \
     order by last_activity_at desc, folio desc limit $2";
 
-const INSERT_MESSAGE: &str = "insert into messages (id, conversation_id, direction, message_id, \
-    agent_id, text, at) values ($1, $2, $3, $4, $5, $6, $7)";
-
 /// An agent's later reply moves the activity only while the conversation is
 /// still as it was read (`$3`, its version: any transition moves it), and
 /// takes the row's lock before the message is written, so a reply never
@@ -163,23 +149,23 @@ const INSERT_MESSAGE: &str = "insert into messages (id, conversation_id, directi
 const TOUCH_ACTIVITY_IF_UNCHANGED: &str =
     "update conversations set last_activity_at = $2 where id = $1 and version = $3";
 
-/// Inserts an agent's message (`$message`: its row id and instant) in the
-/// open transaction `$tx`, on either backend. A macro so it expands per
-/// backend; it evaluates to the statement's `Result`.
-macro_rules! insert_agent_message {
-    ($tx:expr, $conversation_id:expr, $agent_id:expr, $text:expr, $message:expr) => {{
-        let (id, at): (Uuid, Ts) = $message;
-        sqlx::query(INSERT_MESSAGE)
-            .bind(id)
-            .bind($conversation_id)
-            .bind("outbound")
-            .bind(None::<String>)
-            .bind($agent_id)
-            .bind($text)
-            .bind(at)
-            .execute(&mut *$tx)
-            .await
-    }};
+/// An agent's message to `conversation_id` at `at`.
+fn agent_message<'a>(
+    id: Uuid,
+    conversation_id: Uuid,
+    agent_id: Uuid,
+    text: &'a str,
+    at: Ts,
+) -> NewMessage<'a> {
+    NewMessage {
+        id,
+        conversation_id,
+        author: Author::Agent,
+        message_id: None,
+        agent_id: Some(agent_id),
+        text,
+        at,
+    }
 }
 
 impl super::Store {
@@ -357,13 +343,10 @@ impl super::Store {
             .bind(id)
             .fetch_one(pool)
             .await?;
-            let messages = sqlx::query_as(
-                "select direction, message_id, agent_id, text, at from messages \
-                     where conversation_id = $1 order by at, id",
-            )
-            .bind(id)
-            .fetch_all(pool)
-            .await?;
+            let messages = sqlx::query_as(ALL_MESSAGES)
+                .bind(id)
+                .fetch_all(pool)
+                .await?;
             (ids, messages)
         });
         Ok(Some(ApiConversation {
@@ -400,14 +383,8 @@ impl super::Store {
                 .await?
                 .rows_affected();
             if touched == 1 {
-                sqlx::query(INSERT_MESSAGE)
-                    .bind(Uuid::now_v7())
-                    .bind(conversation.id)
-                    .bind("outbound")
-                    .bind(None::<String>)
-                    .bind(agent_id)
-                    .bind(text)
-                    .bind(now)
+                agent_message(Uuid::now_v7(), conversation.id, agent_id, text, now)
+                    .insert()?
                     .execute(&mut *tx)
                     .await?;
                 tx.notify_change(&notification).await?;
@@ -448,7 +425,10 @@ impl super::Store {
                     if !super::transitions::apply_sqlite(&mut tx, &t, ApplyWith::default()).await? {
                         return Ok::<_, sqlx::Error>(false);
                     }
-                    insert_agent_message!(tx, t.conversation_id, agent_id, &text, message)?;
+                    agent_message(message.0, t.conversation_id, agent_id, &text, message.1)
+                        .insert()?
+                        .execute(&mut *tx)
+                        .await?;
                     tx.commit().await?;
                     Ok(true)
                 })
@@ -465,7 +445,10 @@ impl super::Store {
                 )
                 .await?
                 {
-                    insert_agent_message!(tx, t.conversation_id, agent_id, text, message)?;
+                    agent_message(message.0, t.conversation_id, agent_id, text, message.1)
+                        .insert()?
+                        .execute(&mut *tx)
+                        .await?;
                     tx.commit().await?;
                     true
                 } else {

@@ -17,10 +17,11 @@ use super::audit::{AdminResult, Refusal};
 use super::audit::{AuditEntry, admin_write};
 use super::outbox::OutboxKind;
 use super::row::from_row;
+use super::transcripts::NewMessage;
 use super::{NotifyInTx, StoreResult, Ts, with_read, with_write};
 use crate::domain::admin::AuditAction;
 use crate::domain::auto_cancel::{Measure, closure_label, describe, nudge_label};
-use crate::domain::{Conversation, Scope, Status};
+use crate::domain::{Author, Conversation, Scope, Status};
 
 from_row! {
     /// A rule with the names it refers to.
@@ -165,7 +166,8 @@ from_row! {
     pub struct NudgeSent {
         pub rule_id: Uuid,
         pub rule_name: String,
-        pub text: String,
+        /// Null once purged by the retention policy.
+        pub text: Option<String>,
         pub sent_at: Ts,
         /// The outbox item (none for nudges recorded before the outbox existed).
         pub outbox_id: Option<Uuid>,
@@ -644,6 +646,7 @@ impl super::Store {
     ) -> StoreResult<bool> {
         let conversation = &stale.conversation;
         let message_id = Uuid::now_v7();
+        let nudge_key = format!("auto-cancel-nudge:{}", rule.id);
         let event = crate::live::Event::Changed(crate::live::Change {
             conversation_id: conversation.id,
             campaign_id: conversation.campaign_id,
@@ -670,15 +673,16 @@ impl super::Store {
             let inserted = if still.is_none() {
                 0
             } else {
-                sqlx::query(
-                    "insert into messages (id, conversation_id, direction, message_id, agent_id, text, at) \
-                     values ($1, $2, 'outbound', $3, null, $4, $5)",
-                )
-                .bind(message_id)
-                .bind(conversation.id)
-                .bind(format!("auto-cancel-nudge:{}", rule.id))
-                .bind(text)
-                .bind(at)
+                NewMessage {
+                    id: message_id,
+                    conversation_id: conversation.id,
+                    author: Author::System,
+                    message_id: Some(&nudge_key),
+                    agent_id: None,
+                    text,
+                    at,
+                }
+                .insert()?
                 .execute(&mut *tx)
                 .await?;
                 sqlx::query(

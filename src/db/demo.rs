@@ -2,9 +2,12 @@
 
 use uuid::Uuid;
 
-use crate::domain::conversation::Transition;
-use crate::domain::{ChannelKind, Conversation, Role};
+use chrono::{DateTime, Utc};
 
+use crate::domain::conversation::Transition;
+use crate::domain::{Author, ChannelKind, Conversation, Role};
+
+use super::transcripts::NewMessage;
 use super::{StoreResult, Ts, with_write};
 
 // The plan: what `services::demo` generates and this module writes.
@@ -58,6 +61,17 @@ pub struct PlannedConversation {
     pub reactivates: Option<Uuid>,
     /// Transitions after creation, oldest first.
     pub events: Vec<Transition>,
+    /// Its transcript, oldest first.
+    pub messages: Vec<PlannedMessage>,
+}
+
+/// A message of a planned conversation.
+pub struct PlannedMessage {
+    pub author: Author,
+    pub agent_id: Option<Uuid>,
+    pub message_id: Option<String>,
+    pub text: String,
+    pub at: DateTime<Utc>,
 }
 
 /// Everything `relevo demo` writes.
@@ -201,10 +215,13 @@ impl super::Store {
                 .await?;
             }
             for conv in &plan.conversations {
+                // The latest transition or message, whichever came last.
                 let last = conv
                     .events
-                    .last()
-                    .map_or(conv.started_at, |e| Ts::new(e.at));
+                    .iter()
+                    .map(|e| Ts::new(e.at))
+                    .chain(conv.messages.iter().map(|m| Ts::new(m.at)))
+                    .fold(conv.started_at, Ts::max);
                 let closing = conv.events.iter().rev().find(|e| e.closes());
                 sqlx::query(
                     "insert into conversations (id, campaign_id, channel_id, contact_id, status, is_open, version, \
@@ -260,6 +277,20 @@ impl super::Store {
                     .bind(e.comment.as_deref())
                     .bind(e.actor.kind().as_str())
                     .bind(e.actor.user_id())
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                for m in &conv.messages {
+                    NewMessage {
+                        id: Uuid::now_v7(),
+                        conversation_id: conv.state.id,
+                        author: m.author,
+                        message_id: m.message_id.as_deref(),
+                        agent_id: m.agent_id,
+                        text: &m.text,
+                        at: Ts::new(m.at),
+                    }
+                    .insert()?
                     .execute(&mut *tx)
                     .await?;
                 }

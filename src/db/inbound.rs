@@ -42,6 +42,7 @@ use super::delivery::{
     self, Decision, DeliveryPlan, DeliveryState, FirstOutcome, NewIds, PgWriter, Target,
     delivery_state_columns, refresh_contact,
 };
+use super::transcripts::insert_message_into;
 use super::{ChannelAuth, StoreResult, Ts};
 use crate::live::{Change, Event};
 
@@ -128,8 +129,10 @@ macro_rules! insert_created_event {
 /// Its message (the same arguments), a literal for `concat!`.
 macro_rules! insert_inbound_message {
     () => {
-        "insert into messages (id, conversation_id, direction, message_id, agent_id, text, at) \
-         values ($8, $1, 'inbound', $9, null, $10, $5)"
+        concat!(
+            insert_message_into!(),
+            "values ($8, $1, 'inbound', 'customer', $9, null, $10, $5)"
+        )
     };
 }
 /// Its delivery record (the same arguments), `$started` as a literal; a
@@ -162,11 +165,13 @@ const SQLITE_START: &str = concat!(
 /// SQLite: activity on the open conversation and the message (see
 /// [`DeliveryPlan::append_arguments`]). `$1` conversation, `$2` now, `$3`
 /// channel, `$4` message row id, `$5` message id, `$6` text.
-const SQLITE_CONTINUE: &str = "update conversations set last_activity_at = $2 where id = $1; \
-     insert into messages (id, conversation_id, direction, message_id, agent_id, text, at) \
-     values ($4, $1, 'inbound', $5, null, $6, $2); \
+const SQLITE_CONTINUE: &str = concat!(
+    "update conversations set last_activity_at = $2 where id = $1; ",
+    insert_message_into!(),
+    "values ($4, $1, 'inbound', 'customer', $5, null, $6, $2); \
      insert into inbound_messages (channel_id, message_id, conversation_id, received_at, \
-     started_conversation) values ($3, $5, $1, $2, false)";
+     started_conversation) values ($3, $5, $1, $2, false)"
+);
 
 /// PostgreSQL: [`SQLITE_START`] as one statement, plus the change's entry in
 /// the change log (`$11` payload, see [`crate::live`]). Answers the folio,
@@ -195,15 +200,18 @@ const POSTGRES_START: &str = concat!(
 /// [`POSTGRES_START`], whether the delivery record was inserted, and then
 /// whether the conversation took the message (0: it closed; nothing was
 /// written, and the delivery is decided again).
-const POSTGRES_CONTINUE: &str = "with touched as (update conversations \
+const POSTGRES_CONTINUE: &str = concat!(
+    "with touched as (update conversations \
      set last_activity_at = $2 where id = $1 and is_open returning 1), \
-     message as (insert into messages (id, conversation_id, direction, message_id, agent_id, \
-     text, at) select $4, $1, 'inbound', $5, null, $6, $2 from touched), \
+     message as (",
+    insert_message_into!(),
+    "select $4, $1, 'inbound', 'customer', $5, null, $6, $2 from touched), \
      claim as (insert into inbound_messages (channel_id, message_id, conversation_id, \
      received_at, started_conversation) select $3, $5, $1, $2, false from touched \
      on conflict (channel_id, message_id) do nothing returning 1), \
      announce as (insert into change_log (payload) select $7 from touched returning 1) \
-     select null::bigint, (select count(*) from claim), (select count(*) from announce)";
+     select null::bigint, (select count(*) from claim), (select count(*) from announce)"
+);
 
 /// A delivery already processed: its first outcome, as stored.
 const PROCESSED: &str = "select m.conversation_id, m.started_conversation, c.folio, \

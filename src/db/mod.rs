@@ -26,6 +26,7 @@ mod reports;
 mod row;
 mod sessions;
 mod throttle;
+mod transcripts;
 mod transitions;
 mod ts;
 mod write_lane;
@@ -45,7 +46,7 @@ pub use admin::{
 };
 pub use api::{
     ApiConversation, ChannelAuth, ChannelToken, InboundMessage, InboundOutcome, IntegrationToken,
-    MessageRow, random_token, token_hash,
+    random_token, token_hash,
 };
 pub use audit::{ADMIN_PAGE_SIZE, AdminPage, AuditEntry, AuditFilter, AuditRow, PageCursor};
 pub use auto_cancel::{
@@ -61,21 +62,27 @@ pub use conversations::{
 };
 pub use demo::{
     DemoPlan, DemoSummary, PlannedCampaign, PlannedCategory, PlannedChannel, PlannedContact,
-    PlannedConversation, PlannedUser,
+    PlannedConversation, PlannedMessage, PlannedUser,
 };
 pub use directory::{CampaignOption, ChannelOption, NewUser, PersonOption, UserRecord};
 pub use outbox::{Acknowledged, OutboxItem, OutboxKind};
 pub use reports::{Campaigns, ClosureCount, DayCount, ExportRow, ExportSource, ReportCounts};
 pub use sessions::Principal;
 pub use throttle::ThrottleState;
+pub use transcripts::{
+    BotTurn, MessageKey, MessageRow, RecordedMessage, TranscriptPage, TranscriptPosition,
+};
 pub use transitions::{AgentOption, ApplyWith, CategoryOption, Conflict};
 pub use ts::Ts;
 
 // Session lifetime and the lists of open sessions (see `auth::session`).
 pub use sessions::{SESSION_LIST_LIMIT, SessionLimits, SessionRecord, SessionRow};
 
-/// Errors of the persistence layer.
-#[derive(Debug, thiserror::Error)]
+/// Errors of the persistence layer. Their `Debug` (what the logs show)
+/// leaves out a database error's detail: PostgreSQL's names the values of
+/// the row at fault ("Failing row contains (…)"), which may be a message's
+/// text, a name or a comment, and those never reach the logs.
+#[derive(thiserror::Error)]
 pub enum StoreError {
     #[error("database error")]
     Database(#[from] sqlx::Error),
@@ -89,6 +96,27 @@ pub enum StoreError {
         "the database has migrations newer than this binary ({0:?}); upgrade relevo before starting it"
     )]
     NewerSchema(Vec<i64>),
+}
+
+impl std::fmt::Debug for StoreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreError::Database(sqlx::Error::Database(e)) => f
+                .debug_struct("Database")
+                .field("code", &e.code())
+                .field("message", &e.message())
+                .field("table", &e.table())
+                .field("constraint", &e.constraint())
+                .finish_non_exhaustive(),
+            StoreError::Database(e) => f.debug_tuple("Database").field(e).finish(),
+            StoreError::Migrate(e) => f.debug_tuple("Migrate").field(e).finish(),
+            StoreError::UnsupportedUrl => f.write_str("UnsupportedUrl"),
+            StoreError::Conflict(text) => f.debug_tuple("Conflict").field(text).finish(),
+            StoreError::NewerSchema(versions) => {
+                f.debug_tuple("NewerSchema").field(versions).finish()
+            }
+        }
+    }
 }
 
 /// Which migrations of this binary a database has.

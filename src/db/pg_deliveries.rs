@@ -60,6 +60,7 @@ use super::delivery::{
     delivery_state_columns, refresh_contact,
 };
 use super::inbound;
+use super::transcripts::insert_message_into;
 use super::{ChannelAuth, StoreResult, Ts};
 use crate::live::{Change, Event};
 
@@ -125,7 +126,8 @@ const DELIVERY_STATES: &str = concat!(
 /// concurrent delivery of one of them won), the new conversations' folios,
 /// and the open conversations actually touched (the others closed after the
 /// look-up: their deliveries are decided again).
-const WRITE_ALL: &str = "with touched as (update conversations c set last_activity_at = u.at \
+const WRITE_ALL: &str = concat!(
+    "with touched as (update conversations c set last_activity_at = u.at \
      from unnest($1::uuid[], $2::timestamptz[]) as u(id, at) where c.id = u.id and c.is_open \
      returning c.id), \
      conversation as (insert into conversations (id, campaign_id, channel_id, contact_id, \
@@ -142,9 +144,10 @@ const WRITE_ALL: &str = "with touched as (update conversations c set last_activi
      select e.id, e.conversation_id, e.at, 'created', null::text, 'icr', null::uuid, null::uuid, \
      null::uuid, null::uuid, null::text, 'customer', null::uuid \
      from unnest($9::uuid[], $3::uuid[], $7::timestamptz[]) as e(id, conversation_id, at)), \
-     message as (insert into messages (id, conversation_id, direction, message_id, agent_id, \
-     text, at) \
-     select m.id, m.conversation_id, 'inbound', m.message_id, null::uuid, m.text, m.at \
+     message as (",
+    insert_message_into!(),
+    "select m.id, m.conversation_id, 'inbound', 'customer', m.message_id, null::uuid, m.text, \
+     m.at \
      from unnest($10::uuid[], $11::uuid[], $12::text[], $13::text[], $14::timestamptz[]) \
      as m(id, conversation_id, message_id, text, at) \
      where m.conversation_id in (select id from written)), \
@@ -162,7 +165,8 @@ const WRITE_ALL: &str = "with touched as (update conversations c set last_activi
      coalesce((select array_agg(id order by folio) from conversation), '{}'), \
      coalesce((select array_agg(folio order by folio) from conversation), '{}'), \
      (select count(*) from announce), \
-     coalesce((select array_agg(id) from touched), '{}')";
+     coalesce((select array_agg(id) from touched), '{}')"
+);
 
 /// A delivery waiting for its batch, with where its answer goes.
 struct Job {

@@ -59,11 +59,13 @@ pub mod conversation;
 pub mod days;
 pub mod schedule;
 pub mod text;
+pub mod transcript;
 
 pub use conversation::{
     Actor, AgentCandidate, CategoryRef, Conversation, EventKind, HandoffOutcome, Invalid, Lookup,
     SubcategoryRef, Transition, TransitionError,
 };
+pub use transcript::Author;
 
 stored_enum!(
     /// Who a user is in Relevo.

@@ -16,8 +16,12 @@ use uuid::Uuid;
 
 use super::conversations::{NOT_FOUND, RowFragment, RowView, parse_folio};
 use super::pages::{PageContext, is_fragment_request, relative, render, render_with_status};
+use super::transcript::{self, MessageView};
 use crate::app::state::AppState;
-use crate::db::{AgentOption, CategoryOption, ConversationRow, HistoryRow, Store};
+use crate::db::{
+    AgentOption, CategoryOption, ConversationRow, HistoryRow, Store, TranscriptPage,
+    TranscriptPosition,
+};
 use crate::domain::conversation::{self as rules};
 use crate::domain::text::COMMENT_MAX_CHARS;
 use crate::domain::{EventKind, Invalid, Lookup, Transition, TransitionError};
@@ -95,6 +99,9 @@ pub struct ActionForm {
     pub folio: i64,
     pub version: i64,
     pub row: RowView,
+    /// The last messages, oldest first, and whether there are earlier ones.
+    pub recent: Vec<MessageView>,
+    pub earlier_messages: bool,
     pub is_final: bool,
     pub reassigning: bool,
     pub categories: Vec<Choice>,
@@ -179,14 +186,21 @@ pub use crate::app::state::ClosureRefs;
 struct Options {
     categories: Vec<CategoryOption>,
     agents: Vec<AgentOption>,
+    /// The last messages, so the decision is made with context.
+    recent: TranscriptPage,
 }
 
 async fn options_for(store: &Store, row: &ConversationRow) -> Result<Options, AppError> {
-    let (categories, agents) = tokio::try_join!(
+    let (categories, agents, recent) = tokio::try_join!(
         store.closure_options(row.campaign_id),
-        store.reassign_options(row.campaign_id, row.agent_id)
+        store.reassign_options(row.campaign_id, row.agent_id),
+        store.transcript_page(row.id, TranscriptPosition::Latest, transcript::RECENT)
     )?;
-    Ok(Options { categories, agents })
+    Ok(Options {
+        categories,
+        agents,
+        recent,
+    })
 }
 
 fn subcategory_choices(
@@ -245,12 +259,28 @@ fn build_form(
             })
             .collect()
     };
+    let row_view = RowView::new(row, state.timezone, now);
+    let recent = options
+        .recent
+        .messages
+        .iter()
+        .map(|m| {
+            MessageView::new(
+                m,
+                &row_view.customer_name,
+                state.timezone,
+                state.transcript_days,
+            )
+        })
+        .collect();
     ActionForm {
         modal,
         csrf,
         folio: row.folio,
         version: row.version,
-        row: RowView::new(row, state.timezone, now),
+        row: row_view,
+        recent,
+        earlier_messages: options.recent.older.is_some(),
         is_final: row.status.is_final(),
         reassigning: input.action == "reasignar",
         categories,

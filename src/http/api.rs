@@ -31,15 +31,13 @@ use crate::db::{
     Acknowledged, ChannelAuth, HistoryRow, InboundMessage, InboundOutcome, MessageRow, NudgeSent,
     StoreError, Ts, token_hash,
 };
-use crate::domain::{Conversation, Scope, TransitionError};
+use crate::domain::{Author, Conversation, Scope, TransitionError};
 use crate::services::conversations::{self, ServiceError};
 
 /// Largest accepted request body.
 pub const BODY_LIMIT: usize = 64 * 1024;
 /// Longest accepted `message_id`, `from` and `name`, in characters.
 const SHORT_FIELD_MAX: usize = 200;
-/// Longest accepted message text, in characters.
-const TEXT_MAX_CHARS: usize = 10_000;
 
 /// The `/api/v1` scope with its JSON limits and JSON errors.
 pub fn scope() -> actix_web::Scope {
@@ -65,6 +63,10 @@ pub fn scope() -> actix_web::Scope {
         .route(
             "/conversations/{id}/agent-messages",
             web::post().to(agent_message),
+        )
+        .route(
+            "/conversations/{id}/bot-messages",
+            web::post().to(bot_message),
         )
         .route("/conversations/{id}/resolve", web::post().to(resolve))
         .route("/agents/{agent_id}/presence", web::post().to(presence))
@@ -302,18 +304,8 @@ fn short_field(field: &'static str, raw: &str) -> Result<String, ApiError> {
 /// Message text: kept exactly as sent (control characters included), bounded.
 /// NUL is the one character refused: PostgreSQL text cannot hold it.
 fn message_text(raw: String) -> Result<String, ApiError> {
-    if raw.contains('\0') {
-        return Err(ApiError::invalid(
-            "text",
-            "No admite el carácter nulo (U+0000)",
-        ));
-    }
-    if raw.chars().count() > TEXT_MAX_CHARS {
-        return Err(ApiError::invalid(
-            "text",
-            format!("Admite hasta {TEXT_MAX_CHARS} caracteres"),
-        ));
-    }
+    crate::domain::transcript::check_text(&raw)
+        .map_err(|e| ApiError::invalid("text", e.message()))?;
     Ok(raw)
 }
 
@@ -553,6 +545,43 @@ async fn agent_message(
 }
 
 #[derive(Deserialize)]
+struct BotMessageBody {
+    message_id: String,
+    text: String,
+}
+
+/// `POST /conversations/{id}/bot-messages`: a bot turn, kept in the
+/// transcript (201; a retry of its `message_id` answers the first
+/// recording, 200).
+async fn bot_message(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    body: web::Json<BotMessageBody>,
+) -> Result<HttpResponse, ApiError> {
+    let scope = integration_scope(&req, &state).await?;
+    let id = parse_id(&path)?;
+    let body = body.into_inner();
+    let message_id = short_field("message_id", &body.message_id)?;
+    let text = message_text(body.text)?;
+    let turn = conversations::bot_message(&state.store, &scope, id, &message_id, &text).await?;
+    let status = if turn.repeated {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    Ok(HttpResponse::build(status).json(json!({
+        "id": turn.message.id,
+        "conversation_id": turn.conversation.id,
+        "folio": turn.conversation.folio,
+        "author": Author::Bot.as_str(),
+        "message_id": message_id,
+        "at": timestamp(turn.message.at),
+        "already_recorded": turn.repeated,
+    })))
+}
+
+#[derive(Deserialize)]
 struct ResolveBody {
     agent_id: String,
     #[serde(default)]
@@ -619,13 +648,17 @@ fn history_json(h: &HistoryRow) -> Value {
     })
 }
 
-/// One message as the API shows it.
+/// One message as the API shows it (`text` null once purged).
 fn message_json(m: &MessageRow) -> Value {
     json!({
+        "id": m.id,
+        "author": m.author.as_str(),
         "direction": m.direction,
         "message_id": m.message_id,
         "agent_id": m.agent_id,
+        "agent": m.agent_name,
         "text": m.text,
+        "text_purged_at": m.text_purged_at.map(timestamp),
         "at": timestamp(m.at),
     })
 }

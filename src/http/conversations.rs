@@ -11,12 +11,12 @@ use super::pages::{
     spliced_html,
 };
 use crate::app::state::AppState;
-use crate::db::{
-    ConversationRow, Cursor, HistoryRow, ListFilter, ListPage, Search, StatusFilter, Ts,
-};
+use crate::db::{ConversationRow, Cursor, ListFilter, ListPage, Search, StatusFilter, Ts};
+use crate::domain::transcript::{printable, purged_notice};
 use crate::domain::{ChannelKind, Status};
 use crate::http::auth::CurrentUser;
 use crate::http::error::AppError;
+use crate::http::transcript::{TranscriptEntry, TranscriptView};
 
 /// Longest search text considered; the rest is ignored.
 const SEARCH_MAX_CHARS: usize = 100;
@@ -658,85 +658,13 @@ pub async fn events(user: CurrentUser, state: web::Data<AppState>) -> HttpRespon
         .streaming(crate::http::live::stream(state.store.clone(), &user))
 }
 
-/// A history row as shown.
-pub struct HistoryView {
-    pub at: String,
-    /// For `<time datetime>`.
-    pub at_iso: String,
-    pub ago: String,
-    pub what: String,
-    pub who: String,
-    pub to_status: &'static str,
-    pub to_status_label: &'static str,
-    pub closure: Option<String>,
-    pub comment: Option<String>,
-}
-
-impl HistoryView {
-    fn new(row: &HistoryRow, tz: chrono_tz::Tz, now: chrono::DateTime<Utc>) -> HistoryView {
-        use crate::domain::{ActorKind, EventKind};
-        let who = match (row.actor_kind, &row.actor_name) {
-            (_, Some(name)) => name.clone(),
-            (ActorKind::Customer, None) => "Cliente".into(),
-            (ActorKind::System, None) if row.rule_id.is_some() => {
-                "Sistema (cancelación automática)".into()
-            }
-            (ActorKind::System, None) => "Sistema (enrutador)".into(),
-            (kind, None) => kind.label().into(),
-        };
-        let what = match row.kind {
-            EventKind::Created => "Inició la conversación (flujo del bot)".to_owned(),
-            EventKind::Handoff => match &row.to_agent_name {
-                Some(agent) => format!("Derivó a un agente: asignada a {agent}"),
-                None => format!("Derivó a un agente: {}", row.to_status.label()),
-            },
-            EventKind::Assigned => format!(
-                "Asignó a {}",
-                row.to_agent_name.as_deref().unwrap_or("un agente")
-            ),
-            EventKind::FirstReply => "Primera respuesta del agente".to_owned(),
-            EventKind::Resolved => "Resolvió la conversación".to_owned(),
-            EventKind::Cancelled => match &row.rule_name {
-                Some(rule) => format!("Cancelada automáticamente por la regla «{rule}»"),
-                None => "Canceló la conversación".to_owned(),
-            },
-            EventKind::Reassigned => match &row.from_agent_name {
-                Some(from) => format!(
-                    "Reasignó de {from} a {}",
-                    row.to_agent_name.as_deref().unwrap_or("otro agente")
-                ),
-                None => format!(
-                    "Reasignó a {}",
-                    row.to_agent_name.as_deref().unwrap_or("otro agente")
-                ),
-            },
-        };
-        let closure = row
-            .category_name
-            .as_ref()
-            .map(|c| match &row.subcategory_name {
-                Some(s) => format!("{c} › {s}"),
-                None => c.clone(),
-            });
-        HistoryView {
-            at: local_datetime(row.at, tz),
-            at_iso: machine_datetime(row.at),
-            ago: relative(row.at, now),
-            what,
-            who,
-            to_status: row.to_status.as_str(),
-            to_status_label: row.to_status.label(),
-            closure,
-            comment: row.comment.clone(),
-        }
-    }
-}
-
 /// A nudge sent to the customer, with whether the channel's connector
 /// delivered it.
 pub struct NudgeView {
     pub rule: String,
+    /// The text, or what shows once the retention policy purged it.
     pub text: String,
+    pub purged: bool,
     pub sent_at: String,
     /// For `<time datetime>`.
     pub sent_at_iso: String,
@@ -747,7 +675,7 @@ pub struct NudgeView {
 }
 
 impl NudgeView {
-    fn new(nudge: &crate::db::NudgeSent, tz: chrono_tz::Tz) -> NudgeView {
+    fn new(nudge: &crate::db::NudgeSent, tz: chrono_tz::Tz, retention_days: u32) -> NudgeView {
         let delivery = match (nudge.outbox_id, nudge.delivered_at) {
             (_, Some(at)) => format!("Entregado el {}", local_datetime(at, tz)),
             (Some(_), None) => "Pendiente de entrega".to_owned(),
@@ -755,7 +683,12 @@ impl NudgeView {
         };
         NudgeView {
             rule: nudge.rule_name.clone(),
-            text: nudge.text.clone(),
+            text: nudge
+                .text
+                .as_deref()
+                .map(|text| printable(text).into_owned())
+                .unwrap_or_else(|| purged_notice(retention_days)),
+            purged: nudge.text.is_none(),
             sent_at: local_datetime(nudge.sent_at, tz),
             sent_at_iso: machine_datetime(nudge.sent_at),
             delivery,
@@ -773,7 +706,7 @@ struct ConversationPage {
     closer: Option<String>,
     comment: Option<String>,
     reactivates: Option<i64>,
-    history: Vec<HistoryView>,
+    transcript: TranscriptView,
     nudges: Vec<NudgeView>,
 }
 
@@ -803,19 +736,27 @@ pub async fn detail(
     let nudges = state.store.nudges_of(detail.row.id).await?;
     let now = Utc::now();
     let tz = state.timezone;
+    let row = RowView::new(&detail.row, tz, now);
+    let transcript = super::transcript::page(
+        &state,
+        (detail.row.id, detail.row.folio),
+        &detail.history,
+        &row.customer_name,
+        req.query_string(),
+    )
+    .await?;
     render(&ConversationPage {
         ctx: PageContext::new(&req, &user, "mensajes")?,
-        row: RowView::new(&detail.row, tz, now),
+        row,
         closed_at: detail.row.closed_at.map(|t| local_datetime(t, tz)),
         closer: detail.row.closer_name.clone(),
         comment: detail.row.closure_comment.clone(),
         reactivates: detail.row.reactivates_folio,
-        history: detail
-            .history
+        transcript,
+        nudges: nudges
             .iter()
-            .map(|h| HistoryView::new(h, tz, now))
+            .map(|n| NudgeView::new(n, tz, state.transcript_days))
             .collect(),
-        nudges: nudges.iter().map(|n| NudgeView::new(n, tz)).collect(),
     })
 }
 

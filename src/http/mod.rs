@@ -18,6 +18,7 @@ pub mod login;
 pub mod middleware;
 pub mod pages;
 pub mod reports;
+pub mod transcript;
 pub mod users;
 
 use actix_web::web;

@@ -1,13 +1,15 @@
 //! Conversation operations shared by the integration API and the traffic
-//! simulator: customer messages, agent presence, agent replies and
-//! resolutions. Each loads the conversation (scoped), computes the change
+//! simulator: customer messages, bot turns, agent presence, agent replies
+//! and resolutions. Each loads the conversation (scoped), computes the change
 //! with the domain transition functions and applies it through the Store's
 //! compare-and-set, retrying a bounded number of times after a conflict.
 
 use chrono::Utc;
 use uuid::Uuid;
 
-use crate::db::{ChannelAuth, InboundMessage, InboundOutcome, Store, StoreError, Ts};
+use crate::db::{
+    BotTurn, ChannelAuth, InboundMessage, InboundOutcome, RecordedMessage, Store, StoreError, Ts,
+};
 use crate::domain::conversation::{self as rules};
 use crate::domain::{CategoryRef, Conversation, Invalid, Lookup, Scope, Status, SubcategoryRef};
 
@@ -22,6 +24,53 @@ pub async fn customer_message(
     Ok(store
         .record_customer_message(channel, message, Ts::now())
         .await?)
+}
+
+/// A bot turn recorded on a conversation: new or, for a retry of its bot
+/// message id, the first one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BotMessage {
+    pub conversation: Conversation,
+    pub message: RecordedMessage,
+    /// A retry: nothing was written, `message` is the first recording.
+    pub repeated: bool,
+}
+
+/// The bot engine's turn on an open conversation (any status but Resuelta
+/// and Cancelada), kept in its transcript. A `message_id` the conversation
+/// has already recorded writes nothing and answers the first recording,
+/// even once the conversation has closed.
+pub async fn bot_message(
+    store: &Store,
+    scope: &Scope,
+    id: Uuid,
+    message_id: &str,
+    text: &str,
+) -> Result<BotMessage, ServiceError> {
+    let conversation = store
+        .conversation_state(scope, id)
+        .await?
+        .ok_or(ServiceError::NotFound)?;
+    let (message, repeated) = match store
+        .record_bot_message(&conversation, message_id, text, Ts::now())
+        .await?
+    {
+        BotTurn::Recorded(message) => (message, false),
+        BotTurn::Repeated(message) => (message, true),
+        BotTurn::Closed => {
+            // Closed since it was read, or already: say how it is now.
+            let now = store
+                .conversation_state(scope, id)
+                .await?
+                .ok_or(ServiceError::NotFound)?;
+            return Err(ServiceError::NotAllowed(now.status));
+        }
+    };
+    Ok(BotMessage {
+        conversation,
+        message,
+        repeated,
+    })
 }
 
 /// Checks that `agent` may act on `conversation`: an active agent of its campaign.

@@ -9,8 +9,10 @@ use uuid::Uuid;
 
 pub use crate::db::{
     DemoPlan, PlannedCampaign, PlannedCategory, PlannedChannel, PlannedContact,
-    PlannedConversation, PlannedUser, Ts,
+    PlannedConversation, PlannedMessage, PlannedUser, Ts,
 };
+
+mod transcript;
 use crate::domain::conversation::{self as rules, Transition};
 use crate::domain::{
     AgentCandidate, CategoryRef, ChannelKind, Conversation, HandoffOutcome, Lookup, Role, Status,
@@ -395,7 +397,17 @@ pub fn plan(now: DateTime<Utc>, super_admin_hash: String, admin_hash: String) ->
         next.reactivates = Some(previous);
         conversations.push(next);
     }
+    conversations.push(past_retention(
+        &contacts,
+        &channels,
+        campaigns[0].id,
+        now,
+        &users,
+        &categories,
+        &admin_ids,
+    ));
     conversations.sort_by_key(|c| c.started_at);
+    add_transcripts(&mut conversations, &users, campaigns[0].id, now);
 
     DemoPlan {
         campaigns,
@@ -404,6 +416,61 @@ pub fn plan(now: DateTime<Utc>, super_admin_hash: String, admin_hash: String) ->
         categories,
         contacts,
         conversations,
+    }
+}
+
+/// A conversation of `campaign_id` resolved longer ago than the default
+/// retention of transcripts: its texts are purged when the server starts,
+/// so the demo shows what a purged transcript looks like. Drawn from a
+/// generator of its own (the rest of the demo keeps its draws).
+fn past_retention(
+    contacts: &[PlannedContact],
+    channels: &[PlannedChannel],
+    campaign_id: Uuid,
+    now: DateTime<Utc>,
+    users: &[PlannedUser],
+    categories: &[PlannedCategory],
+    admins: &[Uuid],
+) -> PlannedConversation {
+    let days = i64::from(crate::domain::transcript::DEFAULT_RETENTION_DAYS) + 20;
+    let contact = contacts
+        .iter()
+        .find(|k| {
+            channels
+                .iter()
+                .any(|h| h.id == k.channel_id && h.campaign_id == campaign_id)
+        })
+        .expect("the first campaign has contacts");
+    build_conversation(
+        &mut Rng(0x5EED_2026_0180_0001),
+        Status::Resolved,
+        contact,
+        campaign_id,
+        now - Duration::days(days),
+        now,
+        users,
+        categories,
+        admins,
+    )
+}
+
+/// Every conversation's transcript, and, in the first campaign, one
+/// conversation long enough to page through.
+fn add_transcripts(
+    conversations: &mut [PlannedConversation],
+    users: &[PlannedUser],
+    campaign_id: Uuid,
+    now: DateTime<Utc>,
+) {
+    for conversation in conversations.iter_mut() {
+        conversation.messages = transcript::script(conversation, users, now);
+    }
+    if let Some(long) = conversations.iter_mut().find(|c| {
+        c.state.campaign_id == campaign_id
+            && c.state.status == Status::InProgress
+            && now - c.started_at.0 > Duration::hours(2)
+    }) {
+        transcript::long_exchange(long, 70, now);
     }
 }
 
@@ -535,6 +602,7 @@ fn build_conversation(
         started_at: Ts::new(started),
         reactivates: None,
         events,
+        messages: Vec::new(),
     }
 }
 
@@ -553,5 +621,55 @@ mod tests {
         }
         assert!(plan.conversations.iter().any(|c| c.reactivates.is_some()));
         assert!(plan.conversations.len() >= 400);
+    }
+
+    #[test]
+    fn demo_transcripts_follow_each_conversations_history() {
+        use crate::domain::{Author, EventKind};
+        let now = Utc::now();
+        let plan = plan(now, String::new(), String::new());
+        for c in &plan.conversations {
+            let first = c.messages.first().expect("every conversation has messages");
+            assert_eq!((first.author, first.at), (Author::Customer, c.started_at.0));
+            assert!(c.messages.windows(2).all(|w| w[0].at <= w[1].at));
+            assert!(c.messages.iter().all(|m| m.at <= now));
+            if let Some(closing) = c.events.iter().find(|e| e.closes()) {
+                assert!(
+                    c.messages.iter().all(|m| m.at <= closing.at),
+                    "after closing"
+                );
+            }
+            let handoff = c.events.first().map(|e| e.at);
+            for m in &c.messages {
+                match m.author {
+                    Author::Bot => assert!(handoff.is_none_or(|h| m.at <= h), "bot after ICR"),
+                    Author::Agent => {
+                        let reply = c.events.iter().find(|e| e.kind == EventKind::FirstReply);
+                        assert!(reply.is_some_and(|r| r.at <= m.at && r.to_agent == m.agent_id));
+                    }
+                    Author::Customer => assert!(m.agent_id.is_none()),
+                    Author::System => panic!("the demo sends no nudges"),
+                }
+            }
+        }
+        for author in [Author::Customer, Author::Bot, Author::Agent] {
+            assert!(
+                plan.conversations
+                    .iter()
+                    .any(|c| c.messages.iter().any(|m| m.author == author))
+            );
+        }
+        // One transcript of several pages, and one older than the retention.
+        let longest = plan.conversations.iter().map(|c| c.messages.len()).max();
+        assert!(
+            longest > Some(50),
+            "more than a page of the conversation page"
+        );
+        let retention = chrono::Duration::days(180);
+        assert!(
+            plan.conversations
+                .iter()
+                .any(|c| now - c.started_at.0 > retention)
+        );
     }
 }

@@ -1,7 +1,7 @@
 //! The work behind the console and the API: conversation operations, the
 //! router that chooses an agent, automatic cancellation, bulk jobs, the demo
-//! data set, the traffic simulator, operations commands and authentication
-//! bookkeeping. Services use the Store and the domain rules; they know
+//! data set, the traffic simulator, operations commands, the retention of
+//! transcripts and authentication bookkeeping. Services use the Store and the domain rules; they know
 //! nothing of HTTP.
 
 pub mod auth;
@@ -13,3 +13,4 @@ pub mod error;
 pub mod ops;
 pub mod router;
 pub mod simulator;
+pub mod transcripts;

@@ -1,7 +1,8 @@
-//! Operations commands: `relevo backup PATH` and `relevo check`.
+//! Operations commands: `relevo backup PATH`, `relevo check` and `relevo
+//! purge --older-than DAYS`.
 //!
-//! Neither modifies the database it inspects: they open it without
-//! migrating.
+//! They open the database without migrating: `backup` and `check` modify
+//! nothing, `purge` only message texts.
 
 use std::path::Path;
 
@@ -83,6 +84,34 @@ pub async fn check(settings: &Settings) -> anyhow::Result<()> {
     } else {
         bail!(problems.join("; "))
     }
+}
+
+/// Purges the texts of messages older than `days` days, a batch per
+/// transaction until none is left, and prints how many (the messages and
+/// the history stay). Refuses a database whose migrations differ from this
+/// binary's: it would not have the columns the purge writes.
+pub async fn purge(settings: &Settings, days: u32) -> anyhow::Result<()> {
+    let store = open_existing(settings).await?;
+    let status = store.migration_status().await?;
+    if !status.pending.is_empty() || !status.unknown.is_empty() {
+        store.close().await;
+        bail!(
+            "the database's migrations differ from this binary's (not applied: {:?}, newer: {:?}); \
+             run `relevo check`",
+            status.pending,
+            status.unknown
+        );
+    }
+    let now = chrono::Utc::now();
+    let purged = crate::services::transcripts::purge_older_than(&store, days, now, None).await;
+    store.close().await;
+    let purged = purged.context("cannot purge message texts")?;
+    let cutoff = crate::domain::transcript::retention_cutoff(now, days);
+    println!(
+        "{purged} message texts purged (written before {})",
+        cutoff.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    );
+    Ok(())
 }
 
 /// Opens the configured database without creating or migrating it.

@@ -1,6 +1,7 @@
 //! The demo's traffic simulator: customers write (new conversations, follow-
-//! ups and reactivations), the bot hands off, agents connect and disconnect,
-//! reply and resolve, so the Mensajes table moves by itself.
+//! ups and reactivations), the bot answers and hands off, agents connect and
+//! disconnect, reply and resolve, so the Mensajes table moves by itself and
+//! conversations have transcripts.
 //!
 //! Every step goes through the same service and router code as the
 //! integration API, so the simulator can never produce a state the rules
@@ -40,6 +41,12 @@ const REPLIES: &[&str] = &[
     "Permíteme revisar tu caso.",
     "Listo, ya quedó registrado.",
     "¿Me confirmas tu número de cliente?",
+];
+
+const BOT_TURNS: &[&str] = &[
+    "¡Hola! Soy el asistente virtual. ¿En qué te puedo ayudar?",
+    "Elige una opción:\n1) Estado de mi pedido\n2) Pagos y facturas\n3) Hablar con un asesor",
+    "Gracias. Te comunico con un asesor en un momento.",
 ];
 
 const NAMES: &[&str] = &[
@@ -131,8 +138,17 @@ pub fn spawn(store: Store, rate: f64) {
 async fn step(store: &Store, rng: &mut Rng) -> Result<(), ServiceError> {
     let all = Scope::All;
     match rng.below(100) {
-        0..35 => customer_writes(store, rng).await,
-        35..55 => {
+        0..30 => customer_writes(store, rng).await,
+        30..40 => {
+            let icr = store.recent_in_status(Status::Icr, 20).await?;
+            if let Some(c) = rng.pick(&icr) {
+                let text = rng.pick(BOT_TURNS).copied().unwrap_or("Hola");
+                let turn = format!("sim-bot-{}", Uuid::now_v7());
+                conversations::bot_message(store, &all, c.id, &turn, text).await?;
+            }
+            Ok(())
+        }
+        40..55 => {
             let icr = store.recent_in_status(Status::Icr, 20).await?;
             if let Some(c) = rng.pick(&icr) {
                 crate::services::router::handoff(store, &all, c.id).await?;
@@ -147,8 +163,14 @@ async fn step(store: &Store, rng: &mut Rng) -> Result<(), ServiceError> {
             Ok(())
         }
         65..85 => {
-            let assigned = store.recent_in_status(Status::Assigned, 20).await?;
-            if let Some(c) = rng.pick(&assigned)
+            // A first reply (Asignada), or a later one (En Proceso).
+            let status = if rng.below(2) == 0 {
+                Status::Assigned
+            } else {
+                Status::InProgress
+            };
+            let attending = store.recent_in_status(status, 20).await?;
+            if let Some(c) = rng.pick(&attending)
                 && let Some(agent) = c.agent_id
             {
                 let text = rng.pick(REPLIES).copied().unwrap_or("Hola");

@@ -71,11 +71,19 @@
     return checked || focusable(dialog)[0];
   }
 
+  // The last messages above the form start scrolled to the newest.
+  function showNewestMessages(root) {
+    var list = root && root.querySelector(".recent-messages .chat");
+    if (list) list.scrollTop = list.scrollHeight;
+  }
+  document.addEventListener("DOMContentLoaded", function () { showNewestMessages(document); });
+
   function open(trigger) {
     dialog = document.getElementById("modal");
     if (!dialog) return;
     if (trigger) opener = trigger;
     if (!dialog.open) dialog.showModal();
+    showNewestMessages(dialog);
     var target = firstField();
     if (target) target.focus();
   }

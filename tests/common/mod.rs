@@ -162,13 +162,19 @@ pub fn in_ci() -> bool {
 /// panics with the reason. The `Option` stays so the many call sites keep
 /// their shape.
 pub async fn fresh_store(backend: Backend) -> Option<(Store, String, DbGuardHandle)> {
+    let (store, url, guard) = fresh_database(backend).await;
+    store.migrate().await.expect("migrate");
+    Some((store, url, guard))
+}
+
+/// A fresh database of `backend` without any migration applied.
+pub async fn fresh_database(backend: Backend) -> (Store, String, DbGuardHandle) {
     match backend {
         Backend::Sqlite => {
             let dir = tempfile::tempdir().expect("temp dir");
             let url = format!("sqlite:{}", dir.path().join("relevo.db").display());
             let store = Store::connect(&url).await.expect("open sqlite");
-            store.migrate().await.expect("migrate sqlite");
-            Some((store, url, DbGuardHandle(DbGuard::Sqlite(dir))))
+            (store, url, DbGuardHandle(DbGuard::Sqlite(dir)))
         }
         Backend::Postgres => {
             // Starting the throwaway cluster blocks (initdb, then polling).
@@ -186,15 +192,14 @@ pub async fn fresh_store(backend: Backend) -> Option<(Store, String, DbGuardHand
             admin.close().await;
             let url = with_database(&base, &name);
             let store = Store::connect(&url).await.expect("open postgres");
-            store.migrate().await.expect("migrate postgres");
-            Some((
+            (
                 store,
                 url,
                 DbGuardHandle(DbGuard::Postgres {
                     admin_url: base,
                     name,
                 }),
-            ))
+            )
         }
     }
 }
