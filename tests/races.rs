@@ -363,11 +363,17 @@ async fn a_customer_message_racing_a_cancellation_never_lands_on_the_cancelled_c
                 // the missing channel before any write: each then runs alone.
                 let contacts = hold(&app, "contacts").await;
                 let messages = hold(&app, "messages").await;
-                let plugs: Vec<_> = ["plug-1", "plug-2"]
-                    .into_iter()
-                    .map(|plug| tokio::spawn(delivery(good, plug.into(), format!("from-{plug}"))))
-                    .collect();
-                until_waiting_for(&app, "contacts", 2).await;
+                // One after the other: sent together, both could wait in
+                // one lane's batch and leave the other lane free.
+                let mut plugs = Vec::new();
+                for (waiting, plug) in [(1, "plug-1"), (2, "plug-2")] {
+                    plugs.push(tokio::spawn(delivery(
+                        good,
+                        plug.into(),
+                        format!("from-{plug}"),
+                    )));
+                    until_waiting_for(&app, "contacts", waiting).await;
+                }
                 let broken = relevo::db::ChannelAuth {
                     id: Uuid::now_v7(),
                     ..good
@@ -696,4 +702,91 @@ async fn an_agent_reply_read_before_a_cancellation_is_not_stored_on_it(backend: 
         )
         .await;
     assert!(after_closing.is_empty(), "{after_closing:?}");
+}
+
+/// Statements of `app`'s database waiting for any lock, table or row.
+async fn waiting_for_locks(app: &TestApp) -> i64 {
+    let Store::Postgres(pg) = &app.store else {
+        unreachable!("PostgreSQL only")
+    };
+    sqlx::query_scalar(
+        "select count(*) from pg_stat_activity \
+         where datname = current_database() and wait_event_type = 'Lock'",
+    )
+    .fetch_one(&pg.pool)
+    .await
+    .expect("pg_stat_activity")
+}
+
+/// Found by the fuzzer (a 500 once in a while): adding a sub-category locks
+/// its category and then, writing its audit row, shares the campaign's key;
+/// moving a category locks the campaign and then updates the category. When
+/// both held their first lock, PostgreSQL broke the deadlock by failing one
+/// of them. The parent locks now leave the key shareable, so they queue.
+/// PostgreSQL only: SQLite's one writer never interleaves two writes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(relevo_postgres),
+    ignore = "PostgreSQL not available: set TEST_POSTGRES_URL or install postgresql"
+)]
+async fn a_new_subcategory_and_a_category_move_at_the_same_moment_both_succeed_on_postgres() {
+    let Some(app) = spawn_app(Backend::Postgres).await else {
+        return;
+    };
+    let campaign = app.campaign_id(CAMPAIGN).await;
+    let actor = app
+        .uuids_where("select id from users where email = $1", common::SUPER_EMAIL)
+        .await[0];
+    let second = app
+        .uuids_where(
+            "select id from closure_categories where campaign_id = \
+             (select id from campaigns where name = $1) order by position offset 1 limit 1",
+            CAMPAIGN,
+        )
+        .await[0];
+    // The sub-category's insert waits behind a held lock, after its
+    // category is locked…
+    let held = hold(&app, "closure_subcategories").await;
+    let name = relevo::domain::admin::Name::parse("Subcategoría de la carrera").unwrap();
+    let store = app.store.clone();
+    let create = tokio::spawn(async move {
+        store
+            .create_subcategory(actor, campaign, second, &name, relevo::db::Ts::now())
+            .await
+    });
+    until_waiting_for(&app, "closure_subcategories", 1).await;
+    // …while the move locks the campaign and waits for the category.
+    let store = app.store.clone();
+    let move_up = tokio::spawn(async move {
+        store
+            .move_category(
+                actor,
+                campaign,
+                second,
+                relevo::db::Direction::Up,
+                relevo::db::Ts::now(),
+            )
+            .await
+    });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while waiting_for_locks(&app).await < 2 {
+        assert!(Instant::now() < deadline, "the move came to wait");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    held.rollback().await.unwrap();
+    let created = create.await.unwrap();
+    let moved = move_up.await.unwrap();
+    assert!(
+        matches!(created, Ok(Ok(_))),
+        "the sub-category was created: {created:?}"
+    );
+    assert!(matches!(moved, Ok(Ok(true))), "the category moved: {moved:?}");
+    let first = app
+        .uuids_where(
+            "select id from closure_categories where campaign_id = \
+             (select id from campaigns where name = $1) order by position limit 1",
+            CAMPAIGN,
+        )
+        .await[0];
+    assert_eq!(first, second, "the moved category is first now");
 }

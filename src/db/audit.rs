@@ -304,11 +304,19 @@ pub(crate) enum Parent {
 }
 
 impl Parent {
-    /// PostgreSQL: the row lock taken until the transaction ends.
+    /// PostgreSQL: the row lock taken until the transaction ends. `no key
+    /// update`, not `update`: it queues writers of the same children but lets
+    /// other transactions share the row's key, which every insert referencing
+    /// it does (an audit row names its campaign). With `for update`, adding a
+    /// sub-category (category locked, then the campaign's key shared) and
+    /// moving a category (campaign locked, then the category updated)
+    /// deadlocked, and PostgreSQL failed one of them.
     fn pg_lock(self) -> &'static str {
         match self {
-            Parent::Campaign => "select 1 from campaigns where id = $1 for update",
-            Parent::Category => "select 1 from closure_categories where id = $1 for update",
+            Parent::Campaign => "select 1 from campaigns where id = $1 for no key update",
+            Parent::Category => {
+                "select 1 from closure_categories where id = $1 for no key update"
+            }
         }
     }
 }
