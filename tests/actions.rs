@@ -23,6 +23,8 @@ on_both_backends!(
     the_form_offers_only_what_the_rules_allow,
     comments_count_characters_and_are_shown_escaped,
     history_keeps_the_names_of_deactivated_categories,
+    without_javascript_a_subcategory_is_chosen_from_every_category_and_recorded,
+    a_campaign_without_active_categories_offers_only_reassign,
 );
 
 /// Ids and folios the tests act on (all from the demo data).
@@ -878,8 +880,22 @@ async fn the_subcategory_list_follows_the_category(backend: Backend) {
         "only that category's"
     );
     assert!(!page.body.contains("<html"));
-    // A category of another campaign, or nonsense, yields no options.
-    for category in [fx.foreign_category.to_string(), "xyz".to_owned()] {
+    // No category (the placeholder chosen again), one of another campaign
+    // or nonsense: every sub-category of the conversation's campaign, under
+    // its category.
+    let active = app
+        .scalar_i64(
+            "select count(*) from closure_subcategories s \
+             join closure_categories c on c.id = s.category_id \
+             join campaigns p on p.id = c.campaign_id \
+             where s.active and c.active and p.name = 'Ventas Hogar'",
+        )
+        .await;
+    for category in [
+        String::new(),
+        fx.foreign_category.to_string(),
+        "xyz".to_owned(),
+    ] {
         let page = app
             .get(&format!(
                 "/mensajes/{}/subcategorias?categoria={category}",
@@ -888,9 +904,170 @@ async fn the_subcategory_list_follows_the_category(backend: Backend) {
             .await;
         assert_eq!(page.status, StatusCode::OK);
         assert!(
-            !page.body.contains("<option value=\"0") && page.body.matches("<option").count() == 1
+            page.body
+                .contains("<optgroup label=\"Cliente no responde\">"),
+            "{}",
+            page.body
+        );
+        assert!(
+            page.body.contains("Número equivocado") && page.body.contains("Llamada telefónica")
+        );
+        assert_eq!(
+            page.body.matches("<option").count() as i64,
+            active + 1,
+            "the campaign's active sub-categories and the empty choice: {}",
+            page.body
         );
     }
+}
+
+/// The page without JavaScript offers every sub-category grouped by
+/// category, records the one chosen, and refuses one of another category.
+async fn without_javascript_a_subcategory_is_chosen_from_every_category_and_recorded(
+    backend: Backend,
+) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    app.login_as_admin().await;
+    let fx = fixture(&app).await;
+    let before = state_of(&app, fx.folio).await.0;
+    let page = app.get(&format!("/mensajes/{}/acciones", fx.folio)).await;
+    assert_eq!(page.status, StatusCode::OK);
+    let list = page
+        .body
+        .split("id=\"accion-subcategoria\"")
+        .nth(1)
+        .and_then(|rest| rest.split("</select>").next())
+        .expect("the Subcategoría list");
+    assert!(
+        list.contains("<optgroup label=\"Cliente no responde\">")
+            && list.contains(&format!(
+                "<option value=\"{}\">Número equivocado</option>",
+                fx.subcategory
+            )),
+        "{list}"
+    );
+    let csrf = common::field_value(&page.body, "_csrf");
+    let version = common::field_value(&page.body, "version");
+    let path = format!("/mensajes/{}/acciones", fx.folio);
+    let post = |subcategory: Uuid| {
+        let (csrf, version, path) = (csrf.clone(), version.clone(), path.clone());
+        let app = &app;
+        let category = fx.category.to_string();
+        async move {
+            app.post_form(
+                &path,
+                &[
+                    ("_csrf", csrf.as_str()),
+                    ("version", version.as_str()),
+                    ("accion", "cancelar"),
+                    ("categoria", category.as_str()),
+                    ("subcategoria", &subcategory.to_string()),
+                ],
+            )
+            .await
+        }
+    };
+    // Another category's sub-category, chosen from the grouped list.
+    let refused = post(fx.foreign_subcategory).await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        refused.body.contains("id=\"subcategoria-error\""),
+        "{}",
+        refused.body
+    );
+    assert_eq!(state_of(&app, fx.folio).await.0, before);
+    let done = post(fx.subcategory).await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
+    let recorded = app
+        .uuids_where(
+            "select closure_subcategory_id from conversations where cast(folio as text) = $1",
+            &fx.folio.to_string(),
+        )
+        .await;
+    assert_eq!(recorded, [fx.subcategory]);
+}
+
+/// Without an active closure category nothing can be cancelled: the modal
+/// says so, links to Categorías and keeps Reasignar; a cancel posted anyway
+/// is refused with that reason and changes nothing.
+async fn a_campaign_without_active_categories_offers_only_reassign(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    app.login_as_admin().await;
+    let fx = fixture(&app).await;
+    let before = state_of(&app, fx.folio).await.0;
+    app.execute(
+        "update closure_categories set active = false \
+         where campaign_id = (select id from campaigns where name = $1)",
+        "Ventas Hogar",
+    )
+    .await;
+    let campaign = app.campaign_id("Ventas Hogar").await;
+    let modal = app
+        .client
+        .get(app.url(&format!("/mensajes/{}/acciones", fx.folio)))
+        .header("HX-Request", "true")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        modal.contains("value=\"cancelar\" disabled aria-describedby=\"sin-categorias\""),
+        "{modal}"
+    );
+    assert!(modal.contains("id=\"accion-reasignar\" name=\"accion\" value=\"reasignar\" checked"));
+    assert!(modal.contains("no tiene categorías de cierre activas"));
+    assert!(modal.contains(&format!("href=\"/categorias?campana={campaign}\"")));
+    let csrf = common::field_value(&modal, "_csrf");
+    let version = common::field_value(&modal, "version");
+    let refused = confirm(
+        &app,
+        &app.client,
+        fx.folio,
+        &[
+            ("_csrf", &csrf),
+            ("version", &version),
+            ("accion", "cancelar"),
+            ("categoria", &fx.category.to_string()),
+        ],
+    )
+    .await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        refused
+            .body
+            .contains("No se puede cancelar: esta campaña no tiene categorías"),
+        "{}",
+        refused.body
+    );
+    assert_eq!(state_of(&app, fx.folio).await.0, before);
+    // Reasignar still works.
+    let agent = fx.agent.to_string();
+    let moved = confirm(
+        &app,
+        &app.client,
+        fx.folio,
+        &[
+            ("_csrf", &csrf),
+            ("version", &version),
+            ("accion", "reasignar"),
+            ("agente", &agent),
+        ],
+    )
+    .await;
+    assert_eq!(moved.status, StatusCode::OK, "{}", moved.body);
+    let now_with = app
+        .uuids_where(
+            "select agent_id from conversations where cast(folio as text) = $1",
+            &fx.folio.to_string(),
+        )
+        .await;
+    assert_eq!(now_with, [fx.agent]);
 }
 
 async fn the_form_offers_only_what_the_rules_allow(backend: Backend) {

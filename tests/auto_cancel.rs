@@ -23,6 +23,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 on_both_backends!(
+    the_rules_have_their_place_in_the_menu,
     a_rules_dry_run_equals_what_it_then_cancels_as_the_system,
     a_rule_created_in_the_page_previews_its_count_before_saving,
     a_nudge_is_recorded_once_and_the_cancel_waits_for_its_lead,
@@ -1122,4 +1123,35 @@ async fn an_automatic_cancellation_names_its_rule_in_the_history_page_and_api(ba
         .get(&format!("/mensajes/{}", other["folio"].as_i64().unwrap()))
         .await;
     assert!(!page.body.contains("Cancelada automáticamente"));
+}
+
+/// Cancelación automática is in the left menu of both console roles, marked
+/// as the current page on the rules page (it was reachable only through a
+/// button on Reportes).
+async fn the_rules_have_their_place_in_the_menu(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let entry = "<a href=\"/cancelacion-automatica\" class=\"menu-item";
+    for (email, password) in [
+        (common::ADMIN_EMAIL, common::ADMIN_PASSWORD),
+        (common::SUPER_EMAIL, common::SUPER_PASSWORD),
+    ] {
+        let client = common::new_client();
+        app.login_with(&client, email, password).await;
+        let mensajes = app.get_with(&client, "/mensajes").await;
+        assert!(mensajes.body.contains(entry), "{email}: {}", mensajes.body);
+        let rules = app.get_with(&client, "/cancelacion-automatica").await;
+        assert!(
+            rules
+                .body
+                .contains(&format!("{entry} is-active\" aria-current=\"page\"")),
+            "{email}"
+        );
+        assert!(
+            !rules
+                .body
+                .contains("<a href=\"/reportes\" class=\"menu-item is-active")
+        );
+    }
 }

@@ -780,7 +780,10 @@ async fn a_new_subcategory_and_a_category_move_at_the_same_moment_both_succeed_o
         matches!(created, Ok(Ok(_))),
         "the sub-category was created: {created:?}"
     );
-    assert!(matches!(moved, Ok(Ok(true))), "the category moved: {moved:?}");
+    assert!(
+        matches!(moved, Ok(Ok(true))),
+        "the category moved: {moved:?}"
+    );
     let first = app
         .uuids_where(
             "select id from closure_categories where campaign_id = \

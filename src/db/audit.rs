@@ -314,9 +314,7 @@ impl Parent {
     fn pg_lock(self) -> &'static str {
         match self {
             Parent::Campaign => "select 1 from campaigns where id = $1 for no key update",
-            Parent::Category => {
-                "select 1 from closure_categories where id = $1 for no key update"
-            }
+            Parent::Category => "select 1 from closure_categories where id = $1 for no key update",
         }
     }
 }

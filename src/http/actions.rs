@@ -14,6 +14,7 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use uuid::Uuid;
 
+use super::choices::{Choice, SubcategoryList};
 use super::conversations::{NOT_FOUND, RowFragment, RowView, parse_folio};
 use super::pages::{PageContext, is_fragment_request, relative, render, render_with_status};
 use super::transcript::{self, MessageView};
@@ -24,7 +25,7 @@ use crate::db::{
 };
 use crate::domain::conversation::{self as rules};
 use crate::domain::text::COMMENT_MAX_CHARS;
-use crate::domain::{EventKind, Invalid, Lookup, Transition, TransitionError};
+use crate::domain::{EventKind, Invalid, Lookup, Role, Transition, TransitionError};
 use crate::http::auth::{CurrentUser, csrf};
 use crate::http::error::AppError;
 
@@ -56,13 +57,6 @@ pub struct FormQuery {
     return_to: String,
     #[serde(rename = "categoria")]
     category: String,
-}
-
-/// An `<option>`.
-pub struct Choice {
-    pub value: String,
-    pub label: String,
-    pub selected: bool,
 }
 
 /// Field errors shown next to their fields.
@@ -105,7 +99,12 @@ pub struct ActionForm {
     pub is_final: bool,
     pub reassigning: bool,
     pub categories: Vec<Choice>,
-    pub subcategories: Vec<Choice>,
+    /// Whether the campaign has no active closure category: nothing to
+    /// cancel with, so only Reasignar is offered.
+    pub no_categories: bool,
+    /// The campaign's Categorías page, for a viewer who may add some.
+    pub categories_href: Option<String>,
+    pub subcategories: SubcategoryList,
     pub connected_agents: Vec<Choice>,
     pub other_agents: Vec<Choice>,
     pub comment: String,
@@ -124,12 +123,6 @@ struct ActionPage {
     return_to: String,
     /// The rendered [`ActionForm`] (escaped by its own template).
     form_html: String,
-}
-
-#[derive(Template)]
-#[template(path = "_subcategory_options.html")]
-struct SubcategoryOptions {
-    subcategories: Vec<Choice>,
 }
 
 /// Only a path inside the console may be returned to (never another site),
@@ -203,30 +196,10 @@ async fn options_for(store: &Store, row: &ConversationRow) -> Result<Options, Ap
     })
 }
 
-fn subcategory_choices(
-    categories: &[CategoryOption],
-    category: &str,
-    selected: &str,
-) -> Vec<Choice> {
-    categories
-        .iter()
-        .find(|c| c.id.to_string() == category)
-        .map(|c| {
-            c.subcategories
-                .iter()
-                .map(|(id, name)| Choice {
-                    value: id.to_string(),
-                    label: name.clone(),
-                    selected: id.to_string() == selected,
-                })
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 #[allow(clippy::too_many_arguments)]
 fn build_form(
     state: &AppState,
+    role: Role,
     csrf: String,
     modal: bool,
     row: &ConversationRow,
@@ -246,7 +219,16 @@ fn build_form(
         })
         .collect();
     let subcategories =
-        subcategory_choices(&options.categories, &input.category, &input.subcategory);
+        SubcategoryList::of(&options.categories, &input.category, &input.subcategory);
+    let no_categories = options.categories.is_empty();
+    let mut errors = errors;
+    if no_categories && input.action == "cancelar" && errors.category.is_some() {
+        // The cancel fields are hidden: say why next to the choice instead.
+        errors = FieldErrors {
+            action: Some(NO_CATEGORIES.into()),
+            ..FieldErrors::default()
+        };
+    }
     let (connected, offline): (Vec<&AgentOption>, Vec<&AgentOption>) =
         options.agents.iter().partition(|a| a.connected);
     let agent_choices = |agents: Vec<&AgentOption>| -> Vec<Choice> {
@@ -282,8 +264,11 @@ fn build_form(
         recent,
         earlier_messages: options.recent.older.is_some(),
         is_final: row.status.is_final(),
-        reassigning: input.action == "reasignar",
+        reassigning: input.action == "reasignar" || no_categories,
         categories,
+        no_categories,
+        categories_href: crate::http::pages::in_menu(role, "/categorias")
+            .then(|| format!("/categorias?campana={}", row.campaign_id)),
         subcategories,
         connected_agents: agent_choices(connected),
         other_agents: agent_choices(offline),
@@ -359,6 +344,7 @@ pub async fn show(
     let notice = row.status.is_final().then(|| final_notice(&row));
     let form = build_form(
         &state,
+        user.role,
         csrf::token(&session)?,
         is_fragment_request(&req),
         &row,
@@ -381,9 +367,7 @@ pub async fn subcategories(
 ) -> Result<HttpResponse, AppError> {
     let row = load(&state, &user, &path).await?;
     let categories = state.store.closure_options(row.campaign_id).await?;
-    render(&SubcategoryOptions {
-        subcategories: subcategory_choices(&categories, &query.category, ""),
-    })
+    render(&SubcategoryList::of(&categories, &query.category, ""))
 }
 
 fn final_notice(row: &ConversationRow) -> String {
@@ -465,6 +449,7 @@ pub async fn submit(
     let reply = |row: &ConversationRow, options, errors, notice, status| {
         let form = build_form(
             &state,
+            user.role,
             csrf.clone(),
             modal,
             row,
@@ -514,6 +499,9 @@ pub async fn submit(
         &input.return_to,
     )
 }
+
+/// A cancel posted for a campaign without active closure categories.
+const NO_CATEGORIES: &str = "No se puede cancelar: esta campaña no tiene categorías de cierre activas. Reasigna la conversación o agrega categorías.";
 
 /// Why the form comes back instead of the transition applying.
 struct Refusal {

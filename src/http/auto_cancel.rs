@@ -13,8 +13,8 @@ use chrono::Utc;
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::actions::Choice;
 use super::admin::{Fields, confirm_with};
+use super::choices::{Choice, ChoiceGroup, SubcategoryList, campaign_closures, category_groups};
 use super::pages::{PageContext, render_with_status, set_flash};
 use crate::app::state::AppState;
 use crate::db::{AutoCancelRule, CampaignOption, NewAutoCancelRule, Refusal, Store, Ts};
@@ -110,11 +110,6 @@ struct Editing {
     campaign: String,
 }
 
-struct CategoryGroup {
-    label: String,
-    choices: Vec<Choice>,
-}
-
 #[derive(Template)]
 #[template(path = "auto_cancel.html")]
 struct RulesPage {
@@ -123,8 +118,8 @@ struct RulesPage {
     campaigns: Vec<Choice>,
     statuses: Vec<Choice>,
     measures: Vec<Choice>,
-    categories: Vec<CategoryGroup>,
-    subcategories: Vec<Choice>,
+    categories: Vec<ChoiceGroup>,
+    subcategories: SubcategoryList,
     input: RuleInput,
     errors: RuleErrors,
     preview: Option<String>,
@@ -205,43 +200,17 @@ async fn rule_views(store: &Store, user: &CurrentUser) -> Result<Vec<RuleView>, 
     Ok(rules)
 }
 
-/// The closure categories of `campaigns`, grouped by campaign, and the
-/// sub-categories of the one `input` chose.
+/// The Categoría groups and the Subcategoría list over `campaigns`.
 async fn closure_choices(
     store: &Store,
     campaigns: &[CampaignOption],
     input: &RuleInput,
-) -> Result<(Vec<CategoryGroup>, Vec<Choice>), AppError> {
-    let mut categories = Vec::new();
-    let mut subcategories = Vec::new();
-    for campaign in campaigns {
-        let options = store.closure_options(campaign.id).await?;
-        if let Some(chosen) = options.iter().find(|c| c.id.to_string() == input.category) {
-            subcategories = chosen
-                .subcategories
-                .iter()
-                .map(|(id, name)| Choice {
-                    value: id.to_string(),
-                    label: name.clone(),
-                    selected: id.to_string() == input.subcategory,
-                })
-                .collect();
-        }
-        if !options.is_empty() {
-            categories.push(CategoryGroup {
-                label: campaign.name.clone(),
-                choices: options
-                    .iter()
-                    .map(|c| Choice {
-                        value: c.id.to_string(),
-                        label: c.name.clone(),
-                        selected: c.id.to_string() == input.category,
-                    })
-                    .collect(),
-            });
-        }
-    }
-    Ok((categories, subcategories))
+) -> Result<(Vec<ChoiceGroup>, SubcategoryList), AppError> {
+    let closures = campaign_closures(store, campaigns.to_vec()).await?;
+    Ok((
+        category_groups(&closures, &input.category),
+        SubcategoryList::across(&closures, &input.category, &input.subcategory),
+    ))
 }
 
 /// The open statuses a rule may watch, `input`'s chosen.
@@ -310,7 +279,7 @@ async fn render_page(
         .collect();
     render_with_status(
         &RulesPage {
-            ctx: PageContext::new(req, user, "reportes")?,
+            ctx: PageContext::new(req, user, "cancelacion-automatica")?,
             rules,
             campaigns,
             statuses: status_choices(&input),
@@ -778,7 +747,7 @@ pub async fn delete(
         return confirm_with(
             &req,
             &user,
-            "reportes",
+            "cancelacion-automatica",
             format!("¿Eliminar la regla «{}»?", rule.name),
             vec![
                 format!(

@@ -16,7 +16,9 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use uuid::Uuid;
 
-use super::actions::Choice;
+use super::choices::{
+    CampaignClosures, Choice, ChoiceGroup, SubcategoryList, campaign_closures, category_groups,
+};
 use super::conversations::{RawQuery, parse_filter};
 use super::pages::{PageContext, is_fragment_request, local_datetime, render, render_with_status};
 use crate::app::state::AppState;
@@ -121,12 +123,6 @@ impl BulkErrors {
     }
 }
 
-/// A `<optgroup>` of a campaign's options.
-struct ChoiceGroup {
-    label: String,
-    choices: Vec<Choice>,
-}
-
 #[derive(Template)]
 #[template(path = "bulk.html")]
 struct BulkPage {
@@ -140,7 +136,7 @@ struct BulkPage {
     back_href: String,
     reassigning: bool,
     categories: Vec<ChoiceGroup>,
-    subcategories: Vec<Choice>,
+    subcategories: SubcategoryList,
     agents: Vec<ChoiceGroup>,
     comment: String,
     comment_max: usize,
@@ -190,49 +186,25 @@ fn input_from_query(req: &HttpRequest) -> BulkInput {
     input
 }
 
-/// The categories and agents of the campaigns in scope, grouped by campaign.
+/// The categories, sub-categories and agents of the campaigns in scope,
+/// grouped by campaign.
 async fn choices(
     state: &AppState,
     user: &CurrentUser,
     input: &BulkInput,
-) -> Result<(Vec<ChoiceGroup>, Vec<Choice>, Vec<ChoiceGroup>), AppError> {
+) -> Result<(Vec<ChoiceGroup>, SubcategoryList, Vec<ChoiceGroup>), AppError> {
     let store = &state.store;
     let campaigns = store.campaign_options(&user.scope).await?;
-    let mut categories = Vec::new();
+    let mut closures = Vec::with_capacity(campaigns.len());
     let mut agents = Vec::new();
-    let mut subcategories = Vec::new();
     for campaign in campaigns {
-        let (options, people) = tokio::try_join!(
+        let (categories, people) = tokio::try_join!(
             store.closure_options(campaign.id),
             store.reassign_options(campaign.id, None)
         )?;
-        if let Some(chosen) = options.iter().find(|c| c.id.to_string() == input.category) {
-            subcategories = chosen
-                .subcategories
-                .iter()
-                .map(|(id, name)| Choice {
-                    value: id.to_string(),
-                    label: name.clone(),
-                    selected: id.to_string() == input.subcategory,
-                })
-                .collect();
-        }
-        if !options.is_empty() {
-            categories.push(ChoiceGroup {
-                label: campaign.name.clone(),
-                choices: options
-                    .iter()
-                    .map(|c| Choice {
-                        value: c.id.to_string(),
-                        label: c.name.clone(),
-                        selected: c.id.to_string() == input.category,
-                    })
-                    .collect(),
-            });
-        }
         if !people.is_empty() {
             agents.push(ChoiceGroup {
-                label: campaign.name,
+                label: campaign.name.clone(),
                 choices: people
                     .iter()
                     .map(|a| Choice {
@@ -247,8 +219,16 @@ async fn choices(
                     .collect(),
             });
         }
+        closures.push(CampaignClosures {
+            campaign,
+            categories,
+        });
     }
-    Ok((categories, subcategories, agents))
+    Ok((
+        category_groups(&closures, &input.category),
+        SubcategoryList::across(&closures, &input.category, &input.subcategory),
+        agents,
+    ))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -344,41 +324,25 @@ pub async fn show(
 }
 
 /// `GET /mensajes/lote/subcategorias?categoria=ID`: the sub-categories of a
-/// category the viewer may use (none otherwise).
+/// category the viewer may use; every one in scope, grouped, for no
+/// category (or one the viewer may not use).
 pub async fn subcategories(
     req: HttpRequest,
     user: CurrentUser,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
     let input = BulkInput::parse(&pairs_of(req.query_string().as_bytes()));
-    let mut choices = Vec::new();
+    let store = &state.store;
     if let Ok(id) = Uuid::parse_str(&input.category)
-        && let Some(category) = state.store.category_ref(id).await?
+        && let Some(category) = store.category_ref(id).await?
         && user.scope.allows(category.campaign_id)
     {
-        for option in state.store.closure_options(category.campaign_id).await? {
-            if option.id == id {
-                choices = option
-                    .subcategories
-                    .into_iter()
-                    .map(|(id, name)| Choice {
-                        value: id.to_string(),
-                        label: name,
-                        selected: false,
-                    })
-                    .collect();
-            }
-        }
+        let categories = store.closure_options(category.campaign_id).await?;
+        return render(&SubcategoryList::of(&categories, &input.category, ""));
     }
-    render(&SubcategoryOptions {
-        subcategories: choices,
-    })
-}
-
-#[derive(Template)]
-#[template(path = "_subcategory_options.html")]
-struct SubcategoryOptions {
-    subcategories: Vec<Choice>,
+    let campaigns = store.campaign_options(&user.scope).await?;
+    let closures = campaign_closures(store, campaigns).await?;
+    render(&SubcategoryList::across(&closures, "", ""))
 }
 
 /// `POST /mensajes/lote`

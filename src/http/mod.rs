@@ -10,6 +10,7 @@ pub mod auto_cancel;
 pub mod bulk;
 pub mod campaigns;
 pub mod categories;
+pub mod choices;
 pub mod conversations;
 pub mod error;
 pub mod export;

@@ -79,6 +79,12 @@ const MENU: &[(&str, &str, &str, &[Role])] = &[
         "tags",
         &[Role::SuperAdmin, Role::Admin],
     ),
+    (
+        "/cancelacion-automatica",
+        "Cancelación automática",
+        "clock",
+        &[Role::SuperAdmin, Role::Admin],
+    ),
     ("/auditoria", "Auditoría", "audit", &[Role::SuperAdmin]),
     (
         "/reportes",
@@ -99,6 +105,12 @@ fn menu(role: Role, active: &str) -> Vec<MenuItem> {
             active: href.trim_start_matches('/') == active,
         })
         .collect()
+}
+
+/// Whether `role`'s sidebar lists `href`: the pages a role may open.
+pub fn in_menu(role: Role, href: &str) -> bool {
+    MENU.iter()
+        .any(|(path, _, _, roles)| *path == href && roles.contains(&role))
 }
 
 const FLASH_KEY: &str = "flash";
