@@ -1139,8 +1139,12 @@ async fn the_rules_have_their_place_in_the_menu(backend: Backend) {
     ] {
         let client = common::new_client();
         app.login_with(&client, email, password).await;
-        let mensajes = app.get_with(&client, "/mensajes").await;
-        assert!(mensajes.body.contains(entry), "{email}: {}", mensajes.body);
+        let conversations = app.get_with(&client, "/mensajes").await;
+        assert!(
+            conversations.body.contains(entry),
+            "{email}: {}",
+            conversations.body
+        );
         let rules = app.get_with(&client, "/cancelacion-automatica").await;
         assert!(
             rules

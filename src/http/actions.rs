@@ -221,26 +221,16 @@ fn build_form(
     let subcategories =
         SubcategoryList::of(&options.categories, &input.category, &input.subcategory);
     let no_categories = options.categories.is_empty();
-    let mut errors = errors;
-    if no_categories && input.action == "cancelar" && errors.category.is_some() {
+    let errors = if no_categories && input.action == "cancelar" && errors.category.is_some() {
         // The cancel fields are hidden: say why next to the choice instead.
-        errors = FieldErrors {
+        FieldErrors {
             action: Some(NO_CATEGORIES.into()),
             ..FieldErrors::default()
-        };
-    }
-    let (connected, offline): (Vec<&AgentOption>, Vec<&AgentOption>) =
-        options.agents.iter().partition(|a| a.connected);
-    let agent_choices = |agents: Vec<&AgentOption>| -> Vec<Choice> {
-        agents
-            .into_iter()
-            .map(|a| Choice {
-                value: a.id.to_string(),
-                label: a.name.clone(),
-                selected: a.id.to_string() == input.agent,
-            })
-            .collect()
+        }
+    } else {
+        errors
     };
+    let (connected_agents, other_agents) = agent_choices(&options.agents, &input.agent);
     let row_view = RowView::new(row, state.timezone, now);
     let recent = options
         .recent
@@ -270,14 +260,32 @@ fn build_form(
         categories_href: crate::http::pages::in_menu(role, "/categorias")
             .then(|| format!("/categorias?campana={}", row.campaign_id)),
         subcategories,
-        connected_agents: agent_choices(connected),
-        other_agents: agent_choices(offline),
+        connected_agents,
+        other_agents,
         comment: input.comment.clone(),
         comment_max: COMMENT_MAX_CHARS,
         errors,
         notice,
         return_to: safe_return(&input.return_to, row.folio),
     }
+}
+
+/// The agents a conversation may go to: (connected, disconnected), `chosen`
+/// selected.
+fn agent_choices(agents: &[AgentOption], chosen: &str) -> (Vec<Choice>, Vec<Choice>) {
+    let (connected, offline): (Vec<&AgentOption>, Vec<&AgentOption>) =
+        agents.iter().partition(|a| a.connected);
+    let choices = |agents: Vec<&AgentOption>| -> Vec<Choice> {
+        agents
+            .into_iter()
+            .map(|a| Choice {
+                value: a.id.to_string(),
+                label: a.name.clone(),
+                selected: a.id.to_string() == chosen,
+            })
+            .collect()
+    };
+    (choices(connected), choices(offline))
 }
 
 async fn load(
