@@ -871,6 +871,10 @@ async fn a_message_after_a_cancellation_starts_a_new_conversation_linked_to_it(b
     let (_, before) = get(&app, &path, &api.token).await;
     assert_eq!(before["status"], "cancelled");
     assert!(before["closure"]["category_id"].is_string());
+    let old_folio = before["folio"].as_i64().unwrap();
+    app.login_as_admin().await;
+    let page = app.get(&format!("/mensajes/{old_folio}")).await;
+    assert!(!page.body.contains("El cliente volvió a escribir"));
     let channel = id_of(&before, "channel_id");
     let channel_token = app
         .store
@@ -901,6 +905,20 @@ async fn a_message_after_a_cancellation_starts_a_new_conversation_linked_to_it(b
     // The cancelled conversation is exactly as it was: closure, version, history.
     let (_, after) = get(&app, &path, &api.token).await;
     assert_eq!(after, before);
+    // Its page links forward to the new one, which links back.
+    let new_folio = body["folio"].as_i64().unwrap();
+    let page = app.get(&format!("/mensajes/{old_folio}")).await;
+    assert!(
+        page.body.contains(&format!(
+            "El cliente volvió a escribir: <a href=\"/mensajes/{new_folio}\">conversación {new_folio}</a>"
+        )),
+        "{}",
+        page.body
+    );
+    let page = app.get(&format!("/mensajes/{new_folio}")).await;
+    assert!(page.body.contains(&format!(
+        "<a href=\"/mensajes/{old_folio}\">reactivada de {old_folio}</a>"
+    )));
 }
 
 async fn the_router_sends_hand_offs_out_of_hours_offline_or_to_the_least_busy_agent(

@@ -407,3 +407,46 @@ async fn every_transcript_query_uses_an_index(backend: Backend) {
         failures.join("\n")
     );
 }
+
+on_both_backends!(the_link_to_a_restart_uses_its_index);
+
+/// The conversation page's look-up of the conversation that restarted this
+/// one reads the partial index of restarts, never every conversation.
+async fn the_link_to_a_restart_uses_its_index(backend: Backend) {
+    let Some((app, _guard)) = analysed_demo(backend).await else {
+        return;
+    };
+    let id = app
+        .uuids_where(
+            "select id from conversations where folio = cast($1 as integer)",
+            "10001",
+        )
+        .await[0];
+    let plan: Vec<String> = match &app.store {
+        relevo::db::Store::Sqlite(pools) => {
+            let steps: Vec<(i64, i64, i64, String)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "explain query plan {}",
+                relevo::db::RESTARTED_AS
+            )))
+            .bind(id)
+            .fetch_all(&pools.read)
+            .await
+            .unwrap();
+            steps.into_iter().map(|(_, _, _, detail)| detail).collect()
+        }
+        relevo::db::Store::Postgres(pg) => sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "explain {}",
+            relevo::db::RESTARTED_AS
+        )))
+        .bind(id)
+        .fetch_all(&pg.pool)
+        .await
+        .unwrap(),
+    };
+    assert!(
+        plan.iter()
+            .any(|l| l.contains("conversations_reactivates_id_idx")),
+        "{backend:?}: {}",
+        plan.join("\n")
+    );
+}

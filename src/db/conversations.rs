@@ -140,6 +140,9 @@ from_row! {
 pub struct ConversationDetail {
     pub row: ConversationRow,
     pub history: Vec<HistoryRow>,
+    /// The folio of the conversation that restarted this one when the
+    /// customer wrote again after its closing, if any.
+    pub restarted_as: Option<i64>,
 }
 
 /// The columns of [`ConversationRow`], up to `from` (the source follows).
@@ -593,6 +596,10 @@ const SQLITE_COUNTS_HEAD: &str =
 const POSTGRES_COUNTS_HEAD: &str =
     "select coalesce(json_agg(json_build_object('status', k.status, 'n', k.n)), '[]')::text from (";
 
+/// The folio of the conversation that restarted conversation `$1` (served
+/// by `conversations_reactivates_id_idx`, see `tests/query_plans.rs`).
+pub const RESTARTED_AS: &str = "select min(folio) from conversations where reactivates_id = $1";
+
 /// One element of the aggregated page, by column name (the names of
 /// [`row_columns!`]). Ids come as text (hex on SQLite), instants as RFC 3339.
 #[derive(serde::Deserialize)]
@@ -1004,13 +1011,24 @@ impl super::Store {
         let Some(row) = self.conversation(scope, folio).await? else {
             return Ok(None);
         };
-        let history: Vec<HistoryRow> = with_read!(self, |pool| {
-            sqlx::query_as(HISTORY_SELECT)
+        let (history, restarted_as): (Vec<HistoryRow>, Option<i64>) = with_read!(self, |pool| {
+            let history = sqlx::query_as(HISTORY_SELECT)
                 .bind(row.id)
                 .fetch_all(pool)
-                .await?
+                .await?;
+            // The first restart: only a final conversation restarts, and
+            // only once, but nothing in the schema forbids a second.
+            let restarted_as = sqlx::query_scalar(RESTARTED_AS)
+                .bind(row.id)
+                .fetch_one(pool)
+                .await?;
+            (history, restarted_as)
         });
-        Ok(Some(ConversationDetail { row, history }))
+        Ok(Some(ConversationDetail {
+            row,
+            history,
+            restarted_as,
+        }))
     }
 }
 

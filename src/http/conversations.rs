@@ -706,6 +706,9 @@ struct ConversationPage {
     closer: Option<String>,
     comment: Option<String>,
     reactivates: Option<i64>,
+    /// The conversation the customer's next message started, after this
+    /// one closed.
+    restarted_as: Option<i64>,
     transcript: TranscriptView,
     nudges: Vec<NudgeView>,
 }
@@ -752,6 +755,7 @@ pub async fn detail(
         closer: detail.row.closer_name.clone(),
         comment: detail.row.closure_comment.clone(),
         reactivates: detail.row.reactivates_folio,
+        restarted_as: detail.restarted_as,
         transcript,
         nudges: nudges
             .iter()
