@@ -497,6 +497,21 @@ async fn every_invalid_input_is_refused_next_to_its_field_and_changes_nothing(ba
             page.body.contains("class=\"field-error\""),
             "{what}: shown next to the field"
         );
+        // …and in the summary heading the form, linked to its field.
+        let summary = page
+            .body
+            .split("id=\"resumen-errores\"")
+            .nth(1)
+            .and_then(|rest| rest.split("</div>").next())
+            .unwrap_or_else(|| panic!("{what}: an error summary"));
+        assert!(
+            summary.contains("<li><a href=\"#accion-") && summary.contains(message),
+            "{what}: {summary}"
+        );
+        assert!(
+            page.body.find("id=\"resumen-errores\"") < page.body.find("<fieldset"),
+            "{what}: the summary comes first"
+        );
         assert!(
             page.body.contains("aria-invalid=\"true\"") || what == "no action",
             "{what}"
@@ -816,6 +831,16 @@ async fn the_form_works_without_javascript(backend: Backend) {
     assert_eq!(invalid.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(invalid.body.contains("<html") && invalid.body.contains("Selecciona una categoría"));
     assert!(invalid.body.contains("sin categoría</textarea>"));
+    // Its summary takes focus as the page loads and links to the field.
+    assert!(
+        invalid.body.contains(
+            "role=\"alert\" tabindex=\"-1\" aria-labelledby=\"resumen-errores-titulo\" autofocus"
+        ) && invalid
+            .body
+            .contains("<li><a href=\"#accion-categoria\">Selecciona una categoría"),
+        "{}",
+        invalid.body
+    );
     // Success redirects back to the table with the filters kept…
     let done = app
         .post_form(

@@ -22,6 +22,7 @@ on_both_backends!(
     a_conversation_created_through_the_api_appears_and_a_dropped_stream_catches_up,
     the_transcript_reads_like_a_chat_on_the_conversation_page,
     the_modal_shows_the_last_messages_scrolled_to_the_newest,
+    a_refused_confirmation_is_summarised_and_the_summary_leads_to_the_field,
 );
 
 /// Starts the app and a browser signed in as the demo Administrador.
@@ -750,5 +751,51 @@ async fn the_modal_shows_the_last_messages_scrolled_to_the_newest(backend: Backe
             .await,
         json!(true)
     );
+    browser.quit().await;
+}
+
+/// A Confirmar refused for a missing category: the summary at the top of the
+/// modal takes focus, and its link, followed with the keyboard, puts focus
+/// on the Categoría field.
+async fn a_refused_confirmation_is_summarised_and_the_summary_leads_to_the_field(backend: Backend) {
+    let Some((app, browser)) = signed_in(backend).await else {
+        return;
+    };
+    let folio = open_folio(&app).await;
+    open_modal(&browser, folio).await;
+    browser
+        .execute(
+            "document.querySelector('#modal button[type=submit]').focus();",
+            vec![],
+        )
+        .await;
+    browser.send_keys(keys::ENTER).await;
+    browser
+        .wait_until(
+            "the summary to take focus",
+            "return document.activeElement && document.activeElement.id === 'resumen-errores';",
+        )
+        .await;
+    let summary = browser.find("#resumen-errores").await;
+    assert!(
+        browser
+            .text(&summary)
+            .await
+            .contains("Selecciona una categoría")
+    );
+    browser.send_keys(keys::TAB).await;
+    browser
+        .wait_until(
+            "focus on the summary's link",
+            "return document.activeElement.matches('#resumen-errores a[href=\"#accion-categoria\"]');",
+        )
+        .await;
+    browser.send_keys(keys::ENTER).await;
+    browser
+        .wait_until(
+            "focus on the Categoría field",
+            "return document.activeElement.id === 'accion-categoria' && document.getElementById('modal').open;",
+        )
+        .await;
     browser.quit().await;
 }

@@ -70,6 +70,15 @@ pub struct FieldErrors {
 }
 
 impl FieldErrors {
+    /// Whether any field has an error (the summary then heads the form).
+    pub fn any(&self) -> bool {
+        self.action.is_some()
+            || self.category.is_some()
+            || self.subcategory.is_some()
+            || self.comment.is_some()
+            || self.agent.is_some()
+    }
+
     fn from_invalid(list: &[Invalid]) -> FieldErrors {
         let mut errors = FieldErrors::default();
         for invalid in list {

@@ -65,6 +65,8 @@
   }
 
   function firstField() {
+    var summary = dialog.querySelector(".error-summary");
+    if (summary) return summary;
     var invalid = dialog.querySelector('[aria-invalid="true"]');
     if (invalid) return invalid;
     var checked = dialog.querySelector('input[name="accion"]:checked');
@@ -124,6 +126,19 @@
       if (target) target.focus();
       opener = null;
     }
+  });
+
+  // A link of the error summary moves focus to its field (a fragment link
+  // alone would only scroll, and inside the dialog change the address).
+  document.addEventListener("click", function (event) {
+    var link = event.target.closest && event.target.closest(".error-summary a[href^='#']");
+    if (!link) return;
+    var field = document.getElementById(link.getAttribute("href").slice(1));
+    if (!field) return;
+    event.preventDefault();
+    field.focus();
+    var label = document.querySelector('label[for="' + field.id + '"]');
+    (label || field).scrollIntoView({ block: "center" });
   });
 
   document.addEventListener("click", function (event) {
