@@ -16,6 +16,7 @@ on_both_backends!(
     the_default_view_lists_open_conversations_newest_activity_first,
     status_counts_match_the_database,
     search_finds_by_folio_phone_and_name,
+    a_folio_or_phone_search_looks_across_every_status,
     search_text_is_matched_literally_and_shown_escaped,
     unknown_filter_values_are_ignored_with_a_notice,
     malformed_and_unknown_folios_answer_404,
@@ -843,4 +844,61 @@ async fn a_reloaded_page_shows_every_change_made_since_it_was_last_shown(backend
         )),
         "in the campaign filter too, not 30 s later"
     );
+}
+
+/// The folio a customer quotes is found from the default view even when its
+/// conversation is cancelled: a folio or phone search without a chosen tab
+/// looks at every status (the Todas tab is current and the page says so),
+/// the tabs count what the search matched, and a chosen tab still narrows it.
+async fn a_folio_or_phone_search_looks_across_every_status(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    app.login_as_super().await;
+    let folio = app
+        .folios_where(
+            "select folio from conversations where status = $1 order by folio",
+            "cancelled",
+        )
+        .await[0];
+    let found = app.get(&format!("/mensajes?q={folio}")).await;
+    assert_eq!(found.status, StatusCode::OK);
+    assert_eq!(folios_in(&found.body), vec![folio]);
+    assert!(found.body.contains("incluye todos los estatus"));
+    // Each tab: (its status in the link, its count).
+    let tabs: Vec<(String, String)> = found
+        .body
+        .split("<a class=\"status-tab")
+        .skip(1)
+        .map(|tab| {
+            let value = tab.split("estatus=").nth(1).unwrap_or_default();
+            let value = value[..value.find(['"', '&']).unwrap_or(0)].to_owned();
+            let count = tab
+                .split("<span class=\"count\">")
+                .nth(1)
+                .unwrap_or_default();
+            (value, count[..count.find('<').unwrap_or(0)].to_owned())
+        })
+        .collect();
+    let count_of = |value: &str| {
+        tabs.iter()
+            .find(|(v, _)| v == value)
+            .map(|(_, n)| n.clone())
+            .unwrap_or_else(|| panic!("the {value} tab in {tabs:?}"))
+    };
+    assert_eq!(count_of("cancelled"), "1");
+    assert_eq!(count_of("abiertas"), "0");
+    assert_eq!(count_of("todas"), "1");
+    let active = found
+        .body
+        .split("<a class=\"status-tab is-active\" href=\"")
+        .nth(1)
+        .expect("a current tab");
+    assert!(active[..active.find('"').unwrap()].contains("estatus=todas"));
+    // A tab chosen narrows the search, and the page no longer says so.
+    let open = app
+        .get(&format!("/mensajes?estatus=abiertas&q={folio}"))
+        .await;
+    assert!(folios_in(&open.body).is_empty());
+    assert!(!open.body.contains("incluye todos los estatus"));
 }

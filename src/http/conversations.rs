@@ -156,6 +156,13 @@ pub fn parse_filter(raw: &RawQuery, tz: chrono_tz::Tz) -> (ListFilter, Vec<Strin
     } else {
         parse_search(&raw.q)
     };
+    // The folio or phone a customer quotes is found whatever its status
+    // (cancelled too): such a search, without a tab chosen, looks at all.
+    let status = if raw.status.is_empty() && matches!(search, Some(Search::Number(_))) {
+        Some(StatusFilter::All)
+    } else {
+        status
+    };
     (
         ListFilter {
             status,
@@ -379,6 +386,9 @@ pub struct ConversationListResults {
     pub match_count: i64,
     /// The filters as a query string, for the export and bulk links.
     pub filter_query: String,
+    /// A folio or phone search without a chosen tab: it looks at every
+    /// status, and the page says so.
+    pub searching_every_status: bool,
 }
 
 /// The filter choices of `scope`, cached until rights or names change on
@@ -495,6 +505,8 @@ fn results(
         clear_href: "/mensajes".into(),
         match_count,
         filter_query: raw.filter_query(),
+        searching_every_status: raw.status.is_empty()
+            && matches!(filter.search, Some(Search::Number(_))),
     }
 }
 
