@@ -101,17 +101,10 @@ pub fn parse_filter(raw: &RawQuery, tz: chrono_tz::Tz) -> (ListFilter, Vec<Strin
             "Se ignoró el filtro de {what}: el valor no es válido."
         ))
     };
-    let status = match raw.status.as_str() {
-        "" | "abiertas" => Some(StatusFilter::Open),
-        "todas" => Some(StatusFilter::All),
-        other => match Status::parse(other) {
-            Some(status) => Some(StatusFilter::Only(status)),
-            None => {
-                ignore("estatus");
-                Some(StatusFilter::Open)
-            }
-        },
-    };
+    let status = parse_status(&raw.status).unwrap_or_else(|| {
+        ignore("estatus");
+        StatusFilter::Open
+    });
     let mut uuid = |value: &str, what: &str| -> Option<Uuid> {
         if value.is_empty() {
             return None;
@@ -159,13 +152,13 @@ pub fn parse_filter(raw: &RawQuery, tz: chrono_tz::Tz) -> (ListFilter, Vec<Strin
     // The folio or phone a customer quotes is found whatever its status
     // (cancelled too): such a search, without a tab chosen, looks at all.
     let status = if raw.status.is_empty() && matches!(search, Some(Search::Number(_))) {
-        Some(StatusFilter::All)
+        StatusFilter::All
     } else {
         status
     };
     (
         ListFilter {
-            status,
+            status: Some(status),
             campaign_id,
             agent_id,
             channel_kind,
@@ -175,6 +168,16 @@ pub fn parse_filter(raw: &RawQuery, tz: chrono_tz::Tz) -> (ListFilter, Vec<Strin
         },
         notices,
     )
+}
+
+/// The status tab the query names (none: the open ones); `None` when it
+/// names none.
+fn parse_status(raw: &str) -> Option<StatusFilter> {
+    match raw {
+        "" | "abiertas" => Some(StatusFilter::Open),
+        "todas" => Some(StatusFilter::All),
+        other => Status::parse(other).map(StatusFilter::Only),
+    }
 }
 
 /// Digits (with the usual phone punctuation) search folios and phones;
