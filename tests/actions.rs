@@ -25,6 +25,9 @@ on_both_backends!(
     history_keeps_the_names_of_deactivated_categories,
     without_javascript_a_subcategory_is_chosen_from_every_category_and_recorded,
     a_campaign_without_active_categories_offers_only_reassign,
+    each_agent_shows_presence_and_load_connected_least_busy_first,
+    a_disconnected_agent_is_chosen_only_once_confirmed,
+    devolver_al_enrutador_lets_the_router_choose_as_for_a_new_conversation,
 );
 
 /// Ids and folios the tests act on (all from the demo data).
@@ -482,7 +485,7 @@ async fn every_invalid_input_is_refused_next_to_its_field_and_changes_nothing(ba
         (
             "no action",
             vec![("accion", "borrar".into())],
-            "Elige Cancelar o Reasignar",
+            "Elige Cancelar, Reasignar o Devolver al enrutador",
         ),
     ];
     let before = state_of(&app, fx.folio).await;
@@ -1130,10 +1133,14 @@ async fn the_form_offers_only_what_the_rules_allow(backend: Backend) {
         .expect("connected agents first");
     let agent_at = body.find(&format!("value=\"{}\"", fx.agent)).unwrap();
     assert!(agent_at > connected);
-    assert!(body[agent_at..].starts_with(&format!("value=\"{}\">● ", fx.agent)));
+    assert!(body[agent_at..].starts_with(&format!(
+        "value=\"{}\">{} · conectado · ",
+        fx.agent, fx.agent_name
+    )));
     for label in [
         "Cancelar",
         "Reasignar",
+        "Devolver al enrutador",
         "Categoría",
         "Subcategoría (opcional)",
         "Comentario",
@@ -1322,4 +1329,238 @@ async fn transitions_committed_together_keep_their_own_outcomes() {
     assert_eq!(after[1].2, before[1].2 + 1);
     assert_eq!(after[2], before[2], "a failed transition changes nothing");
     assert_eq!(after[0].0, relevo::domain::Status::AgentsOffline.as_str());
+}
+
+/// The agent options of a form, in order: (label, whether disconnected).
+fn agent_options(html: &str) -> Vec<(String, bool)> {
+    let select = html
+        .split("id=\"accion-agente\"")
+        .nth(1)
+        .and_then(|rest| rest.split("</select>").next())
+        .expect("the agent list");
+    select
+        .split("<option value=\"")
+        .skip(2)
+        .map(|option| {
+            let label =
+                option[option.find('>').unwrap() + 1..option.find("</option>").unwrap()].to_owned();
+            (label, option.contains("data-offline"))
+        })
+        .collect()
+}
+
+/// Open conversations of the agent named `name`.
+async fn open_load_of(app: &TestApp, name: &str) -> i64 {
+    let ids = app
+        .uuids_where(
+            "select c.id from conversations c join users u on u.id = c.agent_id \
+             where c.is_open and u.name = $1",
+            name,
+        )
+        .await;
+    ids.len() as i64
+}
+
+async fn each_agent_shows_presence_and_load_connected_least_busy_first(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    app.login_as_admin().await;
+    let fx = fixture(&app).await;
+    // One agent of the campaign disconnected, the others connected.
+    app.execute(
+        "update users set connected = true where id in (select m.user_id from campaign_members m \
+         join campaigns p on p.id = m.campaign_id where p.name = $1)",
+        "Ventas Hogar",
+    )
+    .await;
+    app.execute_id("update users set connected = false where id = $1", fx.agent)
+        .await;
+    let modal = app
+        .client
+        .get(app.url(&format!("/mensajes/{}/acciones", fx.folio)))
+        .header("HX-Request", "true")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let options = agent_options(&modal);
+    assert!(options.len() >= 2, "{options:?}");
+    let mut loads = Vec::new();
+    let mut seen_offline = false;
+    for (label, offline) in &options {
+        let (name, rest) = label.split_once(" · ").expect("name · presence · load");
+        let load = open_load_of(&app, name).await;
+        let expected = match load {
+            0 => "sin abiertas".to_owned(),
+            1 => "1 abierta".to_owned(),
+            n => format!("{n} abiertas"),
+        };
+        let presence = if *offline {
+            "desconectado"
+        } else {
+            "conectado"
+        };
+        assert_eq!(rest, format!("{presence} · {expected}"), "{label}");
+        assert!(
+            !seen_offline || *offline,
+            "connected agents first: {options:?}"
+        );
+        seen_offline |= *offline;
+        if !offline {
+            loads.push(load);
+        }
+    }
+    assert!(seen_offline, "{options:?}");
+    assert!(loads.is_sorted(), "least busy first: {options:?}");
+    assert!(
+        options
+            .iter()
+            .any(|(l, offline)| *offline && l.starts_with(&fx.agent_name))
+    );
+}
+
+async fn a_disconnected_agent_is_chosen_only_once_confirmed(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    app.login_as_admin().await;
+    let fx = fixture(&app).await;
+    app.execute_id("update users set connected = false where id = $1", fx.agent)
+        .await;
+    let before = state_of(&app, fx.folio).await;
+    let (csrf, version) = open_form(&app, &app.client, fx.folio).await;
+    let agent = fx.agent.to_string();
+    let mut fields = vec![
+        ("_csrf", csrf.as_str()),
+        ("version", version.as_str()),
+        ("accion", "reasignar"),
+        ("agente", agent.as_str()),
+    ];
+    let refused = confirm(&app, &app.client, fx.folio, &fields).await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        refused
+            .body
+            .contains("Ese agente está desconectado: la conversación esperará")
+    );
+    assert!(
+        refused
+            .body
+            .contains("<div class=\"offline-confirm\" id=\"aviso-desconectado\">"),
+        "the confirmation is shown: {}",
+        refused.body
+    );
+    assert_eq!(state_of(&app, fx.folio).await, before);
+    fields.push(("confirmar_desconectado", "1"));
+    let done = confirm(&app, &app.client, fx.folio, &fields).await;
+    assert_eq!(done.status, StatusCode::OK, "{}", done.body);
+    let now_with = app
+        .uuids_where(
+            "select agent_id from conversations where cast(folio as text) = $1",
+            &fx.folio.to_string(),
+        )
+        .await;
+    assert_eq!(now_with, [fx.agent]);
+}
+
+async fn devolver_al_enrutador_lets_the_router_choose_as_for_a_new_conversation(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    app.login_as_admin().await;
+    let fx = fixture(&app).await;
+    let campaign = app.campaign_id("Ventas Hogar").await;
+    app.execute_id(
+        "delete from campaign_schedules where campaign_id = $1",
+        campaign,
+    )
+    .await;
+    app.execute_id(
+        "insert into campaign_schedules (campaign_id, weekday, opens_at, closes_at) values \
+         ($1, 0, '00:00', '00:00'), ($1, 1, '00:00', '00:00'), ($1, 2, '00:00', '00:00'), \
+         ($1, 3, '00:00', '00:00'), ($1, 4, '00:00', '00:00'), ($1, 5, '00:00', '00:00'), \
+         ($1, 6, '00:00', '00:00')",
+        campaign,
+    )
+    .await;
+    // Only the current agent and one other are connected: the router, which
+    // never gives it back to the current one, picks the other.
+    app.execute_id(
+        "update users set connected = false where id in \
+         (select user_id from campaign_members where campaign_id = $1)",
+        campaign,
+    )
+    .await;
+    for agent in [fx.agent, fx.current_agent] {
+        app.execute_id("update users set connected = true where id = $1", agent)
+            .await;
+    }
+    let route = |folio: i64| {
+        let app = &app;
+        async move {
+            let (csrf, version) = open_form(app, &app.client, folio).await;
+            confirm(
+                app,
+                &app.client,
+                folio,
+                &[
+                    ("_csrf", &csrf),
+                    ("version", &version),
+                    ("accion", "enrutador"),
+                    ("comentario", "Atorada"),
+                ],
+            )
+            .await
+        }
+    };
+    let (_, _, history_before) = state_of(&app, fx.folio).await;
+    let page = route(fx.folio).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    let trigger: serde_json::Value =
+        serde_json::from_str(page.headers["hx-trigger-after-settle"].to_str().unwrap()).unwrap();
+    assert_eq!(
+        trigger["relevo:toast"]["message"],
+        format!(
+            "Conversación {} devuelta al enrutador: asignada a {}",
+            fx.folio, fx.agent_name
+        )
+    );
+    let (status, _, history_after) = state_of(&app, fx.folio).await;
+    assert_eq!(
+        (status.as_str(), history_after),
+        ("assigned", history_before + 1)
+    );
+    let recorded = app
+        .folios_where(
+            "select count(*) from conversation_events e join conversations c on c.id = e.conversation_id \
+             where cast(c.folio as text) = $1 and e.kind = 'reassigned' and e.actor_kind = 'administrator' \
+             and e.comment = 'Atorada'",
+            &fx.folio.to_string(),
+        )
+        .await;
+    assert_eq!(
+        recorded,
+        [1],
+        "recorded as the administrator's reassignment"
+    );
+    // Nobody else connected: it waits in Agentes Desconectados.
+    app.execute_id(
+        "update users set connected = false where id = $1",
+        fx.current_agent,
+    )
+    .await;
+    let page = route(fx.folio).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert_eq!(state_of(&app, fx.folio).await.0, "agents_offline");
+    let detail = app.get(&format!("/mensajes/{}", fx.folio)).await;
+    assert!(
+        detail
+            .body
+            .contains("Devolvió al enrutador: Agentes Desconectados"),
+        "{}",
+        detail.body
+    );
 }

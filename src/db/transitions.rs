@@ -40,12 +40,14 @@ pub struct CategoryOption {
 }
 
 from_row! {
-    /// An agent a conversation may be reassigned to.
+    /// An agent a conversation may be reassigned to, with their load.
     #[derive(Debug, Clone)]
     pub struct AgentOption {
         pub id: Uuid,
         pub name: String,
         pub connected: bool,
+        /// Open conversations assigned to them now, in any campaign.
+        pub open_count: i64,
     }
 }
 
@@ -55,6 +57,7 @@ from_row! {
         #[try_from(String)]
         role: Role,
         active: bool,
+        connected: bool,
         in_campaign: bool,
     }
 }
@@ -496,7 +499,7 @@ impl super::Store {
     ) -> StoreResult<Option<AgentCandidate>> {
         let row: Option<CandidateRow> = with_read!(self, |pool| {
             sqlx::query_as(
-                "select u.id, u.role, u.active, exists (select 1 from campaign_members m \
+                "select u.id, u.role, u.active, u.connected, exists (select 1 from campaign_members m \
                    where m.user_id = u.id and m.campaign_id = $2) as in_campaign \
                  from users u where u.id = $1",
             )
@@ -509,6 +512,7 @@ impl super::Store {
             id: r.id,
             role: r.role,
             active: r.active,
+            connected: r.connected,
             in_campaign: r.in_campaign,
         }))
     }
@@ -553,10 +557,13 @@ impl super::Store {
     ) -> StoreResult<Vec<AgentOption>> {
         let agents: Vec<AgentOption> = with_read!(self, |pool| {
             sqlx::query_as(
-                "select u.id, u.name, u.connected from users u \
+                "select u.id, u.name, u.connected, \
+                   (select count(*) from conversations c where c.agent_id = u.id and c.is_open) \
+                   as open_count \
+                 from users u \
                  join campaign_members m on m.user_id = u.id and m.campaign_id = $1 \
                  where u.role = 'agent' and u.active \
-                 order by u.connected desc, u.name, u.id",
+                 order by u.connected desc, open_count, u.name, u.id",
             )
             .bind(campaign_id)
             .fetch_all(pool)

@@ -131,6 +131,9 @@ pub struct AgentCandidate {
     pub id: Uuid,
     pub role: Role,
     pub active: bool,
+    /// Connected now: a conversation given to a disconnected agent waits
+    /// until they connect.
+    pub connected: bool,
     /// Assigned to the conversation's campaign.
     pub in_campaign: bool,
 }
@@ -169,6 +172,9 @@ pub enum Invalid {
     AgentNotInCampaign,
     AgentInactive,
     SameAgent,
+    /// A disconnected agent chosen without confirming that the conversation
+    /// will wait for them.
+    AgentOfflineUnconfirmed,
 }
 
 impl Invalid {
@@ -184,7 +190,8 @@ impl Invalid {
             | Invalid::NotAnAgent
             | Invalid::AgentNotInCampaign
             | Invalid::AgentInactive
-            | Invalid::SameAgent => "agente",
+            | Invalid::SameAgent
+            | Invalid::AgentOfflineUnconfirmed => "agente",
         }
     }
 
@@ -211,6 +218,9 @@ impl Invalid {
             }
             Invalid::AgentInactive => "Ese agente está desactivado".into(),
             Invalid::SameAgent => "La conversación ya está asignada a ese agente".into(),
+            Invalid::AgentOfflineUnconfirmed => {
+                "Ese agente está desconectado: la conversación esperará a que se conecte. Marca «Asignarla de todos modos» para confirmarlo".into()
+            }
         }
     }
 }
@@ -420,11 +430,23 @@ pub fn system_cancel(
     })
 }
 
-/// **Reasignar**: an administrator hands an open conversation to another agent.
+/// Whether a reassignment to a disconnected agent was confirmed: the
+/// conversation then waits for them to connect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OfflineAgent {
+    /// The administrator confirmed it (or the caller confirmed it for them,
+    /// as a bulk job's preview does).
+    Confirmed,
+    Unconfirmed,
+}
+
+/// **Reasignar**: an administrator hands an open conversation to another
+/// agent; a disconnected one only once `offline` is confirmed.
 pub fn reassign(
     conversation: &Conversation,
     administrator: Uuid,
     agent: Lookup<AgentCandidate>,
+    offline: OfflineAgent,
     comment: &str,
     at: DateTime<Utc>,
 ) -> Result<Transition, TransitionError> {
@@ -455,6 +477,10 @@ pub fn reassign(
             errors.push(Invalid::SameAgent);
             None
         }
+        Lookup::Found(a) if !a.connected && offline == OfflineAgent::Unconfirmed => {
+            errors.push(Invalid::AgentOfflineUnconfirmed);
+            None
+        }
         Lookup::Found(a) => Some(a.id),
     };
     let comment = comment_or_error(comment, &mut errors);
@@ -467,6 +493,42 @@ pub fn reassign(
             conversation,
             EventKind::Reassigned,
             Status::Assigned,
+            to_agent,
+            Actor::Administrator(administrator),
+            at,
+        )
+    })
+}
+
+/// **Devolver al enrutador**: an administrator gives an open conversation
+/// back to the router, whose decision (`outcome`, taken as for a new
+/// conversation but never choosing its current agent) says where it goes:
+/// to an agent, or to Agentes Desconectados / Fuera de Horario to wait.
+/// Recorded as a reassignment by the administrator.
+pub fn return_to_router(
+    conversation: &Conversation,
+    administrator: Uuid,
+    outcome: HandoffOutcome,
+    comment: &str,
+    at: DateTime<Utc>,
+) -> Result<Transition, TransitionError> {
+    require(conversation, &Status::OPEN)?;
+    let mut errors = Vec::new();
+    let comment = comment_or_error(comment, &mut errors);
+    if !errors.is_empty() {
+        return Err(TransitionError::Invalid(errors));
+    }
+    let (to_status, to_agent) = match outcome {
+        HandoffOutcome::OutOfHours => (Status::OutOfHours, None),
+        HandoffOutcome::AgentsOffline => (Status::AgentsOffline, None),
+        HandoffOutcome::Assign(agent) => (Status::Assigned, Some(agent)),
+    };
+    Ok(Transition {
+        comment,
+        ..base(
+            conversation,
+            EventKind::Reassigned,
+            to_status,
             to_agent,
             Actor::Administrator(administrator),
             at,
@@ -651,6 +713,7 @@ mod tests {
             id,
             role: Role::Agent,
             active: true,
+            connected: true,
             in_campaign: true,
         })
     }
@@ -667,7 +730,14 @@ mod tests {
             ),
             (
                 "reassign",
-                reassign(&c, ADMIN, agent(OTHER_AGENT), "", at()),
+                reassign(
+                    &c,
+                    ADMIN,
+                    agent(OTHER_AGENT),
+                    OfflineAgent::Unconfirmed,
+                    "",
+                    at(),
+                ),
             ),
             (
                 "system_cancel",
@@ -906,6 +976,7 @@ mod tests {
                 id: OTHER_AGENT,
                 role,
                 active,
+                connected: true,
                 in_campaign,
             })
         };
@@ -922,12 +993,38 @@ mod tests {
         ];
         for (lookup, error) in cases {
             assert_eq!(
-                reassign(&c, ADMIN, lookup, "", at()),
+                reassign(&c, ADMIN, lookup, OfflineAgent::Unconfirmed, "", at()),
                 Err(TransitionError::Invalid(vec![error]))
             );
         }
-        let t = reassign(&c, ADMIN, agent(OTHER_AGENT), "turno", at()).unwrap();
+        let t = reassign(
+            &c,
+            ADMIN,
+            agent(OTHER_AGENT),
+            OfflineAgent::Unconfirmed,
+            "turno",
+            at(),
+        )
+        .unwrap();
         assert_eq!((t.from_agent, t.to_agent), (Some(AGENT), Some(OTHER_AGENT)));
+        // A disconnected agent only once the administrator confirms it.
+        let offline = || {
+            Lookup::Found(AgentCandidate {
+                id: OTHER_AGENT,
+                role: Role::Agent,
+                active: true,
+                connected: false,
+                in_campaign: true,
+            })
+        };
+        assert_eq!(
+            reassign(&c, ADMIN, offline(), OfflineAgent::Unconfirmed, "", at()),
+            Err(TransitionError::Invalid(vec![
+                Invalid::AgentOfflineUnconfirmed
+            ]))
+        );
+        let t = reassign(&c, ADMIN, offline(), OfflineAgent::Confirmed, "", at()).unwrap();
+        assert_eq!(t.to_agent, Some(OTHER_AGENT));
     }
 
     #[test]
@@ -977,5 +1074,49 @@ mod tests {
             (after.status, after.version, after.agent_id),
             (Status::Assigned, 8, Some(AGENT))
         );
+    }
+
+    #[test]
+    fn returning_to_the_router_goes_where_the_router_decided_as_the_administrator() {
+        let cases = [
+            (
+                HandoffOutcome::Assign(OTHER_AGENT),
+                Status::Assigned,
+                Some(OTHER_AGENT),
+            ),
+            (HandoffOutcome::AgentsOffline, Status::AgentsOffline, None),
+            (HandoffOutcome::OutOfHours, Status::OutOfHours, None),
+        ];
+        for (outcome, status, agent) in cases {
+            let c = conversation(Status::InProgress);
+            let t = return_to_router(&c, ADMIN, outcome, "atorada", at()).unwrap();
+            assert_eq!((t.to_status, t.to_agent), (status, agent), "{outcome:?}");
+            assert_eq!(t.kind, EventKind::Reassigned);
+            assert_eq!(t.actor, Actor::Administrator(ADMIN));
+            assert_eq!(t.comment.as_deref(), Some("atorada"));
+        }
+        for status in [Status::Resolved, Status::Cancelled] {
+            assert!(matches!(
+                return_to_router(
+                    &conversation(status),
+                    ADMIN,
+                    HandoffOutcome::AgentsOffline,
+                    "",
+                    at()
+                ),
+                Err(TransitionError::NotAllowedFrom(_))
+            ));
+        }
+        let long = "x".repeat(crate::domain::text::COMMENT_MAX_CHARS + 1);
+        assert!(matches!(
+            return_to_router(
+                &conversation(Status::Assigned),
+                ADMIN,
+                HandoffOutcome::AgentsOffline,
+                &long,
+                at()
+            ),
+            Err(TransitionError::Invalid(_))
+        ));
     }
 }

@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::choices::{Choice, SubcategoryList};
+use super::choices::{Choice, SubcategoryList, agent_label};
 use super::conversations::{NOT_FOUND, RowFragment, RowView, parse_folio};
 use super::pages::{PageContext, is_fragment_request, relative, render, render_with_status};
 use super::transcript::{self, MessageView};
@@ -28,6 +28,7 @@ use crate::domain::text::COMMENT_MAX_CHARS;
 use crate::domain::{EventKind, Invalid, Lookup, Role, Transition, TransitionError};
 use crate::http::auth::{CurrentUser, csrf};
 use crate::http::error::AppError;
+use crate::services::router;
 
 /// What the form posts. Every field is optional text: the rules decide.
 #[derive(Debug, Default, Deserialize)]
@@ -43,6 +44,9 @@ pub struct ActionInput {
     comment: String,
     #[serde(rename = "agente")]
     agent: String,
+    /// "1": the administrator confirms a disconnected agent.
+    #[serde(rename = "confirmar_desconectado")]
+    confirm_offline: String,
     version: String,
     /// The console page to go back to (a path under `/mensajes`).
     #[serde(rename = "volver")]
@@ -116,6 +120,11 @@ pub struct ActionForm {
     pub subcategories: SubcategoryList,
     pub connected_agents: Vec<Choice>,
     pub other_agents: Vec<Choice>,
+    /// A disconnected agent is chosen: the form asks to confirm it.
+    pub offline_chosen: bool,
+    pub offline_confirmed: bool,
+    /// Devolver al enrutador is the chosen action.
+    pub routing: bool,
     pub comment: String,
     pub comment_max: usize,
     pub errors: FieldErrors,
@@ -240,6 +249,7 @@ fn build_form(
         errors
     };
     let (connected_agents, other_agents) = agent_choices(&options.agents, &input.agent);
+    let offline_chosen = other_agents.iter().any(|a| a.selected);
     let row_view = RowView::new(row, state.timezone, now);
     let recent = options
         .recent
@@ -263,7 +273,7 @@ fn build_form(
         recent,
         earlier_messages: options.recent.older.is_some(),
         is_final: row.status.is_final(),
-        reassigning: input.action == "reasignar" || no_categories,
+        reassigning: input.action == "reasignar" || (no_categories && input.action != "enrutador"),
         categories,
         no_categories,
         categories_href: crate::http::pages::in_menu(role, "/categorias")
@@ -271,6 +281,9 @@ fn build_form(
         subcategories,
         connected_agents,
         other_agents,
+        offline_chosen,
+        offline_confirmed: input.confirm_offline == "1",
+        routing: input.action == "enrutador",
         comment: input.comment.clone(),
         comment_max: COMMENT_MAX_CHARS,
         errors,
@@ -279,8 +292,9 @@ fn build_form(
     }
 }
 
-/// The agents a conversation may go to: (connected, disconnected), `chosen`
-/// selected.
+/// The agents a conversation may go to: (connected, disconnected), each
+/// with their presence and open load ("Ana Ruiz · conectado · 3 abiertas"),
+/// connected ones least busy first (the Store's order), `chosen` selected.
 fn agent_choices(agents: &[AgentOption], chosen: &str) -> (Vec<Choice>, Vec<Choice>) {
     let (connected, offline): (Vec<&AgentOption>, Vec<&AgentOption>) =
         agents.iter().partition(|a| a.connected);
@@ -289,7 +303,7 @@ fn agent_choices(agents: &[AgentOption], chosen: &str) -> (Vec<Choice>, Vec<Choi
             .into_iter()
             .map(|a| Choice {
                 value: a.id.to_string(),
-                label: a.name.clone(),
+                label: agent_label(a),
                 selected: a.id.to_string() == chosen,
             })
             .collect()
@@ -408,7 +422,10 @@ pub fn describe_change(latest: &HistoryRow, now: chrono::DateTime<Utc>) -> Strin
     let what = match latest.kind {
         EventKind::Cancelled => "la canceló".to_owned(),
         EventKind::Resolved => "la resolvió".to_owned(),
-        EventKind::Reassigned => format!("la reasignó a {to_agent}"),
+        EventKind::Reassigned => match &latest.to_agent_name {
+            Some(agent) => format!("la reasignó a {agent}"),
+            None => format!("la devolvió al enrutador ({})", latest.to_status.label()),
+        },
         EventKind::Assigned => format!("la asignó a {to_agent}"),
         EventKind::Handoff => match &latest.to_agent_name {
             Some(agent) => format!("la asignó a {agent}"),
@@ -513,6 +530,7 @@ pub async fn submit(
         modal,
         &updated,
         transition.kind,
+        input.action == "enrutador",
         &input.return_to,
     )
 }
@@ -566,7 +584,7 @@ async fn decide(
     let now = Utc::now();
     let Some(computed) = compute_transition(state, user, row, input, now).await? else {
         return Ok(Err(Refusal::errors(FieldErrors {
-            action: Some("Elige Cancelar o Reasignar".into()),
+            action: Some("Elige Cancelar, Reasignar o Devolver al enrutador".into()),
             ..FieldErrors::default()
         })));
     };
@@ -582,8 +600,8 @@ async fn decide(
 }
 
 /// The transition the form asks for, decided by the domain rule on what
-/// the form names (looked up first); `None` when the action is neither
-/// Cancelar nor Reasignar.
+/// the form names (looked up first, and for Devolver al enrutador the
+/// router's decision); `None` when the action is none of the three.
 async fn compute_transition(
     state: &AppState,
     user: &CurrentUser,
@@ -620,7 +638,24 @@ async fn compute_transition(
                 store.agent_candidate(id, row.campaign_id)
             })
             .await?;
-            rules::reassign(&conversation, user.user_id, agent, &input.comment, now)
+            let offline = if input.confirm_offline == "1" {
+                rules::OfflineAgent::Confirmed
+            } else {
+                rules::OfflineAgent::Unconfirmed
+            };
+            rules::reassign(
+                &conversation,
+                user.user_id,
+                agent,
+                offline,
+                &input.comment,
+                now,
+            )
+        }
+        "enrutador" => {
+            let outcome =
+                router::decide_without(&state.store, row.campaign_id, row.agent_id, now).await?;
+            rules::return_to_router(&conversation, user.user_id, outcome, &input.comment, now)
         }
         _ => return Ok(None),
     }))
@@ -634,14 +669,20 @@ fn respond_applied(
     modal: bool,
     updated: &ConversationRow,
     kind: EventKind,
+    routed: bool,
     return_to: &str,
 ) -> Result<HttpResponse, AppError> {
-    let message = match kind {
-        EventKind::Cancelled => format!("Conversación {} cancelada", updated.folio),
-        _ => format!(
-            "Conversación {} reasignada a {}",
+    let message = match (kind, &updated.agent_name) {
+        (EventKind::Cancelled, _) => format!("Conversación {} cancelada", updated.folio),
+        (_, Some(agent)) if routed => format!(
+            "Conversación {} devuelta al enrutador: asignada a {agent}",
+            updated.folio
+        ),
+        (_, Some(agent)) => format!("Conversación {} reasignada a {agent}", updated.folio),
+        (_, None) => format!(
+            "Conversación {} devuelta al enrutador: en {}",
             updated.folio,
-            updated.agent_name.as_deref().unwrap_or("otro agente")
+            updated.status.label()
         ),
     };
     tracing::info!(folio = updated.folio, kind = %kind, "transition applied");

@@ -17,7 +17,8 @@ use askama::Template;
 use uuid::Uuid;
 
 use super::choices::{
-    CampaignClosures, Choice, ChoiceGroup, SubcategoryList, campaign_closures, category_groups,
+    CampaignClosures, Choice, ChoiceGroup, SubcategoryList, agent_label, campaign_closures,
+    category_groups,
 };
 use super::conversations::{RawQuery, parse_filter};
 use super::pages::{PageContext, is_fragment_request, local_datetime, render, render_with_status};
@@ -209,11 +210,7 @@ async fn choices(
                     .iter()
                     .map(|a| Choice {
                         value: a.id.to_string(),
-                        label: if a.connected {
-                            format!("● {} (conectado)", a.name)
-                        } else {
-                            a.name.clone()
-                        },
+                        label: agent_label(a),
                         selected: a.id.to_string() == input.agent,
                     })
                     .collect(),

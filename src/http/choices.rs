@@ -11,7 +11,7 @@
 
 use askama::Template;
 
-use crate::db::{CampaignOption, CategoryOption, Store, StoreResult};
+use crate::db::{AgentOption, CampaignOption, CategoryOption, Store, StoreResult};
 
 /// An `<option>`.
 pub struct Choice {
@@ -119,6 +119,22 @@ impl SubcategoryList {
     pub fn is_empty(&self) -> bool {
         self.groups.is_empty()
     }
+}
+
+/// An agent as the reassignment lists show them: name, presence and open
+/// load ("Ana Ruiz · conectado · 3 abiertas").
+pub fn agent_label(agent: &AgentOption) -> String {
+    let load = match agent.open_count {
+        0 => "sin abiertas".to_owned(),
+        1 => "1 abierta".to_owned(),
+        n => format!("{n} abiertas"),
+    };
+    let presence = if agent.connected {
+        "conectado"
+    } else {
+        "desconectado"
+    };
+    format!("{} · {presence} · {load}", agent.name)
 }
 
 /// The active closure categories of `campaigns`, in their order.

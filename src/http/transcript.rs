@@ -137,15 +137,11 @@ impl HistoryView {
                 Some(rule) => format!("Cancelada automáticamente por la regla «{rule}»"),
                 None => "Canceló la conversación".to_owned(),
             },
-            EventKind::Reassigned => match &row.from_agent_name {
-                Some(from) => format!(
-                    "Reasignó de {from} a {}",
-                    row.to_agent_name.as_deref().unwrap_or("otro agente")
-                ),
-                None => format!(
-                    "Reasignó a {}",
-                    row.to_agent_name.as_deref().unwrap_or("otro agente")
-                ),
+            EventKind::Reassigned => match (&row.from_agent_name, &row.to_agent_name) {
+                (Some(from), Some(to)) => format!("Reasignó de {from} a {to}"),
+                (None, Some(to)) => format!("Reasignó a {to}"),
+                // Given back to the router, which found no agent.
+                (_, None) => format!("Devolvió al enrutador: {}", row.to_status.label()),
             },
         };
         let closure = row

@@ -102,6 +102,9 @@ pub fn reason_text(key: &str, n: usize) -> String {
             "ya estaba asignada a ese agente",
             "ya estaban asignadas a ese agente",
         ),
+        "agent_offline_unconfirmed" => {
+            ("el agente está desconectado", "el agente está desconectado")
+        }
         _ => ("omitida", "omitidas"),
     };
     if n == 1 { one.into() } else { many.into() }
@@ -122,6 +125,8 @@ pub fn invalid_key(invalid: Invalid) -> &'static str {
         Invalid::AgentNotInCampaign => "agent_not_in_campaign",
         Invalid::AgentInactive => "agent_inactive",
         Invalid::SameAgent => "same_agent",
+        // A job confirms its agent (see `process_item`); kept for completeness.
+        Invalid::AgentOfflineUnconfirmed => "agent_offline_unconfirmed",
     }
 }
 
@@ -504,7 +509,15 @@ async fn decide(
         ),
         BulkAction::Reassign => {
             let agent = agent_in(store, job, conversation.campaign_id, candidates).await?;
-            rules::reassign(conversation, job.created_by, agent, &job.comment, now)
+            // The job's preview named the agent, connected or not.
+            rules::reassign(
+                conversation,
+                job.created_by,
+                agent,
+                rules::OfflineAgent::Confirmed,
+                &job.comment,
+                now,
+            )
         }
     })
 }

@@ -542,10 +542,18 @@ fn build_conversation(
                 id: other,
                 role: Role::Agent,
                 active: true,
+                connected: true,
                 in_campaign: true,
             });
             let comment = *rng.pick(COMMENTS);
-            let next = rules::reassign(&state, *rng.pick(admins), candidate, comment, t);
+            let next = rules::reassign(
+                &state,
+                *rng.pick(admins),
+                candidate,
+                rules::OfflineAgent::Confirmed,
+                comment,
+                t,
+            );
             apply(&mut state, next);
         }
     }

@@ -53,10 +53,23 @@ pub async fn decide(
     campaign_id: Uuid,
     now: DateTime<Utc>,
 ) -> StoreResult<HandoffOutcome> {
+    decide_without(store, campaign_id, None, now).await
+}
+
+/// The router's decision for a conversation an administrator gives back to
+/// it: as [`decide`], but never its current agent (`current`), whom the
+/// administrator is taking it from.
+pub async fn decide_without(
+    store: &Store,
+    campaign_id: Uuid,
+    current: Option<Uuid>,
+    now: DateTime<Utc>,
+) -> StoreResult<HandoffOutcome> {
     if !campaign_open(store, campaign_id, now).await? {
         return Ok(route(false, &[]));
     }
-    let agents = store.connected_agent_loads(campaign_id).await?;
+    let mut agents = store.connected_agent_loads(campaign_id).await?;
+    agents.retain(|(id, _)| Some(*id) != current);
     Ok(route(true, &agents))
 }
 

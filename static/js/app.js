@@ -128,6 +128,17 @@
     }
   });
 
+  // Choosing a disconnected agent shows, at once, that the conversation will
+  // wait for them and asks to confirm it (the server insists on it too).
+  document.addEventListener("change", function (event) {
+    var select = event.target;
+    if (!select || select.id !== "accion-agente") return;
+    var box = document.getElementById("aviso-desconectado");
+    if (!box) return;
+    var chosen = select.options[select.selectedIndex];
+    box.hidden = !(chosen && chosen.hasAttribute("data-offline"));
+  });
+
   // A link of the error summary moves focus to its field (a fragment link
   // alone would only scroll, and inside the dialog change the address).
   document.addEventListener("click", function (event) {
