@@ -282,10 +282,21 @@ async fn a_campaign_is_created_renamed_deactivated_and_reactivated(backend: Back
                 ("_csrf", &csrf),
                 ("nombre", "Renovaciones"),
                 ("zona", "America/Mexico_City"),
+                ("rezagada_minutos", "45"),
             ],
         )
         .await;
     assert_eq!(renamed.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        app.store
+            .campaign(id)
+            .await
+            .unwrap()
+            .unwrap()
+            .stale_after_minutes,
+        45,
+        "the Rezagadas threshold is saved with the data"
+    );
     assert_eq!(audit_rows(&app).await, before + 2);
     let summary = &summaries(&app).await[0];
     assert!(
@@ -296,6 +307,10 @@ async fn a_campaign_is_created_renamed_deactivated_and_reactivated(backend: Back
         summary.contains("America/Bogota → America/Mexico_City"),
         "{summary}"
     );
+    assert!(
+        summary.contains("rezagada tras 30 → 45 min sin actividad"),
+        "{summary}"
+    );
     // Saving the same values changes nothing and audits nothing.
     let same = app
         .post_form(
@@ -304,6 +319,7 @@ async fn a_campaign_is_created_renamed_deactivated_and_reactivated(backend: Back
                 ("_csrf", &csrf),
                 ("nombre", "Renovaciones"),
                 ("zona", "America/Mexico_City"),
+                ("rezagada_minutos", "45"),
             ],
         )
         .await;
@@ -389,11 +405,39 @@ async fn campaign_forms_refuse_bad_input_and_change_nothing(backend: Backend) {
         let renamed = app
             .post_form(
                 &format!("/campanas/{ventas}"),
-                &[("_csrf", &csrf), ("nombre", name), ("zona", zone)],
+                &[
+                    ("_csrf", &csrf),
+                    ("nombre", name),
+                    ("zona", zone),
+                    ("rezagada_minutos", "30"),
+                ],
             )
             .await;
         assert_eq!(renamed.status, StatusCode::UNPROCESSABLE_ENTITY, "{name}");
         assert!(renamed.body.contains(message), "rename {name}: {message}");
+    }
+    for minutes in ["0", "10081", "media hora", ""] {
+        let refused = app
+            .post_form(
+                &format!("/campanas/{ventas}"),
+                &[
+                    ("_csrf", &csrf),
+                    ("nombre", "Ventas Hogar"),
+                    ("zona", "America/Mexico_City"),
+                    ("rezagada_minutos", minutes),
+                ],
+            )
+            .await;
+        assert_eq!(
+            refused.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{minutes:?}"
+        );
+        assert!(
+            refused.body.contains("número entero entre 1 y 10080"),
+            "{minutes:?}: the threshold's own message"
+        );
+        assert!(refused.body.contains("id=\"campana-rezagada-error\""));
     }
     assert_eq!(audit_rows(&app).await, before);
     assert_eq!(

@@ -27,6 +27,8 @@ on_both_backends!(
     the_detail_tells_the_history_oldest_first,
     a_reactivated_conversation_links_to_the_one_it_restarted,
     a_reloaded_page_shows_every_change_made_since_it_was_last_shown,
+    stuck_conversations_are_marked_counted_and_listed_on_their_tab,
+    a_disconnected_agents_rows_say_so_and_the_filter_finds_them,
 );
 
 /// The markup of each table row.
@@ -579,8 +581,13 @@ async fn filters_narrow_the_rows(backend: Backend) {
         .await;
     let rows = folios_in(&page.body);
     assert!(!rows.is_empty(), "the agent has conversations");
+    // The name, and "desconectado" beside it when the agent waits.
     assert_eq!(
-        page.body.matches(&format!("<td>{}</td>", agent.1)).count(),
+        page.body.matches(&format!("<td>{}</td>", agent.1)).count()
+            + page
+                .body
+                .matches(&format!("<td>{} <span class=\"presence-offline\"", agent.1))
+                .count(),
         rows.len()
     );
 
@@ -828,6 +835,7 @@ async fn a_reloaded_page_shows_every_change_made_since_it_was_last_shown(backend
             campaign,
             &relevo::domain::admin::Name::parse("Ventas Hogar Norte").unwrap(),
             "America/Mexico_City",
+            30,
             relevo::db::Ts::now(),
         )
         .await
@@ -901,4 +909,219 @@ async fn a_folio_or_phone_search_looks_across_every_status(backend: Backend) {
         .await;
     assert!(folios_in(&open.body).is_empty());
     assert!(!open.body.contains("incluye todos los estatus"));
+}
+
+/// Sets the last activity of every open conversation (test set-up).
+async fn set_open_activity(app: &TestApp, at: relevo::db::Ts) {
+    for folio in app
+        .folios_where(
+            "select folio from conversations where is_open = true and status <> $1",
+            "none",
+        )
+        .await
+    {
+        app.set_activity(folio, at).await;
+    }
+}
+
+/// Open folios of campaign `name`, in order.
+async fn open_folios_of(app: &TestApp, name: &str) -> Vec<i64> {
+    app.folios_where(
+        "select c.folio from conversations c join campaigns p on p.id = c.campaign_id \
+         where p.name = $1 and c.is_open = true order by c.folio",
+        name,
+    )
+    .await
+}
+
+/// A conversation open and silent for longer than its campaign allows is
+/// stuck ("rezagada"): its row says so in words, its tab counts exactly
+/// those of the viewer's scope and lists them, and the campaign's threshold
+/// decides.
+async fn stuck_conversations_are_marked_counted_and_listed_on_their_tab(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    app.login_as_admin().await;
+    let now = chrono::Utc::now();
+    let ago = |minutes: i64| relevo::db::Ts::new(now - chrono::Duration::minutes(minutes));
+    set_open_activity(&app, ago(1)).await;
+    let ventas = open_folios_of(&app, "Ventas Hogar").await;
+    assert!(
+        ventas.len() >= 4,
+        "the demo has open Ventas Hogar conversations"
+    );
+    let stuck = &ventas[..3];
+    for folio in stuck {
+        app.set_activity(*folio, ago(125)).await;
+    }
+    let recent = ventas[3];
+    app.set_activity(recent, ago(10)).await;
+    let outside = app
+        .folios_where(
+            "select c.folio from conversations c where c.is_open = true and c.campaign_id not in \
+             (select m.campaign_id from campaign_members m join users u on u.id = m.user_id \
+             where u.email = $1) order by c.folio limit 1",
+            ADMIN_EMAIL,
+        )
+        .await[0];
+    app.set_activity(outside, ago(300)).await;
+
+    let page = app.get("/mensajes?estatus=rezagadas").await;
+    assert_eq!(page.status, StatusCode::OK);
+    let listed: BTreeSet<i64> = folios_in(&page.body).into_iter().collect();
+    assert_eq!(
+        listed,
+        stuck.iter().copied().collect::<BTreeSet<_>>(),
+        "exactly the stuck ones of the admin's scope"
+    );
+    assert_eq!(tab_count(&page.body, "rezagadas"), 3);
+    for row in rows_in(&page.body) {
+        assert!(row.contains("Rezagada</span>"), "marked in words: {row}");
+        assert!(row.contains("Sin actividad:</span>"), "{row}");
+        assert!(
+            row.contains(">2 h 5 min<") || row.contains(">2 h 4 min<"),
+            "{row}"
+        );
+        assert!(row.contains("En el estatus:</span>"), "{row}");
+    }
+    assert!(
+        page.body.contains("href=\"/cancelacion-automatica\""),
+        "the Rezagadas view points to the standing answer, a rule"
+    );
+
+    for folio in stuck {
+        let row = row_of(&page.body, *folio).unwrap();
+        assert!(row.contains("class=\"row-stale\""), "{row}");
+    }
+
+    // Other views mark the stuck rows and only those.
+    let open = app.get("/mensajes").await;
+    assert_eq!(tab_count(&open.body, "rezagadas"), 3);
+    let found = app.get(&format!("/mensajes?q={}", stuck[0])).await;
+    let row = row_of(&found.body, stuck[0]).expect("found by its folio");
+    assert!(row.contains("Rezagada</span>"), "{row}");
+    let found = app.get(&format!("/mensajes?q={recent}")).await;
+    let row = row_of(&found.body, recent).expect("found by its folio");
+    assert!(!row.contains("Rezagada"), "{row}");
+    assert!(row.contains(">10 min<"), "{row}");
+
+    // A Super Administrador counts every campaign's.
+    let boss = common::new_client();
+    app.login_with(&boss, common::SUPER_EMAIL, common::SUPER_PASSWORD)
+        .await;
+    let all = app.get_with(&boss, "/mensajes?estatus=rezagadas").await;
+    let listed: BTreeSet<i64> = folios_in(&all.body).into_iter().collect();
+    let mut expected: BTreeSet<i64> = stuck.iter().copied().collect();
+    expected.insert(outside);
+    assert_eq!(listed, expected);
+    assert_eq!(tab_count(&all.body, "rezagadas"), 4);
+
+    // The campaign's threshold decides: at three hours, none is stuck.
+    let super_id = app
+        .uuids_where("select id from users where email = $1", common::SUPER_EMAIL)
+        .await[0];
+    let campaign = app.campaign_id("Ventas Hogar").await;
+    app.store
+        .update_campaign(
+            super_id,
+            campaign,
+            &relevo::domain::admin::Name::parse("Ventas Hogar").unwrap(),
+            "America/Mexico_City",
+            180,
+            relevo::db::Ts::now(),
+        )
+        .await
+        .unwrap()
+        .expect("saved");
+    let after = app.get("/mensajes?estatus=rezagadas").await;
+    assert!(folios_in(&after.body).is_empty(), "none is stuck at 3 h");
+    assert_eq!(tab_count(&after.body, "rezagadas"), 0);
+    let found = app.get(&format!("/mensajes?q={}", stuck[0])).await;
+    let row = row_of(&found.body, stuck[0]).expect("found by its folio");
+    assert!(!row.contains("Rezagada"), "{row}");
+}
+
+/// An Asignada or En Proceso conversation whose agent is disconnected
+/// waits: its row says so next to the name, the "Agente desconectado"
+/// filter finds exactly those, and a presence change shows at once.
+async fn a_disconnected_agents_rows_say_so_and_the_filter_finds_them(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    app.login_as_admin().await;
+    app.execute("update users set connected = true where role = $1", "agent")
+        .await;
+    let agents = app
+        .uuids_where(
+            "select u.id from users u where u.role = 'agent' and exists (select 1 from \
+             conversations c join campaigns p on p.id = c.campaign_id where c.agent_id = u.id \
+             and p.name = $1 and c.status in ('assigned', 'in_progress')) order by u.email",
+            "Ventas Hogar",
+        )
+        .await;
+    let agent = agents[0];
+    let before = app.get("/mensajes").await;
+    assert!(!before.body.contains("presence-offline"), "all connected");
+
+    app.store
+        .set_agent_presence(agent, false, relevo::db::Ts::now())
+        .await
+        .unwrap();
+    let in_scope: BTreeSet<i64> = app
+        .folios_where(ADMIN_SCOPE, ADMIN_EMAIL)
+        .await
+        .into_iter()
+        .collect();
+    let agent_folios: BTreeSet<i64> = app
+        .folios_where(
+            "select c.folio from conversations c join users u on u.id = c.agent_id \
+             where u.connected = false and u.role = $1 and c.status in ('assigned', 'in_progress')",
+            "agent",
+        )
+        .await
+        .into_iter()
+        .filter(|f| in_scope.contains(f))
+        .collect();
+    assert!(
+        !agent_folios.is_empty(),
+        "the agent has waiting conversations"
+    );
+
+    let (found, _) = walk_forward(&app, "/mensajes?agente=desconectado").await;
+    let found: BTreeSet<i64> = found.into_iter().collect();
+    assert_eq!(found, agent_folios, "exactly the waiting ones of the scope");
+    let filtered = app.get("/mensajes?agente=desconectado").await;
+    for row in rows_in(&filtered.body) {
+        assert!(row.contains("presence-offline"), "{row}");
+        assert!(row.contains(">desconectado</span>"), "{row}");
+    }
+    assert!(
+        filtered
+            .body
+            .contains("<option value=\"desconectado\" selected>Agente desconectado</option>"),
+        "the filter shows as chosen"
+    );
+    // The reloaded default view (cached before) shows the change.
+    let after = app.get("/mensajes").await;
+    let shown = folios_in(&after.body);
+    for folio in &shown {
+        let row = row_of(&after.body, *folio).unwrap();
+        assert_eq!(
+            row.contains("presence-offline"),
+            agent_folios.contains(folio),
+            "{row}"
+        );
+    }
+
+    app.store
+        .set_agent_presence(agent, true, relevo::db::Ts::now())
+        .await
+        .unwrap();
+    let back = app.get("/mensajes?agente=desconectado").await;
+    assert!(folios_in(&back.body).is_empty());
+    assert!(
+        back.body
+            .contains("Ninguna conversación coincide con estos filtros.")
+    );
 }

@@ -614,6 +614,7 @@ static ROUTES: &[Route] = &[
             p("id", K::SuperCampaign),
             f("nombre", K::Name),
             f("zona", K::Zone),
+            f("rezagada_minutos", K::Number("45")),
         ],
     ),
     get(

@@ -131,6 +131,14 @@ async fn every_conversation_list_query_uses_an_index(backend: Backend) {
         .await[0];
     let scopes = [Scope::All, Scope::Campaigns(vec![ventas, soporte])];
     let now = Ts::now();
+    let stale_cutoffs: Vec<(uuid::Uuid, Ts)> = app
+        .store
+        .stale_thresholds(&Scope::All)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(id, minutes)| (id, Ts::new(now.0 - chrono::Duration::minutes(minutes))))
+        .collect();
     let filters: Vec<(&str, ListFilter)> = vec![
         ("default view", ListFilter::default()),
         (
@@ -173,6 +181,30 @@ async fn every_conversation_list_query_uses_an_index(backend: Backend) {
             ListFilter {
                 started_from: Some(Ts::new(now.0 - chrono::Duration::days(2))),
                 started_before: Some(now),
+                ..ListFilter::default()
+            },
+        ),
+        (
+            "rezagadas",
+            ListFilter {
+                status: Some(StatusFilter::Stale),
+                stale_cutoffs: stale_cutoffs.clone(),
+                ..ListFilter::default()
+            },
+        ),
+        (
+            "rezagadas of a campaign",
+            ListFilter {
+                status: Some(StatusFilter::Stale),
+                campaign_id: Some(ventas),
+                stale_cutoffs: stale_cutoffs.clone(),
+                ..ListFilter::default()
+            },
+        ),
+        (
+            "agent disconnected",
+            ListFilter {
+                agent_offline: true,
                 ..ListFilter::default()
             },
         ),

@@ -68,6 +68,10 @@ impl ResultsSent {
 pub struct FilterChoices {
     pub campaigns: Vec<CampaignOption>,
     pub agents: Vec<PersonOption>,
+    /// Each campaign's minutes without activity after which an open
+    /// conversation is stuck (kept here: an edit is an administrative
+    /// write, which reloads the choices).
+    pub stale_thresholds: Vec<(Uuid, i64)>,
 }
 
 /// A Mensajes view as the database answered it (the page and the counts),
@@ -75,6 +79,8 @@ pub struct FilterChoices {
 pub struct View {
     pub page: ListPage,
     pub counts: Vec<(Status, i64)>,
+    /// The count of the Rezagadas tab.
+    pub stale_count: i64,
     /// The results fragment and the filter query string it was rendered for
     /// (its links repeat the query), plain and compressed. Rendered at the
     /// view's first request: a kept view lives at most [`VIEW_TTL`], so its
@@ -83,11 +89,12 @@ pub struct View {
     pub results: std::sync::OnceLock<(String, crate::compression::Kept)>,
 }
 
-impl From<(ListPage, Vec<(Status, i64)>)> for View {
-    fn from((page, counts): (ListPage, Vec<(Status, i64)>)) -> View {
+impl From<((ListPage, Vec<(Status, i64)>), i64)> for View {
+    fn from(((page, counts), stale_count): ((ListPage, Vec<(Status, i64)>), i64)) -> View {
         View {
             page,
             counts,
+            stale_count,
             results: std::sync::OnceLock::new(),
         }
     }

@@ -50,6 +50,9 @@ from_row! {
         pub name: String,
         pub active: bool,
         pub timezone: String,
+        /// Minutes without activity after which an open conversation of
+        /// the campaign is stuck ("rezagada").
+        pub stale_after_minutes: i64,
     }
 }
 
@@ -269,7 +272,7 @@ impl super::Store {
     /// One campaign.
     pub async fn campaign(&self, id: Uuid) -> StoreResult<Option<CampaignRecord>> {
         Ok(with_read!(self, |pool| {
-            sqlx::query_as("select id, name, active, timezone from campaigns where id = $1")
+            sqlx::query_as("select id, name, active, timezone, stale_after_minutes from campaigns where id = $1")
                 .bind(id)
                 .fetch_optional(pool)
                 .await?
@@ -279,7 +282,7 @@ impl super::Store {
     /// Every campaign (active first, then by name), for pickers and filters.
     pub async fn all_campaigns(&self) -> StoreResult<Vec<CampaignRecord>> {
         Ok(with_read!(self, |pool| {
-            sqlx::query_as("select id, name, active, timezone from campaigns order by name_key, id")
+            sqlx::query_as("select id, name, active, timezone, stale_after_minutes from campaigns order by name_key, id")
                 .fetch_all(pool)
                 .await?
         }))
@@ -328,7 +331,9 @@ impl super::Store {
         })
     }
 
-    /// Renames a campaign and/or changes its time zone; `Ok(false)` when
+    /// Renames a campaign, changes its time zone and/or its Rezagadas
+    /// threshold (`stale_after_minutes`, already in
+    /// [`crate::domain::admin::STALE_AFTER_MINUTES`]); `Ok(false)` when
     /// nothing changed (and nothing is written).
     pub async fn update_campaign(
         &self,
@@ -336,15 +341,17 @@ impl super::Store {
         id: Uuid,
         name: &Name,
         timezone: &str,
+        stale_after_minutes: i64,
         now: Ts,
     ) -> AdminResult<bool> {
         admin_write!(self, now, None, |tx| {
-            let (old_name, old_tz): (String, String) =
-                sqlx::query_as("select name, timezone from campaigns where id = $1")
-                    .bind(id)
-                    .fetch_optional(&mut *tx)
-                    .await?
-                    .ok_or(Refusal::NotFound)?;
+            let (old_name, old_tz, old_stale): (String, String, i64) = sqlx::query_as(
+                "select name, timezone, stale_after_minutes from campaigns where id = $1",
+            )
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or(Refusal::NotFound)?;
             let mut changes = Vec::new();
             if old_name != name.as_str() {
                 changes.push(format!("nombre «{old_name}» → «{}»", name.as_str()));
@@ -352,17 +359,24 @@ impl super::Store {
             if old_tz != timezone {
                 changes.push(format!("zona horaria {old_tz} → {timezone}"));
             }
+            if old_stale != stale_after_minutes {
+                changes.push(format!(
+                    "rezagada tras {old_stale} → {stale_after_minutes} min sin actividad"
+                ));
+            }
             if changes.is_empty() {
                 return Ok(Written::Unchanged(false));
             }
             sqlx::query(
-                "update campaigns set name = $2, name_key = $3, timezone = $4, updated_at = $5 where id = $1",
+                "update campaigns set name = $2, name_key = $3, timezone = $4, \
+                 stale_after_minutes = $6, updated_at = $5 where id = $1",
             )
             .bind(id)
             .bind(name.as_str())
             .bind(name.key())
             .bind(timezone)
             .bind(now)
+            .bind(stale_after_minutes)
             .execute(&mut *tx)
             .await
             .map_err(duplicate)?;

@@ -485,23 +485,53 @@ impl super::Store {
         Ok(Some((active, campaigns)))
     }
 
-    /// Marks an agent connected or disconnected.
+    /// Marks an agent connected or disconnected. The rows of the agent's
+    /// Asignada and En Proceso conversations say whether the agent is
+    /// connected, so each is announced as changed (live tables re-render
+    /// them; cached views of their campaigns are reloaded).
     pub async fn set_agent_presence(
         &self,
         agent_id: Uuid,
         connected: bool,
         now: Ts,
     ) -> StoreResult<()> {
-        with_write!(self, |pool| {
+        let feed = self.feed().clone();
+        let waiting: Vec<(Uuid, Uuid, i64)> = with_write!(self, |pool| {
+            let mut tx = pool.begin().await?;
             sqlx::query(
                 "update users set connected = $2, updated_at = $3 where id = $1 and role = 'agent'",
             )
             .bind(agent_id)
             .bind(connected)
             .bind(now)
-            .execute(pool)
+            .execute(&mut *tx)
             .await?;
+            let waiting: Vec<(Uuid, Uuid, i64)> = sqlx::query_as(
+                "select id, campaign_id, version from conversations \
+                 where agent_id = $1 and is_open = $2 and status in ('assigned', 'in_progress')",
+            )
+            .bind(agent_id)
+            .bind(true)
+            .fetch_all(&mut *tx)
+            .await?;
+            for (conversation_id, campaign_id, version) in &waiting {
+                let event = Event::Changed(Change {
+                    conversation_id: *conversation_id,
+                    campaign_id: *campaign_id,
+                    version: *version,
+                });
+                tx.notify_change(&feed.notification(event)).await?;
+            }
+            tx.commit().await?;
+            waiting
         });
+        for (conversation_id, campaign_id, version) in waiting {
+            self.publish(Event::Changed(Change {
+                conversation_id,
+                campaign_id,
+                version,
+            }));
+        }
         Ok(())
     }
 

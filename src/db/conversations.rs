@@ -20,6 +20,9 @@ pub enum StatusFilter {
     Open,
     All,
     Only(Status),
+    /// Open and without activity for longer than the campaign's threshold
+    /// ("Rezagadas"): the instants are [`ListFilter::stale_cutoffs`].
+    Stale,
 }
 
 /// What the search box asked for.
@@ -51,6 +54,13 @@ pub struct ListFilter {
     pub started_from: Option<Ts>,
     pub started_before: Option<Ts>,
     pub search: Option<Search>,
+    /// Only Asignada or En Proceso conversations whose agent is disconnected.
+    pub agent_offline: bool,
+    /// For [`StatusFilter::Stale`]: per campaign, the activity before which
+    /// an open conversation is stuck (from [`super::Store::stale_thresholds`]);
+    /// a campaign not listed has none. Part of the view's cache key, so a
+    /// cached view of stuck conversations lasts as long as its cutoffs.
+    pub stale_cutoffs: Vec<(Uuid, Ts)>,
 }
 
 from_row! {
@@ -67,6 +77,8 @@ from_row! {
         pub version: i64,
         pub agent_id: Option<Uuid>,
         pub agent_name: Option<String>,
+        /// The agent's presence (false without an agent).
+        pub agent_connected: bool,
         pub contact_name: Option<String>,
         pub contact_external_id: String,
         #[try_from(String)]
@@ -75,6 +87,11 @@ from_row! {
         pub campaign_name: String,
         pub started_at: Ts,
         pub last_activity_at: Ts,
+        /// When it entered its current status.
+        pub status_since: Ts,
+        /// Its campaign's threshold: open and without activity for longer,
+        /// it is stuck ("rezagada").
+        pub stale_after_minutes: i64,
         pub closed_at: Option<Ts>,
         pub closer_name: Option<String>,
         pub category_name: Option<String>,
@@ -155,9 +172,11 @@ macro_rules! row_columns {
     () => {
         "select c.id, c.folio, c.campaign_id, c.channel_id, c.contact_id, \
         c.status, c.version, c.agent_id, a.name as agent_name, \
-        k.name as contact_name, k.external_id as contact_external_id, \
+        coalesce(a.connected, false) as agent_connected, k.name as contact_name, k.external_id as contact_external_id, \
         h.kind as channel_kind, h.name as channel_name, p.name as campaign_name, \
-        c.started_at, c.last_activity_at, c.closed_at, cb.name as closer_name, \
+        c.started_at, c.last_activity_at, \
+        coalesce(c.status_since, c.started_at) as status_since, \
+        p.stale_after_minutes, c.closed_at, cb.name as closer_name, \
         cat.name as category_name, sub.name as subcategory_name, c.closure_comment, \
         prev.folio as reactivates_folio from "
     };
@@ -284,7 +303,16 @@ pub(super) fn push_conditions<DB: Backend>(
                 qb.push(" and c.status = ");
                 DB::push_bind(qb, status.as_str());
             }
+            StatusFilter::Stale => push_stale_condition(qb, &filter.stale_cutoffs),
         }
+    }
+    if filter.agent_offline {
+        qb.push(
+            " and c.status in ('assigned', 'in_progress') and c.agent_id in \
+             (select id from users where role = 'agent' and connected = ",
+        );
+        DB::push_bind(qb, false);
+        qb.push(")");
     }
     if let Some(id) = filter.campaign_id {
         qb.push(" and c.campaign_id = ");
@@ -310,6 +338,30 @@ pub(super) fn push_conditions<DB: Backend>(
     if let Some(search) = &filter.search {
         push_search_condition(qb, search);
     }
+}
+
+/// Appends ` and …` for conversations open and without activity since
+/// their campaign's cutoff: one `(campaign, activity)` range per campaign,
+/// each on the `(campaign_id, is_open, last_activity_at, folio)` index.
+fn push_stale_condition<DB: Backend>(qb: &mut QueryBuilder<DB>, cutoffs: &[(Uuid, Ts)]) {
+    qb.push(" and c.is_open = ");
+    DB::push_bind(qb, true);
+    if cutoffs.is_empty() {
+        qb.push(" and 1 = 0");
+        return;
+    }
+    qb.push(" and (");
+    for (i, (campaign, cutoff)) in cutoffs.iter().enumerate() {
+        if i > 0 {
+            qb.push(" or ");
+        }
+        qb.push("(c.campaign_id = ");
+        DB::push_bind(qb, *campaign);
+        qb.push(" and c.last_activity_at < ");
+        DB::push_bind(qb, *cutoff);
+        qb.push(")");
+    }
+    qb.push(")");
 }
 
 /// Appends ` and …` for what the search box asked: a folio or the start of
@@ -396,6 +448,22 @@ fn merged_campaigns(scope: &Scope, filter: &ListFilter) -> Option<Vec<Uuid>> {
     if filter.search.is_some() {
         return None;
     }
+    if filter.status == Some(StatusFilter::Stale) {
+        // Each campaign has its own cutoff: one range per campaign, for a
+        // Super Administrador too.
+        return Some(
+            filter
+                .stale_cutoffs
+                .iter()
+                .map(|(campaign, _)| *campaign)
+                .filter(|c| filter.campaign_id.is_none_or(|chosen| chosen == *c))
+                .filter(|c| match scope {
+                    Scope::All => true,
+                    Scope::Campaigns(ids) => ids.contains(c),
+                })
+                .collect(),
+        );
+    }
     match (filter.campaign_id, scope) {
         (Some(campaign), _) => Some(vec![campaign]),
         (None, Scope::Campaigns(ids)) => Some(ids.clone()),
@@ -416,36 +484,7 @@ fn push_list_query<DB: Backend>(
 ) {
     qb.push(row_columns!());
     match merged_campaigns(scope, filter) {
-        Some(campaigns) => {
-            let inner = ListFilter {
-                campaign_id: None,
-                ..filter.clone()
-            };
-            // The merged page is cut to its 51 rows *before* the joins,
-            // so names are looked up for 51 rows, not 51 per campaign.
-            // Each campaign's arm reads only the page key, which its
-            // (campaign, status, activity, folio) index covers: the
-            // conversation rows themselves are read for the 51 kept.
-            qb.push("(select c.* from (select * from (");
-            for (i, campaign) in campaigns.iter().enumerate() {
-                if i > 0 {
-                    qb.push(" union all ");
-                }
-                qb.push(
-                    "select * from (select c.folio, c.last_activity_at \
-                     from conversations c where c.campaign_id = ",
-                );
-                DB::push_bind(qb, *campaign);
-                push_conditions(qb, &Scope::All, &inner, true);
-                push_page(qb, cursor);
-                qb.push(format!(") as u{i}"));
-            }
-            qb.push(") as merged");
-            push_order_limit(qb, cursor, "");
-            qb.push(") as page join conversations c on c.folio = page.folio) c");
-            qb.push(row_joins!());
-            qb.push(" where 1 = 1");
-        }
+        Some(campaigns) => push_merged_source(qb, &campaigns, filter, cursor),
         None => match &filter.search {
             // A search drives from what it matched (a folio, the contacts
             // whose phone or name matched, in the statement's
@@ -478,6 +517,60 @@ fn push_list_query<DB: Backend>(
         },
     }
     push_page(qb, cursor);
+}
+
+/// Appends the source of a page merged from each campaign's own page (see
+/// [`merged_campaigns`]), its joins and ` where 1 = 1`.
+fn push_merged_source<DB: Backend>(
+    qb: &mut QueryBuilder<DB>,
+    campaigns: &[Uuid],
+    filter: &ListFilter,
+    cursor: Option<Cursor>,
+) {
+    if campaigns.is_empty() {
+        // No campaign in view (none has a cutoff): an empty page.
+        qb.push("(select * from conversations where 1 = 0) c");
+        qb.push(row_joins!());
+        qb.push(" where 1 = 0");
+        return;
+    }
+    let inner = ListFilter {
+        campaign_id: None,
+        ..filter.clone()
+    };
+    // The merged page is cut to its 51 rows *before* the joins, so names
+    // are looked up for 51 rows, not 51 per campaign. Each campaign's arm
+    // reads only the page key, which its (campaign, status, activity,
+    // folio) index covers: the conversation rows themselves are read for
+    // the 51 kept. A Rezagadas arm keeps its own campaign's cutoff only.
+    qb.push("(select c.* from (select * from (");
+    for (i, campaign) in campaigns.iter().enumerate() {
+        if i > 0 {
+            qb.push(" union all ");
+        }
+        qb.push(
+            "select * from (select c.folio, c.last_activity_at \
+             from conversations c where c.campaign_id = ",
+        );
+        DB::push_bind(qb, *campaign);
+        let arm = ListFilter {
+            stale_cutoffs: inner
+                .stale_cutoffs
+                .iter()
+                .filter(|(c, _)| c == campaign)
+                .copied()
+                .collect(),
+            ..inner.clone()
+        };
+        push_conditions(qb, &Scope::All, &arm, true);
+        push_page(qb, cursor);
+        qb.push(format!(") as u{i}"));
+    }
+    qb.push(") as merged");
+    push_order_limit(qb, cursor, "");
+    qb.push(") as page join conversations c on c.folio = page.folio) c");
+    qb.push(row_joins!());
+    qb.push(" where 1 = 1");
 }
 
 /// Appends the conversations a search matches, as a `union all` of index
@@ -567,10 +660,12 @@ const SQLITE_PAGE_HEAD: &str = "select json_group_array(json_object('id', hex(q.
     'folio', q.folio, 'campaign_id', hex(q.campaign_id), 'channel_id', hex(q.channel_id), \
     'contact_id', hex(q.contact_id), 'status', q.status, 'version', q.version, \
     'agent_id', nullif(hex(q.agent_id), ''), 'agent_name', q.agent_name, \
+    'agent_connected', case when q.agent_connected then json('true') else json('false') end, \
     'contact_name', q.contact_name, 'contact_external_id', q.contact_external_id, \
     'channel_kind', q.channel_kind, 'channel_name', q.channel_name, \
     'campaign_name', q.campaign_name, 'started_at', q.started_at, \
-    'last_activity_at', q.last_activity_at, 'closed_at', q.closed_at, \
+    'last_activity_at', q.last_activity_at, 'status_since', q.status_since, \
+    'stale_after_minutes', q.stale_after_minutes, 'closed_at', q.closed_at, \
     'closer_name', q.closer_name, 'category_name', q.category_name, \
     'subcategory_name', q.subcategory_name, 'closure_comment', q.closure_comment, \
     'reactivates_folio', q.reactivates_folio)) from (";
@@ -579,10 +674,12 @@ const SQLITE_PAGE_HEAD: &str = "select json_group_array(json_object('id', hex(q.
 const POSTGRES_PAGE_HEAD: &str = "select coalesce(json_agg(json_build_object('id', q.id, \
     'folio', q.folio, 'campaign_id', q.campaign_id, 'channel_id', q.channel_id, \
     'contact_id', q.contact_id, 'status', q.status, 'version', q.version, \
-    'agent_id', q.agent_id, 'agent_name', q.agent_name, 'contact_name', q.contact_name, \
+    'agent_id', q.agent_id, 'agent_name', q.agent_name, \
+    'agent_connected', q.agent_connected, 'contact_name', q.contact_name, \
     'contact_external_id', q.contact_external_id, 'channel_kind', q.channel_kind, \
     'channel_name', q.channel_name, 'campaign_name', q.campaign_name, \
     'started_at', q.started_at, 'last_activity_at', q.last_activity_at, \
+    'status_since', q.status_since, 'stale_after_minutes', q.stale_after_minutes, \
     'closed_at', q.closed_at, 'closer_name', q.closer_name, \
     'category_name', q.category_name, 'subcategory_name', q.subcategory_name, \
     'closure_comment', q.closure_comment, 'reactivates_folio', q.reactivates_folio)), \
@@ -613,6 +710,7 @@ struct PageRowJson {
     version: i64,
     agent_id: Option<String>,
     agent_name: Option<String>,
+    agent_connected: bool,
     contact_name: Option<String>,
     contact_external_id: String,
     channel_kind: String,
@@ -620,6 +718,8 @@ struct PageRowJson {
     campaign_name: String,
     started_at: String,
     last_activity_at: String,
+    status_since: String,
+    stale_after_minutes: i64,
     closed_at: Option<String>,
     closer_name: Option<String>,
     category_name: Option<String>,
@@ -657,6 +757,7 @@ impl TryFrom<PageRowJson> for ConversationRow {
             version: r.version,
             agent_id: r.agent_id.as_deref().map(json_uuid).transpose()?,
             agent_name: r.agent_name,
+            agent_connected: r.agent_connected,
             contact_name: r.contact_name,
             contact_external_id: r.contact_external_id,
             channel_kind: ChannelKind::try_from(r.channel_kind.clone())
@@ -665,6 +766,8 @@ impl TryFrom<PageRowJson> for ConversationRow {
             campaign_name: r.campaign_name,
             started_at: json_ts(&r.started_at)?,
             last_activity_at: json_ts(&r.last_activity_at)?,
+            status_since: json_ts(&r.status_since)?,
+            stale_after_minutes: r.stale_after_minutes,
             closed_at: r.closed_at.as_deref().map(json_ts).transpose()?,
             closer_name: r.closer_name,
             category_name: r.category_name,
@@ -699,9 +802,11 @@ fn decode_page(json: &str, cursor: Option<Cursor>) -> Result<Vec<ConversationRow
 /// answer at once; otherwise the conversations are counted. A statement
 /// with a search starts with [`push_search_matches`].
 fn push_count_query<DB: Backend>(qb: &mut QueryBuilder<DB>, scope: &Scope, filter: &ListFilter) {
+    // The status (and the cutoffs of the Rezagadas tab) are set aside.
     let by_campaign_only = ListFilter {
         status: filter.status,
         campaign_id: filter.campaign_id,
+        stale_cutoffs: filter.stale_cutoffs.clone(),
         ..ListFilter::default()
     } == *filter;
     if by_campaign_only {
@@ -960,6 +1065,57 @@ impl super::Store {
             .into_iter()
             .filter_map(|(status, n)| Status::parse(&status).map(|s| (s, n)))
             .collect())
+    }
+
+    /// Each campaign the scope covers with its `stale_after_minutes`: the
+    /// thresholds the Rezagadas cutoffs are computed from. Campaigns are
+    /// few; this reads them all.
+    pub async fn stale_thresholds(&self, scope: &Scope) -> StoreResult<Vec<(Uuid, i64)>> {
+        let thresholds: Vec<(Uuid, i64)> = with_read!(self, |pool| {
+            sqlx::query_as("select id, stale_after_minutes from campaigns order by id")
+                .fetch_all(pool)
+                .await?
+        });
+        Ok(thresholds
+            .into_iter()
+            .filter(|(id, _)| match scope {
+                Scope::All => true,
+                Scope::Campaigns(ids) => ids.contains(id),
+            })
+            .collect())
+    }
+
+    /// How many conversations of the scope and filters (status aside) are
+    /// stuck under `filter.stale_cutoffs`: the count of the Rezagadas tab,
+    /// one index range per campaign.
+    pub async fn count_stuck(&self, scope: &Scope, filter: &ListFilter) -> StoreResult<i64> {
+        if filter.stale_cutoffs.is_empty()
+            || matches!(scope, Scope::Campaigns(ids) if ids.is_empty())
+        {
+            return Ok(0);
+        }
+        let stale = ListFilter {
+            status: Some(StatusFilter::Stale),
+            ..filter.clone()
+        };
+        Ok(with_read!(self, |pool| {
+            let mut qb = sqlx::QueryBuilder::new("");
+            push_search_matches(&mut qb, &stale);
+            if stale.search.is_some() {
+                qb.push("select count(*) from ");
+                qb.push(SEARCH_MATCHES);
+                qb.push(" c where 1 = 1");
+                let rest = ListFilter {
+                    search: None,
+                    ..stale.clone()
+                };
+                push_conditions(&mut qb, scope, &rest, true);
+            } else {
+                qb.push("select count(*) from conversations c where 1 = 1");
+                push_conditions(&mut qb, scope, &stale, true);
+            }
+            qb.build_query_scalar::<i64>().fetch_one(pool).await?
+        }))
     }
 
     /// Of the conversations `ids`, those the scope covers that match `filter`

@@ -66,10 +66,12 @@ from_row! {
 /// was computed from, `$3`-`$12` the new state, `$13` the activity it must
 /// still have (null: any). `$later` is the dialect's two-argument maximum.
 ///
-/// The activity and the closing time never go back before the activity
-/// already recorded: the transition's instant is taken before it waits for
-/// the row, and a customer message committed in between (stamped a moment
-/// later) must not appear after the closing that followed it.
+/// `status_since` moves only when the status does (the row's old values are
+/// what the right-hand sides read). The activity, the closing time and
+/// `status_since` never go back before the activity already recorded: the
+/// transition's instant is taken before it waits for the row, and a
+/// customer message committed in between (stamped a moment later) must not
+/// appear after the closing that followed it.
 ///
 /// A macro because the statement is one text for both backends but for the
 /// maximum's name, and `concat!` builds the `const` statements from
@@ -82,6 +84,9 @@ macro_rules! compare_and_set {
              last_activity_at = ",
             $later,
             "($6, last_activity_at), \
+             status_since = case when status = $3 then status_since else ",
+            $later,
+            "($6, last_activity_at) end, \
              closed_at = case when $7 is null then null else ",
             $later,
             "($7, last_activity_at) end, closed_by = $8, closer_kind = $9, \

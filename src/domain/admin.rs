@@ -74,6 +74,19 @@ impl Name {
     }
 }
 
+/// The minutes without activity after which a campaign's open conversation
+/// is stuck ("rezagada"): at least one, at most a week (the database
+/// checks the same bounds).
+pub const STALE_AFTER_MINUTES: std::ops::RangeInclusive<i64> = 1..=10_080;
+
+/// Reads the Rezagadas threshold a person typed, in whole minutes.
+pub fn parse_stale_after(raw: &str) -> Result<i64, &'static str> {
+    match raw.trim().parse::<i64>() {
+        Ok(minutes) if STALE_AFTER_MINUTES.contains(&minutes) => Ok(minutes),
+        _ => Err("Escribe los minutos como un número entero entre 1 y 10080 (una semana)."),
+    }
+}
+
 /// A time zone of the IANA database (`America/Mexico_City`).
 pub fn parse_timezone(raw: &str) -> Option<Tz> {
     raw.trim().parse::<Tz>().ok()
@@ -408,6 +421,15 @@ mod tests {
             Name::parse("Soporte Técnico").unwrap().key(),
             Name::parse("soporte tecnico").unwrap().key()
         );
+    }
+
+    #[test]
+    fn the_stale_threshold_is_whole_minutes_up_to_a_week() {
+        assert_eq!(parse_stale_after(" 45 "), Ok(45));
+        assert_eq!(parse_stale_after("10080"), Ok(10_080));
+        for bad in ["0", "-5", "10081", "1.5", "", "treinta"] {
+            assert!(parse_stale_after(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -20,7 +20,7 @@ use super::choices::{
     CampaignClosures, Choice, ChoiceGroup, SubcategoryList, agent_label, campaign_closures,
     category_groups,
 };
-use super::conversations::{RawQuery, parse_filter};
+use super::conversations::{RawQuery, resolve_filter};
 use super::pages::{PageContext, is_fragment_request, local_datetime, render, render_with_status};
 use crate::app::state::AppState;
 use crate::db::{BulkAction, BulkJob, BulkStatus, ItemOutcome, NewBulkJob, Store, Ts};
@@ -294,7 +294,7 @@ pub async fn show(
         return render_form(&req, &state, &user, &input, count, errors, notice, status).await;
     }
     let count = if input.all {
-        let (filter, _) = parse_filter(&input.filters, state.timezone);
+        let (filter, _) = resolve_filter(&state, &user.scope, &input.filters).await?;
         state.store.count_matching(&user.scope, &filter).await?
     } else {
         input.folios.len() as i64
@@ -495,7 +495,7 @@ async fn resolve_selection(
     state: &AppState,
 ) -> Result<Vec<(String, Option<(i64, Uuid)>)>, AppError> {
     Ok(if input.all {
-        let (filter, _) = parse_filter(&input.filters, state.timezone);
+        let (filter, _) = resolve_filter(state, &user.scope, &input.filters).await?;
         let found = store
             .folios_matching(&user.scope, &filter, MAX_ITEMS as i64 + 1)
             .await?;

@@ -18,7 +18,8 @@ use super::pages::{PageContext, render_with_status, set_flash};
 use crate::app::state::AppState;
 use crate::db::{CampaignRecord, CampaignSummary, ChannelRecord, PageCursor, Refusal, Ts};
 use crate::domain::admin::{
-    DayHours, DayInput, DayMode, NAME_MAX_CHARS, Name, WEEKDAYS, parse_schedule, parse_timezone,
+    DayHours, DayInput, DayMode, NAME_MAX_CHARS, Name, WEEKDAYS, parse_schedule, parse_stale_after,
+    parse_timezone,
 };
 use crate::domain::{ChannelKind, Role};
 use crate::http::auth::CurrentUser;
@@ -253,6 +254,8 @@ struct CampaignPage {
     name_error: Option<String>,
     tz_error: Option<String>,
     timezones: Vec<&'static str>,
+    stale_value: String,
+    stale_error: Option<&'static str>,
     // Horario
     days: Vec<DayView>,
     // Canales
@@ -287,6 +290,8 @@ impl CampaignPage {
             tab,
             name_value: campaign.name.clone(),
             tz_value: campaign.timezone.clone(),
+            stale_value: campaign.stale_after_minutes.to_string(),
+            stale_error: None,
             campaign,
             summary: None,
             name_max: NAME_MAX_CHARS,
@@ -366,14 +371,16 @@ pub async fn update(
     let campaign = load(&state, &path).await?;
     let raw_name = form.get("nombre").to_owned();
     let raw_tz = form.get("zona").trim().to_owned();
+    let raw_stale = form.get("rezagada_minutos").trim().to_owned();
     let name = Name::parse(&raw_name);
     let tz = parse_timezone(&raw_tz);
+    let stale = parse_stale_after(&raw_stale);
     let mut name_error = name.as_ref().err().map(|e| e.message());
     let tz_error = tz.is_none().then(|| BAD_ZONE.to_owned());
-    if let (Ok(name), Some(tz)) = (&name, tz) {
+    if let (Ok(name), Some(tz), Ok(stale)) = (&name, tz, stale) {
         match state
             .store
-            .update_campaign(user.user_id, campaign.id, name, tz.name(), Ts::now())
+            .update_campaign(user.user_id, campaign.id, name, tz.name(), stale, Ts::now())
             .await?
         {
             Ok(changed) => {
@@ -398,6 +405,8 @@ pub async fn update(
     view.tz_value = raw_tz;
     view.name_error = name_error;
     view.tz_error = tz_error;
+    view.stale_value = raw_stale;
+    view.stale_error = stale.err();
     render_with_status(&view, StatusCode::UNPROCESSABLE_ENTITY)
 }
 

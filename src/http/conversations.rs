@@ -3,11 +3,11 @@
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
-use chrono::{TimeZone, Utc};
+use chrono::{DurationRound, TimeZone, Utc};
 use uuid::Uuid;
 
 use super::pages::{
-    PageContext, is_fragment_request, local_datetime, machine_datetime, relative, render,
+    PageContext, elapsed, is_fragment_request, local_datetime, machine_datetime, relative, render,
     spliced_html,
 };
 use crate::app::state::AppState;
@@ -116,7 +116,7 @@ pub fn parse_filter(raw: &RawQuery, tz: chrono_tz::Tz) -> (ListFilter, Vec<Strin
         parsed
     };
     let campaign_id = uuid(&raw.campaign, "campaña");
-    let agent_id = uuid(&raw.agent, "agente");
+    let (agent_id, agent_offline) = parse_agent(&raw.agent, |v| uuid(v, "agente"));
     let channel_kind = match raw.channel.as_str() {
         "" => None,
         other => {
@@ -165,9 +165,60 @@ pub fn parse_filter(raw: &RawQuery, tz: chrono_tz::Tz) -> (ListFilter, Vec<Strin
             started_from,
             started_before,
             search,
+            agent_offline,
+            stale_cutoffs: Vec::new(),
         },
         notices,
     )
+}
+
+/// The Agente filter: one agent (`uuid` parses it), or with
+/// "desconectado" any Asignada or En Proceso conversation whose agent is
+/// not connected (the second value).
+fn parse_agent(raw: &str, uuid: impl FnOnce(&str) -> Option<Uuid>) -> (Option<Uuid>, bool) {
+    if raw == AGENT_OFFLINE {
+        (None, true)
+    } else {
+        (uuid(raw), false)
+    }
+}
+
+/// The Agente filter's value for "any disconnected agent".
+const AGENT_OFFLINE: &str = "desconectado";
+
+/// The Rezagadas tab's value.
+const STALE_TAB: &str = "rezagadas";
+
+/// The filters of `raw` for `scope` ([`parse_filter`]), with the Rezagadas
+/// cutoffs of the campaigns in scope at the current minute: every list,
+/// count, export and bulk selection reads its filters through here.
+pub async fn resolve_filter(
+    state: &AppState,
+    scope: &crate::domain::Scope,
+    raw: &RawQuery,
+) -> Result<(ListFilter, Vec<String>), AppError> {
+    let (mut filter, notices) = parse_filter(raw, state.timezone);
+    let choices = filter_choices(state, scope).await?;
+    filter.stale_cutoffs = stale_cutoffs(&choices.stale_thresholds, Utc::now());
+    Ok((filter, notices))
+}
+
+/// Per campaign, the activity before which an open conversation is stuck
+/// at `now`: the minute `now` is in, less the campaign's threshold. Whole
+/// minutes, so the views of one minute share their cache entries.
+pub fn stale_cutoffs(thresholds: &[(Uuid, i64)], now: chrono::DateTime<Utc>) -> Vec<(Uuid, Ts)> {
+    let minute = now
+        .duration_trunc(chrono::Duration::minutes(1))
+        .unwrap_or(now);
+    thresholds
+        .iter()
+        .map(|(campaign, minutes)| {
+            (
+                *campaign,
+                Ts::new(minute - chrono::Duration::minutes(*minutes)),
+            )
+        })
+        .collect()
 }
 
 /// The status tab the query names (none: the open ones); `None` when it
@@ -176,6 +227,7 @@ fn parse_status(raw: &str) -> Option<StatusFilter> {
     match raw {
         "" | "abiertas" => Some(StatusFilter::Open),
         "todas" => Some(StatusFilter::All),
+        STALE_TAB => Some(StatusFilter::Stale),
         other => Status::parse(other).map(StatusFilter::Only),
     }
 }
@@ -249,6 +301,8 @@ pub struct RowView {
     pub channel_name: String,
     pub campaign_name: String,
     pub agent_name: Option<String>,
+    /// Asignada or En Proceso with an agent who is not connected: it waits.
+    pub agent_offline: bool,
     pub status: &'static str,
     pub status_label: &'static str,
     pub started: String,
@@ -256,6 +310,14 @@ pub struct RowView {
     pub last_activity_exact: String,
     /// RFC 3339, so the page can keep "hace 3 min" current.
     pub last_activity_iso: String,
+    /// For an open conversation: how long without activity ("2 h 10 min")
+    /// and in its current status, with the instants the page's script
+    /// keeps them current from.
+    pub idle_for: Option<String>,
+    pub in_status_for: Option<String>,
+    pub status_since_iso: String,
+    /// Open and without activity for longer than its campaign's threshold.
+    pub stale: bool,
     pub actionable: bool,
     /// For a closed conversation: "Categoría › Subcategoría", shown on hover.
     pub closure: Option<String>,
@@ -276,7 +338,16 @@ impl RowView {
             }
             text
         });
+        let open = row.status.is_open();
+        let idle_seconds = (now - row.last_activity_at.0).num_seconds();
         RowView {
+            agent_offline: matches!(row.status, Status::Assigned | Status::InProgress)
+                && row.agent_id.is_some()
+                && !row.agent_connected,
+            idle_for: open.then(|| elapsed(row.last_activity_at, now)),
+            in_status_for: open.then(|| elapsed(row.status_since, now)),
+            status_since_iso: machine_datetime(row.status_since),
+            stale: open && idle_seconds > row.stale_after_minutes * 60,
             id: row.id.to_string(),
             folio: row.folio,
             customer_name,
@@ -309,7 +380,12 @@ pub struct StatusTab {
 }
 
 /// The status tabs with their counts, linking to the same filters.
-fn status_tabs(raw: &RawQuery, counts: &[(Status, i64)], current: StatusFilter) -> Vec<StatusTab> {
+fn status_tabs(
+    raw: &RawQuery,
+    counts: &[(Status, i64)],
+    stale_count: i64,
+    current: StatusFilter,
+) -> Vec<StatusTab> {
     let count_of = |s: Status| counts.iter().find(|(c, _)| *c == s).map_or(0, |(_, n)| *n);
     let open_total: i64 = Status::OPEN.iter().map(|s| count_of(*s)).sum();
     let all_total: i64 = counts.iter().map(|(_, n)| n).sum();
@@ -321,6 +397,14 @@ fn status_tabs(raw: &RawQuery, counts: &[(Status, i64)], current: StatusFilter) 
         active: current == StatusFilter::Open,
         badge: "open",
     }];
+    tabs.push(StatusTab {
+        value: STALE_TAB,
+        label: "Rezagadas",
+        count: stale_count,
+        href: raw.href(&[("estatus", STALE_TAB)]),
+        active: current == StatusFilter::Stale,
+        badge: "stale",
+    });
     tabs.extend(Status::ALL.iter().map(|s| StatusTab {
         value: s.as_str(),
         label: s.label(),
@@ -366,6 +450,8 @@ pub struct ConversationListPage {
     pub results_html: String,
     pub campaigns: Vec<FilterOption>,
     pub agents: Vec<FilterOption>,
+    /// "Agente desconectado" is the chosen Agente filter.
+    pub agent_offline: bool,
     pub channels: Vec<FilterOption>,
     pub status: String,
     pub from_day: String,
@@ -392,6 +478,8 @@ pub struct ConversationListResults {
     /// A folio or phone search without a chosen tab: it looks at every
     /// status, and the page says so.
     pub searching_every_status: bool,
+    /// The Rezagadas tab is shown: it points to the standing answer, a rule.
+    pub stale_view: bool,
 }
 
 /// The filter choices of `scope`, cached until rights or names change on
@@ -404,11 +492,16 @@ async fn filter_choices(
     let choices = state
         .filter_options
         .get_or_load(scope.clone(), || async {
-            let (campaigns, agents) = tokio::try_join!(
+            let (campaigns, agents, stale_thresholds) = tokio::try_join!(
                 state.store.campaign_options(scope),
-                state.store.agent_options(scope)
+                state.store.agent_options(scope),
+                state.store.stale_thresholds(scope),
             )?;
-            Ok::<_, crate::db::StoreError>(Some(FilterChoices { campaigns, agents }))
+            Ok::<_, crate::db::StoreError>(Some(FilterChoices {
+                campaigns,
+                agents,
+                stale_thresholds,
+            }))
         })
         .await?;
     choices.ok_or_else(|| AppError::unexpected("filter choices were not loaded"))
@@ -425,18 +518,18 @@ async fn view(
     filter: &ListFilter,
     cursor: Option<Cursor>,
 ) -> Result<std::sync::Arc<View>, AppError> {
+    let load = || async {
+        let answer = tokio::try_join!(
+            state.store.list_with_counts(scope, filter, cursor),
+            state.store.count_stuck(scope, filter),
+        )?;
+        Ok::<_, crate::db::StoreError>(View::from(answer))
+    };
     if filter.search.is_some() {
-        let answer = state.store.list_with_counts(scope, filter, cursor).await?;
-        return Ok(std::sync::Arc::new(View::from(answer)));
+        return Ok(std::sync::Arc::new(load().await?));
     }
     let key = (scope.clone(), filter.clone(), cursor);
-    Ok(state
-        .views
-        .get_or_load(&key, scope, || async {
-            let answer = state.store.list_with_counts(scope, filter, cursor).await?;
-            Ok::<_, crate::db::StoreError>(View::from(answer))
-        })
-        .await?)
+    Ok(state.views.get_or_load(&key, scope, load).await?)
 }
 
 /// The results of `view` for this query, rendered and compressed: kept
@@ -481,15 +574,21 @@ fn results(
     filter: &ListFilter,
     tz: chrono_tz::Tz,
 ) -> ConversationListResults {
-    let View { page, counts, .. } = view;
+    let View {
+        page,
+        counts,
+        stale_count,
+        ..
+    } = view;
     let now = Utc::now();
     let rows: Vec<RowView> = page.rows.iter().map(|r| RowView::new(r, tz, now)).collect();
     let current = filter.status.unwrap_or(StatusFilter::Open);
-    let tabs = status_tabs(raw, counts, current);
+    let tabs = status_tabs(raw, counts, *stale_count, current);
     let (newer_href, older_href) = page_links(raw, page);
     let filtered = *filter
         != ListFilter {
             status: filter.status,
+            stale_cutoffs: filter.stale_cutoffs.clone(),
             ..ListFilter::default()
         };
     let match_count = tabs.iter().find(|t| t.active).map_or(0, |t| t.count);
@@ -510,6 +609,7 @@ fn results(
         filter_query: raw.filter_query(),
         searching_every_status: raw.status.is_empty()
             && matches!(filter.search, Some(Search::Number(_))),
+        stale_view: current == StatusFilter::Stale,
     }
 }
 
@@ -557,9 +657,9 @@ pub async fn list(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
     let raw = RawQuery::from_request(&req);
-    let (filter, mut notices) = parse_filter(&raw, state.timezone);
-    let cursor = read_cursor(&raw, &mut notices);
     let scope = &user.scope;
+    let (filter, mut notices) = resolve_filter(&state, scope, &raw).await?;
+    let cursor = read_cursor(&raw, &mut notices);
     let view = view(&state, scope, &filter, cursor).await?;
     let results = results_of(
         &state.results_sent,
@@ -572,7 +672,9 @@ pub async fn list(
     if is_fragment_request(&req) {
         return Ok(spliced_html(&req, "", &results, ""));
     }
-    let FilterChoices { campaigns, agents } = filter_choices(&state, scope).await?;
+    let FilterChoices {
+        campaigns, agents, ..
+    } = filter_choices(&state, scope).await?;
     let page = ConversationListPage {
         ctx: PageContext::new(&req, &user, "mensajes")?,
         results_html: RESULTS_SLOT.to_owned(),
@@ -584,6 +686,7 @@ pub async fn list(
             agents.into_iter().map(|a| (a.id.to_string(), a.name)),
             &raw.agent,
         ),
+        agent_offline: raw.agent == AGENT_OFFLINE,
         channels: options_of(
             ChannelKind::ALL
                 .iter()
@@ -629,7 +732,7 @@ pub async fn changes(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
     let raw = RawQuery::from_request(&req);
-    let (filter, _) = parse_filter(&raw, state.timezone);
+    let (filter, _) = resolve_filter(&state, &user.scope, &raw).await?;
     let pairs: Vec<(String, String)> =
         serde_urlencoded::from_str(req.query_string()).unwrap_or_default();
     let ids: Vec<Uuid> = pairs
@@ -638,9 +741,10 @@ pub async fn changes(
         .filter_map(|(_, v)| Uuid::parse_str(v).ok())
         .take(MAX_CHANGED_IDS)
         .collect();
-    let (rows, counts) = tokio::try_join!(
+    let (rows, counts, stale_count) = tokio::try_join!(
         state.store.rows_matching(&user.scope, &filter, &ids),
         state.store.count_by_status(&user.scope, &filter),
+        state.store.count_stuck(&user.scope, &filter),
     )?;
     let now = Utc::now();
     let mut rendered = Vec::with_capacity(rows.len());
@@ -653,7 +757,12 @@ pub async fn changes(
         rendered.push(serde_json::json!({ "id": row.id, "folio": row.folio, "html": html }));
     }
     let tabs = StatusTabs {
-        tabs: status_tabs(&raw, &counts, filter.status.unwrap_or(StatusFilter::Open)),
+        tabs: status_tabs(
+            &raw,
+            &counts,
+            stale_count,
+            filter.status.unwrap_or(StatusFilter::Open),
+        ),
     }
     .render()
     .map_err(|e| AppError::Unexpected(anyhow::Error::new(e)))?;

@@ -45,7 +45,7 @@ use futures_util::stream;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
-use super::conversations::{RawQuery, parse_filter};
+use super::conversations::{RawQuery, resolve_filter};
 use super::pages::local_datetime;
 use crate::app::state::AppState;
 pub use crate::app::state::ExportSlots;
@@ -336,7 +336,7 @@ pub async fn conversations(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
     let raw = RawQuery::from_request(&req);
-    let (filter, _) = parse_filter(&raw, state.timezone);
+    let (filter, _) = resolve_filter(&state, &user.scope, &raw).await?;
     csv_response(
         &state,
         &user,

@@ -209,6 +209,22 @@ pub fn relative(at: Ts, now: DateTime<Utc>) -> String {
     }
 }
 
+/// How long since `since`, for a row's "Sin actividad: 2 h 10 min":
+/// minutes under an hour, hours and minutes under a day, then days and
+/// hours. The page's script words it the same way (`elapsed` in app.js).
+pub fn elapsed(since: Ts, now: DateTime<Utc>) -> String {
+    let minutes = (now - since.0).num_minutes().max(0);
+    let (days, hours, mins) = (minutes / 1440, minutes / 60 % 24, minutes % 60);
+    match (days, hours, mins) {
+        (0, 0, 0) => "< 1 min".to_owned(),
+        (0, 0, m) => format!("{m} min"),
+        (0, h, 0) => format!("{h} h"),
+        (0, h, m) => format!("{h} h {m} min"),
+        (d, 0, _) => format!("{d} d"),
+        (d, h, _) => format!("{d} d {h} h"),
+    }
+}
+
 #[derive(Template)]
 #[template(path = "error.html")]
 struct ErrorPage {
@@ -387,6 +403,21 @@ pub async fn home() -> HttpResponse {
 mod tests {
     use super::*;
     use chrono::Duration;
+
+    #[test]
+    fn elapsed_times_read_as_hours_and_minutes() {
+        let now = Utc::now();
+        let ago = |m: i64| elapsed(Ts::new(now - Duration::minutes(m)), now);
+        assert_eq!(
+            elapsed(Ts::new(now - Duration::seconds(20)), now),
+            "< 1 min"
+        );
+        assert_eq!(ago(45), "45 min");
+        assert_eq!(ago(120), "2 h");
+        assert_eq!(ago(130), "2 h 10 min");
+        assert_eq!(ago(3 * 1440 + 5), "3 d");
+        assert_eq!(ago(1440 + 190), "1 d 3 h");
+    }
 
     #[test]
     fn relative_times_read_like_people_say_them() {

@@ -375,10 +375,22 @@
     if (seconds < 86400) return "hace " + Math.floor(seconds / 3600) + " h";
     return "hace " + Math.floor(seconds / 86400) + " d";
   }
+  // "Sin actividad: 2 h 10 min": the server's `elapsed()`.
+  function elapsed(iso, now) {
+    var minutes = Math.max(0, Math.floor((now - Date.parse(iso)) / 60000));
+    var days = Math.floor(minutes / 1440), hours = Math.floor(minutes / 60) % 24, mins = minutes % 60;
+    if (days > 0) return hours > 0 ? days + " d " + hours + " h" : days + " d";
+    if (hours > 0) return mins > 0 ? hours + " h " + mins + " min" : hours + " h";
+    return mins > 0 ? mins + " min" : "< 1 min";
+  }
   function refresh() {
     var now = Date.now();
     document.querySelectorAll("[data-relative-time]").forEach(function (el) {
       var text = relative(el.getAttribute("data-relative-time"), now);
+      if (el.textContent !== text) el.textContent = text;
+    });
+    document.querySelectorAll("[data-elapsed-since]").forEach(function (el) {
+      var text = elapsed(el.getAttribute("data-elapsed-since"), now);
       if (el.textContent !== text) el.textContent = text;
     });
   }

@@ -583,6 +583,29 @@ impl TestApp {
         }
     }
 
+    /// Sets conversation `folio`'s last activity (test set-up only).
+    pub async fn set_activity(&self, folio: i64, at: relevo::db::Ts) {
+        let sql = "update conversations set last_activity_at = $1 where folio = $2";
+        match &self.store {
+            Store::Sqlite(p) => {
+                sqlx::query(sql)
+                    .bind(at)
+                    .bind(folio)
+                    .execute(&p.write)
+                    .await
+                    .expect("statement");
+            }
+            Store::Postgres(relevo::db::PgStore { pool: p, .. }) => {
+                sqlx::query(sql)
+                    .bind(at)
+                    .bind(folio)
+                    .execute(p)
+                    .await
+                    .expect("statement");
+            }
+        }
+    }
+
     /// Runs a statement binding one uuid (test set-up only).
     pub async fn execute_id(&self, sql: &'static str, id: Uuid) {
         match &self.store {
