@@ -23,6 +23,7 @@ on_both_backends!(
     the_transcript_reads_like_a_chat_on_the_conversation_page,
     the_modal_shows_the_last_messages_scrolled_to_the_newest,
     a_refused_confirmation_is_summarised_and_the_summary_leads_to_the_field,
+    a_live_change_moves_its_row_to_its_place_in_the_chosen_order,
 );
 
 /// Starts the app and a browser signed in as the demo Administrador.
@@ -797,5 +798,97 @@ async fn a_refused_confirmation_is_summarised_and_the_summary_leads_to_the_field
             "return document.activeElement.id === 'accion-categoria' && document.getElementById('modal').open;",
         )
         .await;
+    browser.quit().await;
+}
+
+/// The live table keeps the chosen Orden: a row another session changes
+/// moves to its place in the page, or leaves when it now belongs to
+/// another page.
+async fn a_live_change_moves_its_row_to_its_place_in_the_chosen_order(backend: Backend) {
+    let Some((app, browser)) = signed_in(backend).await else {
+        return;
+    };
+    let other = common::new_client();
+    app.login_with(&other, common::SUPER_EMAIL, common::SUPER_PASSWORD)
+        .await;
+    let live = "return document.getElementById('live-indicator').classList.contains('is-live');";
+    // Another session gives `folio` back to the router: a reassignment, so
+    // new activity, and still open.
+    let give_back = |folio: i64| {
+        let (app, other) = (&app, &other);
+        async move {
+            let path = format!("/mensajes/{folio}/acciones");
+            let form = app.get_with(other, &path).await.body;
+            let done = app
+                .post_form_with(
+                    other,
+                    &path,
+                    &[
+                        ("_csrf", &common::csrf_in(&form)),
+                        ("version", &common::field_value(&form, "version")),
+                        ("accion", "enrutador"),
+                    ],
+                )
+                .await;
+            assert_eq!(done.status, reqwest::StatusCode::SEE_OTHER, "{}", done.body);
+        }
+    };
+    let row_folio = |index: usize| {
+        format!(
+            "var row = document.querySelectorAll('#rows tr')[{index}]; return row ? Number(row.dataset.folio) : null;"
+        )
+    };
+
+    // Most recent activity first: a changed row lower down moves to the top.
+    browser.goto(&format!("{}/mensajes", app.address)).await;
+    browser.wait_until("the table to be live", live).await;
+    let folio = browser
+        .execute(&row_folio(3), vec![])
+        .await
+        .as_i64()
+        .expect("a fourth row");
+    give_back(folio).await;
+    browser
+        .wait_until(
+            "the changed row to move to the top",
+            &format!("return document.querySelector('#rows tr').dataset.folio === '{folio}';"),
+        )
+        .await;
+
+    // Longest without activity first, with a next page: a row that gets
+    // activity now belongs at the end of the list, on another page.
+    browser
+        .goto(&format!("{}/mensajes?orden=sin-actividad", app.address))
+        .await;
+    browser.wait_until("the table to be live again", live).await;
+    assert_eq!(
+        browser
+            .execute(
+                "return document.getElementById('rows').hasAttribute('data-last-key');",
+                vec![]
+            )
+            .await,
+        json!(true),
+        "the page has a next page"
+    );
+    let folio = browser
+        .execute(&row_folio(0), vec![])
+        .await
+        .as_i64()
+        .expect("a first row");
+    give_back(folio).await;
+    browser
+        .wait_until(
+            "the row to leave the page",
+            &format!("return !document.getElementById('conversacion-{folio}');"),
+        )
+        .await;
+    let rows = browser
+        .execute(
+            "return document.querySelectorAll('#rows tr').length;",
+            vec![],
+        )
+        .await;
+    assert!(rows.as_i64().unwrap() >= 49, "the other rows stay: {rows}");
     browser.quit().await;
 }

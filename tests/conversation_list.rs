@@ -29,6 +29,7 @@ on_both_backends!(
     a_reloaded_page_shows_every_change_made_since_it_was_last_shown,
     stuck_conversations_are_marked_counted_and_listed_on_their_tab,
     a_disconnected_agents_rows_say_so_and_the_filter_finds_them,
+    every_order_pages_every_row_exactly_once_in_both_directions,
 );
 
 /// The markup of each table row.
@@ -200,6 +201,106 @@ async fn paging_visits_every_row_exactly_once_in_both_directions(backend: Backen
     backward.reverse();
     let flattened: Vec<i64> = backward.into_iter().flatten().collect();
     assert_eq!(flattened, forward);
+}
+
+/// Walks a view forward with "Siguiente" and back with "Anterior", as
+/// `client`'s user.
+async fn walk_both_ways(
+    app: &TestApp,
+    client: &reqwest::Client,
+    start: &str,
+) -> (Vec<i64>, Vec<i64>) {
+    let walk = |rel: &'static str, from: String| async move {
+        let mut pages: Vec<Vec<i64>> = Vec::new();
+        let mut next = Some(from);
+        let mut last = String::new();
+        for _ in 0..100 {
+            let Some(path) = next.take() else { break };
+            let page = app.get_with(client, &path).await;
+            assert_eq!(page.status, StatusCode::OK, "{path}");
+            pages.push(folios_in(&page.body));
+            next = rel_link(&page.body, rel);
+            last = path;
+        }
+        (pages, last)
+    };
+    let (forward, last_page) = walk("next", start.to_owned()).await;
+    let (mut backward, _) = walk("prev", last_page).await;
+    backward.reverse();
+    (
+        forward.into_iter().flatten().collect(),
+        backward.into_iter().flatten().collect(),
+    )
+}
+
+/// "Sin actividad hace más tiempo" and "Más tiempo en el estatus" page like
+/// the default order: every row once, in the order's key then folio, the
+/// same pages walking back; for a Super Administrador across all campaigns
+/// and for an Administrador's campaigns (merged per campaign).
+async fn every_order_pages_every_row_exactly_once_in_both_directions(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    app.login_as_super().await;
+    let views: [(&str, &'static str, &str); 4] = [
+        (
+            "/mensajes?estatus=todas&orden=sin-actividad",
+            "select folio from conversations where status <> $1 \
+             order by last_activity_at, folio",
+            "none",
+        ),
+        (
+            "/mensajes?estatus=todas&orden=en-estatus",
+            "select folio from conversations where status <> $1 \
+             order by status_since, folio",
+            "none",
+        ),
+        (
+            "/mensajes?orden=en-estatus",
+            "select c.folio from conversations c join campaign_members m on \
+             m.campaign_id = c.campaign_id join users u on u.id = m.user_id \
+             where u.email = $1 and c.is_open = true order by c.status_since, c.folio",
+            ADMIN_EMAIL,
+        ),
+        (
+            "/mensajes?orden=sin-actividad",
+            "select c.folio from conversations c join campaign_members m on \
+             m.campaign_id = c.campaign_id join users u on u.id = m.user_id \
+             where u.email = $1 and c.is_open = true order by c.last_activity_at, c.folio",
+            ADMIN_EMAIL,
+        ),
+    ];
+    // Some conversations changed status since their last activity.
+    let activity = app.folios_where(views[0].1, "none").await;
+    let in_status = app.folios_where(views[1].1, "none").await;
+    assert_ne!(activity, in_status, "the demo's orders differ");
+    let boss = common::new_client();
+    app.login_with(&boss, common::SUPER_EMAIL, common::SUPER_PASSWORD)
+        .await;
+    let admin = common::new_client();
+    app.login_with(&admin, ADMIN_EMAIL, common::ADMIN_PASSWORD)
+        .await;
+    for (i, (path, sql, arg)) in views.iter().enumerate() {
+        let client = if i < 2 { &boss } else { &admin };
+        let expected = app.folios_where(sql, arg).await;
+        let (forward, backward) = walk_both_ways(&app, client, path).await;
+        assert_eq!(forward, expected, "{path}: in the order's key, then folio");
+        assert_eq!(backward, forward, "{path}: the same pages walking back");
+    }
+    let page = app.get("/mensajes?orden=en-estatus").await;
+    assert!(
+        page.body
+            .contains("<option value=\"en-estatus\" selected>Más tiempo en el estatus</option>"),
+        "the chosen order shows"
+    );
+    assert!(page.body.contains("data-order=\"en-estatus\""));
+    let tab = page.body.find("estatus=cancelled").unwrap();
+    assert!(
+        page.body[tab..tab + 200].contains("orden=en-estatus"),
+        "the tabs keep the order"
+    );
+    let bad = app.get("/mensajes?orden=alfabetico").await;
+    assert!(bad.body.contains("Se ignoró el filtro de orden"));
 }
 
 async fn the_default_view_lists_open_conversations_newest_activity_first(backend: Backend) {

@@ -196,6 +196,14 @@ async fn every_page_the_browser_tests_visit_is_valid_html(backend: Backend) {
         ),
         ("mensajes-todas", "/mensajes?estatus=todas".to_owned()),
         (
+            "mensajes-rezagadas",
+            "/mensajes?estatus=rezagadas&orden=en-estatus".to_owned(),
+        ),
+        (
+            "mensajes-agente-desconectado",
+            "/mensajes?agente=desconectado&orden=sin-actividad".to_owned(),
+        ),
+        (
             "mensajes-filtrados",
             format!("/mensajes?estatus=todas&campana={campaign}&q=a"),
         ),

@@ -5,7 +5,7 @@
 mod common;
 
 use common::{Backend, DbGuardHandle, TestApp, fresh_store};
-use relevo::db::{Cursor, ListFilter, Search, StatusFilter, Ts};
+use relevo::db::{Cursor, ListFilter, ListOrder, Search, StatusFilter, Ts};
 use relevo::domain::{ChannelKind, Scope, Status};
 
 on_both_backends!(every_conversation_list_query_uses_an_index);
@@ -231,9 +231,18 @@ async fn every_conversation_list_query_uses_an_index(backend: Backend) {
         ),
     ];
     let mut failures = Vec::new();
+    let orders = [ListOrder::Recent, ListOrder::Idle, ListOrder::InStatus];
     for scope in &scopes {
         for (name, filter) in &filters {
-            for cursor in [None, Some(Cursor::After(now, 10_200))] {
+            for (cursor, order) in [None, Some(Cursor::After(now, 10_200))]
+                .into_iter()
+                .flat_map(|c| orders.map(|o| (c, o)))
+            {
+                let filter = &ListFilter {
+                    order,
+                    ..filter.clone()
+                };
+                let name = format!("{name} by {order:?}");
                 let plan = app.store.explain_list(scope, filter, cursor).await.unwrap();
                 if std::env::var("SHOW_PLANS").is_ok() {
                     eprintln!(

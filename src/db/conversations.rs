@@ -35,12 +35,48 @@ pub enum Search {
     Text(String),
 }
 
-/// A position in the list, ordered by (last activity, folio), newest first.
+/// The order of the list: by a key instant and the folio, each on an
+/// index for every filter of the table (migrations 0001 and 0021).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum ListOrder {
+    /// "Actividad más reciente": latest activity first (the default).
+    #[default]
+    Recent,
+    /// "Sin actividad hace más tiempo": earliest activity first.
+    Idle,
+    /// "Más tiempo en el estatus": earliest `status_since` first.
+    InStatus,
+}
+
+impl ListOrder {
+    /// The conversation column the order reads.
+    fn column(self) -> &'static str {
+        match self {
+            ListOrder::Recent | ListOrder::Idle => "last_activity_at",
+            ListOrder::InStatus => "status_since",
+        }
+    }
+
+    /// Whether the page shows the latest key first.
+    fn descending(self) -> bool {
+        self == ListOrder::Recent
+    }
+
+    /// A row's key in this order (the cursor holds it with the folio).
+    pub fn key(self, row: &ConversationRow) -> Ts {
+        match self {
+            ListOrder::Recent | ListOrder::Idle => row.last_activity_at,
+            ListOrder::InStatus => row.status_since,
+        }
+    }
+}
+
+/// A position in the list: the key of [`ListFilter::order`] and the folio.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Cursor {
-    /// Rows older than this one (the next page).
+    /// Rows after this one in the page order (the next page).
     After(Ts, i64),
-    /// Rows newer than this one (the previous page).
+    /// Rows before this one (the previous page).
     Before(Ts, i64),
 }
 
@@ -61,6 +97,8 @@ pub struct ListFilter {
     /// a campaign not listed has none. Part of the view's cache key, so a
     /// cached view of stuck conversations lasts as long as its cutoffs.
     pub stale_cutoffs: Vec<(Uuid, Ts)>,
+    /// The page order (counts do not depend on it).
+    pub order: ListOrder,
 }
 
 from_row! {
@@ -403,39 +441,44 @@ fn push_search_condition<DB: Backend>(qb: &mut QueryBuilder<DB>, search: &Search
 }
 
 /// Appends the keyset cursor condition and the page order and limit.
-fn push_page<DB: Backend>(qb: &mut QueryBuilder<DB>, cursor: Option<Cursor>) {
-    match cursor {
-        None => {}
-        Some(Cursor::After(at, folio)) => {
-            qb.push(" and (c.last_activity_at, c.folio) < (");
-            DB::push_bind(qb, at);
-            qb.push(", ");
-            DB::push_bind(qb, folio);
-            qb.push(")");
-        }
-        Some(Cursor::Before(at, folio)) => {
-            qb.push(" and (c.last_activity_at, c.folio) > (");
-            DB::push_bind(qb, at);
-            qb.push(", ");
-            DB::push_bind(qb, folio);
-            qb.push(")");
-        }
-    }
-    push_order_limit(qb, cursor, "c.");
+fn push_page<DB: Backend>(qb: &mut QueryBuilder<DB>, cursor: Option<Cursor>, order: ListOrder) {
+    let (later, earlier) = if order.descending() {
+        ("<", ">")
+    } else {
+        (">", "<")
+    };
+    let column = order.column();
+    let (at, folio, op) = match cursor {
+        None => return push_order_limit(qb, cursor, "c.", order),
+        Some(Cursor::After(at, folio)) => (at, folio, later),
+        Some(Cursor::Before(at, folio)) => (at, folio, earlier),
+    };
+    qb.push(format_args!(" and (c.{column}, c.folio) {op} ("));
+    DB::push_bind(qb, at);
+    qb.push(", ");
+    DB::push_bind(qb, folio);
+    qb.push(")");
+    push_order_limit(qb, cursor, "c.", order);
 }
 
-/// Appends the page order (newest first, or oldest first for a previous
-/// page) and the limit; `prefix` qualifies the columns.
-fn push_order_limit<DB: Backend>(qb: &mut QueryBuilder<DB>, cursor: Option<Cursor>, prefix: &str) {
-    if matches!(cursor, Some(Cursor::Before(..))) {
-        qb.push(format_args!(
-            " order by {prefix}last_activity_at asc, {prefix}folio asc limit "
-        ));
+/// Appends the page order (reversed for a previous page, which is fetched
+/// from the cursor outwards) and the limit; `prefix` qualifies the columns.
+fn push_order_limit<DB: Backend>(
+    qb: &mut QueryBuilder<DB>,
+    cursor: Option<Cursor>,
+    prefix: &str,
+    order: ListOrder,
+) {
+    let backwards = matches!(cursor, Some(Cursor::Before(..)));
+    let direction = if order.descending() != backwards {
+        "desc"
     } else {
-        qb.push(format_args!(
-            " order by {prefix}last_activity_at desc, {prefix}folio desc limit "
-        ));
-    }
+        "asc"
+    };
+    let column = order.column();
+    qb.push(format_args!(
+        " order by {prefix}{column} {direction}, {prefix}folio {direction} limit "
+    ));
     DB::push_bind(qb, PAGE_SIZE + 1);
 }
 
@@ -503,7 +546,7 @@ fn push_list_query<DB: Backend>(
                     ..filter.clone()
                 };
                 push_conditions(qb, scope, &rest, true);
-                push_page(qb, cursor);
+                push_page(qb, cursor, filter.order);
                 qb.push(") c");
                 qb.push(row_joins!());
                 qb.push(" where 1 = 1");
@@ -516,7 +559,7 @@ fn push_list_query<DB: Backend>(
             }
         },
     }
-    push_page(qb, cursor);
+    push_page(qb, cursor, filter.order);
 }
 
 /// Appends the source of a page merged from each campaign's own page (see
@@ -548,10 +591,11 @@ fn push_merged_source<DB: Backend>(
         if i > 0 {
             qb.push(" union all ");
         }
-        qb.push(
-            "select * from (select c.folio, c.last_activity_at \
+        qb.push(format_args!(
+            "select * from (select c.folio, c.{} \
              from conversations c where c.campaign_id = ",
-        );
+            filter.order.column()
+        ));
         DB::push_bind(qb, *campaign);
         let arm = ListFilter {
             stale_cutoffs: inner
@@ -563,11 +607,11 @@ fn push_merged_source<DB: Backend>(
             ..inner.clone()
         };
         push_conditions(qb, &Scope::All, &arm, true);
-        push_page(qb, cursor);
+        push_page(qb, cursor, filter.order);
         qb.push(format!(") as u{i}"));
     }
     qb.push(") as merged");
-    push_order_limit(qb, cursor, "");
+    push_order_limit(qb, cursor, "", filter.order);
     qb.push(") as page join conversations c on c.folio = page.folio) c");
     qb.push(row_joins!());
     qb.push(" where 1 = 1");
@@ -781,16 +825,21 @@ impl TryFrom<PageRowJson> for ConversationRow {
 /// Decodes an aggregated page and puts it in page order (the aggregate's
 /// input order is the subquery's in practice, but neither database promises
 /// it, so the order is not taken on trust).
-fn decode_page(json: &str, cursor: Option<Cursor>) -> Result<Vec<ConversationRow>, sqlx::Error> {
+fn decode_page(
+    json: &str,
+    cursor: Option<Cursor>,
+    order: ListOrder,
+) -> Result<Vec<ConversationRow>, sqlx::Error> {
     let raw: Vec<PageRowJson> =
         serde_json::from_str(json).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
     let mut rows = raw
         .into_iter()
         .map(ConversationRow::try_from)
         .collect::<Result<Vec<_>, _>>()?;
-    rows.sort_unstable_by_key(|r| std::cmp::Reverse((r.last_activity_at, r.folio)));
-    if matches!(cursor, Some(Cursor::Before(..))) {
-        // Fetched oldest first: the 51 rows just above the cursor.
+    rows.sort_unstable_by_key(|r| (order.key(r), r.folio));
+    if order.descending() != matches!(cursor, Some(Cursor::Before(..))) {
+        // Descending, or fetched from the cursor outwards before it (the
+        // 51 rows just above the cursor).
         rows.reverse();
     }
     Ok(rows)
@@ -802,11 +851,12 @@ fn decode_page(json: &str, cursor: Option<Cursor>) -> Result<Vec<ConversationRow
 /// answer at once; otherwise the conversations are counted. A statement
 /// with a search starts with [`push_search_matches`].
 fn push_count_query<DB: Backend>(qb: &mut QueryBuilder<DB>, scope: &Scope, filter: &ListFilter) {
-    // The status (and the cutoffs of the Rezagadas tab) are set aside.
+    // The status, the order (and the cutoffs of the Rezagadas tab) are set aside.
     let by_campaign_only = ListFilter {
         status: filter.status,
         campaign_id: filter.campaign_id,
         stale_cutoffs: filter.stale_cutoffs.clone(),
+        order: filter.order,
         ..ListFilter::default()
     } == *filter;
     if by_campaign_only {
@@ -1032,7 +1082,7 @@ impl super::Store {
         };
         // In fetch order: newest first, or oldest first before a cursor.
         let backwards = matches!(cursor, Some(Cursor::Before(..)));
-        let mut rows = decode_page(&page_json, cursor)?;
+        let mut rows = decode_page(&page_json, cursor, filter.order)?;
         let more = rows.len() as i64 > PAGE_SIZE;
         rows.truncate(PAGE_SIZE as usize);
         if backwards {

@@ -57,8 +57,8 @@ pub use bulk::{
 };
 pub use categories::{CategoryAdmin, Direction, SubcategoryAdmin};
 pub use conversations::{
-    ConversationDetail, ConversationRow, Cursor, HistoryRow, ListFilter, ListPage, RESTARTED_AS,
-    Search, StatusFilter,
+    ConversationDetail, ConversationRow, Cursor, HistoryRow, ListFilter, ListOrder, ListPage,
+    RESTARTED_AS, Search, StatusFilter,
 };
 pub use demo::{
     DemoPlan, DemoSummary, PlannedCampaign, PlannedCategory, PlannedChannel, PlannedContact,

@@ -11,7 +11,9 @@ use super::pages::{
     spliced_html,
 };
 use crate::app::state::AppState;
-use crate::db::{ConversationRow, Cursor, ListFilter, ListPage, Search, StatusFilter, Ts};
+use crate::db::{
+    ConversationRow, Cursor, ListFilter, ListOrder, ListPage, Search, StatusFilter, Ts,
+};
 use crate::domain::transcript::{printable, purged_notice};
 use crate::domain::{ChannelKind, Status};
 use crate::http::auth::CurrentUser;
@@ -32,6 +34,7 @@ pub struct RawQuery {
     pub from_day: String,
     pub to_day: String,
     pub q: String,
+    pub order: String,
     pub after: String,
     pub before: String,
 }
@@ -50,6 +53,7 @@ impl RawQuery {
                 "desde" => &mut raw.from_day,
                 "hasta" => &mut raw.to_day,
                 "q" => &mut raw.q,
+                "orden" => &mut raw.order,
                 "despues" => &mut raw.after,
                 "antes" => &mut raw.before,
                 _ => continue,
@@ -79,6 +83,7 @@ impl RawQuery {
             ("desde", self.from_day.as_str()),
             ("hasta", self.to_day.as_str()),
             ("q", self.q.as_str()),
+            ("orden", self.order.as_str()),
         ]
         .into_iter()
         .filter(|(k, v)| !v.is_empty() && !extra.iter().any(|(ek, _)| ek == k))
@@ -104,6 +109,10 @@ pub fn parse_filter(raw: &RawQuery, tz: chrono_tz::Tz) -> (ListFilter, Vec<Strin
     let status = parse_status(&raw.status).unwrap_or_else(|| {
         ignore("estatus");
         StatusFilter::Open
+    });
+    let order = parse_order(&raw.order).unwrap_or_else(|| {
+        ignore("orden");
+        ListOrder::Recent
     });
     let mut uuid = |value: &str, what: &str| -> Option<Uuid> {
         if value.is_empty() {
@@ -149,13 +158,7 @@ pub fn parse_filter(raw: &RawQuery, tz: chrono_tz::Tz) -> (ListFilter, Vec<Strin
     } else {
         parse_search(&raw.q)
     };
-    // The folio or phone a customer quotes is found whatever its status
-    // (cancelled too): such a search, without a tab chosen, looks at all.
-    let status = if raw.status.is_empty() && matches!(search, Some(Search::Number(_))) {
-        StatusFilter::All
-    } else {
-        status
-    };
+    let status = searched_status(raw, status, search.as_ref());
     (
         ListFilter {
             status: Some(status),
@@ -167,9 +170,20 @@ pub fn parse_filter(raw: &RawQuery, tz: chrono_tz::Tz) -> (ListFilter, Vec<Strin
             search,
             agent_offline,
             stale_cutoffs: Vec::new(),
+            order,
         },
         notices,
     )
+}
+
+/// The folio or phone a customer quotes is found whatever its status
+/// (cancelled too): such a search, without a tab chosen, looks at all.
+fn searched_status(raw: &RawQuery, status: StatusFilter, search: Option<&Search>) -> StatusFilter {
+    if raw.status.is_empty() && matches!(search, Some(Search::Number(_))) {
+        StatusFilter::All
+    } else {
+        status
+    }
 }
 
 /// The Agente filter: one agent (`uuid` parses it), or with
@@ -221,6 +235,33 @@ pub fn stale_cutoffs(thresholds: &[(Uuid, i64)], now: chrono::DateTime<Utc>) -> 
         .collect()
 }
 
+/// The Orden choices: the order, its URL value and its label.
+const ORDERS: [(ListOrder, &str, &str); 3] = [
+    (ListOrder::Recent, "reciente", "Actividad más reciente"),
+    (
+        ListOrder::Idle,
+        "sin-actividad",
+        "Sin actividad hace más tiempo",
+    ),
+    (
+        ListOrder::InStatus,
+        "en-estatus",
+        "Más tiempo en el estatus",
+    ),
+];
+
+/// The order the query names (none: the most recent activity first);
+/// `None` when it names none.
+fn parse_order(raw: &str) -> Option<ListOrder> {
+    if raw.is_empty() {
+        return Some(ListOrder::Recent);
+    }
+    ORDERS
+        .iter()
+        .find(|(_, value, _)| *value == raw)
+        .map(|(order, ..)| *order)
+}
+
 /// The status tab the query names (none: the open ones); `None` when it
 /// names none.
 fn parse_status(raw: &str) -> Option<StatusFilter> {
@@ -261,12 +302,8 @@ fn parse_cursor(value: &str) -> Option<(Ts, i64)> {
     Some((Ts::new(at), folio.parse().ok()?))
 }
 
-fn cursor_value(row: &ConversationRow) -> String {
-    format!(
-        "{}.{}",
-        row.last_activity_at.0.timestamp_micros(),
-        row.folio
-    )
+fn cursor_value(row: &ConversationRow, order: ListOrder) -> String {
+    format!("{}.{}", order.key(row).0.timestamp_micros(), row.folio)
 }
 
 /// `+52 55 1234 5678` for Mexican numbers; other codes as stored.
@@ -318,6 +355,10 @@ pub struct RowView {
     pub status_since_iso: String,
     /// Open and without activity for longer than its campaign's threshold.
     pub stale: bool,
+    /// The row's place in each order ("micros.folio", as a cursor): the
+    /// live table moves a changed row to its place in the page's order.
+    pub activity_key: String,
+    pub status_key: String,
     pub actionable: bool,
     /// For a closed conversation: "Categoría › Subcategoría", shown on hover.
     pub closure: Option<String>,
@@ -348,6 +389,8 @@ impl RowView {
             in_status_for: open.then(|| elapsed(row.status_since, now)),
             status_since_iso: machine_datetime(row.status_since),
             stale: open && idle_seconds > row.stale_after_minutes * 60,
+            activity_key: cursor_value(row, ListOrder::Recent),
+            status_key: cursor_value(row, ListOrder::InStatus),
             id: row.id.to_string(),
             folio: row.folio,
             customer_name,
@@ -452,6 +495,7 @@ pub struct ConversationListPage {
     pub agents: Vec<FilterOption>,
     /// "Agente desconectado" is the chosen Agente filter.
     pub agent_offline: bool,
+    pub orders: Vec<FilterOption>,
     pub channels: Vec<FilterOption>,
     pub status: String,
     pub from_day: String,
@@ -480,6 +524,12 @@ pub struct ConversationListResults {
     pub searching_every_status: bool,
     /// The Rezagadas tab is shown: it points to the standing answer, a rule.
     pub stale_view: bool,
+    /// The page's order (its URL value), and the keys of its first row
+    /// when there is a previous page and of its last when there is a next
+    /// one: a live change that moves a row past them drops it from the page.
+    pub order_value: &'static str,
+    pub first_key: Option<String>,
+    pub last_key: Option<String>,
 }
 
 /// The filter choices of `scope`, cached until rights or names change on
@@ -584,11 +634,12 @@ fn results(
     let rows: Vec<RowView> = page.rows.iter().map(|r| RowView::new(r, tz, now)).collect();
     let current = filter.status.unwrap_or(StatusFilter::Open);
     let tabs = status_tabs(raw, counts, *stale_count, current);
-    let (newer_href, older_href) = page_links(raw, page);
+    let (newer_href, older_href) = page_links(raw, page, filter.order);
     let filtered = *filter
         != ListFilter {
             status: filter.status,
             stale_cutoffs: filter.stale_cutoffs.clone(),
+            order: filter.order,
             ..ListFilter::default()
         };
     let match_count = tabs.iter().find(|t| t.active).map_or(0, |t| t.count);
@@ -610,6 +661,18 @@ fn results(
         searching_every_status: raw.status.is_empty()
             && matches!(filter.search, Some(Search::Number(_))),
         stale_view: current == StatusFilter::Stale,
+        order_value: ORDERS
+            .iter()
+            .find(|(order, ..)| *order == filter.order)
+            .map_or("reciente", |(_, value, _)| value),
+        first_key: page
+            .has_newer
+            .then(|| page.rows.first().map(|r| cursor_value(r, filter.order)))
+            .flatten(),
+        last_key: page
+            .has_older
+            .then(|| page.rows.last().map(|r| cursor_value(r, filter.order)))
+            .flatten(),
     }
 }
 
@@ -632,11 +695,15 @@ fn read_cursor(raw: &RawQuery, notices: &mut Vec<String>) -> Option<Cursor> {
 }
 
 /// The links to the newer and the older page, where there is one.
-fn page_links(raw: &RawQuery, page: &ListPage) -> (Option<String>, Option<String>) {
+fn page_links(
+    raw: &RawQuery,
+    page: &ListPage,
+    order: ListOrder,
+) -> (Option<String>, Option<String>) {
     let newer_href = page.has_newer.then(|| {
         page.rows.first().map_or_else(
             || raw.href(&[]),
-            |r| raw.href(&[("antes", &cursor_value(r))]),
+            |r| raw.href(&[("antes", &cursor_value(r, order))]),
         )
     });
     let older_href = page
@@ -644,7 +711,7 @@ fn page_links(raw: &RawQuery, page: &ListPage) -> (Option<String>, Option<String
         .then(|| {
             page.rows
                 .last()
-                .map(|r| raw.href(&[("despues", &cursor_value(r))]))
+                .map(|r| raw.href(&[("despues", &cursor_value(r, order))]))
         })
         .flatten();
     (newer_href, older_href)
@@ -687,6 +754,16 @@ pub async fn list(
             &raw.agent,
         ),
         agent_offline: raw.agent == AGENT_OFFLINE,
+        orders: options_of(
+            ORDERS
+                .iter()
+                .map(|(_, value, label)| ((*value).to_owned(), (*label).to_owned())),
+            if raw.order.is_empty() {
+                "reciente"
+            } else {
+                &raw.order
+            },
+        ),
         channels: options_of(
             ChannelKind::ALL
                 .iter()

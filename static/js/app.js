@@ -267,6 +267,43 @@
     }
   }
 
+  // The rows in the page's order (Orden): by their key in that order, then
+  // folio. A row whose key moved before the page's first row (when there is
+  // a previous page) or past its last (when there is a next one) belongs to
+  // another page and leaves this one, unless this tab just acted on it.
+  function place(tbody) {
+    var order = tbody.getAttribute("data-order") || "reciente";
+    var attr = order === "en-estatus" ? "data-status-key" : "data-activity-key";
+    var descending = order === "reciente";
+    function parse(text) {
+      var parts = String(text || "0.0").split(".");
+      return [Number(parts[0]), Number(parts[1])];
+    }
+    function compare(a, b) {
+      var c = a[0] - b[0] || a[1] - b[1];
+      return descending ? -c : c;
+    }
+    var first = tbody.getAttribute("data-first-key");
+    var last = tbody.getAttribute("data-last-key");
+    var rows = Array.prototype.slice.call(tbody.children);
+    rows.forEach(function (row) {
+      var key = parse(row.getAttribute(attr));
+      var outside = (first && compare(key, parse(first)) < 0) || (last && compare(key, parse(last)) > 0);
+      if (outside && !actedOnRecently(row)) {
+        if (row.contains(document.activeElement)) document.getElementById("main").focus();
+        row.remove();
+      }
+    });
+    rows = Array.prototype.slice.call(tbody.children);
+    var sorted = rows.slice().sort(function (a, b) {
+      return compare(parse(a.getAttribute(attr)), parse(b.getAttribute(attr)));
+    });
+    if (sorted.every(function (row, i) { return row === rows[i]; })) return;
+    var focused = document.activeElement;
+    sorted.forEach(function (row) { tbody.appendChild(row); });
+    if (focused && tbody.contains(focused)) focused.focus();
+  }
+
   function apply(ids, answer) {
     var tbody = document.getElementById("rows");
     if (!tbody) return;
@@ -293,6 +330,7 @@
       if (window.htmx) window.htmx.process(tr);
       flash(tr);
     });
+    place(tbody);
     var tabs = document.getElementById("status-tabs");
     if (tabs && answer.tabs) {
       tabs.innerHTML = answer.tabs;
