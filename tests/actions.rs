@@ -27,7 +27,7 @@ on_both_backends!(
     a_campaign_without_active_categories_offers_only_reassign,
     each_agent_shows_presence_and_load_connected_least_busy_first,
     a_disconnected_agent_is_chosen_only_once_confirmed,
-    devolver_al_enrutador_lets_the_router_choose_as_for_a_new_conversation,
+    returning_to_the_router_lets_it_choose_as_for_a_new_conversation,
 );
 
 /// Ids and folios the tests act on (all from the demo data).
@@ -1466,7 +1466,7 @@ async fn a_disconnected_agent_is_chosen_only_once_confirmed(backend: Backend) {
     assert_eq!(now_with, [fx.agent]);
 }
 
-async fn devolver_al_enrutador_lets_the_router_choose_as_for_a_new_conversation(backend: Backend) {
+async fn returning_to_the_router_lets_it_choose_as_for_a_new_conversation(backend: Backend) {
     let Some(app) = spawn_app(backend).await else {
         return;
     };
