@@ -236,7 +236,8 @@ mod tests {
         for bad in ["0", "-1", "1.5", "36501", "seis meses"] {
             assert!(days(Some(bad)).is_err(), "{bad}");
         }
-        let events = |v| super::parse_retention_days("RELEVO_EVENT_DAYS", v, super::DEFAULT_EVENT_DAYS);
+        let events =
+            |v| super::parse_retention_days("RELEVO_EVENT_DAYS", v, super::DEFAULT_EVENT_DAYS);
         assert_eq!(events(None).unwrap(), 30);
         let error = events(Some("0")).unwrap_err().to_string();
         assert!(error.starts_with("RELEVO_EVENT_DAYS"), "{error}");

@@ -313,7 +313,10 @@ impl Store {
 
     /// The database's plans for a page of the feed and a purge batch (see
     /// `explain_transcript` for how they are read).
-    pub async fn explain_events(&self, campaign: Uuid) -> StoreResult<Vec<(&'static str, Vec<String>)>> {
+    pub async fn explain_events(
+        &self,
+        campaign: Uuid,
+    ) -> StoreResult<Vec<(&'static str, Vec<String>)>> {
         let statements = [("feed page", EVENT_PAGE), ("purge bound", PURGE_BOUND)];
         let mut plans = Vec::new();
         match self {

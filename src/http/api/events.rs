@@ -64,7 +64,10 @@ fn feed_query(raw: &str) -> Result<FeedQuery, ApiError> {
             }
             "limit" => {
                 let limit: i64 = value.parse().ok().filter(|n| *n >= 1).ok_or_else(|| {
-                    ApiError::invalid("limit", format!("Debe ser un número entero de 1 a {MAX_LIMIT}"))
+                    ApiError::invalid(
+                        "limit",
+                        format!("Debe ser un número entero de 1 a {MAX_LIMIT}"),
+                    )
                 })?;
                 query.limit = limit.min(MAX_LIMIT);
             }
@@ -72,7 +75,10 @@ fn feed_query(raw: &str) -> Result<FeedQuery, ApiError> {
                 let seconds: u64 = value.parse().map_err(|_| {
                     ApiError::invalid(
                         "wait",
-                        format!("Debe ser un número entero de segundos de 0 a {}", MAX_WAIT.as_secs()),
+                        format!(
+                            "Debe ser un número entero de segundos de 0 a {}",
+                            MAX_WAIT.as_secs()
+                        ),
                     )
                 })?;
                 query.wait = Duration::from_secs(seconds).min(MAX_WAIT);
@@ -189,7 +195,13 @@ mod tests {
         assert_eq!((q.after, q.limit, q.wait), (None, 100, Duration::ZERO));
         let q = feed_query("after=42&limit=5000&wait=90").unwrap();
         assert_eq!((q.after, q.limit, q.wait), (Some(42), 1000, MAX_WAIT));
-        for bad in ["after=-1", "after=abc", "after=1e3", "after=99999999999999999999", "after=%2B5"] {
+        for bad in [
+            "after=-1",
+            "after=abc",
+            "after=1e3",
+            "after=99999999999999999999",
+            "after=%2B5",
+        ] {
             let e = feed_query(bad).unwrap_err();
             assert_eq!(e.code, "invalid_cursor", "{bad}");
         }
