@@ -20,6 +20,7 @@ on_both_backends!(
     a_token_of_one_campaign_never_sees_another_campaigns_events,
     bad_future_and_expired_cursors_answer_json_errors,
     the_purge_deletes_only_old_events_and_never_expires_a_live_cursor,
+    a_rule_and_a_bulk_job_are_named_as_the_actors_of_their_changes_and_nudges_are_events,
 );
 
 const CAMPAIGN: &str = "Ventas Hogar";
@@ -705,4 +706,141 @@ async fn the_purge_deletes_only_old_events_and_never_expires_a_live_cursor(backe
         fresh[0]["id"].as_i64().unwrap() > high,
         "cursors never reused"
     );
+}
+
+/// A category of `campaign` ("Flujo atascado").
+async fn stuck_category(app: &TestApp, campaign: &str) -> Uuid {
+    app.uuids_where(
+        "select c.id from closure_categories c join campaigns p on p.id = c.campaign_id \
+         where c.name = 'Flujo atascado' and p.name = $1",
+        campaign,
+    )
+    .await[0]
+}
+
+// long: a rule's nudge and cancellation, then a bulk job, read back
+async fn a_rule_and_a_bulk_job_are_named_as_the_actors_of_their_changes_and_nudges_are_events(
+    backend: Backend,
+) {
+    use chrono::{Duration as Span, Utc};
+    use relevo::db::{BulkAction, NewAutoCancelRule, NewBulkJob, Ts};
+    use relevo::domain::{Scope, Status};
+    use relevo::services::auto_cancel::Measure;
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let f = fixture(&app, CAMPAIGN).await;
+    let creator = app
+        .store
+        .user_by_email(common::SUPER_EMAIL)
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
+    let rule = app
+        .store
+        .create_auto_cancel_rule(&NewAutoCancelRule {
+            campaign_id: f.campaign,
+            name: "Bot atascado".into(),
+            status: Status::Icr,
+            measure: Measure::NoCustomerMessage,
+            window_minutes: 30,
+            category_id: stuck_category(&app, CAMPAIGN).await,
+            subcategory_id: None,
+            comment: Some("sin respuesta".into()),
+            nudge_text: Some("¿Sigues ahí?".into()),
+            nudge_lead_minutes: Some(10),
+            created_by: creator,
+            at: Ts::now(),
+        })
+        .await
+        .unwrap()
+        .expect("the campaign exists");
+    let start = now_cursor(&app).await;
+    let now = Utc::now() + Span::days(2);
+    let nudged = relevo::services::auto_cancel::run_pass(&app.store, now)
+        .await
+        .unwrap();
+    assert!(nudged.nudged > 0);
+    let later = now + Span::minutes(10);
+    let cancelled = relevo::services::auto_cancel::run_pass(&app.store, later)
+        .await
+        .unwrap();
+    assert_eq!(cancelled.cancelled, nudged.nudged);
+    let n = nudged.nudged + cancelled.cancelled;
+    let events = events_after(&app, &f.token, start, n).await;
+    assert_eq!(events.len(), n, "{events:#?}");
+    let nudges: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["type"] == "customer_nudge")
+        .collect();
+    assert_eq!(nudges.len(), nudged.nudged);
+    for e in &nudges {
+        assert_eq!(e["message"]["text"], "¿Sigues ahí?");
+        assert_eq!(e["message"]["direction"], "outbound");
+        assert!(
+            e["conversation"]["contact"]["external_id"]
+                .as_str()
+                .is_some(),
+            "{e}"
+        );
+    }
+    for e in events.iter().filter(|e| e["type"] == "cancelled") {
+        assert_eq!(e["actor"]["kind"], "rule", "{e}");
+        assert_eq!(e["actor"]["id"], json!(rule));
+        assert_eq!(e["actor"]["name"], "Bot atascado");
+        assert_eq!(e["closure"]["category"], "Flujo atascado");
+        let comment = e["closure"]["comment"].as_str().unwrap();
+        assert!(comment.ends_with("sin respuesta"), "{comment}");
+        assert_eq!(e["previous"]["status"], "icr");
+    }
+
+    // A bulk job of the administrator cancels two open conversations.
+    let admin = app
+        .store
+        .user_by_email(ADMIN_EMAIL)
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
+    let a = customer(&app, &f, "bulk-1", "5215500000011").await;
+    let b = customer(&app, &f, "bulk-2", "5215500000012").await;
+    let folios = [folio_of(&app, a).await, folio_of(&app, b).await];
+    let scope = Scope::Campaigns(vec![f.campaign]);
+    let found = app.store.folios_in_scope(&scope, &folios).await.unwrap();
+    let items = folios
+        .iter()
+        .map(|n| (n.to_string(), found.iter().find(|(x, _)| x == n).copied()))
+        .collect();
+    let from = now_cursor(&app).await;
+    let job = app
+        .store
+        .create_bulk_job(&NewBulkJob {
+            created_by: admin,
+            scope,
+            action: BulkAction::Cancel,
+            category_id: Some(stuck_category(&app, CAMPAIGN).await),
+            subcategory_id: None,
+            agent_id: None,
+            comment: String::new(),
+            items,
+            at: Ts::now(),
+        })
+        .await
+        .unwrap();
+    // The instance's worker takes it (or this call does, whichever first).
+    let access = relevo::services::bulk::CreatorAccess::new(app.store.feed().clone());
+    relevo::services::bulk::process(&app.store, &access, job)
+        .await
+        .unwrap();
+    let events = events_after(&app, &f.token, from, 2).await;
+    assert_eq!(types(&events), ["cancelled", "cancelled"], "{events:#?}");
+    for e in &events {
+        assert_eq!(e["actor"]["kind"], "bulk_job");
+        assert_eq!(e["actor"]["id"], json!(job));
+        assert!(
+            e["actor"]["name"].as_str().is_some(),
+            "the administrator who started it"
+        );
+    }
 }

@@ -56,6 +56,10 @@ from_row! {
         pub subcategory_name: Option<String>,
         pub comment: Option<String>,
         pub reactivates_id: Option<Uuid>,
+        /// The customer: the contact's id and its address on the channel
+        /// (a phone number or the channel's code), where a nudge goes.
+        pub contact_id: Uuid,
+        pub contact_external_id: String,
         pub message_id: Option<Uuid>,
         pub message_author: Option<String>,
         pub message_direction: Option<String>,
@@ -151,10 +155,13 @@ pub const EVENT_PAGE: &str = "select e.cursor, e.type as kind, e.occurred_at, e.
     e.folio, e.campaign_id, e.channel_id, e.status, e.agent_id, e.previous_status, \
     e.previous_agent_id, e.actor_kind, e.actor_id, e.actor_name, e.category_id, \
     cc.name as category_name, e.subcategory_id, cs.name as subcategory_name, e.comment, \
-    e.reactivates_id, e.message_id, m.author as message_author, \
+    e.reactivates_id, c.contact_id, k.external_id as contact_external_id, \
+    e.message_id, m.author as message_author, \
     m.direction as message_direction, m.message_id as channel_message_id, \
     m.text as message_text \
     from events e \
+    join conversations c on c.id = e.conversation_id \
+    join contacts k on k.id = c.contact_id \
     left join closure_categories cc on cc.id = e.category_id \
     left join closure_subcategories cs on cs.id = e.subcategory_id \
     left join messages m on m.id = e.message_id \
@@ -334,8 +341,14 @@ impl Store {
                 }
             }
             Store::Postgres(pg) => {
+                // Detector aids for this connection only, as for transcripts:
+                // with sequential scans and sorts discouraged, a plan that
+                // still scans or sorts has no index serving it in order.
                 let mut conn = pg.pool.acquire().await?;
                 sqlx::query("set enable_seqscan = off")
+                    .execute(&mut *conn)
+                    .await?;
+                sqlx::query("set enable_sort = off")
                     .execute(&mut *conn)
                     .await?;
                 for (name, sql) in statements {
@@ -353,13 +366,16 @@ impl Store {
                             sqlx::query("reset enable_seqscan")
                                 .execute(&mut *conn)
                                 .await?;
+                            sqlx::query("reset enable_sort").execute(&mut *conn).await?;
                             return Err(e.into());
                         }
                     }
                 }
+                // The connection goes back to the pool as it came.
                 sqlx::query("reset enable_seqscan")
                     .execute(&mut *conn)
                     .await?;
+                sqlx::query("reset enable_sort").execute(&mut *conn).await?;
             }
         }
         Ok(plans)

@@ -128,6 +128,10 @@ fn event_json(e: &EventRow) -> Value {
             "channel_id": e.channel_id,
             "status": e.status,
             "agent_id": e.agent_id,
+            "contact": {
+                "id": e.contact_id,
+                "external_id": e.contact_external_id,
+            },
         },
         "previous": {
             "status": e.previous_status,
