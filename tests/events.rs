@@ -509,19 +509,32 @@ async fn a_long_poll_answers_soon_after_a_commit_and_at_its_deadline_without_one
     };
     let change = async {
         tokio::time::sleep(Duration::from_millis(400)).await;
+        let sent = Instant::now();
         customer(writer, &f, "lp-1", "5215500000003").await;
-        Instant::now()
+        (sent, Instant::now())
     };
-    let ((status, body, answered), committed) = tokio::join!(poll, change);
+    let ((status, body, answered), (sent, committed)) = tokio::join!(poll, change);
     assert_eq!(status, StatusCode::OK, "{body}");
     let events = body["events"].as_array().unwrap();
     assert!(!events.is_empty(), "{body}");
     assert_eq!(events[0]["type"], "created");
-    let latency = answered.saturating_duration_since(committed);
-    assert!(
-        latency < Duration::from_millis(1000),
-        "answered {latency:?} after the commit"
+    // The commit is somewhere inside the request that makes it: the poll
+    // answers at most `sent` and at least `returned` after it. Measured
+    // here: 1 ms after the request returned on SQLite, 20-30 ms on
+    // PostgreSQL through another instance (the specification's 100 ms,
+    // asserted with room for a busy machine).
+    let (after_sent, after_returned) = (
+        answered.saturating_duration_since(sent),
+        answered.saturating_duration_since(committed),
     );
+    eprintln!(
+        "{backend:?}: answered {after_sent:?} after the change was sent, {after_returned:?} after it returned"
+    );
+    assert!(
+        after_returned < Duration::from_millis(250),
+        "{after_returned:?}"
+    );
+    assert!(after_sent < Duration::from_secs(2), "{after_sent:?}");
     let waited = answered.duration_since(began);
     assert!(
         waited < Duration::from_secs(10),
