@@ -21,6 +21,7 @@ on_both_backends!(
     bad_future_and_expired_cursors_answer_json_errors,
     the_purge_deletes_only_old_events_and_never_expires_a_live_cursor,
     a_rule_and_a_bulk_job_are_named_as_the_actors_of_their_changes_and_nudges_are_events,
+    a_long_poll_answers_at_once_when_its_instance_shuts_down,
 );
 
 const CAMPAIGN: &str = "Ventas Hogar";
@@ -856,4 +857,27 @@ async fn a_rule_and_a_bulk_job_are_named_as_the_actors_of_their_changes_and_nudg
             "the administrator who started it"
         );
     }
+}
+
+async fn a_long_poll_answers_at_once_when_its_instance_shuts_down(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let f = fixture(&app, CAMPAIGN).await;
+    let start = now_cursor(&app).await;
+    let began = Instant::now();
+    let query = format!("after={start}&wait=20");
+    let poll = feed(&app, &f.token, &query);
+    let stop = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        app.store.feed().publish(relevo::live::Event::Shutdown);
+    };
+    let ((status, body), ()) = tokio::join!(poll, stop);
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["next"].as_i64(), Some(start));
+    assert!(
+        began.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        began.elapsed()
+    );
 }

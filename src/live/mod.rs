@@ -113,6 +113,9 @@ pub struct Feed {
     /// Bumped when the event log's high-water mark may have advanced (see
     /// [`Feed::event_log_advanced`]): what long polls of the feed wait for.
     event_log: Arc<watch::Sender<u64>>,
+    /// Set by [`Event::Shutdown`]: long polls answer at once instead of
+    /// holding the graceful shutdown for up to their whole wait.
+    shutting_down: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Slots of [`ViewGenerations`]: campaigns share a slot only by hash, which
@@ -166,7 +169,13 @@ impl Feed {
             views: Arc::new(ViewGenerations::new()),
             committed: Arc::new(watch::Sender::new(0)),
             event_log: Arc::new(watch::Sender::new(0)),
+            shutting_down: Arc::new(std::sync::atomic::AtomicBool::new(false)),
         }
+    }
+
+    /// Whether this instance is shutting down (see [`Event::Shutdown`]).
+    pub fn shutting_down(&self) -> bool {
+        self.shutting_down.load(Ordering::SeqCst)
     }
 
     /// Wakes whoever follows committed changes (the event log's sequencer).
@@ -203,7 +212,11 @@ impl Feed {
                 self.views.any_change.fetch_add(1, Ordering::SeqCst);
                 self.committed.send_modify(|n| *n = n.wrapping_add(1));
             }
-            Event::Shutdown => {}
+            Event::Shutdown => {
+                self.shutting_down.store(true, Ordering::SeqCst);
+                self.committed.send_modify(|n| *n = n.wrapping_add(1));
+                self.event_log.send_modify(|n| *n = n.wrapping_add(1));
+            }
         }
         let id = self.sequence.fetch_add(1, Ordering::Relaxed) + 1;
         match event {

@@ -80,7 +80,8 @@ fn check_cursor(after: Option<i64>, page: &EventPage) -> Result<(), CursorError>
 }
 
 /// Reads `campaign`'s events after `after` (none: from the oldest kept),
-/// waiting up to `wait` for one when there is none yet.
+/// waiting up to `wait` for one when there is none yet (not while the
+/// instance shuts down: the consumer comes back, to another instance).
 pub async fn read(
     store: &Store,
     campaign: Uuid,
@@ -97,7 +98,7 @@ pub async fn read(
             return Ok(Err(e));
         }
         let now = tokio::time::Instant::now();
-        if !page.events.is_empty() || now >= deadline {
+        if !page.events.is_empty() || now >= deadline || store.feed().shutting_down() {
             let next = next_cursor(after.unwrap_or(0), &page, limit);
             return Ok(Ok(FeedPage { page, next }));
         }
