@@ -873,6 +873,12 @@ static ROUTES: &[Route] = &[
         ChannelApi,
         &[p("channel_id", K::ApiChannel), p("id", K::OutboxItem)],
     ),
+    // `wait` is left out: a valid one (" 5 ") only holds the answer open.
+    get(
+        "/api/v1/events",
+        IntegrationApi,
+        &[qo("after", K::Number("0")), qo("limit", K::Number("100"))],
+    ),
     get(
         "/api/v1/conversations/{id}",
         IntegrationApi,

@@ -491,3 +491,45 @@ async fn the_link_to_a_restart_uses_its_index(backend: Backend) {
         plan.join("\n")
     );
 }
+
+on_both_backends!(the_event_feed_pages_by_its_index);
+
+/// A page of the event feed is a range of `events_campaign_cursor_idx` in
+/// cursor order (no scan of the log, no sort), and the purge finds the
+/// oldest events through `events_cursor_key`.
+async fn the_event_feed_pages_by_its_index(backend: Backend) {
+    let Some((app, _guard)) = analysed_demo(backend).await else {
+        return;
+    };
+    app.store.sequence_events().await.unwrap();
+    let campaign = app.campaign_id("Ventas Hogar").await;
+    let plans = app.store.explain_events(campaign).await.unwrap();
+    assert_eq!(plans.len(), 2);
+    let mut failures = Vec::new();
+    for (name, plan) in plans {
+        if std::env::var("SHOW_PLANS").is_ok() {
+            eprintln!("{backend:?} {name}:\n  {}", plan.join("\n  "));
+        }
+        let uses = |index: &str| plan.iter().any(|l| l.contains(index));
+        let reads_all = plan.iter().any(|l| {
+            let step = l.trim_start().trim_start_matches("->").trim_start();
+            l.contains("Seq Scan on events")
+                || step.starts_with("Sort")
+                || l.trim() == "SCAN e"
+                || l.trim() == "SCAN events"
+                || l.contains("TEMP B-TREE")
+        });
+        let index = match name {
+            "feed page" => "events_campaign_cursor_idx",
+            _ => "events_cursor_key",
+        };
+        if reads_all || !uses(index) {
+            failures.push(format!("{name}:\n  {}", plan.join("\n  ")));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "event statements not served by their index:\n{}",
+        failures.join("\n")
+    );
+}

@@ -95,6 +95,8 @@ impl Application {
         crate::services::router::spawn_scheduler(store.clone());
         crate::services::auto_cancel::spawn(store.clone());
         crate::services::transcripts::spawn_purge(store.clone(), settings.transcript_days);
+        crate::services::events::spawn_sequencer(store.clone());
+        crate::services::events::spawn_purge(store.clone(), settings.event_days);
         let bulk_access = std::sync::Arc::new(crate::services::bulk::CreatorAccess::new(
             store.feed().clone(),
         ));

@@ -29,6 +29,9 @@ pub struct Settings {
     /// Message texts older than this many days are purged
     /// (`RELEVO_TRANSCRIPT_DAYS`); the messages themselves stay.
     pub transcript_days: u32,
+    /// Events of the feed older than this many days are purged
+    /// (`RELEVO_EVENT_DAYS`).
+    pub event_days: u32,
     /// Who may read `/metrics`.
     pub metrics: MetricsAccess,
     /// Reverse proxies whose `X-Forwarded-For`/`Forwarded` headers name the
@@ -60,6 +63,9 @@ impl Default for MetricsAccess {
 /// Shortest accepted `RELEVO_SESSION_KEY`.
 pub const MIN_SESSION_KEY_CHARS: usize = 32;
 
+/// Default `RELEVO_EVENT_DAYS`.
+pub const DEFAULT_EVENT_DAYS: u32 = 30;
+
 /// Default database: a SQLite file in the working directory.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite:relevo.db";
 pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
@@ -86,6 +92,7 @@ impl Settings {
             secure_cookies: false,
             timezone: chrono_tz::America::Mexico_City,
             transcript_days: DEFAULT_RETENTION_DAYS,
+            event_days: DEFAULT_EVENT_DAYS,
             metrics: MetricsAccess::default(),
             trusted_proxies: TrustedProxies::default(),
             session_idle: default_session_idle(),
@@ -95,7 +102,8 @@ impl Settings {
     /// Reads `DATABASE_URL`, `RELEVO_BIND`, `RELEVO_SESSION_KEY`,
     /// `RELEVO_SECURE_COOKIES`, `RELEVO_TIMEZONE`, `RELEVO_METRICS_ALLOW`,
     /// `RELEVO_METRICS_TOKEN`, `RELEVO_TRUSTED_PROXIES`,
-    /// `RELEVO_SESSION_IDLE_MINUTES` and `RELEVO_TRANSCRIPT_DAYS`.
+    /// `RELEVO_SESSION_IDLE_MINUTES`, `RELEVO_TRANSCRIPT_DAYS` and
+    /// `RELEVO_EVENT_DAYS`.
     pub fn from_env() -> anyhow::Result<Settings> {
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
         let bind = var("RELEVO_BIND").unwrap_or_else(|| DEFAULT_BIND.to_owned());
@@ -109,7 +117,16 @@ impl Settings {
             );
         }
         let session_idle = parse_idle_minutes(var("RELEVO_SESSION_IDLE_MINUTES").as_deref())?;
-        let transcript_days = parse_retention_days(var("RELEVO_TRANSCRIPT_DAYS").as_deref())?;
+        let transcript_days = parse_retention_days(
+            "RELEVO_TRANSCRIPT_DAYS",
+            var("RELEVO_TRANSCRIPT_DAYS").as_deref(),
+            DEFAULT_RETENTION_DAYS,
+        )?;
+        let event_days = parse_retention_days(
+            "RELEVO_EVENT_DAYS",
+            var("RELEVO_EVENT_DAYS").as_deref(),
+            DEFAULT_EVENT_DAYS,
+        )?;
         let mut metrics = MetricsAccess::default();
         if let Some(list) = var("RELEVO_METRICS_ALLOW") {
             metrics.allow = list
@@ -138,6 +155,7 @@ impl Settings {
             session_key,
             session_idle,
             transcript_days,
+            event_days,
             metrics,
             trusted_proxies,
             secure_cookies: parse_bool(var("RELEVO_SECURE_COOKIES").as_deref())
@@ -164,15 +182,16 @@ fn parse_idle_minutes(value: Option<&str>) -> anyhow::Result<std::time::Duration
     }
 }
 
-/// `RELEVO_TRANSCRIPT_DAYS`: whole days from 1 to [`MAX_RETENTION_DAYS`].
-fn parse_retention_days(value: Option<&str>) -> anyhow::Result<u32> {
+/// `RELEVO_TRANSCRIPT_DAYS`, `RELEVO_EVENT_DAYS`: whole days from 1 to
+/// [`MAX_RETENTION_DAYS`]; `default` when unset.
+fn parse_retention_days(name: &str, value: Option<&str>, default: u32) -> anyhow::Result<u32> {
     let Some(value) = value else {
-        return Ok(DEFAULT_RETENTION_DAYS);
+        return Ok(default);
     };
     match value.trim().parse::<u32>() {
         Ok(days) if (1..=MAX_RETENTION_DAYS).contains(&days) => Ok(days),
         _ => anyhow::bail!(
-            "RELEVO_TRANSCRIPT_DAYS must be a whole number of days from 1 to {MAX_RETENTION_DAYS}, not {value:?}"
+            "{name} must be a whole number of days from 1 to {MAX_RETENTION_DAYS}, not {value:?}"
         ),
     }
 }
@@ -209,13 +228,19 @@ mod tests {
     }
 
     #[test]
-    fn message_texts_are_kept_a_whole_number_of_days() {
-        assert_eq!(super::parse_retention_days(None).unwrap(), 180);
-        assert_eq!(super::parse_retention_days(Some(" 30 ")).unwrap(), 30);
-        assert_eq!(super::parse_retention_days(Some("36500")).unwrap(), 36_500);
+    fn message_texts_and_events_are_kept_a_whole_number_of_days() {
+        let days = |v| super::parse_retention_days("RELEVO_TRANSCRIPT_DAYS", v, 180);
+        assert_eq!(days(None).unwrap(), 180);
+        assert_eq!(days(Some(" 30 ")).unwrap(), 30);
+        assert_eq!(days(Some("36500")).unwrap(), 36_500);
         for bad in ["0", "-1", "1.5", "36501", "seis meses"] {
-            assert!(super::parse_retention_days(Some(bad)).is_err(), "{bad}");
+            assert!(days(Some(bad)).is_err(), "{bad}");
         }
+        let events =
+            |v| super::parse_retention_days("RELEVO_EVENT_DAYS", v, super::DEFAULT_EVENT_DAYS);
+        assert_eq!(events(None).unwrap(), 30);
+        let error = events(Some("0")).unwrap_err().to_string();
+        assert!(error.starts_with("RELEVO_EVENT_DAYS"), "{error}");
     }
 
     #[test]

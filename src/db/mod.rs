@@ -17,6 +17,7 @@ mod conversations;
 mod delivery;
 mod demo;
 mod directory;
+mod events;
 mod group_commit;
 mod inbound;
 pub mod migrations;
@@ -65,6 +66,7 @@ pub use demo::{
     PlannedConversation, PlannedMessage, PlannedUser,
 };
 pub use directory::{CampaignOption, ChannelOption, NewUser, PersonOption, UserRecord};
+pub use events::{EVENT_PAGE, EventPage, EventRow, EventType, SEQUENCE_BATCH};
 pub use outbox::{Acknowledged, OutboxItem, OutboxKind};
 pub use reports::{Campaigns, ClosureCount, DayCount, ExportRow, ExportSource, ReportCounts};
 pub use sessions::Principal;

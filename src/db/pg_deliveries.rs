@@ -122,6 +122,10 @@ const DELIVERY_STATES: &str = concat!(
 /// channels, `$16` whether it started its conversation. `$17` the changes'
 /// entries in the change log. A message, its delivery record and its change
 /// are written only if its conversation was (`written`): touched, or new.
+/// `created` comes after `message` on purpose: PostgreSQL runs the
+/// statements no one reads from last-written first, and the order their rows
+/// are inserted in is the order of their events in the log (a conversation
+/// is created, then its first message is received).
 /// Answers how many delivery records were inserted (fewer than written: a
 /// concurrent delivery of one of them won), the new conversations' folios,
 /// and the open conversations actually touched (the others closed after the
@@ -138,12 +142,6 @@ const WRITE_ALL: &str = concat!(
      as n(id, campaign_id, channel_id, contact_id, at, reactivates_id) \
      order by n.campaign_id returning id, folio), \
      written as (select id from touched union all select id from conversation), \
-     created as (insert into conversation_events (id, conversation_id, at, kind, from_status, \
-     to_status, from_agent_id, to_agent_id, category_id, subcategory_id, comment, actor_kind, \
-     actor_id) \
-     select e.id, e.conversation_id, e.at, 'created', null::text, 'icr', null::uuid, null::uuid, \
-     null::uuid, null::uuid, null::text, 'customer', null::uuid \
-     from unnest($9::uuid[], $3::uuid[], $7::timestamptz[]) as e(id, conversation_id, at)), \
      message as (",
     insert_message_into!(),
     "select m.id, m.conversation_id, 'inbound', 'customer', m.message_id, null::uuid, m.text, \
@@ -151,6 +149,12 @@ const WRITE_ALL: &str = concat!(
      from unnest($10::uuid[], $11::uuid[], $12::text[], $13::text[], $14::timestamptz[]) \
      as m(id, conversation_id, message_id, text, at) \
      where m.conversation_id in (select id from written)), \
+     created as (insert into conversation_events (id, conversation_id, at, kind, from_status, \
+     to_status, from_agent_id, to_agent_id, category_id, subcategory_id, comment, actor_kind, \
+     actor_id) \
+     select e.id, e.conversation_id, e.at, 'created', null::text, 'icr', null::uuid, null::uuid, \
+     null::uuid, null::uuid, null::text, 'customer', null::uuid \
+     from unnest($9::uuid[], $3::uuid[], $7::timestamptz[]) as e(id, conversation_id, at)), \
      claim as (insert into inbound_messages (channel_id, message_id, conversation_id, \
      received_at, started_conversation) \
      select d.channel_id, d.message_id, d.conversation_id, d.at, d.started \

@@ -6,6 +6,7 @@
 //!   take the **channel's** token; every other call takes an **integration
 //!   token**, which acts for one campaign: anything of another campaign
 //!   answers 404, like an unknown id.
+//! - `GET /events` is the campaign's ordered event log ([`events`]).
 //! - Tokens are looked up by their SHA-256 hash; plaintexts are never stored.
 //! - Bodies over 64 KiB answer 413; malformed JSON or a malformed id in the
 //!   path 400; a field of the wrong type, missing or invalid 422; a step the
@@ -33,6 +34,8 @@ use crate::db::{
 };
 use crate::domain::{Author, Conversation, Scope, TransitionError};
 use crate::services::conversations::{self, ServiceError};
+
+mod events;
 
 /// Largest accepted request body.
 pub const BODY_LIMIT: usize = 64 * 1024;
@@ -70,6 +73,7 @@ pub fn scope() -> actix_web::Scope {
         )
         .route("/conversations/{id}/resolve", web::post().to(resolve))
         .route("/agents/{agent_id}/presence", web::post().to(presence))
+        .route("/events", web::get().to(events::feed))
         .default_service(web::to(|| async {
             ApiError::new(
                 StatusCode::NOT_FOUND,

@@ -32,7 +32,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use sqlx::postgres::{PgListener, PgPool};
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 use uuid::Uuid;
 
 /// The PostgreSQL notification channel that wakes the change log's readers.
@@ -106,6 +106,16 @@ pub struct Feed {
     access_epoch: Arc<AtomicU64>,
     /// What cached Mensajes views are checked against (see [`cache::ViewCache`]).
     views: Arc<ViewGenerations>,
+    /// Bumped by every published change: something may have been written
+    /// to the event log (on SQLite, readable at once; on PostgreSQL, once
+    /// the sequencer has numbered it).
+    committed: Arc<watch::Sender<u64>>,
+    /// Bumped when the event log's high-water mark may have advanced (see
+    /// [`Feed::event_log_advanced`]): what long polls of the feed wait for.
+    event_log: Arc<watch::Sender<u64>>,
+    /// Set by [`Event::Shutdown`]: long polls answer at once instead of
+    /// holding the graceful shutdown for up to their whole wait.
+    shutting_down: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Slots of [`ViewGenerations`]: campaigns share a slot only by hash, which
@@ -157,7 +167,31 @@ impl Feed {
             sequence: Arc::new(AtomicU64::new(0)),
             access_epoch: Arc::new(AtomicU64::new(0)),
             views: Arc::new(ViewGenerations::new()),
+            committed: Arc::new(watch::Sender::new(0)),
+            event_log: Arc::new(watch::Sender::new(0)),
+            shutting_down: Arc::new(std::sync::atomic::AtomicBool::new(false)),
         }
+    }
+
+    /// Whether this instance is shutting down (see [`Event::Shutdown`]).
+    pub fn shutting_down(&self) -> bool {
+        self.shutting_down.load(Ordering::SeqCst)
+    }
+
+    /// Wakes whoever follows committed changes (the event log's sequencer).
+    pub fn committed_changes(&self) -> watch::Receiver<u64> {
+        self.committed.subscribe()
+    }
+
+    /// Tells long polls of the event feed that new events may be readable.
+    pub fn event_log_advanced(&self) {
+        self.event_log.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// What a long poll of the event feed waits on: subscribe *before*
+    /// reading, so a commit between the read and the wait is not missed.
+    pub fn event_log_watch(&self) -> watch::Receiver<u64> {
+        self.event_log.subscribe()
     }
 
     /// Delivers to this instance's viewers (a change to those whose scope
@@ -176,8 +210,13 @@ impl Feed {
                 self.views.slots[ViewGenerations::slot(change.campaign_id)]
                     .fetch_add(1, Ordering::SeqCst);
                 self.views.any_change.fetch_add(1, Ordering::SeqCst);
+                self.committed.send_modify(|n| *n = n.wrapping_add(1));
             }
-            Event::Shutdown => {}
+            Event::Shutdown => {
+                self.shutting_down.store(true, Ordering::SeqCst);
+                self.committed.send_modify(|n| *n = n.wrapping_add(1));
+                self.event_log.send_modify(|n| *n = n.wrapping_add(1));
+            }
         }
         let id = self.sequence.fetch_add(1, Ordering::Relaxed) + 1;
         match event {

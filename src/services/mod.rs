@@ -1,6 +1,6 @@
 //! The work behind the console and the API: conversation operations, the
 //! router that chooses an agent, automatic cancellation, bulk jobs, the demo
-//! data set, the traffic simulator, operations commands, the retention of
+//! data set, the traffic simulator, operations commands, the event feed (its sequencer and purge), the retention of
 //! transcripts and authentication bookkeeping. Services use the Store and the domain rules; they know
 //! nothing of HTTP.
 
@@ -10,6 +10,7 @@ pub mod bulk;
 pub mod conversations;
 pub mod demo;
 pub mod error;
+pub mod events;
 pub mod ops;
 pub mod router;
 pub mod simulator;
