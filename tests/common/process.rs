@@ -11,6 +11,24 @@ pub struct RelevoProcess {
     pub child: Child,
     pub port: u16,
     pub address: String,
+    /// What the child writes to stdout, read as it is written: a pipe left
+    /// unread fills up (64 KiB) under a debug log, and a child blocked
+    /// writing its log can neither serve nor exit.
+    stdout: Option<tokio::task::JoinHandle<String>>,
+    /// Stderr, drained for the same reason (and dropped).
+    _stderr: Option<tokio::task::JoinHandle<String>>,
+}
+
+/// Reads `pipe` to its end in the background.
+fn drain(
+    pipe: Option<impl tokio::io::AsyncRead + Unpin + Send + 'static>,
+) -> Option<tokio::task::JoinHandle<String>> {
+    let mut pipe = pipe?;
+    Some(tokio::spawn(async move {
+        let mut bytes = Vec::new();
+        let _ = pipe.read_to_end(&mut bytes).await;
+        String::from_utf8_lossy(&bytes).into_owned()
+    }))
 }
 
 fn free_port() -> u16 {
@@ -45,7 +63,9 @@ impl RelevoProcess {
         for (k, v) in env {
             command.env(k, v);
         }
-        let child = command.spawn().expect("start relevo");
+        let mut child = command.spawn().expect("start relevo");
+        let stdout = drain(child.stdout.take());
+        let stderr = drain(child.stderr.take());
         let address = format!("http://127.0.0.1:{port}");
         let client = reqwest::Client::builder().no_proxy().build().unwrap();
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -65,6 +85,8 @@ impl RelevoProcess {
             child,
             port,
             address,
+            stdout,
+            _stderr: stderr,
         }
     }
 
@@ -95,11 +117,13 @@ impl RelevoProcess {
 
     /// Everything the process wrote to stdout so far (after it exited).
     pub async fn stdout(&mut self) -> String {
-        let mut out = String::new();
-        if let Some(mut stdout) = self.child.stdout.take() {
-            let _ =
-                tokio::time::timeout(Duration::from_secs(5), stdout.read_to_string(&mut out)).await;
-        }
-        out
+        let Some(reader) = self.stdout.take() else {
+            return String::new();
+        };
+        tokio::time::timeout(Duration::from_secs(5), reader)
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .unwrap_or_default()
     }
 }
