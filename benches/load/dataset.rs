@@ -506,7 +506,8 @@ pub async fn build(store: &Store, plan: &Plan, password_hash: &str) -> anyhow::R
         on_pool!(store, |pool| {
             let mut tx = pool.begin().await?;
             let mut qb = QueryBuilder::new(
-                "insert into messages (id, conversation_id, direction, message_id, agent_id, text, at) ",
+                "insert into messages (id, conversation_id, direction, message_id, agent_id, text, at, \
+                 author) ",
             );
             qb.push_values(done..end, |mut b, n| {
                 b.push_bind(id(K_MESSAGE, n))
@@ -515,7 +516,8 @@ pub async fn build(store: &Store, plan: &Plan, password_hash: &str) -> anyhow::R
                     .push_bind(format!("bench-opening-{n}"))
                     .push_bind(None::<Uuid>)
                     .push_bind("Hola, necesito ayuda con mi servicio")
-                    .push_bind(Ts::new(plan.started_at(n)));
+                    .push_bind(Ts::new(plan.started_at(n)))
+                    .push_bind("customer");
             });
             qb.build().execute(&mut *tx).await?;
             let mut qb = QueryBuilder::new(
