@@ -19,7 +19,7 @@ on_both_backends!(
     browser:
     at_phone_width_every_menu_item_is_reached_through_the_menu_button,
     at_phone_width_no_page_is_wider_than_the_window,
-    at_phone_width_the_acciones_button_stays_in_view_and_the_modal_fits,
+    at_phone_width_the_row_action_button_stays_in_view_and_the_modal_fits,
     at_desktop_width_the_category_chart_shows_whole_labels_and_says_what_it_shows,
 );
 
@@ -165,8 +165,8 @@ async fn at_phone_width_every_menu_item_is_reached_through_the_menu_button(backe
         json!(hrefs[0]),
         "Tab from Menú reaches the first item"
     );
-    let reportes = hrefs.iter().position(|h| h == "/reportes").unwrap();
-    for _ in 0..reportes {
+    let reports_index = hrefs.iter().position(|h| h == "/reportes").unwrap();
+    for _ in 0..reports_index {
         browser.send_keys(keys::TAB).await;
     }
     browser.send_keys(keys::ENTER).await;
@@ -233,7 +233,7 @@ async fn at_phone_width_no_page_is_wider_than_the_window(backend: Backend) {
     browser.quit().await;
 }
 
-async fn at_phone_width_the_acciones_button_stays_in_view_and_the_modal_fits(backend: Backend) {
+async fn at_phone_width_the_row_action_button_stays_in_view_and_the_modal_fits(backend: Backend) {
     let Some(app) = spawn_app(backend).await else {
         return;
     };

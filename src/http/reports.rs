@@ -579,6 +579,34 @@ pub fn row_chart<'a>(title: &str, lines: impl Iterator<Item = (&'a str, Pair)>) 
     }
 }
 
+/// The chart of closures by closer kind.
+fn closer_chart(report: &Report) -> RowChart {
+    row_chart(
+        "Cierres por quién cerró",
+        report.closers.iter().map(|l| (l.name.as_str(), l.counts)),
+    )
+}
+
+/// The chart of the categories with the most closures, if any closed.
+fn category_chart(report: &Report) -> Option<RowChart> {
+    if report.categories.is_empty() {
+        return None;
+    }
+    let title = if report.categories.len() > CHART_CATEGORIES {
+        "Cierres por categoría, las 10 con más"
+    } else {
+        "Cierres por categoría"
+    };
+    Some(row_chart(
+        title,
+        report
+            .categories
+            .iter()
+            .take(CHART_CATEGORIES)
+            .map(|l| (l.name.as_str(), l.counts)),
+    ))
+}
+
 #[derive(Template)]
 #[template(path = "reports.html")]
 struct ReportPage {
@@ -669,29 +697,8 @@ pub async fn show(
         StatusCode::UNPROCESSABLE_ENTITY
     };
     let day_chart = report.as_ref().map(|r| day_chart(&r.days));
-    let closer_chart = report.as_ref().map(|r| {
-        row_chart(
-            "Cierres por quién cerró",
-            r.closers.iter().map(|l| (l.name.as_str(), l.counts)),
-        )
-    });
-    let category_chart = report
-        .as_ref()
-        .filter(|r| !r.categories.is_empty())
-        .map(|r| {
-            let title = if r.categories.len() > CHART_CATEGORIES {
-                "Cierres por categoría, las 10 con más"
-            } else {
-                "Cierres por categoría"
-            };
-            row_chart(
-                title,
-                r.categories
-                    .iter()
-                    .take(CHART_CATEGORIES)
-                    .map(|l| (l.name.as_str(), l.counts)),
-            )
-        });
+    let closer_chart = report.as_ref().map(closer_chart);
+    let category_chart = report.as_ref().and_then(category_chart);
     let export_query = ReportQuery {
         from_day: from_day.clone(),
         to_day: to_day.clone(),
