@@ -161,6 +161,33 @@ async fn report_numbers_equal_the_history_rows_they_summarise_including_deactiva
         page.body
             .contains("Prueba interna <span class=\"muted small\">(desactivada)</span>")
     );
+    // The chart beside the table is one image named with a summary: the
+    // category with the most closures, its total and how they split.
+    let (largest, (cancelled, resolved)) = from_db
+        .iter()
+        .max_by(|(a_name, a), (b_name, b)| {
+            (a.0 + a.1)
+                .cmp(&(b.0 + b.1))
+                .then_with(|| b_name.cmp(a_name))
+        })
+        .unwrap();
+    let plural =
+        |n: &i64, one: &str, many: &str| format!("{n} {}", if *n == 1 { one } else { many });
+    let summary = format!(
+        "id=\"grafica-categorias\" role=\"img\" aria-label=\"Cierres por categoría. Más cierres: {}, {} ({} y {})",
+        largest.replace('&', "&#38;"),
+        cancelled + resolved,
+        plural(cancelled, "cancelada", "canceladas"),
+        plural(resolved, "resuelta", "resueltas"),
+    );
+    assert!(page.body.contains(&summary), "{summary}");
+    assert!(
+        page.body
+            .contains("role=\"img\" aria-label=\"Cancelaciones y resoluciones por día, del ")
+    );
+    assert!(page.body.contains(
+        "id=\"grafica-tipos\" role=\"img\" aria-label=\"Cierres por quién cerró. Más cierres: "
+    ));
     let total_cancelled: i64 = from_db.values().map(|(c, _)| c).sum();
     assert!(
         page.body

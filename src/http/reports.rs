@@ -1,7 +1,9 @@
 //! Reportes: cancellations and resolutions of a date range and campaigns, by
 //! category → sub-category, by closer kind, by administrator and per day,
-//! as tables and server-rendered SVG charts built from the same numbers;
-//! and the CSV of the conversations the report counts.
+//! as tables and server-rendered charts built from the same numbers (the
+//! per-day one in SVG, the others HTML bars, `templates/macros/charts.html`),
+//! each named with a short Spanish summary for screen readers; and the CSV
+//! of the conversations the report counts.
 
 use std::collections::BTreeMap;
 
@@ -25,6 +27,8 @@ use crate::http::error::AppError;
 pub const MAX_DAYS: i64 = 731;
 /// Days shown when no range is given.
 const DEFAULT_DAYS: i64 = 30;
+/// Categories the chart shows (the table lists them all).
+const CHART_CATEGORIES: usize = 10;
 
 /// The query: `desde`, `hasta` (YYYY-MM-DD) and any number of `campana`.
 #[derive(Debug, Default, Clone)]
@@ -360,6 +364,8 @@ pub struct Label {
 
 /// The per-day chart: two bars a day (solid for cancelled, hatched for resolved).
 pub struct DayChart {
+    /// The accessible name: what the chart shows, then a summary sentence.
+    pub label: String,
     pub width: i64,
     pub height: i64,
     pub bars: Vec<Bar>,
@@ -370,13 +376,68 @@ pub struct DayChart {
     pub baseline: i64,
 }
 
-/// A horizontal bar chart: one row per line, two bars each, values as text.
+/// A horizontal bar chart drawn with HTML and CSS (`macros/charts.html`):
+/// one row per line, its name as text that wraps rather than being cut, two
+/// bars scaled to the largest value, each followed by its number.
 pub struct RowChart {
-    pub width: i64,
-    pub height: i64,
-    pub bars: Vec<Bar>,
-    pub labels: Vec<Label>,
-    pub values: Vec<Label>,
+    /// The accessible name: what the chart shows, then a summary sentence.
+    pub label: String,
+    pub rows: Vec<ChartRow>,
+}
+
+/// One line of a [`RowChart`].
+pub struct ChartRow {
+    pub name: String,
+    pub cancelled: String,
+    pub resolved: String,
+    /// Bar lengths as a share of the chart's largest value ("37.5%").
+    pub cancelled_width: String,
+    pub resolved_width: String,
+}
+
+/// "1 cancelada", "3 canceladas".
+fn counted(n: i64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// "8 canceladas y 4 resueltas".
+fn pair_words(pair: Pair) -> String {
+    format!(
+        "{} y {}",
+        counted(pair.cancelled, "cancelada", "canceladas"),
+        counted(pair.resolved, "resuelta", "resueltas")
+    )
+}
+
+/// Joins Spanish list items: "a", "a y b", "a, b y c".
+fn spanish_list(items: &[String]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => one.clone(),
+        [rest @ .., last] => format!("{} y {last}", rest.join(", ")),
+    }
+}
+
+/// The summary sentence of a row chart: its three largest lines by total.
+fn largest_lines(lines: &[(&str, Pair)]) -> String {
+    let mut ranked: Vec<&(&str, Pair)> = lines.iter().filter(|(_, p)| p.total() > 0).collect();
+    ranked.sort_by(|(a_name, a), (b_name, b)| by_total_then_name(a, a_name, b, b_name));
+    let top: Vec<String> = ranked
+        .iter()
+        .take(3)
+        .map(|(name, pair)| format!("{name}, {} ({})", pair.total(), pair_words(*pair)))
+        .collect();
+    if top.is_empty() {
+        "Sin cierres en el periodo.".to_owned()
+    } else {
+        format!("Más cierres: {}.", spanish_list(&top))
+    }
+}
+
+/// The length of a bar of `value` when `max` fills the width.
+fn share(value: i64, max: i64) -> String {
+    let tenths = value * 1000 / max.max(1);
+    format!("{}.{}%", tenths / 10, tenths % 10)
 }
 
 /// A round axis maximum at or above `max` (1, 2, 5 × 10ⁿ).
@@ -450,6 +511,7 @@ pub fn day_chart(days: &[DayLine]) -> DayChart {
         })
         .collect();
     DayChart {
+        label: day_summary(days),
         width,
         height,
         bars,
@@ -461,53 +523,88 @@ pub fn day_chart(days: &[DayLine]) -> DayChart {
     }
 }
 
-pub fn row_chart<'a>(lines: impl Iterator<Item = (&'a str, Pair)>) -> RowChart {
+/// The per-day chart's name and summary: the totals and the busiest day.
+fn day_summary(days: &[DayLine]) -> String {
+    let mut totals = Pair::default();
+    for day in days {
+        totals.cancelled += day.counts.cancelled;
+        totals.resolved += day.counts.resolved;
+    }
+    let period = match (days.first(), days.last()) {
+        (Some(first), Some(last)) => format!(
+            ", del {} al {}",
+            first.date.format("%d/%m/%Y"),
+            last.date.format("%d/%m/%Y")
+        ),
+        _ => String::new(),
+    };
+    // The first of the busiest days.
+    let busiest = days
+        .iter()
+        .rev()
+        .max_by_key(|d| d.counts.total())
+        .filter(|d| d.counts.total() > 0);
+    match busiest {
+        None => format!("Cancelaciones y resoluciones por día{period}. Sin cierres en el periodo."),
+        Some(day) => format!(
+            "Cancelaciones y resoluciones por día{period}. En total {}; el día con más cierres fue el {}, con {}.",
+            pair_words(totals),
+            day.date.format("%d/%m/%Y"),
+            day.counts.total()
+        ),
+    }
+}
+
+/// A row chart named `title`, one row per line, in the order given.
+pub fn row_chart<'a>(title: &str, lines: impl Iterator<Item = (&'a str, Pair)>) -> RowChart {
     let lines: Vec<(&str, Pair)> = lines.collect();
-    let (label_w, plot_w, row_h) = (190, 360, 34);
-    let max = nice_max(
-        lines
-            .iter()
-            .map(|(_, p)| p.cancelled.max(p.resolved))
-            .max()
-            .unwrap_or(0),
-    );
-    let mut bars = Vec::new();
-    let mut labels = Vec::new();
-    let mut values = Vec::new();
-    for (i, (name, pair)) in lines.iter().enumerate() {
-        let y = 6 + i as i64 * row_h;
-        labels.push(Label {
-            x: label_w - 8,
-            y: y + 16,
-            text: (*name).to_owned(),
-        });
-        for (offset, value, class, word) in [
-            (0, pair.cancelled, "bar-cancelled", "canceladas"),
-            (13, pair.resolved, "bar-resolved", "resueltas"),
-        ] {
-            let w = value * plot_w / max;
-            bars.push(Bar {
-                x: label_w,
-                y: y + offset,
-                w,
-                h: 11,
-                class,
-                title: format!("{name}: {value} {word}"),
-            });
-            values.push(Label {
-                x: label_w + w + 6,
-                y: y + offset + 10,
-                text: format!("{value} {word}"),
-            });
-        }
-    }
+    let max = lines
+        .iter()
+        .map(|(_, p)| p.cancelled.max(p.resolved))
+        .max()
+        .unwrap_or(0);
+    let rows = lines
+        .iter()
+        .map(|(name, pair)| ChartRow {
+            name: (*name).to_owned(),
+            cancelled: counted(pair.cancelled, "cancelada", "canceladas"),
+            resolved: counted(pair.resolved, "resuelta", "resueltas"),
+            cancelled_width: share(pair.cancelled, max),
+            resolved_width: share(pair.resolved, max),
+        })
+        .collect();
     RowChart {
-        width: label_w + plot_w + 110,
-        height: 12 + lines.len() as i64 * row_h,
-        bars,
-        labels,
-        values,
+        label: format!("{title}. {}", largest_lines(&lines)),
+        rows,
     }
+}
+
+/// The chart of closures by closer kind.
+fn closer_chart(report: &Report) -> RowChart {
+    row_chart(
+        "Cierres por quién cerró",
+        report.closers.iter().map(|l| (l.name.as_str(), l.counts)),
+    )
+}
+
+/// The chart of the categories with the most closures, if any closed.
+fn category_chart(report: &Report) -> Option<RowChart> {
+    if report.categories.is_empty() {
+        return None;
+    }
+    let title = if report.categories.len() > CHART_CATEGORIES {
+        "Cierres por categoría, las 10 con más"
+    } else {
+        "Cierres por categoría"
+    };
+    Some(row_chart(
+        title,
+        report
+            .categories
+            .iter()
+            .take(CHART_CATEGORIES)
+            .map(|l| (l.name.as_str(), l.counts)),
+    ))
 }
 
 #[derive(Template)]
@@ -600,20 +697,8 @@ pub async fn show(
         StatusCode::UNPROCESSABLE_ENTITY
     };
     let day_chart = report.as_ref().map(|r| day_chart(&r.days));
-    let closer_chart = report
-        .as_ref()
-        .map(|r| row_chart(r.closers.iter().map(|l| (l.name.as_str(), l.counts))));
-    let category_chart = report
-        .as_ref()
-        .filter(|r| !r.categories.is_empty())
-        .map(|r| {
-            row_chart(
-                r.categories
-                    .iter()
-                    .take(10)
-                    .map(|l| (l.name.as_str(), l.counts)),
-            )
-        });
+    let closer_chart = report.as_ref().map(closer_chart);
+    let category_chart = report.as_ref().and_then(category_chart);
     let export_query = ReportQuery {
         from_day: from_day.clone(),
         to_day: to_day.clone(),
@@ -712,6 +797,42 @@ mod tests {
         );
         assert_eq!(start.to_sqlite_text(), "2026-11-26T06:00:00.000000Z");
         assert_eq!(end.to_sqlite_text(), "2026-11-27T06:00:00.000000Z");
+    }
+
+    #[test]
+    fn a_row_chart_scales_to_its_largest_value_and_names_its_largest_lines() {
+        let pair = |cancelled, resolved| Pair {
+            cancelled,
+            resolved,
+        };
+        let chart = row_chart(
+            "Cierres por categoría",
+            [
+                ("Envío", pair(1, 0)),
+                ("Producto", pair(8, 4)),
+                ("Facturación", pair(2, 7)),
+                ("Otra", pair(0, 1)),
+            ]
+            .into_iter(),
+        );
+        assert_eq!(
+            chart.label,
+            "Cierres por categoría. Más cierres: Producto, 12 (8 canceladas y 4 resueltas), \
+             Facturación, 9 (2 canceladas y 7 resueltas) y Envío, 1 (1 cancelada y 0 resueltas)."
+        );
+        assert_eq!(chart.rows[1].cancelled_width, "100.0%");
+        assert_eq!(chart.rows[1].resolved_width, "50.0%");
+        assert_eq!(chart.rows[2].resolved_width, "87.5%");
+        assert_eq!(chart.rows[0].cancelled, "1 cancelada");
+        let empty = row_chart(
+            "Cierres por quién cerró",
+            [("Agente", pair(0, 0))].into_iter(),
+        );
+        assert_eq!(
+            empty.label,
+            "Cierres por quién cerró. Sin cierres en el periodo."
+        );
+        assert_eq!(empty.rows[0].cancelled_width, "0.0%");
     }
 
     #[test]

@@ -515,3 +515,21 @@
     });
   });
 })();
+
+// Narrow screens (issue 22, item 10): the "Menú" disclosure of the top bar
+// works without this; with it, Escape closes the open menu (focus back on
+// "Menú") and so does a click anywhere outside the bar.
+(function () {
+  "use strict";
+  function openMenu() { return document.querySelector(".menu-toggle[open]"); }
+  document.addEventListener("keydown", function (event) {
+    var menu = openMenu();
+    if (event.key !== "Escape" || !menu || document.querySelector("dialog[open]")) return;
+    menu.open = false;
+    menu.querySelector("summary").focus();
+  });
+  document.addEventListener("click", function (event) {
+    var menu = openMenu();
+    if (menu && !event.target.closest(".sidebar")) menu.open = false;
+  });
+})();

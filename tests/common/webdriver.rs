@@ -255,6 +255,31 @@ impl Browser {
         }
     }
 
+    /// Sizes the window so that the page's viewport is `width` × `height`
+    /// CSS pixels (a window's frame, if any, is measured and added).
+    pub async fn set_viewport(&self, width: u32, height: u32) {
+        ok(
+            "window size",
+            self.client.set_window_size(width, height).await,
+        );
+        let inner = self
+            .execute("return [window.innerWidth, window.innerHeight];", vec![])
+            .await;
+        let measured = |i: usize| inner[i].as_u64().unwrap_or(0) as u32;
+        let (extra_w, extra_h) = (
+            width.saturating_sub(measured(0)),
+            height.saturating_sub(measured(1)),
+        );
+        if extra_w > 0 || extra_h > 0 {
+            ok(
+                "window size",
+                self.client
+                    .set_window_size(width + extra_w, height + extra_h)
+                    .await,
+            );
+        }
+    }
+
     /// Logs in through the real form.
     pub async fn login(&self, base: &str, email: &str, password: &str) {
         self.goto(&format!("{base}/login")).await;
