@@ -24,6 +24,7 @@ on_both_backends!(
     the_modal_shows_the_last_messages_scrolled_to_the_newest,
     a_refused_confirmation_is_summarised_and_the_summary_leads_to_the_field,
     a_live_change_moves_its_row_to_its_place_in_the_chosen_order,
+    a_stuck_conversation_is_found_and_reassigned_with_the_keyboard_alone,
 );
 
 /// Starts the app and a browser signed in as the demo Administrador.
@@ -890,5 +891,140 @@ async fn a_live_change_moves_its_row_to_its_place_in_the_chosen_order(backend: B
         )
         .await;
     assert!(rows.as_i64().unwrap() >= 49, "the other rows stay: {rows}");
+    browser.quit().await;
+}
+
+/// Triage with the keyboard alone: the Orden "Sin actividad hace más
+/// tiempo" and the Rezagadas tab put the oldest stuck conversation first;
+/// its modal lists agents with presence and load, and choosing a
+/// disconnected one asks, inside the modal, to confirm.
+async fn a_stuck_conversation_is_found_and_reassigned_with_the_keyboard_alone(backend: Backend) {
+    let Some((app, browser)) = signed_in(backend).await else {
+        return;
+    };
+    let focus = |css: &str| format!("document.querySelector('{css}').focus();");
+    browser.execute(&focus("#orden"), vec![]).await;
+    browser.send_keys(keys::ARROW_DOWN).await;
+    browser
+        .wait_until(
+            "the order in the address",
+            "return location.search.includes('orden=sin-actividad') && \
+             document.getElementById('rows').dataset.order === 'sin-actividad';",
+        )
+        .await;
+    browser
+        .execute(&focus(".status-tab[href*=\"estatus=rezagadas\"]"), vec![])
+        .await;
+    browser.send_keys(keys::ENTER).await;
+    browser
+        .wait_until(
+            "the Rezagadas tab, oldest first",
+            "return location.search.includes('estatus=rezagadas') && \
+             location.search.includes('orden=sin-actividad') && \
+             !!document.querySelector('#rows tr .stale-tag');",
+        )
+        .await;
+    let folio = browser
+        .execute(
+            "return Number(document.querySelector('#rows tr').dataset.folio);",
+            vec![],
+        )
+        .await
+        .as_i64()
+        .expect("a stuck row");
+    // Every agent connected but one of the row's campaign, not its own.
+    app.execute("update users set connected = true where role = $1", "agent")
+        .await;
+    let offline = app
+        .uuids_where(
+            "select u.id from users u join campaign_members m on m.user_id = u.id \
+             join conversations c on c.campaign_id = m.campaign_id \
+             where c.folio = cast($1 as bigint) and u.role = 'agent' and u.active \
+             and (c.agent_id is null or c.agent_id <> u.id) order by u.email",
+            &folio.to_string(),
+        )
+        .await[0];
+    app.store
+        .set_agent_presence(offline, false, relevo::db::Ts::now())
+        .await
+        .unwrap();
+
+    browser
+        .execute(
+            &focus(&format!("#conversacion-{folio} .action-button")),
+            vec![],
+        )
+        .await;
+    browser.send_keys(keys::ENTER).await;
+    browser
+        .wait_until(
+            "the modal to open",
+            "return document.getElementById('modal').open && !!document.getElementById('accion-agente');",
+        )
+        .await;
+    browser.execute(&focus("#accion-reasignar"), vec![]).await;
+    browser.send_keys(keys::SPACE).await;
+    let labels = browser
+        .execute(
+            "return [...document.querySelectorAll('#accion-agente option')].slice(1).map(o => o.textContent);",
+            vec![],
+        )
+        .await;
+    let labels: Vec<String> = serde_json::from_value(labels).unwrap();
+    assert!(
+        labels
+            .iter()
+            .all(|l| l.contains(" · conectado · ") || l.contains(" · desconectado · ")),
+        "presence and load on every agent: {labels:?}"
+    );
+    assert!(
+        labels.last().unwrap().contains("desconectado"),
+        "{labels:?}"
+    );
+    browser.execute(&focus("#accion-agente"), vec![]).await;
+    browser.send_keys(keys::END).await;
+    browser
+        .wait_until(
+            "the modal to say the conversation will wait",
+            "return !document.getElementById('aviso-desconectado').hidden;",
+        )
+        .await;
+    browser
+        .execute(&focus("#accion-confirmar-desconectado"), vec![])
+        .await;
+    browser.send_keys(keys::SPACE).await;
+    assert_eq!(
+        browser
+            .execute(
+                "return document.getElementById('accion-confirmar-desconectado').checked;",
+                vec![]
+            )
+            .await,
+        json!(true)
+    );
+    browser
+        .execute(&focus("#modal-content button[type=submit]"), vec![])
+        .await;
+    browser.send_keys(keys::ENTER).await;
+    browser
+        .wait_until(
+            "the modal to close",
+            "return !document.getElementById('modal').open;",
+        )
+        .await;
+    let mut assigned = Vec::new();
+    for _ in 0..50 {
+        assigned = app
+            .uuids_where(
+                "select agent_id from conversations where folio = cast($1 as bigint)",
+                &folio.to_string(),
+            )
+            .await;
+        if assigned == [offline] {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(assigned, [offline], "reassigned to the confirmed agent");
     browser.quit().await;
 }

@@ -33,6 +33,9 @@ pub mod keys {
     pub const SHIFT_TAB: &str = "\u{E008}\u{E004}";
     pub const ENTER: &str = "\u{E007}";
     pub const ESCAPE: &str = "\u{E00C}";
+    pub const SPACE: &str = " ";
+    pub const END: &str = "\u{E010}";
+    pub const ARROW_DOWN: &str = "\u{E015}";
 }
 
 /// A reference to an element of the current page.
