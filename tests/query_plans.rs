@@ -1,6 +1,9 @@
 //! The Mensajes queries must be served by indexes on both backends, so a
-//! later change cannot silently lose one: the default view, each filter, the
-//! search, and a later page, for a scoped Administrador and for everyone.
+//! later change cannot silently lose one: every combination of the table's
+//! filters, orders and pages, for Administradores of one and of ten
+//! campaigns and for everyone, read without a full scan and without
+//! sorting more than a page; and the administration lists, transcripts,
+//! links and event feed on their indexes.
 
 mod common;
 
@@ -118,18 +121,151 @@ async fn every_conversation_list_query_uses_an_index(backend: Backend) {
             "  SCAN c".to_owned()
         ]
     ));
-    let Some((app, _guard)) = analysed_demo(backend).await else {
+    // The sort detector tells a page's sort from a sort of every row.
+    let lines = |l: &[&str]| l.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    assert!(sorts_beyond_a_page(
+        Backend::Sqlite,
+        &lines(&[
+            "CO-ROUTINE q",
+            "  SEARCH c USING INDEX conversations_agent_activity_idx (agent_id=?)",
+            "  USE TEMP B-TREE FOR ORDER BY",
+            "SCAN q"
+        ])
+    ));
+    assert!(!sorts_beyond_a_page(
+        Backend::Sqlite,
+        &lines(&[
+            "CO-ROUTINE q",
+            "  CO-ROUTINE page",
+            "    CO-ROUTINE u0",
+            "      SEARCH c USING COVERING INDEX x (campaign_id=? AND is_open=?)",
+            "    SCAN u0",
+            "    USE TEMP B-TREE FOR ORDER BY",
+            "  SCAN page",
+            "  SEARCH c USING INTEGER PRIMARY KEY (rowid=?)",
+            "  USE TEMP B-TREE FOR ORDER BY",
+            "SCAN q"
+        ])
+    ));
+    assert!(sorts_beyond_a_page(
+        Backend::Postgres,
+        &lines(&[
+            "Limit  (cost=1..2 rows=51 width=8)",
+            "  ->  Sort  (cost=1..2 rows=900 width=8)",
+            "        ->  Index Scan using conversations_agent_open_idx on conversations c",
+        ])
+    ));
+    assert!(!sorts_beyond_a_page(
+        Backend::Postgres,
+        &lines(&[
+            "Limit  (cost=1..2 rows=51 width=8)",
+            "  ->  Sort  (cost=1..2 rows=102 width=8)",
+            "        ->  Append  (cost=1..2 rows=102 width=8)",
+            "              ->  Limit  (cost=1..2 rows=51 width=8)",
+            "                    ->  Index Scan using x on conversations c",
+        ])
+    ));
+    let Some((app, _guard)) = demo_as_served(backend).await else {
         return;
     };
+    let views = every_view(&app).await;
+    let mut failures = Vec::new();
+    let mut known_sorts_seen = [0; SQLITE_SORTS_NOT_YET_REMOVED.len()];
+    for view in &views {
+        let plan = app
+            .store
+            .explain_list(&view.scope, &view.filter, view.cursor)
+            .await
+            .unwrap();
+        if std::env::var("SHOW_PLANS").is_ok() {
+            eprintln!("{backend:?} {}:\n  {}", view.name, plan.join("\n  "));
+        }
+        if full_scan(backend, &plan) {
+            failures.push(format!(
+                "full scan, {}:\n  {}",
+                view.name,
+                plan.join("\n  ")
+            ));
+        } else if sorts_beyond_a_page(backend, &plan) {
+            let known = SQLITE_SORTS_NOT_YET_REMOVED
+                .iter()
+                .position(|(_, applies)| backend == Backend::Sqlite && applies(&view.filter));
+            match known {
+                Some(class) => known_sorts_seen[class] += 1,
+                None => failures.push(format!("sort, {}:\n  {}", view.name, plan.join("\n  "))),
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} views read more than a page:\n{}",
+        failures.len(),
+        views.len(),
+        failures.join("\n")
+    );
+    if backend == Backend::Sqlite {
+        // The list only shrinks: a class that no longer sorts is removed.
+        for ((class, _), seen) in SQLITE_SORTS_NOT_YET_REMOVED.iter().zip(known_sorts_seen) {
+            assert!(
+                seen > 0,
+                "no view sorts {class:?} any more: remove it from SQLITE_SORTS_NOT_YET_REMOVED"
+            );
+            eprintln!(
+                "SQLite still sorts {class}: {seen} of {} views",
+                views.len()
+            );
+        }
+    }
+}
+
+/// The views SQLite still serves by sorting more than a page, each class
+/// with why its sort stays bounded in practice and what would remove it.
+/// Every other view of [`every_view`] pages straight from an index, and
+/// PostgreSQL serves every one of them so.
+#[allow(clippy::type_complexity)]
+const SQLITE_SORTS_NOT_YET_REMOVED: [(&str, fn(&ListFilter) -> bool); 1] = [
+    // "Agente desconectado": the Asignada and En Proceso conversations of
+    // the disconnected agents, found through the status index and sorted.
+    // Those are the open workload, never the history. Walking the order's
+    // index instead would pass every open conversation of the connected
+    // agents to find them. Removing the sort needs one range per
+    // disconnected agent, merged like the campaigns' arms.
+    ("the open work of disconnected agents", |filter| {
+        filter.agent_offline
+    }),
+];
+
+/// One Mensajes view: who looks, with which filters, from where.
+struct View {
+    name: String,
+    scope: Scope,
+    filter: ListFilter,
+    cursor: Option<Cursor>,
+}
+
+/// Every combination of the Mensajes filters (status tab, campaign, agent,
+/// channel, start and end dates, search, order), on the first page and on
+/// a later one, for a Super Administrador and for
+/// Administradores of one and of ten campaigns.
+async fn every_view(app: &TestApp) -> Vec<View> {
     let ventas = app.campaign_id("Ventas Hogar").await;
-    let soporte = app.campaign_id("Soporte Técnico").await;
+    let mut campaigns = app
+        .uuids_where(
+            "select id from campaigns where name <> $1 order by name",
+            "",
+        )
+        .await;
+    // Ten campaigns in scope: the demo's, and campaigns without rows (the
+    // plan of an arm does not depend on whether its campaign has any).
+    while campaigns.len() < 10 {
+        campaigns.push(uuid::Uuid::new_v4());
+    }
     let agent = app
         .uuids_where(
             "select id from users where role = $1 order by email",
             "agent",
         )
         .await[0];
-    let scopes = [Scope::All, Scope::Campaigns(vec![ventas, soporte])];
     let now = Ts::now();
     let stale_cutoffs: Vec<(uuid::Uuid, Ts)> = app
         .store
@@ -139,131 +275,154 @@ async fn every_conversation_list_query_uses_an_index(backend: Backend) {
         .into_iter()
         .map(|(id, minutes)| (id, Ts::new(now.0 - chrono::Duration::minutes(minutes))))
         .collect();
-    let filters: Vec<(&str, ListFilter)> = vec![
-        ("default view", ListFilter::default()),
-        (
-            "all statuses",
-            ListFilter {
-                status: Some(StatusFilter::All),
-                ..ListFilter::default()
-            },
-        ),
-        (
-            "one status",
-            ListFilter {
-                status: Some(StatusFilter::Only(Status::Cancelled)),
-                ..ListFilter::default()
-            },
-        ),
-        (
-            "campaign",
-            ListFilter {
-                campaign_id: Some(ventas),
-                ..ListFilter::default()
-            },
-        ),
-        (
-            "agent",
-            ListFilter {
-                agent_id: Some(agent),
-                ..ListFilter::default()
-            },
-        ),
-        (
-            "channel",
-            ListFilter {
-                channel_kind: Some(ChannelKind::Telegram),
-                ..ListFilter::default()
-            },
-        ),
-        (
-            "date range",
-            ListFilter {
-                started_from: Some(Ts::new(now.0 - chrono::Duration::days(2))),
-                started_before: Some(now),
-                ..ListFilter::default()
-            },
-        ),
-        (
-            "rezagadas",
-            ListFilter {
-                status: Some(StatusFilter::Stale),
-                stale_cutoffs: stale_cutoffs.clone(),
-                ..ListFilter::default()
-            },
-        ),
-        (
-            "rezagadas of a campaign",
-            ListFilter {
-                status: Some(StatusFilter::Stale),
-                campaign_id: Some(ventas),
-                stale_cutoffs: stale_cutoffs.clone(),
-                ..ListFilter::default()
-            },
-        ),
-        (
-            "agent disconnected",
-            ListFilter {
-                agent_offline: true,
-                ..ListFilter::default()
-            },
-        ),
-        (
-            "search by folio or phone",
-            ListFilter {
-                search: Some(Search::Number("10482".into())),
-                ..ListFilter::default()
-            },
-        ),
-        (
-            "search by phone prefix",
-            ListFilter {
-                search: Some(Search::Number("5512345678".into())),
-                ..ListFilter::default()
-            },
-        ),
-        (
-            "search by name",
-            ListFilter {
-                search: Some(Search::Text("lopez".into())),
-                ..ListFilter::default()
-            },
-        ),
+    let days_ago = |days| Ts::new(now.0 - chrono::Duration::days(days));
+    let scopes = [
+        ("super", Scope::All),
+        ("admin of 1", Scope::Campaigns(vec![ventas])),
+        ("admin of 10", Scope::Campaigns(campaigns)),
     ];
-    let mut failures = Vec::new();
+    let statuses = [
+        ("abiertas", None),
+        ("todas", Some(StatusFilter::All)),
+        ("canceladas", Some(StatusFilter::Only(Status::Cancelled))),
+        ("rezagadas", Some(StatusFilter::Stale)),
+    ];
+    let campaign_filters = [("", None), (" campaña", Some(ventas))];
+    let agent_filters = [
+        ("", None, false),
+        (" agente", Some(agent), false),
+        (" agente desconectado", None, true),
+    ];
+    let channels = [("", None), (" canal", Some(ChannelKind::Telegram))];
+    let dates = [
+        ("", None, None),
+        (" desde", Some(days_ago(2)), None),
+        (" hasta", None, Some(days_ago(1))),
+        (" desde-hasta", Some(days_ago(30)), Some(days_ago(1))),
+    ];
+    let searches = [
+        ("", None),
+        (" folio", Some(Search::Number("10482".into()))),
+        (" teléfono", Some(Search::Number("5512345678".into()))),
+        (" nombre", Some(Search::Text("lopez".into()))),
+    ];
     let orders = [ListOrder::Recent, ListOrder::Idle, ListOrder::InStatus];
-    for scope in &scopes {
-        for (name, filter) in &filters {
-            for (cursor, order) in [None, Some(Cursor::After(now, 10_200))]
-                .into_iter()
-                .flat_map(|c| orders.map(|o| (c, o)))
-            {
-                let filter = &ListFilter {
-                    order,
-                    ..filter.clone()
-                };
-                let name = format!("{name} by {order:?}");
-                let plan = app.store.explain_list(scope, filter, cursor).await.unwrap();
-                if std::env::var("SHOW_PLANS").is_ok() {
-                    eprintln!(
-                        "{backend:?} {name} {scope:?} {cursor:?}:\n  {}",
-                        plan.join("\n  ")
-                    );
-                }
-                if full_scan(backend, &plan) {
-                    failures.push(format!(
-                        "{name} ({scope:?}, {cursor:?}):\n  {}",
-                        plan.join("\n  ")
-                    ));
+    // A previous page reads the same index backwards.
+    let cursors = [None, Some(Cursor::After(days_ago(1), 10_200))];
+    let mut views = Vec::new();
+    for (scope_name, scope) in &scopes {
+        for (status_name, status) in &statuses {
+            for (campaign_name, campaign_id) in &campaign_filters {
+                for (agent_name, agent_id, agent_offline) in &agent_filters {
+                    for (channel_name, channel_kind) in &channels {
+                        for (dates_name, started_from, started_before) in &dates {
+                            for (search_name, search) in &searches {
+                                for order in orders {
+                                    for cursor in cursors {
+                                        views.push(View {
+                                            name: format!(
+                                                "{scope_name}: {status_name}{campaign_name}\
+                                                 {agent_name}{channel_name}{dates_name}\
+                                                 {search_name} by {order:?}, {cursor:?}"
+                                            ),
+                                            scope: scope.clone(),
+                                            filter: ListFilter {
+                                                status: *status,
+                                                campaign_id: *campaign_id,
+                                                agent_id: *agent_id,
+                                                agent_offline: *agent_offline,
+                                                channel_kind: *channel_kind,
+                                                started_from: *started_from,
+                                                started_before: *started_before,
+                                                search: search.clone(),
+                                                stale_cutoffs: if *status
+                                                    == Some(StatusFilter::Stale)
+                                                {
+                                                    stale_cutoffs.clone()
+                                                } else {
+                                                    Vec::new()
+                                                },
+                                                order,
+                                            },
+                                            cursor,
+                                        });
+                                    }
+                                }
+                            }
+                        }
+                    }
                 }
             }
         }
     }
-    assert!(
-        failures.is_empty(),
-        "full scans of conversations:\n{}",
-        failures.join("\n")
-    );
+    views
+}
+
+/// Whether a plan sorts more rows than a page holds.
+///
+/// On SQLite a `USE TEMP B-TREE FOR ORDER BY` sorts what its step reads: it
+/// is a page's sort when that step's first source is a derived table built
+/// by a sibling `CO-ROUTINE x` or `MATERIALIZE x` and read as `SCAN x` (an
+/// arm of a merge, the merged page, a search's page: each cut to 51 rows
+/// by its own `limit`), and a sort of every matching row otherwise. A
+/// search's own matches (`MATERIALIZE search_matches`, read as `SCAN c`)
+/// are sorted too: as many rows as the search found (one folio, one phone's
+/// conversations, the contacts whose name matched), not the table's.
+///
+/// On PostgreSQL (planned with sorts disabled, so a `Sort` left in the plan
+/// is one no index order could replace) a `Sort` is a page's sort when it
+/// reads `Limit`ed arms or a search's `CTE Scan on search_matches`.
+fn sorts_beyond_a_page(backend: Backend, plan: &[String]) -> bool {
+    let indent = |line: &str| line.len() - line.trim_start().len();
+    match backend {
+        Backend::Sqlite => plan.iter().enumerate().any(|(i, line)| {
+            if line.trim() != "USE TEMP B-TREE FOR ORDER BY" {
+                return false;
+            }
+            let level = indent(line);
+            // The steps of the same parent, before this one.
+            let siblings: Vec<&str> = plan[..i]
+                .iter()
+                .rev()
+                .take_while(|l| indent(l) >= level)
+                .filter(|l| indent(l) == level)
+                .map(|l| l.trim())
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect();
+            let first_source = siblings
+                .iter()
+                .find(|s| s.starts_with("SCAN ") || s.starts_with("SEARCH "));
+            let derived = |name: &str| {
+                siblings.contains(&format!("CO-ROUTINE {name}").as_str())
+                    || siblings.contains(&format!("MATERIALIZE {name}").as_str())
+            };
+            match first_source.and_then(|s| s.strip_prefix("SCAN ")) {
+                Some(name) if !name.contains(' ') => {
+                    !(derived(name) || siblings.contains(&"MATERIALIZE search_matches"))
+                }
+                _ => true,
+            }
+        }),
+        Backend::Postgres => plan.iter().enumerate().any(|(i, line)| {
+            let step = line.trim_start().trim_start_matches("->  ");
+            // A node is named before two spaces and its costs ("Sort
+            // Key:" is a detail line of the node above).
+            if !step.starts_with("Sort  ") {
+                return false;
+            }
+            let level = indent(line);
+            let below: Vec<&String> = plan[i + 1..]
+                .iter()
+                .take_while(|l| indent(l) > level)
+                .collect();
+            !below.iter().any(|l| {
+                let step = l.trim_start().trim_start_matches("->  ");
+                step.starts_with("Limit ") || step.starts_with("CTE Scan on search_matches")
+            })
+        }),
+    }
 }
 
 on_both_backends!(every_paged_admin_list_query_uses_an_index);
@@ -337,6 +496,17 @@ async fn every_paged_admin_list_query_uses_an_index(backend: Backend) {
         "full scans in administration lists:\n{}",
         failures.join("\n")
     );
+}
+
+/// The demo data set on a fresh database, planned as Relevo serves it:
+/// without statistics on SQLite (Relevo never runs its `ANALYZE`, so the
+/// planner works from fixed estimates whatever the rows, and plans do not
+/// change with the demo's random data from one run to the next), and on
+/// PostgreSQL with scans and sorts priced out (see `Store::explain_list`).
+async fn demo_as_served(backend: Backend) -> Option<(TestApp, DbGuardHandle)> {
+    let (store, url, guard) = fresh_store(backend).await?;
+    relevo::cli::seed_demo(&store).await.unwrap();
+    Some((TestApp::attach(0, store, backend, url), guard))
 }
 
 /// The demo data set on a fresh database whose statistics are up to date,

@@ -33,9 +33,17 @@ pub(crate) trait Backend: Database {
 
     /// Adds `value` as the next argument (`$N`) of a statement.
     fn add<'t>(args: &mut Self::Arguments, value: impl Value<'t>) -> Result<(), BoxDynError>;
+
+    /// Written before a column so that the condition on it cannot choose an
+    /// index (SQLite's unary `+`, which changes no value), where a page must
+    /// walk its order's index rather than sort what another index found.
+    /// PostgreSQL weighs both plans by the rows it expects: nothing.
+    const NOT_AN_INDEX: &'static str;
 }
 
 impl Backend for Sqlite {
+    const NOT_AN_INDEX: &'static str = "+";
+
     fn push_bind<'t>(qb: &mut QueryBuilder<Self>, value: impl Value<'t>) {
         qb.push_bind(value);
     }
@@ -46,6 +54,8 @@ impl Backend for Sqlite {
 }
 
 impl Backend for Postgres {
+    const NOT_AN_INDEX: &'static str = "";
+
     fn push_bind<'t>(qb: &mut QueryBuilder<Self>, value: impl Value<'t>) {
         qb.push_bind(value);
     }

@@ -320,6 +320,33 @@ pub(super) fn push_conditions<DB: Backend>(
     filter: &ListFilter,
     with_status: bool,
 ) {
+    push_filter_conditions(qb, scope, filter, with_status, false);
+}
+
+/// [`push_conditions`] for one page of the list: the conditions that
+/// another index could serve are kept off it (see
+/// [`Backend::NOT_AN_INDEX`]), so the page walks the index of its order and
+/// stops at 51 rows instead of sorting every row in a date range, of a
+/// channel, or (in "Más tiempo en el estatus") stuck. Found by
+/// `tests/query_plans.rs` enumerating every combination of filters: SQLite
+/// without statistics chose those indexes and sorted (the dates: a
+/// campaign's cancelled conversations started before a day, all of them).
+fn push_page_conditions<DB: Backend>(
+    qb: &mut QueryBuilder<DB>,
+    scope: &Scope,
+    filter: &ListFilter,
+) {
+    push_filter_conditions(qb, scope, filter, true, true);
+}
+
+fn push_filter_conditions<DB: Backend>(
+    qb: &mut QueryBuilder<DB>,
+    scope: &Scope,
+    filter: &ListFilter,
+    with_status: bool,
+    walk_the_order: bool,
+) {
+    let off = if walk_the_order { DB::NOT_AN_INDEX } else { "" };
     if let Scope::Campaigns(ids) = scope {
         qb.push(" and c.campaign_id in (");
         for (i, id) in ids.iter().enumerate() {
@@ -341,7 +368,15 @@ pub(super) fn push_conditions<DB: Backend>(
                 qb.push(" and c.status = ");
                 DB::push_bind(qb, status.as_str());
             }
-            StatusFilter::Stale => push_stale_condition(qb, &filter.stale_cutoffs),
+            StatusFilter::Stale => {
+                // Stuck is a range of activity: in the activity orders it
+                // is a range of the order's own index.
+                let off = match filter.order {
+                    ListOrder::InStatus => off,
+                    ListOrder::Recent | ListOrder::Idle => "",
+                };
+                push_stale_condition(qb, &filter.stale_cutoffs, off)
+            }
         }
     }
     if filter.agent_offline {
@@ -361,16 +396,18 @@ pub(super) fn push_conditions<DB: Backend>(
         DB::push_bind(qb, id);
     }
     if let Some(kind) = filter.channel_kind {
-        qb.push(" and c.channel_id in (select id from channels where kind = ");
+        qb.push(format_args!(
+            " and {off}c.channel_id in (select id from channels where kind = "
+        ));
         DB::push_bind(qb, kind.as_str());
         qb.push(")");
     }
     if let Some(from) = filter.started_from {
-        qb.push(" and c.started_at >= ");
+        qb.push(format_args!(" and {off}c.started_at >= "));
         DB::push_bind(qb, from);
     }
     if let Some(before) = filter.started_before {
-        qb.push(" and c.started_at < ");
+        qb.push(format_args!(" and {off}c.started_at < "));
         DB::push_bind(qb, before);
     }
     if let Some(search) = &filter.search {
@@ -381,7 +418,7 @@ pub(super) fn push_conditions<DB: Backend>(
 /// Appends ` and …` for conversations open and without activity since
 /// their campaign's cutoff: one `(campaign, activity)` range per campaign,
 /// each on the `(campaign_id, is_open, last_activity_at, folio)` index.
-fn push_stale_condition<DB: Backend>(qb: &mut QueryBuilder<DB>, cutoffs: &[(Uuid, Ts)]) {
+fn push_stale_condition<DB: Backend>(qb: &mut QueryBuilder<DB>, cutoffs: &[(Uuid, Ts)], off: &str) {
     qb.push(" and c.is_open = ");
     DB::push_bind(qb, true);
     if cutoffs.is_empty() {
@@ -395,7 +432,7 @@ fn push_stale_condition<DB: Backend>(qb: &mut QueryBuilder<DB>, cutoffs: &[(Uuid
         }
         qb.push("(c.campaign_id = ");
         DB::push_bind(qb, *campaign);
-        qb.push(" and c.last_activity_at < ");
+        qb.push(format_args!(" and {off}c.last_activity_at < "));
         DB::push_bind(qb, *cutoff);
         qb.push(")");
     }
@@ -545,7 +582,7 @@ fn push_list_query<DB: Backend>(
                     search: None,
                     ..filter.clone()
                 };
-                push_conditions(qb, scope, &rest, true);
+                push_page_conditions(qb, scope, &rest);
                 push_page(qb, cursor, filter.order);
                 qb.push(") c");
                 qb.push(row_joins!());
@@ -555,7 +592,7 @@ fn push_list_query<DB: Backend>(
                 qb.push("conversations c");
                 qb.push(row_joins!());
                 qb.push(" where 1 = 1");
-                push_conditions(qb, scope, filter, true);
+                push_page_conditions(qb, scope, filter);
             }
         },
     }
@@ -606,7 +643,7 @@ fn push_merged_source<DB: Backend>(
                 .collect(),
             ..inner.clone()
         };
-        push_conditions(qb, &Scope::All, &arm, true);
+        push_page_conditions(qb, &Scope::All, &arm);
         push_page(qb, cursor, filter.order);
         qb.push(format!(") as u{i}"));
     }
@@ -1005,9 +1042,13 @@ impl super::Store {
             }
             super::Store::Postgres(pg) => {
                 let mut conn = pg.pool.acquire().await?;
-                sqlx::query("set enable_seqscan = off")
-                    .execute(&mut *conn)
-                    .await?;
+                // A test data set is small enough that scanning or sorting
+                // everything is the planner's cheapest choice; with both
+                // disabled it shows the plan a large table gets, and a scan
+                // or a sort left in it is one no index could replace.
+                for setting in ["set enable_seqscan = off", "set enable_sort = off"] {
+                    sqlx::query(setting).execute(&mut *conn).await?;
+                }
                 let mut qb = sqlx::QueryBuilder::new("explain ");
                 push_search_matches(&mut qb, filter);
                 qb.push(POSTGRES_PAGE_HEAD);
@@ -1015,9 +1056,9 @@ impl super::Store {
                 qb.push(") q");
                 let lines: Result<Vec<String>, _> =
                     qb.build_query_scalar().fetch_all(&mut *conn).await;
-                sqlx::query("reset enable_seqscan")
-                    .execute(&mut *conn)
-                    .await?;
+                for setting in ["reset enable_seqscan", "reset enable_sort"] {
+                    sqlx::query(setting).execute(&mut *conn).await?;
+                }
                 Ok(lines?)
             }
         }
