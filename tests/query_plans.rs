@@ -7,9 +7,10 @@
 
 mod common;
 
+use common::views::{self, View};
 use common::{Backend, DbGuardHandle, TestApp, fresh_store};
-use relevo::db::{Cursor, ListFilter, ListOrder, Search, StatusFilter, Ts};
-use relevo::domain::{ChannelKind, Scope, Status};
+use relevo::db::{ListFilter, Ts};
+use relevo::domain::Scope;
 
 on_both_backends!(every_conversation_list_query_uses_an_index);
 
@@ -235,18 +236,8 @@ const SQLITE_SORTS_NOT_YET_REMOVED: [(&str, fn(&ListFilter) -> bool); 1] = [
     }),
 ];
 
-/// One Mensajes view: who looks, with which filters, from where.
-struct View {
-    name: String,
-    scope: Scope,
-    filter: ListFilter,
-    cursor: Option<Cursor>,
-}
-
-/// Every combination of the Mensajes filters (status tab, campaign, agent,
-/// channel, start and end dates, search, order), on the first page and on
-/// a later one, for a Super Administrador and for
-/// Administradores of one and of ten campaigns.
+/// Every combination of the Mensajes filters over the demo's campaigns,
+/// agents and contacts (see [`views::every_view`]).
 async fn every_view(app: &TestApp) -> Vec<View> {
     let ventas = app.campaign_id("Ventas Hogar").await;
     let mut campaigns = app
@@ -267,7 +258,7 @@ async fn every_view(app: &TestApp) -> Vec<View> {
         )
         .await[0];
     let now = Ts::now();
-    let stale_cutoffs: Vec<(uuid::Uuid, Ts)> = app
+    let stale_cutoffs = app
         .store
         .stale_thresholds(&Scope::All)
         .await
@@ -275,87 +266,16 @@ async fn every_view(app: &TestApp) -> Vec<View> {
         .into_iter()
         .map(|(id, minutes)| (id, Ts::new(now.0 - chrono::Duration::minutes(minutes))))
         .collect();
-    let days_ago = |days| Ts::new(now.0 - chrono::Duration::days(days));
-    let scopes = [
-        ("super", Scope::All),
-        ("admin of 1", Scope::Campaigns(vec![ventas])),
-        ("admin of 10", Scope::Campaigns(campaigns)),
-    ];
-    let statuses = [
-        ("abiertas", None),
-        ("todas", Some(StatusFilter::All)),
-        ("canceladas", Some(StatusFilter::Only(Status::Cancelled))),
-        ("rezagadas", Some(StatusFilter::Stale)),
-    ];
-    let campaign_filters = [("", None), (" campaña", Some(ventas))];
-    let agent_filters = [
-        ("", None, false),
-        (" agente", Some(agent), false),
-        (" agente desconectado", None, true),
-    ];
-    let channels = [("", None), (" canal", Some(ChannelKind::Telegram))];
-    let dates = [
-        ("", None, None),
-        (" desde", Some(days_ago(2)), None),
-        (" hasta", None, Some(days_ago(1))),
-        (" desde-hasta", Some(days_ago(30)), Some(days_ago(1))),
-    ];
-    let searches = [
-        ("", None),
-        (" folio", Some(Search::Number("10482".into()))),
-        (" teléfono", Some(Search::Number("5512345678".into()))),
-        (" nombre", Some(Search::Text("lopez".into()))),
-    ];
-    let orders = [ListOrder::Recent, ListOrder::Idle, ListOrder::InStatus];
-    // A previous page reads the same index backwards.
-    let cursors = [None, Some(Cursor::After(days_ago(1), 10_200))];
-    let mut views = Vec::new();
-    for (scope_name, scope) in &scopes {
-        for (status_name, status) in &statuses {
-            for (campaign_name, campaign_id) in &campaign_filters {
-                for (agent_name, agent_id, agent_offline) in &agent_filters {
-                    for (channel_name, channel_kind) in &channels {
-                        for (dates_name, started_from, started_before) in &dates {
-                            for (search_name, search) in &searches {
-                                for order in orders {
-                                    for cursor in cursors {
-                                        views.push(View {
-                                            name: format!(
-                                                "{scope_name}: {status_name}{campaign_name}\
-                                                 {agent_name}{channel_name}{dates_name}\
-                                                 {search_name} by {order:?}, {cursor:?}"
-                                            ),
-                                            scope: scope.clone(),
-                                            filter: ListFilter {
-                                                status: *status,
-                                                campaign_id: *campaign_id,
-                                                agent_id: *agent_id,
-                                                agent_offline: *agent_offline,
-                                                channel_kind: *channel_kind,
-                                                started_from: *started_from,
-                                                started_before: *started_before,
-                                                search: search.clone(),
-                                                stale_cutoffs: if *status
-                                                    == Some(StatusFilter::Stale)
-                                                {
-                                                    stale_cutoffs.clone()
-                                                } else {
-                                                    Vec::new()
-                                                },
-                                                order,
-                                            },
-                                            cursor,
-                                        });
-                                    }
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-        }
-    }
-    views
+    views::every_view(&views::Subjects {
+        campaign: ventas,
+        ten_campaigns: campaigns,
+        agent,
+        stale_cutoffs,
+        now,
+        folio: "10482".into(),
+        phone: "5512345678".into(),
+        name: "lopez".into(),
+    })
 }
 
 /// Whether a plan sorts more rows than a page holds.

@@ -132,6 +132,17 @@ impl Plan {
     }
 }
 
+/// Rows per insert statement into a table whose triggers write the event
+/// log. SQLite's triggers number each event from `sqlite_sequence`, which a
+/// multi-row statement advances only when it ends (its rows would all get
+/// the same number): one row per statement there, in the same transaction.
+fn rows_per_statement(store: &Store, elsewhere: usize) -> usize {
+    match store {
+        Store::Sqlite(_) => 1,
+        Store::Postgres(_) => elsewhere,
+    }
+}
+
 macro_rules! on_pool {
     ($store:expr, |$pool:ident| $body:expr) => {
         match $store {
@@ -473,7 +484,7 @@ pub async fn build(store: &Store, plan: &Plan, password_hash: &str) -> anyhow::R
         }
         on_pool!(store, |pool| {
             let mut tx = pool.begin().await?;
-            for batch in events.chunks(2400) {
+            for batch in events.chunks(rows_per_statement(store, 2400)) {
                 let mut qb = QueryBuilder::new(
                     "insert into conversation_events (id, conversation_id, at, kind, from_status, to_status, \
                      to_agent_id, actor_kind, actor_id) ",
@@ -505,21 +516,24 @@ pub async fn build(store: &Store, plan: &Plan, password_hash: &str) -> anyhow::R
         let end = (done + chunk).min(total);
         on_pool!(store, |pool| {
             let mut tx = pool.begin().await?;
-            let mut qb = QueryBuilder::new(
-                "insert into messages (id, conversation_id, direction, message_id, agent_id, text, at, \
+            let per_statement = rows_per_statement(store, 2000) as u64;
+            for from in (done..end).step_by(per_statement as usize) {
+                let mut qb = QueryBuilder::new(
+                    "insert into messages (id, conversation_id, direction, message_id, agent_id, text, at, \
                  author) ",
-            );
-            qb.push_values(done..end, |mut b, n| {
-                b.push_bind(id(K_MESSAGE, n))
-                    .push_bind(id(K_CONVERSATION, n))
-                    .push_bind("inbound")
-                    .push_bind(format!("bench-opening-{n}"))
-                    .push_bind(None::<Uuid>)
-                    .push_bind("Hola, necesito ayuda con mi servicio")
-                    .push_bind(Ts::new(plan.started_at(n)))
-                    .push_bind("customer");
-            });
-            qb.build().execute(&mut *tx).await?;
+                );
+                qb.push_values(from..(from + per_statement).min(end), |mut b, n| {
+                    b.push_bind(id(K_MESSAGE, n))
+                        .push_bind(id(K_CONVERSATION, n))
+                        .push_bind("inbound")
+                        .push_bind(format!("bench-opening-{n}"))
+                        .push_bind(None::<Uuid>)
+                        .push_bind("Hola, necesito ayuda con mi servicio")
+                        .push_bind(Ts::new(plan.started_at(n)))
+                        .push_bind("customer");
+                });
+                qb.build().execute(&mut *tx).await?;
+            }
             let mut qb = QueryBuilder::new(
                 "insert into inbound_messages (channel_id, message_id, conversation_id, received_at, \
                  started_conversation) ",

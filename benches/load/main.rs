@@ -49,6 +49,7 @@ pub const ALL_SCENARIOS: &[&str] = &[
     "live",
     "ingest",
     "footprint",
+    "views",
 ];
 
 fn parse_options() -> anyhow::Result<Options> {

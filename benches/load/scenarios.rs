@@ -12,6 +12,11 @@ use relevo::domain::{CategoryRef, Lookup, Scope};
 use uuid::Uuid;
 
 use crate::dataset::{self, CAMPAIGNS, K_CAMPAIGN, K_CATEGORY, id};
+
+/// The Mensajes views the query-plan test enumerates, shared so that the
+/// views timed here are the views whose plans are checked.
+#[path = "../../tests/common/views.rs"]
+mod every_view;
 use crate::{Figures, Options, Server};
 
 fn histogram() -> Histogram<u64> {
@@ -696,6 +701,7 @@ pub async fn run(
                 ("RSS idle, MiB".into(), idle, "2 s after ready".into()),
             ])
         }
+        "views" => views(url).await,
         other => anyhow::bail!("unknown scenario {other}"),
     }
 }
@@ -937,4 +943,84 @@ fn cpu_ms_per(server: &Server, before: f64, requests: u64) -> (String, f64, Stri
         },
         "user + system time of the server process".into(),
     )
+}
+
+/// How long one view may take alone (issue 23, item 1).
+const VIEW_BUDGET_MS: f64 = 20.0;
+
+/// `views`: every combination of the Mensajes filters (the views
+/// `tests/query_plans.rs` plans), each asked alone, one after another: the
+/// page and its tab counts as the table asks for them (`list_with_counts`),
+/// straight from the Store, so the figure is the database's part of a
+/// first, uncached view. Each view is asked twice and the second time is
+/// kept (the first reads its pages from disk into the cache, which a
+/// server that has run for a while has done). Bounded by a 30-minute
+/// deadline; the views not reached are counted.
+async fn views(url: &str) -> anyhow::Result<Figures> {
+    let store = Store::connect(url).await?;
+    let now = relevo::db::Ts::now();
+    let stale_cutoffs = store
+        .stale_thresholds(&Scope::All)
+        .await?
+        .into_iter()
+        .map(|(id, minutes)| {
+            (
+                id,
+                relevo::db::Ts::new(now.0 - chrono::Duration::minutes(minutes)),
+            )
+        })
+        .collect();
+    let views = every_view::every_view(&every_view::Subjects {
+        campaign: id(K_CAMPAIGN, 0),
+        ten_campaigns: (0..10).map(|c| id(K_CAMPAIGN, c)).collect(),
+        agent: dataset::agent_id(0, 0),
+        stale_cutoffs,
+        now,
+        folio: "4242".into(),
+        phone: dataset::contact_phone(77),
+        // "cliente 4" is in one contact name in nine: a broad name search.
+        name: "cliente 4".into(),
+    });
+    let deadline = Instant::now() + Duration::from_secs(30 * 60);
+    let mut h = histogram();
+    let mut timed: Vec<(f64, String)> = Vec::with_capacity(views.len());
+    let mut errors = 0u64;
+    for view in &views {
+        if Instant::now() >= deadline {
+            break;
+        }
+        let mut elapsed = 0.0;
+        for _ in 0..2 {
+            let started = Instant::now();
+            let result = store
+                .list_with_counts(&view.scope, &view.filter, view.cursor)
+                .await;
+            elapsed = started.elapsed().as_secs_f64() * 1000.0;
+            if result.is_err() {
+                errors += 1;
+            }
+        }
+        h.record((elapsed * 1000.0) as u64).ok();
+        timed.push((elapsed, view.name.clone()));
+    }
+    store.close().await;
+    timed.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let over = timed.iter().filter(|(ms, _)| *ms > VIEW_BUDGET_MS).count();
+    println!("  views: the slowest of {} asked:", timed.len());
+    for (ms, name) in timed.iter().take(15) {
+        println!("    {ms:>9.1} ms  {name}");
+    }
+    let slowest = timed.first().cloned().unwrap_or_default();
+    Ok(vec![
+        (
+            "views asked".into(),
+            timed.len() as f64,
+            format!("of {} (the rest past the deadline)", views.len()),
+        ),
+        ("views over 20 ms".into(), over as f64, "target 0".into()),
+        ("view p50 ms".into(), ms(&h, 0.5), String::new()),
+        ("view p99 ms".into(), ms(&h, 0.99), String::new()),
+        ("slowest view ms".into(), slowest.0, slowest.1),
+        ("errors".into(), errors as f64, String::new()),
+    ])
 }

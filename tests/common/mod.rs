@@ -15,6 +15,7 @@
 
 pub mod postgres;
 pub mod process;
+pub mod views;
 pub mod webdriver;
 
 use std::sync::Once;
