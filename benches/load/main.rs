@@ -7,6 +7,10 @@
 //! `--quick` is the check before a performance-relevant change: 50,000
 //! conversations, 5 s per timed scenario, one run, under three minutes.
 //!
+//! `--scenario views` (not in the default set: up to 30 minutes a run)
+//! times every Mensajes view alone, the combinations whose plans
+//! `tests/query_plans.rs` checks.
+//!
 //! Builds (or reuses) the data set, copies it so every run starts from the
 //! same state, starts the real server (the release `relevo` binary) against
 //! the copy, logs sessions in through the login form, drives it over HTTP
@@ -49,7 +53,6 @@ pub const ALL_SCENARIOS: &[&str] = &[
     "live",
     "ingest",
     "footprint",
-    "views",
 ];
 
 fn parse_options() -> anyhow::Result<Options> {
