@@ -926,22 +926,8 @@ async fn a_reloaded_page_shows_every_change_made_since_it_was_last_shown(backend
 
     // A rename (an administrative write, not a conversation change).
     assert!(!after.body.contains("Ventas Hogar Norte"));
-    let super_id = app
-        .uuids_where("select id from users where email = $1", common::SUPER_EMAIL)
-        .await[0];
     let campaign = app.campaign_id("Ventas Hogar").await;
-    app.store
-        .update_campaign(
-            super_id,
-            campaign,
-            &relevo::domain::admin::Name::parse("Ventas Hogar Norte").unwrap(),
-            "America/Mexico_City",
-            30,
-            relevo::db::Ts::now(),
-        )
-        .await
-        .unwrap()
-        .expect("renamed");
+    edit_ventas_hogar(&app, "Ventas Hogar Norte", 30).await;
     let after = app.get("/mensajes").await;
     assert!(
         after.body.contains("Ventas Hogar Norte"),
@@ -1119,22 +1105,7 @@ async fn stuck_conversations_are_marked_counted_and_listed_on_their_tab(backend:
     assert_eq!(tab_count(&all.body, "rezagadas"), 4);
 
     // The campaign's threshold decides: at three hours, none is stuck.
-    let super_id = app
-        .uuids_where("select id from users where email = $1", common::SUPER_EMAIL)
-        .await[0];
-    let campaign = app.campaign_id("Ventas Hogar").await;
-    app.store
-        .update_campaign(
-            super_id,
-            campaign,
-            &relevo::domain::admin::Name::parse("Ventas Hogar").unwrap(),
-            "America/Mexico_City",
-            180,
-            relevo::db::Ts::now(),
-        )
-        .await
-        .unwrap()
-        .expect("saved");
+    edit_ventas_hogar(&app, "Ventas Hogar", 180).await;
     let after = app.get("/mensajes?estatus=rezagadas").await;
     assert!(folios_in(&after.body).is_empty(), "none is stuck at 3 h");
     assert_eq!(tab_count(&after.body, "rezagadas"), 0);
@@ -1225,4 +1196,25 @@ async fn a_disconnected_agents_rows_say_so_and_the_filter_finds_them(backend: Ba
         back.body
             .contains("Ninguna conversación coincide con estos filtros.")
     );
+}
+
+/// Saves the demo's "Ventas Hogar" campaign as the Super Administrador does
+/// on its page: a name and the minutes after which a conversation is stuck.
+async fn edit_ventas_hogar(app: &TestApp, name: &str, stale_after_minutes: i64) {
+    let super_id = app
+        .uuids_where("select id from users where email = $1", common::SUPER_EMAIL)
+        .await[0];
+    let campaign = app.campaign_id("Ventas Hogar").await;
+    app.store
+        .update_campaign(
+            super_id,
+            campaign,
+            &relevo::domain::admin::Name::parse(name).unwrap(),
+            "America/Mexico_City",
+            stale_after_minutes,
+            relevo::db::Ts::now(),
+        )
+        .await
+        .unwrap()
+        .expect("the campaign is saved");
 }

@@ -307,6 +307,21 @@ async fn at_phone_width_the_row_action_button_stays_in_view_and_the_modal_fits(b
     browser.quit().await;
 }
 
+/// The accessible name of the chart with this id, which is an image to
+/// assistive technology (its table beside it holds the figures).
+async fn chart_name(browser: &Browser, id: &str) -> String {
+    let chart = browser.find(&format!("#{id}")).await;
+    assert_eq!(
+        browser.attribute(&chart, "role").await.as_deref(),
+        Some("img"),
+        "{id}"
+    );
+    browser
+        .attribute(&chart, "aria-label")
+        .await
+        .unwrap_or_default()
+}
+
 async fn at_desktop_width_the_category_chart_shows_whole_labels_and_says_what_it_shows(
     backend: Backend,
 ) {
@@ -315,15 +330,7 @@ async fn at_desktop_width_the_category_chart_shows_whole_labels_and_says_what_it
     };
     let browser = signed_in_at(&app, DESKTOP, SUPER_EMAIL, SUPER_PASSWORD).await;
     browser.goto(&format!("{}/reportes", app.address)).await;
-    let chart = browser.find("#grafica-categorias").await;
-    assert_eq!(
-        browser.attribute(&chart, "role").await.as_deref(),
-        Some("img")
-    );
-    let name = browser
-        .attribute(&chart, "aria-label")
-        .await
-        .unwrap_or_default();
+    let name = chart_name(&browser, "grafica-categorias").await;
     assert!(
         name.starts_with("Cierres por categoría") && name.contains("Más cierres: "),
         "the chart's accessible name and summary: {name}"
@@ -350,15 +357,7 @@ async fn at_desktop_width_the_category_chart_shows_whole_labels_and_says_what_it
         ("grafica-dias", "Cancelaciones y resoluciones por día"),
         ("grafica-tipos", "Cierres por quién cerró"),
     ] {
-        let chart = browser.find(&format!("#{id}")).await;
-        assert_eq!(
-            browser.attribute(&chart, "role").await.as_deref(),
-            Some("img")
-        );
-        let name = browser
-            .attribute(&chart, "aria-label")
-            .await
-            .unwrap_or_default();
+        let name = chart_name(&browser, id).await;
         assert!(name.starts_with(start), "{id}: {name}");
     }
     assert_no_sideways_scroll(&browser, "/reportes").await;
