@@ -17,78 +17,188 @@
 //!
 //! Handlers only parse and answer: the work is in [`crate::services::conversations`] and
 //! [`crate::services::router`], shared with the traffic simulator.
+//!
+//! Every answer is a typed struct that derives both `Serialize` and
+//! `ToSchema`, and every handler carries its `#[utoipa::path]`: the OpenAPI
+//! document at `GET /api/v1/openapi.json` ([`openapi`]) is generated from
+//! them, and tests/openapi.rs checks real answers against it.
 
 use actix_web::error::JsonPayloadError;
-use actix_web::http::StatusCode;
 use actix_web::http::header;
-use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
+use actix_web::http::{Method, StatusCode};
+use actix_web::{HttpRequest, HttpResponse, ResponseError, Route, web};
 use chrono::SecondsFormat;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::app::state::AppState;
 use crate::db::{
-    Acknowledged, ChannelAuth, HistoryRow, InboundMessage, InboundOutcome, MessageRow, NudgeSent,
-    StoreError, Ts, token_hash,
+    Acknowledged, ApiConversation, ChannelAuth, HistoryRow, InboundMessage, InboundOutcome,
+    MessageRow, NudgeSent, StoreError, Ts, token_hash,
 };
 use crate::domain::{Author, Conversation, Scope, TransitionError};
 use crate::services::conversations::{self, ServiceError};
 
-mod events;
+pub(crate) mod events;
+pub mod openapi;
+mod schemas;
 
 /// Largest accepted request body.
 pub const BODY_LIMIT: usize = 64 * 1024;
 /// Longest accepted `message_id`, `from` and `name`, in characters.
 const SHORT_FIELD_MAX: usize = 200;
 
+/// The path every route of [`routes`] is under.
+pub const PREFIX: &str = "/api/v1";
+
+/// Every route of the API: method, path under [`PREFIX`], handler. Each
+/// handler has its `#[utoipa::path]` and is listed in [`openapi::ApiDoc`];
+/// tests/openapi.rs fails for a route the document does not describe.
+#[allow(deprecated)] // the outbox: still served, documented as deprecated
+fn routes() -> Vec<(Method, &'static str, Route)> {
+    vec![
+        (
+            Method::POST,
+            "/channels/{channel_id}/messages",
+            web::route().to(customer_message),
+        ),
+        (
+            Method::GET,
+            "/channels/{channel_id}/outbox",
+            web::route().to(outbox),
+        ),
+        (
+            Method::POST,
+            "/channels/{channel_id}/outbox/{id}/delivered",
+            web::route().to(outbox_delivered),
+        ),
+        (
+            Method::GET,
+            "/conversations/{id}",
+            web::route().to(conversation),
+        ),
+        (
+            Method::POST,
+            "/conversations/{id}/handoff",
+            web::route().to(handoff),
+        ),
+        (
+            Method::POST,
+            "/conversations/{id}/agent-messages",
+            web::route().to(agent_message),
+        ),
+        (
+            Method::POST,
+            "/conversations/{id}/bot-messages",
+            web::route().to(bot_message),
+        ),
+        (
+            Method::POST,
+            "/conversations/{id}/resolve",
+            web::route().to(resolve),
+        ),
+        (
+            Method::POST,
+            "/agents/{agent_id}/presence",
+            web::route().to(presence),
+        ),
+        (Method::GET, "/events", web::route().to(events::feed)),
+        (
+            Method::GET,
+            "/openapi.json",
+            web::route().to(openapi::serve),
+        ),
+    ]
+}
+
+/// The method and path (under [`PREFIX`]) of every route the API serves.
+pub fn route_list() -> Vec<(Method, &'static str)> {
+    routes()
+        .into_iter()
+        .map(|(method, path, _)| (method, path))
+        .collect()
+}
+
 /// The `/api/v1` scope with its JSON limits and JSON errors.
 pub fn scope() -> actix_web::Scope {
-    web::scope("/api/v1")
+    let scope = web::scope(PREFIX)
         .app_data(
             web::JsonConfig::default()
                 .limit(BODY_LIMIT)
                 .content_type_required(false)
                 .error_handler(|error, _req| ApiError::from_json(error).into()),
         )
-        .app_data(web::PathConfig::default().error_handler(|_, _| ApiError::invalid_id().into()))
-        .route(
-            "/channels/{channel_id}/messages",
-            web::post().to(customer_message),
-        )
-        .route("/channels/{channel_id}/outbox", web::get().to(outbox))
-        .route(
-            "/channels/{channel_id}/outbox/{id}/delivered",
-            web::post().to(outbox_delivered),
-        )
-        .route("/conversations/{id}", web::get().to(conversation))
-        .route("/conversations/{id}/handoff", web::post().to(handoff))
-        .route(
-            "/conversations/{id}/agent-messages",
-            web::post().to(agent_message),
-        )
-        .route(
-            "/conversations/{id}/bot-messages",
-            web::post().to(bot_message),
-        )
-        .route("/conversations/{id}/resolve", web::post().to(resolve))
-        .route("/agents/{agent_id}/presence", web::post().to(presence))
-        .route("/events", web::get().to(events::feed))
+        .app_data(web::PathConfig::default().error_handler(|_, _| ApiError::invalid_id().into()));
+    routes()
+        .into_iter()
+        .fold(scope, |scope, (method, path, route)| {
+            scope.route(path, route.method(method))
+        })
         .default_service(web::to(|| async {
             ApiError::new(
                 StatusCode::NOT_FOUND,
-                "not_found",
+                ErrorCode::NotFound,
                 "No existe ese recurso de la API",
             )
             .error_response()
         }))
 }
 
+/// The `error` of a JSON error: what went wrong, for a program to act on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// 400: the body is not JSON.
+    MalformedJson,
+    /// 400: the query string cannot be read.
+    MalformedQuery,
+    /// 400: an id in the path is not a UUID.
+    InvalidId,
+    /// 400: the feed's `after` is not a cursor it gave.
+    InvalidCursor,
+    /// 401: no bearer token, or not one of this call's kind.
+    Unauthorized,
+    /// 403: the token's campaign is deactivated.
+    CampaignInactive,
+    /// 404: unknown, or outside the token's campaign.
+    NotFound,
+    /// 409: the conversation's status does not allow the step.
+    NotAllowed,
+    /// 409: the agent is not the conversation's assigned one.
+    NotAssignedAgent,
+    /// 409: the conversation kept changing; try again.
+    Conflict,
+    /// 410: events after the feed's `after` were purged.
+    CursorExpired,
+    /// 413: the body is over 64 KiB.
+    PayloadTooLarge,
+    /// 422: a field is missing, of the wrong type or invalid (`field` names it).
+    InvalidField,
+    /// 500: unexpected; the cause is in the server's log.
+    Internal,
+    /// 503: the database cannot be reached.
+    Unavailable,
+}
+
+/// A JSON error: every answer that is not a success.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Error)]
+pub struct ErrorBody {
+    pub error: ErrorCode,
+    /// What happened, in Spanish, for a person.
+    pub message: String,
+    /// The request field at fault (some 422 answers only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub field: Option<&'static str>,
+}
+
 /// An API error, answered as JSON.
 #[derive(Debug)]
 pub struct ApiError {
     status: StatusCode,
-    code: &'static str,
+    code: ErrorCode,
     message: String,
     field: Option<&'static str>,
 }
@@ -97,7 +207,7 @@ impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{} {}: {}",
+            "{} {:?}: {}",
             self.status.as_u16(),
             self.code,
             self.message
@@ -106,7 +216,7 @@ impl std::fmt::Display for ApiError {
 }
 
 impl ApiError {
-    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+    fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> ApiError {
         ApiError {
             status,
             code,
@@ -118,7 +228,7 @@ impl ApiError {
     fn unauthorized() -> ApiError {
         ApiError::new(
             StatusCode::UNAUTHORIZED,
-            "unauthorized",
+            ErrorCode::Unauthorized,
             "Falta el token de acceso o no es válido",
         )
     }
@@ -127,19 +237,19 @@ impl ApiError {
     fn campaign_inactive() -> ApiError {
         ApiError::new(
             StatusCode::FORBIDDEN,
-            "campaign_inactive",
+            ErrorCode::CampaignInactive,
             "La campaña está desactivada: no se aceptan llamadas de una campaña inactiva",
         )
     }
 
     fn not_found(message: &str) -> ApiError {
-        ApiError::new(StatusCode::NOT_FOUND, "not_found", message)
+        ApiError::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, message)
     }
 
     fn invalid_id() -> ApiError {
         ApiError::new(
             StatusCode::BAD_REQUEST,
-            "invalid_id",
+            ErrorCode::InvalidId,
             "El identificador de la ruta no es válido",
         )
     }
@@ -147,7 +257,11 @@ impl ApiError {
     fn invalid(field: &'static str, message: impl Into<String>) -> ApiError {
         ApiError {
             field: Some(field),
-            ..ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", message)
+            ..ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                ErrorCode::InvalidField,
+                message,
+            )
         }
     }
 
@@ -157,7 +271,7 @@ impl ApiError {
             | JsonPayloadError::Overflow { .. }
             | JsonPayloadError::Payload(actix_web::error::PayloadError::Overflow) => ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
+                ErrorCode::PayloadTooLarge,
                 format!("El cuerpo excede {} KiB", BODY_LIMIT / 1024),
             ),
             JsonPayloadError::Deserialize(e) if e.is_data() => ApiError {
@@ -166,7 +280,7 @@ impl ApiError {
             },
             other => ApiError::new(
                 StatusCode::BAD_REQUEST,
-                "malformed_json",
+                ErrorCode::MalformedJson,
                 format!("El cuerpo no es JSON válido: {other}"),
             ),
         }
@@ -177,14 +291,14 @@ impl ApiError {
             tracing::warn!(error = ?error, "database unavailable");
             ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
-                "unavailable",
+                ErrorCode::Unavailable,
                 "La base de datos no está disponible; inténtalo de nuevo en unos segundos",
             )
         } else {
             tracing::error!(error = ?error, "unexpected store error");
             ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
+                ErrorCode::Internal,
                 "Ocurrió un error inesperado",
             )
         }
@@ -203,18 +317,18 @@ impl From<ServiceError> for ApiError {
             ServiceError::NotFound => ApiError::not_found("No encontramos esa conversación"),
             ServiceError::NotAllowed(status) => ApiError::new(
                 StatusCode::CONFLICT,
-                "not_allowed",
+                ErrorCode::NotAllowed,
                 TransitionError::refusal(status),
             ),
             ServiceError::NotTheAssignedAgent => ApiError::new(
                 StatusCode::CONFLICT,
-                "not_assigned_agent",
+                ErrorCode::NotAssignedAgent,
                 "La conversación no está asignada a ese agente",
             ),
             ServiceError::Invalid(field, message) => ApiError::invalid(field, message),
             ServiceError::Busy => ApiError::new(
                 StatusCode::CONFLICT,
-                "conflict",
+                ErrorCode::Conflict,
                 "La conversación cambió mientras se procesaba; inténtalo de nuevo",
             ),
             ServiceError::Store(e) => ApiError::store(e),
@@ -228,10 +342,11 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        let mut body = json!({ "error": self.code, "message": self.message });
-        if let Some(field) = self.field {
-            body["field"] = json!(field);
-        }
+        let body = ErrorBody {
+            error: self.code,
+            message: self.message.clone(),
+            field: self.field,
+        };
         let mut response = HttpResponse::build(self.status);
         if self.status == StatusCode::UNAUTHORIZED {
             response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
@@ -313,13 +428,32 @@ fn message_text(raw: String) -> Result<String, ApiError> {
     Ok(raw)
 }
 
-#[derive(Deserialize)]
+/// A customer message, as the channel's connector delivers it.
+#[derive(Deserialize, ToSchema)]
 struct InboundBody {
+    /// The channel's id of the message: a repeat writes nothing and
+    /// answers what the first delivery got. 1 to 200 characters.
     message_id: String,
+    /// The customer's address on the channel (a phone number, the
+    /// channel's user id). 1 to 200 characters.
     from: String,
+    /// The customer's name, when the channel knows it.
     #[serde(default)]
     name: Option<String>,
+    /// Kept exactly as sent; at most 10,000 characters, no U+0000.
     text: String,
+}
+
+/// What a customer message did.
+#[derive(Serialize, ToSchema)]
+struct InboundAnswer {
+    conversation_id: Uuid,
+    folio: i64,
+    /// Whether the message started a conversation (answer 201).
+    new_conversation: bool,
+    /// The closed conversation a new one follows, if any.
+    #[schema(required = true)]
+    reactivates_id: Option<Uuid>,
 }
 
 fn inbound_json(outcome: &InboundOutcome) -> HttpResponse {
@@ -328,12 +462,12 @@ fn inbound_json(outcome: &InboundOutcome) -> HttpResponse {
     } else {
         StatusCode::OK
     };
-    HttpResponse::build(status).json(json!({
-        "conversation_id": outcome.conversation_id,
-        "folio": outcome.folio,
-        "new_conversation": outcome.started_conversation,
-        "reactivates_id": outcome.reactivates_id,
-    }))
+    HttpResponse::build(status).json(InboundAnswer {
+        conversation_id: outcome.conversation_id,
+        folio: outcome.folio,
+        new_conversation: outcome.started_conversation,
+        reactivates_id: outcome.reactivates_id,
+    })
 }
 
 /// The active channel of the path, authenticated by its own token: no or
@@ -365,7 +499,29 @@ async fn channel_auth(
     Ok(channel)
 }
 
-/// `POST /channels/{channel_id}/messages`: a customer message.
+/// A customer message.
+///
+/// Continues the contact's open conversation on the channel (200) or
+/// starts a new one in ICR (201), linked by `reactivates_id` to the
+/// contact's latest closed one.
+#[utoipa::path(
+    post,
+    path = "/api/v1/channels/{channel_id}/messages",
+    tag = "channels",
+    security(("channel_token" = [])),
+    params(("channel_id" = Uuid, Path, description = "The channel of the token")),
+    request_body = InboundBody,
+    responses(
+        (status = 200, description = "Continues an open conversation, or repeats the answer to an earlier delivery of `message_id`", body = InboundAnswer),
+        (status = 201, description = "Started a new conversation", body = InboundAnswer),
+        (status = 400, description = "`malformed_json`, `invalid_id`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`", body = ErrorBody),
+        (status = 403, description = "`campaign_inactive`", body = ErrorBody),
+        (status = 404, description = "`not_found`: another channel's path, or an inactive channel", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`", body = ErrorBody),
+        (status = 422, description = "`invalid_field`", body = ErrorBody),
+    )
+)]
 async fn customer_message(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -420,9 +576,55 @@ fn outbox_query(req: &HttpRequest) -> Result<(Option<Uuid>, i64), ApiError> {
     Ok((after, limit))
 }
 
-/// `GET /channels/{channel_id}/outbox?after=&limit=`: the channel's messages
-/// waiting for its connector to deliver them, oldest first. `next_after` is
-/// set when there may be more; a poll starts without `after`.
+/// A message Relevo sends to a customer, waiting for the channel's connector.
+#[derive(Serialize, ToSchema)]
+struct OutboxItem {
+    id: Uuid,
+    conversation_id: Uuid,
+    folio: i64,
+    /// The contact's address on the channel.
+    to: String,
+    text: String,
+    #[schema(schema_with = schemas::outbox_kind)]
+    kind: &'static str,
+    #[schema(format = DateTime)]
+    created_at: String,
+}
+
+/// A page of the channel's outbox.
+#[derive(Serialize, ToSchema)]
+struct OutboxPage {
+    items: Vec<OutboxItem>,
+    /// Set when there may be more: pass it as `after`.
+    #[schema(required = true)]
+    next_after: Option<Uuid>,
+}
+
+/// The channel's outbox (deprecated: follow the event feed).
+///
+/// The channel's messages waiting for its connector to deliver them,
+/// oldest first. `next_after` is set when there may be more; a poll starts
+/// without `after`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/channels/{channel_id}/outbox",
+    tag = "channels",
+    security(("channel_token" = [])),
+    params(
+        ("channel_id" = Uuid, Path, description = "The channel of the token"),
+        ("after" = Option<Uuid>, Query, description = "The `next_after` of the previous page"),
+        ("limit" = Option<i64>, Query, minimum = 1, maximum = 200, description = "Items per page, 1 to 200 (default 50)"),
+    ),
+    responses(
+        (status = 200, description = "Pending items, oldest first", body = OutboxPage),
+        (status = 400, description = "`invalid_id`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`", body = ErrorBody),
+        (status = 403, description = "`campaign_inactive`", body = ErrorBody),
+        (status = 404, description = "`not_found`", body = ErrorBody),
+        (status = 422, description = "`invalid_field`: `after` or `limit`", body = ErrorBody),
+    )
+)]
+#[deprecated = "follow the event feed; kept for connectors written against it"]
 async fn outbox(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -434,25 +636,53 @@ async fn outbox(
     let next_after = (items.len() as i64 == limit)
         .then(|| items.last().map(|i| i.id))
         .flatten();
-    let items: Vec<Value> = items
+    let items = items
         .iter()
-        .map(|i| {
-            json!({
-                "id": i.id,
-                "conversation_id": i.conversation_id,
-                "folio": i.folio,
-                "to": i.recipient,
-                "text": i.text,
-                "kind": i.kind.as_str(),
-                "created_at": timestamp(i.created_at),
-            })
+        .map(|i| OutboxItem {
+            id: i.id,
+            conversation_id: i.conversation_id,
+            folio: i.folio,
+            to: i.recipient.clone(),
+            text: i.text.clone(),
+            kind: i.kind.as_str(),
+            created_at: timestamp(i.created_at),
         })
         .collect();
-    Ok(HttpResponse::Ok().json(json!({ "items": items, "next_after": next_after })))
+    Ok(HttpResponse::Ok().json(OutboxPage { items, next_after }))
 }
 
-/// `POST /channels/{channel_id}/outbox/{id}/delivered`: the connector
-/// delivered the item. Repeating it is harmless and answers the first instant.
+/// An acknowledged outbox item.
+#[derive(Serialize, ToSchema)]
+struct Delivered {
+    id: Uuid,
+    /// The first acknowledgement's instant.
+    #[schema(format = DateTime)]
+    delivered_at: String,
+    /// Whether it had been acknowledged before.
+    already_delivered: bool,
+}
+
+/// The connector delivered an outbox item.
+///
+/// Repeating it is harmless and answers the first instant.
+#[utoipa::path(
+    post,
+    path = "/api/v1/channels/{channel_id}/outbox/{id}/delivered",
+    tag = "channels",
+    security(("channel_token" = [])),
+    params(
+        ("channel_id" = Uuid, Path, description = "The channel of the token"),
+        ("id" = Uuid, Path, description = "The outbox item"),
+    ),
+    responses(
+        (status = 200, description = "The item left the outbox", body = Delivered),
+        (status = 400, description = "`invalid_id`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`", body = ErrorBody),
+        (status = 403, description = "`campaign_inactive`", body = ErrorBody),
+        (status = 404, description = "`not_found`: not an item of the channel", body = ErrorBody),
+    )
+)]
+#[deprecated = "follow the event feed; kept for connectors written against it"]
 async fn outbox_delivered(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -470,24 +700,58 @@ async fn outbox_delivered(
         Acknowledged::Now(at) => (at, false),
         Acknowledged::Before(at) => (at, true),
     };
-    Ok(HttpResponse::Ok().json(json!({
-        "id": id,
-        "delivered_at": timestamp(delivered_at),
-        "already_delivered": repeated,
-    })))
+    Ok(HttpResponse::Ok().json(Delivered {
+        id,
+        delivered_at: timestamp(delivered_at),
+        already_delivered: repeated,
+    }))
 }
 
-fn state_json(conversation: &Conversation) -> Value {
-    json!({
-        "id": conversation.id,
-        "folio": conversation.folio,
-        "status": conversation.status.as_str(),
-        "agent_id": conversation.agent_id,
-        "version": conversation.version,
-    })
+/// A conversation's state after a step.
+#[derive(Serialize, ToSchema)]
+struct ConversationState {
+    id: Uuid,
+    folio: i64,
+    #[schema(schema_with = schemas::status)]
+    status: &'static str,
+    /// The assigned agent.
+    #[schema(required = true)]
+    agent_id: Option<Uuid>,
+    /// Incremented by every status change.
+    version: i64,
 }
 
-/// `POST /conversations/{id}/handoff`: the bot asks for a human.
+fn state_json(conversation: &Conversation) -> ConversationState {
+    ConversationState {
+        id: conversation.id,
+        folio: conversation.folio,
+        status: conversation.status.as_str(),
+        agent_id: conversation.agent_id,
+        version: conversation.version,
+    }
+}
+
+/// The bot asks for a human.
+///
+/// Outside the campaign's schedule the conversation goes to
+/// `out_of_hours`; without a connected agent to `agents_offline`; otherwise
+/// it is `assigned` to the connected agent with the fewest open
+/// conversations.
+#[utoipa::path(
+    post,
+    path = "/api/v1/conversations/{id}/handoff",
+    tag = "conversations",
+    security(("integration_token" = [])),
+    params(("id" = Uuid, Path, description = "The conversation (not its folio)")),
+    responses(
+        (status = 200, description = "Where the conversation went", body = ConversationState),
+        (status = 400, description = "`invalid_id`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`", body = ErrorBody),
+        (status = 403, description = "`campaign_inactive`", body = ErrorBody),
+        (status = 404, description = "`not_found`", body = ErrorBody),
+        (status = 409, description = "`not_allowed` (not in ICR), `conflict`", body = ErrorBody),
+    )
+)]
 async fn handoff(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -499,12 +763,42 @@ async fn handoff(
     Ok(HttpResponse::Ok().json(state_json(&conversation)))
 }
 
-#[derive(Deserialize)]
+/// An agent connects or disconnects.
+#[derive(Deserialize, ToSchema)]
 struct PresenceBody {
     connected: bool,
 }
 
-/// `POST /agents/{agent_id}/presence`: an agent connects or disconnects.
+/// What a presence change did.
+#[derive(Serialize, ToSchema)]
+struct PresenceAnswer {
+    agent_id: Uuid,
+    connected: bool,
+    /// Waiting conversations assigned to the agent by connecting.
+    #[schema(minimum = 0)]
+    assigned: usize,
+}
+
+/// An agent connects or disconnects.
+///
+/// Connecting assigns the campaign's waiting conversations, oldest first.
+#[utoipa::path(
+    post,
+    path = "/api/v1/agents/{agent_id}/presence",
+    tag = "agents",
+    security(("integration_token" = [])),
+    params(("agent_id" = Uuid, Path, description = "An agent of the token's campaign")),
+    request_body = PresenceBody,
+    responses(
+        (status = 200, description = "The agent's presence", body = PresenceAnswer),
+        (status = 400, description = "`malformed_json`, `invalid_id`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`", body = ErrorBody),
+        (status = 403, description = "`campaign_inactive`", body = ErrorBody),
+        (status = 404, description = "`not_found`", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`", body = ErrorBody),
+        (status = 422, description = "`invalid_field`", body = ErrorBody),
+    )
+)]
 async fn presence(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -519,20 +813,44 @@ async fn presence(
             ServiceError::NotFound => ApiError::not_found("No encontramos ese agente"),
             other => other.into(),
         })?;
-    Ok(HttpResponse::Ok().json(json!({
-        "agent_id": agent,
-        "connected": body.connected,
-        "assigned": assigned,
-    })))
+    Ok(HttpResponse::Ok().json(PresenceAnswer {
+        agent_id: agent,
+        connected: body.connected,
+        assigned,
+    }))
 }
 
-#[derive(Deserialize)]
+/// An agent's reply.
+#[derive(Deserialize, ToSchema)]
 struct AgentMessageBody {
+    /// The assigned agent.
+    #[schema(format = Uuid)]
     agent_id: String,
+    /// Kept exactly as sent; at most 10,000 characters, no U+0000.
     text: String,
 }
 
-/// `POST /conversations/{id}/agent-messages`: an agent's reply.
+/// An agent's reply.
+///
+/// The first one moves `assigned` to `in_progress`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/conversations/{id}/agent-messages",
+    tag = "conversations",
+    security(("integration_token" = [])),
+    params(("id" = Uuid, Path, description = "The conversation (not its folio)")),
+    request_body = AgentMessageBody,
+    responses(
+        (status = 200, description = "The conversation after the reply", body = ConversationState),
+        (status = 400, description = "`malformed_json`, `invalid_id`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`", body = ErrorBody),
+        (status = 403, description = "`campaign_inactive`", body = ErrorBody),
+        (status = 404, description = "`not_found`", body = ErrorBody),
+        (status = 409, description = "`not_allowed`, `not_assigned_agent`, `conflict`", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`", body = ErrorBody),
+        (status = 422, description = "`invalid_field`", body = ErrorBody),
+    )
+)]
 async fn agent_message(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -548,15 +866,55 @@ async fn agent_message(
     Ok(HttpResponse::Ok().json(state_json(&conversation)))
 }
 
-#[derive(Deserialize)]
+/// A bot turn.
+#[derive(Deserialize, ToSchema)]
 struct BotMessageBody {
+    /// The bot engine's id of the turn: a repeat writes nothing. 1 to 200
+    /// characters.
     message_id: String,
+    /// Kept exactly as sent; at most 10,000 characters, no U+0000.
     text: String,
 }
 
-/// `POST /conversations/{id}/bot-messages`: a bot turn, kept in the
-/// transcript (201; a retry of its `message_id` answers the first
-/// recording, 200).
+/// A bot turn as recorded.
+#[derive(Serialize, ToSchema)]
+struct BotTurn {
+    /// The message's id in Relevo.
+    id: Uuid,
+    conversation_id: Uuid,
+    folio: i64,
+    #[schema(schema_with = schemas::bot_author)]
+    author: &'static str,
+    message_id: String,
+    #[schema(format = DateTime)]
+    at: String,
+    /// Whether the conversation had recorded this `message_id` before.
+    already_recorded: bool,
+}
+
+/// A bot turn, kept in the transcript.
+///
+/// On a conversation in any open status (201); a retry of its
+/// `message_id` answers the first recording (200).
+#[utoipa::path(
+    post,
+    path = "/api/v1/conversations/{id}/bot-messages",
+    tag = "conversations",
+    security(("integration_token" = [])),
+    params(("id" = Uuid, Path, description = "The conversation (not its folio)")),
+    request_body = BotMessageBody,
+    responses(
+        (status = 200, description = "A repeated `message_id`: the first recording", body = BotTurn),
+        (status = 201, description = "Recorded", body = BotTurn),
+        (status = 400, description = "`malformed_json`, `invalid_id`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`", body = ErrorBody),
+        (status = 403, description = "`campaign_inactive`", body = ErrorBody),
+        (status = 404, description = "`not_found`", body = ErrorBody),
+        (status = 409, description = "`not_allowed`: the conversation is closed", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`", body = ErrorBody),
+        (status = 422, description = "`invalid_field`", body = ErrorBody),
+    )
+)]
 async fn bot_message(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -574,29 +932,56 @@ async fn bot_message(
     } else {
         StatusCode::CREATED
     };
-    Ok(HttpResponse::build(status).json(json!({
-        "id": turn.message.id,
-        "conversation_id": turn.conversation.id,
-        "folio": turn.conversation.folio,
-        "author": Author::Bot.as_str(),
-        "message_id": message_id,
-        "at": timestamp(turn.message.at),
-        "already_recorded": turn.repeated,
-    })))
+    Ok(HttpResponse::build(status).json(BotTurn {
+        id: turn.message.id,
+        conversation_id: turn.conversation.id,
+        folio: turn.conversation.folio,
+        author: Author::Bot.as_str(),
+        message_id,
+        at: timestamp(turn.message.at),
+        already_recorded: turn.repeated,
+    }))
 }
 
-#[derive(Deserialize)]
+/// The assigned agent closes the conversation.
+#[derive(Deserialize, ToSchema)]
 struct ResolveBody {
+    /// The assigned agent.
+    #[schema(format = Uuid)]
     agent_id: String,
+    /// A closure category of the campaign (optional, checked like the
+    /// console's).
     #[serde(default)]
+    #[schema(format = Uuid)]
     category_id: Option<String>,
+    /// A sub-category of `category_id`.
     #[serde(default)]
+    #[schema(format = Uuid)]
     subcategory_id: Option<String>,
+    /// At most 1000 characters, no U+0000.
     #[serde(default)]
     comment: Option<String>,
 }
 
-/// `POST /conversations/{id}/resolve`: the assigned agent closes it.
+/// The assigned agent closes the conversation (`resolved`).
+#[utoipa::path(
+    post,
+    path = "/api/v1/conversations/{id}/resolve",
+    tag = "conversations",
+    security(("integration_token" = [])),
+    params(("id" = Uuid, Path, description = "The conversation (not its folio)")),
+    request_body = ResolveBody,
+    responses(
+        (status = 200, description = "The resolved conversation", body = ConversationState),
+        (status = 400, description = "`malformed_json`, `invalid_id`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`", body = ErrorBody),
+        (status = 403, description = "`campaign_inactive`", body = ErrorBody),
+        (status = 404, description = "`not_found`", body = ErrorBody),
+        (status = 409, description = "`not_allowed`, `not_assigned_agent`, `conflict`", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`", body = ErrorBody),
+        (status = 422, description = "`invalid_field`", body = ErrorBody),
+    )
+)]
 async fn resolve(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -621,54 +1006,256 @@ async fn resolve(
     Ok(HttpResponse::Ok().json(state_json(&conversation)))
 }
 
-/// One automatic nudge as the API shows it, with its delivery state.
-fn nudge_json(n: &NudgeSent) -> Value {
-    json!({
-        "rule_id": n.rule_id,
-        "rule": n.rule_name,
-        "text": n.text,
-        "sent_at": timestamp(n.sent_at),
-        "outbox_id": n.outbox_id,
-        "delivered_at": n.delivered_at.map(timestamp),
-    })
+/// An automatic-cancellation nudge with its delivery state.
+#[derive(Serialize, ToSchema)]
+struct Nudge {
+    rule_id: Uuid,
+    /// The rule's name.
+    rule: String,
+    /// Null once purged by the retention policy.
+    #[schema(required = true)]
+    text: Option<String>,
+    #[schema(format = DateTime)]
+    sent_at: String,
+    /// Its outbox item (none for nudges recorded before the outbox).
+    #[schema(required = true)]
+    outbox_id: Option<Uuid>,
+    #[schema(format = DateTime, required = true)]
+    delivered_at: Option<String>,
 }
 
-/// One history event as the API shows it.
-fn history_json(h: &HistoryRow) -> Value {
-    json!({
-        "at": timestamp(h.at),
-        "kind": h.kind.as_str(),
-        "from_status": h.from_status,
-        "to_status": h.to_status.as_str(),
-        "from_agent": h.from_agent_name,
-        "to_agent": h.to_agent_name,
-        "category": h.category_name,
-        "subcategory": h.subcategory_name,
-        "comment": h.comment,
-        "actor_kind": h.actor_kind.as_str(),
-        "actor": h.actor_name,
-        "rule_id": h.rule_id,
-        "rule": h.rule_name,
-    })
+impl From<&NudgeSent> for Nudge {
+    fn from(n: &NudgeSent) -> Nudge {
+        Nudge {
+            rule_id: n.rule_id,
+            rule: n.rule_name.clone(),
+            text: n.text.clone(),
+            sent_at: timestamp(n.sent_at),
+            outbox_id: n.outbox_id,
+            delivered_at: n.delivered_at.map(timestamp),
+        }
+    }
 }
 
-/// One message as the API shows it (`text` null once purged).
-fn message_json(m: &MessageRow) -> Value {
-    json!({
-        "id": m.id,
-        "author": m.author.as_str(),
-        "direction": m.direction,
-        "message_id": m.message_id,
-        "agent_id": m.agent_id,
-        "agent": m.agent_name,
-        "text": m.text,
-        "text_purged_at": m.text_purged_at.map(timestamp),
-        "at": timestamp(m.at),
-    })
+/// One entry of a conversation's history.
+#[derive(Serialize, ToSchema)]
+struct HistoryEntry {
+    #[schema(format = DateTime)]
+    at: String,
+    #[schema(schema_with = schemas::history_kind)]
+    kind: &'static str,
+    #[schema(schema_with = schemas::status_or_null, required = true)]
+    from_status: Option<String>,
+    #[schema(schema_with = schemas::status)]
+    to_status: &'static str,
+    /// Agents' names as they were.
+    #[schema(required = true)]
+    from_agent: Option<String>,
+    #[schema(required = true)]
+    to_agent: Option<String>,
+    #[schema(required = true)]
+    category: Option<String>,
+    #[schema(required = true)]
+    subcategory: Option<String>,
+    #[schema(required = true)]
+    comment: Option<String>,
+    #[schema(schema_with = schemas::history_actor_kind)]
+    actor_kind: &'static str,
+    #[schema(required = true)]
+    actor: Option<String>,
+    /// The automatic-cancellation rule that wrote the entry, and its name.
+    #[schema(required = true)]
+    rule_id: Option<Uuid>,
+    #[schema(required = true)]
+    rule: Option<String>,
 }
 
-/// `GET /conversations/{id}`: current state, history (oldest first),
-/// messages, and the automatic nudges with their delivery state.
+impl From<&HistoryRow> for HistoryEntry {
+    fn from(h: &HistoryRow) -> HistoryEntry {
+        HistoryEntry {
+            at: timestamp(h.at),
+            kind: h.kind.as_str(),
+            from_status: h.from_status.clone(),
+            to_status: h.to_status.as_str(),
+            from_agent: h.from_agent_name.clone(),
+            to_agent: h.to_agent_name.clone(),
+            category: h.category_name.clone(),
+            subcategory: h.subcategory_name.clone(),
+            comment: h.comment.clone(),
+            actor_kind: h.actor_kind.as_str(),
+            actor: h.actor_name.clone(),
+            rule_id: h.rule_id,
+            rule: h.rule_name.clone(),
+        }
+    }
+}
+
+/// One message of the transcript (`text` null once purged).
+#[derive(Serialize, ToSchema)]
+struct Message {
+    id: Uuid,
+    #[schema(schema_with = schemas::author)]
+    author: &'static str,
+    #[schema(schema_with = schemas::direction)]
+    direction: String,
+    /// The channel's id (customer messages) or the bot engine's (bot turns).
+    #[schema(required = true)]
+    message_id: Option<String>,
+    #[schema(required = true)]
+    agent_id: Option<Uuid>,
+    /// The agent's name.
+    #[schema(required = true)]
+    agent: Option<String>,
+    #[schema(required = true)]
+    text: Option<String>,
+    #[schema(format = DateTime, required = true)]
+    text_purged_at: Option<String>,
+    #[schema(format = DateTime)]
+    at: String,
+}
+
+impl From<&MessageRow> for Message {
+    fn from(m: &MessageRow) -> Message {
+        Message {
+            id: m.id,
+            author: m.author.as_str(),
+            direction: m.direction.clone(),
+            message_id: m.message_id.clone(),
+            agent_id: m.agent_id,
+            agent: m.agent_name.clone(),
+            text: m.text.clone(),
+            text_purged_at: m.text_purged_at.map(timestamp),
+            at: timestamp(m.at),
+        }
+    }
+}
+
+/// The customer of a conversation.
+#[derive(Serialize, ToSchema)]
+struct Contact {
+    id: Uuid,
+    /// The contact's address on the channel.
+    external_id: String,
+    #[schema(required = true)]
+    name: Option<String>,
+}
+
+/// How a closed conversation was closed (all null while open).
+#[derive(Serialize, ToSchema)]
+struct Closure {
+    #[schema(required = true)]
+    category_id: Option<Uuid>,
+    #[schema(required = true)]
+    category: Option<String>,
+    #[schema(required = true)]
+    subcategory_id: Option<Uuid>,
+    #[schema(required = true)]
+    subcategory: Option<String>,
+    #[schema(required = true)]
+    comment: Option<String>,
+    /// Who closed it.
+    #[schema(required = true)]
+    closed_by: Option<String>,
+}
+
+/// A conversation with its history, messages and nudges.
+#[derive(Serialize, ToSchema)]
+struct ConversationDetail {
+    id: Uuid,
+    folio: i64,
+    campaign_id: Uuid,
+    /// The campaign's name.
+    campaign: String,
+    channel_id: Uuid,
+    #[schema(schema_with = schemas::channel_kind)]
+    channel_kind: &'static str,
+    contact: Contact,
+    #[schema(schema_with = schemas::status)]
+    status: &'static str,
+    /// The status in Spanish, as the console shows it.
+    status_label: &'static str,
+    is_open: bool,
+    version: i64,
+    #[schema(required = true)]
+    agent_id: Option<Uuid>,
+    /// The assigned agent's name.
+    #[schema(required = true)]
+    agent: Option<String>,
+    #[schema(format = DateTime)]
+    started_at: String,
+    #[schema(format = DateTime)]
+    last_activity_at: String,
+    #[schema(format = DateTime, required = true)]
+    closed_at: Option<String>,
+    closure: Closure,
+    /// The closed conversation this one follows.
+    #[schema(required = true)]
+    reactivates_id: Option<Uuid>,
+    /// Oldest first.
+    history: Vec<HistoryEntry>,
+    /// Oldest first.
+    messages: Vec<Message>,
+    nudges: Vec<Nudge>,
+}
+
+impl ConversationDetail {
+    fn new(found: &ApiConversation, nudges: &[NudgeSent]) -> ConversationDetail {
+        let row = &found.detail.row;
+        ConversationDetail {
+            id: row.id,
+            folio: row.folio,
+            campaign_id: row.campaign_id,
+            campaign: row.campaign_name.clone(),
+            channel_id: row.channel_id,
+            channel_kind: row.channel_kind.as_str(),
+            contact: Contact {
+                id: row.contact_id,
+                external_id: row.contact_external_id.clone(),
+                name: row.contact_name.clone(),
+            },
+            status: row.status.as_str(),
+            status_label: row.status.label(),
+            is_open: row.status.is_open(),
+            version: row.version,
+            agent_id: row.agent_id,
+            agent: row.agent_name.clone(),
+            started_at: timestamp(row.started_at),
+            last_activity_at: timestamp(row.last_activity_at),
+            closed_at: row.closed_at.map(timestamp),
+            closure: Closure {
+                category_id: found.closure_category_id,
+                category: row.category_name.clone(),
+                subcategory_id: found.closure_subcategory_id,
+                subcategory: row.subcategory_name.clone(),
+                comment: row.closure_comment.clone(),
+                closed_by: row.closer_name.clone(),
+            },
+            reactivates_id: found.reactivates_id,
+            history: found.detail.history.iter().rev().map(Into::into).collect(),
+            messages: found.messages.iter().map(Into::into).collect(),
+            nudges: nudges.iter().map(Into::into).collect(),
+        }
+    }
+}
+
+/// A conversation.
+///
+/// Current state, closure, history (oldest first), messages (oldest first)
+/// and the automatic nudges with their delivery state.
+#[utoipa::path(
+    get,
+    path = "/api/v1/conversations/{id}",
+    tag = "conversations",
+    security(("integration_token" = [])),
+    params(("id" = Uuid, Path, description = "The conversation (not its folio)")),
+    responses(
+        (status = 200, description = "The conversation", body = ConversationDetail),
+        (status = 400, description = "`invalid_id`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`", body = ErrorBody),
+        (status = 403, description = "`campaign_inactive`", body = ErrorBody),
+        (status = 404, description = "`not_found`", body = ErrorBody),
+    )
+)]
 async fn conversation(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -681,54 +1268,6 @@ async fn conversation(
         .api_conversation(&scope, id)
         .await?
         .ok_or_else(|| ApiError::not_found("No encontramos esa conversación"))?;
-    let nudges: Vec<Value> = state
-        .store
-        .nudges_of(id)
-        .await?
-        .iter()
-        .map(nudge_json)
-        .collect();
-    let row = &found.detail.row;
-    let history: Vec<Value> = found
-        .detail
-        .history
-        .iter()
-        .rev()
-        .map(history_json)
-        .collect();
-    let messages: Vec<Value> = found.messages.iter().map(message_json).collect();
-    Ok(HttpResponse::Ok().json(json!({
-        "id": row.id,
-        "folio": row.folio,
-        "campaign_id": row.campaign_id,
-        "campaign": row.campaign_name,
-        "channel_id": row.channel_id,
-        "channel_kind": row.channel_kind.as_str(),
-        "contact": {
-            "id": row.contact_id,
-            "external_id": row.contact_external_id,
-            "name": row.contact_name,
-        },
-        "status": row.status.as_str(),
-        "status_label": row.status.label(),
-        "is_open": row.status.is_open(),
-        "version": row.version,
-        "agent_id": row.agent_id,
-        "agent": row.agent_name,
-        "started_at": timestamp(row.started_at),
-        "last_activity_at": timestamp(row.last_activity_at),
-        "closed_at": row.closed_at.map(timestamp),
-        "closure": {
-            "category_id": found.closure_category_id,
-            "category": row.category_name,
-            "subcategory_id": found.closure_subcategory_id,
-            "subcategory": row.subcategory_name,
-            "comment": row.closure_comment,
-            "closed_by": row.closer_name,
-        },
-        "reactivates_id": found.reactivates_id,
-        "history": history,
-        "messages": messages,
-        "nudges": nudges,
-    })))
+    let nudges = state.store.nudges_of(id).await?;
+    Ok(HttpResponse::Ok().json(ConversationDetail::new(&found, &nudges)))
 }
