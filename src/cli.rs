@@ -1,4 +1,5 @@
-//! Commands: `serve` (default), `demo`, `create-user` and `create-token`.
+//! Commands: `serve` (default), `demo`, `create-user`, `create-token`, the
+//! operations commands, and `webhook-echo`.
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand, ValueEnum};
@@ -49,6 +50,15 @@ pub enum Command {
         /// A label to recognise the token by.
         #[arg(long)]
         name: Option<String>,
+    },
+    /// Receive webhook deliveries and print each one, checking its signature.
+    WebhookEcho {
+        /// Where to listen.
+        #[arg(long, default_value = "127.0.0.1:9000")]
+        bind: std::net::SocketAddr,
+        /// The webhook's signing secret (shown when it was created).
+        #[arg(long, env = "RELEVO_WEBHOOK_SECRET")]
+        secret: Option<String>,
     },
 }
 
@@ -104,6 +114,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             campaigns,
         } => create_user(settings, email, name, role.into(), campaigns).await,
         Command::CreateToken { campaign, name } => create_token(settings, campaign, name).await,
+        Command::WebhookEcho { bind, secret } => crate::http::webhook_echo::run(bind, secret).await,
     }
 }
 
@@ -123,7 +134,16 @@ async fn open(settings: &Settings) -> anyhow::Result<Store> {
     Ok(store)
 }
 
-async fn serve(settings: Settings, demo: bool) -> anyhow::Result<()> {
+/// Where the demo's webhook delivers: `relevo webhook-echo`'s default.
+const DEMO_WEBHOOK_URL: &str = "http://127.0.0.1:9000/relevo";
+/// The demo webhook's events: an administrator's decisions and the router's.
+const DEMO_WEBHOOK_TYPES: &str = "reactivated assigned reassigned cancelled";
+
+async fn serve(mut settings: Settings, demo: bool) -> anyhow::Result<()> {
+    if demo && settings.webhook_allow.is_empty() {
+        // The demo runs on this machine: its webhooks may reach loopback.
+        settings.webhook_allow = "127.0.0.1, ::1".parse().map_err(anyhow::Error::msg)?;
+    }
     let store = open(&settings).await?;
     if demo {
         seed_demo(&store).await?;
@@ -192,6 +212,20 @@ async fn print_demo_api(store: &Store, url: &str) -> anyhow::Result<()> {
          -H 'Authorization: Bearer {channel_token}' -H 'Content-Type: application/json' \\\n      \
          -d '{{\"message_id\":\"demo-1\",\"from\":\"5215512345678\",\"name\":\"Cliente Demo\",\"text\":\"Hola, necesito un asesor\"}}'"
     );
+    eprintln!("  Seguir los eventos de la campaña (espera hasta 25 s por uno nuevo):");
+    eprintln!("    curl -s '{url}api/v1/events?wait=25' -H 'Authorization: Bearer {token}'");
+    eprintln!();
+    if let Some((webhook_id, secret)) = demo_webhook(store, campaign_id).await? {
+        eprintln!("  Ver una decisión salir de Relevo (webhook de demostración, apagado):");
+        eprintln!(
+            "    1. En otra terminal: cargo run --release -- webhook-echo --bind 127.0.0.1:9000 --secret {secret}"
+        );
+        eprintln!("    2. Actívalo en {url}campanas/{campaign_id}/webhooks/{webhook_id}");
+        eprintln!(
+            "    3. Cancela o reasigna una conversación de {DEMO_API_CAMPAIGN} en Mensajes: la entrega firmada aparece en segundos."
+        );
+        eprintln!();
+    }
     eprintln!(
         "  Simulador de tráfico: {} eventos/s ({}=0 lo apaga)",
         crate::services::simulator::rate_from_env(),
@@ -199,6 +233,47 @@ async fn print_demo_api(store: &Store, url: &str) -> anyhow::Result<()> {
     );
     eprintln!();
     Ok(())
+}
+
+/// The demo campaign's webhook to `relevo webhook-echo`: created switched
+/// off the first time, its secret renewed at every start (only then can it
+/// be printed). Returns its id and secret.
+async fn demo_webhook(
+    store: &Store,
+    campaign_id: uuid::Uuid,
+) -> anyhow::Result<Option<(uuid::Uuid, String)>> {
+    let Some(actor) = store
+        .user_by_email(crate::services::demo::SUPER_ADMIN_EMAIL)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let existing = store
+        .webhooks_of(campaign_id)
+        .await?
+        .into_iter()
+        .find(|w| w.url == DEMO_WEBHOOK_URL);
+    let made = match existing {
+        Some(w) => store
+            .rotate_webhook_secret(actor.id, campaign_id, w.id, Ts::now())
+            .await?
+            .map(|secret| (w.id, secret)),
+        None => {
+            store
+                .create_webhook(
+                    actor.id,
+                    campaign_id,
+                    crate::db::WebhookInput {
+                        url: DEMO_WEBHOOK_URL,
+                        event_types: DEMO_WEBHOOK_TYPES,
+                        enabled: false,
+                    },
+                    Ts::now(),
+                )
+                .await?
+        }
+    };
+    Ok(made.ok())
 }
 
 /// Creates the demo data set if the database has no users yet.

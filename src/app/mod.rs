@@ -97,6 +97,11 @@ impl Application {
         crate::services::transcripts::spawn_purge(store.clone(), settings.transcript_days);
         crate::services::events::spawn_sequencer(store.clone());
         crate::services::events::spawn_purge(store.clone(), settings.event_days);
+        crate::services::webhooks::spawn(
+            store.clone(),
+            settings.webhook_allow.clone(),
+            crate::http::webhooks::delivery_body,
+        );
         let bulk_access = std::sync::Arc::new(crate::services::bulk::CreatorAccess::new(
             store.feed().clone(),
         ));
@@ -112,6 +117,7 @@ impl Application {
             transcript_days: settings.transcript_days,
             metrics: settings.metrics.clone(),
             trusted_proxies: settings.trusted_proxies.clone(),
+            webhook_allow: std::sync::Arc::new(settings.webhook_allow.clone()),
             password_checks: Default::default(),
             principals: std::sync::Arc::new(crate::services::auth::principals::new_cache(
                 store_feed.clone(),

@@ -25,6 +25,8 @@ pub struct AppState {
     pub metrics: crate::config::MetricsAccess,
     /// Whose forwarding headers name the client (see `auth::client_addr`).
     pub trusted_proxies: crate::config::TrustedProxies,
+    /// `RELEVO_WEBHOOK_ALLOW`: where a webhook may be saved to deliver.
+    pub webhook_allow: std::sync::Arc<crate::config::WebhookAllow>,
     /// Password verifications run by logins (for `/metrics`).
     pub password_checks: std::sync::Arc<crate::services::auth::password::VerifyCounter>,
     /// Signed-in principals, invalidated by the change feed.

@@ -7,8 +7,10 @@ use anyhow::Context;
 use crate::domain::transcript::{DEFAULT_RETENTION_DAYS, MAX_RETENTION_DAYS};
 
 mod proxies;
+mod webhook_allow;
 
 pub use proxies::TrustedProxies;
+pub use webhook_allow::{WebhookAllow, normalize_host};
 
 /// Runtime configuration.
 #[derive(Debug, Clone)]
@@ -37,6 +39,8 @@ pub struct Settings {
     /// Reverse proxies whose `X-Forwarded-For`/`Forwarded` headers name the
     /// client (`RELEVO_TRUSTED_PROXIES`); none by default.
     pub trusted_proxies: TrustedProxies,
+    /// `RELEVO_WEBHOOK_ALLOW`: where webhooks may deliver (empty: nowhere).
+    pub webhook_allow: WebhookAllow,
 }
 
 /// `/metrics` is readable from these client addresses, or by anyone who
@@ -95,6 +99,7 @@ impl Settings {
             event_days: DEFAULT_EVENT_DAYS,
             metrics: MetricsAccess::default(),
             trusted_proxies: TrustedProxies::default(),
+            webhook_allow: WebhookAllow::default(),
             session_idle: default_session_idle(),
         }
     }
@@ -102,8 +107,8 @@ impl Settings {
     /// Reads `DATABASE_URL`, `RELEVO_BIND`, `RELEVO_SESSION_KEY`,
     /// `RELEVO_SECURE_COOKIES`, `RELEVO_TIMEZONE`, `RELEVO_METRICS_ALLOW`,
     /// `RELEVO_METRICS_TOKEN`, `RELEVO_TRUSTED_PROXIES`,
-    /// `RELEVO_SESSION_IDLE_MINUTES`, `RELEVO_TRANSCRIPT_DAYS` and
-    /// `RELEVO_EVENT_DAYS`.
+    /// `RELEVO_SESSION_IDLE_MINUTES`, `RELEVO_TRANSCRIPT_DAYS`,
+    /// `RELEVO_EVENT_DAYS` and `RELEVO_WEBHOOK_ALLOW`.
     pub fn from_env() -> anyhow::Result<Settings> {
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
         let bind = var("RELEVO_BIND").unwrap_or_else(|| DEFAULT_BIND.to_owned());
@@ -147,7 +152,14 @@ impl Settings {
                 .map_err(|e| anyhow::anyhow!("RELEVO_TRUSTED_PROXIES: {e}"))?,
             None => TrustedProxies::default(),
         };
+        let webhook_allow = match var("RELEVO_WEBHOOK_ALLOW") {
+            Some(list) => list
+                .parse()
+                .map_err(|e| anyhow::anyhow!("RELEVO_WEBHOOK_ALLOW: {e}"))?,
+            None => WebhookAllow::default(),
+        };
         Ok(Settings {
+            webhook_allow,
             database_url: var("DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned()),
             bind: bind.parse().with_context(|| {
                 format!("RELEVO_BIND {bind:?} is not an address like 127.0.0.1:8080")

@@ -7,16 +7,17 @@ use std::fmt;
 use std::net::IpAddr;
 use std::str::FromStr;
 
-/// One address or CIDR block.
+/// One address or CIDR block (also the networks of
+/// `RELEVO_WEBHOOK_ALLOW`, see [`super::WebhookAllow`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Net {
+pub(super) struct Net {
     /// Canonical (an IPv4-mapped IPv6 address is stored as IPv4).
     addr: IpAddr,
     prefix: u8,
 }
 
 impl Net {
-    fn contains(&self, ip: IpAddr) -> bool {
+    pub(super) fn contains(&self, ip: IpAddr) -> bool {
         match (self.addr, ip.to_canonical()) {
             (IpAddr::V4(net), IpAddr::V4(ip)) => {
                 let mask = u32::MAX

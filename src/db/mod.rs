@@ -30,6 +30,7 @@ mod throttle;
 mod transcripts;
 mod transitions;
 mod ts;
+mod webhooks;
 mod write_lane;
 
 use std::str::FromStr;
@@ -76,6 +77,10 @@ pub use transcripts::{
 };
 pub use transitions::{AgentOption, ApplyWith, CategoryOption, Conflict};
 pub use ts::Ts;
+pub use webhooks::{
+    ATTEMPTS_KEPT, MAX_WEBHOOKS_PER_CAMPAIGN, WebhookAttempt, WebhookInput, WebhookJob,
+    WebhookProgress, WebhookRecord, WebhookState,
+};
 
 // Session lifetime and the lists of open sessions (see `auth::session`).
 pub use sessions::{SESSION_LIST_LIMIT, SessionLimits, SessionRecord, SessionRow};

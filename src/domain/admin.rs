@@ -347,6 +347,7 @@ stored_enum!(
         Subcategory => "subcategory", "Subcategoría",
         BulkJob => "bulk_job", "Acción en lote",
         AutoCancelRule => "auto_cancel_rule", "Regla de cancelación automática",
+        Webhook => "webhook", "Webhook",
     }
 );
 
@@ -388,6 +389,10 @@ stored_enum!(
         RuleDeactivate => "auto_cancel_rule.deactivate", "Regla automática desactivada",
         RuleReactivate => "auto_cancel_rule.reactivate", "Regla automática reactivada",
         RuleDelete => "auto_cancel_rule.delete", "Regla automática eliminada",
+        WebhookCreate => "webhook.create", "Webhook creado",
+        WebhookUpdate => "webhook.update", "Webhook editado",
+        WebhookRotate => "webhook.rotate", "Secreto de webhook renovado",
+        WebhookDelete => "webhook.delete", "Webhook eliminado",
     }
 );
 
@@ -403,6 +408,7 @@ impl AuditAction {
             "token" => AuditObject::IntegrationToken,
             "category" => AuditObject::Category,
             "auto_cancel_rule" => AuditObject::AutoCancelRule,
+            "webhook" => AuditObject::Webhook,
             _ => AuditObject::Subcategory,
         }
     }

@@ -60,6 +60,7 @@ pub mod days;
 pub mod schedule;
 pub mod text;
 pub mod transcript;
+pub mod webhook;
 
 pub use conversation::{
     Actor, AgentCandidate, CategoryRef, Conversation, EventKind, HandoffOutcome, Invalid, Lookup,

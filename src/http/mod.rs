@@ -21,6 +21,8 @@ pub mod pages;
 pub mod reports;
 pub mod transcript;
 pub mod users;
+pub mod webhook_echo;
+pub mod webhooks;
 
 use actix_web::web;
 
@@ -131,6 +133,24 @@ fn configure_admin(cfg: &mut actix_web::web::ServiceConfig) {
         .route(
             "/campanas/{id}/miembros/{usuario}/quitar",
             post().to(campaigns::remove_member),
+        )
+        .route("/campanas/{id}/webhooks", get().to(webhooks::list))
+        .route("/campanas/{id}/webhooks", post().to(webhooks::create))
+        .route(
+            "/campanas/{id}/webhooks/{webhook}",
+            get().to(webhooks::show),
+        )
+        .route(
+            "/campanas/{id}/webhooks/{webhook}",
+            post().to(webhooks::update),
+        )
+        .route(
+            "/campanas/{id}/webhooks/{webhook}/secreto",
+            post().to(webhooks::rotate_secret),
+        )
+        .route(
+            "/campanas/{id}/webhooks/{webhook}/eliminar",
+            post().to(webhooks::delete),
         )
         .route("/campanas/{id}/{accion}", post().to(campaigns::set_active))
         .route("/usuarios", get().to(users::list))

@@ -57,7 +57,7 @@ pub struct FeedPage {
 /// last event when the page is full (there may be more of its campaign),
 /// otherwise the log's high-water mark of the read (every event up to it
 /// was visible, and none of them was the campaign's beyond the page).
-fn next_cursor(after: i64, page: &EventPage, limit: i64) -> i64 {
+pub(crate) fn next_cursor(after: i64, page: &EventPage, limit: i64) -> i64 {
     match page.events.last() {
         Some(last) if page.events.len() as i64 >= limit => last.cursor,
         Some(last) => last.cursor.max(page.high_water),
@@ -66,7 +66,7 @@ fn next_cursor(after: i64, page: &EventPage, limit: i64) -> i64 {
 }
 
 /// Checks a consumer's cursor against the log's marks.
-fn check_cursor(after: Option<i64>, page: &EventPage) -> Result<(), CursorError> {
+pub(crate) fn check_cursor(after: Option<i64>, page: &EventPage) -> Result<(), CursorError> {
     let Some(after) = after else {
         return Ok(());
     };

@@ -15,3 +15,4 @@ pub mod ops;
 pub mod router;
 pub mod simulator;
 pub mod transcripts;
+pub mod webhooks;
