@@ -135,6 +135,61 @@ impl Pages<'_> {
     }
 }
 
+/// A webhook of `campaign` with one failed attempt, so its page shows the
+/// attempts table and the failure notice.
+async fn failing_webhook(app: &TestApp, campaign: &str) -> uuid::Uuid {
+    use relevo::db::{Ts, WebhookAttempt, WebhookInput, WebhookProgress, WebhookState};
+    let campaign: uuid::Uuid = campaign.parse().unwrap();
+    let actor = app
+        .uuids_where("select id from users where email = $1", SUPER_EMAIL)
+        .await[0];
+    let input = WebhookInput {
+        url: "https://hooks.example.com/relevo?origen=consola",
+        event_types: "cancelled reassigned",
+        enabled: true,
+    };
+    let (id, _) = app
+        .store
+        .create_webhook(actor, campaign, input, Ts::now())
+        .await
+        .unwrap()
+        .unwrap();
+    let owner = uuid::Uuid::new_v4();
+    let until = Ts::new(chrono::Utc::now() + chrono::TimeDelta::seconds(30));
+    let job = app
+        .store
+        .lease_webhook(id, owner, Ts::now(), until)
+        .await
+        .unwrap()
+        .expect("leased");
+    let error = "Respondió 503 Service Unavailable: se espera un código 2xx.".to_owned();
+    let progress = WebhookProgress {
+        cursor: job.cursor,
+        attempts: vec![WebhookAttempt {
+            id: uuid::Uuid::now_v7(),
+            at: Ts::now(),
+            event_id: job.cursor + 1,
+            event_type: "cancelled".into(),
+            status_code: Some(503),
+            latency_ms: 120,
+            error: Some(error.clone()),
+        }],
+        state: WebhookState::Failing {
+            failures: 1,
+            since: Ts::now(),
+            retry_at: Ts::new(chrono::Utc::now() + chrono::TimeDelta::hours(1)),
+            error,
+        },
+    };
+    assert!(
+        app.store
+            .record_webhook_progress(id, owner, &progress, Ts::now(), until)
+            .await
+            .unwrap()
+    );
+    id
+}
+
 async fn every_page_the_browser_tests_visit_is_valid_html(backend: Backend) {
     // Only reached where build.rs found the checker, or in CI, where a
     // missing checker must fail rather than pass.
@@ -158,6 +213,7 @@ async fn every_page_the_browser_tests_visit_is_valid_html(backend: Backend) {
         )
         .await[0];
     let campaign = app.campaign_id("Ventas Hogar").await.to_string();
+    let webhook = failing_webhook(&app, &campaign).await;
     let mut pages = Pages {
         app: &app,
         documents: Vec::new(),
@@ -217,6 +273,11 @@ async fn every_page_the_browser_tests_visit_is_valid_html(backend: Backend) {
         ("campana-horario", format!("/campanas/{campaign}/horario")),
         ("campana-canales", format!("/campanas/{campaign}/canales")),
         ("campana-miembros", format!("/campanas/{campaign}/miembros")),
+        ("campana-webhooks", format!("/campanas/{campaign}/webhooks")),
+        (
+            "webhook",
+            format!("/campanas/{campaign}/webhooks/{webhook}"),
+        ),
         ("categorias", "/categorias".to_owned()),
         (
             "categorias-campana",

@@ -23,6 +23,7 @@ use uuid::Uuid;
 on_both_backends!(
     a_webhook_saved_on_the_campaign_page_gets_signed_deliveries_of_its_types,
     a_failing_receiver_gets_the_same_event_again_before_the_next_one,
+    a_slow_receiver_times_out_after_ten_seconds_and_gets_the_event_again,
     a_webhook_failing_for_a_day_is_switched_off_with_a_notice,
     the_guard_refuses_destinations_that_are_not_allowed_on_save_and_on_delivery,
     two_instances_do_not_deliver_the_same_events,
@@ -326,6 +327,42 @@ async fn a_failing_receiver_gets_the_same_event_again_before_the_next_one(backen
         .scalar_i64("select cast(failures as bigint) from webhooks")
         .await;
     assert_eq!(failures, 0);
+}
+
+async fn a_slow_receiver_times_out_after_ten_seconds_and_gets_the_event_again(backend: Backend) {
+    let app = app_allowing(backend, "127.0.0.1").await;
+    let receiver = Receiver::start(vec![Answer::Hang(Duration::from_secs(15))]);
+    app.login_as_super().await;
+    let campaign = app.campaign_id(CAMPAIGN).await;
+    let saved = save_webhook(&app, campaign, &receiver.url, &["cancelled"]).await;
+    assert_eq!(saved.status, StatusCode::OK, "{}", saved.body);
+    let started = Instant::now();
+    app.cancel_through_form(&app.client, open_folios(&app).await[0])
+        .await;
+    let received = receiver
+        .until("the event again after the timeout", |r| r.len() >= 2)
+        .await;
+    assert_eq!(received[0].id, received[1].id);
+    assert!(
+        started.elapsed() >= Duration::from_secs(10),
+        "not given up before 10 s"
+    );
+    let id: Uuid = app
+        .uuids_where("select id from webhooks where url = $1", &receiver.url)
+        .await[0];
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let page = app
+            .get(&format!("/campanas/{campaign}/webhooks/{id}"))
+            .await;
+        if page.body.contains("webhook-ok") {
+            assert!(page.body.contains("Sin respuesta completa en 10 s"));
+            assert!(page.body.contains("sin respuesta"));
+            break;
+        }
+        assert!(Instant::now() < deadline, "the retry was not recorded");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 async fn a_webhook_failing_for_a_day_is_switched_off_with_a_notice(backend: Backend) {
