@@ -7,6 +7,12 @@
 //! `--quick` is the check before a performance-relevant change: 50,000
 //! conversations, 5 s per timed scenario, one run, under three minutes.
 //!
+//! `ingest` posts customer messages of 20 to 400 characters (`texts.rs`;
+//! `--fixed-text`: the one 30-character text of the figures before);
+//! `events` drains one campaign's event feed with one long-polling consumer
+//! while customer messages arrive at 1,000 a second, and times each event
+//! from its commit to its receipt (see `scenarios::events`).
+//!
 //! `--scenario views` (not in the default set: up to 30 minutes a run)
 //! times every Mensajes view alone, the combinations whose plans
 //! `tests/query_plans.rs` checks.
@@ -22,6 +28,7 @@
 
 mod dataset;
 mod scenarios;
+mod texts;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -41,6 +48,9 @@ pub struct Options {
     pub clients: usize,
     pub postgres_url: String,
     pub output: Option<String>,
+    /// `ingest` posts the one 30-character text it posted before issue 21
+    /// item 7 (`--fixed-text`), to compare with the figures before it.
+    pub fixed_text: bool,
 }
 
 pub const ALL_SCENARIOS: &[&str] = &[
@@ -52,6 +62,7 @@ pub const ALL_SCENARIOS: &[&str] = &[
     "contend",
     "live",
     "ingest",
+    "events",
     "footprint",
 ];
 
@@ -67,6 +78,7 @@ fn parse_options() -> anyhow::Result<Options> {
             .or_else(|_| std::env::var("TEST_POSTGRES_URL"))
             .unwrap_or_else(|_| "postgres://root@127.0.0.1:5432/postgres".into()),
         output: Some("BENCHMARKS.md".into()),
+        fixed_text: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -79,6 +91,7 @@ fn parse_options() -> anyhow::Result<Options> {
             "--seconds" => options.seconds = value("--seconds")?.parse()?,
             "--clients" => options.clients = value("--clients")?.parse()?,
             "--no-report" => options.output = None,
+            "--fixed-text" => options.fixed_text = true,
             "--quick" => {
                 options.conversations = 50_000;
                 options.seconds = 5;

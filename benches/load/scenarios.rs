@@ -12,6 +12,7 @@ use relevo::domain::{CategoryRef, Lookup, Scope};
 use uuid::Uuid;
 
 use crate::dataset::{self, CAMPAIGNS, K_CAMPAIGN, K_CATEGORY, id};
+use crate::texts;
 
 /// The Mensajes views the query-plan test enumerates, shared so that the
 /// views timed here are the views whose plans are checked.
@@ -633,14 +634,23 @@ pub async fn run(
             ])
         }
         "live" => live(options, url).await,
+        "events" => events(options, url).await,
         "ingest" => {
             let server = Server::start(url).await?;
             let address = server.address.clone();
             let run_id = Uuid::now_v7().simple().to_string();
             let client = client();
+            let texts = Arc::new(if options.fixed_text {
+                vec!["Hola, sigo esperando respuesta".to_owned()]
+            } else {
+                texts::pool()
+            });
+            let mean_chars = texts::mean_chars(&texts);
             let cpu_before = server.cpu_seconds();
             let (h, ok, errors, elapsed) = drive(clients, seconds, move |worker, i| {
                 let client = client.clone();
+                let text =
+                    &texts[((worker as u64 * 7_919 + i * 104_729) % texts.len() as u64) as usize];
                 let channel =
                     (worker as u64 * 13 + i) % (CAMPAIGNS * dataset::CHANNELS_PER_CAMPAIGN);
                 let contact = channel
@@ -654,7 +664,7 @@ pub async fn run(
                     "message_id": format!("{run_id}-{worker}-{i}"),
                     "from": dataset::contact_phone(contact),
                     "name": format!("Cliente {contact}"),
-                    "text": "Hola, sigo esperando respuesta",
+                    "text": text,
                 });
                 async move {
                     let response = client
@@ -670,7 +680,19 @@ pub async fn run(
             let cpu = cpu_ms_per(&server, cpu_before, ok);
             server.stop().await;
             Ok(vec![
-                ("messages/s".into(), ok as f64 / elapsed, String::new()),
+                (
+                    "messages/s".into(),
+                    ok as f64 / elapsed,
+                    if options.fixed_text {
+                        format!("one text of {mean_chars:.0} characters (--fixed-text)")
+                    } else {
+                        format!(
+                            "texts of {}–{} characters, {mean_chars:.0} on average",
+                            texts::MIN_CHARS,
+                            texts::MAX_CHARS
+                        )
+                    },
+                ),
                 ("p50 ms".into(), ms(&h, 0.5), String::new()),
                 ("p99 ms".into(), ms(&h, 0.99), String::new()),
                 ("errors".into(), errors as f64, String::new()),
@@ -908,6 +930,349 @@ async fn live(options: &Options, url: &str) -> anyhow::Result<Figures> {
             "outside scope".into(),
             outside.load(std::sync::atomic::Ordering::Relaxed) as f64,
             String::new(),
+        ),
+    ])
+}
+
+/// Customer messages per second the `events` producer sends (one event each).
+const EVENTS_PER_SECOND: u64 = 1000;
+/// Conversations of campaign 0 the `events` messages go to, half on each of
+/// its two channels; a warm-up opens them before the measurement.
+const EVENTS_CONVERSATIONS: u64 = 1000;
+/// How long `events` waits, after the last request, for the consumer to
+/// receive the last events.
+const EVENTS_GRACE: Duration = Duration::from_secs(10);
+
+/// A client that keeps enough connections for a paced producer.
+fn producer_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .pool_max_idle_per_host(256)
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("client")
+}
+
+/// One page of the event feed after `after` (`limit=1000`, `wait` seconds).
+async fn feed_page(
+    client: &reqwest::Client,
+    address: &str,
+    token: &str,
+    after: i64,
+    wait: u64,
+) -> anyhow::Result<serde_json::Value> {
+    let response = client
+        .get(format!(
+            "{address}/api/v1/events?after={after}&limit=1000&wait={wait}"
+        ))
+        .bearer_auth(token)
+        .send()
+        .await?;
+    anyhow::ensure!(
+        response.status().is_success(),
+        "the event feed answered {}",
+        response.status()
+    );
+    Ok(response.json().await?)
+}
+
+/// What the `events` consumer has received so far.
+#[derive(Default)]
+struct Drained {
+    /// Measured message number -> when its event arrived (the first time).
+    receipts: HashMap<u64, Instant>,
+    /// Every event id seen.
+    ids: HashSet<i64>,
+    /// Event ids seen again, and measured messages seen in a second event.
+    duplicates: u64,
+    /// The campaign's other events (late warm-up events, anything else).
+    others: u64,
+    polls: u64,
+    errors: u64,
+}
+
+/// `events`: one consumer long-polls campaign 0's event feed (`wait=25`,
+/// `limit=1000`, always from `next`) with an integration token, while one
+/// producer posts customer messages into that campaign at
+/// [`EVENTS_PER_SECOND`], paced, for `--seconds` (at most that many
+/// messages, and none more than 5 s late). A warm-up first opens the
+/// [`EVENTS_CONVERSATIONS`] conversations they go to, so each measured
+/// message makes one event (`message_received`); the event is matched to
+/// its request by the message's channel message id.
+///
+/// The commit happened after the producer sent the request, and before
+/// its response returned and before the consumer received the event. Per
+/// event, receipt minus the response's return is therefore a lower bound of
+/// commit -> receipt (short by at most the time from the commit to the
+/// response's return: the response's trip back), taken as 0 when the event
+/// arrived first; receipt minus the send is an upper bound.
+async fn events(options: &Options, url: &str) -> anyhow::Result<Figures> {
+    let duration = Duration::from_secs(options.seconds);
+    let total = EVENTS_PER_SECOND * options.seconds;
+    let store = Store::connect(url).await?;
+    let (_, token) = store
+        .create_integration_token("Campaña 00", "bench events", relevo::db::Ts::now())
+        .await?
+        .context("campaign 0 of the data set")?;
+    // Numbers whatever is not numbered yet (PostgreSQL) and gives the log's
+    // newest cursor: the data set's events are not read again.
+    let mut cursor = store.sequence_events().await?;
+    store.close().await;
+    let server = Server::start(url).await?;
+    let address = server.address.clone();
+    let run_id = Uuid::now_v7().simple().to_string();
+    let texts = Arc::new(texts::pool());
+    // Message `n` of `phase` ("w": warm-up, "m": measured) goes to
+    // conversation `n % EVENTS_CONVERSATIONS` of campaign 0 (channels 0
+    // and 1, contacts whose number ends in 00 or 01).
+    let request = {
+        let (address, run_id) = (address.clone(), run_id.clone());
+        Arc::new(move |phase: &str, n: u64| {
+            let k = n % EVENTS_CONVERSATIONS;
+            let channel = k % dataset::CHANNELS_PER_CAMPAIGN;
+            let contact = channel
+                + CAMPAIGNS * dataset::CHANNELS_PER_CAMPAIGN * (k / dataset::CHANNELS_PER_CAMPAIGN);
+            let url = format!(
+                "{address}/api/v1/channels/{}/messages",
+                id(dataset::K_CHANNEL, channel)
+            );
+            let body = serde_json::json!({
+                "message_id": format!("{run_id}-{phase}-{n}"),
+                "from": dataset::contact_phone(contact),
+                "name": format!("Cliente {contact}"),
+                "text": texts[((n * 104_729) % texts::POOL as u64) as usize],
+            });
+            (url, dataset::channel_token(channel), body)
+        })
+    };
+    let producer = producer_client();
+    let post = |n: u64, phase: &'static str| {
+        let (producer, request) = (producer.clone(), request.clone());
+        async move {
+            let (url, token, body) = request(phase, n);
+            let sent = Instant::now();
+            let ok = match producer
+                .post(url)
+                .bearer_auth(token)
+                .json(&body)
+                .send()
+                .await
+            {
+                Ok(r) => r.status().is_success() && r.bytes().await.is_ok(),
+                Err(_) => false,
+            };
+            (n, sent, Instant::now(), ok)
+        }
+    };
+
+    // Warm-up: one message per conversation, 16 at a time.
+    let mut warm = Vec::new();
+    for w in 0..16 {
+        let posts: Vec<_> = (w..EVENTS_CONVERSATIONS)
+            .step_by(16)
+            .map(|n| post(n, "w"))
+            .collect();
+        warm.push(tokio::spawn(async move {
+            let mut failed = 0u64;
+            for p in posts {
+                failed += u64::from(!p.await.3);
+            }
+            failed
+        }));
+    }
+    let mut warm_failed = 0;
+    for task in warm {
+        warm_failed += task.await.unwrap_or(1);
+    }
+    anyhow::ensure!(warm_failed == 0, "{warm_failed} warm-up messages failed");
+    // The consumer starts after the warm-up's events (those numbered late,
+    // on PostgreSQL, arrive with the measured ones and count as others).
+    let feed = client();
+    for _ in 0..1000 {
+        let page = feed_page(&feed, &address, &token, cursor, 0).await?;
+        cursor = page["next"].as_i64().context("the feed's next")?;
+        if page["events"].as_array().is_none_or(|e| e.is_empty()) {
+            break;
+        }
+    }
+
+    let drained: Arc<Mutex<Drained>> = Arc::default();
+    let consumer = {
+        let (drained, address, token) = (drained.clone(), address.clone(), token.clone());
+        let prefix = format!("{run_id}-m-");
+        tokio::spawn(async move {
+            // Bounded by the count, and aborted when the measurement ends.
+            for _ in 0..1_000_000 {
+                let page = match feed_page(&feed, &address, &token, cursor, 25).await {
+                    Ok(page) => page,
+                    Err(_) => {
+                        drained.lock().unwrap().errors += 1;
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let at = Instant::now();
+                let mut guard = drained.lock().unwrap();
+                let d = &mut *guard;
+                d.polls += 1;
+                for event in page["events"].as_array().into_iter().flatten() {
+                    if let Some(id) = event["id"].as_i64()
+                        && !d.ids.insert(id)
+                    {
+                        d.duplicates += 1;
+                        continue;
+                    }
+                    let measured = event["message"]["channel_message_id"]
+                        .as_str()
+                        .and_then(|m| m.strip_prefix(prefix.as_str()))
+                        .and_then(|n| n.parse::<u64>().ok());
+                    match measured {
+                        Some(n) => match d.receipts.entry(n) {
+                            std::collections::hash_map::Entry::Occupied(_) => d.duplicates += 1,
+                            std::collections::hash_map::Entry::Vacant(v) => {
+                                v.insert(at);
+                            }
+                        },
+                        None => d.others += 1,
+                    }
+                }
+                match page["next"].as_i64() {
+                    Some(next) => cursor = next,
+                    None => d.errors += 1,
+                }
+            }
+        })
+    };
+
+    // The producer: message n is due n ms after the start.
+    let started = Instant::now();
+    let interval = Duration::from_secs(1) / EVENTS_PER_SECOND as u32;
+    let mut in_flight = Vec::with_capacity(total as usize);
+    for n in 0..total {
+        let due = started + interval * n as u32;
+        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+            tokio::time::sleep(wait).await;
+        }
+        if started.elapsed() >= duration + Duration::from_secs(5) {
+            break;
+        }
+        in_flight.push(tokio::spawn(post(n, "m")));
+    }
+    let send_window = started.elapsed().as_secs_f64();
+    let mut accepted: HashMap<u64, (Instant, Instant)> = HashMap::new();
+    let mut responses = histogram();
+    let mut errors = 0u64;
+    for task in in_flight {
+        match task.await {
+            Ok((n, sent, returned, true)) => {
+                let _ = responses.record((returned - sent).as_micros().max(1) as u64);
+                accepted.insert(n, (sent, returned));
+            }
+            _ => errors += 1,
+        }
+    }
+    let grace = Instant::now() + EVENTS_GRACE;
+    while Instant::now() < grace {
+        let all = {
+            let d = drained.lock().unwrap();
+            accepted.keys().all(|n| d.receipts.contains_key(n))
+        };
+        if all {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // A little longer, for a duplicate or a late event to show up.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    consumer.abort();
+    let _ = consumer.await;
+    server.stop().await;
+
+    let d = drained.lock().unwrap();
+    let (mut lower, mut upper) = (histogram(), histogram());
+    let (mut missed, mut early, mut late) = (0u64, 0u64, 0u64);
+    let mut last = started;
+    for (n, (sent, returned)) in &accepted {
+        let Some(at) = d.receipts.get(n) else {
+            missed += 1;
+            continue;
+        };
+        early += u64::from(at < returned);
+        late += u64::from(at.saturating_duration_since(*returned) > Duration::from_millis(200));
+        let _ = lower.record(at.saturating_duration_since(*returned).as_micros().max(1) as u64);
+        let _ = upper.record(at.saturating_duration_since(*sent).as_micros().max(1) as u64);
+        last = last.max(*at);
+    }
+    let received = accepted.len() as u64 - missed;
+    let drained_rate = received as f64 / (last - started).as_secs_f64().max(1e-3);
+    let max_ms = |h: &Histogram<u64>| h.max() as f64 / 1000.0;
+    Ok(vec![
+        (
+            "events/s drained".into(),
+            drained_rate,
+            "measured messages' events received / first send to last receipt".into(),
+        ),
+        (
+            "messages/s sent".into(),
+            accepted.len() as f64 / send_window,
+            format!(
+                "paced at {EVENTS_PER_SECOND}/s, one message_received each, texts of {}–{} characters",
+                texts::MIN_CHARS,
+                texts::MAX_CHARS
+            ),
+        ),
+        (
+            "commit→receipt p50 ms".into(),
+            ms(&lower, 0.5),
+            "receipt − the producer's response: the commit was before it (lower bound)".into(),
+        ),
+        (
+            "commit→receipt p99 ms".into(),
+            ms(&lower, 0.99),
+            String::new(),
+        ),
+        (
+            "commit→receipt max ms".into(),
+            max_ms(&lower),
+            String::new(),
+        ),
+        (
+            "send→receipt p99 ms".into(),
+            ms(&upper, 0.99),
+            "receipt − the producer's send: the upper bound".into(),
+        ),
+        ("send→receipt max ms".into(), max_ms(&upper), String::new()),
+        (
+            "received before the response, %".into(),
+            if received == 0 {
+                0.0
+            } else {
+                early as f64 * 100.0 / received as f64
+            },
+            "counted as 0 ms in the lower bound".into(),
+        ),
+        (
+            "commit→receipt over 200 ms".into(),
+            late as f64,
+            "events, by the lower bound".into(),
+        ),
+        ("missed".into(), missed as f64, "target 0".into()),
+        ("duplicates".into(), d.duplicates as f64, String::new()),
+        (
+            "other events of the campaign".into(),
+            d.others as f64,
+            "not from a measured message (warm-up events numbered late)".into(),
+        ),
+        ("polls".into(), d.polls as f64, "feed answers".into()),
+        (
+            "producer p99 ms".into(),
+            ms(&responses, 0.99),
+            String::new(),
+        ),
+        (
+            "errors".into(),
+            (errors + d.errors) as f64,
+            "producer requests and feed polls".into(),
         ),
     ])
 }
