@@ -145,6 +145,8 @@ enum K {
     Channel,
     /// An integration token of [`K::SuperCampaign`].
     Token,
+    /// A webhook of [`K::SuperCampaign`].
+    Webhook,
     /// The API's channel (whose token the channel calls carry).
     ApiChannel,
     /// A conversation of Ventas Hogar with an agent (API calls).
@@ -379,6 +381,7 @@ static ROUTES: &[Route] = &[
     get("/", Public, &[]),
     get("/healthz", Public, &[]),
     get("/readyz", Public, &[]),
+    get("/api/v1/openapi.json", Public, &[]),
     get("/metrics", Public, &[]),
     get("/login", Public, &[qo("salida", K::Text("1"))]),
     post(
@@ -722,6 +725,55 @@ static ROUTES: &[Route] = &[
             fo("confirmado", K::Junk),
         ],
     ),
+    // A campaign's webhooks.
+    get(
+        "/campanas/{id}/webhooks",
+        SuperOnly,
+        &[p("id", K::SuperCampaign)],
+    ),
+    post(
+        "/campanas/{id}/webhooks",
+        SuperOnly,
+        &[
+            p("id", K::SuperCampaign),
+            f("url", K::Text("http://127.0.0.1:9/fuzz")),
+            f("tipos", K::Text("cancelled")),
+        ],
+    ),
+    get(
+        "/campanas/{id}/webhooks/{webhook}",
+        SuperOnly,
+        &[p("id", K::SuperCampaign), p("webhook", K::Webhook)],
+    ),
+    post(
+        "/campanas/{id}/webhooks/{webhook}",
+        SuperOnly,
+        &[
+            p("id", K::SuperCampaign),
+            p("webhook", K::Webhook),
+            f("url", K::Text("http://127.0.0.1:9/fuzz")),
+            f("tipos", K::Text("cancelled")),
+            fo("activo", K::Text("si")),
+        ],
+    ),
+    post(
+        "/campanas/{id}/webhooks/{webhook}/secreto",
+        SuperOnly,
+        &[
+            p("id", K::SuperCampaign),
+            p("webhook", K::Webhook),
+            fo("confirmado", K::Junk),
+        ],
+    ),
+    post(
+        "/campanas/{id}/webhooks/{webhook}/eliminar",
+        SuperOnly,
+        &[
+            p("id", K::SuperCampaign),
+            p("webhook", K::Webhook),
+            fo("confirmado", K::Junk),
+        ],
+    ),
     post(
         "/campanas/{id}/{accion}",
         SuperOnly,
@@ -941,6 +993,15 @@ fn registered_routes() -> BTreeSet<(String, String)> {
         .filter(|p| p.extension().is_some_and(|e| e == "rs"))
         .collect();
     files.push(concat!(env!("CARGO_MANIFEST_DIR"), "/src/app/mod.rs").into());
+    // The API registers its routes from one table, which it exposes.
+    let api = concat!(env!("CARGO_MANIFEST_DIR"), "/src/http/api.rs");
+    files.retain(|file| file.as_path() != std::path::Path::new(api));
+    for (method, pattern) in relevo::http::api::route_list() {
+        found.insert((
+            method.to_string(),
+            format!("{}{pattern}", relevo::http::api::PREFIX),
+        ));
+    }
     for file in files {
         let text = std::fs::read_to_string(&file).expect("read source");
         for unreadable in [
@@ -1140,6 +1201,8 @@ struct Ids {
     super_channel: Uuid,
     token: Uuid,
     outside_token: Uuid,
+    webhook: Uuid,
+    outside_webhook: Uuid,
     conversation: Uuid,
     outside_conversation: Uuid,
     outbox_item: Uuid,
@@ -1297,6 +1360,13 @@ fn bad_values(param: &P, ids: &Ids, rng: &mut Rng) -> Vec<(String, V)> {
             values.push(t(
                 "token of another campaign",
                 ids.outside_token.to_string(),
+            ));
+            values.extend(unknown_ids());
+        }
+        K::Webhook => {
+            values.push(t(
+                "webhook of another campaign",
+                ids.outside_webhook.to_string(),
             ));
             values.extend(unknown_ids());
         }
@@ -1925,6 +1995,7 @@ impl Fuzz {
             }),
             K::Channel => id(ids.super_channel),
             K::Token => id(ids.token),
+            K::Webhook => id(ids.webhook),
             K::ApiChannel => id(ids.api_channel),
             K::ApiConversation | K::IcrConversation => {
                 let (_, chosen) = if param.kind == K::IcrConversation {
@@ -2596,6 +2667,25 @@ async fn set_up(app: TestApp) -> Fuzz {
         .await
         .expect("token")
         .expect("campaign");
+    // A webhook of the Super Administrador's campaign, and one of another.
+    let webhook_of = |campaign: Uuid| {
+        let store = app.store.clone();
+        async move {
+            let input = relevo::db::WebhookInput {
+                url: "http://127.0.0.1:9/fuzz",
+                event_types: "cancelled",
+                enabled: false,
+            };
+            store
+                .create_webhook(admin, campaign, input, now)
+                .await
+                .expect("webhook")
+                .expect("campaign")
+                .0
+        }
+    };
+    let webhook = webhook_of(app.campaign_id("Cobranza").await).await;
+    let outside_webhook = webhook_of(app.campaign_id("Ventas Hogar").await).await;
     let closed_folio = fetch_i64s(&app, folio_sql(INSIDE_NAMES, false)).await[0];
     let outside_folio = fetch_i64s(&app, folio_sql("'Cobranza'", true)).await[0];
     let outside_conversation = one_uuid(
@@ -2745,6 +2835,8 @@ async fn set_up(app: TestApp) -> Fuzz {
         super_channel: outside_channel,
         token,
         outside_token,
+        webhook,
+        outside_webhook,
         conversation: api[0].1,
         outside_conversation,
         outbox_item,
@@ -2957,6 +3049,7 @@ async fn bad_values_in_every_parameter_never_answer_5xx_nor_change_anything_outs
 ) {
     let Some(app) = spawn_app_configured(backend, true, |settings| {
         settings.trusted_proxies = "127.0.0.1".parse().expect("trusted proxies");
+        settings.webhook_allow = "127.0.0.1".parse().expect("webhook destinations");
     })
     .await
     else {

@@ -24,6 +24,7 @@ on_both_backends!(
     a_webhook_saved_on_the_campaign_page_gets_signed_deliveries_of_its_types,
     a_failing_receiver_gets_the_same_event_again_before_the_next_one,
     a_slow_receiver_times_out_after_ten_seconds_and_gets_the_event_again,
+    a_webhook_switched_off_during_a_delivery_stays_off,
     a_webhook_failing_for_a_day_is_switched_off_with_a_notice,
     the_guard_refuses_destinations_that_are_not_allowed_on_save_and_on_delivery,
     two_instances_do_not_deliver_the_same_events,
@@ -363,6 +364,50 @@ async fn a_slow_receiver_times_out_after_ten_seconds_and_gets_the_event_again(ba
         assert!(Instant::now() < deadline, "the retry was not recorded");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+async fn a_webhook_switched_off_during_a_delivery_stays_off(backend: Backend) {
+    let app = app_allowing(backend, "127.0.0.1").await;
+    let receiver = Receiver::start(vec![Answer::Hang(Duration::from_secs(3))]);
+    app.login_as_super().await;
+    let campaign = app.campaign_id(CAMPAIGN).await;
+    let saved = save_webhook(&app, campaign, &receiver.url, &["cancelled"]).await;
+    assert_eq!(saved.status, StatusCode::OK, "{}", saved.body);
+    let id: Uuid = app
+        .uuids_where("select id from webhooks where url = $1", &receiver.url)
+        .await[0];
+    let folios = open_folios(&app).await;
+    app.cancel_through_form(&app.client, folios[0]).await;
+    receiver.until("the held delivery", |r| !r.is_empty()).await;
+    // Switched off while that delivery waits for its answer...
+    let page = app
+        .get(&format!("/campanas/{campaign}/webhooks/{id}"))
+        .await;
+    let off = app
+        .post_form(
+            &format!("/campanas/{campaign}/webhooks/{id}"),
+            &[
+                ("_csrf", &csrf_in(&page.body)),
+                ("url", &receiver.url),
+                ("tipos", "cancelled"),
+            ],
+        )
+        .await;
+    assert_eq!(off.status, StatusCode::SEE_OTHER);
+    // ...the batch that was under way records its attempt, and no more.
+    app.cancel_through_form(&app.client, folios[1]).await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let enabled = app
+        .scalar_i64("select count(*) from webhooks where enabled")
+        .await;
+    assert_eq!(enabled, 0, "still off");
+    assert_eq!(
+        receiver.received().len(),
+        1,
+        "nothing after it was switched off"
+    );
+    let page = app.get(&format!("/campanas/{campaign}/webhooks")).await;
+    assert!(page.body.contains("Desactivado: no recibe entregas"));
 }
 
 async fn a_webhook_failing_for_a_day_is_switched_off_with_a_notice(backend: Backend) {

@@ -459,6 +459,8 @@ impl Store {
     /// Records a batch: its attempts, the cursor after it and the
     /// webhook's health, and renews the lease to `lease_until`, in one
     /// transaction; `false` (nothing written) if `owner` lost the lease.
+    /// It only ever switches the webhook off (24 hours of failures), never
+    /// on: an administrator who switched it off during the batch keeps it off.
     pub async fn record_webhook_progress(
         &self,
         id: Uuid,
@@ -472,7 +474,7 @@ impl Store {
             let mut tx = pool.begin().await?;
             let updated = sqlx::query(
                 "update webhooks set cursor = $3, failures = $4, failing_since = $5, \
-                 next_attempt_at = $6, last_error = coalesce($7, last_error), enabled = $8, \
+                 next_attempt_at = $6, last_error = coalesce($7, last_error), enabled = enabled and $8, \
                  disabled_at = coalesce($9, disabled_at), lease_until = $10 \
                  where id = $1 and lease_owner = $2 and cursor <= $3",
             )

@@ -43,8 +43,11 @@ pub type RenderEvent = fn(&EventRow) -> String;
 
 /// Events read per batch (and committed together).
 pub const BATCH: i64 = 100;
-/// The dispatcher looks for work at least this often.
+/// The dispatcher looks for work at least this often...
 const POLL_EVERY: Duration = Duration::from_secs(1);
+/// ...and at most this often: under a steady stream of events every commit
+/// wakes it, and each pass costs a query and, per due webhook, a lease.
+const MIN_PASS_INTERVAL: Duration = Duration::from_millis(100);
 /// How long a lease lasts; renewed with every batch's progress. It is also
 /// how long a crashed instance's webhooks wait before another takes them.
 const LEASE: Duration = Duration::from_secs(30);
@@ -104,12 +107,14 @@ pub fn spawn(store: Store, allow: WebhookAllow, render: RenderEvent) {
                 break;
             }
             woken.borrow_and_update();
+            let pass = tokio::time::Instant::now();
             if let Err(e) = dispatch(&deliverer).await
                 && !e.is_unavailable()
             {
                 tracing::warn!(error = ?e, "looking for webhook deliveries failed");
             }
             let _ = tokio::time::timeout(POLL_EVERY, woken.changed()).await;
+            tokio::time::sleep_until(pass + MIN_PASS_INTERVAL).await;
         }
     });
 }
