@@ -128,6 +128,10 @@ pub fn spawn_sequencer(store: Store) {
             if store.is_closed() {
                 break;
             }
+            // Marked seen before the run, not after: a commit that lands
+            // while it runs (after its snapshot) wakes the next run at
+            // once instead of waiting up to SEQUENCE_EVERY.
+            changes.borrow_and_update();
             match store.sequence_events().await {
                 Ok(high_water) if high_water != seen => {
                     seen = high_water;
@@ -140,7 +144,6 @@ pub fn spawn_sequencer(store: Store) {
                     tokio::time::sleep(SEQUENCE_RETRY).await;
                 }
             }
-            changes.borrow_and_update();
             let _ = tokio::time::timeout(SEQUENCE_EVERY, changes.changed()).await;
         }
     });
