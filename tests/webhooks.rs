@@ -210,10 +210,15 @@ async fn a_webhook_saved_on_the_campaign_page_gets_signed_deliveries_of_its_type
     let campaign = app.campaign_id(CAMPAIGN).await;
     let saved = save_webhook(&app, campaign, &receiver.url, &["cancelled", "reassigned"]).await;
     assert_eq!(saved.status, StatusCode::OK, "{}", saved.body);
-    assert_eq!(
-        saved.headers.get("cache-control").unwrap(),
-        "no-store",
-        "a page with a secret is not cached"
+    let cache = saved
+        .headers
+        .get("cache-control")
+        .unwrap()
+        .to_str()
+        .unwrap();
+    assert!(
+        cache.starts_with("no-store"),
+        "a page with a secret is not cached: {cache}"
     );
     let secret = field_value(&saved.body, "secreto");
     assert!(secret.starts_with("whsec_") && secret.len() > 40);
@@ -485,25 +490,32 @@ async fn a_webhook_failing_for_a_day_is_switched_off_with_a_notice(backend: Back
     assert!(!page.body.contains("Relevo lo desactivó"));
 }
 
+/// Runs `$body` with `$pool` bound to the store's pool of either backend
+/// (a macro: each backend's pool is its own type).
+macro_rules! with_pool {
+    ($store:expr, |$pool:ident| $body:expr) => {
+        match $store {
+            Store::Sqlite(pools) => {
+                let $pool = &pools.write;
+                $body
+            }
+            Store::Postgres(pg) => {
+                let $pool = &pg.pool;
+                $body
+            }
+        }
+    };
+}
+
 async fn set_failing_since(store: &Store, id: Uuid, since: Ts) {
-    match store {
-        Store::Sqlite(pools) => {
-            sqlx::query("update webhooks set failing_since = $1, failures = 40 where id = $2")
-                .bind(since)
-                .bind(id)
-                .execute(&pools.write)
-                .await
-                .unwrap();
-        }
-        Store::Postgres(pg) => {
-            sqlx::query("update webhooks set failing_since = $1, failures = 40 where id = $2")
-                .bind(since)
-                .bind(id)
-                .execute(&pg.pool)
-                .await
-                .unwrap();
-        }
-    }
+    with_pool!(store, |pool| {
+        sqlx::query("update webhooks set failing_since = $1, failures = 40 where id = $2")
+            .bind(since)
+            .bind(id)
+            .execute(pool)
+            .await
+            .unwrap();
+    })
 }
 
 async fn the_guard_refuses_destinations_that_are_not_allowed_on_save_and_on_delivery(
@@ -609,22 +621,13 @@ async fn the_guard_refuses_destinations_that_are_not_allowed_on_save_and_on_deli
 }
 
 async fn last_error(store: &Store) -> Option<String> {
-    match store {
-        Store::Sqlite(pools) => sqlx::query_scalar(
-            "select error from webhook_attempts where error is not null order by at desc limit 1",
-        )
-        .fetch_optional(&pools.read)
-        .await
-        .unwrap()
-        .flatten(),
-        Store::Postgres(pg) => sqlx::query_scalar(
-            "select error from webhook_attempts where error is not null order by at desc limit 1",
-        )
-        .fetch_optional(&pg.pool)
-        .await
-        .unwrap()
-        .flatten(),
-    }
+    with_pool!(store, |pool| sqlx::query_scalar(
+        "select error from webhook_attempts where error is not null order by at desc limit 1",
+    )
+    .fetch_optional(pool)
+    .await
+    .unwrap()
+    .flatten())
 }
 
 /// Another instance on the same database with its own allow list.
@@ -798,20 +801,13 @@ async fn every_event_reaches_the_receiver_after_relevo_is_killed_mid_delivery(ba
 
 /// The campaign's `created` and `message_received` events after `start`.
 async fn event_ids(store: &Store, campaign: Uuid, start: i64) -> Vec<i64> {
-    const IDS: &str = "select cursor from events where campaign_id = $1 and cursor > $2 \
-        and type in ('created', 'message_received') order by cursor";
-    match store {
-        Store::Sqlite(pools) => sqlx::query_scalar(IDS)
-            .bind(campaign)
-            .bind(start)
-            .fetch_all(&pools.read)
-            .await
-            .unwrap(),
-        Store::Postgres(pg) => sqlx::query_scalar(IDS)
-            .bind(campaign)
-            .bind(start)
-            .fetch_all(&pg.pool)
-            .await
-            .unwrap(),
-    }
+    with_pool!(store, |pool| sqlx::query_scalar(
+        "select cursor from events where campaign_id = $1 and cursor > $2 \
+         and type in ('created', 'message_received') order by cursor",
+    )
+    .bind(campaign)
+    .bind(start)
+    .fetch_all(pool)
+    .await
+    .unwrap())
 }

@@ -322,7 +322,8 @@ impl CampaignPage {
     }
 }
 
-async fn load(state: &AppState, raw: &str) -> Result<CampaignRecord, AppError> {
+/// The campaign of a path's `{id}` (404 when there is none).
+pub(super) async fn load(state: &AppState, raw: &str) -> Result<CampaignRecord, AppError> {
     let id = path_id(raw, NO_CAMPAIGN)?;
     state
         .store
@@ -629,7 +630,7 @@ async fn channels_view(
 }
 
 /// A page that shows a secret must never be cached or replayed from history.
-fn no_store(mut response: HttpResponse) -> HttpResponse {
+pub(super) fn no_store(mut response: HttpResponse) -> HttpResponse {
     response.headers_mut().insert(
         header::CACHE_CONTROL,
         header::HeaderValue::from_static("no-store, max-age=0"),

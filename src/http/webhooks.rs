@@ -11,6 +11,7 @@ use askama::Template;
 use uuid::Uuid;
 
 use super::admin::{Fields, confirm_with, path_id, require_super, see_other, when};
+use super::campaigns::{load as load_campaign, no_store};
 use super::pages::{PageContext, render_with_status, set_flash};
 use crate::app::state::AppState;
 use crate::db::{CampaignRecord, CampaignSummary, Refusal, Ts, WebhookInput, WebhookRecord};
@@ -19,7 +20,6 @@ use crate::http::auth::CurrentUser;
 use crate::http::error::AppError;
 use crate::services::webhooks::guard;
 
-const NO_CAMPAIGN: &str = "No encontramos esa campaña.";
 const NO_WEBHOOK: &str = "No encontramos ese webhook.";
 
 /// A secret shown once, right after it was made.
@@ -170,15 +170,6 @@ fn webhook_view(w: &WebhookRecord, tz: chrono_tz::Tz) -> WebhookView {
     }
 }
 
-async fn load_campaign(state: &AppState, raw: &str) -> Result<CampaignRecord, AppError> {
-    let id = path_id(raw, NO_CAMPAIGN)?;
-    state
-        .store
-        .campaign(id)
-        .await?
-        .ok_or(AppError::NotFound(NO_CAMPAIGN))
-}
-
 async fn load_webhook(
     state: &AppState,
     campaign: &CampaignRecord,
@@ -190,6 +181,17 @@ async fn load_webhook(
         .webhook(campaign.id, id)
         .await?
         .ok_or(AppError::NotFound(NO_WEBHOOK))
+}
+
+/// The campaign and the webhook of a `/campanas/{id}/webhooks/{webhook}` path.
+async fn load_pair(
+    state: &AppState,
+    path: web::Path<(String, String)>,
+) -> Result<(CampaignRecord, WebhookRecord), AppError> {
+    let (raw, raw_webhook) = path.into_inner();
+    let campaign = load_campaign(state, &raw).await?;
+    let webhook = load_webhook(state, &campaign, &raw_webhook).await?;
+    Ok((campaign, webhook))
 }
 
 /// The list page, with an empty add form.
@@ -297,15 +299,6 @@ async fn checked_input(
     Some((url?, stored_event_types(&types.ok()?)))
 }
 
-/// A secret page must never be cached or replayed from history.
-fn no_store(mut response: HttpResponse) -> HttpResponse {
-    response.headers_mut().insert(
-        actix_web::http::header::CACHE_CONTROL,
-        actix_web::http::header::HeaderValue::from_static("no-store"),
-    );
-    response
-}
-
 /// `GET /campanas/{id}/webhooks`
 pub async fn list(
     req: HttpRequest,
@@ -362,7 +355,7 @@ pub async fn create(
             view.form.error = Some(message);
             render_with_status(&view, StatusCode::UNPROCESSABLE_ENTITY)
         }
-        Err(_) => Err(AppError::NotFound(NO_CAMPAIGN)),
+        Err(_) => Err(AppError::NotFound("No encontramos esa campaña.")),
     }
 }
 
@@ -374,9 +367,7 @@ pub async fn show(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, AppError> {
     require_super(&user)?;
-    let (raw, raw_webhook) = path.into_inner();
-    let campaign = load_campaign(&state, &raw).await?;
-    let webhook = load_webhook(&state, &campaign, &raw_webhook).await?;
+    let (campaign, webhook) = load_pair(&state, path).await?;
     render_with_status(
         &webhook_page(&req, &state, &user, campaign, webhook).await?,
         StatusCode::OK,
@@ -393,9 +384,7 @@ pub async fn update(
     form: web::Form<Fields>,
 ) -> Result<HttpResponse, AppError> {
     require_super(&user)?;
-    let (raw, raw_webhook) = path.into_inner();
-    let campaign = load_campaign(&state, &raw).await?;
-    let webhook = load_webhook(&state, &campaign, &raw_webhook).await?;
+    let (campaign, webhook) = load_pair(&state, path).await?;
     let href = webhook_href(&campaign, webhook.id);
     let mut view = webhook_page(&req, &state, &user, campaign.clone(), webhook.clone()).await?;
     let Some((url, types)) = checked_input(&state, &form, &mut view.form).await else {
@@ -443,9 +432,7 @@ pub async fn rotate_secret(
     form: web::Form<Fields>,
 ) -> Result<HttpResponse, AppError> {
     require_super(&user)?;
-    let (raw, raw_webhook) = path.into_inner();
-    let campaign = load_campaign(&state, &raw).await?;
-    let webhook = load_webhook(&state, &campaign, &raw_webhook).await?;
+    let (campaign, webhook) = load_pair(&state, path).await?;
     if !form.confirmed() {
         return confirm_with(
             &req,
@@ -489,9 +476,7 @@ pub async fn delete(
     form: web::Form<Fields>,
 ) -> Result<HttpResponse, AppError> {
     require_super(&user)?;
-    let (raw, raw_webhook) = path.into_inner();
-    let campaign = load_campaign(&state, &raw).await?;
-    let webhook = load_webhook(&state, &campaign, &raw_webhook).await?;
+    let (campaign, webhook) = load_pair(&state, path).await?;
     if !form.confirmed() {
         return confirm_with(
             &req,
