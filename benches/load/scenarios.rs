@@ -14,6 +14,9 @@ use uuid::Uuid;
 use crate::dataset::{self, CAMPAIGNS, K_CAMPAIGN, K_CATEGORY, id};
 use crate::texts;
 
+/// `console` (issue 23, item 3): a child module, so it uses the helpers here.
+#[path = "console.rs"]
+mod console;
 /// The Mensajes views the query-plan test enumerates, shared so that the
 /// views timed here are the views whose plans are checked.
 #[path = "../../tests/common/views.rs"]
@@ -724,6 +727,7 @@ pub async fn run(
             ])
         }
         "views" => views(url).await,
+        "console" => console::run(options, url).await,
         other => anyhow::bail!("unknown scenario {other}"),
     }
 }
