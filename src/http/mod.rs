@@ -27,8 +27,16 @@ pub mod webhooks;
 use actix_web::web;
 
 /// The route table.
+///
+/// The API's scope comes first. actix tries routes in the order they are
+/// registered, and each dynamic path (`/mensajes/{folio}`…) is a regular
+/// expression run against the request's path. Behind the console's routes,
+/// every customer message paid for some forty of those matches, about 3 %
+/// of the server's CPU under ingest (`perf`, 4 December). The scope's
+/// static prefix is one comparison for a console request.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/", web::get().to(pages::home))
+    cfg.service(api::scope())
+        .route("/", web::get().to(pages::home))
         .route("/healthz", web::get().to(pages::healthz))
         .route("/readyz", web::get().to(pages::readyz))
         .route("/metrics", web::get().to(pages::metrics))
@@ -94,8 +102,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             "/usuarios/{id}/sesiones/cerrar",
             web::post().to(users::close_sessions),
         )
-        .configure(configure_admin)
-        .service(api::scope());
+        .configure(configure_admin);
 }
 
 /// The administration routes (Campañas, Usuarios, Categorías, Auditoría),
