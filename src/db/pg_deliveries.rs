@@ -20,8 +20,8 @@
 //! Locks are taken in one order by every batch, on every instance: the
 //! contacts in key order (the upsert's rows are sorted), then each batch's
 //! conversations, which only a holder of their contact's lock updates here,
-//! then the status totals of new conversations, by campaign (the rows are
-//! inserted in that order, and their triggers fire at the statement's end
+//! then the status totals of new conversations, by campaign and channel
+//! (the rows are inserted in that order, and their triggers fire at the statement's end
 //! in it: what PostgreSQL does, not what it documents). A transition locks
 //! one conversation and then its campaign's totals, the same order. Should
 //! a deadlock happen anyway, PostgreSQL aborts one side and the batch falls
@@ -140,7 +140,7 @@ const WRITE_ALL: &str = concat!(
      n.at, n.at, n.reactivates_id \
      from unnest($3::uuid[], $4::uuid[], $5::uuid[], $6::uuid[], $7::timestamptz[], $8::uuid[]) \
      as n(id, campaign_id, channel_id, contact_id, at, reactivates_id) \
-     order by n.campaign_id returning id, folio), \
+     order by n.campaign_id, n.channel_id returning id, folio), \
      written as (select id from touched union all select id from conversation), \
      message as (",
     insert_message_into!(),

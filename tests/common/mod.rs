@@ -532,6 +532,20 @@ impl TestApp {
         }
     }
 
+    /// [`TestApp::scalar_i64`] for a statement built by the test.
+    pub async fn scalar_i64_of(&self, sql: String) -> i64 {
+        let sql = sqlx::AssertSqlSafe(sql);
+        match &self.store {
+            Store::Sqlite(p) => sqlx::query_scalar(sql)
+                .fetch_one(&p.read)
+                .await
+                .expect("query"),
+            Store::Postgres(relevo::db::PgStore { pool: p, .. }) => {
+                sqlx::query_scalar(sql).fetch_one(p).await.expect("query")
+            }
+        }
+    }
+
     /// Folios matching `sql` (a query selecting one bigint column, binding `$1` to `arg`).
     pub async fn folios_where(&self, sql: &'static str, arg: &str) -> Vec<i64> {
         match &self.store {
