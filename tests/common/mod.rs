@@ -521,15 +521,7 @@ impl TestApp {
     }
 
     pub async fn scalar_i64(&self, sql: &'static str) -> i64 {
-        match &self.store {
-            Store::Sqlite(p) => sqlx::query_scalar(sql)
-                .fetch_one(&p.read)
-                .await
-                .expect("query"),
-            Store::Postgres(relevo::db::PgStore { pool: p, .. }) => {
-                sqlx::query_scalar(sql).fetch_one(p).await.expect("query")
-            }
-        }
+        self.scalar_i64_of(sql.to_owned()).await
     }
 
     /// [`TestApp::scalar_i64`] for a statement built by the test.
