@@ -360,6 +360,7 @@ fn tab_counts(html: &str) -> Vec<i64> {
         .map(|rest| {
             let number = rest.split('<').next().unwrap_or_default().trim();
             number
+                .replace(GROUP_SEPARATOR, "")
                 .parse()
                 .unwrap_or_else(|_| panic!("a tab count, not {number:?}"))
         })
@@ -379,9 +380,13 @@ fn tab_count(html: &str, status: &str) -> i64 {
         .next()
         .unwrap()
         .trim()
+        .replace(GROUP_SEPARATOR, "")
         .parse()
         .expect("a number")
 }
+
+/// What groups the digits of a count of more than four ("50 000").
+const GROUP_SEPARATOR: char = '\u{202F}';
 
 /// The status tabs of the view at `path` against the database's own count
 /// of the conversations `condition` selects (SQL over `conversations`).
@@ -462,7 +467,17 @@ async fn a_channel_view_reads_its_counts_from_the_kept_totals(backend: Backend) 
     )
     .await;
     let page = app.get("/mensajes?canal=whatsapp").await;
-    assert_eq!(tab_count(&page.body, "todas"), real + 1000 * rows);
+    let todas = real + 1000 * rows;
+    assert_eq!(tab_count(&page.body, "todas"), todas);
+    // More than four digits, grouped by three as Spanish writes them.
+    assert!((10_000..1_000_000).contains(&todas));
+    let digits = todas.to_string();
+    let (head, tail) = digits.split_at(digits.len() - 3);
+    assert!(
+        page.body
+            .contains(&format!(">{head}{GROUP_SEPARATOR}{tail}</span>")),
+        "{todas} shown grouped"
+    );
     // A view the totals cannot answer (by agent) still counts rows.
     let page = app
         .get("/mensajes?canal=whatsapp&agente=desconectado")

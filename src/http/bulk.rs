@@ -146,6 +146,13 @@ struct BulkPage {
     notice: Option<String>,
 }
 
+impl BulkPage {
+    /// [`BulkPage::count`] as shown (the form carries the number itself).
+    fn shown_count(&self) -> crate::http::pages::Count {
+        crate::http::pages::Count(self.count)
+    }
+}
+
 /// The pairs of the query string or a url-encoded body.
 fn pairs_of(raw: &[u8]) -> Vec<(String, String)> {
     serde_urlencoded::from_bytes(raw).unwrap_or_default()

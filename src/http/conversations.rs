@@ -422,6 +422,13 @@ pub struct StatusTab {
     pub badge: &'static str,
 }
 
+impl StatusTab {
+    /// The count as shown (see [`crate::http::pages::Count`]).
+    pub fn shown_count(&self) -> crate::http::pages::Count {
+        crate::http::pages::Count(self.count)
+    }
+}
+
 /// The status tabs with their counts, linking to the same filters.
 fn status_tabs(
     raw: &RawQuery,
@@ -530,6 +537,13 @@ pub struct ConversationListResults {
     pub order_value: &'static str,
     pub first_key: Option<String>,
     pub last_key: Option<String>,
+}
+
+impl ConversationListResults {
+    /// [`ConversationListResults::match_count`] as shown.
+    pub fn shown_match_count(&self) -> crate::http::pages::Count {
+        crate::http::pages::Count(self.match_count)
+    }
 }
 
 /// The filter choices of `scope`, cached until rights or names change on

@@ -225,6 +225,32 @@ pub fn elapsed(since: Ts, now: DateTime<Utc>) -> String {
     }
 }
 
+/// A count as Spanish writes it (Ortografía de la RAE, 2010): more than four
+/// digits are grouped by three with a narrow no-break space ("50 000",
+/// "1 234 567"), four or fewer are not ("5000"). Neither a point nor a
+/// comma, which read as opposite things in Spain and in Mexico.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Count(pub i64);
+
+impl std::fmt::Display for Count {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let digits = self.0.unsigned_abs().to_string();
+        if self.0 < 0 {
+            f.write_str("-")?;
+        }
+        if digits.len() <= 4 {
+            return f.write_str(&digits);
+        }
+        for (i, digit) in digits.chars().enumerate() {
+            if i > 0 && (digits.len() - i).is_multiple_of(3) {
+                f.write_str("\u{202F}")?;
+            }
+            write!(f, "{digit}")?;
+        }
+        Ok(())
+    }
+}
+
 #[derive(Template)]
 #[template(path = "error.html")]
 struct ErrorPage {
@@ -403,6 +429,21 @@ pub async fn home() -> HttpResponse {
 mod tests {
     use super::*;
     use chrono::Duration;
+
+    #[test]
+    fn counts_of_more_than_four_digits_are_grouped_by_three() {
+        let shown = |n: i64| Count(n).to_string().replace('\u{202F}', " ");
+        assert_eq!(shown(0), "0");
+        assert_eq!(shown(999), "999");
+        assert_eq!(shown(5000), "5000");
+        assert_eq!(shown(50_000), "50 000");
+        assert_eq!(shown(123_456), "123 456");
+        assert_eq!(shown(1_234_567), "1 234 567");
+        assert_eq!(shown(-12_345), "-12 345");
+        assert_eq!(shown(i64::MIN), "-9 223 372 036 854 775 808");
+        // The space does not break a count across lines.
+        assert_eq!(Count(50_000).to_string(), "50\u{202F}000");
+    }
 
     #[test]
     fn elapsed_times_read_as_hours_and_minutes() {
