@@ -467,16 +467,16 @@ async fn a_channel_view_reads_its_counts_from_the_kept_totals(backend: Backend) 
     )
     .await;
     let page = app.get("/mensajes?canal=whatsapp").await;
-    let todas = real + 1000 * rows;
-    assert_eq!(tab_count(&page.body, "todas"), todas);
+    let all = real + 1000 * rows;
+    assert_eq!(tab_count(&page.body, "todas"), all);
     // More than four digits, grouped by three as Spanish writes them.
-    assert!((10_000..1_000_000).contains(&todas));
-    let digits = todas.to_string();
+    assert!((10_000..1_000_000).contains(&all));
+    let digits = all.to_string();
     let (head, tail) = digits.split_at(digits.len() - 3);
     assert!(
         page.body
             .contains(&format!(">{head}{GROUP_SEPARATOR}{tail}</span>")),
-        "{todas} shown grouped"
+        "{all} shown grouped"
     );
     // A view the totals cannot answer (by agent) still counts rows.
     let page = app
