@@ -38,7 +38,6 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use hdrhistogram::Histogram;
 use relevo::db::Store;
-use tokio::process::Command;
 use uuid::Uuid;
 
 use super::{category_of, histogram, login, ms, open_conversations, producer_client};
@@ -277,41 +276,12 @@ async fn add_people(store: &Store, people: &[Person]) -> anyhow::Result<()> {
 /// The release server at its default log level (no `RUST_LOG`), its log
 /// written to `log`.
 async fn start_server(url: &str, log: &std::path::Path) -> anyhow::Result<Server> {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
     let file = std::fs::File::create(log).context("the server's log file")?;
-    let started = Instant::now();
-    let child = Command::new(env!("CARGO_BIN_EXE_relevo"))
-        .arg("serve")
-        .env("DATABASE_URL", url)
-        .env("RELEVO_BIND", format!("127.0.0.1:{port}"))
-        .env_remove("RUST_LOG")
-        .env("RELEVO_SIMULATOR_RATE", "0")
-        .stdout(file.try_clone()?)
-        .stderr(file)
-        .kill_on_drop(true)
-        .spawn()?;
-    let address = format!("http://127.0.0.1:{port}");
-    let client = reqwest::Client::builder().no_proxy().build()?;
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        if client
-            .get(format!("{address}/readyz"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success())
-        {
-            break;
-        }
-        anyhow::ensure!(Instant::now() < deadline, "the server did not become ready");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    Ok(Server {
-        child,
-        address,
-        ready_after: started.elapsed(),
+    let out = file.try_clone()?;
+    Server::start_with(url, move |command| {
+        command.env_remove("RUST_LOG").stdout(out).stderr(file);
     })
+    .await
 }
 
 const USER_AGENT: &str = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";

@@ -301,20 +301,35 @@ pub struct Server {
 }
 
 impl Server {
+    /// The server with warnings-only logging, its output discarded.
     pub async fn start(database_url: &str) -> anyhow::Result<Server> {
+        Server::start_with(database_url, |command| {
+            command
+                .env("RUST_LOG", "warn")
+                .stdout(std::process::Stdio::null());
+        })
+        .await
+    }
+
+    /// The server on `database_url` and a free port, with what `configure`
+    /// adds (its logging), once it answers `/readyz`.
+    pub async fn start_with(
+        database_url: &str,
+        configure: impl FnOnce(&mut Command),
+    ) -> anyhow::Result<Server> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?
             .local_addr()?
             .port();
         let started = Instant::now();
-        let child = Command::new(env!("CARGO_BIN_EXE_relevo"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_relevo"));
+        command
             .arg("serve")
             .env("DATABASE_URL", database_url)
             .env("RELEVO_BIND", format!("127.0.0.1:{port}"))
-            .env("RUST_LOG", "warn")
             .env("RELEVO_SIMULATOR_RATE", "0")
-            .stdout(std::process::Stdio::null())
-            .kill_on_drop(true)
-            .spawn()?;
+            .kill_on_drop(true);
+        configure(&mut command);
+        let child = command.spawn()?;
         let address = format!("http://127.0.0.1:{port}");
         let client = reqwest::Client::builder().no_proxy().build()?;
         let deadline = Instant::now() + Duration::from_secs(120);
