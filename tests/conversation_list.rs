@@ -19,6 +19,7 @@ on_both_backends!(
     search_finds_by_folio_phone_and_name,
     a_folio_or_phone_search_looks_across_every_status,
     search_text_is_matched_literally_and_shown_escaped,
+    a_name_search_finds_any_part_of_a_name_and_a_short_one_its_beginning,
     unknown_filter_values_are_ignored_with_a_notice,
     malformed_and_unknown_folios_answer_404,
     the_action_button_is_enabled_exactly_on_open_statuses,
@@ -643,6 +644,97 @@ async fn search_text_is_matched_literally_and_shown_escaped(backend: Backend) {
     }
     let total = app.scalar_i64("select count(*) from conversations").await;
     assert!(total > 0, "the table is still there");
+}
+
+/// The conversations a search lists, over every page.
+async fn searched(app: &TestApp, typed: &str) -> BTreeSet<i64> {
+    let path = format!("/mensajes?estatus=todas&q={}", urlencode(typed));
+    walk_forward(app, &path).await.0.into_iter().collect()
+}
+
+/// A name search reads a trigram index (migration 0025) that the contacts'
+/// writes keep: three characters or more match anywhere in the name or
+/// the channel's code, as typed (case and accents aside); one or two match
+/// the beginning only. A renamed contact is found by its new name and no
+/// longer by its old one.
+async fn a_name_search_finds_any_part_of_a_name_and_a_short_one_its_beginning(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    app.login_as_super().await;
+    let folio = app
+        .folios_where(
+            "select c.folio from conversations c join contacts k on k.id = c.contact_id \
+             where k.external_id like $1 order by c.folio",
+            "%",
+        )
+        .await[0];
+    app.execute(
+        "update contacts set name = 'Zoila Quintanar Ruiz', name_key = 'zoila quintanar ruiz', \
+         external_id = 'tg-zq7781' \
+         where id = (select contact_id from conversations where folio = cast($1 as bigint))",
+        &folio.to_string(),
+    )
+    .await;
+    let contact_conversations: BTreeSet<i64> = app
+        .folios_where(
+            "select c.folio from conversations c join contacts k on k.id = c.contact_id \
+             where k.external_id = $1 order by c.folio",
+            "tg-zq7781",
+        )
+        .await
+        .into_iter()
+        .collect();
+    assert!(contact_conversations.contains(&folio));
+
+    for typed in [
+        "quintan",
+        "QUINTANÁR",
+        "anar ru",
+        "zoila quintanar ruiz",
+        "q778",
+        "TG-ZQ",
+    ] {
+        assert_eq!(
+            searched(&app, typed).await,
+            contact_conversations,
+            "{typed:?} is part of the name or code"
+        );
+    }
+    assert!(searched(&app, "quintanas").await.is_empty());
+    // Two characters: the beginning of a name or a code, not the middle.
+    assert!(
+        searched(&app, "Zo")
+            .await
+            .is_superset(&contact_conversations)
+    );
+    assert!(
+        searched(&app, "tg")
+            .await
+            .is_superset(&contact_conversations)
+    );
+    assert!(
+        searched(&app, "qu")
+            .await
+            .is_disjoint(&contact_conversations)
+    );
+
+    app.execute(
+        "update contacts set name = 'Zoila Beltrán', name_key = 'zoila beltran' \
+         where external_id = $1",
+        "tg-zq7781",
+    )
+    .await;
+    assert_eq!(searched(&app, "beltrán").await, contact_conversations);
+    assert!(
+        searched(&app, "quintan").await.is_empty(),
+        "the old name is gone"
+    );
+    assert_eq!(
+        searched(&app, "q778").await,
+        contact_conversations,
+        "the code stays"
+    );
 }
 
 async fn unknown_filter_values_are_ignored_with_a_notice(backend: Backend) {

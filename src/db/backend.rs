@@ -39,10 +39,74 @@ pub(crate) trait Backend: Database {
     /// walk its order's index rather than sort what another index found.
     /// PostgreSQL weighs both plans by the rows it expects: nothing.
     const NOT_AN_INDEX: &'static str;
+
+    /// Appends `select id from contacts where …`: the contacts whose folded
+    /// name or channel code contains `text` when it has at least
+    /// [`MIN_SUBSTRING_CHARS`] characters, or begins with it when shorter
+    /// (a shorter text has no trigram to look up). Each backend reads its
+    /// own trigram index, `contacts_search` (migration 0025), so a search
+    /// costs what it finds, not what the contacts table holds.
+    fn push_contacts_matching(qb: &mut QueryBuilder<Self>, text: &str);
+}
+
+/// Fewest characters a name search looks for anywhere in a name; shorter
+/// texts match the beginning of names and codes.
+pub const MIN_SUBSTRING_CHARS: usize = 3;
+
+fn is_substring_search(text: &str) -> bool {
+    text.chars().count() >= MIN_SUBSTRING_CHARS
+}
+
+/// `text` as one FTS5 phrase: quoted, its quotes doubled, so that nothing
+/// in it is read as query syntax.
+fn fts5_phrase(text: &str) -> String {
+    format!("\"{}\"", text.replace('"', "\"\""))
+}
+
+/// The smallest string greater than every string that begins with `prefix`
+/// in binary order (its last character's successor), or `None` when no
+/// string bounds it.
+fn binary_prefix_end(prefix: &str) -> Option<String> {
+    let mut chars: Vec<char> = prefix.chars().collect();
+    while let Some(last) = chars.pop() {
+        // The next scalar value; surrogates are skipped by `from_u32`'s refusal.
+        if let Some(next) = (last as u32 + 1..=char::MAX as u32).find_map(char::from_u32) {
+            chars.push(next);
+            return Some(chars.into_iter().collect());
+        }
+    }
+    None
 }
 
 impl Backend for Sqlite {
     const NOT_AN_INDEX: &'static str = "+";
+
+    fn push_contacts_matching(qb: &mut QueryBuilder<Self>, text: &str) {
+        if is_substring_search(text) {
+            // The index's rowids are the contacts' (see the migration).
+            qb.push(
+                "select id from contacts where rowid in \
+                 (select rowid from contacts_search where contacts_search match ",
+            );
+            qb.push_bind(fts5_phrase(text));
+            qb.push(")");
+            return;
+        }
+        // SQLite compares text in binary order, so a range of the b-trees
+        // on `name_key` and `external_id` holds exactly what begins with it.
+        let end = binary_prefix_end(text);
+        for (i, column) in ["name_key", "external_id"].into_iter().enumerate() {
+            if i > 0 {
+                qb.push(" union all ");
+            }
+            qb.push(format!("select id from contacts where {column} >= "));
+            qb.push_bind(text.to_owned());
+            if let Some(end) = &end {
+                qb.push(format!(" and {column} < "));
+                qb.push_bind(end.clone());
+            }
+        }
+    }
 
     fn push_bind<'t>(qb: &mut QueryBuilder<Self>, value: impl Value<'t>) {
         qb.push_bind(value);
@@ -55,6 +119,22 @@ impl Backend for Sqlite {
 
 impl Backend for Postgres {
     const NOT_AN_INDEX: &'static str = "";
+
+    fn push_contacts_matching(qb: &mut QueryBuilder<Self>, text: &str) {
+        // pg_trgm's index serves `like` itself, anchored or not; a range
+        // would follow the database's collation, which may not be binary.
+        let literal = super::conversations::like_literal(text);
+        let pattern = if is_substring_search(text) {
+            format!("%{literal}%")
+        } else {
+            format!("{literal}%")
+        };
+        qb.push("select id from contacts where name_key like ");
+        qb.push_bind(pattern.clone());
+        qb.push(" escape '\\' or external_id like ");
+        qb.push_bind(pattern);
+        qb.push(" escape '\\'");
+    }
 
     fn push_bind<'t>(qb: &mut QueryBuilder<Self>, value: impl Value<'t>) {
         qb.push_bind(value);
@@ -99,5 +179,33 @@ impl<DB: Backend> Args<DB> {
             None => Ok(self.args),
             Some(e) => Err(sqlx::Error::Encode(e)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_phrase_keeps_quotes_and_operators_literal() {
+        assert_eq!(fts5_phrase("ana"), "\"ana\"");
+        assert_eq!(fts5_phrase("a\"b OR c*"), "\"a\"\"b OR c*\"");
+    }
+
+    #[test]
+    fn a_prefix_range_ends_at_the_successor_of_its_last_character() {
+        assert_eq!(binary_prefix_end("al").as_deref(), Some("am"));
+        assert_eq!(binary_prefix_end("a ").as_deref(), Some("a!"));
+        // U+D7FF's successor is past the surrogates.
+        assert_eq!(binary_prefix_end("a\u{d7ff}").as_deref(), Some("a\u{e000}"));
+        assert_eq!(binary_prefix_end("a\u{10ffff}").as_deref(), Some("b"));
+        assert_eq!(binary_prefix_end("\u{10ffff}"), None);
+    }
+
+    #[test]
+    fn names_shorter_than_three_characters_are_searched_as_beginnings() {
+        assert!(!is_substring_search("al"));
+        assert!(!is_substring_search("ñá"));
+        assert!(is_substring_search("ana"));
     }
 }

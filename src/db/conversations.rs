@@ -31,7 +31,9 @@ pub enum Search {
     /// Digits only: a folio, or the beginning of a phone number.
     Number(String),
     /// Anything else: part of the customer's name or of the channel's code,
-    /// already folded (see [`crate::domain::text::fold`]).
+    /// already folded (see [`crate::domain::text::fold`]); shorter than
+    /// three characters, their beginning (see
+    /// [`super::backend::MIN_SUBSTRING_CHARS`]).
     Text(String),
 }
 
@@ -467,12 +469,9 @@ fn push_search_condition<DB: Backend>(qb: &mut QueryBuilder<DB>, search: &Search
             qb.push(")");
         }
         Search::Text(text) => {
-            let pattern = format!("%{}%", like_literal(text));
-            qb.push(" and c.contact_id in (select id from contacts where name_key like ");
-            DB::push_bind(qb, pattern.clone());
-            qb.push(" escape '\\' or external_id like ");
-            DB::push_bind(qb, pattern);
-            qb.push(" escape '\\')");
+            qb.push(" and c.contact_id in (");
+            DB::push_contacts_matching(qb, text);
+            qb.push(")");
         }
     }
 }
@@ -745,15 +744,9 @@ fn push_search_source<DB: Backend>(qb: &mut QueryBuilder<DB>, search: &Search) {
             }
         }
         Search::Text(text) => {
-            let pattern = format!("%{}%", like_literal(text));
-            qb.push(
-                "select * from conversations where contact_id in \
-                 (select id from contacts where name_key like ",
-            );
-            DB::push_bind(qb, pattern.clone());
-            qb.push(" escape '\\' or external_id like ");
-            DB::push_bind(qb, pattern);
-            qb.push(" escape '\\')");
+            qb.push("select * from conversations where contact_id in (");
+            DB::push_contacts_matching(qb, text);
+            qb.push(")");
         }
     }
 }

@@ -28,10 +28,12 @@ pub struct Subjects {
     pub agent: Uuid,
     pub stale_cutoffs: Vec<(Uuid, Ts)>,
     pub now: Ts,
-    /// What the three searches look for: a folio, a phone, part of a name.
+    /// What the searches look for: a folio, a phone, part of a name, and
+    /// the beginning of a name (a text too short for a trigram).
     pub folio: String,
     pub phone: String,
     pub name: String,
+    pub name_start: String,
 }
 
 /// Every combination of the Mensajes filters (status tab, campaign, agent,
@@ -77,6 +79,10 @@ pub fn every_view(subjects: &Subjects) -> Vec<View> {
         (" folio", Some(Search::Number(subjects.folio.clone()))),
         (" teléfono", Some(Search::Number(subjects.phone.clone()))),
         (" nombre", Some(Search::Text(subjects.name.clone()))),
+        (
+            " inicio de nombre",
+            Some(Search::Text(subjects.name_start.clone())),
+        ),
     ];
     let orders = [ListOrder::Recent, ListOrder::Idle, ListOrder::InStatus];
     // A previous page reads the same index backwards.
