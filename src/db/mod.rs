@@ -327,6 +327,40 @@ async fn sqlite_session(conn: &mut sqlx::SqliteConnection) -> Result<(), sqlx::E
     Ok(())
 }
 
+/// Compile-time options of the linked SQLite that serialise its connections
+/// on a process-wide mutex, each with what to set instead. The repository's
+/// `.cargo/config.toml` builds SQLite without them; a build made elsewhere
+/// may not, and is warned about at start (see BENCHMARKS.md, "SQLite's
+/// shared page cache").
+const SQLITE_CONTENDED_BUILD: [(&str, bool, &str); 2] = [
+    (
+        "ENABLE_MEMORY_MANAGEMENT",
+        true,
+        "every connection's page cache is one cache behind one mutex",
+    ),
+    (
+        "DEFAULT_MEMSTATUS=0",
+        false,
+        "every allocation is counted under one mutex",
+    ),
+];
+
+/// What the linked SQLite was built with that makes its readers wait on
+/// each other (empty: nothing).
+pub fn sqlite_build_contention() -> Vec<&'static str> {
+    SQLITE_CONTENDED_BUILD
+        .iter()
+        .filter(|(option, contended_when_used, _)| {
+            let name = std::ffi::CString::new(*option).expect("no NUL in an option name");
+            // SAFETY: a NUL-terminated string that outlives the call; the
+            // function only reads it.
+            let used = unsafe { libsqlite3_sys::sqlite3_compileoption_used(name.as_ptr()) } != 0;
+            used == *contended_when_used
+        })
+        .map(|(_, _, why)| *why)
+        .collect()
+}
+
 impl Store {
     /// Connects to `url` (`sqlite:` or `postgres:`), without migrating.
     pub async fn connect(url: &str) -> StoreResult<Store> {
@@ -341,6 +375,12 @@ impl Store {
 
     /// The SQLite pools, the write lane and its group commit.
     async fn connect_sqlite(url: &str) -> StoreResult<Store> {
+        for why in sqlite_build_contention() {
+            tracing::warn!(
+                "SQLite was built so that {why}: concurrent reads will queue; \
+                 build Relevo from its repository (its .cargo/config.toml sets LIBSQLITE3_FLAGS)"
+            );
+        }
         let options = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
@@ -621,5 +661,15 @@ impl Store {
             }
             Store::Postgres(pg) => pg.pool.close().await,
         }
+    }
+}
+
+#[cfg(test)]
+mod sqlite_build_tests {
+    /// Failed before `.cargo/config.toml` set LIBSQLITE3_FLAGS: the
+    /// bundled SQLite shared one page cache between all connections.
+    #[test]
+    fn the_linked_sqlite_gives_each_connection_its_own_page_cache() {
+        assert_eq!(super::sqlite_build_contention(), Vec::<&str>::new());
     }
 }
