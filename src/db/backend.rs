@@ -57,6 +57,18 @@ fn is_substring_search(text: &str) -> bool {
     text.chars().count() >= MIN_SUBSTRING_CHARS
 }
 
+/// Escapes `%`, `_` and `\` so user text is matched literally by `like … escape '\'`.
+fn like_literal(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// `text` as one FTS5 phrase: quoted, its quotes doubled, so that nothing
 /// in it is read as query syntax.
 fn fts5_phrase(text: &str) -> String {
@@ -123,7 +135,7 @@ impl Backend for Postgres {
     fn push_contacts_matching(qb: &mut QueryBuilder<Self>, text: &str) {
         // pg_trgm's index serves `like` itself, anchored or not; a range
         // would follow the database's collation, which may not be binary.
-        let literal = super::conversations::like_literal(text);
+        let literal = like_literal(text);
         let pattern = if is_substring_search(text) {
             format!("%{literal}%")
         } else {
@@ -185,6 +197,11 @@ impl<DB: Backend> Args<DB> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn like_wildcards_in_user_text_are_matched_literally() {
+        assert_eq!(like_literal(r"50%_a\b"), r"50\%\_a\\b");
+    }
 
     #[test]
     fn a_phrase_keeps_quotes_and_operators_literal() {

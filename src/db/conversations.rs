@@ -269,18 +269,6 @@ const HISTORY_SELECT: &str = history_select!();
 /// The latest history row of conversation `$1`.
 pub(super) const LATEST_EVENT_SELECT: &str = concat!(history_select!(), " limit 1");
 
-/// Escapes `%`, `_` and `\` so user text is matched literally by `like … escape '\'`.
-pub(super) fn like_literal(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + 2);
-    for c in text.chars() {
-        if matches!(c, '%' | '_' | '\\') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
-}
-
 /// The smallest digit string greater than every string that starts with the
 /// digit string `prefix` ("5519" → "552"), or `None` for all nines.
 pub(super) fn prefix_end(prefix: &str) -> Option<String> {
@@ -1375,11 +1363,6 @@ impl super::Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn like_wildcards_in_user_text_are_matched_literally() {
-        assert_eq!(like_literal(r"50%_a\b"), r"50\%\_a\\b");
-    }
 
     #[test]
     fn a_national_number_also_matches_with_the_country_code() {
