@@ -347,6 +347,23 @@ async fn a_backup_taken_while_serving_is_consistent_and_checks_clean() {
         app.scalar_i64("select count(*) from conversations").await
     );
     assert_eq!(half_written(&copy).await, 0);
+    // The name search's trigram index is linked to contacts by rowid
+    // (migration 0025): the copy keeps every link.
+    let contacts = copy.scalar_i64("select count(*) from contacts").await;
+    assert!(contacts > 0);
+    assert_eq!(
+        copy.scalar_i64("select count(*) from contacts_search")
+            .await,
+        contacts
+    );
+    assert_eq!(
+        copy.scalar_i64(
+            "select count(*) from contacts k join contacts_search s on s.rowid = k.rowid \
+             where s.name_key is k.name_key and s.external_id = k.external_id"
+        )
+        .await,
+        contacts
+    );
     // An existing file or a missing directory is refused, nothing written.
     let again = command(&app.database_url)
         .arg("backup")
