@@ -951,18 +951,21 @@ pub async fn detail(
         .conversation_detail(&user.scope, folio)
         .await?
         .ok_or(AppError::NotFound(NOT_FOUND))?;
-    let nudges = state.store.nudges_of(detail.row.id).await?;
     let now = Utc::now();
     let tz = state.timezone;
     let row = RowView::new(&detail.row, tz, now);
-    let transcript = super::transcript::page(
-        &state,
-        (detail.row.id, detail.row.folio),
-        &detail.history,
-        &row.customer_name,
-        req.query_string(),
-    )
-    .await?;
+    // Both read the database: asked together, the page waits for a read
+    // connection once rather than twice when the pool is busy.
+    let (nudges, transcript) = tokio::try_join!(
+        async { Ok::<_, AppError>(state.store.nudges_of(detail.row.id).await?) },
+        super::transcript::page(
+            &state,
+            (detail.row.id, detail.row.folio),
+            &detail.history,
+            &row.customer_name,
+            req.query_string(),
+        ),
+    )?;
     render(&ConversationPage {
         ctx: PageContext::new(&req, &user, "mensajes")?,
         row,
