@@ -421,7 +421,7 @@ impl super::Store {
             super::Store::Sqlite(pools) => {
                 let (write, t, text) = (pools.write.clone(), t.clone(), text.to_owned());
                 self.on_write_lane(async move {
-                    let mut tx = write.begin().await?;
+                    let mut tx = write.begin_with(super::SQLITE_BEGIN_WRITE).await?;
                     if !super::transitions::apply_sqlite(&mut tx, &t, ApplyWith::default()).await? {
                         return Ok::<_, sqlx::Error>(false);
                     }

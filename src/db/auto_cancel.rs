@@ -659,7 +659,7 @@ impl super::Store {
         // the row lock orders this after a customer message in flight (which
         // updates the row), so the check sees it.
         let (begin, unchanged) = match self {
-            super::Store::Sqlite(_) => ("begin immediate", UNCHANGED),
+            super::Store::Sqlite(_) => (super::SQLITE_BEGIN_WRITE, UNCHANGED),
             super::Store::Postgres(_) => ("begin", UNCHANGED_FOR_UPDATE),
         };
         let recorded = with_write!(self, |pool| {

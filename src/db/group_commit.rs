@@ -171,7 +171,12 @@ impl GroupCommit {
 /// Runs `jobs` in one transaction; on any failure, each in its own.
 async fn run_batch(write: &sqlx::SqlitePool, feed: &Feed, jobs: Vec<Job>) {
     async fn all(write: &sqlx::SqlitePool, jobs: &[Job]) -> Result<Vec<Written>, sqlx::Error> {
-        let mut tx = write.begin().await?;
+        // The write lock from the start: a deferred transaction reads its
+        // contact and conversation first, and when another instance on the
+        // same file commits before this one writes, SQLite refuses the
+        // upgrade at once ("database is locked", no busy wait). Found when
+        // the contact trigram index (migration 0025) made commits longer.
+        let mut tx = write.begin_with(super::SQLITE_BEGIN_WRITE).await?;
         let mut written = Vec::with_capacity(jobs.len());
         for job in jobs {
             written.push(job.write(&mut tx).await?);
