@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use crate::db::{
     CampaignOption, ChannelToken, Cursor, IntegrationToken, ListFilter, ListPage, PersonOption,
-    Store,
+    Store, ViewCounts,
 };
 use crate::domain::{CategoryRef, Scope, Status, SubcategoryRef};
 use crate::live::cache::EpochCache;
@@ -91,8 +91,14 @@ pub struct View {
     pub results: std::sync::OnceLock<(String, crate::compression::Kept)>,
 }
 
-impl From<((ListPage, Vec<(Status, i64)>), i64)> for View {
-    fn from(((page, counts), stale_count): ((ListPage, Vec<(Status, i64)>), i64)) -> View {
+impl From<ViewCounts> for View {
+    fn from(
+        ViewCounts {
+            page,
+            counts,
+            stale_count,
+        }: ViewCounts,
+    ) -> View {
         View {
             page,
             counts,

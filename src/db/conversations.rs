@@ -168,6 +168,15 @@ pub struct ListPage {
     pub has_older: bool,
 }
 
+/// What a Mensajes view shows: its page, the status counts of its scope
+/// and filters (status aside), and their Rezagadas count.
+#[derive(Debug, Clone, Default)]
+pub struct ViewCounts {
+    pub page: ListPage,
+    pub counts: Vec<(Status, i64)>,
+    pub stale_count: i64,
+}
+
 from_row! {
     /// One history row, with the names it refers to (kept after deactivation).
     #[derive(Debug, Clone)]
@@ -950,6 +959,40 @@ fn push_count_query<DB: Backend>(qb: &mut QueryBuilder<DB>, scope: &Scope, filte
     qb.push(" group by c.status");
 }
 
+/// Whether the scope and filters have a Rezagadas count to take: a
+/// campaign with a cutoff in view.
+fn counts_stuck(scope: &Scope, filter: &ListFilter) -> bool {
+    !filter.stale_cutoffs.is_empty() && !matches!(scope, Scope::Campaigns(ids) if ids.is_empty())
+}
+
+/// Appends the Rezagadas count of the scope and filters (status aside):
+/// `select count(*) …` of the conversations stuck under
+/// `filter.stale_cutoffs`. A statement with a search starts with
+/// [`push_search_matches`].
+fn push_stuck_count_query<DB: Backend>(
+    qb: &mut QueryBuilder<DB>,
+    scope: &Scope,
+    filter: &ListFilter,
+) {
+    let stale = ListFilter {
+        status: Some(StatusFilter::Stale),
+        ..filter.clone()
+    };
+    if stale.search.is_some() {
+        qb.push("select count(*) from ");
+        qb.push(SEARCH_MATCHES);
+        qb.push(" c where 1 = 1");
+        let rest = ListFilter {
+            search: None,
+            ..stale
+        };
+        push_conditions(qb, scope, &rest, true);
+    } else {
+        qb.push("select count(*) from conversations c where 1 = 1");
+        push_conditions(qb, scope, &stale, true);
+    }
+}
+
 /// One aggregated status count, by name.
 #[derive(serde::Deserialize)]
 struct CountJson {
@@ -1018,7 +1061,7 @@ impl<'a> View<'a> {
     }
 
     /// Appends the statement; `no_rows` leaves the page null, and without
-    /// `with_counts` the counts are null.
+    /// `with_counts` the counts are null and the Rezagadas count 0.
     fn push<DB: Backend>(&self, qb: &mut QueryBuilder<DB>, no_rows: bool, with_counts: bool) {
         push_search_matches(qb, self.filter);
         qb.push("select ");
@@ -1038,6 +1081,16 @@ impl<'a> View<'a> {
             qb.push(") k)");
         } else {
             qb.push(self.heads.null);
+        }
+        // The Rezagadas count in the same statement: one read connection
+        // and one round trip per view, where it took a second of each.
+        qb.push(", ");
+        if with_counts && counts_stuck(self.scope, self.filter) {
+            qb.push("(");
+            push_stuck_count_query(qb, self.scope, self.filter);
+            qb.push(")");
+        } else {
+            qb.push("cast(0 as bigint)");
         }
     }
 }
@@ -1112,7 +1165,7 @@ impl super::Store {
         filter: &ListFilter,
         cursor: Option<Cursor>,
     ) -> StoreResult<ListPage> {
-        Ok(self.list_page(scope, filter, cursor, false).await?.0)
+        Ok(self.list_page(scope, filter, cursor, false).await?.page)
     }
 
     /// The channels a page by channel kind is merged from, when it is (see
@@ -1151,15 +1204,16 @@ impl super::Store {
         Ok(Some(ids))
     }
 
-    /// One page of the list and the status counts of the same scope and
-    /// filters (status aside), both in one statement: what a Mensajes view
-    /// shows, for one round trip to the database.
+    /// One page of the list, the status counts of the same scope and
+    /// filters (status aside) and their Rezagadas count, all in one
+    /// statement: what a Mensajes view shows, for one round trip to the
+    /// database.
     pub async fn list_with_counts(
         &self,
         scope: &Scope,
         filter: &ListFilter,
         cursor: Option<Cursor>,
-    ) -> StoreResult<(ListPage, Vec<(Status, i64)>)> {
+    ) -> StoreResult<ViewCounts> {
         self.list_page(scope, filter, cursor, true).await
     }
 
@@ -1169,7 +1223,7 @@ impl super::Store {
         filter: &ListFilter,
         cursor: Option<Cursor>,
         with_counts: bool,
-    ) -> StoreResult<(ListPage, Vec<(Status, i64)>)> {
+    ) -> StoreResult<ViewCounts> {
         if matches!(scope, Scope::Campaigns(ids) if ids.is_empty()) {
             return Ok(Default::default());
         }
@@ -1181,26 +1235,31 @@ impl super::Store {
         if no_rows && !with_counts {
             return Ok(Default::default());
         }
-        let (page_json, counts_json): (Option<String>, Option<String>) = match self {
-            super::Store::Sqlite(pools) => {
-                let mut qb = sqlx::QueryBuilder::new("");
-                let view = View::new(&SQLITE_HEADS, scope, filter, cursor, channels);
-                view.push(&mut qb, no_rows, with_counts);
-                qb.build_query_as().fetch_one(&pools.read).await?
-            }
-            super::Store::Postgres(pg) => {
-                let mut qb = sqlx::QueryBuilder::new("");
-                let view = View::new(&POSTGRES_HEADS, scope, filter, cursor, channels);
-                view.push(&mut qb, no_rows, with_counts);
-                qb.build_query_as().fetch_one(&pg.pool).await?
-            }
-        };
+        let (page_json, counts_json, stale_count): (Option<String>, Option<String>, i64) =
+            match self {
+                super::Store::Sqlite(pools) => {
+                    let mut qb = sqlx::QueryBuilder::new("");
+                    let view = View::new(&SQLITE_HEADS, scope, filter, cursor, channels);
+                    view.push(&mut qb, no_rows, with_counts);
+                    qb.build_query_as().fetch_one(&pools.read).await?
+                }
+                super::Store::Postgres(pg) => {
+                    let mut qb = sqlx::QueryBuilder::new("");
+                    let view = View::new(&POSTGRES_HEADS, scope, filter, cursor, channels);
+                    view.push(&mut qb, no_rows, with_counts);
+                    qb.build_query_as().fetch_one(&pg.pool).await?
+                }
+            };
         let counts = match counts_json {
             Some(json) => decode_counts(&json)?,
             None => Vec::new(),
         };
         let Some(page_json) = page_json else {
-            return Ok((ListPage::default(), counts));
+            return Ok(ViewCounts {
+                page: ListPage::default(),
+                counts,
+                stale_count,
+            });
         };
         // In fetch order: newest first, or oldest first before a cursor.
         let backwards = matches!(cursor, Some(Cursor::Before(..)));
@@ -1215,7 +1274,11 @@ impl super::Store {
             has_newer: if backwards { more } else { cursor.is_some() },
             has_older: if backwards { true } else { more },
         };
-        Ok((page, counts))
+        Ok(ViewCounts {
+            page,
+            counts,
+            stale_count,
+        })
     }
 
     /// Conversations per status under the same scope and filters (status aside).
@@ -1259,33 +1322,17 @@ impl super::Store {
 
     /// How many conversations of the scope and filters (status aside) are
     /// stuck under `filter.stale_cutoffs`: the count of the Rezagadas tab,
-    /// one index range per campaign.
+    /// one index range per campaign. A Mensajes view has it from its one
+    /// statement ([`Self::list_with_counts`]); this is for the live
+    /// table's `/mensajes/cambios`.
     pub async fn count_stuck(&self, scope: &Scope, filter: &ListFilter) -> StoreResult<i64> {
-        if filter.stale_cutoffs.is_empty()
-            || matches!(scope, Scope::Campaigns(ids) if ids.is_empty())
-        {
+        if !counts_stuck(scope, filter) {
             return Ok(0);
         }
-        let stale = ListFilter {
-            status: Some(StatusFilter::Stale),
-            ..filter.clone()
-        };
         Ok(with_read!(self, |pool| {
             let mut qb = sqlx::QueryBuilder::new("");
-            push_search_matches(&mut qb, &stale);
-            if stale.search.is_some() {
-                qb.push("select count(*) from ");
-                qb.push(SEARCH_MATCHES);
-                qb.push(" c where 1 = 1");
-                let rest = ListFilter {
-                    search: None,
-                    ..stale.clone()
-                };
-                push_conditions(&mut qb, scope, &rest, true);
-            } else {
-                qb.push("select count(*) from conversations c where 1 = 1");
-                push_conditions(&mut qb, scope, &stale, true);
-            }
+            push_search_matches(&mut qb, filter);
+            push_stuck_count_query(&mut qb, scope, filter);
             qb.build_query_scalar::<i64>().fetch_one(pool).await?
         }))
     }

@@ -60,7 +60,7 @@ pub use bulk::{
 pub use categories::{CategoryAdmin, Direction, SubcategoryAdmin};
 pub use conversations::{
     ConversationDetail, ConversationRow, Cursor, HistoryRow, ListFilter, ListOrder, ListPage,
-    RESTARTED_AS, Search, StatusFilter,
+    RESTARTED_AS, Search, StatusFilter, ViewCounts,
 };
 pub use demo::{
     DemoPlan, DemoSummary, PlannedCampaign, PlannedCategory, PlannedChannel, PlannedContact,

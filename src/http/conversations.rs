@@ -583,10 +583,7 @@ async fn view(
     cursor: Option<Cursor>,
 ) -> Result<std::sync::Arc<View>, AppError> {
     let load = || async {
-        let answer = tokio::try_join!(
-            state.store.list_with_counts(scope, filter, cursor),
-            state.store.count_stuck(scope, filter),
-        )?;
+        let answer = state.store.list_with_counts(scope, filter, cursor).await?;
         Ok::<_, crate::db::StoreError>(View::from(answer))
     };
     if filter.search.is_some() {
