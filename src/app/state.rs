@@ -9,10 +9,10 @@ use tokio::sync::Semaphore;
 use uuid::Uuid;
 
 use crate::db::{
-    CampaignOption, ChannelToken, Cursor, IntegrationToken, ListFilter, ListPage, PersonOption,
-    Store, ViewCounts,
+    CampaignOption, ChannelToken, Cursor, IntegrationToken, ListFilter, PersonOption, Store,
+    ViewCounts,
 };
-use crate::domain::{CategoryRef, Scope, Status, SubcategoryRef};
+use crate::domain::{CategoryRef, Scope, SubcategoryRef};
 use crate::live::cache::EpochCache;
 
 /// Shared by every request.
@@ -79,10 +79,7 @@ pub struct FilterChoices {
 /// A Mensajes view as the database answered it (the page and the counts),
 /// and its results as the first request rendered them.
 pub struct View {
-    pub page: ListPage,
-    pub counts: Vec<(Status, i64)>,
-    /// The count of the Rezagadas tab.
-    pub stale_count: i64,
+    pub answer: ViewCounts,
     /// The results fragment and the filter query string it was rendered for
     /// (its links repeat the query), plain and compressed. Rendered at the
     /// view's first request: a kept view lives at most [`VIEW_TTL`], so its
@@ -92,17 +89,9 @@ pub struct View {
 }
 
 impl From<ViewCounts> for View {
-    fn from(
-        ViewCounts {
-            page,
-            counts,
-            stale_count,
-        }: ViewCounts,
-    ) -> View {
+    fn from(answer: ViewCounts) -> View {
         View {
-            page,
-            counts,
-            stale_count,
+            answer,
             results: std::sync::OnceLock::new(),
         }
     }

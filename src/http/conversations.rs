@@ -12,7 +12,7 @@ use super::pages::{
 };
 use crate::app::state::AppState;
 use crate::db::{
-    ConversationRow, Cursor, ListFilter, ListOrder, ListPage, Search, StatusFilter, Ts,
+    ConversationRow, Cursor, ListFilter, ListOrder, ListPage, Search, StatusFilter, Ts, ViewCounts,
 };
 use crate::domain::transcript::{printable, purged_notice};
 use crate::domain::{ChannelKind, Status};
@@ -635,12 +635,11 @@ fn results(
     filter: &ListFilter,
     tz: chrono_tz::Tz,
 ) -> ConversationListResults {
-    let View {
+    let ViewCounts {
         page,
         counts,
         stale_count,
-        ..
-    } = view;
+    } = &view.answer;
     let now = Utc::now();
     let rows: Vec<RowView> = page.rows.iter().map(|r| RowView::new(r, tz, now)).collect();
     let current = filter.status.unwrap_or(StatusFilter::Open);
