@@ -25,6 +25,7 @@ on_both_backends!(
     connecting_an_agent_assigns_waiting_conversations_oldest_first,
     create_token_prints_a_token_that_is_stored_only_as_its_hash,
     a_batch_of_messages_answers_each_as_if_alone_and_a_failure_stays_its_own,
+    a_message_never_moves_a_conversations_activity_back,
 );
 
 const CAMPAIGN: &str = "Ventas Hogar";
@@ -1271,4 +1272,48 @@ async fn a_batch_of_messages_answers_each_as_if_alone_and_a_failure_stays_its_ow
         .await,
         4
     );
+}
+
+/// A conversation's last activity only moves forward: a message written by
+/// an instance whose clock lags the one that wrote the activity keeps the
+/// later instant. A page of conversations started since a date relies on
+/// the activity never being earlier than the start (see
+/// `db::conversations`, "Activity never goes back").
+async fn a_message_never_moves_a_conversations_activity_back(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let api = api(&app).await;
+    let id = new_conversation(&app, &api, "clock").await;
+    let folio = count_for(&app, "select folio from conversations where id = $1", id).await;
+    // Written by an instance an hour ahead.
+    // Whole seconds: stored the same on both backends.
+    let ahead = relevo::db::Ts::new(
+        chrono::SubsecRound::trunc_subsecs(chrono::Utc::now(), 0) + chrono::Duration::hours(1),
+    );
+    app.set_activity(folio, ahead).await;
+
+    let (status, body) = customer(&app, &api, "m-clock-2", "from-clock").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(id_of(&body, "conversation_id"), id, "the same conversation");
+    assert_eq!(activity_of(&app, folio).await, ahead, "a customer message");
+
+    let (status, body) = post(
+        &app,
+        &format!("/api/v1/conversations/{id}/bot-messages"),
+        &api.token,
+        json!({"message_id": "b-clock", "text": "Elige una opción"}),
+    )
+    .await;
+    assert!(status.is_success(), "{status} {body}");
+    assert_eq!(activity_of(&app, folio).await, ahead, "a bot turn");
+}
+
+async fn activity_of(app: &TestApp, folio: i64) -> relevo::db::Ts {
+    app.store
+        .conversation(&relevo::domain::Scope::All, folio)
+        .await
+        .unwrap()
+        .unwrap()
+        .last_activity_at
 }

@@ -146,8 +146,9 @@ const RECENT_IN_STATUS: &str = "select id, folio, campaign_id, channel_id, conta
 /// still as it was read (`$3`, its version: any transition moves it), and
 /// takes the row's lock before the message is written, so a reply never
 /// lands on a conversation cancelled, reassigned or resolved meanwhile.
-const TOUCH_ACTIVITY_IF_UNCHANGED: &str =
-    "update conversations set last_activity_at = $2 where id = $1 and version = $3";
+const TOUCH_ACTIVITY_IF_UNCHANGED: &str = "update conversations set last_activity_at = \
+     case when $2 > last_activity_at then $2 else last_activity_at end \
+     where id = $1 and version = $3";
 
 /// An agent's message to `conversation_id` at `at`.
 fn agent_message<'a>(

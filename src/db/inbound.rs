@@ -166,7 +166,7 @@ const SQLITE_START: &str = concat!(
 /// [`DeliveryPlan::append_arguments`]). `$1` conversation, `$2` now, `$3`
 /// channel, `$4` message row id, `$5` message id, `$6` text.
 const SQLITE_CONTINUE: &str = concat!(
-    "update conversations set last_activity_at = $2 where id = $1; ",
+    "update conversations set last_activity_at = max(last_activity_at, $2) where id = $1; ",
     insert_message_into!(),
     "values ($4, $1, 'inbound', 'customer', $5, null, $6, $2); \
      insert into inbound_messages (channel_id, message_id, conversation_id, received_at, \
@@ -202,7 +202,7 @@ const POSTGRES_START: &str = concat!(
 /// written, and the delivery is decided again).
 const POSTGRES_CONTINUE: &str = concat!(
     "with touched as (update conversations \
-     set last_activity_at = $2 where id = $1 and is_open returning 1), \
+     set last_activity_at = greatest(last_activity_at, $2) where id = $1 and is_open returning 1), \
      message as (",
     insert_message_into!(),
     "select $4, $1, 'inbound', 'customer', $5, null, $6, $2 from touched), \

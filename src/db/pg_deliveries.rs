@@ -131,7 +131,7 @@ const DELIVERY_STATES: &str = concat!(
 /// and the open conversations actually touched (the others closed after the
 /// look-up: their deliveries are decided again).
 const WRITE_ALL: &str = concat!(
-    "with touched as (update conversations c set last_activity_at = u.at \
+    "with touched as (update conversations c set last_activity_at = greatest(c.last_activity_at, u.at) \
      from unnest($1::uuid[], $2::timestamptz[]) as u(id, at) where c.id = u.id and c.is_open \
      returning c.id), \
      conversation as (insert into conversations (id, campaign_id, channel_id, contact_id, \

@@ -301,7 +301,8 @@ const BOT_TURN: &str = "select id, at from messages \
 
 /// New activity on conversation `$1` at `$2` while it is open; answers the
 /// version (what the live change names), none when it closed.
-const TOUCH_IF_OPEN: &str = "update conversations set last_activity_at = $2 \
+const TOUCH_IF_OPEN: &str = "update conversations set last_activity_at = \
+    case when $2 > last_activity_at then $2 else last_activity_at end \
     where id = $1 and is_open returning version";
 
 from_row! {
