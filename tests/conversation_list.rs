@@ -32,6 +32,7 @@ on_both_backends!(
     stuck_conversations_are_marked_counted_and_listed_on_their_tab,
     a_disconnected_agents_rows_say_so_and_the_filter_finds_them,
     every_order_pages_every_row_exactly_once_in_both_directions,
+    a_tab_counts_up_to_the_cap_and_then_says_more,
 );
 
 /// The markup of each table row.
@@ -1414,4 +1415,127 @@ async fn edit_ventas_hogar(app: &TestApp, name: &str, stale_after_minutes: i64) 
         .await
         .unwrap()
         .expect("the campaign is saved");
+}
+
+/// What the status tab whose link selects `status` shows, and its tooltip.
+fn tab_shown(html: &str, status: &str) -> (String, Option<String>) {
+    let marker = format!("estatus={status}\"");
+    let start = html
+        .find(&marker)
+        .unwrap_or_else(|| panic!("a tab for {status}"));
+    let rest = &html[start..];
+    let span = &rest[rest.find("<span class=\"count\"").expect("a count")..];
+    let (open, after) = span.split_once('>').unwrap();
+    let title = open
+        .split_once("title=\"")
+        .map(|(_, t)| t.split('"').next().unwrap().to_owned());
+    let shown = after
+        .split('<')
+        .next()
+        .unwrap()
+        .replace(GROUP_SEPARATOR, " ");
+    (shown, title)
+}
+
+/// Adds `copies` conversations, each a copy of conversation `folio` but
+/// for its id and folio (test set-up: many rows at once).
+async fn copy_conversation(app: &TestApp, folio: i64, copies: i64) {
+    let id = match app.backend {
+        Backend::Sqlite => "randomblob(16)",
+        Backend::Postgres => "gen_random_uuid()",
+    };
+    let sql = format!(
+        "with recursive n(i) as (select 1 union all select i + 1 from n where i < {copies}) \
+         insert into conversations (id, campaign_id, channel_id, contact_id, status, is_open, \
+         version, agent_id, started_at, last_activity_at, status_since) \
+         select {id}, campaign_id, channel_id, contact_id, status, is_open, version, agent_id, \
+         started_at, last_activity_at, status_since from conversations, n \
+         where folio = {folio}"
+    );
+    app.execute_sql(sql).await;
+}
+
+/// A tab counts a status up to `COUNT_CAP` and then says "1000+", with
+/// a tooltip that says why, where the totals cannot answer (by agent, by
+/// date, every Rezagadas count). The kept totals stay exact, and the bulk
+/// page the "all that match" link opens counts every one.
+async fn a_tab_counts_up_to_the_cap_and_then_says_more(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    app.login_as_super().await;
+    let cap = relevo::db::COUNT_CAP;
+    let folio = app
+        .folios_where(
+            "select folio from conversations where status = $1 and agent_id is not null \
+             order by folio",
+            "assigned",
+        )
+        .await[0];
+    let long_ago = relevo::db::Ts::new(chrono::Utc::now() - chrono::Duration::days(2));
+    app.set_activity(folio, long_ago).await;
+    copy_conversation(&app, folio, cap + 50).await;
+    let agent = app
+        .uuids_where(
+            "select agent_id from conversations where folio = cast($1 as bigint)",
+            &folio.to_string(),
+        )
+        .await[0];
+    let assigned_of_agent = app
+        .scalar_i64_of(format!(
+            "select count(*) from conversations where status = 'assigned' and agent_id = {}",
+            match backend {
+                Backend::Sqlite => format!("x'{}'", agent.simple()),
+                Backend::Postgres => format!("'{agent}'"),
+            }
+        ))
+        .await;
+    assert!(assigned_of_agent > cap);
+    let assigned = app
+        .scalar_i64_of("select count(*) from conversations where status = 'assigned'".into())
+        .await;
+
+    // From the kept totals: exact. Rezagadas is counted: capped.
+    let page = app.get("/mensajes").await;
+    assert_eq!(tab_count(&page.body, "assigned"), assigned);
+    let (stuck, note) = tab_shown(&page.body, "rezagadas");
+    assert_eq!(stuck, "1000+");
+    let note = note.expect("a capped count says why");
+    assert!(note.starts_with("Más de 1"), "{note}");
+    assert!(note.contains("Acciones masivas"), "{note}");
+
+    // By agent: each status counted up to the cap, sums "at least".
+    let by_agent = format!("/mensajes?estatus=assigned&agente={agent}");
+    let page = app.get(&by_agent).await;
+    assert_eq!(tab_shown(&page.body, "assigned").0, "1000+");
+    let (open, _) = tab_shown(&page.body, "abiertas");
+    let (all, _) = tab_shown(&page.body, "todas");
+    for shown in [&open, &all] {
+        let n: i64 = shown
+            .trim_end_matches('+')
+            .replace(' ', "")
+            .parse()
+            .unwrap_or_else(|_| panic!("{shown:?}"));
+        assert!(shown.ends_with('+') && n >= cap, "{shown:?}");
+    }
+    // A status under the cap stays exact, with no tooltip.
+    let (cancelled, note) = tab_shown(&page.body, "cancelled");
+    assert!(!cancelled.ends_with('+') && note.is_none(), "{cancelled}");
+    assert!(
+        page.body
+            .contains(">Todas las que coinciden (más de 1000)</a>"),
+        "the link does not claim a number it did not count"
+    );
+    // The bulk page counts every one before acting.
+    let bulk = app
+        .get(&format!(
+            "/mensajes/lote?todas=1&estatus=assigned&agente={agent}"
+        ))
+        .await;
+    assert_eq!(bulk.status, StatusCode::OK);
+    assert!(
+        bulk.body
+            .contains(&format!("value=\"{assigned_of_agent}\"")),
+        "the bulk page counts all {assigned_of_agent}"
+    );
 }

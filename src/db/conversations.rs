@@ -1,5 +1,16 @@
 //! Reading conversations: the scoped Mensajes list with its filters, counts
 //! and keyset paging, and one conversation with its history.
+//!
+//! # Activity never goes back
+//!
+//! A conversation's `last_activity_at` and `status_since` are never earlier
+//! than its `started_at`: it starts with both at its start, every write of
+//! activity keeps the later of the old and the new instant (transitions
+//! through `compare_and_set!`, messages through their touch statements),
+//! and a status starts at the later of now and the activity. So even an
+//! instance whose clock lags another's cannot move them back. A page of
+//! conversations started since a date relies on it to bound its walk
+//! (see [`push_filter_conditions`]).
 
 use uuid::Uuid;
 
@@ -70,6 +81,24 @@ impl ListOrder {
             ListOrder::Recent | ListOrder::Idle => row.last_activity_at,
             ListOrder::InStatus => row.status_since,
         }
+    }
+}
+
+impl ListFilter {
+    /// Whether the status tabs of these filters are sums of the totals kept
+    /// per campaign and channel (migrations 0006 and 0024): the filters are
+    /// at most a campaign and a channel kind. The status, the order and the
+    /// cutoffs of the Rezagadas tab do not change the tabs' counts.
+    pub fn counts_from_totals(&self) -> bool {
+        *self
+            == ListFilter {
+                status: self.status,
+                campaign_id: self.campaign_id,
+                channel_kind: self.channel_kind,
+                stale_cutoffs: self.stale_cutoffs.clone(),
+                order: self.order,
+                ..ListFilter::default()
+            }
     }
 }
 
@@ -173,8 +202,66 @@ pub struct ListPage {
 #[derive(Debug, Clone, Default)]
 pub struct ViewCounts {
     pub page: ListPage,
-    pub counts: Vec<(Status, i64)>,
-    pub stale_count: i64,
+    pub counts: Vec<(Status, TabCount)>,
+    pub stale_count: TabCount,
+}
+
+/// A status tab counts at most this many conversations, then says "more".
+///
+/// A count the database cannot take from its totals (a date range, an
+/// agent, a search, and every Rezagadas count, since being stuck depends
+/// on the clock) reads one index entry per conversation counted: at
+/// 1,000,000 conversations an uncapped tab read up to a million entries on
+/// every view, and the view's cost grew with the table. Capped, a view
+/// reads at most this many entries per status, whatever the table's size.
+/// The exact number is one click away where a decision needs it: the bulk
+/// page counts every match before it acts, and Reportes counts closures.
+pub const COUNT_CAP: i64 = 1_000;
+
+/// A status tab's count: exact, or "at least `n`" when a status reached
+/// [`COUNT_CAP`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TabCount {
+    pub n: i64,
+    /// There are more than `n`: a status counted reached the cap.
+    pub more: bool,
+}
+
+impl TabCount {
+    pub const fn exact(n: i64) -> TabCount {
+        TabCount { n, more: false }
+    }
+
+    /// A count read with `limit COUNT_CAP + 1`: `COUNT_CAP + 1` rows
+    /// means more than the cap.
+    pub const fn from_capped(read: i64) -> TabCount {
+        if read > COUNT_CAP {
+            TabCount {
+                n: COUNT_CAP,
+                more: true,
+            }
+        } else {
+            TabCount::exact(read)
+        }
+    }
+}
+
+impl std::ops::Add for TabCount {
+    type Output = TabCount;
+
+    /// The count of two disjoint sets: "at least" if either was.
+    fn add(self, other: TabCount) -> TabCount {
+        TabCount {
+            n: self.n + other.n,
+            more: self.more || other.more,
+        }
+    }
+}
+
+impl std::iter::Sum for TabCount {
+    fn sum<I: Iterator<Item = TabCount>>(iter: I) -> TabCount {
+        iter.fold(TabCount::default(), |a, b| a + b)
+    }
 }
 
 from_row! {
@@ -401,16 +488,37 @@ fn push_filter_conditions<DB: Backend>(
         DB::push_bind(qb, kind.as_str());
         qb.push(")");
     }
+    push_date_conditions(qb, filter, off, walk_the_order);
+    if let Some(search) = &filter.search {
+        push_search_condition(qb, search);
+    }
+}
+
+/// Appends the start date range (`desde`, `hasta`) of `filter`; for a page
+/// (`walk_the_order`), with the bound of the order's walk.
+fn push_date_conditions<DB: Backend>(
+    qb: &mut QueryBuilder<DB>,
+    filter: &ListFilter,
+    off: &str,
+    walk_the_order: bool,
+) {
     if let Some(from) = filter.started_from {
         qb.push(format_args!(" and {off}c.started_at >= "));
         DB::push_bind(qb, from);
+        if walk_the_order {
+            // The walk's own bound: a conversation's activity and its
+            // status's start are never earlier than its start (the module's
+            // "Activity never goes back"), so none started since `from` lies
+            // below `from` in the order's index. Without it, a page of
+            // conversations started since a date walked past every older
+            // one (1.2 s for "canceladas desde" at 1,000,000).
+            qb.push(format_args!(" and c.{} >= ", filter.order.column()));
+            DB::push_bind(qb, from);
+        }
     }
     if let Some(before) = filter.started_before {
         qb.push(format_args!(" and {off}c.started_at < "));
         DB::push_bind(qb, before);
-    }
-    if let Some(search) = &filter.search {
-        push_search_condition(qb, search);
     }
 }
 
@@ -801,13 +909,13 @@ const POSTGRES_PAGE_HEAD: &str = "select coalesce(json_agg(json_build_object('id
     'closure_comment', q.closure_comment, 'reactivates_folio', q.reactivates_folio)), \
     '[]')::text from (";
 
-/// The status counts as one JSON array of `{status, n}` objects.
+/// The status counts as one JSON array of `{status, n, capped}` objects.
 const SQLITE_COUNTS_HEAD: &str =
-    "select json_group_array(json_object('status', k.status, 'n', k.n)) from (";
+    "select json_group_array(json_object('status', k.status, 'n', k.n, 'capped', k.capped)) from (";
 
 /// [`SQLITE_COUNTS_HEAD`] for PostgreSQL.
-const POSTGRES_COUNTS_HEAD: &str =
-    "select coalesce(json_agg(json_build_object('status', k.status, 'n', k.n)), '[]')::text from (";
+const POSTGRES_COUNTS_HEAD: &str = "select coalesce(json_agg(json_build_object('status', k.status, \
+    'n', k.n, 'capped', k.capped)), '[]')::text from (";
 
 /// The folio of the conversation that restarted conversation `$1` (served
 /// by `conversations_reactivates_id_idx`, see `tests/query_plans.rs`).
@@ -918,45 +1026,67 @@ fn decode_page(
 }
 
 /// Appends the status counts of the scope and filters (status aside):
-/// `select c.status, n … group by c.status`. When the filters are only a
-/// campaign and a channel, the totals per campaign and channel kept by
-/// triggers (migrations 0006 and 0024) answer at once; otherwise the
-/// conversations are counted. A statement with a search starts with
-/// [`push_search_matches`].
+/// rows of `(status, n)`, and whether each `n` is capped. When the filters
+/// are only a campaign and a channel, the totals per campaign and channel
+/// kept by triggers (migrations 0006 and 0024) answer exactly and at once.
+/// Otherwise each status is counted up to [`COUNT_CAP`] (one bounded index
+/// range per status; see the constant). A statement with a search starts
+/// with [`push_search_matches`].
 fn push_count_query<DB: Backend>(qb: &mut QueryBuilder<DB>, scope: &Scope, filter: &ListFilter) {
-    // The status, the order (and the cutoffs of the Rezagadas tab) are set aside.
-    let from_totals = ListFilter {
-        status: filter.status,
-        campaign_id: filter.campaign_id,
-        channel_kind: filter.channel_kind,
-        stale_cutoffs: filter.stale_cutoffs.clone(),
-        order: filter.order,
-        ..ListFilter::default()
-    } == *filter;
-    if from_totals {
+    if filter.counts_from_totals() {
         qb.push(
-            "select c.status, cast(sum(c.total) as bigint) as n \
+            "select c.status, cast(sum(c.total) as bigint) as n, 0 as capped \
              from conversation_counts c where 1 = 1",
         );
         push_conditions(qb, scope, filter, false);
-    } else if filter.search.is_some() {
-        // As the list: count what the search matched, read from the
-        // statement's `search_matches` (PostgreSQL cannot use an index
-        // for the search's `or` of sub-queries, and counted every
-        // conversation in scope).
-        qb.push("select c.status, count(*) as n from ");
+        qb.push(" group by c.status");
+        return;
+    }
+    for (i, status) in Status::ALL.iter().enumerate() {
+        if i > 0 {
+            qb.push(" union all ");
+        }
+        // A fixed word of the code, so a literal: a bind's type in a union
+        // is PostgreSQL's guess.
+        qb.push(format_args!("select '{}' as status, (", status.as_str()));
+        let one_status = ListFilter {
+            status: Some(StatusFilter::Only(*status)),
+            ..filter.clone()
+        };
+        push_capped_count(qb, scope, &one_status);
+        qb.push(") as n, 1 as capped");
+    }
+}
+
+/// Appends `select count(*) from (select 1 … limit COUNT_CAP + 1)` of the
+/// conversations of the scope matching `filter`, status included: a count
+/// that stops reading at the cap (see [`TabCount::from_capped`]). A search
+/// reads the statement's `search_matches` (PostgreSQL cannot use an index
+/// for the search's `or` of sub-queries).
+fn push_capped_count<DB: Backend>(qb: &mut QueryBuilder<DB>, scope: &Scope, filter: &ListFilter) {
+    qb.push("select count(*) from (select 1 from ");
+    if filter.search.is_some() {
         qb.push(SEARCH_MATCHES);
         qb.push(" c where 1 = 1");
         let rest = ListFilter {
             search: None,
             ..filter.clone()
         };
-        push_conditions(qb, scope, &rest, false);
+        push_conditions(qb, scope, &rest, true);
     } else {
-        qb.push("select c.status, count(*) as n from conversations c where 1 = 1");
-        push_conditions(qb, scope, filter, false);
+        qb.push("conversations c where 1 = 1");
+        push_conditions(qb, scope, filter, true);
     }
-    qb.push(" group by c.status");
+    if let Some(StatusFilter::Only(status)) = filter.status {
+        // Said twice, as the value it follows from: an agent's counts then
+        // have the `(agent_id, is_open)` index to narrow them to the open or
+        // the closed ones instead of reading all of the agent's.
+        qb.push(" and c.is_open = ");
+        DB::push_bind(qb, status.is_open());
+    }
+    qb.push(" limit ");
+    qb.push(COUNT_CAP + 1);
+    qb.push(") counted");
 }
 
 /// Whether the scope and filters have a Rezagadas count to take: a
@@ -965,8 +1095,8 @@ fn counts_stuck(scope: &Scope, filter: &ListFilter) -> bool {
     !filter.stale_cutoffs.is_empty() && !matches!(scope, Scope::Campaigns(ids) if ids.is_empty())
 }
 
-/// Appends the Rezagadas count of the scope and filters (status aside):
-/// `select count(*) …` of the conversations stuck under
+/// Appends the Rezagadas count of the scope and filters (status aside),
+/// up to [`COUNT_CAP`]: the conversations stuck under
 /// `filter.stale_cutoffs`. A statement with a search starts with
 /// [`push_search_matches`].
 fn push_stuck_count_query<DB: Backend>(
@@ -978,19 +1108,7 @@ fn push_stuck_count_query<DB: Backend>(
         status: Some(StatusFilter::Stale),
         ..filter.clone()
     };
-    if stale.search.is_some() {
-        qb.push("select count(*) from ");
-        qb.push(SEARCH_MATCHES);
-        qb.push(" c where 1 = 1");
-        let rest = ListFilter {
-            search: None,
-            ..stale
-        };
-        push_conditions(qb, scope, &rest, true);
-    } else {
-        qb.push("select count(*) from conversations c where 1 = 1");
-        push_conditions(qb, scope, &stale, true);
-    }
+    push_capped_count(qb, scope, &stale);
 }
 
 /// One aggregated status count, by name.
@@ -998,16 +1116,26 @@ fn push_stuck_count_query<DB: Backend>(
 struct CountJson {
     status: String,
     n: i64,
+    capped: i64,
 }
 
-/// Decodes aggregated `{status, n}` counts.
-fn decode_counts(json: &str) -> Result<Vec<(Status, i64)>, sqlx::Error> {
+/// Decodes aggregated `{status, n, capped}` counts.
+fn decode_counts(json: &str) -> Result<Vec<(Status, TabCount)>, sqlx::Error> {
     let counts: Vec<CountJson> =
         serde_json::from_str(json).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
     Ok(counts
         .into_iter()
-        .filter_map(|c| Status::parse(&c.status).map(|s| (s, c.n)))
+        .filter_map(|c| Status::parse(&c.status).map(|s| (s, tab_count(c.n, c.capped != 0))))
         .collect())
+}
+
+/// A count as read: capped with `limit`, or exact from the totals.
+fn tab_count(n: i64, capped: bool) -> TabCount {
+    if capped {
+        TabCount::from_capped(n)
+    } else {
+        TabCount::exact(n)
+    }
 }
 
 /// A backend's aggregate heads for a Mensajes view's statement.
@@ -1029,6 +1157,13 @@ const POSTGRES_HEADS: Heads = Heads {
     counts: POSTGRES_COUNTS_HEAD,
     null: "null::text",
 };
+
+/// The part of a view's statement whose plan is asked for.
+#[derive(Clone, Copy)]
+enum Explained {
+    Page,
+    Counts,
+}
 
 /// What a Mensajes view shows, as one statement answering one row: (page
 /// JSON, counts JSON), null where not wanted. Built the same way for both
@@ -1057,6 +1192,19 @@ impl<'a> View<'a> {
             filter,
             cursor,
             channels,
+        }
+    }
+
+    /// Appends the part of the statement a plan is asked for.
+    fn push_part<DB: Backend>(&self, qb: &mut QueryBuilder<DB>, part: Explained) {
+        match part {
+            Explained::Page => {
+                push_search_matches(qb, self.filter);
+                qb.push(self.heads.page);
+                push_list_query(qb, self.scope, self.filter, self.cursor, self.channels);
+                qb.push(") q");
+            }
+            Explained::Counts => self.push(qb, true, true),
         }
     }
 
@@ -1107,20 +1255,40 @@ impl super::Store {
         cursor: Option<Cursor>,
     ) -> StoreResult<Vec<String>> {
         let channels = self.view_channels(scope, filter).await?;
-        let channels = channels.as_deref();
-        if channels.is_some_and(<[Uuid]>::is_empty) {
+        if channels.as_deref().is_some_and(<[Uuid]>::is_empty) {
             // As served: no channel of the kind in view, no page to read.
             return Ok(vec![
                 "no channel of the kind in view: no page statement".to_owned(),
             ]);
         }
+        self.explain_view(scope, filter, cursor, channels.as_deref(), Explained::Page)
+            .await
+    }
+
+    /// The database's plan for a view's counts (its status tabs and its
+    /// Rezagadas count), as [`Self::explain_list`] for its page.
+    pub async fn explain_counts(
+        &self,
+        scope: &Scope,
+        filter: &ListFilter,
+    ) -> StoreResult<Vec<String>> {
+        self.explain_view(scope, filter, None, None, Explained::Counts)
+            .await
+    }
+
+    async fn explain_view(
+        &self,
+        scope: &Scope,
+        filter: &ListFilter,
+        cursor: Option<Cursor>,
+        channels: Option<&[Uuid]>,
+        part: Explained,
+    ) -> StoreResult<Vec<String>> {
         match self {
             super::Store::Sqlite(pools) => {
                 let mut qb = sqlx::QueryBuilder::new("explain query plan ");
-                push_search_matches(&mut qb, filter);
-                qb.push(SQLITE_PAGE_HEAD);
-                push_list_query(&mut qb, scope, filter, cursor, channels);
-                qb.push(") q");
+                let view = View::new(&SQLITE_HEADS, scope, filter, cursor, channels);
+                view.push_part(&mut qb, part);
                 let rows: Vec<(i64, i64, i64, String)> =
                     qb.build_query_as().fetch_all(&pools.read).await?;
                 // Indent each step under its parent, as the sqlite3 shell does.
@@ -1144,10 +1312,8 @@ impl super::Store {
                     sqlx::query(setting).execute(&mut *conn).await?;
                 }
                 let mut qb = sqlx::QueryBuilder::new("explain ");
-                push_search_matches(&mut qb, filter);
-                qb.push(POSTGRES_PAGE_HEAD);
-                push_list_query(&mut qb, scope, filter, cursor, channels);
-                qb.push(") q");
+                let view = View::new(&POSTGRES_HEADS, scope, filter, cursor, channels);
+                view.push_part(&mut qb, part);
                 let lines: Result<Vec<String>, _> =
                     qb.build_query_scalar().fetch_all(&mut *conn).await;
                 for setting in ["reset enable_seqscan", "reset enable_sort"] {
@@ -1254,6 +1420,7 @@ impl super::Store {
             Some(json) => decode_counts(&json)?,
             None => Vec::new(),
         };
+        let stale_count = TabCount::from_capped(stale_count);
         let Some(page_json) = page_json else {
             return Ok(ViewCounts {
                 page: ListPage::default(),
@@ -1286,11 +1453,11 @@ impl super::Store {
         &self,
         scope: &Scope,
         filter: &ListFilter,
-    ) -> StoreResult<Vec<(Status, i64)>> {
+    ) -> StoreResult<Vec<(Status, TabCount)>> {
         if matches!(scope, Scope::Campaigns(ids) if ids.is_empty()) {
             return Ok(Vec::new());
         }
-        let rows: Vec<(String, i64)> = with_read!(self, |pool| {
+        let rows: Vec<(String, i64, i32)> = with_read!(self, |pool| {
             let mut qb = sqlx::QueryBuilder::new("");
             push_search_matches(&mut qb, filter);
             push_count_query(&mut qb, scope, filter);
@@ -1298,7 +1465,9 @@ impl super::Store {
         });
         Ok(rows
             .into_iter()
-            .filter_map(|(status, n)| Status::parse(&status).map(|s| (s, n)))
+            .filter_map(|(status, n, capped)| {
+                Status::parse(&status).map(|s| (s, tab_count(n, capped != 0)))
+            })
             .collect())
     }
 
@@ -1321,20 +1490,21 @@ impl super::Store {
     }
 
     /// How many conversations of the scope and filters (status aside) are
-    /// stuck under `filter.stale_cutoffs`: the count of the Rezagadas tab,
-    /// one index range per campaign. A Mensajes view has it from its one
+    /// stuck under `filter.stale_cutoffs`, up to [`COUNT_CAP`]: the count of
+    /// the Rezagadas tab, one index range per campaign. A Mensajes view has it from its one
     /// statement ([`Self::list_with_counts`]); this is for the live
     /// table's `/mensajes/cambios`.
-    pub async fn count_stuck(&self, scope: &Scope, filter: &ListFilter) -> StoreResult<i64> {
+    pub async fn count_stuck(&self, scope: &Scope, filter: &ListFilter) -> StoreResult<TabCount> {
         if !counts_stuck(scope, filter) {
-            return Ok(0);
+            return Ok(TabCount::default());
         }
-        Ok(with_read!(self, |pool| {
+        let read = with_read!(self, |pool| {
             let mut qb = sqlx::QueryBuilder::new("");
             push_search_matches(&mut qb, filter);
             push_stuck_count_query(&mut qb, scope, filter);
             qb.build_query_scalar::<i64>().fetch_one(pool).await?
-        }))
+        });
+        Ok(TabCount::from_capped(read))
     }
 
     /// Of the conversations `ids`, those the scope covers that match `filter`

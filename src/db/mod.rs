@@ -59,8 +59,8 @@ pub use bulk::{
 };
 pub use categories::{CategoryAdmin, Direction, SubcategoryAdmin};
 pub use conversations::{
-    ConversationDetail, ConversationRow, Cursor, HistoryRow, ListFilter, ListOrder, ListPage,
-    RESTARTED_AS, Search, StatusFilter, ViewCounts,
+    COUNT_CAP, ConversationDetail, ConversationRow, Cursor, HistoryRow, ListFilter, ListOrder,
+    ListPage, RESTARTED_AS, Search, StatusFilter, TabCount, ViewCounts,
 };
 pub use demo::{
     DemoPlan, DemoSummary, PlannedCampaign, PlannedCategory, PlannedChannel, PlannedContact,

@@ -12,7 +12,8 @@ use super::pages::{
 };
 use crate::app::state::AppState;
 use crate::db::{
-    ConversationRow, Cursor, ListFilter, ListOrder, ListPage, Search, StatusFilter, Ts, ViewCounts,
+    COUNT_CAP, ConversationRow, Cursor, ListFilter, ListOrder, ListPage, Search, StatusFilter,
+    TabCount, Ts, ViewCounts,
 };
 use crate::domain::transcript::{printable, purged_notice};
 use crate::domain::{ChannelKind, Status};
@@ -416,29 +417,57 @@ impl RowView {
 pub struct StatusTab {
     pub value: &'static str,
     pub label: &'static str,
-    pub count: i64,
+    pub count: TabCount,
     pub href: String,
     pub active: bool,
     pub badge: &'static str,
 }
 
 impl StatusTab {
-    /// The count as shown (see [`crate::http::pages::Count`]).
-    pub fn shown_count(&self) -> crate::http::pages::Count {
-        crate::http::pages::Count(self.count)
+    /// The count as shown (see [`crate::http::pages::Count`]), "1000+"
+    /// when it stopped at the cap.
+    pub fn shown_count(&self) -> String {
+        shown(self.count)
+    }
+
+    /// What a count that stopped at the cap means, for its tooltip.
+    pub fn count_note(&self) -> Option<String> {
+        self.count.more.then(|| {
+            format!(
+                "Más de {}: cada estatus se cuenta hasta {} para que la vista responda al instante. \
+                 Acciones masivas cuenta todas las que coinciden.",
+                crate::http::pages::Count(self.count.n),
+                crate::http::pages::Count(COUNT_CAP),
+            )
+        })
+    }
+}
+
+/// A count as shown: grouped digits, and "+" when it stopped at the cap.
+fn shown(count: TabCount) -> String {
+    let n = crate::http::pages::Count(count.n);
+    if count.more {
+        format!("{n}+")
+    } else {
+        n.to_string()
     }
 }
 
 /// The status tabs with their counts, linking to the same filters.
 fn status_tabs(
     raw: &RawQuery,
-    counts: &[(Status, i64)],
-    stale_count: i64,
+    counts: &[(Status, TabCount)],
+    stale_count: TabCount,
     current: StatusFilter,
 ) -> Vec<StatusTab> {
-    let count_of = |s: Status| counts.iter().find(|(c, _)| *c == s).map_or(0, |(_, n)| *n);
-    let open_total: i64 = Status::OPEN.iter().map(|s| count_of(*s)).sum();
-    let all_total: i64 = counts.iter().map(|(_, n)| n).sum();
+    let count_of = |s: Status| {
+        counts
+            .iter()
+            .find(|(c, _)| *c == s)
+            .map_or(TabCount::default(), |(_, n)| *n)
+    };
+    let open_total: TabCount = Status::OPEN.iter().map(|s| count_of(*s)).sum();
+    let all_total: TabCount = counts.iter().map(|(_, n)| *n).sum();
     let mut tabs = vec![StatusTab {
         value: "abiertas",
         label: "Abiertas",
@@ -522,8 +551,9 @@ pub struct ConversationListResults {
     pub empty_message: &'static str,
     pub filtered: bool,
     pub clear_href: String,
-    /// Conversations matching the filters on every page (for "all that match").
-    pub match_count: i64,
+    /// Conversations matching the filters on every page (for "all that
+    /// match"), as the active tab counted them.
+    pub match_count: TabCount,
     /// The filters as a query string, for the export and bulk links.
     pub filter_query: String,
     /// A folio or phone search without a chosen tab: it looks at every
@@ -540,9 +570,18 @@ pub struct ConversationListResults {
 }
 
 impl ConversationListResults {
-    /// [`ConversationListResults::match_count`] as shown.
-    pub fn shown_match_count(&self) -> crate::http::pages::Count {
-        crate::http::pages::Count(self.match_count)
+    /// The "all that match" link's words: the number when it is known,
+    /// "more than" when the count stopped at the cap (the bulk page it
+    /// leads to counts them all).
+    pub fn all_matching_label(&self) -> String {
+        if self.match_count.more {
+            format!(
+                "Todas las que coinciden (más de {})",
+                crate::http::pages::Count(self.match_count.n)
+            )
+        } else {
+            format!("Todas las {} que coinciden", shown(self.match_count))
+        }
     }
 }
 
@@ -652,7 +691,10 @@ fn results(
             order: filter.order,
             ..ListFilter::default()
         };
-    let match_count = tabs.iter().find(|t| t.active).map_or(0, |t| t.count);
+    let match_count = tabs
+        .iter()
+        .find(|t| t.active)
+        .map_or(TabCount::default(), |t| t.count);
     ConversationListResults {
         rows,
         tabs,

@@ -590,9 +590,26 @@ impl TestApp {
         }
     }
 
+    /// Runs a statement built by the test, without arguments (set-up only).
+    pub async fn execute_sql(&self, sql: String) {
+        let sql = sqlx::AssertSqlSafe(sql);
+        match &self.store {
+            Store::Sqlite(p) => {
+                sqlx::query(sql).execute(&p.write).await.expect("statement");
+            }
+            Store::Postgres(relevo::db::PgStore { pool: p, .. }) => {
+                sqlx::query(sql).execute(p).await.expect("statement");
+            }
+        }
+    }
+
     /// Sets conversation `folio`'s last activity (test set-up only).
     pub async fn set_activity(&self, folio: i64, at: relevo::db::Ts) {
-        let sql = "update conversations set last_activity_at = $1 where folio = $2";
+        // An earlier start too, if need be: activity is never earlier than
+        // the start (`db::conversations`, "Activity never goes back").
+        let sql = "update conversations set last_activity_at = $1, \
+                   started_at = case when started_at > $1 then $1 else started_at end \
+                   where folio = $2";
         match &self.store {
             Store::Sqlite(p) => {
                 sqlx::query(sql)
