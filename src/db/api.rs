@@ -216,7 +216,7 @@ impl super::Store {
         let event = Event::DirectoryChanged;
         let notification = self.feed().notification(event);
         let updated = with_write!(self, |pool| {
-            let mut tx = pool.begin().await?;
+            let mut tx = super::backend::begin_write(pool).await?;
             let updated = sqlx::query("update channels set token_hash = $2 where id = $1")
                 .bind(channel_id)
                 .bind(token_hash(&token))
@@ -375,7 +375,7 @@ impl super::Store {
         });
         let notification = self.feed().notification(event);
         let written = with_write!(self, |pool| {
-            let mut tx = pool.begin().await?;
+            let mut tx = super::backend::begin_write(pool).await?;
             let touched = sqlx::query(TOUCH_ACTIVITY_IF_UNCHANGED)
                 .bind(conversation.id)
                 .bind(now)
@@ -422,7 +422,7 @@ impl super::Store {
             super::Store::Sqlite(pools) => {
                 let (write, t, text) = (pools.write.clone(), t.clone(), text.to_owned());
                 self.on_write_lane(async move {
-                    let mut tx = write.begin_with(super::SQLITE_BEGIN_WRITE).await?;
+                    let mut tx = super::backend::begin_write(&write).await?;
                     if !super::transitions::apply_sqlite(&mut tx, &t, ApplyWith::default()).await? {
                         return Ok::<_, sqlx::Error>(false);
                     }
@@ -498,7 +498,7 @@ impl super::Store {
     ) -> StoreResult<()> {
         let feed = self.feed().clone();
         let waiting: Vec<(Uuid, Uuid, i64)> = with_write!(self, |pool| {
-            let mut tx = pool.begin().await?;
+            let mut tx = super::backend::begin_write(pool).await?;
             sqlx::query(
                 "update users set connected = $2, updated_at = $3 where id = $1 and role = 'agent'",
             )

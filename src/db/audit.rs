@@ -453,7 +453,7 @@ macro_rules! admin_write {
         let announce: $crate::live::Event = Option::<$crate::live::Event>::from($access)
             .unwrap_or($crate::live::Event::DirectoryChanged);
         $crate::db::with_write!(store, |pool| {
-            match pool.begin().await {
+            match $crate::db::backend::begin_write(pool).await {
                 Err(e) => Err($crate::db::StoreError::from(e)),
                 Ok(mut $tx) => {
                     let outcome = $crate::db::audit::write_body(async { $body }).await;

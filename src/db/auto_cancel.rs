@@ -658,12 +658,12 @@ impl super::Store {
         // connection may write past before this one can upgrade. PostgreSQL:
         // the row lock orders this after a customer message in flight (which
         // updates the row), so the check sees it.
-        let (begin, unchanged) = match self {
-            super::Store::Sqlite(_) => (super::SQLITE_BEGIN_WRITE, UNCHANGED),
-            super::Store::Postgres(_) => ("begin", UNCHANGED_FOR_UPDATE),
+        let unchanged = match self {
+            super::Store::Sqlite(_) => UNCHANGED,
+            super::Store::Postgres(_) => UNCHANGED_FOR_UPDATE,
         };
         let recorded = with_write!(self, |pool| {
-            let mut tx = pool.begin_with(begin).await?;
+            let mut tx = super::backend::begin_write(pool).await?;
             let still: Option<Uuid> = sqlx::query_scalar(unchanged)
                 .bind(conversation.id)
                 .bind(conversation.version)

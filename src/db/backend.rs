@@ -26,6 +26,24 @@ impl<'t, T> Value<'t> for T where
 {
 }
 
+/// How a SQLite transaction that reads before it writes begins: with the
+/// write lock taken at once. A deferred `begin` reads a snapshot first, and
+/// if another connection (another instance on the same file) commits
+/// before this one writes, SQLite refuses the upgrade immediately with
+/// "database is locked" instead of waiting out the busy timeout.
+const SQLITE_BEGIN_WRITE: &str = "begin immediate";
+
+/// Begins a write transaction on `pool`: on SQLite with the write lock
+/// taken at once ([`SQLITE_BEGIN_WRITE`]), so a transaction that
+/// reads before it writes waits for another instance on the same file
+/// instead of being refused with "database is locked"; on PostgreSQL a
+/// plain `begin` (row locks order its writers).
+pub(crate) async fn begin_write<DB: Backend>(
+    pool: &sqlx::Pool<DB>,
+) -> Result<sqlx::Transaction<'static, DB>, sqlx::Error> {
+    pool.begin_with(DB::BEGIN_WRITE).await
+}
+
 /// One of Relevo's two databases, as generic code binds values to it.
 pub(crate) trait Backend: Database {
     /// Appends a bind placeholder for `value` to a query being built.
@@ -40,6 +58,9 @@ pub(crate) trait Backend: Database {
     /// PostgreSQL weighs both plans by the rows it expects: nothing.
     const NOT_AN_INDEX: &'static str;
 
+    /// How a write transaction begins (see [`begin_write`]).
+    const BEGIN_WRITE: &'static str;
+
     /// Appends `select id from contacts where …`: the contacts whose folded
     /// name or channel code contains `text` when it has at least
     /// [`MIN_SUBSTRING_CHARS`] characters, or begins with it when shorter
@@ -47,6 +68,23 @@ pub(crate) trait Backend: Database {
     /// own trigram index, `contacts_search` (migration 0025), so a search
     /// costs what it finds, not what the contacts table holds.
     fn push_contacts_matching(qb: &mut QueryBuilder<Self>, text: &str);
+
+    /// Appends a condition on the contact `k` that holds when
+    /// [`Self::push_contacts_matching`] would select it: for a search
+    /// checked row by row along a walk (see `db::conversations`,
+    /// `BROAD_SEARCH_CONTACTS`).
+    fn push_contact_condition(qb: &mut QueryBuilder<Self>, text: &str);
+}
+
+/// The `like` pattern of a name search: anywhere, or at the beginning of a
+/// text shorter than [`MIN_SUBSTRING_CHARS`].
+fn like_pattern(text: &str) -> String {
+    let literal = like_literal(text);
+    if is_substring_search(text) {
+        format!("%{literal}%")
+    } else {
+        format!("{literal}%")
+    }
 }
 
 /// Fewest characters a name search looks for anywhere in a name; shorter
@@ -92,6 +130,7 @@ fn binary_prefix_end(prefix: &str) -> Option<String> {
 
 impl Backend for Sqlite {
     const NOT_AN_INDEX: &'static str = "+";
+    const BEGIN_WRITE: &'static str = SQLITE_BEGIN_WRITE;
 
     fn push_contacts_matching(qb: &mut QueryBuilder<Self>, text: &str) {
         if is_substring_search(text) {
@@ -120,6 +159,35 @@ impl Backend for Sqlite {
         }
     }
 
+    fn push_contact_condition(qb: &mut QueryBuilder<Self>, text: &str) {
+        if is_substring_search(text) {
+            // What the trigram index finds: SQLite's `like` ignores ASCII
+            // case as the `trigram` tokenizer does (names are folded).
+            qb.push("(k.name_key like ");
+            qb.push_bind(like_pattern(text));
+            qb.push(" escape '\\' or k.external_id like ");
+            qb.push_bind(like_pattern(text));
+            qb.push(" escape '\\')");
+            return;
+        }
+        // The binary ranges of `push_contacts_matching`.
+        let end = binary_prefix_end(text);
+        qb.push("(");
+        for (i, column) in ["name_key", "external_id"].into_iter().enumerate() {
+            if i > 0 {
+                qb.push(" or ");
+            }
+            qb.push(format!("(k.{column} >= "));
+            qb.push_bind(text.to_owned());
+            if let Some(end) = &end {
+                qb.push(format!(" and k.{column} < "));
+                qb.push_bind(end.clone());
+            }
+            qb.push(")");
+        }
+        qb.push(")");
+    }
+
     fn push_bind<'t>(qb: &mut QueryBuilder<Self>, value: impl Value<'t>) {
         qb.push_bind(value);
     }
@@ -131,21 +199,21 @@ impl Backend for Sqlite {
 
 impl Backend for Postgres {
     const NOT_AN_INDEX: &'static str = "";
+    const BEGIN_WRITE: &'static str = "begin";
 
     fn push_contacts_matching(qb: &mut QueryBuilder<Self>, text: &str) {
         // pg_trgm's index serves `like` itself, anchored or not; a range
         // would follow the database's collation, which may not be binary.
-        let literal = like_literal(text);
-        let pattern = if is_substring_search(text) {
-            format!("%{literal}%")
-        } else {
-            format!("{literal}%")
-        };
-        qb.push("select id from contacts where name_key like ");
-        qb.push_bind(pattern.clone());
-        qb.push(" escape '\\' or external_id like ");
-        qb.push_bind(pattern);
-        qb.push(" escape '\\'");
+        qb.push("select k.id from contacts k where ");
+        Self::push_contact_condition(qb, text);
+    }
+
+    fn push_contact_condition(qb: &mut QueryBuilder<Self>, text: &str) {
+        qb.push("(k.name_key like ");
+        qb.push_bind(like_pattern(text));
+        qb.push(" escape '\\' or k.external_id like ");
+        qb.push_bind(like_pattern(text));
+        qb.push(" escape '\\')");
     }
 
     fn push_bind<'t>(qb: &mut QueryBuilder<Self>, value: impl Value<'t>) {

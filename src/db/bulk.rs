@@ -306,7 +306,7 @@ impl super::Store {
             ),
         };
         with_write!(self, |pool| {
-            let mut tx = pool.begin().await?;
+            let mut tx = super::backend::begin_write(pool).await?;
             sqlx::query(
                 "insert into bulk_jobs (id, created_by, scope_all, scope_campaigns, action, \
                  category_id, subcategory_id, agent_id, comment, total, status, lease_until, \
@@ -498,7 +498,7 @@ impl super::Store {
         audit: &AuditEntry,
     ) -> StoreResult<bool> {
         Ok(with_write!(self, |pool| {
-            let mut tx = pool.begin().await?;
+            let mut tx = super::backend::begin_write(pool).await?;
             let stopped = sqlx::query(
                 "update bulk_jobs set status = 'stopped', finished_at = $2, lease_until = null \
                  where id = $1 and status = 'running'",

@@ -204,7 +204,26 @@ pub struct ViewCounts {
     pub page: ListPage,
     pub counts: Vec<(Status, TabCount)>,
     pub stale_count: TabCount,
+    /// The search matched more than [`BROAD_SEARCH_CONTACTS`] customers:
+    /// the page walked the order checking each row's customer, and the
+    /// tabs were not counted (`counts` is empty).
+    pub broad_search: bool,
 }
+
+/// A name search that matches more customers than this is *broad*: its
+/// page walks the order's index and checks each row's customer, instead of
+/// gathering every conversation of every matching customer first, and its
+/// tabs are not counted.
+///
+/// Gathering costs what the customers have: "cl" (the start of every name
+/// in the benchmark's data) gathered all 1,000,000 conversations, 4.9 s a
+/// view. A walk costs what the page needs, which is little exactly when
+/// many customers match. Counting a broad search's tabs would read up to
+/// [`COUNT_CAP`] matches per status at the density of the matches (for a
+/// name shared by one customer in a hundred, 100,000 rows per status), so
+/// the tabs say instead that the search is too broad to count, and the
+/// bulk page still counts every match before it acts.
+pub const BROAD_SEARCH_CONTACTS: i64 = 1_000;
 
 /// A status tab counts at most this many conversations, then says "more".
 ///
@@ -581,6 +600,28 @@ fn push_search_condition<DB: Backend>(qb: &mut QueryBuilder<DB>, search: &Search
     }
 }
 
+/// [`Backend::push_contacts_matching`], for a statement whose backend is
+/// inferred where it runs.
+fn push_contacts_matching_of<DB: Backend>(qb: &mut QueryBuilder<DB>, text: &str) {
+    DB::push_contacts_matching(qb, text);
+}
+
+/// Appends ` and …` for a broad name search checked along a walk (see
+/// [`BROAD_SEARCH_CONTACTS`]): one look-up of the row's customer by its
+/// primary key per row walked. The inner `k` is the customer of the row
+/// checked, whatever the outer statement calls `k`.
+fn push_walked_search<DB: Backend>(qb: &mut QueryBuilder<DB>, search: &Search) {
+    match search {
+        Search::Text(text) => {
+            qb.push(" and exists (select 1 from contacts k where k.id = c.contact_id and ");
+            DB::push_contact_condition(qb, text);
+            qb.push(")");
+        }
+        // A folio or a phone's beginning is never walked (see `Store::broad_search`).
+        Search::Number(_) => push_search_condition(qb, search),
+    }
+}
+
 /// Appends the keyset cursor condition and the page order and limit.
 fn push_page<DB: Backend>(qb: &mut QueryBuilder<DB>, cursor: Option<Cursor>, order: ListOrder) {
     let (later, earlier) = if order.descending() {
@@ -666,6 +707,7 @@ fn push_list_query<DB: Backend>(
     filter: &ListFilter,
     cursor: Option<Cursor>,
     channels: Option<&[Uuid]>,
+    walked: Option<&Search>,
 ) {
     qb.push(row_columns!());
     let arms = match channels {
@@ -673,7 +715,7 @@ fn push_list_query<DB: Backend>(
         None => merged_campaigns(scope, filter).map(Arms::Campaigns),
     };
     match arms {
-        Some(arms) => push_merged_source(qb, &arms, filter, cursor),
+        Some(arms) => push_merged_source(qb, &arms, filter, cursor, walked),
         None => match &filter.search {
             // A search drives from what it matched (a folio, the contacts
             // whose phone or name matched, in the statement's
@@ -702,6 +744,9 @@ fn push_list_query<DB: Backend>(
                 qb.push(row_joins!());
                 qb.push(" where 1 = 1");
                 push_page_conditions(qb, scope, filter);
+                if let Some(search) = walked {
+                    push_walked_search(qb, search);
+                }
             }
         },
     }
@@ -743,6 +788,7 @@ fn push_merged_source<DB: Backend>(
     arms: &Arms,
     filter: &ListFilter,
     cursor: Option<Cursor>,
+    walked: Option<&Search>,
 ) {
     let (column, ids) = match arms {
         Arms::Campaigns(ids) => ("campaign_id", ids),
@@ -793,6 +839,9 @@ fn push_merged_source<DB: Backend>(
             ..inner.clone()
         };
         push_page_conditions(qb, &Scope::All, &arm);
+        if let Some(search) = walked {
+            push_walked_search(qb, search);
+        }
         push_page(qb, cursor, filter.order);
         qb.push(format!(") as u{i}"));
     }
@@ -1171,7 +1220,12 @@ enum Explained {
 struct View<'a> {
     heads: &'a Heads,
     scope: &'a Scope,
-    filter: &'a ListFilter,
+    /// The filters as the statement applies them: without the search when
+    /// it is walked.
+    filter: ListFilter,
+    /// A broad search, checked row by row along the walk (see
+    /// [`BROAD_SEARCH_CONTACTS`]); its tabs are not counted.
+    walked: Option<&'a Search>,
     cursor: Option<Cursor>,
     /// The channels a page by channel kind is merged from (see
     /// [`Store::view_channels`]).
@@ -1183,13 +1237,23 @@ impl<'a> View<'a> {
         heads: &'a Heads,
         scope: &'a Scope,
         filter: &'a ListFilter,
+        broad_search: bool,
         cursor: Option<Cursor>,
         channels: Option<&'a [Uuid]>,
     ) -> View<'a> {
+        let walked = filter.search.as_ref().filter(|_| broad_search);
         View {
             heads,
             scope,
-            filter,
+            filter: ListFilter {
+                search: if walked.is_some() {
+                    None
+                } else {
+                    filter.search.clone()
+                },
+                ..filter.clone()
+            },
+            walked,
             cursor,
             channels,
         }
@@ -1199,9 +1263,9 @@ impl<'a> View<'a> {
     fn push_part<DB: Backend>(&self, qb: &mut QueryBuilder<DB>, part: Explained) {
         match part {
             Explained::Page => {
-                push_search_matches(qb, self.filter);
+                push_search_matches(qb, &self.filter);
                 qb.push(self.heads.page);
-                push_list_query(qb, self.scope, self.filter, self.cursor, self.channels);
+                self.push_list_query(qb);
                 qb.push(") q");
             }
             Explained::Counts => self.push(qb, true, true),
@@ -1211,21 +1275,23 @@ impl<'a> View<'a> {
     /// Appends the statement; `no_rows` leaves the page null, and without
     /// `with_counts` the counts are null and the Rezagadas count 0.
     fn push<DB: Backend>(&self, qb: &mut QueryBuilder<DB>, no_rows: bool, with_counts: bool) {
-        push_search_matches(qb, self.filter);
+        push_search_matches(qb, &self.filter);
         qb.push("select ");
         if no_rows {
             qb.push(self.heads.null);
         } else {
             qb.push("(");
             qb.push(self.heads.page);
-            push_list_query(qb, self.scope, self.filter, self.cursor, self.channels);
+            self.push_list_query(qb);
             qb.push(") q)");
         }
+        // A walked search's tabs are not counted.
+        let with_counts = with_counts && self.walked.is_none();
         qb.push(", ");
         if with_counts {
             qb.push("(");
             qb.push(self.heads.counts);
-            push_count_query(qb, self.scope, self.filter);
+            push_count_query(qb, self.scope, &self.filter);
             qb.push(") k)");
         } else {
             qb.push(self.heads.null);
@@ -1233,13 +1299,24 @@ impl<'a> View<'a> {
         // The Rezagadas count in the same statement: one read connection
         // and one round trip per view, where it took a second of each.
         qb.push(", ");
-        if with_counts && counts_stuck(self.scope, self.filter) {
+        if with_counts && counts_stuck(self.scope, &self.filter) {
             qb.push("(");
-            push_stuck_count_query(qb, self.scope, self.filter);
+            push_stuck_count_query(qb, self.scope, &self.filter);
             qb.push(")");
         } else {
             qb.push("cast(0 as bigint)");
         }
+    }
+
+    fn push_list_query<DB: Backend>(&self, qb: &mut QueryBuilder<DB>) {
+        push_list_query(
+            qb,
+            self.scope,
+            &self.filter,
+            self.cursor,
+            self.channels,
+            self.walked,
+        );
     }
 }
 
@@ -1284,10 +1361,11 @@ impl super::Store {
         channels: Option<&[Uuid]>,
         part: Explained,
     ) -> StoreResult<Vec<String>> {
+        let broad = self.broad_search(filter).await?;
         match self {
             super::Store::Sqlite(pools) => {
                 let mut qb = sqlx::QueryBuilder::new("explain query plan ");
-                let view = View::new(&SQLITE_HEADS, scope, filter, cursor, channels);
+                let view = View::new(&SQLITE_HEADS, scope, filter, broad, cursor, channels);
                 view.push_part(&mut qb, part);
                 let rows: Vec<(i64, i64, i64, String)> =
                     qb.build_query_as().fetch_all(&pools.read).await?;
@@ -1312,7 +1390,7 @@ impl super::Store {
                     sqlx::query(setting).execute(&mut *conn).await?;
                 }
                 let mut qb = sqlx::QueryBuilder::new("explain ");
-                let view = View::new(&POSTGRES_HEADS, scope, filter, cursor, channels);
+                let view = View::new(&POSTGRES_HEADS, scope, filter, broad, cursor, channels);
                 view.push_part(&mut qb, part);
                 let lines: Result<Vec<String>, _> =
                     qb.build_query_scalar().fetch_all(&mut *conn).await;
@@ -1401,17 +1479,18 @@ impl super::Store {
         if no_rows && !with_counts {
             return Ok(Default::default());
         }
+        let broad = self.broad_search(filter).await?;
         let (page_json, counts_json, stale_count): (Option<String>, Option<String>, i64) =
             match self {
                 super::Store::Sqlite(pools) => {
                     let mut qb = sqlx::QueryBuilder::new("");
-                    let view = View::new(&SQLITE_HEADS, scope, filter, cursor, channels);
+                    let view = View::new(&SQLITE_HEADS, scope, filter, broad, cursor, channels);
                     view.push(&mut qb, no_rows, with_counts);
                     qb.build_query_as().fetch_one(&pools.read).await?
                 }
                 super::Store::Postgres(pg) => {
                     let mut qb = sqlx::QueryBuilder::new("");
-                    let view = View::new(&POSTGRES_HEADS, scope, filter, cursor, channels);
+                    let view = View::new(&POSTGRES_HEADS, scope, filter, broad, cursor, channels);
                     view.push(&mut qb, no_rows, with_counts);
                     qb.build_query_as().fetch_one(&pg.pool).await?
                 }
@@ -1426,6 +1505,7 @@ impl super::Store {
                 page: ListPage::default(),
                 counts,
                 stale_count,
+                broad_search: broad,
             });
         };
         // In fetch order: newest first, or oldest first before a cursor.
@@ -1445,7 +1525,26 @@ impl super::Store {
             page,
             counts,
             stale_count,
+            broad_search: broad,
         })
+    }
+
+    /// Whether `filter`'s search is a name search matching more than
+    /// [`BROAD_SEARCH_CONTACTS`] customers (one bounded look-up in the
+    /// customers' search index; a folio or phone search never is).
+    pub async fn broad_search(&self, filter: &ListFilter) -> StoreResult<bool> {
+        let Some(Search::Text(text)) = &filter.search else {
+            return Ok(false);
+        };
+        let matched: i64 = with_read!(self, |pool| {
+            let mut qb = sqlx::QueryBuilder::new("select count(*) from (");
+            push_contacts_matching_of(&mut qb, text);
+            qb.push(" limit ");
+            qb.push(BROAD_SEARCH_CONTACTS + 1);
+            qb.push(") matched");
+            qb.build_query_scalar().fetch_one(pool).await?
+        });
+        Ok(matched > BROAD_SEARCH_CONTACTS)
     }
 
     /// Conversations per status under the same scope and filters (status aside).
@@ -1453,9 +1552,12 @@ impl super::Store {
         &self,
         scope: &Scope,
         filter: &ListFilter,
-    ) -> StoreResult<Vec<(Status, TabCount)>> {
+    ) -> StoreResult<Option<Vec<(Status, TabCount)>>> {
         if matches!(scope, Scope::Campaigns(ids) if ids.is_empty()) {
-            return Ok(Vec::new());
+            return Ok(Some(Vec::new()));
+        }
+        if self.broad_search(filter).await? {
+            return Ok(None);
         }
         let rows: Vec<(String, i64, i32)> = with_read!(self, |pool| {
             let mut qb = sqlx::QueryBuilder::new("");
@@ -1463,12 +1565,13 @@ impl super::Store {
             push_count_query(&mut qb, scope, filter);
             qb.build_query_as().fetch_all(pool).await?
         });
-        Ok(rows
-            .into_iter()
-            .filter_map(|(status, n, capped)| {
-                Status::parse(&status).map(|s| (s, tab_count(n, capped != 0)))
-            })
-            .collect())
+        Ok(Some(
+            rows.into_iter()
+                .filter_map(|(status, n, capped)| {
+                    Status::parse(&status).map(|s| (s, tab_count(n, capped != 0)))
+                })
+                .collect(),
+        ))
     }
 
     /// Each campaign the scope covers with its `stale_after_minutes`: the
@@ -1494,9 +1597,17 @@ impl super::Store {
     /// the Rezagadas tab, one index range per campaign. A Mensajes view has it from its one
     /// statement ([`Self::list_with_counts`]); this is for the live
     /// table's `/mensajes/cambios`.
-    pub async fn count_stuck(&self, scope: &Scope, filter: &ListFilter) -> StoreResult<TabCount> {
+    /// None for a broad search, whose tabs are not counted.
+    pub async fn count_stuck(
+        &self,
+        scope: &Scope,
+        filter: &ListFilter,
+    ) -> StoreResult<Option<TabCount>> {
+        if self.broad_search(filter).await? {
+            return Ok(None);
+        }
         if !counts_stuck(scope, filter) {
-            return Ok(TabCount::default());
+            return Ok(Some(TabCount::default()));
         }
         let read = with_read!(self, |pool| {
             let mut qb = sqlx::QueryBuilder::new("");
@@ -1504,7 +1615,7 @@ impl super::Store {
             push_stuck_count_query(&mut qb, scope, filter);
             qb.build_query_scalar::<i64>().fetch_one(pool).await?
         });
-        Ok(TabCount::from_capped(read))
+        Ok(Some(TabCount::from_capped(read)))
     }
 
     /// Of the conversations `ids`, those the scope covers that match `filter`

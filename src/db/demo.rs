@@ -107,7 +107,7 @@ impl super::Store {
     // long: a linear seeding script, one insert loop per table in foreign-key order; nothing in it is a step of its own.
     pub async fn insert_demo(&self, plan: &DemoPlan, now: Ts) -> StoreResult<DemoSummary> {
         with_write!(self, |pool| {
-            let mut tx = pool.begin().await?;
+            let mut tx = super::backend::begin_write(pool).await?;
             for c in &plan.campaigns {
                 sqlx::query(
                     "insert into campaigns (id, name, name_key, active, timezone, created_at, updated_at) \

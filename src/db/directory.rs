@@ -63,7 +63,7 @@ impl super::Store {
     pub async fn create_user(&self, user: &NewUser, now: Ts) -> StoreResult<Uuid> {
         let id = Uuid::now_v7();
         with_write!(self, |pool| {
-            let mut tx = pool.begin().await?;
+            let mut tx = super::backend::begin_write(pool).await?;
             sqlx::query(
                 "insert into users (id, email, name, role, active, connected, password_hash, created_at, updated_at) \
                  values ($1, $2, $3, $4, true, false, $5, $6, $6)",
@@ -131,7 +131,7 @@ impl super::Store {
         };
         let notification = self.feed().notification(event);
         with_write!(self, |pool| {
-            let mut tx = pool.begin().await?;
+            let mut tx = super::backend::begin_write(pool).await?;
             sqlx::query("update users set active = $2, updated_at = $3 where id = $1")
                 .bind(user_id)
                 .bind(active)
@@ -152,7 +152,7 @@ impl super::Store {
         };
         let notification = self.feed().notification(event);
         with_write!(self, |pool| {
-            let mut tx = pool.begin().await?;
+            let mut tx = super::backend::begin_write(pool).await?;
             sqlx::query("update users set role = $2, updated_at = $3 where id = $1")
                 .bind(user_id)
                 .bind(role.as_str())
@@ -173,7 +173,7 @@ impl super::Store {
         };
         let notification = self.feed().notification(event);
         with_write!(self, |pool| {
-            let mut tx = pool.begin().await?;
+            let mut tx = super::backend::begin_write(pool).await?;
             sqlx::query("delete from campaign_members where user_id = $1 and campaign_id = $2")
                 .bind(user_id)
                 .bind(campaign_id)

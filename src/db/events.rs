@@ -292,7 +292,7 @@ impl Store {
     /// cursor deleted, in one transaction. Returns how many were deleted.
     pub async fn purge_events(&self, older_than: Ts, batch: i64) -> StoreResult<u64> {
         Ok(with_write!(self, |pool| {
-            let mut tx = pool.begin().await?;
+            let mut tx = super::backend::begin_write(pool).await?;
             let bound: Option<i64> = sqlx::query_scalar(PURGE_BOUND)
                 .bind(older_than)
                 .bind(batch)

@@ -176,7 +176,7 @@ async fn run_batch(write: &sqlx::SqlitePool, feed: &Feed, jobs: Vec<Job>) {
         // same file commits before this one writes, SQLite refuses the
         // upgrade at once ("database is locked", no busy wait). Found when
         // the contact trigram index (migration 0025) made commits longer.
-        let mut tx = write.begin_with(super::SQLITE_BEGIN_WRITE).await?;
+        let mut tx = super::backend::begin_write(write).await?;
         let mut written = Vec::with_capacity(jobs.len());
         for job in jobs {
             written.push(job.write(&mut tx).await?);

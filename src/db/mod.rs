@@ -59,8 +59,8 @@ pub use bulk::{
 };
 pub use categories::{CategoryAdmin, Direction, SubcategoryAdmin};
 pub use conversations::{
-    COUNT_CAP, ConversationDetail, ConversationRow, Cursor, HistoryRow, ListFilter, ListOrder,
-    ListPage, RESTARTED_AS, Search, StatusFilter, TabCount, ViewCounts,
+    BROAD_SEARCH_CONTACTS, COUNT_CAP, ConversationDetail, ConversationRow, Cursor, HistoryRow,
+    ListFilter, ListOrder, ListPage, RESTARTED_AS, Search, StatusFilter, TabCount, ViewCounts,
 };
 pub use demo::{
     DemoPlan, DemoSummary, PlannedCampaign, PlannedCategory, PlannedChannel, PlannedContact,
@@ -326,13 +326,6 @@ async fn sqlite_session(conn: &mut sqlx::SqliteConnection) -> Result<(), sqlx::E
     }
     Ok(())
 }
-
-/// How a SQLite transaction that reads before it writes begins: with the
-/// write lock taken at once. A deferred `begin` reads a snapshot first, and
-/// if another connection (another instance on the same file) commits
-/// before this one writes, SQLite refuses the upgrade immediately with
-/// "database is locked" instead of waiting out the busy timeout.
-pub(crate) const SQLITE_BEGIN_WRITE: &str = "begin immediate";
 
 /// Compile-time options of the linked SQLite that serialise its connections
 /// on a process-wide mutex, each with what to set instead. The repository's

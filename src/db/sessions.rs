@@ -84,7 +84,7 @@ impl super::Store {
         let event = Event::AccessChanged { user_id: None };
         let notification = self.feed().notification(event);
         let deleted = with_write!(self, |pool| {
-            let mut tx = pool.begin().await?;
+            let mut tx = super::backend::begin_write(pool).await?;
             let deleted = sqlx::query("delete from user_sessions where id = $1")
                 .bind(session_id)
                 .execute(&mut *tx)
@@ -264,7 +264,7 @@ impl super::Store {
     /// instance; returns how many ended.
     pub async fn end_other_sessions(&self, user_id: Uuid, keep: Uuid) -> StoreResult<u64> {
         let ended = with_write!(self, |pool| {
-            let mut tx = pool.begin().await?;
+            let mut tx = super::backend::begin_write(pool).await?;
             let ended = sqlx::query("delete from user_sessions where user_id = $1 and id <> $2")
                 .bind(user_id)
                 .bind(keep)
@@ -325,7 +325,7 @@ impl super::Store {
     /// instance); answers whether it ended.
     pub async fn record_password_failure(&self, session_id: Uuid, limit: i32) -> StoreResult<bool> {
         let ended = with_write!(self, |pool| {
-            let mut tx = pool.begin().await?;
+            let mut tx = super::backend::begin_write(pool).await?;
             let failures: Option<i32> = sqlx::query_scalar(
                 "update user_sessions set password_failures = password_failures + 1 \
                  where id = $1 returning password_failures",

@@ -375,7 +375,7 @@ impl super::Store {
             at: now,
         };
         let written = with_write!(self, |pool| {
-            let mut tx = pool.begin().await?;
+            let mut tx = super::backend::begin_write(pool).await?;
             let seen: Option<RecordedMessage> = sqlx::query_as(BOT_TURN)
                 .bind(conversation.id)
                 .bind(message_id)

@@ -471,7 +471,7 @@ impl Store {
     ) -> StoreResult<bool> {
         let health = Health::of(&progress.state, now);
         Ok(with_write!(self, |pool| {
-            let mut tx = pool.begin().await?;
+            let mut tx = super::backend::begin_write(pool).await?;
             let updated = sqlx::query(
                 "update webhooks set cursor = $3, failures = $4, failing_since = $5, \
                  next_attempt_at = $6, last_error = coalesce($7, last_error), enabled = enabled and $8, \

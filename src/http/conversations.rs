@@ -413,11 +413,12 @@ impl RowView {
     }
 }
 
-/// A status tab with its count.
+/// A status tab with its count (none for a broad search, see
+/// [`crate::db::BROAD_SEARCH_CONTACTS`]).
 pub struct StatusTab {
     pub value: &'static str,
     pub label: &'static str,
-    pub count: TabCount,
+    pub count: Option<TabCount>,
     pub href: String,
     pub active: bool,
     pub badge: &'static str,
@@ -426,17 +427,17 @@ pub struct StatusTab {
 impl StatusTab {
     /// The count as shown (see [`crate::http::pages::Count`]), "1000+"
     /// when it stopped at the cap.
-    pub fn shown_count(&self) -> String {
-        shown(self.count)
+    pub fn shown_count(&self) -> Option<String> {
+        self.count.map(shown)
     }
 
     /// What a count that stopped at the cap means, for its tooltip.
     pub fn count_note(&self) -> Option<String> {
-        self.count.more.then(|| {
+        self.count.filter(|c| c.more).map(|count| {
             format!(
                 "Más de {}: cada estatus se cuenta hasta {} para que la vista responda al instante. \
                  Acciones masivas cuenta todas las que coinciden.",
-                crate::http::pages::Count(self.count.n),
+                crate::http::pages::Count(count.n),
                 crate::http::pages::Count(COUNT_CAP),
             )
         })
@@ -454,20 +455,22 @@ fn shown(count: TabCount) -> String {
 }
 
 /// The status tabs with their counts, linking to the same filters.
-fn status_tabs(
-    raw: &RawQuery,
-    counts: &[(Status, TabCount)],
-    stale_count: TabCount,
-    current: StatusFilter,
-) -> Vec<StatusTab> {
+/// The counts of a view's tabs: by status, and Rezagadas. None for a broad
+/// search, whose tabs are not counted.
+type Counted<'a> = Option<(&'a [(Status, TabCount)], TabCount)>;
+
+fn status_tabs(raw: &RawQuery, counted: Counted, current: StatusFilter) -> Vec<StatusTab> {
     let count_of = |s: Status| {
-        counts
-            .iter()
-            .find(|(c, _)| *c == s)
-            .map_or(TabCount::default(), |(_, n)| *n)
+        counted.map(|(counts, _)| {
+            counts
+                .iter()
+                .find(|(c, _)| *c == s)
+                .map_or(TabCount::default(), |(_, n)| *n)
+        })
     };
-    let open_total: TabCount = Status::OPEN.iter().map(|s| count_of(*s)).sum();
-    let all_total: TabCount = counts.iter().map(|(_, n)| *n).sum();
+    let open_total = counted.map(|_| Status::OPEN.iter().filter_map(|s| count_of(*s)).sum());
+    let all_total = counted.map(|(counts, _)| counts.iter().map(|(_, n)| *n).sum());
+    let stale_count = counted.map(|(_, stale)| stale);
     let mut tabs = vec![StatusTab {
         value: "abiertas",
         label: "Abiertas",
@@ -552,8 +555,11 @@ pub struct ConversationListResults {
     pub filtered: bool,
     pub clear_href: String,
     /// Conversations matching the filters on every page (for "all that
-    /// match"), as the active tab counted them.
-    pub match_count: TabCount,
+    /// match"), as the active tab counted them; none when not counted.
+    pub match_count: Option<TabCount>,
+    /// The search matched too many customers to count the tabs: what it
+    /// was, for the note that says so.
+    pub broad_search: Option<String>,
     /// The filters as a query string, for the export and bulk links.
     pub filter_query: String,
     /// A folio or phone search without a chosen tab: it looks at every
@@ -574,14 +580,26 @@ impl ConversationListResults {
     /// "more than" when the count stopped at the cap (the bulk page it
     /// leads to counts them all).
     pub fn all_matching_label(&self) -> String {
-        if self.match_count.more {
-            format!(
+        match self.match_count {
+            None => "Todas las que coinciden".to_owned(),
+            Some(count) if count.more => format!(
                 "Todas las que coinciden (más de {})",
-                crate::http::pages::Count(self.match_count.n)
-            )
-        } else {
-            format!("Todas las {} que coinciden", shown(self.match_count))
+                crate::http::pages::Count(count.n)
+            ),
+            Some(count) => format!("Todas las {} que coinciden", shown(count)),
         }
+    }
+
+    /// [`crate::db::BROAD_SEARCH_CONTACTS`] as shown.
+    pub fn broad_search_customers(&self) -> crate::http::pages::Count {
+        crate::http::pages::Count(crate::db::BROAD_SEARCH_CONTACTS)
+    }
+
+    /// Whether to offer acting on all that match: some match, counted or
+    /// (not counted) on this page.
+    pub fn offers_all_matching(&self) -> bool {
+        self.match_count
+            .map_or(!self.rows.is_empty(), |count| count.n > 0)
     }
 }
 
@@ -678,11 +696,13 @@ fn results(
         page,
         counts,
         stale_count,
+        broad_search,
     } = &view.answer;
     let now = Utc::now();
     let rows: Vec<RowView> = page.rows.iter().map(|r| RowView::new(r, tz, now)).collect();
     let current = filter.status.unwrap_or(StatusFilter::Open);
-    let tabs = status_tabs(raw, counts, *stale_count, current);
+    let counted = (!broad_search).then_some((counts.as_slice(), *stale_count));
+    let tabs = status_tabs(raw, counted, current);
     let (newer_href, older_href) = page_links(raw, page, filter.order);
     let filtered = *filter
         != ListFilter {
@@ -694,7 +714,7 @@ fn results(
     let match_count = tabs
         .iter()
         .find(|t| t.active)
-        .map_or(TabCount::default(), |t| t.count);
+        .map_or(Some(TabCount::default()), |t| t.count);
     ConversationListResults {
         rows,
         tabs,
@@ -709,6 +729,7 @@ fn results(
         filtered,
         clear_href: "/mensajes".into(),
         match_count,
+        broad_search: broad_search.then(|| raw.q.trim().to_owned()),
         filter_query: raw.filter_query(),
         searching_every_status: raw.status.is_empty()
             && matches!(filter.search, Some(Search::Number(_))),
@@ -888,8 +909,7 @@ pub async fn changes(
     let tabs = StatusTabs {
         tabs: status_tabs(
             &raw,
-            &counts,
-            stale_count,
+            counts.as_deref().zip(stale_count),
             filter.status.unwrap_or(StatusFilter::Open),
         ),
     }
