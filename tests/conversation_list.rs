@@ -1441,10 +1441,7 @@ fn tab_shown(html: &str, status: &str) -> (String, Option<String>) {
 /// Adds `copies` conversations, each a copy of conversation `folio` but
 /// for its id and folio (test set-up: many rows at once).
 async fn copy_conversation(app: &TestApp, folio: i64, copies: i64) {
-    let id = match app.backend {
-        Backend::Sqlite => "randomblob(16)",
-        Backend::Postgres => "gen_random_uuid()",
-    };
+    let id = app.new_id_sql();
     let sql = format!(
         "with recursive n(i) as (select 1 union all select i + 1 from n where i < {copies}) \
          insert into conversations (id, campaign_id, channel_id, contact_id, status, is_open, \
@@ -1558,18 +1555,8 @@ async fn a_broad_name_search_lists_the_newest_matches_without_counting_them(back
             "resolved",
         )
         .await[0];
-    let id = match backend {
-        Backend::Sqlite => "randomblob(16)",
-        Backend::Postgres => "gen_random_uuid()",
-    };
-    app.execute_sql(format!(
-        "with recursive n(i) as (select 1 union all select i + 1 from n where i < {customers}) \
-         insert into contacts (id, channel_id, external_id, name, name_key, created_at) \
-         select {id}, c.channel_id, 'bw-' || n.i, 'Broadwell ' || n.i, 'broadwell ' || n.i, \
-         c.started_at from conversations c, n where c.folio = {model}",
-        customers = broad + 5,
-    ))
-    .await;
+    app.add_broadwell_customers(model, broad + 5).await;
+    let id = app.new_id_sql();
     app.execute_sql(format!(
         "insert into conversations (id, campaign_id, channel_id, contact_id, status, is_open, \
          version, agent_id, started_at, last_activity_at, status_since) \

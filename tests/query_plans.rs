@@ -246,18 +246,9 @@ async fn a_broad_name_search_walks_an_index(backend: Backend) {
     let Some((app, _guard)) = demo_as_served(backend).await else {
         return;
     };
-    let id = match backend {
-        Backend::Sqlite => "randomblob(16)",
-        Backend::Postgres => "gen_random_uuid()",
-    };
-    app.execute_sql(format!(
-        "with recursive n(i) as (select 1 union all select i + 1 from n where i < {customers}) \
-         insert into contacts (id, channel_id, external_id, name, name_key, created_at) \
-         select {id}, h.id, 'bw-' || n.i, 'Broadwell ' || n.i, 'broadwell ' || n.i, \
-         h.created_at from channels h, n where h.id = (select id from channels order by id limit 1)",
-        customers = relevo::db::BROAD_SEARCH_CONTACTS + 1,
-    ))
-    .await;
+    let folio = app.scalar_i64("select min(folio) from conversations").await;
+    app.add_broadwell_customers(folio, relevo::db::BROAD_SEARCH_CONTACTS + 1)
+        .await;
     let views: Vec<View> = every_view_searching(&app, "broadwell", "br")
         .await
         .into_iter()

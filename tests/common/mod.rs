@@ -590,6 +590,28 @@ impl TestApp {
         }
     }
 
+    /// The backend's SQL for a new random id (test set-up statements).
+    pub fn new_id_sql(&self) -> &'static str {
+        match self.backend {
+            Backend::Sqlite => "randomblob(16)",
+            Backend::Postgres => "gen_random_uuid()",
+        }
+    }
+
+    /// Adds `count` customers named "Broadwell 1" … "Broadwell N" (codes
+    /// "bw-1" …) on the channel of conversation `folio`, without
+    /// conversations (test set-up: a name many customers share).
+    pub async fn add_broadwell_customers(&self, folio: i64, count: i64) {
+        self.execute_sql(format!(
+            "with recursive n(i) as (select 1 union all select i + 1 from n where i < {count}) \
+             insert into contacts (id, channel_id, external_id, name, name_key, created_at) \
+             select {id}, c.channel_id, 'bw-' || n.i, 'Broadwell ' || n.i, \
+             'broadwell ' || n.i, c.started_at from conversations c, n where c.folio = {folio}",
+            id = self.new_id_sql(),
+        ))
+        .await;
+    }
+
     /// Runs a statement built by the test, without arguments (set-up only).
     pub async fn execute_sql(&self, sql: String) {
         let sql = sqlx::AssertSqlSafe(sql);
