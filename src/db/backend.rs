@@ -76,6 +76,28 @@ pub(crate) trait Backend: Database {
     fn push_contact_condition(qb: &mut QueryBuilder<Self>, text: &str);
 }
 
+/// Appends `(k.name_key like … or k.external_id like …)` for a name search:
+/// PostgreSQL's matching, and SQLite's row-by-row check of a substring.
+fn push_like_condition<DB: Backend>(qb: &mut QueryBuilder<DB>, text: &str) {
+    let pattern = like_pattern(text);
+    qb.push("(k.name_key like ");
+    DB::push_bind(qb, pattern.clone());
+    qb.push(" escape '\\' or k.external_id like ");
+    DB::push_bind(qb, pattern);
+    qb.push(" escape '\\')");
+}
+
+/// Appends `column >= text [and column < end]`: the binary range of what
+/// begins with `text` (`end` from [`binary_prefix_end`]).
+fn push_prefix_range(qb: &mut QueryBuilder<Sqlite>, column: &str, text: &str, end: Option<&str>) {
+    qb.push(format!("{column} >= "));
+    qb.push_bind(text.to_owned());
+    if let Some(end) = end {
+        qb.push(format!(" and {column} < "));
+        qb.push_bind(end.to_owned());
+    }
+}
+
 /// The `like` pattern of a name search: anywhere, or at the beginning of a
 /// text shorter than [`MIN_SUBSTRING_CHARS`].
 fn like_pattern(text: &str) -> String {
@@ -150,12 +172,8 @@ impl Backend for Sqlite {
             if i > 0 {
                 qb.push(" union all ");
             }
-            qb.push(format!("select id from contacts where {column} >= "));
-            qb.push_bind(text.to_owned());
-            if let Some(end) = &end {
-                qb.push(format!(" and {column} < "));
-                qb.push_bind(end.clone());
-            }
+            qb.push("select id from contacts where ");
+            push_prefix_range(qb, column, text, end.as_deref());
         }
     }
 
@@ -163,11 +181,7 @@ impl Backend for Sqlite {
         if is_substring_search(text) {
             // What the trigram index finds: SQLite's `like` ignores ASCII
             // case as the `trigram` tokenizer does (names are folded).
-            qb.push("(k.name_key like ");
-            qb.push_bind(like_pattern(text));
-            qb.push(" escape '\\' or k.external_id like ");
-            qb.push_bind(like_pattern(text));
-            qb.push(" escape '\\')");
+            push_like_condition(qb, text);
             return;
         }
         // The binary ranges of `push_contacts_matching`.
@@ -177,12 +191,8 @@ impl Backend for Sqlite {
             if i > 0 {
                 qb.push(" or ");
             }
-            qb.push(format!("(k.{column} >= "));
-            qb.push_bind(text.to_owned());
-            if let Some(end) = &end {
-                qb.push(format!(" and k.{column} < "));
-                qb.push_bind(end.clone());
-            }
+            qb.push("(");
+            push_prefix_range(qb, &format!("k.{column}"), text, end.as_deref());
             qb.push(")");
         }
         qb.push(")");
@@ -209,11 +219,7 @@ impl Backend for Postgres {
     }
 
     fn push_contact_condition(qb: &mut QueryBuilder<Self>, text: &str) {
-        qb.push("(k.name_key like ");
-        qb.push_bind(like_pattern(text));
-        qb.push(" escape '\\' or k.external_id like ");
-        qb.push_bind(like_pattern(text));
-        qb.push(" escape '\\')");
+        push_like_condition(qb, text);
     }
 
     fn push_bind<'t>(qb: &mut QueryBuilder<Self>, value: impl Value<'t>) {

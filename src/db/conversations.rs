@@ -1547,33 +1547,6 @@ impl super::Store {
         Ok(matched > BROAD_SEARCH_CONTACTS)
     }
 
-    /// Conversations per status under the same scope and filters (status aside).
-    pub async fn count_by_status(
-        &self,
-        scope: &Scope,
-        filter: &ListFilter,
-    ) -> StoreResult<Option<Vec<(Status, TabCount)>>> {
-        if matches!(scope, Scope::Campaigns(ids) if ids.is_empty()) {
-            return Ok(Some(Vec::new()));
-        }
-        if self.broad_search(filter).await? {
-            return Ok(None);
-        }
-        let rows: Vec<(String, i64, i32)> = with_read!(self, |pool| {
-            let mut qb = sqlx::QueryBuilder::new("");
-            push_search_matches(&mut qb, filter);
-            push_count_query(&mut qb, scope, filter);
-            qb.build_query_as().fetch_all(pool).await?
-        });
-        Ok(Some(
-            rows.into_iter()
-                .filter_map(|(status, n, capped)| {
-                    Status::parse(&status).map(|s| (s, tab_count(n, capped != 0)))
-                })
-                .collect(),
-        ))
-    }
-
     /// Each campaign the scope covers with its `stale_after_minutes`: the
     /// thresholds the Rezagadas cutoffs are computed from. Campaigns are
     /// few; this reads them all.
@@ -1592,30 +1565,40 @@ impl super::Store {
             .collect())
     }
 
-    /// How many conversations of the scope and filters (status aside) are
-    /// stuck under `filter.stale_cutoffs`, up to [`COUNT_CAP`]: the count of
-    /// the Rezagadas tab, one index range per campaign. A Mensajes view has it from its one
-    /// statement ([`Self::list_with_counts`]); this is for the live
-    /// table's `/mensajes/cambios`.
-    /// None for a broad search, whose tabs are not counted.
-    pub async fn count_stuck(
+    /// The tab counts of the scope and filters (status aside) and their
+    /// Rezagadas count, in one statement built as a Mensajes view's (its
+    /// page left out): for the live table's `/mensajes/cambios`. None for a
+    /// broad search, whose tabs are not counted.
+    pub async fn count_tabs(
         &self,
         scope: &Scope,
         filter: &ListFilter,
-    ) -> StoreResult<Option<TabCount>> {
+    ) -> StoreResult<Option<(Vec<(Status, TabCount)>, TabCount)>> {
+        if matches!(scope, Scope::Campaigns(ids) if ids.is_empty()) {
+            return Ok(Some((Vec::new(), TabCount::default())));
+        }
         if self.broad_search(filter).await? {
             return Ok(None);
         }
-        if !counts_stuck(scope, filter) {
-            return Ok(Some(TabCount::default()));
-        }
-        let read = with_read!(self, |pool| {
-            let mut qb = sqlx::QueryBuilder::new("");
-            push_search_matches(&mut qb, filter);
-            push_stuck_count_query(&mut qb, scope, filter);
-            qb.build_query_scalar::<i64>().fetch_one(pool).await?
-        });
-        Ok(Some(TabCount::from_capped(read)))
+        let (_, counts_json, stale_count): (Option<String>, Option<String>, i64) = match self {
+            super::Store::Sqlite(pools) => {
+                let mut qb = sqlx::QueryBuilder::new("");
+                View::new(&SQLITE_HEADS, scope, filter, false, None, None)
+                    .push(&mut qb, true, true);
+                qb.build_query_as().fetch_one(&pools.read).await?
+            }
+            super::Store::Postgres(pg) => {
+                let mut qb = sqlx::QueryBuilder::new("");
+                View::new(&POSTGRES_HEADS, scope, filter, false, None, None)
+                    .push(&mut qb, true, true);
+                qb.build_query_as().fetch_one(&pg.pool).await?
+            }
+        };
+        let counts = match counts_json {
+            Some(json) => decode_counts(&json)?,
+            None => Vec::new(),
+        };
+        Ok(Some((counts, TabCount::from_capped(stale_count))))
     }
 
     /// Of the conversations `ids`, those the scope covers that match `filter`

@@ -891,10 +891,9 @@ pub async fn changes(
         .filter_map(|(_, v)| Uuid::parse_str(v).ok())
         .take(MAX_CHANGED_IDS)
         .collect();
-    let (rows, counts, stale_count) = tokio::try_join!(
+    let (rows, counted) = tokio::try_join!(
         state.store.rows_matching(&user.scope, &filter, &ids),
-        state.store.count_by_status(&user.scope, &filter),
-        state.store.count_stuck(&user.scope, &filter),
+        state.store.count_tabs(&user.scope, &filter),
     )?;
     let now = Utc::now();
     let mut rendered = Vec::with_capacity(rows.len());
@@ -909,7 +908,9 @@ pub async fn changes(
     let tabs = StatusTabs {
         tabs: status_tabs(
             &raw,
-            counts.as_deref().zip(stale_count),
+            counted
+                .as_ref()
+                .map(|(counts, stale)| (counts.as_slice(), *stale)),
             filter.status.unwrap_or(StatusFilter::Open),
         ),
     }
