@@ -1303,6 +1303,35 @@ async fn stuck_conversations_are_marked_counted_and_listed_on_their_tab(backend:
     assert_eq!(listed, expected);
     assert_eq!(tab_count(&all.body, "rezagadas"), 4);
 
+    // One agent's, each row held to its own campaign's threshold: the
+    // agent of a stuck row, of the recent one and of the stuck one outside
+    // the Administrador's campaigns (one range of the agent's own index,
+    // not a walk of every campaign's stuck rows).
+    let agent_sql = "select id from users where role = 'agent' order by email limit 1";
+    app.execute_sql(format!(
+        "update conversations set agent_id = ({agent_sql}) where folio in ({}, {recent}, {outside})",
+        stuck[0]
+    ))
+    .await;
+    let agent = app
+        .uuids_where(
+            "select id from users where role = $1 order by email limit 1",
+            "agent",
+        )
+        .await[0];
+    let agents = format!("/mensajes?estatus=rezagadas&agente={agent}");
+    let mine = app.get_with(&boss, &agents).await;
+    let listed: BTreeSet<i64> = folios_in(&mine.body).into_iter().collect();
+    assert_eq!(listed, BTreeSet::from([stuck[0], outside]));
+    assert_eq!(tab_count(&mine.body, "rezagadas"), 2);
+    let mine = app.get(&agents).await;
+    assert_eq!(
+        folios_in(&mine.body),
+        vec![stuck[0]],
+        "the Administrador's scope"
+    );
+    assert_eq!(tab_count(&mine.body, "rezagadas"), 1);
+
     // The campaign's threshold decides: at three hours, none is stuck.
     edit_ventas_hogar(&app, "Ventas Hogar", 180).await;
     let after = app.get("/mensajes?estatus=rezagadas").await;

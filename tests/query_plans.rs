@@ -9,7 +9,7 @@ mod common;
 
 use common::views::{self, View};
 use common::{Backend, DbGuardHandle, TestApp, fresh_store};
-use relevo::db::{ListFilter, Ts};
+use relevo::db::{ListFilter, StatusFilter, Ts};
 use relevo::domain::Scope;
 
 on_both_backends!(every_conversation_list_query_uses_an_index);
@@ -265,6 +265,132 @@ async fn a_broad_name_search_walks_an_index(backend: Backend) {
     assert_pages_on_an_index(&app, backend, &views).await;
 }
 
+on_both_backends!(one_agents_stuck_conversations_are_a_range_of_the_agents_index);
+
+/// One agent's Rezagadas, for a Super Administrador and for Administradores
+/// of one and of ten campaigns, in every order, page and count alike, read
+/// the agent's own index below the latest cutoff (or a date's or a
+/// channel's range), never a campaign's stuck range: those hold every
+/// agent's stuck rows, and walking each of them for one agent's took up to
+/// 1 s at 1,000,000 conversations.
+async fn one_agents_stuck_conversations_are_a_range_of_the_agents_index(backend: Backend) {
+    let Some((app, _guard)) = demo_as_served(backend).await else {
+        return;
+    };
+    let views: Vec<View> = every_view(&app)
+        .await
+        .into_iter()
+        .filter(|v| {
+            v.filter.status == Some(StatusFilter::Stale)
+                && v.filter.agent_id.is_some()
+                && v.filter.search.is_none()
+        })
+        .collect();
+    assert!(views.len() >= 9, "{} views", views.len());
+    let campaigns_stuck_range = |plan: &[String]| {
+        plan.iter()
+            .any(|l| l.contains("conversations_campaign_open_"))
+    };
+    let mut failures = Vec::new();
+    for view in &views {
+        let page = app
+            .store
+            .explain_list(&view.scope, &view.filter, view.cursor)
+            .await
+            .unwrap();
+        let counts = app
+            .store
+            .explain_counts(&view.scope, &view.filter)
+            .await
+            .unwrap();
+        for (part, plan) in [("page", page), ("counts", counts)] {
+            if campaigns_stuck_range(&plan) {
+                failures.push(format!("{} ({part}):\n  {}", view.name, plan.join("\n  ")));
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} plans walk the campaigns' stuck ranges:\n{}",
+        failures.len(),
+        views.len() * 2,
+        failures.join("\n")
+    );
+}
+
+on_both_backends!(stuck_conversations_by_channel_kind_read_only_the_campaigns_with_one);
+
+/// A Rezagadas view by channel kind reads the stuck ranges of the
+/// campaigns that have a channel of the kind, and no other: the demo's
+/// Telegram channels are in some of its campaigns, and a Super
+/// Administrador's Rezagadas by Telegram walked every campaign's stuck
+/// range for rows none of them could hold (up to 1 s at 1,000,000
+/// conversations, for a kind no campaign had).
+async fn stuck_conversations_by_channel_kind_read_only_the_campaigns_with_one(backend: Backend) {
+    let Some((app, _guard)) = demo_as_served(backend).await else {
+        return;
+    };
+    let with_telegram = app
+        .scalar_i64("select count(distinct campaign_id) from channels where kind = 'telegram'")
+        .await;
+    let campaigns = app.scalar_i64("select count(*) from campaigns").await;
+    assert!(0 < with_telegram && with_telegram < campaigns);
+    let filter = ListFilter {
+        status: Some(StatusFilter::Stale),
+        channel_kind: Some(relevo::domain::ChannelKind::Telegram),
+        stale_cutoffs: stale_cutoffs_now(&app).await,
+        ..ListFilter::default()
+    };
+    assert_eq!(filter.stale_cutoffs.len() as i64, campaigns);
+    let stuck_ranges = |plan: &[String]| {
+        plan.iter()
+            .filter(|l| l.contains("conversations_campaign_") && l.contains("activity_idx"))
+            .count()
+    };
+    let page = app
+        .store
+        .explain_list(&Scope::All, &filter, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        stuck_ranges(&page) as i64,
+        with_telegram,
+        "{}",
+        page.join("\n")
+    );
+    let counts = app
+        .store
+        .explain_counts(&Scope::All, &filter)
+        .await
+        .unwrap();
+    assert!(
+        stuck_ranges(&counts) as i64 <= with_telegram,
+        "{}",
+        counts.join("\n")
+    );
+    // An Administrador of the campaigns without one: no stuck range read.
+    let without_telegram = Scope::Campaigns(
+        app.uuids_where(
+            "select id from campaigns where id not in \
+             (select campaign_id from channels where kind = $1)",
+            "telegram",
+        )
+        .await,
+    );
+    let page = app
+        .store
+        .explain_list(&without_telegram, &filter, None)
+        .await
+        .unwrap();
+    let counts = app
+        .store
+        .explain_counts(&without_telegram, &filter)
+        .await
+        .unwrap();
+    assert_eq!(stuck_ranges(&page), 0, "{}", page.join("\n"));
+    assert_eq!(stuck_ranges(&counts), 0, "{}", counts.join("\n"));
+}
+
 on_both_backends!(every_view_counts_its_tabs_on_an_index);
 
 /// Whether a counts plan reads every conversation. A search's counts read
@@ -439,14 +565,7 @@ async fn every_view_searching(app: &TestApp, name: &str, name_start: &str) -> Ve
         )
         .await[0];
     let now = Ts::now();
-    let stale_cutoffs = app
-        .store
-        .stale_thresholds(&Scope::All)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|(id, minutes)| (id, Ts::new(now.0 - chrono::Duration::minutes(minutes))))
-        .collect();
+    let stale_cutoffs = stale_cutoffs_at(app, now).await;
     views::every_view(&views::Subjects {
         campaign: ventas,
         ten_campaigns: campaigns,
@@ -458,6 +577,22 @@ async fn every_view_searching(app: &TestApp, name: &str, name_start: &str) -> Ve
         name: name.into(),
         name_start: name_start.into(),
     })
+}
+
+/// Each campaign's Rezagadas cutoff at `now`.
+async fn stale_cutoffs_at(app: &TestApp, now: Ts) -> Vec<(uuid::Uuid, Ts)> {
+    app.store
+        .stale_thresholds(&Scope::All)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(id, minutes)| (id, Ts::new(now.0 - chrono::Duration::minutes(minutes))))
+        .collect()
+}
+
+/// Each campaign's Rezagadas cutoff now.
+async fn stale_cutoffs_now(app: &TestApp) -> Vec<(uuid::Uuid, Ts)> {
+    stale_cutoffs_at(app, Ts::now()).await
 }
 
 /// Whether a plan sorts more rows than a page holds.

@@ -14,6 +14,8 @@
 
 use uuid::Uuid;
 
+use std::borrow::Cow;
+
 use sqlx::QueryBuilder;
 
 use super::backend::Backend;
@@ -99,6 +101,14 @@ impl ListFilter {
                 order: self.order,
                 ..ListFilter::default()
             }
+    }
+
+    /// Whether these filters ask for one agent's stuck conversations: a
+    /// range of the agent's own `(agent_id, last_activity_at, folio)`
+    /// index below the latest cutoff serves them (see
+    /// [`push_stale_condition`]), not the campaigns' stuck ranges.
+    fn stale_by_agent(&self) -> bool {
+        self.status == Some(StatusFilter::Stale) && self.agent_id.is_some()
     }
 }
 
@@ -452,8 +462,12 @@ fn push_filter_conditions<DB: Backend>(
     walk_the_order: bool,
 ) {
     let off = if walk_the_order { DB::NOT_AN_INDEX } else { "" };
+    // One agent's stuck conversations are a range of the agent's index:
+    // the campaigns are checked on its rows, not walked.
+    let by_agent = with_status && filter.stale_by_agent();
+    let campaign_off = if by_agent { DB::NOT_AN_INDEX } else { "" };
     if let Scope::Campaigns(ids) = scope {
-        qb.push(" and c.campaign_id in (");
+        qb.push(format_args!(" and {campaign_off}c.campaign_id in ("));
         for (i, id) in ids.iter().enumerate() {
             if i > 0 {
                 qb.push(", ");
@@ -480,7 +494,7 @@ fn push_filter_conditions<DB: Backend>(
                     ListOrder::InStatus => off,
                     ListOrder::Recent | ListOrder::Idle => "",
                 };
-                push_stale_condition(qb, &filter.stale_cutoffs, off)
+                push_stale_condition(qb, &filter.stale_cutoffs, off, by_agent)
             }
         }
     }
@@ -493,7 +507,7 @@ fn push_filter_conditions<DB: Backend>(
         qb.push(")");
     }
     if let Some(id) = filter.campaign_id {
-        qb.push(" and c.campaign_id = ");
+        qb.push(format_args!(" and {campaign_off}c.campaign_id = "));
         DB::push_bind(qb, id);
     }
     if let Some(id) = filter.agent_id {
@@ -542,22 +556,41 @@ fn push_date_conditions<DB: Backend>(
 }
 
 /// Appends ` and …` for conversations open and without activity since
-/// their campaign's cutoff: one `(campaign, activity)` range per campaign,
-/// each on the `(campaign_id, is_open, last_activity_at, folio)` index.
-fn push_stale_condition<DB: Backend>(qb: &mut QueryBuilder<DB>, cutoffs: &[(Uuid, Ts)], off: &str) {
-    qb.push(" and c.is_open = ");
+/// their campaign's cutoff, the activity condition prefixed with `off`.
+///
+/// Without `by_agent`: one `(campaign, activity)` range per campaign, each
+/// on the `(campaign_id, is_open, last_activity_at, folio)` index. With
+/// it (one agent's, see [`ListFilter::stale_by_agent`]): one range of the
+/// agent's `(agent_id, last_activity_at, folio)` index, below the latest
+/// cutoff, each row checked against its own campaign's cutoff. The
+/// campaigns' ranges hold every agent's stuck rows: a Super
+/// Administrador's "Rezagadas" of one agent walked all 50 of them for
+/// that agent's few (up to 1 s at 1,000,000 conversations).
+fn push_stale_condition<DB: Backend>(
+    qb: &mut QueryBuilder<DB>,
+    cutoffs: &[(Uuid, Ts)],
+    off: &str,
+    by_agent: bool,
+) {
+    let campaign_off = if by_agent { DB::NOT_AN_INDEX } else { "" };
+    qb.push(format_args!(" and {campaign_off}c.is_open = "));
     DB::push_bind(qb, true);
-    if cutoffs.is_empty() {
+    let Some(latest) = cutoffs.iter().map(|(_, cutoff)| *cutoff).max() else {
         qb.push(" and 1 = 0");
         return;
+    };
+    if by_agent {
+        qb.push(format_args!(" and {off}c.last_activity_at < "));
+        DB::push_bind(qb, latest);
     }
     qb.push(" and (");
     for (i, (campaign, cutoff)) in cutoffs.iter().enumerate() {
         if i > 0 {
             qb.push(" or ");
         }
-        qb.push("(c.campaign_id = ");
+        qb.push(format_args!("({campaign_off}c.campaign_id = "));
         DB::push_bind(qb, *campaign);
+        let off = if by_agent { DB::NOT_AN_INDEX } else { off };
         qb.push(format_args!(" and {off}c.last_activity_at < "));
         DB::push_bind(qb, *cutoff);
         qb.push(")");
@@ -673,6 +706,10 @@ fn merged_campaigns(scope: &Scope, filter: &ListFilter) -> Option<Vec<Uuid>> {
     if filter.search.is_some() {
         return None;
     }
+    if filter.stale_by_agent() {
+        // One range of the agent's index (see `push_stale_condition`).
+        return None;
+    }
     if filter.status == Some(StatusFilter::Stale) {
         // Each campaign has its own cutoff: one range per campaign, for a
         // Super Administrador too.
@@ -779,6 +816,20 @@ fn by_channel_arms(filter: &ListFilter) -> bool {
         && filter.search.is_none()
         && filter.status == Some(StatusFilter::All)
         && filter.order != ListOrder::InStatus
+}
+
+/// Whether a view's page cannot hold a row, and is not read: its campaign
+/// is out of scope, no channel of its kind is in view (`channels`, from
+/// [`Store::view_source`]), or it is a Rezagadas view and no campaign in
+/// view has a cutoff (none, or none with a channel of the kind).
+fn holds_no_rows(scope: &Scope, filter: &ListFilter, channels: Option<&[Uuid]>) -> bool {
+    let in_view = |campaign: Uuid| {
+        scope.allows(campaign) && filter.campaign_id.is_none_or(|chosen| chosen == campaign)
+    };
+    filter.campaign_id.is_some_and(|c| !scope.allows(c))
+        || channels.is_some_and(<[Uuid]>::is_empty)
+        || (filter.status == Some(StatusFilter::Stale)
+            && !filter.stale_cutoffs.iter().any(|(c, _)| in_view(*c)))
 }
 
 /// Appends the source of a page merged from each arm's own page (see
@@ -1228,7 +1279,7 @@ struct View<'a> {
     walked: Option<&'a Search>,
     cursor: Option<Cursor>,
     /// The channels a page by channel kind is merged from (see
-    /// [`Store::view_channels`]).
+    /// [`Store::view_source`]).
     channels: Option<&'a [Uuid]>,
 }
 
@@ -1331,14 +1382,12 @@ impl super::Store {
         filter: &ListFilter,
         cursor: Option<Cursor>,
     ) -> StoreResult<Vec<String>> {
-        let channels = self.view_channels(scope, filter).await?;
-        if channels.as_deref().is_some_and(<[Uuid]>::is_empty) {
-            // As served: no channel of the kind in view, no page to read.
-            return Ok(vec![
-                "no channel of the kind in view: no page statement".to_owned(),
-            ]);
+        let (filter, channels) = self.view_source(scope, filter).await?;
+        if holds_no_rows(scope, &filter, channels.as_deref()) {
+            // As served: no page to read.
+            return Ok(vec!["no rows can match: no page statement".to_owned()]);
         }
-        self.explain_view(scope, filter, cursor, channels.as_deref(), Explained::Page)
+        self.explain_view(scope, &filter, cursor, channels.as_deref(), Explained::Page)
             .await
     }
 
@@ -1349,7 +1398,8 @@ impl super::Store {
         scope: &Scope,
         filter: &ListFilter,
     ) -> StoreResult<Vec<String>> {
-        self.explain_view(scope, filter, None, None, Explained::Counts)
+        let (filter, _) = self.view_source(scope, filter).await?;
+        self.explain_view(scope, &filter, None, None, Explained::Counts)
             .await
     }
 
@@ -1412,23 +1462,25 @@ impl super::Store {
         Ok(self.list_page(scope, filter, cursor, false).await?.page)
     }
 
-    /// The channels a page by channel kind is merged from, when it is (see
-    /// [`by_channel_arms`]): those of the kind in the scope and the chosen
-    /// campaign, in a stable order. A small read of `channels_campaign_idx`
-    /// (or of the few channels there are), before the view's statement.
-    async fn view_channels(
+    /// The channels of the filter's kind in the scope and the chosen
+    /// campaign, each with its campaign, in a stable order; None without a
+    /// kind. A small read of `channels_campaign_idx` (or of the few
+    /// channels there are), before the view's statement.
+    async fn channels_of_kind(
         &self,
         scope: &Scope,
         filter: &ListFilter,
-    ) -> StoreResult<Option<Vec<Uuid>>> {
-        let Some(kind) = filter.channel_kind.filter(|_| by_channel_arms(filter)) else {
+    ) -> StoreResult<Option<Vec<(Uuid, Uuid)>>> {
+        let Some(kind) = filter.channel_kind else {
             return Ok(None);
         };
         if matches!(scope, Scope::Campaigns(ids) if ids.is_empty()) {
             return Ok(Some(Vec::new()));
         }
-        let ids = with_read!(self, |pool| {
-            let mut qb = sqlx::QueryBuilder::new("select h.id from channels h where h.kind = ");
+        let channels = with_read!(self, |pool| {
+            let mut qb = sqlx::QueryBuilder::new(
+                "select h.id, h.campaign_id from channels h where h.kind = ",
+            );
             qb.push_bind(kind.as_str());
             if let Scope::Campaigns(ids) = scope {
                 qb.push(" and h.campaign_id in (");
@@ -1443,9 +1495,42 @@ impl super::Store {
                 qb.push_bind(campaign);
             }
             qb.push(" order by h.id");
-            qb.build_query_scalar::<Uuid>().fetch_all(pool).await?
+            qb.build_query_as::<(Uuid, Uuid)>().fetch_all(pool).await?
         });
-        Ok(Some(ids))
+        Ok(Some(channels))
+    }
+
+    /// What a view's statement is built from: the filters, less the
+    /// Rezagadas cutoffs of the campaigns without a channel of the kind
+    /// asked for (none of their conversations can match, and each one's
+    /// stuck range was walked for nothing: a Super Administrador's
+    /// Rezagadas by Telegram, a kind no campaign had, walked all 50 at
+    /// 1,000,000 conversations); and the channels a page by channel kind is
+    /// merged from, when it is (see [`by_channel_arms`]).
+    async fn view_source<'f>(
+        &self,
+        scope: &Scope,
+        filter: &'f ListFilter,
+    ) -> StoreResult<(Cow<'f, ListFilter>, Option<Vec<Uuid>>)> {
+        let Some(channels) = self.channels_of_kind(scope, filter).await? else {
+            return Ok((Cow::Borrowed(filter), None));
+        };
+        let with_kind = |campaign: &Uuid| channels.iter().any(|(_, c)| c == campaign);
+        let filter = if filter.stale_cutoffs.iter().all(|(c, _)| with_kind(c)) {
+            Cow::Borrowed(filter)
+        } else {
+            Cow::Owned(ListFilter {
+                stale_cutoffs: filter
+                    .stale_cutoffs
+                    .iter()
+                    .filter(|(c, _)| with_kind(c))
+                    .copied()
+                    .collect(),
+                ..filter.clone()
+            })
+        };
+        let arms = by_channel_arms(&filter).then(|| channels.iter().map(|(id, _)| *id).collect());
+        Ok((filter, arms))
     }
 
     /// One page of the list, the status counts of the same scope and
@@ -1471,11 +1556,10 @@ impl super::Store {
         if matches!(scope, Scope::Campaigns(ids) if ids.is_empty()) {
             return Ok(Default::default());
         }
-        let channels = self.view_channels(scope, filter).await?;
+        let (filter, channels) = self.view_source(scope, filter).await?;
+        let filter = filter.as_ref();
         let channels = channels.as_deref();
-        // A campaign out of scope, or no channel of the kind in view.
-        let no_rows = filter.campaign_id.is_some_and(|c| !scope.allows(c))
-            || channels.is_some_and(<[Uuid]>::is_empty);
+        let no_rows = holds_no_rows(scope, filter, channels);
         if no_rows && !with_counts {
             return Ok(Default::default());
         }
@@ -1580,6 +1664,8 @@ impl super::Store {
         if self.broad_search(filter).await? {
             return Ok(None);
         }
+        let (filter, _) = self.view_source(scope, filter).await?;
+        let filter = filter.as_ref();
         let (_, counts_json, stale_count): (Option<String>, Option<String>, i64) = match self {
             super::Store::Sqlite(pools) => {
                 let mut qb = sqlx::QueryBuilder::new("");
