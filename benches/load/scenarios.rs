@@ -1377,6 +1377,15 @@ async fn views(url: &str) -> anyhow::Result<Figures> {
     store.close().await;
     timed.sort_by(|a, b| b.0.total_cmp(&a.0));
     let over = timed.iter().filter(|(ms, _)| *ms > VIEW_BUDGET_MS).count();
+    // Every view's time, slowest first, for finding the slow classes.
+    let all: String = timed
+        .iter()
+        .map(|(ms, name)| format!("{ms:.2}\t{name}\n"))
+        .collect();
+    let file = crate::bench_dir().join("views-timings.tsv");
+    if std::fs::write(&file, all).is_ok() {
+        println!("  views: every view's time in {}", file.display());
+    }
     println!("  views: the slowest of {} asked:", timed.len());
     for (ms, name) in timed.iter().take(15) {
         println!("    {ms:>9.1} ms  {name}");
