@@ -854,6 +854,21 @@ async fn filters_narrow_the_rows(backend: Backend) {
         rows.len()
     );
 
+    // A kind the chosen campaign has no channel of: no row, and every tab
+    // counts none (nothing is read: the status was walked for none).
+    let none = app
+        .get(&format!(
+            "/mensajes?estatus=cancelled&campana={cobranza}&canal=telegram&desde=2020-01-01"
+        ))
+        .await;
+    assert_eq!(none.status, StatusCode::OK);
+    assert!(folios_in(&none.body).is_empty());
+    assert_eq!(
+        tab_counts(&none.body),
+        vec![0; tab_counts(&none.body).len()]
+    );
+    assert!(tab_counts(&none.body).len() >= 8, "every tab counted");
+
     let page = app.get("/mensajes?estatus=cancelled").await;
     let rows = folios_in(&page.body);
     assert!(!rows.is_empty());

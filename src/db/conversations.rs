@@ -110,6 +110,14 @@ impl ListFilter {
     fn stale_by_agent(&self) -> bool {
         self.status == Some(StatusFilter::Stale) && self.agent_id.is_some()
     }
+
+    /// Whether a conversation in `status` can match these filters: "Agente
+    /// desconectado" is only ever an Asignada or En Proceso conversation,
+    /// so its other tabs are none without counting them (each of those
+    /// counts walked its status for rows it could never take).
+    fn may_hold(&self, status: Status) -> bool {
+        !self.agent_offline || matches!(status, Status::Assigned | Status::InProgress)
+    }
 }
 
 /// A position in the list: the key of [`ListFilter::order`] and the folio.
@@ -494,7 +502,7 @@ fn push_filter_conditions<DB: Backend>(
                     ListOrder::InStatus => off,
                     ListOrder::Recent | ListOrder::Idle => "",
                 };
-                push_stale_condition(qb, &filter.stale_cutoffs, off, by_agent)
+                push_stale_condition(qb, &filter.stale_cutoffs, off, by_agent, walk_the_order)
             }
         }
     }
@@ -560,27 +568,36 @@ fn push_date_conditions<DB: Backend>(
 ///
 /// Without `by_agent`: one `(campaign, activity)` range per campaign, each
 /// on the `(campaign_id, is_open, last_activity_at, folio)` index. With
-/// it (one agent's, see [`ListFilter::stale_by_agent`]): one range of the
-/// agent's `(agent_id, last_activity_at, folio)` index, below the latest
-/// cutoff, each row checked against its own campaign's cutoff. The
-/// campaigns' ranges hold every agent's stuck rows: a Super
-/// Administrador's "Rezagadas" of one agent walked all 50 of them for
-/// that agent's few (up to 1 s at 1,000,000 conversations).
+/// it (one agent's, see [`ListFilter::stale_by_agent`]), the campaigns are
+/// checked on the agent's rows: a page (`walk`) walks the agent's
+/// `(agent_id, last_activity_at, folio)` index below the latest cutoff, and
+/// a count reads the agent's open rows from `(agent_id, is_open)`, fewer
+/// than its rows below the cutoff. The campaigns' ranges hold every
+/// agent's stuck rows: a Super Administrador's "Rezagadas" of one agent
+/// walked all 50 of them for that agent's few (up to 1 s at 1,000,000
+/// conversations).
 fn push_stale_condition<DB: Backend>(
     qb: &mut QueryBuilder<DB>,
     cutoffs: &[(Uuid, Ts)],
     off: &str,
     by_agent: bool,
+    walk: bool,
 ) {
     let campaign_off = if by_agent { DB::NOT_AN_INDEX } else { "" };
-    qb.push(format_args!(" and {campaign_off}c.is_open = "));
+    let open_off = if by_agent && walk {
+        DB::NOT_AN_INDEX
+    } else {
+        ""
+    };
+    qb.push(format_args!(" and {open_off}c.is_open = "));
     DB::push_bind(qb, true);
     let Some(latest) = cutoffs.iter().map(|(_, cutoff)| *cutoff).max() else {
         qb.push(" and 1 = 0");
         return;
     };
     if by_agent {
-        qb.push(format_args!(" and {off}c.last_activity_at < "));
+        let latest_off = if walk { off } else { DB::NOT_AN_INDEX };
+        qb.push(format_args!(" and {latest_off}c.last_activity_at < "));
         DB::push_bind(qb, latest);
     }
     qb.push(" and (");
@@ -818,18 +835,44 @@ fn by_channel_arms(filter: &ListFilter) -> bool {
         && filter.order != ListOrder::InStatus
 }
 
-/// Whether a view's page cannot hold a row, and is not read: its campaign
-/// is out of scope, no channel of its kind is in view (`channels`, from
-/// [`Store::view_source`]), or it is a Rezagadas view and no campaign in
-/// view has a cutoff (none, or none with a channel of the kind).
-fn holds_no_rows(scope: &Scope, filter: &ListFilter, channels: Option<&[Uuid]>) -> bool {
+/// Whether no conversation of any status can match a view, which is then
+/// not read at all: its campaign is out of scope, or its channel kind has
+/// no channel in view (`kind_channels`, from [`Store::view_source`]; a
+/// status tab of such a kind walked the whole status for none, and its
+/// counts by agent or date counted up to 1000 of each status for none).
+fn matches_nothing(
+    scope: &Scope,
+    filter: &ListFilter,
+    kind_channels: Option<&[(Uuid, Uuid)]>,
+) -> bool {
+    filter.campaign_id.is_some_and(|c| !scope.allows(c))
+        || kind_channels.is_some_and(<[(Uuid, Uuid)]>::is_empty)
+}
+
+/// Whether a Rezagadas view's page cannot hold a row, and is not read: no
+/// campaign in view has a cutoff (none, or none with a channel of the
+/// kind). Its other tabs are still counted.
+fn no_stuck_rows(scope: &Scope, filter: &ListFilter) -> bool {
     let in_view = |campaign: Uuid| {
         scope.allows(campaign) && filter.campaign_id.is_none_or(|chosen| chosen == campaign)
     };
-    filter.campaign_id.is_some_and(|c| !scope.allows(c))
-        || channels.is_some_and(<[Uuid]>::is_empty)
-        || (filter.status == Some(StatusFilter::Stale)
-            && !filter.stale_cutoffs.iter().any(|(c, _)| in_view(*c)))
+    filter.status == Some(StatusFilter::Stale)
+        && !filter.stale_cutoffs.iter().any(|(c, _)| in_view(*c))
+}
+
+/// What a view's statement is built from (see [`Store::view_source`]).
+struct Source<'f> {
+    /// The filters as the statement applies them.
+    filter: Cow<'f, ListFilter>,
+    /// The channels a page by channel kind is merged from, when it is (see
+    /// [`by_channel_arms`]).
+    arms: Option<Vec<Uuid>>,
+    /// No row of any status can match: nothing is read (see
+    /// [`matches_nothing`]).
+    nothing: bool,
+    /// No row can match the page, which is not read: [`Self::nothing`], or
+    /// [`no_stuck_rows`].
+    no_rows: bool,
 }
 
 /// Appends the source of a page merged from each arm's own page (see
@@ -1142,7 +1185,8 @@ fn push_count_query<DB: Backend>(qb: &mut QueryBuilder<DB>, scope: &Scope, filte
         qb.push(" group by c.status");
         return;
     }
-    for (i, status) in Status::ALL.iter().enumerate() {
+    let counted = Status::ALL.iter().filter(|s| filter.may_hold(**s));
+    for (i, status) in counted.enumerate() {
         if i > 0 {
             qb.push(" union all ");
         }
@@ -1382,12 +1426,13 @@ impl super::Store {
         filter: &ListFilter,
         cursor: Option<Cursor>,
     ) -> StoreResult<Vec<String>> {
-        let (filter, channels) = self.view_source(scope, filter).await?;
-        if holds_no_rows(scope, &filter, channels.as_deref()) {
+        let source = self.view_source(scope, filter).await?;
+        if source.no_rows {
             // As served: no page to read.
             return Ok(vec!["no rows can match: no page statement".to_owned()]);
         }
-        self.explain_view(scope, &filter, cursor, channels.as_deref(), Explained::Page)
+        let arms = source.arms.as_deref();
+        self.explain_view(scope, &source.filter, cursor, arms, Explained::Page)
             .await
     }
 
@@ -1398,8 +1443,12 @@ impl super::Store {
         scope: &Scope,
         filter: &ListFilter,
     ) -> StoreResult<Vec<String>> {
-        let (filter, _) = self.view_source(scope, filter).await?;
-        self.explain_view(scope, &filter, None, None, Explained::Counts)
+        let source = self.view_source(scope, filter).await?;
+        if source.nothing {
+            // As served: nothing to count.
+            return Ok(vec!["no rows can match: no statement".to_owned()]);
+        }
+        self.explain_view(scope, &source.filter, None, None, Explained::Counts)
             .await
     }
 
@@ -1505,15 +1554,21 @@ impl super::Store {
     /// asked for (none of their conversations can match, and each one's
     /// stuck range was walked for nothing: a Super Administrador's
     /// Rezagadas by Telegram, a kind no campaign had, walked all 50 at
-    /// 1,000,000 conversations); and the channels a page by channel kind is
-    /// merged from, when it is (see [`by_channel_arms`]).
+    /// 1,000,000 conversations); the channels a page by channel kind is
+    /// merged from; and whether any row can match.
     async fn view_source<'f>(
         &self,
         scope: &Scope,
         filter: &'f ListFilter,
-    ) -> StoreResult<(Cow<'f, ListFilter>, Option<Vec<Uuid>>)> {
+    ) -> StoreResult<Source<'f>> {
         let Some(channels) = self.channels_of_kind(scope, filter).await? else {
-            return Ok((Cow::Borrowed(filter), None));
+            let nothing = matches_nothing(scope, filter, None);
+            return Ok(Source {
+                nothing,
+                no_rows: nothing || no_stuck_rows(scope, filter),
+                filter: Cow::Borrowed(filter),
+                arms: None,
+            });
         };
         let with_kind = |campaign: &Uuid| channels.iter().any(|(_, c)| c == campaign);
         let filter = if filter.stale_cutoffs.iter().all(|(c, _)| with_kind(c)) {
@@ -1529,8 +1584,13 @@ impl super::Store {
                 ..filter.clone()
             })
         };
-        let arms = by_channel_arms(&filter).then(|| channels.iter().map(|(id, _)| *id).collect());
-        Ok((filter, arms))
+        let nothing = matches_nothing(scope, &filter, Some(&channels));
+        Ok(Source {
+            nothing,
+            no_rows: nothing || no_stuck_rows(scope, &filter),
+            arms: by_channel_arms(&filter).then(|| channels.iter().map(|(id, _)| *id).collect()),
+            filter,
+        })
     }
 
     /// One page of the list, the status counts of the same scope and
@@ -1556,10 +1616,15 @@ impl super::Store {
         if matches!(scope, Scope::Campaigns(ids) if ids.is_empty()) {
             return Ok(Default::default());
         }
-        let (filter, channels) = self.view_source(scope, filter).await?;
-        let filter = filter.as_ref();
-        let channels = channels.as_deref();
-        let no_rows = holds_no_rows(scope, filter, channels);
+        let source = self.view_source(scope, filter).await?;
+        if source.nothing {
+            return Ok(Default::default());
+        }
+        let (filter, channels, no_rows) = (
+            source.filter.as_ref(),
+            source.arms.as_deref(),
+            source.no_rows,
+        );
         if no_rows && !with_counts {
             return Ok(Default::default());
         }
@@ -1664,8 +1729,11 @@ impl super::Store {
         if self.broad_search(filter).await? {
             return Ok(None);
         }
-        let (filter, _) = self.view_source(scope, filter).await?;
-        let filter = filter.as_ref();
+        let source = self.view_source(scope, filter).await?;
+        if source.nothing {
+            return Ok(Some((Vec::new(), TabCount::default())));
+        }
+        let filter = source.filter.as_ref();
         let (_, counts_json, stale_count): (Option<String>, Option<String>, i64) = match self {
             super::Store::Sqlite(pools) => {
                 let mut qb = sqlx::QueryBuilder::new("");
