@@ -116,9 +116,13 @@ impl ListFilter {
     /// so its other tabs are none without counting them (each of those
     /// counts walked its status for rows it could never take).
     fn may_hold(&self, status: Status) -> bool {
-        !self.agent_offline || matches!(status, Status::Assigned | Status::InProgress)
+        !self.agent_offline || WITH_AN_AGENT_AT_WORK.contains(&status)
     }
 }
+
+/// The statuses of a conversation an agent is working on: what "Agente
+/// desconectado" lists (and the only tabs it counts).
+const WITH_AN_AGENT_AT_WORK: [Status; 2] = [Status::Assigned, Status::InProgress];
 
 /// A position in the list: the key of [`ListFilter::order`] and the folio.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -507,10 +511,13 @@ fn push_filter_conditions<DB: Backend>(
         }
     }
     if filter.agent_offline {
-        qb.push(
-            " and c.status in ('assigned', 'in_progress') and c.agent_id in \
+        // Fixed words of the code, so literals.
+        let statuses = WITH_AN_AGENT_AT_WORK.map(|s| format!("'{}'", s.as_str()));
+        qb.push(format_args!(
+            " and c.status in ({}) and c.agent_id in \
              (select id from users where role = 'agent' and connected = ",
-        );
+            statuses.join(", ")
+        ));
         DB::push_bind(qb, false);
         qb.push(")");
     }
