@@ -441,6 +441,42 @@ async fn assert_counts_match(app: &TestApp) {
          and channel_id in (select id from channels where kind = 'whatsapp')",
     )
     .await;
+    // By agent, from the totals per agent (migration 0027): each agent
+    // with conversations, alone and with a channel kind, and the
+    // disconnected agents'.
+    let agents = app
+        .uuids_where(
+            "select distinct agent_id from conversations where agent_id is not null \
+             and status <> $1",
+            "icr",
+        )
+        .await;
+    assert!(agents.len() > 1, "the demo's conversations have agents");
+    for agent in agents {
+        let literal = app.uuid_literal(agent);
+        assert_view_counts_match(
+            app,
+            &format!("/mensajes?agente={agent}"),
+            &format!("agent_id = {literal}"),
+        )
+        .await;
+        assert_view_counts_match(
+            app,
+            &format!("/mensajes?agente={agent}&canal=whatsapp"),
+            &format!(
+                "agent_id = {literal} \
+                 and channel_id in (select id from channels where kind = 'whatsapp')"
+            ),
+        )
+        .await;
+    }
+    assert_view_counts_match(
+        app,
+        "/mensajes?agente=desconectado",
+        "status in ('assigned', 'in_progress') and agent_id in \
+         (select id from users where role = 'agent' and connected = false)",
+    )
+    .await;
 }
 
 /// A view by channel shows the totals kept per campaign and channel, not a
@@ -481,7 +517,8 @@ async fn a_channel_view_reads_its_counts_from_the_kept_totals(backend: Backend) 
             .contains(&format!(">{head}{GROUP_SEPARATOR}{tail}</span>")),
         "{all} shown grouped"
     );
-    // A view the totals cannot answer (by agent) still counts rows.
+    // A view by agent reads the agents' own totals, which the made-up
+    // ones do not touch.
     let page = app
         .get("/mensajes?canal=whatsapp&agente=desconectado")
         .await;
@@ -514,6 +551,51 @@ async fn status_counts_match_the_database(backend: Backend) {
     )
     .unwrap();
     app.store.apply_transition(&t).await.unwrap().unwrap();
+    assert_counts_match(&app).await;
+    // And changes of agent: an Asignada conversation handed to another
+    // agent leaves the first one's totals for the second one's.
+    let folio = app
+        .folios_where(
+            "select folio from conversations where status = $1 and agent_id is not null \
+             order by folio",
+            "assigned",
+        )
+        .await[0];
+    let row = app
+        .store
+        .conversation(&relevo::domain::Scope::All, folio)
+        .await
+        .unwrap()
+        .unwrap();
+    let other = app
+        .uuids_where(
+            "select id from users where role = $1 order by name",
+            "agent",
+        )
+        .await
+        .into_iter()
+        .find(|agent| Some(*agent) != row.agent_id)
+        .expect("a second agent");
+    let admin = app
+        .uuids_where("select id from users where email = $1", ADMIN_EMAIL)
+        .await[0];
+    let t = relevo::domain::conversation::return_to_router(
+        &row.to_domain(),
+        admin,
+        relevo::domain::HandoffOutcome::Assign(other),
+        "otra persona",
+        chrono::Utc::now(),
+    )
+    .unwrap();
+    app.store.apply_transition(&t).await.unwrap().unwrap();
+    assert_eq!(
+        app.uuids_where(
+            "select agent_id from conversations where folio = cast($1 as bigint)",
+            &folio.to_string(),
+        )
+        .await,
+        [other]
+    );
     assert_counts_match(&app).await;
 }
 
@@ -1498,8 +1580,8 @@ async fn copy_conversation(app: &TestApp, folio: i64, copies: i64) {
 }
 
 /// A tab counts a status up to `COUNT_CAP` and then says "1000+", with
-/// a tooltip that says why, where the totals cannot answer (by agent, by
-/// date, every Rezagadas count). The kept totals stay exact, and the bulk
+/// a tooltip that says why, where the totals cannot answer (by date, every
+/// Rezagadas count). The kept totals stay exact, and the bulk
 /// page the "all that match" link opens counts every one.
 async fn a_tab_counts_up_to_the_cap_and_then_says_more(backend: Backend) {
     let Some(app) = spawn_app(backend).await else {
@@ -1526,10 +1608,7 @@ async fn a_tab_counts_up_to_the_cap_and_then_says_more(backend: Backend) {
     let assigned_of_agent = app
         .scalar_i64_of(format!(
             "select count(*) from conversations where status = 'assigned' and agent_id = {}",
-            match backend {
-                Backend::Sqlite => format!("x'{}'", agent.simple()),
-                Backend::Postgres => format!("'{agent}'"),
-            }
+            app.uuid_literal(agent)
         ))
         .await;
     assert!(assigned_of_agent > cap);
@@ -1546,8 +1625,15 @@ async fn a_tab_counts_up_to_the_cap_and_then_says_more(backend: Backend) {
     assert!(note.starts_with("Más de 1"), "{note}");
     assert!(note.contains("Acciones masivas"), "{note}");
 
-    // By agent: each status counted up to the cap, sums "at least".
-    let by_agent = format!("/mensajes?estatus=assigned&agente={agent}");
+    // By agent: from the agents' kept totals, exact.
+    let page = app
+        .get(&format!("/mensajes?estatus=assigned&agente={agent}"))
+        .await;
+    assert_eq!(tab_count(&page.body, "assigned"), assigned_of_agent);
+
+    // By agent and a start date: each status counted up to the cap, sums
+    // "at least".
+    let by_agent = format!("/mensajes?estatus=assigned&agente={agent}&desde=2000-01-01");
     let page = app.get(&by_agent).await;
     assert_eq!(tab_shown(&page.body, "assigned").0, "1000+");
     let (open, _) = tab_shown(&page.body, "abiertas");
@@ -1571,7 +1657,7 @@ async fn a_tab_counts_up_to_the_cap_and_then_says_more(backend: Backend) {
     // The bulk page counts every one before acting.
     let bulk = app
         .get(&format!(
-            "/mensajes/lote?todas=1&estatus=assigned&agente={agent}"
+            "/mensajes/lote?todas=1&estatus=assigned&agente={agent}&desde=2000-01-01"
         ))
         .await;
     assert_eq!(bulk.status, StatusCode::OK);

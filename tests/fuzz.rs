@@ -2381,6 +2381,10 @@ fn guarded_tables() -> Vec<(&'static str, String)> {
         ("conversations", format!("campaign_id in {OUTSIDE}")),
         ("conversation_counts", format!("campaign_id in {OUTSIDE}")),
         (
+            "agent_conversation_counts",
+            format!("campaign_id in {OUTSIDE}"),
+        ),
+        (
             "conversation_events",
             format!("conversation_id in {outside_conversations}"),
         ),

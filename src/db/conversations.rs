@@ -87,20 +87,38 @@ impl ListOrder {
 }
 
 impl ListFilter {
-    /// Whether the status tabs of these filters are sums of the totals kept
-    /// per campaign and channel (migrations 0006 and 0024): the filters are
-    /// at most a campaign and a channel kind. The status, the order and the
-    /// cutoffs of the Rezagadas tab do not change the tabs' counts.
+    /// Whether the status tabs of these filters are sums of kept totals:
+    /// the filters are at most a campaign, a channel kind and an agent (one,
+    /// or the disconnected ones). The status, the order and the cutoffs of
+    /// the Rezagadas tab do not change the tabs' counts. See
+    /// [`Self::totals_table`] for which totals.
     pub fn counts_from_totals(&self) -> bool {
         *self
             == ListFilter {
                 status: self.status,
                 campaign_id: self.campaign_id,
+                agent_id: self.agent_id,
                 channel_kind: self.channel_kind,
+                agent_offline: self.agent_offline,
                 stale_cutoffs: self.stale_cutoffs.clone(),
                 order: self.order,
                 ..ListFilter::default()
             }
+    }
+
+    /// The kept totals these filters' tabs are summed from, when they are
+    /// (see [`Self::counts_from_totals`]): per campaign and channel
+    /// (migrations 0006 and 0024), or, by agent, per agent, campaign and
+    /// channel (migration 0027). Both tables have the columns the filter
+    /// conditions name, so [`push_conditions`] filters them as it filters
+    /// conversations.
+    fn totals_table(&self) -> Option<&'static str> {
+        let by_agent = self.agent_id.is_some() || self.agent_offline;
+        self.counts_from_totals().then_some(if by_agent {
+            "agent_conversation_counts"
+        } else {
+            "conversation_counts"
+        })
     }
 
     /// Whether these filters ask for one agent's stuck conversations: a
@@ -117,6 +135,13 @@ impl ListFilter {
     /// counts walked its status for rows it could never take).
     fn may_hold(&self, status: Status) -> bool {
         !self.agent_offline || WITH_AN_AGENT_AT_WORK.contains(&status)
+    }
+
+    /// Whether the status tab asked for can hold no row of these filters
+    /// (see [`Self::may_hold`]): "Agente desconectado"'s Cancelada tab
+    /// walked every cancelled conversation for none.
+    fn tab_holds_nothing(&self) -> bool {
+        matches!(self.status, Some(StatusFilter::Only(status)) if !self.may_hold(status))
     }
 }
 
@@ -856,15 +881,17 @@ fn matches_nothing(
         || kind_channels.is_some_and(<[(Uuid, Uuid)]>::is_empty)
 }
 
-/// Whether a Rezagadas view's page cannot hold a row, and is not read: no
-/// campaign in view has a cutoff (none, or none with a channel of the
-/// kind). Its other tabs are still counted.
-fn no_stuck_rows(scope: &Scope, filter: &ListFilter) -> bool {
+/// Whether a view's page cannot hold a row, and is not read: a Rezagadas
+/// view where no campaign in view has a cutoff (none, or none with a
+/// channel of the kind), or a status tab the other filters exclude (see
+/// [`ListFilter::tab_holds_nothing`]). Its other tabs are still counted.
+fn page_holds_nothing(scope: &Scope, filter: &ListFilter) -> bool {
     let in_view = |campaign: Uuid| {
         scope.allows(campaign) && filter.campaign_id.is_none_or(|chosen| chosen == campaign)
     };
-    filter.status == Some(StatusFilter::Stale)
-        && !filter.stale_cutoffs.iter().any(|(c, _)| in_view(*c))
+    let no_stuck_rows = filter.status == Some(StatusFilter::Stale)
+        && !filter.stale_cutoffs.iter().any(|(c, _)| in_view(*c));
+    no_stuck_rows || filter.tab_holds_nothing()
 }
 
 /// What a view's statement is built from (see [`Store::view_source`]).
@@ -878,7 +905,7 @@ struct Source<'f> {
     /// [`matches_nothing`]).
     nothing: bool,
     /// No row can match the page, which is not read: [`Self::nothing`], or
-    /// [`no_stuck_rows`].
+    /// [`page_holds_nothing`].
     no_rows: bool,
 }
 
@@ -1177,17 +1204,17 @@ fn decode_page(
 
 /// Appends the status counts of the scope and filters (status aside):
 /// rows of `(status, n)`, and whether each `n` is capped. When the filters
-/// are only a campaign and a channel, the totals per campaign and channel
-/// kept by triggers (migrations 0006 and 0024) answer exactly and at once.
+/// are only a campaign, a channel and an agent, totals kept by triggers
+/// answer exactly and at once (see [`ListFilter::totals_table`]).
 /// Otherwise each status is counted up to [`COUNT_CAP`] (one bounded index
 /// range per status; see the constant). A statement with a search starts
 /// with [`push_search_matches`].
 fn push_count_query<DB: Backend>(qb: &mut QueryBuilder<DB>, scope: &Scope, filter: &ListFilter) {
-    if filter.counts_from_totals() {
-        qb.push(
+    if let Some(totals) = filter.totals_table() {
+        qb.push(format_args!(
             "select c.status, cast(sum(c.total) as bigint) as n, 0 as capped \
-             from conversation_counts c where 1 = 1",
-        );
+             from {totals} c where 1 = 1"
+        ));
         push_conditions(qb, scope, filter, false);
         qb.push(" group by c.status");
         return;
@@ -1572,7 +1599,7 @@ impl super::Store {
             let nothing = matches_nothing(scope, filter, None);
             return Ok(Source {
                 nothing,
-                no_rows: nothing || no_stuck_rows(scope, filter),
+                no_rows: nothing || page_holds_nothing(scope, filter),
                 filter: Cow::Borrowed(filter),
                 arms: None,
             });
@@ -1594,7 +1621,7 @@ impl super::Store {
         let nothing = matches_nothing(scope, &filter, Some(&channels));
         Ok(Source {
             nothing,
-            no_rows: nothing || no_stuck_rows(scope, &filter),
+            no_rows: nothing || page_holds_nothing(scope, &filter),
             arms: by_channel_arms(&filter).then(|| channels.iter().map(|(id, _)| *id).collect()),
             filter,
         })

@@ -590,6 +590,14 @@ impl TestApp {
         }
     }
 
+    /// `id` as a literal of the backend's SQL (a blob on SQLite).
+    pub fn uuid_literal(&self, id: Uuid) -> String {
+        match self.backend {
+            Backend::Sqlite => format!("x'{}'", id.simple()),
+            Backend::Postgres => format!("'{id}'"),
+        }
+    }
+
     /// The backend's SQL for a new random id (test set-up statements).
     pub fn new_id_sql(&self) -> &'static str {
         match self.backend {
