@@ -246,7 +246,14 @@ async fn every_order_pages_every_row_exactly_once_in_both_directions(backend: Ba
         return;
     };
     app.login_as_super().await;
-    let views: [(&str, &'static str, &str); 7] = [
+    // Every agent away: "Agente desconectado" then holds every Asignada
+    // and En Proceso conversation, more than a page.
+    app.execute(
+        "update users set connected = false where role = $1",
+        "agent",
+    )
+    .await;
+    let views: [(&str, &'static str, &str); 9] = [
         (
             "/mensajes?estatus=todas&orden=sin-actividad",
             "select folio from conversations where status <> $1 \
@@ -296,6 +303,23 @@ async fn every_order_pages_every_row_exactly_once_in_both_directions(backend: Ba
              (select id from channels where kind = 'web') \
              order by c.last_activity_at desc, c.folio desc",
             ADMIN_EMAIL,
+        ),
+        // "Agente desconectado": merged from one range per status.
+        (
+            "/mensajes?agente=desconectado",
+            "select folio from conversations where status <> $1 \
+             and status in ('assigned', 'in_progress') and agent_id in \
+             (select id from users where role = 'agent' and connected = false) \
+             order by last_activity_at desc, folio desc",
+            "none",
+        ),
+        (
+            "/mensajes?agente=desconectado&estatus=todas&orden=en-estatus",
+            "select folio from conversations where status <> $1 \
+             and status in ('assigned', 'in_progress') and agent_id in \
+             (select id from users where role = 'agent' and connected = false) \
+             order by status_since, folio",
+            "none",
         ),
     ];
     // Some conversations changed status since their last activity.

@@ -174,32 +174,15 @@ async fn every_conversation_list_query_uses_an_index(backend: Backend) {
         return;
     };
     let views = every_view(&app).await;
-    let known_sorts_seen = assert_pages_on_an_index(&app, backend, &views).await;
-    if backend == Backend::Sqlite {
-        // The list only shrinks: a class that no longer sorts is removed.
-        for ((class, _), seen) in SQLITE_SORTS_NOT_YET_REMOVED.iter().zip(known_sorts_seen) {
-            assert!(
-                seen > 0,
-                "no view sorts {class:?} any more: remove it from SQLITE_SORTS_NOT_YET_REMOVED"
-            );
-            eprintln!(
-                "SQLite still sorts {class}: {seen} of {} views",
-                views.len()
-            );
-        }
-    }
+    assert_pages_on_an_index(&app, backend, &views).await;
 }
 
 /// Asserts that no page of `views` scans the conversations or sorts more
-/// than a page, but for the known classes; answers how many views of each
-/// known class were seen.
-async fn assert_pages_on_an_index(
-    app: &TestApp,
-    backend: Backend,
-    views: &[View],
-) -> [usize; SQLITE_SORTS_NOT_YET_REMOVED.len()] {
+/// than a page. The last class SQLite sorted, "Agente desconectado" (its
+/// disconnected agents' whole open work, found by status and sorted), is
+/// now merged from one range per status (see `db::conversations`).
+async fn assert_pages_on_an_index(app: &TestApp, backend: Backend, views: &[View]) {
     let mut failures = Vec::new();
-    let mut known_sorts_seen = [0; SQLITE_SORTS_NOT_YET_REMOVED.len()];
     for view in views {
         let plan = app
             .store
@@ -216,13 +199,7 @@ async fn assert_pages_on_an_index(
                 plan.join("\n  ")
             ));
         } else if sorts_beyond_a_page(backend, &plan) {
-            let known = SQLITE_SORTS_NOT_YET_REMOVED
-                .iter()
-                .position(|(_, applies)| backend == Backend::Sqlite && applies(&view.filter));
-            match known {
-                Some(class) => known_sorts_seen[class] += 1,
-                None => failures.push(format!("sort, {}:\n  {}", view.name, plan.join("\n  "))),
-            }
+            failures.push(format!("sort, {}:\n  {}", view.name, plan.join("\n  ")));
         }
     }
     assert!(
@@ -232,7 +209,6 @@ async fn assert_pages_on_an_index(
         views.len(),
         failures.join("\n")
     );
-    known_sorts_seen
 }
 
 on_both_backends!(a_broad_name_search_walks_an_index);
@@ -608,23 +584,6 @@ async fn every_view_counts_its_tabs_on_an_index(backend: Backend) {
         failures.join("\n")
     );
 }
-
-/// The views SQLite still serves by sorting more than a page, each class
-/// with why its sort stays bounded in practice and what would remove it.
-/// Every other view of [`every_view`] pages straight from an index, and
-/// PostgreSQL serves every one of them so.
-#[allow(clippy::type_complexity)]
-const SQLITE_SORTS_NOT_YET_REMOVED: [(&str, fn(&ListFilter) -> bool); 1] = [
-    // "Agente desconectado": the Asignada and En Proceso conversations of
-    // the disconnected agents, found through the status index and sorted.
-    // Those are the open workload, never the history. Walking the order's
-    // index instead would pass every open conversation of the connected
-    // agents to find them. Removing the sort needs one range per
-    // disconnected agent, merged like the campaigns' arms.
-    ("the open work of disconnected agents", |filter| {
-        filter.agent_offline
-    }),
-];
 
 /// Every combination of the Mensajes filters over the demo's campaigns,
 /// agents and contacts (see [`views::every_view`]).
