@@ -58,6 +58,13 @@ pub(crate) trait Backend: Database {
     /// PostgreSQL weighs both plans by the rows it expects: nothing.
     const NOT_AN_INDEX: &'static str;
 
+    /// Whether a page merged from ordered index ranges (a campaign's, a
+    /// channel's, a status's) is one compound `select … union all … order
+    /// by … limit 51` that the database merges lazily, reading each range
+    /// only as far as the page needs; otherwise each range is cut to its
+    /// own page first, and those are merged.
+    const LAZY_MERGE: bool;
+
     /// How a write transaction begins (see [`begin_write`]).
     const BEGIN_WRITE: &'static str;
 
@@ -152,6 +159,12 @@ fn binary_prefix_end(prefix: &str) -> Option<String> {
 
 impl Backend for Sqlite {
     const NOT_AN_INDEX: &'static str = "+";
+    /// SQLite merges the ranges (`MERGE (UNION ALL)`) as co-routines that
+    /// stop with the page; each range cut to its own page was run to its
+    /// end and sorted first. A name search checked along ten campaigns'
+    /// ranges read ten pages of matches for one (34 ms, now 3.5 ms, at
+    /// 1,000,000 conversations).
+    const LAZY_MERGE: bool = true;
     const BEGIN_WRITE: &'static str = SQLITE_BEGIN_WRITE;
 
     fn push_contacts_matching(qb: &mut QueryBuilder<Self>, text: &str) {
@@ -209,6 +222,7 @@ impl Backend for Sqlite {
 
 impl Backend for Postgres {
     const NOT_AN_INDEX: &'static str = "";
+    const LAZY_MERGE: bool = false;
     const BEGIN_WRITE: &'static str = "begin";
 
     fn push_contacts_matching(qb: &mut QueryBuilder<Self>, text: &str) {
