@@ -514,12 +514,13 @@ fn push_filter_conditions<DB: Backend>(
         match filter.status.unwrap_or(StatusFilter::Open) {
             StatusFilter::Open => {
                 qb.push(" and c.is_open = ");
-                DB::push_bind(qb, true);
+                DB::push_bool(qb, true);
             }
             StatusFilter::All => {}
             StatusFilter::Only(status) => {
-                qb.push(" and c.status = ");
-                DB::push_bind(qb, status.as_str());
+                // A fixed word of the code, so a literal (see
+                // `Backend::push_bool`).
+                qb.push(format_args!(" and c.status = '{}'", status.as_str()));
             }
             StatusFilter::Stale => {
                 // Stuck is a range of activity: in the activity orders it
@@ -540,7 +541,7 @@ fn push_filter_conditions<DB: Backend>(
              (select id from users where role = 'agent' and connected = ",
             statuses.join(", ")
         ));
-        DB::push_bind(qb, false);
+        DB::push_bool(qb, false);
         qb.push(")");
     }
     if let Some(id) = filter.campaign_id {
@@ -629,7 +630,7 @@ fn push_stale_condition<DB: Backend>(
         ""
     };
     qb.push(format_args!(" and {open_off}c.is_open = "));
-    DB::push_bind(qb, true);
+    DB::push_bool(qb, true);
     let Some(latest) = cutoffs.iter().map(|(_, cutoff)| *cutoff).max() else {
         qb.push(" and 1 = 0");
         return;
@@ -1357,7 +1358,7 @@ fn push_capped_count<DB: Backend>(qb: &mut QueryBuilder<DB>, scope: &Scope, filt
         // have the `(agent_id, is_open)` index to narrow them to the open or
         // the closed ones instead of reading all of the agent's.
         qb.push(" and c.is_open = ");
-        DB::push_bind(qb, status.is_open());
+        DB::push_bool(qb, status.is_open());
     }
     qb.push(" limit ");
     qb.push(COUNT_CAP + 1);
