@@ -534,15 +534,7 @@ fn push_filter_conditions<DB: Backend>(
         }
     }
     if filter.agent_offline {
-        // Fixed words of the code, so literals.
-        let statuses = WITH_AN_AGENT_AT_WORK.map(|s| format!("'{}'", s.as_str()));
-        qb.push(format_args!(
-            " and {off}c.status in ({}) and {off}c.agent_id in \
-             (select id from users where role = 'agent' and connected = ",
-            statuses.join(", ")
-        ));
-        DB::push_bool(qb, false);
-        qb.push(")");
+        push_offline_agent_condition(qb, off);
     }
     if let Some(id) = filter.campaign_id {
         qb.push(format_args!(" and {campaign_off}c.campaign_id = "));
@@ -563,6 +555,21 @@ fn push_filter_conditions<DB: Backend>(
     if let Some(search) = &filter.search {
         push_search_condition(qb, search);
     }
+}
+
+/// Appends ` and …` for "Agente desconectado": an Asignada or En Proceso
+/// conversation whose agent is disconnected, each condition prefixed with
+/// `off`.
+fn push_offline_agent_condition<DB: Backend>(qb: &mut QueryBuilder<DB>, off: &str) {
+    // Fixed words of the code, so literals.
+    let statuses = WITH_AN_AGENT_AT_WORK.map(|s| format!("'{}'", s.as_str()));
+    qb.push(format_args!(
+        " and {off}c.status in ({}) and {off}c.agent_id in \
+         (select id from users where role = 'agent' and connected = ",
+        statuses.join(", ")
+    ));
+    DB::push_bool(qb, false);
+    qb.push(")");
 }
 
 /// Appends the start date range (`desde`, `hasta`) of `filter`; for a page
@@ -869,6 +876,42 @@ enum Arms {
     Whole,
 }
 
+impl Arms {
+    /// Each arm's key: its campaign or channel, or none for the whole scope.
+    fn keys(&self) -> Vec<Option<(&'static str, Uuid)>> {
+        match self {
+            Arms::Campaigns(ids) => ids.iter().map(|id| Some(("campaign_id", *id))).collect(),
+            Arms::Channels(ids) => ids.iter().map(|id| Some(("channel_id", *id))).collect(),
+            Arms::Whole => vec![None],
+        }
+    }
+
+    /// The filters and scope each arm checks its rows against. The arms
+    /// are the campaigns or channels in view: the campaign (and, for
+    /// channel arms, the channel kind) is in the arm's own condition, and
+    /// the scope was applied in choosing them.
+    fn conditions<'s>(&self, filter: &ListFilter, scope: &'s Scope) -> (ListFilter, &'s Scope) {
+        match self {
+            Arms::Campaigns(_) => (
+                ListFilter {
+                    campaign_id: None,
+                    ..filter.clone()
+                },
+                &Scope::All,
+            ),
+            Arms::Channels(_) => (
+                ListFilter {
+                    campaign_id: None,
+                    channel_kind: None,
+                    ..filter.clone()
+                },
+                &Scope::All,
+            ),
+            Arms::Whole => (filter.clone(), scope),
+        }
+    }
+}
+
 /// Whether a page by channel kind is merged from one range per channel of
 /// the kind: on the "Todas" tab in an activity order, without a search.
 /// Walking the activity order and skipping the other channels' rows read
@@ -942,11 +985,7 @@ fn push_merged_source<DB: Backend>(
     cursor: Option<Cursor>,
     walked: Option<&Search>,
 ) {
-    let keyed: Vec<Option<(&str, Uuid)>> = match arms {
-        Arms::Campaigns(ids) => ids.iter().map(|id| Some(("campaign_id", *id))).collect(),
-        Arms::Channels(ids) => ids.iter().map(|id| Some(("channel_id", *id))).collect(),
-        Arms::Whole => vec![None],
-    };
+    let keyed = arms.keys();
     let mut statuses = status_arms(filter);
     if keyed.len() * statuses.len() > MAX_SPLIT_ARMS {
         // Found by status and sorted, as before the split, rather than
@@ -961,27 +1000,7 @@ fn push_merged_source<DB: Backend>(
         qb.push(" where 1 = 0");
         return;
     }
-    // The arms are the campaigns or channels in view: the campaign (and,
-    // for channel arms, the channel kind) is in the arm's own condition,
-    // and the scope was applied in choosing them.
-    let (inner, arm_scope) = match arms {
-        Arms::Campaigns(_) => (
-            ListFilter {
-                campaign_id: None,
-                ..filter.clone()
-            },
-            &Scope::All,
-        ),
-        Arms::Channels(_) => (
-            ListFilter {
-                campaign_id: None,
-                channel_kind: None,
-                ..filter.clone()
-            },
-            &Scope::All,
-        ),
-        Arms::Whole => (filter.clone(), scope),
-    };
+    let (inner, arm_scope) = arms.conditions(filter, scope);
     // The merged page is cut to its 51 rows *before* the joins, so names
     // are looked up for 51 rows, not 51 per arm. Each arm reads only the
     // page key, which its (campaign, status, activity, folio) index covers:
@@ -999,45 +1018,18 @@ fn push_merged_source<DB: Backend>(
             if i > 0 {
                 qb.push(" union all ");
             }
-            if !lazy {
-                qb.push("select * from (");
-            }
-            qb.push(format_args!(
-                "select c.folio, c.{} from conversations c where 1 = 1",
-                filter.order.column()
-            ));
-            if let Some((column, id)) = key {
-                qb.push(format_args!(" and c.{column} = "));
-                DB::push_bind(qb, *id);
-            }
-            let mut arm = ListFilter {
-                // Rezagadas is merged by campaign only (see `by_channel_arms`).
-                stale_cutoffs: inner
-                    .stale_cutoffs
-                    .iter()
-                    .filter(|(c, _)| key.is_none_or(|(_, id)| *c == id))
-                    .copied()
-                    .collect(),
-                ..inner.clone()
+            let arm = Arm {
+                key: *key,
+                status: *status,
+                filter: &inner,
+                scope: arm_scope,
             };
-            if let Some(status) = status {
-                match arm.status {
-                    // Stuck is the campaign's own range: the status is one
-                    // more condition on it.
-                    Some(StatusFilter::Stale) => {
-                        qb.push(format_args!(" and c.status = '{}'", status.as_str()));
-                    }
-                    // An open status is within "Abiertas" and "Todas".
-                    _ => arm.status = Some(StatusFilter::Only(*status)),
-                }
-            }
-            push_page_conditions(qb, arm_scope, &arm);
-            if let Some(search) = walked {
-                push_walked_search(qb, search);
-            }
             if lazy {
+                arm.push(qb, filter.order, walked);
                 push_cursor(qb, cursor, filter.order);
             } else {
+                qb.push("select * from (");
+                arm.push(qb, filter.order, walked);
                 push_page(qb, cursor, filter.order);
                 qb.push(format!(") as u{i}"));
             }
@@ -1051,6 +1043,65 @@ fn push_merged_source<DB: Backend>(
     qb.push(") as page join conversations c on c.folio = page.folio) c");
     qb.push(row_joins!());
     qb.push(" where 1 = 1");
+}
+
+/// One ordered index range of a merged page (see [`push_merged_source`]).
+struct Arm<'a> {
+    /// The arm's campaign or channel (`campaign_id` or `channel_id`), or
+    /// none for the whole scope.
+    key: Option<(&'static str, Uuid)>,
+    /// The status the arm is split to (see [`status_arms`]).
+    status: Option<Status>,
+    /// The filters, less what the arm's key already says.
+    filter: &'a ListFilter,
+    /// The scope the arm's rows are checked against.
+    scope: &'a Scope,
+}
+
+impl Arm<'_> {
+    /// Appends the arm's `select` of the page key and its conditions,
+    /// without the cursor, order and limit.
+    fn push<DB: Backend>(
+        &self,
+        qb: &mut QueryBuilder<DB>,
+        order: ListOrder,
+        walked: Option<&Search>,
+    ) {
+        qb.push(format_args!(
+            "select c.folio, c.{} from conversations c where 1 = 1",
+            order.column()
+        ));
+        if let Some((column, id)) = self.key {
+            qb.push(format_args!(" and c.{column} = "));
+            DB::push_bind(qb, id);
+        }
+        let mut arm = ListFilter {
+            // Rezagadas is merged by campaign only (see `by_channel_arms`).
+            stale_cutoffs: self
+                .filter
+                .stale_cutoffs
+                .iter()
+                .filter(|(c, _)| self.key.is_none_or(|(_, id)| *c == id))
+                .copied()
+                .collect(),
+            ..self.filter.clone()
+        };
+        if let Some(status) = self.status {
+            match arm.status {
+                // Stuck is the campaign's own range: the status is one
+                // more condition on it.
+                Some(StatusFilter::Stale) => {
+                    qb.push(format_args!(" and c.status = '{}'", status.as_str()));
+                }
+                // An open status is within "Abiertas" and "Todas".
+                _ => arm.status = Some(StatusFilter::Only(status)),
+            }
+        }
+        push_page_conditions(qb, self.scope, &arm);
+        if let Some(search) = walked {
+            push_walked_search(qb, search);
+        }
+    }
 }
 
 /// The most arms a page's ranges are split into by status (see
