@@ -537,19 +537,7 @@ async fn a_conversation_created_through_the_api_appears_and_a_dropped_stream_cat
             "return document.getElementById('live-indicator').classList.contains('is-offline');",
         )
         .await;
-    let row = app
-        .store
-        .conversation(&relevo::domain::Scope::All, folio)
-        .await
-        .unwrap()
-        .unwrap();
-    let t = relevo::domain::conversation::handoff(
-        &row.to_domain(),
-        relevo::domain::HandoffOutcome::AgentsOffline,
-        chrono::Utc::now(),
-    )
-    .unwrap();
-    app.store.apply_transition(&t).await.unwrap().unwrap();
+    app.hand_off_to_agents_offline(folio).await;
     browser
         .wait_until(
             "the missed change after reconnecting",

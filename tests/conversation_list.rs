@@ -562,19 +562,7 @@ async fn status_counts_match_the_database(backend: Backend) {
             "icr",
         )
         .await[0];
-    let row = app
-        .store
-        .conversation(&relevo::domain::Scope::All, folio)
-        .await
-        .unwrap()
-        .unwrap();
-    let t = relevo::domain::conversation::handoff(
-        &row.to_domain(),
-        relevo::domain::HandoffOutcome::AgentsOffline,
-        chrono::Utc::now(),
-    )
-    .unwrap();
-    app.store.apply_transition(&t).await.unwrap().unwrap();
+    app.hand_off_to_agents_offline(folio).await;
     assert_counts_match(&app).await;
     // And changes of agent: an Asignada conversation handed to another
     // agent leaves the first one's totals for the second one's.
@@ -585,12 +573,7 @@ async fn status_counts_match_the_database(backend: Backend) {
             "assigned",
         )
         .await[0];
-    let row = app
-        .store
-        .conversation(&relevo::domain::Scope::All, folio)
-        .await
-        .unwrap()
-        .unwrap();
+    let before = app.row(folio).await.agent_id;
     let other = app
         .uuids_where(
             "select id from users where role = $1 order by name",
@@ -598,28 +581,10 @@ async fn status_counts_match_the_database(backend: Backend) {
         )
         .await
         .into_iter()
-        .find(|agent| Some(*agent) != row.agent_id)
+        .find(|agent| Some(*agent) != before)
         .expect("a second agent");
-    let admin = app
-        .uuids_where("select id from users where email = $1", ADMIN_EMAIL)
-        .await[0];
-    let t = relevo::domain::conversation::return_to_router(
-        &row.to_domain(),
-        admin,
-        relevo::domain::HandoffOutcome::Assign(other),
-        "otra persona",
-        chrono::Utc::now(),
-    )
-    .unwrap();
-    app.store.apply_transition(&t).await.unwrap().unwrap();
-    assert_eq!(
-        app.uuids_where(
-            "select agent_id from conversations where folio = cast($1 as bigint)",
-            &folio.to_string(),
-        )
-        .await,
-        [other]
-    );
+    app.reassign(folio, other).await;
+    assert_eq!(app.row(folio).await.agent_id, Some(other));
     assert_counts_match(&app).await;
 }
 

@@ -195,26 +195,7 @@ async fn folio_of(app: &TestApp, id: Uuid) -> i64 {
 
 /// Reassigns conversation `id` to `agent` as the administrator would.
 async fn reassign(app: &TestApp, id: Uuid, agent: Uuid) {
-    use relevo::domain::conversation::{HandoffOutcome, return_to_router};
-    let admin = app
-        .uuids_where("select id from users where email = $1", ADMIN_EMAIL)
-        .await[0];
-    let folio = folio_of(app, id).await;
-    let row = app
-        .store
-        .conversation(&relevo::domain::Scope::All, folio)
-        .await
-        .unwrap()
-        .unwrap();
-    let t = return_to_router(
-        &row.to_domain(),
-        admin,
-        HandoffOutcome::Assign(agent),
-        "otra persona",
-        chrono::Utc::now(),
-    )
-    .unwrap();
-    app.store.apply_transition(&t).await.unwrap().unwrap();
+    app.reassign(folio_of(app, id).await, agent).await;
 }
 
 // long: one conversation's whole life, read back event by event

@@ -502,16 +502,42 @@ impl TestApp {
             .expect("no conflict");
     }
 
+    /// Conversation `folio` as the console shows it (it must exist).
+    pub async fn row(&self, folio: i64) -> relevo::db::ConversationRow {
+        self.store
+            .conversation(&relevo::domain::Scope::All, folio)
+            .await
+            .unwrap()
+            .expect("the conversation exists")
+    }
+
+    /// Hands open conversation `folio` to `agent` as the demo's
+    /// Administrador would, through the domain rules and the Store.
+    pub async fn reassign(&self, folio: i64, agent: Uuid) {
+        use relevo::domain::conversation::{HandoffOutcome, return_to_router};
+        let admin = self
+            .uuids_where("select id from users where email = $1", ADMIN_EMAIL)
+            .await[0];
+        let t = return_to_router(
+            &self.row(folio).await.to_domain(),
+            admin,
+            HandoffOutcome::Assign(agent),
+            "otra persona",
+            chrono::Utc::now(),
+        )
+        .unwrap();
+        self.store
+            .apply_transition(&t)
+            .await
+            .unwrap()
+            .expect("no conflict");
+    }
+
     /// The hand-off of conversation `folio` to "no agents online", as the
     /// router computes it from the conversation as it now is (not applied).
     pub async fn agents_offline_handoff(&self, folio: i64) -> relevo::domain::Transition {
         use relevo::domain::conversation::{HandoffOutcome, handoff};
-        let row = self
-            .store
-            .conversation(&relevo::domain::Scope::All, folio)
-            .await
-            .unwrap()
-            .unwrap();
+        let row = self.row(folio).await;
         handoff(
             &row.to_domain(),
             HandoffOutcome::AgentsOffline,
