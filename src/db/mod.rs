@@ -438,17 +438,25 @@ impl Store {
         // Relevo's queries are short index lookups; parallel workers only
         // add start-up cost and contention under many concurrent users.
         //
-        // Generic plans, as QPSG on SQLite: by default PostgreSQL plans a
-        // prepared statement again for its bound values whenever it
-        // judges a custom plan cheaper, and planning the Mensajes page
-        // (ten relations) took 2-10 ms against 0.5 ms to run it: 132
-        // pages/s on the benchmark. Every query here is shaped for an
-        // index plan that does not depend on the values (the plan tests
-        // check them), so each statement is planned once per connection.
-        let options = PgConnectOptions::from_str(url)?.options([
-            ("max_parallel_workers_per_gather", "0"),
-            ("plan_cache_mode", "force_generic_plan"),
-        ]);
+        // Plans: PostgreSQL's default, `plan_cache_mode = auto`.
+        //
+        // Until December 2026 this forced generic plans, so that a
+        // statement met again on a connection was not planned again (the
+        // Mensajes page took 2-10 ms to plan against 0.5 ms to run). But a
+        // Mensajes statement's shape follows the view (its filters, how many
+        // campaigns, channels or statuses it merges), the console has far
+        // more shapes than the 100 statements sqlx keeps per connection, and
+        // most views were planned anyway, while a generic plan guesses every
+        // date range and search alike: a "desde-hasta" page walked the start
+        // index over 158,000 rows. With `auto`, a statement's first five
+        // runs on a connection are planned for their values, and PostgreSQL
+        // keeps a generic plan after that only when it costs no more. On
+        // 1,000,000 conversations (BENCHMARKS.md, "Plans for the values"):
+        // views over 20 ms 3,561 to 2,963, the slowest 1,525 to 392 ms.
+        // Keeping 500 statements per connection would halve the slow views
+        // again, at about 200 MiB of PostgreSQL's memory per connection.
+        let options =
+            PgConnectOptions::from_str(url)?.options([("max_parallel_workers_per_gather", "0")]);
         let pool = PgPoolOptions::new()
             .max_connections(16)
             // While the server is down, fail a request within a few
