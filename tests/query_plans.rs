@@ -300,9 +300,10 @@ on_both_backends!(an_agents_tabs_are_summed_from_the_agents_totals);
 /// kept per agent (migration 0027), for every scope, campaign, channel
 /// kind and order: each closed status of an agent was counted by reading
 /// the agent's closed rows (20 to 60 ms on SQLite and up to 400 ms on
-/// PostgreSQL at 1,000,000 conversations). And a status tab "Agente desconectado" cannot
-/// hold (only Asignada and En Proceso can) has no page statement: the
-/// Cancelada tab walked every cancelled conversation for none.
+/// PostgreSQL at 1,000,000 conversations). And a status tab "Agente
+/// desconectado" cannot hold (only Asignada and En Proceso can) has no page
+/// statement: the Cancelada tab walked every cancelled conversation for
+/// none.
 async fn an_agents_tabs_are_summed_from_the_agents_totals(backend: Backend) {
     let Some((app, _guard)) = demo_as_served(backend).await else {
         return;

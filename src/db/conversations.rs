@@ -517,11 +517,7 @@ fn push_filter_conditions<DB: Backend>(
                 DB::push_bool(qb, true);
             }
             StatusFilter::All => {}
-            StatusFilter::Only(status) => {
-                // A fixed word of the code, so a literal (see
-                // `Backend::push_bool`).
-                qb.push(format_args!(" and c.status = '{}'", status.as_str()));
-            }
+            StatusFilter::Only(status) => push_status_condition(qb, status),
             StatusFilter::Stale => {
                 // Stuck is a range of activity: in the activity orders it
                 // is a range of the order's own index.
@@ -555,6 +551,12 @@ fn push_filter_conditions<DB: Backend>(
     if let Some(search) = &filter.search {
         push_search_condition(qb, search);
     }
+}
+
+/// Appends ` and c.status = '…'`: a fixed word of the code, so a literal
+/// (see `Backend::push_bool`), which PostgreSQL's statistics can weigh.
+fn push_status_condition<DB: Backend>(qb: &mut QueryBuilder<DB>, status: Status) {
+    qb.push(format_args!(" and c.status = '{}'", status.as_str()));
 }
 
 /// Appends ` and …` for "Agente desconectado": an Asignada or En Proceso
@@ -1090,9 +1092,7 @@ impl Arm<'_> {
             match arm.status {
                 // Stuck is the campaign's own range: the status is one
                 // more condition on it.
-                Some(StatusFilter::Stale) => {
-                    qb.push(format_args!(" and c.status = '{}'", status.as_str()));
-                }
+                Some(StatusFilter::Stale) => push_status_condition(qb, status),
                 // An open status is within "Abiertas" and "Todas".
                 _ => arm.status = Some(StatusFilter::Only(status)),
             }
