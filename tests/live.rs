@@ -15,6 +15,7 @@ on_both_backends!(
     taking_a_campaign_away_stops_its_events_at_once,
     a_viewer_who_falls_behind_is_told_to_resync,
     a_stream_ends_when_its_session_ends,
+    a_stream_ends_when_its_session_expires_without_any_event,
     the_changes_endpoint_answers_only_rows_in_scope_and_filter,
     the_stream_needs_a_session,
     a_stream_closed_by_the_server_says_reconnect_and_a_new_one_starts_fresh,
@@ -165,6 +166,40 @@ async fn a_stream_ends_when_its_session_ends(backend: Backend) {
         .unwrap();
     let events = stream.collect(Duration::from_secs(1)).await;
     assert_eq!(events.last().map(|e| e.0.as_str()), Some("expired"));
+}
+
+/// A session ends by time with nothing announcing it: its stream must
+/// notice by itself, or a tab left open would keep receiving the changes of
+/// a session that no request could use any more.
+async fn a_stream_ends_when_its_session_expires_without_any_event(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    app.login_as_admin().await;
+    let admin = app.store.user_by_email(ADMIN_EMAIL).await.unwrap().unwrap();
+    // Its 12 hours end in 2 seconds (the request opening the stream is
+    // still inside them).
+    let started = chrono::Utc::now() - chrono::TimeDelta::hours(12) + chrono::TimeDelta::seconds(2);
+    app.execute_at(
+        "update user_sessions set created_at = $1 where user_id = $2",
+        relevo::db::Ts::new(started),
+        admin.id,
+    )
+    .await;
+    let mut stream = SseReader::open(&app, &app.client, "/mensajes/eventos").await;
+    assert_eq!(
+        stream.next(Duration::from_secs(2)).await.map(|e| e.0),
+        Some("hello".to_owned())
+    );
+    let events = stream.collect(Duration::from_secs(5)).await;
+    assert_eq!(
+        events.iter().map(|e| e.0.as_str()).collect::<Vec<_>>(),
+        vec!["expired"],
+        "the stream says expired once its session has ended, and closes"
+    );
+    // The next request of that session is refused as well.
+    let page = app.get("/mensajes").await;
+    assert_eq!(page.location.as_deref(), Some("/login"));
 }
 
 async fn the_changes_endpoint_answers_only_rows_in_scope_and_filter(backend: Backend) {

@@ -36,33 +36,10 @@ async fn user_id(app: &TestApp, email: &str) -> Uuid {
         .await[0]
 }
 
-/// Runs `sql` binding a timestamp and a user id (test set-up only).
-async fn exec_at(app: &TestApp, sql: &'static str, at: Ts, user: Uuid) {
-    match &app.store {
-        Store::Sqlite(p) => {
-            sqlx::query(sql)
-                .bind(at)
-                .bind(user)
-                .execute(&p.write)
-                .await
-                .expect("statement");
-        }
-        Store::Postgres(PgStore { pool, .. }) => {
-            sqlx::query(sql)
-                .bind(at)
-                .bind(user)
-                .execute(pool)
-                .await
-                .expect("statement");
-        }
-    }
-}
-
 /// Moves the start of every session of `user` to `ago` before now.
 async fn backdate_start(app: &TestApp, user: Uuid, ago: Duration) {
     let at = Ts::new(Utc::now() - ago);
-    exec_at(
-        app,
+    app.execute_at(
         "update user_sessions set created_at = $1 where user_id = $2",
         at,
         user,
@@ -74,8 +51,7 @@ async fn backdate_start(app: &TestApp, user: Uuid, ago: Duration) {
 /// before now.
 async fn backdate_activity(app: &TestApp, user: Uuid, ago: Duration) {
     let at = Ts::new(Utc::now() - ago);
-    exec_at(
-        app,
+    app.execute_at(
         "update user_sessions set last_seen_at = $1 where user_id = $2",
         at,
         user,
@@ -234,8 +210,7 @@ async fn a_copied_cookie_stops_working_once_the_session_expires(backend: Backend
     // The session has 10 s left (the cookie's own Max-Age says 12 h).
     let laura = user_id(&app, ADMIN_EMAIL).await;
     let started = Utc::now() - Duration::hours(12) + Duration::seconds(10);
-    exec_at(
-        &app,
+    app.execute_at(
         "update user_sessions set created_at = $1 where user_id = $2",
         Ts::new(started),
         laura,
@@ -392,8 +367,7 @@ async fn the_account_page_lists_open_sessions_and_closes_the_others(backend: Bac
     // A third one that has expired is not listed.
     let expired = signed_in(&app, ADMIN_EMAIL, ADMIN_PASSWORD).await;
     let _ = expired;
-    exec_at(
-        &app,
+    app.execute_at(
         "update user_sessions set last_seen_at = $1 where id = \
          (select id from user_sessions where user_id = $2 order by id desc limit 1)",
         Ts::new(Utc::now() - Duration::hours(3)),

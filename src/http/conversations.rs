@@ -929,7 +929,11 @@ pub async fn events(user: CurrentUser, state: web::Data<AppState>) -> HttpRespon
         // Compression would buffer the stream.
         .insert_header(actix_web::http::header::ContentEncoding::Identity)
         .insert_header(("X-Accel-Buffering", "no"))
-        .streaming(crate::http::live::stream(state.store.clone(), &user))
+        .streaming(crate::http::live::stream(
+            state.store.clone(),
+            state.principals.policy(),
+            &user,
+        ))
 }
 
 /// A nudge sent to the customer, with whether the channel's connector

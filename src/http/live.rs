@@ -8,32 +8,62 @@
 //! ended gets `expired` and the stream closes; while the database is out of
 //! reach viewers get `offline`; when the instance shuts down they get
 //! `reconnect` and the stream closes so the browser moves elsewhere.
+//!
+//! A session also ends by time (its lifetime, or its idle timeout, see
+//! [`SessionPolicy`]) with no event announcing it. So the stream keeps the
+//! moment its session would end by the recorded times and reads the session
+//! again then: still open (other requests of the session recorded activity
+//! meanwhile), it waits for the new moment; ended, the stream says `expired`
+//! and closes. A stream is one long request, so it never counts as activity
+//! itself: an open tab does not keep an abandoned session alive.
 
+use std::pin::Pin;
 use std::time::Duration;
 
 use actix_web::web::Bytes;
+use chrono::Utc;
 use tokio::sync::broadcast::error::RecvError;
-use tokio::time::{Interval, MissedTickBehavior};
+use tokio::time::{Instant, Interval, MissedTickBehavior, Sleep};
 use uuid::Uuid;
 
-use crate::db::{Principal, Store};
+use crate::db::{Principal, SessionRecord, Store};
 use crate::domain::Scope;
 use crate::live::Event;
+use crate::services::auth::sessions::SessionPolicy;
 
 /// How often an idle stream sends a comment, so dead connections are noticed
 /// and proxies keep it open.
 const KEEPALIVE: Duration = Duration::from_secs(15);
 
+/// How soon the session is read again when reading it failed.
+const SESSION_RETRY: Duration = Duration::from_secs(30);
+
+/// Past the moment a session ends by its recorded times, before it is read
+/// again: the policy's comparisons are strict, so the read must come after.
+const SESSION_END_SLACK: Duration = Duration::from_millis(250);
+
 struct Viewer {
     store: Store,
+    policy: SessionPolicy,
     session_id: Uuid,
     user_id: Uuid,
     scope: Scope,
     changes: crate::live::fanout::Changes,
     rx: tokio::sync::broadcast::Receiver<(u64, Event)>,
     keepalive: Interval,
+    /// When the session would end by its recorded times; read again then.
+    session_ends: Pin<Box<Sleep>>,
     greeted: bool,
     finished: bool,
+}
+
+/// A session as the stream judges it.
+enum Session {
+    /// Open, with its principal, until about `ends_in` from now unless more
+    /// activity is recorded.
+    Open(Principal, Duration),
+    /// Expired, closed, or its user may no longer use the console.
+    Ended,
 }
 
 fn frame(id: Option<u64>, event: &str, data: &str) -> Bytes {
@@ -46,6 +76,49 @@ fn frame(id: Option<u64>, event: &str, data: &str) -> Bytes {
 }
 
 impl Viewer {
+    /// Reads the session and judges it by the policy, as a request would.
+    async fn judge_session(&self) -> crate::db::StoreResult<Session> {
+        let now = Utc::now();
+        Ok(match self.store.session_record(self.session_id).await? {
+            Some(SessionRecord {
+                principal: Some(principal),
+                created_at,
+                last_seen_at,
+                ..
+            }) if self.policy.is_open(created_at, last_seen_at, now) => {
+                let ends =
+                    (created_at.0 + self.policy.lifetime).min(last_seen_at.0 + self.policy.idle);
+                let ends_in = (ends - now).to_std().unwrap_or_default();
+                Session::Open(principal, ends_in)
+            }
+            _ => Session::Ended,
+        })
+    }
+
+    /// Reads the session again when it would have ended: `Some(frame)` to
+    /// send (`expired`), or `None` while it stays open.
+    async fn recheck_session(&mut self) -> Option<Bytes> {
+        match self.judge_session().await {
+            Ok(Session::Open(_, ends_in)) => {
+                self.wake_at(ends_in + SESSION_END_SLACK);
+                None
+            }
+            Ok(Session::Ended) => {
+                self.finished = true;
+                Some(frame(None, "expired", "{}"))
+            }
+            Err(e) => {
+                tracing::warn!(error = ?e, "live stream could not read its session again");
+                self.wake_at(SESSION_RETRY);
+                None
+            }
+        }
+    }
+
+    fn wake_at(&mut self, after: Duration) {
+        self.session_ends.as_mut().reset(Instant::now() + after);
+    }
+
     /// The next frame to send, or `None` when the stream ends.
     async fn next_frame(&mut self) -> Option<Bytes> {
         if self.finished {
@@ -53,6 +126,9 @@ impl Viewer {
         }
         if !self.greeted {
             self.greeted = true;
+            if let Some(expired) = self.recheck_session().await {
+                return Some(expired);
+            }
             // Tell the browser how soon to reconnect after a drop.
             return Some(Bytes::from_static(
                 b"retry: 2000\nevent: hello\ndata: {}\n\n",
@@ -83,8 +159,9 @@ impl Viewer {
                     Ok((_, Event::Changed(_) | Event::DirectoryChanged)) => {}
                     Ok((id, Event::AccessChanged { user_id })) => {
                         if user_id.is_none_or(|u| u == self.user_id) {
-                            match self.store.principal(self.session_id).await {
-                                Ok(Some(principal)) => {
+                            match self.judge_session().await {
+                                Ok(Session::Open(principal, ends_in)) => {
+                                    self.wake_at(ends_in + SESSION_END_SLACK);
                                     let changed = principal.scope != self.scope;
                                     self.scope = principal.scope;
                                     if changed {
@@ -93,7 +170,7 @@ impl Viewer {
                                         return Some(frame(Some(id), "resync", "{}"));
                                     }
                                 }
-                                Ok(None) => {
+                                Ok(Session::Ended) => {
                                     self.finished = true;
                                     return Some(frame(Some(id), "expired", "{}"));
                                 }
@@ -119,6 +196,11 @@ impl Viewer {
                     Err(RecvError::Closed) => return None,
                 },
                 _ = self.keepalive.tick() => return Some(Bytes::from_static(b": keepalive\n\n")),
+                () = &mut self.session_ends => {
+                    if let Some(expired) = self.recheck_session().await {
+                        return Some(expired);
+                    }
+                }
             }
         }
     }
@@ -130,9 +212,11 @@ impl Drop for Viewer {
     }
 }
 
-/// The stream of frames for `principal`'s tab.
+/// The stream of frames for `principal`'s tab, whose session is held to
+/// `policy`.
 pub fn stream(
     store: Store,
+    policy: SessionPolicy,
     principal: &Principal,
 ) -> impl futures_util::Stream<Item = Result<Bytes, actix_web::Error>> + 'static {
     let mut keepalive = tokio::time::interval(KEEPALIVE);
@@ -143,6 +227,9 @@ pub fn stream(
         changes: store.feed().follow(&principal.scope),
         rx: store.feed().subscribe(),
         store,
+        policy,
+        // Set when the stream greets, from the session's recorded times.
+        session_ends: Box::pin(tokio::time::sleep(SESSION_RETRY)),
         session_id: principal.session_id,
         user_id: principal.user_id,
         scope: principal.scope.clone(),

@@ -706,6 +706,28 @@ impl TestApp {
         }
     }
 
+    /// Runs a statement binding a timestamp and a uuid (test set-up only).
+    pub async fn execute_at(&self, sql: &'static str, at: relevo::db::Ts, id: Uuid) {
+        match &self.store {
+            Store::Sqlite(p) => {
+                sqlx::query(sql)
+                    .bind(at)
+                    .bind(id)
+                    .execute(&p.write)
+                    .await
+                    .expect("statement");
+            }
+            Store::Postgres(relevo::db::PgStore { pool: p, .. }) => {
+                sqlx::query(sql)
+                    .bind(at)
+                    .bind(id)
+                    .execute(p)
+                    .await
+                    .expect("statement");
+            }
+        }
+    }
+
     /// Campaign id by name.
     pub async fn campaign_id(&self, name: &str) -> Uuid {
         self.store
