@@ -186,6 +186,7 @@ async fn failing_webhook(app: &TestApp, campaign: &str) -> uuid::Uuid {
             .record_webhook_progress(id, owner, &progress, Ts::now(), until)
             .await
             .unwrap()
+            .is_some()
     );
     id
 }

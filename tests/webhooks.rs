@@ -25,6 +25,7 @@ on_both_backends!(
     a_failing_receiver_gets_the_same_event_again_before_the_next_one,
     a_slow_receiver_times_out_after_ten_seconds_and_gets_the_event_again,
     a_webhook_switched_off_during_a_delivery_stays_off,
+    a_secret_renewed_during_a_run_signs_the_deliveries_after_the_batch_under_way,
     a_webhook_failing_for_a_day_is_switched_off_with_a_notice,
     the_guard_refuses_destinations_that_are_not_allowed_on_save_and_on_delivery,
     two_instances_do_not_deliver_the_same_events,
@@ -413,6 +414,72 @@ async fn a_webhook_switched_off_during_a_delivery_stays_off(backend: Backend) {
     );
     let page = app.get(&format!("/campanas/{campaign}/webhooks")).await;
     assert!(page.body.contains("Desactivado: no recibe entregas"));
+}
+
+/// "Las entregas siguientes se firmarán con el nuevo secreto": a run that
+/// was delivering a backlog when the secret was renewed signs with the new
+/// one from its next batch (at most [`relevo::services::webhooks::BATCH`]
+/// events later), not until the backlog is drained.
+async fn a_secret_renewed_during_a_run_signs_the_deliveries_after_the_batch_under_way(
+    backend: Backend,
+) {
+    let app = app_allowing(backend, "127.0.0.1").await;
+    let receiver = Receiver::start(vec![Answer::Hang(Duration::from_secs(2))]);
+    let campaign = app.campaign_id(CAMPAIGN).await;
+    let actor = app
+        .uuids_where("select id from users where email = $1", common::SUPER_EMAIL)
+        .await[0];
+    let input = |enabled| relevo::db::WebhookInput {
+        url: &receiver.url,
+        event_types: "created message_received",
+        enabled,
+    };
+    let (id, old_secret) = app
+        .store
+        .create_webhook(actor, campaign, input(false), Ts::now())
+        .await
+        .unwrap()
+        .unwrap();
+    // A backlog of more than one batch, then the webhook switched on.
+    let (channel, token) = channel(&app.store, campaign).await;
+    customers_write(&app.address, channel, &token, "r", 60).await;
+    let updated = app
+        .store
+        .update_webhook(actor, campaign, id, input(true), Ts::now())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(updated);
+    // Renewed while the run's first delivery waits for its answer.
+    receiver
+        .until("the held first delivery", |r| !r.is_empty())
+        .await;
+    let new_secret = app
+        .store
+        .rotate_webhook_secret(actor, campaign, id, Ts::now())
+        .await
+        .unwrap()
+        .unwrap();
+    let received = receiver.until("the backlog", |r| r.len() >= 120).await;
+    let signed_with = |d: &Delivery| match (
+        verify(&old_secret, d.timestamp, &d.body, &d.signature),
+        verify(&new_secret, d.timestamp, &d.body, &d.signature),
+    ) {
+        (true, false) => "old",
+        (false, true) => "new",
+        other => panic!("delivery {} signed with neither secret: {other:?}", d.id),
+    };
+    let secrets: Vec<&str> = received.iter().map(signed_with).collect();
+    let old = secrets.iter().take_while(|s| **s == "old").count();
+    assert!(
+        secrets[old..].iter().all(|s| *s == "new"),
+        "once renewed, never the old secret again: {secrets:?}"
+    );
+    assert!(
+        (1..=relevo::services::webhooks::BATCH as usize).contains(&old),
+        "the old secret signs the batch under way and no more: {old} of {}",
+        secrets.len()
+    );
 }
 
 async fn a_webhook_failing_for_a_day_is_switched_off_with_a_notice(backend: Backend) {

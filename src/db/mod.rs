@@ -79,7 +79,7 @@ pub use transitions::{AgentOption, ApplyWith, CategoryOption, Conflict};
 pub use ts::Ts;
 pub use webhooks::{
     ATTEMPTS_KEPT, MAX_WEBHOOKS_PER_CAMPAIGN, WebhookAttempt, WebhookInput, WebhookJob,
-    WebhookProgress, WebhookRecord, WebhookState,
+    WebhookProgress, WebhookRecord, WebhookSettings, WebhookState,
 };
 
 // Session lifetime and the lists of open sessions (see `auth::session`).

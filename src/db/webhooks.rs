@@ -74,6 +74,18 @@ from_row! {
     }
 }
 
+from_row! {
+    /// A webhook's settings as a batch's commit finds them: an
+    /// administrator may have changed them while the batch was delivered.
+    #[derive(Debug, Clone)]
+    pub struct WebhookSettings {
+        pub enabled: bool,
+        pub url: String,
+        pub event_types: String,
+        pub secret: String,
+    }
+}
+
 /// A webhook as a form or the demo saves it (the URL already checked by
 /// the guard, the types already parsed).
 #[derive(Debug, Clone, Copy)]
@@ -458,9 +470,11 @@ impl Store {
 
     /// Records a batch: its attempts, the cursor after it and the
     /// webhook's health, and renews the lease to `lease_until`, in one
-    /// transaction; `false` (nothing written) if `owner` lost the lease.
-    /// It only ever switches the webhook off (24 hours of failures), never
-    /// on: an administrator who switched it off during the batch keeps it off.
+    /// transaction. Answers the webhook's settings as they stand now, for
+    /// the next batch, or `None` (nothing written) if `owner` lost the
+    /// lease. It only ever switches the webhook off (24 hours of failures),
+    /// never on: an administrator who switched it off during the batch
+    /// keeps it off.
     pub async fn record_webhook_progress(
         &self,
         id: Uuid,
@@ -468,15 +482,16 @@ impl Store {
         progress: &WebhookProgress,
         now: Ts,
         lease_until: Ts,
-    ) -> StoreResult<bool> {
+    ) -> StoreResult<Option<WebhookSettings>> {
         let health = Health::of(&progress.state, now);
         Ok(with_write!(self, |pool| {
             let mut tx = super::backend::begin_write(pool).await?;
-            let updated = sqlx::query(
+            let settings: Option<WebhookSettings> = sqlx::query_as(
                 "update webhooks set cursor = $3, failures = $4, failing_since = $5, \
                  next_attempt_at = $6, last_error = coalesce($7, last_error), enabled = enabled and $8, \
                  disabled_at = coalesce($9, disabled_at), lease_until = $10 \
-                 where id = $1 and lease_owner = $2 and cursor <= $3",
+                 where id = $1 and lease_owner = $2 and cursor <= $3 \
+                 returning enabled, url, event_types, secret",
             )
             .bind(id)
             .bind(owner)
@@ -488,12 +503,11 @@ impl Store {
             .bind(health.enabled)
             .bind(health.disabled_at)
             .bind(lease_until)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if updated == 0 {
-                return Ok(false);
-            }
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some(settings) = settings else {
+                return Ok(None);
+            };
             for a in &progress.attempts {
                 sqlx::query(
                     "insert into webhook_attempts (id, webhook_id, at, event_id, event_type, \
@@ -522,7 +536,7 @@ impl Store {
                 .await?;
             }
             tx.commit().await?;
-            true
+            Some(settings)
         }))
     }
 

@@ -194,21 +194,34 @@ impl Streak {
     }
 }
 
-/// Commits `progress` and renews the lease; `false` if the lease was lost.
+/// Commits `progress`, renews the lease, and takes the webhook's settings
+/// as they stand now into `job`, so a secret renewed or a URL or the event
+/// types changed during a run apply from the next delivery on (the page
+/// promises "Las entregas siguientes"). `false` if the lease was lost, or
+/// the webhook was switched off meanwhile (by an administrator, or by this
+/// progress after 24 hours of failures): the run stops.
 async fn commit(
     deliverer: &Deliverer,
-    job: &WebhookJob,
+    job: &mut WebhookJob,
     progress: &WebhookProgress,
 ) -> crate::db::StoreResult<bool> {
-    deliverer
+    let Some(settings) = deliverer
         .store
         .record_webhook_progress(job.id, deliverer.owner, progress, Ts::now(), lease_until())
-        .await
+        .await?
+    else {
+        return Ok(false);
+    };
+    job.url = settings.url;
+    job.event_types = settings.event_types;
+    job.secret = settings.secret;
+    Ok(settings.enabled)
 }
 
 /// Delivers a leased webhook's events, batch after batch, until it is
-/// caught up, fails, loses its lease or has run [`MAX_BATCHES_PER_RUN`].
-async fn run(deliverer: &Deliverer, job: WebhookJob) -> crate::db::StoreResult<()> {
+/// caught up, fails, loses its lease, is switched off or has run
+/// [`MAX_BATCHES_PER_RUN`].
+async fn run(deliverer: &Deliverer, mut job: WebhookJob) -> crate::db::StoreResult<()> {
     let mut cursor = job.cursor;
     let mut streak = Streak {
         failures: job.failures,
@@ -222,7 +235,7 @@ async fn run(deliverer: &Deliverer, job: WebhookJob) -> crate::db::StoreResult<(
         let (progress, full) = match check_cursor(Some(cursor), &page) {
             Ok(()) => {
                 let full = page.events.len() as i64 >= BATCH;
-                match deliver_page(deliverer, &job, cursor, &page, &mut streak).await? {
+                match deliver_page(deliverer, &mut job, cursor, &page, &mut streak).await? {
                     Some(progress) => (progress, full),
                     None => return Ok(()),
                 }
@@ -234,7 +247,7 @@ async fn run(deliverer: &Deliverer, job: WebhookJob) -> crate::db::StoreResult<(
                 return Ok(());
             }
         };
-        let kept = commit(deliverer, &job, &progress).await?;
+        let kept = commit(deliverer, &mut job, &progress).await?;
         if let WebhookState::SwitchedOff { .. } = progress.state {
             tracing::warn!(webhook = %job.id, "webhook switched off after failing for 24 hours");
         }
@@ -273,10 +286,10 @@ fn purged(cursor: i64, oldest_kept: i64) -> WebhookProgress {
 /// Delivers the subscribed events of `page` (read after `cursor`) in
 /// order, stopping at the first failure; commits along the way when the
 /// deliveries are slow. Returns what is left to commit, or `None` if the
-/// lease was lost.
+/// lease was lost or the webhook switched off at such a commit.
 async fn deliver_page(
     deliverer: &Deliverer,
-    job: &WebhookJob,
+    job: &mut WebhookJob,
     cursor: i64,
     page: &crate::db::EventPage,
     streak: &mut Streak,
