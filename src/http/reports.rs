@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use super::conversations::FilterOption;
 use super::export::csv_response;
-use super::pages::{PageContext, render_with_status};
+use super::pages::{Count, PageContext, render_with_status};
 use crate::app::state::AppState;
 use crate::db::{Campaigns, ClosureCount, DayCount, ExportSource, ReportCounts, Ts};
 use crate::domain::days::{day_bounds, day_start};
@@ -136,6 +136,20 @@ pub struct Pair {
 impl Pair {
     pub fn total(&self) -> i64 {
         self.cancelled + self.resolved
+    }
+
+    // As the page shows them, digits grouped ("12 345"); the `data-`
+    // attributes and the CSV export keep plain numbers for programs.
+    pub fn cancelled_shown(&self) -> Count {
+        Count(self.cancelled)
+    }
+
+    pub fn resolved_shown(&self) -> Count {
+        Count(self.resolved)
+    }
+
+    pub fn total_shown(&self) -> Count {
+        Count(self.total())
     }
 
     fn add(&mut self, status: Status, n: i64) {
@@ -760,6 +774,18 @@ mod tests {
 
     fn day(s: &str) -> NaiveDate {
         NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
+    }
+
+    #[test]
+    fn the_page_groups_the_digits_of_large_counts() {
+        let pair = Pair {
+            cancelled: 12_345,
+            resolved: 1_000_000,
+        };
+        assert_eq!(pair.cancelled_shown().to_string(), "12\u{202F}345");
+        assert_eq!(pair.resolved_shown().to_string(), "1\u{202F}000\u{202F}000");
+        assert_eq!(pair.total_shown().to_string(), "1\u{202F}012\u{202F}345");
+        assert_eq!(Pair::default().total_shown().to_string(), "0");
     }
 
     #[test]
