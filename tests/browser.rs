@@ -25,6 +25,7 @@ on_both_backends!(
     a_refused_confirmation_is_summarised_and_the_summary_leads_to_the_field,
     a_live_change_moves_its_row_to_its_place_in_the_chosen_order,
     a_stuck_conversation_is_found_and_reassigned_with_the_keyboard_alone,
+    the_rezagadas_count_grows_as_time_passes_without_any_change,
 );
 
 /// Starts the app and a browser signed in as the demo Administrador.
@@ -1014,5 +1015,48 @@ async fn a_stuck_conversation_is_found_and_reassigned_with_the_keyboard_alone(ba
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     assert_eq!(assigned, [offline], "reassigned to the confirmed agent");
+    browser.quit().await;
+}
+
+/// The Rezagadas count of the page's status tabs, as shown.
+const REZAGADAS_COUNT: &str = "var tab = Array.from(document.querySelectorAll('#status-tabs .status-tab'))\
+    .find(function (t) { return t.textContent.indexOf('Rezagadas') >= 0; });\
+    return tab ? parseInt(tab.querySelector('.count').textContent.replace(/\\D/g, ''), 10) : null;";
+
+/// A conversation becomes "rezagada" by time alone: no change announces it,
+/// so an open tab asks for its counts again by itself (every minute; here
+/// every second).
+async fn the_rezagadas_count_grows_as_time_passes_without_any_change(backend: Backend) {
+    let Some(app) = common::spawn_app_configured(backend, true, |settings| {
+        settings.counts_refresh = std::time::Duration::from_secs(1);
+    })
+    .await
+    else {
+        return;
+    };
+    let browser = Browser::start().await;
+    browser
+        .login(&app.address, ADMIN_EMAIL, ADMIN_PASSWORD)
+        .await;
+    browser.find("table.data-table tbody tr").await;
+    browser
+        .wait_until(
+            "the table to be live",
+            "return document.getElementById('live-indicator').classList.contains('is-live');",
+        )
+        .await;
+    let before = browser.execute(REZAGADAS_COUNT, vec![]).await;
+    let before = before.as_i64().expect("a Rezagadas count");
+    // The most recently active open conversation goes a day without
+    // activity, straight in the database: nothing is published.
+    let folio = open_folio(&app).await;
+    let day_ago = chrono::Utc::now() - chrono::TimeDelta::days(1);
+    app.set_activity(folio, relevo::db::Ts::new(day_ago)).await;
+    browser
+        .wait_until(
+            "the Rezagadas count to grow",
+            &format!("var n = (function () {{ {REZAGADAS_COUNT} }})(); return n !== null && n > {before};"),
+        )
+        .await;
     browser.quit().await;
 }

@@ -114,6 +114,7 @@ impl Application {
         let state = AppState {
             store,
             timezone: settings.timezone,
+            counts_refresh: settings.counts_refresh,
             transcript_days: settings.transcript_days,
             metrics: settings.metrics.clone(),
             trusted_proxies: settings.trusted_proxies.clone(),

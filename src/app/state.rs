@@ -46,6 +46,8 @@ pub struct AppState {
     pub exports: std::sync::Arc<ExportSlots>,
     /// How Mensajes results were sent (for `/metrics`).
     pub results_sent: std::sync::Arc<ResultsSent>,
+    /// How often an open Mensajes tab asks for its counts again.
+    pub counts_refresh: std::time::Duration,
 }
 
 /// Mensajes results sent from the bytes kept with their view, and those

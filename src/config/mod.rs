@@ -41,7 +41,14 @@ pub struct Settings {
     pub trusted_proxies: TrustedProxies,
     /// `RELEVO_WEBHOOK_ALLOW`: where webhooks may deliver (empty: nowhere).
     pub webhook_allow: WebhookAllow,
+    /// How often an open Mensajes tab asks for its counts again, since
+    /// conversations become "rezagadas" by time alone ([`COUNTS_REFRESH`];
+    /// not an environment setting: tests shorten it).
+    pub counts_refresh: std::time::Duration,
 }
+
+/// Default [`Settings::counts_refresh`].
+pub const COUNTS_REFRESH: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// `/metrics` is readable from these client addresses, or by anyone who
 /// presents the bearer token.
@@ -101,6 +108,7 @@ impl Settings {
             trusted_proxies: TrustedProxies::default(),
             webhook_allow: WebhookAllow::default(),
             session_idle: default_session_idle(),
+            counts_refresh: COUNTS_REFRESH,
         }
     }
 
@@ -160,6 +168,7 @@ impl Settings {
         };
         Ok(Settings {
             webhook_allow,
+            counts_refresh: COUNTS_REFRESH,
             database_url: var("DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned()),
             bind: bind.parse().with_context(|| {
                 format!("RELEVO_BIND {bind:?} is not an address like 127.0.0.1:8080")

@@ -540,6 +540,8 @@ pub struct ConversationListPage {
     pub from_day: String,
     pub to_day: String,
     pub q: String,
+    /// How often the live tab asks for its counts again (milliseconds).
+    pub counts_every_ms: u128,
 }
 
 /// The part of the page that filters and paging replace.
@@ -816,6 +818,7 @@ pub async fn list(
         campaigns, agents, ..
     } = filter_choices(&state, scope).await?;
     let page = ConversationListPage {
+        counts_every_ms: state.counts_refresh.as_millis(),
         ctx: PageContext::new(&req, &user, "mensajes")?,
         results_html: RESULTS_SLOT.to_owned(),
         campaigns: options_of(

@@ -340,11 +340,8 @@
     if (empty && tbody.children.length > 0) empty.remove();
   }
 
-  function flush() {
-    timer = null;
-    var ids = Array.from(pending).slice(0, 100);
-    ids.forEach(function (id) { pending.delete(id); });
-    if (ids.length === 0) return;
+  // The rows of `ids` as the current filters show them, and the counts.
+  function fetchChanges(ids) {
     var params = new URLSearchParams(location.search);
     params.delete("despues");
     params.delete("antes");
@@ -356,8 +353,26 @@
       })
       .then(function (answer) { apply(ids, answer); })
       .catch(function () { resync(); });
+  }
+
+  function flush() {
+    timer = null;
+    var ids = Array.from(pending).slice(0, 100);
+    ids.forEach(function (id) { pending.delete(id); });
+    if (ids.length === 0) return;
+    fetchChanges(ids);
     if (pending.size > 0) timer = window.setTimeout(flush, 150);
   }
+
+  // A conversation becomes "rezagada" by time alone, and no change
+  // announces it: while the tab is visible and live, its counts are asked
+  // for again every minute (without ids, /mensajes/cambios answers only the
+  // counts). A change arriving meanwhile refreshes them anyway.
+  var countsEvery = parseInt(indicator.getAttribute("data-counts-every"), 10) || 60000;
+  window.setInterval(function () {
+    if (document.visibilityState !== "visible" || down || timer) return;
+    if (document.getElementById("status-tabs")) fetchChanges([]);
+  }, countsEvery);
 
   function connect() {
     source = new EventSource(indicator.getAttribute("data-live-stream"));
