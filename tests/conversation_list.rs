@@ -1477,6 +1477,51 @@ async fn a_disconnected_agents_rows_say_so_and_the_filter_finds_them(backend: Ba
     let (found, _) = walk_forward(&app, "/mensajes?agente=desconectado").await;
     let found: BTreeSet<i64> = found.into_iter().collect();
     assert_eq!(found, agent_folios, "exactly the waiting ones of the scope");
+
+    // Their stuck ones, newest activity first, are merged from each
+    // disconnected agent's own range: the same rows, in the same order, as
+    // the Rezagadas tab (merged by campaign) keeps of theirs, both ways,
+    // for the Administrador and for the Super Administrador.
+    let stuck_one = *agent_folios.iter().next().unwrap();
+    let day_ago = chrono::Utc::now() - chrono::Duration::days(1);
+    app.set_activity(stuck_one, relevo::db::Ts::new(day_ago))
+        .await;
+    let super_client = common::new_client();
+    app.login_with(&super_client, common::SUPER_EMAIL, common::SUPER_PASSWORD)
+        .await;
+    // Two disconnected agents: two ranges to merge.
+    let second = agents[1];
+    app.store
+        .set_agent_presence(second, false, relevo::db::Ts::now())
+        .await
+        .unwrap();
+    let offline: BTreeSet<i64> = app
+        .folios_where(
+            "select c.folio from conversations c join users u on u.id = c.agent_id \
+             where u.connected = false and u.role = $1 \
+             and c.status in ('assigned', 'in_progress')",
+            "agent",
+        )
+        .await
+        .into_iter()
+        .collect();
+    for client in [&app.client, &super_client] {
+        let (stuck, _) = walk_both_ways(&app, client, "/mensajes?estatus=rezagadas").await;
+        let expected: Vec<i64> = stuck.into_iter().filter(|f| offline.contains(f)).collect();
+        assert!(expected.contains(&stuck_one), "{expected:?}");
+        let (forward, backward) = walk_both_ways(
+            &app,
+            client,
+            "/mensajes?estatus=rezagadas&agente=desconectado",
+        )
+        .await;
+        assert_eq!(forward, expected, "the disconnected agents' stuck rows");
+        assert_eq!(backward, expected, "and the same walking back");
+    }
+    app.store
+        .set_agent_presence(second, true, relevo::db::Ts::now())
+        .await
+        .unwrap();
     let filtered = app.get("/mensajes?agente=desconectado").await;
     for row in rows_in(&filtered.body) {
         assert!(row.contains("presence-offline"), "{row}");

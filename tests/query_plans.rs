@@ -294,6 +294,74 @@ async fn one_agents_stuck_conversations_are_a_range_of_the_agents_index(backend:
     );
 }
 
+on_both_backends!(the_stuck_work_of_disconnected_agents_is_merged_from_their_own_ranges);
+
+/// "Rezagadas · Agente desconectado", newest activity first, is merged
+/// from each disconnected agent's own activity range (the agents with work
+/// in view, from the totals kept by agent), for every scope and filter
+/// without a search: the campaigns' stuck ranges hold every connected
+/// agent's rows above theirs (25 to 45 ms at 1,000,000 conversations).
+/// Its pages stay on indexes and sort no more than a page.
+async fn the_stuck_work_of_disconnected_agents_is_merged_from_their_own_ranges(backend: Backend) {
+    let Some((app, _guard)) = demo_as_served(backend).await else {
+        return;
+    };
+    let working = app
+        .uuids_where(
+            "select distinct u.id from users u join conversations c on c.agent_id = u.id \
+             where u.role = $1 and c.status in ('assigned', 'in_progress') order by u.id",
+            "agent",
+        )
+        .await;
+    assert!(working.len() >= 2, "{} agents at work", working.len());
+    for agent in &working[..2] {
+        app.store
+            .set_agent_presence(*agent, false, Ts::now())
+            .await
+            .unwrap();
+    }
+    let views: Vec<View> = every_view(&app)
+        .await
+        .into_iter()
+        .filter(|v| {
+            v.filter.status == Some(StatusFilter::Stale)
+                && v.filter.agent_offline
+                && v.filter.search.is_none()
+                && v.filter.order == relevo::db::ListOrder::Recent
+                && v.filter.channel_kind.is_none()
+        })
+        .collect();
+    assert!(views.len() >= 9, "{} views", views.len());
+    let (mut failures, mut merged) = (Vec::new(), 0);
+    for view in &views {
+        let plan = app
+            .store
+            .explain_list(&view.scope, &view.filter, view.cursor)
+            .await
+            .unwrap();
+        if plan.iter().any(|l| l.contains("no rows can match")) {
+            continue;
+        }
+        if plan
+            .iter()
+            .any(|l| l.contains("conversations_agent_activity_idx"))
+        {
+            merged += 1;
+        } else {
+            failures.push(format!("{}:\n  {}", view.name, plan.join("\n  ")));
+        }
+    }
+    assert!(merged >= 3, "{merged} of {} pages read", views.len());
+    assert!(
+        failures.is_empty(),
+        "{} of {} pages are not merged from the agents' ranges:\n{}",
+        failures.len(),
+        views.len(),
+        failures.join("\n")
+    );
+    assert_pages_on_an_index(&app, backend, &views).await;
+}
+
 on_both_backends!(an_agents_tabs_are_summed_from_the_agents_totals);
 
 /// One agent's tabs, and "Agente desconectado"'s, are sums of the totals
