@@ -885,17 +885,31 @@ enum Arms {
     /// agent's rows above theirs, and a disconnected agent's work is old by
     /// nature (it stopped moving when they left): a Super Administrador's
     /// "Rezagadas · Agente desconectado" read some 20,000 rows, 25 to 45 ms
-    /// at 1,000,000 conversations.
-    Agents(Vec<Uuid>),
+    /// at 1,000,000 conversations. Each agent comes with the campaigns of
+    /// their work, whose Rezagadas cutoffs are the only ones the agent's
+    /// arm checks (on PostgreSQL every arm naming every campaign's cutoff
+    /// made a statement of 900 parameters, planned for 80 ms).
+    Agents(Vec<(Uuid, Vec<Uuid>)>),
 }
 
 impl Arms {
+    /// The campaigns whose cutoffs arm `i` checks, when not all of them.
+    fn campaigns_of(&self, i: usize) -> Option<&[Uuid]> {
+        match self {
+            Arms::Agents(work) => work.get(i).map(|(_, campaigns)| campaigns.as_slice()),
+            _ => None,
+        }
+    }
+
     /// Each arm's key: its campaign or channel, or none for the whole scope.
     fn keys(&self) -> Vec<Option<(&'static str, Uuid)>> {
         match self {
             Arms::Campaigns(ids) => ids.iter().map(|id| Some(("campaign_id", *id))).collect(),
             Arms::Channels(ids) => ids.iter().map(|id| Some(("channel_id", *id))).collect(),
-            Arms::Agents(ids) => ids.iter().map(|id| Some(("agent_id", *id))).collect(),
+            Arms::Agents(work) => work
+                .iter()
+                .map(|(agent, _)| Some(("agent_id", *agent)))
+                .collect(),
             Arms::Whole => vec![None],
         }
     }
@@ -1044,13 +1058,14 @@ fn push_merged_source<DB: Backend>(
         "(select c.* from (select * from ("
     });
     let mut i = 0;
-    for key in &keyed {
+    for (k, key) in keyed.iter().enumerate() {
         for status in &statuses {
             if i > 0 {
                 qb.push(" union all ");
             }
             let arm = Arm {
                 key: *key,
+                campaigns: arms.campaigns_of(k),
                 status: *status,
                 filter: &inner,
                 scope: arm_scope,
@@ -1081,6 +1096,9 @@ struct Arm<'a> {
     /// The arm's campaign or channel (`campaign_id` or `channel_id`), or
     /// none for the whole scope.
     key: Option<(&'static str, Uuid)>,
+    /// The campaigns whose Rezagadas cutoffs the arm checks, when not all
+    /// of them (see [`Arms::Agents`]).
+    campaigns: Option<&'a [Uuid]>,
     /// The status the arm is split to (see [`status_arms`]).
     status: Option<Status>,
     /// The filters, less what the arm's key already says.
@@ -1111,7 +1129,7 @@ impl Arm<'_> {
                 .iter()
                 .filter(|(c, _)| match self.key {
                     Some(("campaign_id", id)) => *c == id,
-                    _ => true,
+                    _ => self.campaigns.is_none_or(|ids| ids.contains(c)),
                 })
                 .copied()
                 .collect(),
@@ -1837,9 +1855,15 @@ impl super::Store {
         let mut agents = None;
         if let Some(work) = self.offline_work(scope, &filter).await? {
             filter = keep_cutoffs(filter, |campaign| work.iter().any(|(_, c)| c == campaign));
-            let mut ids: Vec<Uuid> = work.iter().map(|(agent, _)| *agent).collect();
-            ids.dedup();
-            agents = Some(ids);
+            // The pairs come sorted by agent: one entry per agent.
+            let mut by_agent: Vec<(Uuid, Vec<Uuid>)> = Vec::new();
+            for (agent, campaign) in work {
+                match by_agent.last_mut() {
+                    Some((last, campaigns)) if *last == agent => campaigns.push(campaign),
+                    _ => by_agent.push((agent, vec![campaign])),
+                }
+            }
+            agents = Some(by_agent);
         }
         let channels = self.channels_of_kind(scope, &filter).await?;
         if let Some(channels) = &channels {
@@ -1860,12 +1884,14 @@ impl super::Store {
             // for a status tab, reads before the stuck work (450 ms for
             // "Sin actividad" at 1,000,000), where the campaigns' or the
             // statuses' ranges are the shorter walk. A search finds its
-            // own rows (see `push_list_query`); a channel kind is checked
-            // on the agents' rows.
+            // own rows (see `push_list_query`), and a channel kind keeps
+            // the campaigns that have one (PostgreSQL planned the agents'
+            // page joined back by walking the activity index).
             (_, Some(agents))
                 if filter.status == Some(StatusFilter::Stale)
                     && filter.order == ListOrder::Recent
                     && filter.search.is_none()
+                    && filter.channel_kind.is_none()
                     && agents.len() <= MAX_AGENT_ARMS =>
             {
                 Some(Arms::Agents(agents))
