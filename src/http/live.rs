@@ -119,6 +119,33 @@ impl Viewer {
         self.session_ends.as_mut().reset(Instant::now() + after);
     }
 
+    /// After an access change concerning this viewer (event `id`): the
+    /// frame to send when what the viewer may see changed (`resync`) or
+    /// the session ended (`expired`), or `None`.
+    async fn access_changed(&mut self, id: u64) -> Option<Bytes> {
+        match self.judge_session().await {
+            Ok(Session::Open(principal, ends_in)) => {
+                self.wake_at(ends_in + SESSION_END_SLACK);
+                let changed = principal.scope != self.scope;
+                self.scope = principal.scope;
+                // What is visible changed: reload it.
+                changed.then(|| {
+                    self.changes.rescope(&self.scope);
+                    frame(Some(id), "resync", "{}")
+                })
+            }
+            Ok(Session::Ended) => {
+                self.finished = true;
+                Some(frame(Some(id), "expired", "{}"))
+            }
+            Err(e) => {
+                tracing::warn!(error = ?e, "live stream could not re-read its scope");
+                self.finished = true;
+                Some(frame(Some(id), "resync", "{}"))
+            }
+        }
+    }
+
     /// The next frame to send, or `None` when the stream ends.
     async fn next_frame(&mut self) -> Option<Bytes> {
         if self.finished {
@@ -158,28 +185,10 @@ impl Viewer {
                     // changes are not broadcast (they concern cached views).
                     Ok((_, Event::Changed(_) | Event::DirectoryChanged)) => {}
                     Ok((id, Event::AccessChanged { user_id })) => {
-                        if user_id.is_none_or(|u| u == self.user_id) {
-                            match self.judge_session().await {
-                                Ok(Session::Open(principal, ends_in)) => {
-                                    self.wake_at(ends_in + SESSION_END_SLACK);
-                                    let changed = principal.scope != self.scope;
-                                    self.scope = principal.scope;
-                                    if changed {
-                                        self.changes.rescope(&self.scope);
-                                        // What is visible changed: reload it.
-                                        return Some(frame(Some(id), "resync", "{}"));
-                                    }
-                                }
-                                Ok(Session::Ended) => {
-                                    self.finished = true;
-                                    return Some(frame(Some(id), "expired", "{}"));
-                                }
-                                Err(e) => {
-                                    tracing::warn!(error = ?e, "live stream could not re-read its scope");
-                                    self.finished = true;
-                                    return Some(frame(Some(id), "resync", "{}"));
-                                }
-                            }
+                        if user_id.is_none_or(|u| u == self.user_id)
+                            && let Some(frame) = self.access_changed(id).await
+                        {
+                            return Some(frame);
                         }
                     }
                     Ok((id, Event::Resync)) => return Some(frame(Some(id), "resync", "{}")),
