@@ -100,7 +100,7 @@ impl Viewer {
     async fn recheck_session(&mut self) -> Option<Bytes> {
         match self.judge_session().await {
             Ok(Session::Open(_, ends_in)) => {
-                self.wake_at(ends_in + SESSION_END_SLACK);
+                self.recheck_after(ends_in + SESSION_END_SLACK);
                 None
             }
             Ok(Session::Ended) => {
@@ -109,13 +109,14 @@ impl Viewer {
             }
             Err(e) => {
                 tracing::warn!(error = ?e, "live stream could not read its session again");
-                self.wake_at(SESSION_RETRY);
+                self.recheck_after(SESSION_RETRY);
                 None
             }
         }
     }
 
-    fn wake_at(&mut self, after: Duration) {
+    /// Reads the session again `after` from now.
+    fn recheck_after(&mut self, after: Duration) {
         self.session_ends.as_mut().reset(Instant::now() + after);
     }
 
@@ -125,7 +126,7 @@ impl Viewer {
     async fn access_changed(&mut self, id: u64) -> Option<Bytes> {
         match self.judge_session().await {
             Ok(Session::Open(principal, ends_in)) => {
-                self.wake_at(ends_in + SESSION_END_SLACK);
+                self.recheck_after(ends_in + SESSION_END_SLACK);
                 let changed = principal.scope != self.scope;
                 self.scope = principal.scope;
                 // What is visible changed: reload it.
