@@ -988,6 +988,30 @@ fn page_holds_nothing(scope: &Scope, filter: &ListFilter) -> bool {
     no_stuck_rows || filter.tab_holds_nothing()
 }
 
+/// Appends ` and …` keeping the rows of `alias` (a table with a
+/// `campaign_id`) to the campaigns in view: the scope's, and the chosen one.
+fn push_campaigns_in_view<DB: Backend>(
+    qb: &mut QueryBuilder<DB>,
+    alias: &str,
+    scope: &Scope,
+    filter: &ListFilter,
+) {
+    if let Scope::Campaigns(ids) = scope {
+        qb.push(format_args!(" and {alias}.campaign_id in ("));
+        for (i, id) in ids.iter().enumerate() {
+            if i > 0 {
+                qb.push(", ");
+            }
+            DB::push_bind(qb, *id);
+        }
+        qb.push(")");
+    }
+    if let Some(campaign) = filter.campaign_id {
+        qb.push(format_args!(" and {alias}.campaign_id = "));
+        DB::push_bind(qb, campaign);
+    }
+}
+
 /// `filter` with only the Rezagadas cutoffs of the campaigns `keep` holds
 /// (borrowed still when it keeps them all).
 fn keep_cutoffs(filter: Cow<'_, ListFilter>, keep: impl Fn(&Uuid) -> bool) -> Cow<'_, ListFilter> {
@@ -1774,18 +1798,7 @@ impl super::Store {
                 "select h.id, h.campaign_id from channels h where h.kind = ",
             );
             qb.push_bind(kind.as_str());
-            if let Scope::Campaigns(ids) = scope {
-                qb.push(" and h.campaign_id in (");
-                let mut list = qb.separated(", ");
-                for id in ids {
-                    list.push_bind(*id);
-                }
-                qb.push(")");
-            }
-            if let Some(campaign) = filter.campaign_id {
-                qb.push(" and h.campaign_id = ");
-                qb.push_bind(campaign);
-            }
+            push_campaigns_in_view(&mut qb, "h", scope, filter);
             qb.push(" order by h.id");
             qb.build_query_as::<(Uuid, Uuid)>().fetch_all(pool).await?
         });
@@ -1819,18 +1832,7 @@ impl super::Store {
             );
             qb.push_bind(false);
             qb.push(")");
-            if let Scope::Campaigns(ids) = scope {
-                qb.push(" and t.campaign_id in (");
-                let mut list = qb.separated(", ");
-                for id in ids {
-                    list.push_bind(*id);
-                }
-                qb.push(")");
-            }
-            if let Some(campaign) = filter.campaign_id {
-                qb.push(" and t.campaign_id = ");
-                qb.push_bind(campaign);
-            }
+            push_campaigns_in_view(&mut qb, "t", scope, filter);
             qb.push(" order by t.agent_id, t.campaign_id");
             qb.build_query_as::<(Uuid, Uuid)>().fetch_all(pool).await?
         });
