@@ -31,12 +31,27 @@ on_both_backends!(
 /// Starts the app and a browser signed in as the demo Administrador.
 async fn signed_in(backend: Backend) -> Option<(TestApp, Browser)> {
     let app = spawn_app(backend).await?;
+    let browser = browser_signed_in(&app).await;
+    Some((app, browser))
+}
+
+/// A browser signed in to `app` as the demo Administrador, on its table.
+async fn browser_signed_in(app: &TestApp) -> Browser {
     let browser = Browser::start().await;
     browser
         .login(&app.address, ADMIN_EMAIL, ADMIN_PASSWORD)
         .await;
     browser.find("table.data-table tbody tr").await;
-    Some((app, browser))
+    browser
+}
+
+/// Whether the page's table follows the live stream.
+const LIVE: &str =
+    "return document.getElementById('live-indicator').classList.contains('is-live');";
+
+/// Waits (bounded) until the page's table is live.
+async fn until_live(browser: &Browser, what: &str) {
+    browser.wait_until(what, LIVE).await;
 }
 
 /// An open conversation of the admin's campaigns that has an agent.
@@ -416,20 +431,11 @@ async fn another_sessions_cancel_shows_without_a_reload(backend: Backend) {
     let Some(app) = spawn_app(backend).await else {
         return;
     };
-    let browser = Browser::start().await;
-    browser
-        .login(&app.address, ADMIN_EMAIL, ADMIN_PASSWORD)
-        .await;
-    browser.find("table.data-table tbody tr").await;
+    let browser = browser_signed_in(&app).await;
     browser
         .goto(&format!("{}/mensajes?estatus=todas", app.address))
         .await;
-    browser
-        .wait_until(
-            "the table to be live",
-            "return document.getElementById('live-indicator').classList.contains('is-live');",
-        )
-        .await;
+    until_live(&browser, "the table to be live").await;
     // Mark the page: a reload would lose this.
     browser
         .execute("window.__noReload = true; window.scrollTo(0, 200);", vec![])
@@ -458,12 +464,7 @@ async fn another_sessions_cancel_shows_without_a_reload(backend: Backend) {
     );
     // In the default view (open conversations) a cancelled row leaves.
     browser.goto(&format!("{}/mensajes", app.address)).await;
-    browser
-        .wait_until(
-            "live again",
-            "return document.getElementById('live-indicator').classList.contains('is-live');",
-        )
-        .await;
+    until_live(&browser, "live again").await;
     let next = open_folio(&app).await;
     let present = format!("return !!document.getElementById('conversacion-{next}');");
     browser.wait_until("the next open row", &present).await;
@@ -483,12 +484,7 @@ async fn a_conversation_created_through_the_api_appears_and_a_dropped_stream_cat
     let Some((app, browser)) = signed_in(backend).await else {
         return;
     };
-    browser
-        .wait_until(
-            "the table to be live",
-            "return document.getElementById('live-indicator').classList.contains('is-live');",
-        )
-        .await;
+    until_live(&browser, "the table to be live").await;
     browser.execute("window.__noReload = true;", vec![]).await;
     // A customer writes on a channel of the admin's campaign.
     let ventas = app.campaign_id("Ventas Hogar").await;
@@ -801,7 +797,6 @@ async fn a_live_change_moves_its_row_to_its_place_in_the_chosen_order(backend: B
     let other = common::new_client();
     app.login_with(&other, common::SUPER_EMAIL, common::SUPER_PASSWORD)
         .await;
-    let live = "return document.getElementById('live-indicator').classList.contains('is-live');";
     // Another session gives `folio` back to the router: a reassignment, so
     // new activity, and still open.
     let give_back = |folio: i64| {
@@ -831,7 +826,7 @@ async fn a_live_change_moves_its_row_to_its_place_in_the_chosen_order(backend: B
 
     // Most recent activity first: a changed row lower down moves to the top.
     browser.goto(&format!("{}/mensajes", app.address)).await;
-    browser.wait_until("the table to be live", live).await;
+    until_live(&browser, "the table to be live").await;
     let folio = browser
         .execute(&row_folio(3), vec![])
         .await
@@ -850,7 +845,7 @@ async fn a_live_change_moves_its_row_to_its_place_in_the_chosen_order(backend: B
     browser
         .goto(&format!("{}/mensajes?orden=sin-actividad", app.address))
         .await;
-    browser.wait_until("the table to be live again", live).await;
+    until_live(&browser, "the table to be live again").await;
     assert_eq!(
         browser
             .execute(
@@ -1034,17 +1029,8 @@ async fn the_rezagadas_count_grows_as_time_passes_without_any_change(backend: Ba
     else {
         return;
     };
-    let browser = Browser::start().await;
-    browser
-        .login(&app.address, ADMIN_EMAIL, ADMIN_PASSWORD)
-        .await;
-    browser.find("table.data-table tbody tr").await;
-    browser
-        .wait_until(
-            "the table to be live",
-            "return document.getElementById('live-indicator').classList.contains('is-live');",
-        )
-        .await;
+    let browser = browser_signed_in(&app).await;
+    until_live(&browser, "the table to be live").await;
     let before = browser.execute(REZAGADAS_COUNT, vec![]).await;
     let before = before.as_i64().expect("a Rezagadas count");
     // The most recently active open conversation goes a day without
