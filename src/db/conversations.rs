@@ -500,16 +500,7 @@ fn push_filter_conditions<DB: Backend>(
     let by_agent = filter.agent_id.is_some();
     let campaign_off = if by_agent { DB::NOT_AN_INDEX } else { "" };
     let date_off = if by_agent { DB::NOT_AN_INDEX } else { off };
-    if let Scope::Campaigns(ids) = scope {
-        qb.push(format_args!(" and {campaign_off}c.campaign_id in ("));
-        for (i, id) in ids.iter().enumerate() {
-            if i > 0 {
-                qb.push(", ");
-            }
-            DB::push_bind(qb, *id);
-        }
-        qb.push(")");
-    }
+    push_scope_campaigns(qb, &format!("{campaign_off}c"), scope);
     if with_status {
         match filter.status.unwrap_or(StatusFilter::Open) {
             StatusFilter::Open => {
@@ -989,13 +980,9 @@ fn page_holds_nothing(scope: &Scope, filter: &ListFilter) -> bool {
 }
 
 /// Appends ` and …` keeping the rows of `alias` (a table with a
-/// `campaign_id`) to the campaigns in view: the scope's, and the chosen one.
-fn push_campaigns_in_view<DB: Backend>(
-    qb: &mut QueryBuilder<DB>,
-    alias: &str,
-    scope: &Scope,
-    filter: &ListFilter,
-) {
+/// `campaign_id`; `+c` keeps the condition off the indexes on SQLite) to
+/// the scope's campaigns.
+fn push_scope_campaigns<DB: Backend>(qb: &mut QueryBuilder<DB>, alias: &str, scope: &Scope) {
     if let Scope::Campaigns(ids) = scope {
         qb.push(format_args!(" and {alias}.campaign_id in ("));
         for (i, id) in ids.iter().enumerate() {
@@ -1006,6 +993,17 @@ fn push_campaigns_in_view<DB: Backend>(
         }
         qb.push(")");
     }
+}
+
+/// Appends ` and …` keeping the rows of `alias` (a table with a
+/// `campaign_id`) to the campaigns in view: the scope's, and the chosen one.
+fn push_campaigns_in_view<DB: Backend>(
+    qb: &mut QueryBuilder<DB>,
+    alias: &str,
+    scope: &Scope,
+    filter: &ListFilter,
+) {
+    push_scope_campaigns(qb, alias, scope);
     if let Some(campaign) = filter.campaign_id {
         qb.push(format_args!(" and {alias}.campaign_id = "));
         DB::push_bind(qb, campaign);
