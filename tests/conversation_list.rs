@@ -34,6 +34,7 @@ on_both_backends!(
     every_order_pages_every_row_exactly_once_in_both_directions,
     a_tab_counts_up_to_the_cap_and_then_says_more,
     a_broad_name_search_lists_the_newest_matches_without_counting_them,
+    a_scope_of_hundreds_of_campaigns_lists_like_a_small_one,
 );
 
 /// The markup of each table row.
@@ -1789,4 +1790,71 @@ async fn a_broad_name_search_lists_the_newest_matches_without_counting_them(back
     let page = app.get("/mensajes?estatus=todas&q=bw-1").await;
     assert_eq!(tab_count(&page.body, "todas"), 0);
     assert!(!page.body.contains("coincide con más de"));
+}
+
+/// The first page's folios of each of `paths`, as `client` sees them.
+async fn first_pages(app: &TestApp, client: &reqwest::Client, paths: &[&str]) -> Vec<Vec<i64>> {
+    let mut pages = Vec::new();
+    for path in paths {
+        let page = app.get_with(client, path).await;
+        assert_eq!(page.status, StatusCode::OK, "{path}: {}", page.body);
+        pages.push(folios_in(&page.body));
+    }
+    pages
+}
+
+/// A page is merged from one index range per campaign in view, and SQLite
+/// takes at most 500 of them in one statement: an Administrador of 510
+/// campaigns (and a Super Administrador, whose Rezagadas tab is one range
+/// per campaign) got an error page for every view instead of their rows.
+async fn a_scope_of_hundreds_of_campaigns_lists_like_a_small_one(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let paths = [
+        "/mensajes",
+        "/mensajes?estatus=todas",
+        "/mensajes?estatus=todas&orden=sin-actividad",
+        "/mensajes?estatus=rezagadas",
+        "/mensajes?estatus=rezagadas&agente=desconectado",
+        "/mensajes?estatus=todas&canal=whatsapp",
+    ];
+    app.login_as_admin().await;
+    let super_client = common::new_client();
+    let login = app
+        .login_with(&super_client, common::SUPER_EMAIL, common::SUPER_PASSWORD)
+        .await;
+    assert!(login.status.is_redirection(), "super signs in");
+    let admin_before = first_pages(&app, &app.client, &paths).await;
+    let super_before = first_pages(&app, &super_client, &paths).await;
+    assert!(
+        admin_before[0].len() > 1 && super_before[0].len() > 1,
+        "the demo's rows are listed"
+    );
+
+    let admin = app
+        .uuids_where("select id from users where email = $1", ADMIN_EMAIL)
+        .await[0];
+    let super_id = app
+        .uuids_where("select id from users where email = $1", common::SUPER_EMAIL)
+        .await[0];
+    let now = relevo::db::Ts::now();
+    for i in 0..510 {
+        let name = relevo::domain::admin::Name::parse(&format!("Sucursal {i:03}")).unwrap();
+        let campaign = app
+            .store
+            .create_campaign(super_id, &name, "America/Mexico_City", now)
+            .await
+            .unwrap()
+            .unwrap();
+        app.store
+            .add_member(super_id, campaign, admin, now)
+            .await
+            .unwrap()
+            .unwrap();
+    }
+
+    // Campaigns without conversations add no row: the same pages.
+    assert_eq!(first_pages(&app, &app.client, &paths).await, admin_before);
+    assert_eq!(first_pages(&app, &super_client, &paths).await, super_before);
 }

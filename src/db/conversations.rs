@@ -816,7 +816,10 @@ fn push_list_query<DB: Backend>(
             None if filter.agent_offline && filter.search.is_none() => Some(Arms::Whole),
             None => None,
         },
-    };
+    }
+    // Beyond, the page is found by the conditions and sorted, as an
+    // unmerged page is: slower, but one statement that SQLite accepts.
+    .filter(|arms| arms.keys().len() <= MAX_MERGED_ARMS);
     match arms {
         Some(arms) => push_merged_source(qb, scope, &arms, filter, cursor, walked),
         None => match &filter.search {
@@ -1181,6 +1184,13 @@ impl Arm<'_> {
         }
     }
 }
+
+/// The most ranges a page is merged from (campaigns, channels or agents;
+/// see [`Arms`]). SQLite refuses a compound statement of more than 500
+/// `select`s (`SQLITE_MAX_COMPOUND_SELECT`): an Administrador of 510
+/// campaigns, or a Super Administrador's Rezagadas tab with as many, got an
+/// error for every view.
+const MAX_MERGED_ARMS: usize = 400;
 
 /// The most arms a page's ranges are split into by status (see
 /// [`status_arms`]): an Administrador of a hundred campaigns.
