@@ -15,7 +15,9 @@
 //!
 //! `--scenario views` (not in the default set: up to 30 minutes a run)
 //! times every Mensajes view alone, the combinations whose plans
-//! `tests/query_plans.rs` checks.
+//! `tests/query_plans.rs` checks. `RELEVO_BENCH_VIEWS=text` times only the
+//! views whose name holds `text`, and `RELEVO_BENCH_EXPLAIN=1` prints each
+//! one's plans beside its time.
 //!
 //! `console` is the console as real traffic uses it (issue 23, item 3;
 //! about 40 s a run at 100,000 conversations, logging 205 people in

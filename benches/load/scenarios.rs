@@ -1352,6 +1352,15 @@ async fn views(url: &str) -> anyhow::Result<Figures> {
         // Every contact's name begins "cliente": the broadest search there is.
         name_start: "cl".into(),
     });
+    // `RELEVO_BENCH_VIEWS=text` keeps the views whose name holds `text`
+    // (a class of slow views, say "desconectado nombre"), and
+    // `RELEVO_BENCH_EXPLAIN=1` prints each one's plans with its time.
+    let matching = std::env::var("RELEVO_BENCH_VIEWS").unwrap_or_default();
+    let explain = std::env::var_os("RELEVO_BENCH_EXPLAIN").is_some();
+    let views: Vec<_> = views
+        .into_iter()
+        .filter(|view| view.name.contains(&matching))
+        .collect();
     let deadline = Instant::now() + Duration::from_secs(30 * 60);
     let mut h = histogram();
     let mut timed: Vec<(f64, String)> = Vec::with_capacity(views.len());
@@ -1372,6 +1381,15 @@ async fn views(url: &str) -> anyhow::Result<Figures> {
             }
         }
         h.record((elapsed * 1000.0) as u64).ok();
+        if explain {
+            let page = store
+                .explain_list(&view.scope, &view.filter, view.cursor)
+                .await?;
+            let counts = store.explain_counts(&view.scope, &view.filter).await?;
+            println!("{elapsed:.2} ms  {}", view.name);
+            println!("  page:\n    {}", page.join("\n    "));
+            println!("  counts:\n    {}", counts.join("\n    "));
+        }
         timed.push((elapsed, view.name.clone()));
     }
     store.close().await;
