@@ -1506,6 +1506,27 @@ async fn a_disconnected_agents_rows_say_so_and_the_filter_finds_them(backend: Ba
         .await
         .into_iter()
         .collect();
+    // A name more than a thousand customers share (a broad search, checked
+    // along each agent's range): the customers of every other
+    // conversation, and customers without conversations.
+    let folio = app.scalar_i64("select min(folio) from conversations").await;
+    app.add_broadwell_customers(folio, relevo::db::BROAD_SEARCH_CONTACTS + 1)
+        .await;
+    app.execute(
+        "update contacts set name = 'Broadwell Ochoa', name_key = $1 where id in \
+         (select contact_id from conversations where folio % 2 = 0)",
+        "broadwell ochoa",
+    )
+    .await;
+    let named: BTreeSet<i64> = app
+        .folios_where(
+            "select c.folio from conversations c join contacts k on k.id = c.contact_id \
+             where k.name_key = $1",
+            "broadwell ochoa",
+        )
+        .await
+        .into_iter()
+        .collect();
     for client in [&app.client, &super_client] {
         let (stuck, _) = walk_both_ways(&app, client, "/mensajes?estatus=rezagadas").await;
         let expected: Vec<i64> = stuck.into_iter().filter(|f| offline.contains(f)).collect();
@@ -1517,6 +1538,16 @@ async fn a_disconnected_agents_rows_say_so_and_the_filter_finds_them(backend: Ba
         )
         .await;
         assert_eq!(forward, expected, "the disconnected agents' stuck rows");
+        assert_eq!(backward, expected, "and the same walking back");
+        let expected: Vec<i64> = expected.into_iter().filter(|f| named.contains(f)).collect();
+        assert!(!expected.is_empty(), "some are searched for");
+        let (forward, backward) = walk_both_ways(
+            &app,
+            client,
+            "/mensajes?estatus=rezagadas&agente=desconectado&q=broadwell",
+        )
+        .await;
+        assert_eq!(forward, expected, "those of the customers searched");
         assert_eq!(backward, expected, "and the same walking back");
     }
     app.store

@@ -701,19 +701,29 @@ fn push_contacts_matching_of<DB: Backend>(qb: &mut QueryBuilder<DB>, text: &str)
 /// primary key per row walked. The inner `k` is the customer of the row
 /// checked, whatever the outer statement calls `k`.
 ///
-/// The check is a scalar sub-query, which the database evaluates for each
-/// row walked, and not `exists (…)`: SQLite (3.51) turns an `exists` into a
-/// join and gives it a Bloom filter, built before the walk by reading every
-/// contact through the `like`. That was 23 of the 25 ms of a Super
-/// Administrador's "Canceladas" searched by a common name at 1,000,000
-/// conversations (200,000 contacts), and the largest class of views over
-/// 20 ms (issue 23, item 1).
-fn push_walked_search<DB: Backend>(qb: &mut QueryBuilder<DB>, search: &Search) {
+/// Where the walk is joined to the row's other tables (`joined`: an
+/// unmerged page), the check is a scalar sub-query, which the database
+/// evaluates on each row as it is walked. SQLite (3.51) turns an `exists`
+/// into a join placed after every other join of the row, and with
+/// statistics gives it a Bloom filter built first by reading every contact
+/// through the `like`: 23 of the 25 ms of a Super Administrador's
+/// "Canceladas" searched by a common name at 1,000,000 conversations. An
+/// arm of a merged page reads the page key alone, with nothing to join
+/// before the check: there `exists` stays, a join SQLite runs for about
+/// half the cost of a sub-query's call per row (a Super Administrador's
+/// Rezagadas by a common name took 16 ms with `exists` in its 50 arms and
+/// 30 ms with the sub-query).
+fn push_walked_search<DB: Backend>(qb: &mut QueryBuilder<DB>, search: &Search, joined: bool) {
     match search {
-        Search::Text(text) => {
+        Search::Text(text) if joined => {
             qb.push(" and (select ");
             DB::push_contact_condition(qb, text);
             qb.push(" from contacts k where k.id = c.contact_id)");
+        }
+        Search::Text(text) => {
+            qb.push(" and exists (select 1 from contacts k where k.id = c.contact_id and ");
+            DB::push_contact_condition(qb, text);
+            qb.push(")");
         }
         // A folio or a phone's beginning is never walked (see `Store::broad_search`).
         Search::Number(_) => push_search_condition(qb, search),
@@ -859,7 +869,7 @@ fn push_list_query<DB: Backend>(
                 qb.push(" where 1 = 1");
                 push_page_conditions(qb, scope, filter);
                 if let Some(search) = walked {
-                    push_walked_search(qb, search);
+                    push_walked_search(qb, search, true);
                 }
             }
         },
@@ -1046,6 +1056,9 @@ struct Source<'f> {
     /// No row can match the page, which is not read: [`Self::nothing`], or
     /// [`page_holds_nothing`].
     no_rows: bool,
+    /// Whether the search is broad (see [`BROAD_SEARCH_CONTACTS`]), when
+    /// the source had to know: `None` when it was not asked.
+    broad_search: Option<bool>,
 }
 
 /// Appends the source of a page merged from each arm's own page (see
@@ -1188,7 +1201,7 @@ impl Arm<'_> {
         }
         push_page_conditions(qb, self.scope, &arm);
         if let Some(search) = walked {
-            push_walked_search(qb, search);
+            push_walked_search(qb, search, false);
         }
     }
 }
@@ -1891,26 +1904,39 @@ impl super::Store {
         }
         let nothing = matches_nothing(scope, &filter, channels.as_deref());
         let no_work = agents.as_ref().is_some_and(Vec::is_empty);
+        // Only Rezagadas, newest activity first: an agent's range also
+        // holds the agent's closed history, which a walk from the oldest
+        // activity ("Sin actividad"), or by the status's start ("Más
+        // tiempo en el estatus": closing starts a status), or for a status
+        // tab, reads before the stuck work (450 ms for "Sin actividad" at
+        // 1,000,000), where the campaigns' or the statuses' ranges are the
+        // shorter walk. A channel kind keeps the campaigns that have one
+        // (PostgreSQL planned the agents' page joined back by walking the
+        // activity index).
+        let by_agents = agents.as_ref().is_some_and(|agents| {
+            filter.status == Some(StatusFilter::Stale)
+                && filter.order == ListOrder::Recent
+                && filter.channel_kind.is_none()
+                && agents.len() <= MAX_AGENT_ARMS
+        });
+        // A narrow search finds its own rows (see `push_list_query`); a
+        // broad one is checked along each agent's range as along any walk
+        // (a name one customer in eighteen has, with a date range: 34 ms
+        // through the campaigns' ranges, which read every connected
+        // agent's stuck rows above theirs). Whether it is broad is asked
+        // only here, where it decides the source.
+        let broad_search = match &filter.search {
+            Some(Search::Text(_)) if by_agents && !nothing => {
+                Some(self.broad_search(&filter).await?)
+            }
+            _ => None,
+        };
         let arms = match (channels, agents) {
             (Some(channels), _) if by_channel_arms(&filter) => {
                 Some(Arms::Channels(channels.iter().map(|(id, _)| *id).collect()))
             }
-            // Only Rezagadas, newest activity first: an agent's range also
-            // holds the agent's closed history, which a walk from the
-            // oldest activity ("Sin actividad"), or by the status's start
-            // ("Más tiempo en el estatus": closing starts a status), or
-            // for a status tab, reads before the stuck work (450 ms for
-            // "Sin actividad" at 1,000,000), where the campaigns' or the
-            // statuses' ranges are the shorter walk. A search finds its
-            // own rows (see `push_list_query`), and a channel kind keeps
-            // the campaigns that have one (PostgreSQL planned the agents'
-            // page joined back by walking the activity index).
             (_, Some(agents))
-                if filter.status == Some(StatusFilter::Stale)
-                    && filter.order == ListOrder::Recent
-                    && filter.search.is_none()
-                    && filter.channel_kind.is_none()
-                    && agents.len() <= MAX_AGENT_ARMS =>
+                if by_agents && (filter.search.is_none() || broad_search == Some(true)) =>
             {
                 Some(Arms::Agents(agents))
             }
@@ -1920,6 +1946,7 @@ impl super::Store {
             nothing,
             no_rows: nothing || no_work || page_holds_nothing(scope, &filter),
             arms,
+            broad_search,
             filter,
         })
     }
@@ -1956,7 +1983,10 @@ impl super::Store {
         if no_rows && !with_counts {
             return Ok(Default::default());
         }
-        let broad = self.broad_search(filter).await?;
+        let broad = match source.broad_search {
+            Some(broad) => broad,
+            None => self.broad_search(filter).await?,
+        };
         let (page_json, counts_json, stale_count): (Option<String>, Option<String>, i64) =
             match self {
                 super::Store::Sqlite(pools) => {
