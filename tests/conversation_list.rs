@@ -34,7 +34,7 @@ on_both_backends!(
     every_order_pages_every_row_exactly_once_in_both_directions,
     a_tab_counts_up_to_the_cap_and_then_says_more,
     a_broad_name_search_lists_the_newest_matches_without_counting_them,
-    a_scope_of_hundreds_of_campaigns_lists_like_a_small_one,
+    a_scope_of_a_thousand_campaigns_lists_like_a_small_one,
 );
 
 /// The markup of each table row.
@@ -1840,7 +1840,9 @@ async fn first_pages(app: &TestApp, client: &reqwest::Client, paths: &[&str]) ->
 /// takes at most 500 of them in one statement: an Administrador of 510
 /// campaigns (and a Super Administrador, whose Rezagadas tab is one range
 /// per campaign) got an error page for every view instead of their rows.
-async fn a_scope_of_hundreds_of_campaigns_lists_like_a_small_one(backend: Backend) {
+/// And every view counts its Rezagadas with one condition per campaign,
+/// which SQLite refused as too deep from about a thousand campaigns on.
+async fn a_scope_of_a_thousand_campaigns_lists_like_a_small_one(backend: Backend) {
     let Some(app) = spawn_app(backend).await else {
         return;
     };
@@ -1872,8 +1874,8 @@ async fn a_scope_of_hundreds_of_campaigns_lists_like_a_small_one(backend: Backen
         .uuids_where("select id from users where email = $1", common::SUPER_EMAIL)
         .await[0];
     let now = relevo::db::Ts::now();
-    for i in 0..510 {
-        let name = relevo::domain::admin::Name::parse(&format!("Sucursal {i:03}")).unwrap();
+    for i in 0..1010 {
+        let name = relevo::domain::admin::Name::parse(&format!("Sucursal {i:04}")).unwrap();
         let campaign = app
             .store
             .create_campaign(super_id, &name, "America/Mexico_City", now)

@@ -640,19 +640,40 @@ fn push_stale_condition<DB: Backend>(
         qb.push(format_args!(" and {latest_off}c.last_activity_at < "));
         DB::push_bind(qb, latest);
     }
-    qb.push(" and (");
-    for (i, (campaign, cutoff)) in cutoffs.iter().enumerate() {
-        if i > 0 {
-            qb.push(" or ");
+    let off = if by_agent { DB::NOT_AN_INDEX } else { off };
+    qb.push(" and ");
+    push_cutoffs_either(qb, cutoffs, campaign_off, off);
+}
+
+/// Appends `(campaign = … and activity < …) or …` for each of `cutoffs`
+/// (at least one), nested as a balanced tree: SQLite refuses an expression
+/// deeper than 1,000, and a chain of `or`s is as deep as it is long, so a
+/// Super Administrador of a thousand campaigns got an error for every view
+/// (each counts its Rezagadas). Both databases flatten nested `or`s before
+/// planning: the plans are those of the chain.
+fn push_cutoffs_either<DB: Backend>(
+    qb: &mut QueryBuilder<DB>,
+    cutoffs: &[(Uuid, Ts)],
+    campaign_off: &str,
+    off: &str,
+) {
+    match cutoffs {
+        [(campaign, cutoff)] => {
+            qb.push(format_args!("({campaign_off}c.campaign_id = "));
+            DB::push_bind(qb, *campaign);
+            qb.push(format_args!(" and {off}c.last_activity_at < "));
+            DB::push_bind(qb, *cutoff);
+            qb.push(")");
         }
-        qb.push(format_args!("({campaign_off}c.campaign_id = "));
-        DB::push_bind(qb, *campaign);
-        let off = if by_agent { DB::NOT_AN_INDEX } else { off };
-        qb.push(format_args!(" and {off}c.last_activity_at < "));
-        DB::push_bind(qb, *cutoff);
-        qb.push(")");
+        _ => {
+            let (first, second) = cutoffs.split_at(cutoffs.len() / 2);
+            qb.push("(");
+            push_cutoffs_either(qb, first, campaign_off, off);
+            qb.push(" or ");
+            push_cutoffs_either(qb, second, campaign_off, off);
+            qb.push(")");
+        }
     }
-    qb.push(")");
 }
 
 /// Appends ` and …` for what the search box asked: a folio or the start of
