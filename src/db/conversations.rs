@@ -2004,10 +2004,7 @@ impl super::Store {
         if no_rows && !with_counts {
             return Ok(Default::default());
         }
-        let broad = match source.broad_search {
-            Some(broad) => broad,
-            None => self.broad_search(filter).await?,
-        };
+        let broad = self.walked_search(&source).await?;
         let (page_json, counts_json, stale_count): (Option<String>, Option<String>, i64) =
             match self {
                 super::Store::Sqlite(pools) => {
@@ -2055,6 +2052,15 @@ impl super::Store {
             stale_count,
             broad_search: broad,
         })
+    }
+
+    /// Whether a view's search is broad, checked along the walk: as its
+    /// source found out, or asked once now.
+    async fn walked_search(&self, source: &Source<'_>) -> StoreResult<bool> {
+        match source.broad_search {
+            Some(broad) => Ok(broad),
+            None => self.broad_search(&source.filter).await,
+        }
     }
 
     /// Whether `filter`'s search is a name search matching more than
@@ -2105,10 +2111,10 @@ impl super::Store {
         if matches!(scope, Scope::Campaigns(ids) if ids.is_empty()) {
             return Ok(Some((Vec::new(), TabCount::default())));
         }
-        if self.broad_search(filter).await? {
+        let source = self.view_source(scope, filter).await?;
+        if self.walked_search(&source).await? {
             return Ok(None);
         }
-        let source = self.view_source(scope, filter).await?;
         if source.nothing {
             return Ok(Some((Vec::new(), TabCount::default())));
         }
