@@ -645,8 +645,8 @@ fn push_stale_condition<DB: Backend>(
     push_cutoffs_either(qb, cutoffs, campaign_off, off);
 }
 
-/// Appends `(campaign = … and activity < …) or …` for each of `cutoffs`
-/// (at least one), nested as a balanced tree: SQLite refuses an expression
+/// Appends `(campaign = … and activity < …) or …` for each of `cutoffs`,
+/// nested as a balanced tree: SQLite refuses an expression
 /// deeper than 1,000, and a chain of `or`s is as deep as it is long, so a
 /// Super Administrador of a thousand campaigns got an error for every view
 /// (each counts its Rezagadas). Both databases flatten nested `or`s before
@@ -658,6 +658,10 @@ fn push_cutoffs_either<DB: Backend>(
     off: &str,
 ) {
     match cutoffs {
+        // No campaign: nothing is stuck (the caller says so before).
+        [] => {
+            qb.push("1 = 0");
+        }
         [(campaign, cutoff)] => {
             qb.push(format_args!("({campaign_off}c.campaign_id = "));
             DB::push_bind(qb, *campaign);
