@@ -76,6 +76,12 @@ pub(crate) trait Backend: Database {
     /// PostgreSQL weighs both plans by the rows it expects: nothing.
     const NOT_AN_INDEX: &'static str;
 
+    /// Written after a table's alias, before an index's name, to read the
+    /// table through that index alone (SQLite's `indexed by`), where the
+    /// planner without statistics picks wrongly; PostgreSQL weighs the
+    /// plans by its statistics: `None`.
+    const INDEXED_BY: Option<&'static str>;
+
     /// Whether a page merged from ordered index ranges (a campaign's, a
     /// channel's, a status's) is one compound `select … union all … order
     /// by … limit 51` that the database merges lazily, reading each range
@@ -177,6 +183,7 @@ fn binary_prefix_end(prefix: &str) -> Option<String> {
 
 impl Backend for Sqlite {
     const NOT_AN_INDEX: &'static str = "+";
+    const INDEXED_BY: Option<&'static str> = Some(" indexed by ");
     /// SQLite merges the ranges (`MERGE (UNION ALL)`) as co-routines that
     /// stop with the page; each range cut to its own page was run to its
     /// end and sorted first. A name search checked along ten campaigns'
@@ -242,6 +249,7 @@ impl Backend for Sqlite {
 
 impl Backend for Postgres {
     const NOT_AN_INDEX: &'static str = "";
+    const INDEXED_BY: Option<&'static str> = None;
     const LAZY_MERGE: bool = false;
     const TRUE: &'static str = "true";
     const FALSE: &'static str = "false";

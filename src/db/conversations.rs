@@ -508,7 +508,16 @@ fn push_filter_conditions<DB: Backend>(
                 DB::push_bool(qb, true);
             }
             StatusFilter::All => {}
-            StatusFilter::Only(status) => push_status_condition(qb, status),
+            StatusFilter::Only(status) => {
+                push_status_condition(qb, status);
+                if by_agent {
+                    // Said twice, as the value it follows from: the agent's
+                    // open or closed range of the page's order, not every
+                    // conversation the agent ever had.
+                    qb.push(" and c.is_open = ");
+                    DB::push_bool(qb, status.is_open());
+                }
+            }
             StatusFilter::Stale => {
                 // Stuck is a range of activity: in the activity orders it
                 // is a range of the order's own index.
@@ -608,14 +617,16 @@ fn push_date_conditions<DB: Backend>(
 ///
 /// Without `by_agent`: one `(campaign, activity)` range per campaign, each
 /// on the `(campaign_id, is_open, last_activity_at, folio)` index. With
-/// it (one agent's Rezagadas), the campaigns are
-/// checked on the agent's rows: a page (`walk`) walks the agent's
-/// `(agent_id, last_activity_at, folio)` index below the latest cutoff, and
-/// a count reads the agent's open rows from `(agent_id, is_open)`, fewer
-/// than its rows below the cutoff. The campaigns' ranges hold every
-/// agent's stuck rows: a Super Administrador's "Rezagadas" of one agent
-/// walked all 50 of them for that agent's few (up to 1 s at 1,000,000
-/// conversations).
+/// it (one agent's Rezagadas), the campaigns are checked on the agent's
+/// open rows, the agent's range of `(agent_id, is_open, last_activity_at,
+/// folio)` or of its `status_since` twin: a count reads it below the
+/// latest cutoff; a page (`walk`) walks it in its order and checks the
+/// cutoff on each row. SQLite without statistics, given both the cutoff
+/// and a page's cursor as bounds of the activity, walked every agent's
+/// open rows (`(is_open, last_activity_at, folio)`) instead. The
+/// campaigns' ranges hold every agent's stuck rows: a Super
+/// Administrador's "Rezagadas" of one agent walked all 50 of them for that
+/// agent's few (up to 1 s at 1,000,000 conversations).
 fn push_stale_condition<DB: Backend>(
     qb: &mut QueryBuilder<DB>,
     cutoffs: &[(Uuid, Ts)],
@@ -624,25 +635,45 @@ fn push_stale_condition<DB: Backend>(
     walk: bool,
 ) {
     let campaign_off = if by_agent { DB::NOT_AN_INDEX } else { "" };
-    let open_off = if by_agent && walk {
-        DB::NOT_AN_INDEX
-    } else {
-        ""
-    };
-    qb.push(format_args!(" and {open_off}c.is_open = "));
+    qb.push(" and c.is_open = ");
     DB::push_bool(qb, true);
     let Some(latest) = cutoffs.iter().map(|(_, cutoff)| *cutoff).max() else {
         qb.push(" and 1 = 0");
         return;
     };
     if by_agent {
-        let latest_off = if walk { off } else { DB::NOT_AN_INDEX };
+        let latest_off = if walk { DB::NOT_AN_INDEX } else { "" };
         qb.push(format_args!(" and {latest_off}c.last_activity_at < "));
         DB::push_bind(qb, latest);
     }
     let off = if by_agent { DB::NOT_AN_INDEX } else { off };
     qb.push(" and ");
     push_cutoffs_either(qb, cutoffs, campaign_off, off);
+}
+
+/// Appends, on SQLite, the index one agent's rows are read through (the
+/// caller's conditions name the agent): the agent's open or closed range
+/// in the order of `filter` for a status tab, every row of the agent in
+/// that order for "Todas". SQLite without statistics (as Relevo runs it)
+/// guesses every index's equality alike and took the narrowest: given two
+/// bounds on the activity (a start date's and a page's cursor, or the
+/// Rezagadas cutoff and a cursor), it walked every open conversation,
+/// `(is_open, last_activity_at, folio)`, for the agent's few, and a
+/// closed status's whole range for the agent's cancelled ones. Found by
+/// `tests/query_plans.rs`.
+fn push_agent_index<DB: Backend>(qb: &mut QueryBuilder<DB>, filter: &ListFilter) {
+    let Some(indexed_by) = DB::INDEXED_BY else {
+        return;
+    };
+    let open_or_closed = filter.status != Some(StatusFilter::All);
+    let index = match (filter.order, open_or_closed) {
+        (ListOrder::InStatus, true) => "conversations_agent_open_status_since_idx",
+        (ListOrder::InStatus, false) => "conversations_agent_status_since_idx",
+        (ListOrder::Recent | ListOrder::Idle, true) => "conversations_agent_open_activity_idx",
+        (ListOrder::Recent | ListOrder::Idle, false) => "conversations_agent_activity_idx",
+    };
+    qb.push(indexed_by);
+    qb.push(index);
 }
 
 /// Appends `(campaign = … and activity < …) or …` for each of `cutoffs`,
@@ -890,6 +921,9 @@ fn push_list_query<DB: Backend>(
             }
             None => {
                 qb.push("conversations c");
+                if filter.agent_id.is_some() {
+                    push_agent_index::<DB>(qb, filter);
+                }
                 qb.push(row_joins!());
                 qb.push(" where 1 = 1");
                 push_page_conditions(qb, scope, filter);
@@ -1188,9 +1222,13 @@ impl Arm<'_> {
         walked: Option<&Search>,
     ) {
         qb.push(format_args!(
-            "select c.folio, c.{} from conversations c where 1 = 1",
+            "select c.folio, c.{} from conversations c",
             order.column()
         ));
+        if let Some(("agent_id", _)) = self.key {
+            push_agent_index::<DB>(qb, self.filter);
+        }
+        qb.push(" where 1 = 1");
         let mut arm = ListFilter {
             // A campaign's arm keeps its own cutoff (Rezagadas is never
             // merged by channel, see `by_channel_arms`).
@@ -1539,13 +1577,19 @@ fn push_capped_count<DB: Backend>(qb: &mut QueryBuilder<DB>, scope: &Scope, filt
         };
         push_conditions(qb, scope, &rest, true);
     } else {
-        qb.push("conversations c where 1 = 1");
+        qb.push("conversations c");
+        if filter.agent_id.is_some() {
+            push_agent_index::<DB>(qb, filter);
+        }
+        qb.push(" where 1 = 1");
         push_conditions(qb, scope, filter, true);
     }
-    if let Some(StatusFilter::Only(status)) = filter.status {
-        // Said twice, as the value it follows from: an agent's counts then
-        // have the `(agent_id, is_open)` index to narrow them to the open or
-        // the closed ones instead of reading all of the agent's.
+    if let Some(StatusFilter::Only(status)) = filter.status
+        && filter.agent_id.is_none()
+    {
+        // Said twice, as the value it follows from, as the conditions of
+        // one agent's rows already say it: the disconnected agents' counts
+        // then narrow to their open or closed ones.
         qb.push(" and c.is_open = ");
         DB::push_bool(qb, status.is_open());
     }
