@@ -498,8 +498,15 @@ fn push_filter_conditions<DB: Backend>(
     // 1,000,000 conversations), and a count by agent and dates counted a
     // status's 30 days for one agent's (45 ms).
     let by_agent = filter.agent_id.is_some();
+    // Except one agent's count of one status, a range of the agent's start
+    // dates (see `counts_agents_starts`).
+    let agent_starts = counts_agents_starts(filter) && !walk_the_order;
     let campaign_off = if by_agent { DB::NOT_AN_INDEX } else { "" };
-    let date_off = if by_agent { DB::NOT_AN_INDEX } else { off };
+    let date_off = if by_agent && !agent_starts {
+        DB::NOT_AN_INDEX
+    } else {
+        off
+    };
     push_scope_campaigns(qb, &format!("{campaign_off}c"), scope);
     if with_status {
         match filter.status.unwrap_or(StatusFilter::Open) {
@@ -510,7 +517,7 @@ fn push_filter_conditions<DB: Backend>(
             StatusFilter::All => {}
             StatusFilter::Only(status) => {
                 push_status_condition(qb, status);
-                if by_agent {
+                if by_agent && !agent_starts {
                     // Said twice, as the value it follows from: the agent's
                     // open or closed range of the page's order, not every
                     // conversation the agent ever had.
@@ -547,7 +554,13 @@ fn push_filter_conditions<DB: Backend>(
         DB::push_bind(qb, kind.as_str());
         qb.push(")");
     }
-    push_date_conditions(qb, filter, date_off, walk_the_order, by_agent);
+    push_date_conditions(
+        qb,
+        filter,
+        date_off,
+        walk_the_order,
+        by_agent && !agent_starts,
+    );
     if let Some(search) = &filter.search {
         push_search_condition(qb, search);
     }
@@ -649,6 +662,16 @@ fn push_stale_condition<DB: Backend>(
     let off = if by_agent { DB::NOT_AN_INDEX } else { off };
     qb.push(" and ");
     push_cutoffs_either(qb, cutoffs, campaign_off, off);
+}
+
+/// Whether `filter` counts one status of one agent under a start date
+/// range: a range of `(agent_id, status, started_at, campaign_id)`, which
+/// answers the date and the scope without reading the rows.
+fn counts_agents_starts(filter: &ListFilter) -> bool {
+    filter.agent_id.is_some()
+        && filter.search.is_none()
+        && matches!(filter.status, Some(StatusFilter::Only(_)))
+        && (filter.started_from.is_some() || filter.started_before.is_some())
 }
 
 /// Appends, on SQLite, the index one agent's rows are read through (the
@@ -1578,7 +1601,12 @@ fn push_capped_count<DB: Backend>(qb: &mut QueryBuilder<DB>, scope: &Scope, filt
         push_conditions(qb, scope, &rest, true);
     } else {
         qb.push("conversations c");
-        if filter.agent_id.is_some() {
+        if counts_agents_starts(filter) {
+            if let Some(indexed_by) = DB::INDEXED_BY {
+                qb.push(indexed_by);
+                qb.push("conversations_agent_status_started_idx");
+            }
+        } else if filter.agent_id.is_some() {
             push_agent_index::<DB>(qb, filter);
         }
         qb.push(" where 1 = 1");
