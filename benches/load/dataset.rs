@@ -564,10 +564,7 @@ pub async fn build(store: &Store, plan: &Plan, password_hash: &str) -> anyhow::R
             sqlx::query("pragma synchronous = normal")
                 .execute(&pools.write)
                 .await?;
-            sqlx::query("analyze").execute(&pools.write).await?;
-            sqlx::query("pragma wal_checkpoint(truncate)")
-                .execute(&pools.write)
-                .await?;
+            analyse(store).await?;
         }
         Store::Postgres(pg) => {
             sqlx::query("select setval(pg_get_serial_sequence('conversations', 'folio'), $1)")
@@ -590,5 +587,23 @@ pub async fn build(store: &Store, plan: &Plan, password_hash: &str) -> anyhow::R
             .execute(pool)
             .await?;
     });
+    Ok(())
+}
+
+/// Brings the data set's statistics up to date, as after a build: the
+/// planners choose by them (SQLite's `analyze`, its WAL folded back into
+/// the file; PostgreSQL's `analyze`).
+pub async fn analyse(store: &Store) -> anyhow::Result<()> {
+    match store {
+        Store::Sqlite(pools) => {
+            sqlx::query("analyze").execute(&pools.write).await?;
+            sqlx::query("pragma wal_checkpoint(truncate)")
+                .execute(&pools.write)
+                .await?;
+        }
+        Store::Postgres(pg) => {
+            sqlx::query("analyze").execute(&pg.pool).await?;
+        }
+    }
     Ok(())
 }
