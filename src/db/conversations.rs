@@ -509,32 +509,7 @@ fn push_filter_conditions<DB: Backend>(
     };
     push_scope_campaigns(qb, &format!("{campaign_off}c"), scope);
     if with_status {
-        match filter.status.unwrap_or(StatusFilter::Open) {
-            StatusFilter::Open => {
-                qb.push(" and c.is_open = ");
-                DB::push_bool(qb, true);
-            }
-            StatusFilter::All => {}
-            StatusFilter::Only(status) => {
-                push_status_condition(qb, status);
-                if by_agent && !agent_starts {
-                    // Said twice, as the value it follows from: the agent's
-                    // open or closed range of the page's order, not every
-                    // conversation the agent ever had.
-                    qb.push(" and c.is_open = ");
-                    DB::push_bool(qb, status.is_open());
-                }
-            }
-            StatusFilter::Stale => {
-                // Stuck is a range of activity: in the activity orders it
-                // is a range of the order's own index.
-                let off = match filter.order {
-                    ListOrder::InStatus => off,
-                    ListOrder::Recent | ListOrder::Idle => "",
-                };
-                push_stale_condition(qb, &filter.stale_cutoffs, off, by_agent, walk_the_order)
-            }
-        }
+        push_status_tab_condition(qb, filter, off, walk_the_order, by_agent && !agent_starts);
     }
     if filter.agent_offline {
         push_offline_agent_condition(qb, off);
@@ -563,6 +538,46 @@ fn push_filter_conditions<DB: Backend>(
     );
     if let Some(search) = &filter.search {
         push_search_condition(qb, search);
+    }
+}
+
+/// Appends ` and …` for the status tab of `filter` ("Abiertas" when none),
+/// the conditions that another index could serve prefixed with `off`.
+/// With `agent_range` (one agent's rows, read from the agent's open or
+/// closed range), a status says whether it is open too.
+fn push_status_tab_condition<DB: Backend>(
+    qb: &mut QueryBuilder<DB>,
+    filter: &ListFilter,
+    off: &str,
+    walk_the_order: bool,
+    agent_range: bool,
+) {
+    match filter.status.unwrap_or(StatusFilter::Open) {
+        StatusFilter::Open => {
+            qb.push(" and c.is_open = ");
+            DB::push_bool(qb, true);
+        }
+        StatusFilter::All => {}
+        StatusFilter::Only(status) => {
+            push_status_condition(qb, status);
+            if agent_range {
+                // Said twice, as the value it follows from: the agent's
+                // open or closed range of the page's order, not every
+                // conversation the agent ever had.
+                qb.push(" and c.is_open = ");
+                DB::push_bool(qb, status.is_open());
+            }
+        }
+        StatusFilter::Stale => {
+            // Stuck is a range of activity: in the activity orders it
+            // is a range of the order's own index.
+            let off = match filter.order {
+                ListOrder::InStatus => off,
+                ListOrder::Recent | ListOrder::Idle => "",
+            };
+            let by_agent = filter.agent_id.is_some();
+            push_stale_condition(qb, &filter.stale_cutoffs, off, by_agent, walk_the_order)
+        }
     }
 }
 
