@@ -498,18 +498,15 @@ fn push_filter_conditions<DB: Backend>(
     // 1,000,000 conversations), and a count by agent and dates counted a
     // status's 30 days for one agent's (45 ms).
     let by_agent = filter.agent_id.is_some();
-    // Except one agent's count of one status, a range of the agent's start
-    // dates (see `counts_agents_starts`).
-    let agent_starts = counts_agents_starts(filter) && !walk_the_order;
+    // One agent's rows are read from the agent's open or closed range,
+    // except a count of one status under a start date, a range of the
+    // agent's start dates (see `counts_agents_starts`).
+    let agent_range = by_agent && (walk_the_order || !counts_agents_starts(filter));
     let campaign_off = if by_agent { DB::NOT_AN_INDEX } else { "" };
-    let date_off = if by_agent && !agent_starts {
-        DB::NOT_AN_INDEX
-    } else {
-        off
-    };
+    let date_off = if agent_range { DB::NOT_AN_INDEX } else { off };
     push_scope_campaigns(qb, &format!("{campaign_off}c"), scope);
     if with_status {
-        push_status_tab_condition(qb, filter, off, walk_the_order, by_agent && !agent_starts);
+        push_status_tab_condition(qb, filter, off, walk_the_order, agent_range);
     }
     if filter.agent_offline {
         push_offline_agent_condition(qb, off);
@@ -529,13 +526,7 @@ fn push_filter_conditions<DB: Backend>(
         DB::push_bind(qb, kind.as_str());
         qb.push(")");
     }
-    push_date_conditions(
-        qb,
-        filter,
-        date_off,
-        walk_the_order,
-        by_agent && !agent_starts,
-    );
+    push_date_conditions(qb, filter, date_off, walk_the_order, agent_range);
     if let Some(search) = &filter.search {
         push_search_condition(qb, search);
     }
@@ -698,13 +689,16 @@ fn counts_agents_starts(filter: &ListFilter) -> bool {
 /// Rezagadas cutoff and a cursor), it walked every open conversation,
 /// `(is_open, last_activity_at, folio)`, for the agent's few, and a
 /// closed status's whole range for the agent's cancelled ones. Found by
-/// `tests/query_plans.rs`.
-fn push_agent_index<DB: Backend>(qb: &mut QueryBuilder<DB>, filter: &ListFilter) {
+/// `tests/query_plans.rs`. A count (`counting`) of one status under a
+/// start date reads the agent's start range of it instead (see
+/// [`counts_agents_starts`]).
+fn push_agent_index<DB: Backend>(qb: &mut QueryBuilder<DB>, filter: &ListFilter, counting: bool) {
     let Some(indexed_by) = DB::INDEXED_BY else {
         return;
     };
     let open_or_closed = filter.status != Some(StatusFilter::All);
     let index = match (filter.order, open_or_closed) {
+        _ if counting && counts_agents_starts(filter) => "conversations_agent_status_started_idx",
         (ListOrder::InStatus, true) => "conversations_agent_open_status_since_idx",
         (ListOrder::InStatus, false) => "conversations_agent_status_since_idx",
         (ListOrder::Recent | ListOrder::Idle, true) => "conversations_agent_open_activity_idx",
@@ -960,7 +954,7 @@ fn push_list_query<DB: Backend>(
             None => {
                 qb.push("conversations c");
                 if filter.agent_id.is_some() {
-                    push_agent_index::<DB>(qb, filter);
+                    push_agent_index::<DB>(qb, filter, false);
                 }
                 qb.push(row_joins!());
                 qb.push(" where 1 = 1");
@@ -1264,7 +1258,7 @@ impl Arm<'_> {
             order.column()
         ));
         if let Some(("agent_id", _)) = self.key {
-            push_agent_index::<DB>(qb, self.filter);
+            push_agent_index::<DB>(qb, self.filter, false);
         }
         qb.push(" where 1 = 1");
         let mut arm = ListFilter {
@@ -1616,13 +1610,8 @@ fn push_capped_count<DB: Backend>(qb: &mut QueryBuilder<DB>, scope: &Scope, filt
         push_conditions(qb, scope, &rest, true);
     } else {
         qb.push("conversations c");
-        if counts_agents_starts(filter) {
-            if let Some(indexed_by) = DB::INDEXED_BY {
-                qb.push(indexed_by);
-                qb.push("conversations_agent_status_started_idx");
-            }
-        } else if filter.agent_id.is_some() {
-            push_agent_index::<DB>(qb, filter);
+        if filter.agent_id.is_some() {
+            push_agent_index::<DB>(qb, filter, true);
         }
         qb.push(" where 1 = 1");
         push_conditions(qb, scope, filter, true);
