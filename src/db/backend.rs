@@ -89,6 +89,16 @@ pub(crate) trait Backend: Database {
     /// own page first, and those are merged.
     const LAZY_MERGE: bool;
 
+    /// Written at the end of a derived table that the planner must plan on
+    /// its own, its rows joined to the outer query's as they are: PostgreSQL
+    /// otherwise pulls a merged page's `page join conversations` up into the
+    /// outer query and searches the join orders of every table the row names
+    /// with every index of `conversations` in each: 30 to 45 ms of planning
+    /// for a page that runs in 2 ms at 1,000,000 conversations (see
+    /// BENCHMARKS.md). `offset 0` there; SQLite plans a derived table of a
+    /// compound `select` on its own already, and takes no `offset` alone.
+    const PLAN_ALONE: &'static str;
+
     /// How a write transaction begins (see [`begin_write`]).
     const BEGIN_WRITE: &'static str;
 
@@ -190,6 +200,7 @@ impl Backend for Sqlite {
     /// ranges read ten pages of matches for one (34 ms, now 3.5 ms, at
     /// 1,000,000 conversations).
     const LAZY_MERGE: bool = true;
+    const PLAN_ALONE: &'static str = "";
     const TRUE: &'static str = "1";
     const FALSE: &'static str = "0";
     const BEGIN_WRITE: &'static str = SQLITE_BEGIN_WRITE;
@@ -251,6 +262,7 @@ impl Backend for Postgres {
     const NOT_AN_INDEX: &'static str = "";
     const INDEXED_BY: Option<&'static str> = None;
     const LAZY_MERGE: bool = false;
+    const PLAN_ALONE: &'static str = " offset 0";
     const TRUE: &'static str = "true";
     const FALSE: &'static str = "false";
     const BEGIN_WRITE: &'static str = "begin";

@@ -370,9 +370,15 @@ macro_rules! row_columns {
         h.kind as channel_kind, h.name as channel_name, p.name as campaign_name, \
         c.started_at, c.last_activity_at, \
         coalesce(c.status_since, c.started_at) as status_since, \
-        p.stale_after_minutes, c.closed_at, cb.name as closer_name, \
-        cat.name as category_name, sub.name as subcategory_name, c.closure_comment, \
-        prev.folio as reactivates_folio from "
+        p.stale_after_minutes, c.closed_at, \
+        (select cb.name from users cb where cb.id = c.closed_by) as closer_name, \
+        (select cat.name from closure_categories cat \
+            where cat.id = c.closure_category_id) as category_name, \
+        (select sub.name from closure_subcategories sub \
+            where sub.id = c.closure_subcategory_id) as subcategory_name, \
+        c.closure_comment, \
+        (select prev.folio from conversations prev \
+            where prev.id = c.reactivates_id) as reactivates_folio from "
     };
 }
 
@@ -384,11 +390,7 @@ macro_rules! row_joins {
         " join contacts k on k.id = c.contact_id \
         join channels h on h.id = c.channel_id \
         join campaigns p on p.id = c.campaign_id \
-        left join users a on a.id = c.agent_id \
-        left join users cb on cb.id = c.closed_by \
-        left join closure_categories cat on cat.id = c.closure_category_id \
-        left join closure_subcategories sub on sub.id = c.closure_subcategory_id \
-        left join conversations prev on prev.id = c.reactivates_id "
+        left join users a on a.id = c.agent_id "
     };
 }
 
@@ -1223,7 +1225,9 @@ fn push_merged_source<DB: Backend>(
         qb.push(") as merged");
     }
     push_order_limit(qb, cursor, "", filter.order);
-    qb.push(") as page join conversations c on c.folio = page.folio) c");
+    qb.push(") as page join conversations c on c.folio = page.folio");
+    qb.push(DB::PLAN_ALONE);
+    qb.push(") c");
     qb.push(row_joins!());
     qb.push(" where 1 = 1");
 }
@@ -1618,10 +1622,14 @@ fn push_capped_count<DB: Backend>(qb: &mut QueryBuilder<DB>, scope: &Scope, filt
     }
     if let Some(StatusFilter::Only(status)) = filter.status
         && filter.agent_id.is_none()
+        && filter.agent_offline
     {
         // Said twice, as the value it follows from, as the conditions of
         // one agent's rows already say it: the disconnected agents' counts
-        // then narrow to their open or closed ones.
+        // then narrow to their open or closed ones. Only there: elsewhere
+        // PostgreSQL took `is_open` for one more index to intersect, and
+        // read the 100,000 open conversations' entries for each status of
+        // a dated view (6 ms a status at 1,000,000 conversations).
         qb.push(" and c.is_open = ");
         DB::push_bool(qb, status.is_open());
     }

@@ -455,8 +455,14 @@ impl Store {
         // views over 20 ms 3,561 to 2,963, the slowest 1,525 to 392 ms.
         // Keeping 500 statements per connection would halve the slow views
         // again, at about 200 MiB of PostgreSQL's memory per connection.
-        let options =
-            PgConnectOptions::from_str(url)?.options([("max_parallel_workers_per_gather", "0")]);
+        //
+        // No JIT compilation either: PostgreSQL compiles a statement whose
+        // estimated cost passes `jit_above_cost`, and a page walk stopped by
+        // its `limit` is estimated as the whole walk (850,000 for a page
+        // that runs in 2 ms at 1,000,000 conversations), so a view paid tens
+        // of milliseconds of LLVM for nothing.
+        let options = PgConnectOptions::from_str(url)?
+            .options([("max_parallel_workers_per_gather", "0"), ("jit", "off")]);
         let pool = PgPoolOptions::new()
             .max_connections(16)
             // While the server is down, fail a request within a few
