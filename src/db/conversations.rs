@@ -362,6 +362,13 @@ pub struct ConversationDetail {
 /// literals only: `concat!` composes them into `const` statements here and
 /// in `transitions` (PostgreSQL's transition answers with the row it wrote),
 /// which a `const &str` cannot be.
+///
+/// The closer, closure category and sub-category and the restart's folio
+/// are looked up here, one primary key each for the rows shown, rather than
+/// joined in [`row_joins!`]: each join was one more table in PostgreSQL's
+/// search of join orders, and a page spent 30 to 80 ms being planned for 2
+/// to 20 ms of run at 1,000,000 conversations (BENCHMARKS.md, eighth
+/// session). No filter reads them.
 macro_rules! row_columns {
     () => {
         "select c.id, c.folio, c.campaign_id, c.channel_id, c.contact_id, \
@@ -382,8 +389,9 @@ macro_rules! row_columns {
     };
 }
 
-/// The joins that name a conversation's contact, channel, campaign, people
-/// and closure; `c` is the conversation (or a derived table of them).
+/// The joins that name a conversation's contact, channel, campaign and
+/// agent (the closure's names are looked up in [`row_columns!`]); `c` is
+/// the conversation (or a derived table of them).
 /// A literal for `concat!`, as [`row_columns!`].
 macro_rules! row_joins {
     () => {
