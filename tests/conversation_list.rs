@@ -1297,6 +1297,32 @@ async fn set_open_activity(app: &TestApp, at: relevo::db::Ts) {
     }
 }
 
+/// Sets every open conversation's last activity either hours ago (stuck
+/// under any threshold up to a day) or seconds ago (stuck under none), one
+/// in three stuck, each at its own instant: a test that compares pages
+/// taken a minute apart must not see a conversation turn "rezagada" in
+/// between, as the demo's activity, spread around its 30-minute threshold,
+/// otherwise makes one do every few seconds.
+async fn pin_open_activity_away_from_thresholds(app: &TestApp) {
+    let now = chrono::Utc::now();
+    let open = app
+        .folios_where(
+            "select folio from conversations where is_open = true and status <> $1 order by folio",
+            "none",
+        )
+        .await;
+    for (index, folio) in open.into_iter().enumerate() {
+        let index = index as i64;
+        let ago = if index % 3 == 0 {
+            chrono::Duration::days(1) + chrono::Duration::minutes(index)
+        } else {
+            chrono::Duration::seconds(index)
+        };
+        app.set_activity(folio, relevo::db::Ts::new(now - ago))
+            .await;
+    }
+}
+
 /// Open folios of campaign `name`, in order.
 async fn open_folios_of(app: &TestApp, name: &str) -> Vec<i64> {
     app.folios_where(
@@ -1436,6 +1462,8 @@ async fn a_disconnected_agents_rows_say_so_and_the_filter_finds_them(backend: Ba
     let Some(app) = spawn_app(backend).await else {
         return;
     };
+    // The Rezagadas walks below are compared with each other.
+    pin_open_activity_away_from_thresholds(&app).await;
     app.login_as_admin().await;
     app.execute("update users set connected = true where role = $1", "agent")
         .await;
@@ -1854,6 +1882,7 @@ async fn a_scope_of_a_thousand_campaigns_lists_like_a_small_one(backend: Backend
         "/mensajes?estatus=rezagadas&agente=desconectado",
         "/mensajes?estatus=todas&canal=whatsapp",
     ];
+    pin_open_activity_away_from_thresholds(&app).await;
     app.login_as_admin().await;
     let super_client = common::new_client();
     let login = app
@@ -1865,6 +1894,10 @@ async fn a_scope_of_a_thousand_campaigns_lists_like_a_small_one(backend: Backend
     assert!(
         admin_before[0].len() > 1 && super_before[0].len() > 1,
         "the demo's rows are listed"
+    );
+    assert!(
+        admin_before[3].len() > 1 && super_before[3].len() > 1,
+        "some are stuck"
     );
 
     let admin = app
