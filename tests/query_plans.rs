@@ -424,8 +424,8 @@ async fn one_agents_tabs_under_dates_are_counted_from_an_index_alone() {
 
 on_both_backends!(the_stuck_work_of_disconnected_agents_is_merged_from_their_own_ranges);
 
-/// "Rezagadas · Agente desconectado", newest activity first, is merged
-/// from each disconnected agent's own open range in activity order (the agents with work
+/// "Rezagadas · Agente desconectado", in each order, is merged from each
+/// disconnected agent's own open range in the order (the agents with work
 /// in view, from the totals kept by agent), for every scope and filter
 /// without a search or with a broad name search, checked along the walk:
 /// the campaigns' stuck ranges hold every connected agent's rows above
@@ -459,7 +459,6 @@ async fn the_stuck_work_of_disconnected_agents_is_merged_from_their_own_ranges(b
             v.filter.status == Some(StatusFilter::Stale)
                 && v.filter.agent_offline
                 && !matches!(v.filter.search, Some(relevo::db::Search::Number(_)))
-                && v.filter.order == relevo::db::ListOrder::Recent
                 && v.filter.channel_kind.is_none()
         })
         .collect();
@@ -477,12 +476,20 @@ async fn the_stuck_work_of_disconnected_agents_is_merged_from_their_own_ranges(b
         // The agent's open range on SQLite, which reads the index it is
         // told; PostgreSQL weighs both of the agent's activity ranges alike
         // on this small data set (see the test above).
+        // "Más tiempo en el estatus" walks the status's start twins.
         let on_agents_range = |l: &String| match backend {
-            Backend::Sqlite => l.contains("conversations_agent_open_activity_idx"),
-            Backend::Postgres => {
+            Backend::Sqlite => {
                 l.contains("conversations_agent_open_activity_idx")
-                    || l.contains("conversations_agent_activity_idx")
+                    || l.contains("conversations_agent_open_status_since_idx")
             }
+            Backend::Postgres => [
+                "conversations_agent_open_activity_idx",
+                "conversations_agent_activity_idx",
+                "conversations_agent_open_status_since_idx",
+                "conversations_agent_status_since_idx",
+            ]
+            .iter()
+            .any(|index| l.contains(index)),
         };
         if plan.iter().any(on_agents_range) {
             merged += 1;
