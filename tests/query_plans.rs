@@ -424,13 +424,14 @@ async fn one_agents_tabs_under_dates_are_counted_from_an_index_alone() {
 
 on_both_backends!(the_stuck_work_of_disconnected_agents_is_merged_from_their_own_ranges);
 
-/// "Rezagadas · Agente desconectado", in each order, is merged from each
-/// disconnected agent's own open range in the order (the agents with work
-/// in view, from the totals kept by agent), for every scope and filter
-/// without a search or with a broad name search, checked along the walk:
-/// the campaigns' stuck ranges hold every connected agent's rows above
-/// theirs (25 to 45 ms at 1,000,000 conversations). Its pages stay on
-/// indexes and sort no more than a page.
+/// "Agente desconectado" (Rezagadas, and every tab without a start date),
+/// in each order, is merged from each disconnected agent's own open range
+/// in the order (the agents with work in view, from the totals kept by
+/// agent), for every scope and filter without a search or with a broad
+/// name search, checked along the walk: the campaigns' and the statuses'
+/// ranges hold every connected agent's rows above theirs (25 to 45 ms at
+/// 1,000,000 conversations). Its pages stay on indexes and sort no more
+/// than a page.
 async fn the_stuck_work_of_disconnected_agents_is_merged_from_their_own_ranges(backend: Backend) {
     let Some((app, _guard)) = demo_as_served(backend).await else {
         return;
@@ -456,7 +457,8 @@ async fn the_stuck_work_of_disconnected_agents_is_merged_from_their_own_ranges(b
         .await
         .into_iter()
         .filter(|v| {
-            v.filter.status == Some(StatusFilter::Stale)
+            let undated = v.filter.started_from.is_none() && v.filter.started_before.is_none();
+            (v.filter.status == Some(StatusFilter::Stale) || undated)
                 && v.filter.agent_offline
                 && !matches!(v.filter.search, Some(relevo::db::Search::Number(_)))
                 && v.filter.channel_kind.is_none()
