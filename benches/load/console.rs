@@ -305,8 +305,17 @@ const HTML: &str = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=
 /// A response read to its last byte, as a browser does: whether it
 /// succeeded, its status, and its body as sent (with whether it is gzip).
 async fn read(request: reqwest::RequestBuilder) -> (bool, u16, Option<(bytes::Bytes, bool)>) {
-    let Ok(response) = request.send().await else {
-        return (false, 0, None);
+    let response = match request.send().await {
+        Ok(response) => response,
+        Err(error) => {
+            // Counted as status 0; the first few say why (a refused or
+            // reset connection, a timeout), which the tally cannot.
+            static SAID: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+            if SAID.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < 5 {
+                println!("  console: a request got no response: {error:?}");
+            }
+            return (false, 0, None);
+        }
     };
     let status = response.status().as_u16();
     let gzip = response

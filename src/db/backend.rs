@@ -49,6 +49,18 @@ pub(crate) trait Backend: Database {
     /// Appends a bind placeholder for `value` to a query being built.
     fn push_bind<'t>(qb: &mut QueryBuilder<Self>, value: impl Value<'t>);
 
+    /// Appends `(…)` binding each of `values`: the list of an `in`.
+    fn push_bind_list<'t, V: Value<'t> + Copy>(qb: &mut QueryBuilder<Self>, values: &[V]) {
+        qb.push("(");
+        for (i, value) in values.iter().enumerate() {
+            if i > 0 {
+                qb.push(", ");
+            }
+            Self::push_bind(qb, *value);
+        }
+        qb.push(")");
+    }
+
     /// Adds `value` as the next argument (`$N`) of a statement.
     fn add<'t>(args: &mut Self::Arguments, value: impl Value<'t>) -> Result<(), BoxDynError>;
 

@@ -774,14 +774,8 @@ fn push_cutoff_groups_either<DB: Backend>(
                     DB::push_bind(qb, *campaign);
                 }
                 _ => {
-                    qb.push(" in (");
-                    for (i, campaign) in campaigns.iter().enumerate() {
-                        if i > 0 {
-                            qb.push(", ");
-                        }
-                        DB::push_bind(qb, *campaign);
-                    }
-                    qb.push(")");
+                    qb.push(" in ");
+                    DB::push_bind_list(qb, campaigns);
                 }
             }
             qb.push(format_args!(" and {off}c.last_activity_at < "));
@@ -1179,14 +1173,8 @@ fn page_holds_nothing(scope: &Scope, filter: &ListFilter) -> bool {
 /// the scope's campaigns.
 fn push_scope_campaigns<DB: Backend>(qb: &mut QueryBuilder<DB>, alias: &str, scope: &Scope) {
     if let Scope::Campaigns(ids) = scope {
-        qb.push(format_args!(" and {alias}.campaign_id in ("));
-        for (i, id) in ids.iter().enumerate() {
-            if i > 0 {
-                qb.push(", ");
-            }
-            DB::push_bind(qb, *id);
-        }
-        qb.push(")");
+        qb.push(format_args!(" and {alias}.campaign_id in "));
+        DB::push_bind_list(qb, ids);
     }
 }
 
@@ -1214,6 +1202,42 @@ fn keep_cutoffs(filter: Cow<'_, ListFilter>, keep: impl Fn(&Uuid) -> bool) -> Co
     let mut owned = filter.into_owned();
     owned.stale_cutoffs.retain(|(c, _)| keep(c));
     Cow::Owned(owned)
+}
+
+/// Whether a view of "Agente desconectado" is merged from each
+/// disconnected agent's own range (see [`Arms::Agents`]), for `agents`
+/// with work in view.
+///
+/// Rezagadas, and the other tabs without a start date, in any order: an
+/// arm walks the agent's open range of the order (`(agent_id, is_open,
+/// …)`, migration 0028), which holds no closed history to read before the
+/// work in view (see `Arm::push`). Merged by campaign and status, a Super
+/// Administrador's Rezagadas by "Sin actividad" was 40 arms, each finding
+/// a campaign's whole Asignada range by bitmap and sorting it (54 ms at
+/// 1,000,000 on PostgreSQL, 19 ms of it planning); merged by agent, 23 ms
+/// ("Más tiempo en el estatus": 54 to 14). Under a start date PostgreSQL
+/// intersected each agent's range with every Asignada and En Proceso
+/// conversation started since (38,000 at 1,000,000) and sorted: 3 ms an
+/// agent, 67 ms for a Super Administrador's "Abiertas" of 20 disconnected
+/// agents, against 22 ms through the statuses' two ranges. So a dated tab
+/// is merged by agent only when that is fewer arms (an Administrador of
+/// ten campaigns: 4 agents for 20 ranges, 49 views over 20 ms to 24);
+/// Rezagadas is bounded by its cutoffs there too, and was merged by agent
+/// before. A channel kind keeps the campaigns that have one (PostgreSQL
+/// planned the agents' page joined back by walking the activity index).
+fn merges_by_agent(scope: &Scope, filter: &ListFilter, agents: &[(Uuid, Vec<Uuid>)]) -> bool {
+    let undated = filter.started_from.is_none() && filter.started_before.is_none();
+    let fewer_arms = || {
+        let unsearched = ListFilter {
+            search: None,
+            ..filter.clone()
+        };
+        let ranges = merged_arms(scope, &unsearched).map_or(1, |arms| arms.keys().len());
+        agents.len() < ranges * status_arms(&unsearched).len()
+    };
+    (filter.status == Some(StatusFilter::Stale) || undated || fewer_arms())
+        && filter.channel_kind.is_none()
+        && agents.len() <= MAX_AGENT_ARMS
 }
 
 /// What a view's statement is built from (see [`Store::view_source`]).
@@ -2103,40 +2127,9 @@ impl super::Store {
         }
         let nothing = matches_nothing(scope, &filter, channels.as_deref());
         let no_work = agents.as_ref().is_some_and(Vec::is_empty);
-        // Rezagadas, and the other tabs without a start date, in any
-        // order: an arm walks the agent's open range of the order
-        // (`(agent_id, is_open, …)`, migration 0028), which holds no
-        // closed history to read before the work in view (see
-        // `Arm::push`). Under a start date PostgreSQL intersected each
-        // agent's range with every Asignada and En Proceso conversation
-        // started since (38,000 at 1,000,000) and sorted: 3 ms an agent,
-        // 67 ms for a Super Administrador's "Abiertas" of 20 disconnected
-        // agents, against 22 ms through the statuses' two ranges. So a
-        // dated tab is merged by agent only when that is fewer arms (an
-        // Administrador of ten campaigns: 4 agents for 20 ranges, 49 views
-        // over 20 ms to 24). Rezagadas is bounded by its cutoffs there
-        // too, and was merged by agent before. Merged by campaign and status, a Super
-        // Administrador's Rezagadas by "Sin actividad" was 40 arms, each
-        // finding a campaign's whole Asignada range by bitmap and sorting
-        // it (54 ms at 1,000,000 on PostgreSQL, 19 ms of it planning);
-        // merged by agent, 23 ms ("Más tiempo en el estatus": 54 to 14).
-        // A channel kind keeps the campaigns that have one (PostgreSQL
-        // planned the agents' page joined back by walking the activity
-        // index).
-        let undated = filter.started_from.is_none() && filter.started_before.is_none();
-        let fewer_arms = |agents: &[(Uuid, Vec<Uuid>)]| {
-            let unsearched = ListFilter {
-                search: None,
-                ..filter.as_ref().clone()
-            };
-            let ranges = merged_arms(scope, &unsearched).map_or(1, |arms| arms.keys().len());
-            agents.len() < ranges * status_arms(&unsearched).len()
-        };
-        let by_agents = agents.as_ref().is_some_and(|agents| {
-            (filter.status == Some(StatusFilter::Stale) || undated || fewer_arms(agents))
-                && filter.channel_kind.is_none()
-                && agents.len() <= MAX_AGENT_ARMS
-        });
+        let by_agents = agents
+            .as_ref()
+            .is_some_and(|agents| merges_by_agent(scope, &filter, agents));
         // A narrow search finds its own rows (see `push_list_query`); a
         // broad one is checked along each agent's range, or along the one
         // walk of the stuck rows, as along any walk

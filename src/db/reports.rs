@@ -47,14 +47,8 @@ impl Campaigns {
 /// Appends ` and c.campaign_id in (…)` for a restricted [`Campaigns`].
 fn push_campaigns<DB: Backend>(qb: &mut sqlx::QueryBuilder<DB>, campaigns: &Campaigns) {
     if let Campaigns::Only(ids) = campaigns {
-        qb.push(" and c.campaign_id in (");
-        for (i, id) in ids.iter().enumerate() {
-            if i > 0 {
-                qb.push(", ");
-            }
-            DB::push_bind(qb, *id);
-        }
-        qb.push(")");
+        qb.push(" and c.campaign_id in ");
+        DB::push_bind_list(qb, ids);
     }
 }
 
