@@ -988,17 +988,13 @@ fn push_list_query<DB: Backend>(
     walked: Option<&Search>,
 ) {
     qb.push(row_columns!());
-    let arms = match arms {
-        Some(arms) => Some(arms.clone()),
-        None => match merged_arms(scope, filter) {
-            Some(arms) => Some(arms),
-            None if filter.agent_offline && filter.search.is_none() => Some(Arms::Whole),
-            None => None,
-        },
-    }
-    // Beyond, the page is found by the conditions and sorted, as an
-    // unmerged page is: slower, but one statement that SQLite accepts.
-    .filter(|arms| arms.keys().len() <= MAX_MERGED_ARMS);
+    let arms = arms
+        .cloned()
+        .or_else(|| merged_arms(scope, filter))
+        .or_else(|| (filter.agent_offline && filter.search.is_none()).then_some(Arms::Whole))
+        // Beyond, the page is found by the conditions and sorted, as an
+        // unmerged page is: slower, but one statement that SQLite accepts.
+        .filter(|arms| arms.keys().len() <= MAX_MERGED_ARMS);
     match arms {
         Some(arms) => push_merged_source(qb, scope, &arms, filter, cursor, walked),
         None => match &filter.search {
