@@ -308,12 +308,8 @@ async fn read(request: reqwest::RequestBuilder) -> (bool, u16, Option<(bytes::By
     let response = match request.send().await {
         Ok(response) => response,
         Err(error) => {
-            // Counted as status 0; the first few say why (a refused or
-            // reset connection, a timeout), which the tally cannot.
-            static SAID: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-            if SAID.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < 5 {
-                println!("  console: a request got no response: {error:?}");
-            }
+            // Counted as status 0.
+            say_why("got no response", &error);
             return (false, 0, None);
         }
     };
@@ -324,7 +320,20 @@ async fn read(request: reqwest::RequestBuilder) -> (bool, u16, Option<(bytes::By
         .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"gzip"));
     match response.bytes().await {
         Ok(body) => ((200..300).contains(&status), status, Some((body, gzip))),
-        Err(_) => (false, status, None),
+        Err(error) => {
+            say_why(&format!("(status {status}) lost its body"), &error);
+            (false, status, None)
+        }
+    }
+}
+
+/// Prints why a request failed without a status to count it by (a
+/// refused or reset connection, a timeout, a body cut short), for the
+/// first few failures of a run: the tally cannot say it.
+fn say_why(what: &str, error: &reqwest::Error) {
+    static SAID: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    if SAID.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < 5 {
+        println!("  console: a request {what}: {error:?}");
     }
 }
 

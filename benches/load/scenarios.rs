@@ -37,6 +37,13 @@ fn client() -> reqwest::Client {
         .no_proxy()
         .redirect(reqwest::redirect::Policy::none())
         .pool_max_idle_per_host(4)
+        // Under the server's keep-alive (actix-web's 5 s): a connection
+        // idle that long may be closed by the server just as it is reused,
+        // and the request then fails with no response (hyper's
+        // `IncompleteMessage`), where a browser would quietly send it again
+        // on a new connection. A console person's client can sit idle for
+        // seconds while its task serves the others.
+        .pool_idle_timeout(Duration::from_secs(3))
         .timeout(Duration::from_secs(30))
         .build()
         .expect("client")
