@@ -10,7 +10,8 @@
 //! and a status starts at the later of now and the activity. So even an
 //! instance whose clock lags another's cannot move them back. A page of
 //! conversations started since a date relies on it to bound its walk
-//! (see [`push_filter_conditions`]).
+//! (see [`push_filter_conditions`]), and their Rezagadas count to start
+//! each campaign's stuck range at that date (see [`StuckRanges`]).
 
 use uuid::Uuid;
 
