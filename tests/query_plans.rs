@@ -908,6 +908,21 @@ async fn a_dated_stuck_count_reads_activity_only_since_the_start(backend: Backen
         Backend::Sqlite,
         &["SEARCH c USING INDEX conversations_campaign_open_activity_idx (campaign_id=? AND is_open=? AND last_activity_at>? AND last_activity_at<?)".to_owned()]
     ));
+    let postgres = |conditions: &str| {
+        [format!(
+            "  Index Cond: ((campaign_id = ANY ('{{...}}'::uuid[])) AND (is_open = true){conditions})"
+        )]
+    };
+    let below = " AND (last_activity_at < '2026-12-06 06:30:00+00'::timestamp with time zone)";
+    let from = " AND (last_activity_at >= '2026-12-04 07:00:00+00'::timestamp with time zone)";
+    assert!(activity_read_from_its_oldest(
+        Backend::Postgres,
+        &postgres(below)
+    ));
+    assert!(!activity_read_from_its_oldest(
+        Backend::Postgres,
+        &postgres(&format!("{from}{below}"))
+    ));
     let Some((app, _guard)) = demo_as_served(backend).await else {
         return;
     };
