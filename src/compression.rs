@@ -14,15 +14,25 @@
 //! block, so the next part starts on a byte boundary and no part is
 //! marked final); the last one finishes the stream. The gzip trailer's
 //! CRC-32 is combined from the parts' CRCs, and its length is their sum.
+//!
+//! Why two levels: most views are asked once (under the `console`
+//! benchmark, 0.3 % of the results sent had been kept: a change makes the
+//! rest stale before anyone asks again), so the request that renders results
+//! compresses them fast ([`FIRST_LEVEL`]), and only a view asked again is
+//! compressed smaller ([`KEPT_LEVEL`]), once, off the request's path.
 
 use std::io::Write;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::Bytes;
 
-/// The level of the kept fragments. Compressed once per view and sent many
-/// times, so a smaller result is worth more CPU than on a per-request
-/// response (actix-web compresses those at level 1); level 6 was chosen by
-/// measurement (BENCHMARKS.md, "Compressed once").
+/// The level of the results a request rendered, compressed for that
+/// request (actix-web's own per-response level).
+pub const FIRST_LEVEL: u32 = 1;
+/// The level of a kept piece once its view is asked again: compressed once
+/// and sent many times, so a smaller result is worth more CPU; level 6 was
+/// chosen by measurement (BENCHMARKS.md, "Compressed once").
 pub const KEPT_LEVEL: u32 = 6;
 /// The level of the per-request frame of a page (as actix-web's own).
 const FRAME_LEVEL: u32 = 1;
@@ -37,6 +47,8 @@ pub struct Deflated {
     pub crc: crc32fast::Hasher,
     /// The uncompressed length.
     pub len: usize,
+    /// The level it was compressed at.
+    pub level: u32,
 }
 
 impl Deflated {
@@ -46,24 +58,70 @@ impl Deflated {
             deflate: deflate(bytes, level, false).into(),
             crc: crc_of(bytes),
             len: bytes.len(),
+            level,
         }
     }
 }
 
-/// A rendered fragment and its compressed form.
-#[derive(Clone)]
+/// A rendered fragment and, once a gzip client asked for it, its
+/// compressed form: at [`FIRST_LEVEL`] until [`Kept::recompress`] replaces
+/// it with the [`KEPT_LEVEL`] piece. Shared (in an `Arc`) by every request
+/// the view serves.
 pub struct Kept {
     pub html: Bytes,
-    pub gzip: Deflated,
+    gzip: Mutex<Option<Deflated>>,
+    /// Set by the one caller that will recompress.
+    recompression_claimed: AtomicBool,
 }
 
 impl Kept {
+    /// Rendered HTML, not compressed yet (a client that refuses gzip never
+    /// costs a compression).
     pub fn new(html: String) -> Kept {
-        let gzip = Deflated::piece(html.as_bytes(), KEPT_LEVEL);
         Kept {
             html: html.into(),
-            gzip,
+            gzip: Mutex::new(None),
+            recompression_claimed: AtomicBool::new(false),
         }
+    }
+
+    /// The compressed piece to send: the one kept, or the HTML compressed
+    /// now at [`FIRST_LEVEL`] (and kept) when there is none yet.
+    pub fn gzip(&self) -> Deflated {
+        if let Some(piece) = self.lock().as_ref() {
+            return piece.clone();
+        }
+        // Compressed outside the lock; two first requests may both
+        // compress, and either result is right.
+        let piece = Deflated::piece(&self.html, FIRST_LEVEL);
+        self.lock().get_or_insert(piece).clone()
+    }
+
+    /// Whether the caller should call [`Kept::recompress`]: true once per
+    /// `Kept`, for the first caller, so a view asked many times is
+    /// compressed at [`KEPT_LEVEL`] once.
+    pub fn claim_recompression(&self) -> bool {
+        !self.recompression_claimed.swap(true, Ordering::AcqRel)
+    }
+
+    /// Compresses the HTML at [`KEPT_LEVEL`] and keeps that piece for the
+    /// requests that follow (CPU work: call it off the async executor).
+    pub fn recompress(&self) {
+        let piece = Deflated::piece(&self.html, KEPT_LEVEL);
+        *self.lock() = Some(piece);
+    }
+
+    /// The level of the piece kept now, if any.
+    pub fn kept_level(&self) -> Option<u32> {
+        self.lock().as_ref().map(|piece| piece.level)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Deflated>> {
+        // The guarded value is replaced whole, never left half-written: a
+        // panic elsewhere while holding it cannot corrupt it.
+        self.gzip
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -143,5 +201,45 @@ mod tests {
         assert_eq!(gunzip(&gzip_splice(b"", &middle, b"")), "");
         let middle = Deflated::piece("añadir ✓".as_bytes(), KEPT_LEVEL);
         assert_eq!(gunzip(&gzip_splice(b"", &middle, b"")), "añadir ✓");
+    }
+
+    #[test]
+    fn a_kept_fragment_is_compressed_fast_first_and_smaller_once() {
+        let text = (0..400)
+            .map(|i| {
+                format!(
+                    "<tr><td>CONV-{i:06}</td><td>Cliente {}</td></tr>",
+                    i * 7919 % 1000
+                )
+            })
+            .collect::<String>();
+        let kept = Kept::new(text.clone());
+        assert_eq!(
+            kept.kept_level(),
+            None,
+            "nothing compressed before a gzip client asks"
+        );
+        let first = kept.gzip();
+        assert_eq!(
+            (first.level, kept.kept_level()),
+            (FIRST_LEVEL, Some(FIRST_LEVEL))
+        );
+        assert_eq!(
+            kept.gzip().deflate,
+            first.deflate,
+            "the first piece is kept"
+        );
+        assert!(kept.claim_recompression());
+        assert!(!kept.claim_recompression(), "claimed once");
+        kept.recompress();
+        let smaller = kept.gzip();
+        assert_eq!(smaller.level, KEPT_LEVEL);
+        assert!(smaller.deflate.len() < first.deflate.len());
+        for piece in [&first, &smaller] {
+            assert_eq!(
+                gunzip(&gzip_splice(b"<p>", piece, b"</p>")),
+                format!("<p>{text}</p>")
+            );
+        }
     }
 }

@@ -84,6 +84,16 @@ fn latency_histogram() -> Histogram {
     Histogram::new(BUCKETS)
 }
 
+/// Mensajes results sent from the bytes kept with their view, rendered for
+/// their request, and kept results compressed again (`app::state::ResultsSent`
+/// read at one moment).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ResultsSentCounts {
+    pub kept: u64,
+    pub rendered: u64,
+    pub recompressed: u64,
+}
+
 /// What `/metrics` reads from the application state when it is scraped
 /// (it belongs to one server, not to the process).
 pub struct Scrape<'a> {
@@ -91,8 +101,9 @@ pub struct Scrape<'a> {
     pub pools: &'a [(&'a str, u32, usize)],
     /// Mensajes views from memory (hits) and from the database (misses).
     pub view_cache: (u64, u64),
-    /// Mensajes results sent from kept bytes and rendered for the request.
-    pub results_sent: (u64, u64),
+    /// Mensajes results sent from kept bytes, rendered for the request,
+    /// and compressed again once asked again.
+    pub results_sent: ResultsSentCounts,
     /// Passwords verified by login attempts.
     pub password_checks: u64,
 }
@@ -234,15 +245,17 @@ impl Metrics {
             .get_or_create(&OutcomeLabels { outcome: "miss" })
             .inc_by(misses);
         let results = Family::<OutcomeLabels, Counter>::default();
-        let (kept, rendered) = scrape.results_sent;
+        let sent = scrape.results_sent;
         results
             .get_or_create(&OutcomeLabels { outcome: "kept" })
-            .inc_by(kept);
+            .inc_by(sent.kept);
         results
             .get_or_create(&OutcomeLabels {
                 outcome: "rendered",
             })
-            .inc_by(rendered);
+            .inc_by(sent.rendered);
+        let recompressed = Counter::<u64>::default();
+        recompressed.inc_by(sent.recompressed);
         let password_checks = Counter::<u64>::default();
         password_checks.inc_by(scrape.password_checks);
         // Also the readiness signal tests wait on (a request still in flight
@@ -264,6 +277,11 @@ impl Metrics {
             "relevo_view_results",
             "Mensajes results sent from the bytes kept with their view (kept) or rendered and compressed for the request (rendered)",
             results,
+        );
+        server.register(
+            "relevo_view_results_recompressed",
+            "Kept Mensajes results compressed again, smaller, once their view was asked again",
+            recompressed,
         );
         server.register(
             "relevo_login_password_checks",
@@ -375,7 +393,11 @@ mod tests {
         let text = metrics.render(&Scrape {
             pools: &[("sqlite_read", 2, 1)],
             view_cache: (5, 3),
-            results_sent: (4, 2),
+            results_sent: ResultsSentCounts {
+                kept: 4,
+                rendered: 2,
+                recompressed: 1,
+            },
             password_checks: 7,
         });
         for line in [
@@ -395,6 +417,7 @@ mod tests {
             "relevo_view_cache_total{outcome=\"miss\"} 3",
             "relevo_view_results_total{outcome=\"kept\"} 4",
             "relevo_view_results_total{outcome=\"rendered\"} 2",
+            "relevo_view_results_recompressed_total 1",
             "relevo_login_password_checks_total 7",
         ] {
             assert!(text.lines().any(|l| l == line), "{line}\nin\n{text}");
@@ -410,7 +433,7 @@ mod tests {
         let text = metrics.render(&Scrape {
             pools: &[],
             view_cache: (0, 0),
-            results_sent: (0, 0),
+            results_sent: Default::default(),
             password_checks: 0,
         });
         assert!(text.contains("route=\"/a\\\"b\\\\c\""), "{text}");

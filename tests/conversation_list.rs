@@ -1017,6 +1017,17 @@ async fn get_encoded(
     accept_encoding: Option<&str>,
     fragment: bool,
 ) -> (Option<String>, String, String) {
+    let (encoding, vary, body, _) = get_encoded_sized(app, path, accept_encoding, fragment).await;
+    (encoding, vary, body)
+}
+
+/// [`get_encoded`], and the body's length as sent.
+async fn get_encoded_sized(
+    app: &TestApp,
+    path: &str,
+    accept_encoding: Option<&str>,
+    fragment: bool,
+) -> (Option<String>, String, String, usize) {
     let mut request = app.client.get(app.url(path));
     if let Some(accepted) = accept_encoding {
         request = request.header("Accept-Encoding", accepted);
@@ -1045,7 +1056,7 @@ async fn get_encoded(
     } else {
         String::from_utf8(bytes.to_vec()).unwrap()
     };
-    (encoding, vary, body)
+    (encoding, vary, body, bytes.len())
 }
 
 /// `relevo_view_results_total` of `outcome` from the app's `/metrics`.
@@ -1057,19 +1068,46 @@ async fn results_sent(app: &TestApp, outcome: &str) -> u64 {
         .unwrap_or_else(|| panic!("no {prefix} in\n{text}"))
 }
 
-/// The results are rendered and compressed once per kept view and spliced
-/// into the page: later hits reuse the bytes, and what a gzip client
-/// decodes is what a plain client reads, page and fragment.
+/// `relevo_view_results_recompressed_total` from the app's `/metrics`.
+async fn results_recompressed(app: &TestApp) -> u64 {
+    let text = app.get("/metrics").await.body;
+    let prefix = "relevo_view_results_recompressed_total ";
+    text.lines()
+        .find_map(|l| l.strip_prefix(prefix)?.parse().ok())
+        .unwrap_or_else(|| panic!("no {prefix} in\n{text}"))
+}
+
+/// Until the app has compressed `count` kept results again (a background
+/// task started by a hit), for at most 5 s.
+async fn wait_for_recompression(app: &TestApp, count: u64) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while results_recompressed(app).await < count {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the kept results were not compressed again within 5 s"
+        );
+        tokio::task::yield_now().await;
+    }
+}
+
+/// The results are rendered once per kept view and spliced into the page:
+/// the first request compresses them fast, the first hit sends those bytes
+/// and has them compressed smaller once for the hits after it, and what a
+/// gzip client decodes is what a plain client reads, page and fragment.
 async fn a_gzip_client_gets_the_same_results_compressed(backend: Backend) {
     let Some(app) = spawn_app(backend).await else {
         return;
     };
     app.login_as_admin().await;
-    for fragment in [true, false] {
-        let path = "/mensajes?estatus=todas";
+    // A view of its own each (a fragment and a page share a view's results).
+    for (fragment, path) in [
+        (true, "/mensajes?estatus=todas"),
+        (false, "/mensajes?estatus=todas&desde=2000-01-01"),
+    ] {
         let rendered = results_sent(&app, "rendered").await;
-        let (encoding, vary, first) =
-            get_encoded(&app, path, Some("gzip, deflate, br"), fragment).await;
+        let recompressed = results_recompressed(&app).await;
+        let (encoding, vary, first, first_size) =
+            get_encoded_sized(&app, path, Some("gzip, deflate, br"), fragment).await;
         assert_eq!(encoding.as_deref(), Some("gzip"));
         assert!(vary.contains("Accept-Encoding"), "{vary}");
         let kept = results_sent(&app, "kept").await;
@@ -1081,18 +1119,31 @@ async fn a_gzip_client_gets_the_same_results_compressed(backend: Backend) {
             "the hit reused the kept bytes"
         );
         assert!(results_sent(&app, "rendered").await <= rendered + 1);
+        wait_for_recompression(&app, recompressed + 1).await;
+        let (_, _, smaller, smaller_size) =
+            get_encoded_sized(&app, path, Some("gzip"), fragment).await;
+        assert!(
+            smaller_size * 10 < first_size * 9,
+            "recompressed {smaller_size} B, first {first_size} B"
+        );
         let (plain_encoding, _, plain) = get_encoded(&app, path, None, fragment).await;
         assert_eq!(plain_encoding, None);
         let (refused, _, _) = get_encoded(&app, path, Some("gzip;q=0, identity"), fragment).await;
         assert_eq!(refused, None, "gzip;q=0 refuses gzip");
         assert_eq!(folios_in(&first).len(), 50);
         assert_eq!(first, hit);
+        assert_eq!(first, smaller);
         assert_eq!(first, plain);
         assert_eq!(first.contains("<html"), !fragment);
         assert!(
             first
                 .trim_end()
                 .ends_with(if fragment { "</section>" } else { "</html>" })
+        );
+        assert_eq!(
+            results_recompressed(&app).await,
+            recompressed + 1,
+            "compressed again once, not per hit"
         );
     }
     // Results with a notice are this request's own: the notice is not kept

@@ -51,19 +51,25 @@ pub struct AppState {
 }
 
 /// Mensajes results sent from the bytes kept with their view, and those
-/// rendered and compressed for their request (a view's first request, a
-/// search, or a request with a notice).
+/// rendered for their request (a view's first request, a search, or a
+/// request with a notice); and kept results compressed again, smaller,
+/// once their view was asked again (see `crate::compression`).
 #[derive(Default)]
 pub struct ResultsSent {
     pub kept: std::sync::atomic::AtomicU64,
     pub rendered: std::sync::atomic::AtomicU64,
+    pub recompressed: std::sync::atomic::AtomicU64,
 }
 
 impl ResultsSent {
-    /// (kept, rendered) since start.
-    pub fn counts(&self) -> (u64, u64) {
+    /// The counts since start.
+    pub fn counts(&self) -> crate::telemetry::ResultsSentCounts {
         use std::sync::atomic::Ordering::Relaxed;
-        (self.kept.load(Relaxed), self.rendered.load(Relaxed))
+        crate::telemetry::ResultsSentCounts {
+            kept: self.kept.load(Relaxed),
+            rendered: self.rendered.load(Relaxed),
+            recompressed: self.recompressed.load(Relaxed),
+        }
     }
 }
 
@@ -87,7 +93,7 @@ pub struct View {
     /// view's first request: a kept view lives at most [`VIEW_TTL`], so its
     /// relative times ("hace 5 min") are at most that old (the browser's
     /// script refreshes them anyway).
-    pub results: std::sync::OnceLock<(String, crate::compression::Kept)>,
+    pub results: std::sync::OnceLock<(String, std::sync::Arc<crate::compression::Kept>)>,
 }
 
 impl From<ViewCounts> for View {

@@ -1,6 +1,8 @@
 //! The Mensajes page: the scoped conversation table with its filters, status
 //! counts and keyset paging, and the detail of one conversation.
 
+use std::sync::Arc;
+
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use chrono::{DurationRound, TimeZone, Utc};
@@ -652,25 +654,36 @@ async fn view(
     Ok(state.views.get_or_load(&key, scope, load).await?)
 }
 
-/// The results of `view` for this query, rendered and compressed: kept
-/// with the view on its first request, so that later hits render and
-/// compress nothing. Results with notices (a value was ignored) are
+/// The results of `view` for this query, rendered: kept with the view on
+/// its first request, so that later hits render nothing, and compressed
+/// smaller once a hit shows the view is asked again (see
+/// `crate::compression`). Results with notices (a value was ignored) are
 /// rendered for this request alone.
 fn results_of(
-    sent: &crate::app::state::ResultsSent,
+    sent: &Arc<crate::app::state::ResultsSent>,
     raw: &RawQuery,
     view: &View,
     notices: Vec<String>,
     filter: &ListFilter,
     tz: chrono_tz::Tz,
-) -> Result<crate::compression::Kept, AppError> {
+) -> Result<Arc<crate::compression::Kept>, AppError> {
     let query = raw.filter_query();
     if notices.is_empty()
         && let Some((kept_for, kept)) = view.results.get()
         && *kept_for == query
     {
         sent.kept.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        return Ok(kept.clone());
+        if kept.claim_recompression() {
+            // This hit sends the piece it finds; the smaller one serves
+            // the hits after it.
+            let (kept, sent) = (Arc::clone(kept), Arc::clone(sent));
+            drop(tokio::task::spawn_blocking(move || {
+                kept.recompress();
+                sent.recompressed
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }));
+        }
+        return Ok(Arc::clone(kept));
     }
     sent.rendered
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -678,10 +691,10 @@ fn results_of(
     let html = results(raw, view, notices, filter, tz)
         .render()
         .map_err(|e| AppError::Unexpected(anyhow::Error::new(e)))?;
-    let kept = crate::compression::Kept::new(html);
+    let kept = Arc::new(crate::compression::Kept::new(html));
     if keep {
         // Another request may have kept the same bytes first; either is right.
-        let _ = view.results.set((query, kept.clone()));
+        let _ = view.results.set((query, Arc::clone(&kept)));
     }
     Ok(kept)
 }

@@ -175,7 +175,7 @@ pub fn spliced_html(
         .insert_header((header::CONTENT_ENCODING, "gzip"))
         .body(crate::compression::gzip_splice(
             prefix.as_bytes(),
-            &kept.gzip,
+            &kept.gzip(),
             suffix.as_bytes(),
         ))
 }
