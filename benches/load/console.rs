@@ -1079,7 +1079,7 @@ pub async fn run(options: &Options, url: &str) -> anyhow::Result<Figures> {
         (
             "results sent from kept bytes, %".into(),
             percent(kept, kept + rendered),
-            "rendered and compressed once per view".into(),
+            "rendered once per view, compressed smaller once asked again".into(),
         ),
         (
             "server CPU ms per request".into(),
