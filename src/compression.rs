@@ -1,8 +1,8 @@
 //! HTML compressed once and kept, and spliced into gzip responses.
 //!
 //! A Mensajes view kept in memory (`app::state::ViewCache`) renders its
-//! results once and keeps them also as a DEFLATE piece. A hit then costs
-//! no compression for those bytes: a fragment request sends them as they
+//! results once and keeps them as a DEFLATE piece only ([`Kept`]). A hit
+//! then costs no compression for those bytes: a fragment request sends them as they
 //! are, and a whole page compresses only its own frame (head, menu, filter
 //! form) and splices the kept piece between the frame's two halves
 //! (`http::pages::spliced_html`). Bytes in, bytes out: this module imports
@@ -54,8 +54,11 @@ pub struct Deflated {
 impl Deflated {
     /// `bytes` compressed at `level` as a non-final piece.
     pub fn piece(bytes: &[u8], level: u32) -> Deflated {
+        let mut compressed = deflate(bytes, level, false);
+        // Kept for as long as its view: without the estimate's spare room.
+        compressed.shrink_to_fit();
         Deflated {
-            deflate: deflate(bytes, level, false).into(),
+            deflate: compressed.into(),
             crc: crc_of(bytes),
             len: bytes.len(),
             level,
@@ -63,38 +66,40 @@ impl Deflated {
     }
 }
 
-/// A rendered fragment and, once a gzip client asked for it, its
-/// compressed form: at [`FIRST_LEVEL`] until [`Kept::recompress`] replaces
-/// it with the [`KEPT_LEVEL`] piece. Shared (in an `Arc`) by every request
-/// the view serves.
+/// A rendered fragment, kept compressed only: at [`FIRST_LEVEL`] until
+/// [`Kept::recompress`] replaces it with the [`KEPT_LEVEL`] piece. Shared
+/// (in an `Arc`) by every request its view serves.
+///
+/// The plain HTML is not kept: 50 rows are about 90 KB plain and 8–13 KB
+/// compressed, and a full view cache (256 views) held them all twice.
+/// Dropping the HTML on the thread that rendered it also lets the
+/// allocator reuse its memory for the next request instead of holding it
+/// until the view is evicted (BENCHMARKS.md, eleventh session). Browsers
+/// accept gzip; the rare client that refuses it gets the piece inflated
+/// again ([`Kept::html`]).
 pub struct Kept {
-    pub html: Bytes,
-    gzip: Mutex<Option<Deflated>>,
+    gzip: Mutex<Deflated>,
     /// Set by the one caller that will recompress.
     recompression_claimed: AtomicBool,
 }
 
 impl Kept {
-    /// Rendered HTML, not compressed yet (a client that refuses gzip never
-    /// costs a compression).
-    pub fn new(html: String) -> Kept {
+    /// `html` compressed at [`FIRST_LEVEL`].
+    pub fn new(html: &str) -> Kept {
         Kept {
-            html: html.into(),
-            gzip: Mutex::new(None),
+            gzip: Mutex::new(Deflated::piece(html.as_bytes(), FIRST_LEVEL)),
             recompression_claimed: AtomicBool::new(false),
         }
     }
 
-    /// The compressed piece to send: the one kept, or the HTML compressed
-    /// now at [`FIRST_LEVEL`] (and kept) when there is none yet.
+    /// The compressed piece to send.
     pub fn gzip(&self) -> Deflated {
-        if let Some(piece) = self.lock().as_ref() {
-            return piece.clone();
-        }
-        // Compressed outside the lock; two first requests may both
-        // compress, and either result is right.
-        let piece = Deflated::piece(&self.html, FIRST_LEVEL);
-        self.lock().get_or_insert(piece).clone()
+        self.lock().clone()
+    }
+
+    /// The HTML, inflated from the piece (for a client that refuses gzip).
+    pub fn html(&self) -> Vec<u8> {
+        inflate(&self.gzip())
     }
 
     /// Whether the caller should call [`Kept::recompress`]: true once per
@@ -104,25 +109,55 @@ impl Kept {
         !self.recompression_claimed.swap(true, Ordering::AcqRel)
     }
 
-    /// Compresses the HTML at [`KEPT_LEVEL`] and keeps that piece for the
-    /// requests that follow (CPU work: call it off the async executor).
+    /// Compresses the HTML again at [`KEPT_LEVEL`] and keeps that piece for
+    /// the requests that follow (CPU work: call it off the async executor).
     pub fn recompress(&self) {
-        let piece = Deflated::piece(&self.html, KEPT_LEVEL);
-        *self.lock() = Some(piece);
+        let first = self.gzip();
+        if first.level == KEPT_LEVEL {
+            return;
+        }
+        let piece = Deflated::piece(&inflate(&first), KEPT_LEVEL);
+        *self.lock() = piece;
     }
 
-    /// The level of the piece kept now, if any.
-    pub fn kept_level(&self) -> Option<u32> {
-        self.lock().as_ref().map(|piece| piece.level)
+    /// The level of the piece kept now.
+    pub fn kept_level(&self) -> u32 {
+        self.lock().level
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Deflated>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Deflated> {
         // The guarded value is replaced whole, never left half-written: a
         // panic elsewhere while holding it cannot corrupt it.
         self.gzip
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
+}
+
+/// The bytes of a piece made by [`Deflated::piece`].
+fn inflate(piece: &Deflated) -> Vec<u8> {
+    let mut out = Vec::with_capacity(piece.len + 64);
+    let mut inflater = flate2::Decompress::new(false);
+    // A piece is sync-flushed, not final: it ends where its input does.
+    while (inflater.total_in() as usize) < piece.deflate.len() {
+        let before = (inflater.total_in(), inflater.total_out());
+        out.reserve(1024);
+        inflater
+            .decompress_vec(
+                &piece.deflate[before.0 as usize..],
+                &mut out,
+                flate2::FlushDecompress::Sync,
+            )
+            .expect("a kept piece is valid DEFLATE, made by this module");
+        // With room to write, a turn that neither reads nor writes would
+        // repeat forever.
+        assert_ne!(
+            (inflater.total_in(), inflater.total_out()),
+            before,
+            "inflating a kept piece made no progress"
+        );
+    }
+    out
 }
 
 /// A gzip member of `prefix`, `middle` (already compressed) and `suffix`.
@@ -208,38 +243,37 @@ mod tests {
         let text = (0..400)
             .map(|i| {
                 format!(
-                    "<tr><td>CONV-{i:06}</td><td>Cliente {}</td></tr>",
+                    "<tr><td>CONV-{i:06}</td><td>Cliente {} ñ</td></tr>",
                     i * 7919 % 1000
                 )
             })
             .collect::<String>();
-        let kept = Kept::new(text.clone());
-        assert_eq!(
-            kept.kept_level(),
-            None,
-            "nothing compressed before a gzip client asks"
-        );
+        let kept = Kept::new(&text);
         let first = kept.gzip();
-        assert_eq!(
-            (first.level, kept.kept_level()),
-            (FIRST_LEVEL, Some(FIRST_LEVEL))
-        );
-        assert_eq!(
-            kept.gzip().deflate,
-            first.deflate,
-            "the first piece is kept"
-        );
+        assert_eq!((first.level, kept.kept_level()), (FIRST_LEVEL, FIRST_LEVEL));
+        assert_eq!(kept.html(), text.as_bytes(), "inflated for a plain client");
         assert!(kept.claim_recompression());
         assert!(!kept.claim_recompression(), "claimed once");
         kept.recompress();
         let smaller = kept.gzip();
         assert_eq!(smaller.level, KEPT_LEVEL);
         assert!(smaller.deflate.len() < first.deflate.len());
+        assert_eq!(kept.html(), text.as_bytes());
         for piece in [&first, &smaller] {
             assert_eq!(
                 gunzip(&gzip_splice(b"<p>", piece, b"</p>")),
                 format!("<p>{text}</p>")
             );
+        }
+    }
+
+    #[test]
+    fn an_empty_or_incompressible_fragment_inflates_to_itself() {
+        let noise: String = (0..20_000u32)
+            .map(|i| char::from_u32(0x4e00 + (i.wrapping_mul(2_654_435_761) >> 20) % 5000).unwrap())
+            .collect();
+        for text in ["", "a", noise.as_str()] {
+            assert_eq!(Kept::new(text).html(), text.as_bytes());
         }
     }
 }

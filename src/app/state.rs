@@ -89,7 +89,7 @@ pub struct FilterChoices {
 pub struct View {
     pub answer: ViewCounts,
     /// The results fragment and the filter query string it was rendered for
-    /// (its links repeat the query), plain and compressed. Rendered at the
+    /// (its links repeat the query), compressed. Rendered at the
     /// view's first request: a kept view lives at most [`VIEW_TTL`], so its
     /// relative times ("hace 5 min") are at most that old (the browser's
     /// script refreshes them anyway).

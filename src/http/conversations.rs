@@ -691,7 +691,7 @@ fn results_of(
     let html = results(raw, view, notices, filter, tz)
         .render()
         .map_err(|e| AppError::Unexpected(anyhow::Error::new(e)))?;
-    let kept = Arc::new(crate::compression::Kept::new(html));
+    let kept = Arc::new(crate::compression::Kept::new(&html));
     if keep {
         // Another request may have kept the same bytes first; either is right.
         let _ = view.results.set((query, Arc::clone(&kept)));

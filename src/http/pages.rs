@@ -151,7 +151,7 @@ pub fn accepts_gzip(req: &HttpRequest) -> bool {
 
 /// An HTML response of `prefix`, a kept fragment and `suffix`: gzip when
 /// the client accepts it (the fragment's compressed bytes reused as they
-/// are, see `crate::compression`), plain otherwise. It carries
+/// are, see `crate::compression`), plain otherwise (inflated from them). It carries
 /// `Content-Encoding`, so actix-web's `Compress` leaves it alone.
 pub fn spliced_html(
     req: &HttpRequest,
@@ -165,9 +165,10 @@ pub fn spliced_html(
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .insert_header((header::VARY, "Accept-Encoding"));
     if !accepts_gzip(req) {
-        let mut body = Vec::with_capacity(prefix.len() + kept.html.len() + suffix.len());
+        let html = kept.html();
+        let mut body = Vec::with_capacity(prefix.len() + html.len() + suffix.len());
         body.extend_from_slice(prefix.as_bytes());
-        body.extend_from_slice(&kept.html);
+        body.extend_from_slice(&html);
         body.extend_from_slice(suffix.as_bytes());
         return response.body(body);
     }
