@@ -45,14 +45,9 @@ thread_local! {
 /// (39 of its 200 MiB under the `console` benchmark).
 const KEEP_WORKING_MEMORY: Duration = Duration::from_secs(2);
 
-/// Bytes of working memory the password threads hold now.
-static WORKING_MEMORY_HELD: AtomicUsize = AtomicUsize::new(0);
-
-/// Bytes of Argon2 working memory held by the password threads now (0 once
+/// Bytes of Argon2 working memory the password threads hold now (0 once
 /// they have been idle for [`KEEP_WORKING_MEMORY`]).
-pub fn working_memory_held() -> usize {
-    WORKING_MEMORY_HELD.load(Ordering::Relaxed)
-}
+static WORKING_MEMORY_HELD: AtomicUsize = AtomicUsize::new(0);
 
 /// Runs `compute` with this thread's working memory grown to `blocks`.
 fn with_working_memory<T>(blocks: usize, compute: impl FnOnce(&mut [argon2::Block]) -> T) -> T {
@@ -220,6 +215,10 @@ pub fn warm_up() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn working_memory_held() -> usize {
+        WORKING_MEMORY_HELD.load(Ordering::Relaxed)
+    }
 
     #[test]
     fn a_hash_verifies_only_its_own_password() {
