@@ -21,7 +21,6 @@
 //! compresses them fast ([`FIRST_LEVEL`]), and only a view asked again is
 //! compressed smaller ([`KEPT_LEVEL`]), once, off the request's path.
 
-use std::io::Write;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -174,19 +173,68 @@ pub fn gzip_splice(prefix: &[u8], middle: &Deflated, suffix: &[u8]) -> Vec<u8> {
 /// Raw DEFLATE of `bytes`: finished (a final block) when `last`, else
 /// ended by a sync flush so that more may follow.
 fn deflate(bytes: &[u8], level: u32, last: bool) -> Vec<u8> {
-    let mut encoder = flate2::write::DeflateEncoder::new(
-        Vec::with_capacity(bytes.len() / 4 + 64),
-        flate2::Compression::new(level),
-    );
-    // Writing to a Vec cannot fail.
-    encoder.write_all(bytes).expect("deflate into memory");
-    if last {
-        return encoder.finish().expect("deflate into memory");
-    }
-    // `flush` is a sync flush; the encoder is then dropped without
-    // finishing into the taken buffer.
-    encoder.flush().expect("deflate into memory");
-    std::mem::take(encoder.get_mut())
+    let mut out = Vec::with_capacity(bytes.len() / 4 + 64);
+    with_compressor(level, |compressor| {
+        let flush = if last {
+            flate2::FlushCompress::Finish
+        } else {
+            flate2::FlushCompress::Sync
+        };
+        loop {
+            let read = compressor.total_in() as usize;
+            // Into memory, from a compressor this module configured: an
+            // error would be a bug of the library.
+            let status = compressor
+                .compress_vec(&bytes[read..], &mut out, flush)
+                .expect("deflate into memory");
+            let all_read = compressor.total_in() as usize == bytes.len();
+            // zlib's rule: a flush is complete once a call returns with
+            // room left in the output; a finish, once the stream ends.
+            let done = if last {
+                status == flate2::Status::StreamEnd
+            } else {
+                all_read && out.len() < out.capacity()
+            };
+            if done {
+                return;
+            }
+            out.reserve(out.capacity().max(1024));
+        }
+    });
+    out
+}
+
+thread_local! {
+    /// This thread's compressors, one per level, reset between uses. A new
+    /// one allocates and clears zlib's window and hash tables (about 300 KB
+    /// at these levels) for every piece: on the console's every request,
+    /// blocks past glibc's mapping threshold that the worker's arena then
+    /// kept (BENCHMARKS.md, twelfth session).
+    static COMPRESSORS: std::cell::RefCell<Vec<(u32, flate2::Compress)>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Runs `compress` with a raw DEFLATE compressor at `level`, fresh from a
+/// reset: this thread's own, or a new one if it is already in use.
+fn with_compressor(level: u32, compress: impl FnOnce(&mut flate2::Compress)) {
+    let fresh = || flate2::Compress::new(flate2::Compression::new(level), false);
+    COMPRESSORS.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut compressors) => {
+            let index = match compressors.iter().position(|(l, _)| *l == level) {
+                Some(index) => index,
+                None => {
+                    compressors.push((level, fresh()));
+                    compressors.len() - 1
+                }
+            };
+            let compressor = &mut compressors[index].1;
+            // Reset before, not after: a panic inside `compress` must not
+            // leave a half-used stream for the next caller.
+            compressor.reset();
+            compress(compressor);
+        }
+        Err(_) => compress(&mut fresh()),
+    });
 }
 
 fn crc_of(bytes: &[u8]) -> crc32fast::Hasher {
@@ -256,6 +304,32 @@ mod tests {
                 format!("<p>{text}</p>")
             );
         }
+    }
+
+    #[test]
+    fn a_reused_compressor_compresses_as_a_fresh_one() {
+        let noise: String = (0..30_000u32)
+            .map(|i| char::from_u32(0x4e00 + (i.wrapping_mul(2_654_435_761) >> 20) % 5000).unwrap())
+            .collect();
+        let rows = "<tr><td>CONV-000001</td><td>Cliente</td></tr>".repeat(300);
+        let first = Deflated::piece(rows.as_bytes(), KEPT_LEVEL);
+        // The same thread's compressor, used for other bytes in between and
+        // for finished streams longer than the output's first estimate.
+        for text in [noise.as_str(), "", rows.as_str()] {
+            let gz = gzip_splice(text.as_bytes(), &first, text.as_bytes());
+            assert_eq!(gunzip(&gz), format!("{text}{rows}{text}"));
+        }
+        let again = Deflated::piece(rows.as_bytes(), KEPT_LEVEL);
+        assert_eq!(again.deflate, first.deflate, "no state carried over");
+        let fresh = {
+            let mut fresh = flate2::Compress::new(flate2::Compression::new(KEPT_LEVEL), false);
+            let mut out = Vec::with_capacity(rows.len() + 1024);
+            fresh
+                .compress_vec(rows.as_bytes(), &mut out, flate2::FlushCompress::Sync)
+                .unwrap();
+            out
+        };
+        assert_eq!(again.deflate.as_ref(), fresh.as_slice());
     }
 
     #[test]

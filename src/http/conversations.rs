@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use super::pages::{
     PageContext, elapsed, is_fragment_request, local_datetime, machine_datetime, relative, render,
-    spliced_html,
+    spliced_html, with_rendered,
 };
 use crate::app::state::AppState;
 use crate::db::{
@@ -688,10 +688,10 @@ fn results_of(
     sent.rendered
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let keep = notices.is_empty();
-    let html = results(raw, view, notices, filter, tz)
-        .render()
-        .map_err(|e| AppError::Unexpected(anyhow::Error::new(e)))?;
-    let kept = Arc::new(crate::compression::Kept::new(&html));
+    let kept = Arc::new(with_rendered(
+        &results(raw, view, notices, filter, tz),
+        crate::compression::Kept::new,
+    )?);
     if keep {
         // Another request may have kept the same bytes first; either is right.
         let _ = view.results.set((query, Arc::clone(&kept)));
@@ -864,13 +864,12 @@ pub async fn list(
         to_day: raw.to_day.clone(),
         q: raw.q.clone(),
     };
-    let html = page
-        .render()
-        .map_err(|e| AppError::Unexpected(anyhow::Error::new(e)))?;
-    let (before, after) = html
-        .split_once(RESULTS_SLOT)
-        .ok_or_else(|| AppError::unexpected("the Mensajes page has no results slot"))?;
-    Ok(spliced_html(&req, before, &results, after))
+    with_rendered(&page, |html| {
+        let (before, after) = html
+            .split_once(RESULTS_SLOT)
+            .ok_or_else(|| AppError::unexpected("the Mensajes page has no results slot"))?;
+        Ok(spliced_html(&req, before, &results, after))
+    })?
 }
 
 #[derive(Template)]

@@ -140,6 +140,44 @@ pub fn render_with_status(
         .body(body))
 }
 
+/// A rendering buffer grown past this is not kept for the next request.
+const SCRATCH_KEPT_BYTES: usize = 512 * 1024;
+
+thread_local! {
+    /// This thread's buffer for HTML that is compressed and dropped within
+    /// the request (the Mensajes results and frame). Rendered into a new
+    /// `String`, a page of 50 rows (about 90 KB) grew by doubling past
+    /// glibc's mapping threshold on every request, blocks each worker's
+    /// arena then kept (BENCHMARKS.md, twelfth session).
+    static SCRATCH: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+}
+
+/// Renders `template` into this thread's reused buffer and passes the HTML
+/// to `then`, which must not keep it (compress it, copy what it needs).
+pub fn with_rendered<R>(
+    template: &impl Template,
+    then: impl FnOnce(&str) -> R,
+) -> Result<R, AppError> {
+    let render = |buffer: &mut String| {
+        buffer.clear();
+        template.render_into(buffer).map_err(|e| {
+            AppError::Unexpected(anyhow::Error::new(e).context("template rendering"))
+        })?;
+        Ok(then(buffer))
+    };
+    SCRATCH.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut buffer) => {
+            let answer = render(&mut buffer);
+            if buffer.capacity() > SCRATCH_KEPT_BYTES {
+                *buffer = String::new();
+            }
+            answer
+        }
+        // Already rendering on this thread (`then` rendered again).
+        Err(_) => render(&mut String::new()),
+    })
+}
+
 /// Whether the client accepts gzip, negotiated as actix-web's `Compress`
 /// does (a `q=0` refuses it; no header means identity).
 pub fn accepts_gzip(req: &HttpRequest) -> bool {
@@ -430,6 +468,44 @@ pub async fn home() -> HttpResponse {
 mod tests {
     use super::*;
     use chrono::Duration;
+
+    #[derive(Template)]
+    #[template(source = "<p>{{ text }}</p>", ext = "html")]
+    struct Paragraph {
+        text: String,
+    }
+
+    #[test]
+    fn rendering_inside_a_rendering_uses_a_buffer_of_its_own() {
+        let outer = Paragraph {
+            text: "fuera".into(),
+        };
+        let inner = Paragraph {
+            text: "dentro".into(),
+        };
+        let both = with_rendered(&outer, |outer_html| {
+            let inner_html = with_rendered(&inner, str::to_owned).unwrap();
+            format!("{outer_html}{inner_html}")
+        })
+        .unwrap();
+        assert_eq!(both, "<p>fuera</p><p>dentro</p>");
+        // The next rendering on this thread starts from an empty buffer.
+        let big = Paragraph {
+            text: "x".repeat(SCRATCH_KEPT_BYTES + 1),
+        };
+        assert_eq!(
+            with_rendered(&big, str::len).unwrap(),
+            SCRATCH_KEPT_BYTES + 8
+        );
+        assert_eq!(
+            with_rendered(&inner, str::to_owned).unwrap(),
+            "<p>dentro</p>"
+        );
+        assert!(
+            SCRATCH.with(|cell| cell.borrow().capacity()) <= SCRATCH_KEPT_BYTES,
+            "a buffer grown past the limit is not kept"
+        );
+    }
 
     #[test]
     fn counts_of_more_than_four_digits_are_grouped_by_three() {
