@@ -53,7 +53,8 @@ pub struct Deflated {
 impl Deflated {
     /// `bytes` compressed at `level` as a non-final piece.
     pub fn piece(bytes: &[u8], level: u32) -> Deflated {
-        let mut compressed = deflate(bytes, level, false);
+        let mut compressed = Vec::new();
+        deflate_into(&mut compressed, bytes, level, false);
         // Kept for as long as its view: without the estimate's spare room.
         compressed.shrink_to_fit();
         Deflated {
@@ -152,28 +153,44 @@ fn inflate(piece: &Deflated) -> Vec<u8> {
 
 /// A gzip member of `prefix`, `middle` (already compressed) and `suffix`.
 pub fn gzip_splice(prefix: &[u8], middle: &Deflated, suffix: &[u8]) -> Vec<u8> {
-    let head = deflate(prefix, FRAME_LEVEL, false);
-    let tail = deflate(suffix, FRAME_LEVEL, true);
     let mut crc = crc_of(prefix);
     crc.combine(&middle.crc);
     crc.combine(&crc_of(suffix));
     let length = prefix.len() + middle.len + suffix.len();
-    let mut out = Vec::with_capacity(18 + head.len() + middle.deflate.len() + tail.len());
+    let frame = (prefix.len() + suffix.len()) / 4;
+    let mut out = Vec::with_capacity(18 + 64 + frame + middle.deflate.len());
     // Magic, DEFLATE, no flags, no mtime, no extra flags, OS unknown.
     out.extend_from_slice(&[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff]);
-    out.extend_from_slice(&head);
+    deflate_into(&mut out, prefix, FRAME_LEVEL, false);
     out.extend_from_slice(&middle.deflate);
-    out.extend_from_slice(&tail);
+    deflate_into(&mut out, suffix, FRAME_LEVEL, true);
     out.extend_from_slice(&crc.finalize().to_le_bytes());
     // ISIZE is the length modulo 2^32.
     out.extend_from_slice(&(length as u32).to_le_bytes());
     out
 }
 
-/// Raw DEFLATE of `bytes`: finished (a final block) when `last`, else
-/// ended by a sync flush so that more may follow.
-fn deflate(bytes: &[u8], level: u32, last: bool) -> Vec<u8> {
-    let mut out = Vec::with_capacity(bytes.len() / 4 + 64);
+/// The final block of a stream with nothing left to compress: fixed
+/// Huffman codes (BFINAL 1, BTYPE 01) and at once the end-of-block code, as
+/// zlib writes for an empty input finished.
+const EMPTY_FINAL_BLOCK: [u8; 2] = [0x03, 0x00];
+
+/// Appends to `out` the raw DEFLATE of `bytes`: finished (a final block)
+/// when `last`, else ended by a sync flush so that more may follow.
+///
+/// Nothing to compress needs no compressor (whose reset clears zlib's 128
+/// KB hash table): an empty piece that is not last is no bytes at all (the
+/// piece before it already ends on a byte boundary), and an empty last one
+/// is [`EMPTY_FINAL_BLOCK`]. A Mensajes fragment is spliced between an
+/// empty prefix and suffix.
+fn deflate_into(out: &mut Vec<u8>, bytes: &[u8], level: u32, last: bool) {
+    if bytes.is_empty() {
+        if last {
+            out.extend_from_slice(&EMPTY_FINAL_BLOCK);
+        }
+        return;
+    }
+    out.reserve(bytes.len() / 4 + 64);
     with_compressor(level, |compressor| {
         let flush = if last {
             flate2::FlushCompress::Finish
@@ -185,7 +202,7 @@ fn deflate(bytes: &[u8], level: u32, last: bool) -> Vec<u8> {
             // Into memory, from a compressor this module configured: an
             // error would be a bug of the library.
             let status = compressor
-                .compress_vec(&bytes[read..], &mut out, flush)
+                .compress_vec(&bytes[read..], out, flush)
                 .expect("deflate into memory");
             let all_read = compressor.total_in() as usize == bytes.len();
             // zlib's rule: a flush is complete once a call returns with
@@ -201,7 +218,6 @@ fn deflate(bytes: &[u8], level: u32, last: bool) -> Vec<u8> {
             out.reserve(out.capacity().max(1024));
         }
     });
-    out
 }
 
 thread_local! {
@@ -271,6 +287,12 @@ mod tests {
 
     #[test]
     fn empty_parts_still_make_a_valid_member() {
+        // What zlib itself finishes an empty stream with.
+        let mut zlib = flate2::Compress::new(flate2::Compression::new(FRAME_LEVEL), false);
+        let mut finished = Vec::with_capacity(64);
+        zlib.compress_vec(b"", &mut finished, flate2::FlushCompress::Finish)
+            .unwrap();
+        assert_eq!(finished, EMPTY_FINAL_BLOCK);
         let middle = Deflated::piece(b"", KEPT_LEVEL);
         assert_eq!(gunzip(&gzip_splice(b"", &middle, b"")), "");
         let middle = Deflated::piece("añadir ✓".as_bytes(), KEPT_LEVEL);
