@@ -1039,10 +1039,7 @@ fn push_list_query<DB: Backend>(
                     ..filter.clone()
                 };
                 push_page_conditions(qb, scope, &rest);
-                push_page(qb, cursor, filter.order);
-                qb.push(") c");
-                qb.push(row_joins!());
-                qb.push(" where 1 = 1");
+                push_cut_page_joins(qb, cursor, filter.order);
             }
             None => push_found_source(qb, scope, filter, cursor, walked),
         },
@@ -1074,11 +1071,10 @@ fn push_found_source<DB: Backend>(
     walked: Option<&Search>,
 ) {
     let cut = DB::CUT_BEFORE_JOINS && filter.agent_id.is_none();
-    qb.push(if cut {
-        "(select c.* from conversations c"
-    } else {
-        "conversations c"
-    });
+    if cut {
+        qb.push("(select c.* from ");
+    }
+    qb.push("conversations c");
     if filter.agent_id.is_some() {
         push_agent_index::<DB>(qb, filter, false);
     }
@@ -1091,11 +1087,22 @@ fn push_found_source<DB: Backend>(
         push_walked_search(qb, search, true);
     }
     if cut {
-        push_page(qb, cursor, filter.order);
-        qb.push(") c");
-        qb.push(row_joins!());
-        qb.push(" where 1 = 1");
+        push_cut_page_joins(qb, cursor, filter.order);
     }
+}
+
+/// Closes a derived table of conversations `c` opened with `(select …`:
+/// cuts it to its page (cursor, order, 51 rows), then joins the row's
+/// tables to those rows alone and opens the outer conditions.
+fn push_cut_page_joins<DB: Backend>(
+    qb: &mut QueryBuilder<DB>,
+    cursor: Option<Cursor>,
+    order: ListOrder,
+) {
+    push_page(qb, cursor, order);
+    qb.push(") c");
+    qb.push(row_joins!());
+    qb.push(" where 1 = 1");
 }
 
 /// The ordered index ranges a page is merged from, one arm each.
