@@ -29,6 +29,7 @@ on_both_backends!(
     the_detail_tells_the_history_oldest_first,
     a_reactivated_conversation_links_to_the_one_it_restarted,
     a_reloaded_page_shows_every_change_made_since_it_was_last_shown,
+    with_the_view_cache_off_every_reload_reads_the_database,
     stuck_conversations_are_marked_counted_and_listed_on_their_tab,
     a_disconnected_agents_rows_say_so_and_the_filter_finds_them,
     every_order_pages_every_row_exactly_once_in_both_directions,
@@ -1059,22 +1060,27 @@ async fn get_encoded_sized(
     (encoding, vary, body, bytes.len())
 }
 
-/// `relevo_view_results_total` of `outcome` from the app's `/metrics`.
-async fn results_sent(app: &TestApp, outcome: &str) -> u64 {
+/// The counter `series` (a name and its labels) from the app's `/metrics`.
+async fn counter(app: &TestApp, series: &str) -> u64 {
     let text = app.get("/metrics").await.body;
-    let prefix = format!("relevo_view_results_total{{outcome=\"{outcome}\"}} ");
+    let prefix = format!("{series} ");
     text.lines()
         .find_map(|l| l.strip_prefix(&prefix)?.parse().ok())
         .unwrap_or_else(|| panic!("no {prefix} in\n{text}"))
 }
 
+/// `relevo_view_results_total` of `outcome` from the app's `/metrics`.
+async fn results_sent(app: &TestApp, outcome: &str) -> u64 {
+    counter(
+        app,
+        &format!("relevo_view_results_total{{outcome=\"{outcome}\"}}"),
+    )
+    .await
+}
+
 /// `relevo_view_results_recompressed_total` from the app's `/metrics`.
 async fn results_recompressed(app: &TestApp) -> u64 {
-    let text = app.get("/metrics").await.body;
-    let prefix = "relevo_view_results_recompressed_total ";
-    text.lines()
-        .find_map(|l| l.strip_prefix(prefix)?.parse().ok())
-        .unwrap_or_else(|| panic!("no {prefix} in\n{text}"))
+    counter(app, "relevo_view_results_recompressed_total").await
 }
 
 /// Until the app has compressed `count` kept results again (a background
@@ -1222,6 +1228,36 @@ fn row_of(html: &str, folio: i64) -> Option<&str> {
     rows_in(html)
         .into_iter()
         .find(|row| row.starts_with(&format!("{folio}\"")))
+}
+
+/// With the view cache off (`RELEVO_VIEW_CACHE=0`), a view reloaded
+/// unchanged is read from the database and rendered again each time, and
+/// still shows the same rows: what the benchmark's `list-uncached` measures.
+async fn with_the_view_cache_off_every_reload_reads_the_database(backend: Backend) {
+    let Some(app) = common::spawn_app_configured(backend, true, |settings| {
+        settings.view_cache_views = 0;
+    })
+    .await
+    else {
+        return;
+    };
+    app.login_as_admin().await;
+    let misses = "relevo_view_cache_total{outcome=\"miss\"}";
+    let hits = "relevo_view_cache_total{outcome=\"hit\"}";
+    let before = (counter(&app, misses).await, counter(&app, hits).await);
+    let rendered = results_sent(&app, "rendered").await;
+    let first = app.get("/mensajes").await;
+    let again = app.get("/mensajes").await;
+    assert_eq!(first.status, StatusCode::OK);
+    assert!(!folios_in(&first.body).is_empty(), "the demo has open rows");
+    assert_eq!(folios_in(&first.body), folios_in(&again.body));
+    assert_eq!(
+        (counter(&app, misses).await, counter(&app, hits).await),
+        (before.0 + 2, before.1),
+        "both reads went to the database"
+    );
+    assert_eq!(results_sent(&app, "rendered").await, rendered + 2);
+    assert_eq!(results_sent(&app, "kept").await, 0);
 }
 
 /// The views an administrator reloads all day are served from memory until

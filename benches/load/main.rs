@@ -13,6 +13,10 @@
 //! while customer messages arrive at 1,000 a second, and times each event
 //! from its commit to its receipt (see `scenarios::events`).
 //!
+//! `list` asks one administrator's default view again and again: one
+//! cached view, the best case. `list-uncached` asks the same with the view
+//! cache off (`RELEVO_VIEW_CACHE=0`), every request reading the database.
+//!
 //! `--scenario views` (not in the default set: up to 30 minutes a run)
 //! times every Mensajes view alone, the combinations whose plans
 //! `tests/query_plans.rs` checks. `RELEVO_BENCH_VIEWS=text` times only the
@@ -64,6 +68,7 @@ pub struct Options {
 pub const ALL_SCENARIOS: &[&str] = &[
     "raw",
     "list",
+    "list-uncached",
     "list-changing",
     "search",
     "cancel",
@@ -317,9 +322,18 @@ pub struct Server {
 impl Server {
     /// The server with warnings-only logging, its output discarded.
     pub async fn start(database_url: &str) -> anyhow::Result<Server> {
+        Server::start_setting(database_url, &[]).await
+    }
+
+    /// [`Server::start`] with `settings` added to its environment.
+    pub async fn start_setting(
+        database_url: &str,
+        settings: &[(&str, &str)],
+    ) -> anyhow::Result<Server> {
         Server::start_with(database_url, |command| {
             command
                 .env("RUST_LOG", "warn")
+                .envs(settings.iter().copied())
                 .stdout(std::process::Stdio::null());
         })
         .await

@@ -214,6 +214,7 @@ async fn post_cancel(
 /// line of a run and the report's median line say the same thing.
 pub const RAW_REFERENCES: &[(&str, &str, &str)] = &[
     ("list", "requests/s", "list queries/s"),
+    ("list-uncached", "requests/s", "list queries/s"),
     ("list-changing", "requests/s", "list queries/s"),
     ("cancel", "cancels/s", "cancel transactions/s"),
 ];
@@ -313,8 +314,15 @@ pub async fn run(
                 ("cancel p99 ms".into(), ms(&ch, 0.99), String::new()),
             ])
         }
-        "list" | "list-changing" | "search" => {
-            let server = Server::start(url).await?;
+        "list" | "list-uncached" | "list-changing" | "search" => {
+            // `list-uncached`: the same view with the view cache off, every
+            // request reading the database (`list` is its best case).
+            let cache_off: &[(&str, &str)] = if name == "list-uncached" {
+                &[("RELEVO_VIEW_CACHE", "0")]
+            } else {
+                &[]
+            };
+            let server = Server::start_setting(url, cache_off).await?;
             let mut sessions = Vec::new();
             for _ in 0..clients {
                 sessions.push(login(&server.address, &dataset::admin_email(0)).await?.0);

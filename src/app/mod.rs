@@ -135,7 +135,7 @@ impl Application {
             views: std::sync::Arc::new(crate::http::conversations::ViewCache::new(
                 store_feed,
                 crate::http::conversations::VIEW_TTL,
-                crate::http::conversations::VIEW_CAPACITY,
+                settings.view_cache_views,
             )),
             bulk_access,
             exports: Default::default(),

@@ -111,8 +111,6 @@ pub type ViewCache = crate::live::cache::ViewCache<(Scope, ListFilter, Option<Cu
 /// Longest a cached view is trusted without any event (see
 /// [`crate::live::cache::ViewCache`]).
 pub const VIEW_TTL: std::time::Duration = std::time::Duration::from_secs(10);
-/// Views kept (a page of 51 rows is about 30 KB).
-pub const VIEW_CAPACITY: usize = 256;
 
 /// What API tokens authenticate, by the token's hash, so that a busy channel
 /// is not looked up in the database on every message. Only tokens that

@@ -41,6 +41,10 @@ pub struct Settings {
     pub trusted_proxies: TrustedProxies,
     /// `RELEVO_WEBHOOK_ALLOW`: where webhooks may deliver (empty: nowhere).
     pub webhook_allow: WebhookAllow,
+    /// Mensajes views kept in memory (`RELEVO_VIEW_CACHE`, see
+    /// `live::cache::ViewCache`); 0 turns the cache off, every view then
+    /// reading the database (the benchmark's `list-uncached`).
+    pub view_cache_views: usize,
     /// How often an open Mensajes tab asks for its counts again, since
     /// conversations become "rezagadas" by time alone ([`COUNTS_REFRESH`];
     /// not an environment setting: tests shorten it).
@@ -77,6 +81,13 @@ pub const MIN_SESSION_KEY_CHARS: usize = 32;
 /// Default `RELEVO_EVENT_DAYS`.
 pub const DEFAULT_EVENT_DAYS: u32 = 30;
 
+/// Default `RELEVO_VIEW_CACHE`: views kept (a page of 51 rows is about 30
+/// KB before compression, 8 to 13 KB after).
+pub const DEFAULT_VIEW_CACHE_VIEWS: usize = 256;
+/// Most `RELEVO_VIEW_CACHE` accepts: beyond, the cache would outgrow the
+/// memory a server is meant to run in (150 MiB).
+pub const MAX_VIEW_CACHE_VIEWS: usize = 4096;
+
 /// Default database: a SQLite file in the working directory.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite:relevo.db";
 pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
@@ -108,6 +119,7 @@ impl Settings {
             trusted_proxies: TrustedProxies::default(),
             webhook_allow: WebhookAllow::default(),
             session_idle: default_session_idle(),
+            view_cache_views: DEFAULT_VIEW_CACHE_VIEWS,
             counts_refresh: COUNTS_REFRESH,
         }
     }
@@ -116,7 +128,7 @@ impl Settings {
     /// `RELEVO_SECURE_COOKIES`, `RELEVO_TIMEZONE`, `RELEVO_METRICS_ALLOW`,
     /// `RELEVO_METRICS_TOKEN`, `RELEVO_TRUSTED_PROXIES`,
     /// `RELEVO_SESSION_IDLE_MINUTES`, `RELEVO_TRANSCRIPT_DAYS`,
-    /// `RELEVO_EVENT_DAYS` and `RELEVO_WEBHOOK_ALLOW`.
+    /// `RELEVO_EVENT_DAYS`, `RELEVO_VIEW_CACHE` and `RELEVO_WEBHOOK_ALLOW`.
     pub fn from_env() -> anyhow::Result<Settings> {
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
         let bind = var("RELEVO_BIND").unwrap_or_else(|| DEFAULT_BIND.to_owned());
@@ -140,6 +152,7 @@ impl Settings {
             var("RELEVO_EVENT_DAYS").as_deref(),
             DEFAULT_EVENT_DAYS,
         )?;
+        let view_cache_views = parse_view_cache(var("RELEVO_VIEW_CACHE").as_deref())?;
         let mut metrics = MetricsAccess::default();
         if let Some(list) = var("RELEVO_METRICS_ALLOW") {
             metrics.allow = list
@@ -177,6 +190,7 @@ impl Settings {
             session_idle,
             transcript_days,
             event_days,
+            view_cache_views,
             metrics,
             trusted_proxies,
             secure_cookies: parse_bool(var("RELEVO_SECURE_COOKIES").as_deref())
@@ -217,6 +231,20 @@ fn parse_retention_days(name: &str, value: Option<&str>, default: u32) -> anyhow
     }
 }
 
+/// `RELEVO_VIEW_CACHE`: a whole number of views from 0 (off) to
+/// [`MAX_VIEW_CACHE_VIEWS`].
+fn parse_view_cache(value: Option<&str>) -> anyhow::Result<usize> {
+    let Some(value) = value else {
+        return Ok(DEFAULT_VIEW_CACHE_VIEWS);
+    };
+    match value.trim().parse::<usize>() {
+        Ok(views) if views <= MAX_VIEW_CACHE_VIEWS => Ok(views),
+        _ => anyhow::bail!(
+            "RELEVO_VIEW_CACHE must be a whole number of views from 0 (off) to {MAX_VIEW_CACHE_VIEWS}, not {value:?}"
+        ),
+    }
+}
+
 fn parse_bool(value: Option<&str>) -> anyhow::Result<bool> {
     match value.map(str::to_ascii_lowercase).as_deref() {
         None | Some("false" | "0" | "no" | "off") => Ok(false),
@@ -241,6 +269,21 @@ pub fn redact(url: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_view_cache_setting_is_a_count_of_views_and_zero_turns_it_off() {
+        let parse = super::parse_view_cache;
+        assert_eq!(parse(None).unwrap(), super::DEFAULT_VIEW_CACHE_VIEWS);
+        assert_eq!(parse(Some("0")).unwrap(), 0);
+        assert_eq!(parse(Some(" 64 ")).unwrap(), 64);
+        for bad in ["-1", "off", "1.5", "4097"] {
+            let error = parse(Some(bad)).unwrap_err().to_string();
+            assert!(
+                error.starts_with("RELEVO_VIEW_CACHE must be"),
+                "{bad}: {error}"
+            );
+        }
+    }
+
     #[test]
     fn booleans_accept_the_usual_spellings() {
         assert!(super::parse_bool(Some("TRUE")).unwrap());

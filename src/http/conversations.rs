@@ -632,7 +632,7 @@ async fn filter_choices(
     choices.ok_or_else(|| AppError::unexpected("filter choices were not loaded"))
 }
 
-pub use crate::app::state::{FilterChoices, VIEW_CAPACITY, VIEW_TTL, View, ViewCache};
+pub use crate::app::state::{FilterChoices, VIEW_TTL, View, ViewCache};
 
 /// The view of `scope`, `filter` and `cursor`: from the cache while nothing
 /// it shows has changed, from the database otherwise. Searches always read

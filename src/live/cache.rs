@@ -205,6 +205,11 @@ impl<K: Eq + Hash + Clone, V> ViewCache<K, V> {
         key: &K,
         stamp: u64,
     ) -> std::sync::Arc<tokio::sync::OnceCell<std::sync::Arc<V>>> {
+        if self.capacity == 0 {
+            // The cache is off (`RELEVO_VIEW_CACHE=0`): every request loads
+            // its view, and nothing is kept or shared.
+            return Default::default();
+        }
         let Ok(mut entries) = self.entries.lock() else {
             // A poisoned lock: load without sharing.
             return Default::default();
@@ -404,6 +409,15 @@ mod tests {
             .await;
         assert_eq!(failed.unwrap_err(), "database down");
         assert_eq!(view(&cache, 1, &Scope::All, "v").await, ("v", true));
+    }
+
+    #[tokio::test]
+    async fn a_view_cache_of_no_views_loads_every_view() {
+        let cache = ViewCache::new(Feed::new(), Duration::from_secs(60), 0);
+        assert_eq!(view(&cache, 1, &Scope::All, "a").await, ("a", true));
+        assert_eq!(view(&cache, 1, &Scope::All, "b").await, ("b", true));
+        assert!(cache.entries.lock().unwrap().is_empty());
+        assert_eq!(cache.counts(), (0, 2));
     }
 
     #[tokio::test]
