@@ -9,8 +9,8 @@ use chrono::{DurationRound, TimeZone, Utc};
 use uuid::Uuid;
 
 use super::pages::{
-    PageContext, elapsed, is_fragment_request, local_datetime, machine_datetime, relative, render,
-    spliced_html, with_rendered,
+    PageContext, SplicedResults, accepts_gzip, elapsed, is_fragment_request, local_datetime,
+    machine_datetime, relative, render, spliced_html, with_rendered,
 };
 use crate::app::state::AppState;
 use crate::db::{
@@ -658,7 +658,9 @@ async fn view(
 /// its first request, so that later hits render nothing, and compressed
 /// smaller once a hit shows the view is asked again (see
 /// `crate::compression`). Results with notices (a value was ignored) are
-/// rendered for this request alone.
+/// rendered for this request alone. For a client that refuses gzip
+/// (`plain`), the request that renders also keeps its HTML to send, rather
+/// than inflate it back from the piece it just compressed.
 fn results_of(
     sent: &Arc<crate::app::state::ResultsSent>,
     raw: &RawQuery,
@@ -666,7 +668,8 @@ fn results_of(
     notices: Vec<String>,
     filter: &ListFilter,
     tz: chrono_tz::Tz,
-) -> Result<Arc<crate::compression::Kept>, AppError> {
+    plain: bool,
+) -> Result<SplicedResults, AppError> {
     let query = raw.filter_query();
     if notices.is_empty()
         && let Some((kept_for, kept)) = view.results.get()
@@ -683,20 +686,23 @@ fn results_of(
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }));
         }
-        return Ok(Arc::clone(kept));
+        return Ok(SplicedResults {
+            kept: Arc::clone(kept),
+            html: None,
+        });
     }
     sent.rendered
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let keep = notices.is_empty();
-    let kept = Arc::new(with_rendered(
-        &results(raw, view, notices, filter, tz),
-        crate::compression::Kept::new,
-    )?);
+    let (kept, html) = with_rendered(&results(raw, view, notices, filter, tz), |html| {
+        let kept = Arc::new(crate::compression::Kept::new(html));
+        (kept, plain.then(|| html.as_bytes().to_vec()))
+    })?;
     if keep {
         // Another request may have kept the same bytes first; either is right.
         let _ = view.results.set((query, Arc::clone(&kept)));
     }
-    Ok(kept)
+    Ok(SplicedResults { kept, html })
 }
 
 /// The results part of the page (tabs, rows, paging) for a view.
@@ -823,6 +829,7 @@ pub async fn list(
         notices,
         &filter,
         state.timezone,
+        !accepts_gzip(&req),
     )?;
     if is_fragment_request(&req) {
         return Ok(spliced_html(&req, "", &results, ""));

@@ -187,26 +187,43 @@ pub fn accepts_gzip(req: &HttpRequest) -> bool {
     })
 }
 
+/// A kept fragment as one response sends it.
+pub struct SplicedResults {
+    pub kept: std::sync::Arc<crate::compression::Kept>,
+    /// The fragment's HTML, when the request rendered it for a client that
+    /// refuses gzip: sent as it is, not inflated back from `kept`.
+    pub html: Option<Vec<u8>>,
+}
+
 /// An HTML response of `prefix`, a kept fragment and `suffix`: gzip when
 /// the client accepts it (the fragment's compressed bytes reused as they
-/// are, see `crate::compression`), plain otherwise (inflated from them). It carries
+/// are, see `crate::compression`), plain otherwise (the HTML rendered for
+/// this request, or inflated from the kept bytes). It carries
 /// `Content-Encoding`, so actix-web's `Compress` leaves it alone.
 pub fn spliced_html(
     req: &HttpRequest,
     prefix: &str,
-    kept: &crate::compression::Kept,
+    results: &SplicedResults,
     suffix: &str,
 ) -> HttpResponse {
+    let kept = &results.kept;
     let mut response = HttpResponse::Ok();
     response
         .content_type("text/html; charset=utf-8")
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .insert_header((header::VARY, "Accept-Encoding"));
     if !accepts_gzip(req) {
-        let html = kept.html();
+        let inflated;
+        let html = match &results.html {
+            Some(html) => html,
+            None => {
+                inflated = kept.html();
+                &inflated
+            }
+        };
         let mut body = Vec::with_capacity(prefix.len() + html.len() + suffix.len());
         body.extend_from_slice(prefix.as_bytes());
-        body.extend_from_slice(&html);
+        body.extend_from_slice(html);
         body.extend_from_slice(suffix.as_bytes());
         return response.body(body);
     }
