@@ -2444,23 +2444,34 @@ impl super::Store {
         let Some(row) = self.conversation(scope, folio).await? else {
             return Ok(None);
         };
-        let (history, restarted_as): (Vec<HistoryRow>, Option<i64>) = with_read!(self, |pool| {
+        let (history, restarted_as) = self.conversation_history(row.id).await?;
+        Ok(Some(ConversationDetail {
+            row,
+            history,
+            restarted_as,
+        }))
+    }
+
+    /// The history of conversation `id` (see [`ConversationDetail`]) and
+    /// the folio of the conversation its customer's next message started
+    /// after it closed, if any. Not scoped: the caller read the
+    /// conversation in its scope first.
+    pub async fn conversation_history(
+        &self,
+        id: Uuid,
+    ) -> StoreResult<(Vec<HistoryRow>, Option<i64>)> {
+        Ok(with_read!(self, |pool| {
             let history = sqlx::query_as(HISTORY_SELECT)
-                .bind(row.id)
+                .bind(id)
                 .fetch_all(pool)
                 .await?;
             // The first restart: only a final conversation restarts, and
             // only once, but nothing in the schema forbids a second.
             let restarted_as = sqlx::query_scalar(RESTARTED_AS)
-                .bind(row.id)
+                .bind(id)
                 .fetch_one(pool)
                 .await?;
             (history, restarted_as)
-        });
-        Ok(Some(ConversationDetail {
-            row,
-            history,
-            restarted_as,
         }))
     }
 }

@@ -277,20 +277,32 @@ pub fn entries(
     entries
 }
 
-/// The page of conversation `folio` (id `conversation_id`) the query asks
-/// for, with its history and links to the pages around it.
-pub async fn page(
+/// The page of conversation `conversation_id`'s transcript the query asks
+/// for, read, and the notice of a position that could not be read (the
+/// latest page is read instead). It needs no history: the conversation
+/// page reads both at once (see [`view`]).
+pub async fn read_page(
     state: &AppState,
-    (conversation_id, folio): (Uuid, i64),
-    history: &[HistoryRow],
-    customer: &str,
+    conversation_id: Uuid,
     query: &str,
-) -> Result<TranscriptView, AppError> {
+) -> Result<(TranscriptPage, Option<String>), AppError> {
     let (position, notice) = read_position(query);
     let page = state
         .store
         .transcript_page(conversation_id, position, PAGE_SIZE)
         .await?;
+    Ok((page, notice))
+}
+
+/// The transcript page `read` (see [`read_page`]) of conversation `folio`,
+/// with its history and links to the pages around it.
+pub fn view(
+    state: &AppState,
+    folio: i64,
+    (page, notice): (TranscriptPage, Option<String>),
+    history: &[HistoryRow],
+    customer: &str,
+) -> TranscriptView {
     let href = |name: &str, key: MessageKey| {
         format!(
             "/mensajes/{folio}?{name}={}#transcripcion",
@@ -303,14 +315,14 @@ pub async fn page(
         .is_some()
         .then(|| format!("/mensajes/{folio}#transcripcion"));
     let messages = page.messages.len();
-    Ok(TranscriptView {
+    TranscriptView {
         entries: entries(page, history, customer, state, Utc::now()),
         messages,
         older_href,
         newer_href,
         latest_href,
         notice,
-    })
+    }
 }
 
 /// The last [`RECENT`] messages of a conversation, oldest first, and
