@@ -822,6 +822,7 @@ pub async fn list(
     let (filter, mut notices) = resolve_filter(&state, scope, &raw).await?;
     let cursor = read_cursor(&raw, &mut notices);
     let view = view(&state, scope, &filter, cursor).await?;
+    let gzip = accepts_gzip(&req);
     let results = results_of(
         &state.results_sent,
         &raw,
@@ -829,10 +830,10 @@ pub async fn list(
         notices,
         &filter,
         state.timezone,
-        !accepts_gzip(&req),
+        !gzip,
     )?;
     if is_fragment_request(&req) {
-        return Ok(spliced_html(&req, "", &results, ""));
+        return Ok(spliced_html(gzip, "", &results, ""));
     }
     let FilterChoices {
         campaigns, agents, ..
@@ -875,7 +876,7 @@ pub async fn list(
         let (before, after) = html
             .split_once(RESULTS_SLOT)
             .ok_or_else(|| AppError::unexpected("the Mensajes page has no results slot"))?;
-        Ok(spliced_html(&req, before, &results, after))
+        Ok(spliced_html(gzip, before, &results, after))
     })?
 }
 

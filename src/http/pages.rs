@@ -199,9 +199,11 @@ pub struct SplicedResults {
 /// the client accepts it (the fragment's compressed bytes reused as they
 /// are, see `crate::compression`), plain otherwise (the HTML rendered for
 /// this request, or inflated from the kept bytes). It carries
-/// `Content-Encoding`, so actix-web's `Compress` leaves it alone.
+/// `Content-Encoding`, so actix-web's `Compress` leaves it alone. `gzip`
+/// is [`accepts_gzip`] of the request, negotiated once by the caller, which
+/// also needed it to render.
 pub fn spliced_html(
-    req: &HttpRequest,
+    gzip: bool,
     prefix: &str,
     results: &SplicedResults,
     suffix: &str,
@@ -212,7 +214,7 @@ pub fn spliced_html(
         .content_type("text/html; charset=utf-8")
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .insert_header((header::VARY, "Accept-Encoding"));
-    if !accepts_gzip(req) {
+    if !gzip {
         let inflated;
         let html = match &results.html {
             Some(html) => html,
