@@ -1985,6 +1985,18 @@ impl<'a> View<'a> {
         }
     }
 
+    /// The PostgreSQL connections the view's statement runs on: those
+    /// planned for walks (see `PgStore::walks`), but for a name search
+    /// whose customers are found through the trigram index, which only a
+    /// bitmap scan reads (a broad one is walked, see [`Self::walked`]).
+    fn pool<'p>(&self, pg: &'p super::PgStore) -> &'p sqlx::PgPool {
+        if !matches!(self.filter.search, Some(Search::Text(_))) {
+            &pg.walks
+        } else {
+            &pg.pool
+        }
+    }
+
     fn push_list_query<DB: Backend>(&self, qb: &mut QueryBuilder<DB>) {
         push_list_query(
             qb,
@@ -2062,7 +2074,9 @@ impl super::Store {
                     .collect())
             }
             super::Store::Postgres(pg) => {
-                let mut conn = pg.pool.acquire().await?;
+                let view = View::new(&POSTGRES_HEADS, scope, filter, broad, cursor, arms);
+                // Planned on the connections the view is served from.
+                let mut conn = view.pool(pg).acquire().await?;
                 // A test data set is small enough that scanning or sorting
                 // everything is the planner's cheapest choice; with both
                 // disabled it shows the plan a large table gets, and a scan
@@ -2071,7 +2085,6 @@ impl super::Store {
                     sqlx::query(setting).execute(&mut *conn).await?;
                 }
                 let mut qb = sqlx::QueryBuilder::new("explain ");
-                let view = View::new(&POSTGRES_HEADS, scope, filter, broad, cursor, arms);
                 view.push_part(&mut qb, part);
                 let lines: Result<Vec<String>, _> =
                     qb.build_query_scalar().fetch_all(&mut *conn).await;
@@ -2272,7 +2285,7 @@ impl super::Store {
                     let mut qb = sqlx::QueryBuilder::new("");
                     let view = View::new(&POSTGRES_HEADS, scope, filter, broad, cursor, arms);
                     view.push(&mut qb, no_rows, with_counts);
-                    qb.build_query_as().fetch_one(&pg.pool).await?
+                    qb.build_query_as().fetch_one(view.pool(pg)).await?
                 }
             };
         let counts = match counts_json {

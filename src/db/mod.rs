@@ -195,6 +195,12 @@ impl PgStore {
     }
 }
 
+/// The most connections of [`PgStore::walks`], the Mensajes views'.
+const WALK_CONNECTIONS: u32 = 16;
+
+/// The most connections of [`PgStore::pool`], every other statement's.
+const GENERAL_CONNECTIONS: u32 = 8;
+
 impl SqlitePools {
     /// Writes queued for the group commit since start (customer messages
     /// and transitions): what tests holding the writer wait for, instead of
@@ -208,6 +214,26 @@ impl SqlitePools {
 #[derive(Clone, Debug)]
 pub struct PgStore {
     pub pool: PgPool,
+    /// Connections planning without bitmap scans and with a sort the last
+    /// resort, for the statements of Mensajes views (see
+    /// `conversations::View::pool`), which are built to walk their order's
+    /// index and stop at the page, as SQLite is told to.
+    ///
+    /// PostgreSQL multiplies the selectivities of a view's filters as if
+    /// they were independent (a start date and the activity bound it
+    /// implies, a status tab and "Agente desconectado"'s statuses, the
+    /// name, the stuck cutoffs), so it expected one matching row where a
+    /// status held 500, and read every row of the range by bitmap to sort
+    /// them: 20,000 rows and a customer look-up for each of 9,500, 70 to
+    /// 140 ms for a Super Administrador's "Abiertas · Agente desconectado ·
+    /// desde-hasta" searched by a common name at 1,000,000 conversations.
+    /// Without bitmaps, and with a sort costed as a last resort, the plan
+    /// left walks each range in order and merges them, stopping at the
+    /// page: 1,850 rows, 12 ms. Views over 20 ms: 126 of 17,280 to 32
+    /// (BENCHMARKS.md). Not for the rest of Relevo's statements, nor for a
+    /// view whose name search finds its customers through the trigram
+    /// index, which only a bitmap scan reads.
+    walks: PgPool,
     pub feed: Feed,
     /// Wakes the other instances after a change is committed.
     pub announcer: crate::live::Announcer,
@@ -464,13 +490,27 @@ impl Store {
         // optimised) to run in 2 ms.
         let options = PgConnectOptions::from_str(url)?
             .options([("max_parallel_workers_per_gather", "0"), ("jit", "off")]);
+        // One pool of 16 served every statement until the Mensajes views
+        // got their own (see `PgStore::walks`), four in five of a
+        // console's reads. With 16 here as well, PostgreSQL ran up to 32
+        // statements at once on the benchmark's two cores and the lists'
+        // median rose from about 180 ms to 266; with 8, 210, and the live
+        // tables' refreshes fell from 195 to 160 (BENCHMARKS.md).
         let pool = PgPoolOptions::new()
-            .max_connections(16)
+            .max_connections(GENERAL_CONNECTIONS)
             // While the server is down, fail a request within a few
             // seconds (503) rather than holding the browser.
             .acquire_timeout(Duration::from_secs(3))
-            .connect_with(options)
+            .connect_with(options.clone())
             .await?;
+        // Opened when first needed: a server without Mensajes views (the
+        // API's alone) never does.
+        let walks = PgPoolOptions::new()
+            .max_connections(WALK_CONNECTIONS)
+            .acquire_timeout(Duration::from_secs(3))
+            .connect_lazy_with(
+                options.options([("enable_bitmapscan", "off"), ("enable_sort", "off")]),
+            );
         let writer = delivery::PgWriter {
             pool,
             feed: Feed::new(),
@@ -479,6 +519,7 @@ impl Store {
         Ok(Store::Postgres(PgStore {
             deliveries: pg_deliveries::PgDeliveries::start(writer.clone()),
             pool: writer.pool,
+            walks,
             feed: writer.feed,
             announcer: writer.announcer,
         }))
@@ -674,7 +715,10 @@ impl Store {
                 pools.read.close().await;
                 pools.write.close().await;
             }
-            Store::Postgres(pg) => pg.pool.close().await,
+            Store::Postgres(pg) => {
+                pg.pool.close().await;
+                pg.walks.close().await;
+            }
         }
     }
 }
