@@ -214,8 +214,9 @@ impl SqlitePools {
 #[derive(Clone, Debug)]
 pub struct PgStore {
     pub pool: PgPool,
-    /// Connections planning without bitmap scans and with a sort the last
-    /// resort, for the statements of Mensajes views (see
+    /// Connections planning without bitmap scans, and with a sort or a
+    /// sequential scan the last resort, for the statements of Mensajes
+    /// views (see
     /// `conversations::View::pool`), which are built to walk their order's
     /// index and stop at the page, as SQLite is told to.
     ///
@@ -229,7 +230,10 @@ pub struct PgStore {
     /// desde-hasta" searched by a common name at 1,000,000 conversations.
     /// Without bitmaps, and with a sort costed as a last resort, the plan
     /// left walks each range in order and merges them, stopping at the
-    /// page: 1,850 rows, 12 ms. Views over 20 ms: 126 of 17,280 to 32
+    /// page: 1,850 rows, 12 ms. A sequential scan is a last resort there
+    /// too (as `tests/query_plans.rs` plans every view): with bitmaps off,
+    /// a Rezagadas count capped at 1,001 read the table from its start
+    /// instead (908,000 rows, 76 ms). Views over 20 ms: 126 of 17,280 to 10
     /// (BENCHMARKS.md). Not for the rest of Relevo's statements, nor for a
     /// view whose name search finds its customers through the trigram
     /// index, which only a bitmap scan reads.
@@ -508,9 +512,11 @@ impl Store {
         let walks = PgPoolOptions::new()
             .max_connections(WALK_CONNECTIONS)
             .acquire_timeout(Duration::from_secs(3))
-            .connect_lazy_with(
-                options.options([("enable_bitmapscan", "off"), ("enable_sort", "off")]),
-            );
+            .connect_lazy_with(options.options([
+                ("enable_bitmapscan", "off"),
+                ("enable_sort", "off"),
+                ("enable_seqscan", "off"),
+            ]));
         let writer = delivery::PgWriter {
             pool,
             feed: Feed::new(),
@@ -670,7 +676,10 @@ impl Store {
                 ("sqlite_read", pools.read.size(), pools.read.num_idle()),
                 ("sqlite_write", pools.write.size(), pools.write.num_idle()),
             ],
-            Store::Postgres(pg) => vec![("postgres", pg.pool.size(), pg.pool.num_idle())],
+            Store::Postgres(pg) => vec![
+                ("postgres", pg.pool.size(), pg.pool.num_idle()),
+                ("postgres_views", pg.walks.size(), pg.walks.num_idle()),
+            ],
         }
     }
 
