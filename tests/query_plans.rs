@@ -384,8 +384,9 @@ async fn a_postgres_page_is_cut_before_its_joins() {
 }
 
 /// A PostgreSQL view is planned on the connections kept for walks
-/// (`PgStore::walks`: no bitmap scans, a sort the last resort), page and
-/// counts alike, as SQLite is told which index to walk. With bitmaps,
+/// (`PgStore::walks`: no bitmap scans, a sort or a sequential scan the
+/// last resort), page and counts alike, as SQLite is told which index to
+/// walk. With bitmaps,
 /// PostgreSQL multiplied the selectivities of filters that go together (a
 /// start date and the activity bound it implies, a status tab and "Agente
 /// desconectado"'s statuses) and read a whole date range by bitmap to sort

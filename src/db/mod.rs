@@ -216,9 +216,8 @@ pub struct PgStore {
     pub pool: PgPool,
     /// Connections planning without bitmap scans, and with a sort or a
     /// sequential scan the last resort, for the statements of Mensajes
-    /// views (see
-    /// `conversations::View::pool`), which are built to walk their order's
-    /// index and stop at the page, as SQLite is told to.
+    /// views (see `conversations::View::pool`), which are built to walk
+    /// their order's index and stop at the page, as SQLite is told to.
     ///
     /// PostgreSQL multiplies the selectivities of a view's filters as if
     /// they were independent (a start date and the activity bound it
