@@ -3,7 +3,8 @@
 //! through "Menú" (mouse and keyboard) and no page is wider than the window
 //! except inside its own scroll containers; the Mensajes table keeps its
 //! Acciones button in view while it scrolls sideways, and the modal fits the
-//! screen with its buttons reachable. At 1280 × 800 the per-category chart
+//! screen with its buttons reachable. At 1280 × 800 no page is wider than
+//! the window either, and the per-category chart
 //! shows its labels whole across the card, and every chart is an image named
 //! with a summary sentence.
 
@@ -20,6 +21,7 @@ on_both_backends!(
     at_phone_width_every_menu_item_is_reached_through_the_menu_button,
     at_phone_width_no_page_is_wider_than_the_window,
     at_phone_width_the_row_action_button_stays_in_view_and_the_modal_fits,
+    at_desktop_width_no_page_is_wider_than_the_window,
     at_desktop_width_the_category_chart_shows_whole_labels_and_says_what_it_shows,
 );
 
@@ -184,24 +186,28 @@ async fn at_phone_width_every_menu_item_is_reached_through_the_menu_button(backe
     browser.quit().await;
 }
 
-async fn at_phone_width_no_page_is_wider_than_the_window(backend: Backend) {
-    let Some(app) = spawn_app(backend).await else {
-        return;
-    };
-    let browser = signed_in_at(&app, PHONE, SUPER_EMAIL, SUPER_PASSWORD).await;
-    let campaign = app.campaign_id("Ventas Hogar").await;
-    let folio = app
-        .folios_where(
-            "select c.folio from conversations c join campaigns p on p.id = c.campaign_id \
+/// The first conversation of "Ventas Hogar" with an agent.
+async fn an_agents_conversation(app: &TestApp) -> i64 {
+    app.folios_where(
+        "select c.folio from conversations c join campaigns p on p.id = c.campaign_id \
              where p.name = $1 and c.status in ('assigned', 'in_progress') order by c.folio",
-            "Ventas Hogar",
-        )
-        .await[0];
+        "Ventas Hogar",
+    )
+    .await[0]
+}
+
+/// Every page an administrator reaches, the Mensajes tabs and a
+/// conversation's pages included (paths on `app`).
+async fn every_page(app: &TestApp, browser: &Browser) -> Vec<String> {
+    let campaign = app.campaign_id("Ventas Hogar").await;
+    let folio = an_agents_conversation(app).await;
     browser.goto(&format!("{}/usuarios", app.address)).await;
     let user = browser.find("a.admin-link[href^='/usuarios/']").await;
     let user = browser.attribute(&user, "href").await.unwrap();
-    let pages = [
+    vec![
         "/mensajes".to_owned(),
+        "/mensajes?estatus=todas".to_owned(),
+        "/mensajes?estatus=rezagadas".to_owned(),
         format!("/mensajes/{folio}"),
         format!("/mensajes/{folio}/acciones"),
         format!("/mensajes/lote?folio={folio}"),
@@ -219,8 +225,12 @@ async fn at_phone_width_no_page_is_wider_than_the_window(backend: Backend) {
         "/categorias".to_owned(),
         "/auditoria".to_owned(),
         "/cuenta".to_owned(),
-    ];
-    for page in &pages {
+    ]
+}
+
+/// Opens each of `pages` and checks that it does not scroll sideways.
+async fn assert_no_page_scrolls_sideways(app: &TestApp, browser: &Browser, pages: &[String]) {
+    for page in pages {
         browser.goto(&format!("{}{page}", app.address)).await;
         browser
             .wait_until(
@@ -228,8 +238,43 @@ async fn at_phone_width_no_page_is_wider_than_the_window(backend: Backend) {
                 "return document.readyState === 'complete' && !!document.querySelector('main h1, main h2');",
             )
             .await;
-        assert_no_sideways_scroll(&browser, page).await;
+        assert_no_sideways_scroll(browser, page).await;
     }
+}
+
+async fn at_phone_width_no_page_is_wider_than_the_window(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let browser = signed_in_at(&app, PHONE, SUPER_EMAIL, SUPER_PASSWORD).await;
+    let pages = every_page(&app, &browser).await;
+    assert_no_page_scrolls_sideways(&app, &browser, &pages).await;
+    browser.quit().await;
+}
+
+/// At a laptop's 1280 pixels the Mensajes table fits its column with little
+/// to spare, so its widest cells matter: a closed row whose last activity
+/// has just happened shows it as a relative time ("hace un momento" once
+/// widened the table past the window), an open one as "Sin actividad: …".
+async fn at_desktop_width_no_page_is_wider_than_the_window(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    // Ahead of Relevo's clock, as a platform's clock may be: the row reads
+    // "just now" however long the test takes to look at it, at the top of
+    // "Todas" and "Canceladas" by recent activity.
+    let closed = app
+        .folios_where(
+            "select folio from conversations where status = $1 order by folio",
+            "cancelled",
+        )
+        .await[0];
+    let ahead = relevo::db::Ts::new(chrono::Utc::now() + chrono::Duration::hours(1));
+    app.set_activity(closed, ahead).await;
+    let browser = signed_in_at(&app, DESKTOP, SUPER_EMAIL, SUPER_PASSWORD).await;
+    let mut pages = every_page(&app, &browser).await;
+    pages.push("/mensajes?estatus=cancelled".to_owned());
+    assert_no_page_scrolls_sideways(&app, &browser, &pages).await;
     browser.quit().await;
 }
 

@@ -255,11 +255,14 @@ pub fn machine_datetime(at: Ts) -> String {
     at.0.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
-/// "hace 12 s", "hace 3 min", "hace 2 h", "hace 4 d".
+/// "ahora", "hace 12 s", "hace 3 min", "hace 2 h", "hace 4 d". The column
+/// these fill does not wrap and is sized by its widest row, so no wording is
+/// longer than "hace 59 min": a longer one ("hace un momento") widened the
+/// Mensajes table past a 1280-pixel window whenever a row had just changed.
 pub fn relative(at: Ts, now: DateTime<Utc>) -> String {
     let seconds = (now - at.0).num_seconds().max(0);
     match seconds {
-        0..=4 => "hace un momento".to_owned(),
+        0..=4 => "ahora".to_owned(),
         5..=59 => format!("hace {seconds} s"),
         60..=3599 => format!("hace {} min", seconds / 60),
         3600..=86_399 => format!("hace {} h", seconds / 3600),
@@ -559,6 +562,9 @@ mod tests {
     #[test]
     fn relative_times_read_like_people_say_them() {
         let now = Utc::now();
+        assert_eq!(relative(Ts::new(now - Duration::seconds(2)), now), "ahora");
+        // A clock a little ahead of Relevo's (the platform's) is still "ahora".
+        assert_eq!(relative(Ts::new(now + Duration::seconds(30)), now), "ahora");
         assert_eq!(
             relative(Ts::new(now - Duration::seconds(12)), now),
             "hace 12 s"

@@ -422,7 +422,7 @@
   "use strict";
   function relative(iso, now) {
     var seconds = Math.max(0, Math.floor((now - Date.parse(iso)) / 1000));
-    if (seconds < 5) return "hace un momento";
+    if (seconds < 5) return "ahora";
     if (seconds < 60) return "hace " + seconds + " s";
     if (seconds < 3600) return "hace " + Math.floor(seconds / 60) + " min";
     if (seconds < 86400) return "hace " + Math.floor(seconds / 3600) + " h";
