@@ -41,7 +41,7 @@ pub mod keys {
 /// A reference to an element of the current page.
 pub type Element = fantoccini::elements::Element;
 
-/// A browser session; the driver process is killed on drop.
+/// A browser session; the driver and its Chromium are killed on drop.
 pub struct Browser {
     client: Client,
     driver: Child,
@@ -74,6 +74,9 @@ impl Browser {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .kill_on_drop(true)
+            // Its own process group, which the Chromium it starts joins:
+            // see `Drop`.
+            .process_group(0)
             .spawn()
             .expect("start chromedriver");
         let profile = tempfile::tempdir().expect("profile dir");
@@ -296,7 +299,25 @@ impl Browser {
 
     /// Ends the browser session.
     pub async fn quit(mut self) {
-        let _ = self.client.close().await;
+        // `close` takes the client; a clone shares its session.
+        let _ = self.client.clone().close().await;
         let _ = self.driver.kill().await;
+    }
+}
+
+impl Drop for Browser {
+    /// A test that fails never reaches [`Browser::quit`], and killing the
+    /// driver alone left its Chromium running: two renderers at a fifth of
+    /// a core each, for as long as the machine ran, after one failed
+    /// browser test on each backend. The driver's whole process group goes.
+    fn drop(&mut self) {
+        // `None` once `quit` has ended the session and reaped the driver.
+        if let Some(pid) = self.driver.id().and_then(|pid| i32::try_from(pid).ok()) {
+            // SAFETY: `killpg` only sends a signal; the group is the one
+            // the driver was started as the leader of.
+            unsafe {
+                libc::killpg(pid, libc::SIGKILL);
+            }
+        }
     }
 }
