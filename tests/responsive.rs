@@ -252,10 +252,11 @@ async fn at_phone_width_no_page_is_wider_than_the_window(backend: Backend) {
     browser.quit().await;
 }
 
-/// At a laptop's 1280 pixels the Mensajes table fits its column with little
-/// to spare, so its widest cells matter: a closed row whose last activity
-/// has just happened shows it as a relative time ("hace un momento" once
-/// widened the table past the window), an open one as "Sin actividad: …".
+/// At a laptop's 1280 pixels the Mensajes table fills its column, and a
+/// cell that cannot wrap pushes the page sideways once the columns' least
+/// widths exceed it: a closed row whose last activity has just happened
+/// shows it as a relative time ("hace un momento" once did so by 16
+/// pixels), an open one as "Sin actividad: …".
 async fn at_desktop_width_no_page_is_wider_than_the_window(backend: Backend) {
     let Some(app) = spawn_app(backend).await else {
         return;
