@@ -16,7 +16,9 @@ use uuid::Uuid;
 
 use super::choices::{Choice, SubcategoryList, agent_label};
 use super::conversations::{NOT_FOUND, RowFragment, RowView, parse_folio};
-use super::pages::{PageContext, is_fragment_request, relative, render, render_with_status};
+use super::pages::{
+    PageContext, is_fragment_request, relative_in_sentence, render, render_with_status,
+};
 use super::transcript::{self, MessageView};
 use crate::app::state::AppState;
 use crate::db::{
@@ -434,7 +436,7 @@ pub fn describe_change(latest: &HistoryRow, now: chrono::DateTime<Utc>) -> Strin
         EventKind::FirstReply => "respondió al cliente".to_owned(),
         EventKind::Created => "la inició".to_owned(),
     };
-    format!("{who} {what} {}", relative(latest.at, now))
+    format!("{who} {what} {}", relative_in_sentence(latest.at, now))
 }
 
 fn conflict_notice(row: &ConversationRow, latest: Option<&HistoryRow>) -> String {

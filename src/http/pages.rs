@@ -255,14 +255,26 @@ pub fn machine_datetime(at: Ts) -> String {
     at.0.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
-/// "ahora", "hace 12 s", "hace 3 min", "hace 2 h", "hace 4 d". The column
-/// these fill does not wrap and is sized by its widest row, so no wording is
-/// longer than "hace 59 min": a longer one ("hace un momento") widened the
-/// Mensajes table past a 1280-pixel window whenever a row had just changed.
+/// How long ago `at` was, as a label: "ahora", "hace 12 s", "hace 3 min",
+/// "hace 2 h", "hace 4 d". Mensajes' "Última actividad" column does not wrap
+/// and is sized by its widest row, so no wording is longer than "hace 59
+/// min": "hace un momento" widened the table past a 1280-pixel window
+/// whenever a row had just closed. The page's script words it the same way
+/// (`relative` in app.js).
 pub fn relative(at: Ts, now: DateTime<Utc>) -> String {
+    ago(at, now, "ahora")
+}
+
+/// [`relative`] within a sentence: "Ana López la canceló hace un momento",
+/// where "… la canceló ahora" would read as happening now.
+pub fn relative_in_sentence(at: Ts, now: DateTime<Utc>) -> String {
+    ago(at, now, "hace un momento")
+}
+
+fn ago(at: Ts, now: DateTime<Utc>, just_now: &str) -> String {
     let seconds = (now - at.0).num_seconds().max(0);
     match seconds {
-        0..=4 => "ahora".to_owned(),
+        0..=4 => just_now.to_owned(),
         5..=59 => format!("hace {seconds} s"),
         60..=3599 => format!("hace {} min", seconds / 60),
         3600..=86_399 => format!("hace {} h", seconds / 3600),
@@ -565,6 +577,14 @@ mod tests {
         assert_eq!(relative(Ts::new(now - Duration::seconds(2)), now), "ahora");
         // A clock a little ahead of Relevo's (the platform's) is still "ahora".
         assert_eq!(relative(Ts::new(now + Duration::seconds(30)), now), "ahora");
+        assert_eq!(
+            relative_in_sentence(Ts::new(now - Duration::seconds(2)), now),
+            "hace un momento"
+        );
+        assert_eq!(
+            relative_in_sentence(Ts::new(now - Duration::minutes(3)), now),
+            "hace 3 min"
+        );
         assert_eq!(
             relative(Ts::new(now - Duration::seconds(12)), now),
             "hace 12 s"
