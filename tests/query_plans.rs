@@ -249,6 +249,31 @@ fn customer_checked_after_joins(backend: Backend, plan: &[String]) -> bool {
         })
 }
 
+/// Whether a PostgreSQL page merged from ranges joins the customer in one
+/// of its arms (a scan of `contacts` under a join, within the `Merge
+/// Append`) rather than checking it with a sub-query on each row walked:
+/// PostgreSQL plans such a join in every arm, with its join orders and
+/// range probes, and twenty agents' arms searched by a common name planned
+/// in 8.9 ms against 6.3 with the sub-query (1,000,000 conversations).
+fn customer_joined_in_an_arm(plan: &[String]) -> bool {
+    let indent = |line: &str| line.len() - line.trim_start().len();
+    let Some(merge) = plan.iter().position(|l| l.contains("Merge Append")) else {
+        return false;
+    };
+    let arms = plan[merge + 1..]
+        .iter()
+        .take_while(|l| indent(l) > indent(&plan[merge]));
+    let arms: Vec<&String> = arms.collect();
+    arms.iter().enumerate().any(|(i, line)| {
+        let parent = arms[..i]
+            .iter()
+            .rev()
+            .find(|l| indent(l) < indent(line))
+            .map(|l| l.trim());
+        line.contains(" on contacts ") && !parent.is_some_and(|p| p.starts_with("SubPlan"))
+    })
+}
+
 on_both_backends!(a_broad_name_search_walks_an_index);
 
 /// A name search matching more than `BROAD_SEARCH_CONTACTS` customers is
@@ -630,7 +655,14 @@ async fn the_stuck_work_of_disconnected_agents_is_merged_from_their_own_ranges(b
             .iter()
             .any(|index| l.contains(index)),
         };
-        if plan.iter().any(on_agents_range) {
+        let searched = matches!(view.filter.search, Some(relevo::db::Search::Text(_)));
+        if backend == Backend::Postgres && searched && customer_joined_in_an_arm(&plan) {
+            failures.push(format!(
+                "{} joins the customer in an arm:\n  {}",
+                view.name,
+                plan.join("\n  ")
+            ));
+        } else if plan.iter().any(on_agents_range) {
             merged += 1;
         } else {
             failures.push(format!("{}:\n  {}", view.name, plan.join("\n  ")));

@@ -871,29 +871,29 @@ fn push_contacts_matching_of<DB: Backend>(qb: &mut QueryBuilder<DB>, text: &str)
 /// primary key per row walked. The inner `k` is the customer of the row
 /// checked, whatever the outer statement calls `k`.
 ///
-/// Where the walk is joined to the row's other tables (`joined`: an
-/// unmerged page), the check is a scalar sub-query, which the database
-/// evaluates on each row as it is walked. SQLite (3.51) turns an `exists`
-/// into a join placed after every other join of the row, and with
-/// statistics gives it a Bloom filter built first by reading every contact
-/// through the `like`: 23 of the 25 ms of a Super Administrador's
-/// "Canceladas" searched by a common name at 1,000,000 conversations. An
-/// arm of a merged page reads the page key alone, with nothing to join
-/// before the check: there `exists` stays, a join SQLite runs for about
-/// half the cost of a sub-query's call per row (a Super Administrador's
-/// Rezagadas by a common name took 16 ms with `exists` in its 50 arms and
-/// 30 ms with the sub-query).
-fn push_walked_search<DB: Backend>(qb: &mut QueryBuilder<DB>, search: &Search, joined: bool) {
+/// Where the walk is joined to the row's other tables (an unmerged page),
+/// the check is a scalar sub-query, which the database evaluates on each
+/// row as it is walked. SQLite (3.51) turns an `exists` into a join placed
+/// after every other join of the row, and with statistics gives it a Bloom
+/// filter built first by reading every contact through the `like`: 23 of
+/// the 25 ms of a Super Administrador's "Canceladas" searched by a common
+/// name at 1,000,000 conversations. An arm of a merged page reads the page
+/// key alone, with nothing to join before the check: there SQLite runs an
+/// `exists` for about half the cost of a sub-query's call per row (a Super
+/// Administrador's Rezagadas by a common name took 16 ms with `exists` in
+/// its 50 arms and 30 ms with the sub-query), and PostgreSQL plans it as a
+/// join in every arm (see [`Backend::ARM_SEARCH_BY_EXISTS`]).
+fn push_walked_search<DB: Backend>(qb: &mut QueryBuilder<DB>, search: &Search, by_exists: bool) {
     match search {
-        Search::Text(text) if joined => {
-            qb.push(" and (select ");
-            DB::push_contact_condition(qb, text);
-            qb.push(" from contacts k where k.id = c.contact_id)");
-        }
-        Search::Text(text) => {
+        Search::Text(text) if by_exists => {
             qb.push(" and exists (select 1 from contacts k where k.id = c.contact_id and ");
             DB::push_contact_condition(qb, text);
             qb.push(")");
+        }
+        Search::Text(text) => {
+            qb.push(" and (select ");
+            DB::push_contact_condition(qb, text);
+            qb.push(" from contacts k where k.id = c.contact_id)");
         }
         // A folio or a phone's beginning is never walked (see `Store::broad_search`).
         Search::Number(_) => push_search_condition(qb, search),
@@ -1092,7 +1092,7 @@ fn push_found_source<DB: Backend>(
     qb.push(" where 1 = 1");
     push_page_conditions(qb, scope, filter);
     if let Some(search) = walked {
-        push_walked_search(qb, search, true);
+        push_walked_search(qb, search, false);
     }
     if cut {
         push_cut_page_joins(qb, cursor, filter.order);
@@ -1497,7 +1497,7 @@ impl Arm<'_> {
         }
         push_page_conditions(qb, self.scope, &arm);
         if let Some(search) = walked {
-            push_walked_search(qb, search, false);
+            push_walked_search(qb, search, DB::ARM_SEARCH_BY_EXISTS);
         }
     }
 }
