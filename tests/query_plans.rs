@@ -671,7 +671,7 @@ async fn the_stuck_work_of_disconnected_agents_is_merged_from_their_own_ranges(b
     assert!(merged >= 3, "{merged} of {} pages read", views.len());
     assert!(
         failures.is_empty(),
-        "{} of {} pages are not merged from the agents' ranges:\n{}",
+        "{} of {} pages are not merged from the agents' ranges, or join the customer in an arm:\n{}",
         failures.len(),
         views.len(),
         failures.join("\n")
