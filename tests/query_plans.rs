@@ -1063,6 +1063,20 @@ fn activity_read_from_its_oldest(backend: Backend, plan: &[String]) -> bool {
     })
 }
 
+/// Whether a PostgreSQL count checks the stuck rows' activity on rows read
+/// from another index (the start dates'), rather than reading the
+/// campaigns' activity ranges: expecting open rows spread evenly over the
+/// start dates, PostgreSQL passed 70,000 closed rows for 1,001 stuck (14.5
+/// ms of an Administrador of ten campaigns' "Rezagadas desde-hasta" at
+/// 1,000,000 conversations, 3.5 on the ranges).
+fn stuck_checked_along_the_starts(plan: &[String]) -> bool {
+    plan.windows(2).any(|pair| {
+        pair[0].contains("Index Cond: ((started_at >=")
+            && pair[1].contains("Filter:")
+            && pair[1].contains("(last_activity_at <")
+    })
+}
+
 /// A view's Rezagadas count under a start date reads each campaign's stuck
 /// rows active since that date (activity never precedes the start), not
 /// every stuck row from the oldest: a Super Administrador's "Rezagadas
@@ -1103,13 +1117,13 @@ async fn a_dated_stuck_count_reads_activity_only_since_the_start(backend: Backen
     })
     .await;
     let (checked, failures) = plans_failing(&app, &views, Part::Counts, |plan| {
-        activity_read_from_its_oldest(backend, plan)
+        activity_read_from_its_oldest(backend, plan) || stuck_checked_along_the_starts(plan)
     })
     .await;
     assert!(checked >= 9, "only {checked} counts explained");
     assert!(
         failures.is_empty(),
-        "{} of {checked} dated counts read stuck rows from the oldest:\n{}",
+        "{} of {checked} dated counts read stuck rows from the oldest, or along the start dates:\n{}",
         failures.len(),
         failures.join("\n")
     );

@@ -88,6 +88,13 @@ pub(crate) trait Backend: Database {
     /// PostgreSQL weighs both plans by the rows it expects: nothing.
     const NOT_AN_INDEX: &'static str;
 
+    /// Written before and after a timestamp column so that a condition on
+    /// it cannot choose an index: SQLite's unary `+` ([`NOT_AN_INDEX`](Self::NOT_AN_INDEX));
+    /// on PostgreSQL, a zero interval added, an expression no index holds
+    /// (and whose range it estimates by default, not by the column's
+    /// statistics).
+    const TIME_NOT_AN_INDEX: (&'static str, &'static str);
+
     /// Written after a table's alias, before an index's name, to read the
     /// table through that index alone (SQLite's `indexed by`), where the
     /// planner without statistics picks wrongly; PostgreSQL weighs the
@@ -226,6 +233,7 @@ fn binary_prefix_end(prefix: &str) -> Option<String> {
 
 impl Backend for Sqlite {
     const NOT_AN_INDEX: &'static str = "+";
+    const TIME_NOT_AN_INDEX: (&'static str, &'static str) = ("+", "");
     const INDEXED_BY: Option<&'static str> = Some(" indexed by ");
     /// SQLite merges the ranges (`MERGE (UNION ALL)`) as co-routines that
     /// stop with the page; each range cut to its own page was run to its
@@ -295,6 +303,7 @@ impl Backend for Sqlite {
 
 impl Backend for Postgres {
     const NOT_AN_INDEX: &'static str = "";
+    const TIME_NOT_AN_INDEX: (&'static str, &'static str) = ("(", " + interval '0 s')");
     const INDEXED_BY: Option<&'static str> = None;
     const LAZY_MERGE: bool = false;
     const ARM_SEARCH_BY_EXISTS: bool = false;

@@ -517,7 +517,24 @@ fn push_filter_conditions<DB: Backend>(
     // agent's start dates (see `counts_agents_starts`).
     let agent_range = by_agent && (walk_the_order || !counts_agents_starts(filter));
     let campaign_off = if by_agent { DB::NOT_AN_INDEX } else { "" };
-    let date_off = if agent_range { DB::NOT_AN_INDEX } else { off };
+    // A Rezagadas count under a start date reads the campaigns' stuck
+    // ranges from that date (see `StuckRanges`), each row checked for its
+    // start. PostgreSQL, expecting the open rows spread evenly over the
+    // start dates, read the start index instead: 70,000 closed rows passed
+    // for 1,001 stuck (14.5 ms of an Administrador of ten campaigns'
+    // "Rezagadas desde-hasta" at 1,000,000 conversations; 3.5 on the
+    // ranges).
+    let stuck_since = !walk_the_order
+        && !by_agent
+        && filter.status == Some(StatusFilter::Stale)
+        && filter.started_from.is_some();
+    let date_off = if stuck_since {
+        DB::TIME_NOT_AN_INDEX
+    } else if agent_range {
+        (DB::NOT_AN_INDEX, "")
+    } else {
+        (off, "")
+    };
     push_scope_campaigns(qb, &format!("{campaign_off}c"), scope);
     if with_status {
         push_status_tab_condition(qb, filter, off, walk_the_order, agent_range);
@@ -629,12 +646,12 @@ fn push_at_work_condition<DB: Backend>(qb: &mut QueryBuilder<DB>, off: &str) {
 fn push_date_conditions<DB: Backend>(
     qb: &mut QueryBuilder<DB>,
     filter: &ListFilter,
-    off: &str,
+    (off, off_end): (&str, &str),
     walk_the_order: bool,
     by_agent: bool,
 ) {
     if let Some(from) = filter.started_from {
-        qb.push(format_args!(" and {off}c.started_at >= "));
+        qb.push(format_args!(" and {off}c.started_at{off_end} >= "));
         DB::push_bind(qb, from);
         // A conversation's activity and its status's start are never
         // earlier than its start (the module's "Activity never goes
@@ -656,7 +673,7 @@ fn push_date_conditions<DB: Backend>(
         }
     }
     if let Some(before) = filter.started_before {
-        qb.push(format_args!(" and {off}c.started_at < "));
+        qb.push(format_args!(" and {off}c.started_at{off_end} < "));
         DB::push_bind(qb, before);
     }
 }
