@@ -70,8 +70,15 @@ async fn open_modal(browser: &Browser, folio: i64) {
         .find(&format!("#conversacion-{folio} .action-button"))
         .await;
     browser.click(&button).await;
+    // Opened, filled, and done fading in: WebDriver reads no text from an
+    // element whose opacity is still 0, as a person sees none.
     browser
-        .wait_until("the modal to open", "return document.getElementById('modal').open && !!document.querySelector('#modal-content h2');")
+        .wait_until(
+            "the modal to open",
+            "const m = document.getElementById('modal'); \
+             return m.open && !!document.querySelector('#modal-content h2') \
+               && m.getAnimations().every(a => a.playState === 'finished');",
+        )
         .await;
 }
 
@@ -764,12 +771,8 @@ async fn a_refused_confirmation_is_summarised_and_the_summary_leads_to_the_field
         )
         .await;
     let summary = browser.find("#resumen-errores").await;
-    assert!(
-        browser
-            .text(&summary)
-            .await
-            .contains("Selecciona una categoría")
-    );
+    let said = browser.text(&summary).await;
+    assert!(said.contains("Selecciona una categoría"), "{said:?}");
     browser.send_keys(keys::TAB).await;
     browser
         .wait_until(
