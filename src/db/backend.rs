@@ -95,6 +95,16 @@ pub(crate) trait Backend: Database {
     /// statistics).
     const TIME_NOT_AN_INDEX: (&'static str, &'static str);
 
+    /// Written after a status literal read along one agent's range, so that
+    /// no index of one status alone can serve it (migration 0031's closed
+    /// statuses' activity orders): on a small table PostgreSQL walked every
+    /// agent's cancelled conversations for one agent's. PostgreSQL: `collate
+    /// "C"`, the same equality for the statuses' ASCII words in a collation
+    /// no index of the column is declared with, still estimated from the
+    /// column's statistics. SQLite reads the agent's index it is told
+    /// ([`INDEXED_BY`](Self::INDEXED_BY)): nothing.
+    const STATUS_NOT_AN_INDEX: &'static str;
+
     /// Written after a table's alias, before an index's name, to read the
     /// table through that index alone (SQLite's `indexed by`), where the
     /// planner without statistics picks wrongly; PostgreSQL weighs the
@@ -235,6 +245,7 @@ fn binary_prefix_end(prefix: &str) -> Option<String> {
 impl Backend for Sqlite {
     const NOT_AN_INDEX: &'static str = "+";
     const TIME_NOT_AN_INDEX: (&'static str, &'static str) = ("+", "");
+    const STATUS_NOT_AN_INDEX: &'static str = "";
     const INDEXED_BY: Option<&'static str> = Some(" indexed by ");
     /// SQLite merges the ranges (`MERGE (UNION ALL)`) as co-routines that
     /// stop with the page; each range cut to its own page was run to its
@@ -305,6 +316,7 @@ impl Backend for Sqlite {
 impl Backend for Postgres {
     const NOT_AN_INDEX: &'static str = "";
     const TIME_NOT_AN_INDEX: (&'static str, &'static str) = ("(", " + interval '0 s')");
+    const STATUS_NOT_AN_INDEX: &'static str = " collate \"C\"";
     const INDEXED_BY: Option<&'static str> = None;
     const LAZY_MERGE: bool = false;
     const ARM_SEARCH_BY_EXISTS: bool = false;

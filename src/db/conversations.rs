@@ -583,6 +583,8 @@ fn push_status_tab_condition<DB: Backend>(
         StatusFilter::Only(status) => {
             push_status_condition(qb, status);
             if agent_range {
+                // A condition on the agent's range, not a range of its own.
+                qb.push(DB::STATUS_NOT_AN_INDEX);
                 // Said twice, as the value it follows from: the agent's
                 // open or closed range of the page's order, not every
                 // conversation the agent ever had.
