@@ -9,6 +9,7 @@ use relevo::domain::{ChannelKind, Scope, Status};
 use uuid::Uuid;
 
 /// One Mensajes view: who looks, with which filters, from where.
+#[derive(Clone)]
 pub struct View {
     pub name: String,
     pub scope: Scope,
