@@ -99,8 +99,14 @@ impl WriteLane {
 /// How often the lane checkpoints the WAL.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
 
-/// WAL frames (pages) past which the writer restarts the WAL: 256 MiB.
-const WAL_RESTART_FRAMES: i64 = 65_536;
+/// WAL frames (pages) past which the writer restarts the WAL: 512 MiB.
+/// Each restart holds every writer while it copies, fsyncs and waits for
+/// readers (about 80 ms under load on the nineteenth session's machine):
+/// at 256 MiB a run of 2,000 cancels a second met one every few seconds,
+/// and SQLite's cancel p99 was 81–91 ms over HTTP and 88–94 ms for the
+/// statement alone; at 512 MiB 29–38 and 21 ms, and 1 GiB measured no
+/// better (32–39 ms) for twice the file (see BENCHMARKS.md).
+const WAL_RESTART_FRAMES: i64 = 131_072;
 
 impl WriteLane {
     /// Checkpoints the WAL every [`CHECKPOINT_EVERY`], for as long as the
