@@ -1386,7 +1386,7 @@ fn push_merged_source<DB: Backend>(
     // page key, which its (campaign, status, activity, folio) index covers:
     // the conversation rows themselves are read for the 51 kept. A
     // Rezagadas arm keeps its own campaign's cutoff only.
-    match lateral_key(arms, &statuses, filter).filter(|_| DB::LATERAL_MERGE && walked.is_none()) {
+    match lateral_key::<DB>(arms, &statuses, filter, walked) {
         Some((column, ids)) => {
             let arm = Arm {
                 key: ArmKey::EachOf(column),
@@ -1418,22 +1418,26 @@ fn push_merged_source<DB: Backend>(
     qb.push(" where 1 = 1");
 }
 
-/// The key column and keys of a merged page whose arms differ by their
-/// key alone, merged laterally where the backend does (see
-/// [`Backend::LATERAL_MERGE`]): campaigns' or channels' ranges, unsplit by
-/// status. A Rezagadas arm keeps its own campaign's cutoff, and a status
-/// split its status: those stay arms of their own. So does a page whose
-/// search is checked along the walk (the caller's part): each key's range
-/// is read to its own 51 matches, where a merge stops at the page's 51,
-/// and at a name one customer in nine has, an Administrador of ten
-/// campaigns read ten times the rows (8 ms merged, 24 laterally, at
-/// 1,000,000 conversations).
-fn lateral_key<'a>(
+/// The key column and keys of a page to merge laterally (see
+/// [`Backend::LATERAL_MERGE`]), when the backend does and the arms differ
+/// by their key alone: campaigns' or channels' ranges, unsplit by status.
+/// A Rezagadas arm keeps its own campaign's cutoff, and a status split its
+/// status: those stay arms of their own. So does a page whose search is
+/// checked along the walk (`walked`): each key's range is read to its own
+/// 51 matches, where a merge stops at the page's 51, and at a name one
+/// customer in nine has, an Administrador of ten campaigns read ten times
+/// the rows (8 ms merged, 24 laterally, at 1,000,000 conversations).
+fn lateral_key<'a, DB: Backend>(
     arms: &'a Arms,
     statuses: &[Option<Status>],
     filter: &ListFilter,
+    walked: Option<&Search>,
 ) -> Option<(&'static str, &'a [Uuid])> {
-    if filter.status == Some(StatusFilter::Stale) || statuses != [None] {
+    if !DB::LATERAL_MERGE
+        || walked.is_some()
+        || filter.status == Some(StatusFilter::Stale)
+        || statuses != [None]
+    {
         return None;
     }
     match arms {
