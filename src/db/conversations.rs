@@ -1427,17 +1427,21 @@ fn push_merged_source<DB: Backend>(
 /// The key column and keys of a page to merge laterally (see
 /// [`Backend::LATERAL_MERGE`]), when the backend does and the arms differ
 /// by their key alone: campaigns' or channels' ranges, unsplit by status,
-/// and disconnected agents' ranges. A campaign's Rezagadas arm keeps its
-/// own campaign's cutoff, and a status split its status: those stay arms
-/// of their own. An agent's arm checks every cutoff in view on the rows it
-/// walks: a Super Administrador's "Agente desconectado", twenty agents'
-/// arms, was planned arm by arm, and of its 864 unsearched views at
-/// 1,000,000 conversations (an AMD EPYC machine) 17 took over 20 ms and
-/// the slowest 35.9; laterally 3, and 25.9. So does a page whose search is
-/// checked along the walk (`walked`): each key's range is read to its own
-/// 51 matches, where a merge stops at the page's 51, and at a name one
-/// customer in nine has, an Administrador of ten campaigns read ten times
-/// the rows (8 ms merged, 24 laterally, at 1,000,000 conversations).
+/// and disconnected agents' ranges.
+///
+/// A campaign's Rezagadas arm keeps its own campaign's cutoff, and a status
+/// split its status: those stay arms of their own. So does a page whose
+/// search is checked along the walk (`walked`): each key's range is read
+/// to its own 51 matches, where a merge stops at the page's 51, and at a
+/// name one customer in nine has, an Administrador of ten campaigns read
+/// ten times the rows (8 ms merged, 24 laterally, at 1,000,000
+/// conversations).
+///
+/// An agent's arm checks every cutoff in view on the rows it walks, so its
+/// Rezagadas merges laterally too: a Super Administrador's "Agente
+/// desconectado", twenty agents' arms, was planned arm by arm, and of its
+/// 864 unsearched views at 1,000,000 conversations (an AMD EPYC machine)
+/// 17 took over 20 ms and the slowest 35.9; laterally 3, and 25.9.
 fn lateral_key<DB: Backend>(
     arms: &Arms,
     statuses: &[Option<Status>],
