@@ -40,7 +40,9 @@ use hdrhistogram::Histogram;
 use relevo::db::Store;
 use uuid::Uuid;
 
-use super::{category_of, histogram, login, ms, open_conversations, producer_client};
+use super::{
+    HTML, browser, category_of, histogram, login, ms, open_conversations, producer_client,
+};
 use crate::dataset::{self, CAMPAIGNS, id};
 use crate::texts;
 use crate::{Figures, Options, Server};
@@ -272,35 +274,6 @@ async fn add_people(store: &Store, people: &[Person]) -> anyhow::Result<()> {
     });
     Ok(())
 }
-
-/// The release server at its default log level (no `RUST_LOG`), its log
-/// written to `log`.
-async fn start_server(url: &str, log: &std::path::Path) -> anyhow::Result<Server> {
-    let file = std::fs::File::create(log).context("the server's log file")?;
-    let out = file.try_clone()?;
-    Server::start_with(url, move |command| {
-        command.env_remove("RUST_LOG").stdout(out).stderr(file);
-    })
-    .await
-}
-
-const USER_AGENT: &str = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
-
-/// A browser's headers on `request`; `htmx`: those of the console's script.
-fn browser(request: reqwest::RequestBuilder, accept: &str, htmx: bool) -> reqwest::RequestBuilder {
-    let request = request
-        .header("User-Agent", USER_AGENT)
-        .header("Accept", accept)
-        .header("Accept-Language", "es-MX,es;q=0.9,en;q=0.8")
-        .header("Accept-Encoding", "gzip, deflate, br, zstd");
-    if htmx {
-        request.header("HX-Request", "true")
-    } else {
-        request
-    }
-}
-
-const HTML: &str = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
 
 /// A response read to its last byte, as a browser does: whether it
 /// succeeded, its status, and its body as sent (with whether it is gzip).
@@ -797,7 +770,7 @@ pub async fn run(options: &Options, url: &str) -> anyhow::Result<Figures> {
     store.close().await;
 
     let log = crate::bench_dir().join("console-server.log");
-    let server = start_server(url, &log).await?;
+    let server = Server::start_logging(url, &log, &[]).await?;
     let address = server.address.clone();
 
     println!("  console: logging {} people in…", people.len());

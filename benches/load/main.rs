@@ -16,6 +16,9 @@
 //! `list` asks one administrator's default view again and again: one
 //! cached view, the best case. `list-uncached` asks the same with the view
 //! cache off (`RELEVO_VIEW_CACHE=0`), every request reading the database.
+//! Their clients, `list-changing`'s and `search`'s send a browser's headers
+//! (gzip accepted) to the server at its default log level, as `console`'s
+//! do; they report the bytes sent per response and the log's per request.
 //!
 //! `--scenario views` (not in the default set: up to 30 minutes a run)
 //! times every Mensajes view alone, the combinations whose plans
@@ -335,6 +338,25 @@ impl Server {
                 .env("RUST_LOG", "warn")
                 .envs(settings.iter().copied())
                 .stdout(std::process::Stdio::null());
+        })
+        .await
+    }
+
+    /// The server at its default log level (no `RUST_LOG`), as it is run,
+    /// its log written to `log`, with `settings` added to its environment.
+    pub async fn start_logging(
+        database_url: &str,
+        log: &std::path::Path,
+        settings: &[(&str, &str)],
+    ) -> anyhow::Result<Server> {
+        let file = std::fs::File::create(log).context("the server's log file")?;
+        let out = file.try_clone()?;
+        Server::start_with(database_url, move |command| {
+            command
+                .env_remove("RUST_LOG")
+                .envs(settings.iter().copied())
+                .stdout(out)
+                .stderr(file);
         })
         .await
     }

@@ -1,6 +1,7 @@
 //! The scenarios of BENCHMARKS.md.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -48,6 +49,25 @@ fn client() -> reqwest::Client {
         .build()
         .expect("client")
 }
+
+const USER_AGENT: &str = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
+
+/// A browser's headers on `request` (gzip accepted); `htmx`: those of the
+/// console's script.
+fn browser(request: reqwest::RequestBuilder, accept: &str, htmx: bool) -> reqwest::RequestBuilder {
+    let request = request
+        .header("User-Agent", USER_AGENT)
+        .header("Accept", accept)
+        .header("Accept-Language", "es-MX,es;q=0.9,en;q=0.8")
+        .header("Accept-Encoding", "gzip, deflate, br, zstd");
+    if htmx {
+        request.header("HX-Request", "true")
+    } else {
+        request
+    }
+}
+
+const HTML: &str = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
 
 fn field(html: &str, name: &str) -> Option<String> {
     let marker = format!("name=\"{name}\" value=\"");
@@ -322,7 +342,10 @@ pub async fn run(
             } else {
                 &[]
             };
-            let server = Server::start_setting(url, cache_off).await?;
+            // As a browser meets it: the server at its default log level,
+            // the clients asking for gzip (see `browser`).
+            let log = crate::bench_dir().join(format!("{name}-server.log"));
+            let server = Server::start_logging(url, &log, cache_off).await?;
             let mut sessions = Vec::new();
             for _ in 0..clients {
                 sessions.push(login(&server.address, &dataset::admin_email(0)).await?.0);
@@ -391,8 +414,13 @@ pub async fn run(
                 })
             };
             let cpu_before = server.cpu_seconds();
+            let log_before = std::fs::metadata(&log).map_or(0, |m| m.len());
+            // Bytes as sent (compressed or not), and responses sent gzipped.
+            let sent = Arc::new((AtomicU64::new(0), AtomicU64::new(0)));
+            let counted = sent.clone();
             let (h, ok, errors, elapsed) = drive(clients, seconds, move |worker, i| {
                 let client = sessions[worker].clone();
+                let counted = counted.clone();
                 let url = if search {
                     if i % 2 == 0 {
                         // The first 8 digits of the local number of one of
@@ -417,14 +445,29 @@ pub async fn run(
                 async move {
                     // The whole page is read, as a browser does: the latency
                     // is the last byte's, and the connection is kept.
-                    let Ok(response) = client.get(url).send().await else {
+                    let Ok(response) = browser(client.get(url), HTML, false).send().await else {
                         return Some(false);
                     };
                     let ok = response.status().is_success();
-                    Some(ok && response.bytes().await.is_ok_and(|b| !b.is_empty()))
+                    let gzip = response
+                        .headers()
+                        .get("content-encoding")
+                        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"gzip"));
+                    let Ok(body) = response.bytes().await else {
+                        return Some(false);
+                    };
+                    if ok {
+                        counted.0.fetch_add(body.len() as u64, Ordering::Relaxed);
+                        counted.1.fetch_add(u64::from(gzip), Ordering::Relaxed);
+                    }
+                    Some(ok && !body.is_empty())
                 }
             })
             .await;
+            let log_bytes = std::fs::metadata(&log)
+                .map_or(0, |m| m.len())
+                .saturating_sub(log_before);
+            let per_response = |n: u64| if ok == 0 { 0.0 } else { n as f64 / ok as f64 };
             sampler.abort();
             let rps = ok as f64 / elapsed;
             let cpu = cpu_ms_per(&server, cpu_before, ok);
@@ -449,6 +492,21 @@ pub async fn run(
                 ("p99 ms".into(), ms(&h, 0.99), String::new()),
                 ("errors".into(), errors as f64, String::new()),
                 cpu,
+                (
+                    "response KiB, as sent".into(),
+                    per_response(sent.0.load(Ordering::Relaxed)) / 1024.0,
+                    "mean; gzip accepted, as a browser asks".into(),
+                ),
+                (
+                    "responses gzipped, %".into(),
+                    per_response(sent.1.load(Ordering::Relaxed)) * 100.0,
+                    String::new(),
+                ),
+                (
+                    "server log bytes per request".into(),
+                    per_response(log_bytes),
+                    "default log level (RUST_LOG unset)".into(),
+                ),
             ];
             if !search {
                 figures.push((
