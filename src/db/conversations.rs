@@ -2163,11 +2163,13 @@ impl<'a> View<'a> {
     /// counts) runs on: those planned for walks (see `PgStore::walks`),
     /// but for a name search whose customers are found through the trigram
     /// index, which only a bitmap scan reads (a broad one is walked, see
-    /// [`Self::walked`]).
+    /// [`Self::walked`]), and a number search, whose plan does not depend
+    /// on the number and is kept (see `PgStore::lookups`).
     fn pool<'p>(&self, pg: &'p super::PgStore) -> &'p sqlx::PgPool {
         match self.filter.search {
             Some(Search::Text(_)) => &pg.pool,
-            _ => &pg.walks,
+            Some(Search::Number(_)) => &pg.lookups,
+            None => &pg.walks,
         }
     }
 
@@ -2218,6 +2220,34 @@ impl super::Store {
         }
         self.explain_view(scope, &source.filter, None, None, Explained::Counts)
             .await
+    }
+
+    /// How PostgreSQL planned the statements run on the number searches'
+    /// connections (see `PgStore::lookups`), summed over every open one:
+    /// runs on a kept, generic plan and runs planned for their values
+    /// (`pg_prepared_statements`); None on SQLite. For the test that keeps
+    /// those views planned once.
+    pub async fn number_search_plans(&self) -> StoreResult<Option<(i64, i64)>> {
+        let super::Store::Postgres(pg) = self else {
+            return Ok(None);
+        };
+        // Each open connection held in turn, so every one is asked once
+        // (this statement's own runs left out).
+        let mut held = Vec::new();
+        let (mut generic, mut custom) = (0, 0);
+        for _ in 0..pg.lookups.size() {
+            let mut conn = pg.lookups.acquire().await?;
+            let (g, c): (i64, i64) = sqlx::query_as(
+                "select coalesce(sum(generic_plans), 0)::bigint, \
+                 coalesce(sum(custom_plans), 0)::bigint from pg_prepared_statements \
+                 where statement not like '%pg_prepared_statements%'",
+            )
+            .fetch_one(&mut *conn)
+            .await?;
+            (generic, custom) = (generic + g, custom + c);
+            held.push(conn);
+        }
+        Ok(Some((generic, custom)))
     }
 
     async fn explain_view(

@@ -201,6 +201,9 @@ const WALK_CONNECTIONS: u32 = 16;
 /// The most connections of [`PgStore::pool`], every other statement's.
 const GENERAL_CONNECTIONS: u32 = 8;
 
+/// The most connections of [`PgStore::lookups`], the number searches'.
+const LOOKUP_CONNECTIONS: u32 = 4;
+
 impl SqlitePools {
     /// Writes queued for the group commit since start (customer messages
     /// and transitions): what tests holding the writer wait for, instead of
@@ -237,6 +240,22 @@ pub struct PgStore {
     /// view whose name search finds its customers through the trigram
     /// index, which only a bitmap scan reads.
     walks: PgPool,
+    /// [`Self::walks`]' connections with one plan kept per statement
+    /// (`plan_cache_mode = force_generic_plan`), for the views searched by
+    /// a number (a folio or a phone's beginning; see
+    /// `conversations::View::pool`).
+    ///
+    /// Such a view reads the conversations its search names, found by
+    /// unique keys whatever the number (the folio, and the customers whose
+    /// phone starts with it), and pages and counts only those: its plan
+    /// does not depend on the values. Planned for its values, as the walks
+    /// are, PostgreSQL planned it again on every run (a phone range's
+    /// estimate, 0.5 % of all customers by default, made the generic plan
+    /// look dearer than each custom one), about 0.9 ms of planning for 0.3
+    /// of execution at 1,000,000 conversations; kept, 0.04 and 0.2 ms, and
+    /// the `search` scenario went from 914 to 1,926 requests/s, its p99 from
+    /// 62 to 24 ms (BENCHMARKS.md, "Number searches planned once").
+    lookups: PgPool,
     pub feed: Feed,
     /// Wakes the other instances after a change is committed.
     pub announcer: crate::live::Announcer,
@@ -508,14 +527,19 @@ impl Store {
             .await?;
         // Opened when first needed: a server without Mensajes views (the
         // API's alone) never does.
+        let walk_options = options.options([
+            ("enable_bitmapscan", "off"),
+            ("enable_sort", "off"),
+            ("enable_seqscan", "off"),
+        ]);
         let walks = PgPoolOptions::new()
             .max_connections(WALK_CONNECTIONS)
             .acquire_timeout(Duration::from_secs(3))
-            .connect_lazy_with(options.options([
-                ("enable_bitmapscan", "off"),
-                ("enable_sort", "off"),
-                ("enable_seqscan", "off"),
-            ]));
+            .connect_lazy_with(walk_options.clone());
+        let lookups = PgPoolOptions::new()
+            .max_connections(LOOKUP_CONNECTIONS)
+            .acquire_timeout(Duration::from_secs(3))
+            .connect_lazy_with(walk_options.options([("plan_cache_mode", "force_generic_plan")]));
         let writer = delivery::PgWriter {
             pool,
             feed: Feed::new(),
@@ -525,6 +549,7 @@ impl Store {
             deliveries: pg_deliveries::PgDeliveries::start(writer.clone()),
             pool: writer.pool,
             walks,
+            lookups,
             feed: writer.feed,
             announcer: writer.announcer,
         }))
@@ -678,6 +703,7 @@ impl Store {
             Store::Postgres(pg) => vec![
                 ("postgres", pg.pool.size(), pg.pool.num_idle()),
                 ("postgres_views", pg.walks.size(), pg.walks.num_idle()),
+                ("postgres_lookups", pg.lookups.size(), pg.lookups.num_idle()),
             ],
         }
     }
@@ -726,6 +752,7 @@ impl Store {
             Store::Postgres(pg) => {
                 pg.pool.close().await;
                 pg.walks.close().await;
+                pg.lookups.close().await;
             }
         }
     }
