@@ -1,7 +1,8 @@
 //! Logs and metrics.
 //!
-//! Logs: `RUST_LOG` filters (default `info`); `RELEVO_LOG_FORMAT=json` writes
-//! one JSON object per line. Every request runs in a span carrying its id
+//! Logs: `RUST_LOG` filters (default `info`); coloured only at a terminal;
+//! `RELEVO_LOG_FORMAT=json` writes one JSON object per line. Every request
+//! runs in a span carrying its id
 //! (also returned as `X-Request-Id`), the client address (through trusted
 //! proxies, see `auth::client_addr`), method and route *pattern* — never the
 //! concrete path or query, which may hold names, phones or searches.
@@ -35,9 +36,12 @@ use tracing_subscriber::EnvFilter;
 pub fn init() {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let json = std::env::var("RELEVO_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
+    // Colours only for a person at a terminal: a log written to a file, a
+    // pipe or the journal would carry their escape codes into every line.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_target(false);
+        .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()));
     let _ = if json {
         builder
             .json()

@@ -149,3 +149,55 @@ async fn create_user_adds_a_user_who_can_then_log_in(backend: Backend) {
     );
     store.close().await;
 }
+
+/// A server's log written to a file or a pipe (as a service manager or
+/// `> log` takes it) is plain text: no terminal colour codes in its lines.
+#[tokio::test]
+async fn a_log_not_written_to_a_terminal_has_no_colour_codes() {
+    let Some((store, url, _guard)) = fresh_store(Backend::Sqlite).await else {
+        return;
+    };
+    store.close().await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut server = Command::new(env!("CARGO_BIN_EXE_relevo"))
+        .arg("serve")
+        .env("DATABASE_URL", &url)
+        .env("RELEVO_BIND", format!("127.0.0.1:{port}"))
+        .env("RELEVO_SIMULATOR_RATE", "0")
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start relevo");
+    let stdout = server.stdout.take().unwrap();
+    // Its lines up to the one that says it is serving (30 s at most).
+    let reading = tokio::task::spawn_blocking(move || {
+        use std::io::BufRead;
+        let mut said = String::new();
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            said.push_str(&line);
+            said.push('\n');
+            if line.contains("serving") {
+                break;
+            }
+        }
+        said
+    });
+    let said = tokio::time::timeout(std::time::Duration::from_secs(30), reading).await;
+    server.kill().unwrap();
+    server.wait().unwrap();
+    let said = said.expect("the server logged within 30 s").unwrap();
+    assert!(
+        said.contains("serving"),
+        "the server logged its start: {said}"
+    );
+    assert!(
+        !said.contains('\u{1b}'),
+        "no escape codes in a log that is not a terminal: {said:?}"
+    );
+}
