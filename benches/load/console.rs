@@ -769,8 +769,8 @@ pub async fn run(options: &Options, url: &str) -> anyhow::Result<Figures> {
     let write_pool = pool.iter().map(Vec::len).sum::<usize>();
     store.close().await;
 
-    let log = crate::bench_dir().join("console-server.log");
-    let server = Server::start_logging(url, &log, &[]).await?;
+    let log = Server::log_of("console");
+    let server = Server::start(url, "console").await?;
     let address = server.address.clone();
 
     println!("  console: logging {} people in…", people.len());

@@ -17,8 +17,9 @@
 //! cached view, the best case. `list-uncached` asks the same with the view
 //! cache off (`RELEVO_VIEW_CACHE=0`), every request reading the database.
 //! Their clients, `list-changing`'s and `search`'s send a browser's headers
-//! (gzip accepted) to the server at its default log level, as `console`'s
-//! do; they report the bytes sent per response and the log's per request.
+//! (gzip accepted), as `console`'s do; they report the bytes sent per
+//! response and the log's per request. Every scenario's server runs at its
+//! default log level, writing its log to `target/bench/NAME-server.log`.
 //!
 //! `--scenario views` (not in the default set: up to 30 minutes a run)
 //! times every Mensajes view alone, the combinations whose plans
@@ -323,33 +324,25 @@ pub struct Server {
 }
 
 impl Server {
-    /// The server with warnings-only logging, its output discarded.
-    pub async fn start(database_url: &str) -> anyhow::Result<Server> {
-        Server::start_setting(database_url, &[]).await
+    /// Where [`Server::start`] writes the log of `scenario`'s server.
+    pub fn log_of(scenario: &str) -> std::path::PathBuf {
+        bench_dir().join(format!("{scenario}-server.log"))
+    }
+
+    /// The server as it is run, at its default log level (no
+    /// `RUST_LOG`), its log written to [`Server::log_of`] `scenario`.
+    pub async fn start(database_url: &str, scenario: &str) -> anyhow::Result<Server> {
+        Server::start_setting(database_url, scenario, &[]).await
     }
 
     /// [`Server::start`] with `settings` added to its environment.
     pub async fn start_setting(
         database_url: &str,
+        scenario: &str,
         settings: &[(&str, &str)],
     ) -> anyhow::Result<Server> {
-        Server::start_with(database_url, |command| {
-            command
-                .env("RUST_LOG", "warn")
-                .envs(settings.iter().copied())
-                .stdout(std::process::Stdio::null());
-        })
-        .await
-    }
-
-    /// The server at its default log level (no `RUST_LOG`), as it is run,
-    /// its log written to `log`, with `settings` added to its environment.
-    pub async fn start_logging(
-        database_url: &str,
-        log: &std::path::Path,
-        settings: &[(&str, &str)],
-    ) -> anyhow::Result<Server> {
-        let file = std::fs::File::create(log).context("the server's log file")?;
+        let file =
+            std::fs::File::create(Server::log_of(scenario)).context("the server's log file")?;
         let out = file.try_clone()?;
         Server::start_with(database_url, move |command| {
             command
@@ -502,7 +495,8 @@ fn commit() -> String {
 fn render(options: &Options, results: &BTreeMap<String, Vec<Figures>>, order: &[String]) -> String {
     let mut out = format!(
         "## {} · {} conversations · median of {} run(s)\n\nMachine: {}. Commit: `{}`. Date: {}. \
-         Load: {} clients for {} s per timed scenario, from the benchmark's own task pool.\n\n",
+         Load: {} clients for {} s per timed scenario, from the benchmark's own task pool; \
+         the server at its default log level.\n\n",
         options.backend,
         options.conversations,
         options.runs,

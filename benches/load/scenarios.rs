@@ -342,10 +342,9 @@ pub async fn run(
             } else {
                 &[]
             };
-            // As a browser meets it: the server at its default log level,
-            // the clients asking for gzip (see `browser`).
-            let log = crate::bench_dir().join(format!("{name}-server.log"));
-            let server = Server::start_logging(url, &log, cache_off).await?;
+            // The clients ask as a browser does, gzip accepted (see `browser`).
+            let log = Server::log_of(name);
+            let server = Server::start_setting(url, name, cache_off).await?;
             let mut sessions = Vec::new();
             for _ in 0..clients {
                 sessions.push(login(&server.address, &dataset::admin_email(0)).await?.0);
@@ -538,7 +537,7 @@ pub async fn run(
             Ok(figures)
         }
         "cancel" => {
-            let server = Server::start(url).await?;
+            let server = Server::start(url, "cancel").await?;
             let store = Store::connect(url).await?;
             let all: Vec<u64> = (0..CAMPAIGNS).collect();
             let work = open_conversations(&store, &all, 200_000).await?;
@@ -610,7 +609,7 @@ pub async fn run(
             ])
         }
         "contend" => {
-            let server = Server::start(url).await?;
+            let server = Server::start(url, "contend").await?;
             let store = Store::connect(url).await?;
             let all: Vec<u64> = (0..CAMPAIGNS).collect();
             let work = open_conversations(&store, &all, 100).await?;
@@ -712,7 +711,7 @@ pub async fn run(
         "live" => live(options, url).await,
         "events" => events(options, url).await,
         "ingest" => {
-            let server = Server::start(url).await?;
+            let server = Server::start(url, "ingest").await?;
             let address = server.address.clone();
             let run_id = Uuid::now_v7().simple().to_string();
             let client = client();
@@ -777,10 +776,10 @@ pub async fn run(
         }
         "footprint" => {
             let empty_url = empty.context("an empty database")?;
-            let empty_server = Server::start(empty_url).await?;
+            let empty_server = Server::start(empty_url, "footprint-empty").await?;
             let empty_ready = empty_server.ready_after.as_secs_f64() * 1000.0;
             empty_server.stop().await;
-            let server = Server::start(url).await?;
+            let server = Server::start(url, "footprint").await?;
             let full_ready = server.ready_after.as_secs_f64() * 1000.0;
             tokio::time::sleep(Duration::from_secs(2)).await;
             let idle = server.rss_mib();
@@ -840,7 +839,7 @@ async fn events_of(store: &Store, folios: &[i64]) -> anyhow::Result<HashMap<i64,
 async fn live(options: &Options, url: &str) -> anyhow::Result<Figures> {
     const STREAMS: usize = 1000;
     const RATE: u64 = 200;
-    let server = Server::start(url).await?;
+    let server = Server::start(url, "live").await?;
     let store = Store::connect(url).await?;
     let all: Vec<u64> = (0..CAMPAIGNS).collect();
     let duration = Duration::from_secs(options.seconds);
@@ -1095,7 +1094,7 @@ async fn events(options: &Options, url: &str) -> anyhow::Result<Figures> {
     // newest cursor: the data set's events are not read again.
     let mut cursor = store.sequence_events().await?;
     store.close().await;
-    let server = Server::start(url).await?;
+    let server = Server::start(url, "events").await?;
     let address = server.address.clone();
     let run_id = Uuid::now_v7().simple().to_string();
     let texts = Arc::new(texts::pool());
