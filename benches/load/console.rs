@@ -42,6 +42,7 @@ use uuid::Uuid;
 
 use super::{
     HTML, browser, category_of, histogram, login, ms, open_conversations, producer_client,
+    sent_gzipped,
 };
 use crate::dataset::{self, CAMPAIGNS, id};
 use crate::texts;
@@ -287,10 +288,7 @@ async fn read(request: reqwest::RequestBuilder) -> (bool, u16, Option<(bytes::By
         }
     };
     let status = response.status().as_u16();
-    let gzip = response
-        .headers()
-        .get("content-encoding")
-        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"gzip"));
+    let gzip = sent_gzipped(&response);
     match response.bytes().await {
         Ok(body) => ((200..300).contains(&status), status, Some((body, gzip))),
         Err(error) => {

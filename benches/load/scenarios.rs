@@ -69,6 +69,14 @@ fn browser(request: reqwest::RequestBuilder, accept: &str, htmx: bool) -> reqwes
 
 const HTML: &str = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
 
+/// Whether `response` came gzipped (`Content-Encoding: gzip`).
+fn sent_gzipped(response: &reqwest::Response) -> bool {
+    response
+        .headers()
+        .get("content-encoding")
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"gzip"))
+}
+
 fn field(html: &str, name: &str) -> Option<String> {
     let marker = format!("name=\"{name}\" value=\"");
     let start = html.find(&marker)? + marker.len();
@@ -448,10 +456,7 @@ pub async fn run(
                         return Some(false);
                     };
                     let ok = response.status().is_success();
-                    let gzip = response
-                        .headers()
-                        .get("content-encoding")
-                        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"gzip"));
+                    let gzip = sent_gzipped(&response);
                     let Ok(body) = response.bytes().await else {
                         return Some(false);
                     };
