@@ -27,6 +27,12 @@
 //! views whose name holds `text`, and `RELEVO_BENCH_EXPLAIN=1` prints each
 //! one's plans beside its time.
 //!
+//! `--scenario spread` (not in the default set: it measures, it has no
+//! target) asks issue 23's opening table again: one administrator's
+//! default view without gzip and with it, then 20 administrators with the
+//! status tab, the tab and a start date, and the tab and the channel
+//! varied (see `spread.rs`).
+//!
 //! `console` is the console as real traffic uses it (issue 23, item 3;
 //! about 40 s a run at 100,000 conversations, logging 205 people in
 //! included): 64 clients on a journey of list views, paging, searches, live fetches, modals,

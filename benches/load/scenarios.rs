@@ -22,6 +22,9 @@ mod console;
 /// views timed here are the views whose plans are checked.
 #[path = "../../tests/common/views.rs"]
 mod every_view;
+/// `spread` (issue 23's opening table): a child module, as `console`.
+#[path = "spread.rs"]
+mod spread;
 use crate::{Figures, Options, Server};
 
 fn histogram() -> Histogram<u64> {
@@ -805,6 +808,7 @@ pub async fn run(
         }
         "views" => views(url).await,
         "console" => console::run(options, url).await,
+        "spread" => spread::run(options, url).await,
         other => anyhow::bail!("unknown scenario {other}"),
     }
 }
