@@ -12,7 +12,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{Duration, Utc};
 use common::{Backend, TestApp, csrf_in, spawn_app};
 use relevo::db::{
-    AutoCancelRule, ChannelAuth, InboundMessage, NewAutoCancelRule, StaleConversation, Store, Ts,
+    AutoCancelRule, ChannelAuth, InboundMessage, NewAutoCancelRule, StaleConversation, Store,
+    TranscriptPosition, Ts,
 };
 use relevo::domain::{Scope, Status};
 use relevo::services::auto_cancel::{
@@ -379,7 +380,7 @@ async fn customer_writes(app: &TestApp, stale: &StaleConversation, message_id: &
     let c = &stale.conversation;
     let detail = app
         .store
-        .api_conversation(&Scope::All, c.id)
+        .api_conversation(&Scope::All, c.id, TranscriptPosition::Latest, 10)
         .await
         .unwrap()
         .unwrap();
@@ -617,7 +618,7 @@ async fn a_nudge_reaches_its_channels_connector_once_through_the_outbox(backend:
     let conversation = Uuid::parse_str(items[0]["conversation_id"].as_str().unwrap()).unwrap();
     let detail = app
         .store
-        .api_conversation(&Scope::All, conversation)
+        .api_conversation(&Scope::All, conversation, TranscriptPosition::Latest, 10)
         .await
         .unwrap()
         .unwrap();

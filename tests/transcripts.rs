@@ -1,5 +1,6 @@
 //! Transcripts on both backends: every author's messages kept with their
-//! text, time and ids; the bot engine's turns; bad texts refused with
+//! text, time and ids; the API's pages of a long transcript; the bot
+//! engine's turns; bad texts refused with
 //! nothing stored; the conversation page's keyset pages with the history
 //! between the messages; the last five messages above the Cancelar/Reasignar
 //! form; the retention purge (batches, the background task, the command
@@ -24,6 +25,7 @@ use uuid::Uuid;
 
 on_both_backends!(
     every_author_is_kept_with_its_text_time_and_ids,
+    the_api_answers_a_long_transcript_a_page_at_a_time,
     a_bot_turn_is_recorded_once_and_never_on_a_closed_conversation,
     bad_message_texts_are_refused_and_store_nothing,
     the_conversation_page_pages_the_transcript_with_the_history_between,
@@ -197,8 +199,103 @@ async fn api_messages(app: &TestApp, fx: &Fixture, id: Uuid) -> Vec<Value> {
     body["messages"].as_array().unwrap().clone()
 }
 
+/// The API's answer for conversation `id` with `query` after its path.
+async fn api_conversation(
+    app: &TestApp,
+    fx: &Fixture,
+    id: Uuid,
+    query: &str,
+) -> (StatusCode, Value) {
+    app.api_call(
+        Method::GET,
+        &format!("/api/v1/conversations/{id}{query}"),
+        Some(&fx.token),
+        None,
+    )
+    .await
+}
+
 fn column<'a>(messages: &'a [Value], key: &str) -> Vec<&'a Value> {
     messages.iter().map(|m| &m[key]).collect()
+}
+
+/// A conversation of thousands of messages must not answer them all at
+/// once: the API answers the latest page, and `older_messages` walks back
+/// to the first message, every message once and in order.
+async fn the_api_answers_a_long_transcript_a_page_at_a_time(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let fx = fixture(&app).await;
+    let (id, _) = new_conversation(&app, &fx, "1000009", "mensaje 0").await;
+    for n in 1..=7 {
+        let (status, body) =
+            bot_says(&app, &fx, id, &format!("bot-{n}"), &format!("mensaje {n}")).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    let every: Vec<String> = (0..=7).map(|n| format!("mensaje {n}")).collect();
+    // Without a limit, a short transcript is answered whole.
+    let (status, whole) = api_conversation(&app, &fx, id, "").await;
+    assert_eq!(status, StatusCode::OK, "{whole}");
+    let texts = |body: &Value| -> Vec<String> {
+        body["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["text"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(texts(&whole), every);
+    assert_eq!(whole["older_messages"], Value::Null);
+    // Three at a time: the latest first, each page oldest first.
+    let mut pages = Vec::new();
+    let mut query = "?messages_limit=3".to_owned();
+    for _ in 0..10 {
+        let (status, page) = api_conversation(&app, &fx, id, &query).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        assert_eq!(
+            page["status"], whole["status"],
+            "every page is the conversation"
+        );
+        pages.push(texts(&page));
+        match page["older_messages"].as_str() {
+            Some(cursor) => query = format!("?messages_limit=3&messages_before={cursor}"),
+            None => break,
+        }
+    }
+    assert_eq!(
+        pages,
+        [
+            vec!["mensaje 5", "mensaje 6", "mensaje 7"],
+            vec!["mensaje 2", "mensaje 3", "mensaje 4"],
+            vec!["mensaje 0", "mensaje 1"],
+        ]
+    );
+    // A cursor that is not one, and a limit that is not a number of
+    // messages, are refused and say which.
+    let (status, body) = api_conversation(&app, &fx, id, "?messages_before=ayer").await;
+    assert_eq!(
+        (status, &body["error"]),
+        (StatusCode::BAD_REQUEST, &json!("invalid_cursor")),
+        "{body}"
+    );
+    for limit in ["0", "-1", "muchos"] {
+        let (status, body) =
+            api_conversation(&app, &fx, id, &format!("?messages_limit={limit}")).await;
+        assert_eq!(
+            (status, &body["error"], &body["field"]),
+            (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                &json!("invalid_field"),
+                &json!("messages_limit")
+            ),
+            "{limit}: {body}"
+        );
+    }
+    // A limit above the most is capped, not refused.
+    let (status, capped) = api_conversation(&app, &fx, id, "?messages_limit=100000").await;
+    assert_eq!(status, StatusCode::OK, "{capped}");
+    assert_eq!(texts(&capped), every);
 }
 
 async fn every_author_is_kept_with_its_text_time_and_ids(backend: Backend) {

@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use super::conversations::ConversationDetail;
 use super::row::from_row;
-use super::transcripts::{ALL_MESSAGES, MessageRow, NewMessage};
+use super::transcripts::{MessageKey, MessageRow, NewMessage, TranscriptPosition};
 use super::transitions::ApplyWith;
 use super::{NotifyInTx, StoreResult, Ts, with_read, with_write};
 use crate::domain::schedule::{DayHours, parse_hhmm};
@@ -94,7 +94,11 @@ pub struct ApiConversation {
     pub reactivates_id: Option<Uuid>,
     pub closure_category_id: Option<Uuid>,
     pub closure_subcategory_id: Option<Uuid>,
+    /// One page of the transcript, oldest first: the latest messages, or
+    /// those before the position asked for.
     pub messages: Vec<MessageRow>,
+    /// Where the older page ends, if there are older messages.
+    pub older_messages: Option<MessageKey>,
 }
 
 /// (reactivates_id, closure_category_id, closure_subcategory_id).
@@ -324,11 +328,15 @@ impl super::Store {
             .filter(|c| scope.allows(c.campaign_id)))
     }
 
-    /// A conversation by id with its history, ids and messages, if the scope covers it.
+    /// A conversation by id with its history, ids and one page of at most
+    /// `size` messages at `messages` (the latest, or those before a
+    /// message), if the scope covers it.
     pub async fn api_conversation(
         &self,
         scope: &Scope,
         id: Uuid,
+        messages: TranscriptPosition,
+        size: usize,
     ) -> StoreResult<Option<ApiConversation>> {
         let Some(state) = self.conversation_state(scope, id).await? else {
             return Ok(None);
@@ -336,26 +344,23 @@ impl super::Store {
         let Some(detail) = self.conversation_detail(scope, state.folio).await? else {
             return Ok(None);
         };
-        let (ids, messages): (ClosureIds, Vec<MessageRow>) = with_read!(self, |pool| {
-            let ids = sqlx::query_as(
+        let ids: ClosureIds = with_read!(self, |pool| {
+            sqlx::query_as(
                 "select reactivates_id, closure_category_id, closure_subcategory_id \
                      from conversations where id = $1",
             )
             .bind(id)
             .fetch_one(pool)
-            .await?;
-            let messages = sqlx::query_as(ALL_MESSAGES)
-                .bind(id)
-                .fetch_all(pool)
-                .await?;
-            (ids, messages)
+            .await?
         });
+        let page = self.transcript_page(id, messages, size).await?;
         Ok(Some(ApiConversation {
             detail,
             reactivates_id: ids.0,
             closure_category_id: ids.1,
             closure_subcategory_id: ids.2,
-            messages,
+            messages: page.messages,
+            older_messages: page.older,
         }))
     }
 

@@ -145,21 +145,11 @@ impl MessageRow {
 }
 
 /// The columns of [`MessageRow`] and their source (`m` the messages), up
-/// to the conversation's id. A macro to be a literal in both statements
-/// below (see [`insert_message_into!`]).
-macro_rules! message_select {
-    () => {
-        "select m.id, m.author, m.direction, m.message_id, m.agent_id, \
-         u.name as agent_name, m.text, m.text_purged_at, m.at \
-         from messages m left join users u on u.id = m.agent_id where m.conversation_id = "
-    };
-}
-
-/// A page's statement starts so (see [`push_page_query`]).
-const MESSAGE_SELECT: &str = message_select!();
-
-/// Every message of conversation `$1`, oldest first (the API's answer).
-pub(super) const ALL_MESSAGES: &str = concat!(message_select!(), "$1 order by m.at, m.id");
+/// to the conversation's id: how a page's statement starts (see
+/// [`push_page_query`]).
+const MESSAGE_SELECT: &str = "select m.id, m.author, m.direction, m.message_id, m.agent_id, \
+     u.name as agent_name, m.text, m.text_purged_at, m.at \
+     from messages m left join users u on u.id = m.agent_id where m.conversation_id = ";
 
 /// A message's place in its transcript (the keyset of the pages).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -32,10 +32,11 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use super::transcript;
 use crate::app::state::AppState;
 use crate::db::{
     Acknowledged, ApiConversation, ChannelAuth, HistoryRow, InboundMessage, InboundOutcome,
-    MessageRow, NudgeSent, StoreError, Ts, token_hash,
+    MessageRow, NudgeSent, StoreError, TranscriptPosition, Ts, token_hash,
 };
 use crate::domain::{Author, Conversation, Scope, TransitionError};
 use crate::services::conversations::{self, ServiceError};
@@ -1193,8 +1194,14 @@ struct ConversationDetail {
     reactivates_id: Option<Uuid>,
     /// Oldest first.
     history: Vec<HistoryEntry>,
-    /// Oldest first.
+    /// One page of the transcript, oldest first: the latest
+    /// `messages_limit` messages (default 200), or those before
+    /// `messages_before`.
     messages: Vec<Message>,
+    /// The `messages_before` that asks for the older page; null when
+    /// `messages` reach back to the conversation's first message.
+    #[schema(required = true)]
+    older_messages: Option<String>,
     nudges: Vec<Nudge>,
 }
 
@@ -1233,27 +1240,88 @@ impl ConversationDetail {
             reactivates_id: found.reactivates_id,
             history: found.detail.history.iter().rev().map(Into::into).collect(),
             messages: found.messages.iter().map(Into::into).collect(),
+            older_messages: found.older_messages.map(transcript::cursor_value),
             nudges: nudges.iter().map(Into::into).collect(),
         }
     }
 }
 
+/// A query string's pairs; one that cannot be read answers 400
+/// `malformed_query`.
+fn query_pairs(raw: &str) -> Result<Vec<(String, String)>, ApiError> {
+    serde_urlencoded::from_str(raw).map_err(|_| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::MalformedQuery,
+            "La consulta no es válida",
+        )
+    })
+}
+
+/// Messages of a transcript per answer when the request does not say.
+pub const MESSAGES_DEFAULT: usize = 200;
+/// Most messages of a transcript per answer.
+pub const MESSAGES_MAX: usize = 1000;
+
+/// `messages_before` and `messages_limit` of a conversation's query
+/// string: which page of its transcript to answer with, and its size.
+/// Unknown keys are ignored.
+fn messages_query(raw: &str) -> Result<(TranscriptPosition, usize), ApiError> {
+    let pairs = query_pairs(raw)?;
+    let (mut position, mut size) = (TranscriptPosition::Latest, MESSAGES_DEFAULT);
+    for (key, value) in pairs {
+        let value = value.trim();
+        match key.as_str() {
+            "messages_before" if value.is_empty() => {}
+            "messages_before" => {
+                let key = transcript::parse_cursor(value).ok_or_else(|| {
+                    ApiError::new(
+                        StatusCode::BAD_REQUEST,
+                        ErrorCode::InvalidCursor,
+                        "El cursor no es válido: usa el valor de `older_messages` de una \
+                         respuesta anterior (invalid cursor: use the `older_messages` of an \
+                         earlier answer)",
+                    )
+                })?;
+                position = TranscriptPosition::Before(key);
+            }
+            "messages_limit" => {
+                let limit: usize = value.parse().ok().filter(|n| *n >= 1).ok_or_else(|| {
+                    ApiError::invalid(
+                        "messages_limit",
+                        format!("Debe ser un número entero de 1 a {MESSAGES_MAX}"),
+                    )
+                })?;
+                size = limit.min(MESSAGES_MAX);
+            }
+            _ => {}
+        }
+    }
+    Ok((position, size))
+}
+
 /// A conversation.
 ///
-/// Current state, closure, history (oldest first), messages (oldest first)
-/// and the automatic nudges with their delivery state.
+/// Current state, closure, history (oldest first), one page of its
+/// messages (oldest first; the latest unless `messages_before` says
+/// otherwise) and the automatic nudges with their delivery state.
 #[utoipa::path(
     get,
     path = "/api/v1/conversations/{id}",
     tag = "conversations",
     security(("integration_token" = [])),
-    params(("id" = Uuid, Path, description = "The conversation (not its folio)")),
+    params(
+        ("id" = Uuid, Path, description = "The conversation (not its folio)"),
+        ("messages_before" = Option<String>, Query, description = "The `older_messages` of an earlier answer: the messages before it; absent: the latest"),
+        ("messages_limit" = Option<i64>, Query, minimum = 1, description = "Messages per answer (default 200; more than 1000 is capped at 1000)"),
+    ),
     responses(
         (status = 200, description = "The conversation", body = ConversationDetail),
-        (status = 400, description = "`invalid_id`", body = ErrorBody),
+        (status = 400, description = "`invalid_id`, `invalid_cursor` or `malformed_query`", body = ErrorBody),
         (status = 401, description = "`unauthorized`", body = ErrorBody),
         (status = 403, description = "`campaign_inactive`", body = ErrorBody),
         (status = 404, description = "`not_found`", body = ErrorBody),
+        (status = 422, description = "`invalid_field`: `messages_limit`", body = ErrorBody),
     )
 )]
 async fn conversation(
@@ -1263,9 +1331,10 @@ async fn conversation(
 ) -> Result<HttpResponse, ApiError> {
     let scope = integration_scope(&req, &state).await?;
     let id = parse_id(&path)?;
+    let (messages, size) = messages_query(req.query_string())?;
     let found = state
         .store
-        .api_conversation(&scope, id)
+        .api_conversation(&scope, id, messages, size)
         .await?
         .ok_or_else(|| ApiError::not_found("No encontramos esa conversación"))?;
     let nudges = state.store.nudges_of(id).await?;

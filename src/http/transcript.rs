@@ -173,7 +173,7 @@ pub fn cursor_value(key: MessageKey) -> String {
 
 /// A position from the URL (an instant of the years a day may have: see
 /// [`crate::domain::days::YEARS`]).
-fn parse_cursor(value: &str) -> Option<MessageKey> {
+pub(crate) fn parse_cursor(value: &str) -> Option<MessageKey> {
     let (micros, id) = value.split_once('.')?;
     let at = Utc.timestamp_micros(micros.parse().ok()?).single()?;
     if !crate::domain::days::in_years(at) {

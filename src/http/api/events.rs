@@ -13,7 +13,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::{ApiError, ErrorBody, ErrorCode, integration_scope, schemas, timestamp};
+use super::{ApiError, ErrorBody, ErrorCode, integration_scope, query_pairs, schemas, timestamp};
 use crate::app::state::AppState;
 use crate::db::EventRow;
 use crate::domain::Scope;
@@ -38,13 +38,7 @@ fn invalid_cursor() -> ApiError {
 
 /// `after`, `limit` and `wait` of the query string; unknown keys are ignored.
 fn feed_query(raw: &str) -> Result<FeedQuery, ApiError> {
-    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw).map_err(|_| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            ErrorCode::MalformedQuery,
-            "La consulta no es válida",
-        )
-    })?;
+    let pairs = query_pairs(raw)?;
     let mut query = FeedQuery {
         after: None,
         limit: DEFAULT_LIMIT,
