@@ -194,6 +194,23 @@ async fn load_pair(
     Ok((campaign, webhook))
 }
 
+/// The list page's add form, empty: every event type, enabled.
+fn blank_form(campaign: &CampaignRecord) -> FormView {
+    let all_types = stored_event_types(&EVENT_TYPES.iter().map(|(t, _)| *t).collect::<Vec<_>>());
+    FormView::new(list_href(campaign), "", &all_types, true, false)
+}
+
+/// A webhook's form, filled from what is stored.
+fn stored_form(campaign: &CampaignRecord, webhook: &WebhookRecord) -> FormView {
+    FormView::new(
+        webhook_href(campaign, webhook.id),
+        &webhook.url,
+        &webhook.event_types,
+        webhook.enabled,
+        true,
+    )
+}
+
 /// The list page, with an empty add form.
 async fn list_view(
     req: &HttpRequest,
@@ -205,11 +222,10 @@ async fn list_view(
         state.store.campaign_summary(campaign.id),
         state.store.webhooks_of(campaign.id)
     )?;
-    let all_types = stored_event_types(&EVENT_TYPES.iter().map(|(t, _)| *t).collect::<Vec<_>>());
     Ok(WebhooksPage {
         ctx: PageContext::new(req, user, "campanas")?,
         tab: "webhooks",
-        form: FormView::new(list_href(&campaign), "", &all_types, true, false),
+        form: blank_form(&campaign),
         summary,
         allowed: !state.webhook_allow.is_empty(),
         allow_list: state.webhook_allow.to_string(),
@@ -240,13 +256,7 @@ async fn webhook_page(
     Ok(WebhooksPage {
         ctx: PageContext::new(req, user, "campanas")?,
         tab: "webhooks",
-        form: FormView::new(
-            webhook_href(&campaign, webhook.id),
-            &webhook.url,
-            &webhook.event_types,
-            webhook.enabled,
-            true,
-        ),
+        form: stored_form(&campaign, &webhook),
         summary,
         allowed: !state.webhook_allow.is_empty(),
         allow_list: state.webhook_allow.to_string(),
@@ -324,9 +334,17 @@ pub async fn create(
 ) -> Result<HttpResponse, AppError> {
     require_super(&user)?;
     let campaign = load_campaign(&state, &path).await?;
-    let mut view = list_view(&req, &state, &user, campaign.clone()).await?;
-    let Some((url, types)) = checked_input(&state, &form, &mut view.form).await else {
-        return render_with_status(&view, StatusCode::UNPROCESSABLE_ENTITY);
+    // Checked before the page is read: a webhook added is answered with
+    // its own page, so the list is read only to show a refusal.
+    let mut posted = blank_form(&campaign);
+    let checked = checked_input(&state, &form, &mut posted).await;
+    let refused = |posted: FormView| async {
+        let mut view = list_view(&req, &state, &user, campaign.clone()).await?;
+        view.form = posted;
+        render_with_status(&view, StatusCode::UNPROCESSABLE_ENTITY)
+    };
+    let Some((url, types)) = checked else {
+        return refused(posted).await;
     };
     match state
         .store
@@ -352,8 +370,8 @@ pub async fn create(
             Ok(no_store(render_with_status(&view, StatusCode::OK)?))
         }
         Err(Refusal::Invalid(message)) => {
-            view.form.error = Some(message);
-            render_with_status(&view, StatusCode::UNPROCESSABLE_ENTITY)
+            posted.error = Some(message);
+            refused(posted).await
         }
         Err(_) => Err(AppError::NotFound("No encontramos esa campaña.")),
     }
@@ -386,8 +404,12 @@ pub async fn update(
     require_super(&user)?;
     let (campaign, webhook) = load_pair(&state, path).await?;
     let href = webhook_href(&campaign, webhook.id);
-    let mut view = webhook_page(&req, &state, &user, campaign.clone(), webhook.clone()).await?;
-    let Some((url, types)) = checked_input(&state, &form, &mut view.form).await else {
+    // Checked before the page is read: a saved change redirects, so the
+    // page and its attempts are read only to show a refusal.
+    let mut posted = stored_form(&campaign, &webhook);
+    let Some((url, types)) = checked_input(&state, &form, &mut posted).await else {
+        let mut view = webhook_page(&req, &state, &user, campaign, webhook).await?;
+        view.form = posted;
         return render_with_status(&view, StatusCode::UNPROCESSABLE_ENTITY);
     };
     let enabled = form.get("activo") == "si";
