@@ -75,7 +75,7 @@ pub use throttle::ThrottleState;
 pub use transcripts::{
     BotTurn, MessageKey, MessageRow, RecordedMessage, TranscriptPage, TranscriptPosition,
 };
-pub use transitions::{AgentOption, ApplyWith, CategoryOption, Conflict};
+pub use transitions::{ActionFormReads, AgentOption, ApplyWith, CategoryOption, Conflict};
 pub use ts::Ts;
 pub use webhooks::{
     ATTEMPTS_KEPT, MAX_WEBHOOKS_PER_CAMPAIGN, WebhookAttempt, WebhookInput, WebhookJob,
@@ -321,6 +321,33 @@ macro_rules! with_read {
     };
 }
 
+/// Runs `$body` with `$conn` bound to one connection of a pool that may
+/// serve reads (`&mut` the backend's connection), held until `$body`
+/// ends: for a request that reads several statements, so that it waits
+/// for a connection once rather than once per statement when the pool
+/// is busy. It evaluates to `$body`, a `Result`, or to the error of
+/// taking the connection. A macro for the reasons of [`with_read!`].
+macro_rules! with_read_connection {
+    ($store:expr, |$conn:ident| $body:expr) => {
+        match $store {
+            $crate::db::Store::Sqlite(pools) => match pools.read.acquire().await {
+                Ok(mut held) => {
+                    let $conn = &mut *held;
+                    $body
+                }
+                Err(error) => Err($crate::db::StoreError::from(error)),
+            },
+            $crate::db::Store::Postgres(pg) => match pg.pool.acquire().await {
+                Ok(mut held) => {
+                    let $conn = &mut *held;
+                    $body
+                }
+                Err(error) => Err($crate::db::StoreError::from(error)),
+            },
+        }
+    };
+}
+
 /// Runs `$body` with `$pool` bound to the pool that takes writes (a macro
 /// for the reasons of [`with_read!`]).
 macro_rules! with_write {
@@ -338,7 +365,7 @@ macro_rules! with_write {
     };
 }
 
-pub(crate) use {with_read, with_write};
+pub(crate) use {with_read, with_read_connection, with_write};
 
 /// Per-connection SQLite setting that the connect options cannot express:
 /// the query planner stability guarantee (QPSG).

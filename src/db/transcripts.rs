@@ -185,7 +185,7 @@ pub struct TranscriptPage {
 /// order it is read (newest first, or oldest first for a newer page).
 /// Shared by [`Store::transcript_page`](super::Store::transcript_page) and
 /// its plan's check, so the plan a test checks is the plan that serves.
-fn push_page_query<DB: Backend>(
+pub(super) fn push_page_query<DB: Backend>(
     qb: &mut QueryBuilder<DB>,
     conversation_id: Uuid,
     position: TranscriptPosition,
@@ -211,7 +211,11 @@ fn push_page_query<DB: Backend>(
 
 /// The page, from the rows read at `position` (at most `size + 1`: the
 /// extra row says that there is more in the direction read).
-fn page_of(mut rows: Vec<MessageRow>, position: TranscriptPosition, size: usize) -> TranscriptPage {
+pub(super) fn page_of(
+    mut rows: Vec<MessageRow>,
+    position: TranscriptPosition,
+    size: usize,
+) -> TranscriptPage {
     let more = rows.len() > size;
     let beyond = if more { rows.pop() } else { None };
     let first_key = |rows: &[MessageRow]| rows.first().map(MessageRow::key);

@@ -13,6 +13,7 @@
 //! change log entry for other instances and, in autocommit, is its own
 //! transaction: one round trip where it took five.
 
+use sqlx::QueryBuilder;
 use uuid::Uuid;
 
 use super::backend::{Args, Backend};
@@ -20,8 +21,11 @@ use super::conversations::{
     ConversationRow, HistoryRow, LATEST_EVENT_SELECT, row_columns, row_joins,
 };
 use super::row::from_row;
-use super::{StoreResult, Ts, with_read};
-use crate::domain::{AgentCandidate, CategoryRef, Role, SubcategoryRef, Transition};
+use super::transcripts::{
+    MessageRow, TranscriptPage, TranscriptPosition, page_of, push_page_query,
+};
+use super::{StoreResult, Ts, with_read, with_read_connection};
+use crate::domain::{AgentCandidate, CategoryRef, Role, Scope, SubcategoryRef, Transition};
 use crate::live::{Change, Event};
 
 /// Someone else changed the conversation after it was loaded.
@@ -525,33 +529,13 @@ impl super::Store {
     /// The active categories of a campaign, each with its active sub-categories,
     /// in their configured order.
     pub async fn closure_options(&self, campaign_id: Uuid) -> StoreResult<Vec<CategoryOption>> {
-        let rows: Vec<(Uuid, String, Option<Uuid>, Option<String>)> = with_read!(self, |pool| {
-            sqlx::query_as(
-                "select c.id, c.name, s.id, s.name from closure_categories c \
-                 left join closure_subcategories s on s.category_id = c.id and s.active \
-                 where c.campaign_id = $1 and c.active \
-                 order by c.position, c.name_key, c.id, s.position, s.name_key",
-            )
-            .bind(campaign_id)
-            .fetch_all(pool)
-            .await?
+        let rows: Vec<CategoryOptionRow> = with_read!(self, |pool| {
+            sqlx::query_as(CLOSURE_OPTIONS)
+                .bind(campaign_id)
+                .fetch_all(pool)
+                .await?
         });
-        let mut options: Vec<CategoryOption> = Vec::new();
-        for (id, name, sub_id, sub_name) in rows {
-            if options.last().is_none_or(|o| o.id != id) {
-                options.push(CategoryOption {
-                    id,
-                    name,
-                    subcategories: Vec::new(),
-                });
-            }
-            if let (Some(sub_id), Some(sub_name), Some(last)) =
-                (sub_id, sub_name, options.last_mut())
-            {
-                last.subcategories.push((sub_id, sub_name));
-            }
-        }
-        Ok(options)
+        Ok(category_options(rows))
     }
 
     /// Active agents of a campaign other than `except`, connected ones first.
@@ -561,22 +545,126 @@ impl super::Store {
         except: Option<Uuid>,
     ) -> StoreResult<Vec<AgentOption>> {
         let agents: Vec<AgentOption> = with_read!(self, |pool| {
-            sqlx::query_as(
-                "select u.id, u.name, u.connected, \
-                   (select count(*) from conversations c where c.agent_id = u.id and c.is_open) \
-                   as open_count \
-                 from users u \
-                 join campaign_members m on m.user_id = u.id and m.campaign_id = $1 \
-                 where u.role = 'agent' and u.active \
-                 order by u.connected desc, open_count, u.name, u.id",
-            )
-            .bind(campaign_id)
-            .fetch_all(pool)
-            .await?
+            sqlx::query_as(REASSIGN_OPTIONS)
+                .bind(campaign_id)
+                .fetch_all(pool)
+                .await?
         });
-        Ok(agents
-            .into_iter()
-            .filter(|a| Some(a.id) != except)
-            .collect())
+        Ok(without(agents, except))
     }
+
+    /// The conversation `folio`, if the scope covers it, with what the
+    /// Cancelar/Reasignar form offers for it (its campaign's categories
+    /// and agents, see [`Self::closure_options`] and
+    /// [`Self::reassign_options`]) and its last `recent` messages: the
+    /// form's reads, on one connection (see [`with_read_connection!`]).
+    /// Asked one by one, the form waited for a read connection twice
+    /// under load, and took three of them at once.
+    pub async fn action_form(
+        &self,
+        scope: &Scope,
+        folio: i64,
+        recent: usize,
+    ) -> StoreResult<Option<ActionFormReads>> {
+        let limit = i64::try_from(recent).unwrap_or(i64::MAX).saturating_add(1);
+        let read = with_read_connection!(self, |conn| {
+            let row: Option<ConversationRow> = sqlx::query_as(CONVERSATION_BY_FOLIO)
+                .bind(folio)
+                .fetch_optional(&mut *conn)
+                .await?;
+            match row.filter(|r| scope.allows(r.campaign_id)) {
+                None => Ok(None),
+                Some(row) => {
+                    let categories: Vec<CategoryOptionRow> = sqlx::query_as(CLOSURE_OPTIONS)
+                        .bind(row.campaign_id)
+                        .fetch_all(&mut *conn)
+                        .await?;
+                    let agents: Vec<AgentOption> = sqlx::query_as(REASSIGN_OPTIONS)
+                        .bind(row.campaign_id)
+                        .fetch_all(&mut *conn)
+                        .await?;
+                    let mut qb = QueryBuilder::new("");
+                    push_page_query(&mut qb, row.id, TranscriptPosition::Latest, limit);
+                    let messages: Vec<MessageRow> =
+                        qb.build_query_as().fetch_all(&mut *conn).await?;
+                    Ok(Some((row, categories, agents, messages)))
+                }
+            }
+        })?;
+        Ok(read.map(|(row, categories, agents, messages)| {
+            let except = row.agent_id;
+            ActionFormReads {
+                row,
+                categories: category_options(categories),
+                agents: without(agents, except),
+                recent: page_of(messages, TranscriptPosition::Latest, recent),
+            }
+        }))
+    }
+}
+
+/// A category and one of its active sub-categories (none: a category
+/// without any), as [`CLOSURE_OPTIONS`] reads them.
+type CategoryOptionRow = (Uuid, String, Option<Uuid>, Option<String>);
+
+/// A campaign's (`$1`) active categories with their active
+/// sub-categories, in their configured order.
+const CLOSURE_OPTIONS: &str = "select c.id, c.name, s.id, s.name from closure_categories c \
+     left join closure_subcategories s on s.category_id = c.id and s.active \
+     where c.campaign_id = $1 and c.active \
+     order by c.position, c.name_key, c.id, s.position, s.name_key";
+
+/// A campaign's (`$1`) active agents with their open load, connected ones
+/// first.
+const REASSIGN_OPTIONS: &str = "select u.id, u.name, u.connected, \
+       (select count(*) from conversations c where c.agent_id = u.id and c.is_open) \
+       as open_count \
+     from users u \
+     join campaign_members m on m.user_id = u.id and m.campaign_id = $1 \
+     where u.role = 'agent' and u.active \
+     order by u.connected desc, open_count, u.name, u.id";
+
+/// One conversation by folio (`$1`), scope not checked.
+const CONVERSATION_BY_FOLIO: &str = concat!(
+    row_columns!(),
+    "conversations c",
+    row_joins!(),
+    " where c.folio = $1"
+);
+
+/// What the Cancelar/Reasignar form reads (see [`Store::action_form`](super::Store::action_form)).
+#[derive(Debug, Clone)]
+pub struct ActionFormReads {
+    pub row: ConversationRow,
+    pub categories: Vec<CategoryOption>,
+    pub agents: Vec<AgentOption>,
+    /// The last messages, oldest first.
+    pub recent: TranscriptPage,
+}
+
+/// `agents` without `except` (the agent who has the conversation now).
+fn without(agents: Vec<AgentOption>, except: Option<Uuid>) -> Vec<AgentOption> {
+    agents
+        .into_iter()
+        .filter(|a| Some(a.id) != except)
+        .collect()
+}
+
+/// Categories with their sub-categories, from [`CLOSURE_OPTIONS`]' rows
+/// (a category's rows are together, in order).
+fn category_options(rows: Vec<CategoryOptionRow>) -> Vec<CategoryOption> {
+    let mut options: Vec<CategoryOption> = Vec::new();
+    for (id, name, sub_id, sub_name) in rows {
+        if options.last().is_none_or(|o| o.id != id) {
+            options.push(CategoryOption {
+                id,
+                name,
+                subcategories: Vec::new(),
+            });
+        }
+        if let (Some(sub_id), Some(sub_name), Some(last)) = (sub_id, sub_name, options.last_mut()) {
+            last.subcategories.push((sub_id, sub_name));
+        }
+    }
+    options
 }

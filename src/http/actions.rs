@@ -22,8 +22,8 @@ use super::pages::{
 use super::transcript::{self, MessageView};
 use crate::app::state::AppState;
 use crate::db::{
-    AgentOption, CategoryOption, ConversationRow, HistoryRow, Store, TranscriptPage,
-    TranscriptPosition,
+    ActionFormReads, AgentOption, CategoryOption, ConversationRow, HistoryRow, Store,
+    TranscriptPage, TranscriptPosition,
 };
 use crate::domain::conversation::{self as rules};
 use crate::domain::text::COMMENT_MAX_CHARS;
@@ -359,8 +359,22 @@ pub async fn show(
     path: web::Path<String>,
     query: web::Query<FormQuery>,
 ) -> Result<HttpResponse, AppError> {
-    let row = load(&state, &user, &path).await?;
-    let options = options_for(&state.store, &row).await?;
+    let folio = parse_folio(&path)?;
+    let ActionFormReads {
+        row,
+        categories,
+        agents,
+        recent,
+    } = state
+        .store
+        .action_form(&user.scope, folio, transcript::RECENT)
+        .await?
+        .ok_or(AppError::NotFound(NOT_FOUND))?;
+    let options = Options {
+        categories,
+        agents,
+        recent,
+    };
     // Without JavaScript the icon is a plain link: return to the page it was
     // clicked on (the Referer, same-origin only by our referrer policy), so
     // the filters and the page survive.
