@@ -2231,6 +2231,16 @@ impl super::Store {
         let super::Store::Postgres(pg) = self else {
             return Ok(None);
         };
+        // A connection a search just let go goes back to the pool through
+        // a task of its own: until it is idle, `acquire` would open a new
+        // connection (with no plans) in its place, and its plans would
+        // not be counted. Wait, bounded, until every open one is idle.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while pg.lookups.num_idle() < pg.lookups.size() as usize
+            && std::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
         // Each open connection held in turn, so every one is asked once
         // (this statement's own runs left out).
         let mut held = Vec::new();
