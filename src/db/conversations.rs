@@ -412,6 +412,14 @@ pub(super) use {row_columns, row_joins};
 /// Columns of [`ConversationRow`]; `c` is the conversation.
 pub(super) const ROW_SELECT: &str = concat!(row_columns!(), "conversations c", row_joins!());
 
+/// One conversation by folio (`$1`); the caller checks the scope.
+pub(super) const CONVERSATION_BY_FOLIO: &str = concat!(
+    row_columns!(),
+    "conversations c",
+    row_joins!(),
+    " where c.folio = $1"
+);
+
 /// The columns and joins of [`HistoryRow`] for conversation `$1`, newest first.
 /// A literal for `concat!`, as [`row_columns!`].
 macro_rules! history_select {
@@ -2659,10 +2667,10 @@ impl super::Store {
         folio: i64,
     ) -> StoreResult<Option<ConversationRow>> {
         let row: Option<ConversationRow> = with_read!(self, |pool| {
-            let mut qb = sqlx::QueryBuilder::new(ROW_SELECT);
-            qb.push(" where c.folio = ");
-            qb.push_bind(folio);
-            qb.build_query_as().fetch_optional(pool).await?
+            sqlx::query_as(CONVERSATION_BY_FOLIO)
+                .bind(folio)
+                .fetch_optional(pool)
+                .await?
         });
         Ok(row.filter(|r| scope.allows(r.campaign_id)))
     }

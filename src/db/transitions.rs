@@ -18,7 +18,7 @@ use uuid::Uuid;
 
 use super::backend::{Args, Backend};
 use super::conversations::{
-    ConversationRow, HistoryRow, LATEST_EVENT_SELECT, row_columns, row_joins,
+    CONVERSATION_BY_FOLIO, ConversationRow, HistoryRow, LATEST_EVENT_SELECT, row_columns, row_joins,
 };
 use super::row::from_row;
 use super::transcripts::{
@@ -623,14 +623,6 @@ const REASSIGN_OPTIONS: &str = "select u.id, u.name, u.connected, \
      join campaign_members m on m.user_id = u.id and m.campaign_id = $1 \
      where u.role = 'agent' and u.active \
      order by u.connected desc, open_count, u.name, u.id";
-
-/// One conversation by folio (`$1`), scope not checked.
-const CONVERSATION_BY_FOLIO: &str = concat!(
-    row_columns!(),
-    "conversations c",
-    row_joins!(),
-    " where c.folio = $1"
-);
 
 /// What the Cancelar/Reasignar form reads (see [`Store::action_form`](super::Store::action_form)).
 #[derive(Debug, Clone)]
