@@ -12,8 +12,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{Duration, Utc};
 use common::{Backend, TestApp, csrf_in, spawn_app};
 use relevo::db::{
-    AutoCancelRule, ChannelAuth, InboundMessage, NewAutoCancelRule, StaleConversation, Store,
-    TranscriptPosition, Ts,
+    AutoCancelRule, ChannelAuth, ConversationKey, InboundMessage, NewAutoCancelRule,
+    StaleConversation, Store, TranscriptPosition, Ts,
 };
 use relevo::domain::{Scope, Status};
 use relevo::services::auto_cancel::{
@@ -380,7 +380,12 @@ async fn customer_writes(app: &TestApp, stale: &StaleConversation, message_id: &
     let c = &stale.conversation;
     let detail = app
         .store
-        .api_conversation(&Scope::All, c.id, TranscriptPosition::Latest, 10)
+        .conversation_reads(
+            &Scope::All,
+            ConversationKey::Id(c.id),
+            TranscriptPosition::Latest,
+            10,
+        )
         .await
         .unwrap()
         .unwrap();
@@ -391,7 +396,7 @@ async fn customer_writes(app: &TestApp, stale: &StaleConversation, message_id: &
     };
     let message = InboundMessage {
         message_id: message_id.to_owned(),
-        from: detail.detail.row.contact_external_id.clone(),
+        from: detail.row.contact_external_id.clone(),
         name: None,
         text: "Sigo aquí".to_owned(),
     };
@@ -618,14 +623,16 @@ async fn a_nudge_reaches_its_channels_connector_once_through_the_outbox(backend:
     let conversation = Uuid::parse_str(items[0]["conversation_id"].as_str().unwrap()).unwrap();
     let detail = app
         .store
-        .api_conversation(&Scope::All, conversation, TranscriptPosition::Latest, 10)
+        .conversation_reads(
+            &Scope::All,
+            ConversationKey::Id(conversation),
+            TranscriptPosition::Latest,
+            10,
+        )
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(
-        items[0]["to"],
-        detail.detail.row.contact_external_id.as_str()
-    );
+    assert_eq!(items[0]["to"], detail.row.contact_external_id.as_str());
     // Another channel's connector sees nothing of it: not with its token on
     // this channel's path, and not on its own path (another campaign's
     // channel, which has no nudges).
@@ -739,9 +746,7 @@ async fn a_nudge_reaches_its_channels_connector_once_through_the_outbox(backend:
     assert_eq!(body["nudges"][0]["outbox_id"], item_id.as_str());
     assert_eq!(body["nudges"][0]["delivered_at"], first["delivered_at"]);
     app.login_as_admin().await;
-    let page = app
-        .get(&format!("/mensajes/{}", detail.detail.row.folio))
-        .await;
+    let page = app.get(&format!("/mensajes/{}", detail.row.folio)).await;
     assert!(page.body.contains("Avisos al cliente"));
     assert!(page.body.contains("data-nudge-delivered=\"true\""));
     assert!(page.body.contains("Entregado el "));

@@ -11,9 +11,8 @@
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use super::conversations::ConversationDetail;
 use super::row::from_row;
-use super::transcripts::{MessageKey, MessageRow, NewMessage, TranscriptPosition};
+use super::transcripts::NewMessage;
 use super::transitions::ApplyWith;
 use super::{NotifyInTx, StoreResult, Ts, with_read, with_write};
 use crate::domain::schedule::{DayHours, parse_hhmm};
@@ -86,23 +85,6 @@ pub struct InboundOutcome {
     /// This delivery was a retry: nothing was written.
     pub replayed: bool,
 }
-
-/// A conversation as the API shows it: the console's detail plus ids.
-#[derive(Debug, Clone)]
-pub struct ApiConversation {
-    pub detail: ConversationDetail,
-    pub reactivates_id: Option<Uuid>,
-    pub closure_category_id: Option<Uuid>,
-    pub closure_subcategory_id: Option<Uuid>,
-    /// One page of the transcript, oldest first: the latest messages, or
-    /// those before the position asked for.
-    pub messages: Vec<MessageRow>,
-    /// Where the older page ends, if there are older messages.
-    pub older_messages: Option<MessageKey>,
-}
-
-/// (reactivates_id, closure_category_id, closure_subcategory_id).
-type ClosureIds = (Option<Uuid>, Option<Uuid>, Option<Uuid>);
 
 from_row! {
     /// The transition state of a conversation (what [`Conversation`] needs).
@@ -326,42 +308,6 @@ impl super::Store {
         Ok(row
             .map(StateRow::into_domain)
             .filter(|c| scope.allows(c.campaign_id)))
-    }
-
-    /// A conversation by id with its history, ids and one page of at most
-    /// `size` messages at `messages` (the latest, or those before a
-    /// message), if the scope covers it.
-    pub async fn api_conversation(
-        &self,
-        scope: &Scope,
-        id: Uuid,
-        messages: TranscriptPosition,
-        size: usize,
-    ) -> StoreResult<Option<ApiConversation>> {
-        let Some(state) = self.conversation_state(scope, id).await? else {
-            return Ok(None);
-        };
-        let Some(detail) = self.conversation_detail(scope, state.folio).await? else {
-            return Ok(None);
-        };
-        let ids: ClosureIds = with_read!(self, |pool| {
-            sqlx::query_as(
-                "select reactivates_id, closure_category_id, closure_subcategory_id \
-                     from conversations where id = $1",
-            )
-            .bind(id)
-            .fetch_one(pool)
-            .await?
-        });
-        let page = self.transcript_page(id, messages, size).await?;
-        Ok(Some(ApiConversation {
-            detail,
-            reactivates_id: ids.0,
-            closure_category_id: ids.1,
-            closure_subcategory_id: ids.2,
-            messages: page.messages,
-            older_messages: page.older,
-        }))
     }
 
     /// Records an agent's message and the activity it means. Not a

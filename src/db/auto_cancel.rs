@@ -721,21 +721,14 @@ impl super::Store {
         }
         Ok(recorded)
     }
-
-    /// The nudges sent to a conversation with their delivery state, oldest first.
-    pub async fn nudges_of(&self, conversation_id: Uuid) -> StoreResult<Vec<NudgeSent>> {
-        Ok(with_read!(self, |pool| {
-            sqlx::query_as(
-                "select r.id as rule_id, r.name as rule_name, m.text, n.sent_at, o.id as outbox_id, o.delivered_at \
-                 from auto_cancel_nudges n \
-                 join auto_cancel_rules r on r.id = n.rule_id \
-                 join messages m on m.id = n.message_id \
-                 left join outbox_messages o on o.message_id = n.message_id \
-                 where n.conversation_id = $1 order by n.sent_at, n.message_id",
-            )
-            .bind(conversation_id)
-            .fetch_all(pool)
-            .await?
-        }))
-    }
 }
+
+/// The nudges sent to conversation `$1` with their delivery state, oldest
+/// first (see [`NudgeSent`]).
+pub(super) const NUDGES_OF: &str = "select r.id as rule_id, r.name as rule_name, m.text, n.sent_at, \
+     o.id as outbox_id, o.delivered_at \
+     from auto_cancel_nudges n \
+     join auto_cancel_rules r on r.id = n.rule_id \
+     join messages m on m.id = n.message_id \
+     left join outbox_messages o on o.message_id = n.message_id \
+     where n.conversation_id = $1 order by n.sent_at, n.message_id";

@@ -17,11 +17,13 @@ use uuid::Uuid;
 
 use std::borrow::Cow;
 
-use sqlx::QueryBuilder;
+use sqlx::{FromRow, QueryBuilder};
 
+use super::auto_cancel::{NUDGES_OF, NudgeSent};
 use super::backend::Backend;
 use super::row::from_row;
-use super::{StoreResult, Ts, with_read};
+use super::transcripts::{TranscriptPage, TranscriptPosition, page_of, push_page_query};
+use super::{StoreResult, Ts, with_read, with_read_connection};
 use crate::domain::{ActorKind, ChannelKind, Conversation, EventKind, Scope, Status};
 
 /// Rows per Mensajes page.
@@ -350,14 +352,29 @@ from_row! {
     }
 }
 
-/// A conversation with its full history, newest first.
+/// Which conversation a reader names: the console names it by folio, the
+/// API by id.
+#[derive(Debug, Clone, Copy)]
+pub enum ConversationKey {
+    Folio(i64),
+    Id(Uuid),
+}
+
+/// A conversation with everything its page shows, the console's and the
+/// API's (see [`super::Store::conversation_reads`]).
 #[derive(Debug, Clone)]
-pub struct ConversationDetail {
+pub struct ConversationReads {
     pub row: ConversationRow,
+    pub closure_ids: ClosureIds,
+    /// Its full history, newest first.
     pub history: Vec<HistoryRow>,
     /// The folio of the conversation that restarted this one when the
     /// customer wrote again after its closing, if any.
     pub restarted_as: Option<i64>,
+    /// The automatic nudges sent to it, oldest first.
+    pub nudges: Vec<NudgeSent>,
+    /// The page of its transcript asked for.
+    pub transcript: TranscriptPage,
 }
 
 /// The columns of [`ConversationRow`], up to `from` (the source follows).
@@ -375,7 +392,20 @@ pub struct ConversationDetail {
 /// session). No filter reads them.
 macro_rules! row_columns {
     () => {
-        "select c.id, c.folio, c.campaign_id, c.channel_id, c.contact_id, \
+        concat!(
+            "select ",
+            $crate::db::conversations::row_column_list!(),
+            " from "
+        )
+    };
+}
+
+/// [`row_columns!`]'s list of columns alone, without `select` and `from`,
+/// for a statement that reads more columns of the row (see
+/// [`conversation_record!`]). A literal for `concat!`, as [`row_columns!`].
+macro_rules! row_column_list {
+    () => {
+        "c.id, c.folio, c.campaign_id, c.channel_id, c.contact_id, \
         c.status, c.version, c.agent_id, a.name as agent_name, \
         coalesce(a.connected, false) as agent_connected, k.name as contact_name, k.external_id as contact_external_id, \
         h.kind as channel_kind, h.name as channel_name, p.name as campaign_name, \
@@ -389,7 +419,7 @@ macro_rules! row_columns {
             where sub.id = c.closure_subcategory_id) as subcategory_name, \
         c.closure_comment, \
         (select prev.folio from conversations prev \
-            where prev.id = c.reactivates_id) as reactivates_folio from "
+            where prev.id = c.reactivates_id) as reactivates_folio"
     };
 }
 
@@ -407,7 +437,7 @@ macro_rules! row_joins {
 }
 
 // A PostgreSQL transition answers with the row it wrote (see `transitions`).
-pub(super) use {row_columns, row_joins};
+pub(super) use {row_column_list, row_columns, row_joins};
 
 /// Columns of [`ConversationRow`]; `c` is the conversation.
 pub(super) const ROW_SELECT: &str = concat!(row_columns!(), "conversations c", row_joins!());
@@ -419,6 +449,40 @@ pub(super) const CONVERSATION_BY_FOLIO: &str = concat!(
     row_joins!(),
     " where c.folio = $1"
 );
+
+/// One conversation's [`ConversationRow`] and [`ClosureIds`] (the API
+/// names the closure and the conversation restarted by id), where
+/// `$key = $1`; the caller checks the scope. A literal for `concat!`, as
+/// [`row_columns!`].
+macro_rules! conversation_record {
+    ($key:literal) => {
+        concat!(
+            "select c.reactivates_id, c.closure_category_id, c.closure_subcategory_id, ",
+            row_column_list!(),
+            " from conversations c",
+            row_joins!(),
+            " where ",
+            $key,
+            " = $1"
+        )
+    };
+}
+
+/// A conversation's record (see [`conversation_record!`]) by folio.
+pub(super) const RECORD_BY_FOLIO: &str = conversation_record!("c.folio");
+/// A conversation's record (see [`conversation_record!`]) by id.
+pub(super) const RECORD_BY_ID: &str = conversation_record!("c.id");
+
+from_row! {
+    /// The ids behind a closed conversation's names, for the API: the
+    /// conversation it restarted, its closure category and sub-category.
+    #[derive(Debug, Clone, Copy, Default)]
+    pub struct ClosureIds {
+        pub reactivates_id: Option<Uuid>,
+        pub closure_category_id: Option<Uuid>,
+        pub closure_subcategory_id: Option<Uuid>,
+    }
+}
 
 /// The columns and joins of [`HistoryRow`] for conversation `$1`, newest first.
 /// A literal for `concat!`, as [`row_columns!`].
@@ -441,7 +505,7 @@ macro_rules! history_select {
 }
 
 /// The whole history of conversation `$1`, newest first.
-const HISTORY_SELECT: &str = history_select!();
+pub(super) const HISTORY_SELECT: &str = history_select!();
 /// The latest history row of conversation `$1`.
 pub(super) const LATEST_EVENT_SELECT: &str = concat!(history_select!(), " limit 1");
 
@@ -2675,44 +2739,69 @@ impl super::Store {
         Ok(row.filter(|r| scope.allows(r.campaign_id)))
     }
 
-    /// One conversation by folio with its history, if the scope covers it.
-    pub async fn conversation_detail(
+    /// The conversation `key` names, if the scope covers it, with its
+    /// history, its nudges and the `size` messages of its transcript at
+    /// `position`: a conversation page's reads, on one connection (see
+    /// [`with_read_connection!`]). Read one by one, the console's page
+    /// waited for a read connection twice under load and took three at
+    /// once, and the API's waited six times.
+    pub async fn conversation_reads(
         &self,
         scope: &Scope,
-        folio: i64,
-    ) -> StoreResult<Option<ConversationDetail>> {
-        let Some(row) = self.conversation(scope, folio).await? else {
-            return Ok(None);
-        };
-        let (history, restarted_as) = self.conversation_history(row.id).await?;
-        Ok(Some(ConversationDetail {
-            row,
-            history,
-            restarted_as,
-        }))
-    }
-
-    /// The history of conversation `id` (see [`ConversationDetail`]) and
-    /// the folio of the conversation its customer's next message started
-    /// after it closed, if any. Not scoped: the caller read the
-    /// conversation in its scope first.
-    pub async fn conversation_history(
-        &self,
-        id: Uuid,
-    ) -> StoreResult<(Vec<HistoryRow>, Option<i64>)> {
-        Ok(with_read!(self, |pool| {
+        key: ConversationKey,
+        position: TranscriptPosition,
+        size: usize,
+    ) -> StoreResult<Option<ConversationReads>> {
+        let limit = i64::try_from(size).unwrap_or(i64::MAX).saturating_add(1);
+        with_read_connection!(self, |conn| {
+            let record = match key {
+                ConversationKey::Folio(folio) => {
+                    sqlx::query(RECORD_BY_FOLIO)
+                        .bind(folio)
+                        .fetch_optional(&mut *conn)
+                        .await?
+                }
+                ConversationKey::Id(id) => {
+                    sqlx::query(RECORD_BY_ID)
+                        .bind(id)
+                        .fetch_optional(&mut *conn)
+                        .await?
+                }
+            };
+            let Some(record) = record else {
+                return Ok(None);
+            };
+            let row = ConversationRow::from_row(&record)?;
+            if !scope.allows(row.campaign_id) {
+                return Ok(None);
+            }
+            let closure_ids = ClosureIds::from_row(&record)?;
             let history = sqlx::query_as(HISTORY_SELECT)
-                .bind(id)
-                .fetch_all(pool)
+                .bind(row.id)
+                .fetch_all(&mut *conn)
                 .await?;
             // The first restart: only a final conversation restarts, and
             // only once, but nothing in the schema forbids a second.
             let restarted_as = sqlx::query_scalar(RESTARTED_AS)
-                .bind(id)
-                .fetch_one(pool)
+                .bind(row.id)
+                .fetch_one(&mut *conn)
                 .await?;
-            (history, restarted_as)
-        }))
+            let nudges = sqlx::query_as(NUDGES_OF)
+                .bind(row.id)
+                .fetch_all(&mut *conn)
+                .await?;
+            let mut qb = QueryBuilder::new("");
+            push_page_query(&mut qb, row.id, position, limit);
+            let messages = qb.build_query_as().fetch_all(&mut *conn).await?;
+            Ok(Some(ConversationReads {
+                transcript: page_of(messages, position, size),
+                row,
+                closure_ids,
+                history,
+                restarted_as,
+                nudges,
+            }))
+        })
     }
 }
 

@@ -47,8 +47,8 @@ pub use admin::{
     AdminResult, CampaignRecord, CampaignSummary, ChannelRecord, MemberRow, Refusal, TokenRecord,
 };
 pub use api::{
-    ApiConversation, ChannelAuth, ChannelToken, InboundMessage, InboundOutcome, IntegrationToken,
-    random_token, token_hash,
+    ChannelAuth, ChannelToken, InboundMessage, InboundOutcome, IntegrationToken, random_token,
+    token_hash,
 };
 pub use audit::{ADMIN_PAGE_SIZE, AdminPage, AuditEntry, AuditFilter, AuditRow, PageCursor};
 pub use auto_cancel::{
@@ -59,8 +59,9 @@ pub use bulk::{
 };
 pub use categories::{CategoryAdmin, Direction, SubcategoryAdmin};
 pub use conversations::{
-    BROAD_SEARCH_CONTACTS, COUNT_CAP, ConversationDetail, ConversationRow, Cursor, HistoryRow,
-    ListFilter, ListOrder, ListPage, RESTARTED_AS, Search, StatusFilter, TabCount, ViewCounts,
+    BROAD_SEARCH_CONTACTS, COUNT_CAP, ClosureIds, ConversationKey, ConversationReads,
+    ConversationRow, Cursor, HistoryRow, ListFilter, ListOrder, ListPage, RESTARTED_AS, Search,
+    StatusFilter, TabCount, ViewCounts,
 };
 pub use demo::{
     DemoPlan, DemoSummary, PlannedCampaign, PlannedCategory, PlannedChannel, PlannedContact,

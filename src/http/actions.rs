@@ -23,7 +23,7 @@ use super::transcript::{self, MessageView};
 use crate::app::state::AppState;
 use crate::db::{
     ActionFormReads, AgentOption, CategoryOption, ConversationRow, HistoryRow, Store,
-    TranscriptPage, TranscriptPosition,
+    TranscriptPage,
 };
 use crate::domain::conversation::{self as rules};
 use crate::domain::text::COMMENT_MAX_CHARS;
@@ -203,17 +203,28 @@ struct Options {
     recent: TranscriptPage,
 }
 
-async fn options_for(store: &Store, row: &ConversationRow) -> Result<Options, AppError> {
-    let (categories, agents, recent) = tokio::try_join!(
-        store.closure_options(row.campaign_id),
-        store.reassign_options(row.campaign_id, row.agent_id),
-        store.transcript_page(row.id, TranscriptPosition::Latest, transcript::RECENT)
-    )?;
-    Ok(Options {
+/// Conversation `folio` in `user`'s scope, with the form's options, read
+/// on one connection (see [`Store::action_form`]).
+async fn read_form(
+    store: &Store,
+    user: &CurrentUser,
+    folio: i64,
+) -> Result<(ConversationRow, Options), AppError> {
+    let ActionFormReads {
+        row,
         categories,
         agents,
         recent,
-    })
+    } = store
+        .action_form(&user.scope, folio, transcript::RECENT)
+        .await?
+        .ok_or(AppError::NotFound(NOT_FOUND))?;
+    let options = Options {
+        categories,
+        agents,
+        recent,
+    };
+    Ok((row, options))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -360,21 +371,7 @@ pub async fn show(
     query: web::Query<FormQuery>,
 ) -> Result<HttpResponse, AppError> {
     let folio = parse_folio(&path)?;
-    let ActionFormReads {
-        row,
-        categories,
-        agents,
-        recent,
-    } = state
-        .store
-        .action_form(&user.scope, folio, transcript::RECENT)
-        .await?
-        .ok_or(AppError::NotFound(NOT_FOUND))?;
-    let options = Options {
-        categories,
-        agents,
-        recent,
-    };
+    let (row, options) = read_form(&state.store, &user, folio).await?;
     // Without JavaScript the icon is a plain link: return to the page it was
     // clicked on (the Referer, same-origin only by our referrer policy), so
     // the filters and the page survive.
@@ -514,7 +511,9 @@ pub async fn submit(
     let transition = match decide(&state, &user, &row, &input).await? {
         Ok(transition) => transition,
         Err(refusal) => {
-            let options = options_for(store, &row).await?;
+            // The form comes back on the conversation as it was decided
+            // on; only its options are read again.
+            let (_, options) = read_form(store, &user, row.folio).await?;
             return reply(
                 &row,
                 options,
@@ -528,12 +527,12 @@ pub async fn submit(
     let updated = match store.apply_transition_showing(&transition).await? {
         Ok(updated) => updated,
         Err(conflict) => {
-            let current = load(&state, &user, &path).await?;
+            let (current, options) = read_form(store, &user, row.folio).await?;
             let notice = conflict_notice(&current, conflict.latest.as_ref());
             tracing::info!(folio = row.folio, "transition lost a race");
             return reply(
                 &current,
-                options_for(store, &current).await?,
+                options,
                 FieldErrors::default(),
                 Some(notice),
                 StatusCode::CONFLICT,

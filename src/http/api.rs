@@ -35,8 +35,8 @@ use uuid::Uuid;
 use super::transcript;
 use crate::app::state::AppState;
 use crate::db::{
-    Acknowledged, ApiConversation, ChannelAuth, HistoryRow, InboundMessage, InboundOutcome,
-    MessageRow, NudgeSent, StoreError, TranscriptPosition, Ts, token_hash,
+    Acknowledged, ChannelAuth, ConversationKey, ConversationReads, HistoryRow, InboundMessage,
+    InboundOutcome, MessageRow, NudgeSent, StoreError, TranscriptPosition, Ts, token_hash,
 };
 use crate::domain::{Author, Conversation, Scope, TransitionError};
 use crate::services::conversations::{self, ServiceError};
@@ -1206,8 +1206,8 @@ struct ConversationDetail {
 }
 
 impl ConversationDetail {
-    fn new(found: &ApiConversation, nudges: &[NudgeSent]) -> ConversationDetail {
-        let row = &found.detail.row;
+    fn new(found: &ConversationReads) -> ConversationDetail {
+        let row = &found.row;
         ConversationDetail {
             id: row.id,
             folio: row.folio,
@@ -1230,18 +1230,18 @@ impl ConversationDetail {
             last_activity_at: timestamp(row.last_activity_at),
             closed_at: row.closed_at.map(timestamp),
             closure: Closure {
-                category_id: found.closure_category_id,
+                category_id: found.closure_ids.closure_category_id,
                 category: row.category_name.clone(),
-                subcategory_id: found.closure_subcategory_id,
+                subcategory_id: found.closure_ids.closure_subcategory_id,
                 subcategory: row.subcategory_name.clone(),
                 comment: row.closure_comment.clone(),
                 closed_by: row.closer_name.clone(),
             },
-            reactivates_id: found.reactivates_id,
-            history: found.detail.history.iter().rev().map(Into::into).collect(),
-            messages: found.messages.iter().map(Into::into).collect(),
-            older_messages: found.older_messages.map(transcript::cursor_value),
-            nudges: nudges.iter().map(Into::into).collect(),
+            reactivates_id: found.closure_ids.reactivates_id,
+            history: found.history.iter().rev().map(Into::into).collect(),
+            messages: found.transcript.messages.iter().map(Into::into).collect(),
+            older_messages: found.transcript.older.map(transcript::cursor_value),
+            nudges: found.nudges.iter().map(Into::into).collect(),
         }
     }
 }
@@ -1334,9 +1334,8 @@ async fn conversation(
     let (messages, size) = messages_query(req.query_string())?;
     let found = state
         .store
-        .api_conversation(&scope, id, messages, size)
+        .conversation_reads(&scope, ConversationKey::Id(id), messages, size)
         .await?
         .ok_or_else(|| ApiError::not_found("No encontramos esa conversación"))?;
-    let nudges = state.store.nudges_of(id).await?;
-    Ok(HttpResponse::Ok().json(ConversationDetail::new(&found, &nudges)))
+    Ok(HttpResponse::Ok().json(ConversationDetail::new(&found)))
 }

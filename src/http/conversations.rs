@@ -14,8 +14,8 @@ use super::pages::{
 };
 use crate::app::state::AppState;
 use crate::db::{
-    COUNT_CAP, ConversationRow, Cursor, ListFilter, ListOrder, ListPage, Search, StatusFilter,
-    TabCount, Ts, ViewCounts,
+    COUNT_CAP, ConversationKey, ConversationReads, ConversationRow, Cursor, ListFilter, ListOrder,
+    ListPage, Search, StatusFilter, TabCount, Ts, ViewCounts,
 };
 use crate::domain::transcript::{printable, purged_notice};
 use crate::domain::{ChannelKind, Status};
@@ -1032,29 +1032,31 @@ pub async fn detail(
     path: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
     let folio = parse_folio(&path)?;
-    let conversation = state
+    let (position, notice) = super::transcript::read_position(req.query_string());
+    let ConversationReads {
+        row: conversation,
+        history,
+        restarted_as,
+        nudges,
+        transcript: transcript_page,
+        ..
+    } = state
         .store
-        .conversation(&user.scope, folio)
+        .conversation_reads(
+            &user.scope,
+            ConversationKey::Folio(folio),
+            position,
+            super::transcript::PAGE_SIZE,
+        )
         .await?
         .ok_or(AppError::NotFound(NOT_FOUND))?;
-    let id = conversation.id;
-    // All three read the database: asked together once the conversation
-    // is known to be in scope, the page waits for read connections twice
-    // rather than three times when the pool is busy (under the console
-    // benchmark the conversation page had the highest median of every
-    // kind of request, 370 to 700 ms, each wait a queue).
-    let ((history, restarted_as), nudges, transcript_page) = tokio::try_join!(
-        async { Ok::<_, AppError>(state.store.conversation_history(id).await?) },
-        async { Ok::<_, AppError>(state.store.nudges_of(id).await?) },
-        super::transcript::read_page(&state, id, req.query_string()),
-    )?;
     let now = Utc::now();
     let tz = state.timezone;
     let row = RowView::new(&conversation, tz, now);
     let transcript = super::transcript::view(
         &state,
         conversation.folio,
-        transcript_page,
+        (transcript_page, notice),
         &history,
         &row.customer_name,
     );

@@ -17,7 +17,6 @@ use crate::app::state::AppState;
 use crate::db::{HistoryRow, MessageKey, MessageRow, TranscriptPage, TranscriptPosition, Ts};
 use crate::domain::Author;
 use crate::domain::transcript::{Entry, interleave, printable, purged_notice};
-use crate::http::error::AppError;
 
 /// Messages per page of the conversation page.
 pub const PAGE_SIZE: usize = 50;
@@ -277,25 +276,9 @@ pub fn entries(
     entries
 }
 
-/// The page of conversation `conversation_id`'s transcript the query asks
-/// for, read, and the notice of a position that could not be read (the
-/// latest page is read instead). It needs no history: the conversation
-/// page reads both at once (see [`view`]).
-pub async fn read_page(
-    state: &AppState,
-    conversation_id: Uuid,
-    query: &str,
-) -> Result<(TranscriptPage, Option<String>), AppError> {
-    let (position, notice) = read_position(query);
-    let page = state
-        .store
-        .transcript_page(conversation_id, position, PAGE_SIZE)
-        .await?;
-    Ok((page, notice))
-}
-
-/// The transcript page `read` (see [`read_page`]) of conversation `folio`,
-/// with its history and links to the pages around it.
+/// The transcript page read at the position [`read_position`] found (and
+/// its notice) of conversation `folio`, with its history and links to the
+/// pages around it.
 pub fn view(
     state: &AppState,
     folio: i64,
@@ -323,25 +306,6 @@ pub fn view(
         latest_href,
         notice,
     }
-}
-
-/// The last [`RECENT`] messages of a conversation, oldest first, and
-/// whether it has earlier ones.
-pub async fn recent(
-    state: &AppState,
-    conversation_id: Uuid,
-    customer: &str,
-) -> Result<(Vec<MessageView>, bool), AppError> {
-    let page = state
-        .store
-        .transcript_page(conversation_id, TranscriptPosition::Latest, RECENT)
-        .await?;
-    let views = page
-        .messages
-        .iter()
-        .map(|m| MessageView::new(m, customer, state.timezone, state.transcript_days))
-        .collect();
-    Ok((views, page.older.is_some()))
 }
 
 #[cfg(test)]
