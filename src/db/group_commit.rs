@@ -20,6 +20,7 @@
 use tokio::sync::{mpsc, oneshot};
 
 use super::api::{InboundMessage, InboundOutcome};
+use super::conversations::ConversationRow;
 use super::inbound::{self, SqliteDelivery};
 use super::transitions::{self, ApplyWith};
 use super::{ChannelAuth, StoreResult, Ts};
@@ -40,15 +41,21 @@ enum Job {
     Transition {
         transition: Transition,
         with: ApplyWith,
-        /// True when applied; false when the compare-and-set lost.
-        reply: oneshot::Sender<StoreResult<bool>>,
+        /// Whether to answer with the changed row.
+        showing: bool,
+        reply: oneshot::Sender<StoreResult<Applied>>,
     },
 }
+
+/// A transition's answer: the changed row when asked for (`Ok(None)` when
+/// not), or `Err(())` when the compare-and-set lost.
+type Applied = Result<Option<ConversationRow>, ()>;
 
 /// What a job wrote, to answer once the batch has committed.
 enum Written {
     Delivery(SqliteDelivery),
-    Transition(bool),
+    /// Boxed: a row is several times a delivery's size.
+    Transition(Box<Applied>),
 }
 
 impl Job {
@@ -62,8 +69,13 @@ impl Job {
                 ..
             } => Written::Delivery(inbound::deliver_sqlite(tx, channel, message, *now).await?),
             Job::Transition {
-                transition, with, ..
-            } => Written::Transition(transitions::apply_sqlite(tx, transition, *with).await?),
+                transition,
+                with,
+                showing,
+                ..
+            } => Written::Transition(Box::new(
+                transitions::apply_sqlite_showing(tx, transition, *with, *showing).await?,
+            )),
         })
     }
 
@@ -75,7 +87,7 @@ impl Job {
                 let _ = reply.send(Ok(inbound::settle(feed, delivery)));
             }
             (Job::Transition { reply, .. }, Written::Transition(applied)) => {
-                let _ = reply.send(Ok(applied));
+                let _ = reply.send(Ok(*applied));
             }
             (job, _) => job.fail(sqlx::Error::Protocol(
                 "a batched write answered for another kind of write".into(),
@@ -149,12 +161,19 @@ impl GroupCommit {
     }
 
     /// Applies `transition` with the next batch and waits for its commit:
-    /// true when applied, false when the conversation had changed.
-    pub(super) async fn apply(&self, transition: Transition, with: ApplyWith) -> StoreResult<bool> {
+    /// `Ok` when applied (with the changed row when `showing`), `Err(())`
+    /// when the conversation had changed.
+    pub(super) async fn apply(
+        &self,
+        transition: Transition,
+        with: ApplyWith,
+        showing: bool,
+    ) -> StoreResult<Applied> {
         let (reply, answer) = oneshot::channel();
         self.submit(Job::Transition {
             transition,
             with,
+            showing,
             reply,
         })?;
         answer.await.map_err(|_| sqlx::Error::PoolClosed)?

@@ -329,6 +329,29 @@ pub(super) async fn apply_sqlite(
     }
 }
 
+/// [`apply_sqlite`], answering with the conversation as the console shows
+/// it once changed when `showing` (read in the same transaction, after
+/// the write): `Err(())` when the compare-and-set lost, `Ok(None)` when
+/// applied and not `showing`.
+pub(super) async fn apply_sqlite_showing(
+    tx: &mut sqlx::SqliteConnection,
+    t: &Transition,
+    with: ApplyWith,
+    showing: bool,
+) -> Result<Result<Option<ConversationRow>, ()>, sqlx::Error> {
+    if !apply_sqlite(tx, t, with).await? {
+        return Ok(Err(()));
+    }
+    if !showing {
+        return Ok(Ok(None));
+    }
+    let row: ConversationRow = sqlx::query_as(ROW_BY_ID)
+        .bind(t.conversation_id)
+        .fetch_one(&mut *tx)
+        .await?;
+    Ok(Ok(Some(row)))
+}
+
 /// Applies `t` on PostgreSQL inside the open transaction `tx`, with its
 /// change log entry (`notification`): true when the compare-and-set held,
 /// false when the conversation had changed (nothing was written). For a
@@ -372,9 +395,13 @@ impl super::Store {
 
     /// [`apply_transition`](Self::apply_transition), answering with the
     /// conversation as it now is, names included, for the console to show.
-    /// On PostgreSQL that is the transition's own statement; on SQLite the
-    /// row is read after the commit from the read pool, which keeps the
-    /// one writer's work as short as it was.
+    /// On PostgreSQL that is the transition's own statement; on SQLite it
+    /// is read right after the write, in the batch's transaction. It was
+    /// read after the commit from the read pool, to keep the one writer's
+    /// work short, but under the console benchmark that read waited in
+    /// the read pool's queue with the lists (a cancel's median was three
+    /// times a list's), while on the writer it is one look-up by primary
+    /// key for a few transitions a second.
     pub async fn apply_transition_showing(
         &self,
         t: &Transition,
@@ -389,25 +416,18 @@ impl super::Store {
             .await?;
         Ok(match applied {
             Ok(Some(row)) => Ok(row),
-            Ok(None) => Ok(self.conversation_by_id(t.conversation_id).await?.ok_or(
-                sqlx::Error::Protocol("a changed conversation could not be read back".into()),
-            )?),
+            Ok(None) => {
+                return Err(sqlx::Error::Protocol(
+                    "a transition asked for its row answered none".into(),
+                )
+                .into());
+            }
             Err(conflict) => Err(conflict),
         })
     }
 
-    /// One conversation by id, as the console shows it.
-    async fn conversation_by_id(&self, id: Uuid) -> StoreResult<Option<ConversationRow>> {
-        Ok(with_read!(self, |pool| {
-            sqlx::query_as(ROW_BY_ID)
-                .bind(id)
-                .fetch_optional(pool)
-                .await?
-        }))
-    }
-
     /// [`Store::apply_transition_with`] on the current task; with `showing`,
-    /// PostgreSQL also answers with the changed row (SQLite never does: see
+    /// it also answers with the changed row (see
     /// [`Store::apply_transition_showing`]).
     async fn apply_transition_here(
         &self,
@@ -423,11 +443,7 @@ impl super::Store {
         let outcome = match self {
             // With the next group commit (see [`super::group_commit`]).
             super::Store::Sqlite(pools) => {
-                if pools.group_commit.apply(t.clone(), with).await? {
-                    Ok(None)
-                } else {
-                    Err(())
-                }
+                pools.group_commit.apply(t.clone(), with, showing).await?
             }
             super::Store::Postgres(pg) => {
                 let args = TransitionWrite::new(t, with)
