@@ -442,18 +442,10 @@ pub(super) use {row_column_list, row_columns, row_joins};
 /// Columns of [`ConversationRow`]; `c` is the conversation.
 pub(super) const ROW_SELECT: &str = concat!(row_columns!(), "conversations c", row_joins!());
 
-/// One conversation by folio (`$1`); the caller checks the scope.
-pub(super) const CONVERSATION_BY_FOLIO: &str = concat!(
-    row_columns!(),
-    "conversations c",
-    row_joins!(),
-    " where c.folio = $1"
-);
-
 /// One conversation's [`ConversationRow`] and [`ClosureIds`] (the API
-/// names the closure and the conversation restarted by id), where
-/// `$key = $1`; the caller checks the scope. A literal for `concat!`, as
-/// [`row_columns!`].
+/// names the closure and the conversation restarted by id; a reader of the
+/// row alone ignores them), where `$key = $1`; the caller checks the
+/// scope. A literal for `concat!`, as [`row_columns!`].
 macro_rules! conversation_record {
     ($key:literal) => {
         concat!(
@@ -468,10 +460,10 @@ macro_rules! conversation_record {
     };
 }
 
-/// A conversation's record (see [`conversation_record!`]) by folio.
-pub(super) const RECORD_BY_FOLIO: &str = conversation_record!("c.folio");
-/// A conversation's record (see [`conversation_record!`]) by id.
-pub(super) const RECORD_BY_ID: &str = conversation_record!("c.id");
+/// One conversation by folio (see [`conversation_record!`]).
+pub(super) const CONVERSATION_BY_FOLIO: &str = conversation_record!("c.folio");
+/// One conversation by id (see [`conversation_record!`]).
+pub(super) const CONVERSATION_BY_ID: &str = conversation_record!("c.id");
 
 from_row! {
     /// The ids behind a closed conversation's names, for the API: the
@@ -2756,13 +2748,13 @@ impl super::Store {
         with_read_connection!(self, |conn| {
             let record = match key {
                 ConversationKey::Folio(folio) => {
-                    sqlx::query(RECORD_BY_FOLIO)
+                    sqlx::query(CONVERSATION_BY_FOLIO)
                         .bind(folio)
                         .fetch_optional(&mut *conn)
                         .await?
                 }
                 ConversationKey::Id(id) => {
-                    sqlx::query(RECORD_BY_ID)
+                    sqlx::query(CONVERSATION_BY_ID)
                         .bind(id)
                         .fetch_optional(&mut *conn)
                         .await?

@@ -18,7 +18,8 @@ use uuid::Uuid;
 
 use super::backend::{Args, Backend};
 use super::conversations::{
-    CONVERSATION_BY_FOLIO, ConversationRow, HistoryRow, LATEST_EVENT_SELECT, row_columns, row_joins,
+    CONVERSATION_BY_FOLIO, CONVERSATION_BY_ID, ConversationRow, HistoryRow, LATEST_EVENT_SELECT,
+    row_columns, row_joins,
 };
 use super::row::from_row;
 use super::transcripts::{
@@ -163,14 +164,6 @@ const POSTGRES_APPLY_SHOWING: &str = concat!(
     "changed c",
     row_joins!(),
     "where (select count(*) from announce) = 1"
-);
-
-/// One conversation by id, as the console shows it.
-const ROW_BY_ID: &str = concat!(
-    row_columns!(),
-    "conversations c",
-    row_joins!(),
-    "where c.id = $1"
 );
 
 /// What one application of a transition adds to the plain compare-and-set.
@@ -345,7 +338,7 @@ pub(super) async fn apply_sqlite_showing(
     if !showing {
         return Ok(Ok(None));
     }
-    let row: ConversationRow = sqlx::query_as(ROW_BY_ID)
+    let row: ConversationRow = sqlx::query_as(CONVERSATION_BY_ID)
         .bind(t.conversation_id)
         .fetch_one(&mut *tx)
         .await?;
