@@ -465,6 +465,24 @@ pub(super) const CONVERSATION_BY_FOLIO: &str = conversation_record!("c.folio");
 /// One conversation by id (see [`conversation_record!`]).
 pub(super) const CONVERSATION_BY_ID: &str = conversation_record!("c.id");
 
+/// Conversation `$folio` read on `$conn` (a pool or a held connection of
+/// either backend), if `$scope` covers it: evaluates to
+/// `Result<Option<ConversationRow>, sqlx::Error>`. The one scoped look-up by
+/// folio of every reader that goes on reading on the same connection; a
+/// macro because the backends' connections are different types.
+macro_rules! scoped_by_folio {
+    ($conn:expr, $scope:expr, $folio:expr) => {
+        sqlx::query_as::<_, $crate::db::ConversationRow>(
+            $crate::db::conversations::CONVERSATION_BY_FOLIO,
+        )
+        .bind($folio)
+        .fetch_optional($conn)
+        .await
+        .map(|row| row.filter(|r| $scope.allows(r.campaign_id)))
+    };
+}
+pub(super) use scoped_by_folio;
+
 from_row! {
     /// The ids behind a closed conversation's names, for the API: the
     /// conversation it restarted, its closure category and sub-category.
@@ -2722,13 +2740,9 @@ impl super::Store {
         scope: &Scope,
         folio: i64,
     ) -> StoreResult<Option<ConversationRow>> {
-        let row: Option<ConversationRow> = with_read!(self, |pool| {
-            sqlx::query_as(CONVERSATION_BY_FOLIO)
-                .bind(folio)
-                .fetch_optional(pool)
-                .await?
-        });
-        Ok(row.filter(|r| scope.allows(r.campaign_id)))
+        Ok(with_read!(self, |pool| {
+            scoped_by_folio!(pool, scope, folio)?
+        }))
     }
 
     /// The conversation `key` names, if the scope covers it, with its

@@ -76,7 +76,7 @@ pub use throttle::ThrottleState;
 pub use transcripts::{
     BotTurn, MessageKey, MessageRow, RecordedMessage, TranscriptPage, TranscriptPosition,
 };
-pub use transitions::{ActionFormReads, AgentOption, ApplyWith, CategoryOption, Conflict};
+pub use transitions::{ActionFormReads, AgentOption, ApplyWith, CategoryOption, Conflict, FormOf};
 pub use ts::Ts;
 pub use webhooks::{
     ATTEMPTS_KEPT, MAX_WEBHOOKS_PER_CAMPAIGN, WebhookAttempt, WebhookInput, WebhookJob,

@@ -18,8 +18,8 @@ use uuid::Uuid;
 
 use super::backend::{Args, Backend};
 use super::conversations::{
-    CONVERSATION_BY_FOLIO, CONVERSATION_BY_ID, ConversationRow, HistoryRow, LATEST_EVENT_SELECT,
-    row_columns, row_joins,
+    CONVERSATION_BY_ID, ConversationRow, HistoryRow, LATEST_EVENT_SELECT, row_columns, row_joins,
+    scoped_by_folio,
 };
 use super::row::from_row;
 use super::transcripts::{
@@ -66,6 +66,23 @@ from_row! {
         in_campaign: bool,
     }
 }
+
+impl CandidateRow {
+    fn into_candidate(self) -> AgentCandidate {
+        AgentCandidate {
+            id: self.id,
+            role: self.role,
+            active: self.active,
+            connected: self.connected,
+            in_campaign: self.in_campaign,
+        }
+    }
+}
+
+/// User `$1` as a candidate agent for a conversation of campaign `$2`.
+const AGENT_CANDIDATE: &str = "select u.id, u.role, u.active, u.connected, \
+     exists (select 1 from campaign_members m where m.user_id = u.id and m.campaign_id = $2) \
+     as in_campaign from users u where u.id = $1";
 
 /// The compare-and-set: `$1` conversation, `$2` the version the transition
 /// was computed from, `$3`-`$12` the new state, `$13` the activity it must
@@ -516,23 +533,62 @@ impl super::Store {
         campaign_id: Uuid,
     ) -> StoreResult<Option<AgentCandidate>> {
         let row: Option<CandidateRow> = with_read!(self, |pool| {
-            sqlx::query_as(
-                "select u.id, u.role, u.active, u.connected, exists (select 1 from campaign_members m \
-                   where m.user_id = u.id and m.campaign_id = $2) as in_campaign \
-                 from users u where u.id = $1",
-            )
-            .bind(id)
-            .bind(campaign_id)
-            .fetch_optional(pool)
-            .await?
+            sqlx::query_as(AGENT_CANDIDATE)
+                .bind(id)
+                .bind(campaign_id)
+                .fetch_optional(pool)
+                .await?
         });
-        Ok(row.map(|r| AgentCandidate {
-            id: r.id,
-            role: r.role,
-            active: r.active,
-            connected: r.connected,
-            in_campaign: r.in_campaign,
-        }))
+        Ok(row.map(CandidateRow::into_candidate))
+    }
+
+    /// Conversation `folio`, if `scope` covers it, and with `agent` the
+    /// user it is being reassigned to (see [`Self::agent_candidate`]):
+    /// what a posted Cancelar/Reasignar decides on, read on one
+    /// connection. A reassignment waited for a read connection twice under
+    /// load, where a cancel (whose category is cached) waits once.
+    pub async fn conversation_with_candidate(
+        &self,
+        scope: &Scope,
+        folio: i64,
+        agent: Option<Uuid>,
+    ) -> StoreResult<Option<(ConversationRow, Option<AgentCandidate>)>> {
+        with_read_connection!(self, |conn| {
+            let Some(row) = scoped_by_folio!(&mut *conn, scope, folio)? else {
+                return Ok(None);
+            };
+            let candidate = match agent {
+                Some(agent) => sqlx::query_as::<_, CandidateRow>(AGENT_CANDIDATE)
+                    .bind(agent)
+                    .bind(row.campaign_id)
+                    .fetch_optional(&mut *conn)
+                    .await?
+                    .map(CandidateRow::into_candidate),
+                None => None,
+            };
+            Ok(Some((row, candidate)))
+        })
+    }
+
+    /// The closure options (see [`Self::closure_options`]) of conversation
+    /// `folio`'s campaign, if `scope` covers it: the form's sub-category
+    /// list, read on one connection.
+    pub async fn closure_options_of(
+        &self,
+        scope: &Scope,
+        folio: i64,
+    ) -> StoreResult<Option<Vec<CategoryOption>>> {
+        let rows = with_read_connection!(self, |conn| {
+            let Some(row) = scoped_by_folio!(&mut *conn, scope, folio)? else {
+                return Ok(None);
+            };
+            let rows: Vec<CategoryOptionRow> = sqlx::query_as(CLOSURE_OPTIONS)
+                .bind(row.campaign_id)
+                .fetch_all(&mut *conn)
+                .await?;
+            Ok(Some(rows))
+        })?;
+        Ok(rows.map(category_options))
     }
 
     /// The active categories of a campaign, each with its active sub-categories,
@@ -562,7 +618,7 @@ impl super::Store {
         Ok(without(agents, except))
     }
 
-    /// The conversation `folio`, if the scope covers it, with what the
+    /// The conversation `of` names, if the scope covers it, with what the
     /// Cancelar/Reasignar form offers for it (its campaign's categories
     /// and agents, see [`Self::closure_options`] and
     /// [`Self::reassign_options`]) and its last `recent` messages: the
@@ -572,16 +628,16 @@ impl super::Store {
     pub async fn action_form(
         &self,
         scope: &Scope,
-        folio: i64,
+        of: FormOf,
         recent: usize,
     ) -> StoreResult<Option<ActionFormReads>> {
         let limit = i64::try_from(recent).unwrap_or(i64::MAX).saturating_add(1);
         let read = with_read_connection!(self, |conn| {
-            let row: Option<ConversationRow> = sqlx::query_as(CONVERSATION_BY_FOLIO)
-                .bind(folio)
-                .fetch_optional(&mut *conn)
-                .await?;
-            match row.filter(|r| scope.allows(r.campaign_id)) {
+            let row = match of {
+                FormOf::Folio(folio) => scoped_by_folio!(&mut *conn, scope, folio)?,
+                FormOf::Row(row) => Some(*row),
+            };
+            match row {
                 None => Ok(None),
                 Some(row) => {
                     let categories: Vec<CategoryOptionRow> = sqlx::query_as(CLOSURE_OPTIONS)
@@ -632,6 +688,19 @@ const REASSIGN_OPTIONS: &str = "select u.id, u.name, u.connected, \
      join campaign_members m on m.user_id = u.id and m.campaign_id = $1 \
      where u.role = 'agent' and u.active \
      order by u.connected desc, open_count, u.name, u.id";
+
+/// Which conversation [`Store::action_form`](super::Store::action_form)
+/// reads the form of.
+#[derive(Debug, Clone)]
+pub enum FormOf {
+    /// The conversation of this folio, read first and checked against the
+    /// scope.
+    Folio(i64),
+    /// This row, already read in the scope: the form of a refused post
+    /// shows the conversation as it was decided on, and only its options
+    /// and messages are read. Boxed: a row is many times a folio's size.
+    Row(Box<ConversationRow>),
+}
 
 /// What the Cancelar/Reasignar form reads (see [`Store::action_form`](super::Store::action_form)).
 #[derive(Debug, Clone)]

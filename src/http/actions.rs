@@ -22,12 +22,14 @@ use super::pages::{
 use super::transcript::{self, MessageView};
 use crate::app::state::AppState;
 use crate::db::{
-    ActionFormReads, AgentOption, CategoryOption, ConversationRow, HistoryRow, Store,
+    ActionFormReads, AgentOption, CategoryOption, ConversationRow, FormOf, HistoryRow, Store,
     TranscriptPage,
 };
 use crate::domain::conversation::{self as rules};
 use crate::domain::text::COMMENT_MAX_CHARS;
-use crate::domain::{EventKind, Invalid, Lookup, Role, Transition, TransitionError};
+use crate::domain::{
+    AgentCandidate, EventKind, Invalid, Lookup, Role, Transition, TransitionError,
+};
 use crate::http::auth::{CurrentUser, csrf};
 use crate::http::error::AppError;
 use crate::services::router;
@@ -203,12 +205,12 @@ struct Options {
     recent: TranscriptPage,
 }
 
-/// Conversation `folio` in `user`'s scope, with the form's options, read
-/// on one connection (see [`Store::action_form`]).
+/// The conversation `of` names in `user`'s scope, with the form's
+/// options, read on one connection (see [`Store::action_form`]).
 async fn read_form(
     store: &Store,
     user: &CurrentUser,
-    folio: i64,
+    of: FormOf,
 ) -> Result<(ConversationRow, Options), AppError> {
     let ActionFormReads {
         row,
@@ -216,7 +218,7 @@ async fn read_form(
         agents,
         recent,
     } = store
-        .action_form(&user.scope, folio, transcript::RECENT)
+        .action_form(&user.scope, of, transcript::RECENT)
         .await?
         .ok_or(AppError::NotFound(NOT_FOUND))?;
     let options = Options {
@@ -324,15 +326,23 @@ fn agent_choices(agents: &[AgentOption], chosen: &str) -> (Vec<Choice>, Vec<Choi
     (choices(connected), choices(offline))
 }
 
+/// The conversation a Cancelar/Reasignar post decides on and, for a
+/// reassignment, the agent it names (see
+/// [`Store::conversation_with_candidate`]).
 async fn load(
     state: &AppState,
     user: &CurrentUser,
     raw_folio: &str,
-) -> Result<ConversationRow, AppError> {
+    input: &ActionInput,
+) -> Result<(ConversationRow, Option<AgentCandidate>), AppError> {
     let folio = parse_folio(raw_folio)?;
+    let agent = match input.action.as_str() {
+        "reasignar" => parse_lookup(&input.agent).ok().flatten(),
+        _ => None,
+    };
     state
         .store
-        .conversation(&user.scope, folio)
+        .conversation_with_candidate(&user.scope, folio, agent)
         .await?
         .ok_or(AppError::NotFound(NOT_FOUND))
 }
@@ -371,7 +381,7 @@ pub async fn show(
     query: web::Query<FormQuery>,
 ) -> Result<HttpResponse, AppError> {
     let folio = parse_folio(&path)?;
-    let (row, options) = read_form(&state.store, &user, folio).await?;
+    let (row, options) = read_form(&state.store, &user, FormOf::Folio(folio)).await?;
     // Without JavaScript the icon is a plain link: return to the page it was
     // clicked on (the Referer, same-origin only by our referrer policy), so
     // the filters and the page survive.
@@ -409,8 +419,11 @@ pub async fn subcategories(
     path: web::Path<String>,
     query: web::Query<FormQuery>,
 ) -> Result<HttpResponse, AppError> {
-    let row = load(&state, &user, &path).await?;
-    let categories = state.store.closure_options(row.campaign_id).await?;
+    let categories = state
+        .store
+        .closure_options_of(&user.scope, parse_folio(&path)?)
+        .await?
+        .ok_or(AppError::NotFound(NOT_FOUND))?;
     render(&SubcategoryList::of(&categories, &query.category, ""))
 }
 
@@ -490,7 +503,7 @@ pub async fn submit(
 ) -> Result<HttpResponse, AppError> {
     let input = form.into_inner();
     let modal = is_fragment_request(&req);
-    let row = load(&state, &user, &path).await?;
+    let (row, candidate) = load(&state, &user, &path, &input).await?;
     let store = &state.store;
     let csrf = csrf::token(&session)?;
     let reply = |row: &ConversationRow, options, errors, notice, status| {
@@ -508,12 +521,12 @@ pub async fn submit(
         respond(&req, &user, &form, status)
     };
 
-    let transition = match decide(&state, &user, &row, &input).await? {
+    let transition = match decide(&state, &user, &row, candidate, &input).await? {
         Ok(transition) => transition,
         Err(refusal) => {
             // The form comes back on the conversation as it was decided
             // on; only its options are read again.
-            let (_, options) = read_form(store, &user, row.folio).await?;
+            let (row, options) = read_form(store, &user, FormOf::Row(Box::new(row))).await?;
             return reply(
                 &row,
                 options,
@@ -527,7 +540,7 @@ pub async fn submit(
     let updated = match store.apply_transition_showing(&transition).await? {
         Ok(updated) => updated,
         Err(conflict) => {
-            let (current, options) = read_form(store, &user, row.folio).await?;
+            let (current, options) = read_form(store, &user, FormOf::Folio(row.folio)).await?;
             let notice = conflict_notice(&current, conflict.latest.as_ref());
             tracing::info!(folio = row.folio, "transition lost a race");
             return reply(
@@ -584,6 +597,7 @@ async fn decide(
     state: &AppState,
     user: &CurrentUser,
     row: &ConversationRow,
+    candidate: Option<AgentCandidate>,
     input: &ActionInput,
 ) -> Result<Result<Transition, Refusal>, AppError> {
     // The administrator decided on the state they saw; if it moved since,
@@ -597,7 +611,7 @@ async fn decide(
         ))));
     }
     let now = Utc::now();
-    let Some(computed) = compute_transition(state, user, row, input, now).await? else {
+    let Some(computed) = compute_transition(state, user, row, candidate, input, now).await? else {
         return Ok(Err(Refusal::errors(FieldErrors {
             action: Some("Elige Cancelar, Reasignar o Devolver al enrutador".into()),
             ..FieldErrors::default()
@@ -615,12 +629,14 @@ async fn decide(
 }
 
 /// The transition the form asks for, decided by the domain rule on what
-/// the form names (looked up first, and for Devolver al enrutador the
-/// router's decision); `None` when the action is none of the three.
+/// the form names (looked up first, the agent of a reassignment with the
+/// conversation as `candidate`, and for Devolver al enrutador the router's
+/// decision); `None` when the action is none of the three.
 async fn compute_transition(
     state: &AppState,
     user: &CurrentUser,
     row: &ConversationRow,
+    candidate: Option<AgentCandidate>,
     input: &ActionInput,
     now: DateTime<Utc>,
 ) -> Result<Option<Result<Transition, TransitionError>>, AppError> {
@@ -648,11 +664,7 @@ async fn compute_transition(
             )
         }
         "reasignar" => {
-            let store = &state.store;
-            let agent = lookup(&input.agent, |id| {
-                store.agent_candidate(id, row.campaign_id)
-            })
-            .await?;
+            let agent = lookup(&input.agent, |_| std::future::ready(Ok(candidate))).await?;
             let offline = if input.confirm_offline == "1" {
                 rules::OfflineAgent::Confirmed
             } else {
