@@ -635,6 +635,23 @@ async fn a_conversation_outside_scope_answers_404_on_every_action_url(backend: B
     .await;
     assert_eq!(page.status, StatusCode::NOT_FOUND);
     assert_eq!(state_of(&app, foreign).await, before);
+    // A reassignment reads the agent it names with the conversation: the
+    // scope is checked first, whoever the agent is.
+    let page = confirm(
+        &app,
+        &app.client,
+        foreign,
+        &[
+            ("_csrf", &csrf),
+            ("version", &before.1.to_string()),
+            ("accion", "reasignar"),
+            ("agente", &fx.foreign_agent.to_string()),
+        ],
+    )
+    .await;
+    assert_eq!(page.status, StatusCode::NOT_FOUND);
+    assert!(page.body.contains("No encontramos esa conversación"));
+    assert_eq!(state_of(&app, foreign).await, before);
 }
 
 async fn a_post_without_or_with_a_wrong_csrf_token_changes_nothing(backend: Backend) {
