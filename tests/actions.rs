@@ -621,37 +621,37 @@ async fn a_conversation_outside_scope_answers_404_on_every_action_url(backend: B
         );
     }
     let csrf = common::field_value(&app.get("/mensajes").await.body, "_csrf");
-    let page = confirm(
-        &app,
-        &app.client,
-        foreign,
-        &[
-            ("_csrf", &csrf),
-            ("version", &before.1.to_string()),
-            ("accion", "cancelar"),
-            ("categoria", &fx.foreign_category.to_string()),
-        ],
-    )
-    .await;
-    assert_eq!(page.status, StatusCode::NOT_FOUND);
-    assert_eq!(state_of(&app, foreign).await, before);
+    let version = before.1.to_string();
     // A reassignment reads the agent it names with the conversation: the
-    // scope is checked first, whoever the agent is.
-    let page = confirm(
-        &app,
-        &app.client,
-        foreign,
-        &[
-            ("_csrf", &csrf),
-            ("version", &before.1.to_string()),
-            ("accion", "reasignar"),
-            ("agente", &fx.foreign_agent.to_string()),
-        ],
-    )
-    .await;
-    assert_eq!(page.status, StatusCode::NOT_FOUND);
-    assert!(page.body.contains("No encontramos esa conversación"));
-    assert_eq!(state_of(&app, foreign).await, before);
+    // scope is checked first, whoever the agent is (this one would be
+    // valid for the foreign conversation).
+    let (foreign_category, foreign_agent) = (
+        fx.foreign_category.to_string(),
+        fx.foreign_agent.to_string(),
+    );
+    for (action, field, value) in [
+        ("cancelar", "categoria", &foreign_category),
+        ("reasignar", "agente", &foreign_agent),
+    ] {
+        let page = confirm(
+            &app,
+            &app.client,
+            foreign,
+            &[
+                ("_csrf", &csrf),
+                ("version", &version),
+                ("accion", action),
+                (field, value),
+            ],
+        )
+        .await;
+        assert_eq!(page.status, StatusCode::NOT_FOUND, "{action}");
+        assert!(
+            page.body.contains("No encontramos esa conversación"),
+            "{action}"
+        );
+        assert_eq!(state_of(&app, foreign).await, before, "{action}");
+    }
 }
 
 async fn a_post_without_or_with_a_wrong_csrf_token_changes_nothing(backend: Backend) {
