@@ -41,21 +41,45 @@ enum Job {
     Transition {
         transition: Transition,
         with: ApplyWith,
-        /// Whether to answer with the changed row.
-        showing: bool,
-        reply: oneshot::Sender<StoreResult<Applied>>,
+        reply: TransitionReply,
     },
 }
 
-/// A transition's answer: the changed row when asked for (`Ok(None)` when
-/// not), or `Err(())` when the compare-and-set lost.
-type Applied = Result<Option<ConversationRow>, ()>;
+/// Where a transition's answer goes: `Err(())` when the compare-and-set
+/// lost, otherwise nothing or the changed row, as the caller asked.
+enum TransitionReply {
+    Applied(oneshot::Sender<StoreResult<Result<(), ()>>>),
+    /// The conversation as the console shows it once changed, read in the
+    /// batch's transaction right after the write.
+    Showing(oneshot::Sender<StoreResult<Result<ConversationRow, ()>>>),
+}
+
+impl TransitionReply {
+    /// Answers that the compare-and-set lost.
+    fn send_lost(self) {
+        let _ = match self {
+            TransitionReply::Applied(reply) => reply.send(Ok(Err(()))).map_err(drop),
+            TransitionReply::Showing(reply) => reply.send(Ok(Err(()))).map_err(drop),
+        };
+    }
+
+    /// Answers that the batch did not commit.
+    fn send_failed(self, e: sqlx::Error) {
+        let _ = match self {
+            TransitionReply::Applied(reply) => reply.send(Err(e.into())).map_err(drop),
+            TransitionReply::Showing(reply) => reply.send(Err(e.into())).map_err(drop),
+        };
+    }
+}
 
 /// What a job wrote, to answer once the batch has committed.
 enum Written {
     Delivery(SqliteDelivery),
+    Applied,
     /// Boxed: a row is several times a delivery's size.
-    Transition(Box<Applied>),
+    Shown(Box<ConversationRow>),
+    /// The compare-and-set lost: nothing was written.
+    Lost,
 }
 
 impl Job {
@@ -71,11 +95,18 @@ impl Job {
             Job::Transition {
                 transition,
                 with,
-                showing,
-                ..
-            } => Written::Transition(Box::new(
-                transitions::apply_sqlite_showing(tx, transition, *with, *showing).await?,
-            )),
+                reply,
+            } => {
+                if !transitions::apply_sqlite(tx, transition, *with).await? {
+                    Written::Lost
+                } else if let TransitionReply::Showing(_) = reply {
+                    Written::Shown(Box::new(
+                        transitions::changed_row(tx, transition.conversation_id).await?,
+                    ))
+                } else {
+                    Written::Applied
+                }
+            }
         })
     }
 
@@ -86,9 +117,25 @@ impl Job {
             (Job::Delivery { reply, .. }, Written::Delivery(delivery)) => {
                 let _ = reply.send(Ok(inbound::settle(feed, delivery)));
             }
-            (Job::Transition { reply, .. }, Written::Transition(applied)) => {
-                let _ = reply.send(Ok(*applied));
+            (
+                Job::Transition {
+                    reply: TransitionReply::Applied(reply),
+                    ..
+                },
+                Written::Applied,
+            ) => {
+                let _ = reply.send(Ok(Ok(())));
             }
+            (
+                Job::Transition {
+                    reply: TransitionReply::Showing(reply),
+                    ..
+                },
+                Written::Shown(row),
+            ) => {
+                let _ = reply.send(Ok(Ok(*row)));
+            }
+            (Job::Transition { reply, .. }, Written::Lost) => reply.send_lost(),
             (job, _) => job.fail(sqlx::Error::Protocol(
                 "a batched write answered for another kind of write".into(),
             )),
@@ -101,9 +148,7 @@ impl Job {
             Job::Delivery { reply, .. } => {
                 let _ = reply.send(Err(e.into()));
             }
-            Job::Transition { reply, .. } => {
-                let _ = reply.send(Err(e.into()));
-            }
+            Job::Transition { reply, .. } => reply.send_failed(e),
         }
     }
 }
@@ -161,20 +206,31 @@ impl GroupCommit {
     }
 
     /// Applies `transition` with the next batch and waits for its commit:
-    /// `Ok` when applied (with the changed row when `showing`), `Err(())`
-    /// when the conversation had changed.
+    /// `Ok` when applied, `Err(())` when the conversation had changed.
     pub(super) async fn apply(
         &self,
         transition: Transition,
         with: ApplyWith,
-        showing: bool,
-    ) -> StoreResult<Applied> {
+    ) -> StoreResult<Result<(), ()>> {
         let (reply, answer) = oneshot::channel();
         self.submit(Job::Transition {
             transition,
             with,
-            showing,
-            reply,
+            reply: TransitionReply::Applied(reply),
+        })?;
+        answer.await.map_err(|_| sqlx::Error::PoolClosed)?
+    }
+
+    /// [`Self::apply`], answering with the changed row.
+    pub(super) async fn apply_showing(
+        &self,
+        transition: Transition,
+    ) -> StoreResult<Result<ConversationRow, ()>> {
+        let (reply, answer) = oneshot::channel();
+        self.submit(Job::Transition {
+            transition,
+            with: ApplyWith::default(),
+            reply: TransitionReply::Showing(reply),
         })?;
         answer.await.map_err(|_| sqlx::Error::PoolClosed)?
     }

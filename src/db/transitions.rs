@@ -339,27 +339,17 @@ pub(super) async fn apply_sqlite(
     }
 }
 
-/// [`apply_sqlite`], answering with the conversation as the console shows
-/// it once changed when `showing` (read in the same transaction, after
-/// the write): `Err(())` when the compare-and-set lost, `Ok(None)` when
-/// applied and not `showing`.
-pub(super) async fn apply_sqlite_showing(
+/// Conversation `id` as the console shows it, read on `tx`: a console
+/// transition's answer, read in the batch's transaction right after the
+/// write (see [`Store::apply_transition_showing`](super::Store::apply_transition_showing)).
+pub(super) async fn changed_row(
     tx: &mut sqlx::SqliteConnection,
-    t: &Transition,
-    with: ApplyWith,
-    showing: bool,
-) -> Result<Result<Option<ConversationRow>, ()>, sqlx::Error> {
-    if !apply_sqlite(tx, t, with).await? {
-        return Ok(Err(()));
-    }
-    if !showing {
-        return Ok(Ok(None));
-    }
-    let row: ConversationRow = sqlx::query_as(CONVERSATION_BY_ID)
-        .bind(t.conversation_id)
+    id: Uuid,
+) -> Result<ConversationRow, sqlx::Error> {
+    sqlx::query_as(CONVERSATION_BY_ID)
+        .bind(id)
         .fetch_one(&mut *tx)
-        .await?;
-    Ok(Ok(Some(row)))
+        .await
 }
 
 /// Applies `t` on PostgreSQL inside the open transaction `tx`, with its
@@ -381,6 +371,15 @@ pub(super) async fn apply_postgres(
     Ok(updated == 1)
 }
 
+/// The live change a transition `t` makes once applied.
+fn changed(t: &Transition) -> Event {
+    Event::Changed(Change {
+        conversation_id: t.conversation_id,
+        campaign_id: t.campaign_id,
+        version: t.expected_version + 1,
+    })
+}
+
 impl super::Store {
     /// Applies `transition` if the conversation is still at
     /// `transition.expected_version`; otherwise changes nothing and returns
@@ -397,10 +396,21 @@ impl super::Store {
         with: ApplyWith,
     ) -> StoreResult<Result<(), Conflict>> {
         let (store, t) = (self.clone(), t.clone());
-        let applied = self
-            .on_write_lane(async move { store.apply_transition_here(&t, with, false).await })
-            .await?;
-        Ok(applied.map(|_| ()))
+        self.on_write_lane(async move {
+            let outcome = match &store {
+                // With the next group commit (see [`super::group_commit`]).
+                super::Store::Sqlite(pools) => pools.group_commit.apply(t.clone(), with).await?,
+                super::Store::Postgres(pg) => {
+                    let args = store.postgres_arguments(&t, with)?;
+                    let (updated, _): (i64, i64) = sqlx::query_as_with(POSTGRES_APPLY, args)
+                        .fetch_one(&pg.pool)
+                        .await?;
+                    if updated == 1 { Ok(()) } else { Err(()) }
+                }
+            };
+            store.settle(&t, outcome).await
+        })
+        .await
     }
 
     /// [`apply_transition`](Self::apply_transition), answering with the
@@ -416,67 +426,47 @@ impl super::Store {
         &self,
         t: &Transition,
     ) -> StoreResult<Result<ConversationRow, Conflict>> {
-        let (store, owned) = (self.clone(), t.clone());
-        let applied = self
-            .on_write_lane(async move {
-                store
-                    .apply_transition_here(&owned, ApplyWith::default(), true)
-                    .await
-            })
-            .await?;
-        Ok(match applied {
-            Ok(Some(row)) => Ok(row),
-            Ok(None) => {
-                return Err(sqlx::Error::Protocol(
-                    "a transition asked for its row answered none".into(),
-                )
-                .into());
-            }
-            Err(conflict) => Err(conflict),
-        })
-    }
-
-    /// [`Store::apply_transition_with`] on the current task; with `showing`,
-    /// it also answers with the changed row (see
-    /// [`Store::apply_transition_showing`]).
-    async fn apply_transition_here(
-        &self,
-        t: &Transition,
-        with: ApplyWith,
-        showing: bool,
-    ) -> StoreResult<Result<Option<ConversationRow>, Conflict>> {
-        let event = Event::Changed(Change {
-            conversation_id: t.conversation_id,
-            campaign_id: t.campaign_id,
-            version: t.expected_version + 1,
-        });
-        let outcome = match self {
-            // With the next group commit (see [`super::group_commit`]).
-            super::Store::Sqlite(pools) => {
-                pools.group_commit.apply(t.clone(), with, showing).await?
-            }
-            super::Store::Postgres(pg) => {
-                let args = TransitionWrite::new(t, with)
-                    .postgres_arguments(&self.feed().notification(event))?;
-                if showing {
+        let (store, t) = (self.clone(), t.clone());
+        self.on_write_lane(async move {
+            let outcome = match &store {
+                super::Store::Sqlite(pools) => pools.group_commit.apply_showing(t.clone()).await?,
+                super::Store::Postgres(pg) => {
+                    let args = store.postgres_arguments(&t, ApplyWith::default())?;
                     let row: Option<ConversationRow> =
                         sqlx::query_as_with(POSTGRES_APPLY_SHOWING, args)
                             .fetch_optional(&pg.pool)
                             .await?;
-                    row.map(Some).ok_or(())
-                } else {
-                    let (updated, _): (i64, i64) = sqlx::query_as_with(POSTGRES_APPLY, args)
-                        .fetch_one(&pg.pool)
-                        .await?;
-                    if updated == 1 { Ok(None) } else { Err(()) }
+                    row.ok_or(())
                 }
-            }
-        };
+            };
+            store.settle(&t, outcome).await
+        })
+        .await
+    }
+
+    /// `t`'s arguments for PostgreSQL, with the change log entry of its
+    /// event for other instances.
+    fn postgres_arguments(
+        &self,
+        t: &Transition,
+        with: ApplyWith,
+    ) -> Result<sqlx::postgres::PgArguments, sqlx::Error> {
+        TransitionWrite::new(t, with).postgres_arguments(&self.feed().notification(changed(t)))
+    }
+
+    /// After `t` was applied (`Ok`) or lost its compare-and-set
+    /// (`Err(())`): publishes the change, or answers with the change that
+    /// won.
+    async fn settle<T>(
+        &self,
+        t: &Transition,
+        outcome: Result<T, ()>,
+    ) -> StoreResult<Result<T, Conflict>> {
         match outcome {
-            Ok(row) => {
-                self.publish(event);
+            Ok(answer) => {
+                self.publish(changed(t));
                 crate::telemetry::METRICS.transition_applied(t.kind.as_str());
-                Ok(Ok(row))
+                Ok(Ok(answer))
             }
             Err(()) => Ok(Err(Conflict {
                 latest: self.latest_event(t.conversation_id).await?,
